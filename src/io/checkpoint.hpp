@@ -1,0 +1,38 @@
+// Loading a Hugging Face model folder into the canonical weight set, whatever its format:
+// ModelOpt NVFP4, compressed-tensors NVFP4, or plain BF16/F16/F32 (quantized at load).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "io/quant_scheme.hpp"
+#include "model/weights.hpp"
+
+namespace fp4llm {
+
+// Per-tensor FP8 KV cache scales: stored fp8 = sat(x / scale), loaded x = fp8 * scale.
+struct KvCacheScales {
+  float k = 1.0f;
+  float v = 1.0f;
+};
+
+struct LoadOptions {
+  std::vector<std::string> exclude;  // plain checkpoints: extra modules kept in 16 bits
+  bool progress = true;
+};
+
+struct Checkpoint {
+  std::filesystem::path dir;
+  nlohmann::json config;  // config.json as stored
+  QuantScheme scheme;
+  WeightSet weights;
+  std::map<std::string, KvCacheScales> kv_scales;  // by attention module (…layers.N.self_attn)
+  uint64_t file_bytes = 0;                         // size of the .safetensors data on disk
+};
+
+Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+}  // namespace fp4llm

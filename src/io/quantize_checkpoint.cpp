@@ -1,0 +1,112 @@
+#include "io/quantize_checkpoint.hpp"
+
+#include <cstring>
+
+#include "formats/number_formats.hpp"
+#include "io/linear_selection.hpp"
+#include "io/quant_scheme.hpp"
+#include "io/safetensors_writer.hpp"
+#include "io/tensor_store.hpp"
+#include "util/error.hpp"
+#include "util/json_file.hpp"
+#include "util/progress_bar.hpp"
+
+namespace fp4llm {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+Bytes float_scalar_bytes(float v) {
+  std::vector<uint8_t> b(4);
+  std::memcpy(b.data(), &v, 4);
+  return Bytes::owned(std::move(b));
+}
+
+// fp4llm quantizes weights only (activations stay 16-bit in its kernels) and calibrates no KV
+// scales, so it says so with ModelOpt's weight-only algorithm name and no kv_cache_quant_algo.
+json quantization_section(const std::vector<std::string>& exclude) {
+  return {{"quant_algo", "W4A16_NVFP4"},
+          {"kv_cache_quant_algo", nullptr},
+          {"group_size", kNvfp4BlockSize},
+          {"exclude_modules", exclude}};
+}
+
+void write_configs(const fs::path& src, const fs::path& dst, json config,
+                   const std::vector<std::string>& exclude) {
+  json qc = quantization_section(exclude);
+  qc["quant_method"] = "modelopt";
+  qc["producer"] = {{"name", "fp4llm"}, {"version", kVersion}};
+  config["quantization_config"] = qc;
+  write_json_file(dst / "config.json", config);
+  write_json_file(dst / "hf_quant_config.json",
+                  {{"producer", {{"name", "fp4llm"}, {"version", kVersion}}},
+                   {"quantization", quantization_section(exclude)}});
+  // Tokenizer, generation config, chat template, licence: every other plain file travels along.
+  for (const auto& e : fs::directory_iterator(src)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || e.path().extension() == ".safetensors" ||
+        name == "model.safetensors.index.json" || name == "config.json" ||
+        name == "hf_quant_config.json")
+      continue;
+    fs::copy_file(e.path(), dst / name, fs::copy_options::overwrite_existing);
+  }
+}
+
+void check_destination(const fs::path& src, const fs::path& dst) {
+  std::error_code ec;
+  if (fs::exists(dst) && fs::equivalent(src, dst, ec))
+    fail("destination {} is the source folder", dst.string());
+  if (fs::exists(dst) && !fs::is_directory(dst)) fail("destination {} is not a folder", dst.string());
+  if (fs::exists(dst) && !fs::is_empty(dst))
+    fail("destination {} is not empty; refusing to overwrite", dst.string());
+  fs::create_directories(dst);
+}
+
+}  // namespace
+
+QuantizeReport quantize_checkpoint(const fs::path& src, const fs::path& dst,
+                                   const QuantizeOptions& options) {
+  if (!fs::exists(src / "config.json")) fail("{}: config.json is missing", src.string());
+  const json config = read_json_file(src / "config.json");
+  const QuantScheme scheme = detect_quant_scheme(src, config);
+  if (scheme.format != CheckpointFormat::Plain)
+    fail("{} is already quantized ({}); quantize takes a BF16/F16/F32 checkpoint", src.string(),
+         format_name(scheme.format));
+  const TensorStore store = TensorStore::open(src);
+  check_destination(src, dst);
+
+  std::vector<std::string> exclude = default_exclude_modules();
+  exclude.insert(exclude.end(), options.exclude.begin(), options.exclude.end());
+
+  QuantizeReport report;
+  report.bytes_in = store.total_bytes();
+  ShardedWriter writer(dst, options.max_shard_bytes);
+  ProgressBar bar("quantize", report.bytes_in);
+  if (!options.progress) bar.disable();
+  for (const auto& [name, t] : store.tensors()) {
+    if (auto module = quantizable_linear_module(t, exclude)) {
+      QuantizedLinear q = quantize_linear(t);
+      writer.add({*module + ".weight", DType::U8, {q.out_features, q.in_features / 2}, q.packed});
+      writer.add({*module + ".weight_scale", DType::F8_E4M3,
+                  {q.out_features, q.in_features / kNvfp4BlockSize}, q.block_scales});
+      writer.add({*module + ".weight_scale_2", DType::F32, {}, float_scalar_bytes(q.global_scale)});
+      report.bytes_out += q.bytes();
+      ++report.quantized_linears;
+    } else {
+      writer.add({name, t.dtype, t.shape, t.data});
+      report.bytes_out += t.data.size();
+      ++report.copied_tensors;
+    }
+    bar.advance(t.data.size());
+  }
+  bar.finish();
+  report.files = writer.finish();
+  write_configs(src, dst, config, exclude);
+  return report;
+}
+
+}  // namespace fp4llm

@@ -1,0 +1,27 @@
+// `fp4llm quantize`: a plain BF16/F16/F32 Hugging Face checkpoint in, a ModelOpt-format NVFP4
+// checkpoint out (same tensor names, dtypes, shapes and config keys as nvidia/*-NVFP4 exports).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace fp4llm {
+
+struct QuantizeOptions {
+  std::vector<std::string> exclude;        // fnmatch patterns kept in 16 bits, beyond the defaults
+  uint64_t max_shard_bytes = 5'000'000'000;
+  bool progress = true;
+};
+
+struct QuantizeReport {
+  int quantized_linears = 0;
+  int copied_tensors = 0;
+  uint64_t bytes_in = 0, bytes_out = 0;
+  std::vector<std::filesystem::path> files;
+};
+
+QuantizeReport quantize_checkpoint(const std::filesystem::path& src, const std::filesystem::path& dst,
+                                   const QuantizeOptions& options);
+
+}  // namespace fp4llm
