@@ -71,7 +71,8 @@ FP4LLM_HD uint8_t float_to_e4m3(float x) {
 FP4LLM_HD float e2m1_to_float(uint8_t code) {
   // bit 3 = sign, bits 2..0 index the magnitudes {0, 0.5, 1, 1.5, 2, 3, 4, 6}.
   const uint32_t mag = code & 0x7;
-  const float v = mag < 4 ? 0.5f * float(mag) : float(1u << (mag - 2)) * (mag & 1 ? 1.5f : 1.0f);
+  const float v = mag < 2 ? 0.5f * float(mag)
+                          : float(1u << ((mag >> 1) - 1)) * ((mag & 1) ? 1.5f : 1.0f);
   return (code & 0x8) ? -v : v;
 }
 
