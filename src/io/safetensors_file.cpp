@@ -32,7 +32,7 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 uint64_t non_negative_integer(const json& v, const std::string& what) {
   if (!v.is_number_integer() && !v.is_number_unsigned()) fail("{} is not an integer", what);
-  if (v.is_number_integer() && v.get<int64_t>() < 0) fail("{} is negative", what);
+  if (!v.is_number_unsigned() && v.get<int64_t>() < 0) fail("{} is negative", what);
   return v.get<uint64_t>();
 }
 
