@@ -20,7 +20,7 @@ run: build
 	@bash tools/run_default.sh $(BUILD)
 
 test: build
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@bash tools/run_tests.sh $(BUILD) $(JOBS)
 
 clean:
 	rm -rf $(BUILD)

@@ -17,9 +17,10 @@ int64_t get_int(const json& j, const char* key, const char* arch) {
   return it->get<int64_t>();
 }
 
-int64_t get_int_or(const json& j, const char* key, int64_t fallback) {
+int64_t get_int_or(const json& j, const char* key, int64_t fallback, const char* arch) {
   const auto it = j.find(key);
-  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+  if (it == j.end() || it->is_null()) return fallback;
+  return get_int(j, key, arch);
 }
 
 // Gemma3TextConfig's defaults (transformers): multimodal configs often leave them out.
@@ -38,6 +39,7 @@ json with_gemma3_defaults(json t) {
 
 ModelConfig ModelConfig::from_json(const json& config) {
   ModelConfig c;
+  if (!config.is_object()) fail("config.json: not a JSON object");
   const auto archs = config.find("architectures");
   if (archs == config.end() || !archs->is_array() || archs->empty() || !(*archs)[0].is_string())
     fail("config.json: 'architectures' is missing");
@@ -52,7 +54,9 @@ ModelConfig ModelConfig::from_json(const json& config) {
     t = with_gemma3_defaults(config);
   } else if (c.architecture == "Gemma3ForConditionalGeneration") {
     c.family = ModelFamily::Gemma3;
-    t = with_gemma3_defaults(config.value("text_config", json::object()));
+    const auto text = config.find("text_config");
+    if (text != config.end() && !text->is_object()) fail("config.json: text_config is not an object");
+    t = with_gemma3_defaults(text != config.end() ? *text : json::object());
   } else {
     fail("config.json: architecture '{}' is not supported; fp4llm runs Qwen3ForCausalLM, "
          "Qwen3MoeForCausalLM, Gemma3ForCausalLM and Gemma3ForConditionalGeneration (text)",
@@ -62,12 +66,14 @@ ModelConfig ModelConfig::from_json(const json& config) {
   c.hidden_size = get_int(t, "hidden_size", a);
   c.num_layers = get_int(t, "num_hidden_layers", a);
   c.num_heads = get_int(t, "num_attention_heads", a);
-  c.num_kv_heads = get_int_or(t, "num_key_value_heads", c.num_heads);
-  c.head_dim = get_int_or(t, "head_dim", c.hidden_size / c.num_heads);
+  c.num_kv_heads = get_int_or(t, "num_key_value_heads", c.num_heads, a);
+  c.head_dim = get_int_or(t, "head_dim", c.hidden_size / c.num_heads, a);
   c.intermediate_size = get_int(t, "intermediate_size", a);
   c.vocab_size = get_int(t, "vocab_size", a);
-  c.max_position_embeddings = get_int_or(t, "max_position_embeddings", 0);
-  c.tie_word_embeddings = t.value("tie_word_embeddings", c.family == ModelFamily::Gemma3);
+  c.max_position_embeddings = get_int_or(t, "max_position_embeddings", 0, a);
+  const auto tie = t.find("tie_word_embeddings");
+  c.tie_word_embeddings = tie != t.end() && tie->is_boolean() ? tie->get<bool>()
+                                                               : c.family == ModelFamily::Gemma3;
   if (c.family == ModelFamily::Qwen3Moe) {
     c.num_experts = get_int(t, "num_experts", a);
     c.experts_per_token = get_int(t, "num_experts_per_tok", a);

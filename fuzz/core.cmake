@@ -1,0 +1,2 @@
+fp4llm_add_fuzzer(safetensors_fuzz ${CMAKE_CURRENT_SOURCE_DIR}/safetensors_fuzz.cpp)
+fp4llm_add_fuzzer(config_fuzz ${CMAKE_CURRENT_SOURCE_DIR}/config_fuzz.cpp)
