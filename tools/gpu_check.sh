@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# One run on a GPU machine: build with CUDA (sm_90a + sm_89), run the GPU tests and the C++ CPU
+# tests, run compute-sanitizer memcheck and racecheck on the GPU test binaries, print a table.
+# Logs go to $OUT (the device tool's output folder) or build-gpu/logs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build-gpu/logs}
+mkdir -p "$OUT"
+JOBS=$(nproc)
+
+# The GPU image may lack the Debian -dev packages: unpack the ones carried in .deps/.
+if [ ! -e /usr/include/fmt/core.h ] || [ ! -e /usr/include/CLI/CLI.hpp ] || [ ! -e /usr/include/pcre2.h ]; then
+  if compgen -G ".deps/*.deb" > /dev/null; then
+    for f in .deps/*.deb; do dpkg -x "$f" /opt/fp4llm-deps; done
+    export CMAKE_PREFIX_PATH=/opt/fp4llm-deps/usr
+    export LD_LIBRARY_PATH=/opt/fp4llm-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+  else
+    echo "missing build dependencies and no .deps/*.deb to unpack" >&2
+  fi
+fi
+
+{
+  date -u +"date %Y-%m-%dT%H:%M:%SZ"
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+dirty')"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  nvcc --version | tail -1
+} | tee "$OUT/environment.txt"
+
+start=$(date +%s)
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON=$(command -v python3) \
+  > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+cmake --build build-gpu -j "$JOBS" > "$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -60; exit 1; }
+build_s=$(( $(date +%s) - start ))
+
+ctest --test-dir build-gpu -L gpu --output-on-failure -V > "$OUT/gpu-tests.log" 2>&1
+gpu_rc=$?
+ctest --test-dir build-gpu -L cpu -R '^unit_' --output-on-failure > "$OUT/cpu-unit-tests.log" 2>&1
+cpu_rc=$?
+
+san_rc=0
+for t in build-gpu/gpu_*; do
+  [ -x "$t" ] || continue
+  name=$(basename "$t")
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" --error-exitcode 9 "$t" --gtest_brief=1 \
+      > "$OUT/sanitizer-$tool-$name.log" 2>&1 || san_rc=1
+  done
+done
+
+echo
+echo "| step | result |"
+echo "|---|---|"
+echo "| build (s) | $build_s |"
+echo "| gpu tests | $([ $gpu_rc = 0 ] && echo pass || echo FAIL) ($(grep -c '\[       OK \]' "$OUT/gpu-tests.log") ok, $(grep -c '\[  SKIPPED \]' "$OUT/gpu-tests.log") skipped lines) |"
+echo "| cpu unit tests | $([ $cpu_rc = 0 ] && echo pass || echo FAIL) |"
+echo "| compute-sanitizer memcheck+racecheck | $([ $san_rc = 0 ] && echo clean || echo ERRORS) |"
+grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT"/sanitizer-*.log | sort | uniq -c
+[ $gpu_rc = 0 ] || tail -40 "$OUT/gpu-tests.log"
+exit $(( gpu_rc | cpu_rc | san_rc ))
