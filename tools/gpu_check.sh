@@ -28,6 +28,7 @@ fi
 
 start=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON=$(command -v python3) \
+  ${FP4LLM_CMAKE_ARGS:-} \
   > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build-gpu -j "$JOBS" > "$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -60; exit 1; }
 build_s=$(( $(date +%s) - start ))
@@ -47,6 +48,12 @@ for t in build-gpu/gpu_*; do
   done
 done
 
+hf_rc=0
+if [ "${FP4LLM_HF_COMPARE:-0}" = 1 ]; then
+  python3 tools/hf_compare.py --build build-gpu --json "$OUT/hf_compare.json" > "$OUT/hf_compare.md" 2> "$OUT/hf_compare.log"
+  hf_rc=$?
+fi
+
 echo
 echo "| step | result |"
 echo "|---|---|"
@@ -55,5 +62,9 @@ echo "| gpu tests | $([ $gpu_rc = 0 ] && echo pass || echo FAIL) ($(grep -c '\[ 
 echo "| cpu unit tests | $([ $cpu_rc = 0 ] && echo pass || echo FAIL) |"
 echo "| compute-sanitizer memcheck+racecheck | $([ $san_rc = 0 ] && echo clean || echo ERRORS) |"
 grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT"/sanitizer-*.log | sort | uniq -c
+if [ "${FP4LLM_HF_COMPARE:-0}" = 1 ]; then
+  echo; echo "transformers comparison (tools/hf_compare.py): exit $hf_rc"
+  cat "$OUT/hf_compare.md"; [ $hf_rc = 0 ] || tail -30 "$OUT/hf_compare.log"
+fi
 [ $gpu_rc = 0 ] || tail -40 "$OUT/gpu-tests.log"
-exit $(( gpu_rc | cpu_rc | san_rc ))
+exit $(( gpu_rc | cpu_rc | san_rc | hf_rc ))

@@ -19,7 +19,17 @@ struct ModelConfig {
   int64_t num_experts = 0, experts_per_token = 0, moe_intermediate_size = 0;
   int64_t sliding_window = 0;       // 0: no sliding-window layers
   std::vector<bool> layer_sliding;  // per layer: true for sliding-window attention
+  std::vector<bool> layer_moe;      // per layer: true when the MLP is a mixture of experts
   bool tie_word_embeddings = false;
+
+  // Numerics (transformers' modeling files; FORMATS.md).
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;          // full-attention layers
+  double rope_scaling_factor = 1.0;     // linear scaling of full-attention layers
+  double rope_local_theta = 10000.0;    // sliding layers (Gemma3)
+  double attention_scale = 0.0;         // softmax scale: head_dim^-0.5 or query_pre_attn_scalar^-0.5
+  double final_logit_softcapping = 0.0; // 0: off
+  bool norm_topk_prob = false;
 
   // Throws Error naming the field (or the unsupported architecture).
   static ModelConfig from_json(const nlohmann::json& config);

@@ -1,0 +1,84 @@
+#include "backend/cpu/cpu_ops.hpp"
+
+#include <cmath>
+
+#include "io/tensor_store.hpp"
+#include "util/parallel_for.hpp"
+
+namespace fp4llm::cpu {
+
+namespace {
+// Output features per thread chunk: enough work to amortise a thread start.
+int64_t min_rows_per_chunk(int64_t in, int64_t rows) {
+  return std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, in * rows));
+}
+
+void dot_rows(const float* w_row, const float* x, int64_t rows, int64_t in, int64_t out,
+              int64_t o, float* y) {
+  for (int64_t m = 0; m < rows; ++m) {
+    const float* xm = x + m * in;
+    float acc = 0;
+    for (int64_t i = 0; i < in; ++i) acc += w_row[i] * xm[i];
+    y[m * out + o] = acc;
+  }
+}
+}  // namespace
+
+void linear(const QuantizedLinear& w, const float* x, int64_t rows, float* y) {
+  const int64_t in = w.in_features, out = w.out_features;
+  parallel_for(out, min_rows_per_chunk(in, rows), [&](int64_t begin, int64_t end) {
+    std::vector<float> row(static_cast<size_t>(in));
+    for (int64_t o = begin; o < end; ++o) {
+      w.dequantize_row(o, row.data());
+      dot_rows(row.data(), x, rows, in, out, o, y);
+    }
+  });
+}
+
+void linear_dense(const TensorView& w, const float* x, int64_t rows, float* y) {
+  const int64_t out = w.shape[0], in = w.shape[1];
+  parallel_for(out, min_rows_per_chunk(in, rows), [&](int64_t begin, int64_t end) {
+    std::vector<float> row(static_cast<size_t>(in));
+    for (int64_t o = begin; o < end; ++o) {
+      read_floats(w, o * in, in, row.data());
+      dot_rows(row.data(), x, rows, in, out, o, y);
+    }
+  });
+}
+
+void rms_norm(float* x, int64_t n, std::span<const float> w, double eps, NormStyle style) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += double(x[i]) * x[i];
+  const float inv = float(1.0 / std::sqrt(sum / double(n) + eps));
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = style == NormStyle::Weight ? w[size_t(i)] : 1.0f + w[size_t(i)];
+    x[i] = x[i] * inv * g;
+  }
+}
+
+std::vector<float> rope_inv_freq(int64_t head_dim, double theta, double linear_factor) {
+  std::vector<float> f(static_cast<size_t>(head_dim / 2));
+  for (int64_t i = 0; i < head_dim / 2; ++i)
+    f[size_t(i)] = float(1.0 / std::pow(theta, double(2 * i) / double(head_dim)) / linear_factor);
+  return f;
+}
+
+void apply_rope(float* x, int64_t head_dim, int64_t position, std::span<const float> inv_freq) {
+  const int64_t half = head_dim / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const float angle = float(position) * inv_freq[size_t(i)];  // float32, as transformers does
+    const float c = std::cos(angle), s = std::sin(angle);
+    const float a = x[i], b = x[i + half];
+    x[i] = a * c - b * s;
+    x[i + half] = b * c + a * s;
+  }
+}
+
+float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+float gelu_tanh(float x) {
+  constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
+  return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+}
+
+}  // namespace fp4llm::cpu

@@ -1,0 +1,29 @@
+// The arithmetic of the CPU reference backend: float32 throughout, weights dequantized block by
+// block inside the matrix products (never a full 16-bit copy of a weight matrix).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "io/safetensors_file.hpp"
+#include "model/weights.hpp"
+
+namespace fp4llm::cpu {
+
+// y[m, :] = x[m, :] W^T for m < rows; x is [rows, in], y is [rows, out].
+void linear(const QuantizedLinear& w, const float* x, int64_t rows, float* y);
+// Same with a 16/32-bit weight matrix [out, in] (lm_head, tied embeddings).
+void linear_dense(const TensorView& w, const float* x, int64_t rows, float* y);
+
+enum class NormStyle { Weight, OnePlusWeight };  // Qwen3: w * n(x); Gemma3: (1 + w) * n(x)
+void rms_norm(float* x, int64_t n, std::span<const float> w, double eps, NormStyle style);
+
+// Rotate-half RoPE on one head vector of size head_dim at `position`.
+void apply_rope(float* x, int64_t head_dim, int64_t position, std::span<const float> inv_freq);
+std::vector<float> rope_inv_freq(int64_t head_dim, double theta, double linear_factor);
+
+float silu(float x);
+float gelu_tanh(float x);
+
+}  // namespace fp4llm::cpu

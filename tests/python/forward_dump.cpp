@@ -1,0 +1,61 @@
+// Test tool: runs the CPU reference backend over token prompts and writes every position's
+// logits to a safetensors file (logits_<i>: F32 [tokens, vocab]), for comparisons with
+// transformers (tools/hf_compare.py) and between prefill and step-by-step decoding.
+//   fp4llm_forward_dump MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK]
+// PROMPTS.json is a list of token-id lists. CHUNK > 0 feeds each prompt CHUNK tokens per step
+// (exercising the cache across steps); 0 feeds it whole.
+#include <fmt/format.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "backend/cpu/cpu_backend.hpp"
+#include "io/checkpoint.hpp"
+#include "io/safetensors_writer.hpp"
+#include "util/json_file.hpp"
+
+using namespace fp4llm;
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK]\n", argv[0]);
+    return 2;
+  }
+  try {
+    const Checkpoint ck = load_checkpoint(argv[1], LoadOptions{{}, false});
+    const ModelWeights weights = ModelWeights::bind(ck);
+    const auto prompts = read_json_file(argv[2]).get<std::vector<std::vector<int32_t>>>();
+    KvCacheConfig cache;
+    cache.dtype = (argc > 4 && std::string(argv[4]) == "bf16") ? KvCacheDtype::Bf16 : KvCacheDtype::Fp8E4M3;
+    const int64_t chunk = argc > 5 ? std::stoll(argv[5]) : 0;
+    std::vector<TensorToWrite> out;
+    for (size_t p = 0; p < prompts.size(); ++p) {
+      const auto& ids = prompts[p];
+      const int64_t n = int64_t(ids.size());
+      cache.num_blocks = (n + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
+      cpu::CpuBackend backend(weights, cache);
+      std::vector<int32_t> table(size_t(cache.num_blocks));
+      for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(table.size() - 1 - b);  // not identity
+      std::vector<float> all, step;
+      for (int64_t start = 0; start < n;) {
+        const int64_t len = chunk > 0 ? std::min(chunk, n - start) : n;
+        ForwardBatch batch;
+        batch.all_logits = true;
+        batch.sequences.push_back({std::span(ids).subspan(size_t(start), size_t(len)), start, table});
+        backend.forward(batch, step);
+        all.insert(all.end(), step.begin(), step.end());
+        start += len;
+      }
+      std::vector<uint8_t> bytes(all.size() * 4);
+      std::memcpy(bytes.data(), all.data(), bytes.size());
+      out.push_back({fmt::format("logits_{}", p), DType::F32,
+                     {n, weights.config.vocab_size}, Bytes::owned(std::move(bytes))});
+    }
+    write_safetensors(argv[3], out);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
