@@ -103,15 +103,22 @@ def fused_from_per_expert(flat, model_keys):
 
 
 def dequantized_state(nvfp4_dir):
+    from safetensors.torch import load_file as load_torch
+
+    def as_numpy(t):  # numpy has no bf16/fp8: scales as raw bytes, 16-bit tensors as float32
+        if t.dtype in (torch.uint8, torch.float8_e4m3fn):
+            return t.view(torch.uint8).numpy()
+        return t.float().numpy()
+
     tensors = {}
     for f in sorted(Path(nvfp4_dir).glob("*.safetensors")):
-        tensors.update(load_file(str(f)))
+        tensors.update({k: as_numpy(v) for k, v in load_torch(str(f)).items()})
     state = {}
     for k, v in tensors.items():
         if k.endswith(".weight_scale") or k.endswith(".weight_scale_2"):
             continue
         if v.dtype == np.uint8 and k + "_scale" in tensors:
-            w = dequantize_nvfp4(v, tensors[k + "_scale"].view(np.uint8), np.float32(tensors[k + "_scale_2"]))
+            w = dequantize_nvfp4(v, tensors[k + "_scale"], np.float32(tensors[k + "_scale_2"]))
             state[k] = torch.from_numpy(w.copy())
         else:
             state[k] = torch.from_numpy(np.asarray(v, np.float32).copy())
@@ -133,7 +140,7 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             torch.manual_seed(0)
-            model = AutoModelForCausalLM.from_config(cfg, torch_dtype=torch.float32,
+            model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32,
                                                      attn_implementation="eager")
             randomise(model, family, seed=1)
             bf16 = tmp / "bf16"
