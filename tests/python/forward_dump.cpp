@@ -3,7 +3,7 @@
 // transformers (tools/hf_compare.py) and between prefill and step-by-step decoding.
 //   fp4llm_forward_dump MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK]
 // PROMPTS.json is a list of token-id lists. CHUNK > 0 feeds each prompt CHUNK tokens per step
-// (exercising the cache across steps); 0 feeds it whole.
+// (exercising the cache across steps); 0 feeds it whole; -1 runs all prompts as one batch.
 #include <fmt/format.h>
 
 #include <cstring>
@@ -30,10 +30,40 @@ int main(int argc, char** argv) {
     cache.dtype = (argc > 4 && std::string(argv[4]) == "bf16") ? KvCacheDtype::Bf16 : KvCacheDtype::Fp8E4M3;
     const int64_t chunk = argc > 5 ? std::stoll(argv[5]) : 0;
     std::vector<TensorToWrite> out;
-    for (size_t p = 0; p < prompts.size(); ++p) {
+    const auto add_logits = [&](size_t p, const float* data, int64_t n) {
+      std::vector<uint8_t> bytes(size_t(n * weights.config.vocab_size) * 4);
+      std::memcpy(bytes.data(), data, bytes.size());
+      out.push_back({fmt::format("logits_{}", p), DType::F32, {n, weights.config.vocab_size},
+                     Bytes::owned(std::move(bytes))});
+    };
+    const auto blocks_for = [](int64_t n) {
+      return (n + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
+    };
+    if (chunk < 0) {  // one batch; each prompt's blocks interleaved with the others'
+      int64_t max_blocks = 0;
+      for (const auto& ids : prompts) max_blocks = std::max(max_blocks, blocks_for(int64_t(ids.size())));
+      cache.num_blocks = max_blocks * int64_t(prompts.size());
+      cpu::CpuBackend backend(weights, cache);
+      std::vector<std::vector<int32_t>> tables(prompts.size());
+      ForwardBatch batch;
+      batch.all_logits = true;
+      for (size_t p = 0; p < prompts.size(); ++p) {
+        for (int64_t b = 0; b < blocks_for(int64_t(prompts[p].size())); ++b)
+          tables[p].push_back(int32_t(b * int64_t(prompts.size()) + int64_t(p)));
+        batch.sequences.push_back({prompts[p], 0, tables[p]});
+      }
+      std::vector<float> logits;
+      backend.forward(batch, logits);
+      int64_t row = 0;
+      for (size_t p = 0; p < prompts.size(); ++p) {
+        add_logits(p, &logits[size_t(row * weights.config.vocab_size)], int64_t(prompts[p].size()));
+        row += int64_t(prompts[p].size());
+      }
+    }
+    for (size_t p = 0; chunk >= 0 && p < prompts.size(); ++p) {
       const auto& ids = prompts[p];
       const int64_t n = int64_t(ids.size());
-      cache.num_blocks = (n + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
+      cache.num_blocks = blocks_for(n);
       cpu::CpuBackend backend(weights, cache);
       std::vector<int32_t> table(size_t(cache.num_blocks));
       for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(table.size() - 1 - b);  // not identity
@@ -47,10 +77,7 @@ int main(int argc, char** argv) {
         all.insert(all.end(), step.begin(), step.end());
         start += len;
       }
-      std::vector<uint8_t> bytes(all.size() * 4);
-      std::memcpy(bytes.data(), all.data(), bytes.size());
-      out.push_back({fmt::format("logits_{}", p), DType::F32,
-                     {n, weights.config.vocab_size}, Bytes::owned(std::move(bytes))});
+      add_logits(p, all.data(), n);
     }
     write_safetensors(argv[3], out);
   } catch (const std::exception& e) {

@@ -1,0 +1,242 @@
+"""The CPU reference backend against a float64 numpy forward pass written here from the
+transformers modeling files (FORMATS.md), on small random models of each architecture. Both
+sides use the same dequantized NVFP4 weights and round K/V as the engine's cache does, so they
+compute the same function; the tolerance covers float32 arithmetic only."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import TOOLS, bf16_array, read_safetensors, run, save_tensors
+from nvfp4_reference import (dequantize_nvfp4, e4m3_decode, e4m3_encode, f32_to_bf16)
+
+H, HEADS, KV, D, VOCAB = 64, 4, 2, 16, 256
+
+
+def config(family):
+    base = {"hidden_size": H, "num_attention_heads": HEADS, "num_key_value_heads": KV,
+            "head_dim": D, "vocab_size": VOCAB, "rms_norm_eps": 1e-6, "max_position_embeddings": 512}
+    if family == "qwen3":
+        return dict(base, architectures=["Qwen3ForCausalLM"], num_hidden_layers=2,
+                    intermediate_size=96, rope_theta=1e6, tie_word_embeddings=False)
+    if family == "qwen3_moe":
+        return dict(base, architectures=["Qwen3MoeForCausalLM"], num_hidden_layers=3,
+                    intermediate_size=96, moe_intermediate_size=32, num_experts=8,
+                    num_experts_per_tok=3, norm_topk_prob=True, mlp_only_layers=[0],
+                    decoder_sparse_step=1, rope_theta=1e6, tie_word_embeddings=True)
+    return dict(base, architectures=["Gemma3ForCausalLM"], num_hidden_layers=4,
+                intermediate_size=96, sliding_window=8, query_pre_attn_scalar=20,
+                layer_types=["sliding_attention", "sliding_attention", "full_attention",
+                             "sliding_attention"],
+                rope_theta=1e6, rope_local_base_freq=1e4,
+                rope_scaling={"rope_type": "linear", "factor": 4.0},
+                final_logit_softcapping=20.0, hidden_activation="gelu_pytorch_tanh")
+
+
+def shapes(c):
+    fam = c["architectures"][0]
+    s = {"model.embed_tokens.weight": (VOCAB, H), "model.norm.weight": (H,)}
+    if not c.get("tie_word_embeddings", fam.startswith("Gemma")):
+        s["lm_head.weight"] = (VOCAB, H)
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        s.update({p + "self_attn.q_proj.weight": (HEADS * D, H), p + "self_attn.k_proj.weight": (KV * D, H),
+                  p + "self_attn.v_proj.weight": (KV * D, H), p + "self_attn.o_proj.weight": (H, HEADS * D),
+                  p + "self_attn.q_norm.weight": (D,), p + "self_attn.k_norm.weight": (D,),
+                  p + "input_layernorm.weight": (H,), p + "post_attention_layernorm.weight": (H,)})
+        if fam.startswith("Gemma"):
+            s.update({p + "pre_feedforward_layernorm.weight": (H,), p + "post_feedforward_layernorm.weight": (H,)})
+        if fam == "Qwen3MoeForCausalLM" and i not in c["mlp_only_layers"]:
+            s[p + "mlp.gate.weight"] = (c["num_experts"], H)
+            for e in range(c["num_experts"]):
+                for n, shp in (("gate_proj", (32, H)), ("up_proj", (32, H)), ("down_proj", (H, 32))):
+                    s[f"{p}mlp.experts.{e}.{n}.weight"] = shp
+        else:
+            inter = c["intermediate_size"]
+            s.update({p + "mlp.gate_proj.weight": (inter, H), p + "mlp.up_proj.weight": (inter, H),
+                      p + "mlp.down_proj.weight": (H, inter)})
+    return s
+
+
+def write_model(folder, c, seed):
+    rng = np.random.default_rng(seed)
+    gemma = c["architectures"][0].startswith("Gemma")
+    tensors = {}
+    for name, shp in shapes(c).items():
+        r = rng.standard_normal(shp).astype(np.float32)
+        if "norm" in name:
+            w = (0.0 if gemma else 1.0) + 0.2 * r
+        elif "embed" in name or "lm_head" in name:
+            w = 0.5 * r
+        else:
+            w = r / np.sqrt(shp[-1])
+        tensors[name] = bf16_array(w)
+    folder.mkdir(parents=True)
+    save_tensors(tensors, folder / "model.safetensors", {k: "BF16" for k in tensors})
+    (folder / "config.json").write_text(json.dumps(c))
+
+
+def load_weights(folder):
+    """Dequantized float64 weights of an fp4llm-quantized (ModelOpt layout) folder."""
+    raw, _ = read_safetensors(folder / "model.safetensors")
+    w = {}
+    for k, (dt, v) in raw.items():
+        if k.endswith((".weight_scale", ".weight_scale_2")):
+            continue
+        if dt == "U8":
+            w[k] = dequantize_nvfp4(v, raw[k + "_scale"][1], np.float32(raw[k + "_scale_2"][1])).astype(np.float64)
+        else:
+            w[k] = (v.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return w
+
+
+def round_cache(x, kv):
+    x = x.astype(np.float32)
+    if kv == "bf16":
+        return (f32_to_bf16(x).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return e4m3_decode(e4m3_encode(x)).astype(np.float64)  # scale 1.0: no k_scale in checkpoint
+
+
+def reference_logits(c, w, ids, kv):
+    fam = c["architectures"][0]
+    gemma, moe = fam.startswith("Gemma"), fam == "Qwen3MoeForCausalLM"
+    eps = c["rms_norm_eps"]
+
+    def norm(x, weight):
+        n = x / np.sqrt((x * x).mean(-1, keepdims=True) + eps)
+        return n * ((1.0 + weight) if gemma else weight)
+
+    def rope(x, theta, factor):
+        inv = (1.0 / theta ** (np.arange(0, D, 2) / D) / factor).astype(np.float32)
+        ang = (np.arange(len(ids), dtype=np.float32)[:, None] * inv[None, :]).astype(np.float64)
+        cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+        a, b = x[..., : D // 2], x[..., D // 2:]
+        return np.concatenate([a * cos - b * sin, b * cos + a * sin], axis=-1)
+
+    def act(x):
+        if gemma:
+            return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+        return x / (1 + np.exp(-x))
+
+    def mlp(x, p):
+        return (act(x @ w[p + "gate_proj.weight"].T) * (x @ w[p + "up_proj.weight"].T)) @ w[p + "down_proj.weight"].T
+
+    T = len(ids)
+    scale = np.float32(np.sqrt(H)) if gemma else 1.0
+    if gemma:
+        scale = (f32_to_bf16(np.float32(np.sqrt(np.float32(H)))).astype(np.uint32) << 16).view(np.float32)
+    x = w["model.embed_tokens.weight"][ids] * np.float64(scale)
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        sliding = gemma and c["layer_types"][i] == "sliding_attention"
+        h = norm(x, w[p + "input_layernorm.weight"])
+        q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(T, HEADS, D)
+        k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(T, KV, D)
+        v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, KV, D)
+        q, k = norm(q, w[p + "self_attn.q_norm.weight"]), norm(k, w[p + "self_attn.k_norm.weight"])
+        if gemma and sliding:
+            theta, factor = c["rope_local_base_freq"], 1.0
+        elif gemma:
+            theta, factor = c["rope_theta"], c["rope_scaling"]["factor"]
+        else:
+            theta, factor = c["rope_theta"], 1.0
+        q, k = rope(q, theta, factor), rope(k, theta, factor)
+        k, v = round_cache(k, kv), round_cache(v, kv)
+        att_scale = (c["query_pre_attn_scalar"] if gemma else D) ** -0.5
+        out = np.zeros((T, HEADS, D))
+        for hd in range(HEADS):
+            g = hd // (HEADS // KV)
+            s = (q[:, hd] @ k[:, g].T) * att_scale
+            ii, jj = np.meshgrid(np.arange(T), np.arange(T), indexing="ij")
+            mask = jj <= ii
+            if sliding:
+                mask &= jj > ii - c["sliding_window"]
+            s = np.where(mask, s, -np.inf)
+            s = np.exp(s - s.max(-1, keepdims=True))
+            out[:, hd] = (s / s.sum(-1, keepdims=True)) @ v[:, g]
+        o = out.reshape(T, HEADS * D) @ w[p + "self_attn.o_proj.weight"].T
+        x = x + (norm(o, w[p + "post_attention_layernorm.weight"]) if gemma else o)
+        h2 = norm(x, w[p + ("pre_feedforward_layernorm.weight" if gemma else "post_attention_layernorm.weight")])
+        if moe and i not in c["mlp_only_layers"]:
+            logits = h2 @ w[p + "mlp.gate.weight"].T
+            probs = np.exp(logits - logits.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+            m = np.zeros_like(h2)
+            for t in range(T):
+                top = np.argsort(-probs[t], kind="stable")[: c["num_experts_per_tok"]]
+                wts = probs[t, top] / probs[t, top].sum()
+                for e, we in zip(top, wts):
+                    m[t] += we * mlp(h2[t:t + 1], f"{p}mlp.experts.{e}.")[0]
+        else:
+            m = mlp(h2, p + "mlp.")
+        x = x + (norm(m, w[p + "post_feedforward_layernorm.weight"]) if gemma else m)
+    head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
+    logits = norm(x, w["model.norm.weight"]) @ head.T
+    cap = c.get("final_logit_softcapping")
+    return cap * np.tanh(logits / cap) if cap else logits
+
+
+def forward_dump(folder, prompts, kv, chunk, out):
+    import subprocess
+    (out.parent / "prompts.json").write_text(json.dumps(prompts))
+    p = subprocess.run([str(TOOLS / "fp4llm_forward_dump"), str(folder), str(out.parent / "prompts.json"),
+                        str(out), kv, str(chunk)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    from safetensors.numpy import load_file
+    d = load_file(str(out))
+    return [d[f"logits_{i}"] for i in range(len(prompts))]
+
+
+PROMPTS = [[5], [1, 2, 3, 4, 5, 6, 7, 8, 9], list(np.random.default_rng(3).integers(0, VOCAB, 37))]
+
+
+@pytest.fixture(scope="module", params=["qwen3", "qwen3_moe", "gemma3"])
+def model(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    c = config(request.param)
+    write_model(tmp / "bf16", c, seed=7)
+    run("quantize", tmp / "bf16", tmp / "nvfp4", "--quiet")
+    return c, tmp / "nvfp4", load_weights(tmp / "nvfp4")
+
+
+@pytest.mark.parametrize("kv", ["bf16", "fp8"])
+def test_logits_match_numpy_reference(model, kv, tmp_path):
+    c, folder, w = model
+    prompts = [[int(t) for t in p] for p in PROMPTS]
+    got = forward_dump(folder, prompts, kv, 0, tmp_path / "out.safetensors")
+    for ids, g in zip(prompts, got):
+        ref = reference_logits(c, w, ids, kv)
+        rel = np.linalg.norm(g - ref) / np.linalg.norm(ref)
+        # float32 vs float64; a K/V value near a rounding boundary of the cache format may round
+        # the other way in float32 (one bf16 or e4m3 step), which moves logits by more than
+        # float32 noise; both bounds stay far below the error of any wrong formula.
+        assert rel < (2e-4 if kv == "bf16" else 5e-3), (c["architectures"], kv, len(ids), rel)
+        assert (g.argmax(-1) == ref.argmax(-1)).mean() >= (1.0 if kv == "bf16" else 0.9)
+
+
+def test_decoding_step_by_step_equals_prefill_and_batching(model, tmp_path):
+    _, folder, _ = model
+    prompts = [[int(t) for t in p] for p in PROMPTS]
+    whole = forward_dump(folder, prompts, "fp8", 0, tmp_path / "a.safetensors")
+    steps = forward_dump(folder, prompts, "fp8", 1, tmp_path / "b.safetensors")
+    chunks = forward_dump(folder, prompts, "fp8", 5, tmp_path / "c.safetensors")
+    batch = forward_dump(folder, prompts, "fp8", -1, tmp_path / "d.safetensors")
+    for a, b, cc, d in zip(whole, steps, chunks, batch):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, cc)
+        np.testing.assert_array_equal(a, d)
+
+
+def test_missing_tensor_and_wrong_shape_are_named(tmp_path):
+    c = config("qwen3")
+    write_model(tmp_path / "bf16", c, seed=1)
+    run("quantize", tmp_path / "bf16", tmp_path / "q", "--quiet")
+    cfg = json.loads((tmp_path / "q" / "config.json").read_text())
+    cfg["intermediate_size"] = 112
+    (tmp_path / "q" / "config.json").write_text(json.dumps(cfg))
+    import subprocess
+    (tmp_path / "p.json").write_text("[[1, 2]]")
+    p = subprocess.run([str(TOOLS / "fp4llm_forward_dump"), str(tmp_path / "q"), str(tmp_path / "p.json"),
+                        str(tmp_path / "o.safetensors")], capture_output=True, text=True)
+    assert p.returncode == 1 and "mlp.gate_proj" in p.stderr and "[112, 64]" in p.stderr, p.stderr
