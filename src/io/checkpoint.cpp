@@ -14,6 +14,11 @@ namespace fs = std::filesystem;
 Checkpoint load_checkpoint(const fs::path& dir, const LoadOptions& options) {
   Checkpoint ck;
   ck.dir = dir;
+  if (fs::is_regular_file(dir) && dir.extension() == ".gguf") {
+    ck.scheme.format = CheckpointFormat::Gguf;
+    read_gguf(dir, options, ck);
+    return ck;
+  }
   if (!fs::is_directory(dir)) fail("{} is not a model folder", dir.string());
   if (!fs::exists(dir / "config.json")) fail("{}: config.json is missing", dir.string());
   ck.config = read_json_file(dir / "config.json");
@@ -24,6 +29,7 @@ Checkpoint load_checkpoint(const fs::path& dir, const LoadOptions& options) {
     case CheckpointFormat::ModelOptNvfp4: read_modelopt_nvfp4(store, ck); break;
     case CheckpointFormat::CompressedTensorsNvfp4: read_compressed_tensors_nvfp4(store, ck); break;
     case CheckpointFormat::Plain: read_plain(store, options, ck); break;
+    case CheckpointFormat::Gguf: break;  // handled above: a GGUF model is one file
   }
   complete_kv_scales(ck);
   return ck;

@@ -33,6 +33,7 @@ struct Checkpoint {
   uint64_t file_bytes = 0;                         // size of the .safetensors data on disk
 };
 
+// `dir` is a model folder, or a .gguf file.
 Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoadOptions& options = {});
 
 }  // namespace fp4llm

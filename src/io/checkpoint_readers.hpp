@@ -10,6 +10,7 @@ namespace fp4llm {
 void read_modelopt_nvfp4(const TensorStore& store, Checkpoint& out);
 void read_compressed_tensors_nvfp4(const TensorStore& store, Checkpoint& out);
 void read_plain(const TensorStore& store, const LoadOptions& options, Checkpoint& out);
+void read_gguf(const std::filesystem::path& path, const LoadOptions& options, Checkpoint& out);
 
 // Builds a QuantizedLinear from its packed codes and block scales after checking that their
 // dtypes and shapes agree: packed U8 [out, in/2], scales F8_E4M3 [out, in/16].

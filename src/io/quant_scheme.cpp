@@ -16,6 +16,7 @@ std::string_view format_name(CheckpointFormat f) {
     case CheckpointFormat::ModelOptNvfp4: return "ModelOpt NVFP4";
     case CheckpointFormat::CompressedTensorsNvfp4: return "compressed-tensors NVFP4";
     case CheckpointFormat::Plain: return "plain (quantized to NVFP4 at load)";
+    case CheckpointFormat::Gguf: return "GGUF (requantized to NVFP4 at load)";
   }
   return "?";
 }

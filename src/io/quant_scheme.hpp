@@ -10,7 +10,7 @@
 
 namespace fp4llm {
 
-enum class CheckpointFormat { ModelOptNvfp4, CompressedTensorsNvfp4, Plain };
+enum class CheckpointFormat { ModelOptNvfp4, CompressedTensorsNvfp4, Plain, Gguf };
 std::string_view format_name(CheckpointFormat f);
 
 struct QuantScheme {

@@ -35,6 +35,7 @@ void count_plain(const fs::path& dir, ModelSummary& s) {
 
 void count_quantized(const fs::path& dir, ModelSummary& s) {
   const Checkpoint ck = load_checkpoint(dir, LoadOptions{{}, false});
+  s.config = ModelConfig::from_json(ck.config);
   s.file_bytes = ck.file_bytes;
   for (const auto& [_, q] : ck.weights.linears) {
     ++s.num_linears;
@@ -52,6 +53,12 @@ void count_quantized(const fs::path& dir, ModelSummary& s) {
 }  // namespace
 
 ModelSummary summarize_model(const fs::path& dir) {
+  if (fs::is_regular_file(dir) && dir.extension() == ".gguf") {
+    ModelSummary s;
+    s.scheme.format = CheckpointFormat::Gguf;
+    count_quantized(dir, s);
+    return s;
+  }
   if (!fs::is_directory(dir)) fail("{} is not a model folder", dir.string());
   if (!fs::exists(dir / "config.json")) fail("{}: config.json is missing", dir.string());
   const nlohmann::json config = read_json_file(dir / "config.json");
