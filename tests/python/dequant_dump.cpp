@@ -3,13 +3,16 @@
 //   <module>.dequant      F32 [out, in]  every NVFP4 linear, dequantized
 //   <module>.global_scale F32 []         its canonical (ModelOpt-convention) global scale
 //   <attn>.kv_scales      F32 [2]        k and v cache scales, when the checkpoint has them
+//   <name>.value          F32            every floating-point tensor kept as stored, as float32
 // Metadata "plain_tensors" lists the tensors kept as stored, comma-separated.
+// MODEL_DIR may be a .gguf file.
 #include <fmt/format.h>
 
 #include <cstring>
 
 #include "io/checkpoint.hpp"
 #include "io/safetensors_writer.hpp"
+#include "io/tensor_store.hpp"
 #include "util/error.hpp"
 
 using namespace fp4llm;
@@ -39,7 +42,11 @@ int main(int argc, char** argv) {
     for (const auto& [name, s] : ck.kv_scales)
       out.push_back({name + ".kv_scales", DType::F32, {2}, floats({s.k, s.v})});
     std::string plain;
-    for (const auto& [name, _] : ck.weights.tensors) plain += (plain.empty() ? "" : ",") + name;
+    for (const auto& [name, t] : ck.weights.tensors) {
+      plain += (plain.empty() ? "" : ",") + name;
+      if (t.dtype == DType::F32 || t.dtype == DType::BF16 || t.dtype == DType::F16)
+        out.push_back({name + ".value", DType::F32, t.shape, floats(read_floats(t))});
+    }
     write_safetensors(argv[2], out, {{"plain_tensors", plain}, {"format", std::string(format_name(ck.scheme.format))}});
   } catch (const std::exception& e) {
     fmt::print(stderr, "error: {}\n", e.what());
