@@ -9,5 +9,6 @@ void add_inspect_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_chat_template_command(CLI::App& app);
+void add_run_command(CLI::App& app);
 
 }  // namespace fp4llm::cli

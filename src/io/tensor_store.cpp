@@ -102,11 +102,17 @@ void read_floats(const TensorView& t, int64_t offset, int64_t count, float* out)
       std::memcpy(out, p + 4 * offset, size_t(4 * count));
       return;
     case DType::BF16:
+      for (int64_t i = 0; i < count; ++i) {
+        uint16_t v;
+        std::memcpy(&v, p + 2 * (offset + i), 2);
+        out[i] = bf16_to_float(v);
+      }
+      return;
     case DType::F16:
       for (int64_t i = 0; i < count; ++i) {
         uint16_t v;
         std::memcpy(&v, p + 2 * (offset + i), 2);
-        out[i] = t.dtype == DType::BF16 ? bf16_to_float(v) : f16_to_float(v);
+        out[i] = f16_to_float(v);
       }
       return;
     default:

@@ -13,14 +13,21 @@ int64_t min_rows_per_chunk(int64_t in, int64_t rows) {
   return std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, in * rows));
 }
 
+// Eight partial sums so the compiler can keep several multiply-adds in flight; the order of
+// summation is fixed, so results do not depend on batch size or threading.
+float dot(const float* a, const float* b, int64_t n) {
+  float acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
+  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
 void dot_rows(const float* w_row, const float* x, int64_t rows, int64_t in, int64_t out,
               int64_t o, float* y) {
-  for (int64_t m = 0; m < rows; ++m) {
-    const float* xm = x + m * in;
-    float acc = 0;
-    for (int64_t i = 0; i < in; ++i) acc += w_row[i] * xm[i];
-    y[m * out + o] = acc;
-  }
+  for (int64_t m = 0; m < rows; ++m) y[m * out + o] = dot(w_row, x + m * in, in);
 }
 }  // namespace
 

@@ -1,0 +1,187 @@
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+
+#include "backend/cpu/cpu_backend.hpp"
+#include "cli/commands.hpp"
+#include "engine/generation.hpp"
+#include "io/checkpoint.hpp"
+#include "model/model_weights.hpp"
+#include "template/chat_template.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "util/error.hpp"
+#include "util/json_file.hpp"
+
+namespace fp4llm::cli {
+
+namespace {
+
+struct RunArgs {
+  std::string model, prompt, tokenizer, device = "cpu", kv_cache_dtype = "fp8", system;
+  bool chat = true, ignore_eos = false, quiet = false;
+  std::string enable_thinking;  // "", "true", "false"
+  int64_t max_tokens = 256, max_model_len = 4096;
+  std::optional<float> temperature, top_p, min_p;
+  std::optional<int32_t> top_k;
+  float repetition_penalty = 1.0f, presence_penalty = 0.0f, frequency_penalty = 0.0f;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop;
+};
+
+namespace fs = std::filesystem;
+
+// The folder with tokenizer.json and the chat template: --tokenizer, else the model folder.
+fs::path tokenizer_dir(const RunArgs& a) {
+  if (!a.tokenizer.empty()) return a.tokenizer;
+  if (fs::is_directory(a.model)) return a.model;
+  fail("{} is a single file (GGUF); pass --tokenizer DIR with the model's tokenizer.json and "
+       "tokenizer_config.json (fp4llm does not read tokenizers from GGUF metadata yet)",
+       a.model);
+}
+
+// vLLM's behaviour: sampling defaults come from generation_config.json when the model has one.
+SamplingParams sampling_params(const RunArgs& a, const fs::path& tok_dir) {
+  SamplingParams p;
+  const fs::path gen = (fs::is_directory(a.model) ? fs::path(a.model) : tok_dir) / "generation_config.json";
+  if (fs::exists(gen)) {
+    const auto g = read_json_file(gen);
+    if (g.contains("temperature") && g["temperature"].is_number()) p.temperature = g["temperature"];
+    if (g.contains("top_p") && g["top_p"].is_number()) p.top_p = g["top_p"];
+    if (g.contains("top_k") && g["top_k"].is_number_integer()) p.top_k = g["top_k"];
+    if (g.contains("min_p") && g["min_p"].is_number()) p.min_p = g["min_p"];
+  }
+  if (a.temperature) p.temperature = *a.temperature;
+  if (a.top_p) p.top_p = *a.top_p;
+  if (a.top_k) p.top_k = *a.top_k;
+  if (a.min_p) p.min_p = *a.min_p;
+  p.repetition_penalty = a.repetition_penalty;
+  p.presence_penalty = a.presence_penalty;
+  p.frequency_penalty = a.frequency_penalty;
+  p.seed = a.seed;
+  p.validate();
+  return p;
+}
+
+void print_memory_plan(const ModelWeights& w, const Checkpoint& ck, const KvCacheConfig& kv, int64_t tokens) {
+  uint64_t nvfp4 = 0, other = 0;
+  for (const auto& [_, q] : ck.weights.linears) nvfp4 += q.bytes();
+  for (const auto& [_, t] : ck.weights.tensors) other += t.data.size();
+  const uint64_t kv_bytes = uint64_t(w.config.kv_cache_bytes(tokens)) * (kv.dtype == KvCacheDtype::Bf16 ? 2 : 1);
+  fmt::print(stderr,
+             "memory: weights {:.3f} GB (NVFP4 {:.3f} GB, 16/32-bit {:.3f} GB) + KV cache {} {:.3f} GB "
+             "for {} tokens, on the CPU\n",
+             (nvfp4 + other) / 1e9, nvfp4 / 1e9, other / 1e9,
+             kv.dtype == KvCacheDtype::Bf16 ? "bf16" : "fp8", kv_bytes / 1e9, tokens);
+}
+
+void run(const RunArgs& a) {
+  if (a.device == "cuda")
+    fail("--device cuda: the CUDA backend is not built yet (issue 5); use --device cpu");
+  if (a.device != "cpu") fail("--device must be cpu or cuda, got '{}'", a.device);
+  const fs::path tok_dir = tokenizer_dir(a);
+  const Tokenizer tokenizer = Tokenizer::load(tok_dir);
+  std::optional<ChatTemplate> chat;
+  if (a.chat) {
+    try {
+      chat = ChatTemplate::load(tok_dir);
+    } catch (const Error& e) {
+      fail("{}\n(pass --no-chat to send the prompt as plain text)", e.what());
+    }
+  }
+  GenerationOptions gen;
+  gen.sampling = sampling_params(a, tok_dir);
+  gen.max_tokens = a.max_tokens;
+  gen.ignore_eos = a.ignore_eos;
+  gen.stop_ids = tokenizer.stop_ids();
+  if (auto eos = tokenizer.eos_id()) gen.stop_ids.push_back(*eos);
+  gen.stop_strings = a.stop;
+
+  const Checkpoint ck = load_checkpoint(a.model, LoadOptions{{}, !a.quiet});
+  const ModelWeights weights = ModelWeights::bind(ck);
+  const int64_t model_len = std::min<int64_t>(
+      a.max_model_len, weights.config.max_position_embeddings > 0 ? weights.config.max_position_embeddings : a.max_model_len);
+  KvCacheConfig kv;
+  if (a.kv_cache_dtype == "bf16") kv.dtype = KvCacheDtype::Bf16;
+  else if (a.kv_cache_dtype != "fp8") fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", a.kv_cache_dtype);
+  kv.num_blocks = (model_len + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
+  if (!a.quiet) print_memory_plan(weights, ck, kv, model_len);
+  cpu::CpuBackend backend(weights, kv);
+  Conversation conversation(backend, tokenizer, model_len);
+
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
+  const auto turn = [&](const std::string& user) {
+    std::vector<int32_t> prompt;
+    if (chat) {
+      messages.push_back({{"role", "user"}, {"content", user}});
+      ChatOptions opts;
+      opts.add_generation_prompt = true;
+      if (!a.enable_thinking.empty()) opts.extra_kwargs["enable_thinking"] = a.enable_thinking == "true";
+      // The template writes BOS itself where the model wants one.
+      prompt = tokenizer.encode(chat->render(messages, opts), EncodeOptions{.add_special_tokens = false});
+    } else {
+      prompt = tokenizer.encode(user);
+    }
+    GenerationStats stats;
+    std::string reply;
+    conversation.generate(prompt, gen, [&](const std::string& piece) {
+      reply += piece;
+      std::cout << piece << std::flush;
+    }, stats);
+    std::cout << "\n";
+    if (chat) messages.push_back({{"role", "assistant"}, {"content", reply}});
+    if (!a.quiet)
+      fmt::print(stderr, "[{} prompt tokens ({} cached) in {:.2f} s; {} tokens in {:.2f} s, {:.1f} tok/s; {}]\n",
+                 stats.prompt_tokens, stats.cached_tokens, stats.prefill_seconds, stats.generated_tokens,
+                 stats.decode_seconds,
+                 stats.decode_seconds > 0 ? stats.generated_tokens / stats.decode_seconds : 0.0,
+                 stats.finish_reason);
+  };
+  if (!a.prompt.empty()) {
+    turn(a.prompt);
+    return;
+  }
+  std::string line;
+  while (true) {
+    std::cout << "> " << std::flush;
+    if (!std::getline(std::cin, line) || line == "/quit" || line == "/exit") break;
+    if (!line.empty()) turn(line);
+  }
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app) {
+  auto a = std::make_shared<RunArgs>();
+  auto* cmd = app.add_subcommand(
+      "run",
+      "Generate text from MODEL (a Hugging Face folder: NVFP4 ModelOpt / compressed-tensors, or\n"
+      "BF16 quantized at load; or a .gguf file, requantized to NVFP4) and stream it to the\n"
+      "terminal. With PROMPT: one answer. Without: an interactive chat (history kept, /quit).");
+  cmd->add_option("MODEL", a->model, "model folder or .gguf file")->required();
+  cmd->add_option("PROMPT", a->prompt, "prompt; omit for an interactive chat");
+  cmd->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the model folder)");
+  cmd->add_option("--max-tokens", a->max_tokens, "most tokens to generate per answer")->capture_default_str();
+  cmd->add_option("--max-model-len", a->max_model_len, "prompt + answer length the KV cache holds")->capture_default_str();
+  cmd->add_option("--temperature", a->temperature, "0 = greedy (default: generation_config.json, else 1)");
+  cmd->add_option("--top-p", a->top_p, "nucleus sampling mass (default: generation_config.json, else 1)");
+  cmd->add_option("--top-k", a->top_k, "keep the k most likely tokens; 0 = off");
+  cmd->add_option("--min-p", a->min_p, "drop tokens below min_p x the top probability");
+  cmd->add_option("--repetition-penalty", a->repetition_penalty, "> 1 discourages repeating prompt and output tokens");
+  cmd->add_option("--presence-penalty", a->presence_penalty, "subtracted once from tokens already generated");
+  cmd->add_option("--frequency-penalty", a->frequency_penalty, "subtracted per occurrence in the output");
+  cmd->add_option("--seed", a->seed, "sampling seed, for reproducible output");
+  cmd->add_option("--stop", a->stop, "stop when this string appears (repeatable)");
+  cmd->add_flag("--ignore-eos", a->ignore_eos, "keep generating past end-of-sequence tokens");
+  cmd->add_flag("--chat,!--no-chat", a->chat, "wrap the prompt in the model's chat template (default on)");
+  cmd->add_option("--system", a->system, "system prompt (chat mode)");
+  cmd->add_option("--enable-thinking", a->enable_thinking, "Qwen3: true or false (chat template variable)")
+      ->check(CLI::IsMember({"true", "false"}));
+  cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 (E4M3) or bf16")->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_flag("--quiet", a->quiet, "print only the generated text");
+  cmd->callback([a] { run(*a); });
+}
+
+}  // namespace fp4llm::cli

@@ -1,0 +1,93 @@
+#include "engine/generation.hpp"
+
+#include <algorithm>
+
+#include "tokenizer/tokenizer.hpp"
+#include "util/error.hpp"
+
+namespace fp4llm {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+Conversation::Conversation(Backend& backend, const Tokenizer& tokenizer, int64_t max_tokens_in_cache)
+    : backend_(backend), tokenizer_(tokenizer), capacity_(max_tokens_in_cache) {
+  const int64_t blocks = (capacity_ + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
+  for (int64_t b = 0; b < blocks; ++b) block_table_.push_back(int32_t(b));
+}
+
+void Conversation::run(std::span<const int32_t> tokens, int64_t start, std::vector<float>& logits) {
+  ForwardBatch batch;
+  batch.sequences.push_back({tokens, start, block_table_});
+  backend_.forward(batch, logits);
+}
+
+std::vector<int32_t> Conversation::generate(const std::vector<int32_t>& prompt,
+                                            const GenerationOptions& options,
+                                            const std::function<void(const std::string&)>& on_text,
+                                            GenerationStats& stats) {
+  if (prompt.empty()) fail("the prompt is empty");
+  if (int64_t(prompt.size()) >= capacity_)
+    fail("the prompt has {} tokens; the model length (--max-model-len) is {}", prompt.size(), capacity_);
+  stats = GenerationStats{};
+  stats.prompt_tokens = int64_t(prompt.size());
+
+  // Reuse the cached prefix; always recompute at least the last prompt token for its logits.
+  size_t reuse = 0;
+  while (reuse < cached_.size() && reuse + 1 < prompt.size() && cached_[reuse] == prompt[reuse]) ++reuse;
+  stats.cached_tokens = int64_t(reuse);
+  cached_.assign(prompt.begin(), prompt.end());
+
+  Sampler sampler(options.sampling, 0x5eed + requests_++);
+  StreamingDetokenizer detok(tokenizer_, /*skip_special_tokens=*/true);
+  std::vector<float> logits;
+  auto t0 = std::chrono::steady_clock::now();
+  run(std::span(prompt).subspan(reuse), int64_t(reuse), logits);
+  stats.prefill_seconds = seconds_since(t0);
+
+  std::vector<int32_t> out;
+  std::string text;
+  const int64_t limit = std::min<int64_t>(options.max_tokens, capacity_ - int64_t(prompt.size()));
+  stats.finish_reason = "length";
+  t0 = std::chrono::steady_clock::now();
+  while (int64_t(out.size()) < limit) {
+    const int32_t next = sampler.sample(logits, prompt, out);
+    const bool is_stop = std::find(options.stop_ids.begin(), options.stop_ids.end(), next) != options.stop_ids.end();
+    if (is_stop && !options.ignore_eos) {
+      stats.finish_reason = "stop";
+      break;
+    }
+    out.push_back(next);
+    std::string piece = detok.push(next);
+    text += piece;
+    bool hit_stop_string = false;
+    for (const auto& s : options.stop_strings) {
+      const size_t at = text.find(s);
+      if (!s.empty() && at != std::string::npos) {
+        // Emit only what precedes the stop string.
+        const size_t already = text.size() - piece.size();
+        piece = at > already ? text.substr(already, at - already) : "";
+        hit_stop_string = true;
+        break;
+      }
+    }
+    if (!piece.empty()) on_text(piece);
+    if (hit_stop_string) {
+      stats.finish_reason = "stop";
+      break;
+    }
+    if (int64_t(out.size()) < limit) {  // only tokens that went through the model are cached
+      cached_.push_back(next);
+      run(std::span(&cached_.back(), 1), int64_t(cached_.size()) - 1, logits);
+    }
+  }
+  if (stats.finish_reason == "length") on_text(detok.flush());
+  stats.decode_seconds = seconds_since(t0);
+  stats.generated_tokens = int64_t(out.size());
+  return out;
+}
+
+}  // namespace fp4llm
