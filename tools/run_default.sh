@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
-# `make run`: the main job on the default model. Until the reference engine lands (issue 4),
-# this is an honest placeholder: it generates a random-weight BF16 checkpoint of a Qwen3-0.6B-like
-# shape (4 layers), quantizes it to NVFP4 with `fp4llm quantize`, and inspects both folders.
+# `make run`: the default real model, Gemma 3 270M (GGUF Q4_K_M from the Python registry),
+# requantized to NVFP4 at load and run on the CPU backend with an FP8 KV cache. Its tokenizer is
+# the real Gemma 3 tokenizer.json in ../shared (GGUF tokenizer metadata is not read yet).
 set -euo pipefail
 build=${1:-build}
-model=$build/demo-model
-rm -rf "$model" "$model-nvfp4"
-.venv/bin/python tools/make_random_checkpoint.py "$model"
+model=$(bash tools/default_model.sh)
+tokenizer=../shared/testdata/tokenizers/gemma3
+[ -f "$tokenizer/tokenizer.json" ] || { echo "missing $tokenizer/tokenizer.json (the shared folder beside the checkout)" >&2; exit 1; }
 "$build/fp4llm" inspect "$model"
 echo
-"$build/fp4llm" quantize "$model" "$model-nvfp4"
-echo
-"$build/fp4llm" inspect "$model-nvfp4"
-echo
-echo "(placeholder: text generation arrives with the reference engine, issue 4)"
+prompt="The capital of France is"
+echo "fp4llm run (base model, plain prompt, greedy): $prompt"
+"$build/fp4llm" run "$model" "$prompt" --tokenizer "$tokenizer" --no-chat --temperature 0 --max-tokens 32

