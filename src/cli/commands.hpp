@@ -10,5 +10,6 @@ void add_quantize_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_chat_template_command(CLI::App& app);
 void add_run_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace fp4llm::cli

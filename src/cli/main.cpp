@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "fp4llm 0.1.0");
   fp4llm::cli::add_run_command(app);
+  fp4llm::cli::add_eval_command(app);
   fp4llm::cli::add_inspect_command(app);
   fp4llm::cli::add_quantize_command(app);
   fp4llm::cli::add_tokenize_command(app);

@@ -22,6 +22,9 @@ struct KvCacheScales {
 struct LoadOptions {
   std::vector<std::string> exclude;  // plain checkpoints: extra modules kept in 16 bits
   bool progress = true;
+  // Plain and GGUF checkpoints: keep projections 16-bit instead of quantizing them, for the
+  // reference model of `fp4llm eval` (never for serving: fp4llm has no 16-bit path).
+  bool keep_16bit = false;
 };
 
 struct Checkpoint {

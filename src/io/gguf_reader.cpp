@@ -115,7 +115,7 @@ void read_gguf(const std::filesystem::path& path, const LoadOptions& options, Ch
     if (hf.empty()) fail("{}: GGUF tensor '{}' has no place in a {} model", path.string(), name, arch);
     const int64_t cols = t.dims[0], rows = t.numel() / cols;
     const std::string module = hf.substr(0, hf.size() - 7);
-    if (module.ends_with("_proj")) {
+    if (module.ends_with("_proj") && !options.keep_16bit) {
       Nvfp4Matrix m = quantize_nvfp4(rows, cols, [&](int64_t r, float* dst) { gguf_dequantize_row(t, r, dst); });
       QuantizedLinear q{rows, cols, Bytes::owned(std::move(m.packed)),
                         Bytes::owned(std::move(m.block_scales)), m.global_scale, std::nullopt};
@@ -127,7 +127,7 @@ void read_gguf(const std::filesystem::path& path, const LoadOptions& options, Ch
       if (arch == "gemma3")
         for (float& x : v) x -= 1.0f;
       out.weights.tensors.emplace(hf, TensorView{hf, DType::F32, {cols}, float_bytes(v), path});
-    } else {  // embedding or lm_head: 16-bit, as Hugging Face checkpoints ship them
+    } else {  // embedding, lm_head (or a projection kept 16-bit): BF16 as HF checkpoints ship them
       std::vector<uint8_t> b(size_t(rows * cols) * 2);
       std::vector<float> row(static_cast<size_t>(cols));
       for (int64_t r = 0; r < rows; ++r) {

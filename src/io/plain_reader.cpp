@@ -12,7 +12,7 @@ void read_plain(const TensorStore& store, const LoadOptions& options, Checkpoint
   std::vector<std::pair<std::string, const TensorView*>> to_quantize;
   uint64_t quantize_bytes = 0;
   for (const auto& [name, t] : store.tensors()) {
-    if (auto module = quantizable_linear_module(t, exclude)) {
+    if (auto module = quantizable_linear_module(t, exclude); module && !options.keep_16bit) {
       to_quantize.emplace_back(*module, &t);
       quantize_bytes += t.data.size();
     } else {

@@ -21,23 +21,26 @@ std::string find_prefix(const WeightSet& w) {
 
 class Binder {
  public:
-  Binder(const Checkpoint& ck, std::string prefix) : ck_(ck), prefix_(std::move(prefix)) {}
+  Binder(const Checkpoint& ck, std::string prefix, bool allow_dense)
+      : ck_(ck), prefix_(std::move(prefix)), allow_dense_(allow_dense) {}
 
-  const QuantizedLinear* linear(const std::string& module, int64_t out, int64_t in) const {
+  LinearWeight linear(const std::string& module, int64_t out, int64_t in) const {
     const std::string name = prefix_ + module;
     const auto it = ck_.weights.linears.find(name);
     if (it == ck_.weights.linears.end()) {
-      if (ck_.weights.tensors.count(name + ".weight"))
+      if (ck_.weights.tensors.count(name + ".weight")) {
+        if (allow_dense_) return {nullptr, &tensor(name + ".weight", {out, in}), out, in};
         fail("{}.weight is not NVFP4 (kept 16-bit); fp4llm runs every projection in NVFP4 and "
              "has no 16-bit fallback",
              name);
+      }
       fail("tensor {}.weight is missing from the checkpoint", name);
     }
     const QuantizedLinear& q = it->second;
     if (q.out_features != out || q.in_features != in)
       fail("{}: shape [{}, {}], the config needs [{}, {}]", name, q.out_features, q.in_features,
            out, in);
-    return &q;
+    return {&q, nullptr, out, in};
   }
 
   const TensorView& tensor(const std::string& full_name, const std::vector<int64_t>& shape) const {
@@ -57,6 +60,7 @@ class Binder {
  private:
   const Checkpoint& ck_;
   std::string prefix_;
+  bool allow_dense_;
 };
 
 MlpWeights bind_mlp(const Binder& b, const std::string& p, int64_t hidden, int64_t inter) {
@@ -96,11 +100,11 @@ LayerWeights bind_layer(const Checkpoint& ck, const Binder& b, const ModelConfig
 
 }  // namespace
 
-ModelWeights ModelWeights::bind(const Checkpoint& ck) {
+ModelWeights ModelWeights::bind(const Checkpoint& ck, bool allow_dense) {
   ModelWeights w;
   w.config = ModelConfig::from_json(ck.config);
   const ModelConfig& c = w.config;
-  const Binder b(ck, find_prefix(ck.weights));
+  const Binder b(ck, find_prefix(ck.weights), allow_dense);
   w.embed = &b.tensor(b.prefix() + "embed_tokens.weight", {c.vocab_size, c.hidden_size});
   w.final_norm = b.vector("norm.weight", c.hidden_size);
   // lm_head sits beside "model." (or beside "language_model.model."), not under it.

@@ -11,10 +11,16 @@
 
 namespace fp4llm {
 
+// A projection's weight: NVFP4 always, except in the 16-bit reference model that `fp4llm eval`
+// compares against (ModelWeights::bind with allow_dense), where it may be a plain tensor.
+struct LinearWeight {
+  const QuantizedLinear* nvfp4 = nullptr;
+  const TensorView* dense = nullptr;
+  int64_t out_features = 0, in_features = 0;
+};
+
 struct MlpWeights {
-  const QuantizedLinear* gate = nullptr;
-  const QuantizedLinear* up = nullptr;
-  const QuantizedLinear* down = nullptr;
+  LinearWeight gate, up, down;
 };
 
 struct MoeWeights {
@@ -23,7 +29,7 @@ struct MoeWeights {
 };
 
 struct LayerWeights {
-  const QuantizedLinear *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;
+  LinearWeight q, k, v, o;
   std::vector<float> input_norm, post_attention_norm, q_norm, k_norm;
   std::vector<float> pre_feedforward_norm, post_feedforward_norm;  // Gemma3 sandwich norms
   MlpWeights mlp;                                                  // dense layers
@@ -39,8 +45,9 @@ struct ModelWeights {
   std::vector<float> final_norm;
   std::vector<LayerWeights> layers;
 
-  // `checkpoint` must outlive the result (the views point into it).
-  static ModelWeights bind(const Checkpoint& checkpoint);
+  // `checkpoint` must outlive the result (the views point into it). Projections must be NVFP4
+  // unless `allow_dense` (the 16-bit reference of `fp4llm eval`).
+  static ModelWeights bind(const Checkpoint& checkpoint, bool allow_dense = false);
 };
 
 }  // namespace fp4llm

@@ -109,9 +109,9 @@ void CpuBackend::attention_block(int64_t layer, const Tokens& t, std::vector<flo
   std::vector<float> h(x);
   norm_rows(h.data(), T, L.input_norm);
   std::vector<float> q(static_cast<size_t>(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd));
-  linear(*L.q, h.data(), T, q.data());
-  linear(*L.k, h.data(), T, k.data());
-  linear(*L.v, h.data(), T, v.data());
+  linear(L.q, h.data(), T, q.data());
+  linear(L.k, h.data(), T, k.data());
+  linear(L.v, h.data(), T, v.data());
 
   // Per-head RMSNorm before RoPE (Qwen3 and Gemma3 alike), then RoPE with the layer's base.
   const auto& inv_freq = c.layer_sliding[size_t(layer)] ? inv_freq_sliding_ : inv_freq_full_;
@@ -136,7 +136,7 @@ void CpuBackend::attention_block(int64_t layer, const Tokens& t, std::vector<flo
   std::vector<float> attn(static_cast<size_t>(T * qd));
   attend(layer, t, q, attn);
   std::vector<float> o(static_cast<size_t>(T * H));
-  linear(*L.o, attn.data(), T, o.data());
+  linear(L.o, attn.data(), T, o.data());
   if (c.family == ModelFamily::Gemma3) norm_rows(o.data(), T, L.post_attention_norm);
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }
@@ -208,13 +208,13 @@ void CpuBackend::mlp_block(int64_t layer, const Tokens& t, std::vector<float>& x
 }
 
 void CpuBackend::dense_mlp(const MlpWeights& m, const float* h, int64_t rows, float* out) {
-  const int64_t inter = m.gate->out_features;
+  const int64_t inter = m.gate.out_features;
   std::vector<float> gate(static_cast<size_t>(rows * inter)), up(size_t(rows * inter));
-  linear(*m.gate, h, rows, gate.data());
-  linear(*m.up, h, rows, up.data());
+  linear(m.gate, h, rows, gate.data());
+  linear(m.up, h, rows, up.data());
   const bool gelu = w_.config.family == ModelFamily::Gemma3;
   for (size_t i = 0; i < gate.size(); ++i) gate[i] = (gelu ? gelu_tanh(gate[i]) : silu(gate[i])) * up[i];
-  linear(*m.down, gate.data(), rows, out);
+  linear(m.down, gate.data(), rows, out);
 }
 
 // Qwen3-MoE routing: softmax over all experts in float32, top-k, renormalised when

@@ -53,6 +53,13 @@ void linear_dense(const TensorView& w, const float* x, int64_t rows, float* y) {
   });
 }
 
+void linear(const LinearWeight& w, const float* x, int64_t rows, float* y) {
+  if (w.nvfp4)
+    linear(*w.nvfp4, x, rows, y);
+  else
+    linear_dense(*w.dense, x, rows, y);
+}
+
 void rms_norm(float* x, int64_t n, std::span<const float> w, double eps, NormStyle style) {
   double sum = 0;
   for (int64_t i = 0; i < n; ++i) sum += double(x[i]) * x[i];

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "io/safetensors_file.hpp"
+#include "model/model_weights.hpp"
 #include "model/weights.hpp"
 
 namespace fp4llm::cpu {
@@ -15,6 +16,8 @@ namespace fp4llm::cpu {
 void linear(const QuantizedLinear& w, const float* x, int64_t rows, float* y);
 // Same with a 16/32-bit weight matrix [out, in] (lm_head, tied embeddings).
 void linear_dense(const TensorView& w, const float* x, int64_t rows, float* y);
+// Either of the two, as the weight holds.
+void linear(const LinearWeight& w, const float* x, int64_t rows, float* y);
 
 enum class NormStyle { Weight, OnePlusWeight };  // Qwen3: w * n(x); Gemma3: (1 + w) * n(x)
 void rms_norm(float* x, int64_t n, std::span<const float> w, double eps, NormStyle style);

@@ -1,0 +1,105 @@
+#include <fmt/format.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "backend/cpu/cpu_backend.hpp"
+#include "cli/commands.hpp"
+#include "engine/evaluation.hpp"
+#include "io/checkpoint.hpp"
+#include "model/model_weights.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "util/error.hpp"
+
+namespace fp4llm::cli {
+
+namespace {
+
+struct EvalArgs {
+  std::string model, text_file, tokenizer, reference = "bf16", kv_cache_dtype = "fp8";
+  int64_t context = 512, max_tokens = 0;
+  bool json = false;
+};
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot open {}", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void run_eval(const EvalArgs& a) {
+  namespace fs = std::filesystem;
+  const fs::path tok_dir = !a.tokenizer.empty() ? fs::path(a.tokenizer) : fs::path(a.model);
+  if (a.tokenizer.empty() && !fs::is_directory(a.model))
+    fail("{} is a single file (GGUF); pass --tokenizer DIR with the model's tokenizer.json", a.model);
+  const Tokenizer tokenizer = Tokenizer::load(tok_dir);
+  std::vector<int32_t> tokens = tokenizer.encode(read_text(a.text_file), EncodeOptions{.parse_special = false});
+  if (a.max_tokens > 0 && int64_t(tokens.size()) > a.max_tokens) tokens.resize(size_t(a.max_tokens));
+
+  KvCacheConfig kv;
+  if (a.kv_cache_dtype == "bf16") kv.dtype = KvCacheDtype::Bf16;
+  else if (a.kv_cache_dtype != "fp8") fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", a.kv_cache_dtype);
+  kv.num_blocks = (a.context + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
+
+  const Checkpoint ck = load_checkpoint(a.model, LoadOptions{{}, !a.json});
+  const ModelWeights weights = ModelWeights::bind(ck);
+  cpu::CpuBackend model(weights, kv);
+
+  std::unique_ptr<Checkpoint> ref_ck;
+  std::unique_ptr<ModelWeights> ref_weights;
+  std::unique_ptr<cpu::CpuBackend> reference;
+  if (a.reference == "bf16") {
+    // The same weights before NVFP4 (plain and GGUF checkpoints; an NVFP4 checkpoint has no other
+    // weights, so its reference differs in the KV cache only), with a BF16 KV cache.
+    LoadOptions o{{}, false};
+    o.keep_16bit = true;
+    ref_ck = std::make_unique<Checkpoint>(load_checkpoint(a.model, o));
+    ref_weights = std::make_unique<ModelWeights>(ModelWeights::bind(*ref_ck, /*allow_dense=*/true));
+    KvCacheConfig ref_kv = kv;
+    ref_kv.dtype = KvCacheDtype::Bf16;
+    reference = std::make_unique<cpu::CpuBackend>(*ref_weights, ref_kv);
+  } else if (a.reference != "none") {
+    fail("--reference must be bf16 or none, got '{}'", a.reference);
+  }
+  const EvalResult r = evaluate(model, reference.get(), tokens, a.context);
+  if (a.json) {
+    fmt::print("{{\"tokens\": {}, \"predictions\": {}, \"perplexity\": {:.6f}, \"reference_perplexity\": {:.6f}, "
+               "\"mean_kl\": {:.6g}, \"top1_agreement\": {:.6f}, \"kv_cache_dtype\": \"{}\", \"context\": {}}}\n",
+               tokens.size(), r.predictions, r.perplexity(), r.reference_perplexity(), r.mean_kl(),
+               r.top1_agreement(), a.kv_cache_dtype, a.context);
+    return;
+  }
+  fmt::print("tokens {} ({} predictions, windows of {})\n", tokens.size(), r.predictions, a.context);
+  fmt::print("perplexity  NVFP4 weights + {} KV: {:.4f}\n", a.kv_cache_dtype, r.perplexity());
+  if (reference) {
+    fmt::print("perplexity  16-bit reference + bf16 KV: {:.4f} (ratio {:.4f})\n", r.reference_perplexity(),
+               r.perplexity() / r.reference_perplexity());
+    fmt::print("mean KL(reference || NVFP4): {:.5f} nats; top-1 agreement {:.2f}%\n", r.mean_kl(),
+               100 * r.top1_agreement());
+  }
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto a = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand(
+      "eval",
+      "Measure what NVFP4 weights and the FP8 KV cache cost: perplexity of MODEL on a text, and\n"
+      "against the same weights kept 16-bit (BF16 KV): perplexity ratio, mean KL divergence per\n"
+      "token and top-1 agreement. Runs on the CPU backend.");
+  cmd->add_option("MODEL", a->model, "model folder or .gguf file")->required();
+  cmd->add_option("--text", a->text_file, "UTF-8 text file to score")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the model folder)");
+  cmd->add_option("--reference", a->reference, "bf16 (compare with 16-bit weights) or none")->capture_default_str();
+  cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16, for the NVFP4 model")->capture_default_str();
+  cmd->add_option("--context", a->context, "tokens per scored window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  cmd->add_option("--max-tokens", a->max_tokens, "score only the first N tokens of the text (0: all)");
+  cmd->add_flag("--json", a->json, "print one JSON object");
+  cmd->callback([a] { run_eval(*a); });
+}
+
+}  // namespace fp4llm::cli
