@@ -32,6 +32,7 @@ std::string read_text(const std::string& path) {
 
 void run_eval(const EvalArgs& a) {
   namespace fs = std::filesystem;
+  if (!fs::exists(a.model)) fail("model path {} does not exist", a.model);
   const fs::path tok_dir = !a.tokenizer.empty() ? fs::path(a.tokenizer) : fs::path(a.model);
   if (a.tokenizer.empty() && !fs::is_directory(a.model))
     fail("{} is a single file (GGUF); pass --tokenizer DIR with the model's tokenizer.json", a.model);

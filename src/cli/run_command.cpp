@@ -33,6 +33,7 @@ namespace fs = std::filesystem;
 
 // The folder with tokenizer.json and the chat template: --tokenizer, else the model folder.
 fs::path tokenizer_dir(const RunArgs& a) {
+  if (!fs::exists(a.model)) fail("model path {} does not exist", a.model);
   if (!a.tokenizer.empty()) return a.tokenizer;
   if (fs::is_directory(a.model)) return a.model;
   fail("{} is a single file (GGUF); pass --tokenizer DIR with the model's tokenizer.json and "
