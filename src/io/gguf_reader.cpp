@@ -116,7 +116,8 @@ void read_gguf(const std::filesystem::path& path, const LoadOptions& options, Ch
     const int64_t cols = t.dims[0], rows = t.numel() / cols;
     const std::string module = hf.substr(0, hf.size() - 7);
     if (module.ends_with("_proj") && !options.keep_16bit) {
-      Nvfp4Matrix m = quantize_nvfp4(rows, cols, [&](int64_t r, float* dst) { gguf_dequantize_row(t, r, dst); });
+      const GgufTensor& tensor = t;  // clang 14 cannot capture a structured binding
+      Nvfp4Matrix m = quantize_nvfp4(rows, cols, [&](int64_t r, float* dst) { gguf_dequantize_row(tensor, r, dst); });
       QuantizedLinear q{rows, cols, Bytes::owned(std::move(m.packed)),
                         Bytes::owned(std::move(m.block_scales)), m.global_scale, std::nullopt};
       out.weights.linears.emplace(module, std::move(q));
