@@ -3,6 +3,8 @@
 // in Python).
 #pragma once
 
+#include "util/utf8_encode.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -23,7 +25,7 @@ struct CodeRange {
 void check_utf8(std::string_view text, std::string_view what);
 // Decodes one code point at `pos` (text is valid UTF-8) and advances pos.
 uint32_t next_code_point(std::string_view text, size_t& pos);
-void append_utf8(std::string& out, uint32_t code_point);
+using fp4llm::append_utf8;
 std::vector<uint32_t> code_points(std::string_view text);
 std::string from_code_points(const std::vector<uint32_t>& cps, size_t begin, size_t end);
 size_t code_point_count(std::string_view text);

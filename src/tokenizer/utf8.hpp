@@ -3,6 +3,8 @@
 // String::from_utf8_lossy does.
 #pragma once
 
+#include "util/utf8_encode.hpp"
+
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -24,7 +26,7 @@ inline size_t utf8_length(unsigned char lead) {
 char32_t next_code_point(std::string_view s, size_t& i);
 // Decodes the last character of s (valid UTF-8, non-empty); `length` gets its byte count.
 char32_t last_code_point(std::string_view s, size_t& length);
-void append_utf8(std::string& out, char32_t cp);
+using fp4llm::append_utf8;
 
 // Appends `bytes` to `out`, replacing ill-formed parts with U+FFFD like from_utf8_lossy.
 void append_utf8_lossy(std::string& out, std::string_view bytes);
