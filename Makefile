@@ -1,7 +1,6 @@
 # The two commands of the README. Both install what is missing first (tools/setup.sh).
 BUILD ?= build
 JOBS ?= $(shell nproc)
-DEFAULT_MODEL ?= $(BUILD)/demo-model
 
 .PHONY: all setup build run test clean
 
