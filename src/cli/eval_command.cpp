@@ -17,7 +17,7 @@ namespace fp4llm::cli {
 namespace {
 
 struct EvalArgs {
-  std::string model, text_file, tokenizer, reference = "bf16", kv_cache_dtype = "fp8";
+  std::string model, text_file, tokenizer, reference = "bf16", kv_cache_dtype = "fp8", scale_search = "amax";
   int64_t context = 512, max_tokens = 0;
   bool json = false;
 };
@@ -34,8 +34,6 @@ void run_eval(const EvalArgs& a) {
   namespace fs = std::filesystem;
   if (!fs::exists(a.model)) fail("model path {} does not exist", a.model);
   const fs::path tok_dir = !a.tokenizer.empty() ? fs::path(a.tokenizer) : fs::path(a.model);
-  if (a.tokenizer.empty() && !fs::is_directory(a.model))
-    fail("{} is a single file (GGUF); pass --tokenizer DIR with the model's tokenizer.json", a.model);
   const Tokenizer tokenizer = Tokenizer::load(tok_dir);
   std::vector<int32_t> tokens = tokenizer.encode(read_text(a.text_file), EncodeOptions{.parse_special = false});
   if (a.max_tokens > 0 && int64_t(tokens.size()) > a.max_tokens) tokens.resize(size_t(a.max_tokens));
@@ -45,7 +43,9 @@ void run_eval(const EvalArgs& a) {
   else if (a.kv_cache_dtype != "fp8") fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", a.kv_cache_dtype);
   kv.num_blocks = (a.context + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
 
-  const Checkpoint ck = load_checkpoint(a.model, LoadOptions{{}, !a.json});
+  LoadOptions options{{}, !a.json};
+  options.scale_rule = a.scale_search == "mse" ? Nvfp4ScaleRule::Mse : Nvfp4ScaleRule::Amax;
+  const Checkpoint ck = load_checkpoint(a.model, options);
   const ModelWeights weights = ModelWeights::bind(ck);
   cpu::CpuBackend model(weights, kv);
 
@@ -94,7 +94,12 @@ void add_eval_command(CLI::App& app) {
       "token and top-1 agreement. Runs on the CPU backend.");
   cmd->add_option("MODEL", a->model, "model folder or .gguf file")->required();
   cmd->add_option("--text", a->text_file, "UTF-8 text file to score")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the model folder)");
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "folder with tokenizer.json (default: the model folder, or a GGUF's own tokenizer)");
+  cmd->add_option("--scale-search", a->scale_search,
+                  "block scales when quantizing at load (plain and GGUF models): amax or mse")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"amax", "mse"}));
   cmd->add_option("--reference", a->reference, "bf16 (compare with 16-bit weights) or none")->capture_default_str();
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16, for the NVFP4 model")->capture_default_str();
   cmd->add_option("--context", a->context, "tokens per scored window")->capture_default_str()->check(CLI::Range(2, 1 << 20));

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "fp4llm 0.1.0");
   fp4llm::cli::add_run_command(app);
   fp4llm::cli::add_eval_command(app);
+  fp4llm::cli::add_bench_command(app);
+  fp4llm::cli::add_serve_command(app);
   fp4llm::cli::add_inspect_command(app);
   fp4llm::cli::add_quantize_command(app);
   fp4llm::cli::add_tokenize_command(app);

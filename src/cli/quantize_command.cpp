@@ -11,6 +11,7 @@ void add_quantize_command(CLI::App& app) {
     QuantizeOptions options;
     double max_shard_gb = 5.0;
     bool quiet = false;
+    std::string scale_search = "amax";
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
@@ -30,10 +31,16 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--max-shard-size", args->max_shard_gb, "largest output file, in GB")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--scale-search", args->scale_search,
+                  "block scales: amax (ModelOpt's amax/6) or mse (best of amax/6 x {1, 0.95, ..., "
+                  "0.75} by squared error)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"amax", "mse"}));
   cmd->add_flag("--quiet", args->quiet, "no progress bar or summary");
   cmd->callback([args] {
     args->options.max_shard_bytes = uint64_t(args->max_shard_gb * 1e9);
     args->options.progress = !args->quiet;
+    args->options.scale_rule = args->scale_search == "mse" ? Nvfp4ScaleRule::Mse : Nvfp4ScaleRule::Amax;
     const QuantizeReport r = quantize_checkpoint(args->src, args->dst, args->options);
     if (!args->quiet)
       fmt::print("quantized {} linear layers to NVFP4, copied {} tensors: {:.3f} GB -> {:.3f} GB "

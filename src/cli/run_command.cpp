@@ -3,12 +3,13 @@
 #include <iostream>
 #include <memory>
 
-#include "backend/cpu/cpu_backend.hpp"
+#include "backend/backend_factory.hpp"
 #include "cli/commands.hpp"
 #include "engine/generation.hpp"
 #include "io/checkpoint.hpp"
 #include "model/model_weights.hpp"
 #include "template/chat_template.hpp"
+#include "tokenizer/gguf_tokenizer_files.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "util/error.hpp"
 #include "util/json_file.hpp"
@@ -19,7 +20,7 @@ namespace {
 
 struct RunArgs {
   std::string model, prompt, tokenizer, device = "cpu", kv_cache_dtype = "fp8", system;
-  bool chat = true, ignore_eos = false, quiet = false;
+  bool chat = true, ignore_eos = false, quiet = false, enforce_eager = false;
   std::string enable_thinking;  // "", "true", "false"
   int64_t max_tokens = 256, max_model_len = 4096;
   std::optional<float> temperature, top_p, min_p;
@@ -31,14 +32,25 @@ struct RunArgs {
 
 namespace fs = std::filesystem;
 
-// The folder with tokenizer.json and the chat template: --tokenizer, else the model folder.
+// Where the tokenizer and the chat template come from: --tokenizer DIR, else the model folder,
+// else the GGUF file's own metadata (Tokenizer::load reads a .gguf).
 fs::path tokenizer_dir(const RunArgs& a) {
   if (!fs::exists(a.model)) fail("model path {} does not exist", a.model);
-  if (!a.tokenizer.empty()) return a.tokenizer;
-  if (fs::is_directory(a.model)) return a.model;
-  fail("{} is a single file (GGUF); pass --tokenizer DIR with the model's tokenizer.json and "
-       "tokenizer_config.json (fp4llm does not read tokenizers from GGUF metadata yet)",
-       a.model);
+  return a.tokenizer.empty() ? fs::path(a.model) : fs::path(a.tokenizer);
+}
+
+// A GGUF carries its template in tokenizer.chat_template; base models often have none, and then
+// the prompt goes in as plain text (a note says so) rather than failing.
+std::optional<ChatTemplate> load_chat_template(const fs::path& tok_dir, bool quiet) {
+  if (tok_dir.extension() != ".gguf") return ChatTemplate::load(tok_dir);
+  const GgufTokenizerFiles f = read_gguf_tokenizer_files(tok_dir);
+  if (!f.tokenizer_config.contains("chat_template")) {
+    if (!quiet)
+      fmt::print(stderr, "note: {} has no chat template (tokenizer.chat_template); the prompt is sent "
+                         "as plain text\n", tok_dir.string());
+    return std::nullopt;
+  }
+  return ChatTemplate::from_source(f.tokenizer_config["chat_template"].get<std::string>(), f.tokenizer_config);
 }
 
 // vLLM's behaviour: sampling defaults come from generation_config.json when the model has one.
@@ -64,28 +76,29 @@ SamplingParams sampling_params(const RunArgs& a, const fs::path& tok_dir) {
   return p;
 }
 
-void print_memory_plan(const ModelWeights& w, const Checkpoint& ck, const KvCacheConfig& kv, int64_t tokens) {
+void print_memory_plan(const ModelWeights& w, const Checkpoint& ck, const KvCacheConfig& kv, int64_t tokens,
+                       const std::string& device) {
   uint64_t nvfp4 = 0, other = 0;
   for (const auto& [_, q] : ck.weights.linears) nvfp4 += q.bytes();
   for (const auto& [_, t] : ck.weights.tensors) other += t.data.size();
   const uint64_t kv_bytes = uint64_t(w.config.kv_cache_bytes(tokens)) * (kv.dtype == KvCacheDtype::Bf16 ? 2 : 1);
   fmt::print(stderr,
              "memory: weights {:.3f} GB (NVFP4 {:.3f} GB, 16/32-bit {:.3f} GB) + KV cache {} {:.3f} GB "
-             "for {} tokens, on the CPU\n",
+             "for {} tokens, on the {}\n",
              (nvfp4 + other) / 1e9, nvfp4 / 1e9, other / 1e9,
-             kv.dtype == KvCacheDtype::Bf16 ? "bf16" : "fp8", kv_bytes / 1e9, tokens);
+             kv.dtype == KvCacheDtype::Bf16 ? "bf16" : "fp8", kv_bytes / 1e9, tokens, device == "cuda" ? "GPU" : "CPU");
 }
 
 void run(const RunArgs& a) {
+  if (a.device != "cpu" && a.device != "cuda") fail("--device must be cpu or cuda, got '{}'", a.device);
   if (a.device == "cuda")
-    fail("--device cuda: the CUDA backend is not built yet (issue 5); use --device cpu");
-  if (a.device != "cpu") fail("--device must be cpu or cuda, got '{}'", a.device);
+    if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
   const fs::path tok_dir = tokenizer_dir(a);
   const Tokenizer tokenizer = Tokenizer::load(tok_dir);
   std::optional<ChatTemplate> chat;
   if (a.chat) {
     try {
-      chat = ChatTemplate::load(tok_dir);
+      chat = load_chat_template(tok_dir, a.quiet);
     } catch (const Error& e) {
       fail("{}\n(pass --no-chat to send the prompt as plain text)", e.what());
     }
@@ -106,9 +119,9 @@ void run(const RunArgs& a) {
   if (a.kv_cache_dtype == "bf16") kv.dtype = KvCacheDtype::Bf16;
   else if (a.kv_cache_dtype != "fp8") fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", a.kv_cache_dtype);
   kv.num_blocks = (model_len + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
-  if (!a.quiet) print_memory_plan(weights, ck, kv, model_len);
-  cpu::CpuBackend backend(weights, kv);
-  Conversation conversation(backend, tokenizer, model_len);
+  if (!a.quiet) print_memory_plan(weights, ck, kv, model_len, a.device);
+  const auto backend = make_backend(weights, BackendOptions{a.device, kv, !a.quiet, a.enforce_eager});
+  Conversation conversation(*backend, tokenizer, model_len);
 
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
@@ -162,7 +175,8 @@ void add_run_command(CLI::App& app) {
       "terminal. With PROMPT: one answer. Without: an interactive chat (history kept, /quit).");
   cmd->add_option("MODEL", a->model, "model folder or .gguf file")->required();
   cmd->add_option("PROMPT", a->prompt, "prompt; omit for an interactive chat");
-  cmd->add_option("--tokenizer", a->tokenizer, "folder with tokenizer.json (default: the model folder)");
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "folder with tokenizer.json (default: the model folder, or a GGUF's own tokenizer)");
   cmd->add_option("--max-tokens", a->max_tokens, "most tokens to generate per answer")->capture_default_str();
   cmd->add_option("--max-model-len", a->max_model_len, "prompt + answer length the KV cache holds")->capture_default_str();
   cmd->add_option("--temperature", a->temperature, "0 = greedy (default: generation_config.json, else 1)");
@@ -181,6 +195,7 @@ void add_run_command(CLI::App& app) {
       ->check(CLI::IsMember({"true", "false"}));
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 (E4M3) or bf16")->capture_default_str();
   cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  cmd->add_flag("--enforce-eager", a->enforce_eager, "CUDA: launch kernels one by one instead of replaying CUDA graphs");
   cmd->add_flag("--quiet", a->quiet, "print only the generated text");
   cmd->callback([a] { run(*a); });
 }

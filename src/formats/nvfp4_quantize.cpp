@@ -18,7 +18,7 @@ float max_abs(const float* v, int64_t n) {
 }
 }  // namespace
 
-Nvfp4Matrix quantize_nvfp4(int64_t rows, int64_t cols, const RowReader& read_row) {
+Nvfp4Matrix quantize_nvfp4(int64_t rows, int64_t cols, const RowReader& read_row, Nvfp4ScaleRule rule) {
   if (cols % kNvfp4BlockSize != 0)
     fail("NVFP4 needs the input dimension to be a multiple of {}, got {}", kNvfp4BlockSize, cols);
   const int64_t min_rows = std::max<int64_t>(1, (1 << 16) / std::max<int64_t>(cols, 1));
@@ -52,7 +52,7 @@ Nvfp4Matrix quantize_nvfp4(int64_t rows, int64_t cols, const RowReader& read_row
       for (int64_t b = 0; b < cols / kNvfp4BlockSize; ++b) {
         const float* block = row.data() + b * kNvfp4BlockSize;
         const uint8_t scale =
-            nvfp4_block_scale(max_abs(block, kNvfp4BlockSize), out.global_scale);
+            nvfp4_choose_block_scale(rule, block, max_abs(block, kNvfp4BlockSize), out.global_scale);
         out.block_scales[size_t(r * (cols / kNvfp4BlockSize) + b)] = scale;
         nvfp4_quantize_block(block, scale, out.global_scale,
                              &out.packed[size_t(r * (cols / 2) + b * kNvfp4BlockSize / 2)]);

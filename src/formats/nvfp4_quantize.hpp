@@ -6,6 +6,8 @@
 #include <functional>
 #include <vector>
 
+#include "formats/nvfp4_scale_search.hpp"
+
 namespace fp4llm {
 
 struct Nvfp4Matrix {
@@ -17,6 +19,7 @@ struct Nvfp4Matrix {
 // `read_row(r, out)` writes row r (cols floats) of the source matrix; it is called from several
 // threads at once. cols must be a multiple of kNvfp4BlockSize.
 using RowReader = std::function<void(int64_t row, float* out)>;
-Nvfp4Matrix quantize_nvfp4(int64_t rows, int64_t cols, const RowReader& read_row);
+Nvfp4Matrix quantize_nvfp4(int64_t rows, int64_t cols, const RowReader& read_row,
+                           Nvfp4ScaleRule rule = Nvfp4ScaleRule::Amax);
 
 }  // namespace fp4llm

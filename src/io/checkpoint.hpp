@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/nvfp4_scale_search.hpp"
 #include "io/quant_scheme.hpp"
 #include "model/weights.hpp"
 
@@ -25,6 +26,8 @@ struct LoadOptions {
   // Plain and GGUF checkpoints: keep projections 16-bit instead of quantizing them, for the
   // reference model of `fp4llm eval` (never for serving: fp4llm has no 16-bit path).
   bool keep_16bit = false;
+  // Plain and GGUF checkpoints: how NVFP4 block scales are chosen when quantizing at load.
+  Nvfp4ScaleRule scale_rule = Nvfp4ScaleRule::Amax;
 };
 
 struct Checkpoint {

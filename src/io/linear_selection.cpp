@@ -30,12 +30,12 @@ std::optional<std::string> quantizable_linear_module(const TensorView& t,
   return module;
 }
 
-QuantizedLinear quantize_linear(const TensorView& weight) {
+QuantizedLinear quantize_linear(const TensorView& weight, Nvfp4ScaleRule rule) {
   const int64_t rows = weight.shape[0], cols = weight.shape[1];
   Nvfp4Matrix m;
   try {
     m = quantize_nvfp4(rows, cols,
-                       [&](int64_t r, float* out) { read_floats(weight, r * cols, cols, out); });
+                       [&](int64_t r, float* out) { read_floats(weight, r * cols, cols, out); }, rule);
   } catch (const Error& e) {
     fail("{}: {}", weight.describe(), e.what());
   }

@@ -2,6 +2,7 @@
 // NVFP4, shared by quantize-at-load and `fp4llm quantize`.
 #pragma once
 
+#include "formats/nvfp4_scale_search.hpp"
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@ const std::vector<std::string>& default_exclude_modules();
 std::optional<std::string> quantizable_linear_module(const TensorView& t,
                                                      const std::vector<std::string>& exclude);
 
-QuantizedLinear quantize_linear(const TensorView& weight);
+// `rule`: how block scales are chosen (ModelOpt's amax rule unless asked for the search).
+QuantizedLinear quantize_linear(const TensorView& weight, Nvfp4ScaleRule rule = Nvfp4ScaleRule::Amax);
 
 }  // namespace fp4llm

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "formats/number_formats.hpp"
+#include "io/fused_experts.hpp"
 #include "io/linear_selection.hpp"
 #include "io/quant_scheme.hpp"
 #include "io/safetensors_writer.hpp"
@@ -66,6 +67,24 @@ void check_destination(const fs::path& src, const fs::path& dst) {
   fs::create_directories(dst);
 }
 
+// A projection becomes ModelOpt's three NVFP4 tensors; anything else is copied as stored.
+void write_tensor(const TensorView& t, const QuantizeOptions& options, const std::vector<std::string>& exclude,
+                  ShardedWriter& writer, QuantizeReport& report) {
+  if (auto module = quantizable_linear_module(t, exclude)) {
+    QuantizedLinear q = quantize_linear(t, options.scale_rule);
+    writer.add({*module + ".weight", DType::U8, {q.out_features, q.in_features / 2}, q.packed});
+    writer.add({*module + ".weight_scale", DType::F8_E4M3,
+                {q.out_features, q.in_features / kNvfp4BlockSize}, q.block_scales});
+    writer.add({*module + ".weight_scale_2", DType::F32, {}, float_scalar_bytes(q.global_scale)});
+    report.bytes_out += q.bytes();
+    ++report.quantized_linears;
+  } else {
+    writer.add({t.name, t.dtype, t.shape, t.data});
+    report.bytes_out += t.data.size();
+    ++report.copied_tensors;
+  }
+}
+
 }  // namespace
 
 QuantizeReport quantize_checkpoint(const fs::path& src, const fs::path& dst,
@@ -87,21 +106,9 @@ QuantizeReport quantize_checkpoint(const fs::path& src, const fs::path& dst,
   ShardedWriter writer(dst, options.max_shard_bytes);
   ProgressBar bar("quantize", report.bytes_in);
   if (!options.progress) bar.disable();
-  for (const auto& [name, t] : store.tensors()) {
-    if (auto module = quantizable_linear_module(t, exclude)) {
-      QuantizedLinear q = quantize_linear(t);
-      writer.add({*module + ".weight", DType::U8, {q.out_features, q.in_features / 2}, q.packed});
-      writer.add({*module + ".weight_scale", DType::F8_E4M3,
-                  {q.out_features, q.in_features / kNvfp4BlockSize}, q.block_scales});
-      writer.add({*module + ".weight_scale_2", DType::F32, {}, float_scalar_bytes(q.global_scale)});
-      report.bytes_out += q.bytes();
-      ++report.quantized_linears;
-    } else {
-      writer.add({name, t.dtype, t.shape, t.data});
-      report.bytes_out += t.data.size();
-      ++report.copied_tensors;
-    }
-    bar.advance(t.data.size());
+  for (const auto& [_, stored] : store.tensors()) {
+    for (const TensorView& t : unfuse_experts(stored)) write_tensor(t, options, exclude, writer, report);
+    bar.advance(stored.data.size());
   }
   bar.finish();
   report.files = writer.finish();

@@ -6,12 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "formats/nvfp4_scale_search.hpp"
+
 namespace fp4llm {
 
 struct QuantizeOptions {
   std::vector<std::string> exclude;        // fnmatch patterns kept in 16 bits, beyond the defaults
   uint64_t max_shard_bytes = 5'000'000'000;
   bool progress = true;
+  Nvfp4ScaleRule scale_rule = Nvfp4ScaleRule::Amax;  // Mse: `--scale-search mse`
 };
 
 struct QuantizeReport {

@@ -30,7 +30,8 @@ class StreamingDetokenizer;
 
 class Tokenizer {
  public:
-  // `path` is a model folder holding tokenizer.json, or the tokenizer.json file itself.
+  // `path` is a model folder holding tokenizer.json, the tokenizer.json file itself, or a .gguf
+  // file (its tokenizer.ggml.* metadata; see gguf_tokenizer_files.hpp).
   // Throws fp4llm::Error naming the file and the unsupported component or bad field.
   static Tokenizer load(const std::filesystem::path& path);
   // From parsed files; `config` and `generation_config` may be JSON null.

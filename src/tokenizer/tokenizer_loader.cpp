@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tokenizer/gguf_tokenizer_files.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "tokenizer/tokenizer_impl.hpp"
 #include "util/error.hpp"
@@ -114,6 +115,14 @@ Tokenizer Tokenizer::build(const nlohmann::json& j, const nlohmann::json& config
 }
 
 Tokenizer Tokenizer::load(const std::filesystem::path& path) {
+  if (std::filesystem::is_regular_file(path) && path.extension() == ".gguf") {
+    const GgufTokenizerFiles f = read_gguf_tokenizer_files(path);
+    try {
+      return from_json(f.tokenizer_json, nlohmann::json(f.tokenizer_config), f.generation_config);
+    } catch (const Error& e) {
+      fail("{} (tokenizer from GGUF metadata): {}", path.string(), e.what());
+    }
+  }
   const bool is_dir = std::filesystem::is_directory(path);
   const std::filesystem::path file = is_dir ? path / "tokenizer.json" : path;
   const std::filesystem::path dir = is_dir ? path : path.parent_path();

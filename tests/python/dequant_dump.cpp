@@ -5,7 +5,8 @@
 //   <attn>.kv_scales      F32 [2]        k and v cache scales, when the checkpoint has them
 //   <name>.value          F32            every floating-point tensor kept as stored, as float32
 // Metadata "plain_tensors" lists the tensors kept as stored, comma-separated.
-// MODEL_DIR may be a .gguf file.
+// MODEL_DIR may be a .gguf file. A third argument "mse" quantizes at load with the block-scale
+// search instead of ModelOpt's amax rule.
 #include <fmt/format.h>
 
 #include <cstring>
@@ -26,12 +27,14 @@ Bytes floats(const std::vector<float>& v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    fmt::print(stderr, "usage: {} MODEL_DIR OUT.safetensors\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    fmt::print(stderr, "usage: {} MODEL_DIR OUT.safetensors [amax|mse]\n", argv[0]);
     return 2;
   }
   try {
-    const Checkpoint ck = load_checkpoint(argv[1], LoadOptions{{}, false});
+    LoadOptions options{{}, false};
+    if (argc == 4 && std::string(argv[3]) == "mse") options.scale_rule = Nvfp4ScaleRule::Mse;
+    const Checkpoint ck = load_checkpoint(argv[1], options);
     std::vector<TensorToWrite> out;
     for (const auto& [name, q] : ck.weights.linears) {
       std::vector<float> w(size_t(q.out_features * q.in_features));

@@ -1,16 +1,17 @@
 // Test tool: runs the CPU reference backend over token prompts and writes every position's
 // logits to a safetensors file (logits_<i>: F32 [tokens, vocab]), for comparisons with
 // transformers (tools/hf_compare.py) and between prefill and step-by-step decoding.
-//   fp4llm_forward_dump MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK]
+//   fp4llm_forward_dump MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda]
 // PROMPTS.json is a list of token-id lists. CHUNK > 0 feeds each prompt CHUNK tokens per step
-// (exercising the cache across steps); 0 feeds it whole; -1 runs all prompts as one batch.
+// (exercising the cache across steps); 0 feeds it whole; -1 runs all prompts as one batch;
+// -2 decodes all prompts in lockstep, one token of each per step (batched decode).
 #include <fmt/format.h>
 
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "backend/cpu/cpu_backend.hpp"
+#include "backend/backend_factory.hpp"
 #include "io/checkpoint.hpp"
 #include "io/safetensors_writer.hpp"
 #include "util/json_file.hpp"
@@ -19,7 +20,7 @@ using namespace fp4llm;
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK]\n", argv[0]);
+    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda]\n", argv[0]);
     return 2;
   }
   try {
@@ -29,6 +30,8 @@ int main(int argc, char** argv) {
     KvCacheConfig cache;
     cache.dtype = (argc > 4 && std::string(argv[4]) == "bf16") ? KvCacheDtype::Bf16 : KvCacheDtype::Fp8E4M3;
     const int64_t chunk = argc > 5 ? std::stoll(argv[5]) : 0;
+    const std::string device = argc > 6 ? argv[6] : "cpu";
+    const auto make = [&] { return make_backend(weights, BackendOptions{device, cache, false}); };
     std::vector<TensorToWrite> out;
     const auto add_logits = [&](size_t p, const float* data, int64_t n) {
       std::vector<uint8_t> bytes(size_t(n * weights.config.vocab_size) * 4);
@@ -43,7 +46,7 @@ int main(int argc, char** argv) {
       int64_t max_blocks = 0;
       for (const auto& ids : prompts) max_blocks = std::max(max_blocks, blocks_for(int64_t(ids.size())));
       cache.num_blocks = max_blocks * int64_t(prompts.size());
-      cpu::CpuBackend backend(weights, cache);
+      const auto backend = make();
       std::vector<std::vector<int32_t>> tables(prompts.size());
       ForwardBatch batch;
       batch.all_logits = true;
@@ -53,18 +56,37 @@ int main(int argc, char** argv) {
         batch.sequences.push_back({prompts[p], 0, tables[p]});
       }
       std::vector<float> logits;
-      backend.forward(batch, logits);
-      int64_t row = 0;
-      for (size_t p = 0; p < prompts.size(); ++p) {
-        add_logits(p, &logits[size_t(row * weights.config.vocab_size)], int64_t(prompts[p].size()));
-        row += int64_t(prompts[p].size());
+      if (chunk == -1) {
+        backend->forward(batch, logits);
+        int64_t row = 0;
+        for (size_t p = 0; p < prompts.size(); ++p) {
+          add_logits(p, &logits[size_t(row * weights.config.vocab_size)], int64_t(prompts[p].size()));
+          row += int64_t(prompts[p].size());
+        }
+      } else {  // -2: lockstep decoding, one token of every unfinished prompt per step
+        const int64_t V = weights.config.vocab_size;
+        std::vector<std::vector<float>> all(prompts.size());
+        for (size_t step = 0;; ++step) {
+          ForwardBatch b;
+          std::vector<size_t> who;
+          for (size_t p = 0; p < prompts.size(); ++p)
+            if (step < prompts[p].size()) {
+              b.sequences.push_back({std::span(prompts[p]).subspan(step, 1), int64_t(step), tables[p]});
+              who.push_back(p);
+            }
+          if (who.empty()) break;
+          backend->forward(b, logits);
+          for (size_t i = 0; i < who.size(); ++i)
+            all[who[i]].insert(all[who[i]].end(), logits.begin() + int64_t(i) * V, logits.begin() + int64_t(i + 1) * V);
+        }
+        for (size_t p = 0; p < prompts.size(); ++p) add_logits(p, all[p].data(), int64_t(prompts[p].size()));
       }
     }
     for (size_t p = 0; chunk >= 0 && p < prompts.size(); ++p) {
       const auto& ids = prompts[p];
       const int64_t n = int64_t(ids.size());
       cache.num_blocks = blocks_for(n);
-      cpu::CpuBackend backend(weights, cache);
+      const auto backend = make();
       std::vector<int32_t> table(size_t(cache.num_blocks));
       for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(table.size() - 1 - b);  // not identity
       std::vector<float> all, step;
@@ -73,7 +95,7 @@ int main(int argc, char** argv) {
         ForwardBatch batch;
         batch.all_logits = true;
         batch.sequences.push_back({std::span(ids).subspan(size_t(start), size_t(len)), start, table});
-        backend.forward(batch, step);
+        backend->forward(batch, step);
         all.insert(all.end(), step.begin(), step.end());
         start += len;
       }

@@ -22,8 +22,8 @@ def run(*args, check=True):
     return p
 
 
-def dequant_dump(model_dir, out_path):
-    p = subprocess.run([str(TOOLS / "fp4llm_dequant_dump"), str(model_dir), str(out_path)],
+def dequant_dump(model_dir, out_path, scale_search="amax"):
+    p = subprocess.run([str(TOOLS / "fp4llm_dequant_dump"), str(model_dir), str(out_path), scale_search],
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     from safetensors import safe_open

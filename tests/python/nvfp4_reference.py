@@ -72,23 +72,54 @@ def f32_to_bf16(x):
     return np.where(np.isnan(x), ((u >> 16) | 0x40).astype(np.uint16), r)
 
 
-def quantize_nvfp4(w):
+SCALE_SEARCH_FACTORS = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75]  # tried in order, a later one must be strictly better
+
+
+def _block_scale_codes(bamax, g):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = (bamax / (F32(6.0) * g)).astype(np.float32)
+    s = np.clip(s, F32(2.0 ** -9), F32(448.0))
+    s = np.where(bamax == 0, F32(1.0), s).astype(np.float32)
+    return e4m3_encode(s)
+
+
+def _block_codes(blocks, scodes, g):
+    step = (e4m3_decode(scodes) * g).astype(np.float32)
+    return e2m1_encode((blocks / step[..., None]).astype(np.float32))
+
+
+def _block_sq_error(blocks, scodes, g):
+    """Squared error per block: float32 reconstruction, differences squared and summed in
+    float64 element by element (a fixed order, so ties compare exactly)."""
+    codes = _block_codes(blocks, scodes, g)
+    deq = ((e2m1_decode(codes) * e4m3_decode(scodes)[..., None]).astype(np.float32) * F32(g)).astype(np.float32)
+    d = blocks.astype(np.float64) - deq.astype(np.float64)
+    err = np.zeros(blocks.shape[:-1], np.float64)
+    for i in range(blocks.shape[-1]):
+        err = err + d[..., i] * d[..., i]
+    return err
+
+
+def quantize_nvfp4(w, scale_search="amax"):
     """w: float32 [rows, cols]. Returns (packed uint8 [rows, cols/2], scales uint8 [rows, cols/16],
-    global scale float32)."""
+    global scale float32). scale_search "mse": per block, the E4M3 scale of amax * f / (6 g) for f
+    in SCALE_SEARCH_FACTORS with the smallest squared reconstruction error (first one on ties)."""
     w = np.asarray(w, np.float32)
     rows, cols = w.shape
     amax = F32(np.max(np.abs(w))) if w.size else F32(0)
     g = F32(amax / F32(2688.0)) if amax > 0 else F32(1.0)
     blocks = w.reshape(rows, cols // 16, 16)
     bamax = np.abs(blocks).max(axis=-1).astype(np.float32)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s = (bamax / (F32(6.0) * g)).astype(np.float32)
-    s = np.clip(s, F32(2.0 ** -9), F32(448.0))
-    s = np.where(bamax == 0, F32(1.0), s).astype(np.float32)
-    scodes = e4m3_encode(s)
-    step = (e4m3_decode(scodes) * g).astype(np.float32)
-    q = (blocks / step[..., None]).astype(np.float32)
-    codes = e2m1_encode(q).reshape(rows, cols)
+    scodes = _block_scale_codes(bamax, g)
+    if scale_search == "mse":
+        best = _block_sq_error(blocks, scodes, g)
+        for f in SCALE_SEARCH_FACTORS[1:]:
+            cand = _block_scale_codes((bamax * F32(f)).astype(np.float32), g)
+            err = _block_sq_error(blocks, cand, g)
+            better = err < best
+            scodes = np.where(better, cand, scodes).astype(np.uint8)
+            best = np.where(better, err, best)
+    codes = _block_codes(blocks, scodes, g).reshape(rows, cols)
     packed = (codes[:, 0::2] | (codes[:, 1::2] << 4)).astype(np.uint8)
     return packed, scodes, g
 

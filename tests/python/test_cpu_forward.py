@@ -222,7 +222,9 @@ def test_decoding_step_by_step_equals_prefill_and_batching(model, tmp_path):
     steps = forward_dump(folder, prompts, "fp8", 1, tmp_path / "b.safetensors")
     chunks = forward_dump(folder, prompts, "fp8", 5, tmp_path / "c.safetensors")
     batch = forward_dump(folder, prompts, "fp8", -1, tmp_path / "d.safetensors")
-    for a, b, cc, d in zip(whole, steps, chunks, batch):
+    lockstep = forward_dump(folder, prompts, "fp8", -2, tmp_path / "e.safetensors")
+    for a, b, cc, d, e in zip(whole, steps, chunks, batch, lockstep):
+        np.testing.assert_array_equal(a, e)
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(a, cc)
         np.testing.assert_array_equal(a, d)

@@ -7,6 +7,7 @@ from pathlib import Path
 from helpers import run
 
 ROOT = Path(__file__).resolve().parents[2]
+# The real Gemma 3 tokenizer.json: the --tokenizer override (test_eval.py uses it).
 TOKENIZER = Path(os.environ.get("FP4LLM_SHARED_DIR", ROOT.parent / "shared")) / "testdata/tokenizers/gemma3"
 
 
@@ -18,12 +19,21 @@ def model_path():
 
 
 def test_capital_of_france():
-    assert (TOKENIZER / "tokenizer.json").exists(), f"missing {TOKENIZER}"
-    p = run("run", model_path(), "The capital of France is", "--tokenizer", TOKENIZER, "--no-chat",
-            "--temperature", "0", "--max-tokens", "6", "--quiet")
+    # No --tokenizer: the tokenizer comes from the GGUF's metadata (tests/tokenizer checks it
+    # against Hugging Face); this base model's GGUF has no chat template, so the prompt goes in
+    # as plain text with a note. (--tokenizer DIR, the override, is exercised by test_eval.py.)
+    p = run("run", model_path(), "The capital of France is", "--temperature", "0", "--max-tokens", "6")
     assert "Paris" in p.stdout, p.stdout
+    assert "has no chat template" in p.stderr, p.stderr
 
 
 def test_inspect_of_the_gguf():
     p = run("inspect", model_path())
     assert "Gemma3ForCausalLM" in p.stdout and "GGUF" in p.stdout
+
+
+def test_prompt_longer_than_the_model_length_is_refused():
+    p = run("run", model_path(), "one two three four five six seven eight nine ten", "--max-model-len", "8",
+            "--max-tokens", "1", "--quiet", check=False)
+    assert p.returncode == 1, p.stdout
+    assert "the prompt has" in p.stderr and "--max-model-len) is 8" in p.stderr, p.stderr

@@ -1,0 +1,43 @@
+#include "backend/backend_factory.hpp"
+
+#include "backend/cpu/cpu_backend.hpp"
+#include "util/error.hpp"
+
+#ifdef FP4LLM_WITH_CUDA_BACKEND
+#include <cuda_runtime.h>
+
+#include "backend/cuda/cuda_backend.hpp"
+#endif
+
+namespace fp4llm {
+
+std::string cuda_unavailable_reason() {
+#ifdef FP4LLM_WITH_CUDA_BACKEND
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) return std::string("no usable CUDA device: ") + cudaGetErrorString(status);
+  if (count == 0) return "no CUDA device present";
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  if (prop.major * 10 + prop.minor < 89)
+    return "fp4llm's kernels are built for sm_89 (Ada) and sm_90a (Hopper); this GPU is sm_" +
+           std::to_string(prop.major * 10 + prop.minor);
+  return "";
+#else
+  return "this fp4llm was built without the CUDA backend (no CUDA toolkit at configure time)";
+#endif
+}
+
+std::unique_ptr<Backend> make_backend(const ModelWeights& weights, const BackendOptions& options) {
+  if (options.device == "cpu") return std::make_unique<cpu::CpuBackend>(weights, options.cache);
+  if (options.device != "cuda") fail("--device must be cpu or cuda, got '{}'", options.device);
+  if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
+#ifdef FP4LLM_WITH_CUDA_BACKEND
+  return std::make_unique<cuda::CudaBackend>(cuda::upload_model(weights, options.progress), options.cache,
+                                             options.enforce_eager);
+#else
+  return nullptr;
+#endif
+}
+
+}  // namespace fp4llm

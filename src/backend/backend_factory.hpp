@@ -1,0 +1,27 @@
+// The one place a `--device` name becomes a backend, so the CLI commands, the server and the
+// test tools choose between the CPU reference and the CUDA backend the same way.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/backend.hpp"
+#include "model/model_weights.hpp"
+
+namespace fp4llm {
+
+struct BackendOptions {
+  std::string device = "cpu";  // "cpu" or "cuda"
+  KvCacheConfig cache;
+  bool progress = true;        // progress bar while weights move to the GPU
+  bool enforce_eager = false;  // CUDA: no graph capture of decode steps
+};
+
+// `weights` must outlive the backend. Throws Error for an unknown device, for "cuda" in a build
+// without the CUDA backend or on a machine without a GPU, and for a model the device cannot run.
+std::unique_ptr<Backend> make_backend(const ModelWeights& weights, const BackendOptions& options);
+
+// Why the CUDA backend cannot be used here, or an empty string when it can.
+std::string cuda_unavailable_reason();
+
+}  // namespace fp4llm

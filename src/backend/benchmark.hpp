@@ -1,0 +1,30 @@
+// `fp4llm bench`: decode and prefill speed of the CUDA backend on a real model or on a
+// synthetic one with a real model's shapes, reported against the bandwidth floor (every weight
+// byte read once per decode step). Plain C++ interface; the runner lives in the CUDA backend.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace fp4llm {
+
+struct BenchOptions {
+  std::string model;      // a model folder, or empty with `synthetic`
+  std::string synthetic;  // qwen3-8b, qwen3-0.6b, gemma3-27b, gemma3-1b, ...
+  std::vector<int64_t> batches = {1, 2, 4, 8, 16, 32, 64};
+  int64_t input_len = 128, output_len = 128, prefill_len = 2048;
+  bool fp8_kv = true;
+  bool progress = true;
+  bool enforce_eager = false;
+  bool profile = false;  // per-stage GPU time of decode steps (eager launches)
+};
+
+// Names accepted by --synthetic.
+std::vector<std::string> synthetic_model_names();
+
+// Runs the benchmark and returns the results (see docs/PERFORMANCE.md for the fields).
+// Throws Error where the CUDA backend is unavailable.
+nlohmann::json run_benchmark(const BenchOptions& options);
+
+}  // namespace fp4llm

@@ -1,0 +1,356 @@
+#include "backend/cuda/cuda_backend.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <bit>
+#include <cstring>
+
+#include "backend/cpu/cpu_ops.hpp"
+#include "backend/cuda/flash_prefill.hpp"
+#include "backend/cuda/layer_kernels.hpp"
+#include "formats/number_formats.hpp"
+#include "util/error.hpp"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+constexpr int64_t kMaxSplits = 32;         // key-range splits of decode attention
+
+template <typename T>
+T* offset_ptr(uint8_t* base, size_t bytes) {
+  return reinterpret_cast<T*>(base + bytes);
+}
+
+size_t align8(size_t n) { return (n + 7) / 8 * 8; }
+
+std::vector<const DeviceNvfp4Linear*> all_linears(const DeviceModel& m) {
+  std::vector<const DeviceNvfp4Linear*> all;
+  for (const DeviceLayer& l : m.layers)
+    for (const DeviceNvfp4Linear* w : {&l.qkv, &l.o, &l.gate_up, &l.down}) all.push_back(w);
+  if (m.lm_head_nvfp4) all.push_back(&*m.lm_head_nvfp4);
+  return all;
+}
+
+int64_t largest_linear_elements(const DeviceModel& m) {
+  int64_t most = 0;
+  for (const DeviceNvfp4Linear* w : all_linears(m)) most = std::max(most, w->row_tiles * 16 * w->k_chunks * 64);
+  return most;
+}
+
+int64_t largest_partials(const DeviceModel& m, int num_sms) {
+  int64_t most = 0;
+  for (const DeviceNvfp4Linear* w : all_linears(m))
+    most = std::max(most, nvfp4_partials_needed(w->out_features, w->k_chunks, num_sms));
+  return most;
+}
+
+}  // namespace
+
+// The host-side description of one step, in the layout uploaded to meta_.
+struct CudaBackend::Step {
+  std::vector<int32_t> ids, positions, token_seq, logit_rows, block_tables;
+  std::vector<QueryTile> tiles;  // prefill steps: query tiles for the flash kernel
+  std::vector<int64_t> slots;
+  int64_t tokens = 0, max_blocks = 0, max_position = 0;
+  // Offsets of each array in meta_.
+  size_t ids_at = 0, positions_at = 0, token_seq_at = 0, rows_at = 0, tables_at = 0, slots_at = 0, tiles_at = 0;
+  size_t bytes = 0;
+};
+
+CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enforce_eager)
+    : model_(std::move(model)), enforce_eager_(enforce_eager), cache_(cache) {
+  const ModelConfig& c = model_.config;
+  int device = 0;
+  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
+  FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
+  FP4LLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  FP4LLM_CUBLAS_CHECK(cublasCreate(&linear_ws_.cublas));
+  // A fixed workspace: cuBLAS must not allocate while a graph is captured.
+  cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
+  FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
+  linear_ws_.num_sms = num_sms_;
+  linear_ws_.partials = DeviceBuffer<float>(size_t(largest_partials(model_, num_sms_)));
+  if (cache.num_blocks <= 0) fail("CUDA backend: the KV cache needs at least one block");
+  if (c.num_heads / c.num_kv_heads > max_query_group(c.head_dim))
+    fail("CUDA backend: {} query heads per kv head with head_dim {} is not supported", c.num_heads / c.num_kv_heads, c.head_dim);
+  const size_t element = cache.dtype == KvCacheDtype::Fp8E4M3 ? 1 : 2;
+  const size_t per_layer = size_t(cache.num_blocks * KvCacheConfig::kBlockSize * c.num_kv_heads * c.head_dim) * element;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    k_cache_.emplace_back(per_layer);
+    v_cache_.emplace_back(per_layer);
+  }
+  inv_freq_full_ = DeviceBuffer<float>::from_host(cpu::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling_factor));
+  inv_freq_sliding_ = DeviceBuffer<float>::from_host(cpu::rope_inv_freq(c.head_dim, c.rope_local_theta, 1.0));
+  const size_t attn_slots = size_t(kMaxDecodeRows * c.num_heads * kMaxSplits);
+  attn_partial_out_ = DeviceBuffer<float>(attn_slots * size_t(c.head_dim));
+  attn_partial_ml_ = DeviceBuffer<float>(attn_slots * 2);
+}
+
+CudaBackend::~CudaBackend() {
+  drop_graphs();
+  if (meta_host_) cudaFreeHost(meta_host_);
+  if (linear_ws_.cublas) cublasDestroy(linear_ws_.cublas);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+GpuMemory CudaBackend::memory() const {
+  GpuMemory m;
+  m.weights = model_.weight_bytes();
+  for (size_t l = 0; l < k_cache_.size(); ++l) m.kv_cache += k_cache_[l].bytes() + v_cache_[l].bytes();
+  m.workspace = linear_ws_.partials.bytes() + linear_ws_.dequantized.bytes() + x_.bytes() + qkv_.bytes() +
+                q_.bytes() + o_.bytes() + gate_up_.bytes() + logits_.bytes() + h_.bytes() + attn_.bytes() +
+                act_.bytes() + rows_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + meta_.bytes();
+  return m;
+}
+
+CudaBackend::Step CudaBackend::plan(const ForwardBatch& batch) const {
+  const ModelConfig& c = model_.config;
+  Step s;
+  // Table rows padded to a power of two, so a graph serves many steps of a growing context.
+  for (const SequenceChunk& seq : batch.sequences)
+    s.max_blocks = std::max<int64_t>(s.max_blocks, int64_t(seq.block_table.size()));
+  s.max_blocks = int64_t(std::bit_ceil(uint64_t(std::max<int64_t>(s.max_blocks, 16))));
+  for (size_t i = 0; i < batch.sequences.size(); ++i) {
+    const SequenceChunk& seq = batch.sequences[i];
+    if (seq.tokens.empty()) fail("forward: sequence {} has no new tokens", i);
+    const int64_t end = seq.start_position + int64_t(seq.tokens.size());
+    if (int64_t(seq.block_table.size()) * KvCacheConfig::kBlockSize < end)
+      fail("forward: sequence {} needs {} cache blocks for {} positions, has {}", i,
+           (end + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize, end, seq.block_table.size());
+    for (int32_t b : seq.block_table)
+      if (b < 0 || b >= cache_.num_blocks) fail("forward: sequence {} names cache block {} of {}", i, b, cache_.num_blocks);
+    for (size_t j = 0; j < seq.tokens.size(); j += size_t(kQueryTileTokens))
+      s.tiles.push_back({int32_t(s.ids.size() + j), int32_t(std::min<size_t>(size_t(kQueryTileTokens), seq.tokens.size() - j))});
+    for (size_t j = 0; j < seq.tokens.size(); ++j) {
+      const int32_t id = seq.tokens[j];
+      if (id < 0 || id >= c.vocab_size) fail("forward: token id {} is outside the vocabulary (size {})", id, c.vocab_size);
+      const int64_t pos = seq.start_position + int64_t(j);
+      s.ids.push_back(id);
+      s.positions.push_back(int32_t(pos));
+      s.token_seq.push_back(int32_t(i));
+      s.slots.push_back(int64_t(seq.block_table[size_t(pos / KvCacheConfig::kBlockSize)]) * KvCacheConfig::kBlockSize +
+                        pos % KvCacheConfig::kBlockSize);
+      if (batch.all_logits) s.logit_rows.push_back(int32_t(s.ids.size() - 1));
+      s.max_position = std::max(s.max_position, pos);
+    }
+    if (!batch.all_logits) s.logit_rows.push_back(int32_t(s.ids.size() - 1));
+    std::vector<int32_t> row(seq.block_table.begin(), seq.block_table.end());
+    row.resize(size_t(std::max<int64_t>(s.max_blocks, 1)), 0);
+    s.block_tables.insert(s.block_tables.end(), row.begin(), row.end());
+  }
+  s.tokens = int64_t(s.ids.size());
+  size_t at = 0;
+  const auto place = [&](size_t& where, size_t bytes) { where = at; at = align8(at + bytes); };
+  place(s.ids_at, s.ids.size() * 4);
+  place(s.positions_at, s.positions.size() * 4);
+  place(s.token_seq_at, s.token_seq.size() * 4);
+  place(s.rows_at, s.logit_rows.size() * 4);
+  place(s.tables_at, s.block_tables.size() * 4);
+  place(s.slots_at, s.slots.size() * 8);
+  place(s.tiles_at, s.tiles.size() * sizeof(QueryTile));
+  s.bytes = at;
+  return s;
+}
+
+void CudaBackend::upload(const Step& s) {
+  if (meta_host_bytes_ < s.bytes) {
+    if (meta_host_) FP4LLM_CUDA_CHECK(cudaFreeHost(meta_host_));
+    meta_host_bytes_ = std::max<size_t>(s.bytes, 1 << 16);
+    FP4LLM_CUDA_CHECK(cudaMallocHost(&meta_host_, meta_host_bytes_));
+    meta_ = DeviceBuffer<uint8_t>(meta_host_bytes_);
+    drop_graphs();
+  }
+  // The previous step's copy may still read the staging buffer.
+  FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  const auto put = [&](size_t at, const void* src, size_t bytes) { if (bytes) std::memcpy(meta_host_ + at, src, bytes); };
+  put(s.ids_at, s.ids.data(), s.ids.size() * 4);
+  put(s.positions_at, s.positions.data(), s.positions.size() * 4);
+  put(s.token_seq_at, s.token_seq.data(), s.token_seq.size() * 4);
+  put(s.rows_at, s.logit_rows.data(), s.logit_rows.size() * 4);
+  put(s.tables_at, s.block_tables.data(), s.block_tables.size() * 4);
+  put(s.slots_at, s.slots.data(), s.slots.size() * 8);
+  put(s.tiles_at, s.tiles.data(), s.tiles.size() * sizeof(QueryTile));
+  FP4LLM_CUDA_CHECK(cudaMemcpyAsync(meta_.data(), meta_host_, s.bytes, cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
+  const ModelConfig& c = model_.config;
+  const size_t vocab = size_t(c.vocab_size);
+  // Graphs hold buffer addresses: any reallocation retires them.
+  if (logits_.size() < size_t(logit_rows) * vocab || argmax_.size() < size_t(logit_rows) || tokens > capacity_tokens_)
+    drop_graphs();
+  logits_.ensure(size_t(logit_rows) * vocab);
+  rows_.ensure(size_t(logit_rows * c.hidden_size));
+  argmax_.ensure(size_t(logit_rows));
+  if (tokens > kMaxDecodeRows && linear_ws_.dequantized.size() == 0)
+    linear_ws_.dequantized = DeviceBuffer<__nv_bfloat16>(size_t(largest_linear_elements(model_)));
+  if (tokens <= capacity_tokens_) return;
+  const size_t T = size_t(tokens), H = size_t(c.hidden_size), D = size_t(c.head_dim);
+  const size_t qd = size_t(c.num_heads) * D, kvd = size_t(c.num_kv_heads) * D, I = size_t(c.intermediate_size);
+  x_ = DeviceBuffer<float>(T * H);
+  qkv_ = DeviceBuffer<float>(T * (qd + 2 * kvd));
+  q_ = DeviceBuffer<float>(T * qd);
+  o_ = DeviceBuffer<float>(T * H);
+  gate_up_ = DeviceBuffer<float>(T * 2 * I);
+  h_ = DeviceBuffer<__nv_bfloat16>(T * H);
+  attn_ = DeviceBuffer<__nv_bfloat16>(T * qd);
+  act_ = DeviceBuffer<__nv_bfloat16>(T * I);
+  capacity_tokens_ = tokens;
+}
+
+AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) const {
+  const ModelConfig& c = model_.config;
+  const DeviceLayer& L = model_.layers[size_t(layer)];
+  AttentionParams p;
+  p.heads = c.num_heads;
+  p.kv_heads = c.num_kv_heads;
+  p.head_dim = c.head_dim;
+  p.window = c.layer_sliding[size_t(layer)] ? c.sliding_window : 0;
+  p.scale = float(c.attention_scale);
+  p.fp8 = cache_.dtype == KvCacheDtype::Fp8E4M3;
+  p.k_scale = p.fp8 ? L.kv_scales.k : 1.0f;
+  p.v_scale = p.fp8 ? L.kv_scales.v : 1.0f;
+  p.max_blocks = std::max<int64_t>(s.max_blocks, 1);
+  // Split-KV when the (token, kv head) blocks alone would leave most SMs idle. The count does not
+  // depend on the context (each token splits its own range), so decode graphs stay valid.
+  if (s.tokens <= kMaxDecodeRows) {
+    const int64_t wanted = (2 * num_sms_ + s.tokens * p.kv_heads - 1) / (s.tokens * p.kv_heads);
+    p.splits = std::clamp<int64_t>(wanted, 1, kMaxSplits);
+  }
+  return p;
+}
+
+void CudaBackend::layer(int64_t index, const Step& s) {
+  const ModelConfig& c = model_.config;
+  const DeviceLayer& L = model_.layers[size_t(index)];
+  const bool gemma = c.family == ModelFamily::Gemma3;
+  const int64_t T = s.tokens;
+  const int32_t* positions = offset_ptr<int32_t>(meta_.data(), s.positions_at);
+
+  nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
+  profiler_.mark("qkv_proj", stream_);
+  RopeCacheParams rp;
+  rp.heads = c.num_heads;
+  rp.kv_heads = c.num_kv_heads;
+  rp.head_dim = c.head_dim;
+  rp.eps = float(c.rms_norm_eps);
+  rp.one_plus = gemma;
+  rp.fp8 = cache_.dtype == KvCacheDtype::Fp8E4M3;
+  rp.k_scale = L.kv_scales.k;
+  rp.v_scale = L.kv_scales.v;
+  const float* inv_freq = c.layer_sliding[size_t(index)] ? inv_freq_sliding_.data() : inv_freq_full_.data();
+  rope_and_cache(qkv_.data(), positions, offset_ptr<int64_t>(meta_.data(), s.slots_at), T, L.q_norm.data(),
+                 L.k_norm.data(), inv_freq, rp, q_.data(), k_cache_[size_t(index)].data(),
+                 v_cache_[size_t(index)].data(), stream_);
+  profiler_.mark("rope_kv_write", stream_);
+  const int32_t* token_seq = offset_ptr<int32_t>(meta_.data(), s.token_seq_at);
+  const int32_t* tables = offset_ptr<int32_t>(meta_.data(), s.tables_at);
+  if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
+    flash_prefill_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
+                            token_seq, tables, offset_ptr<QueryTile>(meta_.data(), s.tiles_at), int64_t(s.tiles.size()),
+                            attention_params(index, s), attn_.data(), stream_);
+  else
+    paged_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions, token_seq,
+                    tables, T, attention_params(index, s), {attn_partial_out_.data(), attn_partial_ml_.data()},
+                    attn_.data(), stream_);
+  profiler_.mark("attention", stream_);
+  nvfp4_linear(L.o, attn_.data(), T, o_.data(), linear_ws_, stream_);
+  profiler_.mark("o_proj", stream_);
+
+  const NormParams norm{c.hidden_size, float(c.rms_norm_eps), gemma};
+  add_and_norm(x_.data(), o_.data(), gemma ? L.post_attention_norm.data() : nullptr,
+               gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data(), T, norm, h_.data(), stream_);
+  profiler_.mark("residual_norm", stream_);
+  nvfp4_linear(L.gate_up, h_.data(), T, gate_up_.data(), linear_ws_, stream_);
+  profiler_.mark("gate_up_proj", stream_);
+  gated_activation(gate_up_.data(), T, c.intermediate_size, gemma, act_.data(), stream_);
+  profiler_.mark("activation", stream_);
+  nvfp4_linear(L.down, act_.data(), T, o_.data(), linear_ws_, stream_);
+  profiler_.mark("down_proj", stream_);
+  const bool last = index + 1 == c.num_layers;
+  const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
+  add_and_norm(x_.data(), o_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next, T, norm, h_.data(), stream_);
+  profiler_.mark("residual_norm", stream_);
+}
+
+void CudaBackend::launch_step(const Step& s) {
+  const ModelConfig& c = model_.config;
+  const int64_t rows = int64_t(s.logit_rows.size());
+  // Gemma3 scales embeddings by sqrt(hidden) rounded to bf16, as its bf16 checkpoints do.
+  profiler_.begin(stream_);
+  const float embed_scale = c.family == ModelFamily::Gemma3 ? bf16_to_float(float_to_bf16(std::sqrt(float(c.hidden_size)))) : 1.0f;
+  embed_tokens(model_.embed.data(), offset_ptr<int32_t>(meta_.data(), s.ids_at), s.tokens, c.hidden_size, embed_scale,
+               x_.data(), stream_);
+  const NormParams norm{c.hidden_size, float(c.rms_norm_eps), c.family == ModelFamily::Gemma3};
+  add_and_norm(x_.data(), nullptr, nullptr, model_.layers[0].input_norm.data(), s.tokens, norm, h_.data(), stream_);
+  profiler_.mark("embed", stream_);
+  for (int64_t l = 0; l < c.num_layers; ++l) layer(l, s);
+
+  gather_rows(h_.data(), offset_ptr<int32_t>(meta_.data(), s.rows_at), rows, c.hidden_size, rows_.data(), stream_);
+  if (model_.lm_head_nvfp4)
+    nvfp4_linear(*model_.lm_head_nvfp4, rows_.data(), rows, logits_.data(), linear_ws_, stream_);
+  else
+    bf16_linear(model_.lm_head_bf16(), c.vocab_size, c.hidden_size, rows_.data(), rows, logits_.data(), linear_ws_, stream_);
+  if (c.final_logit_softcapping > 0)
+    soft_cap(logits_.data(), rows * c.vocab_size, float(c.final_logit_softcapping), stream_);
+  profiler_.mark("lm_head", stream_);
+}
+
+void CudaBackend::drop_graphs() {
+  for (auto& [_, g] : graphs_) cudaGraphExecDestroy(g);
+  graphs_.clear();
+}
+
+int64_t CudaBackend::run(const ForwardBatch& batch) {
+  const Step s = plan(batch);
+  const int64_t rows = int64_t(s.logit_rows.size());
+  ensure_capacity(s.tokens, rows);
+  upload(s);
+  // Decode steps (one token per sequence, the shape that repeats) replay a captured graph.
+  const bool decode = s.tokens == int64_t(batch.sequences.size()) && s.tokens <= kMaxDecodeRows;
+  if (enforce_eager_ || profiler_.enabled() || !decode) {
+    launch_step(s);
+    profiler_.end_step();
+    return rows;
+  }
+  const auto key = std::make_pair(s.tokens, s.max_blocks);
+  auto it = graphs_.find(key);
+  if (it == graphs_.end()) {
+    cudaGraph_t graph = nullptr;
+    FP4LLM_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      launch_step(s);
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      throw;
+    }
+    FP4LLM_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t status = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    FP4LLM_CUDA_CHECK(status);
+    it = graphs_.emplace(key, exec).first;
+  }
+  FP4LLM_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
+  return rows;
+}
+
+void CudaBackend::forward(const ForwardBatch& batch, std::vector<float>& logits) {
+  const int64_t rows = run(batch);
+  logits.resize(size_t(rows * model_.config.vocab_size));
+  FP4LLM_CUDA_CHECK(cudaMemcpyAsync(logits.data(), logits_.data(), logits.size() * 4, cudaMemcpyDeviceToHost, stream_));
+  FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+std::vector<int32_t> CudaBackend::forward_greedy(const ForwardBatch& batch) {
+  const int64_t rows = run(batch);
+  argmax_rows(logits_.data(), rows, model_.config.vocab_size, argmax_.data(), stream_);
+  std::vector<int32_t> ids(static_cast<size_t>(rows));
+  FP4LLM_CUDA_CHECK(cudaMemcpyAsync(ids.data(), argmax_.data(), ids.size() * 4, cudaMemcpyDeviceToHost, stream_));
+  FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return ids;
+}
+
+}  // namespace fp4llm::cuda

@@ -1,0 +1,73 @@
+// The forward pass on one GPU: the CUDA counterpart of cpu::CpuBackend, same Backend interface,
+// judged against it. Activations: float32 residual stream, BF16 matrix-product inputs, float32
+// products; KV cache paged FP8 E4M3 (or BF16) in the CPU backend's layout.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "backend/backend.hpp"
+#include "backend/cuda/device_model.hpp"
+#include "backend/cuda/paged_attention.hpp"
+#include "backend/cuda/step_profiler.hpp"
+
+namespace fp4llm::cuda {
+
+struct GpuMemory {
+  uint64_t weights = 0, kv_cache = 0, workspace = 0;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  // `enforce_eager`: launch every kernel each step instead of replaying CUDA graphs (vLLM's name).
+  CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enforce_eager = false);
+  ~CudaBackend() override;
+  const ModelConfig& config() const override { return model_.config; }
+  void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
+  // The same step with the greedy token of each logits row picked on the GPU: only the ids
+  // cross to the host.
+  std::vector<int32_t> forward_greedy(const ForwardBatch& batch);
+
+  const DeviceModel& model() const { return model_; }
+  // Times each stage of the following steps (launched eagerly while profiling).
+  StepProfiler& profiler() { return profiler_; }
+  GpuMemory memory() const;
+
+ private:
+  struct Step;
+  int64_t run(const ForwardBatch& batch);  // leaves logits in logits_, returns their rows
+  void launch_step(const Step& step);      // every kernel of one step, on stream_
+  Step plan(const ForwardBatch& batch) const;
+  void upload(const Step& step);
+  void ensure_capacity(int64_t tokens, int64_t logit_rows);
+  void layer(int64_t index, const Step& step);
+  AttentionParams attention_params(int64_t layer, const Step& step) const;
+
+  void drop_graphs();
+
+  DeviceModel model_;
+  bool enforce_eager_ = false;
+  // Decode steps replay a graph per (tokens, block-table stride); the kernels read everything that
+  // changes between steps (ids, positions, slots, tables) from meta_, whose address is fixed.
+  std::map<std::pair<int64_t, int64_t>, cudaGraphExec_t> graphs_;
+  DeviceBuffer<uint8_t> cublas_workspace_;
+  StepProfiler profiler_;
+  KvCacheConfig cache_;
+  cudaStream_t stream_ = nullptr;
+  LinearWorkspace linear_ws_;
+  int num_sms_ = 0;
+  std::vector<DeviceBuffer<uint8_t>> k_cache_, v_cache_;
+  DeviceBuffer<float> inv_freq_full_, inv_freq_sliding_;
+  // Step inputs (ids, positions, sequence of each token, logit rows, block tables, slots).
+  DeviceBuffer<uint8_t> meta_;
+  uint8_t* meta_host_ = nullptr;  // pinned staging for one upload per step
+  size_t meta_host_bytes_ = 0;
+  // Activations, grown to the largest step seen.
+  int64_t capacity_tokens_ = 0;
+  DeviceBuffer<float> x_, qkv_, q_, o_, gate_up_, logits_;
+  DeviceBuffer<__nv_bfloat16> h_, attn_, act_, rows_;
+  DeviceBuffer<float> attn_partial_out_, attn_partial_ml_;
+  DeviceBuffer<int32_t> argmax_;
+};
+
+}  // namespace fp4llm::cuda

@@ -1,0 +1,240 @@
+// The runner behind `fp4llm bench` (backend/benchmark.hpp): builds the model on the GPU, then
+// times prefill and greedy decode steps through CudaBackend exactly as generation runs them.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <map>
+#include <random>
+
+#include "backend/backend_factory.hpp"
+#include "backend/benchmark.hpp"
+#include "backend/cuda/cuda_backend.hpp"
+#include "io/checkpoint.hpp"
+#include "util/error.hpp"
+#include "util/json_file.hpp"
+
+namespace fp4llm {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// config.json of the published models (text part), for shapes only.
+const std::map<std::string, nlohmann::json>& synthetic_configs() {
+  static const std::map<std::string, nlohmann::json> configs = [] {
+    const auto qwen3 = [](int64_t h, int64_t inter, int64_t layers, int64_t heads, bool tie) {
+      return nlohmann::json{{"architectures", {"Qwen3ForCausalLM"}}, {"hidden_size", h}, {"intermediate_size", inter},
+                            {"num_hidden_layers", layers}, {"num_attention_heads", heads}, {"num_key_value_heads", 8},
+                            {"head_dim", 128}, {"vocab_size", 151936}, {"max_position_embeddings", 40960},
+                            {"rope_theta", 1000000}, {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", tie}};
+    };
+    const auto gemma3 = [](int64_t h, int64_t inter, int64_t layers, int64_t heads, int64_t kv, int64_t d,
+                           int64_t window, double qpas, int64_t vocab) {
+      return nlohmann::json{{"architectures", {"Gemma3ForCausalLM"}}, {"hidden_size", h}, {"intermediate_size", inter},
+                            {"num_hidden_layers", layers}, {"num_attention_heads", heads}, {"num_key_value_heads", kv},
+                            {"head_dim", d}, {"vocab_size", vocab}, {"max_position_embeddings", 131072},
+                            {"sliding_window", window}, {"query_pre_attn_scalar", qpas}, {"rope_theta", 1000000},
+                            {"rope_local_base_freq", 10000}, {"rms_norm_eps", 1e-6},
+                            {"hidden_activation", "gelu_pytorch_tanh"}, {"tie_word_embeddings", true}};
+    };
+    return std::map<std::string, nlohmann::json>{
+        {"qwen3-0.6b", qwen3(1024, 3072, 28, 16, true)},
+        {"qwen3-4b", qwen3(2560, 9728, 36, 32, true)},
+        {"qwen3-8b", qwen3(4096, 12288, 36, 32, false)},
+        {"qwen3-14b", qwen3(5120, 17408, 40, 40, false)},
+        {"gemma3-270m", gemma3(640, 2048, 18, 4, 1, 256, 512, 256, 262144)},
+        {"gemma3-1b", gemma3(1152, 6912, 26, 4, 1, 256, 512, 256, 262144)},
+        {"gemma3-12b", gemma3(3840, 15360, 48, 16, 8, 256, 1024, 256, 262208)},
+        {"gemma3-27b", gemma3(5376, 21504, 62, 32, 16, 128, 1024, 168, 262208)},
+    };
+  }();
+  return configs;
+}
+
+// Device-to-device copy of 1 GiB: bytes read + bytes written per second.
+double copy_bandwidth() {
+  const size_t bytes = size_t(1) << 30;
+  cuda::DeviceBuffer<uint8_t> a(bytes), b(bytes);
+  FP4LLM_CUDA_CHECK(cudaMemset(a.data(), 1, bytes));
+  FP4LLM_CUDA_CHECK(cudaMemcpy(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice));
+  FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+  const int reps = 20;
+  const auto start = Clock::now();
+  for (int i = 0; i < reps; ++i) FP4LLM_CUDA_CHECK(cudaMemcpy(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice));
+  FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+  return 2.0 * double(bytes) * reps / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Multiply-adds of the projections per token (lm_head counted separately: one row per sequence).
+double linear_macs_per_token(const ModelConfig& c) {
+  const double H = double(c.hidden_size), D = double(c.head_dim), I = double(c.intermediate_size);
+  const double attn = H * (c.num_heads + 2 * c.num_kv_heads) * D + c.num_heads * D * H;
+  return double(c.num_layers) * (attn + 3 * H * I);
+}
+
+struct Sequences {
+  std::vector<std::vector<int32_t>> tokens, tables;
+};
+
+Sequences make_sequences(int64_t count, int64_t length, int64_t blocks_each, int64_t vocab, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int32_t> id(0, int32_t(vocab - 1));
+  Sequences s;
+  for (int64_t i = 0; i < count; ++i) {
+    s.tokens.emplace_back(static_cast<size_t>(length));
+    for (auto& t : s.tokens.back()) t = id(rng);
+    s.tables.emplace_back(static_cast<size_t>(blocks_each));
+    for (int64_t b = 0; b < blocks_each; ++b) s.tables.back()[size_t(b)] = int32_t(i * blocks_each + b);
+  }
+  return s;
+}
+
+nlohmann::json bench_batch(cuda::CudaBackend& backend, int64_t batch, const BenchOptions& o, double bandwidth) {
+  const ModelConfig& c = backend.config();
+  const int64_t blocks_each = (o.input_len + o.output_len + 15) / 16;
+  Sequences seqs = make_sequences(batch, o.input_len, blocks_each, c.vocab_size, uint32_t(batch));
+  ForwardBatch prefill;
+  for (int64_t i = 0; i < batch; ++i) prefill.sequences.push_back({seqs.tokens[size_t(i)], 0, seqs.tables[size_t(i)]});
+  backend.forward_greedy(prefill);  // warm-up (first use of cuBLAS, buffers grown)
+  const auto t0 = Clock::now();
+  std::vector<int32_t> next = backend.forward_greedy(prefill);
+  const double prefill_s = seconds_since(t0);
+
+  const int64_t warmup = std::min<int64_t>(3, o.output_len - 1), steps = o.output_len - 1;
+  std::vector<std::array<int32_t, 1>> step_tokens(static_cast<size_t>(batch));
+  Clock::time_point start;
+  for (int64_t step = 0; step < steps; ++step) {
+    if (step == warmup) start = Clock::now();
+    ForwardBatch decode;
+    for (int64_t i = 0; i < batch; ++i) {
+      step_tokens[size_t(i)][0] = next[size_t(i)];
+      decode.sequences.push_back({step_tokens[size_t(i)], o.input_len + step, seqs.tables[size_t(i)]});
+    }
+    next = backend.forward_greedy(decode);
+  }
+  const double decode_s = seconds_since(start), timed = double(steps - warmup);
+  nlohmann::json stages;
+  if (o.profile) {  // a few extra eager steps, timed stage by stage
+    backend.profiler().enable();
+    backend.profiler().take_averages();
+    for (int64_t step = 0; step < 5; ++step) {
+      ForwardBatch decode;
+      for (int64_t i = 0; i < batch; ++i) {
+        step_tokens[size_t(i)][0] = next[size_t(i)];
+        decode.sequences.push_back({step_tokens[size_t(i)], o.input_len + steps - 5 + step, seqs.tables[size_t(i)]});
+      }
+      next = backend.forward_greedy(decode);
+    }
+    for (const auto& [stage, us] : backend.profiler().take_averages()) stages[stage] = us;
+    backend.profiler().disable();
+  }
+  const double step_ms = decode_s * 1e3 / timed;
+  // Bytes a step must read: every weight once, plus the KV cache of each sequence.
+  const double weights = double(backend.model().bytes_per_step());
+  const double avg_context = double(o.input_len) + double(warmup + steps) / 2.0;
+  const double kv = double(batch) * avg_context * double(c.num_layers) * double(c.kv_bytes_per_token_per_layer()) *
+                    (o.fp8_kv ? 1.0 : 2.0);
+  const double floor_ms = (weights + kv) / bandwidth * 1e3;
+  return {{"batch", batch},
+          {"decode_tokens_per_s", double(batch) * 1e3 / step_ms},
+          {"decode_ms_per_step", step_ms},
+          {"bytes_per_step", weights + kv},
+          {"weight_bytes_per_step", weights},
+          {"floor_ms_per_step", floor_ms},
+          {"fraction_of_bandwidth_floor", floor_ms / step_ms},
+          {"prefill_ms", prefill_s * 1e3},
+          {"profile_us_per_step", stages},
+          {"time_to_first_token_ms", prefill_s * 1e3}};
+}
+
+nlohmann::json bench_prefill(cuda::CudaBackend& backend, const BenchOptions& o) {
+  const ModelConfig& c = backend.config();
+  const int64_t n = o.prefill_len, blocks = (n + 15) / 16;
+  Sequences seqs = make_sequences(1, n, blocks, c.vocab_size, 99);
+  ForwardBatch b;
+  b.sequences.push_back({seqs.tokens[0], 0, seqs.tables[0]});
+  backend.forward_greedy(b);
+  const int reps = 3;
+  const auto t0 = Clock::now();
+  for (int r = 0; r < reps; ++r) backend.forward_greedy(b);
+  const double s = seconds_since(t0) / reps;
+  const double linear_flops = 2.0 * linear_macs_per_token(c) * double(n) + 2.0 * double(c.vocab_size * c.hidden_size);
+  // Causal attention: QK^T and PV over n(n+1)/2 pairs per head (full layers; windows fewer).
+  double attn_flops = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const double w = c.layer_sliding[size_t(l)] ? double(std::min(n, c.sliding_window)) : double(n);
+    attn_flops += 4.0 * double(c.num_heads * c.head_dim) * (double(n) * w - w * (w - 1) / 2.0);
+  }
+  return {{"tokens", n},
+          {"ms", s * 1e3},
+          {"tokens_per_s", double(n) / s},
+          {"linear_tflops", linear_flops / s / 1e12},
+          {"tflops_with_attention", (linear_flops + attn_flops) / s / 1e12}};
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+}  // namespace
+
+std::vector<std::string> synthetic_model_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, _] : synthetic_configs()) names.push_back(name);
+  return names;
+}
+
+nlohmann::json run_benchmark(const BenchOptions& o) {
+  if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("fp4llm bench needs the CUDA backend: {}", why);
+  cudaDeviceProp prop{};
+  FP4LLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  size_t free_before = 0, total = 0;
+  FP4LLM_CUDA_CHECK(cudaMemGetInfo(&free_before, &total));
+
+  cuda::DeviceModel model;
+  if (!o.synthetic.empty()) {
+    const auto it = synthetic_configs().find(o.synthetic);
+    if (it == synthetic_configs().end()) fail("--synthetic {}: unknown model (known: {})", o.synthetic, fmt::join(synthetic_model_names(), ", "));
+    model = cuda::synthetic_model(ModelConfig::from_json(it->second), 1);
+  } else {
+    const Checkpoint ck = load_checkpoint(o.model, LoadOptions{{}, o.progress});
+    model = cuda::upload_model(ModelWeights::bind(ck), o.progress);
+  }
+  const ModelConfig config = model.config;
+  const int64_t max_batch = *std::max_element(o.batches.begin(), o.batches.end());
+  KvCacheConfig cache;
+  cache.dtype = o.fp8_kv ? KvCacheDtype::Fp8E4M3 : KvCacheDtype::Bf16;
+  cache.num_blocks = std::max(max_batch * ((o.input_len + o.output_len + 15) / 16), (o.prefill_len + 15) / 16);
+  cuda::CudaBackend backend(std::move(model), cache, o.enforce_eager);
+  const double bandwidth = copy_bandwidth();
+
+  nlohmann::json out;
+  out["gpu"] = prop.name;
+  out["date"] = utc_now();
+  out["model"] = o.synthetic.empty() ? o.model : "synthetic " + o.synthetic;
+  out["kv_cache_dtype"] = o.fp8_kv ? "fp8" : "bf16";
+  out["cuda_graphs"] = !o.enforce_eager;
+  out["input_len"] = o.input_len;
+  out["output_len"] = o.output_len;
+  out["copy_bandwidth_gb_per_s"] = bandwidth / 1e9;
+  out["weight_bytes"] = backend.model().weight_bytes();
+  for (int64_t b : o.batches) out["decode"].push_back(bench_batch(backend, b, o, bandwidth));
+  if (o.prefill_len > 0) out["prefill"] = bench_prefill(backend, o);
+  size_t free_after = 0;
+  FP4LLM_CUDA_CHECK(cudaMemGetInfo(&free_after, &total));
+  const cuda::GpuMemory mem = backend.memory();
+  out["memory"] = {{"gpu_used_bytes", free_before - free_after},
+                   {"allocator_peak_bytes", cuda::g_device_peak_bytes.load()},
+                   {"weights_bytes", mem.weights},
+                   {"kv_cache_bytes", mem.kv_cache},
+                   {"workspace_bytes", mem.workspace}};
+  return out;
+}
+
+}  // namespace fp4llm

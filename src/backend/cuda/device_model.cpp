@@ -1,0 +1,100 @@
+#include "backend/cuda/device_model.hpp"
+
+#include <cstring>
+
+#include "formats/number_formats.hpp"
+#include "io/tensor_store.hpp"
+#include "util/error.hpp"
+#include "util/parallel_for.hpp"
+#include "util/progress_bar.hpp"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+const QuantizedLinear& nvfp4_of(const LinearWeight& w, const char* role, int64_t layer) {
+  if (!w.nvfp4)
+    fail("the CUDA backend runs NVFP4 projections only; layer {} {} is 16-bit", layer, role);
+  return *w.nvfp4;
+}
+
+DeviceNvfp4Linear fused(std::initializer_list<const QuantizedLinear*> parts) {
+  const std::vector<const QuantizedLinear*> list(parts);
+  return upload_nvfp4(make_nvfp4_tiles(list));
+}
+
+DeviceBuffer<__nv_bfloat16> upload_bf16(const TensorView& t) {
+  std::vector<__nv_bfloat16> host(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::BF16) {
+    std::memcpy(static_cast<void*>(host.data()), t.data.data(), host.size() * 2);
+  } else {
+    const int64_t n = t.numel();
+    parallel_for(n, 1 << 20, [&](int64_t begin, int64_t end) {
+      std::vector<float> f(static_cast<size_t>(end - begin));
+      read_floats(t, begin, end - begin, f.data());
+      for (int64_t i = begin; i < end; ++i) {
+        const uint16_t b = float_to_bf16(f[size_t(i - begin)]);
+        std::memcpy(static_cast<void*>(&host[size_t(i)]), &b, 2);
+      }
+    });
+  }
+  return DeviceBuffer<__nv_bfloat16>::from_host(host);
+}
+
+DeviceLayer upload_layer(const LayerWeights& L, int64_t index) {
+  if (L.moe) fail("Qwen3-MoE layers do not run on the CUDA backend yet (issue 6); use --device cpu");
+  DeviceLayer d;
+  d.qkv = fused({&nvfp4_of(L.q, "q_proj", index), &nvfp4_of(L.k, "k_proj", index), &nvfp4_of(L.v, "v_proj", index)});
+  d.o = fused({&nvfp4_of(L.o, "o_proj", index)});
+  d.gate_up = fused({&nvfp4_of(L.mlp.gate, "gate_proj", index), &nvfp4_of(L.mlp.up, "up_proj", index)});
+  d.down = fused({&nvfp4_of(L.mlp.down, "down_proj", index)});
+  d.input_norm = DeviceBuffer<float>::from_host(L.input_norm);
+  d.post_attention_norm = DeviceBuffer<float>::from_host(L.post_attention_norm);
+  d.q_norm = DeviceBuffer<float>::from_host(L.q_norm);
+  d.k_norm = DeviceBuffer<float>::from_host(L.k_norm);
+  d.pre_feedforward_norm = DeviceBuffer<float>::from_host(L.pre_feedforward_norm);
+  d.post_feedforward_norm = DeviceBuffer<float>::from_host(L.post_feedforward_norm);
+  d.kv_scales = L.kv_scales;
+  return d;
+}
+
+}  // namespace
+
+uint64_t DeviceModel::weight_bytes() const {
+  uint64_t b = embed.bytes() + lm_head.bytes() + final_norm.bytes();
+  if (lm_head_nvfp4) b += lm_head_nvfp4->bytes();
+  for (const DeviceLayer& l : layers) {
+    b += l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes();
+    b += l.input_norm.bytes() + l.post_attention_norm.bytes() + l.q_norm.bytes() + l.k_norm.bytes();
+    b += l.pre_feedforward_norm.bytes() + l.post_feedforward_norm.bytes();
+  }
+  return b;
+}
+
+uint64_t DeviceModel::bytes_per_step() const {
+  uint64_t b = weight_bytes() - embed.bytes();
+  if (!lm_head.size() && !lm_head_nvfp4) b += embed.bytes();  // tied: lm_head reads the table
+  return b;
+}
+
+DeviceModel upload_model(const ModelWeights& w, bool progress) {
+  DeviceModel d;
+  d.config = w.config;
+  ProgressBar bar("upload to GPU", uint64_t(w.layers.size() + 1), "layers");
+  if (!progress) bar.disable();
+  d.embed = upload_bf16(*w.embed);
+  if (w.lm_head_nvfp4)
+    d.lm_head_nvfp4 = fused({w.lm_head_nvfp4});
+  else if (w.lm_head != w.embed)
+    d.lm_head = upload_bf16(*w.lm_head);
+  d.final_norm = DeviceBuffer<float>::from_host(w.final_norm);
+  bar.advance(1);
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    d.layers.push_back(upload_layer(w.layers[i], int64_t(i)));
+    bar.advance(1);
+  }
+  bar.finish();
+  return d;
+}
+
+}  // namespace fp4llm::cuda

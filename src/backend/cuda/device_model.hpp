@@ -1,0 +1,45 @@
+// A model's weights resident on the GPU: NVFP4 projections in the kernels' tile layout, q/k/v
+// and gate/up fused into one matrix each (one launch, one pass over x), BF16 embeddings and
+// lm_head, float32 norm weights. Built from loaded weights or, for `fp4llm bench`, generated
+// at random on the GPU with a real model's shapes.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <optional>
+#include <vector>
+
+#include "backend/cuda/device_buffer.hpp"
+#include "backend/cuda/nvfp4_linear.hpp"
+#include "model/model_weights.hpp"
+
+namespace fp4llm::cuda {
+
+struct DeviceLayer {
+  DeviceNvfp4Linear qkv, o, gate_up, down;
+  DeviceBuffer<float> input_norm, post_attention_norm, q_norm, k_norm;
+  DeviceBuffer<float> pre_feedforward_norm, post_feedforward_norm;  // Gemma3
+  KvCacheScales kv_scales;
+};
+
+struct DeviceModel {
+  ModelConfig config;
+  DeviceBuffer<__nv_bfloat16> embed;    // [vocab, hidden]
+  DeviceBuffer<__nv_bfloat16> lm_head;  // [vocab, hidden]; empty when tied to embed
+  std::optional<DeviceNvfp4Linear> lm_head_nvfp4;
+  DeviceBuffer<float> final_norm;
+  std::vector<DeviceLayer> layers;
+
+  const __nv_bfloat16* lm_head_bf16() const { return lm_head.size() ? lm_head.data() : embed.data(); }
+  uint64_t weight_bytes() const;
+  // Bytes one decode step must read: every projection, lm_head, norms (embedding rows aside).
+  uint64_t bytes_per_step() const;
+};
+
+// Throws Error for what the CUDA backend cannot run (MoE layers, 16-bit projections).
+DeviceModel upload_model(const ModelWeights& weights, bool progress);
+
+// Random NVFP4 weights with `config`'s shapes, generated on the GPU (nothing to download).
+DeviceModel synthetic_model(const ModelConfig& config, uint64_t seed);
+
+}  // namespace fp4llm::cuda

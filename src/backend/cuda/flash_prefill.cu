@@ -1,0 +1,231 @@
+#include <cuda_fp8.h>
+
+#include <string>
+
+#include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/flash_prefill.hpp"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;        // 16 query rows each
+constexpr int kKeys = 64;        // keys per tile
+constexpr int kBlockSize = 16;   // tokens per cache block
+constexpr int kPad = 8;          // BF16 elements of row padding: conflict-free fragment loads
+
+struct Args {
+  const float* q;
+  const uint8_t* k;
+  const uint8_t* v;
+  const int32_t* positions;
+  const int32_t* token_seq;
+  const int32_t* block_tables;
+  const QueryTile* tiles;
+  AttentionParams p;
+  __nv_bfloat16* out;
+};
+
+__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__device__ __forceinline__ uint32_t word(const __nv_bfloat16* base, int index) {
+  return *reinterpret_cast<const uint32_t*>(base + index);
+}
+
+// 16 consecutive cache elements of one key as floats (unscaled).
+template <bool kFp8>
+__device__ __forceinline__ void load16(const uint8_t* cache, size_t element, float (&f)[16]) {
+  if constexpr (kFp8) {
+    const uint4 v = *reinterpret_cast<const uint4*>(cache + element);
+    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 lo = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(w[i] & 0xFFFF), __NV_E4M3)));
+      const float2 hi = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(w[i] >> 16), __NV_E4M3)));
+      f[4 * i] = lo.x, f[4 * i + 1] = lo.y, f[4 * i + 2] = hi.x, f[4 * i + 3] = hi.y;
+    }
+  } else {
+    const uint4* src = reinterpret_cast<const uint4*>(cache + 2 * element);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const uint4 v = src[h];
+      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
+        f[8 * h + 2 * i] = x.x, f[8 * h + 2 * i + 1] = x.y;
+      }
+    }
+  }
+}
+
+// Block = one query tile x one query head, 4 warps of 16 rows. Shared memory: Q [64][D+8],
+// K [64][D+8] and V transposed [D][64+8], all BF16 (V^T makes PV's B fragments contiguous).
+template <int D, bool kFp8>
+__global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* ks = qs + kKeys * (D + kPad);
+  __nv_bfloat16* vt = ks + kKeys * (D + kPad);
+  constexpr int kRow = D + kPad, kVtRow = kKeys + kPad;
+
+  const QueryTile tile = a.tiles[blockIdx.x];
+  const int head = blockIdx.y, group = int(a.p.heads / a.p.kv_heads), kv_head = head / group;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int32_t* table = a.block_tables + size_t(a.token_seq[tile.first_token]) * a.p.max_blocks;
+  const int pos0 = a.positions[tile.first_token], last = pos0 + tile.count - 1;
+  const int window = int(a.p.window);
+  const int lo = window > 0 ? max(0, pos0 - window + 1) : 0;
+
+  for (int i = threadIdx.x; i < kKeys * D; i += blockDim.x) {
+    const int r = i / D, d = i % D;
+    const float x = r < tile.count ? a.q[(size_t(tile.first_token + r) * a.p.heads + head) * D + d] : 0.0f;
+    qs[r * kRow + d] = __float2bfloat16_rn(x);
+  }
+
+  const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
+  const int pos_r[2] = {pos0 + row0, pos0 + row0 + 8};
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  const float score_scale = a.p.scale * a.p.k_scale;
+
+  for (int k0 = lo; k0 <= last; k0 += kKeys) {
+    __syncthreads();  // the previous tile's K and V are no longer read
+    for (int i = threadIdx.x; i < kKeys * (D / 16); i += blockDim.x) {
+      const int key = i / (D / 16), c = (i % (D / 16)) * 16, abs_key = k0 + key;
+      float kf[16], vf[16];
+      if (abs_key <= last) {
+        const size_t at = size_t(((int64_t(table[abs_key / kBlockSize]) * kBlockSize + abs_key % kBlockSize) *
+                                  a.p.kv_heads + kv_head) * D + c);
+        load16<kFp8>(a.k, at, kf);
+        load16<kFp8>(a.v, at, vf);
+      } else {
+#pragma unroll
+        for (int e = 0; e < 16; ++e) kf[e] = vf[e] = 0.0f;
+      }
+#pragma unroll
+      for (int e = 0; e < 16; e += 2) *reinterpret_cast<uint32_t*>(ks + key * kRow + c + e) = pack(kf[e], kf[e + 1]);
+#pragma unroll
+      for (int e = 0; e < 16; ++e) vt[(c + e) * kVtRow + key] = __float2bfloat16_rn(vf[e]);
+    }
+    __syncthreads();
+    if (warp * 16 >= tile.count) continue;
+
+    float s[kKeys / 8][4];
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t qa[4] = {word(qs, row0 * kRow + 16 * kk + 2 * t), word(qs, (row0 + 8) * kRow + 16 * kk + 2 * t),
+                              word(qs, row0 * kRow + 16 * kk + 2 * t + 8), word(qs, (row0 + 8) * kRow + 16 * kk + 2 * t + 8)};
+#pragma unroll
+      for (int n = 0; n < kKeys / 8; ++n)
+        mma(s[n], qa, word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t), word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t + 8));
+    }
+    // Mask (causal, window, past the last key), scale, online softmax per row.
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int key = k0 + n * 8 + 2 * t + (j & 1), p = pos_r[j / 2];
+        const bool valid = key <= p && (window == 0 || key > p - window);
+        s[n][j] = valid ? s[n][j] * score_scale : -INFINITY;
+        mx[j / 2] = fmaxf(mx[j / 2], s[n][j]);
+      }
+    float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float m_new = fmaxf(m[r], mx[r]);
+      base[r] = m_new == -INFINITY ? 0.0f : m_new;  // a row with no key yet stays empty
+      alpha[r] = __expf(m[r] - base[r]);
+      m[r] = m_new;
+    }
+    uint32_t pa[kKeys / 16][4];
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) {
+      float pr[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        pr[j] = __expf(s[n][j] - base[j / 2]);
+        sum[j / 2] += pr[j];
+      }
+      pa[n / 2][(n % 2) * 2] = pack(pr[0], pr[1]);
+      pa[n / 2][(n % 2) * 2 + 1] = pack(pr[2], pr[3]);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 1);
+      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 2);
+      l[r] = l[r] * alpha[r] + sum[r];
+    }
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn) {
+      o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk)
+        mma(o[dn], pa[kk], word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t), word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t + 8));
+    }
+  }
+  if (warp * 16 >= tile.count) return;
+#pragma unroll
+  for (int dn = 0; dn < D / 8; ++dn)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int r = row0 + (j / 2) * 8;
+      if (r >= tile.count) continue;
+      const int d = dn * 8 + 2 * t + (j & 1);
+      const float v = o[dn][j] / l[j / 2] * a.p.v_scale;
+      a.out[(size_t(tile.first_token + r) * a.p.heads + head) * D + d] = __float2bfloat16_rn(v);
+    }
+}
+
+template <int D>
+void launch(const Args& a, int64_t num_tiles, cudaStream_t stream) {
+  const int smem = (2 * kKeys * (D + kPad) + D * (kKeys + kPad)) * 2;
+  const dim3 grid(unsigned(num_tiles), unsigned(a.p.heads));
+  if (a.p.fp8) {
+    static const cudaError_t set = cudaFuncSetAttribute(flash_kernel<D, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    FP4LLM_CUDA_CHECK(set);
+    flash_kernel<D, true><<<grid, kWarps * 32, smem, stream>>>(a);
+  } else {
+    static const cudaError_t set = cudaFuncSetAttribute(flash_kernel<D, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    FP4LLM_CUDA_CHECK(set);
+    flash_kernel<D, false><<<grid, kWarps * 32, smem, stream>>>(a);
+  }
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+void flash_prefill_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
+                             const int32_t* token_seq, const int32_t* block_tables, const QueryTile* tiles,
+                             int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream) {
+  if (num_tiles == 0) return;
+  if (p.heads % p.kv_heads != 0) throw_error("flash attention: heads must be a multiple of kv heads");
+  const Args a{q, static_cast<const uint8_t*>(k_cache), static_cast<const uint8_t*>(v_cache), positions, token_seq,
+               block_tables, tiles, p, out};
+  switch (p.head_dim) {
+    case 64: launch<64>(a, num_tiles, stream); break;
+    case 128: launch<128>(a, num_tiles, stream); break;
+    case 256: launch<256>(a, num_tiles, stream); break;
+    default: throw_error("flash attention: head_dim " + std::to_string(p.head_dim) + " is not supported (64, 128 or 256 are)");
+  }
+}
+
+}  // namespace fp4llm::cuda

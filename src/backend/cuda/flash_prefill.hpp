@@ -1,0 +1,30 @@
+// Prefill attention on tensor cores (flash-attention style): for steps with many new tokens,
+// tiles of up to 64 query tokens of one sequence and one head stream the sequence's keys from
+// the paged cache in tiles of 64, converted to BF16 in shared memory; QK^T and PV run as
+// m16n8k16 BF16 MMAs with FP32 accumulation and an online softmax in FP32. Causal and
+// sliding-window masks are applied per element; tiles wholly outside the window are skipped.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/paged_attention.hpp"
+
+namespace fp4llm::cuda {
+
+// One query tile: `count` (<= 64) consecutive new tokens of one sequence, starting at flattened
+// token index `first_token`.
+struct QueryTile {
+  int32_t first_token, count;
+};
+
+constexpr int64_t kQueryTileTokens = 64;
+
+// Same inputs and output as paged_attention (AttentionParams.splits is ignored), plus the tiles.
+void flash_prefill_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
+                             const int32_t* token_seq, const int32_t* block_tables, const QueryTile* tiles,
+                             int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream);
+
+}  // namespace fp4llm::cuda

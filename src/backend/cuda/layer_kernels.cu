@@ -1,0 +1,262 @@
+#include <string>
+#include <cuda_fp8.h>
+
+#include <algorithm>
+
+#include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/layer_kernels.hpp"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned grid_for(int64_t count, int threads = kThreads) {
+  return unsigned(std::clamp<int64_t>((count + threads - 1) / threads, 1, 65535));
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sum over the block (blockDim.x a multiple of 32, at most 1024), returned to every thread.
+__device__ float block_sum(float v) {
+  __shared__ float part[32];
+  __shared__ float total;
+  v = warp_sum(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  __syncthreads();  // `part` may still be read by a previous call
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float s = lane < warps ? part[lane] : 0.0f;
+    s = warp_sum(s);
+    if (lane == 0) total = s;
+  }
+  __syncthreads();
+  return total;
+}
+
+__device__ __forceinline__ float norm_gain(const float* w, int64_t i, bool one_plus) {
+  return one_plus ? 1.0f + w[i] : w[i];
+}
+
+__global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens, int64_t hidden,
+                             float scale, float* x) {
+  const size_t count = size_t(tokens) * hidden;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
+    const size_t t = i / hidden, c = i % hidden;
+    x[i] = __bfloat162float(embed[size_t(ids[t]) * hidden + c]) * scale;
+  }
+}
+
+// Block = one row of up to kNormThreads * kNormPerThread elements, held in registers between
+// the residual add and the norm (one read and one write of the residual stream).
+constexpr int kNormThreads = 512, kNormPerThread = 16;
+
+__global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const float* delta, const float* post_w,
+                                                               const float* next_w, NormParams n, __nv_bfloat16* out) {
+  float* row = x + size_t(blockIdx.x) * n.width;
+  float v[kNormPerThread];
+#pragma unroll
+  for (int k = 0; k < kNormPerThread; ++k) {
+    const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
+    v[k] = i < n.width ? row[i] : 0.0f;
+  }
+  if (delta) {
+    const float* d = delta + size_t(blockIdx.x) * n.width;
+    float dv[kNormPerThread];
+    float ss = 0;
+#pragma unroll
+    for (int k = 0; k < kNormPerThread; ++k) {
+      const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
+      dv[k] = i < n.width ? d[i] : 0.0f;
+      ss += dv[k] * dv[k];
+    }
+    const float inv = post_w ? rsqrtf(block_sum(ss) / float(n.width) + n.eps) : 1.0f;
+#pragma unroll
+    for (int k = 0; k < kNormPerThread; ++k) {
+      const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
+      if (i < n.width) {
+        v[k] += post_w ? dv[k] * inv * norm_gain(post_w, i, n.one_plus) : dv[k];
+        row[i] = v[k];
+      }
+    }
+  }
+  float ss = 0;
+#pragma unroll
+  for (int k = 0; k < kNormPerThread; ++k) ss += v[k] * v[k];
+  const float inv = rsqrtf(block_sum(ss) / float(n.width) + n.eps);
+  __nv_bfloat16* o = out + size_t(blockIdx.x) * n.width;
+#pragma unroll
+  for (int k = 0; k < kNormPerThread; ++k) {
+    const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
+    if (i < n.width) o[i] = __float2bfloat16_rn(v[k] * inv * norm_gain(next_w, i, n.one_plus));
+  }
+}
+
+__device__ __forceinline__ void store_cache(void* cache, size_t at, float v, float scale, bool fp8) {
+  if (fp8)
+    static_cast<__nv_fp8_storage_t*>(cache)[at] = __nv_cvt_float_to_fp8(v / scale, __NV_SATFINITE, __NV_E4M3);
+  else
+    static_cast<__nv_bfloat16*>(cache)[at] = __float2bfloat16_rn(v);
+}
+
+// Block = one head of one token, head_dim / 2 threads; thread i owns elements i and i + D/2,
+// the pair RoPE rotates together.
+__global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, const int64_t* slots,
+                                  const float* q_norm, const float* k_norm, const float* inv_freq,
+                                  RopeCacheParams p, float* q_out, void* k_cache, void* v_cache) {
+  const int64_t t = blockIdx.x, head = blockIdx.y, D = p.head_dim, half = D / 2, i = threadIdx.x;
+  const int64_t width = (p.heads + 2 * p.kv_heads) * D;
+  const float* src = qkv + t * width + head * D;
+  float a = src[i], b = src[i + half];
+  const bool is_q = head < p.heads, is_k = !is_q && head < p.heads + p.kv_heads;
+  if (is_q || is_k) {
+    const float* w = is_q ? q_norm : k_norm;
+    const float inv = rsqrtf(block_sum(a * a + b * b) / float(D) + p.eps);
+    a = a * inv * norm_gain(w, i, p.one_plus);
+    b = b * inv * norm_gain(w, i + half, p.one_plus);
+    const float angle = float(positions[t]) * inv_freq[i];
+    const float c = cosf(angle), s = sinf(angle);
+    const float ra = a * c - b * s, rb = b * c + a * s;
+    a = ra;
+    b = rb;
+  }
+  if (is_q) {
+    float* dst = q_out + (t * p.heads + head) * D;
+    dst[i] = a;
+    dst[i + half] = b;
+    return;
+  }
+  const int64_t kv_head = is_k ? head - p.heads : head - p.heads - p.kv_heads;
+  const size_t at = size_t((slots[t] * p.kv_heads + kv_head) * D);
+  void* cache = is_k ? k_cache : v_cache;
+  const float scale = is_k ? p.k_scale : p.v_scale;
+  store_cache(cache, at + i, a, scale, p.fp8);
+  store_cache(cache, at + i + half, b, scale, p.fp8);
+}
+
+__global__ void gated_kernel(const float* gu, int64_t tokens, int64_t inter, bool gelu, __nv_bfloat16* out) {
+  const size_t count = size_t(tokens) * inter;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
+    const size_t t = i / inter, c = i % inter;
+    const float g = gu[t * 2 * inter + c], u = gu[t * 2 * inter + inter + c];
+    float act;
+    if (gelu) {
+      constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
+      act = 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
+    } else {
+      act = g / (1.0f + expf(-g));
+    }
+    out[i] = __float2bfloat16_rn(act * u);
+  }
+}
+
+__global__ void gather_kernel(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,
+                              __nv_bfloat16* dst) {
+  const size_t total = size_t(count) * width;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < total; i += size_t(gridDim.x) * blockDim.x)
+    dst[i] = src[size_t(rows[i / width]) * width + i % width];
+}
+
+__global__ void soft_cap_kernel(float* v, int64_t count, float cap) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(count); i += size_t(gridDim.x) * blockDim.x)
+    v[i] = cap * tanhf(v[i] / cap);
+}
+
+__global__ void argmax_kernel(const float* values, int64_t width, int32_t* out) {
+  const float* row = values + size_t(blockIdx.x) * width;
+  float best = -INFINITY;
+  int32_t index = 0x7fffffff;
+  for (int64_t i = threadIdx.x; i < width; i += blockDim.x)
+    if (row[i] > best) {
+      best = row[i];
+      index = int32_t(i);
+    }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float b = __shfl_xor_sync(0xffffffffu, best, o);
+    const int32_t j = __shfl_xor_sync(0xffffffffu, index, o);
+    if (b > best || (b == best && j < index)) {
+      best = b;
+      index = j;
+    }
+  }
+  __shared__ float bests[32];
+  __shared__ int32_t indices[32];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) {
+    bests[warp] = best;
+    indices[warp] = index;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < int(blockDim.x / 32); ++w)
+      if (bests[w] > best || (bests[w] == best && indices[w] < index)) {
+        best = bests[w];
+        index = indices[w];
+      }
+    out[blockIdx.x] = index == 0x7fffffff ? 0 : index;
+  }
+}
+
+}  // namespace
+
+void argmax_rows(const float* values, int64_t rows, int64_t width, int32_t* out, cudaStream_t stream) {
+  if (rows == 0) return;
+  argmax_kernel<<<unsigned(rows), 1024, 0, stream>>>(values, width, out);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+void embed_tokens(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens, int64_t hidden,
+                  float scale, float* x, cudaStream_t stream) {
+  embed_kernel<<<grid_for(tokens * hidden), kThreads, 0, stream>>>(embed, ids, tokens, hidden, scale, x);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+void add_and_norm(float* x, const float* delta, const float* post_w, const float* next_w,
+                  int64_t rows, const NormParams& n, __nv_bfloat16* out, cudaStream_t stream) {
+  if (rows == 0) return;
+  if (n.width > int64_t(kNormThreads) * kNormPerThread)
+    throw_error("RMSNorm: hidden size " + std::to_string(n.width) + " is above the kernel's " +
+                std::to_string(kNormThreads * kNormPerThread));
+  // Fewer threads for narrow rows, so each holds several elements and none idles.
+  const int threads = int(std::clamp<int64_t>((n.width + kNormPerThread - 1) / kNormPerThread + 31, 32, kNormThreads)) / 32 * 32;
+  add_norm_kernel<<<unsigned(rows), unsigned(threads), 0, stream>>>(x, delta, post_w, next_w, n, out);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* slots, int64_t tokens,
+                    const float* q_norm, const float* k_norm, const float* inv_freq,
+                    const RopeCacheParams& p, float* q, void* k_cache, void* v_cache,
+                    cudaStream_t stream) {
+  if (tokens == 0) return;
+  if (p.head_dim % 64 != 0 || p.head_dim > 512)
+    throw_error("CUDA backend: head_dim " + std::to_string(p.head_dim) + " is not supported (a multiple of 64 up to 512 is)");
+  const dim3 grid(unsigned(tokens), unsigned(p.heads + 2 * p.kv_heads));
+  rope_cache_kernel<<<grid, unsigned(p.head_dim / 2), 0, stream>>>(qkv, positions, slots, q_norm, k_norm,
+                                                                   inv_freq, p, q, k_cache, v_cache);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+void gated_activation(const float* gate_up, int64_t tokens, int64_t inter, bool gelu,
+                      __nv_bfloat16* out, cudaStream_t stream) {
+  gated_kernel<<<grid_for(tokens * inter), kThreads, 0, stream>>>(gate_up, tokens, inter, gelu, out);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+void gather_rows(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,
+                 __nv_bfloat16* dst, cudaStream_t stream) {
+  gather_kernel<<<grid_for(count * width), kThreads, 0, stream>>>(src, rows, count, width, dst);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+void soft_cap(float* values, int64_t count, float cap, cudaStream_t stream) {
+  soft_cap_kernel<<<grid_for(count), kThreads, 0, stream>>>(values, count, cap);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+}  // namespace fp4llm::cuda

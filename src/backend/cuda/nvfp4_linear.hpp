@@ -1,0 +1,48 @@
+// y = x W^T for NVFP4 weights on the GPU. Rows of x (tokens) up to 64 go through the
+// tensor-core kernel that reads each weight byte once; more rows dequantize the weight to BF16
+// in a scratch buffer and call cuBLAS (compute-bound there, so the extra pass is cheap).
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "backend/cuda/device_buffer.hpp"
+#include "backend/cuda/nvfp4_tiles.hpp"
+
+namespace fp4llm::cuda {
+
+struct DeviceNvfp4Linear {
+  int64_t out_features = 0, in_features = 0, row_tiles = 0, k_chunks = 0;
+  DeviceBuffer<uint8_t> packed;
+  DeviceBuffer<uint16_t> scales;
+  DeviceBuffer<float> tile_scales;
+  uint64_t bytes() const { return packed.bytes() + scales.bytes() + tile_scales.bytes(); }
+};
+
+DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles);
+
+// Scratch the linear kernels need, sized once for the largest layer (no allocation inside a
+// step, so steps can be captured in CUDA graphs).
+struct LinearWorkspace {
+  DeviceBuffer<float> partials;               // split-K partial sums
+  DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16
+  cublasHandle_t cublas = nullptr;
+  int num_sms = 0;
+};
+
+constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
+
+// Partial-sum floats the kernel may need for a weight of `out_features` rows.
+int64_t nvfp4_partials_needed(int64_t out_features, int64_t k_chunks, int num_sms);
+
+// x: [rows, in_features] BF16; y: [rows, out_features] float32.
+void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
+                  LinearWorkspace& ws, cudaStream_t stream);
+
+// Dense BF16 weight [out, in] (lm_head): y = x W^T through cuBLAS.
+void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,
+                 const __nv_bfloat16* x, int64_t rows, float* y, LinearWorkspace& ws,
+                 cudaStream_t stream);
+
+}  // namespace fp4llm::cuda

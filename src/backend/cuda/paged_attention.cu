@@ -1,0 +1,291 @@
+#include <string>
+#include <cuda_fp8.h>
+
+#include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/paged_attention.hpp"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kBlockSize = 16;          // tokens per cache block (KvCacheConfig::kBlockSize)
+constexpr int kGroupTimesDim = 2048;    // query heads x head_dim held per block
+constexpr int kMinKeysPerSplit = 128;   // one 32-key chunk per warp
+
+struct Args {
+  const float* q;
+  const uint8_t* k;
+  const uint8_t* v;
+  const int32_t* positions;
+  const int32_t* token_seq;
+  const int32_t* block_tables;
+  AttentionParams p;
+  AttentionWorkspace ws;
+  __nv_bfloat16* out;
+};
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__device__ __forceinline__ float2 fp8x2_to_float2(uint32_t two) {
+  return __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xFFFF), __NV_E4M3)));
+}
+
+// N consecutive 32-bit words with the widest aligned loads (N * 4 bytes, N = 1, 2 or 4k).
+template <int N>
+__device__ __forceinline__ void load_words(const void* src, uint32_t (&w)[N]) {
+  if constexpr (N % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < N; i += 4) {
+      const uint4 v = reinterpret_cast<const uint4*>(src)[i / 4];
+      w[i] = v.x, w[i + 1] = v.y, w[i + 2] = v.z, w[i + 3] = v.w;
+    }
+  } else if constexpr (N == 2) {
+    const uint2 v = *reinterpret_cast<const uint2*>(src);
+    w[0] = v.x, w[1] = v.y;
+  } else {
+    w[0] = *reinterpret_cast<const uint32_t*>(src);
+  }
+}
+
+// N consecutive cache elements (N = 2 or a multiple of 4) as floats, unscaled.
+template <int N, bool kFp8>
+__device__ __forceinline__ void load_cache(const uint8_t* base, size_t element, float (&out)[N]) {
+  if constexpr (kFp8 && N == 2) {
+    const float2 f = fp8x2_to_float2(*reinterpret_cast<const uint16_t*>(base + element));
+    out[0] = f.x, out[1] = f.y;
+  } else if constexpr (kFp8) {
+    uint32_t w[N / 4];
+    load_words<N / 4>(base + element, w);
+#pragma unroll
+    for (int i = 0; i < N / 4; ++i) {
+      const float2 lo = fp8x2_to_float2(w[i]), hi = fp8x2_to_float2(w[i] >> 16);
+      out[4 * i] = lo.x, out[4 * i + 1] = lo.y, out[4 * i + 2] = hi.x, out[4 * i + 3] = hi.y;
+    }
+  } else {
+    uint32_t w[N / 2];
+    load_words<N / 2>(base + 2 * element, w);
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) {
+      const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
+      out[2 * i] = f.x, out[2 * i + 1] = f.y;
+    }
+  }
+}
+
+__device__ __forceinline__ size_t cache_element(const Args& a, const int32_t* table, int key, int kv_head) {
+  const int64_t block = table[key / kBlockSize];
+  return size_t(((block * kBlockSize + key % kBlockSize) * a.p.kv_heads + kv_head) * a.p.head_dim);
+}
+
+// Block = (token, kv head, key split), 4 warps. Each warp takes 32 keys at a time, one key per
+// lane for the scores (so no reduction per key), then all lanes share the value rows, each lane
+// owning D/32 output elements. Online softmax per warp; warps merged through shared memory.
+template <int D, bool kFp8>
+__global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
+  constexpr int G = kGroupTimesDim / D;  // query heads held
+  constexpr int E = D / 32;              // value elements per lane
+  constexpr int kRowsInFlight = 8;       // value rows loaded before any is used
+  const int t = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int group = int(a.p.heads / a.p.kv_heads);
+  const int pos = a.positions[t];
+  const int first = a.p.window > 0 ? max(0, pos - int(a.p.window) + 1) : 0;
+  int begin = first, end = pos + 1;
+  if (a.p.splits > 1) {
+    // Each token splits its own key range, so the launch does not depend on context lengths
+    // (one CUDA graph serves every decode step of a batch size).
+    // At least kMinKeysPerSplit keys per split: a split of a few keys costs a block's whole
+    // latency chain for little work; empty splits just exit.
+    const int per_split = max(kMinKeysPerSplit, ((end - first + int(a.p.splits) - 1) / int(a.p.splits) + 31) / 32 * 32);
+    begin = first + split * per_split;
+    end = min(end, begin + per_split);
+  }
+  const int32_t* table = a.block_tables + size_t(a.token_seq[t]) * a.p.max_blocks;
+
+  __shared__ float q_s[G * D];
+  __shared__ float p_s[kWarps][G][32];
+  __shared__ float m_s[kWarps][G], l_s[kWarps][G];
+  for (int i = threadIdx.x; i < group * D; i += blockDim.x)
+    q_s[i] = a.q[(size_t(t) * a.p.heads + size_t(kv_head) * group) * D + i];
+  __syncthreads();
+
+  float m[G], l[G], acc[G][E];
+#pragma unroll
+  for (int h = 0; h < G; ++h) {
+    m[h] = -INFINITY;
+    l[h] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < E; ++e) acc[h][e] = 0.0f;
+  }
+  const float score_scale = a.p.scale * a.p.k_scale;
+  for (int c0 = begin + warp * 32; c0 < end; c0 += kWarps * 32) {
+    const int key = c0 + lane;
+    const bool valid = key < end;
+    float s[G];
+#pragma unroll
+    for (int h = 0; h < G; ++h) s[h] = 0.0f;
+    if (valid) {
+      const size_t at = cache_element(a, table, key, kv_head);
+#pragma unroll 2
+      for (int d = 0; d < D; d += 16) {
+        float kf[16];
+        load_cache<16, kFp8>(a.k, at + d, kf);
+#pragma unroll
+        for (int h = 0; h < G; ++h) {
+          if (h < group) {
+#pragma unroll
+            for (int e = 0; e < 16; ++e) s[h] += q_s[h * D + d + e] * kf[e];
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < G; ++h) {
+      if (h >= group) continue;
+      const float score = valid ? s[h] * score_scale : -INFINITY;
+      const float m_new = fmaxf(m[h], warp_max(score));  // finite: lane 0's key is valid
+      const float alpha = __expf(m[h] - m_new);
+      const float pr = valid ? __expf(score - m_new) : 0.0f;
+      l[h] = l[h] * alpha + warp_sum(pr);
+      m[h] = m_new;
+#pragma unroll
+      for (int e = 0; e < E; ++e) acc[h][e] *= alpha;
+      p_s[warp][h][lane] = pr;
+    }
+    __syncwarp();
+    // Value rows: each lane computed its own key's cache address; lanes fetch 8 rows at a time
+    // through those addresses (independent loads in flight, not a chain of dependent ones).
+    const size_t my_at = valid ? cache_element(a, table, key, kv_head) : 0;
+    const int n = min(32, end - c0);
+    for (int j0 = 0; j0 < n; j0 += kRowsInFlight) {
+      float vf[kRowsInFlight][E];
+#pragma unroll
+      for (int u = 0; u < kRowsInFlight; ++u) {
+        const size_t at = __shfl_sync(0xffffffffu, my_at, j0 + u);
+        if (j0 + u < n) load_cache<E, kFp8>(a.v, at + lane * E, vf[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < kRowsInFlight; ++u) {
+        if (j0 + u >= n) break;
+#pragma unroll
+        for (int h = 0; h < G; ++h) {
+          if (h >= group) continue;
+          const float pr = p_s[warp][h][j0 + u];
+#pragma unroll
+          for (int e = 0; e < E; ++e) acc[h][e] += pr * vf[u][e];
+        }
+      }
+    }
+    __syncwarp();
+  }
+
+  // Merge the warps: q_s is free now and holds each warp's accumulators in turn.
+  if (lane == 0) {
+#pragma unroll
+    for (int h = 0; h < G; ++h) {
+      m_s[warp][h] = m[h];
+      l_s[warp][h] = l[h];
+    }
+  }
+  __syncthreads();
+  for (int w = 0; w < kWarps; ++w) {
+    if (warp == w) {
+#pragma unroll
+      for (int h = 0; h < G; ++h) {
+        if (h >= group) continue;
+        float mx = -INFINITY;
+        for (int ww = 0; ww < kWarps; ++ww) mx = fmaxf(mx, m_s[ww][h]);
+        const float f = m[h] == -INFINITY ? 0.0f : __expf(m[h] - mx);
+#pragma unroll
+        for (int e = 0; e < E; ++e) q_s[h * D + lane * E + e] = (w == 0 ? 0.0f : q_s[h * D + lane * E + e]) + acc[h][e] * f;
+      }
+    }
+    __syncthreads();
+  }
+  // q_s now holds the merged, unnormalised output of each head.
+  const int heads_here = group;
+  for (int i = threadIdx.x; i < heads_here * D; i += blockDim.x) {
+    const int h = i / D, d = i % D;
+    float mx = -INFINITY, sum = 0.0f;
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, m_s[w][h]);
+    if (mx != -INFINITY)
+      for (int w = 0; w < kWarps; ++w) sum += l_s[w][h] * (m_s[w][h] == -INFINITY ? 0.0f : __expf(m_s[w][h] - mx));
+    const int head = kv_head * group + h;
+    if (a.p.splits == 1) {
+      a.out[(size_t(t) * a.p.heads + head) * D + d] = __float2bfloat16_rn(q_s[i] / sum * a.p.v_scale);
+    } else {
+      const size_t slot = (size_t(t) * a.p.heads + head) * a.p.splits + split;
+      a.ws.partial_out[slot * D + d] = q_s[i];
+      if (d == 0) {
+        a.ws.partial_ml[slot * 2] = mx;
+        a.ws.partial_ml[slot * 2 + 1] = sum;
+      }
+    }
+  }
+}
+
+// Combines the splits of one (token, head): block of head_dim threads.
+__global__ void merge_splits_kernel(AttentionParams p, AttentionWorkspace ws, __nv_bfloat16* out) {
+  const size_t th = blockIdx.x;  // token * heads + head
+  const int d = threadIdx.x;
+  float mx = -INFINITY;
+  for (int s = 0; s < p.splits; ++s) mx = fmaxf(mx, ws.partial_ml[(th * p.splits + s) * 2]);
+  float sum = 0.0f, acc = 0.0f;
+  for (int s = 0; s < p.splits; ++s) {
+    const float ms = ws.partial_ml[(th * p.splits + s) * 2];
+    if (ms == -INFINITY) continue;
+    const float f = __expf(ms - mx);
+    sum += ws.partial_ml[(th * p.splits + s) * 2 + 1] * f;
+    acc += ws.partial_out[(th * p.splits + s) * p.head_dim + d] * f;
+  }
+  out[th * p.head_dim + d] = __float2bfloat16_rn(acc / sum * p.v_scale);
+}
+
+template <int D>
+void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
+  const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
+  if (a.p.fp8)
+    attention_kernel<D, true><<<grid, kWarps * 32, 0, stream>>>(a);
+  else
+    attention_kernel<D, false><<<grid, kWarps * 32, 0, stream>>>(a);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+int64_t max_query_group(int64_t head_dim) { return kGroupTimesDim / head_dim; }
+
+void paged_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
+                     const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
+                     const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
+                     cudaStream_t stream) {
+  if (tokens == 0) return;
+  if (p.heads % p.kv_heads != 0 || p.heads / p.kv_heads > max_query_group(p.head_dim))
+    throw_error("CUDA attention: " + std::to_string(p.heads / p.kv_heads) + " query heads per kv head with head_dim " +
+                std::to_string(p.head_dim) + " is not supported (at most " + std::to_string(max_query_group(p.head_dim)) + ")");
+  if (p.splits > 1 && !ws.partial_out) throw_error("CUDA attention: split-KV needs a workspace");
+  const Args a{q, static_cast<const uint8_t*>(k_cache), static_cast<const uint8_t*>(v_cache), positions,
+               token_seq, block_tables, p, ws, out};
+  switch (p.head_dim) {
+    case 64: launch<64>(a, tokens, stream); break;
+    case 128: launch<128>(a, tokens, stream); break;
+    case 256: launch<256>(a, tokens, stream); break;
+    default: throw_error("CUDA attention: head_dim " + std::to_string(p.head_dim) + " is not supported (64, 128 or 256 are)");
+  }
+  if (p.splits > 1) {
+    merge_splits_kernel<<<unsigned(tokens * p.heads), unsigned(p.head_dim), 0, stream>>>(p, ws, out);
+    FP4LLM_CUDA_LAUNCHED();
+  }
+}
+
+}  // namespace fp4llm::cuda

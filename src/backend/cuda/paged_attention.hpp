@@ -1,0 +1,39 @@
+// Attention over the paged KV cache for every new token of a step (decode and chunked prefill
+// alike): causal, GQA-aware (one read of a key serves the whole query group), sliding windows
+// read only their window, long contexts split across blocks (flash-decoding) and merged.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace fp4llm::cuda {
+
+struct AttentionParams {
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t window = 0;          // sliding layers: keys in (pos - window, pos]; 0: all of [0, pos]
+  float scale = 1.0f;          // softmax scale
+  bool fp8 = true;             // cache dtype: FP8 E4M3 (with k/v scales) or BF16
+  float k_scale = 1.0f, v_scale = 1.0f;
+  int64_t max_blocks = 0;      // row length of `block_tables`
+  int64_t splits = 1;          // key-range splits per (token, kv head); each token divides its
+                               // own range into `splits` multiples of 32 keys
+};
+
+struct AttentionWorkspace {
+  float* partial_out = nullptr;  // [tokens, heads, splits, head_dim]
+  float* partial_ml = nullptr;   // [tokens, heads, splits, 2]: running max and sum
+};
+
+// Largest query group (heads per kv head) the kernel holds for a head_dim.
+int64_t max_query_group(int64_t head_dim);
+
+// q: [tokens, heads, head_dim] float32. positions[t] is the token's position; block_tables has
+// one row per sequence, token_seq[t] picks it. out: [tokens, heads * head_dim] BF16.
+void paged_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
+                     const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
+                     const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
+                     cudaStream_t stream);
+
+}  // namespace fp4llm::cuda

@@ -1,0 +1,102 @@
+#include <string>
+// Random weights with a real model's shapes, made on the GPU for `fp4llm bench --synthetic`:
+// the kernels' speed does not depend on the values, only on shapes and bytes, so nothing has to
+// be downloaded. Values are kept in a realistic range (no inf/NaN reach the timings).
+#include <algorithm>
+
+#include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/device_model.hpp"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+__device__ __forceinline__ uint32_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return uint32_t(x ^ (x >> 31));
+}
+
+__global__ void random_words(uint32_t* p, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x)
+    p[i] = mix(seed * 0x100000001B3ull + i);
+}
+
+// E4M3 codes 0x20..0x3F: block scales between 2^-3 and 1.875.
+__global__ void random_scales(uint16_t* p, size_t n, uint64_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const uint32_t r = mix(seed * 0x100000001B3ull + i);
+    p[i] = uint16_t((0x20 | (r & 0x1F)) | ((0x20 | ((r >> 8) & 0x1F)) << 8));
+  }
+}
+
+__global__ void random_bf16(__nv_bfloat16* p, size_t n, uint64_t seed, float amplitude) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    const float u = float(mix(seed * 0x100000001B3ull + i)) * (1.0f / 4294967296.0f);
+    p[i] = __float2bfloat16_rn((2.0f * u - 1.0f) * amplitude);
+  }
+}
+
+unsigned grid(size_t n) { return unsigned(std::clamp<size_t>((n + 255) / 256, 1, 65535)); }
+
+DeviceNvfp4Linear random_linear(int64_t out_features, int64_t in_features, uint64_t& seed) {
+  DeviceNvfp4Linear d;
+  d.out_features = out_features;
+  d.in_features = in_features;
+  d.row_tiles = (out_features + kTileRows - 1) / kTileRows;
+  d.k_chunks = (in_features + kChunkCols - 1) / kChunkCols;
+  const size_t slots = size_t(d.row_tiles * d.k_chunks * 32);
+  d.packed = DeviceBuffer<uint8_t>(slots * 16);
+  d.scales = DeviceBuffer<uint16_t>(slots);
+  random_words<<<grid(slots * 4), 256>>>(reinterpret_cast<uint32_t*>(d.packed.data()), slots * 4, ++seed);
+  random_scales<<<grid(slots), 256>>>(d.scales.data(), slots, ++seed);
+  // Weights of magnitude ~ 1/sqrt(in): keeps activations bounded through the layers.
+  const float global = 1.0f / (4.0f * std::sqrt(float(in_features)));
+  d.tile_scales = DeviceBuffer<float>::from_host(std::vector<float>(size_t(d.row_tiles), global));
+  FP4LLM_CUDA_LAUNCHED();
+  return d;
+}
+
+DeviceBuffer<float> constant(int64_t n, float v) {
+  return DeviceBuffer<float>::from_host(std::vector<float>(size_t(n), v));
+}
+
+}  // namespace
+
+DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed) {
+  if (c.family == ModelFamily::Qwen3Moe) throw_error("synthetic Qwen3-MoE models need the MoE kernels (issue 6)");
+  DeviceModel d;
+  d.config = c;
+  const bool gemma = c.family == ModelFamily::Gemma3;
+  const float gain = gemma ? 0.0f : 1.0f;  // Gemma norms multiply by (1 + w)
+  const int64_t H = c.hidden_size, D = c.head_dim;
+  d.embed = DeviceBuffer<__nv_bfloat16>(size_t(c.vocab_size * H));
+  random_bf16<<<grid(d.embed.size()), 256>>>(d.embed.data(), d.embed.size(), ++seed, 0.05f);
+  if (!c.tie_word_embeddings) {
+    d.lm_head = DeviceBuffer<__nv_bfloat16>(size_t(c.vocab_size * H));
+    random_bf16<<<grid(d.lm_head.size()), 256>>>(d.lm_head.data(), d.lm_head.size(), ++seed, 0.05f);
+  }
+  FP4LLM_CUDA_LAUNCHED();
+  d.final_norm = constant(H, gain);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    DeviceLayer L;
+    L.qkv = random_linear((c.num_heads + 2 * c.num_kv_heads) * D, H, seed);
+    L.o = random_linear(H, c.num_heads * D, seed);
+    L.gate_up = random_linear(2 * c.intermediate_size, H, seed);
+    L.down = random_linear(H, c.intermediate_size, seed);
+    L.input_norm = constant(H, gain);
+    L.post_attention_norm = constant(H, gain);
+    L.q_norm = constant(D, gain);
+    L.k_norm = constant(D, gain);
+    if (gemma) {
+      L.pre_feedforward_norm = constant(H, gain);
+      L.post_feedforward_norm = constant(H, gain);
+    }
+    d.layers.push_back(std::move(L));
+  }
+  FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+  return d;
+}
+
+}  // namespace fp4llm::cuda

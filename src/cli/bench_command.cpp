@@ -1,0 +1,107 @@
+// `fp4llm bench`: decode and prefill speed on the GPU, against the bandwidth floor.
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "backend/benchmark.hpp"
+#include "cli/commands.hpp"
+#include "util/error.hpp"
+
+namespace fp4llm::cli {
+
+namespace {
+
+struct BenchArgs {
+  BenchOptions options;
+  std::string batches = "1,2,4,8,16,32,64", json_path, kv_cache_dtype = "fp8";
+  bool quiet = false;
+};
+
+std::vector<int64_t> parse_batches(const std::string& list) {
+  std::vector<int64_t> out;
+  size_t at = 0;
+  while (at <= list.size()) {
+    const size_t comma = std::min(list.find(',', at), list.size());
+    const std::string item = list.substr(at, comma - at);
+    int64_t v = 0;
+    try {
+      v = std::stoll(item);
+    } catch (...) {
+      fail("--batch: '{}' is not a number (expected a list like 1,8,64)", item);
+    }
+    if (v < 1 || v > 1024) fail("--batch: {} is outside 1..1024", v);
+    out.push_back(v);
+    at = comma + 1;
+  }
+  return out;
+}
+
+void print_table(const nlohmann::json& r) {
+  fmt::print("{} on {} (copy bandwidth {:.0f} GB/s), KV {}, {} in / {} out, {}\n", r["model"].get<std::string>(),
+             r["gpu"].get<std::string>(), r["copy_bandwidth_gb_per_s"].get<double>(), r["kv_cache_dtype"].get<std::string>(),
+             r["input_len"].get<int64_t>(), r["output_len"].get<int64_t>(), r["cuda_graphs"].get<bool>() ? "CUDA graphs" : "eager");
+  fmt::print("{:>6} {:>12} {:>10} {:>12} {:>10} {:>10}\n", "batch", "decode tok/s", "ms/step", "GB/step", "of floor", "TTFT ms");
+  for (const auto& d : r["decode"])
+    fmt::print("{:>6} {:>12.1f} {:>10.3f} {:>12.3f} {:>9.1f}% {:>10.1f}\n", d["batch"].get<int64_t>(),
+               d["decode_tokens_per_s"].get<double>(), d["decode_ms_per_step"].get<double>(),
+               d["bytes_per_step"].get<double>() / 1e9, 100 * d["fraction_of_bandwidth_floor"].get<double>(),
+               d["time_to_first_token_ms"].get<double>());
+  for (const auto& d : r["decode"]) {
+    if (d["profile_us_per_step"].is_null()) continue;
+    std::string line;
+    for (const auto& [stage, us] : d["profile_us_per_step"].items()) line += fmt::format(" {} {:.0f}", stage, us.get<double>());
+    fmt::print("  batch {} stages (us/step):{}\n", d["batch"].get<int64_t>(), line);
+  }
+  if (r.contains("prefill")) {
+    const auto& p = r["prefill"];
+    fmt::print("prefill {} tokens: {:.1f} ms, {:.0f} tok/s, {:.0f} TFLOP/s (projections), {:.0f} with attention\n",
+               p["tokens"].get<int64_t>(), p["ms"].get<double>(), p["tokens_per_s"].get<double>(),
+               p["linear_tflops"].get<double>(), p["tflops_with_attention"].get<double>());
+  }
+  const auto& m = r["memory"];
+  fmt::print("GPU memory: {:.2f} GB used (weights {:.2f}, KV cache {:.2f}, workspace {:.2f}; allocator peak {:.2f})\n",
+             m["gpu_used_bytes"].get<double>() / 1e9, m["weights_bytes"].get<double>() / 1e9,
+             m["kv_cache_bytes"].get<double>() / 1e9, m["workspace_bytes"].get<double>() / 1e9,
+             m["allocator_peak_bytes"].get<double>() / 1e9);
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench",
+      "Measure decode and prefill speed on the GPU. Decode tok/s is reported with the bytes a step must read "
+      "(every weight once, plus the KV cache) as a fraction of the measured copy bandwidth: the physical floor.");
+  cmd->add_option("model", a->options.model, "model folder (or use --synthetic)");
+  cmd->add_option("--synthetic", a->options.synthetic,
+                  "random NVFP4 weights with a real model's shapes, generated on the GPU: " +
+                      fmt::format("{}", fmt::join(synthetic_model_names(), ", ")));
+  cmd->add_option("--batch", a->batches, "decode batch sizes, comma-separated")->capture_default_str();
+  cmd->add_option("--input-len", a->options.input_len, "prompt tokens per sequence")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--output-len", a->options.output_len, "generated tokens per sequence")->capture_default_str()->check(CLI::Range(5, 1 << 20));
+  cmd->add_option("--prefill-len", a->options.prefill_len, "tokens of the single-prompt prefill measurement (0: skip)")
+      ->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16")->capture_default_str();
+  cmd->add_option("--json", a->json_path, "also write the results to this JSON file");
+  cmd->add_flag("--enforce-eager", a->options.enforce_eager, "launch kernels one by one instead of replaying CUDA graphs");
+  cmd->add_flag("--profile", a->options.profile, "also time each stage of a few decode steps (eager) and print it");
+  cmd->add_flag("--quiet", a->quiet, "no progress bars");
+  cmd->callback([a] {
+    if (a->options.model.empty() == a->options.synthetic.empty()) fail("bench: give a model folder or --synthetic NAME (one of them)");
+    if (a->kv_cache_dtype != "fp8" && a->kv_cache_dtype != "bf16") fail("--kv-cache-dtype must be fp8 or bf16");
+    a->options.fp8_kv = a->kv_cache_dtype == "fp8";
+    a->options.batches = parse_batches(a->batches);
+    a->options.progress = !a->quiet;
+    nlohmann::json r = run_benchmark(a->options);
+    if (const char* commit = std::getenv("FP4LLM_COMMIT")) r["commit"] = commit;
+    print_table(r);
+    if (!a->json_path.empty()) {
+      std::ofstream f(a->json_path);
+      if (!f) fail("cannot write {}", a->json_path);
+      f << r.dump(2) << "\n";
+    }
+  });
+}
+
+}  // namespace fp4llm::cli

@@ -1,0 +1,211 @@
+// Paged attention against a float64 softmax written here, over caches filled with random FP8 or
+// BF16 values through shuffled block tables: decode tokens deep in a context (split-KV), chunks
+// of prefill (causal within the chunk), sliding windows, query groups of 1 to 16 heads.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "backend/cuda/flash_prefill.hpp"
+#include "backend/cuda/paged_attention.hpp"
+#include "formats/number_formats.hpp"
+#include "gpu_test_support.hpp"
+
+using namespace fp4llm;
+
+namespace {
+
+constexpr int64_t kBlock = 16;
+
+struct Chunk {
+  int64_t start, count;  // positions [start, start + count) are new; the cache holds [0, start + count)
+};
+
+struct Case {
+  int64_t heads, kv_heads, head_dim, window;
+  bool fp8;
+  float k_scale, v_scale;
+  std::vector<Chunk> chunks;
+  int64_t splits = 1;
+  bool flash = false;  // the tensor-core prefill kernel instead of the paged one
+};
+
+float cache_value(const std::vector<uint8_t>& cache, size_t element, bool fp8) {
+  if (fp8) return e4m3_to_float(cache[element]);
+  uint16_t b;
+  std::memcpy(&b, &cache[2 * element], 2);
+  return bf16_to_float(b);
+}
+
+void run_case(const Case& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t D = c.head_dim, esize = c.fp8 ? 1 : 2;
+  // Blocks of all sequences, shuffled so that no table is the identity.
+  std::vector<std::vector<int32_t>> tables;
+  int64_t blocks = 0, max_blocks = 0;
+  for (const Chunk& ch : c.chunks) {
+    const int64_t n = (ch.start + ch.count + kBlock - 1) / kBlock;
+    tables.emplace_back(static_cast<size_t>(n));
+    std::iota(tables.back().begin(), tables.back().end(), int32_t(blocks));
+    blocks += n;
+    max_blocks = std::max(max_blocks, n);
+  }
+  std::vector<int32_t> perm(static_cast<size_t>(blocks));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::vector<int32_t> flat;
+  for (auto& t : tables) {
+    for (auto& b : t) b = perm[size_t(b)];
+    std::vector<int32_t> row = t;
+    row.resize(size_t(max_blocks), 0);
+    flat.insert(flat.end(), row.begin(), row.end());
+  }
+  const size_t elements = size_t(blocks * kBlock * c.kv_heads * D);
+  std::vector<uint8_t> k(elements * esize), v(elements * esize);
+  for (auto* cache : {&k, &v})
+    for (size_t i = 0; i < elements; ++i) {
+      if (c.fp8) {
+        (*cache)[i] = float_to_e4m3(normal(rng));
+      } else {
+        const uint16_t b = float_to_bf16(normal(rng));
+        std::memcpy(&(*cache)[2 * i], &b, 2);
+      }
+    }
+  std::vector<int32_t> positions, token_seq;
+  for (size_t s = 0; s < c.chunks.size(); ++s)
+    for (int64_t i = 0; i < c.chunks[s].count; ++i) {
+      positions.push_back(int32_t(c.chunks[s].start + i));
+      token_seq.push_back(int32_t(s));
+    }
+  const int64_t T = int64_t(positions.size());
+  std::vector<float> q(static_cast<size_t>(T * c.heads * D));
+  for (float& x : q) x = normal(rng);
+
+  const auto qd = cuda::DeviceBuffer<float>::from_host(q);
+  const auto kd = cuda::DeviceBuffer<uint8_t>::from_host(k), vd = cuda::DeviceBuffer<uint8_t>::from_host(v);
+  const auto pd = cuda::DeviceBuffer<int32_t>::from_host(positions), sd = cuda::DeviceBuffer<int32_t>::from_host(token_seq);
+  const auto td = cuda::DeviceBuffer<int32_t>::from_host(flat);
+  auto out = test_support::poisoned<__nv_bfloat16>(size_t(T * c.heads * D));
+  cuda::DeviceBuffer<float> part_out(size_t(T * c.heads * c.splits * D)), part_ml(size_t(T * c.heads * c.splits * 2));
+  cuda::AttentionParams p;
+  p.heads = c.heads;
+  p.kv_heads = c.kv_heads;
+  p.head_dim = D;
+  p.window = c.window;
+  p.scale = 1.0f / std::sqrt(float(D));
+  p.fp8 = c.fp8;
+  p.k_scale = c.k_scale;
+  p.v_scale = c.v_scale;
+  p.max_blocks = max_blocks;
+  p.splits = c.splits;
+  if (c.flash) {
+    std::vector<cuda::QueryTile> tiles;
+    int32_t first = 0;
+    for (const Chunk& ch : c.chunks) {
+      for (int64_t i = 0; i < ch.count; i += cuda::kQueryTileTokens)
+        tiles.push_back({int32_t(first + i), int32_t(std::min<int64_t>(cuda::kQueryTileTokens, ch.count - i))});
+      first += int32_t(ch.count);
+    }
+    cuda::DeviceBuffer<uint8_t> tiles_d(tiles.size() * sizeof(cuda::QueryTile));
+    FP4LLM_CUDA_CHECK(cudaMemcpy(tiles_d.data(), tiles.data(), tiles_d.bytes(), cudaMemcpyHostToDevice));
+    cuda::flash_prefill_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(),
+                                  reinterpret_cast<const cuda::QueryTile*>(tiles_d.data()), int64_t(tiles.size()), p,
+                                  out.data(), nullptr);
+  } else {
+    cuda::paged_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(), T, p,
+                          {part_out.data(), part_ml.data()}, out.data(), nullptr);
+  }
+  FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto got = out.to_host();
+
+  const int64_t group = c.heads / c.kv_heads;
+  for (int64_t t = 0; t < T; ++t) {
+    const auto& table = tables[size_t(token_seq[size_t(t)])];
+    const int64_t pos = positions[size_t(t)];
+    const int64_t first = c.window > 0 ? std::max<int64_t>(0, pos - c.window + 1) : 0;
+    for (int64_t h = 0; h < c.heads; ++h) {
+      const int64_t g = h / group;
+      const auto at = [&](int64_t key) {
+        return size_t(((table[size_t(key / kBlock)] * kBlock + key % kBlock) * c.kv_heads + g) * D);
+      };
+      std::vector<double> score;
+      for (int64_t j = first; j <= pos; ++j) {
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d)
+          dot += double(q[size_t((t * c.heads + h) * D + d)]) * cache_value(k, at(j) + size_t(d), c.fp8) * (c.fp8 ? c.k_scale : 1.0);
+        score.push_back(dot * p.scale);
+      }
+      const double mx = *std::max_element(score.begin(), score.end());
+      double sum = 0;
+      for (double& s : score) sum += (s = std::exp(s - mx));
+      for (int64_t d = 0; d < D; ++d) {
+        double ref = 0, scale = 0;
+        for (int64_t j = first; j <= pos; ++j) {
+          const double val = cache_value(v, at(j) + size_t(d), c.fp8) * (c.fp8 ? c.v_scale : 1.0);
+          ref += score[size_t(j - first)] / sum * val;
+          scale = std::max(scale, std::fabs(val));
+        }
+        const float g_val = __bfloat162float(got[size_t((t * c.heads + h) * D + d)]);
+        ASSERT_TRUE(std::isfinite(g_val)) << "token " << t << " head " << h << " dim " << d;
+        // The flash kernel rounds q and the probabilities to BF16 for the tensor cores.
+        const double tol = c.flash ? 2e-2 * std::fabs(ref) + 1e-2 * scale : 6e-3 * std::fabs(ref) + 2e-3 * scale;
+        ASSERT_NEAR(g_val, ref, tol)
+            << "token " << t << " (position " << pos << ") head " << h << " dim " << d;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST(GpuPagedAttention, DecodeDeepInContextWithSplits) {
+  FP4LLM_REQUIRE_GPU();
+  run_case({32, 8, 128, 0, true, 0.5f, 2.0f, {{0, 1}, {200, 1}, {1000, 1}}, 8}, 1);
+}
+
+TEST(GpuPagedAttention, DecodeWithoutSplitsBf16Cache) {
+  FP4LLM_REQUIRE_GPU();
+  run_case({8, 2, 128, 0, false, 1.0f, 1.0f, {{37, 1}, {5, 1}}}, 2);
+}
+
+TEST(GpuPagedAttention, PrefillChunksWithSlidingWindow) {
+  FP4LLM_REQUIRE_GPU();
+  run_case({4, 1, 256, 7, false, 1.0f, 1.0f, {{10, 40}, {0, 5}}}, 3);
+  run_case({4, 1, 256, 7, true, 0.25f, 1.5f, {{10, 40}, {0, 5}}}, 4);
+}
+
+TEST(GpuPagedAttention, HeadDim64GroupOneLongPrefill) {
+  FP4LLM_REQUIRE_GPU();
+  run_case({16, 16, 64, 0, true, 1.0f, 1.0f, {{0, 70}, {3, 70}}}, 5);
+}
+
+TEST(GpuPagedAttention, GroupOf16SlidingDecodeWithSplits) {
+  FP4LLM_REQUIRE_GPU();
+  run_case({64, 4, 128, 300, true, 1.0f, 1.0f, {{2000, 1}, {100, 1}}, 4}, 6);
+}
+
+TEST(GpuPagedAttention, MoreSplitsThanKeysLeavesEmptySplits) {
+  FP4LLM_REQUIRE_GPU();
+  run_case({8, 2, 128, 0, true, 1.0f, 1.0f, {{4, 1}, {40, 1}, {700, 1}}, 32}, 7);
+}
+
+TEST(GpuFlashPrefill, CausalChunksOfSeveralSequences) {
+  FP4LLM_REQUIRE_GPU();
+  Case c{8, 2, 128, 0, true, 0.5f, 2.0f, {{0, 150}, {30, 70}, {5, 1}}};
+  c.flash = true;
+  run_case(c, 21);
+  c.fp8 = false;
+  c.k_scale = c.v_scale = 1.0f;
+  run_case(c, 22);
+}
+
+TEST(GpuFlashPrefill, SlidingWindowHeadDim256And64) {
+  FP4LLM_REQUIRE_GPU();
+  Case c{4, 1, 256, 40, true, 1.0f, 1.0f, {{0, 200}, {100, 65}}};
+  c.flash = true;
+  run_case(c, 23);
+  Case d{16, 16, 64, 0, false, 1.0f, 1.0f, {{0, 129}}};
+  d.flash = true;
+  run_case(d, 24);
+}

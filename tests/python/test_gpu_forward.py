@@ -1,0 +1,112 @@
+"""The CUDA backend against the CPU reference backend (the specification) on small random models
+of each architecture the GPU runs, with shapes the kernels must pad (hidden 208, intermediate
+400: not multiples of 64), Gemma3 with a sliding window shorter than the prompts and both layer
+types, prompts long enough for the prefill path (> 64 tokens), chunked steps and batches.
+Label gpu: skipped, with the reason, where the CUDA backend cannot run."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from helpers import TOOLS, bf16_array, run, save_tensors
+
+H, VOCAB = 208, 512
+
+
+def config(family):
+    base = {"hidden_size": H, "vocab_size": VOCAB, "rms_norm_eps": 1e-6, "max_position_embeddings": 1024,
+            "intermediate_size": 400}
+    if family == "qwen3":
+        return dict(base, architectures=["Qwen3ForCausalLM"], num_hidden_layers=3, num_attention_heads=8,
+                    num_key_value_heads=2, head_dim=64, rope_theta=1e6, tie_word_embeddings=False)
+    return dict(base, architectures=["Gemma3ForCausalLM"], num_hidden_layers=4, num_attention_heads=4,
+                num_key_value_heads=1, head_dim=256, sliding_window=24, query_pre_attn_scalar=256,
+                layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"],
+                rope_theta=1e6, rope_local_base_freq=1e4, rope_scaling={"rope_type": "linear", "factor": 2.0},
+                final_logit_softcapping=30.0, hidden_activation="gelu_pytorch_tanh")
+
+
+def write_model(folder, c, seed):
+    rng = np.random.default_rng(seed)
+    gemma = c["architectures"][0].startswith("Gemma")
+    heads, kv, d, inter = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"], c["intermediate_size"]
+    shapes = {"model.embed_tokens.weight": (VOCAB, H), "model.norm.weight": (H,)}
+    if not c.get("tie_word_embeddings", gemma):
+        shapes["lm_head.weight"] = (VOCAB, H)
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        shapes.update({p + "self_attn.q_proj.weight": (heads * d, H), p + "self_attn.k_proj.weight": (kv * d, H),
+                       p + "self_attn.v_proj.weight": (kv * d, H), p + "self_attn.o_proj.weight": (H, heads * d),
+                       p + "self_attn.q_norm.weight": (d,), p + "self_attn.k_norm.weight": (d,),
+                       p + "input_layernorm.weight": (H,), p + "post_attention_layernorm.weight": (H,),
+                       p + "mlp.gate_proj.weight": (inter, H), p + "mlp.up_proj.weight": (inter, H),
+                       p + "mlp.down_proj.weight": (H, inter)})
+        if gemma:
+            shapes.update({p + "pre_feedforward_layernorm.weight": (H,), p + "post_feedforward_layernorm.weight": (H,)})
+    tensors = {}
+    for name, shp in shapes.items():
+        r = rng.standard_normal(shp).astype(np.float32)
+        if "norm" in name:
+            w = (0.0 if gemma else 1.0) + 0.2 * r
+        elif "embed" in name or "lm_head" in name:
+            w = 0.5 * r
+        else:
+            w = r / np.sqrt(shp[-1])
+        tensors[name] = bf16_array(w)
+    folder.mkdir(parents=True)
+    save_tensors(tensors, folder / "model.safetensors", {k: "BF16" for k in tensors})
+    (folder / "config.json").write_text(json.dumps(c))
+
+
+def forward_dump(folder, prompts, kv, chunk, device, out):
+    (out.parent / "prompts.json").write_text(json.dumps(prompts))
+    p = subprocess.run([str(TOOLS / "fp4llm_forward_dump"), str(folder), str(out.parent / "prompts.json"),
+                        str(out), kv, str(chunk), device], capture_output=True, text=True, timeout=600)
+    if device == "cuda" and p.returncode != 0 and "--device cuda:" in p.stderr:
+        pytest.skip(p.stderr.strip().splitlines()[-1])
+    assert p.returncode == 0, p.stderr
+    from safetensors.numpy import load_file
+    d = load_file(str(out))
+    return [d[f"logits_{i}"] for i in range(len(prompts))]
+
+
+rng = np.random.default_rng(5)
+PROMPTS = [[7], [int(t) for t in rng.integers(0, VOCAB, 9)], [int(t) for t in rng.integers(0, VOCAB, 50)],
+           [int(t) for t in rng.integers(0, VOCAB, 130)], [int(t) for t in rng.integers(0, VOCAB, 200)],
+           [int(t) for t in rng.integers(0, VOCAB, 201)]]
+
+
+@pytest.fixture(scope="module", params=["qwen3", "gemma3"])
+def model(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp(request.param)
+    write_model(tmp / "bf16", config(request.param), seed=3)
+    run("quantize", tmp / "bf16", tmp / "nvfp4", "--quiet")
+    return request.param, tmp / "nvfp4"
+
+
+@pytest.mark.parametrize("kv", ["bf16", "fp8"])
+@pytest.mark.parametrize("chunk", [0, 7, 1, -1, -2])
+def test_cuda_logits_match_cpu(model, kv, chunk, tmp_path):
+    family, folder = model
+    cpu = forward_dump(folder, PROMPTS, kv, chunk, "cpu", tmp_path / "cpu.safetensors")
+    gpu = forward_dump(folder, PROMPTS, kv, chunk, "cuda", tmp_path / "gpu.safetensors")
+    agree = total = 0
+    worst, gaps = 0.0, []
+    for ids, c, g in zip(PROMPTS, cpu, gpu):
+        assert np.isfinite(g).all()
+        rel = np.abs(g - c).max() / np.abs(c).max()
+        # BF16 activations into the matrix products (the CPU keeps float32) and, with an FP8
+        # cache, K/V values that round the other way: both far below a wrong formula's error.
+        assert rel < (3e-2 if kv == "bf16" else 6e-2), (family, kv, chunk, len(ids), rel)
+        agree += int((g.argmax(-1) == c.argmax(-1)).sum())
+        total += len(ids)
+        worst = max(worst, rel)
+        # Where the two disagree, how far apart were the CPU's two candidates?
+        for row in np.nonzero(g.argmax(-1) != c.argmax(-1))[0]:
+            gaps.append(float(c[row].max() - c[row, g[row].argmax()]) / float(np.abs(c[row]).max()))
+    print(f"{family} kv={kv} chunk={chunk}: top-1 agreement {agree}/{total}, max relative error {worst:.2e}, "
+          f"CPU margins at disagreements {sorted(gaps)[-3:]}")
+    # Random models put several logits within rounding of the maximum at a few positions; the
+    # bound counts positions (all prompts of a test), the issue's 99.5% with the BF16 cache.
+    assert agree / total >= (0.995 if kv == "bf16" else 0.97), (family, kv, chunk, agree, total)

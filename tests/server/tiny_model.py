@@ -1,0 +1,53 @@
+"""A tiny random Qwen3 model with the real Qwen3 tokenizer files (../shared/testdata/tokenizers/
+qwen3), written with the independent `safetensors` package as plain BF16 (fp4llm quantizes it to
+NVFP4 at load). Its vocabulary is the real Qwen3 size, so every token the tokenizer produces is a
+valid input; its output is random text, which is all the serving tests need."""
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+from helpers import qwen3_config, qwen3_shapes, random_weights, bf16_array, save_bf16_aware  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+QWEN3_VOCAB = 151936  # Qwen3's embedding rows (the tokenizer uses ids below 151669)
+IM_END, ENDOFTEXT = 151645, 151643
+
+
+def shared_dir():
+    d = os.environ.get("FP4LLM_SHARED_DIR")
+    return Path(d) if d else ROOT.parent / "shared"
+
+
+def qwen3_tokenizer_dir():
+    d = shared_dir() / "testdata" / "tokenizers" / "qwen3"
+    assert (d / "tokenizer.json").is_file(), f"missing {d / 'tokenizer.json'} (FP4LLM_SHARED_DIR)"
+    return d
+
+
+def write_tiny_qwen3(folder, seed=0, max_position_embeddings=4096):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = qwen3_config(hidden=32, layers=2, heads=2, kv_heads=1, head_dim=16, inter=64, vocab=QWEN3_VOCAB)
+    config["max_position_embeddings"] = max_position_embeddings
+    config["eos_token_id"] = IM_END
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, shape in qwen3_shapes(config).items():
+        w = random_weights(shape, rng)
+        if name.endswith("norm.weight"):
+            w = 1.0 + w  # RMSNorm weights near one, as in trained models
+        if name in ("model.embed_tokens.weight", "lm_head.weight"):
+            w = w * 20  # peaked logits, so sampling at temperature 1 is not uniform noise
+        tensors[name] = bf16_array(w)
+    save_bf16_aware(tensors, folder / "model.safetensors", bf16=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    tok = qwen3_tokenizer_dir()
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tok / f, folder / f)
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [IM_END, ENDOFTEXT]}))
+    return folder

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# On a GPU machine: build (as tools/gpu_check.sh does) and run `fp4llm bench` on synthetic models.
+#   tools/gpu_bench.sh "qwen3-8b:1,16,64 gemma3-27b:1,16" [extra bench args]
+# JSON results go to $OUT (the device tool's output folder) or build-gpu/logs.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build-gpu/logs}
+mkdir -p "$OUT"
+if { [ ! -e /usr/include/fmt/core.h ] || [ ! -e /usr/include/CLI/CLI.hpp ] || [ ! -e /usr/include/pcre2.h ]; } && compgen -G ".deps/*.deb" > /dev/null; then
+  for f in .deps/*.deb; do dpkg -x "$f" /opt/fp4llm-deps; done
+  export CMAKE_PREFIX_PATH=/opt/fp4llm-deps/usr
+  export LD_LIBRARY_PATH=/opt/fp4llm-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+fi
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON=$(command -v python3) \
+  ${FP4LLM_CMAKE_ARGS:-} > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+cmake --build build-gpu -j "$(nproc)" --target fp4llm > "$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -40; exit 1; }
+export FP4LLM_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+rc=0
+for spec in $1; do
+  model=${spec%%:*}; batches=${spec#*:}
+  ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batches" --quiet --json "$OUT/bench-$model.json" "${@:2}" || rc=1
+done
+exit $rc
