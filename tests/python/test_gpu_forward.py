@@ -104,9 +104,14 @@ def test_cuda_logits_match_cpu(model, kv, chunk, tmp_path):
         worst = max(worst, rel)
         # Where the two disagree, how far apart were the CPU's two candidates?
         for row in np.nonzero(g.argmax(-1) != c.argmax(-1))[0]:
-            gaps.append(float(c[row].max() - c[row, g[row].argmax()]) / float(np.abs(c[row]).max()))
+            margin = float(c[row].max() - c[row, g[row].argmax()])
+            noise = float(np.abs(g[row] - c[row]).max())
+            gaps.append(margin / float(np.abs(c[row]).max()))
+            # A disagreement is allowed only between candidates the CPU itself separates by less
+            # than the numerical noise of that row (a near tie), never a clear winner.
+            assert margin <= 2 * noise, (family, kv, chunk, len(ids), row, margin, noise)
     print(f"{family} kv={kv} chunk={chunk}: top-1 agreement {agree}/{total}, max relative error {worst:.2e}, "
           f"CPU margins at disagreements {sorted(gaps)[-3:]}")
-    # Random models put several logits within rounding of the maximum at a few positions; the
-    # bound counts positions (all prompts of a test), the 99.5% with the BF16 cache.
-    assert agree / total >= (0.995 if kv == "bf16" else 0.97), (family, kv, chunk, agree, total)
+    # Random models put several logits within rounding of the maximum at a few positions (all
+    # such disagreements are near ties, checked above); measured agreement is in docs/GPU_TESTS.md.
+    assert agree / total >= (0.98 if kv == "bf16" else 0.95), (family, kv, chunk, agree, total)
