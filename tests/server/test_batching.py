@@ -72,11 +72,17 @@ def test_concurrent_requests_match_requests_alone(server, alone):
     assert m["fp4llm:kv_cache_blocks_used"] == 0
 
 
-def test_prefix_cache_hits_counted_and_harmless(server, tokenizer_dir):
+def shared_prefix_conversations():
+    """Two chats with the same long system prompt."""
     rng = random.Random(99)
     system = {"role": "system", "content": random_text(rng, 200)}
     a = [system, {"role": "user", "content": "first question " + random_text(rng, 5)}]
     b = [system, {"role": "user", "content": "second question " + random_text(rng, 5)}]
+    return a, b
+
+
+def test_prefix_cache_hits_counted_and_harmless(server, tokenizer_dir):
+    a, b = shared_prefix_conversations()
     _, ids_a = render_prompt_tokens(tokenizer_dir, a)
     _, ids_b = render_prompt_tokens(tokenizer_dir, b)
     common = next(i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y)
@@ -98,10 +104,9 @@ def test_prefix_cache_hits_counted_and_harmless(server, tokenizer_dir):
     rb2 = c.chat.completions.create(model=MODEL_NAME, messages=b, max_tokens=8, temperature=0)
     assert rb2.choices[0].message.content == rb.choices[0].message.content
     assert rb2.usage.prompt_tokens_details.cached_tokens == (len(ids_b) - 1) // BLOCK * BLOCK
-    pytest.shared_prefix_answer = (b, rb.choices[0].message.content)
 
 
-def test_preemption_under_a_small_cache_loses_nothing(model_dir, alone):
+def test_preemption_under_a_small_cache_loses_nothing(model_dir, server, alone):
     """48 blocks (768 token slots) for 8 concurrent sequences of up to 440 tokens: the scheduler
     must preempt and recompute, and every answer must still equal the unhurried one. Prefix
     caching is off here, so this also checks that cached prefixes did not change answers."""
@@ -111,7 +116,9 @@ def test_preemption_under_a_small_cache_loses_nothing(model_dir, alone):
         assert "48 blocks" in "".join(s.log)
         together = concurrently(lambda p: complete(s, p), prompts())
         assert together == alone
-        b, answer = pytest.shared_prefix_answer
+        _, b = shared_prefix_conversations()
+        answer = server.client().chat.completions.create(model=MODEL_NAME, messages=b, max_tokens=8,
+                                                         temperature=0).choices[0].message.content
         r = s.client().chat.completions.create(model=MODEL_NAME, messages=b, max_tokens=8, temperature=0)
         assert r.choices[0].message.content == answer
         m = s.wait_idle()
