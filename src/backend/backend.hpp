@@ -33,6 +33,11 @@ struct ForwardBatch {
   bool all_logits = false;  // logits of every new token, not only each sequence's last
 };
 
+// Throws Error naming the first sequence with no new tokens, too few cache blocks for its
+// positions, a block id outside [0, num_blocks) or a token id outside the vocabulary. Both
+// backends call it before touching memory.
+void check_batch(const ForwardBatch& batch, const ModelConfig& config, int64_t num_blocks);
+
 class Backend {
  public:
   virtual ~Backend() = default;

@@ -28,6 +28,18 @@ std::string cuda_unavailable_reason() {
 #endif
 }
 
+GpuMemoryInfo gpu_memory_info() {
+  if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
+  GpuMemoryInfo info;
+#ifdef FP4LLM_WITH_CUDA_BACKEND
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) fail("--device cuda: cudaMemGetInfo failed");
+  info.free = free;
+  info.total = total;
+#endif
+  return info;
+}
+
 std::unique_ptr<Backend> make_backend(const ModelWeights& weights, const BackendOptions& options) {
   if (options.device == "cpu") return std::make_unique<cpu::CpuBackend>(weights, options.cache);
   if (options.device != "cuda") fail("--device must be cpu or cuda, got '{}'", options.device);

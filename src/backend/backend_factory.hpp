@@ -24,4 +24,10 @@ std::unique_ptr<Backend> make_backend(const ModelWeights& weights, const Backend
 // Why the CUDA backend cannot be used here, or an empty string when it can.
 std::string cuda_unavailable_reason();
 
+struct GpuMemoryInfo {
+  uint64_t free = 0, total = 0;
+};
+// Free and total memory of the current GPU; throws Error where the CUDA backend cannot run.
+GpuMemoryInfo gpu_memory_info();
+
 }  // namespace fp4llm

@@ -28,7 +28,8 @@ namespace {
 
 struct ServeArgs {
   std::string model, tokenizer, served_model_name, api_key, host = "127.0.0.1", device = "cpu";
-  std::string kv_cache_dtype = "fp8", kv_cache_memory = "1GiB";
+  bool enforce_eager = false;
+  std::string kv_cache_dtype = "fp8", kv_cache_memory;  // empty: 1GiB on the CPU, from --gpu-memory-utilization on the GPU
   int port = 8000, http_threads = 128;
   std::optional<int64_t> max_model_len;
   int64_t max_num_seqs = 64, max_num_batched_tokens = 2048, max_queued_requests = 256;
@@ -71,12 +72,33 @@ std::optional<ChatTemplate> load_chat_template(const fs::path& dir) {
   }
 }
 
-KvCacheOptions kv_options(const ServeArgs& a) {
+// vLLM's rule on the GPU: the cache gets what is left of --gpu-memory-utilization x total after
+// the weights, the activations of the largest step and a fixed reserve (cuBLAS, graphs, scratch).
+uint64_t gpu_kv_budget(const ServeArgs& a, const Checkpoint& ck, const ModelConfig& c) {
+  const GpuMemoryInfo gpu = gpu_memory_info();
+  uint64_t weights = 0;
+  for (const auto& [_, q] : ck.weights.linears) weights += q.bytes();
+  for (const auto& [_, t] : ck.weights.tensors) weights += t.data.size();
+  const uint64_t per_token = uint64_t(16 * c.hidden_size + 12 * c.intermediate_size +
+                                      8 * (c.num_heads + c.num_kv_heads) * c.head_dim);
+  const uint64_t activations = uint64_t(a.max_num_batched_tokens) * per_token + (uint64_t(2) << 30);
+  const double allowed = a.gpu_memory_utilization * double(gpu.total) - double(gpu.total - gpu.free);
+  const double budget = allowed - double(weights) - double(activations);
+  if (budget <= 0)
+    fail("--gpu-memory-utilization {}: {:.2f} GB of the GPU's {:.2f} GB leave no room for a KV cache after the "
+         "weights ({:.2f} GB) and activations ({:.2f} GB); raise it or lower --max-num-batched-tokens",
+         a.gpu_memory_utilization, allowed / 1e9, double(gpu.total) / 1e9, double(weights) / 1e9,
+         double(activations) / 1e9);
+  return uint64_t(budget);
+}
+
+KvCacheOptions kv_options(const ServeArgs& a, const Checkpoint& ck, const ModelConfig& c) {
   KvCacheOptions o;
   o.device = a.device;
   if (a.kv_cache_dtype == "bf16") o.dtype = KvCacheDtype::Bf16;
   else if (a.kv_cache_dtype != "fp8") fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", a.kv_cache_dtype);
-  o.memory_bytes = parse_byte_size(a.kv_cache_memory);
+  if (!a.kv_cache_memory.empty()) o.memory_bytes = parse_byte_size(a.kv_cache_memory);
+  else o.memory_bytes = a.device == "cuda" ? gpu_kv_budget(a, ck, c) : (uint64_t(1) << 30);
   o.max_model_len = a.max_model_len;
   return o;
 }
@@ -89,16 +111,16 @@ void serve(const ServeArgs& a) {
   const Tokenizer tokenizer = Tokenizer::load(tok_dir);
   const Checkpoint ck = load_checkpoint(a.model, LoadOptions{{}, !a.quiet});
   const ModelWeights weights = ModelWeights::bind(ck);
-  const KvCachePlan plan = plan_kv_cache(weights.config, kv_options(a));
+  const KvCachePlan plan = plan_kv_cache(weights.config, kv_options(a, ck, weights.config));
   fmt::print(stderr, "{}\n", plan.describe(weights.config));
   if (a.device == "cpu")
     fmt::print(stderr, "device cpu: the KV cache is sized by --kv-cache-memory ({}); --gpu-memory-utilization is "
-                       "for the CUDA backend\n", a.kv_cache_memory);
+                       "for the CUDA backend\n", a.kv_cache_memory.empty() ? "1GiB" : a.kv_cache_memory);
   if (weights.config.num_sliding_layers() > 0)
     fmt::print(stderr, "sliding-window layers keep K/V for every position (the paged cache is shared by all "
                        "layers and {} of {} layers attend to the full context)\n",
                weights.config.num_layers - weights.config.num_sliding_layers(), weights.config.num_layers);
-  std::unique_ptr<Backend> backend = make_backend(weights, BackendOptions{a.device, plan.cache, !a.quiet});
+  std::unique_ptr<Backend> backend = make_backend(weights, BackendOptions{a.device, plan.cache, !a.quiet, a.enforce_eager});
 
   EngineConfig ec;
   ec.scheduler = {a.max_num_seqs, a.max_num_batched_tokens, a.prefix_caching};
@@ -159,7 +181,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-num-seqs", a->max_num_seqs, "most sequences in one batch")->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
                   "most tokens per step; longer prompts are prefilled in chunks")->capture_default_str();
-  cmd->add_option("--kv-cache-memory", a->kv_cache_memory, "KV cache size, e.g. 2GiB (CPU)")->capture_default_str();
+  cmd->add_flag("--enforce-eager", a->enforce_eager, "CUDA: launch kernels one by one instead of replaying CUDA graphs");
+  cmd->add_option("--kv-cache-memory", a->kv_cache_memory,
+                  "KV cache size, e.g. 2GiB (default: 1GiB on the CPU; on the GPU what --gpu-memory-utilization leaves)");
   cmd->add_option("--gpu-memory-utilization", a->gpu_memory_utilization,
                   "fraction of GPU memory for weights and KV cache (CUDA backend)")->capture_default_str();
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 (E4M3) or bf16")->capture_default_str();

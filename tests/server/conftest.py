@@ -33,8 +33,10 @@ class Server:
     """One `fp4llm serve` process; stderr is kept for assertions and failures."""
 
     def __init__(self, model_dir, *args):
+        # FP4LLM_TEST_DEVICE=cuda runs every serving test against the CUDA backend.
+        device = ["--device", os.environ["FP4LLM_TEST_DEVICE"]] if os.environ.get("FP4LLM_TEST_DEVICE") else []
         self.proc = subprocess.Popen([fp4llm_bin(), "serve", str(model_dir), "--port", "0", "--quiet",
-                                      "--served-model-name", MODEL_NAME, *map(str, args)],
+                                      "--served-model-name", MODEL_NAME, *device, *map(str, args)],
                                      stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         self.log = []
         self.port = None

@@ -32,7 +32,9 @@ def qwen3_tokenizer_dir():
 def write_tiny_qwen3(folder, seed=0, max_position_embeddings=4096):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = qwen3_config(hidden=32, layers=2, heads=2, kv_heads=1, head_dim=16, inter=64, vocab=QWEN3_VOCAB)
+    # The CUDA kernels take head_dim 64, 128 or 256 (FP4LLM_TEST_DEVICE=cuda runs this suite on a GPU).
+    head_dim = 64 if os.environ.get("FP4LLM_TEST_DEVICE") == "cuda" else 16
+    config = qwen3_config(hidden=32, layers=2, heads=2, kv_heads=1, head_dim=head_dim, inter=64, vocab=QWEN3_VOCAB)
     config["max_position_embeddings"] = max_position_embeddings
     config["eos_token_id"] = IM_END
     rng = np.random.default_rng(seed)

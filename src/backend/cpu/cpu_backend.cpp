@@ -51,16 +51,10 @@ void CpuBackend::forward(const ForwardBatch& batch, std::vector<float>& logits) 
   Tokens t;
   t.batch = &batch;
   std::vector<int64_t> last_rows;
+  check_batch(batch, c, kv_.num_blocks());
   for (size_t s = 0; s < batch.sequences.size(); ++s) {
     const SequenceChunk& seq = batch.sequences[s];
-    if (seq.tokens.empty()) fail("forward: sequence {} has no new tokens", s);
-    const int64_t end = seq.start_position + int64_t(seq.tokens.size());
-    if (int64_t(seq.block_table.size()) * KvCacheConfig::kBlockSize < end)
-      fail("forward: sequence {} needs {} cache blocks for {} positions, has {}", s,
-           (end + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize, end, seq.block_table.size());
     for (size_t i = 0; i < seq.tokens.size(); ++i) {
-      if (seq.tokens[i] < 0 || seq.tokens[i] >= c.vocab_size)
-        fail("forward: token id {} is outside the vocabulary (size {})", seq.tokens[i], c.vocab_size);
       t.ids.push_back(seq.tokens[i]);
       t.positions.push_back(seq.start_position + int64_t(i));
       t.sequence.push_back(int64_t(s));

@@ -111,20 +111,13 @@ CudaBackend::Step CudaBackend::plan(const ForwardBatch& batch) const {
   for (const SequenceChunk& seq : batch.sequences)
     s.max_blocks = std::max<int64_t>(s.max_blocks, int64_t(seq.block_table.size()));
   s.max_blocks = int64_t(std::bit_ceil(uint64_t(std::max<int64_t>(s.max_blocks, 16))));
+  check_batch(batch, c, cache_.num_blocks);
   for (size_t i = 0; i < batch.sequences.size(); ++i) {
     const SequenceChunk& seq = batch.sequences[i];
-    if (seq.tokens.empty()) fail("forward: sequence {} has no new tokens", i);
-    const int64_t end = seq.start_position + int64_t(seq.tokens.size());
-    if (int64_t(seq.block_table.size()) * KvCacheConfig::kBlockSize < end)
-      fail("forward: sequence {} needs {} cache blocks for {} positions, has {}", i,
-           (end + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize, end, seq.block_table.size());
-    for (int32_t b : seq.block_table)
-      if (b < 0 || b >= cache_.num_blocks) fail("forward: sequence {} names cache block {} of {}", i, b, cache_.num_blocks);
     for (size_t j = 0; j < seq.tokens.size(); j += size_t(kQueryTileTokens))
       s.tiles.push_back({int32_t(s.ids.size() + j), int32_t(std::min<size_t>(size_t(kQueryTileTokens), seq.tokens.size() - j))});
     for (size_t j = 0; j < seq.tokens.size(); ++j) {
       const int32_t id = seq.tokens[j];
-      if (id < 0 || id >= c.vocab_size) fail("forward: token id {} is outside the vocabulary (size {})", id, c.vocab_size);
       const int64_t pos = seq.start_position + int64_t(j);
       s.ids.push_back(id);
       s.positions.push_back(int32_t(pos));

@@ -1,5 +1,7 @@
 #include <cuda_fp8.h>
 
+#include "backend/cuda/mma_bf16.cuh"
+
 #include <string>
 
 #include "backend/cuda/cuda_check.hpp"
@@ -26,13 +28,6 @@ struct Args {
   __nv_bfloat16* out;
 };
 
-__device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 __device__ __forceinline__ uint32_t pack(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -133,7 +128,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
                               word(qs, row0 * kRow + 16 * kk + 2 * t + 8), word(qs, (row0 + 8) * kRow + 16 * kk + 2 * t + 8)};
 #pragma unroll
       for (int n = 0; n < kKeys / 8; ++n)
-        mma(s[n], qa, word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t), word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t + 8));
+        mma_bf16_16x8x16(s[n], qa, word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t), word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t + 8));
     }
     // Mask (causal, window, past the last key), scale, online softmax per row.
     float mx[2] = {-INFINITY, -INFINITY};
@@ -179,7 +174,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
       o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk)
-        mma(o[dn], pa[kk], word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t), word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t + 8));
+        mma_bf16_16x8x16(o[dn], pa[kk], word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t), word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t + 8));
     }
   }
   if (warp * 16 >= tile.count) return;

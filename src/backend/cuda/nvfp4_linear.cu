@@ -1,6 +1,8 @@
 #include <string>
 #include <cuda_fp8.h>
 
+#include "backend/cuda/mma_bf16.cuh"
+
 #include <algorithm>
 
 #include "backend/cuda/nvfp4_linear.hpp"
@@ -54,13 +56,6 @@ __device__ __forceinline__ void scale_pair(uint32_t two_scales, __nv_bfloat162& 
   hi = __floats2bfloat162_rn(f.y, f.y);
 }
 
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // One 64-column chunk: four MMAs per 8-token group. Lane (g, t) holds row g's and row g+8's
 // block t; MMA i takes values 4i..4i+3 of that block, so A and B agree on which column each
@@ -90,10 +85,10 @@ __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t
       xa = __ldg(src);
       xb = __ldg(src + 1);
     }
-    mma_bf16(acc[nt], a[0], xa.x, xa.y);
-    mma_bf16(acc[nt], a[1], xa.z, xa.w);
-    mma_bf16(acc[nt], a[2], xb.x, xb.y);
-    mma_bf16(acc[nt], a[3], xb.z, xb.w);
+    mma_bf16_16x8x16(acc[nt], a[0], xa.x, xa.y);
+    mma_bf16_16x8x16(acc[nt], a[1], xa.z, xa.w);
+    mma_bf16_16x8x16(acc[nt], a[2], xb.x, xb.y);
+    mma_bf16_16x8x16(acc[nt], a[3], xb.z, xb.w);
   }
 }
 

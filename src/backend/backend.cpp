@@ -1,0 +1,23 @@
+#include "backend/backend.hpp"
+
+#include "util/error.hpp"
+
+namespace fp4llm {
+
+void check_batch(const ForwardBatch& batch, const ModelConfig& config, int64_t num_blocks) {
+  for (size_t i = 0; i < batch.sequences.size(); ++i) {
+    const SequenceChunk& seq = batch.sequences[i];
+    if (seq.tokens.empty()) fail("forward: sequence {} has no new tokens", i);
+    const int64_t end = seq.start_position + int64_t(seq.tokens.size());
+    if (int64_t(seq.block_table.size()) * KvCacheConfig::kBlockSize < end)
+      fail("forward: sequence {} needs {} cache blocks for {} positions, has {}", i,
+           (end + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize, end, seq.block_table.size());
+    for (int32_t b : seq.block_table)
+      if (b < 0 || b >= num_blocks) fail("forward: sequence {} names cache block {} of {}", i, b, num_blocks);
+    for (int32_t id : seq.tokens)
+      if (id < 0 || id >= config.vocab_size)
+        fail("forward: token id {} is outside the vocabulary (size {})", id, config.vocab_size);
+  }
+}
+
+}  // namespace fp4llm
