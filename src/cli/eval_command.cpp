@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -7,6 +8,7 @@
 #include "backend/cpu/cpu_backend.hpp"
 #include "cli/commands.hpp"
 #include "engine/evaluation.hpp"
+#include "formats/number_formats.hpp"
 #include "io/checkpoint.hpp"
 #include "model/model_weights.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -18,6 +20,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, text_file, tokenizer, reference = "bf16", kv_cache_dtype = "fp8", scale_search = "amax";
+  std::string kv_scales = "checkpoint";
   int64_t context = 512, max_tokens = 0;
   bool json = false;
 };
@@ -28,6 +31,36 @@ std::string read_text(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// Per-layer FP8 scales amax / 448 from one pass (BF16 cache) over the text's first window; prints
+// how far the kv heads of a layer are apart, the case for per-head scales.
+void calibrate_kv_scales(ModelWeights& w, const std::vector<int32_t>& tokens, int64_t context, bool verbose) {
+  const int64_t n = std::min<int64_t>(context, int64_t(tokens.size()));
+  KvCacheConfig kv;
+  kv.dtype = KvCacheDtype::Bf16;
+  kv.num_blocks = (n + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
+  cpu::CpuBackend probe(w, kv);
+  std::vector<int32_t> table(static_cast<size_t>(kv.num_blocks));
+  for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(b);
+  ForwardBatch batch;
+  batch.sequences.push_back({std::span(tokens).first(size_t(n)), 0, table});
+  std::vector<float> logits;
+  probe.forward(batch, logits);
+  double widest = 1;
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    const auto& ka = probe.kv_cache().k_amax()[l];
+    const auto& va = probe.kv_cache().v_amax()[l];
+    const float k = *std::max_element(ka.begin(), ka.end()), v = *std::max_element(va.begin(), va.end());
+    w.layers[l].kv_scales = {k > 0 ? k / kE4M3Max : 1.0f, v > 0 ? v / kE4M3Max : 1.0f};
+    for (const auto* a : {&ka, &va}) {
+      const float lo = *std::min_element(a->begin(), a->end()), hi = *std::max_element(a->begin(), a->end());
+      if (lo > 0) widest = std::max(widest, double(hi / lo));
+    }
+  }
+  if (verbose)
+    fmt::print("KV scales calibrated on {} tokens: amax / 448 per layer; largest ratio between the amax of two kv "
+               "heads of one layer {:.2f}\n", n, widest);
 }
 
 void run_eval(const EvalArgs& a) {
@@ -46,7 +79,9 @@ void run_eval(const EvalArgs& a) {
   LoadOptions options{{}, !a.json};
   options.scale_rule = a.scale_search == "mse" ? Nvfp4ScaleRule::Mse : Nvfp4ScaleRule::Amax;
   const Checkpoint ck = load_checkpoint(a.model, options);
-  const ModelWeights weights = ModelWeights::bind(ck);
+  ModelWeights weights = ModelWeights::bind(ck);
+  if (a.kv_scales == "calibrate") calibrate_kv_scales(weights, tokens, a.context, !a.json);
+  else if (a.kv_scales != "checkpoint") fail("--kv-scales must be checkpoint or calibrate, got '{}'", a.kv_scales);
   cpu::CpuBackend model(weights, kv);
 
   std::unique_ptr<Checkpoint> ref_ck;
@@ -100,6 +135,10 @@ void add_eval_command(CLI::App& app) {
                   "block scales when quantizing at load (plain and GGUF models): amax or mse")
       ->capture_default_str()
       ->check(CLI::IsMember({"amax", "mse"}));
+  cmd->add_option("--kv-scales", a->kv_scales,
+                  "FP8 KV scales: checkpoint (k_scale/v_scale when it has them, else 1.0) or calibrate "
+                  "(amax / 448 per layer from the text's first window)")
+      ->capture_default_str();
   cmd->add_option("--reference", a->reference, "bf16 (compare with 16-bit weights) or none")->capture_default_str();
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16, for the NVFP4 model")->capture_default_str();
   cmd->add_option("--context", a->context, "tokens per scored window")->capture_default_str()->check(CLI::Range(2, 1 << 20));

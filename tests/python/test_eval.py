@@ -61,3 +61,17 @@ def test_default_model_stays_within_bound_of_16_bit_weights():
     assert ratio < 2.0, out
     assert out["top1_agreement"] > 0.55, out
     assert 1.0 < out["reference_perplexity"] < 200, out
+
+
+def test_calibrated_kv_scales_keep_fp8_close_to_bf16(tmp_path):
+    """`--kv-scales calibrate` (amax / 448 per layer): the FP8 cache then costs almost nothing
+    against a BF16 cache on the same NVFP4 weights; a scale that were zero, inverted or off by
+    orders of magnitude would saturate or flush K/V and move the perplexity far more."""
+    model, _ = tiny_model_with_tokenizer(tmp_path)
+    run("quantize", model, tmp_path / "q", "--quiet")
+    common = ["eval", tmp_path / "q", "--text", TEXT, "--context", "50", "--max-tokens", "100", "--reference", "none"]
+    bf16 = json.loads(run(*common, "--kv-cache-dtype", "bf16", "--json").stdout)["perplexity"]
+    fp8 = json.loads(run(*common, "--kv-scales", "calibrate", "--json").stdout)["perplexity"]
+    assert abs(fp8 / bf16 - 1) < 0.05, (fp8, bf16)
+    text = run(*common, "--kv-scales", "calibrate").stdout
+    assert "KV scales calibrated on 50 tokens" in text

@@ -1,5 +1,7 @@
 #include "backend/cpu/cpu_kv_cache.hpp"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "formats/number_formats.hpp"
@@ -20,6 +22,8 @@ KvCache::KvCache(const ModelConfig& config, const KvCacheConfig& cache,
                                   head_dim_) * element_bytes(cache.dtype);
   k_.assign(size_t(config.num_layers), std::vector<uint8_t>(per_layer));
   v_.assign(size_t(config.num_layers), std::vector<uint8_t>(per_layer));
+  k_amax_.assign(size_t(config.num_layers), std::vector<float>(size_t(kv_heads_), 0.0f));
+  v_amax_.assign(size_t(config.num_layers), std::vector<float>(size_t(kv_heads_), 0.0f));
 }
 
 uint64_t KvCache::bytes() const { return 2 * k_.size() * (k_.empty() ? 0 : k_[0].size()); }
@@ -55,6 +59,12 @@ void KvCache::load(const std::vector<uint8_t>& src, size_t at, float scale, floa
 
 void KvCache::write(int64_t layer, int64_t block, int64_t slot, const float* k, const float* v) {
   for (int64_t h = 0; h < kv_heads_; ++h) {
+    for (int64_t i = 0; i < head_dim_; ++i) {
+      float& ka = k_amax_[size_t(layer)][size_t(h)];
+      float& va = v_amax_[size_t(layer)][size_t(h)];
+      ka = std::max(ka, std::fabs(k[h * head_dim_ + i]));
+      va = std::max(va, std::fabs(v[h * head_dim_ + i]));
+    }
     store(k_[size_t(layer)], offset(block, slot, h), k + h * head_dim_, scales_[size_t(layer)].k);
     store(v_[size_t(layer)], offset(block, slot, h), v + h * head_dim_, scales_[size_t(layer)].v);
   }

@@ -22,6 +22,10 @@ class KvCache {
   void read_v(int64_t layer, int64_t block, int64_t slot, int64_t head, float* out) const;
 
   int64_t num_blocks() const { return cache_.num_blocks; }
+  // Largest |K| and |V| written so far, per layer and kv head: what an FP8 scale must cover
+  // (calibration of KV scales, `fp4llm eval --kv-scales calibrate`).
+  const std::vector<std::vector<float>>& k_amax() const { return k_amax_; }
+  const std::vector<std::vector<float>>& v_amax() const { return v_amax_; }
   uint64_t bytes() const;
 
  private:
@@ -33,6 +37,7 @@ class KvCache {
   KvCacheConfig cache_;
   std::vector<KvCacheScales> scales_;  // per layer
   std::vector<std::vector<uint8_t>> k_, v_;
+  std::vector<std::vector<float>> k_amax_, v_amax_;  // [layer][kv head]
 };
 
 }  // namespace fp4llm::cpu
