@@ -38,6 +38,7 @@ struct World {
 };
 
 void drain(const server::Reply& reply) {
+  if (reply.deferred) reply.deferred([] { return true; });
   if (!reply.events) return;
   std::string out;
   while (reply.events->next(out, std::chrono::milliseconds(1000))) {

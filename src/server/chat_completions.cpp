@@ -28,8 +28,8 @@ std::vector<ChatChoice> make_choices(size_t n, const ServingModel& model, const 
 
 Json text_or_null(const std::string& s) { return s.empty() ? Json() : Json(s); }
 
-Reply complete(const ServingModel& model, const GenerationFields& f, const ChatPrompt& prompt,
-               RequestStream& stream) {
+Json complete(const ServingModel& model, const GenerationFields& f, const ChatPrompt& prompt, RequestStream& stream,
+              const Heartbeat& alive) {
   auto choices = make_choices(size_t(f.n), model, prompt);
   Usage usage;
   std::string error;
@@ -49,7 +49,7 @@ Reply complete(const ServingModel& model, const GenerationFields& f, const ChatP
     c.reasoning += d.reasoning;
     c.content += d.content;
     if (f.top_logprobs >= 0) append_chat_logprobs(c.logprobs, o.tokens, model.tokenizer);
-  });
+  }, alive);
   if (!error.empty()) throw ApiError(500, "generation failed: " + error);
   Json out_choices = Json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
@@ -69,7 +69,7 @@ Reply complete(const ServingModel& model, const GenerationFields& f, const ChatP
             {"model", model.name},
             {"choices", out_choices},
             {"usage", usage.json()}};
-  return Reply{200, std::move(body), nullptr};
+  return body;
 }
 
 // chat.completion.chunk events: per choice a first chunk with the role, then text deltas, then
@@ -166,7 +166,10 @@ Reply chat_completions(const Json& body, const ServingModel& model) {
   const ChatPrompt prompt = chat_prompt(body, model);
   auto stream = submit_to_engine(model.engine, engine_requests(f, prompt.tokens, model));
   if (f.stream) return Reply{200, Json(), std::make_shared<ChatEvents>(model, f, prompt, std::move(stream))};
-  return complete(model, f, prompt, *stream);
+  // The answer is produced while the HTTP layer sends keep-alive spaces (see Reply::deferred).
+  return Reply{200, Json(), nullptr, [&model, f, prompt, stream](const Heartbeat& alive) {
+                 return complete(model, f, prompt, *stream, alive);
+               }};
 }
 
 }  // namespace fp4llm::server

@@ -65,8 +65,8 @@ Json choice_json(size_t index, Json text, Json logprobs, Json finish_reason) {
               {"finish_reason", std::move(finish_reason)}};
 }
 
-Reply complete(const ServingModel& model, const GenerationFields& f, const std::vector<Prompt>& prompts, bool echo,
-               RequestStream& stream) {
+Json complete(const ServingModel& model, const GenerationFields& f, const std::vector<Prompt>& prompts, bool echo,
+              RequestStream& stream, const Heartbeat& alive) {
   std::vector<CompletionChoice> choices(prompts.size() * size_t(f.n));
   for (size_t i = 0; i < choices.size(); ++i) {
     if (echo) choices[i].text = prompts[i / size_t(f.n)].text;
@@ -86,7 +86,7 @@ Reply complete(const ServingModel& model, const GenerationFields& f, const std::
       usage.cached_tokens += o.cached_tokens;
     }
     if (is_error(o)) error = o.error;
-  });
+  }, alive);
   if (!error.empty()) throw ApiError(500, "generation failed: " + error);
   Json out = Json::array();
   for (size_t i = 0; i < choices.size(); ++i)
@@ -94,7 +94,7 @@ Reply complete(const ServingModel& model, const GenerationFields& f, const std::
                               choices[i].finish_reason));
   Json body{{"id", make_response_id("cmpl-")}, {"object", "text_completion"}, {"created", unix_time_now()},
             {"model", model.name}, {"choices", out}, {"usage", usage.json()}};
-  return Reply{200, std::move(body), nullptr};
+  return body;
 }
 
 // text_completion events: text deltas, the finish_reason with the last one, optionally a usage
@@ -193,7 +193,10 @@ Reply completions(const Json& body, const ServingModel& model) {
   auto stream = submit_to_engine(model.engine, std::move(requests));
   if (f.stream)
     return Reply{200, Json(), std::make_shared<CompletionEvents>(model, f, std::move(prompts), echo, std::move(stream))};
-  return complete(model, f, prompts, echo, *stream);
+  // The answer is produced while the HTTP layer sends keep-alive spaces (see Reply::deferred).
+  return Reply{200, Json(), nullptr, [&model, f, prompts = std::move(prompts), echo, stream](const Heartbeat& alive) {
+                 return complete(model, f, prompts, echo, *stream, alive);
+               }};
 }
 
 }  // namespace fp4llm::server

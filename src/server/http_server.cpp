@@ -55,6 +55,26 @@ void send_events(httplib::Response& res, std::shared_ptr<EventSource> events) {
       });
 }
 
+// A non-streamed answer: spaces while it is generated (each a check that the client is still
+// there), then the JSON. Errors found after the headers left can only be reported in the body.
+void send_deferred_json(httplib::Response& res, DeferredJson deferred) {
+  res.set_chunked_content_provider("application/json", [deferred = std::move(deferred)](size_t, httplib::DataSink& sink) {
+    std::string body;
+    try {
+      body = deferred([&sink] { return sink.write(" ", 1); }).dump(-1, ' ', false, Json::error_handler_t::replace);
+    } catch (const ClientGone&) {
+      return false;
+    } catch (const ApiError& e) {
+      body = e.body().dump();
+    } catch (const std::exception& e) {
+      body = ApiError(500, fmt::format("internal error: {}", e.what())).body().dump();
+    }
+    sink.write(body.data(), body.size());
+    sink.done();
+    return true;
+  });
+}
+
 using Handler = Reply (*)(const Json&, const ServingModel&);
 
 void handle_generation(const httplib::Request& req, httplib::Response& res, const ServingModel& model,
@@ -63,6 +83,7 @@ void handle_generation(const httplib::Request& req, httplib::Response& res, cons
     if (!authorised(req, options)) throw ApiError(401, "Incorrect API key provided.", {}, "invalid_api_key");
     Reply reply = handler(parse_request_body(req.body), model);
     if (reply.events) send_events(res, std::move(reply.events));
+    else if (reply.deferred) send_deferred_json(res, std::move(reply.deferred));
     else send_json(res, reply.status, reply.body);
   } catch (const ApiError& e) {
     send_error(res, e);

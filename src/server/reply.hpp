@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -20,10 +21,20 @@ class EventSource {
   virtual void cancel() = 0;
 };
 
+// A non-streamed answer still being generated. `alive` is called about once a second while it
+// waits; it writes a space (leading whitespace is valid JSON) and returns false once the client
+// has gone, which cancels the requests: a client that hangs up frees its KV blocks, streamed or not.
+using Heartbeat = std::function<bool()>;
+using DeferredJson = std::function<Json(const Heartbeat& alive)>;
+
+// Thrown out of a deferred answer whose client went away.
+struct ClientGone {};
+
 struct Reply {
   int status = 200;
   Json body;
   std::shared_ptr<EventSource> events;  // set: stream these instead of `body`
+  DeferredJson deferred;                // set: the body, once generated (status 200)
 };
 
 // "data: <json>\n\n"

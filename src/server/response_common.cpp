@@ -35,15 +35,26 @@ std::shared_ptr<RequestStream> submit_to_engine(LlmEngine& engine, std::vector<E
   }
 }
 
-void wait_for_all(RequestStream& stream, size_t count, const std::function<void(RequestOutput&)>& on_output) {
+void wait_for_all(RequestStream& stream, size_t count, const std::function<void(RequestOutput&)>& on_output,
+                  const Heartbeat& alive) {
+  constexpr auto kBeat = std::chrono::milliseconds(1000);
   size_t finished = 0;
   std::vector<RequestOutput> outputs;
+  auto last_beat = std::chrono::steady_clock::now();
   while (finished < count) {
     outputs.clear();
-    stream.pop(outputs, std::chrono::milliseconds(1000));
+    stream.pop(outputs, kBeat);
     for (auto& o : outputs) {
       on_output(o);
       if (o.finish_reason) ++finished;
+    }
+    // Checked on time, not only when idle: a request that keeps generating must notice too.
+    if (finished < count && alive && std::chrono::steady_clock::now() - last_beat >= kBeat) {
+      last_beat = std::chrono::steady_clock::now();
+      if (!alive()) {
+        stream.cancel();
+        throw ClientGone{};
+      }
     }
   }
 }

@@ -10,6 +10,7 @@
 
 #include "engine/llm_engine.hpp"
 #include "server/json_fields.hpp"
+#include "server/reply.hpp"
 
 namespace fp4llm::server {
 
@@ -24,8 +25,11 @@ struct Usage {
 // 429 when the engine's queue is full, 400 for what the engine refuses.
 std::shared_ptr<RequestStream> submit_to_engine(LlmEngine& engine, std::vector<EngineRequest> requests);
 
-// Blocks until `count` requests have reported their finish, calling `on_output` for each output.
-void wait_for_all(RequestStream& stream, size_t count, const std::function<void(RequestOutput&)>& on_output);
+// Blocks until `count` requests have reported their finish, calling `on_output` for each output
+// and `alive` about once a second; when it returns false the requests are cancelled and
+// ClientGone is thrown.
+void wait_for_all(RequestStream& stream, size_t count, const std::function<void(RequestOutput&)>& on_output,
+                  const Heartbeat& alive);
 
 // The text of an output that ended in error; empty otherwise.
 inline bool is_error(const RequestOutput& o) { return o.finish_reason && *o.finish_reason == "error"; }

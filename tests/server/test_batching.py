@@ -9,6 +9,7 @@ import json
 import random
 import threading
 import time
+import urllib.request
 
 import pytest
 
@@ -156,3 +157,44 @@ def test_client_disconnect_cancels_and_frees_blocks(server):
     aborted = 'fp4llm:request_success_total{finished_reason="abort"}'
     assert m.get(aborted, 0) == before.get(aborted, 0) + 1
     assert server.get("/health")[0] == 200
+
+
+def test_client_disconnect_cancels_a_non_streamed_request(model_dir):
+    """Without streaming the server sends spaces while it generates (leading whitespace is valid
+    JSON); a failed write means the client left, and its request is aborted at once instead of
+    running to max_tokens."""
+    server = Server(model_dir, "--max-model-len", 4096)
+    try:
+        check_non_streamed_disconnect(server)
+    finally:
+        server.stop()
+
+
+def check_non_streamed_disconnect(server):
+    before = server.wait_idle()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    body = {"model": MODEL_NAME, "prompt": "tell me a long story", "max_tokens": 3000, "ignore_eos": True,
+            "temperature": 0}
+    conn.request("POST", "/v1/completions", body=json.dumps(body),
+                 headers={"Content-Type": "application/json", "Authorization": "Bearer test-key-123"})
+    time.sleep(1.5)
+    conn.sock.close()  # the client goes away before the answer
+    conn.close()
+    m = server.wait_idle(timeout=15)
+    assert m["fp4llm:kv_cache_blocks_used"] == 0
+    generated = m["fp4llm:generation_tokens_total"] - before["fp4llm:generation_tokens_total"]
+    assert generated < 2500, generated  # stopped well before its 3000 tokens
+    aborted = 'fp4llm:request_success_total{finished_reason="abort"}'
+    assert m.get(aborted, 0) == before.get(aborted, 0) + 1
+    assert server.get("/health")[0] == 200
+
+
+def test_non_streamed_answer_is_json_after_keep_alive_spaces(server):
+    """A request long enough for keep-alive spaces still returns one parseable JSON object."""
+    r = urllib.request.Request(server.url + "/v1/completions", method="POST", data=json.dumps(
+        {"model": MODEL_NAME, "prompt": "count", "max_tokens": 600, "ignore_eos": True, "temperature": 0}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer test-key-123"})
+    raw = urllib.request.urlopen(r, timeout=120).read().decode()
+    out = json.loads(raw)
+    assert out["usage"]["completion_tokens"] == 600
+    assert out["choices"][0]["finish_reason"] == "length"
