@@ -78,9 +78,7 @@ SamplingParams sampling_params(const RunArgs& a, const fs::path& tok_dir) {
 
 void print_memory_plan(const ModelWeights& w, const Checkpoint& ck, const KvCacheConfig& kv, int64_t tokens,
                        const std::string& device) {
-  uint64_t nvfp4 = 0, other = 0;
-  for (const auto& [_, q] : ck.weights.linears) nvfp4 += q.bytes();
-  for (const auto& [_, t] : ck.weights.tensors) other += t.data.size();
+  const auto [nvfp4, other] = weight_bytes(ck);
   const uint64_t kv_bytes = uint64_t(w.config.kv_cache_bytes(tokens)) * (kv.dtype == KvCacheDtype::Bf16 ? 2 : 1);
   fmt::print(stderr,
              "memory: weights {:.3f} GB (NVFP4 {:.3f} GB, 16/32-bit {:.3f} GB) + KV cache {} {:.3f} GB "

@@ -76,9 +76,7 @@ std::optional<ChatTemplate> load_chat_template(const fs::path& dir) {
 // the weights, the activations of the largest step and a fixed reserve (cuBLAS, graphs, scratch).
 uint64_t gpu_kv_budget(const ServeArgs& a, const Checkpoint& ck, const ModelConfig& c) {
   const GpuMemoryInfo gpu = gpu_memory_info();
-  uint64_t weights = 0;
-  for (const auto& [_, q] : ck.weights.linears) weights += q.bytes();
-  for (const auto& [_, t] : ck.weights.tensors) weights += t.data.size();
+  const uint64_t weights = weight_bytes(ck).total();
   const uint64_t per_token = uint64_t(16 * c.hidden_size + 12 * c.intermediate_size +
                                       8 * (c.num_heads + c.num_kv_heads) * c.head_dim);
   const uint64_t activations = uint64_t(a.max_num_batched_tokens) * per_token + (uint64_t(2) << 30);

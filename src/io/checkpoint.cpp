@@ -73,4 +73,11 @@ void complete_kv_scales(Checkpoint& out) {
   }
 }
 
+WeightBytes weight_bytes(const Checkpoint& checkpoint) {
+  WeightBytes b;
+  for (const auto& [_, q] : checkpoint.weights.linears) b.nvfp4 += q.bytes();
+  for (const auto& [_, t] : checkpoint.weights.tensors) b.other += t.data.size();
+  return b;
+}
+
 }  // namespace fp4llm

@@ -39,6 +39,13 @@ struct Checkpoint {
   uint64_t file_bytes = 0;                         // size of the .safetensors data on disk
 };
 
+// Bytes the weights take in memory: NVFP4 projections and everything else as stored.
+struct WeightBytes {
+  uint64_t nvfp4 = 0, other = 0;
+  uint64_t total() const { return nvfp4 + other; }
+};
+WeightBytes weight_bytes(const Checkpoint& checkpoint);
+
 // `dir` is a model folder, or a .gguf file.
 Checkpoint load_checkpoint(const std::filesystem::path& dir, const LoadOptions& options = {});
 
