@@ -108,10 +108,9 @@ def test_prefix_cache_hits_counted_and_harmless(server, tokenizer_dir):
 
 
 def test_preemption_under_a_small_cache_loses_nothing(model_dir, server, alone):
-    """33 blocks (528 token slots, barely one 512-token sequence) for 8 concurrent sequences of up
-    to 440 tokens: any two that overlap overflow the cache, so the scheduler must preempt and
-    recompute however the requests interleave, and every answer must still equal the unhurried
-    one. Prefix caching is off here, so this also checks that cached prefixes did not change
+    """33 blocks (528 token slots, barely one 512-token sequence): concurrent requests and one
+    request of six prompts must give the answers computed unhurried, and the scheduler must have
+    preempted and recomputed. Prefix caching is off here, so this also checks that cached prefixes did not change
     answers."""
     s = Server(model_dir, "--kv-cache-memory", str(33 * 1024), "--max-model-len", 512,
                "--max-num-batched-tokens", 256, "--no-enable-prefix-caching")
@@ -119,6 +118,14 @@ def test_preemption_under_a_small_cache_loses_nothing(model_dir, server, alone):
         assert "33 blocks" in "".join(s.log)
         together = concurrently(lambda p: complete(s, p), prompts())
         assert together == alone
+        # One request with six prompts puts them all in the queue at once (no timing involved):
+        # their prompts and 64 new tokens each need about twice the cache, so growing sequences
+        # must preempt others, and each answer must still equal the one computed unhurried.
+        batch = prompts()[:6]
+        unhurried = [complete(server, p, max_tokens=64) for p in batch]
+        r = s.client().completions.create(model=MODEL_NAME, prompt=batch, max_tokens=64, temperature=0,
+                                          extra_body={"ignore_eos": True})
+        assert [ch.text for ch in sorted(r.choices, key=lambda ch: ch.index)] == unhurried
         _, b = shared_prefix_conversations()
         answer = server.client().chat.completions.create(model=MODEL_NAME, messages=b, max_tokens=8,
                                                          temperature=0).choices[0].message.content
