@@ -148,3 +148,23 @@ def read_safetensors(path):
         b, e = v["data_offsets"]
         out[k] = (v["dtype"], np.frombuffer(data[base + b:base + e], kinds[v["dtype"]]).reshape(v["shape"]))
     return out, header.get("__metadata__", {})
+
+
+def write_random_model(folder, config, shapes, seed):
+    """A plain BF16 checkpoint of random weights in trained-like ranges: norms near their neutral
+    value (1, or 0 for Gemma's 1 + w), embeddings of scale 0.5, projections ~ 1/sqrt(fan-in)."""
+    rng = np.random.default_rng(seed)
+    gemma = config["architectures"][0].startswith("Gemma")
+    tensors = {}
+    for name, shp in shapes.items():
+        r = rng.standard_normal(shp).astype(np.float32)
+        if "norm" in name:
+            w = (0.0 if gemma else 1.0) + 0.2 * r
+        elif "embed" in name or "lm_head" in name:
+            w = 0.5 * r
+        else:
+            w = r / np.sqrt(shp[-1])
+        tensors[name] = bf16_array(w)
+    folder.mkdir(parents=True)
+    save_tensors(tensors, folder / "model.safetensors", {k: "BF16" for k in tensors})
+    (folder / "config.json").write_text(json.dumps(config))

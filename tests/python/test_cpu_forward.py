@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import TOOLS, bf16_array, read_safetensors, run, save_tensors
+from helpers import TOOLS, bf16_array, read_safetensors, run, save_tensors, write_random_model
 from nvfp4_reference import (dequantize_nvfp4, e4m3_decode, e4m3_encode, f32_to_bf16)
 
 H, HEADS, KV, D, VOCAB = 64, 4, 2, 16, 256
@@ -60,21 +60,7 @@ def shapes(c):
 
 
 def write_model(folder, c, seed):
-    rng = np.random.default_rng(seed)
-    gemma = c["architectures"][0].startswith("Gemma")
-    tensors = {}
-    for name, shp in shapes(c).items():
-        r = rng.standard_normal(shp).astype(np.float32)
-        if "norm" in name:
-            w = (0.0 if gemma else 1.0) + 0.2 * r
-        elif "embed" in name or "lm_head" in name:
-            w = 0.5 * r
-        else:
-            w = r / np.sqrt(shp[-1])
-        tensors[name] = bf16_array(w)
-    folder.mkdir(parents=True)
-    save_tensors(tensors, folder / "model.safetensors", {k: "BF16" for k in tensors})
-    (folder / "config.json").write_text(json.dumps(c))
+    write_random_model(folder, c, shapes(c), seed)
 
 
 def load_weights(folder):

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from helpers import TOOLS, bf16_array, run, save_tensors
+from helpers import TOOLS, run, write_random_model
 
 H, VOCAB = 208, 512
 
@@ -28,7 +28,6 @@ def config(family):
 
 
 def write_model(folder, c, seed):
-    rng = np.random.default_rng(seed)
     gemma = c["architectures"][0].startswith("Gemma")
     heads, kv, d, inter = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"], c["intermediate_size"]
     shapes = {"model.embed_tokens.weight": (VOCAB, H), "model.norm.weight": (H,)}
@@ -44,19 +43,7 @@ def write_model(folder, c, seed):
                        p + "mlp.down_proj.weight": (H, inter)})
         if gemma:
             shapes.update({p + "pre_feedforward_layernorm.weight": (H,), p + "post_feedforward_layernorm.weight": (H,)})
-    tensors = {}
-    for name, shp in shapes.items():
-        r = rng.standard_normal(shp).astype(np.float32)
-        if "norm" in name:
-            w = (0.0 if gemma else 1.0) + 0.2 * r
-        elif "embed" in name or "lm_head" in name:
-            w = 0.5 * r
-        else:
-            w = r / np.sqrt(shp[-1])
-        tensors[name] = bf16_array(w)
-    folder.mkdir(parents=True)
-    save_tensors(tensors, folder / "model.safetensors", {k: "BF16" for k in tensors})
-    (folder / "config.json").write_text(json.dumps(c))
+    write_random_model(folder, c, shapes, seed)
 
 
 def forward_dump(folder, prompts, kv, chunk, device, out):
@@ -89,8 +76,8 @@ def model(request, tmp_path_factory):
 @pytest.mark.parametrize("chunk", [0, 7, 1, -1, -2])
 def test_cuda_logits_match_cpu(model, kv, chunk, tmp_path):
     family, folder = model
+    gpu = forward_dump(folder, PROMPTS, kv, chunk, "cuda", tmp_path / "gpu.safetensors")  # first: skips fast
     cpu = forward_dump(folder, PROMPTS, kv, chunk, "cpu", tmp_path / "cpu.safetensors")
-    gpu = forward_dump(folder, PROMPTS, kv, chunk, "cuda", tmp_path / "gpu.safetensors")
     agree = total = 0
     worst, gaps = 0.0, []
     for ids, c, g in zip(PROMPTS, cpu, gpu):
