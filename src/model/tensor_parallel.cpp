@@ -1,0 +1,86 @@
+#include "model/tensor_parallel.hpp"
+
+#include <cstring>
+#include <vector>
+
+#include "formats/number_formats.hpp"
+#include "util/error.hpp"
+
+namespace fp4llm {
+
+TensorParallelPlan TensorParallelPlan::make(const ModelConfig& c, int64_t size) {
+  if (size < 1) fail("--tensor-parallel-size must be at least 1, got {}", size);
+  if (c.family == ModelFamily::Qwen3Moe && size > 1)
+    fail("--tensor-parallel-size {}: MoE expert placement across GPUs is not planned yet", size);
+  TensorParallelPlan p;
+  p.size = size;
+  if (c.num_heads % size != 0)
+    fail("--tensor-parallel-size {}: the model's {} attention heads do not divide evenly", size, c.num_heads);
+  p.heads_per_rank = c.num_heads / size;
+  if (c.num_kv_heads >= size) {
+    if (c.num_kv_heads % size != 0)
+      fail("--tensor-parallel-size {}: the model's {} KV heads do not divide evenly", size, c.num_kv_heads);
+    p.kv_heads_per_rank = c.num_kv_heads / size;
+  } else {
+    if (size % c.num_kv_heads != 0)
+      fail("--tensor-parallel-size {}: {} KV heads cannot be replicated evenly over the ranks", size, c.num_kv_heads);
+    p.kv_heads_per_rank = 1;
+    p.kv_replicated = true;
+  }
+  if (c.intermediate_size % (size * kNvfp4BlockSize) != 0)
+    fail("--tensor-parallel-size {}: intermediate size {} does not split into whole 16-value NVFP4 blocks per rank",
+         size, c.intermediate_size);
+  p.intermediate_per_rank = c.intermediate_size / size;
+  p.vocab_per_rank = (c.vocab_size + size - 1) / size;
+  return p;
+}
+
+TensorParallelPlan::Range TensorParallelPlan::q_rows(const ModelConfig& c, int64_t rank) const {
+  return {rank * heads_per_rank * c.head_dim, (rank + 1) * heads_per_rank * c.head_dim};
+}
+
+// Replicated KV heads: rank r's query heads all belong to one KV head's group.
+TensorParallelPlan::Range TensorParallelPlan::kv_rows(const ModelConfig& c, int64_t rank) const {
+  const int64_t first = kv_replicated ? rank * heads_per_rank / (c.num_heads / c.num_kv_heads) : rank * kv_heads_per_rank;
+  return {first * c.head_dim, (first + kv_heads_per_rank) * c.head_dim};
+}
+
+TensorParallelPlan::Range TensorParallelPlan::mlp_rows(int64_t rank) const {
+  return {rank * intermediate_per_rank, (rank + 1) * intermediate_per_rank};
+}
+
+TensorParallelPlan::Range TensorParallelPlan::vocab_rows(const ModelConfig& c, int64_t rank) const {
+  return {std::min(c.vocab_size, rank * vocab_per_rank), std::min(c.vocab_size, (rank + 1) * vocab_per_rank)};
+}
+
+QuantizedLinear shard_rows(const QuantizedLinear& w, int64_t begin, int64_t end) {
+  if (begin < 0 || end > w.out_features || begin > end)
+    fail("shard of rows [{}, {}) outside the {} rows of the weight", begin, end, w.out_features);
+  QuantizedLinear s = w;
+  s.out_features = end - begin;
+  const size_t code_row = size_t(w.in_features / 2), scale_row = size_t(w.in_features / kNvfp4BlockSize);
+  s.packed = w.packed.slice(size_t(begin) * code_row, size_t(end - begin) * code_row);
+  s.block_scales = w.block_scales.slice(size_t(begin) * scale_row, size_t(end - begin) * scale_row);
+  return s;
+}
+
+QuantizedLinear shard_columns(const QuantizedLinear& w, int64_t begin, int64_t end) {
+  if (begin % kNvfp4BlockSize != 0 || end % kNvfp4BlockSize != 0 || begin < 0 || end > w.in_features || begin > end)
+    fail("shard of input features [{}, {}) of {} is not made of whole 16-value blocks", begin, end, w.in_features);
+  QuantizedLinear s = w;
+  s.in_features = end - begin;
+  const size_t rows = size_t(w.out_features);
+  std::vector<uint8_t> codes(rows * size_t(s.in_features / 2)), scales(rows * size_t(s.in_features / kNvfp4BlockSize));
+  for (size_t r = 0; r < rows; ++r) {
+    std::memcpy(&codes[r * size_t(s.in_features / 2)], w.packed.data() + r * size_t(w.in_features / 2) + begin / 2,
+                size_t(s.in_features / 2));
+    std::memcpy(&scales[r * size_t(s.in_features / kNvfp4BlockSize)],
+                w.block_scales.data() + r * size_t(w.in_features / kNvfp4BlockSize) + begin / kNvfp4BlockSize,
+                size_t(s.in_features / kNvfp4BlockSize));
+  }
+  s.packed = Bytes::owned(std::move(codes));
+  s.block_scales = Bytes::owned(std::move(scales));
+  return s;
+}
+
+}  // namespace fp4llm

@@ -1,0 +1,44 @@
+// How a model splits over N GPUs (Megatron-style tensor parallelism, issue 8): which query and
+// KV heads, MLP columns and vocabulary rows each rank holds, and the NVFP4 shards themselves.
+// Column-parallel projections (q/k/v, gate/up, lm_head) keep whole output rows; row-parallel
+// ones (o_proj, down_proj) split the input features at multiples of 16, so no NVFP4 block (and
+// its E4M3 scale) straddles two ranks. Host code only: the layout is tested on the CPU.
+#pragma once
+
+#include <cstdint>
+
+#include "model/model_config.hpp"
+#include "model/weights.hpp"
+
+namespace fp4llm {
+
+struct TensorParallelPlan {
+  int64_t size = 1;
+  int64_t heads_per_rank = 0;
+  int64_t kv_heads_per_rank = 0;  // 1 when the KV heads are replicated (fewer than ranks)
+  bool kv_replicated = false;
+  int64_t intermediate_per_rank = 0;
+  int64_t vocab_per_rank = 0;     // ceil(vocab / size); the last rank may hold fewer rows
+
+  // Throws Error naming the dimension that does not divide (heads, KV heads, intermediate size
+  // in blocks of 16) or an unsupported model (MoE: expert placement is not planned yet).
+  static TensorParallelPlan make(const ModelConfig& config, int64_t size);
+
+  // Rows of q_proj (query heads), of k_proj/v_proj (its KV heads), and of gate/up (MLP columns)
+  // held by `rank`, as [begin, end) over the full matrix's output features.
+  struct Range {
+    int64_t begin = 0, end = 0;
+    int64_t size() const { return end - begin; }
+  };
+  Range q_rows(const ModelConfig& c, int64_t rank) const;
+  Range kv_rows(const ModelConfig& c, int64_t rank) const;
+  Range mlp_rows(int64_t rank) const;
+  Range vocab_rows(const ModelConfig& c, int64_t rank) const;
+};
+
+// Output rows [begin, end) of `w`: a view sharing its bytes (rows are contiguous).
+QuantizedLinear shard_rows(const QuantizedLinear& w, int64_t begin, int64_t end);
+// Input features [begin, end) of `w`, multiples of 16: a copy (each row contributes a slice).
+QuantizedLinear shard_columns(const QuantizedLinear& w, int64_t begin, int64_t end);
+
+}  // namespace fp4llm

@@ -1,0 +1,111 @@
+// Tensor-parallel partitioning (issue 8), on the CPU: every rank's heads, KV heads and MLP
+// columns, and NVFP4 shards whose products reassemble the unsplit product (column-parallel:
+// exactly; row-parallel: up to float summation order).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "backend/cpu/cpu_ops.hpp"
+#include "model/tensor_parallel.hpp"
+#include "random_nvfp4.hpp"
+#include "util/error.hpp"
+
+using namespace fp4llm;
+
+namespace {
+
+ModelConfig qwen3_8b() {
+  return ModelConfig::from_json({{"architectures", {"Qwen3ForCausalLM"}}, {"hidden_size", 4096}, {"intermediate_size", 12288},
+                                 {"num_hidden_layers", 36}, {"num_attention_heads", 32}, {"num_key_value_heads", 8},
+                                 {"head_dim", 128}, {"vocab_size", 151936}, {"max_position_embeddings", 40960}});
+}
+
+ModelConfig gemma3_270m() {
+  return ModelConfig::from_json({{"architectures", {"Gemma3ForCausalLM"}}, {"hidden_size", 640}, {"intermediate_size", 2048},
+                                 {"num_hidden_layers", 18}, {"num_attention_heads", 4}, {"num_key_value_heads", 1},
+                                 {"head_dim", 256}, {"vocab_size", 262144}, {"sliding_window", 512},
+                                 {"query_pre_attn_scalar", 256}, {"max_position_embeddings", 32768}});
+}
+
+std::string error_of(const ModelConfig& c, int64_t size) {
+  try {
+    TensorParallelPlan::make(c, size);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(TensorParallelPlan, HeadsColumnsAndVocabularyCoverTheModelOnce) {
+  const ModelConfig c = qwen3_8b();
+  for (int64_t n : {1, 2, 4, 8, 16, 32}) {
+    const TensorParallelPlan p = TensorParallelPlan::make(c, n);
+    EXPECT_EQ(p.kv_replicated, n > 8) << n;
+    int64_t q = 0, mlp = 0, vocab = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      EXPECT_EQ(p.q_rows(c, r).begin, q);
+      q = p.q_rows(c, r).end;
+      EXPECT_EQ(p.mlp_rows(r).begin, mlp);
+      mlp = p.mlp_rows(r).end;
+      EXPECT_EQ(p.mlp_rows(r).size() % 16, 0);
+      EXPECT_EQ(p.vocab_rows(c, r).begin, vocab);
+      vocab = p.vocab_rows(c, r).end;
+      // Each local query head's KV head (global head / group size) is one this rank holds.
+      const auto kv = p.kv_rows(c, r);
+      for (int64_t h = r * p.heads_per_rank; h < (r + 1) * p.heads_per_rank; ++h) {
+        const int64_t kv_head = h / (c.num_heads / c.num_kv_heads);
+        EXPECT_GE(kv_head * c.head_dim, kv.begin) << n << " rank " << r;
+        EXPECT_LT(kv_head * c.head_dim, kv.end) << n << " rank " << r;
+      }
+    }
+    EXPECT_EQ(q, c.num_heads * c.head_dim);
+    EXPECT_EQ(mlp, c.intermediate_size);
+    EXPECT_EQ(vocab, c.vocab_size);
+  }
+}
+
+TEST(TensorParallelPlan, RefusesWhatDoesNotDivideNamingIt) {
+  EXPECT_NE(error_of(qwen3_8b(), 3).find("32 attention heads"), std::string::npos);
+  EXPECT_NE(error_of(gemma3_270m(), 8).find("4 attention heads"), std::string::npos);
+  EXPECT_NE(error_of(qwen3_8b(), 0).find("at least 1"), std::string::npos);
+  EXPECT_EQ(error_of(gemma3_270m(), 4), "");  // one KV head, replicated on 4 ranks
+  EXPECT_TRUE(TensorParallelPlan::make(gemma3_270m(), 4).kv_replicated);
+}
+
+TEST(TensorParallelShards, ReassembleTheUnsplitProduct) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t out = 96, in = 256, rows = 3;
+  const QuantizedLinear w = test_support::random_nvfp4(out, in, rng);
+  std::vector<float> x(static_cast<size_t>(rows * in)), full(static_cast<size_t>(rows * out));
+  for (float& v : x) v = normal(rng);
+  cpu::linear(w, x.data(), rows, full.data());
+  for (int64_t n : {2, 4}) {
+    // Column-parallel: each rank's output rows are exactly the unsplit ones.
+    for (int64_t r = 0; r < n; ++r) {
+      const QuantizedLinear s = shard_rows(w, r * out / n, (r + 1) * out / n);
+      std::vector<float> y(static_cast<size_t>(rows * s.out_features));
+      cpu::linear(s, x.data(), rows, y.data());
+      for (int64_t m = 0; m < rows; ++m)
+        for (int64_t o = 0; o < s.out_features; ++o)
+          ASSERT_EQ(y[size_t(m * s.out_features + o)], full[size_t(m * out + r * out / n + o)]);
+    }
+    // Row-parallel: partial products over input slices sum to the unsplit product.
+    std::vector<float> sum(full.size(), 0.0f);
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t k0 = r * in / n, k1 = (r + 1) * in / n;
+      const QuantizedLinear s = shard_columns(w, k0, k1);
+      std::vector<float> xs(static_cast<size_t>(rows * (k1 - k0))), y(full.size());
+      for (int64_t m = 0; m < rows; ++m)
+        std::copy_n(&x[size_t(m * in + k0)], k1 - k0, &xs[size_t(m * (k1 - k0))]);
+      cpu::linear(s, xs.data(), rows, y.data());
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += y[i];
+    }
+    for (size_t i = 0; i < sum.size(); ++i) ASSERT_NEAR(sum[i], full[i], 1e-4f * (1.0f + std::fabs(full[i])));
+  }
+  EXPECT_THROW(shard_columns(w, 8, 64), Error);  // not whole blocks
+  EXPECT_THROW(shard_rows(w, 0, out + 1), Error);
+}
