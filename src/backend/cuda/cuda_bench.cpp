@@ -104,30 +104,27 @@ nlohmann::json bench_batch(cuda::CudaBackend& backend, int64_t batch, const Benc
   const double prefill_s = seconds_since(t0);
 
   const int64_t warmup = std::min<int64_t>(3, o.output_len - 1), steps = o.output_len - 1;
+  // One greedy decode step of every sequence at `position`, feeding back the previous tokens.
   std::vector<std::array<int32_t, 1>> step_tokens(static_cast<size_t>(batch));
-  Clock::time_point start;
-  for (int64_t step = 0; step < steps; ++step) {
-    if (step == warmup) start = Clock::now();
+  const auto decode_at = [&](int64_t position) {
     ForwardBatch decode;
     for (int64_t i = 0; i < batch; ++i) {
       step_tokens[size_t(i)][0] = next[size_t(i)];
-      decode.sequences.push_back({step_tokens[size_t(i)], o.input_len + step, seqs.tables[size_t(i)]});
+      decode.sequences.push_back({step_tokens[size_t(i)], position, seqs.tables[size_t(i)]});
     }
     next = backend.forward_greedy(decode);
+  };
+  Clock::time_point start;
+  for (int64_t step = 0; step < steps; ++step) {
+    if (step == warmup) start = Clock::now();
+    decode_at(o.input_len + step);
   }
   const double decode_s = seconds_since(start), timed = double(steps - warmup);
   nlohmann::json stages;
-  if (o.profile) {  // a few extra eager steps, timed stage by stage
+  if (o.profile) {  // a few extra eager steps (rewriting the last positions), timed stage by stage
     backend.profiler().enable();
     backend.profiler().take_averages();
-    for (int64_t step = 0; step < 5; ++step) {
-      ForwardBatch decode;
-      for (int64_t i = 0; i < batch; ++i) {
-        step_tokens[size_t(i)][0] = next[size_t(i)];
-        decode.sequences.push_back({step_tokens[size_t(i)], o.input_len + steps - 5 + step, seqs.tables[size_t(i)]});
-      }
-      next = backend.forward_greedy(decode);
-    }
+    for (int64_t step = 0; step < 5; ++step) decode_at(o.input_len + steps - 5 + step);
     for (const auto& [stage, us] : backend.profiler().take_averages()) stages[stage] = us;
     backend.profiler().disable();
   }

@@ -1,11 +1,11 @@
 #include <cuda_fp8.h>
 
-#include "backend/cuda/mma_bf16.cuh"
-
 #include <string>
 
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/flash_prefill.hpp"
+#include "backend/cuda/kv_cache_load.cuh"
+#include "backend/cuda/mma_bf16.cuh"
 
 namespace fp4llm::cuda {
 
@@ -36,33 +36,6 @@ __device__ __forceinline__ uint32_t pack(float lo, float hi) {
 
 __device__ __forceinline__ uint32_t word(const __nv_bfloat16* base, int index) {
   return *reinterpret_cast<const uint32_t*>(base + index);
-}
-
-// 16 consecutive cache elements of one key as floats (unscaled).
-template <bool kFp8>
-__device__ __forceinline__ void load16(const uint8_t* cache, size_t element, float (&f)[16]) {
-  if constexpr (kFp8) {
-    const uint4 v = *reinterpret_cast<const uint4*>(cache + element);
-    const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float2 lo = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(w[i] & 0xFFFF), __NV_E4M3)));
-      const float2 hi = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(w[i] >> 16), __NV_E4M3)));
-      f[4 * i] = lo.x, f[4 * i + 1] = lo.y, f[4 * i + 2] = hi.x, f[4 * i + 3] = hi.y;
-    }
-  } else {
-    const uint4* src = reinterpret_cast<const uint4*>(cache + 2 * element);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const uint4 v = src[h];
-      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
-        f[8 * h + 2 * i] = x.x, f[8 * h + 2 * i + 1] = x.y;
-      }
-    }
-  }
 }
 
 // Block = one query tile x one query head, 4 warps of 16 rows. Shared memory: Q [64][D+8],
@@ -105,8 +78,8 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
       if (abs_key <= last) {
         const size_t at = size_t(((int64_t(table[abs_key / kBlockSize]) * kBlockSize + abs_key % kBlockSize) *
                                   a.p.kv_heads + kv_head) * D + c);
-        load16<kFp8>(a.k, at, kf);
-        load16<kFp8>(a.v, at, vf);
+        load_cache<16, kFp8>(a.k, at, kf);
+        load_cache<16, kFp8>(a.v, at, vf);
       } else {
 #pragma unroll
         for (int e = 0; e < 16; ++e) kf[e] = vf[e] = 0.0f;

@@ -4,23 +4,15 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
+#include "backend/cuda/warp_reduce.cuh"
 
 namespace fp4llm::cuda {
 
 namespace {
 
 constexpr int kThreads = 256;
-
-unsigned grid_for(int64_t count, int threads = kThreads) {
-  return unsigned(std::clamp<int64_t>((count + threads - 1) / threads, 1, 65535));
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 // Sum over the block (blockDim.x a multiple of 32, at most 1024), returned to every thread.
 __device__ float block_sum(float v) {
@@ -213,7 +205,7 @@ void argmax_rows(const float* values, int64_t rows, int64_t width, int32_t* out,
 
 void embed_tokens(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens, int64_t hidden,
                   float scale, float* x, cudaStream_t stream) {
-  embed_kernel<<<grid_for(tokens * hidden), kThreads, 0, stream>>>(embed, ids, tokens, hidden, scale, x);
+  embed_kernel<<<grid_for(tokens * hidden, kThreads), kThreads, 0, stream>>>(embed, ids, tokens, hidden, scale, x);
   FP4LLM_CUDA_LAUNCHED();
 }
 
@@ -244,18 +236,18 @@ void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* s
 
 void gated_activation(const float* gate_up, int64_t tokens, int64_t inter, bool gelu,
                       __nv_bfloat16* out, cudaStream_t stream) {
-  gated_kernel<<<grid_for(tokens * inter), kThreads, 0, stream>>>(gate_up, tokens, inter, gelu, out);
+  gated_kernel<<<grid_for(tokens * inter, kThreads), kThreads, 0, stream>>>(gate_up, tokens, inter, gelu, out);
   FP4LLM_CUDA_LAUNCHED();
 }
 
 void gather_rows(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,
                  __nv_bfloat16* dst, cudaStream_t stream) {
-  gather_kernel<<<grid_for(count * width), kThreads, 0, stream>>>(src, rows, count, width, dst);
+  gather_kernel<<<grid_for(count * width, kThreads), kThreads, 0, stream>>>(src, rows, count, width, dst);
   FP4LLM_CUDA_LAUNCHED();
 }
 
 void soft_cap(float* values, int64_t count, float cap, cudaStream_t stream) {
-  soft_cap_kernel<<<grid_for(count), kThreads, 0, stream>>>(values, count, cap);
+  soft_cap_kernel<<<grid_for(count, kThreads), kThreads, 0, stream>>>(values, count, cap);
   FP4LLM_CUDA_LAUNCHED();
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
 
 namespace fp4llm::cuda {
@@ -218,7 +219,7 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
     const size_t slots = size_t(w.row_tiles * w.k_chunks * 32);
     const size_t need = size_t(w.row_tiles * 16 * w.k_chunks * 64);
     if (ws.dequantized.size() < need) throw_error("NVFP4 linear: dequantization scratch too small");
-    dequantize_kernel<<<unsigned(std::min<size_t>((slots + 255) / 256, 65535)), 256, 0, stream>>>(
+    dequantize_kernel<<<grid_for(int64_t(slots), 256), 256, 0, stream>>>(
         reinterpret_cast<const uint4*>(w.packed.data()), w.scales.data(), w.tile_scales.data(),
         int(w.k_chunks), slots, ws.dequantized.data());
     FP4LLM_CUDA_LAUNCHED();

@@ -2,6 +2,8 @@
 #include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/kv_cache_load.cuh"
+#include "backend/cuda/warp_reduce.cuh"
 #include "backend/cuda/paged_attention.hpp"
 
 namespace fp4llm::cuda {
@@ -24,63 +26,6 @@ struct Args {
   AttentionWorkspace ws;
   __nv_bfloat16* out;
 };
-
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ __forceinline__ float2 fp8x2_to_float2(uint32_t two) {
-  return __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xFFFF), __NV_E4M3)));
-}
-
-// N consecutive 32-bit words with the widest aligned loads (N * 4 bytes, N = 1, 2 or 4k).
-template <int N>
-__device__ __forceinline__ void load_words(const void* src, uint32_t (&w)[N]) {
-  if constexpr (N % 4 == 0) {
-#pragma unroll
-    for (int i = 0; i < N; i += 4) {
-      const uint4 v = reinterpret_cast<const uint4*>(src)[i / 4];
-      w[i] = v.x, w[i + 1] = v.y, w[i + 2] = v.z, w[i + 3] = v.w;
-    }
-  } else if constexpr (N == 2) {
-    const uint2 v = *reinterpret_cast<const uint2*>(src);
-    w[0] = v.x, w[1] = v.y;
-  } else {
-    w[0] = *reinterpret_cast<const uint32_t*>(src);
-  }
-}
-
-// N consecutive cache elements (N = 2 or a multiple of 4) as floats, unscaled.
-template <int N, bool kFp8>
-__device__ __forceinline__ void load_cache(const uint8_t* base, size_t element, float (&out)[N]) {
-  if constexpr (kFp8 && N == 2) {
-    const float2 f = fp8x2_to_float2(*reinterpret_cast<const uint16_t*>(base + element));
-    out[0] = f.x, out[1] = f.y;
-  } else if constexpr (kFp8) {
-    uint32_t w[N / 4];
-    load_words<N / 4>(base + element, w);
-#pragma unroll
-    for (int i = 0; i < N / 4; ++i) {
-      const float2 lo = fp8x2_to_float2(w[i]), hi = fp8x2_to_float2(w[i] >> 16);
-      out[4 * i] = lo.x, out[4 * i + 1] = lo.y, out[4 * i + 2] = hi.x, out[4 * i + 3] = hi.y;
-    }
-  } else {
-    uint32_t w[N / 2];
-    load_words<N / 2>(base + 2 * element, w);
-#pragma unroll
-    for (int i = 0; i < N / 2; ++i) {
-      const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
-      out[2 * i] = f.x, out[2 * i + 1] = f.y;
-    }
-  }
-}
 
 __device__ __forceinline__ size_t cache_element(const Args& a, const int32_t* table, int key, int kv_head) {
   const int64_t block = table[key / kBlockSize];

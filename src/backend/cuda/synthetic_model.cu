@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/device_model.hpp"
+#include "backend/cuda/launch_grid.hpp"
 
 namespace fp4llm::cuda {
 
@@ -38,8 +39,6 @@ __global__ void random_bf16(__nv_bfloat16* p, size_t n, uint64_t seed, float amp
   }
 }
 
-unsigned grid(size_t n) { return unsigned(std::clamp<size_t>((n + 255) / 256, 1, 65535)); }
-
 DeviceNvfp4Linear random_linear(int64_t out_features, int64_t in_features, uint64_t& seed) {
   DeviceNvfp4Linear d;
   d.out_features = out_features;
@@ -49,8 +48,8 @@ DeviceNvfp4Linear random_linear(int64_t out_features, int64_t in_features, uint6
   const size_t slots = size_t(d.row_tiles * d.k_chunks * 32);
   d.packed = DeviceBuffer<uint8_t>(slots * 16);
   d.scales = DeviceBuffer<uint16_t>(slots);
-  random_words<<<grid(slots * 4), 256>>>(reinterpret_cast<uint32_t*>(d.packed.data()), slots * 4, ++seed);
-  random_scales<<<grid(slots), 256>>>(d.scales.data(), slots, ++seed);
+  random_words<<<grid_for(int64_t(slots * 4), 256), 256>>>(reinterpret_cast<uint32_t*>(d.packed.data()), slots * 4, ++seed);
+  random_scales<<<grid_for(int64_t(slots), 256), 256>>>(d.scales.data(), slots, ++seed);
   // Weights of magnitude ~ 1/sqrt(in): keeps activations bounded through the layers.
   const float global = 1.0f / (4.0f * std::sqrt(float(in_features)));
   d.tile_scales = DeviceBuffer<float>::from_host(std::vector<float>(size_t(d.row_tiles), global));
@@ -72,10 +71,10 @@ DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed) {
   const float gain = gemma ? 0.0f : 1.0f;  // Gemma norms multiply by (1 + w)
   const int64_t H = c.hidden_size, D = c.head_dim;
   d.embed = DeviceBuffer<__nv_bfloat16>(size_t(c.vocab_size * H));
-  random_bf16<<<grid(d.embed.size()), 256>>>(d.embed.data(), d.embed.size(), ++seed, 0.05f);
+  random_bf16<<<grid_for(int64_t(d.embed.size()), 256), 256>>>(d.embed.data(), d.embed.size(), ++seed, 0.05f);
   if (!c.tie_word_embeddings) {
     d.lm_head = DeviceBuffer<__nv_bfloat16>(size_t(c.vocab_size * H));
-    random_bf16<<<grid(d.lm_head.size()), 256>>>(d.lm_head.data(), d.lm_head.size(), ++seed, 0.05f);
+    random_bf16<<<grid_for(int64_t(d.lm_head.size()), 256), 256>>>(d.lm_head.data(), d.lm_head.size(), ++seed, 0.05f);
   }
   FP4LLM_CUDA_LAUNCHED();
   d.final_norm = constant(H, gain);
