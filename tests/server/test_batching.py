@@ -139,13 +139,33 @@ def test_preemption_under_a_small_cache_loses_nothing(model_dir, server, alone):
         s.stop()
 
 
-def test_client_disconnect_cancels_and_frees_blocks(server):
-    before = server.wait_idle()
+def open_completion(server, **fields):
+    """Sends a /v1/completions request on a raw connection the test can drop at will."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    body = {"model": MODEL_NAME, "prompt": "tell me a long story", "max_tokens": 400, "stream": True,
-            "ignore_eos": True, "temperature": 0}
+    body = dict(model=MODEL_NAME, prompt="tell me a long story", ignore_eos=True, temperature=0, **fields)
     conn.request("POST", "/v1/completions", body=json.dumps(body),
                  headers={"Content-Type": "application/json", "Authorization": "Bearer test-key-123"})
+    return conn
+
+
+def hang_up_and_check_abort(server, conn, before, generated_below, timeout):
+    """The client goes away; its request must be aborted (one more "abort" finish), having
+    generated fewer than `generated_below` tokens, with every KV block freed."""
+    conn.sock.close()
+    conn.close()
+    m = server.wait_idle(timeout=timeout)
+    assert m["fp4llm:kv_cache_blocks_used"] == 0
+    generated = m["fp4llm:generation_tokens_total"] - before["fp4llm:generation_tokens_total"]
+    assert generated < generated_below, generated
+    aborted = 'fp4llm:request_success_total{finished_reason="abort"}'
+    assert m.get(aborted, 0) == before.get(aborted, 0) + 1
+    assert server.get("/health")[0] == 200
+    return generated
+
+
+def test_client_disconnect_cancels_and_frees_blocks(server):
+    before = server.wait_idle()
+    conn = open_completion(server, max_tokens=400, stream=True)
     r = conn.getresponse()
     assert r.status == 200
     events = 0
@@ -153,17 +173,10 @@ def test_client_disconnect_cancels_and_frees_blocks(server):
         line = r.fp.readline()
         if line.startswith(b"data: {"):
             events += 1
-    conn.sock.close()  # the client goes away mid-stream
-    conn.close()
     started = time.time()
-    m = server.wait_idle(timeout=10)
+    generated = hang_up_and_check_abort(server, conn, before, generated_below=200, timeout=10)  # of its 400
     assert time.time() - started < 5
-    assert m["fp4llm:kv_cache_blocks_used"] == 0
-    generated = m["fp4llm:generation_tokens_total"] - before["fp4llm:generation_tokens_total"]
-    assert 3 <= generated < 200, generated  # stopped well before its 400 tokens
-    aborted = 'fp4llm:request_success_total{finished_reason="abort"}'
-    assert m.get(aborted, 0) == before.get(aborted, 0) + 1
-    assert server.get("/health")[0] == 200
+    assert generated >= 3
 
 
 def test_client_disconnect_cancels_a_non_streamed_request(model_dir):
@@ -172,28 +185,12 @@ def test_client_disconnect_cancels_a_non_streamed_request(model_dir):
     running to max_tokens."""
     server = Server(model_dir, "--max-model-len", 4096)
     try:
-        check_non_streamed_disconnect(server)
+        before = server.wait_idle()
+        conn = open_completion(server, max_tokens=3000)
+        time.sleep(1.5)  # the client goes away before the answer
+        hang_up_and_check_abort(server, conn, before, generated_below=2500, timeout=15)  # of its 3000
     finally:
         server.stop()
-
-
-def check_non_streamed_disconnect(server):
-    before = server.wait_idle()
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    body = {"model": MODEL_NAME, "prompt": "tell me a long story", "max_tokens": 3000, "ignore_eos": True,
-            "temperature": 0}
-    conn.request("POST", "/v1/completions", body=json.dumps(body),
-                 headers={"Content-Type": "application/json", "Authorization": "Bearer test-key-123"})
-    time.sleep(1.5)
-    conn.sock.close()  # the client goes away before the answer
-    conn.close()
-    m = server.wait_idle(timeout=15)
-    assert m["fp4llm:kv_cache_blocks_used"] == 0
-    generated = m["fp4llm:generation_tokens_total"] - before["fp4llm:generation_tokens_total"]
-    assert generated < 2500, generated  # stopped well before its 3000 tokens
-    aborted = 'fp4llm:request_success_total{finished_reason="abort"}'
-    assert m.get(aborted, 0) == before.get(aborted, 0) + 1
-    assert server.get("/health")[0] == 200
 
 
 def test_non_streamed_answer_is_json_after_keep_alive_spaces(server):
