@@ -62,6 +62,11 @@ echo "| gpu tests | $([ $gpu_rc = 0 ] && echo pass || echo FAIL) ($(grep -c '\[ 
 echo "| cpu unit tests | $([ $cpu_rc = 0 ] && echo pass || echo FAIL) |"
 echo "| compute-sanitizer memcheck+racecheck | $([ $san_rc = 0 ] && echo clean || echo ERRORS) |"
 grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT"/sanitizer-*.log | sort | uniq -c
+# Where any hazard is, by kernel (cuBLAS's own nvjet kernels have shown some).
+for f in "$OUT"/sanitizer-racecheck-*.log; do
+  kernels=$(grep -oE "in (void )?[A-Za-z_][A-Za-z0-9_:]*(<[^(]*>)?\(" "$f" | sed 's/($//' | sort | uniq -c | sort -rn | head -5)
+  [ -n "$kernels" ] && { echo "racecheck hazards in $(basename "$f"):"; echo "$kernels"; }
+done
 if [ "${FP4LLM_HF_COMPARE:-0}" = 1 ]; then
   echo; echo "transformers comparison (tools/hf_compare.py): exit $hf_rc"
   cat "$OUT/hf_compare.md"; [ $hf_rc = 0 ] || tail -30 "$OUT/hf_compare.log"

@@ -23,6 +23,42 @@ std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& x) {
   return b;
 }
 
+std::vector<float> dequantized(const QuantizedLinear& q) {
+  std::vector<float> w(static_cast<size_t>(q.out_features * q.in_features));
+  for (int64_t r = 0; r < q.out_features; ++r) q.dequantize_row(r, &w[size_t(r * q.in_features)]);
+  return w;
+}
+
+std::vector<float> random_bf16_values(size_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n);
+  for (float& v : x) v = bf16_to_float(float_to_bf16(normal(rng)));
+  return x;
+}
+
+// Row n of W times row m of x in float64, with the sum of |products| (the rounding scale).
+std::pair<double, double> dot(const std::vector<float>& w, const std::vector<float>& x, int64_t in, int64_t n, int64_t m) {
+  double ref = 0, bound = 0;
+  for (int64_t k = 0; k < in; ++k) {
+    const double p = double(w[size_t(n * in + k)]) * x[size_t(m * in + k)];
+    ref += p;
+    bound += std::fabs(p);
+  }
+  return {ref, bound};
+}
+
+struct Workspace {
+  cuda::LinearWorkspace ws;
+  Workspace() {
+    FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
+    FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&ws.num_sms, cudaDevAttrMultiProcessorCount, 0));
+  }
+  ~Workspace() { cublasDestroy(ws.cublas); }
+  void fit(const cuda::Nvfp4Tiles& t) {
+    ws.dequantized.ensure(size_t(t.row_tiles * 16 * t.k_chunks * 64));
+  }
+};
+
 }  // namespace
 
 TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
@@ -39,7 +75,6 @@ TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
     const QuantizedLinear* parts[] = {&q};
     const cuda::Nvfp4Tiles tiles = cuda::make_nvfp4_tiles(parts);
     const cuda::DeviceNvfp4Linear w = cuda::upload_nvfp4(tiles);
-    ws.partials.ensure(size_t(cuda::nvfp4_partials_needed(s.out, tiles.k_chunks, ws.num_sms)));
     ws.dequantized.ensure(size_t(tiles.row_tiles * 16 * tiles.k_chunks * 64));
     std::vector<float> weights(static_cast<size_t>(s.out * s.in));
     for (int64_t r = 0; r < s.out; ++r) q.dequantize_row(r, &weights[size_t(r * s.in)]);
@@ -70,4 +105,76 @@ TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
     }
   }
   cublasDestroy(ws.cublas);
+}
+
+// LinearOutput::Add: the product is added to what y held (the residual stream), on both paths.
+TEST(GpuNvfp4Linear, AddsIntoTheOutput) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(12);
+  Workspace w;
+  for (const Shape& s : std::vector<Shape>{{4096, 4096}, {48, 12288}, {300, 1040}}) {
+    const QuantizedLinear q = test_support::random_nvfp4(s.out, s.in, rng);
+    const QuantizedLinear* parts[] = {&q};
+    const cuda::Nvfp4Tiles tiles = cuda::make_nvfp4_tiles(parts);
+    const cuda::DeviceNvfp4Linear dw = cuda::upload_nvfp4(tiles);
+    w.fit(tiles);
+    const std::vector<float> weights = dequantized(q);
+    for (int64_t rows : {1, 5, 16, 40, 64, 70}) {
+      const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
+      const std::vector<float> before = random_bf16_values(size_t(rows * s.out), rng);
+      const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
+      auto yd = cuda::DeviceBuffer<float>::from_host(before);
+      cuda::nvfp4_linear(dw, xd.data(), rows, yd.data(), w.ws, nullptr, cuda::LinearOutput::Add);
+      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<float> y = yd.to_host();
+      const double tol = rows > cuda::kMaxDecodeRows ? 6e-3 : 1e-4;
+      for (int64_t m = 0; m < rows; ++m)
+        for (int64_t n = 0; n < s.out; ++n) {
+          const auto [ref, bound] = dot(weights, x, s.in, n, m);
+          const double want = ref + before[size_t(m * s.out + n)];
+          const float got = y[size_t(m * s.out + n)];
+          ASSERT_LE(std::fabs(got - want), tol * bound + 1e-6 * std::fabs(want) + 1e-30)
+              << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n << " got " << got << " want " << want;
+        }
+    }
+  }
+}
+
+// Gated tiles: out = act(x Wg^T) * (x Wu^T) in BF16, SiLU (Qwen3) and GELU-tanh (Gemma3).
+TEST(GpuNvfp4Linear, GatedEpilogueAppliesTheActivation) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(13);
+  Workspace w;
+  for (const Shape& s : std::vector<Shape>{{1536, 1024}, {24, 80}, {256, 12288}}) {
+    const QuantizedLinear gate = test_support::random_nvfp4(s.out, s.in, rng), up = test_support::random_nvfp4(s.out, s.in, rng);
+    const cuda::Nvfp4Tiles tiles = cuda::make_gated_nvfp4_tiles(gate, up);
+    const cuda::DeviceNvfp4Linear dw = cuda::upload_nvfp4(tiles);
+    w.fit(tiles);
+    const std::vector<float> wg = dequantized(gate), wu = dequantized(up);
+    for (bool gelu : {false, true})
+      for (int64_t rows : {1, 9, 33, 64, 100}) {
+        const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
+        const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
+        auto out = test_support::poisoned<__nv_bfloat16>(size_t(rows * s.out));
+        cuda::DeviceBuffer<float> scratch(size_t(rows * 2 * s.out));
+        cuda::nvfp4_gated(dw, xd.data(), rows, gelu, out.data(), scratch.data(), w.ws, nullptr);
+        FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+        const std::vector<__nv_bfloat16> got = out.to_host();
+        const double tol = rows > cuda::kMaxDecodeRows ? 6e-3 : 1e-4;
+        for (int64_t m = 0; m < rows; ++m)
+          for (int64_t f = 0; f < s.out; ++f) {
+            const auto [g, gb] = dot(wg, x, s.in, f, m);
+            const auto [u, ub] = dot(wu, x, s.in, f, m);
+            const double act = gelu ? 0.5 * g * (1.0 + std::tanh(0.7978845608028654 * (g + 0.044715 * g * g * g)))
+                                    : g / (1.0 + std::exp(-g));
+            const double want = act * u;
+            // Rounding of g and u (tol * bound each), then of the BF16 output (2^-8 relative).
+            const double err = tol * (gb * std::fabs(u) * 1.2 + ub * (std::fabs(act) + 1e-3)) + std::fabs(want) * 4e-3 + 1e-6;
+            const double v = double(__bfloat162float(got[size_t(m * s.out + f)]));
+            ASSERT_TRUE(std::isfinite(v)) << "gated " << s.out << "x" << s.in << " rows " << rows;
+            ASSERT_LE(std::fabs(v - want), err) << (gelu ? "gelu " : "silu ") << s.out << "x" << s.in << " rows " << rows
+                                                << " at " << m << "," << f << " got " << v << " want " << want;
+          }
+      }
+  }
 }

@@ -88,6 +88,8 @@ void run_case(const Case& c, uint32_t seed) {
   const auto td = cuda::DeviceBuffer<int32_t>::from_host(flat);
   auto out = test_support::poisoned<__nv_bfloat16>(size_t(T * c.heads * D));
   cuda::DeviceBuffer<float> part_out(size_t(T * c.heads * c.splits * D)), part_ml(size_t(T * c.heads * c.splits * 2));
+  cuda::DeviceBuffer<unsigned> counters(size_t(T * c.kv_heads));
+  FP4LLM_CUDA_CHECK(cudaMemset(counters.data(), 0, counters.bytes()));
   cuda::AttentionParams p;
   p.heads = c.heads;
   p.kv_heads = c.kv_heads;
@@ -114,7 +116,7 @@ void run_case(const Case& c, uint32_t seed) {
                                   out.data(), nullptr);
   } else {
     cuda::paged_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(), T, p,
-                          {part_out.data(), part_ml.data()}, out.data(), nullptr);
+                          {part_out.data(), part_ml.data(), counters.data()}, out.data(), nullptr);
   }
   FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
   const auto got = out.to_host();

@@ -1,9 +1,14 @@
 // The GPU kernels' tile layout (backend/cuda/nvfp4_tiles) holds exactly the weights it was made
 // from: every element read back through the layout equals the source's dequantized value, for
-// shapes that need row and column padding and for fused parts with different global scales.
+// shapes that need row and column padding, for fused parts with different global scales and for
+// the gated gate/up interleave; and the nibble placement decodes with the kernel's bit operations.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <set>
+
 #include "backend/cuda/nvfp4_tiles.hpp"
+#include "formats/number_formats.hpp"
 #include "random_nvfp4.hpp"
 #include "util/error.hpp"
 
@@ -49,9 +54,60 @@ TEST(Nvfp4Tiles, FusedPartsKeepTheirGlobalScales) {
   expect_same(t, c, 64);
 }
 
-TEST(Nvfp4Tiles, RejectsPartsThatWouldShareATile) {
+TEST(Nvfp4Tiles, RejectsPartsThatWouldShareATileHalf) {
   std::mt19937 rng(3);
-  const QuantizedLinear a = test_support::random_nvfp4(24, 64, rng), b = test_support::random_nvfp4(16, 64, rng);
+  const QuantizedLinear a = test_support::random_nvfp4(20, 64, rng), b = test_support::random_nvfp4(16, 64, rng);
   const QuantizedLinear* parts[] = {&a, &b};
   EXPECT_THROW(cuda::make_nvfp4_tiles(parts), Error);
+}
+
+TEST(Nvfp4Tiles, GatedLayoutInterleavesGateAndUpByEightRows) {
+  std::mt19937 rng(4);
+  const QuantizedLinear gate = test_support::random_nvfp4(24, 80, rng), up = test_support::random_nvfp4(24, 80, rng);
+  const cuda::Nvfp4Tiles t = cuda::make_gated_nvfp4_tiles(gate, up);
+  EXPECT_TRUE(t.gated);
+  EXPECT_EQ(t.out_features, 48);
+  EXPECT_EQ(t.row_tiles, 3);
+  std::vector<float> g(80), u(80);
+  for (int64_t f = 0; f < 24; ++f) {
+    gate.dequantize_row(f, g.data());
+    up.dequantize_row(f, u.data());
+    for (int64_t c = 0; c < 80; ++c) {
+      ASSERT_EQ(cuda::nvfp4_tiles_value(t, f / 8 * 16 + f % 8, c), g[size_t(c)]) << "gate row " << f << " col " << c;
+      ASSERT_EQ(cuda::nvfp4_tiles_value(t, f / 8 * 16 + 8 + f % 8, c), u[size_t(c)]) << "up row " << f << " col " << c;
+    }
+  }
+  const QuantizedLinear odd = test_support::random_nvfp4(20, 80, rng);
+  EXPECT_THROW(cuda::make_gated_nvfp4_tiles(odd, odd), Error);
+  EXPECT_THROW(cuda::make_gated_nvfp4_tiles(gate, odd), Error);
+}
+
+// The kernel turns register slot j of a 32-bit word into a BF16 pair with
+//   ((w << 4j) & 0x80008000) | (shift(w, 4j - 6) & 0x01C001C0)
+// and expects each half to be the E2M1 value times 2^-126. Emulated here bit for bit, for every
+// code in every nibble position the layout uses, against the E2M1 table.
+TEST(Nvfp4Tiles, NibblePlacesDecodeWithTheKernelsShifts) {
+  std::set<std::pair<int, int>> seen;
+  for (int upper = 0; upper < 2; ++upper)
+    for (int v = 0; v < 16; ++v) {
+      const cuda::NibblePlace at = cuda::nibble_place(upper, v);
+      ASSERT_GE(at.byte, 0);
+      ASSERT_LT(at.byte, 16);
+      ASSERT_TRUE(at.shift == 0 || at.shift == 4);
+      EXPECT_TRUE(seen.insert({at.byte, at.shift}).second) << "two values share a nibble";
+      const int word = at.byte / 4, bit = (at.byte % 4) * 8 + at.shift;
+      EXPECT_EQ(word, v / 4) << "value " << v << " must sit in the word of MMA " << v / 4;
+      const int slot = upper + 2 * (v % 4 / 2), high = v % 2;
+      for (uint32_t code = 0; code < 16; ++code) {
+        const uint32_t w = code << bit;
+        const int s = 4 * slot;
+        const uint32_t pair = ((w << s) & 0x80008000u) | ((s >= 6 ? w << (s - 6) : w >> (6 - s)) & 0x01C001C0u);
+        const uint32_t half = high ? pair >> 16 : pair & 0xFFFF;
+        const uint32_t other = high ? pair & 0xFFFF : pair >> 16;
+        EXPECT_EQ(other, 0u) << "code leaks into the other half";
+        const float got = std::ldexp(bf16_to_float(uint16_t(half)), 126);
+        EXPECT_EQ(got, e2m1_to_float(uint8_t(code))) << "upper " << upper << " value " << v << " code " << code;
+      }
+    }
+  EXPECT_EQ(seen.size(), 32u);
 }

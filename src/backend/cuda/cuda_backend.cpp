@@ -38,13 +38,6 @@ int64_t largest_linear_elements(const DeviceModel& m) {
   return most;
 }
 
-int64_t largest_partials(const DeviceModel& m, int num_sms) {
-  int64_t most = 0;
-  for (const DeviceNvfp4Linear* w : all_linears(m))
-    most = std::max(most, nvfp4_partials_needed(w->out_features, w->k_chunks, num_sms));
-  return most;
-}
-
 }  // namespace
 
 // The host-side description of one step, in the layout uploaded to meta_.
@@ -70,7 +63,6 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
   linear_ws_.num_sms = num_sms_;
-  linear_ws_.partials = DeviceBuffer<float>(size_t(largest_partials(model_, num_sms_)));
   if (cache.num_blocks <= 0) fail("CUDA backend: the KV cache needs at least one block");
   if (c.num_heads / c.num_kv_heads > max_query_group(c.head_dim))
     fail("CUDA backend: {} query heads per kv head with head_dim {} is not supported", c.num_heads / c.num_kv_heads, c.head_dim);
@@ -85,6 +77,8 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   const size_t attn_slots = size_t(kMaxDecodeRows * c.num_heads * kMaxSplits);
   attn_partial_out_ = DeviceBuffer<float>(attn_slots * size_t(c.head_dim));
   attn_partial_ml_ = DeviceBuffer<float>(attn_slots * 2);
+  attn_counters_ = DeviceBuffer<unsigned>(size_t(kMaxDecodeRows * c.num_kv_heads));
+  FP4LLM_CUDA_CHECK(cudaMemset(attn_counters_.data(), 0, attn_counters_.bytes()));
 }
 
 CudaBackend::~CudaBackend() {
@@ -98,9 +92,9 @@ GpuMemory CudaBackend::memory() const {
   GpuMemory m;
   m.weights = model_.weight_bytes();
   for (size_t l = 0; l < k_cache_.size(); ++l) m.kv_cache += k_cache_[l].bytes() + v_cache_[l].bytes();
-  m.workspace = linear_ws_.partials.bytes() + linear_ws_.dequantized.bytes() + x_.bytes() + qkv_.bytes() +
+  m.workspace = linear_ws_.dequantized.bytes() + x_.bytes() + qkv_.bytes() +
                 q_.bytes() + o_.bytes() + gate_up_.bytes() + logits_.bytes() + h_.bytes() + attn_.bytes() +
-                act_.bytes() + rows_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + meta_.bytes();
+                act_.bytes() + rows_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
   return m;
 }
 
@@ -245,26 +239,30 @@ void CudaBackend::layer(int64_t index, const Step& s) {
                             attention_params(index, s), attn_.data(), stream_);
   else
     paged_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions, token_seq,
-                    tables, T, attention_params(index, s), {attn_partial_out_.data(), attn_partial_ml_.data()},
+                    tables, T, attention_params(index, s), {attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()},
                     attn_.data(), stream_);
   profiler_.mark("attention", stream_);
-  nvfp4_linear(L.o, attn_.data(), T, o_.data(), linear_ws_, stream_);
-  profiler_.mark("o_proj", stream_);
-
+  // Qwen3 adds each projection straight into the residual stream (the GEMV's epilogue); Gemma3
+  // normalises the projection first (sandwich norms), so it goes through add_and_norm.
   const NormParams norm{c.hidden_size, float(c.rms_norm_eps), gemma};
-  add_and_norm(x_.data(), o_.data(), gemma ? L.post_attention_norm.data() : nullptr,
-               gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data(), T, norm, h_.data(), stream_);
-  profiler_.mark("residual_norm", stream_);
-  nvfp4_linear(L.gate_up, h_.data(), T, gate_up_.data(), linear_ws_, stream_);
-  profiler_.mark("gate_up_proj", stream_);
-  gated_activation(gate_up_.data(), T, c.intermediate_size, gemma, act_.data(), stream_);
-  profiler_.mark("activation", stream_);
-  nvfp4_linear(L.down, act_.data(), T, o_.data(), linear_ws_, stream_);
-  profiler_.mark("down_proj", stream_);
+  const auto residual = [&](const DeviceNvfp4Linear& w, const __nv_bfloat16* in, const float* post_w, const float* next_w) {
+    if (gemma) {
+      nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
+      add_and_norm(x_.data(), o_.data(), post_w, next_w, T, norm, h_.data(), stream_);
+    } else {
+      nvfp4_linear(w, in, T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
+      add_and_norm(x_.data(), nullptr, nullptr, next_w, T, norm, h_.data(), stream_);
+    }
+  };
+  residual(L.o, attn_.data(), L.post_attention_norm.data(),
+           gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
+  profiler_.mark("o_proj_residual_norm", stream_);
+  nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
+  profiler_.mark("gate_up_activation", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
-  add_and_norm(x_.data(), o_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next, T, norm, h_.data(), stream_);
-  profiler_.mark("residual_norm", stream_);
+  residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
+  profiler_.mark("down_proj_residual_norm", stream_);
 }
 
 void CudaBackend::launch_step(const Step& s) {

@@ -67,6 +67,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> x_, qkv_, q_, o_, gate_up_, logits_;
   DeviceBuffer<__nv_bfloat16> h_, attn_, act_, rows_;
   DeviceBuffer<float> attn_partial_out_, attn_partial_ml_;
+  DeviceBuffer<unsigned> attn_counters_;  // split-KV arrivals per (token, kv head)
   DeviceBuffer<int32_t> argmax_;
 };
 

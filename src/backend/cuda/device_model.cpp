@@ -46,7 +46,7 @@ DeviceLayer upload_layer(const LayerWeights& L, int64_t index) {
   DeviceLayer d;
   d.qkv = fused({&nvfp4_of(L.q, "q_proj", index), &nvfp4_of(L.k, "k_proj", index), &nvfp4_of(L.v, "v_proj", index)});
   d.o = fused({&nvfp4_of(L.o, "o_proj", index)});
-  d.gate_up = fused({&nvfp4_of(L.mlp.gate, "gate_proj", index), &nvfp4_of(L.mlp.up, "up_proj", index)});
+  d.gate_up = upload_nvfp4(make_gated_nvfp4_tiles(nvfp4_of(L.mlp.gate, "gate_proj", index), nvfp4_of(L.mlp.up, "up_proj", index)));
   d.down = fused({&nvfp4_of(L.mlp.down, "down_proj", index)});
   d.input_norm = DeviceBuffer<float>::from_host(L.input_norm);
   d.post_attention_norm = DeviceBuffer<float>::from_host(L.post_attention_norm);

@@ -31,28 +31,35 @@ __device__ __forceinline__ void load_words(const void* src, uint32_t (&w)[N]) {
   }
 }
 
-// N consecutive cache elements (N = 2 or a multiple of 4) as floats, unscaled.
+// N cache elements already loaded as 32-bit words (N / 4 for FP8, N / 2 for BF16) as floats.
 template <int N, bool kFp8>
-__device__ __forceinline__ void load_cache(const uint8_t* base, size_t element, float (&out)[N]) {
-  if constexpr (kFp8 && N == 2) {
-    const float2 f = fp8x2_to_float2(*reinterpret_cast<const uint16_t*>(base + element));
-    out[0] = f.x, out[1] = f.y;
-  } else if constexpr (kFp8) {
-    uint32_t w[N / 4];
-    load_words<N / 4>(base + element, w);
+__device__ __forceinline__ void decode_cache(const uint32_t* w, float (&out)[N]) {
+  if constexpr (kFp8) {
 #pragma unroll
     for (int i = 0; i < N / 4; ++i) {
       const float2 lo = fp8x2_to_float2(w[i]), hi = fp8x2_to_float2(w[i] >> 16);
       out[4 * i] = lo.x, out[4 * i + 1] = lo.y, out[4 * i + 2] = hi.x, out[4 * i + 3] = hi.y;
     }
   } else {
-    uint32_t w[N / 2];
-    load_words<N / 2>(base + 2 * element, w);
 #pragma unroll
     for (int i = 0; i < N / 2; ++i) {
       const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[i]));
       out[2 * i] = f.x, out[2 * i + 1] = f.y;
     }
+  }
+}
+
+// N consecutive cache elements (N = 2 or a multiple of 4) as floats, unscaled.
+template <int N, bool kFp8>
+__device__ __forceinline__ void load_cache(const uint8_t* base, size_t element, float (&out)[N]) {
+  if constexpr (kFp8 && N == 2) {
+    const float2 f = fp8x2_to_float2(*reinterpret_cast<const uint16_t*>(base + element));
+    out[0] = f.x, out[1] = f.y;
+  } else {
+    constexpr int kWords = kFp8 ? N / 4 : N / 2;
+    uint32_t w[kWords];
+    load_words<kWords>(base + element * (kFp8 ? 1 : 2), w);
+    decode_cache<N, kFp8>(w, out);
   }
 }
 

@@ -45,48 +45,62 @@ __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* ids, int
   }
 }
 
-// Block = one row of up to kNormThreads * kNormPerThread elements, held in registers between
-// the residual add and the norm (one read and one write of the residual stream).
-constexpr int kNormThreads = 512, kNormPerThread = 16;
+// Block = one row, each thread kNormVec float4 of it held in registers between the residual add
+// and the norm (one read and one write of the residual stream); the norm weights are loaded up
+// front so that no load waits on a reduction. Latency-bound (a few microseconds per row).
+constexpr int kNormThreads = 1024, kNormVec = 2;
+
+__device__ __forceinline__ float4 load4(const float* base, int64_t i, bool valid) {
+  return valid && base ? reinterpret_cast<const float4*>(base)[i] : make_float4(0, 0, 0, 0);
+}
+
+__device__ __forceinline__ float sum_squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
+
+__device__ __forceinline__ float4 gain4(float4 w, bool one_plus) {
+  return one_plus ? make_float4(1 + w.x, 1 + w.y, 1 + w.z, 1 + w.w) : w;
+}
 
 __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const float* delta, const float* post_w,
                                                                const float* next_w, NormParams n, __nv_bfloat16* out) {
+  const int64_t quads = n.width / 4;
   float* row = x + size_t(blockIdx.x) * n.width;
-  float v[kNormPerThread];
+  const float* d_row = delta ? delta + size_t(blockIdx.x) * n.width : nullptr;
+  float4 v[kNormVec], d[kNormVec], pw[kNormVec], nw[kNormVec];
 #pragma unroll
-  for (int k = 0; k < kNormPerThread; ++k) {
+  for (int k = 0; k < kNormVec; ++k) {
     const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
-    v[k] = i < n.width ? row[i] : 0.0f;
+    v[k] = load4(row, i, i < quads);
+    d[k] = load4(d_row, i, i < quads);
+    pw[k] = load4(post_w, i, i < quads);
+    nw[k] = gain4(load4(next_w, i, i < quads), n.one_plus);
   }
   if (delta) {
-    const float* d = delta + size_t(blockIdx.x) * n.width;
-    float dv[kNormPerThread];
     float ss = 0;
 #pragma unroll
-    for (int k = 0; k < kNormPerThread; ++k) {
-      const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
-      dv[k] = i < n.width ? d[i] : 0.0f;
-      ss += dv[k] * dv[k];
-    }
+    for (int k = 0; k < kNormVec; ++k) ss += sum_squares(d[k]);
     const float inv = post_w ? rsqrtf(block_sum(ss) / float(n.width) + n.eps) : 1.0f;
 #pragma unroll
-    for (int k = 0; k < kNormPerThread; ++k) {
+    for (int k = 0; k < kNormVec; ++k) {
+      const float4 w = post_w ? gain4(pw[k], n.one_plus) : make_float4(1, 1, 1, 1);
+      v[k].x += d[k].x * inv * w.x;
+      v[k].y += d[k].y * inv * w.y;
+      v[k].z += d[k].z * inv * w.z;
+      v[k].w += d[k].w * inv * w.w;
       const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
-      if (i < n.width) {
-        v[k] += post_w ? dv[k] * inv * norm_gain(post_w, i, n.one_plus) : dv[k];
-        row[i] = v[k];
-      }
+      if (i < quads) reinterpret_cast<float4*>(row)[i] = v[k];
     }
   }
   float ss = 0;
 #pragma unroll
-  for (int k = 0; k < kNormPerThread; ++k) ss += v[k] * v[k];
+  for (int k = 0; k < kNormVec; ++k) ss += sum_squares(v[k]);
   const float inv = rsqrtf(block_sum(ss) / float(n.width) + n.eps);
-  __nv_bfloat16* o = out + size_t(blockIdx.x) * n.width;
+  __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out + size_t(blockIdx.x) * n.width);
 #pragma unroll
-  for (int k = 0; k < kNormPerThread; ++k) {
+  for (int k = 0; k < kNormVec; ++k) {
     const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
-    if (i < n.width) o[i] = __float2bfloat16_rn(v[k] * inv * norm_gain(next_w, i, n.one_plus));
+    if (i >= quads) continue;
+    o[2 * i] = __floats2bfloat162_rn(v[k].x * inv * nw[k].x, v[k].y * inv * nw[k].y);
+    o[2 * i + 1] = __floats2bfloat162_rn(v[k].z * inv * nw[k].z, v[k].w * inv * nw[k].w);
   }
 }
 
@@ -130,22 +144,6 @@ __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, co
   const float scale = is_k ? p.k_scale : p.v_scale;
   store_cache(cache, at + i, a, scale, p.fp8);
   store_cache(cache, at + i + half, b, scale, p.fp8);
-}
-
-__global__ void gated_kernel(const float* gu, int64_t tokens, int64_t inter, bool gelu, __nv_bfloat16* out) {
-  const size_t count = size_t(tokens) * inter;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
-    const size_t t = i / inter, c = i % inter;
-    const float g = gu[t * 2 * inter + c], u = gu[t * 2 * inter + inter + c];
-    float act;
-    if (gelu) {
-      constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
-      act = 0.5f * g * (1.0f + tanhf(k * (g + 0.044715f * g * g * g)));
-    } else {
-      act = g / (1.0f + expf(-g));
-    }
-    out[i] = __float2bfloat16_rn(act * u);
-  }
 }
 
 __global__ void gather_kernel(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,
@@ -212,11 +210,11 @@ void embed_tokens(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens
 void add_and_norm(float* x, const float* delta, const float* post_w, const float* next_w,
                   int64_t rows, const NormParams& n, __nv_bfloat16* out, cudaStream_t stream) {
   if (rows == 0) return;
-  if (n.width > int64_t(kNormThreads) * kNormPerThread)
-    throw_error("RMSNorm: hidden size " + std::to_string(n.width) + " is above the kernel's " +
-                std::to_string(kNormThreads * kNormPerThread));
-  // Fewer threads for narrow rows, so each holds several elements and none idles.
-  const int threads = int(std::clamp<int64_t>((n.width + kNormPerThread - 1) / kNormPerThread + 31, 32, kNormThreads)) / 32 * 32;
+  if (n.width % 4 != 0 || n.width > int64_t(kNormThreads) * kNormVec * 4)
+    throw_error("RMSNorm: hidden size " + std::to_string(n.width) + " is not supported (a multiple of 4 up to " +
+                std::to_string(kNormThreads * kNormVec * 4) + " is)");
+  // Fewer threads for narrow rows, so each holds kNormVec float4 and none idles.
+  const int threads = int(std::clamp<int64_t>((n.width / 4 + kNormVec - 1) / kNormVec + 31, 32, kNormThreads)) / 32 * 32;
   add_norm_kernel<<<unsigned(rows), unsigned(threads), 0, stream>>>(x, delta, post_w, next_w, n, out);
   FP4LLM_CUDA_LAUNCHED();
 }
@@ -231,12 +229,6 @@ void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* s
   const dim3 grid(unsigned(tokens), unsigned(p.heads + 2 * p.kv_heads));
   rope_cache_kernel<<<grid, unsigned(p.head_dim / 2), 0, stream>>>(qkv, positions, slots, q_norm, k_norm,
                                                                    inv_freq, p, q, k_cache, v_cache);
-  FP4LLM_CUDA_LAUNCHED();
-}
-
-void gated_activation(const float* gate_up, int64_t tokens, int64_t inter, bool gelu,
-                      __nv_bfloat16* out, cudaStream_t stream) {
-  gated_kernel<<<grid_for(tokens * inter, kThreads), kThreads, 0, stream>>>(gate_up, tokens, inter, gelu, out);
   FP4LLM_CUDA_LAUNCHED();
 }
 

@@ -1,5 +1,5 @@
 // The small memory-bound kernels between the matrix products: embedding lookup, residual add +
-// RMSNorm, per-head q/k norm + RoPE + KV-cache write, gated activation, row gather, logit
+// RMSNorm, per-head q/k norm + RoPE + KV-cache write, row gather, logit
 // soft-capping. Each is one pass over its rows; none needs shared memory beyond a reduction.
 #pragma once
 
@@ -39,10 +39,6 @@ void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* s
                     const float* q_norm, const float* k_norm, const float* inv_freq,
                     const RopeCacheParams& p, float* q, void* k_cache, void* v_cache,
                     cudaStream_t stream);
-
-// out[t, i] = act(gu[t, i]) * gu[t, inter + i]: SiLU (Qwen3) or tanh-GELU (Gemma3).
-void gated_activation(const float* gate_up, int64_t tokens, int64_t inter, bool gelu,
-                      __nv_bfloat16* out, cudaStream_t stream);
 
 // dst[i, :] = src[rows[i], :].
 void gather_rows(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,

@@ -1,9 +1,11 @@
 #include <string>
 #include <cuda_fp8.h>
 
+#include "backend/cuda/activation.cuh"
 #include "backend/cuda/mma_bf16.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
@@ -12,25 +14,22 @@ namespace fp4llm::cuda {
 
 namespace {
 
-// Measured on the H100 against 4 warps x 8 chunks and 8 x 8 (2026-11-25): 8 x 4 was fastest.
-constexpr int kWarps = 8;   // warps per block, splitting a tile's K range between them
-constexpr int kUnroll = 4;  // tile-chunks each warp has in flight (bandwidth needs bytes in flight)
+constexpr int kWarps = 8;   // warps per block: kWarps / splits tiles, each split over `splits` warps
+constexpr int kStages = 4;       // per-warp ring of asynchronous copies: kStages x kStageChunks
+constexpr int kStageChunks = 2;  // tile-chunks (576 bytes each) per stage
+
+enum Epilogue : int { kStore, kAdd, kSilu, kGelu };
 
 struct GemvArgs {
   const uint4* packed;
   const uint16_t* scales;
   const float* tile_scales;
   const __nv_bfloat16* x;
-  float* y;
-  int rows, n, k, k_chunks, chunks_per_split;
+  int rows, n, k, k_chunks, row_tiles, chunks_per_split, splits;
+  Epilogue epilogue;
+  float* y;             // kStore, kAdd: [rows][n]
+  __nv_bfloat16* act;   // kSilu, kGelu: [rows][n / 2]
 };
-
-// Two E2M1 codes (one byte, first value in the low nibble) placed in BF16 bit positions: the
-// 2-bit exponent and 1-bit mantissa land in the low exponent bits and top mantissa bit, which
-// yields the value times 2^-126 exactly (E2M1's subnormal 0.5 becomes a BF16 subnormal).
-__device__ __forceinline__ uint32_t e2m1x2_bits(uint32_t byte) {
-  return ((byte & 0x7u) << 6) | ((byte & 0x8u) << 12) | ((byte & 0x70u) << 18) | ((byte & 0x80u) << 24);
-}
 
 __device__ __forceinline__ __nv_bfloat162 as_bf162(uint32_t bits) {
   __nv_bfloat162 v;
@@ -44,19 +43,41 @@ __device__ __forceinline__ uint32_t as_u32(__nv_bfloat162 v) {
   return bits;
 }
 
-// e2m1 * block_scale as BF16, exact: the products have at most 5 significant bits.
-__device__ __forceinline__ uint32_t dequant2(uint32_t byte, __nv_bfloat162 scale) {
-  const __nv_bfloat162 two126 = as_bf162(0x7E807E80u);
-  return as_u32(__hmul2(__hmul2(as_bf162(e2m1x2_bits(byte)), two126), scale));
+// Register slot J of a word (nvfp4_tiles.hpp): both codes moved to BF16 sign, low exponent and
+// top mantissa bits, giving each value times 2^-126 exactly (E2M1's 0.5 becomes a subnormal).
+template <int J>
+__device__ __forceinline__ uint32_t e2m1_pair(uint32_t w) {
+  constexpr uint32_t kSign = 0x80008000u, kMagnitude = 0x01C001C0u;
+  const uint32_t sign = (w << (4 * J)) & kSign;
+  const uint32_t magnitude = (4 * J >= 6 ? w << (4 * J - 6) : w >> (6 - 4 * J)) & kMagnitude;
+  return sign | magnitude;
 }
 
+// Block scales as BF16 pairs times 2^118: e2m1 * 2^-126 * scale * 2^118 = value * 2^-8 stays a
+// normal BF16 with at most 6 significant bits, so one multiply per pair is exact (the 2^8 is
+// given back with the global scale).
 __device__ __forceinline__ void scale_pair(uint32_t two_scales, __nv_bfloat162& lo, __nv_bfloat162& hi) {
   const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two_scales), __NV_E4M3);
   const float2 f = __half22float2(__half2(h));
-  lo = __floats2bfloat162_rn(f.x, f.x);
-  hi = __floats2bfloat162_rn(f.y, f.y);
+  const float k2p118 = __int_as_float(0x7A800000);
+  lo = __float2bfloat162_rn(f.x * k2p118);
+  hi = __float2bfloat162_rn(f.y * k2p118);
 }
+constexpr float kUnscale = 256.0f;  // 2^8, see scale_pair
 
+// The 16 A registers of one tile-chunk for this lane: a[i] feeds MMA i (rows g, g+8 x 4 values).
+__device__ __forceinline__ void dequant_chunk(uint4 w, uint32_t scales, uint32_t (&a)[4][4]) {
+  __nv_bfloat162 s_lo, s_hi;
+  scale_pair(scales, s_lo, s_hi);
+  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    a[i][0] = as_u32(__hmul2(as_bf162(e2m1_pair<0>(words[i])), s_lo));
+    a[i][1] = as_u32(__hmul2(as_bf162(e2m1_pair<1>(words[i])), s_hi));
+    a[i][2] = as_u32(__hmul2(as_bf162(e2m1_pair<2>(words[i])), s_lo));
+    a[i][3] = as_u32(__hmul2(as_bf162(e2m1_pair<3>(words[i])), s_hi));
+  }
+}
 
 // One 64-column chunk: four MMAs per 8-token group. Lane (g, t) holds row g's and row g+8's
 // block t; MMA i takes values 4i..4i+3 of that block, so A and B agree on which column each
@@ -64,18 +85,8 @@ __device__ __forceinline__ void scale_pair(uint32_t two_scales, __nv_bfloat162& 
 template <int NT>
 __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const GemvArgs& p,
                                           int chunk, int g, int t) {
-  __nv_bfloat162 s_lo, s_hi;
-  scale_pair(scales, s_lo, s_hi);
   uint32_t a[4][4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const uint32_t lo = i < 2 ? w.x : w.y, hi = i < 2 ? w.z : w.w;
-    const int sh = (i & 1) * 16;
-    a[i][0] = dequant2((lo >> sh) & 0xFF, s_lo);
-    a[i][1] = dequant2((hi >> sh) & 0xFF, s_hi);
-    a[i][2] = dequant2((lo >> (sh + 8)) & 0xFF, s_lo);
-    a[i][3] = dequant2((hi >> (sh + 8)) & 0xFF, s_hi);
-  }
+  dequant_chunk(w, scales, a);
   const int col = chunk * 64 + t * 16;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
@@ -93,57 +104,107 @@ __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t
   }
 }
 
-// Decode-shape NVFP4 GEMM, written against the memory bound: each weight byte is read once with
-// 16-byte streaming loads, kUnroll chunks per warp in flight, dequantized in registers and fed
-// to BF16 tensor cores with FP32 accumulation. Block = one 16-row tile x one K split.
-template <int NT>
-__global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int tile = blockIdx.x, split = blockIdx.y;
-  const int begin = split * p.chunks_per_split;
-  const int end = min(p.k_chunks, begin + p.chunks_per_split);
-  const size_t base = size_t(tile) * p.k_chunks;
-  float acc[NT][4] = {};
-  for (int c0 = begin + warp * kUnroll; c0 < end; c0 += kWarps * kUnroll) {
-    uint4 w[kUnroll];
-    uint32_t s[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      if (c0 + u < end) {
-        w[u] = __ldcs(p.packed + (base + c0 + u) * 32 + lane);
-        s[u] = __ldcs(p.scales + (base + c0 + u) * 32 + lane);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      if (c0 + u < end) chunk_mma<NT>(acc, w[u], s[u], p, c0 + u, g, t);
-  }
+// Asynchronous global -> shared copies (sm_80+): bytes in flight without holding registers.
+__device__ __forceinline__ void copy_async16(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(uint32_t(__cvta_generic_to_shared(dst))), "l"(src));
+}
+__device__ __forceinline__ void copy_async4(void* dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(uint32_t(__cvta_generic_to_shared(dst))), "l"(src));
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-  __shared__ float partial[kWarps][NT * 4 * 32];
+// One warp's ring of kStages stages, each kStageChunks tile-chunks (weights, then scales).
+struct WarpRing {
+  uint4 w[kStages][kStageChunks][32];
+  uint16_t s[kStages][kStageChunks][32];
+};
+
+// Lane's share of copying chunks [c0, c0 + kStageChunks) into one stage (one commit group, empty
+// past `end`): each lane its own 16 weight bytes, lanes 0-15 the 64 bytes of scales 4 at a time.
+__device__ __forceinline__ void issue_stage(WarpRing& ring, int stage, const uint4* wp, const uint16_t* sp, int c0,
+                                            int end, int lane) {
+#pragma unroll
+  for (int u = 0; u < kStageChunks; ++u) {
+    if (c0 + u >= end) break;
+    copy_async16(&ring.w[stage][u][lane], wp + size_t(c0 + u) * 32 + lane);
+    if (lane < 16) copy_async4(&ring.s[stage][u][2 * lane], sp + size_t(c0 + u) * 32 + 2 * lane);
+  }
+  copy_async_commit();
+}
+
+// This lane's accumulators (rows g and g+8 of the tile, tokens 2t and 2t+1 of each 8-token group,
+// global scales applied) to their destination; for gated tiles row g is a gate row and row g+8
+// the matching up row, so the activation needs nothing from other lanes.
+template <int NT>
+__device__ __forceinline__ void write_tile(const GemvArgs& p, int tile, int g, int t, const float (&acc)[NT][4]) {
+  const float scale_lo = p.tile_scales[2 * tile] * kUnscale, scale_hi = p.tile_scales[2 * tile + 1] * kUnscale;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) partial[warp][(nt * 4 + j) * 32 + lane] = acc[nt][j];
-  __syncthreads();
-  const float scale = p.tile_scales[tile];
-  float* out = p.y + size_t(split) * p.rows * p.n;
-  for (int e = threadIdx.x; e < NT * 4 * 32; e += blockDim.x) {
-    float sum = 0;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) sum += partial[w][e];
-    const int ln = e % 32, j = (e / 32) % 4, nt = e / 128;
-    const int row = tile * 16 + (ln >> 2) + (j >= 2 ? 8 : 0);
-    const int token = nt * 8 + (ln & 3) * 2 + (j & 1);
-    if (row < p.n && token < p.rows) out[size_t(token) * p.n + row] = sum * scale;
-  }
+    for (int j = 0; j < 2; ++j) {
+      const int token = nt * 8 + 2 * t + j;
+      if (token >= p.rows) continue;
+      const float lo = acc[nt][j] * scale_lo, hi = acc[nt][j + 2] * scale_hi;
+      if (p.epilogue == kSilu || p.epilogue == kGelu) {
+        p.act[size_t(token) * (p.n / 2) + tile * 8 + g] = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
+        continue;
+      }
+      const int row = tile * 16 + g;
+      float* dst = p.y + size_t(token) * p.n + row;
+      if (row < p.n) dst[0] = p.epilogue == kAdd ? dst[0] + lo : lo;
+      if (row + 8 < p.n) dst[8] = p.epilogue == kAdd ? dst[8] + hi : hi;
+    }
 }
 
-__global__ void sum_partials_kernel(const float* partials, int splits, size_t count, float* y) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
-    float sum = 0;
-    for (int s = 0; s < splits; ++s) sum += partials[size_t(s) * count + i];
-    y[i] = sum;
+// Decode-shape NVFP4 GEMM, written against the memory bound: each weight byte is read once. Each
+// warp streams one (tile, K split) work item through its own ring of asynchronous copies
+// (kStages x kStageChunks chunks in flight, no registers held), dequantizes each chunk in
+// registers and feeds BF16 tensor cores with FP32 accumulation. A block holds kWarps / splits
+// tiles, so the splits of a tile meet in shared memory and nothing crosses blocks.
+template <int NT>
+__global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int tile = blockIdx.x * (kWarps / p.splits) + warp / p.splits, split = warp % p.splits;
+  const bool live = tile < p.row_tiles;
+  const int begin = split * p.chunks_per_split;
+  const int end = live ? min(p.k_chunks, begin + p.chunks_per_split) : begin;
+  const uint4* wp = p.packed + size_t(tile) * p.k_chunks * 32;
+  const uint16_t* sp = p.scales + size_t(tile) * p.k_chunks * 32;
+  extern __shared__ uint4 dynamic_smem[];
+  WarpRing& ring = reinterpret_cast<WarpRing*>(dynamic_smem)[warp];
+  float acc[NT][4] = {};
+#pragma unroll
+  for (int st = 0; st < kStages; ++st) issue_stage(ring, st, wp, sp, begin + st * kStageChunks, end, lane);
+  for (int c0 = begin, st = 0; c0 < end; c0 += kStageChunks, st = (st + 1) % kStages) {
+    copy_async_wait<kStages - 1>();  // this lane's copies of stage `st` have landed
+    __syncwarp();                    // ... and every other lane's
+    uint4 w[kStageChunks];
+    uint32_t sc[kStageChunks];
+#pragma unroll
+    for (int u = 0; u < kStageChunks; ++u) w[u] = ring.w[st][u][lane], sc[u] = ring.s[st][u][lane];
+    __syncwarp();  // the stage is read: refill it
+    issue_stage(ring, st, wp, sp, c0 + kStages * kStageChunks, end, lane);
+#pragma unroll
+    for (int u = 0; u < kStageChunks; ++u)
+      if (c0 + u < end) chunk_mma<NT>(acc, w[u], sc[u], p, c0 + u, g, t);
   }
+  if (p.splits > 1) {
+    __shared__ float partial[kWarps][NT * 4][32];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) partial[warp][nt * 4 + j][lane] = acc[nt][j];
+    __syncthreads();
+    if (split != 0) return;
+    for (int other = 1; other < p.splits; ++other)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[nt][j] += partial[warp + other][nt * 4 + j][lane];
+  }
+  if (live) write_tile<NT>(p, tile, g, t, acc);
 }
 
 // Prefill: the whole matrix to BF16 (row-major, k_chunks * 64 columns), global scale included.
@@ -152,45 +213,108 @@ __global__ void dequantize_kernel(const uint4* packed, const uint16_t* scales, c
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < slots; i += size_t(gridDim.x) * blockDim.x) {
     const int lane = int(i % 32), g = lane >> 2, t = lane & 3;
     const size_t tile = i / 32 / k_chunks, chunk = i / 32 % k_chunks;
-    const uint4 w = packed[i];
-    __nv_bfloat162 s_lo, s_hi;
-    scale_pair(scales[i], s_lo, s_hi);
-    const float gs = tile_scales[tile];
+    uint32_t a[4][4];
+    dequant_chunk(packed[i], scales[i], a);
     const size_t ld = size_t(k_chunks) * 64;
-    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      __nv_bfloat16* dst = out + (tile * 16 + g + 8 * half) * ld + chunk * 64 + t * 16;
+    for (int upper = 0; upper < 2; ++upper) {
+      const float gs = tile_scales[2 * tile + upper] * kUnscale;
+      __nv_bfloat16* dst = out + (tile * 16 + g + 8 * upper) * ld + chunk * 64 + t * 16;
 #pragma unroll
-      for (int b = 0; b < 8; ++b) {
-        const uint32_t byte = (words[half * 2 + b / 4] >> (8 * (b % 4))) & 0xFF;
-        const float2 v = __bfloat1622float2(as_bf162(dequant2(byte, half ? s_hi : s_lo)));
-        dst[2 * b] = __float2bfloat16_rn(v.x * gs);
-        dst[2 * b + 1] = __float2bfloat16_rn(v.y * gs);
+      for (int v = 0; v < 16; v += 2) {
+        // Values v, v+1 of the block: MMA v / 4, register slot upper + 2 * (v % 4 / 2).
+        const float2 f = __bfloat1622float2(as_bf162(a[v / 4][upper + 2 * (v % 4 / 2)]));
+        dst[v] = __float2bfloat16_rn(f.x * gs);
+        dst[v + 1] = __float2bfloat16_rn(f.y * gs);
       }
     }
   }
 }
 
+// Prefill of gated tiles: cuBLAS wrote both halves of every tile; pair them up.
+__global__ void gated_rows_kernel(const float* y, int64_t rows, int64_t n, bool gelu, __nv_bfloat16* out) {
+  const int64_t width = n / 2;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows * width); i += size_t(gridDim.x) * blockDim.x) {
+    const size_t token = i / width, f = i % width;
+    const float* row = y + token * n + f / 8 * 16 + f % 8;
+    out[i] = __float2bfloat16_rn(gated_value(row[0], row[8], gelu));
+  }
+}
+
+// Warps per SM the split choice aims for; FP4LLM_GEMV_WARPS_PER_SM overrides it (a tuning knob
+// for bench runs, read once).
+int64_t target_warps_per_sm() {
+  static const int64_t target = [] {
+    const char* v = std::getenv("FP4LLM_GEMV_WARPS_PER_SM");
+    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(1 << 20);
+  }();
+  return target;
+}
+
+// K splits per tile (1, 2, 4 or 8 warps), as many as keep at least kMinChunks chunks per warp
+// (or enough for the target warps per SM): many short blocks fill the SMs in several waves, so
+// the last wave's tail is small; measured on the H100 (2026-11-25) against fewer, longer items.
 int choose_splits(int64_t row_tiles, int64_t k_chunks, int num_sms) {
-  const int64_t wanted = (2 * int64_t(num_sms) + row_tiles - 1) / row_tiles;
-  const int64_t most = std::max<int64_t>(1, k_chunks / (kWarps * kUnroll));
-  return int(std::clamp<int64_t>(wanted, 1, std::min<int64_t>(most, 16)));
+  constexpr int64_t kMinChunks = 8;
+  int splits = 1;
+  while (splits < kWarps && row_tiles * splits < target_warps_per_sm() * num_sms && k_chunks / (2 * splits) >= kMinChunks)
+    splits *= 2;
+  return splits;
 }
 
 template <int NT>
-void launch_gemv(const GemvArgs& p, int64_t row_tiles, int splits, cudaStream_t stream) {
-  nvfp4_gemv_kernel<NT><<<dim3(unsigned(row_tiles), unsigned(splits)), kWarps * 32, 0, stream>>>(p);
+void launch_gemv(const GemvArgs& p, cudaStream_t stream) {
+  const int tiles_per_block = kWarps / p.splits;
+  constexpr int kSmem = kWarps * sizeof(WarpRing);
+  static const bool configured = [] {
+    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(nvfp4_gemv_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    return true;
+  }();
+  (void)configured;
+  nvfp4_gemv_kernel<NT><<<unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), kWarps * 32, kSmem, stream>>>(p);
   FP4LLM_CUDA_LAUNCHED();
 }
 
 void gemm_bf16(cublasHandle_t h, const __nv_bfloat16* w, int64_t ldw, int64_t n, int64_t k,
-               const __nv_bfloat16* x, int64_t rows, float* y, cudaStream_t stream) {
-  const float one = 1.0f, zero = 0.0f;
+               const __nv_bfloat16* x, int64_t rows, float* y, float beta, cudaStream_t stream) {
+  const float one = 1.0f;
   FP4LLM_CUBLAS_CHECK(cublasSetStream(h, stream));
   FP4LLM_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(rows), int(k), &one, w,
-                                   CUDA_R_16BF, int(ldw), x, CUDA_R_16BF, int(k), &zero, y,
+                                   CUDA_R_16BF, int(ldw), x, CUDA_R_16BF, int(k), &beta, y,
                                    CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+// Rows above kMaxDecodeRows: the weight to BF16 scratch, then cuBLAS (y = or += x W^T).
+void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y, float beta,
+                      LinearWorkspace& ws, cudaStream_t stream) {
+  const size_t slots = size_t(w.row_tiles * w.k_chunks * 32);
+  const size_t need = size_t(w.row_tiles * 16 * w.k_chunks * 64);
+  if (ws.dequantized.size() < need) throw_error("NVFP4 linear: dequantization scratch too small");
+  dequantize_kernel<<<grid_for(int64_t(slots), 256), 256, 0, stream>>>(
+      reinterpret_cast<const uint4*>(w.packed.data()), w.scales.data(), w.tile_scales.data(), int(w.k_chunks), slots,
+      ws.dequantized.data());
+  FP4LLM_CUDA_LAUNCHED();
+  gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, beta, stream);
+}
+
+void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, LinearWorkspace& ws,
+          cudaStream_t stream) {
+  const int splits = choose_splits(w.row_tiles, w.k_chunks, ws.num_sms);
+  p.packed = reinterpret_cast<const uint4*>(w.packed.data());
+  p.scales = w.scales.data();
+  p.tile_scales = w.tile_scales.data();
+  p.x = x;
+  p.rows = int(rows);
+  p.n = int(w.out_features);
+  p.k = int(w.in_features);
+  p.k_chunks = int(w.k_chunks);
+  p.row_tiles = int(w.row_tiles);
+  p.splits = splits;
+  p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
+  if (rows <= 8) launch_gemv<1>(p, stream);
+  else if (rows <= 16) launch_gemv<2>(p, stream);
+  else if (rows <= 32) launch_gemv<4>(p, stream);
+  else launch_gemv<8>(p, stream);
 }
 
 }  // namespace
@@ -201,55 +325,46 @@ DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles) {
   d.in_features = tiles.in_features;
   d.row_tiles = tiles.row_tiles;
   d.k_chunks = tiles.k_chunks;
+  d.gated = tiles.gated;
   d.packed = DeviceBuffer<uint8_t>::from_host(tiles.packed);
   d.scales = DeviceBuffer<uint16_t>::from_host(tiles.scales);
   d.tile_scales = DeviceBuffer<float>::from_host(tiles.tile_scales);
   return d;
 }
 
-int64_t nvfp4_partials_needed(int64_t out_features, int64_t k_chunks, int num_sms) {
-  const int splits = choose_splits((out_features + 15) / 16, k_chunks, num_sms);
-  return splits > 1 ? splits * kMaxDecodeRows * out_features : 0;
+void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
+                  LinearWorkspace& ws, cudaStream_t stream, LinearOutput mode) {
+  if (rows <= 0) return;
+  if (w.gated) throw_error("NVFP4 linear: gated tiles go through nvfp4_gated");
+  if (rows > kMaxDecodeRows) return dequantized_gemm(w, x, rows, y, mode == LinearOutput::Add ? 1.0f : 0.0f, ws, stream);
+  GemvArgs p{};
+  p.epilogue = mode == LinearOutput::Add ? kAdd : kStore;
+  p.y = y;
+  gemv(w, x, rows, p, ws, stream);
 }
 
-void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
-                  LinearWorkspace& ws, cudaStream_t stream) {
+void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, bool gelu,
+                 __nv_bfloat16* out, float* scratch, LinearWorkspace& ws, cudaStream_t stream) {
   if (rows <= 0) return;
+  if (!w.gated) throw_error("NVFP4 gated linear: the weight is not in the gated tile layout");
   if (rows > kMaxDecodeRows) {
-    const size_t slots = size_t(w.row_tiles * w.k_chunks * 32);
-    const size_t need = size_t(w.row_tiles * 16 * w.k_chunks * 64);
-    if (ws.dequantized.size() < need) throw_error("NVFP4 linear: dequantization scratch too small");
-    dequantize_kernel<<<grid_for(int64_t(slots), 256), 256, 0, stream>>>(
-        reinterpret_cast<const uint4*>(w.packed.data()), w.scales.data(), w.tile_scales.data(),
-        int(w.k_chunks), slots, ws.dequantized.data());
+    if (!scratch) throw_error("NVFP4 gated linear: more than 64 rows need a scratch buffer");
+    dequantized_gemm(w, x, rows, scratch, 0.0f, ws, stream);
+    gated_rows_kernel<<<grid_for(rows * w.out_features / 2, 256), 256, 0, stream>>>(scratch, rows, w.out_features,
+                                                                                    gelu, out);
     FP4LLM_CUDA_LAUNCHED();
-    gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, stream);
     return;
   }
-  const int splits = choose_splits(w.row_tiles, w.k_chunks, ws.num_sms);
-  float* out = y;
-  if (splits > 1) {
-    if (int64_t(ws.partials.size()) < splits * rows * w.out_features) throw_error("NVFP4 linear: partial-sum workspace too small");
-    out = ws.partials.data();
-  }
-  const int per_split = int((w.k_chunks + splits - 1) / splits);
-  const GemvArgs p{reinterpret_cast<const uint4*>(w.packed.data()), w.scales.data(), w.tile_scales.data(),
-                   x, out, int(rows), int(w.out_features), int(w.in_features), int(w.k_chunks), per_split};
-  if (rows <= 8) launch_gemv<1>(p, w.row_tiles, splits, stream);
-  else if (rows <= 16) launch_gemv<2>(p, w.row_tiles, splits, stream);
-  else if (rows <= 32) launch_gemv<4>(p, w.row_tiles, splits, stream);
-  else launch_gemv<8>(p, w.row_tiles, splits, stream);
-  if (splits > 1) {
-    const size_t count = size_t(rows * w.out_features);
-    sum_partials_kernel<<<unsigned(std::min<size_t>((count + 255) / 256, 4096)), 256, 0, stream>>>(out, splits, count, y);
-    FP4LLM_CUDA_LAUNCHED();
-  }
+  GemvArgs p{};
+  p.epilogue = gelu ? kGelu : kSilu;
+  p.act = out;
+  gemv(w, x, rows, p, ws, stream);
 }
 
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,
                  const __nv_bfloat16* x, int64_t rows, float* y, LinearWorkspace& ws,
                  cudaStream_t stream) {
-  gemm_bf16(ws.cublas, w, in_features, out_features, in_features, x, rows, y, stream);
+  gemm_bf16(ws.cublas, w, in_features, out_features, in_features, x, rows, y, 0.0f, stream);
 }
 
 }  // namespace fp4llm::cuda

@@ -1,6 +1,8 @@
 // y = x W^T for NVFP4 weights on the GPU. Rows of x (tokens) up to 64 go through the
 // tensor-core kernel that reads each weight byte once; more rows dequantize the weight to BF16
 // in a scratch buffer and call cuBLAS (compute-bound there, so the extra pass is cheap).
+// The result can be stored, added to a float32 residual stream, or (gated tile layout) turned
+// into act(gate) * up in BF16, so that decode needs no separate pass for either.
 #pragma once
 
 #include <cublas_v2.h>
@@ -14,6 +16,7 @@ namespace fp4llm::cuda {
 
 struct DeviceNvfp4Linear {
   int64_t out_features = 0, in_features = 0, row_tiles = 0, k_chunks = 0;
+  bool gated = false;
   DeviceBuffer<uint8_t> packed;
   DeviceBuffer<uint16_t> scales;
   DeviceBuffer<float> tile_scales;
@@ -25,7 +28,6 @@ DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles);
 // Scratch the linear kernels need, sized once for the largest layer (no allocation inside a
 // step, so steps can be captured in CUDA graphs).
 struct LinearWorkspace {
-  DeviceBuffer<float> partials;               // split-K partial sums
   DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16
   cublasHandle_t cublas = nullptr;
   int num_sms = 0;
@@ -33,12 +35,16 @@ struct LinearWorkspace {
 
 constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
 
-// Partial-sum floats the kernel may need for a weight of `out_features` rows.
-int64_t nvfp4_partials_needed(int64_t out_features, int64_t k_chunks, int num_sms);
+enum class LinearOutput { Store, Add };
 
-// x: [rows, in_features] BF16; y: [rows, out_features] float32.
+// x: [rows, in_features] BF16; y: [rows, out_features] float32, overwritten or added to.
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
-                  LinearWorkspace& ws, cudaStream_t stream);
+                  LinearWorkspace& ws, cudaStream_t stream, LinearOutput mode = LinearOutput::Store);
+
+// Gated tiles (make_gated_nvfp4_tiles): out[rows, out_features / 2] = act(x Wg^T) * (x Wu^T),
+// act SiLU or GELU-tanh. `scratch` ([rows, out_features] float32) serves rows above 64.
+void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, bool gelu,
+                 __nv_bfloat16* out, float* scratch, LinearWorkspace& ws, cudaStream_t stream);
 
 // Dense BF16 weight [out, in] (lm_head): y = x W^T through cuBLAS.
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,

@@ -14,7 +14,7 @@ size_t tile_index(const Nvfp4Tiles& t, int64_t tile, int64_t chunk) {
   return size_t(tile * t.k_chunks + chunk);
 }
 
-// Copies one source row's blocks into the tile layout.
+// Copies one source row's blocks into the tile layout, nibble by nibble.
 void place_row(Nvfp4Tiles& t, const QuantizedLinear& w, int64_t src_row, int64_t dst_row) {
   const int64_t tile = dst_row / kTileRows, r = dst_row % kTileRows;
   const int64_t g = r % 8, upper = r / 8;  // rows g and g + 8 share a lane
@@ -23,43 +23,88 @@ void place_row(Nvfp4Tiles& t, const QuantizedLinear& w, int64_t src_row, int64_t
     const int64_t chunk = b / 4, lane = g * 4 + b % 4;
     const size_t slot = tile_index(t, tile, chunk) * 32 + size_t(lane);
     const uint8_t* src = w.packed.data() + size_t(src_row * w.in_features / 2 + b * 8);
-    std::copy_n(src, 8, &t.packed[slot * 16 + size_t(upper * 8)]);
+    uint8_t* dst = &t.packed[slot * 16];
+    for (int v = 0; v < int(kBlock); ++v) {
+      const uint8_t code = (src[v / 2] >> (4 * (v % 2))) & 0xF;
+      const NibblePlace at = nibble_place(int(upper), v);
+      dst[at.byte] = uint8_t(dst[at.byte] | (code << at.shift));
+    }
     const uint16_t scale = w.block_scales.data()[size_t(src_row * blocks + b)];
     t.scales[slot] = uint16_t(t.scales[slot] | (scale << (8 * upper)));
   }
 }
 
+Nvfp4Tiles empty_tiles(int64_t out_features, int64_t in_features) {
+  Nvfp4Tiles t;
+  t.out_features = out_features;
+  t.in_features = in_features;
+  t.row_tiles = (out_features + kTileRows - 1) / kTileRows;
+  t.k_chunks = (in_features + kChunkCols - 1) / kChunkCols;
+  t.packed.assign(size_t(t.row_tiles * t.k_chunks * 32 * 16), 0);
+  t.scales.assign(size_t(t.row_tiles * t.k_chunks * 32), 0);
+  t.tile_scales.assign(size_t(t.row_tiles * 2), 1.0f);
+  return t;
+}
+
+void check_part(const QuantizedLinear& p, int64_t in_features) {
+  if (p.in_features != in_features)
+    fail("NVFP4 tiles: fused parts have {} and {} input features", in_features, p.in_features);
+  if (p.in_features % kBlock != 0) fail("NVFP4 tiles: {} input features is not a multiple of 16", p.in_features);
+}
+
+// Rows of one tile share lanes: the work is split by whole tiles.
+template <typename RowMap>
+void place_rows(Nvfp4Tiles& t, const QuantizedLinear& p, RowMap dst_row_of) {
+  const int64_t tiles = (p.out_features + kTileRows - 1) / kTileRows;
+  parallel_for(tiles, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin * kTileRows; r < std::min(end * kTileRows, p.out_features); ++r)
+      place_row(t, p, r, dst_row_of(r));
+  });
+}
+
 }  // namespace
+
+NibblePlace nibble_place(int upper, int v) {
+  const int word = v / 4, within = v % 4;
+  const int slot = upper + 2 * (within / 2);  // MMA A register: row g/g+8, values (0,1)/(2,3)
+  const int bit = (within % 2 ? 28 : 12) - 4 * slot;
+  return {4 * word + bit / 8, bit % 8};
+}
 
 Nvfp4Tiles make_nvfp4_tiles(std::span<const QuantizedLinear* const> parts) {
   if (parts.empty()) fail("NVFP4 tiles: no weight given");
-  Nvfp4Tiles t;
-  t.in_features = parts[0]->in_features;
+  int64_t rows = 0;
   for (const QuantizedLinear* p : parts) {
-    if (p->in_features != t.in_features)
-      fail("NVFP4 tiles: fused parts have {} and {} input features", t.in_features, p->in_features);
-    if (p->in_features % kBlock != 0) fail("NVFP4 tiles: {} input features is not a multiple of 16", p->in_features);
-    if (parts.size() > 1 && p->out_features % kTileRows != 0)
-      fail("NVFP4 tiles: fused part with {} rows is not a multiple of 16", p->out_features);
-    t.out_features += p->out_features;
+    check_part(*p, parts[0]->in_features);
+    if (parts.size() > 1 && p->out_features % 8 != 0)
+      fail("NVFP4 tiles: fused part with {} rows is not a multiple of 8", p->out_features);
+    rows += p->out_features;
   }
-  t.row_tiles = (t.out_features + kTileRows - 1) / kTileRows;
-  t.k_chunks = (t.in_features + kChunkCols - 1) / kChunkCols;
-  t.packed.assign(size_t(t.row_tiles * t.k_chunks * 32 * 16), 0);
-  t.scales.assign(size_t(t.row_tiles * t.k_chunks * 32), 0);
-  t.tile_scales.assign(size_t(t.row_tiles), 1.0f);
+  Nvfp4Tiles t = empty_tiles(rows, parts[0]->in_features);
   int64_t first_row = 0;
   for (const QuantizedLinear* p : parts) {
-    for (int64_t tile = first_row / kTileRows; tile * kTileRows < first_row + p->out_features; ++tile)
-      t.tile_scales[size_t(tile)] = p->global_scale;
-    // Rows of one tile share lanes: split the work by whole tiles.
-    const int64_t tiles = (p->out_features + kTileRows - 1) / kTileRows;
-    parallel_for(tiles, 64, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin * kTileRows; r < std::min(end * kTileRows, p->out_features); ++r)
-        place_row(t, *p, r, first_row + r);
-    });
+    for (int64_t half = first_row / 8; half * 8 < first_row + p->out_features; ++half)
+      t.tile_scales[size_t(half)] = p->global_scale;
+    place_rows(t, *p, [first_row](int64_t r) { return first_row + r; });
     first_row += p->out_features;
   }
+  return t;
+}
+
+Nvfp4Tiles make_gated_nvfp4_tiles(const QuantizedLinear& gate, const QuantizedLinear& up) {
+  check_part(gate, gate.in_features);
+  check_part(up, gate.in_features);
+  if (gate.out_features != up.out_features || gate.out_features % 8 != 0)
+    fail("NVFP4 tiles: gate ({} rows) and up ({} rows) must match and be a multiple of 8", gate.out_features,
+         up.out_features);
+  Nvfp4Tiles t = empty_tiles(2 * gate.out_features, gate.in_features);
+  t.gated = true;
+  for (int64_t tile = 0; tile < t.row_tiles; ++tile) {
+    t.tile_scales[size_t(2 * tile)] = gate.global_scale;
+    t.tile_scales[size_t(2 * tile + 1)] = up.global_scale;
+  }
+  place_rows(t, gate, [](int64_t r) { return r / 8 * kTileRows + r % 8; });
+  place_rows(t, up, [](int64_t r) { return r / 8 * kTileRows + 8 + r % 8; });
   return t;
 }
 
@@ -67,11 +112,10 @@ float nvfp4_tiles_value(const Nvfp4Tiles& t, int64_t row, int64_t col) {
   const int64_t tile = row / kTileRows, r = row % kTileRows, g = r % 8, upper = r / 8;
   const int64_t b = col / kBlock, chunk = b / 4, lane = g * 4 + b % 4;
   const size_t slot = tile_index(t, tile, chunk) * 32 + size_t(lane);
-  const int64_t within = col % kBlock;
-  const uint8_t byte = t.packed[slot * 16 + size_t(upper * 8 + within / 2)];
-  const uint8_t code = within % 2 ? byte >> 4 : byte & 0xF;
+  const NibblePlace at = nibble_place(int(upper), int(col % kBlock));
+  const uint8_t code = (t.packed[slot * 16 + size_t(at.byte)] >> at.shift) & 0xF;
   const uint8_t scale = uint8_t(t.scales[slot] >> (8 * upper));
-  return e2m1_to_float(code) * e4m3_to_float(scale) * t.tile_scales[size_t(tile)];
+  return e2m1_to_float(code) * e4m3_to_float(scale) * t.tile_scales[size_t(2 * tile + upper)];
 }
 
 }  // namespace fp4llm::cuda

@@ -35,23 +35,27 @@ __device__ __forceinline__ size_t cache_element(const Args& a, const int32_t* ta
 // Block = (token, kv head, key split), 4 warps. Each warp takes 32 keys at a time, one key per
 // lane for the scores (so no reduction per key), then all lanes share the value rows, each lane
 // owning D/32 output elements. Online softmax per warp; warps merged through shared memory.
-template <int D, bool kFp8>
+template <int D, int G, bool kFp8>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
-  constexpr int G = kGroupTimesDim / D;  // query heads held
   constexpr int E = D / 32;              // value elements per lane
-  constexpr int kRowsInFlight = 8;       // value rows loaded before any is used
+  constexpr int kRowsInFlight = 16;      // value rows loaded before any is used
+  constexpr int kKeyWords = kFp8 ? 4 : 8;                    // 32-bit words per 16 key elements
+  // 16-element key pieces loaded at once: as many as registers allow beside the accumulators.
+  constexpr int kKeyBatch = G * D >= 2048 ? 2 : !kFp8 ? 4 : D / 16 < 8 ? D / 16 : 8;
   const int t = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = int(a.p.heads / a.p.kv_heads);
   const int pos = a.positions[t];
   const int first = a.p.window > 0 ? max(0, pos - int(a.p.window) + 1) : 0;
-  int begin = first, end = pos + 1;
+  int begin = first, end = pos + 1, active = 1;
   if (a.p.splits > 1) {
     // Each token splits its own key range, so the launch does not depend on context lengths
     // (one CUDA graph serves every decode step of a batch size).
     // At least kMinKeysPerSplit keys per split: a split of a few keys costs a block's whole
     // latency chain for little work; empty splits just exit.
     const int per_split = max(kMinKeysPerSplit, ((end - first + int(a.p.splits) - 1) / int(a.p.splits) + 31) / 32 * 32);
+    active = (end - first + per_split - 1) / per_split;
+    if (split >= active) return;
     begin = first + split * per_split;
     end = min(end, begin + per_split);
   }
@@ -60,6 +64,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
   __shared__ float q_s[G * D];
   __shared__ float p_s[kWarps][G][32];
   __shared__ float m_s[kWarps][G], l_s[kWarps][G];
+  __shared__ bool last;
   for (int i = threadIdx.x; i < group * D; i += blockDim.x)
     q_s[i] = a.q[(size_t(t) * a.p.heads + size_t(kv_head) * group) * D + i];
   __syncthreads();
@@ -81,15 +86,23 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
     for (int h = 0; h < G; ++h) s[h] = 0.0f;
     if (valid) {
       const size_t at = cache_element(a, table, key, kv_head);
-#pragma unroll 2
-      for (int d = 0; d < D; d += 16) {
-        float kf[16];
-        load_cache<16, kFp8>(a.k, at + d, kf);
+      // The key's bytes all requested before any is used (kKeyBatch pieces in flight).
 #pragma unroll
-        for (int h = 0; h < G; ++h) {
-          if (h < group) {
+      for (int d0 = 0; d0 < D; d0 += 16 * kKeyBatch) {
+        uint32_t raw[kKeyBatch][kKeyWords];
 #pragma unroll
-            for (int e = 0; e < 16; ++e) s[h] += q_s[h * D + d + e] * kf[e];
+        for (int b = 0; b < kKeyBatch; ++b) load_words<kKeyWords>(a.k + (at + d0 + 16 * b) * (kFp8 ? 1 : 2), raw[b]);
+#pragma unroll
+        for (int b = 0; b < kKeyBatch; ++b) {
+          float kf[16];
+          decode_cache<16, kFp8>(raw[b], kf);
+          const int d = d0 + 16 * b;
+#pragma unroll
+          for (int h = 0; h < G; ++h) {
+            if (h < group) {
+#pragma unroll
+              for (int e = 0; e < 16; ++e) s[h] += q_s[h * D + d + e] * kf[e];
+            }
           }
         }
       }
@@ -166,7 +179,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
     if (mx != -INFINITY)
       for (int w = 0; w < kWarps; ++w) sum += l_s[w][h] * (m_s[w][h] == -INFINITY ? 0.0f : __expf(m_s[w][h] - mx));
     const int head = kv_head * group + h;
-    if (a.p.splits == 1) {
+    if (active == 1) {
       a.out[(size_t(t) * a.p.heads + head) * D + d] = __float2bfloat16_rn(q_s[i] / sum * a.p.v_scale);
     } else {
       const size_t slot = (size_t(t) * a.p.heads + head) * a.p.splits + split;
@@ -177,33 +190,55 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
       }
     }
   }
-}
-
-// Combines the splits of one (token, head): block of head_dim threads.
-__global__ void merge_splits_kernel(AttentionParams p, AttentionWorkspace ws, __nv_bfloat16* out) {
-  const size_t th = blockIdx.x;  // token * heads + head
-  const int d = threadIdx.x;
-  float mx = -INFINITY;
-  for (int s = 0; s < p.splits; ++s) mx = fmaxf(mx, ws.partial_ml[(th * p.splits + s) * 2]);
-  float sum = 0.0f, acc = 0.0f;
-  for (int s = 0; s < p.splits; ++s) {
-    const float ms = ws.partial_ml[(th * p.splits + s) * 2];
-    if (ms == -INFINITY) continue;
-    const float f = __expf(ms - mx);
-    sum += ws.partial_ml[(th * p.splits + s) * 2 + 1] * f;
-    acc += ws.partial_out[(th * p.splits + s) * p.head_dim + d] * f;
+  if (active == 1) return;
+  // The last split of this (token, kv head) to finish merges all of them, in split order.
+  __threadfence();
+  __syncthreads();
+  unsigned* counter = a.ws.counters + size_t(t) * a.p.kv_heads + kv_head;
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == unsigned(active - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < heads_here * D; i += blockDim.x) {
+    const size_t slots = (size_t(t) * a.p.heads + kv_head * group + i / D) * a.p.splits;
+    float mx = -INFINITY;
+    for (int s = 0; s < active; ++s) mx = fmaxf(mx, __ldcg(a.ws.partial_ml + (slots + s) * 2));
+    float sum = 0.0f, acc = 0.0f;
+    for (int s = 0; s < active; ++s) {
+      const float ms = __ldcg(a.ws.partial_ml + (slots + s) * 2);
+      if (ms == -INFINITY) continue;
+      const float f = __expf(ms - mx);
+      sum += __ldcg(a.ws.partial_ml + (slots + s) * 2 + 1) * f;
+      acc += __ldcg(a.ws.partial_out + (slots + s) * D + i % D) * f;
+    }
+    a.out[(size_t(t) * a.p.heads + kv_head * group) * D + i] = __float2bfloat16_rn(acc / sum * a.p.v_scale);
   }
-  out[th * p.head_dim + d] = __float2bfloat16_rn(acc / sum * p.v_scale);
+  if (threadIdx.x == 0) *counter = 0;  // ready for the next launch
 }
 
-template <int D>
-void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
+template <int D, int G>
+void launch_group(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
   if (a.p.fp8)
-    attention_kernel<D, true><<<grid, kWarps * 32, 0, stream>>>(a);
+    attention_kernel<D, G, true><<<grid, kWarps * 32, 0, stream>>>(a);
   else
-    attention_kernel<D, false><<<grid, kWarps * 32, 0, stream>>>(a);
+    attention_kernel<D, G, false><<<grid, kWarps * 32, 0, stream>>>(a);
   FP4LLM_CUDA_LAUNCHED();
+}
+
+// The kernel holds the query group in registers sized at compile time: the group rounded up to
+// a power of two (at least 2, at most kGroupTimesDim / D), so no model pays for 16 heads.
+template <int D>
+void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
+  const int64_t group = a.p.heads / a.p.kv_heads;
+  if (group <= 2) return launch_group<D, 2>(a, tokens, stream);
+  if (group <= 4) return launch_group<D, 4>(a, tokens, stream);
+  if (group <= 8) return launch_group<D, 8>(a, tokens, stream);
+  if constexpr (16 * D <= kGroupTimesDim)
+    if (group <= 16) return launch_group<D, 16>(a, tokens, stream);
+  if constexpr (32 * D <= kGroupTimesDim)
+    if (group <= 32) return launch_group<D, 32>(a, tokens, stream);
+  throw_error("CUDA attention: query group " + std::to_string(group) + " is too large for head_dim " + std::to_string(D));
 }
 
 }  // namespace
@@ -218,7 +253,7 @@ void paged_attention(const float* q, const void* k_cache, const void* v_cache, c
   if (p.heads % p.kv_heads != 0 || p.heads / p.kv_heads > max_query_group(p.head_dim))
     throw_error("CUDA attention: " + std::to_string(p.heads / p.kv_heads) + " query heads per kv head with head_dim " +
                 std::to_string(p.head_dim) + " is not supported (at most " + std::to_string(max_query_group(p.head_dim)) + ")");
-  if (p.splits > 1 && !ws.partial_out) throw_error("CUDA attention: split-KV needs a workspace");
+  if (p.splits > 1 && (!ws.partial_out || !ws.counters)) throw_error("CUDA attention: split-KV needs a workspace");
   const Args a{q, static_cast<const uint8_t*>(k_cache), static_cast<const uint8_t*>(v_cache), positions,
                token_seq, block_tables, p, ws, out};
   switch (p.head_dim) {
@@ -226,10 +261,6 @@ void paged_attention(const float* q, const void* k_cache, const void* v_cache, c
     case 128: launch<128>(a, tokens, stream); break;
     case 256: launch<256>(a, tokens, stream); break;
     default: throw_error("CUDA attention: head_dim " + std::to_string(p.head_dim) + " is not supported (64, 128 or 256 are)");
-  }
-  if (p.splits > 1) {
-    merge_splits_kernel<<<unsigned(tokens * p.heads), unsigned(p.head_dim), 0, stream>>>(p, ws, out);
-    FP4LLM_CUDA_LAUNCHED();
   }
 }
 

@@ -1,6 +1,7 @@
 // Attention over the paged KV cache for every new token of a step (decode and chunked prefill
 // alike): causal, GQA-aware (one read of a key serves the whole query group), sliding windows
-// read only their window, long contexts split across blocks (flash-decoding) and merged.
+// read only their window, long contexts split across blocks (flash-decoding) and merged by the
+// last split block to finish.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -24,6 +25,7 @@ struct AttentionParams {
 struct AttentionWorkspace {
   float* partial_out = nullptr;  // [tokens, heads, splits, head_dim]
   float* partial_ml = nullptr;   // [tokens, heads, splits, 2]: running max and sum
+  unsigned* counters = nullptr;  // [tokens, kv_heads]: splits finished; zero between launches
 };
 
 // Largest query group (heads per kv head) the kernel holds for a head_dim.

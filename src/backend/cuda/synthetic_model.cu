@@ -39,8 +39,9 @@ __global__ void random_bf16(__nv_bfloat16* p, size_t n, uint64_t seed, float amp
   }
 }
 
-DeviceNvfp4Linear random_linear(int64_t out_features, int64_t in_features, uint64_t& seed) {
+DeviceNvfp4Linear random_linear(int64_t out_features, int64_t in_features, uint64_t& seed, bool gated = false) {
   DeviceNvfp4Linear d;
+  d.gated = gated;
   d.out_features = out_features;
   d.in_features = in_features;
   d.row_tiles = (out_features + kTileRows - 1) / kTileRows;
@@ -52,7 +53,7 @@ DeviceNvfp4Linear random_linear(int64_t out_features, int64_t in_features, uint6
   random_scales<<<grid_for(int64_t(slots), 256), 256>>>(d.scales.data(), slots, ++seed);
   // Weights of magnitude ~ 1/sqrt(in): keeps activations bounded through the layers.
   const float global = 1.0f / (4.0f * std::sqrt(float(in_features)));
-  d.tile_scales = DeviceBuffer<float>::from_host(std::vector<float>(size_t(d.row_tiles), global));
+  d.tile_scales = DeviceBuffer<float>::from_host(std::vector<float>(size_t(2 * d.row_tiles), global));
   FP4LLM_CUDA_LAUNCHED();
   return d;
 }
@@ -82,7 +83,7 @@ DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed) {
     DeviceLayer L;
     L.qkv = random_linear((c.num_heads + 2 * c.num_kv_heads) * D, H, seed);
     L.o = random_linear(H, c.num_heads * D, seed);
-    L.gate_up = random_linear(2 * c.intermediate_size, H, seed);
+    L.gate_up = random_linear(2 * c.intermediate_size, H, seed, /*gated=*/true);
     L.down = random_linear(H, c.intermediate_size, seed);
     L.input_norm = constant(H, gain);
     L.post_attention_norm = constant(H, gain);

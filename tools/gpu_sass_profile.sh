@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# On a GPU machine, after tools/gpu_profile.sh built fp4llm: Nsight Compute's per-instruction
+# view (SASS with stall samples) of one decode-step kernel, to $OUT/sass-KERNEL.csv.
+#   tools/gpu_sass_profile.sh KERNEL_REGEX MODEL BATCH [LAUNCH_SKIP]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build-gpu/logs}
+export LD_LIBRARY_PATH=/opt/fp4llm-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+kernel=$1 model=$2 batch=$3 skip=${4:-100}
+ncu --clock-control none --set full --import-source no --kernel-name "regex:$kernel" --launch-skip "$skip" --launch-count 1 \
+  -o "$OUT/ncu-$kernel" ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batch" --input-len 128 --output-len 6 \
+  --enforce-eager --quiet > "$OUT/ncu-$kernel.log" 2>&1
+ncu -i "$OUT/ncu-$kernel.ncu-rep" --page source --csv --print-source sass > "$OUT/sass-$kernel.csv" 2>&1
+rm -f "$OUT/ncu-$kernel.ncu-rep"
+python3 - "$OUT/sass-$kernel.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head = rows[0]
+def col(name):
+    for i, h in enumerate(head):
+        if h.startswith(name): return i
+    return None
+src, samp = col("Source"), col("Warp Stall Sampling (All")
+if samp is None: print(head); sys.exit()
+data = [(float(r[samp] or 0), r[src]) for r in rows[1:] if len(r) > samp and r[samp].replace('.','',1).isdigit()]
+total = sum(s for s, _ in data) or 1
+print(f"{len(data)} SASS lines, {total:.0f} stall samples; hottest:")
+for s, line in sorted(data, reverse=True)[:25]: print(f"{100*s/total:5.1f}%  {line[:110]}")
+PY
