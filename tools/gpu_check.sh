@@ -64,7 +64,7 @@ echo "| compute-sanitizer memcheck+racecheck | $([ $san_rc = 0 ] && echo clean |
 grep -hE "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT"/sanitizer-*.log | sort | uniq -c
 # Where any hazard is, by kernel (cuBLAS's own nvjet kernels have shown some).
 for f in "$OUT"/sanitizer-racecheck-*.log; do
-  kernels=$(grep -oE "in (void )?[A-Za-z_][A-Za-z0-9_:]*(<[^(]*>)?\(" "$f" | sed 's/($//' | sort | uniq -c | sort -rn | head -5)
+  kernels=$(grep -oE "access at [A-Za-z_][A-Za-z0-9_:<>, ]*\+0x" "$f" | sed 's/^access at //; s/+0x$//' | sort | uniq -c | sort -rn | head -5)
   [ -n "$kernels" ] && { echo "racecheck hazards in $(basename "$f"):"; echo "$kernels"; }
 done
 if [ "${FP4LLM_HF_COMPARE:-0}" = 1 ]; then
