@@ -50,8 +50,18 @@ void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> 
   }
 }
 
+namespace {
+
+// Tokens this many nats (times the temperature) below the best one carry less than e^-40 of its
+// probability each; leaving them out changes the drawn distribution by less than the precision
+// of the draw itself, and spares an exp per token.
+constexpr double kNegligibleNats = 40.0;
+
+}  // namespace
+
 // Order of the filters: temperature, then top-k, top-p and min-p on the tempered
-// distribution; the survivors are renormalised and one is drawn.
+// distribution; the survivors are renormalised and one is drawn. Only top-p and min-p need the
+// tokens in order, and only as far as their cut: a growing prefix is sorted, not the vocabulary.
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt,
                         std::span<const int32_t> generated) {
   if (logits.empty()) fail("sample: empty logits");
@@ -59,46 +69,71 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
   if (params_.temperature == 0.0f || params_.top_k == 1)
     return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
 
-  const int32_t vocab = int32_t(logits.size());
-  order_.resize(size_t(vocab));
-  std::iota(order_.begin(), order_.end(), 0);
-  const int32_t k = params_.top_k > 0 ? std::min(params_.top_k, vocab) : vocab;
+  const double temperature = params_.temperature;
+  const float best = *std::max_element(logits.begin(), logits.end());
+  const float cutoff = float(best - kNegligibleNats * temperature);
+  if (params_.top_k > 0) {  // only k weights get computed anyway
+    order_.resize(logits.size());
+    std::iota(order_.begin(), order_.end(), 0);
+  } else {
+    order_.clear();
+    for (size_t i = 0; i < logits.size(); ++i)
+      if (logits[i] >= cutoff) order_.push_back(int32_t(i));
+  }
   const auto by_logit = [&](int32_t a, int32_t b) {
     return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
   };
-  // by_logit is a total order, so both give the same sequence; a heap-based partial_sort of a
-  // whole 150k vocabulary is several times slower than a full sort.
-  if (k == vocab) std::sort(order_.begin(), order_.end(), by_logit);
-  else std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), by_logit);
-  order_.resize(size_t(k));
+  size_t sorted_prefix = 0;  // order_[0, sorted_prefix) holds the best tokens, in order
+  if (params_.top_k > 0 && size_t(params_.top_k) < order_.size()) {
+    // A heap of k rejects most tokens with one comparison: cheaper than selecting, for small k.
+    std::partial_sort(order_.begin(), order_.begin() + params_.top_k, order_.end(), by_logit);
+    order_.resize(size_t(params_.top_k));
+    sorted_prefix = order_.size();
+  }
+  // Unnormalised probabilities relative to the best token (which has 1).
+  const auto weight = [&](int32_t t) { return std::exp((double(logits[size_t(t)]) - best) / temperature); };
+  double total = 0;
+  for (int32_t t : order_) total += weight(t);
 
-  // Softmax over the top k (the rest have probability zero after top-k anyway).
-  std::vector<double> p(order_.size());
-  const double max_logit = logits[size_t(order_[0])];
-  double sum = 0;
-  for (size_t i = 0; i < order_.size(); ++i)
-    sum += p[i] = std::exp((double(logits[size_t(order_[i])]) - max_logit) / params_.temperature);
-  for (double& v : p) v /= sum;
-
-  size_t keep = p.size();
-  if (params_.top_p < 1.0f) {  // smallest prefix whose mass reaches top_p
+  size_t keep = order_.size();
+  bool sorted = false;
+  if (params_.top_p < 1.0f || params_.min_p > 0.0f) {
+    sorted = true;
+    const double floor = params_.min_p;  // p >= min_p * p_max, relative weights: w >= min_p
     double mass = 0;
-    for (size_t i = 0; i < p.size(); ++i)
-      if ((mass += p[i]) >= params_.top_p) {
-        keep = i + 1;
-        break;
+    size_t walked = 0, prefix = std::min<size_t>(order_.size(), std::max<size_t>(sorted_prefix, 256));
+    bool decided = false;
+    while (!decided) {
+      if (prefix > sorted_prefix) {
+        std::partial_sort(order_.begin() + long(walked), order_.begin() + long(prefix), order_.end(), by_logit);
+        sorted_prefix = prefix;
       }
+      for (; walked < prefix && !decided; ++walked) {
+        const double w = weight(order_[walked]);
+        if (walked > 0 && params_.min_p > 0.0f && w < floor) {
+          keep = walked;
+          decided = true;
+          break;
+        }
+        mass += w;
+        if (params_.top_p < 1.0f && mass / total >= params_.top_p) {
+          keep = walked + 1;
+          decided = true;
+        }
+      }
+      if (prefix == order_.size()) break;
+      prefix = std::min(order_.size(), prefix * 8);
+    }
   }
-  if (params_.min_p > 0.0f) {
-    const double floor = params_.min_p * p[0];
-    size_t i = 1;
-    while (i < keep && p[i] >= floor) ++i;
-    keep = i;
+  double kept_total = total;
+  if (sorted && keep < order_.size()) {
+    kept_total = 0;
+    for (size_t i = 0; i < keep; ++i) kept_total += weight(order_[i]);
   }
-  std::uniform_real_distribution<double> u(0.0, std::accumulate(p.begin(), p.begin() + long(keep), 0.0));
+  std::uniform_real_distribution<double> u(0.0, kept_total);
   double r = u(rng_);
   for (size_t i = 0; i < keep; ++i)
-    if ((r -= p[i]) < 0) return order_[i];
+    if ((r -= weight(order_[i])) < 0) return order_[i];
   return order_[keep - 1];
 }
 

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include "engine/sampler.hpp"
@@ -105,4 +108,52 @@ TEST(Sampler, RejectsOutOfRangeParameters) {
   EXPECT_THROW(SamplingParams{.min_p = 1.5f}.validate(), Error);
   EXPECT_THROW(SamplingParams{.repetition_penalty = 0}.validate(), Error);
   EXPECT_THROW(SamplingParams{.presence_penalty = 3}.validate(), Error);
+}
+
+// A vocabulary large enough that the nucleus holds thousands of tokens (the sampler sorts a
+// growing prefix, 256 first): every draw lies in the kept set computed here by a full sort, and
+// draws reach deep into it.
+TEST(Sampler, LargeNucleusMatchesAFullSortReference) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 0.3f);
+  std::vector<float> logits(6000);
+  for (float& l : logits) l = normal(rng);
+  std::vector<int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+  });
+  double z = 0;
+  for (float l : logits) z += std::exp(double(l) - logits[size_t(order[0])]);
+  const auto prob = [&](size_t rank) { return std::exp(double(logits[size_t(order[rank])]) - logits[size_t(order[0])]) / z; };
+  for (const SamplingParams& sp : {SamplingParams{.top_p = 0.9f}, SamplingParams{.top_k = 3000, .top_p = 0.95f},
+                                   SamplingParams{.min_p = 0.5f}, SamplingParams{.top_p = 0.97f, .min_p = 0.6f}}) {
+    // Reference: prefix of the sorted order (top-k), renormalised, cut by top-p then min-p.
+    const size_t k = sp.top_k > 0 ? size_t(sp.top_k) : order.size();
+    double zk = 0;
+    for (size_t i = 0; i < k; ++i) zk += prob(i);
+    size_t keep = k;
+    double mass = 0;
+    for (size_t i = 0; i < k && sp.top_p < 1; ++i)
+      if ((mass += prob(i) / zk) >= sp.top_p) {
+        keep = i + 1;
+        break;
+      }
+    for (size_t i = 1; i < keep; ++i)
+      if (prob(i) < sp.min_p * prob(0)) {
+        keep = i;
+        break;
+      }
+    std::vector<int> rank_of(logits.size());
+    for (size_t i = 0; i < order.size(); ++i) rank_of[size_t(order[i])] = int(i);
+    Sampler s(sp, 9);
+    int deepest = 0;
+    for (int i = 0; i < 1000; ++i) {
+      std::vector<float> l = logits;
+      const int rank = rank_of[size_t(s.sample(l, {}, {}))];
+      ASSERT_LT(rank, int(keep)) << "drew a token the filters remove (top_p " << sp.top_p << ", min_p " << sp.min_p << ")";
+      deepest = std::max(deepest, rank);
+    }
+    EXPECT_GT(deepest, int(keep) * 3 / 4) << "draws should reach the end of a " << keep << "-token kept set";
+  }
 }
