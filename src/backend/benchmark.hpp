@@ -17,6 +17,7 @@ struct BenchOptions {
   bool fp8_kv = true;
   bool progress = true;
   bool enforce_eager = false;
+  bool quantize_lm_head = false;  // NVFP4 lm_head (random for synthetic models, quantized at load otherwise)
   bool profile = false;  // per-stage GPU time of decode steps (eager launches)
 };
 

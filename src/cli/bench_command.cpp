@@ -85,6 +85,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16")->capture_default_str();
   cmd->add_option("--json", a->json_path, "also write the results to this JSON file");
   cmd->add_flag("--enforce-eager", a->options.enforce_eager, "launch kernels one by one instead of replaying CUDA graphs");
+  cmd->add_flag("--quantize-lm-head", a->options.quantize_lm_head,
+                "NVFP4 lm_head (a real model's 16-bit head quantized at load; random for --synthetic)");
   cmd->add_flag("--profile", a->options.profile, "also time each stage of a few decode steps (eager) and print it");
   cmd->add_flag("--quiet", a->quiet, "no progress bars");
   cmd->callback([a] {

@@ -22,7 +22,7 @@ struct EvalArgs {
   std::string model, text_file, tokenizer, reference = "bf16", kv_cache_dtype = "fp8", scale_search = "amax";
   std::string kv_scales = "checkpoint";
   int64_t context = 512, max_tokens = 0;
-  bool json = false;
+  bool json = false, quantize_lm_head = false;
 };
 
 std::string read_text(const std::string& path) {
@@ -80,6 +80,7 @@ void run_eval(const EvalArgs& a) {
   options.scale_rule = a.scale_search == "mse" ? Nvfp4ScaleRule::Mse : Nvfp4ScaleRule::Amax;
   const Checkpoint ck = load_checkpoint(a.model, options);
   ModelWeights weights = ModelWeights::bind(ck);
+  if (a.quantize_lm_head) weights.quantize_lm_head();
   if (a.kv_scales == "calibrate") calibrate_kv_scales(weights, tokens, a.context, !a.json);
   else if (a.kv_scales != "checkpoint") fail("--kv-scales must be checkpoint or calibrate, got '{}'", a.kv_scales);
   cpu::CpuBackend model(weights, kv);
@@ -103,13 +104,15 @@ void run_eval(const EvalArgs& a) {
   const EvalResult r = evaluate(model, reference.get(), tokens, a.context);
   if (a.json) {
     fmt::print("{{\"tokens\": {}, \"predictions\": {}, \"perplexity\": {:.6f}, \"reference_perplexity\": {:.6f}, "
-               "\"mean_kl\": {:.6g}, \"top1_agreement\": {:.6f}, \"kv_cache_dtype\": \"{}\", \"context\": {}}}\n",
+               "\"mean_kl\": {:.6g}, \"top1_agreement\": {:.6f}, \"kv_cache_dtype\": \"{}\", \"context\": {}, "
+               "\"lm_head\": \"{}\"}}\n",
                tokens.size(), r.predictions, r.perplexity(), r.reference_perplexity(), r.mean_kl(),
-               r.top1_agreement(), a.kv_cache_dtype, a.context);
+               r.top1_agreement(), a.kv_cache_dtype, a.context, weights.lm_head_nvfp4 ? "nvfp4" : "16-bit");
     return;
   }
   fmt::print("tokens {} ({} predictions, windows of {})\n", tokens.size(), r.predictions, a.context);
-  fmt::print("perplexity  NVFP4 weights + {} KV: {:.4f}\n", a.kv_cache_dtype, r.perplexity());
+  fmt::print("perplexity  NVFP4 weights ({} lm_head) + {} KV: {:.4f}\n", weights.lm_head_nvfp4 ? "NVFP4" : "16-bit",
+             a.kv_cache_dtype, r.perplexity());
   if (reference) {
     fmt::print("perplexity  16-bit reference + bf16 KV: {:.4f} (ratio {:.4f})\n", r.reference_perplexity(),
                r.perplexity() / r.reference_perplexity());
@@ -144,6 +147,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--context", a->context, "tokens per scored window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--max-tokens", a->max_tokens, "score only the first N tokens of the text (0: all)");
   cmd->add_flag("--json", a->json, "print one JSON object");
+  cmd->add_flag("--quantize-lm-head", a->quantize_lm_head,
+                "quantize a 16-bit lm_head to NVFP4 at load, to measure what that costs in accuracy");
   cmd->callback([a] { run_eval(*a); });
 }
 

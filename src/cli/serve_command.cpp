@@ -28,7 +28,7 @@ namespace {
 
 struct ServeArgs {
   std::string model, tokenizer, served_model_name, api_key, host = "127.0.0.1", device = "cpu";
-  bool enforce_eager = false;
+  bool enforce_eager = false, quantize_lm_head = false;
   std::string kv_cache_dtype = "fp8", kv_cache_memory;  // empty: 1GiB on the CPU, from --gpu-memory-utilization on the GPU
   int port = 8000, http_threads = 128;
   std::optional<int64_t> max_model_len;
@@ -74,9 +74,8 @@ std::optional<ChatTemplate> load_chat_template(const fs::path& dir) {
 
 // vLLM's rule on the GPU: the cache gets what is left of --gpu-memory-utilization x total after
 // the weights, the activations of the largest step and a fixed reserve (cuBLAS, graphs, scratch).
-uint64_t gpu_kv_budget(const ServeArgs& a, const Checkpoint& ck, const ModelConfig& c) {
+uint64_t gpu_kv_budget(const ServeArgs& a, uint64_t weights, const ModelConfig& c) {
   const GpuMemoryInfo gpu = gpu_memory_info();
-  const uint64_t weights = weight_bytes(ck).total();
   const uint64_t per_token = uint64_t(16 * c.hidden_size + 12 * c.intermediate_size +
                                       8 * (c.num_heads + c.num_kv_heads) * c.head_dim);
   const uint64_t activations = uint64_t(a.max_num_batched_tokens) * per_token + (uint64_t(2) << 30);
@@ -90,13 +89,13 @@ uint64_t gpu_kv_budget(const ServeArgs& a, const Checkpoint& ck, const ModelConf
   return uint64_t(budget);
 }
 
-KvCacheOptions kv_options(const ServeArgs& a, const Checkpoint& ck, const ModelConfig& c) {
+KvCacheOptions kv_options(const ServeArgs& a, uint64_t weight_bytes, const ModelConfig& c) {
   KvCacheOptions o;
   o.device = a.device;
   if (a.kv_cache_dtype == "bf16") o.dtype = KvCacheDtype::Bf16;
   else if (a.kv_cache_dtype != "fp8") fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", a.kv_cache_dtype);
   if (!a.kv_cache_memory.empty()) o.memory_bytes = parse_byte_size(a.kv_cache_memory);
-  else o.memory_bytes = a.device == "cuda" ? gpu_kv_budget(a, ck, c) : (uint64_t(1) << 30);
+  else o.memory_bytes = a.device == "cuda" ? gpu_kv_budget(a, weight_bytes, c) : (uint64_t(1) << 30);
   o.max_model_len = a.max_model_len;
   return o;
 }
@@ -108,8 +107,10 @@ void serve(const ServeArgs& a) {
   const fs::path tok_dir = tokenizer_dir(a);
   const Tokenizer tokenizer = Tokenizer::load(tok_dir);
   const Checkpoint ck = load_checkpoint(a.model, LoadOptions{{}, !a.quiet});
-  const ModelWeights weights = ModelWeights::bind(ck);
-  const KvCachePlan plan = plan_kv_cache(weights.config, kv_options(a, ck, weights.config));
+  ModelWeights weights = ModelWeights::bind(ck);
+  if (a.quantize_lm_head) weights.quantize_lm_head();
+  const KvCachePlan plan =
+      plan_kv_cache(weights.config, kv_options(a, bound_weight_bytes(weights, ck).total(), weights.config));
   fmt::print(stderr, "{}\n", plan.describe(weights.config));
   if (a.device == "cpu")
     fmt::print(stderr, "device cpu: the KV cache is sized by --kv-cache-memory ({}); --gpu-memory-utilization is "
@@ -180,6 +181,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
                   "most tokens per step; longer prompts are prefilled in chunks")->capture_default_str();
   cmd->add_flag("--enforce-eager", a->enforce_eager, "CUDA: launch kernels one by one instead of replaying CUDA graphs");
+  cmd->add_flag("--quantize-lm-head", a->quantize_lm_head,
+                "quantize a 16-bit lm_head to NVFP4 at load (fewer bytes per decode step, slightly different logits)");
   cmd->add_option("--kv-cache-memory", a->kv_cache_memory,
                   "KV cache size, e.g. 2GiB (default: 1GiB on the CPU; on the GPU what --gpu-memory-utilization leaves)");
   cmd->add_option("--gpu-memory-utilization", a->gpu_memory_utilization,

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "formats/number_formats.hpp"
+#include "io/linear_selection.hpp"
 #include "io/tensor_store.hpp"
 #include "util/error.hpp"
 
@@ -123,6 +125,25 @@ ModelWeights ModelWeights::bind(const Checkpoint& ck, bool allow_dense) {
   }
   for (int64_t i = 0; i < c.num_layers; ++i) w.layers.push_back(bind_layer(ck, b, c, i));
   return w;
+}
+
+void ModelWeights::quantize_lm_head() {
+  if (lm_head_nvfp4) return;
+  if (!lm_head) fail("quantize_lm_head: the model has no lm_head");
+  if (lm_head->shape.size() != 2 || lm_head->shape[1] % kNvfp4BlockSize != 0)
+    fail("--quantize-lm-head: lm_head {} cannot be NVFP4 (hidden size not a multiple of {})", lm_head->describe(),
+         kNvfp4BlockSize);
+  quantized_lm_head = std::make_shared<const QuantizedLinear>(quantize_linear(*lm_head));
+  lm_head_nvfp4 = quantized_lm_head.get();
+}
+
+WeightBytes bound_weight_bytes(const ModelWeights& w, const Checkpoint& ck) {
+  WeightBytes b = weight_bytes(ck);
+  if (w.quantized_lm_head) {
+    b.nvfp4 += w.quantized_lm_head->bytes();
+    if (w.lm_head && w.lm_head != w.embed) b.other -= w.lm_head->data.size();
+  }
+  return b;
 }
 
 }  // namespace fp4llm

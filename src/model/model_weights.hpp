@@ -2,6 +2,7 @@
 // against the config: a missing tensor or a wrong shape is an error naming it.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,12 +43,22 @@ struct ModelWeights {
   const TensorView* embed = nullptr;                 // [vocab, hidden], 16/32-bit
   const TensorView* lm_head = nullptr;               // [vocab, hidden], 16/32-bit (embed when tied)
   const QuantizedLinear* lm_head_nvfp4 = nullptr;    // set instead when the checkpoint has one
+  std::shared_ptr<const QuantizedLinear> quantized_lm_head;  // owns lm_head_nvfp4 after quantize_lm_head
   std::vector<float> final_norm;
   std::vector<LayerWeights> layers;
 
   // `checkpoint` must outlive the result (the views point into it). Projections must be NVFP4
   // unless `allow_dense` (the 16-bit reference of `fp4llm eval`).
   static ModelWeights bind(const Checkpoint& checkpoint, bool allow_dense = false);
+
+  // --quantize-lm-head: the 16-bit lm_head (the embedding table when tied; lookups keep the
+  // 16-bit table) quantized to NVFP4 with the amax rule, as `fp4llm quantize` does projections.
+  // Nothing to do when the checkpoint's lm_head is NVFP4 already.
+  void quantize_lm_head();
 };
+
+// Bytes the bound weights keep resident: the checkpoint's, with a quantized lm_head in place of
+// the 16-bit one (beside the embedding table when the two were tied).
+WeightBytes bound_weight_bytes(const ModelWeights& weights, const Checkpoint& checkpoint);
 
 }  // namespace fp4llm

@@ -20,12 +20,14 @@ using namespace fp4llm;
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda]\n", argv[0]);
+    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda] [nvfp4-head]\n",
+               argv[0]);
     return 2;
   }
   try {
     const Checkpoint ck = load_checkpoint(argv[1], LoadOptions{{}, false});
-    const ModelWeights weights = ModelWeights::bind(ck);
+    ModelWeights weights = ModelWeights::bind(ck);
+    if (argc > 7 && std::string(argv[7]) == "nvfp4-head") weights.quantize_lm_head();
     const auto prompts = read_json_file(argv[2]).get<std::vector<std::vector<int32_t>>>();
     KvCacheConfig cache;
     cache.dtype = (argc > 4 && std::string(argv[4]) == "bf16") ? KvCacheDtype::Bf16 : KvCacheDtype::Fp8E4M3;

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from helpers import TOOLS, bf16_array, read_safetensors, run, save_tensors, write_random_model
-from nvfp4_reference import (dequantize_nvfp4, e4m3_decode, e4m3_encode, f32_to_bf16)
+from nvfp4_reference import (dequantize_nvfp4, e4m3_decode, e4m3_encode, f32_to_bf16, quantize_nvfp4)
 
 H, HEADS, KV, D, VOCAB = 64, 4, 2, 16, 256
 
@@ -163,11 +163,11 @@ def reference_logits(c, w, ids, kv):
     return cap * np.tanh(logits / cap) if cap else logits
 
 
-def forward_dump(folder, prompts, kv, chunk, out):
+def forward_dump(folder, prompts, kv, chunk, out, *extra):
     import subprocess
     (out.parent / "prompts.json").write_text(json.dumps(prompts))
     p = subprocess.run([str(TOOLS / "fp4llm_forward_dump"), str(folder), str(out.parent / "prompts.json"),
-                        str(out), kv, str(chunk)], capture_output=True, text=True, timeout=300)
+                        str(out), kv, str(chunk), *extra], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     from safetensors.numpy import load_file
     d = load_file(str(out))
@@ -199,6 +199,24 @@ def test_logits_match_numpy_reference(model, kv, tmp_path):
         # float32 noise; both bounds stay far below the error of any wrong formula.
         assert rel < (2e-4 if kv == "bf16" else 5e-3), (c["architectures"], kv, len(ids), rel)
         assert (g.argmax(-1) == ref.argmax(-1)).mean() >= (1.0 if kv == "bf16" else 0.9)
+
+
+def test_quantized_lm_head_matches_numpy_reference(model, tmp_path):
+    """--quantize-lm-head: the 16-bit lm_head (Gemma3 and Qwen3-MoE: the tied embedding table)
+    quantized by the numpy reference quantizer (ModelOpt's amax rule) gives the logits."""
+    c, folder, w = model
+    head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
+    packed, scodes, g = quantize_nvfp4(np.asarray(head, np.float32))
+    quantized = dict(w)
+    quantized["lm_head.weight"] = dequantize_nvfp4(packed, scodes, g).astype(np.float64)
+    assert np.abs(quantized["lm_head.weight"] - head).max() > 0  # the quantization changes the head
+    prompts = [[int(t) for t in p] for p in PROMPTS]
+    got = forward_dump(folder, prompts, "bf16", 0, tmp_path / "out.safetensors", "cpu", "nvfp4-head")
+    for ids, g_logits in zip(prompts, got):
+        ref = reference_logits(c, quantized, ids, "bf16")
+        rel = np.linalg.norm(g_logits - ref) / np.linalg.norm(ref)
+        assert rel < 2e-4, (c["architectures"], len(ids), rel)
+        assert (g_logits.argmax(-1) == ref.argmax(-1)).mean() == 1.0
 
 
 def test_decoding_step_by_step_equals_prefill_and_batching(model, tmp_path):

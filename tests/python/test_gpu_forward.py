@@ -46,10 +46,10 @@ def write_model(folder, c, seed):
     write_random_model(folder, c, shapes, seed)
 
 
-def forward_dump(folder, prompts, kv, chunk, device, out):
+def forward_dump(folder, prompts, kv, chunk, device, out, *extra):
     (out.parent / "prompts.json").write_text(json.dumps(prompts))
     p = subprocess.run([str(TOOLS / "fp4llm_forward_dump"), str(folder), str(out.parent / "prompts.json"),
-                        str(out), kv, str(chunk), device], capture_output=True, text=True, timeout=600)
+                        str(out), kv, str(chunk), device, *extra], capture_output=True, text=True, timeout=600)
     if device == "cuda" and p.returncode != 0 and "--device cuda:" in p.stderr:
         pytest.skip(p.stderr.strip().splitlines()[-1])
     assert p.returncode == 0, p.stderr
@@ -78,6 +78,19 @@ def test_cuda_logits_match_cpu(model, kv, chunk, tmp_path):
     family, folder = model
     gpu = forward_dump(folder, PROMPTS, kv, chunk, "cuda", tmp_path / "gpu.safetensors")  # first: skips fast
     cpu = forward_dump(folder, PROMPTS, kv, chunk, "cpu", tmp_path / "cpu.safetensors")
+    compare(family, kv, chunk, cpu, gpu)
+
+
+@pytest.mark.parametrize("chunk", [0, -2])
+def test_nvfp4_lm_head_matches_cpu(model, chunk, tmp_path):
+    """--quantize-lm-head: the lm_head goes through the NVFP4 GEMV (512 x 208: padded columns)."""
+    family, folder = model
+    gpu = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "gpu.safetensors", "nvfp4-head")
+    cpu = forward_dump(folder, PROMPTS, "bf16", chunk, "cpu", tmp_path / "cpu.safetensors", "nvfp4-head")
+    compare(family, "bf16", chunk, cpu, gpu)
+
+
+def compare(family, kv, chunk, cpu, gpu):
     agree = total = 0
     worst, gaps = 0.0, []
     for ids, c, g in zip(PROMPTS, cpu, gpu):

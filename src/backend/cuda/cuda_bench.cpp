@@ -198,10 +198,12 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   if (!o.synthetic.empty()) {
     const auto it = synthetic_configs().find(o.synthetic);
     if (it == synthetic_configs().end()) fail("--synthetic {}: unknown model (known: {})", o.synthetic, fmt::join(synthetic_model_names(), ", "));
-    model = cuda::synthetic_model(ModelConfig::from_json(it->second), 1);
+    model = cuda::synthetic_model(ModelConfig::from_json(it->second), 1, o.quantize_lm_head);
   } else {
     const Checkpoint ck = load_checkpoint(o.model, LoadOptions{{}, o.progress});
-    model = cuda::upload_model(ModelWeights::bind(ck), o.progress);
+    ModelWeights weights = ModelWeights::bind(ck);
+    if (o.quantize_lm_head) weights.quantize_lm_head();
+    model = cuda::upload_model(weights, o.progress);
   }
   const ModelConfig config = model.config;
   const int64_t max_batch = *std::max_element(o.batches.begin(), o.batches.end());
@@ -213,6 +215,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
 
   nlohmann::json out;
   out["gpu"] = prop.name;
+  out["lm_head"] = o.quantize_lm_head ? "nvfp4" : "bf16";
   out["date"] = utc_now();
   out["model"] = o.synthetic.empty() ? o.model : "synthetic " + o.synthetic;
   out["kv_cache_dtype"] = o.fp8_kv ? "fp8" : "bf16";

@@ -40,6 +40,6 @@ struct DeviceModel {
 DeviceModel upload_model(const ModelWeights& weights, bool progress);
 
 // Random NVFP4 weights with `config`'s shapes, generated on the GPU (nothing to download).
-DeviceModel synthetic_model(const ModelConfig& config, uint64_t seed);
+DeviceModel synthetic_model(const ModelConfig& config, uint64_t seed, bool nvfp4_lm_head = false);
 
 }  // namespace fp4llm::cuda

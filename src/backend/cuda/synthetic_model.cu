@@ -64,7 +64,7 @@ DeviceBuffer<float> constant(int64_t n, float v) {
 
 }  // namespace
 
-DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed) {
+DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_head) {
   if (c.family == ModelFamily::Qwen3Moe) throw_error("synthetic Qwen3-MoE models need the MoE kernels (issue 6)");
   DeviceModel d;
   d.config = c;
@@ -73,7 +73,9 @@ DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed) {
   const int64_t H = c.hidden_size, D = c.head_dim;
   d.embed = DeviceBuffer<__nv_bfloat16>(size_t(c.vocab_size * H));
   random_bf16<<<grid_for(int64_t(d.embed.size()), 256), 256>>>(d.embed.data(), d.embed.size(), ++seed, 0.05f);
-  if (!c.tie_word_embeddings) {
+  if (nvfp4_lm_head) {
+    d.lm_head_nvfp4 = random_linear(c.vocab_size, H, seed);
+  } else if (!c.tie_word_embeddings) {
     d.lm_head = DeviceBuffer<__nv_bfloat16>(size_t(c.vocab_size * H));
     random_bf16<<<grid_for(int64_t(d.lm_head.size()), 256), 256>>>(d.lm_head.data(), d.lm_head.size(), ++seed, 0.05f);
   }
