@@ -14,6 +14,7 @@ struct BenchOptions {
   std::string synthetic;  // qwen3-8b, qwen3-0.6b, gemma3-27b, gemma3-1b, ...
   std::vector<int64_t> batches = {1, 2, 4, 8, 16, 32, 64};
   int64_t input_len = 128, output_len = 128, prefill_len = 2048;
+  int64_t max_num_batched_tokens = 0;  // prompt tokens per step (chunked prefill); 0: whole prompts
   bool fp8_kv = true;
   bool progress = true;
   bool enforce_eager = false;

@@ -83,6 +83,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--prefill-len", a->options.prefill_len, "tokens of the single-prompt prefill measurement (0: skip)")
       ->capture_default_str()->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16")->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", a->options.max_num_batched_tokens,
+                  "prompt tokens per step: prompts are prefilled in chunks, as `serve` does (0: each prompt in one step)")
+      ->capture_default_str()->check(CLI::Range(int64_t(0), int64_t(1) << 20));
   cmd->add_option("--json", a->json_path, "also write the results to this JSON file");
   cmd->add_flag("--enforce-eager", a->options.enforce_eager, "launch kernels one by one instead of replaying CUDA graphs");
   cmd->add_flag("--quantize-lm-head", a->options.quantize_lm_head,

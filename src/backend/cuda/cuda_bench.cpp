@@ -92,15 +92,29 @@ Sequences make_sequences(int64_t count, int64_t length, int64_t blocks_each, int
   return s;
 }
 
+// The prompts of `batch` sequences, each step taking the next max_tokens / batch tokens of every
+// sequence (vLLM's chunked prefill, simplified); returns the greedy tokens after the prompts.
+std::vector<int32_t> prefill(cuda::CudaBackend& backend, const Sequences& seqs, int64_t batch, int64_t max_tokens) {
+  const int64_t length = int64_t(seqs.tokens[0].size());
+  const int64_t per_step = max_tokens > 0 ? std::max<int64_t>(1, max_tokens / batch) : length;
+  std::vector<int32_t> next;
+  for (int64_t start = 0; start < length; start += per_step) {
+    ForwardBatch chunk;
+    for (int64_t i = 0; i < batch; ++i)
+      chunk.sequences.push_back({std::span(seqs.tokens[size_t(i)]).subspan(size_t(start), size_t(std::min(per_step, length - start))),
+                                 start, seqs.tables[size_t(i)]});
+    next = backend.forward_greedy(chunk);
+  }
+  return next;
+}
+
 nlohmann::json bench_batch(cuda::CudaBackend& backend, int64_t batch, const BenchOptions& o, double bandwidth) {
   const ModelConfig& c = backend.config();
   const int64_t blocks_each = (o.input_len + o.output_len + 15) / 16;
   Sequences seqs = make_sequences(batch, o.input_len, blocks_each, c.vocab_size, uint32_t(batch));
-  ForwardBatch prefill;
-  for (int64_t i = 0; i < batch; ++i) prefill.sequences.push_back({seqs.tokens[size_t(i)], 0, seqs.tables[size_t(i)]});
-  backend.forward_greedy(prefill);  // warm-up (first use of cuBLAS, buffers grown)
+  prefill(backend, seqs, batch, o.max_num_batched_tokens);  // warm-up (first use of cuBLAS, buffers grown)
   const auto t0 = Clock::now();
-  std::vector<int32_t> next = backend.forward_greedy(prefill);
+  std::vector<int32_t> next = prefill(backend, seqs, batch, o.max_num_batched_tokens);
   const double prefill_s = seconds_since(t0);
 
   const int64_t warmup = std::min<int64_t>(3, o.output_len - 1), steps = o.output_len - 1;
@@ -151,12 +165,10 @@ nlohmann::json bench_prefill(cuda::CudaBackend& backend, const BenchOptions& o) 
   const ModelConfig& c = backend.config();
   const int64_t n = o.prefill_len, blocks = (n + 15) / 16;
   Sequences seqs = make_sequences(1, n, blocks, c.vocab_size, 99);
-  ForwardBatch b;
-  b.sequences.push_back({seqs.tokens[0], 0, seqs.tables[0]});
-  backend.forward_greedy(b);
+  prefill(backend, seqs, 1, o.max_num_batched_tokens);
   const int reps = 3;
   const auto t0 = Clock::now();
-  for (int r = 0; r < reps; ++r) backend.forward_greedy(b);
+  for (int r = 0; r < reps; ++r) prefill(backend, seqs, 1, o.max_num_batched_tokens);
   const double s = seconds_since(t0) / reps;
   const double linear_flops = 2.0 * linear_macs_per_token(c) * double(n) + 2.0 * double(c.vocab_size * c.hidden_size);
   // Causal attention: QK^T and PV over n(n+1)/2 pairs per head (full layers; windows fewer).
@@ -216,6 +228,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   nlohmann::json out;
   out["gpu"] = prop.name;
   out["lm_head"] = o.quantize_lm_head ? "nvfp4" : "bf16";
+  out["max_num_batched_tokens"] = o.max_num_batched_tokens;
   out["date"] = utc_now();
   out["model"] = o.synthetic.empty() ? o.model : "synthetic " + o.synthetic;
   out["kv_cache_dtype"] = o.fp8_kv ? "fp8" : "bf16";
