@@ -1,5 +1,7 @@
 #include "backend/backend.hpp"
 
+#include <algorithm>
+
 #include "util/error.hpp"
 
 namespace fp4llm {
@@ -18,6 +20,18 @@ void check_batch(const ForwardBatch& batch, const ModelConfig& config, int64_t n
       if (id < 0 || id >= config.vocab_size)
         fail("forward: token id {} is outside the vocabulary (size {})", id, config.vocab_size);
   }
+}
+
+std::vector<int32_t> Backend::forward_greedy(const ForwardBatch& batch) {
+  std::vector<float> logits;
+  forward(batch, logits);
+  const size_t vocab = size_t(config().vocab_size);
+  std::vector<int32_t> ids(logits.size() / vocab);
+  for (size_t r = 0; r < ids.size(); ++r) {
+    const auto row = logits.begin() + std::ptrdiff_t(r * vocab);
+    ids[r] = int32_t(std::max_element(row, row + std::ptrdiff_t(vocab)) - row);
+  }
+  return ids;
 }
 
 }  // namespace fp4llm

@@ -44,6 +44,10 @@ class Backend {
   virtual const ModelConfig& config() const = 0;
   // Writes [rows, vocab] float logits, rows = sequences (or all new tokens with all_logits).
   virtual void forward(const ForwardBatch& batch, std::vector<float>& logits) = 0;
+  // The same step reduced to each logits row's greedy token (the lowest index among equal
+  // maxima). The default runs forward() and scans on the host; the GPU picks them on the device
+  // so that only the ids cross to the host.
+  virtual std::vector<int32_t> forward_greedy(const ForwardBatch& batch);
 };
 
 }  // namespace fp4llm

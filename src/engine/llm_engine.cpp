@@ -118,8 +118,15 @@ void LlmEngine::run_batch(const std::vector<ScheduledChunk>& chunks) {
     batch.sequences.push_back(
         {std::span(s.tokens()).subspan(size_t(s.num_computed), size_t(c.num_tokens)), s.num_computed, s.block_table});
   }
+  // All greedy without penalties or logprobs: the backend picks the tokens (on the GPU, only the
+  // ids come back instead of a row of logits per sequence).
+  const bool greedy = std::all_of(chunks.begin(), chunks.end(), [](const ScheduledChunk& c) {
+    return c.sequence->sampler().is_plain_greedy() && c.sequence->request().top_logprobs < 0;
+  });
+  std::vector<int32_t> greedy_ids;
   try {
-    backend_.forward(batch, logits_);
+    if (greedy) greedy_ids = backend_.forward_greedy(batch);
+    else backend_.forward(batch, logits_);
   } catch (const std::exception& e) {
     // A backend failure ends this step's requests with an error; the server stays up.
     for (const auto& c : chunks) {
@@ -142,7 +149,8 @@ void LlmEngine::run_batch(const std::vector<ScheduledChunk>& chunks) {
   parallel_for(int64_t(ready.size()), 2, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const size_t i = ready[size_t(r)];
-      tokens[size_t(r)] = sample(*chunks[i].sequence, std::span(logits_).subspan(i * vocab, vocab));
+      tokens[size_t(r)] = greedy ? GeneratedToken{greedy_ids[i], 0, {}}
+                                 : sample(*chunks[i].sequence, std::span(logits_).subspan(i * vocab, vocab));
     }
   });
   for (size_t r = 0; r < ready.size(); ++r) emit(*chunks[ready[r]].sequence, std::move(tokens[r]));

@@ -59,6 +59,11 @@ constexpr double kNegligibleNats = 40.0;
 
 }  // namespace
 
+bool Sampler::is_plain_greedy() const {
+  return (params_.temperature == 0.0f || params_.top_k == 1) && params_.repetition_penalty == 1.0f &&
+         params_.presence_penalty == 0.0f && params_.frequency_penalty == 0.0f;
+}
+
 // Order of the filters: temperature, then top-k, top-p and min-p on the tempered
 // distribution; the survivors are renormalised and one is drawn. Only top-p and min-p need the
 // tokens in order, and only as far as their cut: a growing prefix is sorted, not the vocabulary.

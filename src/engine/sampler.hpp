@@ -34,6 +34,10 @@ class Sampler {
   int32_t sample(std::span<float> logits, std::span<const int32_t> prompt,
                  std::span<const int32_t> generated);
 
+  // True when sample() would return the argmax of the raw logits (greedy, no penalties), so a
+  // backend may pick the token itself.
+  bool is_plain_greedy() const;
+
  private:
   void apply_penalties(std::span<float> logits, std::span<const int32_t> prompt,
                        std::span<const int32_t> generated) const;

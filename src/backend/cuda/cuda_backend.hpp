@@ -26,7 +26,7 @@ class CudaBackend final : public Backend {
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
   // The same step with the greedy token of each logits row picked on the GPU: only the ids
   // cross to the host.
-  std::vector<int32_t> forward_greedy(const ForwardBatch& batch);
+  std::vector<int32_t> forward_greedy(const ForwardBatch& batch) override;
 
   const DeviceModel& model() const { return model_; }
   // Times each stage of the following steps (launched eagerly while profiling).
