@@ -6,11 +6,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT"
-if { [ ! -e /usr/include/fmt/core.h ] || [ ! -e /usr/include/CLI/CLI.hpp ] || [ ! -e /usr/include/pcre2.h ]; } && compgen -G ".deps/*.deb" > /dev/null; then
-  for f in .deps/*.deb; do dpkg -x "$f" /opt/fp4llm-deps; done
-  export CMAKE_PREFIX_PATH=/opt/fp4llm-deps/usr
-  export LD_LIBRARY_PATH=/opt/fp4llm-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-fi
+source tools/gpu_deps.sh
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON=$(command -v python3) \
   ${FP4LLM_CMAKE_ARGS:-} > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
 cmake --build build-gpu -j "$(nproc)" --target fp4llm > "$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -40; exit 1; }

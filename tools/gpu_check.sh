@@ -8,16 +8,7 @@ OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT"
 JOBS=$(nproc)
 
-# The GPU image may lack the Debian -dev packages: unpack the ones carried in .deps/.
-if [ ! -e /usr/include/fmt/core.h ] || [ ! -e /usr/include/CLI/CLI.hpp ] || [ ! -e /usr/include/pcre2.h ]; then
-  if compgen -G ".deps/*.deb" > /dev/null; then
-    for f in .deps/*.deb; do dpkg -x "$f" /opt/fp4llm-deps; done
-    export CMAKE_PREFIX_PATH=/opt/fp4llm-deps/usr
-    export LD_LIBRARY_PATH=/opt/fp4llm-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-  else
-    echo "missing build dependencies and no .deps/*.deb to unpack" >&2
-  fi
-fi
+source tools/gpu_deps.sh
 
 {
   date -u +"date %Y-%m-%dT%H:%M:%SZ"

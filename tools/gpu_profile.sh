@@ -9,12 +9,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT"
 model=$1 batch=$2 skip=${3:-1160} count=${4:-26}
-# The GPU image may lack the Debian packages: unpack the ones carried in .deps/ (once).
-if compgen -G ".deps/*.deb" > /dev/null; then
-  [ -d /opt/fp4llm-deps ] || for f in .deps/*.deb; do dpkg -x "$f" /opt/fp4llm-deps; done
-  export CMAKE_PREFIX_PATH=/opt/fp4llm-deps/usr
-  export LD_LIBRARY_PATH=/opt/fp4llm-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-fi
+source tools/gpu_deps.sh
 if [ ! -x build-gpu/fp4llm ] || [ "${FP4LLM_REBUILD:-1}" = 1 ]; then
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON=$(command -v python3) > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
   cmake --build build-gpu -j "$(nproc)" --target fp4llm > "$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -40; exit 1; }
