@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "backend/benchmark.hpp"
+#include "cli/backend_flags.hpp"
 #include "cli/commands.hpp"
 #include "util/error.hpp"
 
@@ -94,8 +95,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--quiet", a->quiet, "no progress bars");
   cmd->callback([a] {
     if (a->options.model.empty() == a->options.synthetic.empty()) fail("bench: give a model folder or --synthetic NAME (one of them)");
-    if (a->kv_cache_dtype != "fp8" && a->kv_cache_dtype != "bf16") fail("--kv-cache-dtype must be fp8 or bf16");
-    a->options.fp8_kv = a->kv_cache_dtype == "fp8";
+    a->options.fp8_kv = parse_kv_cache_dtype(a->kv_cache_dtype) == KvCacheDtype::Fp8E4M3;
     a->options.batches = parse_batches(a->batches);
     a->options.progress = !a->quiet;
     nlohmann::json r = run_benchmark(a->options);

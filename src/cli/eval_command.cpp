@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "cli/backend_flags.hpp"
 #include "cli/commands.hpp"
 #include "engine/evaluation.hpp"
 #include "formats/number_formats.hpp"
@@ -72,8 +73,7 @@ void run_eval(const EvalArgs& a) {
   if (a.max_tokens > 0 && int64_t(tokens.size()) > a.max_tokens) tokens.resize(size_t(a.max_tokens));
 
   KvCacheConfig kv;
-  if (a.kv_cache_dtype == "bf16") kv.dtype = KvCacheDtype::Bf16;
-  else if (a.kv_cache_dtype != "fp8") fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", a.kv_cache_dtype);
+  kv.dtype = parse_kv_cache_dtype(a.kv_cache_dtype);
   kv.num_blocks = (a.context + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
 
   LoadOptions options{{}, !a.json};

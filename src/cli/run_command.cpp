@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "backend/backend_factory.hpp"
+#include "cli/backend_flags.hpp"
 #include "cli/commands.hpp"
 #include "engine/generation.hpp"
 #include "io/checkpoint.hpp"
@@ -19,8 +20,9 @@ namespace fp4llm::cli {
 namespace {
 
 struct RunArgs {
-  std::string model, prompt, tokenizer, device = "cpu", kv_cache_dtype = "fp8", system;
-  bool chat = true, ignore_eos = false, quiet = false, enforce_eager = false, quantize_lm_head = false;
+  std::string model, prompt, tokenizer, system;
+  bool chat = true, ignore_eos = false, quiet = false;
+  BackendFlags backend;
   std::string enable_thinking;  // "", "true", "false"
   int64_t max_tokens = 256, max_model_len = 4096;
   std::optional<float> temperature, top_p, min_p;
@@ -88,9 +90,7 @@ void print_memory_plan(const ModelWeights& w, const Checkpoint& ck, const KvCach
 }
 
 void run(const RunArgs& a) {
-  if (a.device != "cpu" && a.device != "cuda") fail("--device must be cpu or cuda, got '{}'", a.device);
-  if (a.device == "cuda")
-    if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
+  a.backend.validate();
   const fs::path tok_dir = tokenizer_dir(a);
   const Tokenizer tokenizer = Tokenizer::load(tok_dir);
   std::optional<ChatTemplate> chat;
@@ -111,15 +111,14 @@ void run(const RunArgs& a) {
 
   const Checkpoint ck = load_checkpoint(a.model, LoadOptions{{}, !a.quiet});
   ModelWeights weights = ModelWeights::bind(ck);
-  if (a.quantize_lm_head) weights.quantize_lm_head();
+  if (a.backend.quantize_lm_head) weights.quantize_lm_head();
   const int64_t model_len = std::min<int64_t>(
       a.max_model_len, weights.config.max_position_embeddings > 0 ? weights.config.max_position_embeddings : a.max_model_len);
   KvCacheConfig kv;
-  if (a.kv_cache_dtype == "bf16") kv.dtype = KvCacheDtype::Bf16;
-  else if (a.kv_cache_dtype != "fp8") fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", a.kv_cache_dtype);
+  kv.dtype = a.backend.cache_dtype();
   kv.num_blocks = (model_len + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
-  if (!a.quiet) print_memory_plan(weights, ck, kv, model_len, a.device);
-  const auto backend = make_backend(weights, BackendOptions{a.device, kv, !a.quiet, a.enforce_eager});
+  if (!a.quiet) print_memory_plan(weights, ck, kv, model_len, a.backend.device);
+  const auto backend = make_backend(weights, BackendOptions{a.backend.device, kv, !a.quiet, a.backend.enforce_eager});
   Conversation conversation(*backend, tokenizer, model_len);
 
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
@@ -192,11 +191,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--system", a->system, "system prompt (chat mode)");
   cmd->add_option("--enable-thinking", a->enable_thinking, "Qwen3: true or false (chat template variable)")
       ->check(CLI::IsMember({"true", "false"}));
-  cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 (E4M3) or bf16")->capture_default_str();
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
-  cmd->add_flag("--enforce-eager", a->enforce_eager, "CUDA: launch kernels one by one instead of replaying CUDA graphs");
-  cmd->add_flag("--quantize-lm-head", a->quantize_lm_head,
-                "quantize a 16-bit lm_head to NVFP4 at load (fewer bytes per decode step, slightly different logits)");
+  add_backend_flags(cmd, a->backend);
   cmd->add_flag("--quiet", a->quiet, "print only the generated text");
   cmd->callback([a] { run(*a); });
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "cli/backend_flags.hpp"
 #include "cli/commands.hpp"
 #include "util/error.hpp"
 
@@ -28,8 +29,8 @@ namespace {
 
 struct ServeArgs {
   std::string model, tokenizer, served_model_name, api_key, host = "127.0.0.1", device = "cpu";
-  bool enforce_eager = false, quantize_lm_head = false;
-  std::string kv_cache_dtype = "fp8", kv_cache_memory;  // empty: 1GiB on the CPU, from --gpu-memory-utilization on the GPU
+  BackendFlags backend;
+  std::string kv_cache_memory;  // empty: 1GiB on the CPU, from --gpu-memory-utilization on the GPU
   int port = 8000, http_threads = 128;
   std::optional<int64_t> max_model_len;
   int64_t max_num_seqs = 64, max_num_batched_tokens = 2048, max_queued_requests = 256;
@@ -91,35 +92,34 @@ uint64_t gpu_kv_budget(const ServeArgs& a, uint64_t weights, const ModelConfig& 
 
 KvCacheOptions kv_options(const ServeArgs& a, uint64_t weight_bytes, const ModelConfig& c) {
   KvCacheOptions o;
-  o.device = a.device;
-  if (a.kv_cache_dtype == "bf16") o.dtype = KvCacheDtype::Bf16;
-  else if (a.kv_cache_dtype != "fp8") fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", a.kv_cache_dtype);
+  o.device = a.backend.device;
+  o.dtype = a.backend.cache_dtype();
   if (!a.kv_cache_memory.empty()) o.memory_bytes = parse_byte_size(a.kv_cache_memory);
-  else o.memory_bytes = a.device == "cuda" ? gpu_kv_budget(a, weight_bytes, c) : (uint64_t(1) << 30);
+  else o.memory_bytes = a.backend.device == "cuda" ? gpu_kv_budget(a, weight_bytes, c) : (uint64_t(1) << 30);
   o.max_model_len = a.max_model_len;
   return o;
 }
 
 void serve(const ServeArgs& a) {
-  if (a.device != "cpu" && a.device != "cuda") fail("--device must be cpu or cuda, got '{}'", a.device);
+  a.backend.validate();
   if (!(a.gpu_memory_utilization > 0 && a.gpu_memory_utilization <= 1))
     fail("--gpu-memory-utilization must be in (0, 1], got {}", a.gpu_memory_utilization);
   const fs::path tok_dir = tokenizer_dir(a);
   const Tokenizer tokenizer = Tokenizer::load(tok_dir);
   const Checkpoint ck = load_checkpoint(a.model, LoadOptions{{}, !a.quiet});
   ModelWeights weights = ModelWeights::bind(ck);
-  if (a.quantize_lm_head) weights.quantize_lm_head();
+  if (a.backend.quantize_lm_head) weights.quantize_lm_head();
   const KvCachePlan plan =
       plan_kv_cache(weights.config, kv_options(a, bound_weight_bytes(weights, ck).total(), weights.config));
   fmt::print(stderr, "{}\n", plan.describe(weights.config));
-  if (a.device == "cpu")
+  if (a.backend.device == "cpu")
     fmt::print(stderr, "device cpu: the KV cache is sized by --kv-cache-memory ({}); --gpu-memory-utilization is "
                        "for the CUDA backend\n", a.kv_cache_memory.empty() ? "1GiB" : a.kv_cache_memory);
   if (weights.config.num_sliding_layers() > 0)
     fmt::print(stderr, "sliding-window layers keep K/V for every position (the paged cache is shared by all "
                        "layers and {} of {} layers attend to the full context)\n",
                weights.config.num_layers - weights.config.num_sliding_layers(), weights.config.num_layers);
-  std::unique_ptr<Backend> backend = make_backend(weights, BackendOptions{a.device, plan.cache, !a.quiet, a.enforce_eager});
+  std::unique_ptr<Backend> backend = make_backend(weights, BackendOptions{a.backend.device, plan.cache, !a.quiet, a.backend.enforce_eager});
 
   EngineConfig ec;
   ec.scheduler = {a.max_num_seqs, a.max_num_batched_tokens, a.prefix_caching};
@@ -180,15 +180,11 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-num-seqs", a->max_num_seqs, "most sequences in one batch")->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
                   "most tokens per step; longer prompts are prefilled in chunks")->capture_default_str();
-  cmd->add_flag("--enforce-eager", a->enforce_eager, "CUDA: launch kernels one by one instead of replaying CUDA graphs");
-  cmd->add_flag("--quantize-lm-head", a->quantize_lm_head,
-                "quantize a 16-bit lm_head to NVFP4 at load (fewer bytes per decode step, slightly different logits)");
   cmd->add_option("--kv-cache-memory", a->kv_cache_memory,
                   "KV cache size, e.g. 2GiB (default: 1GiB on the CPU; on the GPU what --gpu-memory-utilization leaves)");
   cmd->add_option("--gpu-memory-utilization", a->gpu_memory_utilization,
                   "fraction of GPU memory for weights and KV cache (CUDA backend)")->capture_default_str();
-  cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 (E4M3) or bf16")->capture_default_str();
-  cmd->add_option("--device", a->device, "cpu or cuda")->capture_default_str();
+  add_backend_flags(cmd, a->backend);
   cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a->prefix_caching,
                 "reuse the KV blocks of repeated prompt prefixes (default on)");
   cmd->add_option("--max-queued-requests", a->max_queued_requests,

@@ -1,0 +1,31 @@
+#include "cli/backend_flags.hpp"
+
+#include "backend/backend_factory.hpp"
+#include "util/error.hpp"
+
+namespace fp4llm::cli {
+
+KvCacheDtype parse_kv_cache_dtype(const std::string& name) {
+  if (name == "fp8") return KvCacheDtype::Fp8E4M3;
+  if (name == "bf16") return KvCacheDtype::Bf16;
+  fail("--kv-cache-dtype must be fp8 or bf16, got '{}'", name);
+}
+
+void BackendFlags::validate() const {
+  if (device != "cpu" && device != "cuda") fail("--device must be cpu or cuda, got '{}'", device);
+  if (device == "cuda")
+    if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
+  parse_kv_cache_dtype(kv_cache_dtype);
+}
+
+KvCacheDtype BackendFlags::cache_dtype() const { return parse_kv_cache_dtype(kv_cache_dtype); }
+
+void add_backend_flags(CLI::App* cmd, BackendFlags& flags) {
+  cmd->add_option("--device", flags.device, "cpu or cuda")->capture_default_str();
+  cmd->add_option("--kv-cache-dtype", flags.kv_cache_dtype, "fp8 (E4M3) or bf16")->capture_default_str();
+  cmd->add_flag("--enforce-eager", flags.enforce_eager, "CUDA: launch kernels one by one instead of replaying CUDA graphs");
+  cmd->add_flag("--quantize-lm-head", flags.quantize_lm_head,
+                "quantize a 16-bit lm_head to NVFP4 at load (fewer bytes per decode step, slightly different logits)");
+}
+
+}  // namespace fp4llm::cli

@@ -1,0 +1,26 @@
+// The options `run` and `serve` share for choosing and shaping the backend, with vLLM's names:
+// --device, --kv-cache-dtype, --enforce-eager, --quantize-lm-head.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "backend/backend.hpp"
+
+namespace fp4llm::cli {
+
+struct BackendFlags {
+  std::string device = "cpu", kv_cache_dtype = "fp8";
+  bool enforce_eager = false, quantize_lm_head = false;
+
+  // Throws Error for an unknown device or cache type, or a CUDA device this build cannot use.
+  void validate() const;
+  KvCacheDtype cache_dtype() const;
+};
+
+void add_backend_flags(CLI::App* cmd, BackendFlags& flags);
+
+// "fp8" or "bf16" (the value of --kv-cache-dtype), else Error.
+KvCacheDtype parse_kv_cache_dtype(const std::string& name);
+
+}  // namespace fp4llm::cli
