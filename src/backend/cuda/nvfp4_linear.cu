@@ -15,8 +15,16 @@ namespace fp4llm::cuda {
 namespace {
 
 constexpr int kWarps = 8;   // warps per block: kWarps / splits tiles, each split over `splits` warps
-constexpr int kStages = 4;       // per-warp ring of asynchronous copies: kStages x kStageChunks
-constexpr int kStageChunks = 2;  // tile-chunks (576 bytes each) per stage
+// Per-warp ring of asynchronous copies: kStages x kStageChunks tile-chunks (576 bytes each).
+// Overridable at compile time for tools/gpu_gemv_sweep.sh.
+#ifndef FP4LLM_GEMV_STAGES
+#define FP4LLM_GEMV_STAGES 4
+#endif
+#ifndef FP4LLM_GEMV_STAGE_CHUNKS
+#define FP4LLM_GEMV_STAGE_CHUNKS 2
+#endif
+constexpr int kStages = FP4LLM_GEMV_STAGES;
+constexpr int kStageChunks = FP4LLM_GEMV_STAGE_CHUNKS;
 
 enum Epilogue : int { kStore, kAdd, kSilu, kGelu };
 

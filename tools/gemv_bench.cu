@@ -1,0 +1,112 @@
+// Micro-benchmark of the decode GEMV (nvfp4_linear.cu, compiled in here with whatever
+// -DFP4LLM_GEMV_* the build passes) on Qwen3-8B's four projection shapes, random weights, as
+// microseconds per call and the fraction of the measured copy bandwidth. Enough copies of each
+// weight rotate that none is served from L2 (as in a real step, 36 layers apart).
+//   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas
+// (tools/gpu_gemv_sweep.sh builds and runs the variants).
+#include <cstdio>
+#include <stdexcept>
+#include <vector>
+
+#include "backend/cuda/nvfp4_linear.cu"
+
+namespace fp4llm::cuda {
+void throw_cuda_error(const char* status, const char* call, const char* file, int line) {
+  throw std::runtime_error(std::string(status) + " in " + call + " at " + file + ":" + std::to_string(line));
+}
+void throw_error(const std::string& message) { throw std::runtime_error(message); }
+}  // namespace fp4llm::cuda
+
+namespace gemv_bench {
+using namespace fp4llm::cuda;
+
+__global__ void fill_words(uint32_t* p, size_t n, uint32_t seed, uint32_t mask, uint32_t add) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t x = uint32_t(i) * 2654435761u ^ seed;
+    x ^= x >> 15, x *= 2246822519u, x ^= x >> 13;
+    p[i] = (x & mask) + add;
+  }
+}
+
+DeviceNvfp4Linear random_weight(int64_t n, int64_t k, bool gated, uint32_t seed) {
+  DeviceNvfp4Linear w;
+  w.out_features = n, w.in_features = k, w.gated = gated;
+  w.row_tiles = (n + 15) / 16, w.k_chunks = (k + 63) / 64;
+  const size_t slots = size_t(w.row_tiles * w.k_chunks * 32);
+  w.packed = DeviceBuffer<uint8_t>(slots * 16);
+  w.scales = DeviceBuffer<uint16_t>(slots);
+  fill_words<<<1024, 256>>>(reinterpret_cast<uint32_t*>(w.packed.data()), slots * 4, seed, 0xFFFFFFFFu, 0);
+  fill_words<<<1024, 256>>>(reinterpret_cast<uint32_t*>(w.scales.data()), slots / 2, seed + 1, 0x07070707u, 0x30303030u);
+  w.tile_scales = DeviceBuffer<float>::from_host(std::vector<float>(size_t(2 * w.row_tiles), 1e-3f));
+  return w;
+}
+
+double copy_bandwidth() {
+  const size_t bytes = size_t(1) << 30;
+  DeviceBuffer<uint8_t> a(bytes), b(bytes);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0), cudaEventCreate(&e1);
+  FP4LLM_CUDA_CHECK(cudaMemcpy(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice));
+  cudaEventRecord(e0);
+  for (int i = 0; i < 5; ++i) cudaMemcpy(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice);
+  cudaEventRecord(e1);
+  cudaEventSynchronize(e1);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, e0, e1);
+  return 2.0 * 5 * double(bytes) / (ms * 1e-3) / 1e9;
+}
+
+}  // namespace gemv_bench
+
+int main() {
+  using namespace gemv_bench;
+  try {
+    const double bw = copy_bandwidth();
+    std::printf("stages %d x chunks %d; copy bandwidth %.0f GB/s\n", kStages, kStageChunks, bw);
+    std::printf("| shape | rows | us | GB/s | of copy bandwidth |\n|---|---|---|---|---|\n");
+    LinearWorkspace ws;
+    FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
+    FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&ws.num_sms, cudaDevAttrMultiProcessorCount, 0));
+    struct Shape { const char* name; int64_t n, k; bool gated; };
+    double total_us[3] = {};
+    for (const Shape& s : {Shape{"qkv 6144x4096", 6144, 4096, false}, Shape{"o 4096x4096", 4096, 4096, false},
+                           Shape{"gate_up 24576x4096", 24576, 4096, true}, Shape{"down 4096x12288", 4096, 12288, false}}) {
+      const double bytes = double(s.n) * double(s.k) * 0.5625;
+      const int copies = int(std::max(2.0, 512e6 / bytes));
+      std::vector<DeviceNvfp4Linear> ws_copies;
+      for (int c = 0; c < copies; ++c) ws_copies.push_back(random_weight(s.n, s.k, s.gated, uint32_t(7 + 13 * c)));
+      const int64_t rows_list[3] = {1, 16, 64};
+      for (int ri = 0; ri < 3; ++ri) {
+        const int64_t rows = rows_list[ri];
+        DeviceBuffer<__nv_bfloat16> x(size_t(rows * s.k));
+        fill_words<<<256, 256>>>(reinterpret_cast<uint32_t*>(x.data()), x.size() / 2, 3, 0x3F7F3F7Fu, 0);
+        DeviceBuffer<float> y(size_t(rows * s.n));
+        DeviceBuffer<__nv_bfloat16> act(size_t(rows * s.n / 2));
+        const auto call = [&](const DeviceNvfp4Linear& w) {
+          if (s.gated) nvfp4_gated(w, x.data(), rows, false, act.data(), nullptr, ws, nullptr);
+          else nvfp4_linear(w, x.data(), rows, y.data(), ws, nullptr);
+        };
+        for (int c = 0; c < copies; ++c) call(ws_copies[size_t(c)]);
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0), cudaEventCreate(&e1);
+        const int reps = 20 * copies;
+        cudaEventRecord(e0);
+        for (int r = 0; r < reps; ++r) call(ws_copies[size_t(r % copies)]);
+        cudaEventRecord(e1);
+        FP4LLM_CUDA_CHECK(cudaEventSynchronize(e1));
+        float ms = 0;
+        cudaEventElapsedTime(&ms, e0, e1);
+        const double us = ms * 1e3 / reps;
+        total_us[ri] += us;
+        std::printf("| %s | %lld | %.1f | %.0f | %.1f%% |\n", s.name, (long long)rows, us, bytes / us / 1e3,
+                    100.0 * bytes / us / 1e3 / bw);
+      }
+    }
+    std::printf("per layer (4 projections): rows 1 %.1f us, rows 16 %.1f us, rows 64 %.1f us\n", total_us[0], total_us[1],
+                total_us[2]);
+    cublasDestroy(ws.cublas);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
