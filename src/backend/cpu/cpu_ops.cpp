@@ -1,6 +1,8 @@
 #include "backend/cpu/cpu_ops.hpp"
 
+#include <bit>
 #include <cmath>
+#include <cstring>
 
 #include "io/tensor_store.hpp"
 #include "util/parallel_for.hpp"
@@ -14,15 +16,33 @@ int64_t min_rows_per_chunk(int64_t in, int64_t rows) {
 }
 
 // Eight partial sums so the compiler can keep several multiply-adds in flight; the order of
-// summation is fixed, so results do not depend on batch size or threading.
-float dot(const float* a, const float* b, int64_t n) {
+// summation is fixed, so results do not depend on batch size or threading. `load(i)` gives
+// element i of the weight row as a float (stored float, or BF16 widened exactly).
+template <typename Load>
+float dot_with(Load load, const float* b, int64_t n) {
   float acc[8] = {};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += a[i + k] * b[i + k];
+    for (int k = 0; k < 8; ++k) acc[k] += load(i + k) * b[i + k];
   float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < n; ++i) sum += a[i] * b[i];
+  for (; i < n; ++i) sum += load(i) * b[i];
   return sum;
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  return dot_with([a](int64_t i) { return a[i]; }, b, n);
+}
+
+// A BF16 weight row against one token without widening the row first: the same products and
+// the same order of summation as widening then dot(), so the result is identical.
+float dot_bf16(const uint8_t* row, const float* b, int64_t n) {
+  return dot_with(
+      [row](int64_t i) {
+        uint16_t v;
+        std::memcpy(&v, row + 2 * i, 2);
+        return std::bit_cast<float>(uint32_t(v) << 16);
+      },
+      b, n);
 }
 
 void dot_rows(const float* w_row, const float* x, int64_t rows, int64_t in, int64_t out,
@@ -44,6 +64,12 @@ void linear(const QuantizedLinear& w, const float* x, int64_t rows, float* y) {
 
 void linear_dense(const TensorView& w, const float* x, int64_t rows, float* y) {
   const int64_t out = w.shape[0], in = w.shape[1];
+  if (rows == 1 && w.dtype == DType::BF16) {  // decode's lm_head: one pass over the weight bytes
+    parallel_for(out, min_rows_per_chunk(in, rows), [&](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) y[o] = dot_bf16(w.data.data() + size_t(2 * o * in), x, in);
+    });
+    return;
+  }
   parallel_for(out, min_rows_per_chunk(in, rows), [&](int64_t begin, int64_t end) {
     std::vector<float> row(static_cast<size_t>(in));
     for (int64_t o = begin; o < end; ++o) {
