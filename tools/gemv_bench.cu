@@ -66,7 +66,6 @@ int main() {
     std::printf("| shape | rows | us | GB/s | of copy bandwidth |\n|---|---|---|---|---|\n");
     LinearWorkspace ws;
     FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
-    FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&ws.num_sms, cudaDevAttrMultiProcessorCount, 0));
     struct Shape { const char* name; int64_t n, k; bool gated; };
     double total_us[3] = {};
     for (const Shape& s : {Shape{"qkv 6144x4096", 6144, 4096, false}, Shape{"o 4096x4096", 4096, 4096, false},

@@ -51,7 +51,6 @@ struct Workspace {
   cuda::LinearWorkspace ws;
   Workspace() {
     FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
-    FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&ws.num_sms, cudaDevAttrMultiProcessorCount, 0));
   }
   ~Workspace() { cublasDestroy(ws.cublas); }
   void fit(const cuda::Nvfp4Tiles& t) {
@@ -64,26 +63,21 @@ struct Workspace {
 TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(11);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  cuda::LinearWorkspace ws;
-  FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
-  FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&ws.num_sms, cudaDevAttrMultiProcessorCount, 0));
+  Workspace w;
   const std::vector<Shape> shapes = {{1, 16}, {16, 64}, {17, 80}, {300, 1040}, {1024, 4096}, {2560, 640}, {96, 12288}, {4100, 208}};
   const std::vector<int64_t> row_counts = {1, 3, 8, 9, 17, 33, 64, 65, 200};
   for (const Shape& s : shapes) {
     const QuantizedLinear q = test_support::random_nvfp4(s.out, s.in, rng);
     const QuantizedLinear* parts[] = {&q};
     const cuda::Nvfp4Tiles tiles = cuda::make_nvfp4_tiles(parts);
-    const cuda::DeviceNvfp4Linear w = cuda::upload_nvfp4(tiles);
-    ws.dequantized.ensure(size_t(tiles.row_tiles * 16 * tiles.k_chunks * 64));
-    std::vector<float> weights(static_cast<size_t>(s.out * s.in));
-    for (int64_t r = 0; r < s.out; ++r) q.dequantize_row(r, &weights[size_t(r * s.in)]);
+    const cuda::DeviceNvfp4Linear dw = cuda::upload_nvfp4(tiles);
+    w.fit(tiles);
+    const std::vector<float> weights = dequantized(q);
     for (int64_t rows : row_counts) {
-      std::vector<float> x(static_cast<size_t>(rows * s.in));
-      for (float& v : x) v = bf16_to_float(float_to_bf16(normal(rng)));
+      const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
       const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
       auto yd = test_support::poisoned<float>(size_t(rows * s.out));
-      cuda::nvfp4_linear(w, xd.data(), rows, yd.data(), ws, nullptr);
+      cuda::nvfp4_linear(dw, xd.data(), rows, yd.data(), w.ws, nullptr);
       FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
       const std::vector<float> y = yd.to_host();
       // Decode kernel: BF16 products are exact, only float32 accumulation differs. cuBLAS path:
@@ -91,12 +85,7 @@ TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
       const double tol = rows > cuda::kMaxDecodeRows ? 6e-3 : 1e-4;
       for (int64_t m = 0; m < rows; ++m)
         for (int64_t n = 0; n < s.out; ++n) {
-          double ref = 0, bound = 0;
-          for (int64_t k = 0; k < s.in; ++k) {
-            const double p = double(weights[size_t(n * s.in + k)]) * x[size_t(m * s.in + k)];
-            ref += p;
-            bound += std::fabs(p);
-          }
+          const auto [ref, bound] = dot(weights, x, s.in, n, m);
           const float got = y[size_t(m * s.out + n)];
           ASSERT_TRUE(std::isfinite(got)) << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n;
           ASSERT_LE(std::fabs(got - ref), tol * bound + 1e-30)
@@ -104,7 +93,6 @@ TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
         }
     }
   }
-  cublasDestroy(ws.cublas);
 }
 
 // LinearOutput::Add: the product is added to what y held (the residual stream), on both paths.

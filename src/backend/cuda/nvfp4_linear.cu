@@ -5,7 +5,6 @@
 #include "backend/cuda/mma_bf16.cuh"
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
@@ -249,24 +248,13 @@ __global__ void gated_rows_kernel(const float* y, int64_t rows, int64_t n, bool 
   }
 }
 
-// Warps per SM the split choice aims for; FP4LLM_GEMV_WARPS_PER_SM overrides it (a tuning knob
-// for bench runs, read once).
-int64_t target_warps_per_sm() {
-  static const int64_t target = [] {
-    const char* v = std::getenv("FP4LLM_GEMV_WARPS_PER_SM");
-    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(1 << 20);
-  }();
-  return target;
-}
-
-// K splits per tile (1, 2, 4 or 8 warps), as many as keep at least kMinChunks chunks per warp
-// (or enough for the target warps per SM): many short blocks fill the SMs in several waves, so
-// the last wave's tail is small; measured on the H100 (2026-11-25) against fewer, longer items.
-int choose_splits(int64_t row_tiles, int64_t k_chunks, int num_sms) {
+// K splits per tile (1, 2, 4 or 8 warps), as many as keep at least kMinChunks chunks per warp:
+// many short blocks fill the SMs in several waves, so the last wave's tail is small; measured on
+// the H100 (2026-11-25) against fewer, longer items (docs/PERFORMANCE.md).
+int choose_splits(int64_t k_chunks) {
   constexpr int64_t kMinChunks = 8;
   int splits = 1;
-  while (splits < kWarps && row_tiles * splits < target_warps_per_sm() * num_sms && k_chunks / (2 * splits) >= kMinChunks)
-    splits *= 2;
+  while (splits < kWarps && k_chunks / (2 * splits) >= kMinChunks) splits *= 2;
   return splits;
 }
 
@@ -307,7 +295,7 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
 
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, LinearWorkspace& ws,
           cudaStream_t stream) {
-  const int splits = choose_splits(w.row_tiles, w.k_chunks, ws.num_sms);
+  const int splits = choose_splits(w.k_chunks);
   p.packed = reinterpret_cast<const uint4*>(w.packed.data());
   p.scales = w.scales.data();
   p.tile_scales = w.tile_scales.data();

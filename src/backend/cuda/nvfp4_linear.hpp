@@ -30,7 +30,6 @@ DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles);
 struct LinearWorkspace {
   DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16
   cublasHandle_t cublas = nullptr;
-  int num_sms = 0;
 };
 
 constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
