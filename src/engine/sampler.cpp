@@ -59,9 +59,11 @@ constexpr double kNegligibleNats = 40.0;
 
 }  // namespace
 
+bool Sampler::greedy() const { return params_.temperature == 0.0f || params_.top_k == 1; }
+
 bool Sampler::is_plain_greedy() const {
-  return (params_.temperature == 0.0f || params_.top_k == 1) && params_.repetition_penalty == 1.0f &&
-         params_.presence_penalty == 0.0f && params_.frequency_penalty == 0.0f;
+  return greedy() && params_.repetition_penalty == 1.0f && params_.presence_penalty == 0.0f &&
+         params_.frequency_penalty == 0.0f;
 }
 
 // Order of the filters: temperature, then top-k, top-p and min-p on the tempered
@@ -71,8 +73,7 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
                         std::span<const int32_t> generated) {
   if (logits.empty()) fail("sample: empty logits");
   apply_penalties(logits, prompt, generated);
-  if (params_.temperature == 0.0f || params_.top_k == 1)
-    return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  if (greedy()) return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
 
   const double temperature = params_.temperature;
   const float best = *std::max_element(logits.begin(), logits.end());
@@ -100,10 +101,10 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
   double total = 0;
   for (int32_t t : order_) total += weight(t);
 
+  // The draw is over the first `keep` tokens, whose weights sum to `kept_total`.
   size_t keep = order_.size();
-  bool sorted = false;
+  double kept_total = total;
   if (params_.top_p < 1.0f || params_.min_p > 0.0f) {
-    sorted = true;
     const double floor = params_.min_p;  // p >= min_p * p_max, relative weights: w >= min_p
     double mass = 0;
     size_t walked = 0, prefix = std::min<size_t>(order_.size(), std::max<size_t>(sorted_prefix, 256));
@@ -117,23 +118,20 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
         const double w = weight(order_[walked]);
         if (walked > 0 && params_.min_p > 0.0f && w < floor) {
           keep = walked;
+          kept_total = mass;
           decided = true;
           break;
         }
         mass += w;
         if (params_.top_p < 1.0f && mass / total >= params_.top_p) {
           keep = walked + 1;
+          kept_total = mass;
           decided = true;
         }
       }
       if (prefix == order_.size()) break;
       prefix = std::min(order_.size(), prefix * 8);
     }
-  }
-  double kept_total = total;
-  if (sorted && keep < order_.size()) {
-    kept_total = 0;
-    for (size_t i = 0; i < keep; ++i) kept_total += weight(order_[i]);
   }
   std::uniform_real_distribution<double> u(0.0, kept_total);
   double r = u(rng_);

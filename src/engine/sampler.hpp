@@ -39,6 +39,7 @@ class Sampler {
   bool is_plain_greedy() const;
 
  private:
+  bool greedy() const;  // temperature 0 or top-k 1: the argmax
   void apply_penalties(std::span<float> logits, std::span<const int32_t> prompt,
                        std::span<const int32_t> generated) const;
   SamplingParams params_;

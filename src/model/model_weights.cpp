@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "formats/number_formats.hpp"
 #include "io/linear_selection.hpp"
 #include "io/tensor_store.hpp"
 #include "util/error.hpp"
@@ -130,9 +129,7 @@ ModelWeights ModelWeights::bind(const Checkpoint& ck, bool allow_dense) {
 void ModelWeights::quantize_lm_head() {
   if (lm_head_nvfp4) return;
   if (!lm_head) fail("quantize_lm_head: the model has no lm_head");
-  if (lm_head->shape.size() != 2 || lm_head->shape[1] % kNvfp4BlockSize != 0)
-    fail("--quantize-lm-head: lm_head {} cannot be NVFP4 (hidden size not a multiple of {})", lm_head->describe(),
-         kNvfp4BlockSize);
+  // bind() checked the shape; quantize_linear names the tensor if it cannot be NVFP4.
   quantized_lm_head = std::make_shared<const QuantizedLinear>(quantize_linear(*lm_head));
   lm_head_nvfp4 = quantized_lm_head.get();
 }

@@ -1,9 +1,9 @@
 #include "backend/cpu/cpu_ops.hpp"
 
-#include <bit>
 #include <cmath>
 #include <cstring>
 
+#include "formats/number_formats.hpp"
 #include "io/tensor_store.hpp"
 #include "util/parallel_for.hpp"
 
@@ -40,7 +40,7 @@ float dot_bf16(const uint8_t* row, const float* b, int64_t n) {
       [row](int64_t i) {
         uint16_t v;
         std::memcpy(&v, row + 2 * i, 2);
-        return std::bit_cast<float>(uint32_t(v) << 16);
+        return bf16_to_float(v);
       },
       b, n);
 }
