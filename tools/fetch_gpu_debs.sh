@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Downloads (here, where the Debian mirror is reachable) the packages the GPU machine's image
 # lacks into .deps/ (git-ignored), to be carried there (device tool: carry [".deps"]) and
-# unpacked by tools/gpu_deps.sh. The GPU machine itself reaches no network.
+# unpacked by tools/gpu_env.sh. The GPU machine itself reaches no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .deps

@@ -6,10 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT"
-source tools/gpu_deps.sh
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON=$(command -v python3) \
-  ${FP4LLM_CMAKE_ARGS:-} > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" --target fp4llm > "$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -40; exit 1; }
+source tools/gpu_env.sh
+gpu_build fp4llm || exit 1
 export FP4LLM_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 rc=0
 for spec in $1; do

@@ -6,9 +6,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT"
-JOBS=$(nproc)
 
-source tools/gpu_deps.sh
+source tools/gpu_env.sh
 
 {
   date -u +"date %Y-%m-%dT%H:%M:%SZ"
@@ -18,10 +17,7 @@ source tools/gpu_deps.sh
 } | tee "$OUT/environment.txt"
 
 start=$(date +%s)
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON=$(command -v python3) \
-  ${FP4LLM_CMAKE_ARGS:-} \
-  > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
-cmake --build build-gpu -j "$JOBS" > "$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -60; exit 1; }
+gpu_build || exit 1
 build_s=$(( $(date +%s) - start ))
 
 ctest --test-dir build-gpu -L gpu --output-on-failure -V > "$OUT/gpu-tests.log" 2>&1

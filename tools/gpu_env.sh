@@ -1,5 +1,6 @@
-# Sourced by the tools/gpu_*.sh scripts: the GPU image lacks some Debian packages the build
-# needs, so the ones carried in .deps/ are unpacked (once) under /opt/fp4llm-deps and found there:
+# Sourced by the tools/gpu_*.sh scripts (from the repository root, with OUT set). The GPU image
+# lacks some Debian packages the build needs, so the ones carried in .deps/ are unpacked (once)
+# under /opt/fp4llm-deps and found there:
 # CMake packages through CMAKE_PREFIX_PATH, cpp-httplib and its pkg-config requirements
 # (openssl, zlib, brotli) through a pkg-config sysroot, shared libraries through LD_LIBRARY_PATH.
 FP4LLM_DEPS_ROOT=${FP4LLM_DEPS_ROOT:-/opt/fp4llm-deps}
@@ -15,3 +16,12 @@ if compgen -G ".deps/*.deb" > /dev/null; then
 else
   echo "note: no .deps/*.deb to unpack (carry .deps to the GPU machine)" >&2
 fi
+
+# gpu_build [TARGET]: configure and build build-gpu (Release, sm_90a/sm_89), all targets by
+# default; logs to $OUT, the first errors printed on failure.
+gpu_build() {
+  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON="$(command -v python3)" \
+    ${FP4LLM_CMAKE_ARGS:-} > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; return 1; }
+  cmake --build build-gpu -j "$(nproc)" ${1:+--target "$1"} > "$OUT/build.log" 2>&1 ||
+    { grep -E "error" -A5 "$OUT/build.log" | head -60; return 1; }
+}

@@ -9,10 +9,9 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT"
 model=$1 batch=$2 skip=${3:-1160} count=${4:-26}
-source tools/gpu_deps.sh
+source tools/gpu_env.sh
 if [ ! -x build-gpu/fp4llm ] || [ "${FP4LLM_REBUILD:-1}" = 1 ]; then
-  cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON=$(command -v python3) > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
-  cmake --build build-gpu -j "$(nproc)" --target fp4llm > "$OUT/build.log" 2>&1 || { grep -E "error" -A5 "$OUT/build.log" | head -40; exit 1; }
+  gpu_build fp4llm || exit 1
 fi
 stalls=""
 for s in long_scoreboard short_scoreboard wait barrier math_pipe_throttle mio_throttle lg_throttle not_selected no_instruction; do

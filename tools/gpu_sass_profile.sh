@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
-source tools/gpu_deps.sh
+source tools/gpu_env.sh
 kernel=$1 model=$2 batch=$3 skip=${4:-100}
 ncu --clock-control none --set full --import-source no --kernel-name "regex:$kernel" --launch-skip "$skip" --launch-count 1 \
   -o "$OUT/ncu-$kernel" ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batch" --input-len 128 --output-len 6 \

@@ -5,7 +5,7 @@
 # testdata/tokenizers/qwen3.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-source tools/gpu_deps.sh
+source tools/gpu_env.sh
 export FP4LLM_BIN=$PWD/build-gpu/fp4llm FP4LLM_TEST_DEVICE=cuda
 if python3 -c "import openai" 2>/dev/null; then
   (cd tests/server && python3 -m pytest -q -p no:cacheprovider . 2>&1 | tail -15)

@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT"
-source tools/gpu_deps.sh
+source tools/gpu_env.sh
 bin=./build-gpu/fp4llm
 run() {  # NAME ARGS...
   local name=$1; shift
