@@ -28,6 +28,7 @@ struct Case {
   std::vector<Chunk> chunks;
   int64_t splits = 1;
   bool flash = false;  // the tensor-core prefill kernel instead of the paged one
+  bool mma = false;    // the tensor-core decode kernel instead of the paged one
 };
 
 float cache_value(const std::vector<uint8_t>& cache, size_t element, bool fp8) {
@@ -114,6 +115,9 @@ void run_case(const Case& c, uint32_t seed) {
     cuda::flash_prefill_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(),
                                   reinterpret_cast<const cuda::QueryTile*>(tiles_d.data()), int64_t(tiles.size()), p,
                                   out.data(), nullptr);
+  } else if (c.mma) {
+    cuda::mma_decode_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(), T, p,
+                               {part_out.data(), part_ml.data(), counters.data()}, out.data(), nullptr);
   } else {
     cuda::paged_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(), T, p,
                           {part_out.data(), part_ml.data(), counters.data()}, out.data(), nullptr);
@@ -150,8 +154,10 @@ void run_case(const Case& c, uint32_t seed) {
         }
         const float g_val = __bfloat162float(got[size_t((t * c.heads + h) * D + d)]);
         ASSERT_TRUE(std::isfinite(g_val)) << "token " << t << " head " << h << " dim " << d;
-        // The flash kernel rounds q and the probabilities to BF16 for the tensor cores.
-        const double tol = c.flash ? 2e-2 * std::fabs(ref) + 1e-2 * scale : 6e-3 * std::fabs(ref) + 2e-3 * scale;
+        // The tensor-core kernels round q and the probabilities to BF16 (FP16 for the decode
+        // kernel with an FP8 cache) for the tensor cores.
+        const bool bf16_operands = c.flash || (c.mma && !c.fp8);
+        const double tol = bf16_operands ? 2e-2 * std::fabs(ref) + 1e-2 * scale : 6e-3 * std::fabs(ref) + 2e-3 * scale;
         ASSERT_NEAR(g_val, ref, tol)
             << "token " << t << " (position " << pos << ") head " << h << " dim " << d;
       }
@@ -211,3 +217,23 @@ TEST(GpuFlashPrefill, SlidingWindowHeadDim256And64) {
   d.flash = true;
   run_case(d, 24);
 }
+
+// The tensor-core decode kernel (work in progress) on the decode cases it supports, plus
+// head_dim 64 with both caches.
+TEST(GpuMmaDecodeAttention, MatchesTheReference) {
+  FP4LLM_REQUIRE_GPU();
+  std::vector<Case> cases = {
+      {32, 8, 128, 0, true, 0.5f, 2.0f, {{0, 1}, {200, 1}, {1000, 1}}, 8},
+      {8, 2, 128, 0, false, 1.0f, 1.0f, {{37, 1}, {5, 1}}},
+      {64, 4, 128, 300, true, 1.0f, 1.0f, {{2000, 1}, {100, 1}}, 4},
+      {8, 2, 128, 0, true, 1.0f, 1.0f, {{4, 1}, {40, 1}, {700, 1}}, 32},
+      {16, 2, 64, 0, true, 1.0f, 1.0f, {{300, 1}, {17, 1}}, 4},
+      {16, 2, 64, 50, false, 1.0f, 1.0f, {{300, 1}, {17, 1}}, 4},
+  };
+  uint32_t seed = 40;
+  for (Case c : cases) {
+    c.mma = true;
+    run_case(c, seed++);
+  }
+}
+

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cuda/flash_prefill.hpp"
@@ -23,6 +25,15 @@ T* offset_ptr(uint8_t* base, size_t bytes) {
 }
 
 size_t align8(size_t n) { return (n + 7) / 8 * 8; }
+
+// Work in progress: FP4LLM_MMA_ATTENTION=1 selects the tensor-core decode attention kernel.
+bool use_mma_attention() {
+  static const bool on = [] {
+    const char* v = std::getenv("FP4LLM_MMA_ATTENTION");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+}
 
 std::vector<const DeviceNvfp4Linear*> all_linears(const DeviceModel& m) {
   std::vector<const DeviceNvfp4Linear*> all;
@@ -236,6 +247,10 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     flash_prefill_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
                             token_seq, tables, offset_ptr<QueryTile>(meta_.data(), s.tiles_at), int64_t(s.tiles.size()),
                             attention_params(index, s), attn_.data(), stream_);
+  else if (use_mma_attention() && mma_decode_attention_supports(attention_params(index, s)))
+    mma_decode_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
+                         token_seq, tables, T, attention_params(index, s),
+                         {attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()}, attn_.data(), stream_);
   else
     paged_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions, token_seq,
                     tables, T, attention_params(index, s), {attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()},

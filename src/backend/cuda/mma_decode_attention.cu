@@ -1,0 +1,307 @@
+// Decode attention on tensor cores (WORK IN PROGRESS, not yet run on a GPU; see
+// docs/PERFORMANCE.md "Designs for the next round"). Same contract as paged_attention for
+// head_dim 64/128 and query groups up to 16: QK^T and PV on m16n8k16 MMAs with the query group
+// (padded to 16) as the M dimension. K's head dimension is permuted so that lane quarter t owns
+// dims [t*D/4, (t+1)*D/4) of its key (one contiguous load), and PV's output columns are permuted
+// so that column g of n-tile j is dim g*D/8 + j (16 contiguous bytes of each value row per lane).
+#include <string>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/paged_attention.hpp"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kBlockSize = 16;         // tokens per cache block
+constexpr int kMinKeysPerSplit = 128;  // as paged_attention: the same split boundaries
+
+struct Args {
+  const float* q;
+  const uint8_t* k;
+  const uint8_t* v;
+  const int32_t* positions;
+  const int32_t* token_seq;
+  const int32_t* block_tables;
+  AttentionParams p;
+  AttentionWorkspace ws;
+  __nv_bfloat16* out;
+};
+
+// FP8 caches use FP16 operands (E4M3 -> FP16 is exact); BF16 caches use BF16 operands.
+template <bool kF16>
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (kF16)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <bool kF16>
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  uint32_t r;
+  if constexpr (kF16) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    memcpy(&r, &h, 4);
+  } else {
+    const __nv_bfloat162 b = __floats2bfloat162_rn(lo, hi);
+    memcpy(&r, &b, 4);
+  }
+  return r;
+}
+
+// Two E4M3 bytes (low 16 bits) as an FP16 pair, exactly.
+__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xFFFF), __NV_E4M3);
+  uint32_t r;
+  memcpy(&r, &h, 4);
+  return r;
+}
+
+// kWords consecutive 32-bit words (2 or a multiple of 4), zero when !valid.
+template <int kWords>
+__device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_t (&w)[kWords]) {
+  if constexpr (kWords == 2) {
+    const uint2 v = valid ? *reinterpret_cast<const uint2*>(src) : make_uint2(0, 0);
+    w[0] = v.x, w[1] = v.y;
+  } else {
+#pragma unroll
+    for (int i = 0; i < kWords; i += 4) {
+      const uint4 v = valid ? *reinterpret_cast<const uint4*>(src + 4 * i) : make_uint4(0, 0, 0, 0);
+      w[i] = v.x, w[i + 1] = v.y, w[i + 2] = v.z, w[i + 3] = v.w;
+    }
+  }
+}
+
+template <int D, bool kFp8>
+__global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
+  constexpr int kSteps = D / 16;          // k-steps of QK^T
+  constexpr int kTiles = D / 8;           // output n-tiles of PV
+  constexpr int kQuarter = D / 4;         // key dims per lane quarter (QK^T permutation)
+  constexpr int kSlice = D / 8;           // value dims per output column (PV permutation)
+  constexpr int kElem = kFp8 ? 1 : 2;     // bytes per cache element
+  constexpr int kKeyWords = kQuarter * kElem / 4, kValWords = kSlice * kElem / 4;
+  const int tok = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
+  const int group = int(a.p.heads / a.p.kv_heads);
+  const int pos = a.positions[tok];
+  const int first = a.p.window > 0 ? max(0, pos - int(a.p.window) + 1) : 0;
+  int begin = first, end = pos + 1, active = 1;
+  if (a.p.splits > 1) {
+    const int per_split = max(kMinKeysPerSplit, ((end - first + int(a.p.splits) - 1) / int(a.p.splits) + 31) / 32 * 32);
+    active = (end - first + per_split - 1) / per_split;
+    if (split >= active) return;
+    begin = first + split * per_split;
+    end = min(end, begin + per_split);
+  }
+  const int32_t* table = a.block_tables + size_t(a.token_seq[tok]) * a.p.max_blocks;
+  const size_t row_stride = size_t(a.p.kv_heads) * D * kElem;  // bytes between consecutive slots
+
+  // q fragments (rows g and g+8 of the group, zero past it), softmax and K scales folded in.
+  const float qscale = a.p.scale * a.p.k_scale;
+  const float* q = a.q + (size_t(tok) * a.p.heads + size_t(kv_head) * group) * D;
+  uint32_t qa[kSteps][4];
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int head = g + 8 * r, d = kQuarter * t + 4 * s;
+      const bool ok = head < group;
+      const float* qh = q + head * D + d;
+      qa[s][r] = ok ? pack2<kFp8>(qh[0] * qscale, qh[1] * qscale) : 0u;
+      qa[s][2 + r] = ok ? pack2<kFp8>(qh[2] * qscale, qh[3] * qscale) : 0u;
+    }
+
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  float o[kTiles][4] = {};
+  const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
+  for (int b = first_block + warp; b <= last_block; b += kWarps) {
+    const size_t base = (size_t(table[b]) * kBlockSize * a.p.kv_heads + kv_head) * D * kElem;
+    // S = q K^T for the block's 16 keys: n-tile j holds keys 8j..8j+7, column g = key 8j + g.
+    float c[2][4] = {};
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int key = b * kBlockSize + 8 * j + g;
+      uint32_t kw[kKeyWords];
+      load_row<kKeyWords>(a.k + base + (8 * j + g) * row_stride + kQuarter * t * kElem, key >= begin && key < end, kw);
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s) {
+        uint32_t b0, b1;
+        if constexpr (kFp8) {
+          b0 = e4m3x2_to_f16x2(kw[s]);
+          b1 = e4m3x2_to_f16x2(kw[s] >> 16);
+        } else {
+          b0 = kw[2 * s];
+          b1 = kw[2 * s + 1];
+        }
+        mma16816<kFp8>(c[j], qa[s], b0, b1);
+      }
+    }
+    // Mask, online softmax per row (row g: c[.][0..1], row g+8: c[.][2..3]; a row's 16 keys
+    // sit in the four lanes of quad g).
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int key = b * kBlockSize + 8 * j + 2 * t + (e & 1);
+        if (key < begin || key >= end) c[j][e] = -INFINITY;
+        mx[e >> 1] = fmaxf(mx[e >> 1], c[j][e]);
+      }
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float m_new = fmaxf(m[r], mx[r]);  // finite: the block holds a key of [begin, end)
+      alpha[r] = __expf(m[r] - m_new);
+      m[r] = m_new;
+      l[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        c[j][e] = __expf(c[j][e] - m[e >> 1]);
+        l[e >> 1] += c[j][e];
+      }
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) {
+      o[n][0] *= alpha[0], o[n][1] *= alpha[0];
+      o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+    }
+    // P as the A operand: k positions 2t,2t+1 are keys 2t,2t+1; 2t+8,2t+9 are keys 8+2t,9+2t.
+    const uint32_t pa[4] = {pack2<kFp8>(c[0][0], c[0][1]), pack2<kFp8>(c[0][2], c[0][3]),
+                            pack2<kFp8>(c[1][0], c[1][1]), pack2<kFp8>(c[1][2], c[1][3])};
+    // V rows of keys 2t, 2t+1, 8+2t, 9+2t: dims [g*kSlice, (g+1)*kSlice) each (invalid keys zero:
+    // their slots may hold anything, and 0 * NaN would poison the sum).
+    uint32_t vw[4][kValWords];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int rel = (r >> 1) * 8 + 2 * t + (r & 1), key = b * kBlockSize + rel;
+      load_row<kValWords>(a.v + base + rel * row_stride + kSlice * g * kElem, key >= begin && key < end, vw[r]);
+    }
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) {
+      uint32_t b0, b1;
+      if constexpr (kFp8) {
+        const int word = n / 4, byte = n % 4;
+        const uint32_t sel = byte < 2 ? 0x5140u : 0x7362u;
+        const uint32_t lo = __byte_perm(vw[0][word], vw[1][word], sel), hi = __byte_perm(vw[2][word], vw[3][word], sel);
+        b0 = e4m3x2_to_f16x2(byte % 2 ? lo >> 16 : lo);
+        b1 = e4m3x2_to_f16x2(byte % 2 ? hi >> 16 : hi);
+      } else {
+        const uint32_t sel = n % 2 ? 0x7632u : 0x5410u;
+        b0 = __byte_perm(vw[0][n / 2], vw[1][n / 2], sel);
+        b1 = __byte_perm(vw[2][n / 2], vw[3][n / 2], sel);
+      }
+      mma16816<kFp8>(o[n], pa, b0, b1);
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+  }
+
+  // Merge the warps through shared memory, heads x dims in natural order.
+  __shared__ float o_s[kWarps][16][D];
+  __shared__ float m_s[kWarps][16], l_s[kWarps][16];
+  __shared__ bool last;
+  if (t == 0) {
+    m_s[warp][g] = m[0], l_s[warp][g] = l[0];
+    m_s[warp][g + 8] = m[1], l_s[warp][g + 8] = l[1];
+  }
+#pragma unroll
+  for (int n = 0; n < kTiles; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) o_s[warp][g + 8 * (e >> 1)][kSlice * (2 * t + (e & 1)) + n] = o[n][e];
+  __syncthreads();
+  for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
+    const int h = i / D, d = i % D;
+    float mx = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, m_s[w][h]);
+    float sum = 0.0f, acc = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+      if (m_s[w][h] == -INFINITY) continue;
+      const float f = __expf(m_s[w][h] - mx);
+      sum += l_s[w][h] * f;
+      acc += o_s[w][h][d] * f;
+    }
+    const int head = kv_head * group + h;
+    if (active == 1) {
+      a.out[(size_t(tok) * a.p.heads + head) * D + d] = __float2bfloat16_rn(acc / sum * a.p.v_scale);
+    } else {
+      const size_t slot = (size_t(tok) * a.p.heads + head) * a.p.splits + split;
+      a.ws.partial_out[slot * D + d] = acc;
+      if (d == 0) {
+        a.ws.partial_ml[slot * 2] = mx;
+        a.ws.partial_ml[slot * 2 + 1] = sum;
+      }
+    }
+  }
+  if (active == 1) return;
+  // The last split of this (token, kv head) to finish merges all of them, in split order.
+  __threadfence();
+  __syncthreads();
+  unsigned* counter = a.ws.counters + size_t(tok) * a.p.kv_heads + kv_head;
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == unsigned(active - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
+    const size_t slots = (size_t(tok) * a.p.heads + kv_head * group + i / D) * a.p.splits;
+    float mx = -INFINITY;
+    for (int s = 0; s < active; ++s) mx = fmaxf(mx, __ldcg(a.ws.partial_ml + (slots + s) * 2));
+    float sum = 0.0f, acc = 0.0f;
+    for (int s = 0; s < active; ++s) {
+      const float ms = __ldcg(a.ws.partial_ml + (slots + s) * 2);
+      if (ms == -INFINITY) continue;
+      const float f = __expf(ms - mx);
+      sum += __ldcg(a.ws.partial_ml + (slots + s) * 2 + 1) * f;
+      acc += __ldcg(a.ws.partial_out + (slots + s) * D + i % D) * f;
+    }
+    a.out[(size_t(tok) * a.p.heads + kv_head * group) * D + i] = __float2bfloat16_rn(acc / sum * a.p.v_scale);
+  }
+  if (threadIdx.x == 0) *counter = 0;
+}
+
+template <int D>
+void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
+  const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
+  if (a.p.fp8)
+    mma_decode_kernel<D, true><<<grid, kWarps * 32, 0, stream>>>(a);
+  else
+    mma_decode_kernel<D, false><<<grid, kWarps * 32, 0, stream>>>(a);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+bool mma_decode_attention_supports(const AttentionParams& p) {
+  return (p.head_dim == 64 || p.head_dim == 128) && p.heads % p.kv_heads == 0 && p.heads / p.kv_heads <= 16;
+}
+
+void mma_decode_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
+                          const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
+                          const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
+                          cudaStream_t stream) {
+  if (tokens == 0) return;
+  if (!mma_decode_attention_supports(p))
+    throw_error("tensor-core decode attention: head_dim " + std::to_string(p.head_dim) + " with " +
+                std::to_string(p.heads / p.kv_heads) + " query heads per kv head is not supported");
+  if (p.splits > 1 && (!ws.partial_out || !ws.counters)) throw_error("CUDA attention: split-KV needs a workspace");
+  const Args a{q, static_cast<const uint8_t*>(k_cache), static_cast<const uint8_t*>(v_cache), positions,
+               token_seq, block_tables, p, ws, out};
+  if (p.head_dim == 64) launch<64>(a, tokens, stream);
+  else launch<128>(a, tokens, stream);
+}
+
+}  // namespace fp4llm::cuda
