@@ -26,11 +26,12 @@ T* offset_ptr(uint8_t* base, size_t bytes) {
 
 size_t align8(size_t n) { return (n + 7) / 8 * 8; }
 
-// Work in progress: FP4LLM_MMA_ATTENTION=1 selects the tensor-core decode attention kernel.
+// Decode attention runs on tensor cores where the shape allows (measured faster on the H100,
+// docs/PERFORMANCE.md); FP4LLM_MMA_ATTENTION=0 selects the CUDA-core kernel, for comparison.
 bool use_mma_attention() {
   static const bool on = [] {
     const char* v = std::getenv("FP4LLM_MMA_ATTENTION");
-    return v && std::string(v) == "1";
+    return !(v && std::string(v) == "0");
   }();
   return on;
 }

@@ -1,5 +1,5 @@
-// Decode attention on tensor cores (WORK IN PROGRESS, not yet run on a GPU; see
-// docs/PERFORMANCE.md "Designs for the next round"). Same contract as paged_attention for
+// Decode attention on tensor cores, written against the instruction bound that held the CUDA-core
+// kernel (paged_attention.cu) at about 4,400 instructions per warp per step. Same contract as paged_attention for
 // head_dim 64/128 and query groups up to 16: QK^T and PV on m16n8k16 MMAs with the query group
 // (padded to 16) as the M dimension. K's head dimension is permuted so that lane quarter t owns
 // dims [t*D/4, (t+1)*D/4) of its key (one contiguous load), and PV's output columns are permuted

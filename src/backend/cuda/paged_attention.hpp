@@ -38,8 +38,8 @@ void paged_attention(const float* q, const void* k_cache, const void* v_cache, c
                      const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
                      cudaStream_t stream);
 
-// Work in progress (mma_decode_attention.cu): the same contract on tensor cores, for head_dim 64
-// and 128 and query groups up to 16.
+// The same contract on tensor cores (mma_decode_attention.cu), for head_dim 64 and 128 and query
+// groups up to 16: the backend's default for decode where it applies.
 bool mma_decode_attention_supports(const AttentionParams& p);
 void mma_decode_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
                           const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
