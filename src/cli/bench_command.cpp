@@ -48,6 +48,12 @@ void print_table(const nlohmann::json& r) {
                d["bytes_per_step"].get<double>() / 1e9, 100 * d["fraction_of_bandwidth_floor"].get<double>(),
                d["time_to_first_token_ms"].get<double>());
   for (const auto& d : r["decode"]) {
+    const double experts = d.value("distinct_experts_per_step", 0.0);
+    if (experts > 0)
+      fmt::print("  batch {}: {:.1f} distinct experts per step over all layers (the floor reads only those)\n",
+                 d["batch"].get<int64_t>(), experts);
+  }
+  for (const auto& d : r["decode"]) {
     if (d["profile_us_per_step"].is_null()) continue;
     std::string line;
     for (const auto& [stage, us] : d["profile_us_per_step"].items()) line += fmt::format(" {} {:.0f}", stage, us.get<double>());

@@ -1,6 +1,6 @@
 """The CUDA backend against the CPU reference backend (the specification) on small random models
 of each architecture the GPU runs, with shapes the kernels must pad (hidden 208, intermediate
-400: not multiples of 64), Gemma3 with a sliding window shorter than the prompts and both layer
+400: not multiples of 64), Qwen3-MoE with 16 experts, top-8 and a dense layer, Gemma3 with a sliding window shorter than the prompts and both layer
 types, prompts long enough for the prefill path (> 64 tokens), chunked steps and batches.
 Label gpu: skipped, with the reason, where the CUDA backend cannot run."""
 import json
@@ -20,6 +20,11 @@ def config(family):
     if family == "qwen3":
         return dict(base, architectures=["Qwen3ForCausalLM"], num_hidden_layers=3, num_attention_heads=8,
                     num_key_value_heads=2, head_dim=64, rope_theta=1e6, tie_word_embeddings=False)
+    if family == "qwen3_moe":
+        return dict(base, architectures=["Qwen3MoeForCausalLM"], num_hidden_layers=3, num_attention_heads=8,
+                    num_key_value_heads=2, head_dim=64, rope_theta=1e6, tie_word_embeddings=False,
+                    moe_intermediate_size=40, num_experts=16, num_experts_per_tok=8, norm_topk_prob=True,
+                    decoder_sparse_step=1, mlp_only_layers=[0])
     return dict(base, architectures=["Gemma3ForCausalLM"], num_hidden_layers=4, num_attention_heads=4,
                 num_key_value_heads=1, head_dim=256, sliding_window=24, query_pre_attn_scalar=256,
                 layer_types=["sliding_attention", "sliding_attention", "full_attention", "sliding_attention"],
@@ -38,9 +43,17 @@ def write_model(folder, c, seed):
         shapes.update({p + "self_attn.q_proj.weight": (heads * d, H), p + "self_attn.k_proj.weight": (kv * d, H),
                        p + "self_attn.v_proj.weight": (kv * d, H), p + "self_attn.o_proj.weight": (H, heads * d),
                        p + "self_attn.q_norm.weight": (d,), p + "self_attn.k_norm.weight": (d,),
-                       p + "input_layernorm.weight": (H,), p + "post_attention_layernorm.weight": (H,),
-                       p + "mlp.gate_proj.weight": (inter, H), p + "mlp.up_proj.weight": (inter, H),
-                       p + "mlp.down_proj.weight": (H, inter)})
+                       p + "input_layernorm.weight": (H,), p + "post_attention_layernorm.weight": (H,)})
+        if "num_experts" in c and i not in c["mlp_only_layers"]:
+            e_inter = c["moe_intermediate_size"]
+            shapes[p + "mlp.gate.weight"] = (c["num_experts"], H)
+            for e in range(c["num_experts"]):
+                q = f"{p}mlp.experts.{e}."
+                shapes.update({q + "gate_proj.weight": (e_inter, H), q + "up_proj.weight": (e_inter, H),
+                               q + "down_proj.weight": (H, e_inter)})
+        else:
+            shapes.update({p + "mlp.gate_proj.weight": (inter, H), p + "mlp.up_proj.weight": (inter, H),
+                           p + "mlp.down_proj.weight": (H, inter)})
         if gemma:
             shapes.update({p + "pre_feedforward_layernorm.weight": (H,), p + "post_feedforward_layernorm.weight": (H,)})
     write_random_model(folder, c, shapes, seed)
@@ -64,7 +77,7 @@ PROMPTS = [[7], [int(t) for t in rng.integers(0, VOCAB, 9)], [int(t) for t in rn
            [int(t) for t in rng.integers(0, VOCAB, 201)]]
 
 
-@pytest.fixture(scope="module", params=["qwen3", "gemma3"])
+@pytest.fixture(scope="module", params=["qwen3", "qwen3_moe", "gemma3"])
 def model(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(request.param)
     write_model(tmp / "bf16", config(request.param), seed=3)

@@ -26,6 +26,10 @@ T* offset_ptr(uint8_t* base, size_t bytes) {
 
 size_t align8(size_t n) { return (n + 7) / 8 * 8; }
 
+RouterShape moe_shape(const ModelConfig& c) {
+  return {c.hidden_size, c.num_experts, c.experts_per_token, c.norm_topk_prob};
+}
+
 // Decode attention runs on tensor cores where the shape allows (measured faster on the H100,
 // docs/PERFORMANCE.md); FP4LLM_MMA_ATTENTION=0 selects the CUDA-core kernel, for comparison.
 bool use_mma_attention() {
@@ -105,7 +109,7 @@ GpuMemory CudaBackend::memory() const {
   for (size_t l = 0; l < k_cache_.size(); ++l) m.kv_cache += k_cache_[l].bytes() + v_cache_[l].bytes();
   m.workspace = linear_ws_.dequantized.bytes() + x_.bytes() + qkv_.bytes() +
                 q_.bytes() + o_.bytes() + gate_up_.bytes() + logits_.bytes() + h_.bytes() + attn_.bytes() +
-                act_.bytes() + rows_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
+                act_.bytes() + rows_.bytes() + moe_ws_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
   return m;
 }
 
@@ -194,6 +198,7 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   h_ = DeviceBuffer<__nv_bfloat16>(T * H);
   attn_ = DeviceBuffer<__nv_bfloat16>(T * qd);
   act_ = DeviceBuffer<__nv_bfloat16>(T * I);
+  if (c.num_experts > 0) moe_ws_.ensure(tokens, moe_shape(c), c.moe_intermediate_size);
   capacity_tokens_ = tokens;
 }
 
@@ -272,10 +277,17 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   residual(L.o, attn_.data(), L.post_attention_norm.data(),
            gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
   profiler_.mark("o_proj_residual_norm", stream_);
-  nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
-  profiler_.mark("gate_up_activation", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
+  if (L.moe) {  // Qwen3-MoE: the experts' sum goes into the residual stream, then the next norm
+    moe_mlp(*L.moe, h_.data(), T, x_.data(), moe_ws_, stream_);
+    profiler_.mark("moe_experts", stream_);
+    add_and_norm(x_.data(), nullptr, nullptr, next, T, norm, h_.data(), stream_);
+    profiler_.mark("norm", stream_);
+    return;
+  }
+  nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
+  profiler_.mark("gate_up_activation", stream_);
   residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
   profiler_.mark("down_proj_residual_norm", stream_);
 }
@@ -301,6 +313,12 @@ void CudaBackend::launch_step(const Step& s) {
   if (c.final_logit_softcapping > 0)
     soft_cap(logits_.data(), rows * c.vocab_size, float(c.final_logit_softcapping), stream_);
   profiler_.mark("lm_head", stream_);
+}
+
+uint64_t CudaBackend::active_experts() {
+  if (!moe_ws_.active_experts.size()) return 0;
+  FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return moe_ws_.active_experts.to_host()[0];
 }
 
 void CudaBackend::drop_graphs() {

@@ -32,6 +32,9 @@ class CudaBackend final : public Backend {
   // Times each stage of the following steps (launched eagerly while profiling).
   StepProfiler& profiler() { return profiler_; }
   GpuMemory memory() const;
+  // MoE models: distinct experts used, summed over the layers of every step so far (the
+  // benchmark's floor counts only the experts a step reads). Waits for the stream.
+  uint64_t active_experts();
 
  private:
   struct Step;
@@ -69,6 +72,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> attn_partial_out_, attn_partial_ml_;
   DeviceBuffer<unsigned> attn_counters_;  // split-KV arrivals per (token, kv head)
   DeviceBuffer<int32_t> argmax_;
+  MoeWorkspace moe_ws_;
 };
 
 }  // namespace fp4llm::cuda

@@ -38,7 +38,18 @@ const std::map<std::string, nlohmann::json>& synthetic_configs() {
                             {"rope_local_base_freq", 10000}, {"rms_norm_eps", 1e-6},
                             {"hidden_activation", "gelu_pytorch_tanh"}, {"tie_word_embeddings", true}};
     };
+    const auto qwen3_moe = [](int64_t h, int64_t moe_inter, int64_t layers, int64_t heads, int64_t kv, int64_t experts,
+                              int64_t top_k) {
+      return nlohmann::json{{"architectures", {"Qwen3MoeForCausalLM"}}, {"hidden_size", h}, {"intermediate_size", 6144},
+                            {"moe_intermediate_size", moe_inter}, {"num_experts", experts},
+                            {"num_experts_per_tok", top_k}, {"norm_topk_prob", true}, {"decoder_sparse_step", 1},
+                            {"mlp_only_layers", nlohmann::json::array()}, {"num_hidden_layers", layers},
+                            {"num_attention_heads", heads}, {"num_key_value_heads", kv}, {"head_dim", 128},
+                            {"vocab_size", 151936}, {"max_position_embeddings", 40960}, {"rope_theta", 1000000},
+                            {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", false}};
+    };
     return std::map<std::string, nlohmann::json>{
+        {"qwen3-30b-a3b", qwen3_moe(2048, 768, 48, 32, 4, 128, 8)},
         {"qwen3-0.6b", qwen3(1024, 3072, 28, 16, true)},
         {"qwen3-4b", qwen3(2560, 9728, 36, 32, true)},
         {"qwen3-8b", qwen3(4096, 12288, 36, 32, false)},
@@ -68,11 +79,17 @@ double copy_bandwidth() {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Multiply-adds of the projections per token (lm_head counted separately: one row per sequence).
+// Multiply-adds of the projections per token (lm_head counted separately: one row per sequence);
+// MoE layers count the experts a token is routed to.
 double linear_macs_per_token(const ModelConfig& c) {
-  const double H = double(c.hidden_size), D = double(c.head_dim), I = double(c.intermediate_size);
+  const double H = double(c.hidden_size), D = double(c.head_dim);
   const double attn = H * (c.num_heads + 2 * c.num_kv_heads) * D + c.num_heads * D * H;
-  return double(c.num_layers) * (attn + 3 * H * I);
+  double macs = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l)
+    macs += attn + (c.layer_moe[size_t(l)] ? 3 * H * double(c.moe_intermediate_size) * double(c.experts_per_token) +
+                                                 H * double(c.num_experts)
+                                           : 3 * H * double(c.intermediate_size));
+  return macs;
 }
 
 struct Sequences {
@@ -129,11 +146,14 @@ nlohmann::json bench_batch(cuda::CudaBackend& backend, int64_t batch, const Benc
     next = backend.forward_greedy(decode);
   };
   Clock::time_point start;
+  uint64_t experts_before = 0;
   for (int64_t step = 0; step < steps; ++step) {
-    if (step == warmup) start = Clock::now();
+    if (step == warmup) experts_before = backend.active_experts(), start = Clock::now();
     decode_at(o.input_len + step);
   }
   const double decode_s = seconds_since(start), timed = double(steps - warmup);
+  // MoE: a step reads only the experts its tokens chose (counted on the GPU while timing).
+  const double experts_per_step = double(backend.active_experts() - experts_before) / timed;
   nlohmann::json stages;
   if (o.profile) {  // a few extra eager steps (rewriting the last positions), timed stage by stage
     backend.profiler().enable();
@@ -143,8 +163,10 @@ nlohmann::json bench_batch(cuda::CudaBackend& backend, int64_t batch, const Benc
     backend.profiler().disable();
   }
   const double step_ms = decode_s * 1e3 / timed;
-  // Bytes a step must read: every weight once, plus the KV cache of each sequence.
-  const double weights = double(backend.model().bytes_per_step());
+  // Bytes a step must read: every weight once (of MoE layers, the chosen experts), plus the KV
+  // cache of each sequence.
+  const cuda::DeviceModel& m = backend.model();
+  const double weights = double(m.bytes_per_step() - m.expert_bytes()) + experts_per_step * double(m.bytes_per_expert());
   const double avg_context = double(o.input_len) + double(warmup + steps) / 2.0;
   const double kv = double(batch) * avg_context * double(c.num_layers) * double(c.kv_bytes_per_token_per_layer()) *
                     (o.fp8_kv ? 1.0 : 2.0);
@@ -154,6 +176,7 @@ nlohmann::json bench_batch(cuda::CudaBackend& backend, int64_t batch, const Benc
           {"decode_ms_per_step", step_ms},
           {"bytes_per_step", weights + kv},
           {"weight_bytes_per_step", weights},
+          {"distinct_experts_per_step", experts_per_step},
           {"floor_ms_per_step", floor_ms},
           {"fraction_of_bandwidth_floor", floor_ms / step_ms},
           {"prefill_ms", prefill_s * 1e3},

@@ -41,13 +41,51 @@ DeviceBuffer<__nv_bfloat16> upload_bf16(const TensorView& t) {
   return DeviceBuffer<__nv_bfloat16>::from_host(host);
 }
 
-DeviceLayer upload_layer(const LayerWeights& L, int64_t index) {
-  if (L.moe) fail("Qwen3-MoE layers do not run on the CUDA backend yet (issue 6); use --device cpu");
+Nvfp4Tiles gated_tiles(const MlpWeights& m, int64_t layer) {
+  return make_gated_nvfp4_tiles(nvfp4_of(m.gate, "gate_proj", layer), nvfp4_of(m.up, "up_proj", layer));
+}
+
+Nvfp4Tiles down_tiles(const MlpWeights& m, int64_t layer) {
+  const QuantizedLinear* parts[] = {&nvfp4_of(m.down, "down_proj", layer)};
+  return make_nvfp4_tiles(parts);
+}
+
+// Experts stacked one at a time (the host holds one expert's tiles, not the layer's).
+DeviceMoe upload_moe(const MoeWeights& m, const ModelConfig& c, int64_t layer) {
+  DeviceMoe d;
+  d.shape = {c.hidden_size, c.num_experts, c.experts_per_token, c.norm_topk_prob};
+  if (c.num_experts > kMaxExperts || c.experts_per_token > std::min(kMaxTopK, c.num_experts))
+    fail("the CUDA backend routes at most {} experts with top-k up to {}; this model has {} with top-{}", kMaxExperts,
+         kMaxTopK, c.num_experts, c.experts_per_token);
+  std::vector<__nv_bfloat16> router(m.router.size());
+  for (size_t i = 0; i < router.size(); ++i) {
+    const uint16_t b = float_to_bf16(m.router[i]);  // the checkpoint's 16-bit values, exactly
+    std::memcpy(static_cast<void*>(&router[i]), &b, 2);
+  }
+  d.router = DeviceBuffer<__nv_bfloat16>::from_host(router);
+  for (size_t e = 0; e < m.experts.size(); ++e) {
+    Nvfp4Tiles gate_up = gated_tiles(m.experts[e], layer), down = down_tiles(m.experts[e], layer);
+    if (e == 0) {
+      d.gate_up = allocate_experts(gate_up, int64_t(m.experts.size()));
+      d.down = allocate_experts(down, int64_t(m.experts.size()));
+    } else {
+      upload_expert(d.gate_up, int64_t(e), gate_up);
+      upload_expert(d.down, int64_t(e), down);
+    }
+  }
+  return d;
+}
+
+DeviceLayer upload_layer(const LayerWeights& L, const ModelConfig& c, int64_t index) {
   DeviceLayer d;
   d.qkv = fused({&nvfp4_of(L.q, "q_proj", index), &nvfp4_of(L.k, "k_proj", index), &nvfp4_of(L.v, "v_proj", index)});
   d.o = fused({&nvfp4_of(L.o, "o_proj", index)});
-  d.gate_up = upload_nvfp4(make_gated_nvfp4_tiles(nvfp4_of(L.mlp.gate, "gate_proj", index), nvfp4_of(L.mlp.up, "up_proj", index)));
-  d.down = fused({&nvfp4_of(L.mlp.down, "down_proj", index)});
+  if (L.moe) {
+    d.moe = upload_moe(*L.moe, c, index);
+  } else {
+    d.gate_up = upload_nvfp4(gated_tiles(L.mlp, index));
+    d.down = upload_nvfp4(down_tiles(L.mlp, index));
+  }
   d.input_norm = DeviceBuffer<float>::from_host(L.input_norm);
   d.post_attention_norm = DeviceBuffer<float>::from_host(L.post_attention_norm);
   d.q_norm = DeviceBuffer<float>::from_host(L.q_norm);
@@ -64,7 +102,7 @@ uint64_t DeviceModel::weight_bytes() const {
   uint64_t b = embed.bytes() + lm_head.bytes() + final_norm.bytes();
   if (lm_head_nvfp4) b += lm_head_nvfp4->bytes();
   for (const DeviceLayer& l : layers) {
-    b += l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes();
+    b += l.qkv.bytes() + l.o.bytes() + l.gate_up.bytes() + l.down.bytes() + (l.moe ? l.moe->bytes() : 0);
     b += l.input_norm.bytes() + l.post_attention_norm.bytes() + l.q_norm.bytes() + l.k_norm.bytes();
     b += l.pre_feedforward_norm.bytes() + l.post_feedforward_norm.bytes();
   }
@@ -75,6 +113,19 @@ uint64_t DeviceModel::bytes_per_step() const {
   uint64_t b = weight_bytes() - embed.bytes();
   if (!lm_head.size() && !lm_head_nvfp4) b += embed.bytes();  // tied: lm_head reads the table
   return b;
+}
+
+uint64_t DeviceModel::expert_bytes() const {
+  uint64_t b = 0;
+  for (const DeviceLayer& l : layers)
+    if (l.moe) b += l.moe->gate_up.bytes() + l.moe->down.bytes();
+  return b;
+}
+
+uint64_t DeviceModel::bytes_per_expert() const {
+  for (const DeviceLayer& l : layers)
+    if (l.moe) return l.moe->bytes_per_expert();
+  return 0;
 }
 
 DeviceModel upload_model(const ModelWeights& w, bool progress) {
@@ -90,7 +141,7 @@ DeviceModel upload_model(const ModelWeights& w, bool progress) {
   d.final_norm = DeviceBuffer<float>::from_host(w.final_norm);
   bar.advance(1);
   for (size_t i = 0; i < w.layers.size(); ++i) {
-    d.layers.push_back(upload_layer(w.layers[i], int64_t(i)));
+    d.layers.push_back(upload_layer(w.layers[i], w.config, int64_t(i)));
     bar.advance(1);
   }
   bar.finish();

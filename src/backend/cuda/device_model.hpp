@@ -10,13 +10,15 @@
 #include <vector>
 
 #include "backend/cuda/device_buffer.hpp"
+#include "backend/cuda/moe_layer.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
 #include "model/model_weights.hpp"
 
 namespace fp4llm::cuda {
 
 struct DeviceLayer {
-  DeviceNvfp4Linear qkv, o, gate_up, down;
+  DeviceNvfp4Linear qkv, o, gate_up, down;  // gate_up and down empty in MoE layers
+  std::optional<DeviceMoe> moe;             // Qwen3-MoE layers (not mlp_only_layers)
   DeviceBuffer<float> input_norm, post_attention_norm, q_norm, k_norm;
   DeviceBuffer<float> pre_feedforward_norm, post_feedforward_norm;  // Gemma3
   KvCacheScales kv_scales;
@@ -32,11 +34,15 @@ struct DeviceModel {
 
   const __nv_bfloat16* lm_head_bf16() const { return lm_head.size() ? lm_head.data() : embed.data(); }
   uint64_t weight_bytes() const;
-  // Bytes one decode step must read: every projection, lm_head, norms (embedding rows aside).
+  // Bytes one decode step must read: every projection, lm_head, norms (embedding rows aside);
+  // for MoE models every expert, though a step reads only the chosen ones (see expert_bytes).
   uint64_t bytes_per_step() const;
+  uint64_t expert_bytes() const;      // all experts of all layers (router excluded)
+  uint64_t bytes_per_expert() const;  // one expert of one layer; 0 without MoE layers
 };
 
-// Throws Error for what the CUDA backend cannot run (MoE layers, 16-bit projections).
+// Throws Error for what the CUDA backend cannot run (16-bit projections, MoE shapes beyond the
+// routing kernels' bounds).
 DeviceModel upload_model(const ModelWeights& weights, bool progress);
 
 // Random NVFP4 weights with `config`'s shapes, generated on the GPU (nothing to download).

@@ -36,6 +36,22 @@ struct GemvArgs {
   Epilogue epilogue;
   float* y;             // kStore, kAdd: [rows][n]
   __nv_bfloat16* act;   // kSilu, kGelu: [rows][n / 2]
+  // Expert groups (ExpertRows): blockIdx.y picks a group, blockIdx.z a slice of its rows, and
+  // the weights are those of the group's expert. Null group_offset: one group of `rows` rows.
+  const int32_t* group_expert;
+  const int32_t* group_offset;
+  const int32_t* num_groups;
+  const int32_t* x_rows;  // routed row -> row of x; null: the row itself
+  const int32_t* y_rows;  // routed row -> row of the output; null: the row itself
+  size_t expert_slots;    // 16-byte weight slots (and scales) of one expert
+};
+
+// The rows one block multiplies and the weights it reads (its expert's, for groups).
+struct Slice {
+  const uint4* packed;
+  const uint16_t* scales;
+  const float* tile_scales;
+  int begin, rows;  // routed rows [begin, begin + rows)
 };
 
 __device__ __forceinline__ __nv_bfloat162 as_bf162(uint32_t bits) {
@@ -89,18 +105,19 @@ __device__ __forceinline__ void dequant_chunk(uint4 w, uint32_t scales, uint32_t
 // One 64-column chunk: four MMAs per 8-token group. Lane (g, t) holds row g's and row g+8's
 // block t; MMA i takes values 4i..4i+3 of that block, so A and B agree on which column each
 // MMA position is (any consistent permutation of K gives the same dot products).
+// x_row[nt]: the row of x this lane feeds for tokens nt * 8 + g (-1 past the slice's rows).
 template <int NT>
 __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const GemvArgs& p,
-                                          int chunk, int g, int t) {
+                                          const int (&x_row)[NT], int rows, int chunk, int t) {
   uint32_t a[4][4];
   dequant_chunk(w, scales, a);
   const int col = chunk * 64 + t * 16;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
-    const int token = nt * 8 + g;
+    if (nt * 8 >= rows) break;  // uniform: no MMAs for 8-token groups the slice does not fill
     uint4 xa = make_uint4(0, 0, 0, 0), xb = xa;
-    if (token < p.rows && col < p.k) {
-      const uint4* src = reinterpret_cast<const uint4*>(p.x + size_t(token) * p.k + col);
+    if (x_row[nt] >= 0 && col < p.k) {
+      const uint4* src = reinterpret_cast<const uint4*>(p.x + size_t(x_row[nt]) * p.k + col);
       xa = __ldg(src);
       xb = __ldg(src + 1);
     }
@@ -145,40 +162,68 @@ __device__ __forceinline__ void issue_stage(WarpRing& ring, int stage, const uin
 // global scales applied) to their destination; for gated tiles row g is a gate row and row g+8
 // the matching up row, so the activation needs nothing from other lanes.
 template <int NT>
-__device__ __forceinline__ void write_tile(const GemvArgs& p, int tile, int g, int t, const float (&acc)[NT][4]) {
-  const float scale_lo = p.tile_scales[2 * tile] * kUnscale, scale_hi = p.tile_scales[2 * tile + 1] * kUnscale;
+__device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, int tile, int g, int t,
+                                           const float (&acc)[NT][4]) {
+  const float scale_lo = s.tile_scales[2 * tile] * kUnscale, scale_hi = s.tile_scales[2 * tile + 1] * kUnscale;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int token = nt * 8 + 2 * t + j;
-      if (token >= p.rows) continue;
+      if (token >= s.rows) continue;
+      const int out = p.y_rows ? p.y_rows[s.begin + token] : s.begin + token;
       const float lo = acc[nt][j] * scale_lo, hi = acc[nt][j + 2] * scale_hi;
       if (p.epilogue == kSilu || p.epilogue == kGelu) {
-        p.act[size_t(token) * (p.n / 2) + tile * 8 + g] = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
+        p.act[size_t(out) * (p.n / 2) + tile * 8 + g] = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
         continue;
       }
       const int row = tile * 16 + g;
-      float* dst = p.y + size_t(token) * p.n + row;
+      float* dst = p.y + size_t(out) * p.n + row;
       if (row < p.n) dst[0] = p.epilogue == kAdd ? dst[0] + lo : lo;
       if (row + 8 < p.n) dst[8] = p.epilogue == kAdd ? dst[8] + hi : hi;
     }
+}
+
+// This block's rows and weights: all rows for a plain product; for expert groups, slice
+// blockIdx.z of group blockIdx.y's rows (false when that slice is empty: the block has no work).
+template <int NT>
+__device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
+  s = {p.packed, p.scales, p.tile_scales, 0, p.rows};
+  if (!p.group_offset) return true;
+  const int group = int(blockIdx.y);
+  if (group >= *p.num_groups) return false;
+  s.begin = p.group_offset[group] + int(blockIdx.z) * NT * 8;
+  s.rows = min(p.group_offset[group + 1] - s.begin, NT * 8);
+  const size_t expert = size_t(p.group_expert[group]);
+  s.packed += expert * p.expert_slots;
+  s.scales += expert * p.expert_slots;
+  s.tile_scales += expert * 2 * size_t(p.row_tiles);
+  return s.rows > 0;
 }
 
 // Decode-shape NVFP4 GEMM, written against the memory bound: each weight byte is read once. Each
 // warp streams one (tile, K split) work item through its own ring of asynchronous copies
 // (kStages x kStageChunks chunks in flight, no registers held), dequantizes each chunk in
 // registers and feeds BF16 tensor cores with FP32 accumulation. A block holds kWarps / splits
-// tiles, so the splits of a tile meet in shared memory and nothing crosses blocks.
+// tiles, so the splits of a tile meet in shared memory and nothing crosses blocks. With expert
+// groups (MoE) the grid's y and z dimensions run over groups and slices of their rows.
 template <int NT>
 __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
+  Slice s;
+  if (!block_slice<NT>(p, s)) return;  // uniform over the block, before any barrier
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int tile = blockIdx.x * (kWarps / p.splits) + warp / p.splits, split = warp % p.splits;
   const bool live = tile < p.row_tiles;
   const int begin = split * p.chunks_per_split;
   const int end = live ? min(p.k_chunks, begin + p.chunks_per_split) : begin;
-  const uint4* wp = p.packed + size_t(tile) * p.k_chunks * 32;
-  const uint16_t* sp = p.scales + size_t(tile) * p.k_chunks * 32;
+  const uint4* wp = s.packed + size_t(tile) * p.k_chunks * 32;
+  const uint16_t* sp = s.scales + size_t(tile) * p.k_chunks * 32;
+  int x_row[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int r = nt * 8 + g;
+    x_row[nt] = r >= s.rows ? -1 : p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
+  }
   extern __shared__ uint4 dynamic_smem[];
   WarpRing& ring = reinterpret_cast<WarpRing*>(dynamic_smem)[warp];
   float acc[NT][4] = {};
@@ -195,7 +240,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
     issue_stage(ring, st, wp, sp, c0 + kStages * kStageChunks, end, lane);
 #pragma unroll
     for (int u = 0; u < kStageChunks; ++u)
-      if (c0 + u < end) chunk_mma<NT>(acc, w[u], sc[u], p, c0 + u, g, t);
+      if (c0 + u < end) chunk_mma<NT>(acc, w[u], sc[u], p, x_row, s.rows, c0 + u, t);
   }
   if (p.splits > 1) {
     __shared__ float partial[kWarps][NT * 4][32];
@@ -211,7 +256,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
 #pragma unroll
         for (int j = 0; j < 4; ++j) acc[nt][j] += partial[warp + other][nt * 4 + j][lane];
   }
-  if (live) write_tile<NT>(p, tile, g, t, acc);
+  if (live) write_tile<NT>(p, s, tile, g, t, acc);
 }
 
 // Prefill: the whole matrix to BF16 (row-major, k_chunks * 64 columns), global scale included.
@@ -259,7 +304,7 @@ int choose_splits(int64_t k_chunks) {
 }
 
 template <int NT>
-void launch_gemv(const GemvArgs& p, cudaStream_t stream) {
+void launch_gemv(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
   const int tiles_per_block = kWarps / p.splits;
   constexpr int kSmem = kWarps * sizeof(WarpRing);
   static const bool configured = [] {
@@ -267,7 +312,8 @@ void launch_gemv(const GemvArgs& p, cudaStream_t stream) {
     return true;
   }();
   (void)configured;
-  nvfp4_gemv_kernel<NT><<<unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), kWarps * 32, kSmem, stream>>>(p);
+  const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
+  nvfp4_gemv_kernel<NT><<<grid, kWarps * 32, kSmem, stream>>>(p);
   FP4LLM_CUDA_LAUNCHED();
 }
 
@@ -293,8 +339,9 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, beta, stream);
 }
 
-void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, LinearWorkspace& ws,
-          cudaStream_t stream) {
+// `rows`: the rows of x, or for expert groups the most rows one group can hold.
+void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
+          unsigned groups = 1) {
   const int splits = choose_splits(w.k_chunks);
   p.packed = reinterpret_cast<const uint4*>(w.packed.data());
   p.scales = w.scales.data();
@@ -307,10 +354,18 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   p.row_tiles = int(w.row_tiles);
   p.splits = splits;
   p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
-  if (rows <= 8) launch_gemv<1>(p, stream);
-  else if (rows <= 16) launch_gemv<2>(p, stream);
-  else if (rows <= 32) launch_gemv<4>(p, stream);
-  else launch_gemv<8>(p, stream);
+  p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
+  const auto slices = [&](int64_t per_slice) { return unsigned((rows + per_slice - 1) / per_slice); };
+  if (rows <= 8) launch_gemv<1>(p, groups, 1, stream);
+  else if (rows <= 16) launch_gemv<2>(p, groups, 1, stream);
+  else if (rows <= 32) launch_gemv<4>(p, groups, 1, stream);
+  else launch_gemv<8>(p, groups, slices(64), stream);
+}
+
+void set_groups(GemvArgs& p, const ExpertRows& r) {
+  p.group_expert = r.group_expert;
+  p.group_offset = r.group_offset;
+  p.num_groups = r.num_groups;
 }
 
 }  // namespace
@@ -328,6 +383,34 @@ DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles) {
   return d;
 }
 
+DeviceNvfp4Linear allocate_experts(const Nvfp4Tiles& first, int64_t experts) {
+  DeviceNvfp4Linear d;
+  d.out_features = first.out_features;
+  d.in_features = first.in_features;
+  d.row_tiles = first.row_tiles;
+  d.k_chunks = first.k_chunks;
+  d.gated = first.gated;
+  d.experts = experts;
+  d.packed = DeviceBuffer<uint8_t>(first.packed.size() * size_t(experts));
+  d.scales = DeviceBuffer<uint16_t>(first.scales.size() * size_t(experts));
+  d.tile_scales = DeviceBuffer<float>(first.tile_scales.size() * size_t(experts));
+  upload_expert(d, 0, first);
+  return d;
+}
+
+void upload_expert(DeviceNvfp4Linear& d, int64_t expert, const Nvfp4Tiles& t) {
+  if (expert < 0 || expert >= d.experts || t.row_tiles != d.row_tiles || t.k_chunks != d.k_chunks ||
+      t.gated != d.gated || t.out_features != d.out_features)
+    throw_error("NVFP4 experts: expert " + std::to_string(expert) + " does not have the shape of expert 0");
+  const auto put = [&](auto* base, const auto& host) {
+    const size_t n = host.size();
+    FP4LLM_CUDA_CHECK(cudaMemcpy(base + n * size_t(expert), host.data(), n * sizeof(host[0]), cudaMemcpyHostToDevice));
+  };
+  put(d.packed.data(), t.packed);
+  put(d.scales.data(), t.scales);
+  put(d.tile_scales.data(), t.tile_scales);
+}
+
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
                   LinearWorkspace& ws, cudaStream_t stream, LinearOutput mode) {
   if (rows <= 0) return;
@@ -336,7 +419,7 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
   GemvArgs p{};
   p.epilogue = mode == LinearOutput::Add ? kAdd : kStore;
   p.y = y;
-  gemv(w, x, rows, p, ws, stream);
+  gemv(w, x, rows, p, stream);
 }
 
 void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, bool gelu,
@@ -354,7 +437,31 @@ void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t row
   GemvArgs p{};
   p.epilogue = gelu ? kGelu : kSilu;
   p.act = out;
-  gemv(w, x, rows, p, ws, stream);
+  gemv(w, x, rows, p, stream);
+}
+
+void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, const ExpertRows& r, bool gelu,
+                         __nv_bfloat16* out, cudaStream_t stream) {
+  if (!w.gated) throw_error("NVFP4 expert gate/up: the weights are not in the gated tile layout");
+  if (r.max_rows <= 0 || r.max_groups <= 0) return;
+  GemvArgs p{};
+  set_groups(p, r);
+  p.x_rows = r.row_token;
+  p.epilogue = gelu ? kGelu : kSilu;
+  p.act = out;
+  gemv(w, x, r.max_rows, p, stream, unsigned(r.max_groups));
+}
+
+void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
+                        cudaStream_t stream) {
+  if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");
+  if (r.max_rows <= 0 || r.max_groups <= 0) return;
+  GemvArgs p{};
+  set_groups(p, r);
+  p.y_rows = r.row_slot;
+  p.epilogue = kStore;
+  p.y = y;
+  gemv(w, act, r.max_rows, p, stream, unsigned(r.max_groups));
 }
 
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,

@@ -14,8 +14,11 @@
 
 namespace fp4llm::cuda {
 
+// One matrix, or (experts > 1) the same-shaped matrices of all experts of an MoE layer stacked
+// expert after expert in each array.
 struct DeviceNvfp4Linear {
   int64_t out_features = 0, in_features = 0, row_tiles = 0, k_chunks = 0;
+  int64_t experts = 1;
   bool gated = false;
   DeviceBuffer<uint8_t> packed;
   DeviceBuffer<uint16_t> scales;
@@ -24,6 +27,11 @@ struct DeviceNvfp4Linear {
 };
 
 DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles);
+
+// Room for `experts` matrices shaped like `first`, which goes in as expert 0; the others follow
+// through upload_expert (one expert at a time: no host copy of the whole layer).
+DeviceNvfp4Linear allocate_experts(const Nvfp4Tiles& first, int64_t experts);
+void upload_expert(DeviceNvfp4Linear& stacked, int64_t expert, const Nvfp4Tiles& tiles);
 
 // Scratch the linear kernels need, sized once for the largest layer (no allocation inside a
 // step, so steps can be captured in CUDA graphs).
@@ -44,6 +52,28 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
 // act SiLU or GELU-tanh. `scratch` ([rows, out_features] float32) serves rows above 64.
 void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, bool gelu,
                  __nv_bfloat16* out, float* scratch, LinearWorkspace& ws, cudaStream_t stream);
+
+// Rows of an MoE layer grouped by expert (moe_routing.hpp writes them on the GPU): routed row r
+// is one (token, choice) pair; group g holds rows [group_offset[g], group_offset[g + 1]), all
+// routed to expert group_expert[g]. Only the first *num_groups groups exist.
+struct ExpertRows {
+  const int32_t* group_expert = nullptr;  // [max_groups]
+  const int32_t* group_offset = nullptr;  // [max_groups + 1]
+  const int32_t* num_groups = nullptr;    // one value
+  const int32_t* row_token = nullptr;     // routed row -> token
+  const int32_t* row_slot = nullptr;      // routed row -> token * top_k + choice
+  int64_t max_groups = 0;                 // grid bound: min(experts, routed rows)
+  int64_t max_rows = 0;                   // most rows one group can hold (the tokens)
+};
+
+// Expert gate/up (gated tiles): out[r] = act(x[row_token[r]] Wg_e^T) * (x[row_token[r]] Wu_e^T)
+// for every routed row r, e its group's expert. Reads only the experts that have rows.
+void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, const ExpertRows& rows, bool gelu,
+                         __nv_bfloat16* out, cudaStream_t stream);
+
+// Expert down projection: y[row_slot[r]] = act[r] W_e^T (float32, stored).
+void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& rows, float* y,
+                        cudaStream_t stream);
 
 // Dense BF16 weight [out, in] (lm_head): y = x W^T through cuBLAS.
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,

@@ -39,21 +39,24 @@ __global__ void random_bf16(__nv_bfloat16* p, size_t n, uint64_t seed, float amp
   }
 }
 
-DeviceNvfp4Linear random_linear(int64_t out_features, int64_t in_features, uint64_t& seed, bool gated = false) {
+// `experts` matrices of the same shape, stacked (MoE experts), or one.
+DeviceNvfp4Linear random_linear(int64_t out_features, int64_t in_features, uint64_t& seed, bool gated = false,
+                                int64_t experts = 1) {
   DeviceNvfp4Linear d;
   d.gated = gated;
+  d.experts = experts;
   d.out_features = out_features;
   d.in_features = in_features;
   d.row_tiles = (out_features + kTileRows - 1) / kTileRows;
   d.k_chunks = (in_features + kChunkCols - 1) / kChunkCols;
-  const size_t slots = size_t(d.row_tiles * d.k_chunks * 32);
+  const size_t slots = size_t(d.row_tiles * d.k_chunks * 32 * experts);
   d.packed = DeviceBuffer<uint8_t>(slots * 16);
   d.scales = DeviceBuffer<uint16_t>(slots);
   random_words<<<grid_for(int64_t(slots * 4), 256), 256>>>(reinterpret_cast<uint32_t*>(d.packed.data()), slots * 4, ++seed);
   random_scales<<<grid_for(int64_t(slots), 256), 256>>>(d.scales.data(), slots, ++seed);
   // Weights of magnitude ~ 1/sqrt(in): keeps activations bounded through the layers.
   const float global = 1.0f / (4.0f * std::sqrt(float(in_features)));
-  d.tile_scales = DeviceBuffer<float>::from_host(std::vector<float>(size_t(2 * d.row_tiles), global));
+  d.tile_scales = DeviceBuffer<float>::from_host(std::vector<float>(size_t(2 * d.row_tiles * experts), global));
   FP4LLM_CUDA_LAUNCHED();
   return d;
 }
@@ -65,7 +68,6 @@ DeviceBuffer<float> constant(int64_t n, float v) {
 }  // namespace
 
 DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_head) {
-  if (c.family == ModelFamily::Qwen3Moe) throw_error("synthetic Qwen3-MoE models need the MoE kernels (issue 6)");
   DeviceModel d;
   d.config = c;
   const bool gemma = c.family == ModelFamily::Gemma3;
@@ -85,8 +87,20 @@ DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_h
     DeviceLayer L;
     L.qkv = random_linear((c.num_heads + 2 * c.num_kv_heads) * D, H, seed);
     L.o = random_linear(H, c.num_heads * D, seed);
-    L.gate_up = random_linear(2 * c.intermediate_size, H, seed, /*gated=*/true);
-    L.down = random_linear(H, c.intermediate_size, seed);
+    if (c.layer_moe[size_t(l)]) {
+      DeviceMoe m;
+      m.shape = {H, c.num_experts, c.experts_per_token, c.norm_topk_prob};
+      // Router logits of spread ~1 over unit-RMS activations: routing spreads over the experts.
+      m.router = DeviceBuffer<__nv_bfloat16>(size_t(c.num_experts * H));
+      random_bf16<<<grid_for(int64_t(m.router.size()), 256), 256>>>(m.router.data(), m.router.size(), ++seed,
+                                                                     std::sqrt(3.0f / float(H)));
+      m.gate_up = random_linear(2 * c.moe_intermediate_size, H, seed, /*gated=*/true, c.num_experts);
+      m.down = random_linear(H, c.moe_intermediate_size, seed, false, c.num_experts);
+      L.moe = std::move(m);
+    } else {
+      L.gate_up = random_linear(2 * c.intermediate_size, H, seed, /*gated=*/true);
+      L.down = random_linear(H, c.intermediate_size, seed);
+    }
     L.input_norm = constant(H, gain);
     L.post_attention_norm = constant(H, gain);
     L.q_norm = constant(D, gain);

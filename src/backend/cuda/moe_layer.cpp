@@ -1,0 +1,59 @@
+#include "backend/cuda/moe_layer.hpp"
+
+#include <algorithm>
+
+#include "util/error.hpp"
+
+namespace fp4llm::cuda {
+
+void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermediate) {
+  wanted = std::min(wanted, kMoeTokensPerPass);
+  if (!active_experts.size()) {
+    active_experts = DeviceBuffer<unsigned long long>(1);
+    FP4LLM_CUDA_CHECK(cudaMemset(active_experts.data(), 0, active_experts.bytes()));
+  }
+  if (wanted <= tokens) return;
+  const size_t routed = size_t(wanted * s.top_k), groups = size_t(std::min<int64_t>(s.experts, wanted * s.top_k));
+  topk_expert = DeviceBuffer<int32_t>(routed);
+  topk_weight = DeviceBuffer<float>(routed);
+  group_expert = DeviceBuffer<int32_t>(groups);
+  group_offset = DeviceBuffer<int32_t>(groups + 1);
+  num_groups = DeviceBuffer<int32_t>(1);
+  row_token = DeviceBuffer<int32_t>(routed);
+  row_slot = DeviceBuffer<int32_t>(routed);
+  act = DeviceBuffer<__nv_bfloat16>(routed * size_t(intermediate));
+  expert_out = DeviceBuffer<float>(routed * size_t(s.hidden));
+  tokens = wanted;
+}
+
+uint64_t MoeWorkspace::bytes() const {
+  return topk_expert.bytes() + group_expert.bytes() + group_offset.bytes() + num_groups.bytes() + row_token.bytes() +
+         row_slot.bytes() + topk_weight.bytes() + expert_out.bytes() + act.bytes() + active_experts.bytes();
+}
+
+void moe_mlp(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens, float* x, MoeWorkspace& ws,
+             cudaStream_t stream) {
+  const RouterShape& s = m.shape;
+  if (std::min(tokens, kMoeTokensPerPass) > ws.tokens) fail("MoE workspace sized for {} tokens, {} asked", ws.tokens, tokens);
+  const ExpertGrouping grouping{ws.group_expert.data(), ws.group_offset.data(), ws.num_groups.data(),
+                                ws.row_token.data(), ws.row_slot.data(), ws.active_experts.data()};
+  for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
+    const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
+    const __nv_bfloat16* hp = h + start * s.hidden;
+    moe_route(m.router.data(), hp, n, s, ws.topk_expert.data(), ws.topk_weight.data(), stream);
+    moe_group(ws.topk_expert.data(), n, s.top_k, s.experts, grouping, stream);
+    ExpertRows rows;
+    rows.group_expert = ws.group_expert.data();
+    rows.group_offset = ws.group_offset.data();
+    rows.num_groups = ws.num_groups.data();
+    rows.row_token = ws.row_token.data();
+    rows.row_slot = ws.row_slot.data();
+    rows.max_groups = std::min(s.experts, n * s.top_k);
+    rows.max_rows = n;
+    nvfp4_experts_gated(m.gate_up, hp, rows, /*gelu=*/false, ws.act.data(), stream);
+    nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);
+    moe_combine(ws.expert_out.data(), ws.topk_weight.data(), n, s.top_k, s.hidden, x + start * s.hidden, stream);
+  }
+}
+
+}  // namespace fp4llm::cuda

@@ -1,0 +1,44 @@
+// A Qwen3-MoE feed-forward block on the GPU: route, group by expert, gate/up with SiLU and down
+// over the chosen experts only (the grouped NVFP4 kernels), combine into the residual stream.
+// Decode steps read each chosen expert's weights once per step; nothing crosses to the host.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include "backend/cuda/device_buffer.hpp"
+#include "backend/cuda/moe_routing.hpp"
+#include "backend/cuda/nvfp4_linear.hpp"
+
+namespace fp4llm::cuda {
+
+struct DeviceMoe {
+  DeviceBuffer<__nv_bfloat16> router;  // [experts, hidden], BF16 as checkpoints ship it
+  DeviceNvfp4Linear gate_up;           // every expert's gate/up, gated tile layout, stacked
+  DeviceNvfp4Linear down;              // every expert's down_proj, stacked
+  RouterShape shape;
+  uint64_t bytes() const { return router.bytes() + gate_up.bytes() + down.bytes(); }
+  // Weight bytes of one expert (gate, up and down): what each distinct chosen expert costs a step.
+  uint64_t bytes_per_expert() const { return (gate_up.bytes() + down.bytes()) / uint64_t(shape.experts); }
+};
+
+// Tokens routed per pass: longer prefill steps loop, so the buffers stay bounded.
+constexpr int64_t kMoeTokensPerPass = 1024;
+
+// Scratch of moe_mlp for up to `tokens` tokens per pass (fixed addresses: graphs capture them).
+struct MoeWorkspace {
+  DeviceBuffer<int32_t> topk_expert, group_expert, group_offset, num_groups, row_token, row_slot;
+  DeviceBuffer<float> topk_weight, expert_out;
+  DeviceBuffer<__nv_bfloat16> act;
+  DeviceBuffer<unsigned long long> active_experts;  // distinct experts used, summed over layers and steps
+  int64_t tokens = 0;
+
+  // Grows for `tokens` tokens of a model with these MoE shapes (contents lost when it grows).
+  void ensure(int64_t tokens, const RouterShape& shape, int64_t intermediate);
+  uint64_t bytes() const;
+};
+
+// x[tokens, hidden] += MoE(h) for the BF16 normalised activations h.
+void moe_mlp(const DeviceMoe& moe, const __nv_bfloat16* h, int64_t tokens, float* x, MoeWorkspace& ws,
+             cudaStream_t stream);
+
+}  // namespace fp4llm::cuda

@@ -1,0 +1,248 @@
+// The Qwen3-MoE block on the GPU (routing, grouping, grouped NVFP4 expert kernels, combine)
+// against a float64 reference written here: softmax over all experts, stable top-k, optional
+// renormalisation, SiLU-gated experts on the same dequantized NVFP4 weights. Shapes cover batch
+// 1, decode batches on each kernel width, prefill-sized batches (several row slices per expert,
+// several routing passes), top-k 1, experts left without tokens and every token on one expert.
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "backend/cuda/moe_layer.hpp"
+#include "formats/number_formats.hpp"
+#include "gpu_test_support.hpp"
+#include "random_nvfp4.hpp"
+
+using namespace fp4llm;
+
+namespace {
+
+struct Case {
+  int64_t experts, top_k, tokens, hidden, inter;
+  bool norm_topk_prob = true;
+  bool one_expert_for_all = false;  // router and activations built so expert 5 wins every token
+};
+
+std::string name(const Case& c) {
+  return "E" + std::to_string(c.experts) + " top" + std::to_string(c.top_k) + " T" + std::to_string(c.tokens) + " H" +
+         std::to_string(c.hidden) + " I" + std::to_string(c.inter) + (c.one_expert_for_all ? " one-expert" : "");
+}
+
+float bf16_round(float v) { return bf16_to_float(float_to_bf16(v)); }
+
+std::vector<__nv_bfloat16> to_bf16(const std::vector<float>& x) {
+  std::vector<__nv_bfloat16> b(x.size());
+  for (size_t i = 0; i < x.size(); ++i) b[i] = __float2bfloat16_rn(x[i]);
+  return b;
+}
+
+struct Expert {
+  QuantizedLinear gate, up, down;
+};
+
+// The model side of one case: router, experts (host NVFP4 and device stacks), activations.
+struct MoeCase {
+  Case c;
+  std::vector<float> router, h, x;  // router [E][H] and h [T][H] hold BF16 values
+  std::vector<Expert> experts;
+  cuda::DeviceMoe device;
+
+  MoeCase(const Case& cs, std::mt19937& rng) : c(cs) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::uniform_real_distribution<float> positive(0.1f, 1.0f);
+    router.resize(size_t(c.experts * c.hidden));
+    h.resize(size_t(c.tokens * c.hidden));
+    x.resize(size_t(c.tokens * c.hidden));
+    const float spread = 2.0f / std::sqrt(float(c.hidden));  // logits of spread ~2
+    for (float& v : router) v = bf16_round(normal(rng) * spread);
+    for (float& v : h) v = bf16_round(c.one_expert_for_all ? positive(rng) : normal(rng));
+    for (float& v : x) v = normal(rng);
+    if (c.one_expert_for_all)
+      for (int64_t i = 0; i < c.hidden; ++i) router[size_t(5 * c.hidden + i)] = 0.5f;
+    for (int64_t e = 0; e < c.experts; ++e)
+      experts.push_back({test_support::random_nvfp4(c.inter, c.hidden, rng), test_support::random_nvfp4(c.inter, c.hidden, rng),
+                         test_support::random_nvfp4(c.hidden, c.inter, rng)});
+    device.shape = {c.hidden, c.experts, c.top_k, c.norm_topk_prob};
+    device.router = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(router));
+    for (int64_t e = 0; e < c.experts; ++e) {
+      const Expert& ex = experts[size_t(e)];
+      const QuantizedLinear* down_parts[] = {&ex.down};
+      const cuda::Nvfp4Tiles gate_up = cuda::make_gated_nvfp4_tiles(ex.gate, ex.up), down = cuda::make_nvfp4_tiles(down_parts);
+      if (e == 0) {
+        device.gate_up = cuda::allocate_experts(gate_up, c.experts);
+        device.down = cuda::allocate_experts(down, c.experts);
+      } else {
+        cuda::upload_expert(device.gate_up, e, gate_up);
+        cuda::upload_expert(device.down, e, down);
+      }
+    }
+  }
+};
+
+struct Route {
+  std::vector<int64_t> expert;
+  std::vector<double> weight;
+  double gap = 0;  // logit of the last chosen expert minus that of the first one left out
+};
+
+Route reference_route(const MoeCase& m, int64_t t) {
+  const Case& c = m.c;
+  std::vector<double> p(static_cast<size_t>(c.experts));
+  double top = -INFINITY;
+  for (int64_t e = 0; e < c.experts; ++e) {
+    double dot = 0;
+    for (int64_t i = 0; i < c.hidden; ++i) dot += double(m.router[size_t(e * c.hidden + i)]) * m.h[size_t(t * c.hidden + i)];
+    p[size_t(e)] = dot;
+    top = std::max(top, dot);
+  }
+  const std::vector<double> logits = p;
+  double sum = 0;
+  for (double& v : p) sum += (v = std::exp(v - top));
+  for (double& v : p) v /= sum;
+  std::vector<int64_t> order(static_cast<size_t>(c.experts));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return p[size_t(a)] > p[size_t(b)]; });
+  Route r;
+  double chosen = 0;
+  for (int64_t k = 0; k < c.top_k; ++k) chosen += p[size_t(order[size_t(k)])];
+  for (int64_t k = 0; k < c.top_k; ++k) {
+    r.expert.push_back(order[size_t(k)]);
+    r.weight.push_back(c.norm_topk_prob ? p[size_t(order[size_t(k)])] / chosen : p[size_t(order[size_t(k)])]);
+  }
+  r.gap = c.top_k < c.experts ? logits[size_t(order[size_t(c.top_k - 1)])] - logits[size_t(order[size_t(c.top_k)])] : 1.0;
+  return r;
+}
+
+// Dequantized expert matrices, made when an expert is first used.
+struct DenseExperts {
+  const MoeCase& m;
+  std::map<int64_t, std::array<std::vector<float>, 3>> cache;
+  static std::vector<float> dense(const QuantizedLinear& q) {
+    std::vector<float> w(static_cast<size_t>(q.out_features * q.in_features));
+    for (int64_t r = 0; r < q.out_features; ++r) q.dequantize_row(r, &w[size_t(r * q.in_features)]);
+    return w;
+  }
+  const std::array<std::vector<float>, 3>& of(int64_t e) {
+    auto it = cache.find(e);
+    if (it != cache.end()) return it->second;
+    const Expert& ex = m.experts[size_t(e)];
+    return cache.emplace(e, std::array{dense(ex.gate), dense(ex.up), dense(ex.down)}).first->second;
+  }
+};
+
+// Expected x[t] (value, and the sum of |terms| that bounds the rounding).
+std::pair<std::vector<double>, std::vector<double>> reference_output(const MoeCase& m, DenseExperts& dense, int64_t t,
+                                                                     const Route& r) {
+  const Case& c = m.c;
+  std::vector<double> out(size_t(c.hidden)), bound(size_t(c.hidden));
+  for (int64_t d = 0; d < c.hidden; ++d) out[size_t(d)] = m.x[size_t(t * c.hidden + d)];
+  const float* h = &m.h[size_t(t * c.hidden)];
+  for (size_t k = 0; k < r.expert.size(); ++k) {
+    const auto& w = dense.of(r.expert[k]);
+    std::vector<double> act(static_cast<size_t>(c.inter));
+    for (int64_t i = 0; i < c.inter; ++i) {
+      double g = 0, u = 0;
+      for (int64_t j = 0; j < c.hidden; ++j) {
+        g += double(w[0][size_t(i * c.hidden + j)]) * h[j];
+        u += double(w[1][size_t(i * c.hidden + j)]) * h[j];
+      }
+      act[size_t(i)] = bf16_round(float(g / (1.0 + std::exp(-g)) * u));  // the kernel stores BF16
+    }
+    for (int64_t d = 0; d < c.hidden; ++d) {
+      double y = 0, b = 0;
+      for (int64_t i = 0; i < c.inter; ++i) {
+        const double p = double(w[2][size_t(d * c.inter + i)]) * act[size_t(i)];
+        y += p;
+        b += std::fabs(p);
+      }
+      out[size_t(d)] += r.weight[k] * y;
+      bound[size_t(d)] += r.weight[k] * b;
+    }
+  }
+  return {out, bound};
+}
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> all = {
+      {16, 8, 1, 208, 40},                   // batch 1
+      {16, 8, 3, 208, 40},  {16, 8, 17, 208, 40}, {16, 8, 64, 208, 40},  // decode kernel widths
+      {64, 2, 1, 208, 40},                   // most experts without tokens
+      {16, 1, 256, 208, 40, false},          // top-1, prefill-sized, no renormalisation
+      {16, 4, 256, 208, 40, true, true},     // every token on expert 5: 4 row slices of one group
+      {16, 8, 1100, 208, 24},                // two routing passes (1024 + 76 tokens)
+      {32, 8, 5, 2048, 768},                 // Qwen3-30B-A3B's expert shape
+  };
+  return all;
+}
+
+}  // namespace
+
+TEST(GpuMoe, RoutingMatchesTheReference) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(21);
+  for (const Case& c : cases()) {
+    const MoeCase m(c, rng);
+    const auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));
+    auto ids = test_support::poisoned<int32_t>(size_t(c.tokens * c.top_k));
+    auto weights = test_support::poisoned<float>(size_t(c.tokens * c.top_k));
+    cuda::moe_route(m.device.router.data(), h.data(), c.tokens, m.device.shape, ids.data(), weights.data(), nullptr);
+    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<int32_t> got_ids = ids.to_host();
+    const std::vector<float> got_w = weights.to_host();
+    int64_t near_ties = 0;
+    for (int64_t t = 0; t < c.tokens; ++t) {
+      const Route r = reference_route(m, t);
+      if (r.gap < 1e-3) {  // the GPU's float32 logits may order a near tie either way
+        ++near_ties;
+        continue;
+      }
+      // The chosen set and its weights (two chosen experts in a near tie may come in either order).
+      std::map<int64_t, double> want, got;
+      for (int64_t k = 0; k < c.top_k; ++k) {
+        want[r.expert[size_t(k)]] = r.weight[size_t(k)];
+        got[got_ids[size_t(t * c.top_k + k)]] = got_w[size_t(t * c.top_k + k)];
+      }
+      ASSERT_EQ(got.size(), want.size()) << name(c) << " token " << t << ": an expert chosen twice";
+      for (const auto& [e, w] : want) {
+        ASSERT_TRUE(got.count(e)) << name(c) << " token " << t << " expert " << e << " not chosen";
+        ASSERT_NEAR(got[e], w, 1e-5 + 1e-4 * w) << name(c) << " token " << t << " expert " << e;
+      }
+      if (c.one_expert_for_all) ASSERT_EQ(got_ids[size_t(t * c.top_k)], 5) << name(c);
+    }
+    EXPECT_LE(near_ties, c.tokens / 50 + 1) << name(c);
+  }
+}
+
+TEST(GpuMoe, ExpertsMatchTheReference) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(22);
+  for (const Case& c : cases()) {
+    const MoeCase m(c, rng);
+    DenseExperts dense{m, {}};
+    cuda::MoeWorkspace ws;
+    ws.ensure(c.tokens, m.device.shape, c.inter);
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.act.data(), 0xFF, ws.act.bytes()));  // unwritten rows show as NaN
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.expert_out.data(), 0xFF, ws.expert_out.bytes()));
+    const auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));
+    auto x = cuda::DeviceBuffer<float>::from_host(m.x);
+    cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), ws, nullptr);
+    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got = x.to_host();
+    // Spot-check tokens across the batch (every token for small batches): the reference is slow.
+    const int64_t stride = std::max<int64_t>(1, c.tokens / 40);
+    for (int64_t t = 0; t < c.tokens; t += stride) {
+      const Route r = reference_route(m, t);
+      if (r.gap < 1e-3) continue;  // near tie: either expert is right (RoutingMatchesTheReference)
+      const auto [want, bound] = reference_output(m, dense, t, r);
+      for (int64_t d = 0; d < c.hidden; ++d) {
+        const float g = got[size_t(t * c.hidden + d)];
+        ASSERT_TRUE(std::isfinite(g)) << name(c) << " token " << t << " dim " << d;
+        // Float32 accumulation, and an activation that rounds to the other BF16 neighbour.
+        ASSERT_LE(std::fabs(g - want[size_t(d)]), 5e-3 * bound[size_t(d)] + 1e-5 * std::fabs(want[size_t(d)]) + 1e-30)
+            << name(c) << " token " << t << " dim " << d << " got " << g << " want " << want[size_t(d)];
+      }
+    }
+    // Every step counts its distinct experts (the benchmark's floor).
+    EXPECT_GT(ws.active_experts.to_host()[0], 0u) << name(c);
+  }
+}
