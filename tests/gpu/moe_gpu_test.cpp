@@ -164,12 +164,12 @@ std::pair<std::vector<double>, std::vector<double>> reference_output(const MoeCa
 
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
-      {16, 8, 1, 208, 40},                   // batch 1
-      {16, 8, 3, 208, 40},  {16, 8, 17, 208, 40}, {16, 8, 64, 208, 40},  // decode kernel widths
-      {64, 2, 1, 208, 40},                   // most experts without tokens
-      {16, 1, 256, 208, 40, false},          // top-1, prefill-sized, no renormalisation
-      {16, 4, 256, 208, 40, true, true},     // every token on expert 5: 4 row slices of one group
-      {16, 8, 1100, 208, 24},                // two routing passes (1024 + 76 tokens)
+      {16, 8, 1, 208, 48},                   // batch 1
+      {16, 8, 3, 208, 48},  {16, 8, 17, 208, 48}, {16, 8, 64, 208, 48},  // decode kernel widths
+      {64, 2, 1, 208, 48},                   // most experts without tokens
+      {16, 1, 256, 208, 48, false},          // top-1, prefill-sized, no renormalisation
+      {16, 4, 256, 208, 48, true, true},     // every token on expert 5: 4 row slices of one group
+      {16, 8, 1100, 208, 32},                // two routing passes (1024 + 76 tokens)
       {32, 8, 5, 2048, 768},                 // Qwen3-30B-A3B's expert shape
   };
   return all;
@@ -183,14 +183,36 @@ TEST(GpuMoe, RoutingMatchesTheReference) {
   for (const Case& c : cases()) {
     const MoeCase m(c, rng);
     const auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));
-    auto ids = test_support::poisoned<int32_t>(size_t(c.tokens * c.top_k));
-    auto weights = test_support::poisoned<float>(size_t(c.tokens * c.top_k));
-    cuda::moe_route(m.device.router.data(), h.data(), c.tokens, m.device.shape, ids.data(), weights.data(), nullptr);
+    cuda::MoeWorkspace ws;
+    ws.ensure(c.tokens, m.device.shape, c.inter);
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_expert.data(), 0xFF, ws.topk_expert.bytes()));
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_weight.data(), 0xFF, ws.topk_weight.bytes()));
+    const int64_t tokens = std::min(c.tokens, cuda::kMoeTokensPerPass);  // one pass routes at most this many
+    cuda::moe_route(m.device.router.data(), h.data(), tokens, m.device.shape, ws.routing(), nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-    const std::vector<int32_t> got_ids = ids.to_host();
-    const std::vector<float> got_w = weights.to_host();
+    const std::vector<int32_t> got_ids = ws.topk_expert.to_host();
+    const std::vector<float> got_w = ws.topk_weight.to_host();
+    // The grouping: every routed row once, groups in increasing expert order.
+    const std::vector<int32_t> slots = ws.row_slot.to_host(), offsets = ws.group_offset.to_host();
+    const std::vector<int32_t> group_expert = ws.group_expert.to_host(), row_token = ws.row_token.to_host();
+    const int32_t groups = ws.num_groups.to_host()[0];
+    std::vector<int> seen(size_t(tokens * c.top_k), 0);
+    ASSERT_EQ(offsets[size_t(groups)], tokens * c.top_k) << name(c);
+    for (int32_t g = 0; g < groups; ++g) {
+      if (g > 0) {
+        ASSERT_LT(group_expert[size_t(g - 1)], group_expert[size_t(g)]) << name(c);
+      }
+      ASSERT_LT(offsets[size_t(g)], offsets[size_t(g + 1)]) << name(c) << ": empty group " << g;
+      for (int32_t r = offsets[size_t(g)]; r < offsets[size_t(g + 1)]; ++r) {
+        const int32_t slot = slots[size_t(r)];
+        ASSERT_EQ(got_ids[size_t(slot)], group_expert[size_t(g)]) << name(c) << " row " << r;
+        ASSERT_EQ(row_token[size_t(r)], slot / c.top_k) << name(c) << " row " << r;
+        ++seen[size_t(slot)];
+      }
+    }
+    for (int v : seen) ASSERT_EQ(v, 1) << name(c);
     int64_t near_ties = 0;
-    for (int64_t t = 0; t < c.tokens; ++t) {
+    for (int64_t t = 0; t < tokens; ++t) {
       const Route r = reference_route(m, t);
       if (r.gap < 1e-3) {  // the GPU's float32 logits may order a near tie either way
         ++near_ties;
@@ -207,9 +229,11 @@ TEST(GpuMoe, RoutingMatchesTheReference) {
         ASSERT_TRUE(got.count(e)) << name(c) << " token " << t << " expert " << e << " not chosen";
         ASSERT_NEAR(got[e], w, 1e-5 + 1e-4 * w) << name(c) << " token " << t << " expert " << e;
       }
-      if (c.one_expert_for_all) ASSERT_EQ(got_ids[size_t(t * c.top_k)], 5) << name(c);
+      if (c.one_expert_for_all) {
+        ASSERT_EQ(got_ids[size_t(t * c.top_k)], 5) << name(c);
+      }
     }
-    EXPECT_LE(near_ties, c.tokens / 50 + 1) << name(c);
+    EXPECT_LE(near_ties, tokens / 50 + 1) << name(c);
   }
 }
 

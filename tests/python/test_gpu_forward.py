@@ -23,7 +23,7 @@ def config(family):
     if family == "qwen3_moe":
         return dict(base, architectures=["Qwen3MoeForCausalLM"], num_hidden_layers=3, num_attention_heads=8,
                     num_key_value_heads=2, head_dim=64, rope_theta=1e6, tie_word_embeddings=False,
-                    moe_intermediate_size=40, num_experts=16, num_experts_per_tok=8, norm_topk_prob=True,
+                    moe_intermediate_size=48, num_experts=16, num_experts_per_tok=8, norm_topk_prob=True,
                     decoder_sparse_step=1, mlp_only_layers=[0])
     return dict(base, architectures=["Gemma3ForCausalLM"], num_hidden_layers=4, num_attention_heads=4,
                 num_key_value_heads=1, head_dim=256, sliding_window=24, query_pre_attn_scalar=256,

@@ -1,5 +1,6 @@
 #include "backend/cuda/device_model.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "formats/number_formats.hpp"
@@ -54,9 +55,10 @@ Nvfp4Tiles down_tiles(const MlpWeights& m, int64_t layer) {
 DeviceMoe upload_moe(const MoeWeights& m, const ModelConfig& c, int64_t layer) {
   DeviceMoe d;
   d.shape = {c.hidden_size, c.num_experts, c.experts_per_token, c.norm_topk_prob};
-  if (c.num_experts > kMaxExperts || c.experts_per_token > std::min(kMaxTopK, c.num_experts))
-    fail("the CUDA backend routes at most {} experts with top-k up to {}; this model has {} with top-{}", kMaxExperts,
-         kMaxTopK, c.num_experts, c.experts_per_token);
+  if (c.num_experts > kMaxExperts || c.experts_per_token > std::min(kMaxTopK, c.num_experts) || c.hidden_size > kMaxRouterHidden)
+    fail("the CUDA backend routes at most {} experts with top-k up to {} and hidden size up to {}; this model has {} "
+         "with top-{} and hidden size {}", kMaxExperts, kMaxTopK, kMaxRouterHidden, c.num_experts, c.experts_per_token,
+         c.hidden_size);
   std::vector<__nv_bfloat16> router(m.router.size());
   for (size_t i = 0; i < router.size(); ++i) {
     const uint16_t b = float_to_bf16(m.router[i]);  // the checkpoint's 16-bit values, exactly

@@ -16,6 +16,7 @@ void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermed
   const size_t routed = size_t(wanted * s.top_k), groups = size_t(std::min<int64_t>(s.experts, wanted * s.top_k));
   topk_expert = DeviceBuffer<int32_t>(routed);
   topk_weight = DeviceBuffer<float>(routed);
+  logits = DeviceBuffer<float>(size_t(wanted * s.experts));
   group_expert = DeviceBuffer<int32_t>(groups);
   group_offset = DeviceBuffer<int32_t>(groups + 1);
   num_groups = DeviceBuffer<int32_t>(1);
@@ -27,21 +28,24 @@ void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermed
 }
 
 uint64_t MoeWorkspace::bytes() const {
-  return topk_expert.bytes() + group_expert.bytes() + group_offset.bytes() + num_groups.bytes() + row_token.bytes() +
+  return logits.bytes() + topk_expert.bytes() + group_expert.bytes() + group_offset.bytes() + num_groups.bytes() + row_token.bytes() +
          row_slot.bytes() + topk_weight.bytes() + expert_out.bytes() + act.bytes() + active_experts.bytes();
+}
+
+Routing MoeWorkspace::routing() {
+  return {logits.data(),       topk_expert.data(), topk_weight.data(), group_expert.data(), group_offset.data(),
+          num_groups.data(),   row_token.data(),   row_slot.data(),    active_experts.data()};
 }
 
 void moe_mlp(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens, float* x, MoeWorkspace& ws,
              cudaStream_t stream) {
   const RouterShape& s = m.shape;
   if (std::min(tokens, kMoeTokensPerPass) > ws.tokens) fail("MoE workspace sized for {} tokens, {} asked", ws.tokens, tokens);
-  const ExpertGrouping grouping{ws.group_expert.data(), ws.group_offset.data(), ws.num_groups.data(),
-                                ws.row_token.data(), ws.row_slot.data(), ws.active_experts.data()};
+  const Routing routing = ws.routing();
   for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
     const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
     const __nv_bfloat16* hp = h + start * s.hidden;
-    moe_route(m.router.data(), hp, n, s, ws.topk_expert.data(), ws.topk_weight.data(), stream);
-    moe_group(ws.topk_expert.data(), n, s.top_k, s.experts, grouping, stream);
+    moe_route(m.router.data(), hp, n, s, routing, stream);
     ExpertRows rows;
     rows.group_expert = ws.group_expert.data();
     rows.group_offset = ws.group_offset.data();

@@ -27,13 +27,14 @@ constexpr int64_t kMoeTokensPerPass = 1024;
 // Scratch of moe_mlp for up to `tokens` tokens per pass (fixed addresses: graphs capture them).
 struct MoeWorkspace {
   DeviceBuffer<int32_t> topk_expert, group_expert, group_offset, num_groups, row_token, row_slot;
-  DeviceBuffer<float> topk_weight, expert_out;
+  DeviceBuffer<float> logits, topk_weight, expert_out;
   DeviceBuffer<__nv_bfloat16> act;
   DeviceBuffer<unsigned long long> active_experts;  // distinct experts used, summed over layers and steps
   int64_t tokens = 0;
 
   // Grows for `tokens` tokens of a model with these MoE shapes (contents lost when it grows).
   void ensure(int64_t tokens, const RouterShape& shape, int64_t intermediate);
+  Routing routing();
   uint64_t bytes() const;
 };
 

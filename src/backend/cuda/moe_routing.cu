@@ -9,32 +9,44 @@ namespace fp4llm::cuda {
 
 namespace {
 
-constexpr int kRouteThreads = 256;
+constexpr int kLogitWarps = 8;   // experts per block, one per warp
+constexpr int kLogitTokens = 8;  // tokens per block: more blocks, shorter dependent chains
+constexpr int kPerLane = int(kMaxExperts / 32);
 
-// Dot product of a BF16 router row with a BF16 activation row, 8 values per 16-byte load where
-// the row allows it, the rest one at a time; every lane returns the sum.
-__device__ float row_dot(const __nv_bfloat16* w, const __nv_bfloat16* x, int n, int lane) {
-  float sum = 0;
-  int done = 0;
-  if ((n & 7) == 0 && ((reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(x)) & 15) == 0) {
-    const uint4* wv = reinterpret_cast<const uint4*>(w);
-    const uint4* xv = reinterpret_cast<const uint4*>(x);
-    for (int i = lane; i < n / 8; i += 32) {
-      const uint4 a = __ldg(wv + i), b = __ldg(xv + i);
-      const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
-      const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&b);
+__device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
+  const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
+  const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&b);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const float2 fa = __bfloat1622float2(a2[j]), fb = __bfloat1622float2(b2[j]);
-        sum = fmaf(fa.x, fb.x, fmaf(fa.y, fb.y, sum));
-      }
-    }
-    done = n;
+  for (int j = 0; j < 4; ++j) {
+    const float2 fa = __bfloat1622float2(a2[j]), fb = __bfloat1622float2(b2[j]);
+    sum = fmaf(fa.x, fb.x, fmaf(fa.y, fb.y, sum));
   }
-  for (int i = done + lane; i < n; i += 32) sum = fmaf(__bfloat162float(w[i]), __bfloat162float(x[i]), sum);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
   return sum;
+}
+
+// Router logits, written against latency (a decode step routes a handful of tokens): each warp
+// holds its expert's row in registers (V 16-byte pieces per lane, all loads in flight at once)
+// and takes the dot product with each of the block's tokens.
+template <int V>
+__global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const uint4* router, const uint4* h, int tokens,
+                                                                         int vecs, int experts, float* logits) {
+  const int lane = threadIdx.x & 31, expert = blockIdx.x * kLogitWarps + (threadIdx.x >> 5);
+  if (expert >= experts) return;
+  uint4 w[V];
+#pragma unroll
+  for (int v = 0; v < V; ++v)
+    w[v] = lane + 32 * v < vecs ? __ldg(router + size_t(expert) * vecs + lane + 32 * v) : make_uint4(0, 0, 0, 0);
+  const int first = blockIdx.y * kLogitTokens, last = min(tokens, first + kLogitTokens);
+#pragma unroll 2
+  for (int t = first; t < last; ++t) {
+    float sum = 0;
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+      if (lane + 32 * v < vecs) sum = dot8(w[v], __ldg(h + size_t(t) * vecs + lane + 32 * v), sum);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) logits[size_t(t) * experts + expert] = sum;
+  }
 }
 
 // The larger of two (probability, expert) candidates; the lower expert on equal probability.
@@ -42,59 +54,64 @@ __device__ __forceinline__ void keep_better(float& p, int& e, float op, int oe) 
   if (op > p || (op == p && oe < e)) p = op, e = oe;
 }
 
-// One block per token: logits (a warp per expert at a time), then warp 0 does the softmax and
-// the top-k selection. Bound: the router rows (hidden x experts x 2 bytes), read from L2.
-__global__ void __launch_bounds__(kRouteThreads) moe_route_kernel(const __nv_bfloat16* router, const __nv_bfloat16* h,
-                                                                  RouterShape s, int32_t* topk_expert, float* topk_weight) {
-  __shared__ float prob[kMaxExperts];
-  const int token = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int E = int(s.experts), H = int(s.hidden), K = int(s.top_k);
-  const __nv_bfloat16* x = h + size_t(token) * H;
-  for (int e = warp; e < E; e += kRouteThreads / 32) {
-    const float logit = row_dot(router + size_t(e) * H, x, H, lane);
-    if (lane == 0) prob[e] = logit;
-  }
-  __syncthreads();
-  if (warp != 0) return;
+// One token's softmax and top-k in one warp: lane L holds experts L, L + 32, ... in registers.
+// Lane c ends with choice c (expert, probability); returns the chosen probabilities' sum.
+__device__ float select_top_k(const float* logit_row, int experts, int top_k, int lane, int& my_expert, float& my_prob) {
+  float p[kPerLane];
   float m = -INFINITY;
-  for (int e = lane; e < E; e += 32) m = fmaxf(m, prob[e]);
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    p[j] = lane + 32 * j < experts ? logit_row[lane + 32 * j] : -INFINITY;
+    m = fmaxf(m, p[j]);
+  }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
   float sum = 0;
-  for (int e = lane; e < E; e += 32) sum += (prob[e] = expf(prob[e] - m));
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) {
+    p[j] = lane + 32 * j < experts ? expf(p[j] - m) : -1.0f;  // -1: no expert here
+    sum += fmaxf(p[j], 0.0f);
+  }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  __syncwarp();
-  float chosen_sum = 0, mine = 0;  // lane c keeps choice c's probability
-  int mine_expert = 0;
-  for (int c = 0; c < K; ++c) {
-    float p = -1.0f;
-    int e = E;
-    for (int i = lane; i < E; i += 32) keep_better(p, e, prob[i], i);
+  float chosen = 0;
+  for (int c = 0; c < top_k; ++c) {
+    float best = -1.0f;
+    int e = experts;
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) keep_better(p, e, __shfl_xor_sync(0xffffffffu, p, o), __shfl_xor_sync(0xffffffffu, e, o));
-    p /= sum;
-    chosen_sum += p;
-    if (lane == c) mine = p, mine_expert = e;
-    __syncwarp();
-    if (lane == 0) prob[e] = -2.0f;  // taken (probabilities are >= 0)
-    __syncwarp();
+    for (int j = 0; j < kPerLane; ++j) keep_better(best, e, p[j], lane + 32 * j);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1)
+      keep_better(best, e, __shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, e, o));
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j)
+      if (lane + 32 * j == e) p[j] = -1.0f;  // taken (probabilities are >= 0)
+    best /= sum;
+    chosen += best;
+    if (lane == c) my_expert = e, my_prob = best;
   }
-  if (lane < K) {
-    topk_expert[size_t(token) * K + lane] = mine_expert;
-    topk_weight[size_t(token) * K + lane] = s.norm_topk_prob ? mine / chosen_sum : mine;
-  }
+  return chosen;
 }
 
-// One block: count rows per expert, lay the groups out in expert order, scatter the rows.
-// Within a group the order of rows is that of the atomic cursor; each row's product does not
-// depend on its position, so results do not either.
-__global__ void __launch_bounds__(1024) moe_group_kernel(const int32_t* topk_expert, int routed, int top_k, int experts,
-                                                          ExpertGrouping out) {
+// One block: each warp routes tokens (softmax, top-k), counting choices per expert; then the
+// groups are laid out in expert order and the rows scattered. Within a group the order of rows
+// is that of the atomic cursor; each row's product does not depend on its position, so the
+// results do not either.
+__global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, RouterShape s, Routing out) {
   __shared__ int count[kMaxExperts], cursor[kMaxExperts];
+  const int experts = int(s.experts), top_k = int(s.top_k), lane = threadIdx.x & 31;
   for (int e = threadIdx.x; e < experts; e += blockDim.x) count[e] = 0;
   __syncthreads();
-  for (int i = threadIdx.x; i < routed; i += blockDim.x) atomicAdd(&count[topk_expert[i]], 1);
+  for (int t = threadIdx.x >> 5; t < tokens; t += blockDim.x >> 5) {
+    int expert = 0;
+    float prob = 0;
+    const float chosen = select_top_k(out.logits + size_t(t) * experts, experts, top_k, lane, expert, prob);
+    if (lane < top_k) {
+      out.topk_expert[t * top_k + lane] = expert;
+      out.topk_weight[t * top_k + lane] = s.norm_topk_prob ? prob / chosen : prob;
+      atomicAdd(&count[expert], 1);
+    }
+  }
   __syncthreads();
   if (threadIdx.x == 0) {
     int groups = 0, offset = 0;
@@ -110,11 +127,21 @@ __global__ void __launch_bounds__(1024) moe_group_kernel(const int32_t* topk_exp
     if (out.active) atomicAdd(out.active, (unsigned long long)groups);
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < routed; i += blockDim.x) {
-    const int at = atomicAdd(&cursor[topk_expert[i]], 1);
+  for (int i = threadIdx.x; i < tokens * top_k; i += blockDim.x) {
+    const int at = atomicAdd(&cursor[out.topk_expert[i]], 1);
     out.row_token[at] = i / top_k;
     out.row_slot[at] = i;
   }
+}
+
+template <int V>
+void launch_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
+                   float* logits, cudaStream_t stream) {
+  const dim3 grid(unsigned((s.experts + kLogitWarps - 1) / kLogitWarps), unsigned((tokens + kLogitTokens - 1) / kLogitTokens));
+  router_logits_kernel<V><<<grid, kLogitWarps * 32, 0, stream>>>(reinterpret_cast<const uint4*>(router),
+                                                                 reinterpret_cast<const uint4*>(h), int(tokens),
+                                                                 int(s.hidden / 8), int(s.experts), logits);
+  FP4LLM_CUDA_LAUNCHED();
 }
 
 __global__ void moe_combine_kernel(const float* expert_out, const float* topk_weight, int64_t tokens, int top_k,
@@ -131,22 +158,23 @@ __global__ void moe_combine_kernel(const float* expert_out, const float* topk_we
 
 }  // namespace
 
-void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& shape,
-               int32_t* topk_expert, float* topk_weight, cudaStream_t stream) {
-  if (shape.experts < 1 || shape.experts > kMaxExperts || shape.top_k < 1 || shape.top_k > std::min(kMaxTopK, shape.experts))
-    throw_error("MoE routing: " + std::to_string(shape.experts) + " experts with top-" + std::to_string(shape.top_k) +
+void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
+               const Routing& out, cudaStream_t stream) {
+  if (s.experts < 1 || s.experts > kMaxExperts || s.top_k < 1 || s.top_k > std::min(kMaxTopK, s.experts))
+    throw_error("MoE routing: " + std::to_string(s.experts) + " experts with top-" + std::to_string(s.top_k) +
                 " is not supported (at most " + std::to_string(kMaxExperts) + " experts, top-k 1.." +
                 std::to_string(kMaxTopK) + ")");
+  if (s.hidden % 8 != 0 || s.hidden > kMaxRouterHidden)
+    throw_error("MoE routing: hidden size " + std::to_string(s.hidden) + " is not a multiple of 8 up to " +
+                std::to_string(kMaxRouterHidden));
   if (tokens <= 0) return;
-  moe_route_kernel<<<unsigned(tokens), kRouteThreads, 0, stream>>>(router, h, shape, topk_expert, topk_weight);
-  FP4LLM_CUDA_LAUNCHED();
-}
-
-void moe_group(const int32_t* topk_expert, int64_t tokens, int64_t top_k, int64_t experts, const ExpertGrouping& out,
-               cudaStream_t stream) {
-  if (experts > kMaxExperts) throw_error("MoE grouping: more than " + std::to_string(kMaxExperts) + " experts");
-  if (tokens <= 0) return;
-  moe_group_kernel<<<1, 1024, 0, stream>>>(topk_expert, int(tokens * top_k), int(top_k), int(experts), out);
+  const int64_t per_lane = (s.hidden / 8 + 31) / 32;
+  if (per_lane <= 1) launch_logits<1>(router, h, tokens, s, out.logits, stream);
+  else if (per_lane <= 2) launch_logits<2>(router, h, tokens, s, out.logits, stream);
+  else if (per_lane <= 4) launch_logits<4>(router, h, tokens, s, out.logits, stream);
+  else if (per_lane <= 8) launch_logits<8>(router, h, tokens, s, out.logits, stream);
+  else launch_logits<16>(router, h, tokens, s, out.logits, stream);
+  select_and_group_kernel<<<1, 1024, 0, stream>>>(int(tokens), s, out);
   FP4LLM_CUDA_LAUNCHED();
 }
 

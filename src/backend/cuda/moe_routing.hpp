@@ -11,33 +11,34 @@
 
 namespace fp4llm::cuda {
 
-constexpr int64_t kMaxExperts = 512;  // shared-memory bound of the routing kernels
+constexpr int64_t kMaxExperts = 512;  // register bound of the selection kernel (16 per lane)
 constexpr int64_t kMaxTopK = 32;
+constexpr int64_t kMaxRouterHidden = 4096;  // router row in registers (16 pieces per lane)
 
 struct RouterShape {
   int64_t hidden = 0, experts = 0, top_k = 0;
   bool norm_topk_prob = false;
 };
 
-// Router logits h W^T (BF16 weight [experts, hidden]), softmax over all experts in float32, the
-// top_k largest probabilities (the lower expert first on ties, as a stable sort), renormalised
-// to sum 1 when norm_topk_prob. Writes [tokens][top_k] experts and weights.
-void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& shape,
-               int32_t* topk_expert, float* topk_weight, cudaStream_t stream);
-
-// Counting sort of the routed rows (token t's choice c is row t * top_k + c) by expert: the
-// arrays of ExpertRows, experts in increasing order. `active` (may be null) accumulates the
-// number of distinct experts used, for the benchmark's bandwidth floor.
-struct ExpertGrouping {
-  int32_t* group_expert;  // [min(experts, routed)]
-  int32_t* group_offset;  // [min(experts, routed) + 1]
-  int32_t* num_groups;    // [1]
-  int32_t* row_token;     // [routed]
-  int32_t* row_slot;      // [routed]
-  unsigned long long* active;
+// Where moe_route writes (device arrays). Routed row t * top_k + c is token t's choice c.
+struct Routing {
+  float* logits;            // [tokens][experts] scratch
+  int32_t* topk_expert;     // [tokens][top_k]
+  float* topk_weight;       // [tokens][top_k]
+  int32_t* group_expert;    // ExpertRows' arrays: [min(experts, routed)]
+  int32_t* group_offset;    // [min(experts, routed) + 1]
+  int32_t* num_groups;      // [1]
+  int32_t* row_token;       // [routed]
+  int32_t* row_slot;        // [routed]
+  unsigned long long* active;  // may be null: accumulates the distinct experts used (benchmark floor)
 };
-void moe_group(const int32_t* topk_expert, int64_t tokens, int64_t top_k, int64_t experts, const ExpertGrouping& out,
-               cudaStream_t stream);
+
+// Two launches: router logits h W^T (BF16 weight [experts, hidden], float32 sums); then, in one
+// block, softmax over all experts in float32, the top_k largest probabilities (the lower expert
+// first on ties, as a stable sort), renormalised to sum 1 when norm_topk_prob, and a counting
+// sort of the routed rows by expert (groups in increasing expert order) for ExpertRows.
+void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& shape,
+               const Routing& out, cudaStream_t stream);
 
 // x[t] += sum over c of topk_weight[t][c] * expert_out[t * top_k + c] (float32, c in order).
 void moe_combine(const float* expert_out, const float* topk_weight, int64_t tokens, int64_t top_k, int64_t hidden,

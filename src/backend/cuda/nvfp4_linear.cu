@@ -108,13 +108,12 @@ __device__ __forceinline__ void dequant_chunk(uint4 w, uint32_t scales, uint32_t
 // x_row[nt]: the row of x this lane feeds for tokens nt * 8 + g (-1 past the slice's rows).
 template <int NT>
 __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const GemvArgs& p,
-                                          const int (&x_row)[NT], int rows, int chunk, int t) {
+                                          const int (&x_row)[NT], int chunk, int t) {
   uint32_t a[4][4];
   dequant_chunk(w, scales, a);
   const int col = chunk * 64 + t * 16;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
-    if (nt * 8 >= rows) break;  // uniform: no MMAs for 8-token groups the slice does not fill
     uint4 xa = make_uint4(0, 0, 0, 0), xb = xa;
     if (x_row[nt] >= 0 && col < p.k) {
       const uint4* src = reinterpret_cast<const uint4*>(p.x + size_t(x_row[nt]) * p.k + col);
@@ -240,7 +239,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
     issue_stage(ring, st, wp, sp, c0 + kStages * kStageChunks, end, lane);
 #pragma unroll
     for (int u = 0; u < kStageChunks; ++u)
-      if (c0 + u < end) chunk_mma<NT>(acc, w[u], sc[u], p, x_row, s.rows, c0 + u, t);
+      if (c0 + u < end) chunk_mma<NT>(acc, w[u], sc[u], p, x_row, c0 + u, t);
   }
   if (p.splits > 1) {
     __shared__ float partial[kWarps][NT * 4][32];
