@@ -17,16 +17,7 @@ namespace fp4llm::cuda {
 
 namespace {
 
-constexpr int64_t kMaxSplits = 64;         // key-range splits of decode attention
-
-// Split-KV when the (token, kv head) blocks alone would leave most SMs idle: about four blocks
-// per SM (long contexts then stream their keys in parallel; short ones leave the extra splits
-// empty, and those exit at once). The count does not depend on the context (each token splits
-// its own range), so decode graphs stay valid.
-int64_t attention_splits(int64_t tokens, int64_t kv_heads, int num_sms) {
-  const int64_t wanted = (4 * num_sms + tokens * kv_heads - 1) / (tokens * kv_heads);
-  return std::clamp<int64_t>(wanted, 1, kMaxSplits);
-}
+constexpr int64_t kMaxSplits = 32;         // key-range splits of decode attention
 
 template <typename T>
 T* offset_ptr(uint8_t* base, size_t bytes) {
@@ -98,10 +89,7 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   }
   inv_freq_full_ = DeviceBuffer<float>::from_host(cpu::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling_factor));
   inv_freq_sliding_ = DeviceBuffer<float>::from_host(cpu::rope_inv_freq(c.head_dim, c.rope_local_theta, 1.0));
-  int64_t most_slots = 0;  // partial results of the largest split step
-  for (int64_t t = 1; t <= kMaxDecodeRows; ++t)
-    most_slots = std::max(most_slots, t * attention_splits(t, c.num_kv_heads, num_sms_));
-  const size_t attn_slots = size_t(most_slots * c.num_heads);
+  const size_t attn_slots = size_t(kMaxDecodeRows * c.num_heads * kMaxSplits);
   attn_partial_out_ = DeviceBuffer<float>(attn_slots * size_t(c.head_dim));
   attn_partial_ml_ = DeviceBuffer<float>(attn_slots * 2);
   attn_counters_ = DeviceBuffer<unsigned>(size_t(kMaxDecodeRows * c.num_kv_heads));
@@ -227,7 +215,12 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
   p.k_scale = p.fp8 ? L.kv_scales.k : 1.0f;
   p.v_scale = p.fp8 ? L.kv_scales.v : 1.0f;
   p.max_blocks = std::max<int64_t>(s.max_blocks, 1);
-  if (s.tokens <= kMaxDecodeRows) p.splits = attention_splits(s.tokens, p.kv_heads, num_sms_);
+  // Split-KV when the (token, kv head) blocks alone would leave most SMs idle. The count does not
+  // depend on the context (each token splits its own range), so decode graphs stay valid.
+  if (s.tokens <= kMaxDecodeRows) {
+    const int64_t wanted = (2 * num_sms_ + s.tokens * p.kv_heads - 1) / (s.tokens * p.kv_heads);
+    p.splits = std::clamp<int64_t>(wanted, 1, kMaxSplits);
+  }
   return p;
 }
 

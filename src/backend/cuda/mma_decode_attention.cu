@@ -17,7 +17,7 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;         // tokens per cache block
-constexpr int kMinKeysPerSplit = kWarps * kBlockSize;  // a cache block per warp at least
+constexpr int kMinKeysPerSplit = 128;  // as paged_attention: the same split boundaries
 
 struct Args {
   const float* q;
