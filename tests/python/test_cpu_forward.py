@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from helpers import TOOLS, bf16_array, read_safetensors, run, save_tensors, write_random_model
-from nvfp4_reference import (dequantize_nvfp4, e4m3_decode, e4m3_encode, f32_to_bf16, quantize_nvfp4)
+from nvfp4_reference import (bf16_to_f32, dequantize_nvfp4, e4m3_decode, e4m3_encode, f32_to_bf16,
+                              quantize_nvfp4)
 
 H, HEADS, KV, D, VOCAB = 64, 4, 2, 16, 256
 
@@ -145,7 +146,7 @@ def reference_logits(c, w, ids, kv):
         x = x + (norm(o, w[p + "post_attention_layernorm.weight"]) if gemma else o)
         h2 = norm(x, w[p + ("pre_feedforward_layernorm.weight" if gemma else "post_attention_layernorm.weight")])
         if moe and i not in c["mlp_only_layers"]:
-            logits = h2 @ w[p + "mlp.gate.weight"].T
+            logits = bf16_to_f32(f32_to_bf16(h2)).astype(np.float64) @ w[p + "mlp.gate.weight"].T  # BF16 activations
             probs = np.exp(logits - logits.max(-1, keepdims=True))
             probs /= probs.sum(-1, keepdims=True)
             m = np.zeros_like(h2)
@@ -215,7 +216,9 @@ def test_quantized_lm_head_matches_numpy_reference(model, tmp_path):
     for ids, g_logits in zip(prompts, got):
         ref = reference_logits(c, quantized, ids, "bf16")
         rel = np.linalg.norm(g_logits - ref) / np.linalg.norm(ref)
-        assert rel < 2e-4, (c["architectures"], len(ids), rel)
+        # MoE: the router's BF16 input may round the other way from float32 than from float64.
+        moe = c["architectures"][0] == "Qwen3MoeForCausalLM"
+        assert rel < (4e-4 if moe else 2e-4), (c["architectures"], len(ids), rel)
         assert (g_logits.argmax(-1) == ref.argmax(-1)).mean() == 1.0
 
 

@@ -212,17 +212,20 @@ void CpuBackend::dense_mlp(const MlpWeights& m, const float* h, int64_t rows, fl
 }
 
 // Qwen3-MoE routing: softmax over all experts in float32, top-k, renormalised when
-// norm_topk_prob; tokens are grouped by expert so each expert runs once per step.
+// norm_topk_prob; tokens are grouped by expert so each expert runs once per step. The router
+// sees the activations rounded to BF16, as it does in a BF16 transformers model and on the GPU:
+// the top-k choice is discontinuous, so the backends must agree on its input, not just nearly.
 void CpuBackend::moe_mlp(const MoeWeights& m, const float* h, int64_t rows, float* out) {
   const ModelConfig& c = w_.config;
   const int64_t E = c.num_experts, H = c.hidden_size, K = c.experts_per_token;
   std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(E));  // (row, weight)
-  std::vector<float> probs(static_cast<size_t>(E));
+  std::vector<float> probs(static_cast<size_t>(E)), h16(static_cast<size_t>(H));
   for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < H; ++i) h16[size_t(i)] = bf16_to_float(float_to_bf16(h[r * H + i]));
     float max_logit = -INFINITY;
     for (int64_t e = 0; e < E; ++e) {
       float dot = 0;
-      for (int64_t i = 0; i < H; ++i) dot += m.router[size_t(e * H + i)] * h[r * H + i];
+      for (int64_t i = 0; i < H; ++i) dot += m.router[size_t(e * H + i)] * h16[size_t(i)];
       probs[size_t(e)] = dot;
       max_logit = std::max(max_logit, dot);
     }

@@ -160,7 +160,7 @@ __device__ __forceinline__ void issue_stage(WarpRing& ring, int stage, const uin
 // This lane's accumulators (rows g and g+8 of the tile, tokens 2t and 2t+1 of each 8-token group,
 // global scales applied) to their destination; for gated tiles row g is a gate row and row g+8
 // the matching up row, so the activation needs nothing from other lanes.
-template <int NT>
+template <int NT, bool kGrouped>
 __device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, int tile, int g, int t,
                                            const float (&acc)[NT][4]) {
   const float scale_lo = s.tile_scales[2 * tile] * kUnscale, scale_hi = s.tile_scales[2 * tile + 1] * kUnscale;
@@ -170,7 +170,7 @@ __device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, in
     for (int j = 0; j < 2; ++j) {
       const int token = nt * 8 + 2 * t + j;
       if (token >= s.rows) continue;
-      const int out = p.y_rows ? p.y_rows[s.begin + token] : s.begin + token;
+      const int out = kGrouped && p.y_rows ? p.y_rows[s.begin + token] : s.begin + token;
       const float lo = acc[nt][j] * scale_lo, hi = acc[nt][j + 2] * scale_hi;
       if (p.epilogue == kSilu || p.epilogue == kGelu) {
         p.act[size_t(out) * (p.n / 2) + tile * 8 + g] = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
@@ -185,10 +185,10 @@ __device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, in
 
 // This block's rows and weights: all rows for a plain product; for expert groups, slice
 // blockIdx.z of group blockIdx.y's rows (false when that slice is empty: the block has no work).
-template <int NT>
+template <int NT, bool kGrouped>
 __device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
   s = {p.packed, p.scales, p.tile_scales, 0, p.rows};
-  if (!p.group_offset) return true;
+  if constexpr (!kGrouped) return true;
   const int group = int(blockIdx.y);
   if (group >= *p.num_groups) return false;
   s.begin = p.group_offset[group] + int(blockIdx.z) * NT * 8;
@@ -206,10 +206,10 @@ __device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
 // registers and feeds BF16 tensor cores with FP32 accumulation. A block holds kWarps / splits
 // tiles, so the splits of a tile meet in shared memory and nothing crosses blocks. With expert
 // groups (MoE) the grid's y and z dimensions run over groups and slices of their rows.
-template <int NT>
+template <int NT, bool kGrouped>
 __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   Slice s;
-  if (!block_slice<NT>(p, s)) return;  // uniform over the block, before any barrier
+  if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int tile = blockIdx.x * (kWarps / p.splits) + warp / p.splits, split = warp % p.splits;
   const bool live = tile < p.row_tiles;
@@ -221,7 +221,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     const int r = nt * 8 + g;
-    x_row[nt] = r >= s.rows ? -1 : p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
+    x_row[nt] = r >= s.rows ? -1 : kGrouped && p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
   }
   extern __shared__ uint4 dynamic_smem[];
   WarpRing& ring = reinterpret_cast<WarpRing*>(dynamic_smem)[warp];
@@ -255,7 +255,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
 #pragma unroll
         for (int j = 0; j < 4; ++j) acc[nt][j] += partial[warp + other][nt * 4 + j][lane];
   }
-  if (live) write_tile<NT>(p, s, tile, g, t, acc);
+  if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
 }
 
 // Prefill: the whole matrix to BF16 (row-major, k_chunks * 64 columns), global scale included.
@@ -302,17 +302,19 @@ int choose_splits(int64_t k_chunks) {
   return splits;
 }
 
-template <int NT>
+// The plain product and the expert-grouped one are separate instantiations, so the plain one
+// carries no index tables (registers) it does not use.
+template <int NT, bool kGrouped>
 void launch_gemv(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
   const int tiles_per_block = kWarps / p.splits;
   constexpr int kSmem = kWarps * sizeof(WarpRing);
   static const bool configured = [] {
-    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(nvfp4_gemv_kernel<NT>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(nvfp4_gemv_kernel<NT, kGrouped>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     return true;
   }();
   (void)configured;
   const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
-  nvfp4_gemv_kernel<NT><<<grid, kWarps * 32, kSmem, stream>>>(p);
+  nvfp4_gemv_kernel<NT, kGrouped><<<grid, kWarps * 32, kSmem, stream>>>(p);
   FP4LLM_CUDA_LAUNCHED();
 }
 
@@ -355,10 +357,17 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
   const auto slices = [&](int64_t per_slice) { return unsigned((rows + per_slice - 1) / per_slice); };
-  if (rows <= 8) launch_gemv<1>(p, groups, 1, stream);
-  else if (rows <= 16) launch_gemv<2>(p, groups, 1, stream);
-  else if (rows <= 32) launch_gemv<4>(p, groups, 1, stream);
-  else launch_gemv<8>(p, groups, slices(64), stream);
+  if (p.group_offset) {
+    if (rows <= 8) launch_gemv<1, true>(p, groups, 1, stream);
+    else if (rows <= 16) launch_gemv<2, true>(p, groups, 1, stream);
+    else if (rows <= 32) launch_gemv<4, true>(p, groups, 1, stream);
+    else launch_gemv<8, true>(p, groups, slices(64), stream);
+  } else {
+    if (rows <= 8) launch_gemv<1, false>(p, 1, 1, stream);
+    else if (rows <= 16) launch_gemv<2, false>(p, 1, 1, stream);
+    else if (rows <= 32) launch_gemv<4, false>(p, 1, 1, stream);
+    else launch_gemv<8, false>(p, 1, 1, stream);
+  }
 }
 
 void set_groups(GemvArgs& p, const ExpertRows& r) {
