@@ -247,17 +247,28 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
     ws.ensure(c.tokens, m.device.shape, c.inter);
     FP4LLM_CUDA_CHECK(cudaMemset(ws.act.data(), 0xFF, ws.act.bytes()));  // unwritten rows show as NaN
     FP4LLM_CUDA_CHECK(cudaMemset(ws.expert_out.data(), 0xFF, ws.expert_out.bytes()));
-    const auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));
+    auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));  // in: activations; out: the next norm
     auto x = cuda::DeviceBuffer<float>::from_host(m.x);
-    cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), ws, nullptr);
+    const auto ones = cuda::DeviceBuffer<float>::from_host(std::vector<float>(size_t(c.hidden), 1.0f));
+    cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), ones.data(), {c.hidden, 1e-6f, false}, ws, nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<float> got = x.to_host();
+    const std::vector<__nv_bfloat16> normed = h.to_host();
     // Spot-check tokens across the batch (every token for small batches): the reference is slow.
     const int64_t stride = std::max<int64_t>(1, c.tokens / 40);
     for (int64_t t = 0; t < c.tokens; t += stride) {
       const Route r = reference_route(m, t);
       if (r.gap < 1e-3) continue;  // near tie: either expert is right (RoutingMatchesTheReference)
       const auto [want, bound] = reference_output(m, dense, t, r);
+      // h now holds the next norm of the updated residual row (weights 1).
+      double ss = 0;
+      for (int64_t d = 0; d < c.hidden; ++d) ss += double(got[size_t(t * c.hidden + d)]) * got[size_t(t * c.hidden + d)];
+      const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
+      for (int64_t d = 0; d < c.hidden; ++d) {
+        const double want_h = got[size_t(t * c.hidden + d)] * inv;
+        ASSERT_NEAR(__bfloat162float(normed[size_t(t * c.hidden + d)]), want_h, 5e-3 * std::fabs(want_h) + 1e-6)
+            << name(c) << " token " << t << " dim " << d;
+      }
       for (int64_t d = 0; d < c.hidden; ++d) {
         const float g = got[size_t(t * c.hidden + d)];
         ASSERT_TRUE(std::isfinite(g)) << name(c) << " token " << t << " dim " << d;

@@ -105,13 +105,17 @@ def test_nvfp4_lm_head_matches_cpu(model, chunk, tmp_path):
 
 def compare(family, kv, chunk, cpu, gpu):
     agree = total = 0
-    worst, gaps = 0.0, []
+    worst, gaps, row_errors = 0.0, [], []
+    # BF16 activations into the matrix products (the CPU keeps float32) and, with an FP8 cache,
+    # K/V values that round the other way: both far below a wrong formula's error.
+    tol = 3e-2 if kv == "bf16" else 6e-2
     for ids, c, g in zip(PROMPTS, cpu, gpu):
         assert np.isfinite(g).all()
-        rel = np.abs(g - c).max() / np.abs(c).max()
-        # BF16 activations into the matrix products (the CPU keeps float32) and, with an FP8
-        # cache, K/V values that round the other way: both far below a wrong formula's error.
-        assert rel < (3e-2 if kv == "bf16" else 6e-2), (family, kv, chunk, len(ids), rel)
+        row_rel = np.abs(g - c).max(-1) / np.abs(c).max()
+        row_errors.extend(row_rel.tolist())
+        rel = float(row_rel.max())
+        if family != "qwen3_moe":
+            assert rel < tol, (family, kv, chunk, len(ids), rel)
         agree += int((g.argmax(-1) == c.argmax(-1)).sum())
         total += len(ids)
         worst = max(worst, rel)
@@ -123,8 +127,17 @@ def compare(family, kv, chunk, cpu, gpu):
             # A disagreement is allowed only between candidates the CPU itself separates by less
             # than the numerical noise of that row (a near tie), never a clear winner.
             assert margin <= 2 * noise, (family, kv, chunk, len(ids), row, margin, noise)
+    outliers = sum(e >= tol for e in row_errors)
     print(f"{family} kv={kv} chunk={chunk}: top-1 agreement {agree}/{total}, max relative error {worst:.2e}, "
+          f"median {np.median(row_errors):.2e}, rows over {tol:g}: {outliers}, "
           f"CPU margins at disagreements {sorted(gaps)[-3:]}")
+    if family == "qwen3_moe":
+        # 16 experts, top-8: the 8th and 9th router logits of a token are often closer than the
+        # BF16-vs-float32 activation difference, so a few tokens go to a different expert set
+        # on each backend and their rows differ by more than the numerics. The MoE kernels
+        # themselves are checked with exact routing in tests/gpu/moe_gpu_test.cpp.
+        assert outliers <= 0.1 * len(row_errors), (family, kv, chunk, outliers, len(row_errors))
+        assert np.median(row_errors) < tol / 3, (family, kv, chunk, np.median(row_errors))
     # Random models put several logits within rounding of the maximum at a few positions (all
     # such disagreements are near ties, checked above); measured agreement is in docs/GPU_TESTS.md.
     assert agree / total >= (0.97 if kv == "bf16" else 0.95), (family, kv, chunk, agree, total)

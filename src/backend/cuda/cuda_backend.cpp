@@ -279,11 +279,9 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   profiler_.mark("o_proj_residual_norm", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
-  if (L.moe) {  // Qwen3-MoE: the experts' sum goes into the residual stream, then the next norm
-    moe_mlp(*L.moe, h_.data(), T, x_.data(), moe_ws_, stream_);
-    profiler_.mark("moe_experts", stream_);
-    add_and_norm(x_.data(), nullptr, nullptr, next, T, norm, h_.data(), stream_);
-    profiler_.mark("norm", stream_);
+  if (L.moe) {  // Qwen3-MoE: the experts' weighted sum goes into the residual stream, then the next norm
+    moe_mlp(*L.moe, h_.data(), T, x_.data(), next, norm, moe_ws_, stream_);
+    profiler_.mark("moe_experts_residual_norm", stream_);
     return;
   }
   nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);

@@ -54,23 +54,40 @@ __device__ __forceinline__ float4 load4(const float* base, int64_t i, bool valid
   return valid && base ? reinterpret_cast<const float4*>(base)[i] : make_float4(0, 0, 0, 0);
 }
 
+// Quad i of sum_c weights[c] * rows[c] (the chosen experts' outputs of one token).
+__device__ __forceinline__ float4 weighted_load4(const float* rows, const float* weights, int count, int64_t width,
+                                                 int64_t i, bool valid) {
+  float4 sum = make_float4(0, 0, 0, 0);
+  if (!valid) return sum;
+  for (int c = 0; c < count; ++c) {
+    const float w = weights[c];
+    const float4 v = reinterpret_cast<const float4*>(rows + size_t(c) * width)[i];
+    sum.x += w * v.x, sum.y += w * v.y, sum.z += w * v.z, sum.w += w * v.w;
+  }
+  return sum;
+}
+
 __device__ __forceinline__ float sum_squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
 
 __device__ __forceinline__ float4 gain4(float4 w, bool one_plus) {
   return one_plus ? make_float4(1 + w.x, 1 + w.y, 1 + w.z, 1 + w.w) : w;
 }
 
-__global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const float* delta, const float* post_w,
+// delta_weights: delta holds delta_count rows per token, summed with these weights.
+__global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const float* delta, const float* delta_weights,
+                                                               int delta_count, const float* post_w,
                                                                const float* next_w, NormParams n, __nv_bfloat16* out) {
   const int64_t quads = n.width / 4;
   float* row = x + size_t(blockIdx.x) * n.width;
-  const float* d_row = delta ? delta + size_t(blockIdx.x) * n.width : nullptr;
+  const int64_t per_token = delta_weights ? delta_count : 1;
+  const float* d_row = delta ? delta + size_t(blockIdx.x) * per_token * n.width : nullptr;
+  const float* d_weights = delta_weights ? delta_weights + size_t(blockIdx.x) * delta_count : nullptr;
   float4 v[kNormVec], d[kNormVec], pw[kNormVec], nw[kNormVec];
 #pragma unroll
   for (int k = 0; k < kNormVec; ++k) {
     const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
     v[k] = load4(row, i, i < quads);
-    d[k] = load4(d_row, i, i < quads);
+    d[k] = d_weights ? weighted_load4(d_row, d_weights, delta_count, n.width, i, i < quads) : load4(d_row, i, i < quads);
     pw[k] = load4(post_w, i, i < quads);
     nw[k] = gain4(load4(next_w, i, i < quads), n.one_plus);
   }
@@ -207,16 +224,32 @@ void embed_tokens(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens
   FP4LLM_CUDA_LAUNCHED();
 }
 
-void add_and_norm(float* x, const float* delta, const float* post_w, const float* next_w,
-                  int64_t rows, const NormParams& n, __nv_bfloat16* out, cudaStream_t stream) {
+namespace {
+
+void launch_add_norm(float* x, const float* delta, const float* delta_weights, int64_t delta_count,
+                     const float* post_w, const float* next_w, int64_t rows, const NormParams& n,
+                     __nv_bfloat16* out, cudaStream_t stream) {
   if (rows == 0) return;
   if (n.width % 4 != 0 || n.width > int64_t(kNormThreads) * kNormVec * 4)
     throw_error("RMSNorm: hidden size " + std::to_string(n.width) + " is not supported (a multiple of 4 up to " +
                 std::to_string(kNormThreads * kNormVec * 4) + " is)");
   // Fewer threads for narrow rows, so each holds kNormVec float4 and none idles.
   const int threads = int(std::clamp<int64_t>((n.width / 4 + kNormVec - 1) / kNormVec + 31, 32, kNormThreads)) / 32 * 32;
-  add_norm_kernel<<<unsigned(rows), unsigned(threads), 0, stream>>>(x, delta, post_w, next_w, n, out);
+  add_norm_kernel<<<unsigned(rows), unsigned(threads), 0, stream>>>(x, delta, delta_weights, int(delta_count), post_w,
+                                                                    next_w, n, out);
   FP4LLM_CUDA_LAUNCHED();
+}
+
+}  // namespace
+
+void add_and_norm(float* x, const float* delta, const float* post_w, const float* next_w,
+                  int64_t rows, const NormParams& n, __nv_bfloat16* out, cudaStream_t stream) {
+  launch_add_norm(x, delta, nullptr, 0, post_w, next_w, rows, n, out, stream);
+}
+
+void add_weighted_and_norm(float* x, const WeightedRows& delta, const float* next_w, int64_t rows,
+                           const NormParams& n, __nv_bfloat16* out, cudaStream_t stream) {
+  launch_add_norm(x, delta.rows, delta.weights, delta.count, nullptr, next_w, rows, n, out, stream);
 }
 
 void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* slots, int64_t tokens,

@@ -25,6 +25,16 @@ struct NormParams {
 void add_and_norm(float* x, const float* delta, const float* post_w, const float* next_w,
                   int64_t rows, const NormParams& n, __nv_bfloat16* out, cudaStream_t stream);
 
+// The same with delta the weighted sum of `count` rows per token (an MoE layer's chosen experts):
+// delta[t] = sum over c of weights[t * count + c] * rows[t * count + c].
+struct WeightedRows {
+  const float* rows = nullptr;
+  const float* weights = nullptr;
+  int64_t count = 0;
+};
+void add_weighted_and_norm(float* x, const WeightedRows& delta, const float* next_w, int64_t rows,
+                           const NormParams& n, __nv_bfloat16* out, cudaStream_t stream);
+
 // Per token of the fused q|k|v rows: RMSNorm of each q and k head, rotate-half RoPE at the
 // token's position, q written as float32 [tokens, heads, head_dim], k and v stored into the
 // paged cache slot `slots[t]` (FP8 E4M3 as sat(x / scale), or BF16).

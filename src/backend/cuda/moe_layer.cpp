@@ -37,14 +37,14 @@ Routing MoeWorkspace::routing() {
           num_groups.data(),   row_token.data(),   row_slot.data(),    active_experts.data()};
 }
 
-void moe_mlp(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens, float* x, MoeWorkspace& ws,
-             cudaStream_t stream) {
+void moe_mlp(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, float* x, const float* next_w,
+             const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream) {
   const RouterShape& s = m.shape;
   if (std::min(tokens, kMoeTokensPerPass) > ws.tokens) fail("MoE workspace sized for {} tokens, {} asked", ws.tokens, tokens);
   const Routing routing = ws.routing();
   for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
     const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
-    const __nv_bfloat16* hp = h + start * s.hidden;
+    __nv_bfloat16* hp = h + start * s.hidden;
     moe_route(m.router.data(), hp, n, s, routing, stream);
     ExpertRows rows;
     rows.group_expert = ws.group_expert.data();
@@ -56,7 +56,8 @@ void moe_mlp(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens, float* 
     rows.max_rows = n;
     nvfp4_experts_gated(m.gate_up, hp, rows, /*gelu=*/false, ws.act.data(), stream);
     nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);
-    moe_combine(ws.expert_out.data(), ws.topk_weight.data(), n, s.top_k, s.hidden, x + start * s.hidden, stream);
+    add_weighted_and_norm(x + start * s.hidden, {ws.expert_out.data(), ws.topk_weight.data(), s.top_k}, next_w, n,
+                          norm, hp, stream);
   }
 }
 

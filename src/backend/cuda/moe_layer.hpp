@@ -1,11 +1,13 @@
 // A Qwen3-MoE feed-forward block on the GPU: route, group by expert, gate/up with SiLU and down
-// over the chosen experts only (the grouped NVFP4 kernels), combine into the residual stream.
+// over the chosen experts only (the grouped NVFP4 kernels), then the weighted sum of the chosen
+// experts' outputs added to the residual stream in the next RMSNorm's kernel.
 // Decode steps read each chosen expert's weights once per step; nothing crosses to the host.
 #pragma once
 
 #include <cuda_bf16.h>
 
 #include "backend/cuda/device_buffer.hpp"
+#include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/moe_routing.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
 
@@ -38,8 +40,9 @@ struct MoeWorkspace {
   uint64_t bytes() const;
 };
 
-// x[tokens, hidden] += MoE(h) for the BF16 normalised activations h.
-void moe_mlp(const DeviceMoe& moe, const __nv_bfloat16* h, int64_t tokens, float* x, MoeWorkspace& ws,
-             cudaStream_t stream);
+// x[tokens, hidden] += MoE(h) for the BF16 normalised activations h; then h = rmsnorm(x) * next_w
+// (the next layer's input norm), rows of each routing pass once that pass has used them.
+void moe_mlp(const DeviceMoe& moe, __nv_bfloat16* h, int64_t tokens, float* x, const float* next_w,
+             const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream);
 
 }  // namespace fp4llm::cuda

@@ -2,7 +2,6 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.hpp"
-#include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/moe_routing.hpp"
 
 namespace fp4llm::cuda {
@@ -93,6 +92,33 @@ __device__ float select_top_k(const float* logit_row, int experts, int top_k, in
   return chosen;
 }
 
+// Warp 0: lane L takes a run of consecutive experts; exclusive scans across lanes give each run
+// its first row and first group, so groups come out in expert order without a serial pass.
+__device__ void lay_out_groups(const int* count, int* cursor, int experts, int lane, const Routing& out) {
+  const int per_lane = (experts + 31) / 32, first = lane * per_lane;
+  int rows = 0, used = 0;
+  for (int e = first; e < min(experts, first + per_lane); ++e) rows += count[e], used += count[e] > 0;
+  int rows_before = rows, used_before = used;  // inclusive scans, then made exclusive
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const int r = __shfl_up_sync(0xffffffffu, rows_before, o), u = __shfl_up_sync(0xffffffffu, used_before, o);
+    if (lane >= o) rows_before += r, used_before += u;
+  }
+  int offset = rows_before - rows, group = used_before - used;
+  for (int e = first; e < min(experts, first + per_lane); ++e) {
+    cursor[e] = offset;
+    if (count[e] == 0) continue;
+    out.group_expert[group] = e;
+    out.group_offset[group++] = offset;
+    offset += count[e];
+  }
+  if (lane == 31) {
+    out.group_offset[group] = offset;
+    *out.num_groups = group;
+    if (out.active) atomicAdd(out.active, (unsigned long long)group);
+  }
+}
+
 // One block: each warp routes tokens (softmax, top-k), counting choices per expert; then the
 // groups are laid out in expert order and the rows scattered. Within a group the order of rows
 // is that of the atomic cursor; each row's product does not depend on its position, so the
@@ -113,19 +139,7 @@ __global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, Rout
     }
   }
   __syncthreads();
-  if (threadIdx.x == 0) {
-    int groups = 0, offset = 0;
-    for (int e = 0; e < experts; ++e) {
-      cursor[e] = offset;
-      if (count[e] == 0) continue;
-      out.group_expert[groups] = e;
-      out.group_offset[groups++] = offset;
-      offset += count[e];
-    }
-    out.group_offset[groups] = offset;
-    *out.num_groups = groups;
-    if (out.active) atomicAdd(out.active, (unsigned long long)groups);
-  }
+  if (threadIdx.x < 32) lay_out_groups(count, cursor, experts, lane, out);
   __syncthreads();
   for (int i = threadIdx.x; i < tokens * top_k; i += blockDim.x) {
     const int at = atomicAdd(&cursor[out.topk_expert[i]], 1);
@@ -142,18 +156,6 @@ void launch_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t 
                                                                  reinterpret_cast<const uint4*>(h), int(tokens),
                                                                  int(s.hidden / 8), int(s.experts), logits);
   FP4LLM_CUDA_LAUNCHED();
-}
-
-__global__ void moe_combine_kernel(const float* expert_out, const float* topk_weight, int64_t tokens, int top_k,
-                                   int64_t hidden, float* x) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(tokens * hidden);
-       i += size_t(gridDim.x) * blockDim.x) {
-    const size_t token = i / hidden, d = i % hidden;
-    float sum = 0;
-    for (int c = 0; c < top_k; ++c)
-      sum += topk_weight[token * top_k + c] * expert_out[(token * top_k + c) * hidden + d];
-    x[i] += sum;
-  }
 }
 
 }  // namespace
@@ -175,14 +177,6 @@ void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t toke
   else if (per_lane <= 8) launch_logits<8>(router, h, tokens, s, out.logits, stream);
   else launch_logits<16>(router, h, tokens, s, out.logits, stream);
   select_and_group_kernel<<<1, 1024, 0, stream>>>(int(tokens), s, out);
-  FP4LLM_CUDA_LAUNCHED();
-}
-
-void moe_combine(const float* expert_out, const float* topk_weight, int64_t tokens, int64_t top_k, int64_t hidden,
-                 float* x, cudaStream_t stream) {
-  if (tokens <= 0) return;
-  moe_combine_kernel<<<grid_for(tokens * hidden, 256), 256, 0, stream>>>(expert_out, topk_weight, tokens, int(top_k),
-                                                                         hidden, x);
   FP4LLM_CUDA_LAUNCHED();
 }
 

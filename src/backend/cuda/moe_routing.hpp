@@ -1,7 +1,6 @@
-// The routing stages of a Qwen3-MoE layer on the GPU, each one launch with no host round trip
-// (so a decode step stays one CUDA graph): pick each token's experts, group the routed rows by
-// expert for the grouped NVFP4 kernels (nvfp4_linear.hpp), and add the weighted expert outputs
-// back into the residual stream in token order.
+// The routing stage of a Qwen3-MoE layer on the GPU, with no host round trip (so a decode step
+// stays one CUDA graph): pick each token's experts and group the routed rows by expert for the
+// grouped NVFP4 kernels (nvfp4_linear.hpp).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -39,9 +38,5 @@ struct Routing {
 // sort of the routed rows by expert (groups in increasing expert order) for ExpertRows.
 void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& shape,
                const Routing& out, cudaStream_t stream);
-
-// x[t] += sum over c of topk_weight[t][c] * expert_out[t * top_k + c] (float32, c in order).
-void moe_combine(const float* expert_out, const float* topk_weight, int64_t tokens, int64_t top_k, int64_t hidden,
-                 float* x, cudaStream_t stream);
 
 }  // namespace fp4llm::cuda
