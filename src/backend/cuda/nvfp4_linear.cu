@@ -5,6 +5,7 @@
 #include "backend/cuda/mma_bf16.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
@@ -102,28 +103,41 @@ __device__ __forceinline__ void dequant_chunk(uint4 w, uint32_t scales, uint32_t
   }
 }
 
-// One 64-column chunk: four MMAs per 8-token group. Lane (g, t) holds row g's and row g+8's
-// block t; MMA i takes values 4i..4i+3 of that block, so A and B agree on which column each
-// MMA position is (any consistent permutation of K gives the same dot products).
-// x_row[nt]: the row of x this lane feeds for tokens nt * 8 + g (-1 past the slice's rows).
+// The B fragments of one 64-column chunk for this lane: x row x_row[nt] (tokens nt * 8 + g; -1
+// past the slice's rows), columns t * 16 .. t * 16 + 15, zero past K or past `end` chunks.
 template <int NT>
-__device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const GemvArgs& p,
-                                          const int (&x_row)[NT], int chunk, int t) {
-  uint32_t a[4][4];
-  dequant_chunk(w, scales, a);
+struct XFrag {
+  uint4 a[NT], b[NT];
+};
+
+template <int NT>
+__device__ __forceinline__ void load_x(XFrag<NT>& x, const GemvArgs& p, const int (&x_row)[NT], int chunk, int end,
+                                       int t) {
   const int col = chunk * 64 + t * 16;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
-    uint4 xa = make_uint4(0, 0, 0, 0), xb = xa;
-    if (x_row[nt] >= 0 && col < p.k) {
+    x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
+    if (chunk < end && x_row[nt] >= 0 && col < p.k) {
       const uint4* src = reinterpret_cast<const uint4*>(p.x + size_t(x_row[nt]) * p.k + col);
-      xa = __ldg(src);
-      xb = __ldg(src + 1);
+      x.a[nt] = __ldg(src);
+      x.b[nt] = __ldg(src + 1);
     }
-    mma_bf16_16x8x16(acc[nt], a[0], xa.x, xa.y);
-    mma_bf16_16x8x16(acc[nt], a[1], xa.z, xa.w);
-    mma_bf16_16x8x16(acc[nt], a[2], xb.x, xb.y);
-    mma_bf16_16x8x16(acc[nt], a[3], xb.z, xb.w);
+  }
+}
+
+// One 64-column chunk: four MMAs per 8-token group. Lane (g, t) holds row g's and row g+8's
+// block t; MMA i takes values 4i..4i+3 of that block, so A and B agree on which column each
+// MMA position is (any consistent permutation of K gives the same dot products).
+template <int NT>
+__device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const XFrag<NT>& x) {
+  uint32_t a[4][4];
+  dequant_chunk(w, scales, a);
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    mma_bf16_16x8x16(acc[nt], a[0], x.a[nt].x, x.a[nt].y);
+    mma_bf16_16x8x16(acc[nt], a[1], x.a[nt].z, x.a[nt].w);
+    mma_bf16_16x8x16(acc[nt], a[2], x.b[nt].x, x.b[nt].y);
+    mma_bf16_16x8x16(acc[nt], a[3], x.b[nt].z, x.b[nt].w);
   }
 }
 
@@ -206,7 +220,11 @@ __device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
 // registers and feeds BF16 tensor cores with FP32 accumulation. A block holds kWarps / splits
 // tiles, so the splits of a tile meet in shared memory and nothing crosses blocks. With expert
 // groups (MoE) the grid's y and z dimensions run over groups and slices of their rows.
-template <int NT, bool kGrouped>
+//
+// kPrefetchX: each stage's x fragments are loaded while the previous stage's MMAs run, instead of
+// just before their own (an L2 round trip per stage off the critical path, for 32 * NT more
+// registers; small token counts only).
+template <int NT, bool kGrouped, bool kPrefetchX>
 __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   Slice s;
   if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
@@ -228,6 +246,11 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   float acc[NT][4] = {};
 #pragma unroll
   for (int st = 0; st < kStages; ++st) issue_stage(ring, st, wp, sp, begin + st * kStageChunks, end, lane);
+  XFrag<NT> xs[kStageChunks];  // x of the stage about to be multiplied (kPrefetchX)
+  if constexpr (kPrefetchX) {
+#pragma unroll
+    for (int u = 0; u < kStageChunks; ++u) load_x(xs[u], p, x_row, begin + u, end, t);
+  }
   for (int c0 = begin, st = 0; c0 < end; c0 += kStageChunks, st = (st + 1) % kStages) {
     copy_async_wait<kStages - 1>();  // this lane's copies of stage `st` have landed
     __syncwarp();                    // ... and every other lane's
@@ -237,9 +260,24 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
     for (int u = 0; u < kStageChunks; ++u) w[u] = ring.w[st][u][lane], sc[u] = ring.s[st][u][lane];
     __syncwarp();  // the stage is read: refill it
     issue_stage(ring, st, wp, sp, c0 + kStages * kStageChunks, end, lane);
+    if constexpr (kPrefetchX) {
+      XFrag<NT> next[kStageChunks];
 #pragma unroll
-    for (int u = 0; u < kStageChunks; ++u)
-      if (c0 + u < end) chunk_mma<NT>(acc, w[u], sc[u], p, x_row, c0 + u, t);
+      for (int u = 0; u < kStageChunks; ++u) load_x(next[u], p, x_row, c0 + kStageChunks + u, end, t);
+#pragma unroll
+      for (int u = 0; u < kStageChunks; ++u)
+        if (c0 + u < end) chunk_mma<NT>(acc, w[u], sc[u], xs[u]);
+#pragma unroll
+      for (int u = 0; u < kStageChunks; ++u) xs[u] = next[u];
+    } else {
+#pragma unroll
+      for (int u = 0; u < kStageChunks; ++u) {
+        if (c0 + u >= end) continue;
+        XFrag<NT> x;
+        load_x(x, p, x_row, c0 + u, c0 + u + 1, t);  // in range: checked above
+        chunk_mma<NT>(acc, w[u], sc[u], x);
+      }
+    }
   }
   if (p.splits > 1) {
     __shared__ float partial[kWarps][NT * 4][32];
@@ -304,17 +342,18 @@ int choose_splits(int64_t k_chunks) {
 
 // The plain product and the expert-grouped one are separate instantiations, so the plain one
 // carries no index tables (registers) it does not use.
-template <int NT, bool kGrouped>
+template <int NT, bool kGrouped, bool kPrefetchX = false>
 void launch_gemv(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
   const int tiles_per_block = kWarps / p.splits;
   constexpr int kSmem = kWarps * sizeof(WarpRing);
   static const bool configured = [] {
-    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(nvfp4_gemv_kernel<NT, kGrouped>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
+    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(nvfp4_gemv_kernel<NT, kGrouped, kPrefetchX>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
     return true;
   }();
   (void)configured;
   const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
-  nvfp4_gemv_kernel<NT, kGrouped><<<grid, kWarps * 32, kSmem, stream>>>(p);
+  nvfp4_gemv_kernel<NT, kGrouped, kPrefetchX><<<grid, kWarps * 32, kSmem, stream>>>(p);
   FP4LLM_CUDA_LAUNCHED();
 }
 
@@ -340,6 +379,15 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, beta, stream);
 }
 
+// x prefetching for up to 16 tokens (kPrefetchX); FP4LLM_GEMV_PREFETCH=0 turns it off, to compare.
+bool prefetch_x() {
+  static const bool on = [] {
+    const char* v = std::getenv("FP4LLM_GEMV_PREFETCH");
+    return !(v && std::string(v) == "0");
+  }();
+  return on;
+}
+
 // `rows`: the rows of x, or for expert groups the most rows one group can hold.
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
           unsigned groups = 1) {
@@ -357,14 +405,15 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
   const auto slices = [&](int64_t per_slice) { return unsigned((rows + per_slice - 1) / per_slice); };
+  const bool prefetch = prefetch_x();
   if (p.group_offset) {
-    if (rows <= 8) launch_gemv<1, true>(p, groups, 1, stream);
-    else if (rows <= 16) launch_gemv<2, true>(p, groups, 1, stream);
+    if (rows <= 8) prefetch ? launch_gemv<1, true, true>(p, groups, 1, stream) : launch_gemv<1, true>(p, groups, 1, stream);
+    else if (rows <= 16) prefetch ? launch_gemv<2, true, true>(p, groups, 1, stream) : launch_gemv<2, true>(p, groups, 1, stream);
     else if (rows <= 32) launch_gemv<4, true>(p, groups, 1, stream);
     else launch_gemv<8, true>(p, groups, slices(64), stream);
   } else {
-    if (rows <= 8) launch_gemv<1, false>(p, 1, 1, stream);
-    else if (rows <= 16) launch_gemv<2, false>(p, 1, 1, stream);
+    if (rows <= 8) prefetch ? launch_gemv<1, false, true>(p, 1, 1, stream) : launch_gemv<1, false>(p, 1, 1, stream);
+    else if (rows <= 16) prefetch ? launch_gemv<2, false, true>(p, 1, 1, stream) : launch_gemv<2, false>(p, 1, 1, stream);
     else if (rows <= 32) launch_gemv<4, false>(p, 1, 1, stream);
     else launch_gemv<8, false>(p, 1, 1, stream);
   }
