@@ -17,11 +17,11 @@ else
   echo "note: no .deps/*.deb to unpack (carry .deps to the GPU machine)" >&2
 fi
 
-# gpu_build [TARGET]: configure and build build-gpu (Release, sm_90a/sm_89), all targets by
-# default; logs to $OUT, the first errors printed on failure.
+# gpu_build [TARGET...]: configure and build build-gpu (Release, sm_90a/sm_89; FP4LLM_CMAKE_ARGS
+# may narrow the architectures), all targets by default; logs to $OUT, first errors on failure.
 gpu_build() {
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON="$(command -v python3)" \
     ${FP4LLM_CMAKE_ARGS:-} > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; return 1; }
-  cmake --build build-gpu -j "$(nproc)" ${1:+--target "$1"} > "$OUT/build.log" 2>&1 ||
+  cmake --build build-gpu -j "$(nproc)" ${1:+--target "$@"} > "$OUT/build.log" 2>&1 ||
     { grep -E "error" -A5 "$OUT/build.log" | head -60; return 1; }
 }
