@@ -223,7 +223,7 @@ __device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
 //
 // kPrefetchX: each stage's x fragments are loaded while the previous stage's MMAs run, instead of
 // just before their own (an L2 round trip per stage off the critical path, for 32 * NT more
-// registers; small token counts only).
+// registers; one 8-token group only).
 template <int NT, bool kGrouped, bool kPrefetchX>
 __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   Slice s;
@@ -379,7 +379,9 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, beta, stream);
 }
 
-// x prefetching for up to 16 tokens (kPrefetchX); FP4LLM_GEMV_PREFETCH=0 turns it off, to compare.
+// x prefetching for up to 8 tokens (kPrefetchX): measured on the H100 (2026-11-25) +2% at batch 1
+// (Qwen3-8B; +3% Qwen3-30B-A3B) but -4% at batch 16, where its registers cost more than the
+// hidden latency; FP4LLM_GEMV_PREFETCH=0 turns it off, to compare.
 bool prefetch_x() {
   static const bool on = [] {
     const char* v = std::getenv("FP4LLM_GEMV_PREFETCH");
@@ -408,12 +410,12 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   const bool prefetch = prefetch_x();
   if (p.group_offset) {
     if (rows <= 8) prefetch ? launch_gemv<1, true, true>(p, groups, 1, stream) : launch_gemv<1, true>(p, groups, 1, stream);
-    else if (rows <= 16) prefetch ? launch_gemv<2, true, true>(p, groups, 1, stream) : launch_gemv<2, true>(p, groups, 1, stream);
+    else if (rows <= 16) launch_gemv<2, true>(p, groups, 1, stream);
     else if (rows <= 32) launch_gemv<4, true>(p, groups, 1, stream);
     else launch_gemv<8, true>(p, groups, slices(64), stream);
   } else {
     if (rows <= 8) prefetch ? launch_gemv<1, false, true>(p, 1, 1, stream) : launch_gemv<1, false>(p, 1, 1, stream);
-    else if (rows <= 16) prefetch ? launch_gemv<2, false, true>(p, 1, 1, stream) : launch_gemv<2, false>(p, 1, 1, stream);
+    else if (rows <= 16) launch_gemv<2, false>(p, 1, 1, stream);
     else if (rows <= 32) launch_gemv<4, false>(p, 1, 1, stream);
     else launch_gemv<8, false>(p, 1, 1, stream);
   }
