@@ -31,7 +31,9 @@ TensorParallelPlan TensorParallelPlan::make(const ModelConfig& c, int64_t size) 
     fail("--tensor-parallel-size {}: intermediate size {} does not split into whole 16-value NVFP4 blocks per rank",
          size, c.intermediate_size);
   p.intermediate_per_rank = c.intermediate_size / size;
-  p.vocab_per_rank = (c.vocab_size + size - 1) / size;
+  if (c.vocab_size % size != 0)
+    fail("--tensor-parallel-size {}: the vocabulary of {} tokens does not divide evenly", size, c.vocab_size);
+  p.vocab_per_rank = c.vocab_size / size;
   return p;
 }
 
@@ -51,6 +53,72 @@ TensorParallelPlan::Range TensorParallelPlan::mlp_rows(int64_t rank) const {
 
 TensorParallelPlan::Range TensorParallelPlan::vocab_rows(const ModelConfig& c, int64_t rank) const {
   return {std::min(c.vocab_size, rank * vocab_per_rank), std::min(c.vocab_size, (rank + 1) * vocab_per_rank)};
+}
+
+ModelConfig rank_config(const ModelConfig& c, const TensorParallelPlan& plan) {
+  ModelConfig r = c;
+  r.num_heads = plan.heads_per_rank;
+  r.num_kv_heads = plan.kv_heads_per_rank;
+  r.intermediate_size = plan.intermediate_per_rank;
+  return r;
+}
+
+namespace {
+
+const QuantizedLinear& nvfp4_of(const LinearWeight& w, const char* role, int64_t layer) {
+  if (!w.nvfp4) fail("tensor parallelism splits NVFP4 projections only; layer {} {} is 16-bit", layer, role);
+  return *w.nvfp4;
+}
+
+// Rows [begin, end) of a 2-D tensor: a view sharing its bytes.
+TensorView tensor_rows(const TensorView& t, int64_t begin, int64_t end) {
+  if (t.shape.size() != 2) fail("{}: expected a matrix to split by rows", t.describe());
+  const size_t row_bytes = t.data.size() / size_t(t.shape[0]);
+  TensorView v = t;
+  v.shape[0] = end - begin;
+  v.data = t.data.slice(size_t(begin) * row_bytes, size_t(end - begin) * row_bytes);
+  return v;
+}
+
+}  // namespace
+
+std::unique_ptr<RankWeights> shard_weights(const ModelWeights& w, const TensorParallelPlan& plan, int64_t rank) {
+  const ModelConfig& c = w.config;
+  if (rank < 0 || rank >= plan.size) fail("tensor-parallel rank {} outside 0..{}", rank, plan.size - 1);
+  auto out = std::make_unique<RankWeights>();
+  ModelWeights& r = out->weights;
+  r.config = rank_config(c, plan);
+  r.embed = w.embed;
+  r.final_norm = w.final_norm;
+  const auto keep = [&](QuantizedLinear q) -> const QuantizedLinear* { return &out->linears.emplace_back(std::move(q)); };
+  const auto linear = [&](const QuantizedLinear* q) {
+    LinearWeight l;
+    l.nvfp4 = q;
+    l.out_features = q->out_features;
+    l.in_features = q->in_features;
+    return l;
+  };
+  const TensorParallelPlan::Range vocab = plan.vocab_rows(c, rank);
+  if (w.lm_head_nvfp4)
+    r.lm_head_nvfp4 = keep(shard_rows(*w.lm_head_nvfp4, vocab.begin, vocab.end));
+  else
+    r.lm_head = &out->tensors.emplace_back(tensor_rows(*w.lm_head, vocab.begin, vocab.end));
+  const auto q_rows = plan.q_rows(c, rank), kv_rows = plan.kv_rows(c, rank), mlp = plan.mlp_rows(rank);
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    const LayerWeights& L = w.layers[i];
+    const int64_t layer = int64_t(i);
+    if (L.moe) fail("tensor parallelism does not split MoE layers yet (layer {})", layer);
+    LayerWeights s = L;  // norms, KV scales
+    s.q = linear(keep(shard_rows(nvfp4_of(L.q, "q_proj", layer), q_rows.begin, q_rows.end)));
+    s.k = linear(keep(shard_rows(nvfp4_of(L.k, "k_proj", layer), kv_rows.begin, kv_rows.end)));
+    s.v = linear(keep(shard_rows(nvfp4_of(L.v, "v_proj", layer), kv_rows.begin, kv_rows.end)));
+    s.o = linear(keep(shard_columns(nvfp4_of(L.o, "o_proj", layer), q_rows.begin, q_rows.end)));
+    s.mlp.gate = linear(keep(shard_rows(nvfp4_of(L.mlp.gate, "gate_proj", layer), mlp.begin, mlp.end)));
+    s.mlp.up = linear(keep(shard_rows(nvfp4_of(L.mlp.up, "up_proj", layer), mlp.begin, mlp.end)));
+    s.mlp.down = linear(keep(shard_columns(nvfp4_of(L.mlp.down, "down_proj", layer), mlp.begin, mlp.end)));
+    r.layers.push_back(std::move(s));
+  }
+  return out;
 }
 
 QuantizedLinear shard_rows(const QuantizedLinear& w, int64_t begin, int64_t end) {

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <memory>
 
 #include "model/model_config.hpp"
+#include "model/model_weights.hpp"
 #include "model/weights.hpp"
 
 namespace fp4llm {
@@ -18,10 +21,10 @@ struct TensorParallelPlan {
   int64_t kv_heads_per_rank = 0;  // 1 when the KV heads are replicated (fewer than ranks)
   bool kv_replicated = false;
   int64_t intermediate_per_rank = 0;
-  int64_t vocab_per_rank = 0;     // ceil(vocab / size); the last rank may hold fewer rows
+  int64_t vocab_per_rank = 0;     // vocab / size (the vocabulary must divide evenly)
 
   // Throws Error naming the dimension that does not divide (heads, KV heads, intermediate size
-  // in blocks of 16) or an unsupported model (MoE: expert placement is not planned yet).
+  // in blocks of 16, vocabulary) or an unsupported model (MoE: expert placement is not planned yet).
   static TensorParallelPlan make(const ModelConfig& config, int64_t size);
 
   // Rows of q_proj (query heads), of k_proj/v_proj (its KV heads), and of gate/up (MLP columns)
@@ -35,6 +38,19 @@ struct TensorParallelPlan {
   Range mlp_rows(int64_t rank) const;
   Range vocab_rows(const ModelConfig& c, int64_t rank) const;
 };
+
+// One rank's model. The config has the rank's query heads, KV heads and MLP width (hidden size
+// and vocabulary unchanged: every rank embeds every token and sees the full logits after the
+// gather); q/k/v and gate/up keep the rank's output rows, o_proj and down_proj its input
+// columns, the lm_head its vocabulary rows; norms, embeddings and KV scales are shared.
+struct RankWeights {
+  ModelWeights weights;                 // points into the storage below and into the source
+  std::deque<QuantizedLinear> linears;  // the rank's shards (stable addresses)
+  std::deque<TensorView> tensors;       // views of 16-bit lm_head rows
+};
+ModelConfig rank_config(const ModelConfig& config, const TensorParallelPlan& plan);
+// `weights` (and its checkpoint) must outlive the result. Throws Error for 16-bit projections.
+std::unique_ptr<RankWeights> shard_weights(const ModelWeights& weights, const TensorParallelPlan& plan, int64_t rank);
 
 // Output rows [begin, end) of `w`: a view sharing its bytes (rows are contiguous).
 QuantizedLinear shard_rows(const QuantizedLinear& w, int64_t begin, int64_t end);

@@ -109,3 +109,89 @@ TEST(TensorParallelShards, ReassembleTheUnsplitProduct) {
   EXPECT_THROW(shard_columns(w, 8, 64), Error);  // not whole blocks
   EXPECT_THROW(shard_rows(w, 0, out + 1), Error);
 }
+
+namespace {
+
+// A one-layer Qwen3 model of random NVFP4 projections and a tied BF16 embedding table.
+struct TinyModel {
+  std::vector<QuantizedLinear> linears;
+  TensorView embed;
+  ModelWeights weights;
+
+  TinyModel(int64_t kv_heads, std::mt19937& rng) {
+    const int64_t H = 64, D = 16, heads = 4, inter = 64, vocab = 32;
+    weights.config = ModelConfig::from_json({{"architectures", {"Qwen3ForCausalLM"}}, {"hidden_size", H},
+                                             {"intermediate_size", inter}, {"num_hidden_layers", 1},
+                                             {"num_attention_heads", heads}, {"num_key_value_heads", kv_heads},
+                                             {"head_dim", D}, {"vocab_size", vocab}, {"max_position_embeddings", 64},
+                                             {"tie_word_embeddings", true}});
+    const std::vector<std::pair<int64_t, int64_t>> shapes = {{heads * D, H}, {kv_heads * D, H}, {kv_heads * D, H},
+                                                             {H, heads * D}, {inter, H},         {inter, H},
+                                                             {H, inter}};
+    linears.reserve(shapes.size());
+    for (const auto& [out, in] : shapes) linears.push_back(test_support::random_nvfp4(out, in, rng));
+    std::vector<uint8_t> table(static_cast<size_t>(vocab * H * 2));
+    for (auto& b : table) b = uint8_t(rng());
+    embed = {"model.embed_tokens.weight", DType::BF16, {vocab, H}, Bytes::owned(std::move(table)), {}};
+    weights.embed = weights.lm_head = &embed;
+    LayerWeights L;
+    LinearWeight* roles[] = {&L.q, &L.k, &L.v, &L.o, &L.mlp.gate, &L.mlp.up, &L.mlp.down};
+    for (size_t i = 0; i < linears.size(); ++i) *roles[i] = {&linears[i], nullptr, linears[i].out_features, linears[i].in_features};
+    L.input_norm = std::vector<float>(size_t(H), 1.0f);
+    weights.layers.push_back(L);
+  }
+};
+
+std::vector<float> row_of(const QuantizedLinear& q, int64_t row) {
+  std::vector<float> v(static_cast<size_t>(q.in_features));
+  q.dequantize_row(row, v.data());
+  return v;
+}
+
+}  // namespace
+
+// Each rank's model holds exactly its plan's rows and columns of every projection, its
+// vocabulary rows of the (tied) lm_head, and the full embedding table.
+TEST(TensorParallelShards, RankWeightsFollowThePlan) {
+  std::mt19937 rng(8);
+  for (int64_t kv_heads : {2, 1}) {  // 1: the KV head replicated on both ranks
+    const TinyModel m(kv_heads, rng);
+    const ModelConfig& c = m.weights.config;
+    const TensorParallelPlan plan = TensorParallelPlan::make(c, 2);
+    for (int64_t r = 0; r < 2; ++r) {
+      const auto shard = shard_weights(m.weights, plan, r);
+      const ModelWeights& w = shard->weights;
+      EXPECT_EQ(w.config.num_heads, 2);
+      EXPECT_EQ(w.config.num_kv_heads, 1);
+      EXPECT_EQ(w.config.intermediate_size, 32);
+      EXPECT_EQ(w.config.vocab_size, c.vocab_size);
+      EXPECT_EQ(w.embed, m.weights.embed);
+      ASSERT_NE(w.lm_head, w.embed);
+      EXPECT_EQ(w.lm_head->shape, (std::vector<int64_t>{16, 64}));
+      EXPECT_EQ(w.lm_head->data.data(), m.embed.data.data() + r * 16 * 64 * 2);
+      const LayerWeights& L = w.layers[0];
+      const LayerWeights& full = m.weights.layers[0];
+      const int64_t kv_head = kv_heads == 2 ? r : 0;
+      for (int64_t i = 0; i < 32; ++i) {
+        ASSERT_EQ(row_of(*L.q.nvfp4, i), row_of(*full.q.nvfp4, r * 32 + i));
+        ASSERT_EQ(row_of(*L.mlp.gate.nvfp4, i), row_of(*full.mlp.gate.nvfp4, r * 32 + i));
+        ASSERT_EQ(row_of(*L.mlp.up.nvfp4, i), row_of(*full.mlp.up.nvfp4, r * 32 + i));
+      }
+      for (int64_t i = 0; i < 16; ++i) {
+        ASSERT_EQ(row_of(*L.k.nvfp4, i), row_of(*full.k.nvfp4, kv_head * 16 + i));
+        ASSERT_EQ(row_of(*L.v.nvfp4, i), row_of(*full.v.nvfp4, kv_head * 16 + i));
+      }
+      for (int64_t i = 0; i < 64; ++i) {  // row-parallel: the rank's slice of every row
+        const std::vector<float> o = row_of(*full.o.nvfp4, i), down = row_of(*full.mlp.down.nvfp4, i);
+        ASSERT_EQ(row_of(*L.o.nvfp4, i), std::vector<float>(o.begin() + r * 32, o.begin() + r * 32 + 32));
+        ASSERT_EQ(row_of(*L.mlp.down.nvfp4, i), std::vector<float>(down.begin() + r * 32, down.begin() + r * 32 + 32));
+      }
+    }
+  }
+}
+
+TEST(TensorParallelPlan, RefusesAVocabularyThatDoesNotDivide) {
+  ModelConfig c = qwen3_8b();
+  c.vocab_size = 151937;
+  EXPECT_NE(error_of(c, 2).find("vocabulary of 151937"), std::string::npos);
+}
