@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/tensor_parallel_backend.hpp"
 #endif
 
 namespace fp4llm {
@@ -41,10 +42,15 @@ GpuMemoryInfo gpu_memory_info() {
 }
 
 std::unique_ptr<Backend> make_backend(const ModelWeights& weights, const BackendOptions& options) {
+  if (options.tensor_parallel_size > 1 && options.device != "cuda")
+    fail("--tensor-parallel-size {} needs --device cuda", options.tensor_parallel_size);
   if (options.device == "cpu") return std::make_unique<cpu::CpuBackend>(weights, options.cache);
   if (options.device != "cuda") fail("--device must be cpu or cuda, got '{}'", options.device);
   if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
 #ifdef FP4LLM_WITH_CUDA_BACKEND
+  if (options.tensor_parallel_size > 1)
+    return cuda::make_tensor_parallel_backend(weights, options.tensor_parallel_size, options.cache,
+                                              options.enforce_eager, options.progress);
   return std::make_unique<cuda::CudaBackend>(cuda::upload_model(weights, options.progress), options.cache,
                                              options.enforce_eager);
 #else

@@ -16,6 +16,9 @@ void BackendFlags::validate() const {
   if (device == "cuda")
     if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
   parse_kv_cache_dtype(kv_cache_dtype);
+  if (tensor_parallel_size < 1) fail("--tensor-parallel-size must be at least 1, got {}", tensor_parallel_size);
+  if (tensor_parallel_size > 1 && device != "cuda")
+    fail("--tensor-parallel-size {} needs --device cuda", tensor_parallel_size);
 }
 
 KvCacheDtype BackendFlags::cache_dtype() const { return parse_kv_cache_dtype(kv_cache_dtype); }
@@ -26,6 +29,10 @@ void add_backend_flags(CLI::App* cmd, BackendFlags& flags) {
   cmd->add_flag("--enforce-eager", flags.enforce_eager, "CUDA: launch kernels one by one instead of replaying CUDA graphs");
   cmd->add_flag("--quantize-lm-head", flags.quantize_lm_head,
                 "quantize a 16-bit lm_head to NVFP4 at load (fewer bytes per decode step, slightly different logits)");
+  cmd->add_option("--tensor-parallel-size", flags.tensor_parallel_size,
+                  "CUDA: split the model over this many GPUs (attention heads and MLP columns per GPU, NCCL "
+                  "all-reduce; one thread per GPU)")
+      ->capture_default_str();
 }
 
 }  // namespace fp4llm::cli

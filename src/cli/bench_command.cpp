@@ -98,6 +98,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--quantize-lm-head", a->options.quantize_lm_head,
                 "NVFP4 lm_head (a real model's 16-bit head quantized at load; random for --synthetic)");
   cmd->add_flag("--profile", a->options.profile, "also time each stage of a few decode steps (eager) and print it");
+  cmd->add_option("--tensor-parallel-size", a->options.tensor_parallel_size,
+                  "split the model over this many GPUs (NCCL); bytes, floor and memory are per GPU (rank 0's)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   cmd->add_flag("--quiet", a->quiet, "no progress bars");
   cmd->callback([a] {
     if (a->options.model.empty() == a->options.synthetic.empty()) fail("bench: give a model folder or --synthetic NAME (one of them)");

@@ -1,5 +1,6 @@
 // `fp4llm serve MODEL`: loads the model, sizes the paged KV cache, starts the serving engine and
 // the OpenAI-compatible HTTP server (options named as in vLLM).
+#include <algorithm>
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -81,13 +82,18 @@ uint64_t gpu_kv_budget(const ServeArgs& a, uint64_t weights, const ModelConfig& 
                                       8 * (c.num_heads + c.num_kv_heads) * c.head_dim);
   const uint64_t activations = uint64_t(a.max_num_batched_tokens) * per_token + (uint64_t(2) << 30);
   const double allowed = a.gpu_memory_utilization * double(gpu.total) - double(gpu.total - gpu.free);
+  // Tensor parallelism: each GPU holds about 1/N of the projections (the embedding table whole)
+  // and its share of the KV heads; the budget is returned in whole-model cache bytes.
+  const int64_t tp = a.backend.tensor_parallel_size;
+  if (tp > 1) weights = weights / uint64_t(tp) + uint64_t(c.vocab_size * c.hidden_size * 2);
+  const double kv_share = double(c.num_kv_heads) / double(std::max<int64_t>(1, c.num_kv_heads / tp));
   const double budget = allowed - double(weights) - double(activations);
   if (budget <= 0)
     fail("--gpu-memory-utilization {}: {:.2f} GB of the GPU's {:.2f} GB leave no room for a KV cache after the "
          "weights ({:.2f} GB) and activations ({:.2f} GB); raise it or lower --max-num-batched-tokens",
          a.gpu_memory_utilization, allowed / 1e9, double(gpu.total) / 1e9, double(weights) / 1e9,
          double(activations) / 1e9);
-  return uint64_t(budget);
+  return uint64_t(budget * kv_share);
 }
 
 KvCacheOptions kv_options(const ServeArgs& a, uint64_t weight_bytes, const ModelConfig& c) {
@@ -119,7 +125,8 @@ void serve(const ServeArgs& a) {
     fmt::print(stderr, "sliding-window layers keep K/V for every position (the paged cache is shared by all "
                        "layers and {} of {} layers attend to the full context)\n",
                weights.config.num_layers - weights.config.num_sliding_layers(), weights.config.num_layers);
-  std::unique_ptr<Backend> backend = make_backend(weights, BackendOptions{a.backend.device, plan.cache, !a.quiet, a.backend.enforce_eager});
+  std::unique_ptr<Backend> backend = make_backend(weights, BackendOptions{a.backend.device, plan.cache, !a.quiet, a.backend.enforce_eager,
+                                       a.backend.tensor_parallel_size});
 
   EngineConfig ec;
   ec.scheduler = {a.max_num_seqs, a.max_num_batched_tokens, a.prefix_caching};

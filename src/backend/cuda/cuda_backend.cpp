@@ -67,8 +67,8 @@ struct CudaBackend::Step {
   size_t bytes = 0;
 };
 
-CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enforce_eager)
-    : model_(std::move(model)), enforce_eager_(enforce_eager), cache_(cache) {
+CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enforce_eager, Communicator comm)
+    : model_(std::move(model)), enforce_eager_(enforce_eager), cache_(cache), comm_(comm) {
   const ModelConfig& c = model_.config;
   int device = 0;
   FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
@@ -109,7 +109,7 @@ GpuMemory CudaBackend::memory() const {
   for (size_t l = 0; l < k_cache_.size(); ++l) m.kv_cache += k_cache_[l].bytes() + v_cache_[l].bytes();
   m.workspace = linear_ws_.dequantized.bytes() + x_.bytes() + qkv_.bytes() +
                 q_.bytes() + o_.bytes() + gate_up_.bytes() + logits_.bytes() + h_.bytes() + attn_.bytes() +
-                act_.bytes() + rows_.bytes() + moe_ws_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
+                act_.bytes() + rows_.bytes() + moe_ws_.bytes() + lm_local_.bytes() + lm_gathered_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
   return m;
 }
 
@@ -183,6 +183,10 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   if (logits_.size() < size_t(logit_rows) * vocab || argmax_.size() < size_t(logit_rows) || tokens > capacity_tokens_)
     drop_graphs();
   logits_.ensure(size_t(logit_rows) * vocab);
+  if (comm_.active()) {
+    lm_local_.ensure(size_t(logit_rows) * vocab / size_t(comm_.size));
+    lm_gathered_.ensure(size_t(logit_rows) * vocab);
+  }
   rows_.ensure(size_t(logit_rows * c.hidden_size));
   argmax_.ensure(size_t(logit_rows));
   if (tokens > kMaxDecodeRows && linear_ws_.dequantized.size() == 0)
@@ -267,11 +271,18 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   profiler_.mark("attention", stream_);
   // Qwen3 adds each projection straight into the residual stream (the GEMV's epilogue); Gemma3
   // normalises the projection first (sandwich norms), so it goes through add_and_norm.
+  // Tensor parallelism: o_proj and down_proj hold a slice of their input features on each rank,
+  // so their products are summed over the ranks before the residual add.
   const NormParams norm{c.hidden_size, float(c.rms_norm_eps), gemma};
   const auto residual = [&](const DeviceNvfp4Linear& w, const __nv_bfloat16* in, const float* post_w, const float* next_w) {
-    if (gemma) {
+    if (gemma || comm_.active()) {
       nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
-      add_and_norm(x_.data(), o_.data(), post_w, next_w, T, norm, h_.data(), stream_);
+      if (comm_.active()) {
+        profiler_.mark("row_parallel_proj", stream_);
+        all_reduce_sum(o_.data(), size_t(T * c.hidden_size), comm_, stream_);
+        profiler_.mark("all_reduce", stream_);
+      }
+      add_and_norm(x_.data(), o_.data(), gemma ? post_w : nullptr, next_w, T, norm, h_.data(), stream_);
     } else {
       nvfp4_linear(w, in, T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
       add_and_norm(x_.data(), nullptr, nullptr, next_w, T, norm, h_.data(), stream_);
@@ -307,10 +318,20 @@ void CudaBackend::launch_step(const Step& s) {
   for (int64_t l = 0; l < c.num_layers; ++l) layer(l, s);
 
   gather_rows(h_.data(), offset_ptr<int32_t>(meta_.data(), s.rows_at), rows, c.hidden_size, rows_.data(), stream_);
+  // Tensor parallelism: this rank's vocabulary slice, then every rank's slice side by side.
+  const int64_t vocab_rows = c.vocab_size / comm_.size;
+  float* logits = comm_.active() ? lm_local_.data() : logits_.data();
   if (model_.lm_head_nvfp4)
-    nvfp4_linear(*model_.lm_head_nvfp4, rows_.data(), rows, logits_.data(), linear_ws_, stream_);
+    nvfp4_linear(*model_.lm_head_nvfp4, rows_.data(), rows, logits, linear_ws_, stream_);
   else
-    bf16_linear(model_.lm_head_bf16(), c.vocab_size, c.hidden_size, rows_.data(), rows, logits_.data(), linear_ws_, stream_);
+    bf16_linear(model_.lm_head_bf16(), vocab_rows, c.hidden_size, rows_.data(), rows, logits, linear_ws_, stream_);
+  if (comm_.active()) {
+    all_gather(lm_local_.data(), lm_gathered_.data(), size_t(rows * vocab_rows), comm_, stream_);
+    for (int r = 0; r < comm_.size; ++r)
+      FP4LLM_CUDA_CHECK(cudaMemcpy2DAsync(logits_.data() + r * vocab_rows, size_t(c.vocab_size) * 4,
+                                          lm_gathered_.data() + size_t(r * rows * vocab_rows), size_t(vocab_rows) * 4,
+                                          size_t(vocab_rows) * 4, size_t(rows), cudaMemcpyDeviceToDevice, stream_));
+  }
   if (c.final_logit_softcapping > 0)
     soft_cap(logits_.data(), rows * c.vocab_size, float(c.final_logit_softcapping), stream_);
   profiler_.mark("lm_head", stream_);
@@ -366,6 +387,11 @@ void CudaBackend::forward(const ForwardBatch& batch, std::vector<float>& logits)
   const int64_t rows = run(batch);
   logits.resize(size_t(rows * model_.config.vocab_size));
   FP4LLM_CUDA_CHECK(cudaMemcpyAsync(logits.data(), logits_.data(), logits.size() * 4, cudaMemcpyDeviceToHost, stream_));
+  FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::step(const ForwardBatch& batch) {
+  run(batch);
   FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "backend/backend.hpp"
+#include "backend/cuda/collectives.hpp"
 #include "backend/cuda/device_model.hpp"
 #include "backend/cuda/paged_attention.hpp"
 #include "backend/cuda/step_profiler.hpp"
@@ -20,13 +21,18 @@ struct GpuMemory {
 class CudaBackend final : public Backend {
  public:
   // `enforce_eager`: launch every kernel each step instead of replaying CUDA graphs (vLLM's name).
-  CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enforce_eager = false);
+  // `comm` (tensor parallelism): `model` is this rank's shard (rank_config, shard_weights); the
+  // row-parallel products are summed over the ranks before each residual add, and every rank
+  // gathers the full logits from the ranks' vocabulary slices.
+  CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enforce_eager = false, Communicator comm = {});
   ~CudaBackend() override;
   const ModelConfig& config() const override { return model_.config; }
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
   // The same step with the greedy token of each logits row picked on the GPU: only the ids
   // cross to the host.
   std::vector<int32_t> forward_greedy(const ForwardBatch& batch) override;
+  // The step alone, its logits left on the GPU (tensor-parallel ranks other than the first).
+  void step(const ForwardBatch& batch);
 
   const DeviceModel& model() const { return model_; }
   // Times each stage of the following steps (launched eagerly while profiling).
@@ -73,6 +79,9 @@ class CudaBackend final : public Backend {
   DeviceBuffer<unsigned> attn_counters_;  // split-KV arrivals per (token, kv head)
   DeviceBuffer<int32_t> argmax_;
   MoeWorkspace moe_ws_;
+  Communicator comm_;
+  DeviceBuffer<float> lm_local_, lm_gathered_;  // tensor parallelism: this rank's logit columns, all ranks'
+
 };
 
 }  // namespace fp4llm::cuda

@@ -5,12 +5,15 @@
 #include <cmath>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <random>
 
 #include "backend/backend_factory.hpp"
 #include "backend/benchmark.hpp"
 #include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/tensor_parallel_backend.hpp"
 #include "io/checkpoint.hpp"
+#include "model/tensor_parallel.hpp"
 #include "util/error.hpp"
 #include "util/json_file.hpp"
 
@@ -111,7 +114,7 @@ Sequences make_sequences(int64_t count, int64_t length, int64_t blocks_each, int
 
 // The prompts of `batch` sequences, each step taking the next max_tokens / batch tokens of every
 // sequence (vLLM's chunked prefill, simplified); returns the greedy tokens after the prompts.
-std::vector<int32_t> prefill(cuda::CudaBackend& backend, const Sequences& seqs, int64_t batch, int64_t max_tokens) {
+std::vector<int32_t> prefill(Backend& backend, const Sequences& seqs, int64_t batch, int64_t max_tokens) {
   const int64_t length = int64_t(seqs.tokens[0].size());
   const int64_t per_step = max_tokens > 0 ? std::max<int64_t>(1, max_tokens / batch) : length;
   std::vector<int32_t> next;
@@ -125,7 +128,17 @@ std::vector<int32_t> prefill(cuda::CudaBackend& backend, const Sequences& seqs, 
   return next;
 }
 
-nlohmann::json bench_batch(cuda::CudaBackend& backend, int64_t batch, const BenchOptions& o, double bandwidth) {
+// The model runs on `stepper` (one GPU, or all ranks of a tensor-parallel group); `first` is the
+// GPU whose counters, profile and bytes are reported (rank 0: every rank holds an equal share).
+struct BenchTarget {
+  Backend& stepper;
+  cuda::CudaBackend& first;
+  std::function<void(bool)> set_profiling;  // on every rank, so they launch the same way
+};
+
+nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const BenchOptions& o, double bandwidth) {
+  Backend& backend = target.stepper;
+  cuda::CudaBackend& first = target.first;
   const ModelConfig& c = backend.config();
   const int64_t blocks_each = (o.input_len + o.output_len + 15) / 16;
   Sequences seqs = make_sequences(batch, o.input_len, blocks_each, c.vocab_size, uint32_t(batch));
@@ -148,27 +161,27 @@ nlohmann::json bench_batch(cuda::CudaBackend& backend, int64_t batch, const Benc
   Clock::time_point start;
   uint64_t experts_before = 0;
   for (int64_t step = 0; step < steps; ++step) {
-    if (step == warmup) experts_before = backend.active_experts(), start = Clock::now();
+    if (step == warmup) experts_before = first.active_experts(), start = Clock::now();
     decode_at(o.input_len + step);
   }
   const double decode_s = seconds_since(start), timed = double(steps - warmup);
   // MoE: a step reads only the experts its tokens chose (counted on the GPU while timing).
-  const double experts_per_step = double(backend.active_experts() - experts_before) / timed;
+  const double experts_per_step = double(first.active_experts() - experts_before) / timed;
   nlohmann::json stages;
   if (o.profile) {  // a few extra eager steps (rewriting the last positions), timed stage by stage
-    backend.profiler().enable();
-    backend.profiler().take_averages();
+    target.set_profiling(true);
+    first.profiler().take_averages();
     for (int64_t step = 0; step < 5; ++step) decode_at(o.input_len + steps - 5 + step);
-    for (const auto& [stage, us] : backend.profiler().take_averages()) stages[stage] = us;
-    backend.profiler().disable();
+    for (const auto& [stage, us] : first.profiler().take_averages()) stages[stage] = us;
+    target.set_profiling(false);
   }
   const double step_ms = decode_s * 1e3 / timed;
   // Bytes a step must read: every weight once (of MoE layers, the chosen experts), plus the KV
   // cache of each sequence.
-  const cuda::DeviceModel& m = backend.model();
+  const cuda::DeviceModel& m = first.model();
   const double weights = double(m.bytes_per_step() - m.expert_bytes()) + experts_per_step * double(m.bytes_per_expert());
   const double avg_context = double(o.input_len) + double(warmup + steps) / 2.0;
-  const double kv = double(batch) * avg_context * double(c.num_layers) * double(c.kv_bytes_per_token_per_layer()) *
+  const double kv = double(batch) * avg_context * double(c.num_layers) * double(m.config.kv_bytes_per_token_per_layer()) *
                     (o.fp8_kv ? 1.0 : 2.0);
   const double floor_ms = (weights + kv) / bandwidth * 1e3;
   return {{"batch", batch},
@@ -184,7 +197,7 @@ nlohmann::json bench_batch(cuda::CudaBackend& backend, int64_t batch, const Benc
           {"time_to_first_token_ms", prefill_s * 1e3}};
 }
 
-nlohmann::json bench_prefill(cuda::CudaBackend& backend, const BenchOptions& o) {
+nlohmann::json bench_prefill(Backend& backend, const BenchOptions& o) {
   const ModelConfig& c = backend.config();
   const int64_t n = o.prefill_len, blocks = (n + 15) / 16;
   Sequences seqs = make_sequences(1, n, blocks, c.vocab_size, 99);
@@ -229,23 +242,45 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   size_t free_before = 0, total = 0;
   FP4LLM_CUDA_CHECK(cudaMemGetInfo(&free_before, &total));
 
-  cuda::DeviceModel model;
+  // The model, built on the GPU that asks (each rank's own thread under tensor parallelism).
+  std::optional<Checkpoint> ck;
+  std::optional<ModelWeights> weights;
+  ModelConfig config;
   if (!o.synthetic.empty()) {
     const auto it = synthetic_configs().find(o.synthetic);
     if (it == synthetic_configs().end()) fail("--synthetic {}: unknown model (known: {})", o.synthetic, fmt::join(synthetic_model_names(), ", "));
-    model = cuda::synthetic_model(ModelConfig::from_json(it->second), 1, o.quantize_lm_head);
+    config = ModelConfig::from_json(it->second);
   } else {
-    const Checkpoint ck = load_checkpoint(o.model, LoadOptions{{}, o.progress});
-    ModelWeights weights = ModelWeights::bind(ck);
-    if (o.quantize_lm_head) weights.quantize_lm_head();
-    model = cuda::upload_model(weights, o.progress);
+    ck.emplace(load_checkpoint(o.model, LoadOptions{{}, o.progress}));
+    weights.emplace(ModelWeights::bind(*ck));
+    if (o.quantize_lm_head) weights->quantize_lm_head();
+    config = weights->config;
   }
-  const ModelConfig config = model.config;
+  const int64_t tp = o.tensor_parallel_size;
+  const TensorParallelPlan plan = TensorParallelPlan::make(config, tp);
+  const auto make_model = [&](int64_t rank) -> cuda::DeviceModel {
+    if (!o.synthetic.empty())
+      return tp == 1 ? cuda::synthetic_model(config, 1, o.quantize_lm_head)
+                     : cuda::synthetic_model(rank_config(config, plan), uint64_t(1 + rank), o.quantize_lm_head, plan.vocab_per_rank);
+    if (tp == 1) return cuda::upload_model(*weights, o.progress);
+    const auto shard = shard_weights(*weights, plan, rank);
+    return cuda::upload_model(shard->weights, o.progress && rank == 0);
+  };
   const int64_t max_batch = *std::max_element(o.batches.begin(), o.batches.end());
   KvCacheConfig cache;
   cache.dtype = o.fp8_kv ? KvCacheDtype::Fp8E4M3 : KvCacheDtype::Bf16;
   cache.num_blocks = std::max(max_batch * ((o.input_len + o.output_len + 15) / 16), (o.prefill_len + 15) / 16);
-  cuda::CudaBackend backend(std::move(model), cache, o.enforce_eager);
+  std::unique_ptr<cuda::CudaBackend> single;
+  std::unique_ptr<cuda::TensorParallelBackend> group;
+  if (tp == 1) single = std::make_unique<cuda::CudaBackend>(make_model(0), cache, o.enforce_eager);
+  else group = std::make_unique<cuda::TensorParallelBackend>(config, tp, make_model, cache, o.enforce_eager);
+  cuda::CudaBackend& backend = single ? *single : group->rank(0);
+  const auto set_profiling = [&](bool on) {
+    const auto apply = [on](cuda::CudaBackend& b) { on ? b.profiler().enable() : b.profiler().disable(); };
+    if (single) apply(*single);
+    else group->on_all_ranks([&](int64_t r) { apply(group->rank(r)); });
+  };
+  const BenchTarget target{single ? static_cast<Backend&>(*single) : *group, backend, set_profiling};
   const double bandwidth = copy_bandwidth();
 
   nlohmann::json out;
@@ -260,8 +295,9 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   out["output_len"] = o.output_len;
   out["copy_bandwidth_gb_per_s"] = bandwidth / 1e9;
   out["weight_bytes"] = backend.model().weight_bytes();
-  for (int64_t b : o.batches) out["decode"].push_back(bench_batch(backend, b, o, bandwidth));
-  if (o.prefill_len > 0) out["prefill"] = bench_prefill(backend, o);
+  out["tensor_parallel_size"] = tp;
+  for (int64_t b : o.batches) out["decode"].push_back(bench_batch(target, b, o, bandwidth));
+  if (o.prefill_len > 0) out["prefill"] = bench_prefill(target.stepper, o);
   size_t free_after = 0;
   FP4LLM_CUDA_CHECK(cudaMemGetInfo(&free_after, &total));
   const cuda::GpuMemory mem = backend.memory();

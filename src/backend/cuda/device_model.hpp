@@ -46,6 +46,8 @@ struct DeviceModel {
 DeviceModel upload_model(const ModelWeights& weights, bool progress);
 
 // Random NVFP4 weights with `config`'s shapes, generated on the GPU (nothing to download).
-DeviceModel synthetic_model(const ModelConfig& config, uint64_t seed, bool nvfp4_lm_head = false);
+// `lm_head_rows` (tensor parallelism): the rank's vocabulary slice; 0 for the whole vocabulary.
+DeviceModel synthetic_model(const ModelConfig& config, uint64_t seed, bool nvfp4_lm_head = false,
+                            int64_t lm_head_rows = 0);
 
 }  // namespace fp4llm::cuda

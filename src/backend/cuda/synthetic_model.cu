@@ -67,7 +67,8 @@ DeviceBuffer<float> constant(int64_t n, float v) {
 
 }  // namespace
 
-DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_head) {
+DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_head, int64_t lm_head_rows) {
+  if (lm_head_rows == 0) lm_head_rows = c.vocab_size;
   DeviceModel d;
   d.config = c;
   const bool gemma = c.family == ModelFamily::Gemma3;
@@ -76,9 +77,9 @@ DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_h
   d.embed = DeviceBuffer<__nv_bfloat16>(size_t(c.vocab_size * H));
   random_bf16<<<grid_for(int64_t(d.embed.size()), 256), 256>>>(d.embed.data(), d.embed.size(), ++seed, 0.05f);
   if (nvfp4_lm_head) {
-    d.lm_head_nvfp4 = random_linear(c.vocab_size, H, seed);
-  } else if (!c.tie_word_embeddings) {
-    d.lm_head = DeviceBuffer<__nv_bfloat16>(size_t(c.vocab_size * H));
+    d.lm_head_nvfp4 = random_linear(lm_head_rows, H, seed);
+  } else if (!c.tie_word_embeddings || lm_head_rows != c.vocab_size) {  // a vocabulary slice is its own matrix
+    d.lm_head = DeviceBuffer<__nv_bfloat16>(size_t(lm_head_rows * H));
     random_bf16<<<grid_for(int64_t(d.lm_head.size()), 256), 256>>>(d.lm_head.data(), d.lm_head.size(), ++seed, 0.05f);
   }
   FP4LLM_CUDA_LAUNCHED();
