@@ -40,17 +40,17 @@ bool use_mma_attention() {
   return on;
 }
 
-std::vector<const DeviceNvfp4Linear*> all_linears(const DeviceModel& m) {
-  std::vector<const DeviceNvfp4Linear*> all;
-  for (const DeviceLayer& l : m.layers)
-    for (const DeviceNvfp4Linear* w : {&l.qkv, &l.o, &l.gate_up, &l.down}) all.push_back(w);
-  if (m.lm_head_nvfp4) all.push_back(&*m.lm_head_nvfp4);
-  return all;
-}
+int64_t dense_elements(const DeviceNvfp4Linear& w) { return w.row_tiles * 16 * w.k_chunks * 64; }
 
-int64_t largest_linear_elements(const DeviceModel& m) {
+// BF16 scratch the prefill path (more than kMaxDecodeRows rows) needs: the largest layer matrix
+// for `tokens` rows, and the lm_head's (a vocabulary-sized matrix) only when more than that many
+// logit rows are asked for (all-position logits, or batches above 64).
+int64_t prefill_scratch_elements(const DeviceModel& m, int64_t tokens, int64_t logit_rows) {
   int64_t most = 0;
-  for (const DeviceNvfp4Linear* w : all_linears(m)) most = std::max(most, w->row_tiles * 16 * w->k_chunks * 64);
+  if (tokens > kMaxDecodeRows)
+    for (const DeviceLayer& l : m.layers)
+      for (const DeviceNvfp4Linear* w : {&l.qkv, &l.o, &l.gate_up, &l.down}) most = std::max(most, dense_elements(*w));
+  if (logit_rows > kMaxDecodeRows && m.lm_head_nvfp4) most = std::max(most, dense_elements(*m.lm_head_nvfp4));
   return most;
 }
 
@@ -189,8 +189,7 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   }
   rows_.ensure(size_t(logit_rows * c.hidden_size));
   argmax_.ensure(size_t(logit_rows));
-  if (tokens > kMaxDecodeRows && linear_ws_.dequantized.size() == 0)
-    linear_ws_.dequantized = DeviceBuffer<__nv_bfloat16>(size_t(largest_linear_elements(model_)));
+  linear_ws_.dequantized.ensure(size_t(prefill_scratch_elements(model_, tokens, logit_rows)));
   if (tokens <= capacity_tokens_) return;
   const size_t T = size_t(tokens), H = size_t(c.hidden_size), D = size_t(c.head_dim);
   // Dense MLP buffers only when some layer has a dense MLP (not in an all-MoE model).
