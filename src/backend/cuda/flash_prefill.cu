@@ -16,13 +16,7 @@ constexpr int kKeys = 64;        // keys per tile
 constexpr int kBlockSize = 16;   // tokens per cache block
 constexpr int kPad = 8;          // BF16 elements of row padding: conflict-free fragment loads
 
-struct Args {
-  const float* q;
-  const uint8_t* k;
-  const uint8_t* v;
-  const int32_t* positions;
-  const int32_t* token_seq;
-  const int32_t* block_tables;
+struct Args : AttentionInputs {
   const QueryTile* tiles;
   AttentionParams p;
   __nv_bfloat16* out;
@@ -186,8 +180,7 @@ void flash_prefill_attention(const float* q, const void* k_cache, const void* v_
                              int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream) {
   if (num_tiles == 0) return;
   if (p.heads % p.kv_heads != 0) throw_error("flash attention: heads must be a multiple of kv heads");
-  const Args a{q, static_cast<const uint8_t*>(k_cache), static_cast<const uint8_t*>(v_cache), positions, token_seq,
-               block_tables, tiles, p, out};
+  const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), tiles, p, out};
   switch (p.head_dim) {
     case 64: launch<64>(a, num_tiles, stream); break;
     case 128: launch<128>(a, num_tiles, stream); break;

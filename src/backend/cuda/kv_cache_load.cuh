@@ -10,6 +10,24 @@
 
 namespace fp4llm::cuda {
 
+// What every attention kernel reads: the queries, the paged caches, and where each token's keys
+// are (its position, its sequence's block-table row).
+struct AttentionInputs {
+  const float* q;
+  const uint8_t* k;
+  const uint8_t* v;
+  const int32_t* positions;
+  const int32_t* token_seq;
+  const int32_t* block_tables;
+};
+
+inline AttentionInputs attention_inputs(const float* q, const void* k_cache, const void* v_cache,
+                                        const int32_t* positions, const int32_t* token_seq,
+                                        const int32_t* block_tables) {
+  return {q, static_cast<const uint8_t*>(k_cache), static_cast<const uint8_t*>(v_cache), positions, token_seq,
+          block_tables};
+}
+
 __device__ __forceinline__ float2 fp8x2_to_float2(uint32_t two) {
   return __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xFFFF), __NV_E4M3)));
 }

@@ -9,7 +9,9 @@
 #include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/paged_attention.hpp"
+#include "backend/cuda/split_kv.cuh"
 
 namespace fp4llm::cuda {
 
@@ -19,13 +21,7 @@ constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;         // tokens per cache block
 constexpr int kMinKeysPerSplit = 128;  // as paged_attention: the same split boundaries
 
-struct Args {
-  const float* q;
-  const uint8_t* k;
-  const uint8_t* v;
-  const int32_t* positions;
-  const int32_t* token_seq;
-  const int32_t* block_tables;
+struct Args : AttentionInputs {
   AttentionParams p;
   AttentionWorkspace ws;
   __nv_bfloat16* out;
@@ -214,7 +210,6 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   // Merge the warps through shared memory, heads x dims in natural order.
   __shared__ float o_s[kWarps][16][D];
   __shared__ float m_s[kWarps][16], l_s[kWarps][16];
-  __shared__ bool last;
   if (t == 0) {
     m_s[warp][g] = m[0], l_s[warp][g] = l[0];
     m_s[warp][g + 8] = m[1], l_s[warp][g + 8] = l[1];
@@ -235,42 +230,9 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
       sum += l_s[w][h] * f;
       acc += o_s[w][h][d] * f;
     }
-    const int head = kv_head * group + h;
-    if (active == 1) {
-      a.out[(size_t(tok) * a.p.heads + head) * D + d] = __float2bfloat16_rn(acc / sum * a.p.v_scale);
-    } else {
-      const size_t slot = (size_t(tok) * a.p.heads + head) * a.p.splits + split;
-      a.ws.partial_out[slot * D + d] = acc;
-      if (d == 0) {
-        a.ws.partial_ml[slot * 2] = mx;
-        a.ws.partial_ml[slot * 2 + 1] = sum;
-      }
-    }
+    store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx, sum);
   }
-  if (active == 1) return;
-  // The last split of this (token, kv head) to finish merges all of them, in split order.
-  __threadfence();
-  __syncthreads();
-  unsigned* counter = a.ws.counters + size_t(tok) * a.p.kv_heads + kv_head;
-  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == unsigned(active - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
-    const size_t slots = (size_t(tok) * a.p.heads + kv_head * group + i / D) * a.p.splits;
-    float mx = -INFINITY;
-    for (int s = 0; s < active; ++s) mx = fmaxf(mx, __ldcg(a.ws.partial_ml + (slots + s) * 2));
-    float sum = 0.0f, acc = 0.0f;
-    for (int s = 0; s < active; ++s) {
-      const float ms = __ldcg(a.ws.partial_ml + (slots + s) * 2);
-      if (ms == -INFINITY) continue;
-      const float f = __expf(ms - mx);
-      sum += __ldcg(a.ws.partial_ml + (slots + s) * 2 + 1) * f;
-      acc += __ldcg(a.ws.partial_out + (slots + s) * D + i % D) * f;
-    }
-    a.out[(size_t(tok) * a.p.heads + kv_head * group) * D + i] = __float2bfloat16_rn(acc / sum * a.p.v_scale);
-  }
-  if (threadIdx.x == 0) *counter = 0;
+  merge_splits_if_last<D>(a.p, a.ws, a.out, tok, kv_head, group, active);
 }
 
 template <int D>
@@ -298,8 +260,7 @@ void mma_decode_attention(const float* q, const void* k_cache, const void* v_cac
     throw_error("tensor-core decode attention: head_dim " + std::to_string(p.head_dim) + " with " +
                 std::to_string(p.heads / p.kv_heads) + " query heads per kv head is not supported");
   if (p.splits > 1 && (!ws.partial_out || !ws.counters)) throw_error("CUDA attention: split-KV needs a workspace");
-  const Args a{q, static_cast<const uint8_t*>(k_cache), static_cast<const uint8_t*>(v_cache), positions,
-               token_seq, block_tables, p, ws, out};
+  const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out};
   if (p.head_dim == 64) launch<64>(a, tokens, stream);
   else launch<128>(a, tokens, stream);
 }

@@ -5,6 +5,7 @@
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/warp_reduce.cuh"
 #include "backend/cuda/paged_attention.hpp"
+#include "backend/cuda/split_kv.cuh"
 
 namespace fp4llm::cuda {
 
@@ -15,13 +16,7 @@ constexpr int kBlockSize = 16;          // tokens per cache block (KvCacheConfig
 constexpr int kGroupTimesDim = 2048;    // query heads x head_dim held per block
 constexpr int kMinKeysPerSplit = 128;   // one 32-key chunk per warp
 
-struct Args {
-  const float* q;
-  const uint8_t* k;
-  const uint8_t* v;
-  const int32_t* positions;
-  const int32_t* token_seq;
-  const int32_t* block_tables;
+struct Args : AttentionInputs {
   AttentionParams p;
   AttentionWorkspace ws;
   __nv_bfloat16* out;
@@ -64,7 +59,6 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
   __shared__ float q_s[G * D];
   __shared__ float p_s[kWarps][G][32];
   __shared__ float m_s[kWarps][G], l_s[kWarps][G];
-  __shared__ bool last;
   for (int i = threadIdx.x; i < group * D; i += blockDim.x)
     q_s[i] = a.q[(size_t(t) * a.p.heads + size_t(kv_head) * group) * D + i];
   __syncthreads();
@@ -171,49 +165,15 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
     __syncthreads();
   }
   // q_s now holds the merged, unnormalised output of each head.
-  const int heads_here = group;
-  for (int i = threadIdx.x; i < heads_here * D; i += blockDim.x) {
+  for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
     const int h = i / D, d = i % D;
     float mx = -INFINITY, sum = 0.0f;
     for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, m_s[w][h]);
     if (mx != -INFINITY)
       for (int w = 0; w < kWarps; ++w) sum += l_s[w][h] * (m_s[w][h] == -INFINITY ? 0.0f : __expf(m_s[w][h] - mx));
-    const int head = kv_head * group + h;
-    if (active == 1) {
-      a.out[(size_t(t) * a.p.heads + head) * D + d] = __float2bfloat16_rn(q_s[i] / sum * a.p.v_scale);
-    } else {
-      const size_t slot = (size_t(t) * a.p.heads + head) * a.p.splits + split;
-      a.ws.partial_out[slot * D + d] = q_s[i];
-      if (d == 0) {
-        a.ws.partial_ml[slot * 2] = mx;
-        a.ws.partial_ml[slot * 2 + 1] = sum;
-      }
-    }
+    store_split_result<D>(a.p, a.ws, a.out, t, kv_head * group + h, d, split, active, q_s[i], mx, sum);
   }
-  if (active == 1) return;
-  // The last split of this (token, kv head) to finish merges all of them, in split order.
-  __threadfence();
-  __syncthreads();
-  unsigned* counter = a.ws.counters + size_t(t) * a.p.kv_heads + kv_head;
-  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == unsigned(active - 1);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < heads_here * D; i += blockDim.x) {
-    const size_t slots = (size_t(t) * a.p.heads + kv_head * group + i / D) * a.p.splits;
-    float mx = -INFINITY;
-    for (int s = 0; s < active; ++s) mx = fmaxf(mx, __ldcg(a.ws.partial_ml + (slots + s) * 2));
-    float sum = 0.0f, acc = 0.0f;
-    for (int s = 0; s < active; ++s) {
-      const float ms = __ldcg(a.ws.partial_ml + (slots + s) * 2);
-      if (ms == -INFINITY) continue;
-      const float f = __expf(ms - mx);
-      sum += __ldcg(a.ws.partial_ml + (slots + s) * 2 + 1) * f;
-      acc += __ldcg(a.ws.partial_out + (slots + s) * D + i % D) * f;
-    }
-    a.out[(size_t(t) * a.p.heads + kv_head * group) * D + i] = __float2bfloat16_rn(acc / sum * a.p.v_scale);
-  }
-  if (threadIdx.x == 0) *counter = 0;  // ready for the next launch
+  merge_splits_if_last<D>(a.p, a.ws, a.out, t, kv_head, group, active);
 }
 
 template <int D, int G>
@@ -254,8 +214,7 @@ void paged_attention(const float* q, const void* k_cache, const void* v_cache, c
     throw_error("CUDA attention: " + std::to_string(p.heads / p.kv_heads) + " query heads per kv head with head_dim " +
                 std::to_string(p.head_dim) + " is not supported (at most " + std::to_string(max_query_group(p.head_dim)) + ")");
   if (p.splits > 1 && (!ws.partial_out || !ws.counters)) throw_error("CUDA attention: split-KV needs a workspace");
-  const Args a{q, static_cast<const uint8_t*>(k_cache), static_cast<const uint8_t*>(v_cache), positions,
-               token_seq, block_tables, p, ws, out};
+  const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out};
   switch (p.head_dim) {
     case 64: launch<64>(a, tokens, stream); break;
     case 128: launch<128>(a, tokens, stream); break;

@@ -1,0 +1,62 @@
+// The end of a decode-attention block shared by both decode kernels (paged_attention.cu on CUDA
+// cores, mma_decode_attention.cu on tensor cores): a block that saw a token's whole key range
+// writes the result; otherwise it stores its split's partial result, and the last split of the
+// (token, kv head) to finish merges all of them in split order, so no second kernel runs.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include "backend/cuda/paged_attention.hpp"
+
+namespace fp4llm::cuda {
+
+// Element d of head `head`: acc is the unnormalised output, mx and sum the softmax's running
+// maximum and sum over this split's keys.
+template <int D>
+__device__ __forceinline__ void store_split_result(const AttentionParams& p, const AttentionWorkspace& ws,
+                                                   __nv_bfloat16* out, int token, int head, int d, int split,
+                                                   int active, float acc, float mx, float sum) {
+  if (active == 1) {
+    out[(size_t(token) * p.heads + head) * D + d] = __float2bfloat16_rn(acc / sum * p.v_scale);
+    return;
+  }
+  const size_t slot = (size_t(token) * p.heads + head) * p.splits + split;
+  ws.partial_out[slot * D + d] = acc;
+  if (d == 0) {
+    ws.partial_ml[slot * 2] = mx;
+    ws.partial_ml[slot * 2 + 1] = sum;
+  }
+}
+
+// Called by every thread of the block after store_split_result; `group` query heads from
+// kv_head * group. The arrival counter is reset by the merging block for the next launch.
+template <int D>
+__device__ void merge_splits_if_last(const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
+                                     int token, int kv_head, int group, int active) {
+  __shared__ bool last;
+  if (active == 1) return;
+  __threadfence();
+  __syncthreads();
+  unsigned* counter = ws.counters + size_t(token) * p.kv_heads + kv_head;
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == unsigned(active - 1);
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
+    const size_t slots = (size_t(token) * p.heads + kv_head * group + i / D) * p.splits;
+    float mx = -INFINITY;
+    for (int s = 0; s < active; ++s) mx = fmaxf(mx, __ldcg(ws.partial_ml + (slots + s) * 2));
+    float sum = 0.0f, acc = 0.0f;
+    for (int s = 0; s < active; ++s) {
+      const float ms = __ldcg(ws.partial_ml + (slots + s) * 2);
+      if (ms == -INFINITY) continue;
+      const float f = __expf(ms - mx);
+      sum += __ldcg(ws.partial_ml + (slots + s) * 2 + 1) * f;
+      acc += __ldcg(ws.partial_out + (slots + s) * D + i % D) * f;
+    }
+    out[(size_t(token) * p.heads + kv_head * group) * D + i] = __float2bfloat16_rn(acc / sum * p.v_scale);
+  }
+  if (threadIdx.x == 0) *counter = 0;
+}
+
+}  // namespace fp4llm::cuda
