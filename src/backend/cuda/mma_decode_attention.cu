@@ -88,15 +88,9 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
   const int group = int(a.p.heads / a.p.kv_heads);
   const int pos = a.positions[tok];
-  const int first = a.p.window > 0 ? max(0, pos - int(a.p.window) + 1) : 0;
-  int begin = first, end = pos + 1, active = 1;
-  if (a.p.splits > 1) {
-    const int per_split = max(kMinKeysPerSplit, ((end - first + int(a.p.splits) - 1) / int(a.p.splits) + 31) / 32 * 32);
-    active = (end - first + per_split - 1) / per_split;
-    if (split >= active) return;
-    begin = first + split * per_split;
-    end = min(end, begin + per_split);
-  }
+  KeyRange range;
+  if (!split_key_range(a.p, pos, split, kMinKeysPerSplit, range)) return;
+  const int begin = range.begin, end = range.end, active = range.active;
   const int32_t* table = a.block_tables + size_t(a.token_seq[tok]) * a.p.max_blocks;
   const size_t row_stride = size_t(a.p.kv_heads) * D * kElem;  // bytes between consecutive slots
 

@@ -429,13 +429,22 @@ void set_groups(GemvArgs& p, const ExpertRows& r) {
 
 }  // namespace
 
-DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles) {
+namespace {
+
+DeviceNvfp4Linear shaped_like(const Nvfp4Tiles& tiles) {
   DeviceNvfp4Linear d;
   d.out_features = tiles.out_features;
   d.in_features = tiles.in_features;
   d.row_tiles = tiles.row_tiles;
   d.k_chunks = tiles.k_chunks;
   d.gated = tiles.gated;
+  return d;
+}
+
+}  // namespace
+
+DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles) {
+  DeviceNvfp4Linear d = shaped_like(tiles);
   d.packed = DeviceBuffer<uint8_t>::from_host(tiles.packed);
   d.scales = DeviceBuffer<uint16_t>::from_host(tiles.scales);
   d.tile_scales = DeviceBuffer<float>::from_host(tiles.tile_scales);
@@ -443,12 +452,7 @@ DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles) {
 }
 
 DeviceNvfp4Linear allocate_experts(const Nvfp4Tiles& first, int64_t experts) {
-  DeviceNvfp4Linear d;
-  d.out_features = first.out_features;
-  d.in_features = first.in_features;
-  d.row_tiles = first.row_tiles;
-  d.k_chunks = first.k_chunks;
-  d.gated = first.gated;
+  DeviceNvfp4Linear d = shaped_like(first);
   d.experts = experts;
   d.packed = DeviceBuffer<uint8_t>(first.packed.size() * size_t(experts));
   d.scales = DeviceBuffer<uint16_t>(first.scales.size() * size_t(experts));

@@ -41,19 +41,11 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = int(a.p.heads / a.p.kv_heads);
   const int pos = a.positions[t];
-  const int first = a.p.window > 0 ? max(0, pos - int(a.p.window) + 1) : 0;
-  int begin = first, end = pos + 1, active = 1;
-  if (a.p.splits > 1) {
-    // Each token splits its own key range, so the launch does not depend on context lengths
-    // (one CUDA graph serves every decode step of a batch size).
-    // At least kMinKeysPerSplit keys per split: a split of a few keys costs a block's whole
-    // latency chain for little work; empty splits just exit.
-    const int per_split = max(kMinKeysPerSplit, ((end - first + int(a.p.splits) - 1) / int(a.p.splits) + 31) / 32 * 32);
-    active = (end - first + per_split - 1) / per_split;
-    if (split >= active) return;
-    begin = first + split * per_split;
-    end = min(end, begin + per_split);
-  }
+  // At least kMinKeysPerSplit keys per split: a split of a few keys costs a block's whole latency
+  // chain for little work; empty splits just exit.
+  KeyRange range;
+  if (!split_key_range(a.p, pos, split, kMinKeysPerSplit, range)) return;
+  const int begin = range.begin, end = range.end, active = range.active;
   const int32_t* table = a.block_tables + size_t(a.token_seq[t]) * a.p.max_blocks;
 
   __shared__ float q_s[G * D];

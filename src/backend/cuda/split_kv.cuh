@@ -10,6 +10,27 @@
 
 namespace fp4llm::cuda {
 
+// The keys of token position `pos` (its sliding window, if any) this block attends to: all of
+// them without splits; else split `split`'s share, at least `min_keys` and a multiple of 32.
+// Each token splits its own range, so a launch does not depend on context lengths (one CUDA
+// graph serves every decode step of a batch size). `active`: the splits that hold keys; a block
+// past them has nothing to do (returns false).
+struct KeyRange {
+  int begin, end, active;
+};
+__device__ __forceinline__ bool split_key_range(const AttentionParams& p, int pos, int split, int min_keys,
+                                                KeyRange& r) {
+  const int first = p.window > 0 ? max(0, pos - int(p.window) + 1) : 0;
+  r = {first, pos + 1, 1};
+  if (p.splits == 1) return true;
+  const int per_split = max(min_keys, ((r.end - first + int(p.splits) - 1) / int(p.splits) + 31) / 32 * 32);
+  r.active = (r.end - first + per_split - 1) / per_split;
+  if (split >= r.active) return false;
+  r.begin = first + split * per_split;
+  r.end = min(r.end, r.begin + per_split);
+  return true;
+}
+
 // Element d of head `head`: acc is the unnormalised output, mx and sum the softmax's running
 // maximum and sum over this split's keys.
 template <int D>
