@@ -11,8 +11,9 @@ export NCCL_NVLS_ENABLE=0
 source tools/gpu_env.sh
 logs=/tmp/fp4llm-tp-logs
 mkdir -p "$logs"
-OUT_SAVED=$OUT OUT=$logs gpu_build fp4llm fp4llm_forward_dump || exit 1
-OUT=$OUT_SAVED
+results=$OUT
+OUT=$logs gpu_build fp4llm fp4llm_forward_dump || exit 1
+OUT=$results
 nvidia-smi --query-gpu=index,name --format=csv,noheader
 export FP4LLM_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 (cd build-gpu && ctest -R py_gpu_forward --output-on-failure > "$logs/py_gpu_forward.log" 2>&1)
