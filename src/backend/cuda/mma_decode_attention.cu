@@ -112,24 +112,39 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   float o[kTiles][4] = {};
   const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
+  // Latency, not bandwidth, bounds a short context: each iteration requests its keys and values
+  // together, and the next iteration's block-table entry before its own arithmetic.
+  int cache_block = first_block + warp <= last_block ? table[first_block + warp] : 0;
   for (int b = first_block + warp; b <= last_block; b += kWarps) {
-    const size_t base = (size_t(table[b]) * kBlockSize * a.p.kv_heads + kv_head) * D * kElem;
+    const size_t base = (size_t(cache_block) * kBlockSize * a.p.kv_heads + kv_head) * D * kElem;
+    if (b + kWarps <= last_block) cache_block = table[b + kWarps];
+    uint32_t kw[2][kKeyWords];
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int key = b * kBlockSize + 8 * j + g;
+      load_row<kKeyWords>(a.k + base + (8 * j + g) * row_stride + kQuarter * t * kElem, key >= begin && key < end, kw[j]);
+    }
+    // V rows of keys 2t, 2t+1, 8+2t, 9+2t: dims [g*kSlice, (g+1)*kSlice) each (invalid keys zero:
+    // their slots may hold anything, and 0 * NaN would poison the sum).
+    uint32_t vw[4][kValWords];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int rel = (r >> 1) * 8 + 2 * t + (r & 1), key = b * kBlockSize + rel;
+      load_row<kValWords>(a.v + base + rel * row_stride + kSlice * g * kElem, key >= begin && key < end, vw[r]);
+    }
     // S = q K^T for the block's 16 keys: n-tile j holds keys 8j..8j+7, column g = key 8j + g.
     float c[2][4] = {};
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
-      const int key = b * kBlockSize + 8 * j + g;
-      uint32_t kw[kKeyWords];
-      load_row<kKeyWords>(a.k + base + (8 * j + g) * row_stride + kQuarter * t * kElem, key >= begin && key < end, kw);
 #pragma unroll
       for (int s = 0; s < kSteps; ++s) {
         uint32_t b0, b1;
         if constexpr (kFp8) {
-          b0 = e4m3x2_to_f16x2(kw[s]);
-          b1 = e4m3x2_to_f16x2(kw[s] >> 16);
+          b0 = e4m3x2_to_f16x2(kw[j][s]);
+          b1 = e4m3x2_to_f16x2(kw[j][s] >> 16);
         } else {
-          b0 = kw[2 * s];
-          b1 = kw[2 * s + 1];
+          b0 = kw[j][2 * s];
+          b1 = kw[j][2 * s + 1];
         }
         mma16816<kFp8>(c[j], qa[s], b0, b1);
       }
@@ -170,14 +185,6 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     // P as the A operand: k positions 2t,2t+1 are keys 2t,2t+1; 2t+8,2t+9 are keys 8+2t,9+2t.
     const uint32_t pa[4] = {pack2<kFp8>(c[0][0], c[0][1]), pack2<kFp8>(c[0][2], c[0][3]),
                             pack2<kFp8>(c[1][0], c[1][1]), pack2<kFp8>(c[1][2], c[1][3])};
-    // V rows of keys 2t, 2t+1, 8+2t, 9+2t: dims [g*kSlice, (g+1)*kSlice) each (invalid keys zero:
-    // their slots may hold anything, and 0 * NaN would poison the sum).
-    uint32_t vw[4][kValWords];
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int rel = (r >> 1) * 8 + 2 * t + (r & 1), key = b * kBlockSize + rel;
-      load_row<kValWords>(a.v + base + rel * row_stride + kSlice * g * kElem, key >= begin && key < end, vw[r]);
-    }
 #pragma unroll
     for (int n = 0; n < kTiles; ++n) {
       uint32_t b0, b1;
