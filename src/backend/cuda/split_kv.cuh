@@ -63,17 +63,20 @@ __device__ void merge_splits_if_last(const AttentionParams& p, const AttentionWo
   __syncthreads();
   if (!last) return;
   __threadfence();
+  // One pass with a running maximum, unrolled so that several splits' partials are in flight
+  // at once (a loop of dependent L2 round trips per split was the merge's cost at long contexts).
   for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
     const size_t slots = (size_t(token) * p.heads + kv_head * group + i / D) * p.splits;
-    float mx = -INFINITY;
-    for (int s = 0; s < active; ++s) mx = fmaxf(mx, __ldcg(ws.partial_ml + (slots + s) * 2));
-    float sum = 0.0f, acc = 0.0f;
+    float mx = -INFINITY, sum = 0.0f, acc = 0.0f;
+#pragma unroll 8
     for (int s = 0; s < active; ++s) {
-      const float ms = __ldcg(ws.partial_ml + (slots + s) * 2);
+      const float ms = __ldcg(ws.partial_ml + (slots + s) * 2), ls = __ldcg(ws.partial_ml + (slots + s) * 2 + 1);
+      const float os = __ldcg(ws.partial_out + (slots + s) * D + i % D);
       if (ms == -INFINITY) continue;
-      const float f = __expf(ms - mx);
-      sum += __ldcg(ws.partial_ml + (slots + s) * 2 + 1) * f;
-      acc += __ldcg(ws.partial_out + (slots + s) * D + i % D) * f;
+      const float m_new = fmaxf(mx, ms), rescale = __expf(mx - m_new), f = __expf(ms - m_new);
+      sum = sum * rescale + ls * f;
+      acc = acc * rescale + os * f;
+      mx = m_new;
     }
     out[(size_t(token) * p.heads + kv_head * group) * D + i] = __float2bfloat16_rn(acc / sum * p.v_scale);
   }
