@@ -26,7 +26,8 @@ struct MlpWeights {
 
 struct MoeWeights {
   std::vector<float> router;  // [num_experts, hidden], kept 16-bit in checkpoints, float here
-  std::vector<MlpWeights> experts;
+  std::vector<MlpWeights> experts;  // experts first_expert, first_expert + 1, ... (all, unsharded)
+  int64_t first_expert = 0;         // expert parallelism: this rank's first expert
 };
 
 struct LayerWeights {

@@ -1,5 +1,6 @@
 #include "model/tensor_parallel.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -10,8 +11,6 @@ namespace fp4llm {
 
 TensorParallelPlan TensorParallelPlan::make(const ModelConfig& c, int64_t size) {
   if (size < 1) fail("--tensor-parallel-size must be at least 1, got {}", size);
-  if (c.family == ModelFamily::Qwen3Moe && size > 1)
-    fail("--tensor-parallel-size {}: MoE expert placement across GPUs is not planned yet", size);
   TensorParallelPlan p;
   p.size = size;
   if (c.num_heads % size != 0)
@@ -27,10 +26,16 @@ TensorParallelPlan TensorParallelPlan::make(const ModelConfig& c, int64_t size) 
     p.kv_heads_per_rank = 1;
     p.kv_replicated = true;
   }
-  if (c.intermediate_size % (size * kNvfp4BlockSize) != 0)
+  const bool dense = std::find(c.layer_moe.begin(), c.layer_moe.end(), false) != c.layer_moe.end();
+  if (dense && c.intermediate_size % (size * kNvfp4BlockSize) != 0)
     fail("--tensor-parallel-size {}: intermediate size {} does not split into whole 16-value NVFP4 blocks per rank",
          size, c.intermediate_size);
   p.intermediate_per_rank = c.intermediate_size / size;
+  if (c.num_experts > 0) {
+    if (c.num_experts % size != 0)
+      fail("--tensor-parallel-size {}: the model's {} experts do not divide evenly", size, c.num_experts);
+    p.experts_per_rank = c.num_experts / size;
+  }
   if (c.vocab_size % size != 0)
     fail("--tensor-parallel-size {}: the vocabulary of {} tokens does not divide evenly", size, c.vocab_size);
   p.vocab_per_rank = c.vocab_size / size;
@@ -107,18 +112,30 @@ std::unique_ptr<RankWeights> shard_weights(const ModelWeights& w, const TensorPa
   for (size_t i = 0; i < w.layers.size(); ++i) {
     const LayerWeights& L = w.layers[i];
     const int64_t layer = int64_t(i);
-    if (L.moe) fail("tensor parallelism does not split MoE layers yet (layer {})", layer);
     LayerWeights s = L;  // norms, KV scales
     s.q = linear(keep(shard_rows(nvfp4_of(L.q, "q_proj", layer), q_rows.begin, q_rows.end)));
     s.k = linear(keep(shard_rows(nvfp4_of(L.k, "k_proj", layer), kv_rows.begin, kv_rows.end)));
     s.v = linear(keep(shard_rows(nvfp4_of(L.v, "v_proj", layer), kv_rows.begin, kv_rows.end)));
     s.o = linear(keep(shard_columns(nvfp4_of(L.o, "o_proj", layer), q_rows.begin, q_rows.end)));
-    s.mlp.gate = linear(keep(shard_rows(nvfp4_of(L.mlp.gate, "gate_proj", layer), mlp.begin, mlp.end)));
-    s.mlp.up = linear(keep(shard_rows(nvfp4_of(L.mlp.up, "up_proj", layer), mlp.begin, mlp.end)));
-    s.mlp.down = linear(keep(shard_columns(nvfp4_of(L.mlp.down, "down_proj", layer), mlp.begin, mlp.end)));
+    if (L.moe) {  // expert parallelism: whole experts, one rank each
+      const TensorParallelPlan::Range mine = plan.experts(rank);
+      if (L.moe->first_expert != 0 || int64_t(L.moe->experts.size()) != c.num_experts)
+        fail("layer {}: the MoE layer to split is already a shard", layer);
+      s.moe->experts.assign(L.moe->experts.begin() + mine.begin, L.moe->experts.begin() + mine.end);
+      s.moe->first_expert = mine.begin;
+      s.mlp = {};
+    } else {
+      s.mlp.gate = linear(keep(shard_rows(nvfp4_of(L.mlp.gate, "gate_proj", layer), mlp.begin, mlp.end)));
+      s.mlp.up = linear(keep(shard_rows(nvfp4_of(L.mlp.up, "up_proj", layer), mlp.begin, mlp.end)));
+      s.mlp.down = linear(keep(shard_columns(nvfp4_of(L.mlp.down, "down_proj", layer), mlp.begin, mlp.end)));
+    }
     r.layers.push_back(std::move(s));
   }
   return out;
+}
+
+TensorParallelPlan::Range TensorParallelPlan::experts(int64_t rank) const {
+  return {rank * experts_per_rank, (rank + 1) * experts_per_rank};
 }
 
 QuantizedLinear shard_rows(const QuantizedLinear& w, int64_t begin, int64_t end) {

@@ -281,3 +281,56 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
     EXPECT_GT(ws.active_experts.to_host()[0], 0u) << name(c);
   }
 }
+
+// Expert parallelism: a GPU holding experts [8, 16) of 16 computes their share of the block
+// (moe_mlp_partial); the other GPUs' choices keep their global weights but are not read here
+// (their rows of the expert outputs are poisoned).
+TEST(GpuMoe, ExpertParallelShareOfOneGpu) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(23);
+  for (const Case& c : std::vector<Case>{{16, 8, 1, 208, 48}, {16, 8, 40, 208, 48}, {16, 4, 300, 208, 48}}) {
+    const MoeCase m(c, rng);
+    DenseExperts dense{m, {}};
+    cuda::DeviceMoe half;
+    half.shape = m.device.shape;
+    half.shape.first_expert = 8;
+    half.shape.local_experts = 8;
+    half.router = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.router));
+    for (int64_t e = 8; e < 16; ++e) {
+      const Expert& ex = m.experts[size_t(e)];
+      const QuantizedLinear* down_parts[] = {&ex.down};
+      const cuda::Nvfp4Tiles gate_up = cuda::make_gated_nvfp4_tiles(ex.gate, ex.up), down = cuda::make_nvfp4_tiles(down_parts);
+      if (e == 8) {
+        half.gate_up = cuda::allocate_experts(gate_up, 8);
+        half.down = cuda::allocate_experts(down, 8);
+      } else {
+        cuda::upload_expert(half.gate_up, e - 8, gate_up);
+        cuda::upload_expert(half.down, e - 8, down);
+      }
+    }
+    cuda::MoeWorkspace ws;
+    ws.ensure(c.tokens, half.shape, c.inter);
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.expert_out.data(), 0xFF, ws.expert_out.bytes()));
+    const auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));
+    auto partial = test_support::poisoned<float>(size_t(c.tokens * c.hidden));
+    cuda::moe_mlp_partial(half, h.data(), c.tokens, partial.data(), ws, nullptr);
+    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got = partial.to_host();
+    const int64_t stride = std::max<int64_t>(1, c.tokens / 30);
+    for (int64_t t = 0; t < c.tokens; t += stride) {
+      Route r = reference_route(m, t);
+      if (r.gap < 1e-3) continue;
+      Route mine;
+      for (size_t k = 0; k < r.expert.size(); ++k)
+        if (r.expert[k] >= 8) mine.expert.push_back(r.expert[k]), mine.weight.push_back(r.weight[k]);
+      const auto [want, bound] = reference_output(m, dense, t, mine);  // x + this GPU's share
+      for (int64_t d = 0; d < c.hidden; ++d) {
+        const double share = want[size_t(d)] - m.x[size_t(t * c.hidden + d)];
+        const float g = got[size_t(t * c.hidden + d)];
+        ASSERT_TRUE(std::isfinite(g)) << name(c) << " token " << t << " dim " << d;
+        ASSERT_LE(std::fabs(g - share), 5e-3 * bound[size_t(d)] + 1e-5 * std::fabs(want[size_t(d)]) + 1e-30)
+            << name(c) << " token " << t << " dim " << d << " got " << g << " want " << share;
+      }
+    }
+  }
+}

@@ -143,7 +143,7 @@ def compare(family, kv, chunk, cpu, gpu):
     assert agree / total >= (0.97 if kv == "bf16" else 0.95), (family, kv, chunk, agree, total)
 
 
-@pytest.fixture(scope="module", params=["qwen3", "gemma3"])
+@pytest.fixture(scope="module", params=["qwen3", "qwen3_moe", "gemma3"])
 def tp_model(request, tmp_path_factory):
     """MLP width 448: 224 columns per rank, whole 16-value blocks (400 would not split)."""
     tmp = tmp_path_factory.mktemp("tp-" + request.param)
@@ -155,17 +155,22 @@ def tp_model(request, tmp_path_factory):
 @pytest.mark.parametrize("chunk", [0, -2])
 def test_tensor_parallel_matches_one_gpu(tp_model, chunk, tmp_path):
     """--tensor-parallel-size 2 against one GPU (issue 8): the same kernels on half the heads and
-    MLP columns, the row-parallel products summed by NCCL: only the summation order differs.
-    Gemma3's single KV head is replicated on both ranks. Skipped with fewer than two GPUs."""
+    MLP columns (MoE: half the experts on each GPU), the row-parallel products summed by NCCL:
+    only the summation order differs. Gemma3's single KV head is replicated on both ranks.
+    Skipped with fewer than two GPUs."""
     family, folder = tp_model
     two = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "tp2.safetensors", "tp=2")
     one = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "tp1.safetensors")
     agree = total = 0
+    row_errors = []
     for ids, a, b in zip(PROMPTS, one, two):
         assert np.isfinite(b).all()
-        rel = float(np.abs(a - b).max() / np.abs(a).max())
-        assert rel < 1e-2, (family, chunk, len(ids), rel)
+        row_errors.extend((np.abs(a - b).max(-1) / np.abs(a).max()).tolist())
         agree += int((a.argmax(-1) == b.argmax(-1)).sum())
         total += len(ids)
-    print(f"{family} chunk={chunk}: tensor-parallel top-1 agreement {agree}/{total}")
+    outliers = sum(e >= 1e-2 for e in row_errors)
+    print(f"{family} chunk={chunk}: tensor-parallel top-1 agreement {agree}/{total}, "
+          f"max row error {max(row_errors):.2e}, rows over 1e-2: {outliers}")
+    # MoE: a router near tie may tip the other way after a differently ordered sum (see compare()).
+    assert outliers <= (0.02 * total if family == "qwen3_moe" else 0), (family, chunk, outliers)
     assert agree / total >= 0.995, (family, chunk, agree, total)

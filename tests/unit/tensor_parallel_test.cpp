@@ -195,3 +195,47 @@ TEST(TensorParallelPlan, RefusesAVocabularyThatDoesNotDivide) {
   c.vocab_size = 151937;
   EXPECT_NE(error_of(c, 2).find("vocabulary of 151937"), std::string::npos);
 }
+
+// Expert parallelism: each rank keeps whole experts (a contiguous run), the full router, and
+// still splits attention by heads; experts that do not divide are refused by name.
+TEST(TensorParallelShards, MoeLayersKeepWholeExpertsPerRank) {
+  std::mt19937 rng(9);
+  TinyModel m(2, rng);
+  nlohmann::json j = {{"architectures", {"Qwen3MoeForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 64},
+                      {"moe_intermediate_size", 32}, {"num_experts", 4}, {"num_experts_per_tok", 2},
+                      {"norm_topk_prob", true}, {"num_hidden_layers", 1}, {"num_attention_heads", 4},
+                      {"num_key_value_heads", 2}, {"head_dim", 16}, {"vocab_size", 32},
+                      {"max_position_embeddings", 64}, {"tie_word_embeddings", true}};
+  m.weights.config = ModelConfig::from_json(j);
+  ASSERT_TRUE(m.weights.config.layer_moe[0]);
+  std::vector<QuantizedLinear> experts;
+  experts.reserve(12);
+  MoeWeights moe;
+  moe.router.assign(4 * 64, 0.5f);
+  for (int e = 0; e < 4; ++e) {
+    MlpWeights w;
+    for (LinearWeight* role : {&w.gate, &w.up, &w.down}) {
+      const bool down = role == &w.down;
+      experts.push_back(test_support::random_nvfp4(down ? 64 : 32, down ? 32 : 64, rng));
+      *role = {&experts.back(), nullptr, experts.back().out_features, experts.back().in_features};
+    }
+    moe.experts.push_back(w);
+  }
+  m.weights.layers[0].moe = moe;
+  const TensorParallelPlan plan = TensorParallelPlan::make(m.weights.config, 2);
+  EXPECT_EQ(plan.experts_per_rank, 2);
+  for (int64_t r = 0; r < 2; ++r) {
+    const auto shard = shard_weights(m.weights, plan, r);
+    const LayerWeights& L = shard->weights.layers[0];
+    ASSERT_TRUE(L.moe.has_value());
+    EXPECT_EQ(L.moe->first_expert, 2 * r);
+    ASSERT_EQ(L.moe->experts.size(), 2u);
+    for (int64_t e = 0; e < 2; ++e) EXPECT_EQ(L.moe->experts[size_t(e)].gate.nvfp4, moe.experts[size_t(2 * r + e)].gate.nvfp4);
+    EXPECT_EQ(L.moe->router, moe.router);
+    EXPECT_EQ(shard->weights.config.num_experts, 4);  // every rank routes over all experts
+    EXPECT_EQ(row_of(*L.q.nvfp4, 0), row_of(*m.weights.layers[0].q.nvfp4, r * 32));
+  }
+  ModelConfig three = m.weights.config;
+  three.num_experts = 3;
+  EXPECT_NE(error_of(three, 2).find("3 experts"), std::string::npos);
+}

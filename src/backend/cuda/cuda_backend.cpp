@@ -292,6 +292,15 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   profiler_.mark("o_proj_residual_norm", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
+  if (L.moe && comm_.active()) {  // expert parallelism: each GPU's experts' share, summed over the GPUs
+    moe_mlp_partial(*L.moe, h_.data(), T, o_.data(), moe_ws_, stream_);
+    profiler_.mark("moe_experts", stream_);
+    all_reduce_sum(o_.data(), size_t(T * c.hidden_size), comm_, stream_);
+    profiler_.mark("all_reduce", stream_);
+    add_and_norm(x_.data(), o_.data(), nullptr, next, T, norm, h_.data(), stream_);
+    profiler_.mark("residual_norm", stream_);
+    return;
+  }
   if (L.moe) {  // Qwen3-MoE: the experts' weighted sum goes into the residual stream, then the next norm
     moe_mlp(*L.moe, h_.data(), T, x_.data(), next, norm, moe_ws_, stream_);
     profiler_.mark("moe_experts_residual_norm", stream_);

@@ -261,7 +261,8 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   const auto make_model = [&](int64_t rank) -> cuda::DeviceModel {
     if (!o.synthetic.empty())
       return tp == 1 ? cuda::synthetic_model(config, 1, o.quantize_lm_head)
-                     : cuda::synthetic_model(rank_config(config, plan), uint64_t(1 + rank), o.quantize_lm_head, plan.vocab_per_rank);
+                     : cuda::synthetic_model(rank_config(config, plan), uint64_t(1 + rank), o.quantize_lm_head,
+                                             {plan.vocab_per_rank, plan.experts(rank).begin, plan.experts_per_rank});
     if (tp == 1) return cuda::upload_model(*weights, o.progress);
     const auto shard = shard_weights(*weights, plan, rank);
     return cuda::upload_model(shard->weights, o.progress && rank == 0);

@@ -54,7 +54,8 @@ Nvfp4Tiles down_tiles(const MlpWeights& m, int64_t layer) {
 // Experts stacked one at a time (the host holds one expert's tiles, not the layer's).
 DeviceMoe upload_moe(const MoeWeights& m, const ModelConfig& c, int64_t layer) {
   DeviceMoe d;
-  d.shape = {c.hidden_size, c.num_experts, c.experts_per_token, c.norm_topk_prob};
+  d.shape = {c.hidden_size, c.num_experts, c.experts_per_token, c.norm_topk_prob, m.first_expert,
+             int64_t(m.experts.size())};
   if (c.num_experts > kMaxExperts || c.experts_per_token > std::min(kMaxTopK, c.num_experts) || c.hidden_size > kMaxRouterHidden)
     fail("the CUDA backend routes at most {} experts with top-k up to {} and hidden size up to {}; this model has {} "
          "with top-{} and hidden size {}", kMaxExperts, kMaxTopK, kMaxRouterHidden, c.num_experts, c.experts_per_token,

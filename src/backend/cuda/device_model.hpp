@@ -45,9 +45,14 @@ struct DeviceModel {
 // routing kernels' bounds).
 DeviceModel upload_model(const ModelWeights& weights, bool progress);
 
+// Tensor parallelism: what one rank of a synthetic model holds beyond rank_config's shapes.
+struct SyntheticShard {
+  int64_t lm_head_rows = 0;                     // the rank's vocabulary slice; 0: the whole vocabulary
+  int64_t first_expert = 0, local_experts = 0;  // MoE layers' experts here; 0: all
+};
+
 // Random NVFP4 weights with `config`'s shapes, generated on the GPU (nothing to download).
-// `lm_head_rows` (tensor parallelism): the rank's vocabulary slice; 0 for the whole vocabulary.
 DeviceModel synthetic_model(const ModelConfig& config, uint64_t seed, bool nvfp4_lm_head = false,
-                            int64_t lm_head_rows = 0);
+                            const SyntheticShard& shard = {});
 
 }  // namespace fp4llm::cuda

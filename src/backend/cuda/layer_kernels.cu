@@ -36,6 +36,19 @@ __device__ __forceinline__ float norm_gain(const float* w, int64_t i, bool one_p
   return one_plus ? 1.0f + w[i] : w[i];
 }
 
+__global__ void weighted_sum_kernel(WeightedRows d, int64_t tokens, int64_t width, float* out) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(tokens * width);
+       i += size_t(gridDim.x) * blockDim.x) {
+    const size_t token = i / width, col = i % width;
+    float sum = 0;
+    for (int64_t c = 0; c < d.count; ++c) {
+      const float w = d.weights[token * d.count + c];
+      if (w != 0.0f) sum += w * d.rows[(token * d.count + c) * width + col];
+    }
+    out[i] = sum;
+  }
+}
+
 __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens, int64_t hidden,
                              float scale, float* x) {
   const size_t count = size_t(tokens) * hidden;
@@ -61,6 +74,7 @@ __device__ __forceinline__ float4 weighted_load4(const float* rows, const float*
   if (!valid) return sum;
   for (int c = 0; c < count; ++c) {
     const float w = weights[c];
+    if (w == 0.0f) continue;  // another GPU's expert (expert parallelism): its row is not written here
     const float4 v = reinterpret_cast<const float4*>(rows + size_t(c) * width)[i];
     sum.x += w * v.x, sum.y += w * v.y, sum.z += w * v.z, sum.w += w * v.w;
   }
@@ -250,6 +264,12 @@ void add_and_norm(float* x, const float* delta, const float* post_w, const float
 void add_weighted_and_norm(float* x, const WeightedRows& delta, const float* next_w, int64_t rows,
                            const NormParams& n, __nv_bfloat16* out, cudaStream_t stream) {
   launch_add_norm(x, delta.rows, delta.weights, delta.count, nullptr, next_w, rows, n, out, stream);
+}
+
+void weighted_sum(const WeightedRows& delta, int64_t rows, int64_t width, float* out, cudaStream_t stream) {
+  if (rows == 0) return;
+  weighted_sum_kernel<<<grid_for(rows * width, kThreads), kThreads, 0, stream>>>(delta, rows, width, out);
+  FP4LLM_CUDA_LAUNCHED();
 }
 
 void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* slots, int64_t tokens,

@@ -34,6 +34,9 @@ struct WeightedRows {
 };
 void add_weighted_and_norm(float* x, const WeightedRows& delta, const float* next_w, int64_t rows,
                            const NormParams& n, __nv_bfloat16* out, cudaStream_t stream);
+// out[t] = the same weighted sum, stored (expert parallelism: this GPU's share, summed over the
+// GPUs before the residual add). Rows of weight 0 are not read.
+void weighted_sum(const WeightedRows& delta, int64_t rows, int64_t width, float* out, cudaStream_t stream);
 
 // Per token of the fused q|k|v rows: RMSNorm of each q and k head, rotate-half RoPE at the
 // token's position, q written as float32 [tokens, heads, head_dim], k and v stored into the

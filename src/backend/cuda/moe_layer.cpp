@@ -13,7 +13,7 @@ void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermed
     FP4LLM_CUDA_CHECK(cudaMemset(active_experts.data(), 0, active_experts.bytes()));
   }
   if (wanted <= tokens) return;
-  const size_t routed = size_t(wanted * s.top_k), groups = size_t(std::min<int64_t>(s.experts, wanted * s.top_k));
+  const size_t routed = size_t(wanted * s.top_k), groups = size_t(std::min<int64_t>(s.local(), wanted * s.top_k));
   topk_expert = DeviceBuffer<int32_t>(routed);
   topk_weight = DeviceBuffer<float>(routed);
   logits = DeviceBuffer<float>(size_t(wanted * s.experts));
@@ -37,27 +37,51 @@ Routing MoeWorkspace::routing() {
           num_groups.data(),   row_token.data(),   row_slot.data(),    active_experts.data()};
 }
 
+namespace {
+
+// One routing pass of `n` tokens: route, group, both grouped GEMVs; the chosen experts' rows end
+// in ws.expert_out, their weights in ws.topk_weight.
+void experts_pass(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream) {
+  const RouterShape& s = m.shape;
+  moe_route(m.router.data(), h, n, s, ws.routing(), stream);
+  ExpertRows rows;
+  rows.group_expert = ws.group_expert.data();
+  rows.group_offset = ws.group_offset.data();
+  rows.num_groups = ws.num_groups.data();
+  rows.row_token = ws.row_token.data();
+  rows.row_slot = ws.row_slot.data();
+  rows.max_groups = std::min(s.local(), n * s.top_k);
+  rows.max_rows = n;
+  nvfp4_experts_gated(m.gate_up, h, rows, /*gelu=*/false, ws.act.data(), stream);
+  nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);
+}
+
+void check_workspace(const MoeWorkspace& ws, int64_t tokens) {
+  if (std::min(tokens, kMoeTokensPerPass) > ws.tokens) fail("MoE workspace sized for {} tokens, {} asked", ws.tokens, tokens);
+}
+
+}  // namespace
+
 void moe_mlp(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, float* x, const float* next_w,
              const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream) {
-  const RouterShape& s = m.shape;
-  if (std::min(tokens, kMoeTokensPerPass) > ws.tokens) fail("MoE workspace sized for {} tokens, {} asked", ws.tokens, tokens);
-  const Routing routing = ws.routing();
+  check_workspace(ws, tokens);
+  const int64_t H = m.shape.hidden;
   for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
     const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
-    __nv_bfloat16* hp = h + start * s.hidden;
-    moe_route(m.router.data(), hp, n, s, routing, stream);
-    ExpertRows rows;
-    rows.group_expert = ws.group_expert.data();
-    rows.group_offset = ws.group_offset.data();
-    rows.num_groups = ws.num_groups.data();
-    rows.row_token = ws.row_token.data();
-    rows.row_slot = ws.row_slot.data();
-    rows.max_groups = std::min(s.experts, n * s.top_k);
-    rows.max_rows = n;
-    nvfp4_experts_gated(m.gate_up, hp, rows, /*gelu=*/false, ws.act.data(), stream);
-    nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);
-    add_weighted_and_norm(x + start * s.hidden, {ws.expert_out.data(), ws.topk_weight.data(), s.top_k}, next_w, n,
-                          norm, hp, stream);
+    experts_pass(m, h + start * H, n, ws, stream);
+    add_weighted_and_norm(x + start * H, {ws.expert_out.data(), ws.topk_weight.data(), m.shape.top_k}, next_w, n,
+                          norm, h + start * H, stream);
+  }
+}
+
+void moe_mlp_partial(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens, float* partial, MoeWorkspace& ws,
+                     cudaStream_t stream) {
+  check_workspace(ws, tokens);
+  const int64_t H = m.shape.hidden;
+  for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
+    const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
+    experts_pass(m, h + start * H, n, ws, stream);
+    weighted_sum({ws.expert_out.data(), ws.topk_weight.data(), m.shape.top_k}, n, H, partial + start * H, stream);
   }
 }
 

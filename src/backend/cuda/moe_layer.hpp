@@ -20,7 +20,7 @@ struct DeviceMoe {
   RouterShape shape;
   uint64_t bytes() const { return router.bytes() + gate_up.bytes() + down.bytes(); }
   // Weight bytes of one expert (gate, up and down): what each distinct chosen expert costs a step.
-  uint64_t bytes_per_expert() const { return (gate_up.bytes() + down.bytes()) / uint64_t(shape.experts); }
+  uint64_t bytes_per_expert() const { return (gate_up.bytes() + down.bytes()) / uint64_t(shape.local()); }
 };
 
 // Tokens routed per pass: longer prefill steps loop, so the buffers stay bounded.
@@ -44,5 +44,10 @@ struct MoeWorkspace {
 // (the next layer's input norm), rows of each routing pass once that pass has used them.
 void moe_mlp(const DeviceMoe& moe, __nv_bfloat16* h, int64_t tokens, float* x, const float* next_w,
              const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream);
+
+// Expert parallelism: partial[tokens, hidden] = this GPU's experts' share of MoE(h), to be summed
+// over the GPUs before the residual add.
+void moe_mlp_partial(const DeviceMoe& moe, const __nv_bfloat16* h, int64_t tokens, float* partial, MoeWorkspace& ws,
+                     cudaStream_t stream);
 
 }  // namespace fp4llm::cuda

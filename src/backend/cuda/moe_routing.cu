@@ -124,25 +124,29 @@ __device__ void lay_out_groups(const int* count, int* cursor, int experts, int l
 // is that of the atomic cursor; each row's product does not depend on its position, so the
 // results do not either.
 __global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, RouterShape s, Routing out) {
-  __shared__ int count[kMaxExperts], cursor[kMaxExperts];
+  __shared__ int count[kMaxExperts], cursor[kMaxExperts];  // by local expert
   const int experts = int(s.experts), top_k = int(s.top_k), lane = threadIdx.x & 31;
-  for (int e = threadIdx.x; e < experts; e += blockDim.x) count[e] = 0;
+  const int first = int(s.first_expert), local = int(s.local());
+  for (int e = threadIdx.x; e < local; e += blockDim.x) count[e] = 0;
   __syncthreads();
   for (int t = threadIdx.x >> 5; t < tokens; t += blockDim.x >> 5) {
     int expert = 0;
     float prob = 0;
     const float chosen = select_top_k(out.logits + size_t(t) * experts, experts, top_k, lane, expert, prob);
     if (lane < top_k) {
+      const bool mine = expert >= first && expert < first + local;
       out.topk_expert[t * top_k + lane] = expert;
-      out.topk_weight[t * top_k + lane] = s.norm_topk_prob ? prob / chosen : prob;
-      atomicAdd(&count[expert], 1);
+      out.topk_weight[t * top_k + lane] = mine ? (s.norm_topk_prob ? prob / chosen : prob) : 0.0f;
+      if (mine) atomicAdd(&count[expert - first], 1);
     }
   }
   __syncthreads();
-  if (threadIdx.x < 32) lay_out_groups(count, cursor, experts, lane, out);
+  if (threadIdx.x < 32) lay_out_groups(count, cursor, local, lane, out);
   __syncthreads();
   for (int i = threadIdx.x; i < tokens * top_k; i += blockDim.x) {
-    const int at = atomicAdd(&cursor[out.topk_expert[i]], 1);
+    const int e = out.topk_expert[i] - first;
+    if (e < 0 || e >= local) continue;  // another GPU's expert
+    const int at = atomicAdd(&cursor[e], 1);
     out.row_token[at] = i / top_k;
     out.row_slot[at] = i;
   }
@@ -162,7 +166,8 @@ void launch_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t 
 
 void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
                const Routing& out, cudaStream_t stream) {
-  if (s.experts < 1 || s.experts > kMaxExperts || s.top_k < 1 || s.top_k > std::min(kMaxTopK, s.experts))
+  if (s.experts < 1 || s.experts > kMaxExperts || s.top_k < 1 || s.top_k > std::min(kMaxTopK, s.experts) ||
+      s.first_expert < 0 || s.local() < 1 || s.first_expert + s.local() > s.experts)
     throw_error("MoE routing: " + std::to_string(s.experts) + " experts with top-" + std::to_string(s.top_k) +
                 " is not supported (at most " + std::to_string(kMaxExperts) + " experts, top-k 1.." +
                 std::to_string(kMaxTopK) + ")");

@@ -17,6 +17,11 @@ constexpr int64_t kMaxRouterHidden = 4096;  // router row in registers (16 piece
 struct RouterShape {
   int64_t hidden = 0, experts = 0, top_k = 0;
   bool norm_topk_prob = false;
+  // Expert parallelism: this GPU holds experts [first_expert, first_expert + local_experts) (all
+  // when local_experts is 0). Routing still chooses among all experts; only local choices are
+  // grouped (by local index) and the others get weight 0.
+  int64_t first_expert = 0, local_experts = 0;
+  __host__ __device__ int64_t local() const { return local_experts ? local_experts : experts; }
 };
 
 // Where moe_route writes (device arrays). Routed row t * top_k + c is token t's choice c.
@@ -35,7 +40,8 @@ struct Routing {
 // Two launches: router logits h W^T (BF16 weight [experts, hidden], float32 sums); then, in one
 // block, softmax over all experts in float32, the top_k largest probabilities (the lower expert
 // first on ties, as a stable sort), renormalised to sum 1 when norm_topk_prob, and a counting
-// sort of the routed rows by expert (groups in increasing expert order) for ExpertRows.
+// sort of the routed rows by expert (groups in increasing expert order) for ExpertRows; with
+// expert parallelism only the local experts' rows, the other choices' weights set to 0.
 void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& shape,
                const Routing& out, cudaStream_t stream);
 

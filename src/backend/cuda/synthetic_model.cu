@@ -67,8 +67,9 @@ DeviceBuffer<float> constant(int64_t n, float v) {
 
 }  // namespace
 
-DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_head, int64_t lm_head_rows) {
-  if (lm_head_rows == 0) lm_head_rows = c.vocab_size;
+DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_head, const SyntheticShard& shard) {
+  const int64_t lm_head_rows = shard.lm_head_rows ? shard.lm_head_rows : c.vocab_size;
+  const int64_t experts = shard.local_experts ? shard.local_experts : c.num_experts;
   DeviceModel d;
   d.config = c;
   const bool gemma = c.family == ModelFamily::Gemma3;
@@ -90,13 +91,13 @@ DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_h
     L.o = random_linear(H, c.num_heads * D, seed);
     if (c.layer_moe[size_t(l)]) {
       DeviceMoe m;
-      m.shape = {H, c.num_experts, c.experts_per_token, c.norm_topk_prob};
+      m.shape = {H, c.num_experts, c.experts_per_token, c.norm_topk_prob, shard.first_expert, experts};
       // Router logits of spread ~1 over unit-RMS activations: routing spreads over the experts.
       m.router = DeviceBuffer<__nv_bfloat16>(size_t(c.num_experts * H));
       random_bf16<<<grid_for(int64_t(m.router.size()), 256), 256>>>(m.router.data(), m.router.size(), ++seed,
                                                                      std::sqrt(3.0f / float(H)));
-      m.gate_up = random_linear(2 * c.moe_intermediate_size, H, seed, /*gated=*/true, c.num_experts);
-      m.down = random_linear(H, c.moe_intermediate_size, seed, false, c.num_experts);
+      m.gate_up = random_linear(2 * c.moe_intermediate_size, H, seed, /*gated=*/true, experts);
+      m.down = random_linear(H, c.moe_intermediate_size, seed, false, experts);
       L.moe = std::move(m);
     } else {
       L.gate_up = random_linear(2 * c.intermediate_size, H, seed, /*gated=*/true);
