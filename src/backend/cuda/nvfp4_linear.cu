@@ -390,6 +390,16 @@ bool prefetch_x() {
   return on;
 }
 
+// The kernel instance for `rows` tokens (per group: the most one group can hold): 8-token groups
+// per warp, and for more than 64 rows (expert groups only) slices of 64 over grid z.
+template <bool kGrouped>
+void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
+  if (rows <= 8) prefetch_x() ? launch_gemv<1, kGrouped, true>(p, groups, 1, stream) : launch_gemv<1, kGrouped>(p, groups, 1, stream);
+  else if (rows <= 16) launch_gemv<2, kGrouped>(p, groups, 1, stream);
+  else if (rows <= 32) launch_gemv<4, kGrouped>(p, groups, 1, stream);
+  else launch_gemv<8, kGrouped>(p, groups, unsigned((rows + 63) / 64), stream);
+}
+
 // `rows`: the rows of x, or for expert groups the most rows one group can hold.
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
           unsigned groups = 1) {
@@ -406,19 +416,8 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   p.splits = splits;
   p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
-  const auto slices = [&](int64_t per_slice) { return unsigned((rows + per_slice - 1) / per_slice); };
-  const bool prefetch = prefetch_x();
-  if (p.group_offset) {
-    if (rows <= 8) prefetch ? launch_gemv<1, true, true>(p, groups, 1, stream) : launch_gemv<1, true>(p, groups, 1, stream);
-    else if (rows <= 16) launch_gemv<2, true>(p, groups, 1, stream);
-    else if (rows <= 32) launch_gemv<4, true>(p, groups, 1, stream);
-    else launch_gemv<8, true>(p, groups, slices(64), stream);
-  } else {
-    if (rows <= 8) prefetch ? launch_gemv<1, false, true>(p, 1, 1, stream) : launch_gemv<1, false>(p, 1, 1, stream);
-    else if (rows <= 16) launch_gemv<2, false>(p, 1, 1, stream);
-    else if (rows <= 32) launch_gemv<4, false>(p, 1, 1, stream);
-    else launch_gemv<8, false>(p, 1, 1, stream);
-  }
+  if (p.group_offset) launch_for_rows<true>(p, rows, groups, stream);
+  else launch_for_rows<false>(p, rows, 1, stream);
 }
 
 void set_groups(GemvArgs& p, const ExpertRows& r) {
@@ -426,10 +425,6 @@ void set_groups(GemvArgs& p, const ExpertRows& r) {
   p.group_offset = r.group_offset;
   p.num_groups = r.num_groups;
 }
-
-}  // namespace
-
-namespace {
 
 DeviceNvfp4Linear shaped_like(const Nvfp4Tiles& tiles) {
   DeviceNvfp4Linear d;
