@@ -26,10 +26,6 @@ T* offset_ptr(uint8_t* base, size_t bytes) {
 
 size_t align8(size_t n) { return (n + 7) / 8 * 8; }
 
-RouterShape moe_shape(const ModelConfig& c) {
-  return {c.hidden_size, c.num_experts, c.experts_per_token, c.norm_topk_prob};
-}
-
 // Decode attention runs on tensor cores where the shape allows (measured faster on the H100,
 // docs/PERFORMANCE.md); FP4LLM_MMA_ATTENTION=0 selects the CUDA-core kernel, for comparison.
 bool use_mma_attention() {
@@ -204,7 +200,7 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   h_ = DeviceBuffer<__nv_bfloat16>(T * H);
   attn_ = DeviceBuffer<__nv_bfloat16>(T * qd);
   act_ = DeviceBuffer<__nv_bfloat16>(T * I);
-  if (c.num_experts > 0) moe_ws_.ensure(tokens, moe_shape(c), c.moe_intermediate_size);
+  if (c.num_experts > 0) moe_ws_.ensure(tokens, router_shape(c), c.moe_intermediate_size);
   capacity_tokens_ = tokens;
 }
 
@@ -255,33 +251,38 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   profiler_.mark("rope_kv_write", stream_);
   const int32_t* token_seq = offset_ptr<int32_t>(meta_.data(), s.token_seq_at);
   const int32_t* tables = offset_ptr<int32_t>(meta_.data(), s.tables_at);
+  const AttentionParams ap = attention_params(index, s);
+  const AttentionWorkspace aws{attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()};
   if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
     flash_prefill_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
                             token_seq, tables, offset_ptr<QueryTile>(meta_.data(), s.tiles_at), int64_t(s.tiles.size()),
-                            attention_params(index, s), attn_.data(), stream_);
-  else if (use_mma_attention() && mma_decode_attention_supports(attention_params(index, s)))
+                            ap, attn_.data(), stream_);
+  else if (use_mma_attention() && mma_decode_attention_supports(ap))
     mma_decode_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
-                         token_seq, tables, T, attention_params(index, s),
-                         {attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()}, attn_.data(), stream_);
+                         token_seq, tables, T, ap, aws, attn_.data(), stream_);
   else
     paged_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions, token_seq,
-                    tables, T, attention_params(index, s), {attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()},
-                    attn_.data(), stream_);
+                    tables, T, ap, aws, attn_.data(), stream_);
   profiler_.mark("attention", stream_);
   // Qwen3 adds each projection straight into the residual stream (the GEMV's epilogue); Gemma3
   // normalises the projection first (sandwich norms), so it goes through add_and_norm.
   // Tensor parallelism: o_proj and down_proj hold a slice of their input features on each rank,
   // so their products are summed over the ranks before the residual add.
   const NormParams norm{c.hidden_size, float(c.rms_norm_eps), gemma};
+  // o_ holds this rank's share of a product: summed over the ranks, then added (Gemma3: normalised
+  // by post_w first) and the next norm taken.
+  const auto add_shares = [&](const float* post_w, const float* next_w) {
+    if (comm_.active()) {
+      all_reduce_sum(o_.data(), size_t(T * c.hidden_size), comm_, stream_);
+      profiler_.mark("all_reduce", stream_);
+    }
+    add_and_norm(x_.data(), o_.data(), gemma ? post_w : nullptr, next_w, T, norm, h_.data(), stream_);
+  };
   const auto residual = [&](const DeviceNvfp4Linear& w, const __nv_bfloat16* in, const float* post_w, const float* next_w) {
     if (gemma || comm_.active()) {
       nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
-      if (comm_.active()) {
-        profiler_.mark("row_parallel_proj", stream_);
-        all_reduce_sum(o_.data(), size_t(T * c.hidden_size), comm_, stream_);
-        profiler_.mark("all_reduce", stream_);
-      }
-      add_and_norm(x_.data(), o_.data(), gemma ? post_w : nullptr, next_w, T, norm, h_.data(), stream_);
+      if (comm_.active()) profiler_.mark("row_parallel_proj", stream_);
+      add_shares(post_w, next_w);
     } else {
       nvfp4_linear(w, in, T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
       add_and_norm(x_.data(), nullptr, nullptr, next_w, T, norm, h_.data(), stream_);
@@ -295,9 +296,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   if (L.moe && comm_.active()) {  // expert parallelism: each GPU's experts' share, summed over the GPUs
     moe_mlp_partial(*L.moe, h_.data(), T, o_.data(), moe_ws_, stream_);
     profiler_.mark("moe_experts", stream_);
-    all_reduce_sum(o_.data(), size_t(T * c.hidden_size), comm_, stream_);
-    profiler_.mark("all_reduce", stream_);
-    add_and_norm(x_.data(), o_.data(), nullptr, next, T, norm, h_.data(), stream_);
+    add_shares(nullptr, next);
     profiler_.mark("residual_norm", stream_);
     return;
   }

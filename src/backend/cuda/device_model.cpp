@@ -1,6 +1,5 @@
 #include "backend/cuda/device_model.hpp"
 
-#include <algorithm>
 #include <cstring>
 
 #include "formats/number_formats.hpp"
@@ -54,12 +53,8 @@ Nvfp4Tiles down_tiles(const MlpWeights& m, int64_t layer) {
 // Experts stacked one at a time (the host holds one expert's tiles, not the layer's).
 DeviceMoe upload_moe(const MoeWeights& m, const ModelConfig& c, int64_t layer) {
   DeviceMoe d;
-  d.shape = {c.hidden_size, c.num_experts, c.experts_per_token, c.norm_topk_prob, m.first_expert,
-             int64_t(m.experts.size())};
-  if (c.num_experts > kMaxExperts || c.experts_per_token > std::min(kMaxTopK, c.num_experts) || c.hidden_size > kMaxRouterHidden)
-    fail("the CUDA backend routes at most {} experts with top-k up to {} and hidden size up to {}; this model has {} "
-         "with top-{} and hidden size {}", kMaxExperts, kMaxTopK, kMaxRouterHidden, c.num_experts, c.experts_per_token,
-         c.hidden_size);
+  d.shape = router_shape(c, m.first_expert, int64_t(m.experts.size()));
+  check_router_shape(d.shape);  // at load, before any expert is uploaded
   std::vector<__nv_bfloat16> router(m.router.size());
   for (size_t i = 0; i < router.size(); ++i) {
     const uint16_t b = float_to_bf16(m.router[i]);  // the checkpoint's 16-bit values, exactly

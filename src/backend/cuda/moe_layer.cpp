@@ -6,6 +6,10 @@
 
 namespace fp4llm::cuda {
 
+RouterShape router_shape(const ModelConfig& c, int64_t first_expert, int64_t local_experts) {
+  return {c.hidden_size, c.num_experts, c.experts_per_token, c.norm_topk_prob, first_expert, local_experts};
+}
+
 void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermediate) {
   wanted = std::min(wanted, kMoeTokensPerPass);
   if (!active_experts.size()) {

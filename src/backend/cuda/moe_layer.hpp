@@ -10,6 +10,7 @@
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/moe_routing.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
+#include "model/model_config.hpp"
 
 namespace fp4llm::cuda {
 
@@ -22,6 +23,10 @@ struct DeviceMoe {
   // Weight bytes of one expert (gate, up and down): what each distinct chosen expert costs a step.
   uint64_t bytes_per_expert() const { return (gate_up.bytes() + down.bytes()) / uint64_t(shape.local()); }
 };
+
+// The routing shape of `config`'s MoE layers; expert parallelism: this GPU's experts
+// [first_expert, first_expert + local_experts) (0: all).
+RouterShape router_shape(const ModelConfig& config, int64_t first_expert = 0, int64_t local_experts = 0);
 
 // Tokens routed per pass: longer prefill steps loop, so the buffers stay bounded.
 constexpr int64_t kMoeTokensPerPass = 1024;

@@ -164,8 +164,7 @@ void launch_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t 
 
 }  // namespace
 
-void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
-               const Routing& out, cudaStream_t stream) {
+void check_router_shape(const RouterShape& s) {
   if (s.experts < 1 || s.experts > kMaxExperts || s.top_k < 1 || s.top_k > std::min(kMaxTopK, s.experts) ||
       s.first_expert < 0 || s.local() < 1 || s.first_expert + s.local() > s.experts)
     throw_error("MoE routing: " + std::to_string(s.experts) + " experts with top-" + std::to_string(s.top_k) +
@@ -174,6 +173,11 @@ void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t toke
   if (s.hidden % 8 != 0 || s.hidden > kMaxRouterHidden)
     throw_error("MoE routing: hidden size " + std::to_string(s.hidden) + " is not a multiple of 8 up to " +
                 std::to_string(kMaxRouterHidden));
+}
+
+void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
+               const Routing& out, cudaStream_t stream) {
+  check_router_shape(s);
   if (tokens <= 0) return;
   const int64_t per_lane = (s.hidden / 8 + 31) / 32;
   if (per_lane <= 1) launch_logits<1>(router, h, tokens, s, out.logits, stream);

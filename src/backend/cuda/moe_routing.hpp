@@ -37,6 +37,10 @@ struct Routing {
   unsigned long long* active;  // may be null: accumulates the distinct experts used (benchmark floor)
 };
 
+// Throws Error naming what the routing kernels cannot do (expert count, top-k, hidden size, a
+// local expert range outside the experts).
+void check_router_shape(const RouterShape& shape);
+
 // Two launches: router logits h W^T (BF16 weight [experts, hidden], float32 sums); then, in one
 // block, softmax over all experts in float32, the top_k largest probabilities (the lower expert
 // first on ties, as a stable sort), renormalised to sum 1 when norm_topk_prob, and a counting

@@ -91,7 +91,7 @@ DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_h
     L.o = random_linear(H, c.num_heads * D, seed);
     if (c.layer_moe[size_t(l)]) {
       DeviceMoe m;
-      m.shape = {H, c.num_experts, c.experts_per_token, c.norm_topk_prob, shard.first_expert, experts};
+      m.shape = router_shape(c, shard.first_expert, experts);
       // Router logits of spread ~1 over unit-RMS activations: routing spreads over the experts.
       m.router = DeviceBuffer<__nv_bfloat16>(size_t(c.num_experts * H));
       random_bf16<<<grid_for(int64_t(m.router.size()), 256), 256>>>(m.router.data(), m.router.size(), ++seed,
