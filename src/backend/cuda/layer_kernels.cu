@@ -36,19 +36,6 @@ __device__ __forceinline__ float norm_gain(const float* w, int64_t i, bool one_p
   return one_plus ? 1.0f + w[i] : w[i];
 }
 
-__global__ void weighted_sum_kernel(WeightedRows d, int64_t tokens, int64_t width, float* out) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(tokens * width);
-       i += size_t(gridDim.x) * blockDim.x) {
-    const size_t token = i / width, col = i % width;
-    float sum = 0;
-    for (int64_t c = 0; c < d.count; ++c) {
-      const float w = d.weights[token * d.count + c];
-      if (w != 0.0f) sum += w * d.rows[(token * d.count + c) * width + col];
-    }
-    out[i] = sum;
-  }
-}
-
 __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens, int64_t hidden,
                              float scale, float* x) {
   const size_t count = size_t(tokens) * hidden;
@@ -79,6 +66,17 @@ __device__ __forceinline__ float4 weighted_load4(const float* rows, const float*
     sum.x += w * v.x, sum.y += w * v.y, sum.z += w * v.z, sum.w += w * v.w;
   }
   return sum;
+}
+
+// width % 4 == 0: one float4 of a token's weighted sum per thread.
+__global__ void weighted_sum_kernel(WeightedRows d, int64_t tokens, int64_t width, float* out) {
+  const int64_t quads = width / 4;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(tokens * quads);
+       i += size_t(gridDim.x) * blockDim.x) {
+    const size_t token = i / quads, q = i % quads;
+    reinterpret_cast<float4*>(out)[i] = weighted_load4(d.rows + token * d.count * width, d.weights + token * d.count,
+                                                       int(d.count), width, int64_t(q), true);
+  }
 }
 
 __device__ __forceinline__ float sum_squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
@@ -268,7 +266,8 @@ void add_weighted_and_norm(float* x, const WeightedRows& delta, const float* nex
 
 void weighted_sum(const WeightedRows& delta, int64_t rows, int64_t width, float* out, cudaStream_t stream) {
   if (rows == 0) return;
-  weighted_sum_kernel<<<grid_for(rows * width, kThreads), kThreads, 0, stream>>>(delta, rows, width, out);
+  if (width % 4 != 0) throw_error("weighted sum: width " + std::to_string(width) + " is not a multiple of 4");
+  weighted_sum_kernel<<<grid_for(rows * width / 4, kThreads), kThreads, 0, stream>>>(delta, rows, width, out);
   FP4LLM_CUDA_LAUNCHED();
 }
 
