@@ -87,23 +87,24 @@ TensorParallelBackend::TensorParallelBackend(const ModelConfig& config, int64_t 
       ranks_[size_t(r)] = std::make_unique<CudaBackend>(make_model(r), cache, enforce_eager, comms_[size_t(r)]);
     });
   } catch (...) {
-    on_all_ranks([&](int64_t r) {
-      ranks_[size_t(r)].reset();
-      leave_communicator(comms_[size_t(r)]);
-    });
+    release_ranks();
     throw;
   }
 }
 
 TensorParallelBackend::~TensorParallelBackend() {
-  // Each rank's GPU objects are released on its own thread (its device current).
   try {
-    on_all_ranks([&](int64_t r) {
-      ranks_[size_t(r)].reset();
-      leave_communicator(comms_[size_t(r)]);
-    });
+    release_ranks();
   } catch (...) {
   }
+}
+
+// Each rank's GPU objects are released on its own thread (its device current).
+void TensorParallelBackend::release_ranks() {
+  on_all_ranks([&](int64_t r) {
+    ranks_[size_t(r)].reset();
+    leave_communicator(comms_[size_t(r)]);
+  });
 }
 
 void TensorParallelBackend::on_all_ranks(const std::function<void(int64_t)>& f) {

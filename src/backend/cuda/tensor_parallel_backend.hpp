@@ -38,6 +38,7 @@ class TensorParallelBackend final : public Backend {
 
  private:
   struct Worker;
+  void release_ranks();
   ModelConfig config_;
   TensorParallelPlan plan_;
   std::vector<std::unique_ptr<Worker>> workers_;
