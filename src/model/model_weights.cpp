@@ -9,6 +9,11 @@
 
 namespace fp4llm {
 
+const QuantizedLinear& LinearWeight::nvfp4_for(const char* user, int64_t layer, const char* role) const {
+  if (!nvfp4) fail("{} runs NVFP4 projections only; layer {} {} is 16-bit", user, layer, role);
+  return *nvfp4;
+}
+
 namespace {
 
 // Where the text model's tensors live: plain causal LMs use "model.", Gemma3's multimodal

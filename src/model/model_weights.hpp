@@ -18,6 +18,11 @@ struct LinearWeight {
   const QuantizedLinear* nvfp4 = nullptr;
   const TensorView* dense = nullptr;
   int64_t out_features = 0, in_features = 0;
+
+  static LinearWeight of(const QuantizedLinear& q) { return {&q, nullptr, q.out_features, q.in_features}; }
+  // The NVFP4 weight; for a 16-bit one an Error saying that `user` runs NVFP4 projections only,
+  // naming the layer and the role.
+  const QuantizedLinear& nvfp4_for(const char* user, int64_t layer, const char* role) const;
 };
 
 struct MlpWeights {

@@ -56,8 +56,8 @@ TensorParallelPlan::Range TensorParallelPlan::mlp_rows(int64_t rank) const {
   return {rank * intermediate_per_rank, (rank + 1) * intermediate_per_rank};
 }
 
-TensorParallelPlan::Range TensorParallelPlan::vocab_rows(const ModelConfig& c, int64_t rank) const {
-  return {std::min(c.vocab_size, rank * vocab_per_rank), std::min(c.vocab_size, (rank + 1) * vocab_per_rank)};
+TensorParallelPlan::Range TensorParallelPlan::vocab_rows(int64_t rank) const {
+  return {rank * vocab_per_rank, (rank + 1) * vocab_per_rank};
 }
 
 ModelConfig rank_config(const ModelConfig& c, const TensorParallelPlan& plan) {
@@ -71,8 +71,7 @@ ModelConfig rank_config(const ModelConfig& c, const TensorParallelPlan& plan) {
 namespace {
 
 const QuantizedLinear& nvfp4_of(const LinearWeight& w, const char* role, int64_t layer) {
-  if (!w.nvfp4) fail("tensor parallelism splits NVFP4 projections only; layer {} {} is 16-bit", layer, role);
-  return *w.nvfp4;
+  return w.nvfp4_for("tensor parallelism", layer, role);
 }
 
 // Rows [begin, end) of a 2-D tensor: a view sharing its bytes.
@@ -96,14 +95,7 @@ std::unique_ptr<RankWeights> shard_weights(const ModelWeights& w, const TensorPa
   r.embed = w.embed;
   r.final_norm = w.final_norm;
   const auto keep = [&](QuantizedLinear q) -> const QuantizedLinear* { return &out->linears.emplace_back(std::move(q)); };
-  const auto linear = [&](const QuantizedLinear* q) {
-    LinearWeight l;
-    l.nvfp4 = q;
-    l.out_features = q->out_features;
-    l.in_features = q->in_features;
-    return l;
-  };
-  const TensorParallelPlan::Range vocab = plan.vocab_rows(c, rank);
+  const TensorParallelPlan::Range vocab = plan.vocab_rows(rank);
   if (w.lm_head_nvfp4)
     r.lm_head_nvfp4 = keep(shard_rows(*w.lm_head_nvfp4, vocab.begin, vocab.end));
   else
@@ -113,10 +105,10 @@ std::unique_ptr<RankWeights> shard_weights(const ModelWeights& w, const TensorPa
     const LayerWeights& L = w.layers[i];
     const int64_t layer = int64_t(i);
     LayerWeights s = L;  // norms, KV scales
-    s.q = linear(keep(shard_rows(nvfp4_of(L.q, "q_proj", layer), q_rows.begin, q_rows.end)));
-    s.k = linear(keep(shard_rows(nvfp4_of(L.k, "k_proj", layer), kv_rows.begin, kv_rows.end)));
-    s.v = linear(keep(shard_rows(nvfp4_of(L.v, "v_proj", layer), kv_rows.begin, kv_rows.end)));
-    s.o = linear(keep(shard_columns(nvfp4_of(L.o, "o_proj", layer), q_rows.begin, q_rows.end)));
+    s.q = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.q, "q_proj", layer), q_rows.begin, q_rows.end)));
+    s.k = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.k, "k_proj", layer), kv_rows.begin, kv_rows.end)));
+    s.v = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.v, "v_proj", layer), kv_rows.begin, kv_rows.end)));
+    s.o = LinearWeight::of(*keep(shard_columns(nvfp4_of(L.o, "o_proj", layer), q_rows.begin, q_rows.end)));
     if (L.moe) {  // expert parallelism: whole experts, one rank each
       const TensorParallelPlan::Range mine = plan.experts(rank);
       if (L.moe->first_expert != 0 || int64_t(L.moe->experts.size()) != c.num_experts)
@@ -125,9 +117,9 @@ std::unique_ptr<RankWeights> shard_weights(const ModelWeights& w, const TensorPa
       s.moe->first_expert = mine.begin;
       s.mlp = {};
     } else {
-      s.mlp.gate = linear(keep(shard_rows(nvfp4_of(L.mlp.gate, "gate_proj", layer), mlp.begin, mlp.end)));
-      s.mlp.up = linear(keep(shard_rows(nvfp4_of(L.mlp.up, "up_proj", layer), mlp.begin, mlp.end)));
-      s.mlp.down = linear(keep(shard_columns(nvfp4_of(L.mlp.down, "down_proj", layer), mlp.begin, mlp.end)));
+      s.mlp.gate = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.mlp.gate, "gate_proj", layer), mlp.begin, mlp.end)));
+      s.mlp.up = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.mlp.up, "up_proj", layer), mlp.begin, mlp.end)));
+      s.mlp.down = LinearWeight::of(*keep(shard_columns(nvfp4_of(L.mlp.down, "down_proj", layer), mlp.begin, mlp.end)));
     }
     r.layers.push_back(std::move(s));
   }

@@ -37,7 +37,7 @@ struct TensorParallelPlan {
   Range q_rows(const ModelConfig& c, int64_t rank) const;
   Range kv_rows(const ModelConfig& c, int64_t rank) const;
   Range mlp_rows(int64_t rank) const;
-  Range vocab_rows(const ModelConfig& c, int64_t rank) const;
+  Range vocab_rows(int64_t rank) const;
   Range experts(int64_t rank) const;
 };
 

@@ -51,8 +51,8 @@ TEST(TensorParallelPlan, HeadsColumnsAndVocabularyCoverTheModelOnce) {
       EXPECT_EQ(p.mlp_rows(r).begin, mlp);
       mlp = p.mlp_rows(r).end;
       EXPECT_EQ(p.mlp_rows(r).size() % 16, 0);
-      EXPECT_EQ(p.vocab_rows(c, r).begin, vocab);
-      vocab = p.vocab_rows(c, r).end;
+      EXPECT_EQ(p.vocab_rows(r).begin, vocab);
+      vocab = p.vocab_rows(r).end;
       // Each local query head's KV head (global head / group size) is one this rank holds.
       const auto kv = p.kv_rows(c, r);
       for (int64_t h = r * p.heads_per_rank; h < (r + 1) * p.heads_per_rank; ++h) {

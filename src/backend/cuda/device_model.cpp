@@ -13,9 +13,7 @@ namespace fp4llm::cuda {
 namespace {
 
 const QuantizedLinear& nvfp4_of(const LinearWeight& w, const char* role, int64_t layer) {
-  if (!w.nvfp4)
-    fail("the CUDA backend runs NVFP4 projections only; layer {} {} is 16-bit", layer, role);
-  return *w.nvfp4;
+  return w.nvfp4_for("the CUDA backend", layer, role);
 }
 
 DeviceNvfp4Linear fused(std::initializer_list<const QuantizedLinear*> parts) {
