@@ -40,6 +40,22 @@ struct Expert {
   QuantizedLinear gate, up, down;
 };
 
+// Experts [first, first + count), stacked on the device as the grouped kernels read them.
+void upload_experts(const std::vector<Expert>& experts, int64_t first, int64_t count, cuda::DeviceMoe& d) {
+  for (int64_t e = 0; e < count; ++e) {
+    const Expert& ex = experts[size_t(first + e)];
+    const QuantizedLinear* down_parts[] = {&ex.down};
+    const cuda::Nvfp4Tiles gate_up = cuda::make_gated_nvfp4_tiles(ex.gate, ex.up), down = cuda::make_nvfp4_tiles(down_parts);
+    if (e == 0) {
+      d.gate_up = cuda::allocate_experts(gate_up, count);
+      d.down = cuda::allocate_experts(down, count);
+    } else {
+      cuda::upload_expert(d.gate_up, e, gate_up);
+      cuda::upload_expert(d.down, e, down);
+    }
+  }
+}
+
 // The model side of one case: router, experts (host NVFP4 and device stacks), activations.
 struct MoeCase {
   Case c;
@@ -64,18 +80,7 @@ struct MoeCase {
                          test_support::random_nvfp4(c.hidden, c.inter, rng)});
     device.shape = {c.hidden, c.experts, c.top_k, c.norm_topk_prob};
     device.router = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(router));
-    for (int64_t e = 0; e < c.experts; ++e) {
-      const Expert& ex = experts[size_t(e)];
-      const QuantizedLinear* down_parts[] = {&ex.down};
-      const cuda::Nvfp4Tiles gate_up = cuda::make_gated_nvfp4_tiles(ex.gate, ex.up), down = cuda::make_nvfp4_tiles(down_parts);
-      if (e == 0) {
-        device.gate_up = cuda::allocate_experts(gate_up, c.experts);
-        device.down = cuda::allocate_experts(down, c.experts);
-      } else {
-        cuda::upload_expert(device.gate_up, e, gate_up);
-        cuda::upload_expert(device.down, e, down);
-      }
-    }
+    upload_experts(experts, 0, c.experts, device);
   }
 };
 
@@ -296,18 +301,7 @@ TEST(GpuMoe, ExpertParallelShareOfOneGpu) {
     half.shape.first_expert = 8;
     half.shape.local_experts = 8;
     half.router = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.router));
-    for (int64_t e = 8; e < 16; ++e) {
-      const Expert& ex = m.experts[size_t(e)];
-      const QuantizedLinear* down_parts[] = {&ex.down};
-      const cuda::Nvfp4Tiles gate_up = cuda::make_gated_nvfp4_tiles(ex.gate, ex.up), down = cuda::make_nvfp4_tiles(down_parts);
-      if (e == 8) {
-        half.gate_up = cuda::allocate_experts(gate_up, 8);
-        half.down = cuda::allocate_experts(down, 8);
-      } else {
-        cuda::upload_expert(half.gate_up, e - 8, gate_up);
-        cuda::upload_expert(half.down, e - 8, down);
-      }
-    }
+    upload_experts(m.experts, 8, 8, half);
     cuda::MoeWorkspace ws;
     ws.ensure(c.tokens, half.shape, c.inter);
     FP4LLM_CUDA_CHECK(cudaMemset(ws.expert_out.data(), 0xFF, ws.expert_out.bytes()));

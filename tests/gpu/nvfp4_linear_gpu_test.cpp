@@ -58,6 +58,24 @@ struct Workspace {
   }
 };
 
+// A random NVFP4 matrix, uploaded in the kernels' tile layout (the workspace fitted to it), and
+// its values as floats for the references.
+struct TestLinear {
+  QuantizedLinear q;
+  cuda::DeviceNvfp4Linear device;
+  std::vector<float> values;
+};
+
+TestLinear random_linear(const Shape& s, std::mt19937& rng, Workspace& w) {
+  TestLinear t{test_support::random_nvfp4(s.out, s.in, rng), {}, {}};
+  const QuantizedLinear* parts[] = {&t.q};
+  const cuda::Nvfp4Tiles tiles = cuda::make_nvfp4_tiles(parts);
+  t.device = cuda::upload_nvfp4(tiles);
+  w.fit(tiles);
+  t.values = dequantized(t.q);
+  return t;
+}
+
 }  // namespace
 
 TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
@@ -67,12 +85,9 @@ TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
   const std::vector<Shape> shapes = {{1, 16}, {16, 64}, {17, 80}, {300, 1040}, {1024, 4096}, {2560, 640}, {96, 12288}, {4100, 208}};
   const std::vector<int64_t> row_counts = {1, 3, 8, 9, 17, 33, 64, 65, 200};
   for (const Shape& s : shapes) {
-    const QuantizedLinear q = test_support::random_nvfp4(s.out, s.in, rng);
-    const QuantizedLinear* parts[] = {&q};
-    const cuda::Nvfp4Tiles tiles = cuda::make_nvfp4_tiles(parts);
-    const cuda::DeviceNvfp4Linear dw = cuda::upload_nvfp4(tiles);
-    w.fit(tiles);
-    const std::vector<float> weights = dequantized(q);
+    const TestLinear lin = random_linear(s, rng, w);
+    const cuda::DeviceNvfp4Linear& dw = lin.device;
+    const std::vector<float>& weights = lin.values;
     for (int64_t rows : row_counts) {
       const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
       const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
@@ -101,12 +116,9 @@ TEST(GpuNvfp4Linear, AddsIntoTheOutput) {
   std::mt19937 rng(12);
   Workspace w;
   for (const Shape& s : std::vector<Shape>{{4096, 4096}, {48, 12288}, {300, 1040}}) {
-    const QuantizedLinear q = test_support::random_nvfp4(s.out, s.in, rng);
-    const QuantizedLinear* parts[] = {&q};
-    const cuda::Nvfp4Tiles tiles = cuda::make_nvfp4_tiles(parts);
-    const cuda::DeviceNvfp4Linear dw = cuda::upload_nvfp4(tiles);
-    w.fit(tiles);
-    const std::vector<float> weights = dequantized(q);
+    const TestLinear lin = random_linear(s, rng, w);
+    const cuda::DeviceNvfp4Linear& dw = lin.device;
+    const std::vector<float>& weights = lin.values;
     for (int64_t rows : {1, 5, 16, 40, 64, 70}) {
       const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
       const std::vector<float> before = random_bf16_values(size_t(rows * s.out), rng);
