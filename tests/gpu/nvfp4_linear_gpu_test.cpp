@@ -78,6 +78,32 @@ TestLinear random_linear(const Shape& s, std::mt19937& rng, Workspace& w) {
 
 }  // namespace
 
+// `rows` random activations through `lin` (Store: into a poisoned output; Add: onto random
+// values already there), every element checked against float64.
+void check_product(const TestLinear& lin, const Shape& s, int64_t rows, cuda::LinearOutput mode, std::mt19937& rng,
+                   Workspace& w) {
+  const bool add = mode == cuda::LinearOutput::Add;
+  const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
+  const std::vector<float> before = add ? random_bf16_values(size_t(rows * s.out), rng) : std::vector<float>(size_t(rows * s.out));
+  const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
+  auto yd = add ? cuda::DeviceBuffer<float>::from_host(before) : test_support::poisoned<float>(size_t(rows * s.out));
+  cuda::nvfp4_linear(lin.device, xd.data(), rows, yd.data(), w.ws, nullptr, mode);
+  FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<float> y = yd.to_host();
+  // Decode kernel: BF16 products are exact, only float32 accumulation differs. cuBLAS path:
+  // weights rounded to BF16 once (relative 2^-9). Add: the float32 sum with what y held.
+  const double tol = rows > cuda::kMaxDecodeRows ? 6e-3 : 1e-4;
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t n = 0; n < s.out; ++n) {
+      const auto [ref, bound] = dot(lin.values, x, s.in, n, m);
+      const double want = ref + before[size_t(m * s.out + n)];
+      const float got = y[size_t(m * s.out + n)];
+      ASSERT_TRUE(std::isfinite(got)) << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n;
+      ASSERT_LE(std::fabs(got - want), tol * bound + (add ? 1e-6 * std::fabs(want) : 0.0) + 1e-30)
+          << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n << " got " << got << " want " << want;
+    }
+}
+
 TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(11);
@@ -86,27 +112,7 @@ TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
   const std::vector<int64_t> row_counts = {1, 3, 8, 9, 17, 33, 64, 65, 200};
   for (const Shape& s : shapes) {
     const TestLinear lin = random_linear(s, rng, w);
-    const cuda::DeviceNvfp4Linear& dw = lin.device;
-    const std::vector<float>& weights = lin.values;
-    for (int64_t rows : row_counts) {
-      const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
-      const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
-      auto yd = test_support::poisoned<float>(size_t(rows * s.out));
-      cuda::nvfp4_linear(dw, xd.data(), rows, yd.data(), w.ws, nullptr);
-      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-      const std::vector<float> y = yd.to_host();
-      // Decode kernel: BF16 products are exact, only float32 accumulation differs. cuBLAS path:
-      // weights rounded to BF16 once (relative 2^-9).
-      const double tol = rows > cuda::kMaxDecodeRows ? 6e-3 : 1e-4;
-      for (int64_t m = 0; m < rows; ++m)
-        for (int64_t n = 0; n < s.out; ++n) {
-          const auto [ref, bound] = dot(weights, x, s.in, n, m);
-          const float got = y[size_t(m * s.out + n)];
-          ASSERT_TRUE(std::isfinite(got)) << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n;
-          ASSERT_LE(std::fabs(got - ref), tol * bound + 1e-30)
-              << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n << " got " << got << " want " << ref;
-        }
-    }
+    for (int64_t rows : row_counts) check_product(lin, s, rows, cuda::LinearOutput::Store, rng, w);
   }
 }
 
@@ -117,26 +123,7 @@ TEST(GpuNvfp4Linear, AddsIntoTheOutput) {
   Workspace w;
   for (const Shape& s : std::vector<Shape>{{4096, 4096}, {48, 12288}, {300, 1040}}) {
     const TestLinear lin = random_linear(s, rng, w);
-    const cuda::DeviceNvfp4Linear& dw = lin.device;
-    const std::vector<float>& weights = lin.values;
-    for (int64_t rows : {1, 5, 16, 40, 64, 70}) {
-      const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
-      const std::vector<float> before = random_bf16_values(size_t(rows * s.out), rng);
-      const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
-      auto yd = cuda::DeviceBuffer<float>::from_host(before);
-      cuda::nvfp4_linear(dw, xd.data(), rows, yd.data(), w.ws, nullptr, cuda::LinearOutput::Add);
-      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-      const std::vector<float> y = yd.to_host();
-      const double tol = rows > cuda::kMaxDecodeRows ? 6e-3 : 1e-4;
-      for (int64_t m = 0; m < rows; ++m)
-        for (int64_t n = 0; n < s.out; ++n) {
-          const auto [ref, bound] = dot(weights, x, s.in, n, m);
-          const double want = ref + before[size_t(m * s.out + n)];
-          const float got = y[size_t(m * s.out + n)];
-          ASSERT_LE(std::fabs(got - want), tol * bound + 1e-6 * std::fabs(want) + 1e-30)
-              << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n << " got " << got << " want " << want;
-        }
-    }
+    for (int64_t rows : {1, 5, 16, 40, 64, 70}) check_product(lin, s, rows, cuda::LinearOutput::Add, rng, w);
   }
 }
 
