@@ -23,6 +23,10 @@ void BackendFlags::validate() const {
 
 KvCacheDtype BackendFlags::cache_dtype() const { return parse_kv_cache_dtype(kv_cache_dtype); }
 
+BackendOptions BackendFlags::options(const KvCacheConfig& cache, bool progress) const {
+  return {device, cache, progress, enforce_eager, tensor_parallel_size};
+}
+
 void add_backend_flags(CLI::App* cmd, BackendFlags& flags) {
   cmd->add_option("--device", flags.device, "cpu or cuda")->capture_default_str();
   cmd->add_option("--kv-cache-dtype", flags.kv_cache_dtype, "fp8 (E4M3) or bf16")->capture_default_str();
@@ -30,8 +34,8 @@ void add_backend_flags(CLI::App* cmd, BackendFlags& flags) {
   cmd->add_flag("--quantize-lm-head", flags.quantize_lm_head,
                 "quantize a 16-bit lm_head to NVFP4 at load (fewer bytes per decode step, slightly different logits)");
   cmd->add_option("--tensor-parallel-size", flags.tensor_parallel_size,
-                  "CUDA: split the model over this many GPUs (attention heads and MLP columns per GPU, NCCL "
-                  "all-reduce; one thread per GPU)")
+                  "CUDA: split the model over this many GPUs (attention heads, MLP columns and MoE experts "
+                  "per GPU, NCCL all-reduce; one thread per GPU)")
       ->capture_default_str();
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "backend/backend.hpp"
+#include "backend/backend_factory.hpp"
 
 namespace fp4llm::cli {
 
@@ -17,6 +18,8 @@ struct BackendFlags {
   // Throws Error for an unknown device or cache type, or a CUDA device this build cannot use.
   void validate() const;
   KvCacheDtype cache_dtype() const;
+  // What make_backend needs, for a cache already sized.
+  BackendOptions options(const KvCacheConfig& cache, bool progress) const;
 };
 
 void add_backend_flags(CLI::App* cmd, BackendFlags& flags);

@@ -118,8 +118,7 @@ void run(const RunArgs& a) {
   kv.dtype = a.backend.cache_dtype();
   kv.num_blocks = (model_len + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
   if (!a.quiet) print_memory_plan(weights, ck, kv, model_len, a.backend.device);
-  const auto backend = make_backend(weights, BackendOptions{a.backend.device, kv, !a.quiet, a.backend.enforce_eager,
-                                       a.backend.tensor_parallel_size});
+  const auto backend = make_backend(weights, a.backend.options(kv, !a.quiet));
   Conversation conversation(*backend, tokenizer, model_len);
 
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();

@@ -125,8 +125,7 @@ void serve(const ServeArgs& a) {
     fmt::print(stderr, "sliding-window layers keep K/V for every position (the paged cache is shared by all "
                        "layers and {} of {} layers attend to the full context)\n",
                weights.config.num_layers - weights.config.num_sliding_layers(), weights.config.num_layers);
-  std::unique_ptr<Backend> backend = make_backend(weights, BackendOptions{a.backend.device, plan.cache, !a.quiet, a.backend.enforce_eager,
-                                       a.backend.tensor_parallel_size});
+  std::unique_ptr<Backend> backend = make_backend(weights, a.backend.options(plan.cache, !a.quiet));
 
   EngineConfig ec;
   ec.scheduler = {a.max_num_seqs, a.max_num_batched_tokens, a.prefix_caching};
