@@ -29,6 +29,7 @@ struct Case {
   int64_t splits = 1;
   bool flash = false;  // the tensor-core prefill kernel instead of the paged one
   bool mma = false;    // the tensor-core decode kernel instead of the paged one
+  int64_t min_split_keys = 128;
 };
 
 float cache_value(const std::vector<uint8_t>& cache, size_t element, bool fp8) {
@@ -102,6 +103,7 @@ void run_case(const Case& c, uint32_t seed) {
   p.v_scale = c.v_scale;
   p.max_blocks = max_blocks;
   p.splits = c.splits;
+  p.min_split_keys = c.min_split_keys;
   if (c.flash) {
     std::vector<cuda::QueryTile> tiles;
     int32_t first = 0;
@@ -196,6 +198,19 @@ TEST(GpuPagedAttention, GroupOf16SlidingDecodeWithSplits) {
 TEST(GpuPagedAttention, MoreSplitsThanKeysLeavesEmptySplits) {
   FP4LLM_REQUIRE_GPU();
   run_case({8, 2, 128, 0, true, 1.0f, 1.0f, {{4, 1}, {40, 1}, {700, 1}}, 32}, 7);
+}
+
+// Splits of 32 keys: up to 22 splits of one token merged by the last to finish, on both kernels.
+TEST(GpuPagedAttention, ShortSplitsMergeManyPartials) {
+  FP4LLM_REQUIRE_GPU();
+  Case c{8, 2, 128, 0, true, 0.5f, 2.0f, {{4, 1}, {40, 1}, {700, 1}, {130, 1}}, 32};
+  c.min_split_keys = 32;
+  run_case(c, 8);
+  c.mma = true;
+  run_case(c, 9);
+  c.fp8 = false;
+  c.k_scale = c.v_scale = 1.0f;
+  run_case(c, 10);
 }
 
 TEST(GpuFlashPrefill, CausalChunksOfSeveralSequences) {

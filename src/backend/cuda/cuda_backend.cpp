@@ -36,6 +36,17 @@ bool use_mma_attention() {
   return on;
 }
 
+// Fewest keys per decode-attention split (FP4LLM_ATTN_MIN_SPLIT_KEYS, a multiple of 32; to
+// compare): fewer keys per block shorten its instruction chain at short contexts, more splits
+// lengthen the merge.
+int64_t min_split_keys() {
+  static const int64_t keys = [] {
+    const char* v = std::getenv("FP4LLM_ATTN_MIN_SPLIT_KEYS");
+    return v ? std::clamp<int64_t>(std::atoll(v) / 32 * 32, 32, 4096) : int64_t(128);
+  }();
+  return keys;
+}
+
 int64_t dense_elements(const DeviceNvfp4Linear& w) { return w.row_tiles * 16 * w.k_chunks * 64; }
 
 // BF16 scratch the prefill path (more than kMaxDecodeRows rows) needs: the largest layer matrix
@@ -222,6 +233,7 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
   if (s.tokens <= kMaxDecodeRows) {
     const int64_t wanted = (2 * num_sms_ + s.tokens * p.kv_heads - 1) / (s.tokens * p.kv_heads);
     p.splits = std::clamp<int64_t>(wanted, 1, kMaxSplits);
+    p.min_split_keys = min_split_keys();
   }
   return p;
 }

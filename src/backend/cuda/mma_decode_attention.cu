@@ -19,7 +19,6 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;         // tokens per cache block
-constexpr int kMinKeysPerSplit = 128;  // as paged_attention: the same split boundaries
 
 struct Args : AttentionInputs {
   AttentionParams p;
@@ -89,7 +88,7 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   const int group = int(a.p.heads / a.p.kv_heads);
   const int pos = a.positions[tok];
   KeyRange range;
-  if (!split_key_range(a.p, pos, split, kMinKeysPerSplit, range)) return;
+  if (!split_key_range(a.p, pos, split, int(a.p.min_split_keys), range)) return;
   const int begin = range.begin, end = range.end, active = range.active;
   const int32_t* table = a.block_tables + size_t(a.token_seq[tok]) * a.p.max_blocks;
   const size_t row_stride = size_t(a.p.kv_heads) * D * kElem;  // bytes between consecutive slots

@@ -11,6 +11,7 @@
 
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/mma_bf16.cuh"
+#include "backend/cuda/nvfp4_bit_layout.hpp"
 
 namespace fp4llm::cuda::gemv {
 constexpr int kWarps = 8;   // warps per block: kWarps / splits tiles, each split over `splits` warps
@@ -66,16 +67,6 @@ __device__ __forceinline__ uint32_t as_u32(__nv_bfloat162 v) {
   return bits;
 }
 
-// Register slot J of a word (nvfp4_tiles.hpp): both codes moved to BF16 sign, low exponent and
-// top mantissa bits, giving each value times 2^-126 exactly (E2M1's 0.5 becomes a subnormal).
-template <int J>
-__device__ __forceinline__ uint32_t e2m1_pair(uint32_t w) {
-  constexpr uint32_t kSign = 0x80008000u, kMagnitude = 0x01C001C0u;
-  const uint32_t sign = (w << (4 * J)) & kSign;
-  const uint32_t magnitude = (4 * J >= 6 ? w << (4 * J - 6) : w >> (6 - 4 * J)) & kMagnitude;
-  return sign | magnitude;
-}
-
 // Block scales as BF16 pairs times 2^118: e2m1 * 2^-126 * scale * 2^118 = value * 2^-8 stays a
 // normal BF16 with at most 6 significant bits, so one multiply per pair is exact (the 2^8 is
 // given back with the global scale).
@@ -95,10 +86,10 @@ __device__ __forceinline__ void dequant_chunk(uint4 w, uint32_t scales, uint32_t
   const uint32_t words[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    a[i][0] = as_u32(__hmul2(as_bf162(e2m1_pair<0>(words[i])), s_lo));
-    a[i][1] = as_u32(__hmul2(as_bf162(e2m1_pair<1>(words[i])), s_hi));
-    a[i][2] = as_u32(__hmul2(as_bf162(e2m1_pair<2>(words[i])), s_lo));
-    a[i][3] = as_u32(__hmul2(as_bf162(e2m1_pair<3>(words[i])), s_hi));
+    a[i][0] = as_u32(__hmul2(as_bf162(e2m1_bf16_pair<0>(words[i])), s_lo));
+    a[i][1] = as_u32(__hmul2(as_bf162(e2m1_bf16_pair<1>(words[i])), s_hi));
+    a[i][2] = as_u32(__hmul2(as_bf162(e2m1_bf16_pair<2>(words[i])), s_lo));
+    a[i][3] = as_u32(__hmul2(as_bf162(e2m1_bf16_pair<3>(words[i])), s_hi));
   }
 }
 

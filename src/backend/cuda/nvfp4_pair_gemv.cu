@@ -9,20 +9,28 @@ namespace {
 using namespace gemv;
 
 // x is scaled by 2^64 (exact in BF16 for |x| < 2^63) so that the products with the unscaled
-// weights (E2M1 * 2^-126, see e2m1_pair) stay normal float32 numbers; the result comes back
+// weights (E2M1 * 2^-126, see e2m1_bf16_pair) stay normal float32 numbers; the result comes back
 // through the global scale times 2^62.
 constexpr uint32_t kX2p64 = 0x5F805F80u;  // BF16 pair (2^64, 2^64)
 __device__ __forceinline__ float unscale_2p62() { return __int_as_float((127 + 62) << 23); }
 
 // Lane (g, t) holds B column g: token g / 4 of the pair, NVFP4 block g % 4 of the chunk. Its K
-// rows are block t's values, so only lanes with t == g % 4 load x; the others stay zero.
+// rows are block t's values, so only lanes with t == g % 4 load x (x_row >= 0); the others keep
+// the zeros they started with, which costs no instruction per chunk.
 template <int NP>
-__device__ __forceinline__ void load_pair_x(XFrag<NP>& x, const GemvArgs& p, const int (&x_row)[NP], int chunk, int end,
-                                            int t) {
-  load_x<NP>(x, p, x_row, chunk, end, t);
+__device__ __forceinline__ void load_pair_x(XFrag<NP>& x, const GemvArgs& p, const int (&x_row)[NP], int chunk, int t) {
+  const int col = chunk * 64 + t * 16;
   const __nv_bfloat162 k = as_bf162(kX2p64);
 #pragma unroll
   for (int i = 0; i < NP; ++i) {
+    if (x_row[i] < 0) continue;
+    if (col < p.k) {
+      const uint4* src = reinterpret_cast<const uint4*>(p.x + size_t(x_row[i]) * p.k + col);
+      x.a[i] = __ldg(src);
+      x.b[i] = __ldg(src + 1);
+    } else {
+      x.a[i] = x.b[i] = make_uint4(0, 0, 0, 0);
+    }
     x.a[i].x = as_u32(__hmul2(as_bf162(x.a[i].x), k)), x.a[i].y = as_u32(__hmul2(as_bf162(x.a[i].y), k));
     x.a[i].z = as_u32(__hmul2(as_bf162(x.a[i].z), k)), x.a[i].w = as_u32(__hmul2(as_bf162(x.a[i].w), k));
     x.b[i].x = as_u32(__hmul2(as_bf162(x.b[i].x), k)), x.b[i].y = as_u32(__hmul2(as_bf162(x.b[i].y), k));
@@ -45,8 +53,8 @@ __device__ __forceinline__ void pair_chunk(float (&acc)[NP][2], uint4 w, uint32_
   uint32_t a[4][4];
 #pragma unroll
   for (int i = 0; i < 4; ++i)
-    a[i][0] = e2m1_pair<0>(words[i]), a[i][1] = e2m1_pair<1>(words[i]), a[i][2] = e2m1_pair<2>(words[i]),
-    a[i][3] = e2m1_pair<3>(words[i]);
+    a[i][0] = e2m1_bf16_pair<0>(words[i]), a[i][1] = e2m1_bf16_pair<1>(words[i]), a[i][2] = e2m1_bf16_pair<2>(words[i]),
+    a[i][3] = e2m1_bf16_pair<3>(words[i]);
   const float2 first = e4m3x2_to_float2(four_scales & 0xFFFFu), second = e4m3x2_to_float2(four_scales >> 16);
 #pragma unroll
   for (int i = 0; i < NP; ++i) {
@@ -86,6 +94,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_pair_gemv_kernel(GemvArgs p
 #pragma unroll
   for (int st = 0; st < kStages; ++st) issue_stage(ring, st, wp, sp, begin + st * kStageChunks, end, lane);
   const int scale_at = 4 * g + 2 * (t % 2);  // the lane's two blocks' scale pairs in a chunk
+  XFrag<NP> x = {};
   for (int c0 = begin, st = 0; c0 < end; c0 += kStageChunks, st = (st + 1) % kStages) {
     copy_async_wait<kStages - 1>();  // this lane's copies of stage `st` have landed
     __syncwarp();                    // ... and every other lane's
@@ -99,8 +108,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_pair_gemv_kernel(GemvArgs p
 #pragma unroll
     for (int u = 0; u < kStageChunks; ++u) {
       if (c0 + u >= end) continue;
-      XFrag<NP> x;
-      load_pair_x(x, p, x_row, c0 + u, c0 + u + 1, t);
+      load_pair_x(x, p, x_row, c0 + u, t);
       pair_chunk<NP>(acc, w[u], sc[u], x);
     }
   }

@@ -14,7 +14,6 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;          // tokens per cache block (KvCacheConfig::kBlockSize)
 constexpr int kGroupTimesDim = 2048;    // query heads x head_dim held per block
-constexpr int kMinKeysPerSplit = 128;   // one 32-key chunk per warp
 
 struct Args : AttentionInputs {
   AttentionParams p;
@@ -41,10 +40,10 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int group = int(a.p.heads / a.p.kv_heads);
   const int pos = a.positions[t];
-  // At least kMinKeysPerSplit keys per split: a split of a few keys costs a block's whole latency
+  // At least p.min_split_keys keys per split: a split of a few keys costs a block's whole latency
   // chain for little work; empty splits just exit.
   KeyRange range;
-  if (!split_key_range(a.p, pos, split, kMinKeysPerSplit, range)) return;
+  if (!split_key_range(a.p, pos, split, int(a.p.min_split_keys), range)) return;
   const int begin = range.begin, end = range.end, active = range.active;
   const int32_t* table = a.block_tables + size_t(a.token_seq[t]) * a.p.max_blocks;
 
