@@ -37,8 +37,8 @@ bool use_mma_attention() {
 }
 
 // Fewest keys per decode-attention split (FP4LLM_ATTN_MIN_SPLIT_KEYS, a multiple of 32; to
-// compare): fewer keys per block shorten its instruction chain at short contexts, more splits
-// lengthen the merge.
+// compare): fewer keys per block shorten its chain of dependent instructions at short contexts,
+// more splits add a merge of partial results.
 int64_t min_split_keys() {
   static const int64_t keys = [] {
     const char* v = std::getenv("FP4LLM_ATTN_MIN_SPLIT_KEYS");

@@ -26,10 +26,8 @@ void place_row(Nvfp4Tiles& t, const QuantizedLinear& w, int64_t src_row, int64_t
     uint8_t* dst = &t.packed[slot * 16];
     for (int v = 0; v < int(kBlock); ++v) {
       const uint8_t code = (src[v / 2] >> (4 * (v % 2))) & 0xF;
-      for (int b = 0; b < 4; ++b) {
-        const CodeBit at = code_bit(int(upper), v, b);
-        dst[at.byte] = uint8_t(dst[at.byte] | (((code >> b) & 1) << at.bit));
-      }
+      const NibblePlace at = nibble_place(int(upper), v);
+      dst[at.byte] = uint8_t(dst[at.byte] | (code << at.shift));
     }
     const uint16_t scale = w.block_scales.data()[size_t(src_row * blocks + b)];
     t.scales[slot] = uint16_t(t.scales[slot] | (scale << (8 * upper)));
@@ -66,10 +64,10 @@ void place_rows(Nvfp4Tiles& t, const QuantizedLinear& p, RowMap dst_row_of) {
 
 }  // namespace
 
-CodeBit code_bit(int upper, int v, int b) {
+NibblePlace nibble_place(int upper, int v) {
   const int word = v / 4, within = v % 4;
   const int slot = upper + 2 * (within / 2);  // MMA A register: row g/g+8, values (0,1)/(2,3)
-  const int bit = code_bit_position(slot, within % 2, b);
+  const int bit = (within % 2 ? 28 : 12) - 4 * slot;
   return {4 * word + bit / 8, bit % 8};
 }
 
@@ -114,11 +112,8 @@ float nvfp4_tiles_value(const Nvfp4Tiles& t, int64_t row, int64_t col) {
   const int64_t tile = row / kTileRows, r = row % kTileRows, g = r % 8, upper = r / 8;
   const int64_t b = col / kBlock, chunk = b / 4, lane = g * 4 + b % 4;
   const size_t slot = tile_index(t, tile, chunk) * 32 + size_t(lane);
-  uint8_t code = 0;
-  for (int b = 0; b < 4; ++b) {
-    const CodeBit at = code_bit(int(upper), int(col % kBlock), b);
-    code = uint8_t(code | (((t.packed[slot * 16 + size_t(at.byte)] >> at.bit) & 1) << b));
-  }
+  const NibblePlace at = nibble_place(int(upper), int(col % kBlock));
+  const uint8_t code = (t.packed[slot * 16 + size_t(at.byte)] >> at.shift) & 0xF;
   const uint8_t scale = uint8_t(t.scales[slot] >> (8 * upper));
   return e2m1_to_float(code) * e4m3_to_float(scale) * t.tile_scales[size_t(2 * tile + upper)];
 }
