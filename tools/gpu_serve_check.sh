@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 source tools/gpu_env.sh
 export FP4LLM_BIN=$PWD/build-gpu/fp4llm FP4LLM_TEST_DEVICE=cuda
 if python3 -c "import openai" 2>/dev/null; then
-  (cd tests/server && python3 -m pytest -q -p no:cacheprovider . 2>&1 | tail -15)
-  exit ${PIPESTATUS[0]}
+  log=${OUT:-/tmp}/serve-pytest.log
+  (cd tests/server && python3 -m pytest -q -p no:cacheprovider . > "$log" 2>&1)
+  rc=$?
+  grep -E "^(FAILED|ERROR)|passed|failed" "$log" | tail -15
+  exit $rc
 fi
 echo "openai package missing: curl smoke test instead"
 dir=$(mktemp -d)

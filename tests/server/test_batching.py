@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from conftest import MODEL_NAME, Server, render_prompt_tokens
+from tiny_model import kv_cache_bytes
 
 BLOCK = 16
 WORDS = ("apple river stone cloud music paper light orange window forest engine silver garden "
@@ -112,7 +113,7 @@ def test_preemption_under_a_small_cache_loses_nothing(model_dir, server, alone):
     request of six prompts must give the answers computed unhurried, and the scheduler must have
     preempted and recomputed. Prefix caching is off here, so this also checks that cached prefixes did not change
     answers."""
-    s = Server(model_dir, "--kv-cache-memory", str(33 * 1024), "--max-model-len", 512,
+    s = Server(model_dir, "--kv-cache-memory", str(kv_cache_bytes(33 * 1024)), "--max-model-len", 512,
                "--max-num-batched-tokens", 256, "--no-enable-prefix-caching")
     try:
         assert "33 blocks" in "".join(s.log)

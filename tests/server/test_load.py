@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 from conftest import API_KEY, MODEL_NAME, Server
+from tiny_model import kv_cache_bytes
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "serve_load_test.py"
 
 
 def test_load_small_scale(model_dir, tmp_path):
-    s = Server(model_dir, "--api-key", API_KEY, "--kv-cache-memory", str(64 * 1024), "--max-model-len", 1024,
+    s = Server(model_dir, "--api-key", API_KEY, "--kv-cache-memory", str(kv_cache_bytes(64 * 1024)), "--max-model-len", 1024,
                "--max-num-batched-tokens", 512)
     try:
         p = subprocess.run([sys.executable, str(SCRIPT), "--url", s.url, "--model", MODEL_NAME, "--api-key", API_KEY,

@@ -29,11 +29,19 @@ def qwen3_tokenizer_dir():
     return d
 
 
+# The CUDA kernels take head_dim 64, 128 or 256 (FP4LLM_TEST_DEVICE=cuda runs this suite on a GPU).
+HEAD_DIM = 64 if os.environ.get("FP4LLM_TEST_DEVICE") == "cuda" else 16
+
+
+def kv_cache_bytes(cpu_bytes):
+    """--kv-cache-memory that holds as many tokens as `cpu_bytes` does with the CPU's head_dim."""
+    return cpu_bytes * HEAD_DIM // 16
+
+
 def write_tiny_qwen3(folder, seed=0, max_position_embeddings=4096):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    # The CUDA kernels take head_dim 64, 128 or 256 (FP4LLM_TEST_DEVICE=cuda runs this suite on a GPU).
-    head_dim = 64 if os.environ.get("FP4LLM_TEST_DEVICE") == "cuda" else 16
+    head_dim = HEAD_DIM
     config = qwen3_config(hidden=32, layers=2, heads=2, kv_heads=1, head_dim=head_dim, inter=64, vocab=QWEN3_VOCAB)
     config["max_position_embeddings"] = max_position_embeddings
     config["eos_token_id"] = IM_END

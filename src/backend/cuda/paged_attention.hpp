@@ -20,7 +20,7 @@ struct AttentionParams {
   int64_t max_blocks = 0;      // row length of `block_tables`
   int64_t splits = 1;          // key-range splits per (token, kv head); each token divides its
                                // own range into `splits` multiples of 32 keys
-  int64_t min_split_keys = 128;  // ... of at least this many keys (a multiple of 32)
+  int64_t min_split_keys = 256;  // ... of at least this many keys (a multiple of 32)
 };
 
 struct AttentionWorkspace {
