@@ -4,6 +4,7 @@
 // (padded to 16) as the M dimension. K's head dimension is permuted so that lane quarter t owns
 // dims [t*D/4, (t+1)*D/4) of its key (one contiguous load), and PV's output columns are permuted
 // so that column g of n-tile j is dim g*D/8 + j (16 contiguous bytes of each value row per lane).
+#include <cstdlib>
 #include <string>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -17,7 +18,6 @@ namespace fp4llm::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;         // tokens per cache block
 
 struct Args : AttentionInputs {
@@ -75,8 +75,8 @@ __device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_
   }
 }
 
-template <int D, bool kFp8>
-__global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
+template <int D, bool kFp8, int W>
+__global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   constexpr int kSteps = D / 16;          // k-steps of QK^T
   constexpr int kTiles = D / 8;           // output n-tiles of PV
   constexpr int kQuarter = D / 4;         // key dims per lane quarter (QK^T permutation)
@@ -111,26 +111,41 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   float o[kTiles][4] = {};
   const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
-  // Latency, not bandwidth, bounds a short context: each iteration requests its keys and values
-  // together, and the next iteration's block-table entry before its own arithmetic.
-  int cache_block = first_block + warp <= last_block ? table[first_block + warp] : 0;
-  for (int b = first_block + warp; b <= last_block; b += kWarps) {
-    const size_t base = (size_t(cache_block) * kBlockSize * a.p.kv_heads + kv_head) * D * kElem;
-    if (b + kWarps <= last_block) cache_block = table[b + kWarps];
+  // This lane's K and V words of cache block b (logical), held by `entry` in the cache. V rows of
+  // keys 2t, 2t+1, 8+2t, 9+2t: dims [g*kSlice, (g+1)*kSlice) each. Keys outside [begin, end) read
+  // as zero: their slots may hold anything, and 0 * NaN would poison the sum.
+  struct BlockWords {
     uint32_t kw[2][kKeyWords];
+    uint32_t vw[4][kValWords];
+  };
+  const auto load_block = [&](int b, int entry, BlockWords& r) {
+    const size_t base = (size_t(entry) * kBlockSize * a.p.kv_heads + kv_head) * D * kElem;
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const int key = b * kBlockSize + 8 * j + g;
-      load_row<kKeyWords>(a.k + base + (8 * j + g) * row_stride + kQuarter * t * kElem, key >= begin && key < end, kw[j]);
+      load_row<kKeyWords>(a.k + base + (8 * j + g) * row_stride + kQuarter * t * kElem, key >= begin && key < end, r.kw[j]);
     }
-    // V rows of keys 2t, 2t+1, 8+2t, 9+2t: dims [g*kSlice, (g+1)*kSlice) each (invalid keys zero:
-    // their slots may hold anything, and 0 * NaN would poison the sum).
-    uint32_t vw[4][kValWords];
 #pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      const int rel = (r >> 1) * 8 + 2 * t + (r & 1), key = b * kBlockSize + rel;
-      load_row<kValWords>(a.v + base + rel * row_stride + kSlice * g * kElem, key >= begin && key < end, vw[r]);
+    for (int i = 0; i < 4; ++i) {
+      const int rel = (i >> 1) * 8 + 2 * t + (i & 1), key = b * kBlockSize + rel;
+      load_row<kValWords>(a.v + base + rel * row_stride + kSlice * g * kElem, key >= begin && key < end, r.vw[i]);
     }
+  };
+  // Latency, not bandwidth, bounds a short context: the next block's keys and values are
+  // requested before this block's arithmetic, and the block-table entry after that one too.
+  BlockWords cur, next;
+  int next_entry = 0;
+  if (first_block + warp <= last_block) {
+    load_block(first_block + warp, table[first_block + warp], cur);
+    if (first_block + warp + W <= last_block) next_entry = table[first_block + warp + W];
+  }
+  for (int b = first_block + warp; b <= last_block; b += W) {
+    if (b + W <= last_block) {
+      load_block(b + W, next_entry, next);
+      if (b + 2 * W <= last_block) next_entry = table[b + 2 * W];
+    }
+    const auto& kw = cur.kw;
+    const auto& vw = cur.vw;
     // S = q K^T for the block's 16 keys: n-tile j holds keys 8j..8j+7, column g = key 8j + g.
     float c[2][4] = {};
 #pragma unroll
@@ -200,6 +215,7 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
       }
       mma16816<kFp8>(o[n], pa, b0, b1);
     }
+    cur = next;
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -207,9 +223,10 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
 
-  // Merge the warps through shared memory, heads x dims in natural order.
-  __shared__ float o_s[kWarps][16][D];
-  __shared__ float m_s[kWarps][16], l_s[kWarps][16];
+  // Merge the warps through shared memory (dynamic: W x group x D floats), heads x dims in
+  // natural order.
+  extern __shared__ float o_s[];
+  __shared__ float m_s[W][16], l_s[W][16];
   if (t == 0) {
     m_s[warp][g] = m[0], l_s[warp][g] = l[0];
     m_s[warp][g + 8] = m[1], l_s[warp][g + 8] = l[1];
@@ -217,32 +234,57 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
 #pragma unroll
   for (int n = 0; n < kTiles; ++n)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) o_s[warp][g + 8 * (e >> 1)][kSlice * (2 * t + (e & 1)) + n] = o[n][e];
+    for (int e = 0; e < 4; ++e) {
+      const int h = g + 8 * (e >> 1);
+      if (h < group) o_s[(warp * group + h) * D + kSlice * (2 * t + (e & 1)) + n] = o[n][e];
+    }
   __syncthreads();
   for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
     const int h = i / D, d = i % D;
     float mx = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, m_s[w][h]);
+    for (int w = 0; w < W; ++w) mx = fmaxf(mx, m_s[w][h]);
     float sum = 0.0f, acc = 0.0f;
-    for (int w = 0; w < kWarps; ++w) {
+    for (int w = 0; w < W; ++w) {
       if (m_s[w][h] == -INFINITY) continue;
       const float f = __expf(m_s[w][h] - mx);
       sum += l_s[w][h] * f;
-      acc += o_s[w][h][d] * f;
+      acc += o_s[(w * group + h) * D + d] * f;
     }
     store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx, sum);
   }
   merge_splits_if_last<D>(a.p, a.ws, a.out, tok, kv_head, group, active);
 }
 
+// Warps per block (FP4LLM_ATTN_WARPS=8 to compare): each takes every W-th cache block of the
+// split, so more warps mean shorter chains per warp and a wider merge.
+int block_warps() {
+  static const int w = [] {
+    const char* v = std::getenv("FP4LLM_ATTN_WARPS");
+    return v && std::string(v) == "8" ? 8 : 4;
+  }();
+  return w;
+}
+
+template <int D, bool kFp8, int W>
+void launch_warps(const Args& a, const dim3& grid, cudaStream_t stream) {
+  constexpr int kMaxSmem = W * 16 * D * int(sizeof(float));  // query groups up to 16
+  static const bool configured = [] {
+    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(mma_decode_kernel<D, kFp8, W>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           kMaxSmem));
+    return true;
+  }();
+  (void)configured;
+  const size_t smem = size_t(W) * size_t(a.p.heads / a.p.kv_heads) * D * sizeof(float);
+  mma_decode_kernel<D, kFp8, W><<<grid, W * 32, smem, stream>>>(a);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
 template <int D>
 void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
-  if (a.p.fp8)
-    mma_decode_kernel<D, true><<<grid, kWarps * 32, 0, stream>>>(a);
-  else
-    mma_decode_kernel<D, false><<<grid, kWarps * 32, 0, stream>>>(a);
-  FP4LLM_CUDA_LAUNCHED();
+  const bool eight = block_warps() == 8;
+  if (a.p.fp8) eight ? launch_warps<D, true, 8>(a, grid, stream) : launch_warps<D, true, 4>(a, grid, stream);
+  else eight ? launch_warps<D, false, 8>(a, grid, stream) : launch_warps<D, false, 4>(a, grid, stream);
 }
 
 }  // namespace
