@@ -107,6 +107,10 @@ KvCacheOptions kv_options(const ServeArgs& a, uint64_t weight_bytes, const Model
 }
 
 void serve(const ServeArgs& a) {
+  // First, before any thread exists: the CUDA runtime starts threads of its own when the backend
+  // is made, and a SIGTERM delivered to one of those (not blocked there) killed the server
+  // instead of stopping it cleanly (seen on the H200, 2026-12-04).
+  server::block_shutdown_signals();
   a.backend.validate();
   if (!(a.gpu_memory_utilization > 0 && a.gpu_memory_utilization <= 1))
     fail("--gpu-memory-utilization must be in (0, 1], got {}", a.gpu_memory_utilization);
@@ -136,7 +140,6 @@ void serve(const ServeArgs& a) {
                      "--max-queued-requests {} (more: 429)\n",
              a.max_num_seqs, a.max_num_batched_tokens, a.prefix_caching ? "on" : "off", a.max_queued_requests);
 
-  server::block_shutdown_signals();  // before the engine thread starts, so it inherits the mask
   LlmEngine engine(*backend, tokenizer, ec);
   std::vector<int32_t> stop_ids = tokenizer.stop_ids();
   if (auto eos = tokenizer.eos_id()) stop_ids.push_back(*eos);

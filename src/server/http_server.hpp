@@ -19,7 +19,8 @@ struct HttpOptions {
 };
 
 // Blocks signals SIGINT and SIGTERM in the calling thread and the threads it starts later, so
-// that serve_http can wait for them; call before starting the engine.
+// that serve_http can wait for them; call before any other thread starts (the engine's, the
+// CUDA runtime's), or a signal delivered to one of those takes its default action.
 void block_shutdown_signals();
 
 // Serves until SIGINT or SIGTERM. Prints "listening on http://HOST:PORT" to stderr once ready.
