@@ -49,8 +49,9 @@ std::unique_ptr<Backend> make_backend(const ModelWeights& weights, const Backend
   if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
 #ifdef FP4LLM_WITH_CUDA_BACKEND
   if (options.tensor_parallel_size > 1)
-    return cuda::make_tensor_parallel_backend(weights, options.tensor_parallel_size, options.cache,
-                                              options.enforce_eager, options.progress);
+    return cuda::make_tensor_parallel_backend(
+        weights, TensorParallelPlan::make(weights.config, options.tensor_parallel_size, options.expert_parallel),
+        options.cache, options.enforce_eager, options.progress);
   return std::make_unique<cuda::CudaBackend>(cuda::upload_model(weights, options.progress), options.cache,
                                              options.enforce_eager);
 #else

@@ -16,6 +16,7 @@ struct BackendOptions {
   bool progress = true;        // progress bar while weights move to the GPU
   bool enforce_eager = false;  // CUDA: no graph capture of decode steps
   int64_t tensor_parallel_size = 1;  // CUDA: GPUs the model is split over (one thread each, NCCL)
+  bool expert_parallel = false;      // MoE with tensor parallelism: whole experts per GPU
 };
 
 // `weights` must outlive the backend. Throws Error for an unknown device, for "cuda" in a build

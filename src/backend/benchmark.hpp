@@ -21,6 +21,7 @@ struct BenchOptions {
   bool quantize_lm_head = false;  // NVFP4 lm_head (random for synthetic models, quantized at load otherwise)
   bool profile = false;  // per-stage GPU time of decode steps (eager launches)
   int64_t tensor_parallel_size = 1;  // GPUs the model is split over (figures per GPU: rank 0's)
+  bool expert_parallel = false;      // MoE with tensor parallelism: whole experts per GPU
 };
 
 // Names accepted by --synthetic.

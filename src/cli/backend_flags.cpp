@@ -24,7 +24,7 @@ void BackendFlags::validate() const {
 KvCacheDtype BackendFlags::cache_dtype() const { return parse_kv_cache_dtype(kv_cache_dtype); }
 
 BackendOptions BackendFlags::options(const KvCacheConfig& cache, bool progress) const {
-  return {device, cache, progress, enforce_eager, tensor_parallel_size};
+  return {device, cache, progress, enforce_eager, tensor_parallel_size, expert_parallel};
 }
 
 void add_backend_flags(CLI::App* cmd, BackendFlags& flags) {
@@ -34,9 +34,11 @@ void add_backend_flags(CLI::App* cmd, BackendFlags& flags) {
   cmd->add_flag("--quantize-lm-head", flags.quantize_lm_head,
                 "quantize a 16-bit lm_head to NVFP4 at load (fewer bytes per decode step, slightly different logits)");
   cmd->add_option("--tensor-parallel-size", flags.tensor_parallel_size,
-                  "CUDA: split the model over this many GPUs (attention heads, MLP columns and MoE experts "
-                  "per GPU, NCCL all-reduce; one thread per GPU)")
+                  "CUDA: split the model over this many GPUs (attention heads, MLP columns and each MoE "
+                  "expert's columns per GPU, NCCL all-reduce; one thread per GPU)")
       ->capture_default_str();
+  cmd->add_flag("--enable-expert-parallel", flags.expert_parallel,
+                "with --tensor-parallel-size: give each GPU whole MoE experts instead of a slice of every expert");
 }
 
 }  // namespace fp4llm::cli

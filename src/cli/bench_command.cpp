@@ -102,6 +102,8 @@ void add_bench_command(CLI::App& app) {
                   "split the model over this many GPUs (NCCL); bytes, floor and memory are per GPU (rank 0's)")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  cmd->add_flag("--enable-expert-parallel", a->options.expert_parallel,
+                "with --tensor-parallel-size: whole MoE experts per GPU instead of a slice of every expert");
   cmd->add_flag("--quiet", a->quiet, "no progress bars");
   cmd->callback([a] {
     if (a->options.model.empty() == a->options.synthetic.empty()) fail("bench: give a model folder or --synthetic NAME (one of them)");

@@ -9,7 +9,7 @@
 
 namespace fp4llm {
 
-TensorParallelPlan TensorParallelPlan::make(const ModelConfig& c, int64_t size) {
+TensorParallelPlan TensorParallelPlan::make(const ModelConfig& c, int64_t size, bool expert_parallel) {
   if (size < 1) fail("--tensor-parallel-size must be at least 1, got {}", size);
   TensorParallelPlan p;
   p.size = size;
@@ -31,10 +31,21 @@ TensorParallelPlan TensorParallelPlan::make(const ModelConfig& c, int64_t size) 
     fail("--tensor-parallel-size {}: intermediate size {} does not split into whole 16-value NVFP4 blocks per rank",
          size, c.intermediate_size);
   p.intermediate_per_rank = c.intermediate_size / size;
-  if (c.num_experts > 0) {
+  p.expert_parallel = expert_parallel;
+  p.num_experts = c.num_experts;
+  if (c.num_experts > 0 && expert_parallel) {
     if (c.num_experts % size != 0)
-      fail("--tensor-parallel-size {}: the model's {} experts do not divide evenly", size, c.num_experts);
+      fail("--tensor-parallel-size {} --enable-expert-parallel: the model's {} experts do not divide evenly", size,
+           c.num_experts);
     p.experts_per_rank = c.num_experts / size;
+    p.moe_intermediate_per_rank = c.moe_intermediate_size;
+  } else if (c.num_experts > 0) {
+    if (c.moe_intermediate_size % (size * kNvfp4BlockSize) != 0)
+      fail("--tensor-parallel-size {}: the experts' intermediate size {} does not split into whole 16-value NVFP4 "
+           "blocks per rank (--enable-expert-parallel splits whole experts instead)",
+           size, c.moe_intermediate_size);
+    p.experts_per_rank = c.num_experts;
+    p.moe_intermediate_per_rank = c.moe_intermediate_size / size;
   }
   if (c.vocab_size % size != 0)
     fail("--tensor-parallel-size {}: the vocabulary of {} tokens does not divide evenly", size, c.vocab_size);
@@ -56,6 +67,11 @@ TensorParallelPlan::Range TensorParallelPlan::mlp_rows(int64_t rank) const {
   return {rank * intermediate_per_rank, (rank + 1) * intermediate_per_rank};
 }
 
+TensorParallelPlan::Range TensorParallelPlan::moe_rows(int64_t rank) const {
+  if (expert_parallel) return {0, moe_intermediate_per_rank};
+  return {rank * moe_intermediate_per_rank, (rank + 1) * moe_intermediate_per_rank};
+}
+
 TensorParallelPlan::Range TensorParallelPlan::vocab_rows(int64_t rank) const {
   return {rank * vocab_per_rank, (rank + 1) * vocab_per_rank};
 }
@@ -65,6 +81,7 @@ ModelConfig rank_config(const ModelConfig& c, const TensorParallelPlan& plan) {
   r.num_heads = plan.heads_per_rank;
   r.num_kv_heads = plan.kv_heads_per_rank;
   r.intermediate_size = plan.intermediate_per_rank;
+  r.moe_intermediate_size = plan.moe_intermediate_per_rank;
   return r;
 }
 
@@ -82,6 +99,23 @@ TensorView tensor_rows(const TensorView& t, int64_t begin, int64_t end) {
   v.shape[0] = end - begin;
   v.data = t.data.slice(size_t(begin) * row_bytes, size_t(end - begin) * row_bytes);
   return v;
+}
+
+// The rank's experts: whole ones (expert parallel) or every expert's slice of intermediate
+// columns (gate/up rows, down input features). `keep` stores a shard and returns its address.
+template <typename Keep>
+std::vector<MlpWeights> shard_experts(const MoeWeights& moe, const TensorParallelPlan& plan, int64_t rank,
+                                      int64_t layer, Keep keep) {
+  const TensorParallelPlan::Range mine = plan.experts(rank);
+  std::vector<MlpWeights> out(moe.experts.begin() + mine.begin, moe.experts.begin() + mine.end);
+  if (plan.expert_parallel) return out;
+  const TensorParallelPlan::Range cols = plan.moe_rows(rank);
+  for (MlpWeights& e : out) {
+    e.gate = LinearWeight::of(*keep(shard_rows(nvfp4_of(e.gate, "expert gate_proj", layer), cols.begin, cols.end)));
+    e.up = LinearWeight::of(*keep(shard_rows(nvfp4_of(e.up, "expert up_proj", layer), cols.begin, cols.end)));
+    e.down = LinearWeight::of(*keep(shard_columns(nvfp4_of(e.down, "expert down_proj", layer), cols.begin, cols.end)));
+  }
+  return out;
 }
 
 }  // namespace
@@ -109,12 +143,11 @@ std::unique_ptr<RankWeights> shard_weights(const ModelWeights& w, const TensorPa
     s.k = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.k, "k_proj", layer), kv_rows.begin, kv_rows.end)));
     s.v = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.v, "v_proj", layer), kv_rows.begin, kv_rows.end)));
     s.o = LinearWeight::of(*keep(shard_columns(nvfp4_of(L.o, "o_proj", layer), q_rows.begin, q_rows.end)));
-    if (L.moe) {  // expert parallelism: whole experts, one rank each
-      const TensorParallelPlan::Range mine = plan.experts(rank);
+    if (L.moe) {
       if (L.moe->first_expert != 0 || int64_t(L.moe->experts.size()) != c.num_experts)
         fail("layer {}: the MoE layer to split is already a shard", layer);
-      s.moe->experts.assign(L.moe->experts.begin() + mine.begin, L.moe->experts.begin() + mine.end);
-      s.moe->first_expert = mine.begin;
+      s.moe->experts = shard_experts(*L.moe, plan, rank, layer, keep);
+      s.moe->first_expert = plan.experts(rank).begin;
       s.mlp = {};
     } else {
       s.mlp.gate = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.mlp.gate, "gate_proj", layer), mlp.begin, mlp.end)));
@@ -127,6 +160,7 @@ std::unique_ptr<RankWeights> shard_weights(const ModelWeights& w, const TensorPa
 }
 
 TensorParallelPlan::Range TensorParallelPlan::experts(int64_t rank) const {
+  if (!expert_parallel) return {0, num_experts};
   return {rank * experts_per_rank, (rank + 1) * experts_per_rank};
 }
 

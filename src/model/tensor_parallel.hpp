@@ -22,11 +22,17 @@ struct TensorParallelPlan {
   bool kv_replicated = false;
   int64_t intermediate_per_rank = 0;
   int64_t vocab_per_rank = 0;     // vocab / size (the vocabulary must divide evenly)
-  int64_t experts_per_rank = 0;   // MoE layers: whole experts per rank (expert parallelism)
+  // MoE layers. Tensor-sharded (the default, as vLLM's): every rank holds every expert's slice
+  // of moe_intermediate_per_rank columns. Expert parallel (--enable-expert-parallel): each rank
+  // holds experts_per_rank whole experts.
+  bool expert_parallel = false;
+  int64_t num_experts = 0;
+  int64_t experts_per_rank = 0;
+  int64_t moe_intermediate_per_rank = 0;
 
-  // Throws Error naming the dimension that does not divide (heads, KV heads, intermediate size
-  // in blocks of 16 where a layer is dense, vocabulary, experts).
-  static TensorParallelPlan make(const ModelConfig& config, int64_t size);
+  // Throws Error naming the dimension that does not divide (heads, KV heads, intermediate sizes
+  // in blocks of 16, vocabulary, experts).
+  static TensorParallelPlan make(const ModelConfig& config, int64_t size, bool expert_parallel = false);
 
   // Rows of q_proj (query heads), of k_proj/v_proj (its KV heads), and of gate/up (MLP columns)
   // held by `rank`, as [begin, end) over the full matrix's output features.
@@ -37,15 +43,17 @@ struct TensorParallelPlan {
   Range q_rows(const ModelConfig& c, int64_t rank) const;
   Range kv_rows(const ModelConfig& c, int64_t rank) const;
   Range mlp_rows(int64_t rank) const;
+  Range moe_rows(int64_t rank) const;  // each expert's gate/up rows (all of them: expert parallel)
   Range vocab_rows(int64_t rank) const;
-  Range experts(int64_t rank) const;
+  Range experts(int64_t rank) const;   // the experts `rank` holds (all of them: tensor-sharded)
 };
 
 // One rank's model. The config has the rank's query heads, KV heads and MLP width (hidden size
 // and vocabulary unchanged: every rank embeds every token and sees the full logits after the
 // gather); q/k/v and gate/up keep the rank's output rows, o_proj and down_proj its input
-// columns, the lm_head its vocabulary rows, MoE layers the rank's whole experts (the router is
-// shared: every rank routes every token); norms, embeddings and KV scales are shared.
+// columns, the lm_head its vocabulary rows, MoE layers every expert's slice (gate/up rows, down
+// columns) or, expert parallel, the rank's whole experts (the router is shared: every rank
+// routes every token); norms, embeddings and KV scales are shared.
 struct RankWeights {
   ModelWeights weights;                 // points into the storage below and into the source
   std::deque<QuantizedLinear> linears;  // the rank's shards (stable addresses)

@@ -2,7 +2,7 @@
 // logits to a safetensors file (logits_<i>: F32 [tokens, vocab]), for comparisons with
 // transformers (tools/hf_compare.py) and between prefill and step-by-step decoding.
 //   fp4llm_forward_dump MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda]
-//                       [nvfp4-head] [tp=N]
+//                       [nvfp4-head] [tp=N] [expert-parallel]
 // PROMPTS.json is a list of token-id lists. CHUNK > 0 feeds each prompt CHUNK tokens per step
 // (exercising the cache across steps); 0 feeds it whole; -1 runs all prompts as one batch;
 // -2 decodes all prompts in lockstep, one token of each per step (batched decode).
@@ -21,7 +21,7 @@ using namespace fp4llm;
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda] [nvfp4-head] [tp=N]\n",
+    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda] [nvfp4-head] [tp=N] [expert-parallel]\n",
                argv[0]);
     return 2;
   }
@@ -29,10 +29,12 @@ int main(int argc, char** argv) {
     const Checkpoint ck = load_checkpoint(argv[1], LoadOptions{{}, false});
     ModelWeights weights = ModelWeights::bind(ck);
     int64_t tensor_parallel = 1;
+    bool expert_parallel = false;
     for (int i = 7; i < argc; ++i) {
       const std::string option = argv[i];
       if (option == "nvfp4-head") weights.quantize_lm_head();
       else if (option.rfind("tp=", 0) == 0) tensor_parallel = std::stoll(option.substr(3));
+      else if (option == "expert-parallel") expert_parallel = true;
       else throw std::runtime_error("unknown option " + option);
     }
     const auto prompts = read_json_file(argv[2]).get<std::vector<std::vector<int32_t>>>();
@@ -40,7 +42,9 @@ int main(int argc, char** argv) {
     cache.dtype = (argc > 4 && std::string(argv[4]) == "bf16") ? KvCacheDtype::Bf16 : KvCacheDtype::Fp8E4M3;
     const int64_t chunk = argc > 5 ? std::stoll(argv[5]) : 0;
     const std::string device = argc > 6 ? argv[6] : "cpu";
-    const auto make = [&] { return make_backend(weights, BackendOptions{device, cache, false, false, tensor_parallel}); };
+    const auto make = [&] {
+      return make_backend(weights, BackendOptions{device, cache, false, false, tensor_parallel, expert_parallel});
+    };
     std::vector<TensorToWrite> out;
     const auto add_logits = [&](size_t p, const float* data, int64_t n) {
       std::vector<uint8_t> bytes(size_t(n * weights.config.vocab_size) * 4);

@@ -145,21 +145,30 @@ def compare(family, kv, chunk, cpu, gpu):
 
 @pytest.fixture(scope="module", params=["qwen3", "qwen3_moe", "gemma3"])
 def tp_model(request, tmp_path_factory):
-    """MLP width 448: 224 columns per rank, whole 16-value blocks (400 would not split)."""
+    """MLP width 448: 224 columns per rank, whole 16-value blocks (400 would not split); MoE
+    experts' width 64: 32 columns per rank (48 would not split)."""
     tmp = tmp_path_factory.mktemp("tp-" + request.param)
-    write_model(tmp / "bf16", dict(config(request.param), intermediate_size=448), seed=4)
+    c = dict(config(request.param), intermediate_size=448)
+    if request.param == "qwen3_moe":
+        c["moe_intermediate_size"] = 64
+    write_model(tmp / "bf16", c, seed=4)
     run("quantize", tmp / "bf16", tmp / "nvfp4", "--quiet")
     return request.param, tmp / "nvfp4"
 
 
+@pytest.mark.parametrize("expert_parallel", [False, True])
 @pytest.mark.parametrize("chunk", [0, -2])
-def test_tensor_parallel_matches_one_gpu(tp_model, chunk, tmp_path):
+def test_tensor_parallel_matches_one_gpu(tp_model, chunk, expert_parallel, tmp_path):
     """--tensor-parallel-size 2 against one GPU (issue 8): the same kernels on half the heads and
-    MLP columns (MoE: half the experts on each GPU), the row-parallel products summed by NCCL:
-    only the summation order differs. Gemma3's single KV head is replicated on both ranks.
-    Skipped with fewer than two GPUs."""
+    MLP columns (MoE: half of every expert's columns, or with --enable-expert-parallel half the
+    experts, on each GPU), the row-parallel products summed by NCCL: only the summation order
+    differs. Gemma3's single KV head is replicated on both ranks. Skipped with fewer than two
+    GPUs."""
     family, folder = tp_model
-    two = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "tp2.safetensors", "tp=2")
+    if expert_parallel and family != "qwen3_moe":
+        pytest.skip("expert parallelism applies to MoE models only")
+    options = ["tp=2"] + (["expert-parallel"] if expert_parallel else [])
+    two = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "tp2.safetensors", *options)
     one = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "tp1.safetensors")
     agree = total = 0
     row_errors = []
@@ -169,7 +178,7 @@ def test_tensor_parallel_matches_one_gpu(tp_model, chunk, tmp_path):
         agree += int((a.argmax(-1) == b.argmax(-1)).sum())
         total += len(ids)
     outliers = sum(e >= 1e-2 for e in row_errors)
-    print(f"{family} chunk={chunk}: tensor-parallel top-1 agreement {agree}/{total}, "
+    print(f"{family} chunk={chunk} expert_parallel={expert_parallel}: tensor-parallel top-1 agreement {agree}/{total}, "
           f"max row error {max(row_errors):.2e}, rows over 1e-2: {outliers}")
     # MoE: a router near tie may tip the other way after a differently ordered sum (see compare()).
     assert outliers <= (0.02 * total if family == "qwen3_moe" else 0), (family, chunk, outliers)

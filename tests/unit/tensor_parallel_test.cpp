@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <deque>
 #include <random>
 
 #include "backend/cpu/cpu_ops.hpp"
@@ -196,46 +197,102 @@ TEST(TensorParallelPlan, RefusesAVocabularyThatDoesNotDivide) {
   EXPECT_NE(error_of(c, 2).find("vocabulary of 151937"), std::string::npos);
 }
 
-// Expert parallelism: each rank keeps whole experts (a contiguous run), the full router, and
-// still splits attention by heads; experts that do not divide are refused by name.
-TEST(TensorParallelShards, MoeLayersKeepWholeExpertsPerRank) {
-  std::mt19937 rng(9);
-  TinyModel m(2, rng);
-  nlohmann::json j = {{"architectures", {"Qwen3MoeForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 64},
-                      {"moe_intermediate_size", 32}, {"num_experts", 4}, {"num_experts_per_tok", 2},
-                      {"norm_topk_prob", true}, {"num_hidden_layers", 1}, {"num_attention_heads", 4},
-                      {"num_key_value_heads", 2}, {"head_dim", 16}, {"vocab_size", 32},
-                      {"max_position_embeddings", 64}, {"tie_word_embeddings", true}};
-  m.weights.config = ModelConfig::from_json(j);
-  ASSERT_TRUE(m.weights.config.layer_moe[0]);
-  std::vector<QuantizedLinear> experts;
-  experts.reserve(12);
+// A one-layer Qwen3-MoE model of 4 random experts (hidden 64, expert width 32), over TinyModel's
+// attention weights.
+struct TinyMoe {
+  TinyModel m;
+  std::deque<QuantizedLinear> experts;
   MoeWeights moe;
-  moe.router.assign(4 * 64, 0.5f);
-  for (int e = 0; e < 4; ++e) {
-    MlpWeights w;
-    for (LinearWeight* role : {&w.gate, &w.up, &w.down}) {
-      const bool down = role == &w.down;
-      experts.push_back(test_support::random_nvfp4(down ? 64 : 32, down ? 32 : 64, rng));
-      *role = {&experts.back(), nullptr, experts.back().out_features, experts.back().in_features};
+  explicit TinyMoe(std::mt19937& rng) : m(2, rng) {
+    nlohmann::json j = {{"architectures", {"Qwen3MoeForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 64},
+                        {"moe_intermediate_size", 32}, {"num_experts", 4}, {"num_experts_per_tok", 2},
+                        {"norm_topk_prob", true}, {"num_hidden_layers", 1}, {"num_attention_heads", 4},
+                        {"num_key_value_heads", 2}, {"head_dim", 16}, {"vocab_size", 32},
+                        {"max_position_embeddings", 64}, {"tie_word_embeddings", true}};
+    m.weights.config = ModelConfig::from_json(j);
+    moe.router.assign(4 * 64, 0.5f);
+    for (int e = 0; e < 4; ++e) {
+      MlpWeights w;
+      for (LinearWeight* role : {&w.gate, &w.up, &w.down}) {
+        const bool down = role == &w.down;
+        experts.push_back(test_support::random_nvfp4(down ? 64 : 32, down ? 32 : 64, rng));
+        *role = {&experts.back(), nullptr, experts.back().out_features, experts.back().in_features};
+      }
+      moe.experts.push_back(w);
     }
-    moe.experts.push_back(w);
+    m.weights.layers[0].moe = moe;
   }
-  m.weights.layers[0].moe = moe;
-  const TensorParallelPlan plan = TensorParallelPlan::make(m.weights.config, 2);
+};
+
+// --enable-expert-parallel: each rank keeps whole experts (a contiguous run), the full router,
+// and still splits attention by heads; experts that do not divide are refused by name.
+TEST(TensorParallelShards, ExpertParallelKeepsWholeExpertsPerRank) {
+  std::mt19937 rng(9);
+  TinyMoe t(rng);
+  ASSERT_TRUE(t.m.weights.config.layer_moe[0]);
+  const TensorParallelPlan plan = TensorParallelPlan::make(t.m.weights.config, 2, /*expert_parallel=*/true);
   EXPECT_EQ(plan.experts_per_rank, 2);
   for (int64_t r = 0; r < 2; ++r) {
-    const auto shard = shard_weights(m.weights, plan, r);
+    const auto shard = shard_weights(t.m.weights, plan, r);
     const LayerWeights& L = shard->weights.layers[0];
     ASSERT_TRUE(L.moe.has_value());
     EXPECT_EQ(L.moe->first_expert, 2 * r);
     ASSERT_EQ(L.moe->experts.size(), 2u);
-    for (int64_t e = 0; e < 2; ++e) EXPECT_EQ(L.moe->experts[size_t(e)].gate.nvfp4, moe.experts[size_t(2 * r + e)].gate.nvfp4);
-    EXPECT_EQ(L.moe->router, moe.router);
+    for (int64_t e = 0; e < 2; ++e) EXPECT_EQ(L.moe->experts[size_t(e)].gate.nvfp4, t.moe.experts[size_t(2 * r + e)].gate.nvfp4);
+    EXPECT_EQ(L.moe->router, t.moe.router);
     EXPECT_EQ(shard->weights.config.num_experts, 4);  // every rank routes over all experts
-    EXPECT_EQ(row_of(*L.q.nvfp4, 0), row_of(*m.weights.layers[0].q.nvfp4, r * 32));
+    EXPECT_EQ(shard->weights.config.moe_intermediate_size, 32);
+    EXPECT_EQ(row_of(*L.q.nvfp4, 0), row_of(*t.m.weights.layers[0].q.nvfp4, r * 32));
   }
-  ModelConfig three = m.weights.config;
+  ModelConfig three = t.m.weights.config;
   three.num_experts = 3;
-  EXPECT_NE(error_of(three, 2).find("3 experts"), std::string::npos);
+  try {
+    TensorParallelPlan::make(three, 2, true);
+    ADD_FAILURE() << "3 experts over 2 ranks accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("3 experts"), std::string::npos) << e.what();
+  }
+}
+
+// The default, as in vLLM: every rank holds every expert, with its share of the expert's
+// intermediate columns (gate/up rows, down input features) like a dense MLP; an expert width
+// that does not split into whole 16-value blocks is refused by name.
+TEST(TensorParallelShards, ExpertsAreShardedByColumnsByDefault) {
+  std::mt19937 rng(10);
+  TinyMoe t(rng);
+  const TensorParallelPlan plan = TensorParallelPlan::make(t.m.weights.config, 2);
+  EXPECT_FALSE(plan.expert_parallel);
+  EXPECT_EQ(plan.moe_intermediate_per_rank, 16);
+  for (int64_t r = 0; r < 2; ++r) {
+    const auto shard = shard_weights(t.m.weights, plan, r);
+    const LayerWeights& L = shard->weights.layers[0];
+    ASSERT_TRUE(L.moe.has_value());
+    EXPECT_EQ(L.moe->first_expert, 0);
+    ASSERT_EQ(L.moe->experts.size(), 4u);
+    EXPECT_EQ(shard->weights.config.moe_intermediate_size, 16);
+    EXPECT_EQ(shard->weights.config.num_experts, 4);
+    for (size_t e = 0; e < 4; ++e) {
+      const MlpWeights& mine = L.moe->experts[e];
+      const MlpWeights& full = t.moe.experts[e];
+      ASSERT_EQ(mine.gate.nvfp4->out_features, 16);
+      ASSERT_EQ(mine.down.nvfp4->in_features, 16);
+      for (int64_t i = 0; i < 16; ++i) {
+        ASSERT_EQ(row_of(*mine.gate.nvfp4, i), row_of(*full.gate.nvfp4, r * 16 + i));
+        ASSERT_EQ(row_of(*mine.up.nvfp4, i), row_of(*full.up.nvfp4, r * 16 + i));
+      }
+      for (int64_t i = 0; i < 64; ++i) {
+        const std::vector<float> down = row_of(*full.down.nvfp4, i), part = row_of(*mine.down.nvfp4, i);
+        ASSERT_EQ(part, std::vector<float>(down.begin() + r * 16, down.begin() + (r + 1) * 16)) << "expert " << e;
+      }
+    }
+  }
+  ModelConfig narrow = t.m.weights.config;
+  narrow.moe_intermediate_size = 48;  // 24 per rank: not whole blocks
+  try {
+    TensorParallelPlan::make(narrow, 2);
+    ADD_FAILURE() << "expert width 48 over 2 ranks accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("intermediate size 48"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(TensorParallelPlan::make(narrow, 2, /*expert_parallel=*/true));
 }

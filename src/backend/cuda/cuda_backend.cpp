@@ -306,7 +306,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   profiler_.mark("o_proj_residual_norm", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
-  if (L.moe && comm_.active()) {  // expert parallelism: each GPU's experts' share, summed over the GPUs
+  if (L.moe && comm_.active()) {  // each GPU's share (its columns of every expert, or its experts), summed
     moe_mlp_partial(*L.moe, h_.data(), T, o_.data(), moe_ws_, stream_);
     profiler_.mark("moe_experts", stream_);
     add_shares(nullptr, next);

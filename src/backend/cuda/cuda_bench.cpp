@@ -257,7 +257,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
     config = weights->config;
   }
   const int64_t tp = o.tensor_parallel_size;
-  const TensorParallelPlan plan = TensorParallelPlan::make(config, tp);
+  const TensorParallelPlan plan = TensorParallelPlan::make(config, tp, o.expert_parallel);
   const auto make_model = [&](int64_t rank) -> cuda::DeviceModel {
     if (!o.synthetic.empty())
       return tp == 1 ? cuda::synthetic_model(config, 1, o.quantize_lm_head)
@@ -274,7 +274,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   std::unique_ptr<cuda::CudaBackend> single;
   std::unique_ptr<cuda::TensorParallelBackend> group;
   if (tp == 1) single = std::make_unique<cuda::CudaBackend>(make_model(0), cache, o.enforce_eager);
-  else group = std::make_unique<cuda::TensorParallelBackend>(config, tp, make_model, cache, o.enforce_eager);
+  else group = std::make_unique<cuda::TensorParallelBackend>(config, plan, make_model, cache, o.enforce_eager);
   cuda::CudaBackend& backend = single ? *single : group->rank(0);
   const auto set_profiling = [&](bool on) {
     const auto apply = [on](cuda::CudaBackend& b) { on ? b.profiler().enable() : b.profiler().disable(); };
@@ -297,6 +297,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   out["copy_bandwidth_gb_per_s"] = bandwidth / 1e9;
   out["weight_bytes"] = backend.model().weight_bytes();
   out["tensor_parallel_size"] = tp;
+  out["expert_parallel"] = o.expert_parallel;
   for (int64_t b : o.batches) out["decode"].push_back(bench_batch(target, b, o, bandwidth));
   if (o.prefill_len > 0) out["prefill"] = bench_prefill(target.stepper, o);
   size_t free_after = 0;

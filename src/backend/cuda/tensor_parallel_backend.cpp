@@ -69,10 +69,11 @@ struct TensorParallelBackend::Worker {
   std::thread thread;  // last: starts once the members above exist
 };
 
-TensorParallelBackend::TensorParallelBackend(const ModelConfig& config, int64_t size,
+TensorParallelBackend::TensorParallelBackend(const ModelConfig& config, const TensorParallelPlan& plan,
                                              const std::function<DeviceModel(int64_t)>& make_model,
                                              const KvCacheConfig& cache, bool enforce_eager)
-    : config_(config), plan_(TensorParallelPlan::make(config, size)) {
+    : config_(config), plan_(plan) {
+  const int64_t size = plan.size;
   if (!nccl_available()) fail("--tensor-parallel-size {}: this build has no NCCL", size);
   int devices = 0;
   FP4LLM_CUDA_CHECK(cudaGetDeviceCount(&devices));
@@ -131,12 +132,12 @@ std::vector<int32_t> TensorParallelBackend::forward_greedy(const ForwardBatch& b
   return ids;
 }
 
-std::unique_ptr<TensorParallelBackend> make_tensor_parallel_backend(const ModelWeights& weights, int64_t size,
+std::unique_ptr<TensorParallelBackend> make_tensor_parallel_backend(const ModelWeights& weights,
+                                                                    const TensorParallelPlan& plan,
                                                                     const KvCacheConfig& cache, bool enforce_eager,
                                                                     bool progress) {
-  const TensorParallelPlan plan = TensorParallelPlan::make(weights.config, size);
   return std::make_unique<TensorParallelBackend>(
-      weights.config, size,
+      weights.config, plan,
       [&](int64_t r) {
         const auto shard = shard_weights(weights, plan, r);
         return upload_model(shard->weights, progress && r == 0);

@@ -22,9 +22,10 @@ namespace fp4llm::cuda {
 class TensorParallelBackend final : public Backend {
  public:
   // `make_model(rank)` runs on the rank's thread with its GPU current and builds its DeviceModel.
-  // Throws Error when the plan does not divide the model, fewer GPUs are visible, or NCCL is missing.
-  TensorParallelBackend(const ModelConfig& config, int64_t size, const std::function<DeviceModel(int64_t)>& make_model,
-                        const KvCacheConfig& cache, bool enforce_eager);
+  // Throws Error when fewer GPUs are visible than the plan's size, or NCCL is missing.
+  TensorParallelBackend(const ModelConfig& config, const TensorParallelPlan& plan,
+                        const std::function<DeviceModel(int64_t)>& make_model, const KvCacheConfig& cache,
+                        bool enforce_eager);
   ~TensorParallelBackend() override;
 
   const ModelConfig& config() const override { return config_; }
@@ -47,7 +48,8 @@ class TensorParallelBackend final : public Backend {
 };
 
 // Loaded weights, sharded per rank (`weights` must outlive the backend).
-std::unique_ptr<TensorParallelBackend> make_tensor_parallel_backend(const ModelWeights& weights, int64_t size,
+std::unique_ptr<TensorParallelBackend> make_tensor_parallel_backend(const ModelWeights& weights,
+                                                                    const TensorParallelPlan& plan,
                                                                     const KvCacheConfig& cache, bool enforce_eager,
                                                                     bool progress);
 
