@@ -330,13 +330,24 @@ __global__ void gated_rows_kernel(const float* y, int64_t rows, int64_t n, bool 
   }
 }
 
-// K splits per tile (1, 2, 4 or 8 warps), as many as keep at least kMinChunks chunks per warp:
-// many short blocks fill the SMs in several waves, so the last wave's tail is small; measured on
-// the H100 (2026-11-25) against fewer, longer items (docs/PERFORMANCE.md).
+// Fewest chunks per warp (FP4LLM_GEMV_MIN_CHUNKS, to compare; default 8). Each work item's
+// start and split reduction cost about 30 instructions per chunk at 8 (H200, 2026-12-04), which
+// longer items would amortize at the price of fewer warps in flight.
+int64_t min_chunks_per_warp() {
+  static const int64_t chunks = [] {
+    const char* v = std::getenv("FP4LLM_GEMV_MIN_CHUNKS");
+    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(8);
+  }();
+  return chunks;
+}
+
+// K splits per tile (1, 2, 4 or 8 warps), as many as keep at least min_chunks_per_warp() chunks
+// per warp: many short blocks fill the SMs in several waves, so the last wave's tail is small;
+// measured on the H100 (2026-11-25) against fewer, longer items (docs/PERFORMANCE.md).
 int choose_splits(int64_t k_chunks) {
-  constexpr int64_t kMinChunks = 8;
+  const int64_t min_chunks = min_chunks_per_warp();
   int splits = 1;
-  while (splits < kWarps && k_chunks / (2 * splits) >= kMinChunks) splits *= 2;
+  while (splits < kWarps && k_chunks / (2 * splits) >= min_chunks) splits *= 2;
   return splits;
 }
 
