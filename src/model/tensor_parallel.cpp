@@ -32,7 +32,6 @@ TensorParallelPlan TensorParallelPlan::make(const ModelConfig& c, int64_t size, 
          size, c.intermediate_size);
   p.intermediate_per_rank = c.intermediate_size / size;
   p.expert_parallel = expert_parallel;
-  p.num_experts = c.num_experts;
   if (c.num_experts > 0 && expert_parallel) {
     if (c.num_experts % size != 0)
       fail("--tensor-parallel-size {} --enable-expert-parallel: the model's {} experts do not divide evenly", size,
@@ -160,8 +159,8 @@ std::unique_ptr<RankWeights> shard_weights(const ModelWeights& w, const TensorPa
 }
 
 TensorParallelPlan::Range TensorParallelPlan::experts(int64_t rank) const {
-  if (!expert_parallel) return {0, num_experts};
-  return {rank * experts_per_rank, (rank + 1) * experts_per_rank};
+  const int64_t first = expert_parallel ? rank * experts_per_rank : 0;
+  return {first, first + experts_per_rank};
 }
 
 QuantizedLinear shard_rows(const QuantizedLinear& w, int64_t begin, int64_t end) {

@@ -22,11 +22,10 @@ struct TensorParallelPlan {
   bool kv_replicated = false;
   int64_t intermediate_per_rank = 0;
   int64_t vocab_per_rank = 0;     // vocab / size (the vocabulary must divide evenly)
-  // MoE layers. Tensor-sharded (the default, as vLLM's): every rank holds every expert's slice
-  // of moe_intermediate_per_rank columns. Expert parallel (--enable-expert-parallel): each rank
-  // holds experts_per_rank whole experts.
+  // MoE layers. Tensor-sharded (the default, as vLLM's): every rank holds all experts
+  // (experts_per_rank of them), each a slice of moe_intermediate_per_rank columns. Expert parallel
+  // (--enable-expert-parallel): each rank holds experts_per_rank whole experts.
   bool expert_parallel = false;
-  int64_t num_experts = 0;
   int64_t experts_per_rank = 0;
   int64_t moe_intermediate_per_rank = 0;
 

@@ -12,6 +12,7 @@
 #include "backend/cuda/layer_kernels.hpp"
 #include "formats/number_formats.hpp"
 #include "util/error.hpp"
+#include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
 
@@ -29,10 +30,7 @@ size_t align8(size_t n) { return (n + 7) / 8 * 8; }
 // Decode attention runs on tensor cores where the shape allows (measured faster on the H100,
 // docs/PERFORMANCE.md); FP4LLM_MMA_ATTENTION=0 selects the CUDA-core kernel, for comparison.
 bool use_mma_attention() {
-  static const bool on = [] {
-    const char* v = std::getenv("FP4LLM_MMA_ATTENTION");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = knob_on("FP4LLM_MMA_ATTENTION");
   return on;
 }
 
@@ -41,10 +39,7 @@ bool use_mma_attention() {
 // adds the merge of partial results; on the H200 (2026-12-04, Qwen3-8B shape, 128-256 keys) 256
 // beat 128 by 3% at batch 1 and 2% at batch 16, and 32 or 64 lost.
 int64_t min_split_keys() {
-  static const int64_t keys = [] {
-    const char* v = std::getenv("FP4LLM_ATTN_MIN_SPLIT_KEYS");
-    return v ? std::clamp<int64_t>(std::atoll(v) / 32 * 32, 32, 4096) : int64_t(256);
-  }();
+  static const int64_t keys = std::clamp<int64_t>(knob_int("FP4LLM_ATTN_MIN_SPLIT_KEYS", 256) / 32 * 32, 32, 4096);
   return keys;
 }
 

@@ -9,6 +9,7 @@
 
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
+#include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
 
@@ -334,10 +335,7 @@ __global__ void gated_rows_kernel(const float* y, int64_t rows, int64_t n, bool 
 // start and split reduction cost about 30 instructions per chunk at 8 (H200, 2026-12-04), which
 // longer items would amortize at the price of fewer warps in flight.
 int64_t min_chunks_per_warp() {
-  static const int64_t chunks = [] {
-    const char* v = std::getenv("FP4LLM_GEMV_MIN_CHUNKS");
-    return v ? std::max<int64_t>(1, std::atoll(v)) : int64_t(8);
-  }();
+  static const int64_t chunks = std::max<int64_t>(1, knob_int("FP4LLM_GEMV_MIN_CHUNKS", 8));
   return chunks;
 }
 
@@ -394,10 +392,7 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
 // (Qwen3-8B; +3% Qwen3-30B-A3B) but -4% at batch 16, where its registers cost more than the
 // hidden latency; FP4LLM_GEMV_PREFETCH=0 turns it off, to compare.
 bool prefetch_x() {
-  static const bool on = [] {
-    const char* v = std::getenv("FP4LLM_GEMV_PREFETCH");
-    return !(v && std::string(v) == "0");
-  }();
+  static const bool on = knob_on("FP4LLM_GEMV_PREFETCH");
   return on;
 }
 
