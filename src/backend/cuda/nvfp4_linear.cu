@@ -297,6 +297,98 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
 }
 
+// Register-pipelined variant of the same product (FP4LLM_GEMV_KERNEL=direct), written against
+// the instruction-issue bound the ring kernel hit (161 warp instructions per 576-byte chunk, H200,
+// 2026-12-04): weights and scales go straight to registers with one 16-byte and one 2-byte load
+// per lane per chunk, the next kGroup chunks requested before this group's arithmetic; x comes
+// from L1 through pointers computed once per work item; chunks carry no bounds checks except
+// K's ragged last chunk. Tokens past the slice read a valid row of x: their MMA columns are
+// never written out.
+#ifndef FP4LLM_GEMV_GROUP
+#define FP4LLM_GEMV_GROUP 2
+#endif
+constexpr int kGroup = FP4LLM_GEMV_GROUP;
+
+__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ uint32_t load_streaming(const uint16_t* p) {
+  unsigned short v;
+  asm volatile("ld.global.nc.L1::no_allocate.u16 %0, [%1];\n" : "=h"(v) : "l"(p));
+  return v;
+}
+
+#ifndef FP4LLM_GEMV_DIRECT_BLOCKS
+#define FP4LLM_GEMV_DIRECT_BLOCKS 3
+#endif
+template <int NT, bool kGrouped>
+__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p) {
+  Slice s;
+  if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int tile = blockIdx.x * (kWarps / p.splits) + warp / p.splits, split = warp % p.splits;
+  const bool live = tile < p.row_tiles;
+  const int begin = split * p.chunks_per_split;
+  const int end = live ? min(p.k_chunks, begin + p.chunks_per_split) : begin;
+  const int full = p.k / 64;  // chunks whose 64 columns all lie inside K
+  const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
+  const uint16_t* sl = s.scales + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
+  const uint4* xl[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int r = min(nt * 8 + g, s.rows - 1);
+    const int row = kGrouped && p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
+    xl[nt] = reinterpret_cast<const uint4*>(p.x + size_t(row) * p.k + size_t(begin) * 64 + t * 16);
+  }
+  float acc[NT][4] = {};
+  const int n = end - begin;
+  uint4 wn[kGroup];
+  uint32_t sn[kGroup];
+#pragma unroll
+  for (int u = 0; u < kGroup; ++u)
+    if (u < n) wn[u] = load_streaming(wl + u * 32), sn[u] = load_streaming(sl + u * 32);
+  for (int c = 0; c < n; c += kGroup) {
+    uint4 w[kGroup];
+    uint32_t sc[kGroup];
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u) w[u] = wn[u], sc[u] = sn[u];
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u)
+      if (c + kGroup + u < n)
+        wn[u] = load_streaming(wl + (c + kGroup + u) * 32), sn[u] = load_streaming(sl + (c + kGroup + u) * 32);
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u) {
+      if (c + u >= n) break;
+      const bool inside = begin + c + u < full || (begin + c + u) * 64 + t * 16 < p.k;
+      XFrag<NT> x;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
+        if (inside) x.a[nt] = __ldg(xl[nt] + (c + u) * 8), x.b[nt] = __ldg(xl[nt] + (c + u) * 8 + 1);
+      }
+      chunk_mma<NT>(acc, w[u], sc[u], x);
+    }
+  }
+  if (p.splits > 1) {
+    __shared__ float partial[kWarps][NT * 4][32];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) partial[warp][nt * 4 + j][lane] = acc[nt][j];
+    __syncthreads();
+    if (split != 0) return;
+    for (int other = 1; other < p.splits; ++other)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[nt][j] += partial[warp + other][nt * 4 + j][lane];
+  }
+  if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
+}
+
 // Prefill: the whole matrix to BF16 (row-major, k_chunks * 64 columns), global scale included.
 __global__ void dequantize_kernel(const uint4* packed, const uint16_t* scales, const float* tile_scales,
                                   int k_chunks, size_t slots, __nv_bfloat16* out) {
@@ -398,8 +490,42 @@ bool prefetch_x() {
 
 // The kernel instance for `rows` tokens (per group: the most one group can hold): 8-token groups
 // per warp, and for more than 64 rows (expert groups only) slices of 64 over grid z.
+template <int NT, bool kGrouped>
+void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
+  const int tiles_per_block = kWarps / p.splits;
+  const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
+  nvfp4_gemv_direct_kernel<NT, kGrouped><<<grid, kWarps * 32, 0, stream>>>(p);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+// Which kernel takes up to 16 rows: the register-pipelined one for plain products (measured on the
+// H200, 2026-12-04: Qwen3-8B's four projections 57.3 against 66.5 us per layer at batch 1, 65.4
+// against 81.0 at batch 16), the copy ring for expert groups (equal at batch 1, slower at 16).
+// FP4LLM_GEMV_KERNEL=ring or =direct puts every product on one of them, to compare.
+enum class GemvKernel { kDefault, kRing, kDirect };
+GemvKernel gemv_kernel_knob() {
+  static const GemvKernel k = [] {
+    const char* v = std::getenv("FP4LLM_GEMV_KERNEL");
+    if (v && std::string(v) == "ring") return GemvKernel::kRing;
+    if (v && std::string(v) == "direct") return GemvKernel::kDirect;
+    return GemvKernel::kDefault;
+  }();
+  return k;
+}
+
+bool use_direct(bool grouped, int64_t rows) {
+  if (rows > 16) return false;
+  const GemvKernel k = gemv_kernel_knob();
+  return k == GemvKernel::kDirect || (k == GemvKernel::kDefault && !grouped);
+}
+
 template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
+  if (use_direct(kGrouped, rows)) {
+    if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream);
+    else launch_gemv_direct<2, kGrouped>(p, groups, 1, stream);
+    return;
+  }
   if (rows <= 8) prefetch_x() ? launch_gemv<1, kGrouped, true>(p, groups, 1, stream) : launch_gemv<1, kGrouped>(p, groups, 1, stream);
   else if (rows <= 16) launch_gemv<2, kGrouped>(p, groups, 1, stream);
   else if (rows <= 32) launch_gemv<4, kGrouped>(p, groups, 1, stream);
