@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/warp_reduce.cuh"
@@ -89,6 +90,7 @@ __device__ __forceinline__ float4 gain4(float4 w, bool one_plus) {
 __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const float* delta, const float* delta_weights,
                                                                int delta_count, const float* post_w,
                                                                const float* next_w, NormParams n, __nv_bfloat16* out) {
+  let_dependents_start();  // the next kernel (a GEMV) may start streaming its weights
   const int64_t quads = n.width / 4;
   float* row = x + size_t(blockIdx.x) * n.width;
   const int64_t per_token = delta_weights ? delta_count : 1;

@@ -9,6 +9,7 @@
 #include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/paged_attention.hpp"
 #include "backend/cuda/split_kv.cuh"
@@ -79,6 +80,7 @@ __device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_
 
 template <int D, bool kFp8>
 __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
+  let_dependents_start();  // the next kernel (a GEMV) may start streaming its weights
   constexpr int kSteps = D / 16;          // k-steps of QK^T
   constexpr int kTiles = D / 8;           // output n-tiles of PV
   constexpr int kQuarter = D / 4;         // key dims per lane quarter (QK^T permutation)

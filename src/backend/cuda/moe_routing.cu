@@ -2,6 +2,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/moe_routing.hpp"
 
 namespace fp4llm::cuda {
@@ -124,6 +125,7 @@ __device__ void lay_out_groups(const int* count, int* cursor, int experts, int l
 // is that of the atomic cursor; each row's product does not depend on its position, so the
 // results do not either.
 __global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, RouterShape s, Routing out) {
+  let_dependents_start();  // the next kernel (a GEMV) may start streaming its weights
   __shared__ int count[kMaxExperts], cursor[kMaxExperts];  // by local expert
   const int experts = int(s.experts), top_k = int(s.top_k), lane = threadIdx.x & 31;
   const int first = int(s.first_expert), local = int(s.local());

@@ -2,6 +2,7 @@
 #include <cuda_fp8.h>
 
 #include "backend/cuda/activation.cuh"
+#include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/mma_bf16.cuh"
 
 #include <algorithm>
@@ -326,6 +327,8 @@ __device__ __forceinline__ uint32_t load_streaming(const uint16_t* p) {
 #endif
 template <int NT, bool kGrouped>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p) {
+  let_dependents_start();
+  if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
   if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -336,6 +339,13 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
   const int full = p.k / 64;  // chunks whose 64 columns all lie inside K
   const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
   const uint16_t* sl = s.scales + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
+  const int n = end - begin;
+  uint4 wn[kGroup];
+  uint32_t sn[kGroup];
+#pragma unroll
+  for (int u = 0; u < kGroup; ++u)
+    if (u < n) wn[u] = load_streaming(wl + u * 32), sn[u] = load_streaming(sl + u * 32);
+  if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
   const uint4* xl[NT];
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
@@ -344,12 +354,6 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
     xl[nt] = reinterpret_cast<const uint4*>(p.x + size_t(row) * p.k + size_t(begin) * 64 + t * 16);
   }
   float acc[NT][4] = {};
-  const int n = end - begin;
-  uint4 wn[kGroup];
-  uint32_t sn[kGroup];
-#pragma unroll
-  for (int u = 0; u < kGroup; ++u)
-    if (u < n) wn[u] = load_streaming(wl + u * 32), sn[u] = load_streaming(sl + u * 32);
   for (int c = 0; c < n; c += kGroup) {
     uint4 w[kGroup];
     uint32_t sc[kGroup];
@@ -494,34 +498,24 @@ template <int NT, bool kGrouped>
 void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
   const int tiles_per_block = kWarps / p.splits;
   const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
-  nvfp4_gemv_direct_kernel<NT, kGrouped><<<grid, kWarps * 32, 0, stream>>>(p);
-  FP4LLM_CUDA_LAUNCHED();
+  launch_dependent(nvfp4_gemv_direct_kernel<NT, kGrouped>, grid, dim3(kWarps * 32), 0, stream, p);
 }
 
-// Which kernel takes up to 16 rows: the register-pipelined one for plain products (measured on the
-// H200, 2026-12-04: Qwen3-8B's four projections 57.3 against 66.5 us per layer at batch 1, 65.4
-// against 81.0 at batch 16), the copy ring for expert groups (equal at batch 1, slower at 16).
-// FP4LLM_GEMV_KERNEL=ring or =direct puts every product on one of them, to compare.
-enum class GemvKernel { kDefault, kRing, kDirect };
-GemvKernel gemv_kernel_knob() {
-  static const GemvKernel k = [] {
+// Up to 16 rows go to the register-pipelined kernel (measured on the H200, 2026-12-04: Qwen3-8B's
+// four projections 57.2 against 66.5 us per layer at batch 1, 65.5 against 81.0 at batch 16;
+// Qwen3-30B-A3B's expert groups 304.3 against 301.2 tok/s at batch 1, 1,887 against 1,783 at 16).
+// FP4LLM_GEMV_KERNEL=ring keeps every product on the copy ring, to compare.
+bool use_direct(int64_t rows) {
+  static const bool ring = [] {
     const char* v = std::getenv("FP4LLM_GEMV_KERNEL");
-    if (v && std::string(v) == "ring") return GemvKernel::kRing;
-    if (v && std::string(v) == "direct") return GemvKernel::kDirect;
-    return GemvKernel::kDefault;
+    return v && std::string(v) == "ring";
   }();
-  return k;
-}
-
-bool use_direct(bool grouped, int64_t rows) {
-  if (rows > 16) return false;
-  const GemvKernel k = gemv_kernel_knob();
-  return k == GemvKernel::kDirect || (k == GemvKernel::kDefault && !grouped);
+  return rows <= 16 && !ring;
 }
 
 template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
-  if (use_direct(kGrouped, rows)) {
+  if (use_direct(rows)) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream);
     else launch_gemv_direct<2, kGrouped>(p, groups, 1, stream);
     return;

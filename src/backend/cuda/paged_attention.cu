@@ -2,6 +2,7 @@
 #include <cuda_fp8.h>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/warp_reduce.cuh"
 #include "backend/cuda/paged_attention.hpp"
@@ -31,6 +32,7 @@ __device__ __forceinline__ size_t cache_element(const Args& a, const int32_t* ta
 // owning D/32 output elements. Online softmax per warp; warps merged through shared memory.
 template <int D, int G, bool kFp8>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
+  let_dependents_start();  // the next kernel (a GEMV) may start streaming its weights
   constexpr int E = D / 32;              // value elements per lane
   constexpr int kRowsInFlight = 16;      // value rows loaded before any is used
   constexpr int kKeyWords = kFp8 ? 4 : 8;                    // 32-bit words per 16 key elements

@@ -1,0 +1,60 @@
+// Programmatic dependent launch (sm_90+): a kernel launched through launch_dependent() may be
+// scheduled while the kernel before it in the stream still runs, so a decode GEMV streams its
+// first weights during the norm or attention kernel that produces its input instead of after it
+// (each launch of a decode step otherwise starts with an idle GPU and a memory round trip).
+// Rules for such a kernel: before wait_for_producer() it reads only what no earlier kernel of the
+// step writes (weights) and writes nothing. let_dependents_start() in a producer only allows the
+// next kernel to be scheduled early; that kernel's wait still covers this one's completion and
+// memory. FP4LLM_PDL=0 launches everything in plain stream order, to compare.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <utility>
+
+#include "backend/cuda/cuda_check.hpp"
+#include "util/tuning_knob.hpp"
+
+namespace fp4llm::cuda {
+
+__device__ __forceinline__ void wait_for_producer() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void let_dependents_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// True on sm_90+ devices unless FP4LLM_PDL=0 (read once; every GPU of a process has one arch).
+inline bool dependent_launch_enabled() {
+  static const bool on = [] {
+    int device = 0, major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
+      return false;
+    return major >= 9 && knob_on("FP4LLM_PDL");
+  }();
+  return on;
+}
+
+template <typename... Params, typename... Args>
+void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                      Args&&... args) {
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  config.attrs = &attribute;
+  config.numAttrs = dependent_launch_enabled() ? 1 : 0;
+  FP4LLM_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
+}
+
+}  // namespace fp4llm::cuda
