@@ -1,0 +1,109 @@
+// The register-pipelined decode GEMV, which takes up to 16 rows (nvfp4_linear.cu), written
+// against the instruction-issue bound of the copy ring (161 warp instructions per 576-byte chunk,
+// H200, 2026-12-04): weights and scales go straight to registers with one 16-byte and one 2-byte
+// load per lane per chunk, the next kGroup chunks requested before this group's arithmetic; x
+// comes from L1 through pointers computed once per work item; chunks carry no bounds checks
+// except K's ragged last chunk. Tokens past the slice read a valid row of x: their MMA columns
+// are never written out. Expert groups wait for the routing kernel before anything else; plain
+// products request their first weights before waiting for the kernel that writes x (which only
+// matters when launched early, dependent_launch.cuh).
+#pragma once
+
+#include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/nvfp4_gemv_tile.cuh"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+#ifndef FP4LLM_GEMV_GROUP
+#define FP4LLM_GEMV_GROUP 2
+#endif
+constexpr int kGroup = FP4LLM_GEMV_GROUP;
+
+__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ uint32_t load_streaming(const uint16_t* p) {
+  unsigned short v;
+  asm volatile("ld.global.nc.L1::no_allocate.u16 %0, [%1];\n" : "=h"(v) : "l"(p));
+  return v;
+}
+
+#ifndef FP4LLM_GEMV_DIRECT_BLOCKS
+#define FP4LLM_GEMV_DIRECT_BLOCKS 3
+#endif
+template <int NT, bool kGrouped>
+__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p) {
+  let_dependents_start();
+  if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
+  Slice s;
+  if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int tile = blockIdx.x * (kWarps / p.splits) + warp / p.splits, split = warp % p.splits;
+  const bool live = tile < p.row_tiles;
+  const int begin = split * p.chunks_per_split;
+  const int end = live ? min(p.k_chunks, begin + p.chunks_per_split) : begin;
+  const int full = p.k / 64;  // chunks whose 64 columns all lie inside K
+  const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
+  const uint16_t* sl = s.scales + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
+  const int n = end - begin;
+  uint4 wn[kGroup];
+  uint32_t sn[kGroup];
+#pragma unroll
+  for (int u = 0; u < kGroup; ++u)
+    if (u < n) wn[u] = load_streaming(wl + u * 32), sn[u] = load_streaming(sl + u * 32);
+  if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
+  const uint4* xl[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int r = min(nt * 8 + g, s.rows - 1);
+    const int row = kGrouped && p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
+    xl[nt] = reinterpret_cast<const uint4*>(p.x + size_t(row) * p.k + size_t(begin) * 64 + t * 16);
+  }
+  float acc[NT][4] = {};
+  for (int c = 0; c < n; c += kGroup) {
+    uint4 w[kGroup];
+    uint32_t sc[kGroup];
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u) w[u] = wn[u], sc[u] = sn[u];
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u)
+      if (c + kGroup + u < n)
+        wn[u] = load_streaming(wl + (c + kGroup + u) * 32), sn[u] = load_streaming(sl + (c + kGroup + u) * 32);
+#pragma unroll
+    for (int u = 0; u < kGroup; ++u) {
+      if (c + u >= n) break;
+      const bool inside = begin + c + u < full || (begin + c + u) * 64 + t * 16 < p.k;
+      XFrag<NT> x;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
+        if (inside) x.a[nt] = __ldg(xl[nt] + (c + u) * 8), x.b[nt] = __ldg(xl[nt] + (c + u) * 8 + 1);
+      }
+      chunk_mma<NT>(acc, w[u], sc[u], x);
+    }
+  }
+  if (p.splits > 1) {
+    __shared__ float partial[kWarps][NT * 4][32];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) partial[warp][nt * 4 + j][lane] = acc[nt][j];
+    __syncthreads();
+    if (split != 0) return;
+    for (int other = 1; other < p.splits; ++other)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[nt][j] += partial[warp + other][nt * 4 + j][lane];
+  }
+  if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
+}
+
+}  // namespace
+
+}  // namespace fp4llm::cuda

@@ -1,0 +1,182 @@
+// Device pieces both decode GEMV kernels share (nvfp4_gemv_ring.cuh, nvfp4_gemv_direct.cuh): the
+// kernel arguments, one tile-chunk's dequantization into MMA A fragments (nvfp4_tiles.hpp gives
+// the layout), the x fragments, the MMAs, and the epilogue that writes a tile. Only
+// nvfp4_linear.cu includes these headers: the pieces live in its unnamed namespace.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "backend/cuda/activation.cuh"
+#include "backend/cuda/mma_bf16.cuh"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+constexpr int kWarps = 8;   // warps per block: kWarps / splits tiles, each split over `splits` warps
+
+enum Epilogue : int { kStore, kAdd, kSilu, kGelu };
+
+struct GemvArgs {
+  const uint4* packed;
+  const uint16_t* scales;
+  const float* tile_scales;
+  const __nv_bfloat16* x;
+  int rows, n, k, k_chunks, row_tiles, chunks_per_split, splits;
+  Epilogue epilogue;
+  float* y;             // kStore, kAdd: [rows][n]
+  __nv_bfloat16* act;   // kSilu, kGelu: [rows][n / 2]
+  // Expert groups (ExpertRows): blockIdx.y picks a group, blockIdx.z a slice of its rows, and
+  // the weights are those of the group's expert. Null group_offset: one group of `rows` rows.
+  const int32_t* group_expert;
+  const int32_t* group_offset;
+  const int32_t* num_groups;
+  const int32_t* x_rows;  // routed row -> row of x; null: the row itself
+  const int32_t* y_rows;  // routed row -> row of the output; null: the row itself
+  size_t expert_slots;    // 16-byte weight slots (and scales) of one expert
+};
+
+// The rows one block multiplies and the weights it reads (its expert's, for groups).
+struct Slice {
+  const uint4* packed;
+  const uint16_t* scales;
+  const float* tile_scales;
+  int begin, rows;  // routed rows [begin, begin + rows)
+};
+
+__device__ __forceinline__ __nv_bfloat162 as_bf162(uint32_t bits) {
+  __nv_bfloat162 v;
+  memcpy(&v, &bits, 4);
+  return v;
+}
+
+__device__ __forceinline__ uint32_t as_u32(__nv_bfloat162 v) {
+  uint32_t bits;
+  memcpy(&bits, &v, 4);
+  return bits;
+}
+
+// Register slot J of a word (nvfp4_tiles.hpp): both codes moved to BF16 sign, low exponent and
+// top mantissa bits, giving each value times 2^-126 exactly (E2M1's 0.5 becomes a subnormal).
+template <int J>
+__device__ __forceinline__ uint32_t e2m1_pair(uint32_t w) {
+  constexpr uint32_t kSign = 0x80008000u, kMagnitude = 0x01C001C0u;
+  const uint32_t sign = (w << (4 * J)) & kSign;
+  const uint32_t magnitude = (4 * J >= 6 ? w << (4 * J - 6) : w >> (6 - 4 * J)) & kMagnitude;
+  return sign | magnitude;
+}
+
+// Block scales as BF16 pairs times 2^118: e2m1 * 2^-126 * scale * 2^118 = value * 2^-8 stays a
+// normal BF16 with at most 6 significant bits, so one multiply per pair is exact (the 2^8 is
+// given back with the global scale).
+__device__ __forceinline__ void scale_pair(uint32_t two_scales, __nv_bfloat162& lo, __nv_bfloat162& hi) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two_scales), __NV_E4M3);
+  const float2 f = __half22float2(__half2(h));
+  const float k2p118 = __int_as_float(0x7A800000);
+  lo = __float2bfloat162_rn(f.x * k2p118);
+  hi = __float2bfloat162_rn(f.y * k2p118);
+}
+constexpr float kUnscale = 256.0f;  // 2^8, see scale_pair
+
+// The 16 A registers of one tile-chunk for this lane: a[i] feeds MMA i (rows g, g+8 x 4 values).
+__device__ __forceinline__ void dequant_chunk(uint4 w, uint32_t scales, uint32_t (&a)[4][4]) {
+  __nv_bfloat162 s_lo, s_hi;
+  scale_pair(scales, s_lo, s_hi);
+  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    a[i][0] = as_u32(__hmul2(as_bf162(e2m1_pair<0>(words[i])), s_lo));
+    a[i][1] = as_u32(__hmul2(as_bf162(e2m1_pair<1>(words[i])), s_hi));
+    a[i][2] = as_u32(__hmul2(as_bf162(e2m1_pair<2>(words[i])), s_lo));
+    a[i][3] = as_u32(__hmul2(as_bf162(e2m1_pair<3>(words[i])), s_hi));
+  }
+}
+
+// The B fragments of one 64-column chunk for this lane: x row x_row[nt] (tokens nt * 8 + g; -1
+// past the slice's rows), columns t * 16 .. t * 16 + 15, zero past K or past `end` chunks.
+template <int NT>
+struct XFrag {
+  uint4 a[NT], b[NT];
+};
+
+template <int NT>
+__device__ __forceinline__ void load_x(XFrag<NT>& x, const GemvArgs& p, const int (&x_row)[NT], int chunk, int end,
+                                       int t) {
+  const int col = chunk * 64 + t * 16;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
+    if (chunk < end && x_row[nt] >= 0 && col < p.k) {
+      const uint4* src = reinterpret_cast<const uint4*>(p.x + size_t(x_row[nt]) * p.k + col);
+      x.a[nt] = __ldg(src);
+      x.b[nt] = __ldg(src + 1);
+    }
+  }
+}
+
+// One 64-column chunk: four MMAs per 8-token group. Lane (g, t) holds row g's and row g+8's
+// block t; MMA i takes values 4i..4i+3 of that block, so A and B agree on which column each
+// MMA position is (any consistent permutation of K gives the same dot products).
+template <int NT>
+__device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const XFrag<NT>& x) {
+  uint32_t a[4][4];
+  dequant_chunk(w, scales, a);
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    mma_bf16_16x8x16(acc[nt], a[0], x.a[nt].x, x.a[nt].y);
+    mma_bf16_16x8x16(acc[nt], a[1], x.a[nt].z, x.a[nt].w);
+    mma_bf16_16x8x16(acc[nt], a[2], x.b[nt].x, x.b[nt].y);
+    mma_bf16_16x8x16(acc[nt], a[3], x.b[nt].z, x.b[nt].w);
+  }
+}
+
+// This lane's accumulators (rows g and g+8 of the tile, tokens 2t and 2t+1 of each 8-token group,
+// global scales applied) to their destination; for gated tiles row g is a gate row and row g+8
+// the matching up row, so the activation needs nothing from other lanes.
+template <int NT, bool kGrouped>
+__device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, int tile, int g, int t,
+                                           const float (&acc)[NT][4]) {
+  const float scale_lo = s.tile_scales[2 * tile] * kUnscale, scale_hi = s.tile_scales[2 * tile + 1] * kUnscale;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const int token = nt * 8 + 2 * t + j;
+      if (token >= s.rows) continue;
+      const int out = kGrouped && p.y_rows ? p.y_rows[s.begin + token] : s.begin + token;
+      const float lo = acc[nt][j] * scale_lo, hi = acc[nt][j + 2] * scale_hi;
+      if (p.epilogue == kSilu || p.epilogue == kGelu) {
+        p.act[size_t(out) * (p.n / 2) + tile * 8 + g] = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
+        continue;
+      }
+      const int row = tile * 16 + g;
+      float* dst = p.y + size_t(out) * p.n + row;
+      if (row < p.n) dst[0] = p.epilogue == kAdd ? dst[0] + lo : lo;
+      if (row + 8 < p.n) dst[8] = p.epilogue == kAdd ? dst[8] + hi : hi;
+    }
+}
+
+// This block's rows and weights: all rows for a plain product; for expert groups, slice
+// blockIdx.z of group blockIdx.y's rows (false when that slice is empty: the block has no work).
+template <int NT, bool kGrouped>
+__device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
+  s = {p.packed, p.scales, p.tile_scales, 0, p.rows};
+  if constexpr (!kGrouped) return true;
+  const int group = int(blockIdx.y);
+  if (group >= *p.num_groups) return false;
+  s.begin = p.group_offset[group] + int(blockIdx.z) * NT * 8;
+  s.rows = min(p.group_offset[group + 1] - s.begin, NT * 8);
+  const size_t expert = size_t(p.group_expert[group]);
+  s.packed += expert * p.expert_slots;
+  s.scales += expert * p.expert_slots;
+  s.tile_scales += expert * 2 * size_t(p.row_tiles);
+  return s.rows > 0;
+}
+
+}  // namespace
+
+}  // namespace fp4llm::cuda
