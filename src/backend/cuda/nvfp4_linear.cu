@@ -48,19 +48,22 @@ __global__ void gated_rows_kernel(const float* y, int64_t rows, int64_t n, bool 
   }
 }
 
-// Fewest chunks per warp (FP4LLM_GEMV_MIN_CHUNKS, to compare; default 8). Each work item's
-// start and split reduction cost about 30 instructions per chunk at 8 (H200, 2026-12-04), which
-// longer items would amortize at the price of fewer warps in flight.
-int64_t min_chunks_per_warp() {
-  static const int64_t chunks = std::max<int64_t>(1, knob_int("FP4LLM_GEMV_MIN_CHUNKS", 8));
-  return chunks;
+// Fewest chunks per warp (FP4LLM_GEMV_MIN_CHUNKS, to compare; default 8). Longer items measured
+// no faster at 1 and 16 rows (H200, 2026-12-04: 4, 16 and 32 against 8). Above 16 rows
+// FP4LLM_GEMV_MIN_CHUNKS_WIDE (default 8, unmeasured alternatives) sets it instead: fewer splits
+// put more tiles with one K range in a block, whose warps then read the same x from L1 rather
+// than each tile's x from L2 (the bound at 64 rows, docs/PERFORMANCE.md).
+int64_t min_chunks_per_warp(int64_t rows) {
+  static const int64_t narrow = std::max<int64_t>(1, knob_int("FP4LLM_GEMV_MIN_CHUNKS", 8));
+  static const int64_t wide = std::max<int64_t>(1, knob_int("FP4LLM_GEMV_MIN_CHUNKS_WIDE", 8));
+  return rows > 16 ? wide : narrow;
 }
 
 // K splits per tile (1, 2, 4 or 8 warps), as many as keep at least min_chunks_per_warp() chunks
 // per warp: many short blocks fill the SMs in several waves, so the last wave's tail is small;
 // measured on the H100 (2026-11-25) against fewer, longer items (docs/PERFORMANCE.md).
-int choose_splits(int64_t k_chunks) {
-  const int64_t min_chunks = min_chunks_per_warp();
+int choose_splits(int64_t k_chunks, int64_t rows) {
+  const int64_t min_chunks = min_chunks_per_warp(rows);
   int splits = 1;
   while (splits < kWarps && k_chunks / (2 * splits) >= min_chunks) splits *= 2;
   return splits;
@@ -145,7 +148,7 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
 // `rows`: the rows of x, or for expert groups the most rows one group can hold.
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
           unsigned groups = 1) {
-  const int splits = choose_splits(w.k_chunks);
+  const int splits = choose_splits(w.k_chunks, rows);
   p.packed = reinterpret_cast<const uint4*>(w.packed.data());
   p.scales = w.scales.data();
   p.tile_scales = w.tile_scales.data();
