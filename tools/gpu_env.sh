@@ -17,8 +17,11 @@ else
   echo "note: no .deps/*.deb to unpack (carry .deps to the GPU machine)" >&2
 fi
 
-# gpu_build [TARGET...]: configure and build build-gpu (Release, sm_90a/sm_89; FP4LLM_CMAKE_ARGS
-# may narrow the architectures), all targets by default; logs to $OUT, first errors on failure.
+# The lent GPUs are Hopper: build for sm_90a only unless FP4LLM_CMAKE_ARGS says otherwise.
+export FP4LLM_CMAKE_ARGS=${FP4LLM_CMAKE_ARGS:--DFP4LLM_CUDA_ARCH_FLAGS=-gencode=arch=compute_90a,code=sm_90a}
+
+# gpu_build [TARGET...]: configure and build build-gpu (Release, FP4LLM_CMAKE_ARGS as above), all
+# targets by default; logs to $OUT, first errors on failure.
 gpu_build() {
   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DFP4LLM_PYTHON="$(command -v python3)" \
     ${FP4LLM_CMAKE_ARGS:-} > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; return 1; }

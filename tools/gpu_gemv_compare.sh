@@ -9,7 +9,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT" build-gpu/sweep
-export FP4LLM_CMAKE_ARGS=${FP4LLM_CMAKE_ARGS:--DFP4LLM_CUDA_ARCH_FLAGS=-gencode=arch=compute_90a,code=sm_90a}
 source tools/gpu_env.sh
 variants=${1:-"G2B3 G1B4 G3B3"}
 build_variant() {  # NAME FLAGS...

@@ -14,7 +14,6 @@ results=${OUT:-build-gpu/logs}
 mkdir -p "$results"
 work=/tmp/fp4llm-round
 rm -rf "$work" && mkdir -p "$work"
-export FP4LLM_CMAKE_ARGS=${FP4LLM_CMAKE_ARGS:--DFP4LLM_CUDA_ARCH_FLAGS=-gencode=arch=compute_90a,code=sm_90a}
 source tools/gpu_env.sh
 export FP4LLM_COMMIT=${FP4LLM_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 summary=$work/summary.txt

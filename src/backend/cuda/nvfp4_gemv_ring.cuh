@@ -94,20 +94,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
       chunk_mma<NT>(acc, w[u], sc[u], x);
     }
   }
-  if (p.splits > 1) {
-    __shared__ float partial[kWarps][NT * 4][32];
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) partial[warp][nt * 4 + j][lane] = acc[nt][j];
-    __syncthreads();
-    if (split != 0) return;
-    for (int other = 1; other < p.splits; ++other)
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[nt][j] += partial[warp + other][nt * 4 + j][lane];
-  }
+  if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;
   if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
 }
 

@@ -134,6 +134,27 @@ __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t
   }
 }
 
+// A tile's K splits (warps warp .. warp + splits - 1 of the block) summed in shared memory into
+// split 0's accumulators; false for the other splits, which have nothing left to do. With more
+// than one split every warp of the block must call it (a block barrier).
+template <int NT>
+__device__ __forceinline__ bool sum_splits(float (&acc)[NT][4], int splits, int warp, int split, int lane) {
+  if (splits == 1) return true;
+  __shared__ float partial[kWarps][NT * 4][32];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) partial[warp][nt * 4 + j][lane] = acc[nt][j];
+  __syncthreads();
+  if (split != 0) return false;
+  for (int other = 1; other < splits; ++other)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[nt][j] += partial[warp + other][nt * 4 + j][lane];
+  return true;
+}
+
 // This lane's accumulators (rows g and g+8 of the tile, tokens 2t and 2t+1 of each 8-token group,
 // global scales applied) to their destination; for gated tiles row g is a gate row and row g+8
 // the matching up row, so the activation needs nothing from other lanes.
