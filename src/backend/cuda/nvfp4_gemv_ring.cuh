@@ -59,11 +59,10 @@ template <int NT, bool kGrouped>
 __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   Slice s;
   if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int tile = blockIdx.x * (kWarps / p.splits) + warp / p.splits, split = warp % p.splits;
-  const bool live = tile < p.row_tiles;
-  const int begin = split * p.chunks_per_split;
-  const int end = live ? min(p.k_chunks, begin + p.chunks_per_split) : begin;
+  const WorkItem item(p);
+  const int lane = item.lane, warp = item.warp, g = item.g, t = item.t, tile = item.tile, split = item.split;
+  const bool live = item.live;
+  const int begin = item.begin, end = item.end;
   const uint4* wp = s.packed + size_t(tile) * p.k_chunks * 32;
   const uint16_t* sp = s.scales + size_t(tile) * p.k_chunks * 32;
   int x_row[NT];

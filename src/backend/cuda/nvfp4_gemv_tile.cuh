@@ -134,6 +134,19 @@ __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t
   }
 }
 
+// This warp's work item: lane (g, t), tile and K split, chunks [begin, end) (empty past the last
+// tile; such warps still take part in the split sum's barrier).
+struct WorkItem {
+  int lane, warp, g, t, tile, split, begin, end;
+  bool live;
+  __device__ __forceinline__ explicit WorkItem(const GemvArgs& p)
+      : lane(int(threadIdx.x & 31)), warp(int(threadIdx.x >> 5)), g(lane >> 2), t(lane & 3),
+        tile(int(blockIdx.x) * (kWarps / p.splits) + warp / p.splits), split(warp % p.splits),
+        begin(split * p.chunks_per_split), end(0), live(tile < p.row_tiles) {
+    end = live ? min(p.k_chunks, begin + p.chunks_per_split) : begin;
+  }
+};
+
 // A tile's K splits (warps warp .. warp + splits - 1 of the block) summed in shared memory into
 // split 0's accumulators; false for the other splits, which have nothing left to do. With more
 // than one split every warp of the block must call it (a block barrier).
