@@ -42,10 +42,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
   if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
   if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
-  const WorkItem item(p);
-  const int lane = item.lane, warp = item.warp, g = item.g, t = item.t, tile = item.tile, split = item.split;
-  const bool live = item.live;
-  const int begin = item.begin, end = item.end;
+  const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
   const int full = p.k / 64;  // chunks whose 64 columns all lie inside K
   const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
   const uint16_t* sl = s.scales + (size_t(tile) * p.k_chunks + begin) * 32 + lane;

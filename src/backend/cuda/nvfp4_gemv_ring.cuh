@@ -59,10 +59,7 @@ template <int NT, bool kGrouped>
 __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   Slice s;
   if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
-  const WorkItem item(p);
-  const int lane = item.lane, warp = item.warp, g = item.g, t = item.t, tile = item.tile, split = item.split;
-  const bool live = item.live;
-  const int begin = item.begin, end = item.end;
+  const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
   const uint4* wp = s.packed + size_t(tile) * p.k_chunks * 32;
   const uint16_t* sp = s.scales + size_t(tile) * p.k_chunks * 32;
   int x_row[NT];
