@@ -2,6 +2,7 @@
 // It serves more than 16 rows (and every row count with FP4LLM_GEMV_KERNEL=ring).
 #pragma once
 
+#include "backend/cuda/copy_async.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 
 namespace fp4llm::cuda {
@@ -18,17 +19,6 @@ namespace {
 #endif
 constexpr int kStages = FP4LLM_GEMV_STAGES;
 constexpr int kStageChunks = FP4LLM_GEMV_STAGE_CHUNKS;
-
-// Asynchronous global -> shared copies (sm_80+): bytes in flight without holding registers.
-__device__ __forceinline__ void copy_async16(void* dst, const void* src) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(uint32_t(__cvta_generic_to_shared(dst))), "l"(src));
-}
-__device__ __forceinline__ void copy_async4(void* dst, const void* src) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(uint32_t(__cvta_generic_to_shared(dst))), "l"(src));
-}
-__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void copy_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // One warp's ring of kStages stages, each kStageChunks tile-chunks (weights, then scales).
 struct WarpRing {

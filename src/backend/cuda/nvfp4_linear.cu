@@ -7,6 +7,7 @@
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/nvfp4_gemv_direct.cuh"
 #include "backend/cuda/nvfp4_gemv_ring.cuh"
+#include "backend/cuda/nvfp4_gemv_tiled.cuh"
 #include "backend/cuda/nvfp4_linear.hpp"
 #include "util/tuning_knob.hpp"
 
@@ -118,25 +119,61 @@ void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cud
   launch_dependent(kGrouped, nvfp4_gemv_direct_kernel<NT, kGrouped>, grid, dim3(kWarps * 32), 0, stream, p);
 }
 
+// In-block K splits of the tiled kernel (FP4LLM_GEMV_TILED_SPLITS to compare): one when the
+// matrix has tiles enough for about 100 blocks of 8 tiles, else 2 (twice the blocks, half the x
+// sharing). Unmeasured defaults.
+int tiled_splits(int64_t row_tiles, int64_t k_chunks) {
+  static const int64_t knob = knob_int("FP4LLM_GEMV_TILED_SPLITS", 0);
+  int64_t splits = knob > 0 ? knob : row_tiles >= 100 * kWarps ? 1 : 2;
+  splits = std::min<int64_t>({splits, 4, k_chunks});
+  return splits >= 4 ? 4 : splits >= 2 ? 2 : 1;
+}
+
+template <int NT, bool kGrouped>
+void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_t stream) {
+  p.splits = tiled_splits(p.row_tiles, p.k_chunks);
+  p.chunks_per_split = (p.k_chunks + p.splits - 1) / p.splits;
+  static const bool configured = [] {
+    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(nvfp4_gemv_tiled_kernel<NT, kGrouped>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes(NT, 4))));
+    return true;
+  }();
+  (void)configured;
+  const int tiles_per_block = kWarps / p.splits;
+  const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
+  nvfp4_gemv_tiled_kernel<NT, kGrouped><<<grid, kWarps * 32, tiled_smem_bytes(NT, p.splits), stream>>>(p);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
 // Up to 16 rows go to the register-pipelined kernel (measured on the H200, 2026-12-04: Qwen3-8B's
 // four projections 57.2 against 66.5 us per layer at batch 1, 65.5 against 81.0 at batch 16;
-// Qwen3-30B-A3B's expert groups 304.3 against 301.2 tok/s at batch 1, 1,887 against 1,783 at 16).
-// FP4LLM_GEMV_KERNEL=ring keeps every product on the copy ring, to compare.
-bool use_direct(int64_t rows) {
-  static const bool ring = [] {
+// Qwen3-30B-A3B's expert groups 304.3 against 301.2 tok/s at batch 1, 1,887 against 1,783 at 16),
+// more to the copy ring. FP4LLM_GEMV_KERNEL=ring keeps every product on the copy ring, =tiled
+// puts 17-64 rows on the x-sharing kernel (nvfp4_gemv_tiled.cuh, not yet measured), to compare.
+enum class GemvKernel { kDirect, kRing, kTiled };
+GemvKernel gemv_kernel(int64_t rows) {
+  static const std::string knob = [] {
     const char* v = std::getenv("FP4LLM_GEMV_KERNEL");
-    return v && std::string(v) == "ring";
+    return std::string(v ? v : "");
   }();
-  return rows <= 16 && !ring;
+  if (knob == "ring") return GemvKernel::kRing;
+  if (rows <= 16) return GemvKernel::kDirect;
+  return knob == "tiled" ? GemvKernel::kTiled : GemvKernel::kRing;
 }
 
 // The kernel instance for `rows` tokens (per group: the most one group can hold): 8-token groups
 // per warp, and for more than 64 rows (expert groups only) slices of 64 over grid z.
 template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
-  if (use_direct(rows)) {
+  const GemvKernel kernel = gemv_kernel(rows);
+  if (kernel == GemvKernel::kDirect) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream);
     else launch_gemv_direct<2, kGrouped>(p, groups, 1, stream);
+    return;
+  }
+  if (kernel == GemvKernel::kTiled) {
+    if (rows <= 32) launch_gemv_tiled<4, kGrouped>(p, groups, 1, stream);
+    else launch_gemv_tiled<8, kGrouped>(p, groups, unsigned((rows + 63) / 64), stream);
     return;
   }
   if (rows <= 8) launch_gemv<1, kGrouped>(p, groups, 1, stream);
