@@ -23,7 +23,7 @@ constexpr int kTiledSlots = kTiledAhead + 1;  // the slot being read is never th
 // slots, then x fragments [slot][in-block split][NT * 2][32 lanes].
 constexpr size_t kTiledWeightSlots = size_t(kWarps) * kTiledSlots * 32;
 constexpr size_t kTiledScaleSlots = size_t(kWarps) * kTiledSlots * 32 * sizeof(uint16_t) / sizeof(uint4);
-constexpr size_t tiled_smem_bytes(int nt, int splits) {
+__host__ __device__ constexpr size_t tiled_smem_bytes(int nt, int splits) {
   return (kTiledWeightSlots + kTiledScaleSlots + size_t(kTiledSlots) * splits * nt * 2 * 32) * sizeof(uint4);
 }
 
