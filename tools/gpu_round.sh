@@ -61,6 +61,9 @@ if [ -d .whl/gpu ] && [ -d .gpu-shared ]; then
   PYTHONPATH=/tmp/fp4llm-pylib FP4LLM_SHARED_DIR=$PWD/.gpu-shared OUT=$work timeout 300 bash tools/gpu_serve_check.sh \
     > "$work/serve.txt" 2>&1
   say "serving suite on CUDA: $(tail -1 "$work/serve.txt")"
+  FP4LLM_GPU_NARROWING=1 PYTHONPATH=/tmp/fp4llm-pylib FP4LLM_SHARED_DIR=$PWD/.gpu-shared OUT=$work/narrowing \
+    timeout 300 bash -c 'mkdir -p "$OUT" && bash tools/gpu_serve_check.sh' > "$work/serve-narrowing.txt" 2>&1
+  say "serving suite on CUDA, candidates narrowed on the GPU (FP4LLM_GPU_NARROWING=1): $(tail -1 "$work/serve-narrowing.txt")"
 else
   say "serving suite: skipped (carry .whl/gpu and .gpu-shared)"
 fi

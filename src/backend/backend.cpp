@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "util/error.hpp"
+#include "util/parallel_for.hpp"
 
 namespace fp4llm {
 
@@ -32,6 +33,20 @@ std::vector<int32_t> Backend::forward_greedy(const ForwardBatch& batch) {
     ids[r] = int32_t(std::max_element(row, row + std::ptrdiff_t(vocab)) - row);
   }
   return ids;
+}
+
+void Backend::forward_candidates(const ForwardBatch& batch, std::span<const float> temperatures, CandidateRows& out) {
+  std::vector<float> logits;
+  forward(batch, logits);
+  const size_t vocab = size_t(config().vocab_size), rows = logits.size() / vocab;
+  if (temperatures.size() != rows) fail("forward_candidates: {} temperatures for {} logits rows", temperatures.size(), rows);
+  std::vector<CandidateRows> narrowed(rows);  // rows are independent: narrowed in parallel, joined in order
+  parallel_for(int64_t(rows), 2, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      append_narrowed(std::span(logits).subspan(size_t(r) * vocab, vocab), temperatures[size_t(r)], narrowed[size_t(r)]);
+  });
+  out.clear();
+  for (const CandidateRows& row : narrowed) out.append(row.ids, row.logits);
 }
 
 }  // namespace fp4llm

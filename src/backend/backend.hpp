@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/candidate_rows.hpp"
 #include "model/model_config.hpp"
 
 namespace fp4llm {
@@ -48,6 +49,10 @@ class Backend {
   // maxima). The default runs forward() and scans on the host; the GPU picks them on the device
   // so that only the ids cross to the host.
   virtual std::vector<int32_t> forward_greedy(const ForwardBatch& batch);
+  // The same step with each logits row narrowed to its sampling candidates (candidate_cutoff with
+  // temperatures[row], no penalties). The default runs forward() and narrows on the host; a GPU
+  // backend may narrow on the device so that only the candidates cross to the host.
+  virtual void forward_candidates(const ForwardBatch& batch, std::span<const float> temperatures, CandidateRows& out);
 };
 
 }  // namespace fp4llm

@@ -123,10 +123,22 @@ void LlmEngine::run_batch(const std::vector<ScheduledChunk>& chunks) {
   const bool greedy = std::all_of(chunks.begin(), chunks.end(), [](const ScheduledChunk& c) {
     return c.sequence->sampler().is_plain_greedy() && c.sequence->request().top_logprobs < 0;
   });
+  // Sampling without penalties or logprobs needs only each row's candidates (a GPU backend sends
+  // those instead of the whole vocabulary).
+  const bool narrowed = !greedy && std::all_of(chunks.begin(), chunks.end(), [](const ScheduledChunk& c) {
+    return !c.sequence->sampler().has_penalties() && c.sequence->request().top_logprobs < 0;
+  });
   std::vector<int32_t> greedy_ids;
   try {
-    if (greedy) greedy_ids = backend_.forward_greedy(batch);
-    else backend_.forward(batch, logits_);
+    if (greedy) {
+      greedy_ids = backend_.forward_greedy(batch);
+    } else if (narrowed) {
+      std::vector<float> temperatures;
+      for (const auto& c : chunks) temperatures.push_back(float(c.sequence->sampler().narrowing_temperature()));
+      backend_.forward_candidates(batch, temperatures, candidates_);
+    } else {
+      backend_.forward(batch, logits_);
+    }
   } catch (const std::exception& e) {
     // A backend failure ends this step's requests with an error; the server stays up.
     for (const auto& c : chunks) {
@@ -149,8 +161,10 @@ void LlmEngine::run_batch(const std::vector<ScheduledChunk>& chunks) {
   parallel_for(int64_t(ready.size()), 2, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const size_t i = ready[size_t(r)];
-      tokens[size_t(r)] = greedy ? GeneratedToken{greedy_ids[i], 0, {}}
-                                 : sample(*chunks[i].sequence, std::span(logits_).subspan(i * vocab, vocab));
+      Sampler& sampler = chunks[i].sequence->sampler();
+      tokens[size_t(r)] = greedy     ? GeneratedToken{greedy_ids[i], 0, {}}
+                          : narrowed ? GeneratedToken{sampler.sample_candidates(candidates_.ids_of(i), candidates_.logits_of(i)), 0, {}}
+                                     : sample(*chunks[i].sequence, std::span(logits_).subspan(i * vocab, vocab));
     }
   });
   for (size_t r = 0; r < ready.size(); ++r) emit(*chunks[ready[r]].sequence, std::move(tokens[r]));

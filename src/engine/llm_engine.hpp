@@ -65,6 +65,7 @@ class LlmEngine {
   BlockManager blocks_;
   Scheduler scheduler_;
   std::vector<float> logits_;
+  CandidateRows candidates_;
   EngineMetrics local_;  // engine thread only
   uint64_t seed_base_;
 

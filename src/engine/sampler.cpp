@@ -50,42 +50,40 @@ void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> 
   }
 }
 
-namespace {
-
-// Tokens this many nats (times the temperature) below the best one carry less than e^-40 of its
-// probability each; leaving them out changes the drawn distribution by less than the precision
-// of the draw itself, and spares an exp per token.
-constexpr double kNegligibleNats = 40.0;
-
-}  // namespace
-
 bool Sampler::greedy() const { return params_.temperature == 0.0f || params_.top_k == 1; }
 
-bool Sampler::is_plain_greedy() const {
-  return greedy() && params_.repetition_penalty == 1.0f && params_.presence_penalty == 0.0f &&
-         params_.frequency_penalty == 0.0f;
+bool Sampler::has_penalties() const {
+  return params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f;
 }
 
-// Order of the filters: temperature, then top-k, top-p and min-p on the tempered
-// distribution; the survivors are renormalised and one is drawn. Only top-p and min-p need the
-// tokens in order, and only as far as their cut: a growing prefix is sorted, not the vocabulary.
+bool Sampler::is_plain_greedy() const { return greedy() && !has_penalties(); }
+
 int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt,
                         std::span<const int32_t> generated) {
   if (logits.empty()) fail("sample: empty logits");
   apply_penalties(logits, prompt, generated);
   if (greedy()) return int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  candidates_.clear();
+  append_narrowed(logits, params_.temperature, candidates_);
+  return draw(candidates_.ids_of(0), candidates_.logits_of(0));
+}
 
+int32_t Sampler::sample_candidates(std::span<const int32_t> ids, std::span<const float> logits) {
+  if (ids.empty() || ids.size() != logits.size()) fail("sample: {} candidate ids for {} logits", ids.size(), logits.size());
+  if (has_penalties()) fail("sample: a sampler with penalties needs the whole row");
+  if (greedy()) return ids[size_t(std::max_element(logits.begin(), logits.end()) - logits.begin())];
+  return draw(ids, logits);
+}
+
+// Order of the filters: temperature, then top-k, top-p and min-p on the tempered
+// distribution of the candidates; the survivors are renormalised and one is drawn. Only top-p and
+// min-p need the tokens in order, and only as far as their cut: a growing prefix is sorted, not
+// the candidates. Candidates are positions into ids/logits; ids ascend, so ties break by id.
+int32_t Sampler::draw(std::span<const int32_t> ids, std::span<const float> logits) {
   const double temperature = params_.temperature;
   const float best = *std::max_element(logits.begin(), logits.end());
-  const float cutoff = float(best - kNegligibleNats * temperature);
-  if (params_.top_k > 0) {  // only k weights get computed anyway
-    order_.resize(logits.size());
-    std::iota(order_.begin(), order_.end(), 0);
-  } else {
-    order_.clear();
-    for (size_t i = 0; i < logits.size(); ++i)
-      if (logits[i] >= cutoff) order_.push_back(int32_t(i));
-  }
+  order_.resize(logits.size());
+  std::iota(order_.begin(), order_.end(), 0);
   const auto by_logit = [&](int32_t a, int32_t b) {
     return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
   };
@@ -136,8 +134,8 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> prompt
   std::uniform_real_distribution<double> u(0.0, kept_total);
   double r = u(rng_);
   for (size_t i = 0; i < keep; ++i)
-    if ((r -= weight(order_[i])) < 0) return order_[i];
-  return order_[keep - 1];
+    if ((r -= weight(order_[i])) < 0) return ids[size_t(order_[i])];
+  return ids[size_t(order_[keep - 1])];
 }
 
 }  // namespace fp4llm

@@ -8,6 +8,8 @@
 #include <span>
 #include <vector>
 
+#include "backend/candidate_rows.hpp"
+
 namespace fp4llm {
 
 struct SamplingParams {
@@ -34,17 +36,26 @@ class Sampler {
   int32_t sample(std::span<float> logits, std::span<const int32_t> prompt,
                  std::span<const int32_t> generated);
 
+  // The same draw from a row a backend already narrowed with candidate_cutoff(best,
+  // narrowing_temperature()): ascending token ids and their logits. Only for samplers without
+  // penalties (has_penalties() false); it picks what sample() would pick from the whole row.
+  int32_t sample_candidates(std::span<const int32_t> ids, std::span<const float> logits);
+
   // True when sample() would return the argmax of the raw logits (greedy, no penalties), so a
   // backend may pick the token itself.
   bool is_plain_greedy() const;
+  bool has_penalties() const;
+  double narrowing_temperature() const { return params_.temperature; }
 
  private:
   bool greedy() const;  // temperature 0 or top-k 1: the argmax
   void apply_penalties(std::span<float> logits, std::span<const int32_t> prompt,
                        std::span<const int32_t> generated) const;
+  int32_t draw(std::span<const int32_t> ids, std::span<const float> logits);
   SamplingParams params_;
   std::mt19937_64 rng_;
   std::vector<int32_t> order_;
+  CandidateRows candidates_;
 };
 
 }  // namespace fp4llm

@@ -1,10 +1,12 @@
-// The small layer kernels against host computations written here: argmax (greedy decoding on
-// the GPU), including planted ties (the lowest index wins, as std::max_element's first maximum)
-// and rows wider than one block's threads.
+// The small layer kernels against host computations: argmax (greedy decoding on the GPU),
+// including planted ties (the lowest index wins, as std::max_element's first maximum) and rows
+// wider than one block's threads; the sampling candidates' narrowing against the host's.
 #include <algorithm>
 #include <random>
 
+#include "backend/candidate_rows.hpp"
 #include "backend/cuda/layer_kernels.hpp"
+#include "backend/cuda/narrow_rows.hpp"
 #include "gpu_test_support.hpp"
 
 using namespace fp4llm;
@@ -32,5 +34,46 @@ TEST(GpuLayerKernels, ArgmaxPicksTheFirstMaximumOfEachRow) {
       const auto row = v.begin() + r * width;
       EXPECT_EQ(got[size_t(r)], int32_t(std::max_element(row, row + width) - row)) << "width " << width << " row " << r;
     }
+  }
+}
+
+// Sampling candidates narrowed on the GPU equal the host's narrowing (backend/candidate_rows.hpp),
+// entry for entry, for sharp and flat rows, greedy and hot temperatures, planted ties, and rows
+// with more candidates than the capacity (their count is still exact).
+TEST(GpuLayerKernels, NarrowedRowsMatchTheHostRule) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(23);
+  for (int64_t vocab : {7000, 151936}) {
+    const std::vector<float> temperatures = {0.0f, 0.7f, 1.0f, 1.3f, 60.0f, 0.05f};
+    const int64_t rows = int64_t(temperatures.size());
+    std::vector<float> v(size_t(rows * vocab));
+    for (int64_t r = 0; r < rows; ++r) {
+      std::normal_distribution<float> normal(0.0f, r % 2 ? 0.5f : 6.0f);
+      for (int64_t i = 0; i < vocab; ++i) v[size_t(r * vocab + i)] = normal(rng);
+      v[size_t(r * vocab + 5)] = v[size_t(r * vocab + vocab - 3)] = 40.0f;  // a tie for the best
+    }
+    const int capacity = 2048;
+    const auto vd = cuda::DeviceBuffer<float>::from_host(v);
+    const auto td = cuda::DeviceBuffer<float>::from_host(temperatures);
+    auto ids = test_support::poisoned<int32_t>(size_t(rows * capacity));
+    auto values = test_support::poisoned<float>(size_t(rows * capacity));
+    auto counts = test_support::poisoned<int32_t>(size_t(rows));
+    cuda::narrow_rows(vd.data(), rows, vocab, td.data(), capacity, ids.data(), values.data(), counts.data(), nullptr);
+    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<int32_t> got_ids = ids.to_host(), got_counts = counts.to_host();
+    const std::vector<float> got_values = values.to_host();
+    bool saw_overflow = false;
+    for (int64_t r = 0; r < rows; ++r) {
+      CandidateRows want;
+      append_narrowed(std::span(v).subspan(size_t(r * vocab), size_t(vocab)), temperatures[size_t(r)], want);
+      ASSERT_EQ(got_counts[size_t(r)], int32_t(want.ids.size())) << "vocab " << vocab << " row " << r;
+      saw_overflow |= want.ids.size() > size_t(capacity);
+      const size_t n = std::min(want.ids.size(), size_t(capacity));
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(got_ids[size_t(r) * capacity + i], want.ids[i]) << "vocab " << vocab << " row " << r << " entry " << i;
+        ASSERT_EQ(got_values[size_t(r) * capacity + i], want.logits[i]);
+      }
+    }
+    EXPECT_TRUE(saw_overflow) << "the hot row should exceed the capacity";
   }
 }

@@ -10,6 +10,7 @@
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/layer_kernels.hpp"
+#include "backend/cuda/narrow_rows.hpp"
 #include "formats/number_formats.hpp"
 #include "util/error.hpp"
 #include "util/tuning_knob.hpp"
@@ -417,6 +418,47 @@ std::vector<int32_t> CudaBackend::forward_greedy(const ForwardBatch& batch) {
   FP4LLM_CUDA_CHECK(cudaMemcpyAsync(ids.data(), argmax_.data(), ids.size() * 4, cudaMemcpyDeviceToHost, stream_));
   FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return ids;
+}
+
+// Candidates kept per row on the GPU: a row with more (a flat distribution at a high temperature)
+// comes to the host whole and is narrowed there.
+constexpr int kNarrowCapacity = 2048;
+
+void CudaBackend::forward_candidates(const ForwardBatch& batch, std::span<const float> temperatures,
+                                     CandidateRows& out) {
+  static const bool on_device = knob_int("FP4LLM_GPU_NARROWING", 0) == 1;
+  if (!on_device) return Backend::forward_candidates(batch, temperatures, out);
+  const int64_t rows = run(batch), vocab = model_.config.vocab_size;
+  if (int64_t(temperatures.size()) != rows)
+    throw_error("forward_candidates: " + std::to_string(temperatures.size()) + " temperatures for " +
+                std::to_string(rows) + " logits rows");
+  const size_t slots = size_t(rows) * kNarrowCapacity;
+  narrow_temperatures_.ensure(size_t(rows));
+  narrow_counts_.ensure(size_t(rows));
+  narrow_ids_.ensure(slots);
+  narrow_values_.ensure(slots);
+  FP4LLM_CUDA_CHECK(cudaMemcpyAsync(narrow_temperatures_.data(), temperatures.data(), size_t(rows) * 4,
+                                    cudaMemcpyHostToDevice, stream_));
+  narrow_rows(logits_.data(), rows, vocab, narrow_temperatures_.data(), kNarrowCapacity, narrow_ids_.data(),
+              narrow_values_.data(), narrow_counts_.data(), stream_);
+  std::vector<int32_t> counts(static_cast<size_t>(rows)), ids(slots);
+  std::vector<float> values(slots);
+  FP4LLM_CUDA_CHECK(cudaMemcpyAsync(counts.data(), narrow_counts_.data(), counts.size() * 4, cudaMemcpyDeviceToHost, stream_));
+  FP4LLM_CUDA_CHECK(cudaMemcpyAsync(ids.data(), narrow_ids_.data(), slots * 4, cudaMemcpyDeviceToHost, stream_));
+  FP4LLM_CUDA_CHECK(cudaMemcpyAsync(values.data(), narrow_values_.data(), slots * 4, cudaMemcpyDeviceToHost, stream_));
+  FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  out.clear();
+  std::vector<float> whole;
+  for (int64_t r = 0; r < rows; ++r) {
+    const size_t n = size_t(counts[size_t(r)]), at = size_t(r) * kNarrowCapacity;
+    if (n <= size_t(kNarrowCapacity)) {
+      out.append(std::span(ids).subspan(at, n), std::span(values).subspan(at, n));
+      continue;
+    }
+    whole.resize(size_t(vocab));
+    FP4LLM_CUDA_CHECK(cudaMemcpy(whole.data(), logits_.data() + size_t(r * vocab), size_t(vocab) * 4, cudaMemcpyDeviceToHost));
+    append_narrowed(whole, temperatures[size_t(r)], out);
+  }
 }
 
 }  // namespace fp4llm::cuda

@@ -31,6 +31,9 @@ class CudaBackend final : public Backend {
   // The same step with the greedy token of each logits row picked on the GPU: only the ids
   // cross to the host.
   std::vector<int32_t> forward_greedy(const ForwardBatch& batch) override;
+  // The same step with each logits row narrowed to its sampling candidates on the GPU when
+  // FP4LLM_GPU_NARROWING=1 (written without a GPU, so off until it has run there), else on the host.
+  void forward_candidates(const ForwardBatch& batch, std::span<const float> temperatures, CandidateRows& out) override;
   // The step alone, its logits left on the GPU (tensor-parallel ranks other than the first).
   void step(const ForwardBatch& batch);
 
@@ -78,6 +81,8 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> attn_partial_out_, attn_partial_ml_;
   DeviceBuffer<unsigned> attn_counters_;  // split-KV arrivals per (token, kv head)
   DeviceBuffer<int32_t> argmax_;
+  DeviceBuffer<float> narrow_temperatures_, narrow_values_;  // forward_candidates on the GPU
+  DeviceBuffer<int32_t> narrow_ids_, narrow_counts_;
   MoeWorkspace moe_ws_;
   Communicator comm_;
   DeviceBuffer<float> lm_local_, lm_gathered_;  // tensor parallelism: this rank's logit columns, all ranks'
