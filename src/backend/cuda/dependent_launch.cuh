@@ -10,6 +10,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "backend/cuda/cuda_check.hpp"
@@ -39,6 +41,16 @@ inline bool dependent_launch_enabled() {
     return major >= 9 && knob_on("FP4LLM_PDL");
   }();
   return on;
+}
+
+// FP4LLM_PDL=all: every decode-step kernel launches early (each waits at its start), to compare
+// with the default, where only the expert-group GEMVs do.
+inline bool early_launch_all() {
+  static const bool all = [] {
+    const char* v = std::getenv("FP4LLM_PDL");
+    return v && std::strcmp(v, "all") == 0;
+  }();
+  return all;
 }
 
 // `early` false: a plain launch (the same kernel, whose wait_for_producer() is then a no-op).

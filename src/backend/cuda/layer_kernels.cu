@@ -90,7 +90,8 @@ __device__ __forceinline__ float4 gain4(float4 w, bool one_plus) {
 __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const float* delta, const float* delta_weights,
                                                                int delta_count, const float* post_w,
                                                                const float* next_w, NormParams n, __nv_bfloat16* out) {
-  let_dependents_start();  // the next kernel (a GEMV) may start streaming its weights
+  let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
+  wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
   const int64_t quads = n.width / 4;
   float* row = x + size_t(blockIdx.x) * n.width;
   const int64_t per_token = delta_weights ? delta_count : 1;
@@ -147,6 +148,8 @@ __device__ __forceinline__ void store_cache(void* cache, size_t at, float v, flo
 __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, const int64_t* slots,
                                   const float* q_norm, const float* k_norm, const float* inv_freq,
                                   RopeCacheParams p, float* q_out, void* k_cache, void* v_cache) {
+  let_dependents_start();
+  wait_for_producer();  // launched early (FP4LLM_PDL=all): qkv is the previous kernel's
   const int64_t t = blockIdx.x, head = blockIdx.y, D = p.head_dim, half = D / 2, i = threadIdx.x;
   const int64_t width = (p.heads + 2 * p.kv_heads) * D;
   const float* src = qkv + t * width + head * D;
@@ -249,9 +252,8 @@ void launch_add_norm(float* x, const float* delta, const float* delta_weights, i
                 std::to_string(kNormThreads * kNormVec * 4) + " is)");
   // Fewer threads for narrow rows, so each holds kNormVec float4 and none idles.
   const int threads = int(std::clamp<int64_t>((n.width / 4 + kNormVec - 1) / kNormVec + 31, 32, kNormThreads)) / 32 * 32;
-  add_norm_kernel<<<unsigned(rows), unsigned(threads), 0, stream>>>(x, delta, delta_weights, int(delta_count), post_w,
-                                                                    next_w, n, out);
-  FP4LLM_CUDA_LAUNCHED();
+  launch_dependent(early_launch_all(), add_norm_kernel, dim3(unsigned(rows)), dim3(unsigned(threads)), 0, stream, x,
+                   delta, delta_weights, int(delta_count), post_w, next_w, n, out);
 }
 
 }  // namespace
@@ -281,9 +283,8 @@ void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* s
   if (p.head_dim % 64 != 0 || p.head_dim > 512)
     throw_error("CUDA backend: head_dim " + std::to_string(p.head_dim) + " is not supported (a multiple of 64 up to 512 is)");
   const dim3 grid(unsigned(tokens), unsigned(p.heads + 2 * p.kv_heads));
-  rope_cache_kernel<<<grid, unsigned(p.head_dim / 2), 0, stream>>>(qkv, positions, slots, q_norm, k_norm,
-                                                                   inv_freq, p, q, k_cache, v_cache);
-  FP4LLM_CUDA_LAUNCHED();
+  launch_dependent(early_launch_all(), rope_cache_kernel, grid, dim3(unsigned(p.head_dim / 2)), 0, stream, qkv,
+                   positions, slots, q_norm, k_norm, inv_freq, p, q, k_cache, v_cache);
 }
 
 void gather_rows(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,

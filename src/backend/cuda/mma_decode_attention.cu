@@ -80,7 +80,8 @@ __device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_
 
 template <int D, bool kFp8>
 __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
-  let_dependents_start();  // the next kernel (a GEMV) may start streaming its weights
+  let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
+  wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
   constexpr int kSteps = D / 16;          // k-steps of QK^T
   constexpr int kTiles = D / 8;           // output n-tiles of PV
   constexpr int kQuarter = D / 4;         // key dims per lane quarter (QK^T permutation)
@@ -269,8 +270,7 @@ void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
   }();
   (void)configured;
   const size_t smem = size_t(kWarps) * size_t(a.p.heads / a.p.kv_heads) * D * sizeof(float);
-  mma_decode_kernel<D, kFp8><<<grid, kWarps * 32, smem, stream>>>(a);
-  FP4LLM_CUDA_LAUNCHED();
+  launch_dependent(early_launch_all(), mma_decode_kernel<D, kFp8>, grid, dim3(kWarps * 32), smem, stream, a);
 }
 
 template <int D>

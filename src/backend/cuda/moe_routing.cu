@@ -30,6 +30,8 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
 template <int V>
 __global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const uint4* router, const uint4* h, int tokens,
                                                                          int vecs, int experts, float* logits) {
+  let_dependents_start();
+  wait_for_producer();  // launched early (FP4LLM_PDL=all): h is the previous kernel's
   const int lane = threadIdx.x & 31, expert = blockIdx.x * kLogitWarps + (threadIdx.x >> 5);
   if (expert >= experts) return;
   uint4 w[V];
@@ -125,7 +127,8 @@ __device__ void lay_out_groups(const int* count, int* cursor, int experts, int l
 // is that of the atomic cursor; each row's product does not depend on its position, so the
 // results do not either.
 __global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, RouterShape s, Routing out) {
-  let_dependents_start();  // the next kernel (a GEMV) may start streaming its weights
+  let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
+  wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
   __shared__ int count[kMaxExperts], cursor[kMaxExperts];  // by local expert
   const int experts = int(s.experts), top_k = int(s.top_k), lane = threadIdx.x & 31;
   const int first = int(s.first_expert), local = int(s.local());
@@ -158,10 +161,9 @@ template <int V>
 void launch_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
                    float* logits, cudaStream_t stream) {
   const dim3 grid(unsigned((s.experts + kLogitWarps - 1) / kLogitWarps), unsigned((tokens + kLogitTokens - 1) / kLogitTokens));
-  router_logits_kernel<V><<<grid, kLogitWarps * 32, 0, stream>>>(reinterpret_cast<const uint4*>(router),
-                                                                 reinterpret_cast<const uint4*>(h), int(tokens),
-                                                                 int(s.hidden / 8), int(s.experts), logits);
-  FP4LLM_CUDA_LAUNCHED();
+  launch_dependent(early_launch_all(), router_logits_kernel<V>, grid, dim3(kLogitWarps * 32), 0, stream,
+                   reinterpret_cast<const uint4*>(router), reinterpret_cast<const uint4*>(h), int(tokens),
+                   int(s.hidden / 8), int(s.experts), logits);
 }
 
 }  // namespace
@@ -187,8 +189,7 @@ void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t toke
   else if (per_lane <= 4) launch_logits<4>(router, h, tokens, s, out.logits, stream);
   else if (per_lane <= 8) launch_logits<8>(router, h, tokens, s, out.logits, stream);
   else launch_logits<16>(router, h, tokens, s, out.logits, stream);
-  select_and_group_kernel<<<1, 1024, 0, stream>>>(int(tokens), s, out);
-  FP4LLM_CUDA_LAUNCHED();
+  launch_dependent(early_launch_all(), select_and_group_kernel, dim3(1), dim3(1024), 0, stream, int(tokens), s, out);
 }
 
 }  // namespace fp4llm::cuda

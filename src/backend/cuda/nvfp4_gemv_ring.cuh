@@ -3,6 +3,7 @@
 #pragma once
 
 #include "backend/cuda/copy_async.cuh"
+#include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 
 namespace fp4llm::cuda {
@@ -47,6 +48,8 @@ __device__ __forceinline__ void issue_stage(WarpRing& ring, int stage, const uin
 // groups (MoE) the grid's y and z dimensions run over groups and slices of their rows.
 template <int NT, bool kGrouped>
 __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
+  let_dependents_start();
+  wait_for_producer();  // launched early (FP4LLM_PDL=all): x and the groups are earlier kernels'
   Slice s;
   if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
   const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);

@@ -83,8 +83,7 @@ void launch_gemv(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream
   }();
   (void)configured;
   const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
-  nvfp4_gemv_kernel<NT, kGrouped><<<grid, kWarps * 32, kSmem, stream>>>(p);
-  FP4LLM_CUDA_LAUNCHED();
+  launch_dependent(early_launch_all(), nvfp4_gemv_kernel<NT, kGrouped>, grid, dim3(kWarps * 32), kSmem, stream, p);
 }
 
 void gemm_bf16(cublasHandle_t h, const __nv_bfloat16* w, int64_t ldw, int64_t n, int64_t k,
@@ -116,7 +115,8 @@ void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cud
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; Qwen3-8B's plain products
   // 333.3 against 334.2 at batch 1 and 4,382 against 4,556 at 16, so plain products launch plainly.
-  launch_dependent(kGrouped, nvfp4_gemv_direct_kernel<NT, kGrouped>, grid, dim3(kWarps * 32), 0, stream, p);
+  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped>, grid, dim3(kWarps * 32), 0,
+                   stream, p);
 }
 
 // In-block K splits of the tiled kernel (FP4LLM_GEMV_TILED_SPLITS to compare): one when the

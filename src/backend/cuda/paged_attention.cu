@@ -32,7 +32,8 @@ __device__ __forceinline__ size_t cache_element(const Args& a, const int32_t* ta
 // owning D/32 output elements. Online softmax per warp; warps merged through shared memory.
 template <int D, int G, bool kFp8>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
-  let_dependents_start();  // the next kernel (a GEMV) may start streaming its weights
+  let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
+  wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
   constexpr int E = D / 32;              // value elements per lane
   constexpr int kRowsInFlight = 16;      // value rows loaded before any is used
   constexpr int kKeyWords = kFp8 ? 4 : 8;                    // 32-bit words per 16 key elements
@@ -172,11 +173,8 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
 template <int D, int G>
 void launch_group(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
-  if (a.p.fp8)
-    attention_kernel<D, G, true><<<grid, kWarps * 32, 0, stream>>>(a);
-  else
-    attention_kernel<D, G, false><<<grid, kWarps * 32, 0, stream>>>(a);
-  FP4LLM_CUDA_LAUNCHED();
+  if (a.p.fp8) launch_dependent(early_launch_all(), attention_kernel<D, G, true>, grid, dim3(kWarps * 32), 0, stream, a);
+  else launch_dependent(early_launch_all(), attention_kernel<D, G, false>, grid, dim3(kWarps * 32), 0, stream, a);
 }
 
 // The kernel holds the query group in registers sized at compile time: the group rounded up to
