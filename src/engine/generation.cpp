@@ -19,10 +19,18 @@ Conversation::Conversation(Backend& backend, const Tokenizer& tokenizer, int64_t
   for (int64_t b = 0; b < blocks; ++b) block_table_.push_back(int32_t(b));
 }
 
-void Conversation::run(std::span<const int32_t> tokens, int64_t start, std::vector<float>& logits) {
+int32_t Conversation::next_token(std::span<const int32_t> tokens, int64_t start, Sampler& sampler,
+                                 std::span<const int32_t> prompt, std::span<const int32_t> generated) {
   ForwardBatch batch;
   batch.sequences.push_back({tokens, start, block_table_});
-  backend_.forward(batch, logits);
+  if (sampler.is_plain_greedy()) return backend_.forward_greedy(batch).at(0);
+  if (!sampler.has_penalties()) {
+    const float temperature = float(sampler.narrowing_temperature());
+    backend_.forward_candidates(batch, std::span(&temperature, 1), candidates_);
+    return sampler.sample_candidates(candidates_.ids_of(0), candidates_.logits_of(0));
+  }
+  backend_.forward(batch, logits_);
+  return sampler.sample(logits_, prompt, generated);
 }
 
 std::vector<int32_t> Conversation::generate(const std::vector<int32_t>& prompt,
@@ -43,18 +51,16 @@ std::vector<int32_t> Conversation::generate(const std::vector<int32_t>& prompt,
 
   Sampler sampler(options.sampling, 0x5eed + requests_++);
   StreamingDetokenizer detok(tokenizer_, /*skip_special_tokens=*/true);
-  std::vector<float> logits;
+  std::vector<int32_t> out;
   auto t0 = std::chrono::steady_clock::now();
-  run(std::span(prompt).subspan(reuse), int64_t(reuse), logits);
+  int32_t next = next_token(std::span(prompt).subspan(reuse), int64_t(reuse), sampler, prompt, out);
   stats.prefill_seconds = seconds_since(t0);
 
-  std::vector<int32_t> out;
   std::string text;
   const int64_t limit = std::min<int64_t>(options.max_tokens, capacity_ - int64_t(prompt.size()));
   stats.finish_reason = "length";
   t0 = std::chrono::steady_clock::now();
   while (int64_t(out.size()) < limit) {
-    const int32_t next = sampler.sample(logits, prompt, out);
     const bool is_stop = std::find(options.stop_ids.begin(), options.stop_ids.end(), next) != options.stop_ids.end();
     if (is_stop && !options.ignore_eos) {
       stats.finish_reason = "stop";
@@ -81,7 +87,7 @@ std::vector<int32_t> Conversation::generate(const std::vector<int32_t>& prompt,
     }
     if (int64_t(out.size()) < limit) {  // only tokens that went through the model are cached
       cached_.push_back(next);
-      run(std::span(&cached_.back(), 1), int64_t(cached_.size()) - 1, logits);
+      next = next_token(std::span(&cached_.back(), 1), int64_t(cached_.size()) - 1, sampler, prompt, out);
     }
   }
   if (stats.finish_reason == "length") on_text(detok.flush());

@@ -42,7 +42,13 @@ class Conversation {
                                 GenerationStats& stats);
 
  private:
-  void run(std::span<const int32_t> tokens, int64_t start, std::vector<float>& logits);
+  // One forward pass over `tokens` (from position `start`) and the token drawn from its last
+  // logits, asking the backend for as little as the sampler needs: the greedy id, or the
+  // candidates when there are no penalties (a GPU then sends a few bytes, not a vocabulary row).
+  int32_t next_token(std::span<const int32_t> tokens, int64_t start, Sampler& sampler, std::span<const int32_t> prompt,
+                     std::span<const int32_t> generated);
+  std::vector<float> logits_;
+  CandidateRows candidates_;
   Backend& backend_;
   const Tokenizer& tokenizer_;
   int64_t capacity_;
