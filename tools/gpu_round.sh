@@ -6,7 +6,7 @@
 # (.whl/gpu with the openai wheels, .gpu-shared/testdata/tokenizers/qwen3). Prints a summary;
 # $OUT gets summary.txt and round.tgz (every log and JSON), two files, under the fetch limit.
 #   device: after tools/gpu_carry.sh here, run with carry [".deps", ".whl/gpu", ".gpu-shared"];
-#   about 8 minutes
+#   about 7 minutes (with FP4LLM_PDL=all, attention split and GPU-narrowing comparisons)
 #   FP4LLM_SANITIZE=1 adds compute-sanitizer memcheck on the gtest binaries.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +54,17 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):
 PY
 
 # Every decode kernel launched early (FP4LLM_PDL=all) against the default, same build.
+# Shorter attention splits (more blocks at short contexts) against the default 256 keys.
+for keys in 64 128; do
+  FP4LLM_ATTN_MIN_SPLIT_KEYS=$keys timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1,16 --quiet \
+    --json "$work/split-$keys.json" > "$work/split-$keys.txt" 2>&1 || say "bench split keys $keys FAILED"
+done
+python3 - "$work" <<'PY' | tee -a "$summary"
+import json, pathlib, sys
+for f in sorted(pathlib.Path(sys.argv[1]).glob("split-*.json")):
+    r = json.loads(f.read_text())
+    print(f"FP4LLM_ATTN_MIN_SPLIT_KEYS={f.stem.split('-')[1]} {r['model']}: " + ", ".join(f"b{d['batch']} {d['decode_tokens_per_s']:.1f} tok/s" for d in r["decode"]))
+PY
 for m in qwen3-8b qwen3-30b-a3b; do
   FP4LLM_PDL=all timeout 120 ./build-gpu/fp4llm bench --synthetic "$m" --batch 1,16 --quiet --json "$work/pdl-all-$m.json" \
     > "$work/pdl-all-$m.txt" 2>&1 || say "bench FP4LLM_PDL=all $m FAILED"
