@@ -1,8 +1,9 @@
 // Probe of a batch-1 NVFP4 GEMV on FP8 tensor cores (mma.sync m16n8k32 e4m3, sm_89+), to decide
 // whether it is worth building into the engine (docs/PERFORMANCE.md, fifth round: the BF16 path
 // spends about 75 of its 125 instructions per 576-byte chunk building BF16 pairs). Not product
-// code: its own weight layout, random data, a float64 check and a timing on Qwen3-8B's shapes.
-//   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a tools/fp8_gemv_probe.cu -o fp8_gemv_probe
+// code: its own weight layout, random data, a float64 check and a timing on Qwen3-8B's shapes;
+// its chunk loop has the shape of nvfp4_gemv_direct.cuh's on purpose, so the timings compare.
+//   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/fp8_gemv_probe.cu -o fp8_gemv_probe
 // (-gencode=arch=compute_89,code=sm_89 for Ada.)
 //
 // Finding from its sm_90a SASS (cuobjdump, 2026-12-04, not yet run): Hopper has no native FP8
@@ -35,6 +36,10 @@
 #include <random>
 #include <vector>
 
+#include "backend/cuda/streaming_load.cuh"
+
+using fp4llm::cuda::load_streaming;
+
 #define CHECK(x)                                                                       \
   do {                                                                                 \
     cudaError_t e_ = (x);                                                              \
@@ -59,19 +64,6 @@ __device__ __forceinline__ void mma_e4m3(float (&c)[4], uint32_t a0, uint32_t a1
 __device__ __forceinline__ float2 e4m3x2_to_float2(uint32_t two) {
   const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xFFFF), __NV_E4M3);
   return __half22float2(__half2(h));
-}
-
-__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
-}
-
-__device__ __forceinline__ uint2 load_streaming(const uint2* p) {
-  uint2 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "l"(p));
-  return v;
 }
 
 // One chunk: two MMAs, block scales on their results. acc[0]: row g, acc[1]: row g + 8.

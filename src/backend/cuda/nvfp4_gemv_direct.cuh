@@ -11,6 +11,7 @@
 
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
+#include "backend/cuda/streaming_load.cuh"
 
 namespace fp4llm::cuda {
 
@@ -20,18 +21,6 @@ namespace {
 #define FP4LLM_GEMV_GROUP 2
 #endif
 constexpr int kGroup = FP4LLM_GEMV_GROUP;
-
-__device__ __forceinline__ uint4 load_streaming(const uint4* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
-  return v;
-}
-__device__ __forceinline__ uint32_t load_streaming(const uint16_t* p) {
-  unsigned short v;
-  asm volatile("ld.global.nc.L1::no_allocate.u16 %0, [%1];\n" : "=h"(v) : "l"(p));
-  return v;
-}
 
 #ifndef FP4LLM_GEMV_DIRECT_BLOCKS
 #define FP4LLM_GEMV_DIRECT_BLOCKS 3
