@@ -149,31 +149,30 @@ struct WorkItem {
 
 // A tile's K splits (warps warp .. warp + splits - 1 of the block) summed in shared memory into
 // split 0's accumulators; false for the other splits, which have nothing left to do. With more
-// than one split every warp of the block must call it (a block barrier). `partial` holds
-// kWarps * NT * 4 * 32 floats of shared memory.
+// than one split every warp of the block must call it (a block barrier). `partial`: kWarps
+// entries of shared memory.
 template <int NT>
 __device__ __forceinline__ bool sum_splits(float (&acc)[NT][4], int splits, int warp, int split, int lane,
-                                           float* partial) {
+                                           float (*partial)[NT * 4][32]) {
   if (splits == 1) return true;
-  const auto at = [&](int w, int nt, int j) -> float& { return partial[(size_t(w) * NT * 4 + nt * 4 + j) * 32 + lane]; };
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) at(warp, nt, j) = acc[nt][j];
+    for (int j = 0; j < 4; ++j) partial[warp][nt * 4 + j][lane] = acc[nt][j];
   __syncthreads();
   if (split != 0) return false;
   for (int other = 1; other < splits; ++other)
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-      for (int j = 0; j < 4; ++j) acc[nt][j] += at(warp + other, nt, j);
+      for (int j = 0; j < 4; ++j) acc[nt][j] += partial[warp + other][nt * 4 + j][lane];
   return true;
 }
 
 // The same with a shared array of its own.
 template <int NT>
 __device__ __forceinline__ bool sum_splits(float (&acc)[NT][4], int splits, int warp, int split, int lane) {
-  __shared__ float partial[kWarps * NT * 4 * 32];
+  __shared__ float partial[kWarps][NT * 4][32];
   return sum_splits<NT>(acc, splits, warp, split, lane, partial);
 }
 

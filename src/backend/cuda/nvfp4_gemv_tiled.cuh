@@ -114,7 +114,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_tiled_kernel(GemvArgs 
   static_assert(tiled_smem_bytes(NT, 1) - (kTiledWeightSlots + kTiledScaleSlots) * sizeof(uint4) >=
                     size_t(kWarps) * NT * 4 * 32 * sizeof(float),
                 "the x ring must hold the split sums");
-  if (!sum_splits<NT>(acc, p.splits, warp, split, lane, reinterpret_cast<float*>(x_ring))) return;
+  if (!sum_splits<NT>(acc, p.splits, warp, split, lane, reinterpret_cast<float (*)[NT * 4][32]>(x_ring))) return;
   if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
 }
 
