@@ -155,12 +155,23 @@ __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, co
   const float* src = qkv + t * width + head * D;
   float a = src[i], b = src[i + half];
   const bool is_q = head < p.heads, is_k = !is_q && head < p.heads + p.kv_heads;
+  // Everything else this thread reads, requested with the head's values, before the reduction's
+  // barrier: one memory round trip for the whole kernel instead of one after another.
+  float gain_a = 1.0f, gain_b = 1.0f, freq = 0.0f;
+  int32_t position = 0;
   if (is_q || is_k) {
     const float* w = is_q ? q_norm : k_norm;
+    gain_a = norm_gain(w, i, p.one_plus);
+    gain_b = norm_gain(w, i + half, p.one_plus);
+    freq = inv_freq[i];
+    position = positions[t];
+  }
+  const int64_t slot = is_q ? 0 : slots[t];
+  if (is_q || is_k) {
     const float inv = rsqrtf(block_sum(a * a + b * b) / float(D) + p.eps);
-    a = a * inv * norm_gain(w, i, p.one_plus);
-    b = b * inv * norm_gain(w, i + half, p.one_plus);
-    const float angle = float(positions[t]) * inv_freq[i];
+    a = a * inv * gain_a;
+    b = b * inv * gain_b;
+    const float angle = float(position) * freq;
     const float c = cosf(angle), s = sinf(angle);
     const float ra = a * c - b * s, rb = b * c + a * s;
     a = ra;
@@ -173,7 +184,7 @@ __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, co
     return;
   }
   const int64_t kv_head = is_k ? head - p.heads : head - p.heads - p.kv_heads;
-  const size_t at = size_t((slots[t] * p.kv_heads + kv_head) * D);
+  const size_t at = size_t((slot * p.kv_heads + kv_head) * D);
   void* cache = is_k ? k_cache : v_cache;
   const float scale = is_k ? p.k_scale : p.v_scale;
   store_cache(cache, at + i, a, scale, p.fp8);
