@@ -14,6 +14,12 @@ inline int64_t knob_int(const char* name, int64_t fallback) {
   return v ? std::atoll(v) : fallback;
 }
 
+// True when the knob is set to exactly `value`.
+inline bool knob_is(const char* name, const char* value) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, value) == 0;
+}
+
 // False only when the knob is set to "0".
 inline bool knob_on(const char* name) {
   const char* v = std::getenv(name);

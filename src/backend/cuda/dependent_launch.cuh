@@ -10,8 +10,6 @@
 
 #include <cuda_runtime.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <utility>
 
 #include "backend/cuda/cuda_check.hpp"
@@ -46,10 +44,7 @@ inline bool dependent_launch_enabled() {
 // FP4LLM_PDL=all: every decode-step kernel launches early (each waits at its start), to compare
 // with the default, where only the expert-group GEMVs do.
 inline bool early_launch_all() {
-  static const bool all = [] {
-    const char* v = std::getenv("FP4LLM_PDL");
-    return v && std::strcmp(v, "all") == 0;
-  }();
+  static const bool all = knob_is("FP4LLM_PDL", "all");
   return all;
 }
 

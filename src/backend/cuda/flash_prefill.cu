@@ -3,6 +3,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/mma_bf16.cuh"
@@ -162,12 +163,10 @@ void launch(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   const int smem = (2 * kKeys * (D + kPad) + D * (kKeys + kPad)) * 2;
   const dim3 grid(unsigned(num_tiles), unsigned(a.p.heads));
   if (a.p.fp8) {
-    static const cudaError_t set = cudaFuncSetAttribute(flash_kernel<D, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    FP4LLM_CUDA_CHECK(set);
+    allow_dynamic_smem<flash_kernel<D, true>>(smem);
     flash_kernel<D, true><<<grid, kWarps * 32, smem, stream>>>(a);
   } else {
-    static const cudaError_t set = cudaFuncSetAttribute(flash_kernel<D, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    FP4LLM_CUDA_CHECK(set);
+    allow_dynamic_smem<flash_kernel<D, false>>(smem);
     flash_kernel<D, false><<<grid, kWarps * 32, smem, stream>>>(a);
   }
   FP4LLM_CUDA_LAUNCHED();

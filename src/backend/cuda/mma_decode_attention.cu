@@ -10,6 +10,7 @@
 
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/paged_attention.hpp"
 #include "backend/cuda/split_kv.cuh"
@@ -263,12 +264,7 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
 template <int D, bool kFp8>
 void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
   constexpr int kMaxSmem = kWarps * 16 * D * int(sizeof(float));  // query groups up to 16
-  static const bool configured = [] {
-    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(mma_decode_kernel<D, kFp8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           kMaxSmem));
-    return true;
-  }();
-  (void)configured;
+  allow_dynamic_smem<mma_decode_kernel<D, kFp8>>(kMaxSmem);
   const size_t smem = size_t(kWarps) * size_t(a.p.heads / a.p.kv_heads) * D * sizeof(float);
   launch_dependent(early_launch_all(), mma_decode_kernel<D, kFp8>, grid, dim3(kWarps * 32), smem, stream, a);
 }

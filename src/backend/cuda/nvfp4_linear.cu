@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/nvfp4_gemv_direct.cuh"
 #include "backend/cuda/nvfp4_gemv_ring.cuh"
@@ -70,20 +71,21 @@ int choose_splits(int64_t k_chunks, int64_t rows) {
   return splits;
 }
 
+// Every GEMV kernel's grid: blocks of kWarps / splits tiles over the row tiles; y and z run over
+// expert groups and 64-row slices of them.
+dim3 gemv_grid(const GemvArgs& p, unsigned groups, unsigned slices) {
+  const int tiles_per_block = kWarps / p.splits;
+  return dim3(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
+}
+
 // The plain product and the expert-grouped one are separate instantiations, so the plain one
 // carries no index tables (registers) it does not use.
 template <int NT, bool kGrouped>
 void launch_gemv(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
-  const int tiles_per_block = kWarps / p.splits;
   constexpr int kSmem = kWarps * sizeof(WarpRing);
-  static const bool configured = [] {
-    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(nvfp4_gemv_kernel<NT, kGrouped>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem));
-    return true;
-  }();
-  (void)configured;
-  const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
-  launch_dependent(early_launch_all(), nvfp4_gemv_kernel<NT, kGrouped>, grid, dim3(kWarps * 32), kSmem, stream, p);
+  allow_dynamic_smem<nvfp4_gemv_kernel<NT, kGrouped>>(kSmem);
+  launch_dependent(early_launch_all(), nvfp4_gemv_kernel<NT, kGrouped>, gemv_grid(p, groups, slices),
+                   dim3(kWarps * 32), kSmem, stream, p);
 }
 
 void gemm_bf16(cublasHandle_t h, const __nv_bfloat16* w, int64_t ldw, int64_t n, int64_t k,
@@ -110,13 +112,11 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
 
 template <int NT, bool kGrouped>
 void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
-  const int tiles_per_block = kWarps / p.splits;
-  const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; Qwen3-8B's plain products
   // 333.3 against 334.2 at batch 1 and 4,382 against 4,556 at 16, so plain products launch plainly.
-  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped>, grid, dim3(kWarps * 32), 0,
-                   stream, p);
+  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped>,
+                   gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream, p);
 }
 
 // In-block K splits of the tiled kernel (FP4LLM_GEMV_TILED_SPLITS to compare): one when the
@@ -133,15 +133,8 @@ template <int NT, bool kGrouped>
 void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_t stream) {
   p.splits = tiled_splits(p.row_tiles, p.k_chunks);
   p.chunks_per_split = (p.k_chunks + p.splits - 1) / p.splits;
-  static const bool configured = [] {
-    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(nvfp4_gemv_tiled_kernel<NT, kGrouped>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes(NT, 4))));
-    return true;
-  }();
-  (void)configured;
-  const int tiles_per_block = kWarps / p.splits;
-  const dim3 grid(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
-  nvfp4_gemv_tiled_kernel<NT, kGrouped><<<grid, kWarps * 32, tiled_smem_bytes(NT, p.splits), stream>>>(p);
+  allow_dynamic_smem<nvfp4_gemv_tiled_kernel<NT, kGrouped>>(int(tiled_smem_bytes(NT, 4)));
+  nvfp4_gemv_tiled_kernel<NT, kGrouped><<<gemv_grid(p, groups, slices), kWarps * 32, tiled_smem_bytes(NT, p.splits), stream>>>(p);
   FP4LLM_CUDA_LAUNCHED();
 }
 
@@ -152,13 +145,10 @@ void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_
 // puts 17-64 rows on the x-sharing kernel (nvfp4_gemv_tiled.cuh, not yet measured), to compare.
 enum class GemvKernel { kDirect, kRing, kTiled };
 GemvKernel gemv_kernel(int64_t rows) {
-  static const std::string knob = [] {
-    const char* v = std::getenv("FP4LLM_GEMV_KERNEL");
-    return std::string(v ? v : "");
-  }();
-  if (knob == "ring") return GemvKernel::kRing;
+  static const bool ring = knob_is("FP4LLM_GEMV_KERNEL", "ring"), tiled = knob_is("FP4LLM_GEMV_KERNEL", "tiled");
+  if (ring) return GemvKernel::kRing;
   if (rows <= 16) return GemvKernel::kDirect;
-  return knob == "tiled" ? GemvKernel::kTiled : GemvKernel::kRing;
+  return tiled ? GemvKernel::kTiled : GemvKernel::kRing;
 }
 
 // The kernel instance for `rows` tokens (per group: the most one group can hold): 8-token groups
