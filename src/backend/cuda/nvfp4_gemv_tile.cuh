@@ -118,20 +118,24 @@ __device__ __forceinline__ void load_x(XFrag<NT>& x, const GemvArgs& p, const in
   }
 }
 
-// One 64-column chunk: four MMAs per 8-token group. Lane (g, t) holds row g's and row g+8's
+// One 64-column chunk of one 8-token group: four MMAs. Lane (g, t) holds row g's and row g+8's
 // block t; MMA i takes values 4i..4i+3 of that block, so A and B agree on which column each
-// MMA position is (any consistent permutation of K gives the same dot products).
+// MMA position is (any consistent permutation of K gives the same dot products). xa, xb: the
+// lane's x columns t * 16 .. + 7 and + 8 .. + 15 (XFrag's a and b).
+__device__ __forceinline__ void group_mma(float (&acc)[4], const uint32_t (&a)[4][4], uint4 xa, uint4 xb) {
+  mma_bf16_16x8x16(acc, a[0], xa.x, xa.y);
+  mma_bf16_16x8x16(acc, a[1], xa.z, xa.w);
+  mma_bf16_16x8x16(acc, a[2], xb.x, xb.y);
+  mma_bf16_16x8x16(acc, a[3], xb.z, xb.w);
+}
+
+// One 64-column chunk for every 8-token group.
 template <int NT>
 __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const XFrag<NT>& x) {
   uint32_t a[4][4];
   dequant_chunk(w, scales, a);
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    mma_bf16_16x8x16(acc[nt], a[0], x.a[nt].x, x.a[nt].y);
-    mma_bf16_16x8x16(acc[nt], a[1], x.a[nt].z, x.a[nt].w);
-    mma_bf16_16x8x16(acc[nt], a[2], x.b[nt].x, x.b[nt].y);
-    mma_bf16_16x8x16(acc[nt], a[3], x.b[nt].z, x.b[nt].w);
-  }
+  for (int nt = 0; nt < NT; ++nt) group_mma(acc[nt], a, x.a[nt], x.b[nt]);
 }
 
 // This warp's work item: lane (g, t), tile and K split, chunks [begin, end) (empty past the last

@@ -102,13 +102,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_tiled_kernel(GemvArgs 
     dequant_chunk(w_ring[slot * 32 + lane], s_ring[slot * 32 + lane], a);
     const uint4* xf = x_ring + (size_t(slot) * p.splits + split) * x_chunk + lane;
 #pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const uint4 xa = xf[(2 * nt) * 32], xb = xf[(2 * nt + 1) * 32];
-      mma_bf16_16x8x16(acc[nt], a[0], xa.x, xa.y);
-      mma_bf16_16x8x16(acc[nt], a[1], xa.z, xa.w);
-      mma_bf16_16x8x16(acc[nt], a[2], xb.x, xb.y);
-      mma_bf16_16x8x16(acc[nt], a[3], xb.z, xb.w);
-    }
+    for (int nt = 0; nt < NT; ++nt) group_mma(acc[nt], a, xf[(2 * nt) * 32], xf[(2 * nt + 1) * 32]);
   }
   if (p.splits > 1) __syncthreads();  // every warp is done with the x ring, which now holds the partial sums
   static_assert(tiled_smem_bytes(NT, 1) - (kTiledWeightSlots + kTiledScaleSlots) * sizeof(uint4) >=
