@@ -39,7 +39,7 @@ void Backend::forward_candidates(const ForwardBatch& batch, std::span<const floa
   std::vector<float> logits;
   forward(batch, logits);
   const size_t vocab = size_t(config().vocab_size), rows = logits.size() / vocab;
-  if (temperatures.size() != rows) fail("forward_candidates: {} temperatures for {} logits rows", temperatures.size(), rows);
+  check_temperatures(temperatures.size(), rows);
   std::vector<CandidateRows> narrowed(rows);  // rows are independent: narrowed in parallel, joined in order
   parallel_for(int64_t(rows), 2, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r)

@@ -2,12 +2,18 @@
 
 #include <algorithm>
 
+#include "util/error.hpp"
+
 namespace fp4llm {
 
 void CandidateRows::append(std::span<const int32_t> row_ids, std::span<const float> row_logits) {
   ids.insert(ids.end(), row_ids.begin(), row_ids.end());
   logits.insert(logits.end(), row_logits.begin(), row_logits.end());
   offsets.push_back(int64_t(ids.size()));
+}
+
+void check_temperatures(size_t temperatures, size_t rows) {
+  if (temperatures != rows) fail("forward_candidates: {} temperatures for {} logits rows", temperatures, rows);
 }
 
 void append_narrowed(std::span<const float> row, double temperature, CandidateRows& out) {

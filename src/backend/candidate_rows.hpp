@@ -37,7 +37,10 @@ struct CandidateRows {
   void append(std::span<const int32_t> row_ids, std::span<const float> row_logits);
 };
 
-// Appends row `row` of width `vocab` narrowed with `temperature`.
+// Throws Error unless there is one temperature per logits row (forward_candidates' contract).
+void check_temperatures(size_t temperatures, size_t rows);
+
+// Appends `row` narrowed with `temperature` to `out`.
 void append_narrowed(std::span<const float> row, double temperature, CandidateRows& out);
 
 }  // namespace fp4llm

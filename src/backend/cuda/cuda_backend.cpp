@@ -429,9 +429,7 @@ void CudaBackend::forward_candidates(const ForwardBatch& batch, std::span<const 
   static const bool on_device = knob_int("FP4LLM_GPU_NARROWING", 0) == 1;
   if (!on_device) return Backend::forward_candidates(batch, temperatures, out);
   const int64_t rows = run(batch), vocab = model_.config.vocab_size;
-  if (int64_t(temperatures.size()) != rows)
-    throw_error("forward_candidates: " + std::to_string(temperatures.size()) + " temperatures for " +
-                std::to_string(rows) + " logits rows");
+  check_temperatures(temperatures.size(), size_t(rows));
   const size_t slots = size_t(rows) * kNarrowCapacity;
   narrow_temperatures_.ensure(size_t(rows));
   narrow_counts_.ensure(size_t(rows));
