@@ -28,3 +28,16 @@ gpu_build() {
   cmake --build build-gpu -j "$(nproc)" ${1:+--target "$@"} > "$OUT/build.log" 2>&1 ||
     { grep -E "error" -A5 "$OUT/build.log" | head -60; return 1; }
 }
+
+# bench_variant DIR LABEL MODEL BATCHES [VAR=VALUE...]: `fp4llm bench --synthetic MODEL` under those
+# environment settings (build-gpu/fp4llm; JSON and log in DIR as bench-LABEL.*), then one line:
+# "LABEL: b1 335.3, b16 4579.8 tok/s", or "LABEL: FAILED (see DIR/bench-LABEL.txt)".
+bench_variant() {
+  local dir=$1 label=$2 model=$3 batches=$4; shift 4
+  if env "$@" timeout 150 ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batches" --quiet \
+      --json "$dir/bench-$label.json" > "$dir/bench-$label.txt" 2>&1; then
+    echo "$label: $(python3 -c "import json, sys; print(', '.join(f\"b{d['batch']} {d['decode_tokens_per_s']:.1f}\" for d in json.load(open(sys.argv[1]))['decode']) + ' tok/s')" "$dir/bench-$label.json")"
+  else
+    echo "$label: FAILED (see $dir/bench-$label.txt)"
+  fi
+}

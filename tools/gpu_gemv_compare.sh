@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# On a GPU machine: the copy-ring decode GEMV against the register-pipelined one
-# (FP4LLM_GEMV_KERNEL=direct) in one call: the GEMV micro-benchmark for compile-time variants of
-# the direct kernel (chunks per group x blocks per SM), the GPU tests with the direct kernel, and
-# the end-to-end decode bench both ways. Prints a table last; logs under $OUT.
+# On a GPU machine: the register-pipelined decode GEMV (the default up to 16 rows) against the
+# copy ring (FP4LLM_GEMV_KERNEL=ring) in one call: the GEMV micro-benchmark for compile-time
+# variants of the direct kernel (chunks per group x blocks per SM), the GPU tests, and the
+# end-to-end decode bench both ways. Prints a table last; logs under $OUT.
 #   device: carry [".deps"]; about 6 minutes
 #   tools/gpu_gemv_compare.sh ["G2B3 G1B4 G3B3"]   (FP4LLM_PROFILE=1 adds tools/gpu_profile.sh qwen3-8b 1)
 set -uo pipefail
@@ -32,21 +32,15 @@ run_gemv() {  # NAME [env...]
   env "$@" "build-gpu/sweep/gemv_$name" > "$OUT/gemv-$name.md" 2>&1
   say "gemv $name: $(grep -E '^\| (qkv|o |gate|down)' "$OUT/gemv-$name.md" | awk -F'|' '$3+0==1 {printf "%s %s us; ", $2, $4}')$(tail -1 "$OUT/gemv-$name.md")"
 }
-run_gemv ring
-for v in $variants; do run_gemv "$v" FP4LLM_GEMV_KERNEL=direct; done
-(cd build-gpu && FP4LLM_GEMV_KERNEL=direct timeout 300 ctest -L gpu > "$OUT/gpu-tests-direct.log" 2>&1)
-say "ctest -L gpu with the direct kernel: exit $? | $(grep -E 'tests passed|Failed|\*\*\*' "$OUT/gpu-tests-direct.log" | tr '\n' ';')"
-bench() {  # LABEL MODEL BATCHES [env...]
-  local label=$1 model=$2 batches=$3; shift 3
-  env "$@" timeout 150 ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batches" --quiet --json "$OUT/bench-$label.json" \
-    > "$OUT/bench-$label.txt" 2>&1 || { say "bench $label FAILED"; return; }
-  say "$label: $(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(', '.join(f\"b{d['batch']} {d['decode_tokens_per_s']:.1f}\" for d in r['decode']))" "$OUT/bench-$label.json")"
-}
-bench 8b-default qwen3-8b 1,16,64
-bench 8b-ring qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=ring
-bench 30b-default qwen3-30b-a3b 1,16
-bench 30b-direct qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=direct
-bench 27b-default gemma3-27b 1,16
+run_gemv ring FP4LLM_GEMV_KERNEL=ring
+for v in $variants; do run_gemv "$v"; done
+(cd build-gpu && timeout 300 ctest -L gpu > "$OUT/gpu-tests.log" 2>&1)
+say "ctest -L gpu: exit $? | $(grep -E 'tests passed|Failed|\*\*\*' "$OUT/gpu-tests.log" | tr '\n' ';')"
+say "$(bench_variant "$OUT" 8b-default qwen3-8b 1,16,64)"
+say "$(bench_variant "$OUT" 8b-ring qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=ring)"
+say "$(bench_variant "$OUT" 30b-default qwen3-30b-a3b 1,16)"
+say "$(bench_variant "$OUT" 30b-ring qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=ring)"
+say "$(bench_variant "$OUT" 27b-default gemma3-27b 1,16)"
 if [ "${FP4LLM_PROFILE:-0}" = 1 ]; then
   FP4LLM_REBUILD=0 timeout 240 bash tools/gpu_profile.sh qwen3-8b 1 > "$OUT/ncu-table.md" 2>&1
   tail -30 "$OUT/ncu-table.md" | tee -a "$summary"

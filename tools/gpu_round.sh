@@ -53,28 +53,12 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):
           f"{r['memory']['gpu_used_bytes'] / 1e9:.2f} GB; copy {r['copy_bandwidth_gb_per_s']:.0f} GB/s")
 PY
 
-# Every decode kernel launched early (FP4LLM_PDL=all) against the default, same build.
-# Shorter attention splits (more blocks at short contexts) against the default 256 keys.
-for keys in 64 128; do
-  FP4LLM_ATTN_MIN_SPLIT_KEYS=$keys timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1,16 --quiet \
-    --json "$work/split-$keys.json" > "$work/split-$keys.txt" 2>&1 || say "bench split keys $keys FAILED"
-done
-python3 - "$work" <<'PY' | tee -a "$summary"
-import json, pathlib, sys
-for f in sorted(pathlib.Path(sys.argv[1]).glob("split-*.json")):
-    r = json.loads(f.read_text())
-    print(f"FP4LLM_ATTN_MIN_SPLIT_KEYS={f.stem.split('-')[1]} {r['model']}: " + ", ".join(f"b{d['batch']} {d['decode_tokens_per_s']:.1f} tok/s" for d in r["decode"]))
-PY
-for m in qwen3-8b qwen3-30b-a3b; do
-  FP4LLM_PDL=all timeout 120 ./build-gpu/fp4llm bench --synthetic "$m" --batch 1,16 --quiet --json "$work/pdl-all-$m.json" \
-    > "$work/pdl-all-$m.txt" 2>&1 || say "bench FP4LLM_PDL=all $m FAILED"
-done
-python3 - "$work" <<'PY' | tee -a "$summary"
-import json, pathlib, sys
-for f in sorted(pathlib.Path(sys.argv[1]).glob("pdl-all-*.json")):
-    r = json.loads(f.read_text())
-    print(f"FP4LLM_PDL=all {r['model']}: " + ", ".join(f"b{d['batch']} {d['decode_tokens_per_s']:.1f} tok/s" for d in r["decode"]))
-PY
+# Against the default in the same build: shorter attention splits (more blocks at short contexts)
+# and every decode kernel launched early.
+say "$(bench_variant "$work" qwen3-8b-split64 qwen3-8b 1,16 FP4LLM_ATTN_MIN_SPLIT_KEYS=64)"
+say "$(bench_variant "$work" qwen3-8b-split128 qwen3-8b 1,16 FP4LLM_ATTN_MIN_SPLIT_KEYS=128)"
+say "$(bench_variant "$work" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all)"
+say "$(bench_variant "$work" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all)"
 
 OUT=$work timeout 200 bash tools/gpu_targets.sh > "$work/targets.txt" 2>&1
 tail -7 "$work/targets.txt" | tee -a "$summary"
