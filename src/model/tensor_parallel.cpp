@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "formats/number_formats.hpp"
@@ -100,20 +101,28 @@ TensorView tensor_rows(const TensorView& t, int64_t begin, int64_t end) {
   return v;
 }
 
+// A gated MLP's slice of intermediate columns: gate/up rows and down input features [cols).
+// `expert` names the roles in errors ("expert gate_proj"); `keep` stores a shard and returns its
+// address.
+template <typename Keep>
+MlpWeights shard_mlp(const MlpWeights& m, TensorParallelPlan::Range cols, bool expert, int64_t layer, Keep keep) {
+  const auto role = [expert](const char* name) { return expert ? std::string("expert ") + name : std::string(name); };
+  MlpWeights s = m;
+  s.gate = LinearWeight::of(*keep(shard_rows(nvfp4_of(m.gate, role("gate_proj").c_str(), layer), cols.begin, cols.end)));
+  s.up = LinearWeight::of(*keep(shard_rows(nvfp4_of(m.up, role("up_proj").c_str(), layer), cols.begin, cols.end)));
+  s.down = LinearWeight::of(*keep(shard_columns(nvfp4_of(m.down, role("down_proj").c_str(), layer), cols.begin, cols.end)));
+  return s;
+}
+
 // The rank's experts: whole ones (expert parallel) or every expert's slice of intermediate
-// columns (gate/up rows, down input features). `keep` stores a shard and returns its address.
+// columns.
 template <typename Keep>
 std::vector<MlpWeights> shard_experts(const MoeWeights& moe, const TensorParallelPlan& plan, int64_t rank,
                                       int64_t layer, Keep keep) {
   const TensorParallelPlan::Range mine = plan.experts(rank);
   std::vector<MlpWeights> out(moe.experts.begin() + mine.begin, moe.experts.begin() + mine.end);
   if (plan.expert_parallel) return out;
-  const TensorParallelPlan::Range cols = plan.moe_rows(rank);
-  for (MlpWeights& e : out) {
-    e.gate = LinearWeight::of(*keep(shard_rows(nvfp4_of(e.gate, "expert gate_proj", layer), cols.begin, cols.end)));
-    e.up = LinearWeight::of(*keep(shard_rows(nvfp4_of(e.up, "expert up_proj", layer), cols.begin, cols.end)));
-    e.down = LinearWeight::of(*keep(shard_columns(nvfp4_of(e.down, "expert down_proj", layer), cols.begin, cols.end)));
-  }
+  for (MlpWeights& e : out) e = shard_mlp(e, plan.moe_rows(rank), true, layer, keep);
   return out;
 }
 
@@ -149,9 +158,7 @@ std::unique_ptr<RankWeights> shard_weights(const ModelWeights& w, const TensorPa
       s.moe->first_expert = plan.experts(rank).begin;
       s.mlp = {};
     } else {
-      s.mlp.gate = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.mlp.gate, "gate_proj", layer), mlp.begin, mlp.end)));
-      s.mlp.up = LinearWeight::of(*keep(shard_rows(nvfp4_of(L.mlp.up, "up_proj", layer), mlp.begin, mlp.end)));
-      s.mlp.down = LinearWeight::of(*keep(shard_columns(nvfp4_of(L.mlp.down, "down_proj", layer), mlp.begin, mlp.end)));
+      s.mlp = shard_mlp(L.mlp, mlp, false, layer, keep);
     }
     r.layers.push_back(std::move(s));
   }
