@@ -23,8 +23,8 @@ int32_t Conversation::next_token(std::span<const int32_t> tokens, int64_t start,
                                  std::span<const int32_t> prompt, std::span<const int32_t> generated) {
   ForwardBatch batch;
   batch.sequences.push_back({tokens, start, block_table_});
-  if (sampler.is_plain_greedy()) return backend_.forward_greedy(batch).at(0);
-  if (!sampler.has_penalties()) {
+  if (sampler.need() == Sampler::Need::kGreedyId) return backend_.forward_greedy(batch).at(0);
+  if (sampler.need() == Sampler::Need::kCandidates) {
     const float temperature = float(sampler.narrowing_temperature());
     backend_.forward_candidates(batch, std::span(&temperature, 1), candidates_);
     return sampler.sample_candidates(candidates_.ids_of(0), candidates_.logits_of(0));

@@ -118,16 +118,13 @@ void LlmEngine::run_batch(const std::vector<ScheduledChunk>& chunks) {
     batch.sequences.push_back(
         {std::span(s.tokens()).subspan(size_t(s.num_computed), size_t(c.num_tokens)), s.num_computed, s.block_table});
   }
-  // All greedy without penalties or logprobs: the backend picks the tokens (on the GPU, only the
-  // ids come back instead of a row of logits per sequence).
-  const bool greedy = std::all_of(chunks.begin(), chunks.end(), [](const ScheduledChunk& c) {
-    return c.sequence->sampler().is_plain_greedy() && c.sequence->request().top_logprobs < 0;
-  });
-  // Sampling without penalties or logprobs needs only each row's candidates (a GPU backend sends
-  // those instead of the whole vocabulary).
-  const bool narrowed = !greedy && std::all_of(chunks.begin(), chunks.end(), [](const ScheduledChunk& c) {
-    return !c.sequence->sampler().has_penalties() && c.sequence->request().top_logprobs < 0;
-  });
+  // What the step's samplers need from the backend: greedy ids when all are plain greedy (on the
+  // GPU only the ids come back), candidates when none has penalties (a GPU backend sends those
+  // instead of the whole vocabulary), else whole rows; logprobs always need whole rows.
+  Sampler::Need need = Sampler::Need::kGreedyId;
+  for (const auto& c : chunks)
+    need = std::max(need, c.sequence->request().top_logprobs >= 0 ? Sampler::Need::kWholeRow : c.sequence->sampler().need());
+  const bool greedy = need == Sampler::Need::kGreedyId, narrowed = need == Sampler::Need::kCandidates;
   std::vector<int32_t> greedy_ids;
   try {
     if (greedy) {

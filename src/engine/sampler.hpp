@@ -45,6 +45,11 @@ class Sampler {
   // backend may pick the token itself.
   bool is_plain_greedy() const;
   bool has_penalties() const;
+
+  // The least a backend has to return for this sampler's next draw (ordered: a step serving
+  // several samplers returns the largest of their needs).
+  enum class Need { kGreedyId, kCandidates, kWholeRow };
+  Need need() const { return is_plain_greedy() ? Need::kGreedyId : has_penalties() ? Need::kWholeRow : Need::kCandidates; }
   double narrowing_temperature() const { return params_.temperature; }
 
  private:
