@@ -1,5 +1,4 @@
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -7,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "template/chat_template.hpp"
 #include "util/error.hpp"
+#include "util/text_file.hpp"
 
 namespace fp4llm::cli {
 
@@ -25,16 +25,11 @@ struct Args {
   bool add_generation_prompt = false;
 };
 
+// A file, or standard input for "-".
 std::string read_text(const std::string& path) {
-  if (path == "-") {
-    std::ostringstream ss;
-    ss << std::cin.rdbuf();
-    return ss.str();
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open {}", path);
+  if (path != "-") return read_text_file(path);
   std::ostringstream ss;
-  ss << in.rdbuf();
+  ss << std::cin.rdbuf();
   return ss.str();
 }
 

@@ -12,6 +12,7 @@
 #include "tokenizer/tokenizer.hpp"
 #include "tokenizer/utf8.hpp"
 #include "util/error.hpp"
+#include "util/text_file.hpp"
 
 namespace fp4llm::cli {
 
@@ -24,17 +25,9 @@ struct Args {
        skip_special = false, timing = false;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open {}", path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The input of a single run: a file, TEXT, or standard input.
 std::string input_text(const Args& args, const std::string& file) {
-  if (!file.empty()) return read_file(file);
+  if (!file.empty()) return read_text_file(file);
   if (args.has_text) return args.text;
   std::ostringstream ss;
   ss << std::cin.rdbuf();

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "util/error.hpp"
+#include "util/text_file.hpp"
 
 namespace fp4llm {
 
@@ -19,14 +20,6 @@ ordered_json read_ordered_json(const std::filesystem::path& path) {
   } catch (const std::exception& e) {
     fail("{} is not valid JSON: {}", path.string(), e.what());
   }
-}
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open {}", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // A token in tokenizer_config.json is a string or an AddedToken object with "content".
@@ -81,7 +74,7 @@ ChatTemplate ChatTemplate::load(const std::filesystem::path& model_dir, const st
   const ordered_json config = has_config ? read_ordered_json(config_path) : ordered_json::object();
   std::string source;
   if (std::filesystem::exists(jinja_path)) {
-    source = read_text(jinja_path);
+    source = read_text_file(jinja_path);
   } else if (config.is_object() && config.contains("chat_template")) {
     source = pick_template(config["chat_template"], name, config_path.string());
   } else {
