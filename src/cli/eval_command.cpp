@@ -1,19 +1,18 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/kv_calibration.hpp"
 #include "cli/backend_flags.hpp"
 #include "cli/commands.hpp"
 #include "engine/evaluation.hpp"
-#include "formats/number_formats.hpp"
 #include "io/checkpoint.hpp"
 #include "model/model_weights.hpp"
 #include "tokenizer/tokenizer.hpp"
 #include "util/error.hpp"
+#include "util/text_file.hpp"
 
 namespace fp4llm::cli {
 
@@ -26,42 +25,14 @@ struct EvalArgs {
   bool json = false, quantize_lm_head = false;
 };
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot open {}", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Per-layer FP8 scales amax / 448 from one pass (BF16 cache) over the text's first window; prints
-// how far the kv heads of a layer are apart, the case for per-head scales.
+// Per-layer FP8 scales from the text's first window; prints how far the kv heads of a layer are
+// apart, the case for per-head scales.
 void calibrate_kv_scales(ModelWeights& w, const std::vector<int32_t>& tokens, int64_t context, bool verbose) {
-  const int64_t n = std::min<int64_t>(context, int64_t(tokens.size()));
-  KvCacheConfig kv;
-  kv.dtype = KvCacheDtype::Bf16;
-  kv.num_blocks = (n + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
-  cpu::CpuBackend probe(w, kv);
-  std::vector<int32_t> table(static_cast<size_t>(kv.num_blocks));
-  for (size_t b = 0; b < table.size(); ++b) table[b] = int32_t(b);
-  ForwardBatch batch;
-  batch.sequences.push_back({std::span(tokens).first(size_t(n)), 0, table});
-  std::vector<float> logits;
-  probe.forward(batch, logits);
-  double widest = 1;
-  for (size_t l = 0; l < w.layers.size(); ++l) {
-    const auto& ka = probe.kv_cache().k_amax()[l];
-    const auto& va = probe.kv_cache().v_amax()[l];
-    const float k = *std::max_element(ka.begin(), ka.end()), v = *std::max_element(va.begin(), va.end());
-    w.layers[l].kv_scales = {k > 0 ? k / kE4M3Max : 1.0f, v > 0 ? v / kE4M3Max : 1.0f};
-    for (const auto* a : {&ka, &va}) {
-      const float lo = *std::min_element(a->begin(), a->end()), hi = *std::max_element(a->begin(), a->end());
-      if (lo > 0) widest = std::max(widest, double(hi / lo));
-    }
-  }
+  const cpu::KvCalibration c = cpu::calibrate_kv_scales(w, tokens, context);
+  for (size_t l = 0; l < w.layers.size(); ++l) w.layers[l].kv_scales = c.scales[l];
   if (verbose)
     fmt::print("KV scales calibrated on {} tokens: amax / 448 per layer; largest ratio between the amax of two kv "
-               "heads of one layer {:.2f}\n", n, widest);
+               "heads of one layer {:.2f}\n", c.tokens, c.widest_head_ratio);
 }
 
 void run_eval(const EvalArgs& a) {
@@ -69,7 +40,7 @@ void run_eval(const EvalArgs& a) {
   if (!fs::exists(a.model)) fail("model path {} does not exist", a.model);
   const fs::path tok_dir = !a.tokenizer.empty() ? fs::path(a.tokenizer) : fs::path(a.model);
   const Tokenizer tokenizer = Tokenizer::load(tok_dir);
-  std::vector<int32_t> tokens = tokenizer.encode(read_text(a.text_file), EncodeOptions{.parse_special = false});
+  std::vector<int32_t> tokens = tokenizer.encode(read_text_file(a.text_file), EncodeOptions{.parse_special = false});
   if (a.max_tokens > 0 && int64_t(tokens.size()) > a.max_tokens) tokens.resize(size_t(a.max_tokens));
 
   KvCacheConfig kv;

@@ -1,18 +1,47 @@
 #include <fmt/format.h>
 
+#include "backend/cpu/kv_calibration.hpp"
 #include "cli/commands.hpp"
+#include "io/checkpoint.hpp"
 #include "io/quantize_checkpoint.hpp"
+#include "model/model_weights.hpp"
+#include "tokenizer/tokenizer.hpp"
+#include "util/error.hpp"
+#include "util/text_file.hpp"
 
 namespace fp4llm::cli {
 
+namespace {
+
+struct QuantizeArgs {
+  std::string src, dst;
+  QuantizeOptions options;
+  double max_shard_gb = 5.0;
+  bool quiet = false;
+  std::string scale_search = "amax", kv_scales = "none", calibration_text;
+  int64_t calibration_tokens = 512;
+};
+
+// Loads SRC quantized in memory (the same weights the output will hold) and measures per-layer
+// K/V amax over the calibration text.
+std::vector<KvCacheScales> calibrated_kv_scales(const QuantizeArgs& a) {
+  const Tokenizer tokenizer = Tokenizer::load(a.src);
+  const std::vector<int32_t> tokens =
+      tokenizer.encode(read_text_file(a.calibration_text), EncodeOptions{.parse_special = false});
+  LoadOptions load{a.options.exclude, a.options.progress};
+  load.scale_rule = a.options.scale_rule;
+  const Checkpoint ck = load_checkpoint(a.src, load);
+  const cpu::KvCalibration c = cpu::calibrate_kv_scales(ModelWeights::bind(ck), tokens, a.calibration_tokens);
+  if (!a.quiet)
+    fmt::print("KV scales calibrated on {} tokens of {}: amax / 448 per layer (largest ratio between two KV "
+               "heads of a layer: {:.2f})\n", c.tokens, a.calibration_text, c.widest_head_ratio);
+  return c.scales;
+}
+
+}  // namespace
+
 void add_quantize_command(CLI::App& app) {
-  struct Args {
-    std::string src, dst;
-    QuantizeOptions options;
-    double max_shard_gb = 5.0;
-    bool quiet = false;
-    std::string scale_search = "amax";
-  };
+  using Args = QuantizeArgs;
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
       "quantize",
@@ -36,11 +65,29 @@ void add_quantize_command(CLI::App& app) {
                   "0.75} by squared error)")
       ->capture_default_str()
       ->check(CLI::IsMember({"amax", "mse"}));
+  cmd->add_option("--kv-scales", args->kv_scales,
+                  "FP8 KV-cache scales to store: none (engines use 1.0) or calibrate (amax / 448 per "
+                  "layer from a CPU pass over --calibration-text, written as ModelOpt's k_scale / "
+                  "v_scale; for models whose K or V leave E4M3's range, see docs/ACCURACY.md)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "calibrate"}));
+  cmd->add_option("--calibration-text", args->calibration_text,
+                  "UTF-8 text for --kv-scales calibrate, tokenized with SRC_DIR's tokenizer")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--calibration-tokens", args->calibration_tokens, "tokens of the text the calibration reads")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   cmd->add_flag("--quiet", args->quiet, "no progress bar or summary");
   cmd->callback([args] {
     args->options.max_shard_bytes = uint64_t(args->max_shard_gb * 1e9);
     args->options.progress = !args->quiet;
     args->options.scale_rule = args->scale_search == "mse" ? Nvfp4ScaleRule::Mse : Nvfp4ScaleRule::Amax;
+    if (args->kv_scales == "calibrate") {
+      if (args->calibration_text.empty()) fail("--kv-scales calibrate needs --calibration-text FILE");
+      args->options.kv_scales = calibrated_kv_scales(*args);
+    } else if (!args->calibration_text.empty()) {
+      fail("--calibration-text is only read with --kv-scales calibrate");
+    }
     const QuantizeReport r = quantize_checkpoint(args->src, args->dst, args->options);
     if (!args->quiet)
       fmt::print("quantized {} linear layers to NVFP4, copied {} tensors: {:.3f} GB -> {:.3f} GB "

@@ -1,6 +1,11 @@
 #include "io/quantize_checkpoint.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cstring>
+#include <tuple>
 
 #include "formats/number_formats.hpp"
 #include "io/fused_experts.hpp"
@@ -27,25 +32,26 @@ Bytes float_scalar_bytes(float v) {
   return Bytes::owned(std::move(b));
 }
 
-// fp4llm quantizes weights only (activations stay 16-bit in its kernels) and calibrates no KV
-// scales, so it says so with ModelOpt's weight-only algorithm name and no kv_cache_quant_algo.
-json quantization_section(const std::vector<std::string>& exclude) {
+// fp4llm quantizes weights only (activations stay 16-bit in its kernels), so it says so with
+// ModelOpt's weight-only algorithm name; kv_cache_quant_algo is FP8 only when KV scales were
+// calibrated and written.
+json quantization_section(const std::vector<std::string>& exclude, bool kv_scales) {
   return {{"quant_algo", "W4A16_NVFP4"},
-          {"kv_cache_quant_algo", nullptr},
+          {"kv_cache_quant_algo", kv_scales ? json("FP8") : json(nullptr)},
           {"group_size", kNvfp4BlockSize},
           {"exclude_modules", exclude}};
 }
 
 void write_configs(const fs::path& src, const fs::path& dst, json config,
-                   const std::vector<std::string>& exclude) {
-  json qc = quantization_section(exclude);
+                   const std::vector<std::string>& exclude, bool kv_scales) {
+  json qc = quantization_section(exclude, kv_scales);
   qc["quant_method"] = "modelopt";
   qc["producer"] = {{"name", "fp4llm"}, {"version", kVersion}};
   config["quantization_config"] = qc;
   write_json_file(dst / "config.json", config);
   write_json_file(dst / "hf_quant_config.json",
                   {{"producer", {{"name", "fp4llm"}, {"version", kVersion}}},
-                   {"quantization", quantization_section(exclude)}});
+                   {"quantization", quantization_section(exclude, kv_scales)}});
   // Tokenizer, generation config, chat template, licence: every other plain file travels along.
   for (const auto& e : fs::directory_iterator(src)) {
     const std::string name = e.path().filename().string();
@@ -65,6 +71,30 @@ void check_destination(const fs::path& src, const fs::path& dst) {
   if (fs::exists(dst) && !fs::is_empty(dst))
     fail("destination {} is not empty; refusing to overwrite", dst.string());
   fs::create_directories(dst);
+}
+
+// The decoder layer a "<prefix>layers.N.self_attn.<proj>.weight" tensor belongs to, or -1.
+int64_t attention_layer(const std::string& name, std::string_view proj) {
+  const std::string suffix = fmt::format(".self_attn.{}.weight", proj);
+  const size_t at = name.rfind("layers.");
+  if (at == std::string::npos || !name.ends_with(suffix)) return -1;
+  const std::string number = name.substr(at + 7, name.size() - suffix.size() - at - 7);
+  if (number.empty() || !std::all_of(number.begin(), number.end(), ::isdigit)) return -1;
+  return std::stoll(number);
+}
+
+// ModelOpt stores a layer's KV scales next to its k_proj / v_proj, as F32 scalars.
+void write_kv_scale(const TensorView& t, const QuantizeOptions& options, ShardedWriter& writer, int& written) {
+  for (const auto& [proj, key, is_k] : {std::tuple{"k_proj", "k_scale", true}, {"v_proj", "v_scale", false}}) {
+    const int64_t layer = attention_layer(t.name, proj);
+    if (layer < 0) continue;
+    if (layer >= int64_t(options.kv_scales.size()))
+      fail("{}: layer {} has no calibrated KV scale ({} layers calibrated)", t.name, layer, options.kv_scales.size());
+    const KvCacheScales& s = options.kv_scales[size_t(layer)];
+    const std::string module = t.name.substr(0, t.name.size() - std::string_view(".weight").size());
+    writer.add({module + "." + key, DType::F32, {}, float_scalar_bytes(is_k ? s.k : s.v)});
+    ++written;
+  }
 }
 
 // A projection becomes ModelOpt's three NVFP4 tensors; anything else is copied as stored.
@@ -106,13 +136,20 @@ QuantizeReport quantize_checkpoint(const fs::path& src, const fs::path& dst,
   ShardedWriter writer(dst, options.max_shard_bytes);
   ProgressBar bar("quantize", report.bytes_in);
   if (!options.progress) bar.disable();
+  int kv_scales_written = 0;
   for (const auto& [_, stored] : store.tensors()) {
-    for (const TensorView& t : unfuse_experts(stored)) write_tensor(t, options, exclude, writer, report);
+    for (const TensorView& t : unfuse_experts(stored)) {
+      write_tensor(t, options, exclude, writer, report);
+      if (!options.kv_scales.empty()) write_kv_scale(t, options, writer, kv_scales_written);
+    }
     bar.advance(stored.data.size());
   }
   bar.finish();
+  if (size_t(kv_scales_written) != 2 * options.kv_scales.size())
+    fail("{}: wrote {} KV scales for {} calibrated layers; the k_proj/v_proj names do not match the layers",
+         src.string(), kv_scales_written, options.kv_scales.size());
   report.files = writer.finish();
-  write_configs(src, dst, config, exclude);
+  write_configs(src, dst, config, exclude, !options.kv_scales.empty());
   return report;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "formats/nvfp4_scale_search.hpp"
+#include "io/checkpoint.hpp"
 
 namespace fp4llm {
 
@@ -15,6 +16,9 @@ struct QuantizeOptions {
   uint64_t max_shard_bytes = 5'000'000'000;
   bool progress = true;
   Nvfp4ScaleRule scale_rule = Nvfp4ScaleRule::Amax;  // Mse: `--scale-search mse`
+  // FP8 KV-cache scales per layer, written as ModelOpt's <attn>.k_proj.k_scale / v_proj.v_scale
+  // (kv_cache_quant_algo "FP8"); empty: none written, engines then use 1.0.
+  std::vector<KvCacheScales> kv_scales;
 };
 
 struct QuantizeReport {

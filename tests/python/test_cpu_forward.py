@@ -85,7 +85,9 @@ def round_cache(x, kv):
     return e4m3_decode(e4m3_encode(x)).astype(np.float64)  # scale 1.0: no k_scale in checkpoint
 
 
-def reference_logits(c, w, ids, kv):
+def reference_logits(c, w, ids, kv, kv_amax=None):
+    """Logits at every position; kv_amax, when a list, receives each layer's (max |K|, max |V|)
+    as the cache receives them (after norm and RoPE, before the cache's rounding)."""
     fam = c["architectures"][0]
     gemma, moe = fam.startswith("Gemma"), fam == "Qwen3MoeForCausalLM"
     eps = c["rms_norm_eps"]
@@ -129,6 +131,8 @@ def reference_logits(c, w, ids, kv):
         else:
             theta, factor = c["rope_theta"], 1.0
         q, k = rope(q, theta, factor), rope(k, theta, factor)
+        if kv_amax is not None:
+            kv_amax.append((float(np.abs(k).max()), float(np.abs(v).max())))
         k, v = round_cache(k, kv), round_cache(v, kv)
         att_scale = (c["query_pre_attn_scalar"] if gemma else D) ** -0.5
         out = np.zeros((T, HEADS, D))
