@@ -59,6 +59,7 @@ say "$(bench_variant "$work" qwen3-8b-split64 qwen3-8b 1,16 FP4LLM_ATTN_MIN_SPLI
 say "$(bench_variant "$work" qwen3-8b-split128 qwen3-8b 1,16 FP4LLM_ATTN_MIN_SPLIT_KEYS=128)"
 say "$(bench_variant "$work" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all)"
 say "$(bench_variant "$work" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all)"
+say "$(bench_variant "$work" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused)"
 
 OUT=$work timeout 200 bash tools/gpu_targets.sh > "$work/targets.txt" 2>&1
 tail -7 "$work/targets.txt" | tee -a "$summary"

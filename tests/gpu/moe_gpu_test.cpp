@@ -190,9 +190,14 @@ TEST(GpuMoe, RoutingMatchesTheReference) {
     const auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));
     cuda::MoeWorkspace ws;
     ws.ensure(c.tokens, m.device.shape, c.inter);
+    const int64_t tokens = std::min(c.tokens, cuda::kMoeTokensPerPass);  // one pass routes at most this many
+    // Routed twice, outputs poisoned in between: the second launch must find everything reset by
+    // the first (FP4LLM_MOE_ROUTING=fused keeps a block counter across launches).
+    cuda::moe_route(m.device.router.data(), h.data(), tokens, m.device.shape, ws.routing(), nullptr);
     FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_expert.data(), 0xFF, ws.topk_expert.bytes()));
     FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_weight.data(), 0xFF, ws.topk_weight.bytes()));
-    const int64_t tokens = std::min(c.tokens, cuda::kMoeTokensPerPass);  // one pass routes at most this many
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.row_slot.data(), 0xFF, ws.row_slot.bytes()));
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.num_groups.data(), 0xFF, ws.num_groups.bytes()));
     cuda::moe_route(m.device.router.data(), h.data(), tokens, m.device.shape, ws.routing(), nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<int32_t> got_ids = ws.topk_expert.to_host();

@@ -15,6 +15,8 @@ void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermed
   if (!active_experts.size()) {
     active_experts = DeviceBuffer<unsigned long long>(1);
     FP4LLM_CUDA_CHECK(cudaMemset(active_experts.data(), 0, active_experts.bytes()));
+    blocks_done = DeviceBuffer<unsigned int>(1);
+    FP4LLM_CUDA_CHECK(cudaMemset(blocks_done.data(), 0, blocks_done.bytes()));
   }
   if (wanted <= tokens) return;
   const size_t routed = size_t(wanted * s.top_k), groups = size_t(std::min<int64_t>(s.local(), wanted * s.top_k));
@@ -33,12 +35,14 @@ void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermed
 
 uint64_t MoeWorkspace::bytes() const {
   return logits.bytes() + topk_expert.bytes() + group_expert.bytes() + group_offset.bytes() + num_groups.bytes() + row_token.bytes() +
-         row_slot.bytes() + topk_weight.bytes() + expert_out.bytes() + act.bytes() + active_experts.bytes();
+         row_slot.bytes() + topk_weight.bytes() + expert_out.bytes() + act.bytes() + active_experts.bytes() +
+         blocks_done.bytes();
 }
 
 Routing MoeWorkspace::routing() {
   return {logits.data(),       topk_expert.data(), topk_weight.data(), group_expert.data(), group_offset.data(),
-          num_groups.data(),   row_token.data(),   row_slot.data(),    active_experts.data()};
+          num_groups.data(),   row_token.data(),   row_slot.data(),    active_experts.data(),
+          blocks_done.data()};
 }
 
 namespace {

@@ -12,6 +12,14 @@ namespace {
 constexpr int kLogitWarps = 8;   // experts per block, one per warp
 constexpr int kLogitTokens = 8;  // tokens per block: more blocks, shorter dependent chains
 constexpr int kPerLane = int(kMaxExperts / 32);
+constexpr int64_t kFusedRoutingTokens = 64;  // beyond this the 8-warp selection costs more than a launch
+
+// FP4LLM_MOE_ROUTING=fused: one launch for logits and selection up to kFusedRoutingTokens tokens
+// (not yet measured on a GPU, so off by default; docs/PERFORMANCE.md lists the knobs).
+bool fused_routing(int64_t tokens) {
+  static const bool fused = knob_is("FP4LLM_MOE_ROUTING", "fused");
+  return fused && tokens <= kFusedRoutingTokens;
+}
 
 __device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
   const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
@@ -26,12 +34,10 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
 
 // Router logits, written against latency (a decode step routes a handful of tokens): each warp
 // holds its expert's row in registers (V 16-byte pieces per lane, all loads in flight at once)
-// and takes the dot product with each of the block's tokens.
+// and takes the dot product with each of the block's tokens (blockIdx.y picks them).
 template <int V>
-__global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const uint4* router, const uint4* h, int tokens,
-                                                                         int vecs, int experts, float* logits) {
-  let_dependents_start();
-  wait_for_producer();  // launched early (FP4LLM_PDL=all): h is the previous kernel's
+__device__ __forceinline__ void router_logits_block(const uint4* router, const uint4* h, int tokens, int vecs,
+                                                    int experts, float* logits) {
   const int lane = threadIdx.x & 31, expert = blockIdx.x * kLogitWarps + (threadIdx.x >> 5);
   if (expert >= experts) return;
   uint4 w[V];
@@ -49,6 +55,14 @@ __global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const u
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     if (lane == 0) logits[size_t(t) * experts + expert] = sum;
   }
+}
+
+template <int V>
+__global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const uint4* router, const uint4* h, int tokens,
+                                                                         int vecs, int experts, float* logits) {
+  let_dependents_start();
+  wait_for_producer();  // launched early (FP4LLM_PDL=all): h is the previous kernel's
+  router_logits_block<V>(router, h, tokens, vecs, experts, logits);
 }
 
 // The larger of two (probability, expert) candidates; the lower expert on equal probability.
@@ -122,14 +136,11 @@ __device__ void lay_out_groups(const int* count, int* cursor, int experts, int l
   }
 }
 
-// One block: each warp routes tokens (softmax, top-k), counting choices per expert; then the
-// groups are laid out in expert order and the rows scattered. Within a group the order of rows
-// is that of the atomic cursor; each row's product does not depend on its position, so the
-// results do not either.
-__global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, RouterShape s, Routing out) {
-  let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
-  wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
-  __shared__ int count[kMaxExperts], cursor[kMaxExperts];  // by local expert
+// One block of any size: each warp routes tokens (softmax, top-k), counting choices per expert;
+// then the groups are laid out in expert order and the rows scattered. Within a group the order
+// of rows is that of the atomic cursor; each row's product does not depend on its position, so
+// the results do not either.
+__device__ void select_and_group(int tokens, const RouterShape& s, const Routing& out, int* count, int* cursor) {
   const int experts = int(s.experts), top_k = int(s.top_k), lane = threadIdx.x & 31;
   const int first = int(s.first_expert), local = int(s.local());
   for (int e = threadIdx.x; e < local; e += blockDim.x) count[e] = 0;
@@ -157,13 +168,49 @@ __global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, Rout
   }
 }
 
+__global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, RouterShape s, Routing out) {
+  let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
+  wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
+  __shared__ int count[kMaxExperts], cursor[kMaxExperts];  // by local expert
+  select_and_group(tokens, s, out, count, cursor);
+}
+
+// Both stages in one launch, for decode-sized batches, where the MoE layer is bound by its
+// launches rather than its bytes (docs/PERFORMANCE.md): every block writes its logits, and the
+// last block to finish (counted in out.blocks_done) selects and groups. Saves one launch per MoE
+// layer; the selection then runs on 8 warps instead of 32, hence the token limit.
 template <int V>
-void launch_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
-                   float* logits, cudaStream_t stream) {
+__global__ void __launch_bounds__(kLogitWarps * 32) route_fused_kernel(const uint4* router, const uint4* h, int tokens,
+                                                                       int vecs, RouterShape s, Routing out) {
+  let_dependents_start();
+  wait_for_producer();
+  router_logits_block<V>(router, h, tokens, vecs, int(s.experts), out.logits);
+  __shared__ int count[kMaxExperts], cursor[kMaxExperts];
+  __shared__ bool last;
+  __threadfence();  // this block's logits are visible before the counter says they are written
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(out.blocks_done, 1u) == gridDim.x * gridDim.y - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();  // and the other blocks' logits are seen by this one
+  select_and_group(tokens, s, out, count, cursor);
+  if (threadIdx.x == 0) *out.blocks_done = 0;  // ready for the next layer or graph replay
+}
+
+template <int V>
+void launch_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
+                  const Routing& out, cudaStream_t stream) {
   const dim3 grid(unsigned((s.experts + kLogitWarps - 1) / kLogitWarps), unsigned((tokens + kLogitTokens - 1) / kLogitTokens));
-  launch_dependent(early_launch_all(), router_logits_kernel<V>, grid, dim3(kLogitWarps * 32), 0, stream,
-                   reinterpret_cast<const uint4*>(router), reinterpret_cast<const uint4*>(h), int(tokens),
-                   int(s.hidden / 8), int(s.experts), logits);
+  const auto* w = reinterpret_cast<const uint4*>(router);
+  const auto* x = reinterpret_cast<const uint4*>(h);
+  if (fused_routing(tokens)) {
+    launch_dependent(early_launch_all(), route_fused_kernel<V>, grid, dim3(kLogitWarps * 32), 0, stream, w, x,
+                     int(tokens), int(s.hidden / 8), s, out);
+    return;
+  }
+  launch_dependent(early_launch_all(), router_logits_kernel<V>, grid, dim3(kLogitWarps * 32), 0, stream, w, x,
+                   int(tokens), int(s.hidden / 8), int(s.experts), out.logits);
+  launch_dependent(early_launch_all(), select_and_group_kernel, dim3(1), dim3(1024), 0, stream, int(tokens), s, out);
 }
 
 }  // namespace
@@ -184,12 +231,11 @@ void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t toke
   check_router_shape(s);
   if (tokens <= 0) return;
   const int64_t per_lane = (s.hidden / 8 + 31) / 32;
-  if (per_lane <= 1) launch_logits<1>(router, h, tokens, s, out.logits, stream);
-  else if (per_lane <= 2) launch_logits<2>(router, h, tokens, s, out.logits, stream);
-  else if (per_lane <= 4) launch_logits<4>(router, h, tokens, s, out.logits, stream);
-  else if (per_lane <= 8) launch_logits<8>(router, h, tokens, s, out.logits, stream);
-  else launch_logits<16>(router, h, tokens, s, out.logits, stream);
-  launch_dependent(early_launch_all(), select_and_group_kernel, dim3(1), dim3(1024), 0, stream, int(tokens), s, out);
+  if (per_lane <= 1) launch_route<1>(router, h, tokens, s, out, stream);
+  else if (per_lane <= 2) launch_route<2>(router, h, tokens, s, out, stream);
+  else if (per_lane <= 4) launch_route<4>(router, h, tokens, s, out, stream);
+  else if (per_lane <= 8) launch_route<8>(router, h, tokens, s, out, stream);
+  else launch_route<16>(router, h, tokens, s, out, stream);
 }
 
 }  // namespace fp4llm::cuda
