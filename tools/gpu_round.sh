@@ -6,7 +6,8 @@
 # (.whl/gpu with the openai wheels, .gpu-shared/testdata/tokenizers/qwen3). Prints a summary;
 # $OUT gets summary.txt and round.tgz (every log and JSON), two files, under the fetch limit.
 #   device: after tools/gpu_carry.sh here, run with carry [".deps", ".whl/gpu", ".gpu-shared"];
-#   about 7 minutes (with FP4LLM_PDL=all, attention split and GPU-narrowing comparisons)
+#   about 6 minutes (with the GPU-narrowing comparison); the knob comparisons are in
+#   tools/gpu_variants.sh, a second call on the same warm machine
 #   FP4LLM_SANITIZE=1 adds compute-sanitizer memcheck on the gtest binaries.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,14 +53,6 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):
     print(f"{r['model']}: {rows}; prefill {r['prefill']['linear_tflops']:.0f} TFLOP/s; "
           f"{r['memory']['gpu_used_bytes'] / 1e9:.2f} GB; copy {r['copy_bandwidth_gb_per_s']:.0f} GB/s")
 PY
-
-# Against the default in the same build: shorter attention splits (more blocks at short contexts)
-# and every decode kernel launched early.
-say "$(bench_variant "$work" qwen3-8b-split64 qwen3-8b 1,16 FP4LLM_ATTN_MIN_SPLIT_KEYS=64)"
-say "$(bench_variant "$work" qwen3-8b-split128 qwen3-8b 1,16 FP4LLM_ATTN_MIN_SPLIT_KEYS=128)"
-say "$(bench_variant "$work" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all)"
-say "$(bench_variant "$work" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all)"
-say "$(bench_variant "$work" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused)"
 
 OUT=$work timeout 200 bash tools/gpu_targets.sh > "$work/targets.txt" 2>&1
 tail -7 "$work/targets.txt" | tee -a "$summary"

@@ -52,6 +52,7 @@ struct Workspace {
   cuda::LinearWorkspace ws;
   Workspace() {
     FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
+    cuda::prepare_norm_counter(ws);
   }
   ~Workspace() { cublasDestroy(ws.cublas); }
   void fit(const cuda::Nvfp4Tiles& t) {
@@ -149,6 +150,66 @@ TEST(GpuNvfp4Linear, AddsIntoTheOutput) {
   for (const Shape& s : std::vector<Shape>{{4096, 4096}, {48, 12288}, {300, 1040}}) {
     const TestLinear lin = random_linear(s, rng, w);
     for (int64_t rows : {1, 5, 16, 40, 64, 70}) check_product(lin, s, rows, cuda::LinearOutput::Add, rng, w);
+  }
+}
+
+// The add with the residual stream's next RMSNorm (one launch for up to 8 rows under
+// FP4LLM_FUSED_NORM=1, ctest entry gpu_nvfp4_linear_fused_norm; two launches otherwise): y
+// against float64 as above, the normalised BF16 rows against the float64 norm of the float64 y.
+// Each case runs twice with the outputs poisoned in between, so the second launch depends on the
+// first having reset the block counter.
+TEST(GpuNvfp4Linear, AddsAndNormalisesTheResidualStream) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(15);
+  Workspace w;
+  const float eps = 1e-6f;
+  for (const Shape& s : std::vector<Shape>{{4096, 4096}, {2048, 4096}, {300, 1040}, {48, 12288}}) {
+    const TestLinear lin = random_linear(s, rng, w);
+    std::vector<float> gain = random_bf16_values(size_t(s.out), rng);
+    const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain);
+    for (int64_t rows : {1, 3, 8, 9, 16, 40}) {
+      for (bool one_plus : {false, true}) {
+        const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
+        const std::vector<float> before = random_bf16_values(size_t(rows * s.out), rng);
+        const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
+        std::vector<float> y;
+        std::vector<__nv_bfloat16> h;
+        for (int run = 0; run < 2; ++run) {
+          auto yd = cuda::DeviceBuffer<float>::from_host(before);
+          auto hd = test_support::poisoned<__nv_bfloat16>(size_t(rows * s.out));
+          cuda::nvfp4_linear_add_norm(lin.device, xd.data(), rows, yd.data(), gain_d.data(), eps, one_plus, hd.data(),
+                                      w.ws, nullptr);
+          FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+          y = yd.to_host();
+          h = hd.to_host();
+        }
+        for (int64_t m = 0; m < rows; ++m) {
+          std::vector<double> want(size_t(s.out)), y_tol(size_t(s.out));
+          double ss = 0;
+          for (int64_t n = 0; n < s.out; ++n) {
+            const auto [ref, bound] = dot(lin.values, x, s.in, n, m);
+            want[size_t(n)] = ref + before[size_t(m * s.out + n)];
+            const float got = y[size_t(m * s.out + n)];
+            y_tol[size_t(n)] = 1e-4 * bound + 1e-6 * std::fabs(want[size_t(n)]) + 1e-30;
+            ASSERT_LE(std::fabs(got - want[size_t(n)]), y_tol[size_t(n)])
+                << s.out << "x" << s.in << " rows " << rows << " y at " << m << "," << n;
+            ss += want[size_t(n)] * want[size_t(n)];
+          }
+          const double inv = 1.0 / std::sqrt(ss / double(s.out) + eps);
+          for (int64_t n = 0; n < s.out; ++n) {
+            const double g = one_plus ? 1.0 + gain[size_t(n)] : gain[size_t(n)];
+            const double ref = want[size_t(n)] * inv * g;
+            const float got = __bfloat162float(h[size_t(m * s.out + n)]);
+            // BF16 rounding of the result (half an ulp is 2^-9 relative), y's float32 error carried
+            // through, and the float32 sum of squares.
+            const double tol = std::ldexp(std::fabs(ref), -8) + y_tol[size_t(n)] * inv * std::fabs(g) + 1e-5 * std::fabs(ref);
+            ASSERT_LE(std::fabs(got - ref), tol)
+                << s.out << "x" << s.in << " rows " << rows << (one_plus ? " (1 + w)" : " w") << " h at " << m << ","
+                << n << " got " << got << " want " << ref;
+          }
+        }
+      }
+    }
   }
 }
 

@@ -79,6 +79,7 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
   FP4LLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   FP4LLM_CUBLAS_CHECK(cublasCreate(&linear_ws_.cublas));
+  prepare_norm_counter(linear_ws_);
   // A fixed workspace: cuBLAS must not allocate while a graph is captured.
   cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
@@ -293,8 +294,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
       if (comm_.active()) profiler_.mark("row_parallel_proj", stream_);
       add_shares(post_w, next_w);
     } else {
-      nvfp4_linear(w, in, T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
-      add_and_norm(x_.data(), nullptr, nullptr, next_w, T, norm, h_.data(), stream_);
+      nvfp4_linear_add_norm(w, in, T, x_.data(), next_w, norm.eps, norm.one_plus, h_.data(), linear_ws_, stream_);
     }
   };
   residual(L.o, attn_.data(), L.post_attention_norm.data(),

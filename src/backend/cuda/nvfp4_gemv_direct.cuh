@@ -6,10 +6,12 @@
 // except K's ragged last chunk. Tokens past the slice read a valid row of x: their MMA columns
 // are never written out. Expert groups wait for the routing kernel before anything else; plain
 // products request their first weights before waiting for the kernel that writes x (which only
-// matters when launched early, dependent_launch.cuh).
+// matters when launched early, dependent_launch.cuh). kNorm adds the residual stream's next
+// RMSNorm (gemv_norm_epilogue.cuh).
 #pragma once
 
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/gemv_norm_epilogue.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
 
@@ -25,8 +27,11 @@ constexpr int kGroup = FP4LLM_GEMV_GROUP;
 #ifndef FP4LLM_GEMV_DIRECT_BLOCKS
 #define FP4LLM_GEMV_DIRECT_BLOCKS 3
 #endif
-template <int NT, bool kGrouped>
-__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p) {
+// kNorm (plain products of up to kWarps rows): the block stays until its count for the norm
+// epilogue, every warp included.
+template <int NT, bool kGrouped, bool kNorm = false>
+__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p, NormArgs norm) {
+  static_assert(!(kGrouped && kNorm), "the norm epilogue serves plain products");
   let_dependents_start();
   if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
@@ -72,8 +77,13 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
       chunk_mma<NT>(acc, w[u], sc[u], x);
     }
   }
-  if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;
-  if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
+  if constexpr (kNorm) {  // no warp leaves before the block's count
+    if (sum_splits<NT>(acc, p.splits, warp, split, lane) && live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
+    finish_with_norm(p, norm);
+  } else {
+    if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;
+    if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/launch_grid.hpp"
+#include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/nvfp4_gemv_direct.cuh"
 #include "backend/cuda/nvfp4_gemv_ring.cuh"
 #include "backend/cuda/nvfp4_gemv_tiled.cuh"
@@ -110,13 +111,14 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, beta, stream);
 }
 
-template <int NT, bool kGrouped>
-void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
+template <int NT, bool kGrouped, bool kNorm = false>
+void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream,
+                        const NormArgs& norm = {}) {
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; Qwen3-8B's plain products
   // 333.3 against 334.2 at batch 1 and 4,382 against 4,556 at 16, so plain products launch plainly.
-  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped>,
-                   gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream, p);
+  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped, kNorm>,
+                   gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream, p, norm);
 }
 
 // In-block K splits of the tiled kernel (FP4LLM_GEMV_TILED_SPLITS to compare): one when the
@@ -154,8 +156,11 @@ GemvKernel gemv_kernel(int64_t rows) {
 // The kernel instance for `rows` tokens (per group: the most one group can hold): 8-token groups
 // per warp, and for more than 64 rows (expert groups only) slices of 64 over grid z.
 template <bool kGrouped>
-void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
+void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream, const NormArgs& norm) {
   const GemvKernel kernel = gemv_kernel(rows);
+  if constexpr (!kGrouped) {
+    if (norm.next_w) return launch_gemv_direct<1, false, true>(p, 1, 1, stream, norm);  // fused_norm_applies()
+  }
   if (kernel == GemvKernel::kDirect) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream);
     else launch_gemv_direct<2, kGrouped>(p, groups, 1, stream);
@@ -174,7 +179,7 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
 
 // `rows`: the rows of x, or for expert groups the most rows one group can hold.
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
-          unsigned groups = 1) {
+          unsigned groups = 1, const NormArgs& norm = {}) {
   const int splits = choose_splits(w.k_chunks, rows);
   p.packed = reinterpret_cast<const uint4*>(w.packed.data());
   p.scales = w.scales.data();
@@ -188,8 +193,14 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   p.splits = splits;
   p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
-  if (p.group_offset) launch_for_rows<true>(p, rows, groups, stream);
-  else launch_for_rows<false>(p, rows, 1, stream);
+  if (p.group_offset) launch_for_rows<true>(p, rows, groups, stream, norm);
+  else launch_for_rows<false>(p, rows, 1, stream, norm);
+}
+
+// FP4LLM_FUSED_NORM=1, for rows the direct kernel takes with one warp per row in its norm.
+bool fused_norm_applies(int64_t rows, int64_t n) {
+  static const bool on = knob_is("FP4LLM_FUSED_NORM", "1");
+  return on && rows <= 8 && rows <= kWarps && n % 4 == 0 && gemv_kernel(rows) == GemvKernel::kDirect;
 }
 
 void set_groups(GemvArgs& p, const ExpertRows& r) {
@@ -250,6 +261,29 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
   p.epilogue = mode == LinearOutput::Add ? kAdd : kStore;
   p.y = y;
   gemv(w, x, rows, p, stream);
+}
+
+void prepare_norm_counter(LinearWorkspace& ws) {
+  if (ws.blocks_done.size()) return;
+  ws.blocks_done = DeviceBuffer<unsigned int>(1);
+  FP4LLM_CUDA_CHECK(cudaMemset(ws.blocks_done.data(), 0, ws.blocks_done.bytes()));
+}
+
+void nvfp4_linear_add_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
+                           const float* next_w, float eps, bool one_plus, __nv_bfloat16* normed,
+                           LinearWorkspace& ws, cudaStream_t stream) {
+  if (rows <= 0) return;
+  if (w.gated) throw_error("NVFP4 linear: gated tiles go through nvfp4_gated");
+  if (!fused_norm_applies(rows, w.out_features)) {
+    nvfp4_linear(w, x, rows, y, ws, stream, LinearOutput::Add);
+    add_and_norm(y, nullptr, nullptr, next_w, rows, NormParams{w.out_features, eps, one_plus}, normed, stream);
+    return;
+  }
+  if (!ws.blocks_done.size()) throw_error("NVFP4 linear with norm: the workspace has no counter (prepare_norm_counter)");
+  GemvArgs p{};
+  p.epilogue = kAdd;
+  p.y = y;
+  gemv(w, x, rows, p, stream, 1, NormArgs{next_w, normed, ws.blocks_done.data(), eps, one_plus});
 }
 
 void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, bool gelu,

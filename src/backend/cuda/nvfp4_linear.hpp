@@ -38,7 +38,11 @@ void upload_expert(DeviceNvfp4Linear& stacked, int64_t expert, const Nvfp4Tiles&
 struct LinearWorkspace {
   DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16
   cublasHandle_t cublas = nullptr;
+  DeviceBuffer<unsigned int> blocks_done;     // nvfp4_linear_add_norm's counter (prepare_norm_counter)
 };
+
+// Allocates and zeroes the counter nvfp4_linear_add_norm needs (before any graph capture).
+void prepare_norm_counter(LinearWorkspace& ws);
 
 constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
 
@@ -47,6 +51,14 @@ enum class LinearOutput { Store, Add };
 // x: [rows, in_features] BF16; y: [rows, out_features] float32, overwritten or added to.
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
                   LinearWorkspace& ws, cudaStream_t stream, LinearOutput mode = LinearOutput::Store);
+
+// The residual stream's next RMSNorm with its add: y += x W^T, then
+// normed = bf16(y * rsqrt(mean(y^2) + eps) * gain(next_w)), gain w or (one_plus) 1 + w. One
+// launch for up to 8 rows with FP4LLM_FUSED_NORM=1 (not yet measured, so off by default);
+// otherwise nvfp4_linear and add_and_norm (layer_kernels.hpp).
+void nvfp4_linear_add_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
+                           const float* next_w, float eps, bool one_plus, __nv_bfloat16* normed,
+                           LinearWorkspace& ws, cudaStream_t stream);
 
 // Gated tiles (make_gated_nvfp4_tiles): out[rows, out_features / 2] = act(x Wg^T) * (x Wu^T),
 // act SiLU or GELU-tanh. `scratch` ([rows, out_features] float32) serves rows above 64.

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# A second device call after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the
+# kernel knobs that are off by default, each benched against the default in the same call, so
+# that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one line
+# per variant; JSON and logs under $OUT.
+#   device: carry [".deps"]; about 5 minutes
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build-gpu/logs}
+mkdir -p "$OUT"
+source tools/gpu_env.sh
+[ -x build-gpu/fp4llm ] || gpu_build || exit 1
+(cd build-gpu && timeout 200 ctest -R "fused" > "$OUT/fused-tests.log" 2>&1)
+echo "tests of the fused variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
+{
+  bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+  bench_variant "$OUT" qwen3-8b-fused-norm qwen3-8b 1,16 FP4LLM_FUSED_NORM=1
+  bench_variant "$OUT" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all
+  bench_variant "$OUT" qwen3-8b-fused-norm-pdl-all qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_PDL=all
+  bench_variant "$OUT" qwen3-8b-split64 qwen3-8b 1,16 FP4LLM_ATTN_MIN_SPLIT_KEYS=64
+  bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+  bench_variant "$OUT" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused
+  bench_variant "$OUT" qwen3-30b-a3b-fused-both qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1
+  bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
+} | tee "$OUT/variants.md"
