@@ -3,11 +3,15 @@
 // microseconds per call and the fraction of the measured copy bandwidth. Enough copies of each
 // weight rotate that none is served from L2 (as in a real step, 36 layers apart).
 //   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas
-// (tools/gpu_gemv_sweep.sh builds and runs the variants).
+// (tools/gpu_gemv_sweep.sh builds and runs the variants). With --prefill it times the prefill
+// path instead (2,048 rows: dequantize to BF16 scratch + cuBLAS) against cuBLAS alone on a BF16
+// weight, as TFLOP/s, to split the prefill target's gap between the extra pass and the GEMM.
 #include <cstdio>
+#include <string>
 #include <stdexcept>
 #include <vector>
 
+#include "backend/cuda/layer_kernels.cu"  // nvfp4_linear_add_norm's two-launch path
 #include "backend/cuda/nvfp4_linear.cu"
 
 namespace fp4llm::cuda {
@@ -58,9 +62,56 @@ double copy_bandwidth() {
 
 }  // namespace gemv_bench
 
-int main() {
+namespace gemv_bench {
+
+// Microseconds per call of `call`, averaged over `reps` after one warm-up call.
+template <typename F>
+double time_us(F&& call, int reps) {
+  call();
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0), cudaEventCreate(&e1);
+  cudaEventRecord(e0);
+  for (int r = 0; r < reps; ++r) call();
+  cudaEventRecord(e1);
+  FP4LLM_CUDA_CHECK(cudaEventSynchronize(e1));
+  float ms = 0;
+  cudaEventElapsedTime(&ms, e0, e1);
+  return ms * 1e3 / reps;
+}
+
+void prefill_table() {
+  const int64_t rows = 2048;
+  LinearWorkspace ws;
+  FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
+  std::printf("| shape (2,048 rows) | NVFP4 path us | TFLOP/s | cuBLAS BF16 alone us | TFLOP/s | extra pass |\n"
+              "|---|---|---|---|---|---|\n");
+  struct Shape { const char* name; int64_t n, k; };
+  for (const Shape& s : {Shape{"qkv 6144x4096", 6144, 4096}, Shape{"o 4096x4096", 4096, 4096},
+                         Shape{"gate_up 24576x4096", 24576, 4096}, Shape{"down 4096x12288", 4096, 12288}}) {
+    const DeviceNvfp4Linear w = random_weight(s.n, s.k, false, 5);
+    ws.dequantized.ensure(size_t(w.row_tiles * 16 * w.k_chunks * 64));
+    DeviceBuffer<__nv_bfloat16> x(size_t(rows * s.k)), w16(size_t(s.n * s.k));
+    fill_words<<<256, 256>>>(reinterpret_cast<uint32_t*>(x.data()), x.size() / 2, 3, 0x3F7F3F7Fu, 0);
+    fill_words<<<256, 256>>>(reinterpret_cast<uint32_t*>(w16.data()), w16.size() / 2, 4, 0x3F7F3F7Fu, 0);
+    DeviceBuffer<float> y(size_t(rows * s.n));
+    const double flops = 2.0 * double(rows) * double(s.n) * double(s.k);
+    const double path = time_us([&] { nvfp4_linear(w, x.data(), rows, y.data(), ws, nullptr); }, 20);
+    const double alone = time_us([&] { gemm_bf16(ws.cublas, w16.data(), s.k, s.n, s.k, x.data(), rows, y.data(), 0.0f, nullptr); }, 20);
+    std::printf("| %s | %.1f | %.0f | %.1f | %.0f | %.0f%% |\n", s.name, path, flops / path / 1e6, alone,
+                flops / alone / 1e6, 100.0 * (path - alone) / path);
+  }
+  cublasDestroy(ws.cublas);
+}
+
+}  // namespace gemv_bench
+
+int main(int argc, char** argv) {
   using namespace gemv_bench;
   try {
+    if (argc > 1 && std::string(argv[1]) == "--prefill") {
+      prefill_table();
+      return 0;
+    }
     const double bw = copy_bandwidth();
     std::printf("stages %d x chunks %d; copy bandwidth %.0f GB/s\n", kStages, kStageChunks, bw);
     std::printf("| shape | rows | us | GB/s | of copy bandwidth |\n|---|---|---|---|---|\n");

@@ -3,7 +3,7 @@
 # kernel knobs that are off by default, each benched against the default in the same call, so
 # that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one line
 # per variant; JSON and logs under $OUT.
-#   device: carry [".deps"]; about 5 minutes
+#   device: carry [".deps"]; about 6 minutes
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
@@ -23,3 +23,11 @@ echo "tests of the fused variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "
   bench_variant "$OUT" qwen3-30b-a3b-fused-both qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1
   bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
 } | tee "$OUT/variants.md"
+
+# Where prefill's time goes: the projections' dequantize + cuBLAS path against cuBLAS alone, and
+# the prefill of one 2,048-token prompt stage by stage.
+nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -o build-gpu/gemv_bench \
+  > "$OUT/gemv-bench-build.log" 2>&1 && timeout 60 build-gpu/gemv_bench --prefill | tee "$OUT/prefill-gemm.md"
+timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --profile --json "$OUT/bench-qwen3-8b-profile.json" \
+  > "$OUT/bench-qwen3-8b-profile.txt" 2>&1
+grep -E "stages|prefill" "$OUT/bench-qwen3-8b-profile.txt"

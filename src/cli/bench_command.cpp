@@ -64,6 +64,11 @@ void print_table(const nlohmann::json& r) {
     fmt::print("prefill {} tokens: {:.1f} ms, {:.0f} tok/s, {:.0f} TFLOP/s (projections), {:.0f} with attention\n",
                p["tokens"].get<int64_t>(), p["ms"].get<double>(), p["tokens_per_s"].get<double>(),
                p["linear_tflops"].get<double>(), p["tflops_with_attention"].get<double>());
+    if (p.contains("profile_us") && !p["profile_us"].is_null()) {
+      std::string line;
+      for (const auto& [stage, us] : p["profile_us"].items()) line += fmt::format(" {} {:.0f}", stage, us.get<double>());
+      fmt::print("  prefill stages (us per prompt):{}\n", line);
+    }
   }
   const auto& m = r["memory"];
   fmt::print("GPU memory: {:.2f} GB used (weights {:.2f}, KV cache {:.2f}, workspace {:.2f}; allocator peak {:.2f})\n",
@@ -97,7 +102,7 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--enforce-eager", a->options.enforce_eager, "launch kernels one by one instead of replaying CUDA graphs");
   cmd->add_flag("--quantize-lm-head", a->options.quantize_lm_head,
                 "NVFP4 lm_head (a real model's 16-bit head quantized at load; random for --synthetic)");
-  cmd->add_flag("--profile", a->options.profile, "also time each stage of a few decode steps (eager) and print it");
+  cmd->add_flag("--profile", a->options.profile, "also time each stage of a few decode steps (eager) and of one prefill, and print them");
   cmd->add_option("--tensor-parallel-size", a->options.tensor_parallel_size,
                   "split the model over this many GPUs (NCCL); bytes, floor and memory are per GPU (rank 0's)")
       ->capture_default_str()

@@ -197,7 +197,8 @@ nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const Bench
           {"time_to_first_token_ms", prefill_s * 1e3}};
 }
 
-nlohmann::json bench_prefill(Backend& backend, const BenchOptions& o) {
+nlohmann::json bench_prefill(const BenchTarget& target, const BenchOptions& o) {
+  Backend& backend = target.stepper;
   const ModelConfig& c = backend.config();
   const int64_t n = o.prefill_len, blocks = (n + 15) / 16;
   Sequences seqs = make_sequences(1, n, blocks, c.vocab_size, 99);
@@ -213,11 +214,21 @@ nlohmann::json bench_prefill(Backend& backend, const BenchOptions& o) {
     const double w = c.layer_sliding[size_t(l)] ? double(std::min(n, c.sliding_window)) : double(n);
     attn_flops += 4.0 * double(c.num_heads * c.head_dim) * (double(n) * w - w * (w - 1) / 2.0);
   }
+  nlohmann::json stages;
+  if (o.profile) {  // one more prefill timed stage by stage: microseconds per prompt, all its steps
+    const int64_t steps = o.max_num_batched_tokens > 0 ? (n + o.max_num_batched_tokens - 1) / o.max_num_batched_tokens : 1;
+    target.set_profiling(true);
+    target.first.profiler().take_averages();
+    prefill(backend, seqs, 1, o.max_num_batched_tokens);
+    for (const auto& [stage, us] : target.first.profiler().take_averages()) stages[stage] = us * double(steps);
+    target.set_profiling(false);
+  }
   return {{"tokens", n},
           {"ms", s * 1e3},
           {"tokens_per_s", double(n) / s},
           {"linear_tflops", linear_flops / s / 1e12},
-          {"tflops_with_attention", (linear_flops + attn_flops) / s / 1e12}};
+          {"tflops_with_attention", (linear_flops + attn_flops) / s / 1e12},
+          {"profile_us", stages}};
 }
 
 std::string utc_now() {
@@ -299,7 +310,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   out["tensor_parallel_size"] = tp;
   out["expert_parallel"] = o.expert_parallel;
   for (int64_t b : o.batches) out["decode"].push_back(bench_batch(target, b, o, bandwidth));
-  if (o.prefill_len > 0) out["prefill"] = bench_prefill(target.stepper, o);
+  if (o.prefill_len > 0) out["prefill"] = bench_prefill(target, o);
   size_t free_after = 0;
   FP4LLM_CUDA_CHECK(cudaMemGetInfo(&free_after, &total));
   const cuda::GpuMemory mem = backend.memory();
