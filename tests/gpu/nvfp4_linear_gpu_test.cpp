@@ -153,7 +153,7 @@ TEST(GpuNvfp4Linear, AddsIntoTheOutput) {
   }
 }
 
-// The add with the residual stream's next RMSNorm (one launch for up to 8 rows under
+// The add with the residual stream's next RMSNorm (one launch for up to 16 rows under
 // FP4LLM_FUSED_NORM=1, ctest entry gpu_nvfp4_linear_fused_norm; two launches otherwise): y
 // against float64 as above, the normalised BF16 rows against the float64 norm of the float64 y.
 // Each case runs twice with the outputs poisoned in between, so the second launch depends on the
@@ -167,7 +167,7 @@ TEST(GpuNvfp4Linear, AddsAndNormalisesTheResidualStream) {
     const TestLinear lin = random_linear(s, rng, w);
     std::vector<float> gain = random_bf16_values(size_t(s.out), rng);
     const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain);
-    for (int64_t rows : {1, 3, 8, 9, 16, 40}) {
+    for (int64_t rows : {1, 3, 8, 9, 16, 17, 40}) {
       for (bool one_plus : {false, true}) {
         const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
         const std::vector<float> before = random_bf16_values(size_t(rows * s.out), rng);

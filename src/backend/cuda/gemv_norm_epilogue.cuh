@@ -1,7 +1,7 @@
 // The residual stream's next RMSNorm, taken at the end of the GEMV that adds into it, for decode
-// batches of up to kWarps rows. At batch 1 the separate norm kernel costs a launch and about
+// batches of up to 16 rows (the direct kernel's). At batch 1 the separate norm kernel costs a launch and about
 // 3.5 us of latency for 16 KB of work (Nsight Compute, H200, docs/PERFORMANCE.md); here every
-// block counts itself done and the last one normalises the rows from L2, one warp per row.
+// block counts itself done and the last one normalises the rows from L2, a warp per row at a time.
 #pragma once
 
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
@@ -54,7 +54,8 @@ __device__ __forceinline__ void finish_with_norm(const GemvArgs& p, const NormAr
   if (!last) return;
   __threadfence();  // and the other blocks' parts are seen here
   const int warp = int(threadIdx.x >> 5), lane = int(threadIdx.x & 31);
-  if (warp < p.rows) norm_row(p.y + size_t(warp) * p.n, p.n, norm, norm.normed + size_t(warp) * p.n, lane);
+  for (int row = warp; row < p.rows; row += kWarps)
+    norm_row(p.y + size_t(row) * p.n, p.n, norm, norm.normed + size_t(row) * p.n, lane);
   if (threadIdx.x == 0) *norm.blocks_done = 0;  // ready for the next launch or graph replay
 }
 

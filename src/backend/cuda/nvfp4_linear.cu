@@ -159,7 +159,8 @@ template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream, const NormArgs& norm) {
   const GemvKernel kernel = gemv_kernel(rows);
   if constexpr (!kGrouped) {
-    if (norm.next_w) return launch_gemv_direct<1, false, true>(p, 1, 1, stream, norm);  // fused_norm_applies()
+    if (norm.next_w && rows <= 8) return launch_gemv_direct<1, false, true>(p, 1, 1, stream, norm);  // fused_norm_applies()
+    if (norm.next_w) return launch_gemv_direct<2, false, true>(p, 1, 1, stream, norm);
   }
   if (kernel == GemvKernel::kDirect) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream);
@@ -197,10 +198,10 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   else launch_for_rows<false>(p, rows, 1, stream, norm);
 }
 
-// FP4LLM_FUSED_NORM=1, for rows the direct kernel takes with one warp per row in its norm.
+// FP4LLM_FUSED_NORM=1, for the rows the direct kernel takes (up to 16).
 bool fused_norm_applies(int64_t rows, int64_t n) {
   static const bool on = knob_is("FP4LLM_FUSED_NORM", "1");
-  return on && rows <= 8 && rows <= kWarps && n % 4 == 0 && gemv_kernel(rows) == GemvKernel::kDirect;
+  return on && n % 4 == 0 && gemv_kernel(rows) == GemvKernel::kDirect;
 }
 
 void set_groups(GemvArgs& p, const ExpertRows& r) {

@@ -54,7 +54,7 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
 
 // The residual stream's next RMSNorm with its add: y += x W^T, then
 // normed = bf16(y * rsqrt(mean(y^2) + eps) * gain(next_w)), gain w or (one_plus) 1 + w. One
-// launch for up to 8 rows with FP4LLM_FUSED_NORM=1 (not yet measured, so off by default);
+// launch for up to 16 rows with FP4LLM_FUSED_NORM=1 (not yet measured, so off by default);
 // otherwise nvfp4_linear and add_and_norm (layer_kernels.hpp).
 void nvfp4_linear_add_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
                            const float* next_w, float eps, bool one_plus, __nv_bfloat16* normed,
