@@ -15,7 +15,7 @@ echo "tests of the fused variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "
 FP4LLM_MOE_ROUTING=fused timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_moe --gtest_filter='*Routing*' \
   > "$OUT/memcheck-fused-routing.log" 2>&1
 FP4LLM_FUSED_NORM=1 timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
-  --gtest_filter='*AddsAndNormalises*' > "$OUT/memcheck-fused-norm.log" 2>&1
+  --gtest_filter='*UpdatesAndNormalises*' > "$OUT/memcheck-fused-norm.log" 2>&1
 echo "memcheck: fused routing $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
 {
   bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
@@ -23,6 +23,8 @@ echo "memcheck: fused routing $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-rou
   bench_variant "$OUT" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all
   bench_variant "$OUT" qwen3-8b-fused-norm-pdl-all qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_PDL=all
   bench_variant "$OUT" qwen3-8b-split64 qwen3-8b 1,16 FP4LLM_ATTN_MIN_SPLIT_KEYS=64
+  bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
+  bench_variant "$OUT" gemma3-27b-fused-norm gemma3-27b 1,16 FP4LLM_FUSED_NORM=1
   bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
   bench_variant "$OUT" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused
   bench_variant "$OUT" qwen3-30b-a3b-fused-both qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1

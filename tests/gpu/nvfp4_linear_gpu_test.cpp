@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <tuple>
 
 #include "backend/cuda/nvfp4_linear.hpp"
 #include "formats/number_formats.hpp"
@@ -153,59 +154,71 @@ TEST(GpuNvfp4Linear, AddsIntoTheOutput) {
   }
 }
 
-// The add with the residual stream's next RMSNorm (one launch for up to 16 rows under
-// FP4LLM_FUSED_NORM=1, ctest entry gpu_nvfp4_linear_fused_norm; two launches otherwise): y
-// against float64 as above, the normalised BF16 rows against the float64 norm of the float64 y.
-// Each case runs twice with the outputs poisoned in between, so the second launch depends on the
-// first having reset the block counter.
-TEST(GpuNvfp4Linear, AddsAndNormalisesTheResidualStream) {
+// The residual stream's update and next RMSNorm (one launch for up to 16 rows under
+// FP4LLM_FUSED_NORM=1, ctest entry gpu_nvfp4_linear_fused_norm; two launches otherwise), Qwen3's
+// (the product added) and Gemma3's (the product normalised with post_w, then added): the stream
+// against float64 as above, the normalised BF16 rows against the float64 norm of the float64
+// stream. Each case runs twice with the outputs poisoned in between, so the second launch depends
+// on the first having reset the block counter.
+TEST(GpuNvfp4Linear, UpdatesAndNormalisesTheResidualStream) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(15);
   Workspace w;
   const float eps = 1e-6f;
-  for (const Shape& s : std::vector<Shape>{{4096, 4096}, {2048, 4096}, {300, 1040}, {48, 12288}}) {
+  for (const Shape& s : std::vector<Shape>{{4096, 4096}, {5376, 4096}, {300, 1040}, {48, 12288}}) {
     const TestLinear lin = random_linear(s, rng, w);
-    std::vector<float> gain = random_bf16_values(size_t(s.out), rng);
-    const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain);
+    const std::vector<float> next_w = random_bf16_values(size_t(s.out), rng), post_w = random_bf16_values(size_t(s.out), rng);
+    const auto next_d = cuda::DeviceBuffer<float>::from_host(next_w), post_d = cuda::DeviceBuffer<float>::from_host(post_w);
     for (int64_t rows : {1, 3, 8, 9, 16, 17, 40}) {
-      for (bool one_plus : {false, true}) {
+      for (bool gemma : {false, true}) {
         const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
         const std::vector<float> before = random_bf16_values(size_t(rows * s.out), rng);
         const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
-        std::vector<float> y;
+        std::vector<float> stream;
         std::vector<__nv_bfloat16> h;
         for (int run = 0; run < 2; ++run) {
-          auto yd = cuda::DeviceBuffer<float>::from_host(before);
+          auto stream_d = cuda::DeviceBuffer<float>::from_host(before);
+          auto product_d = test_support::poisoned<float>(size_t(rows * s.out));
           auto hd = test_support::poisoned<__nv_bfloat16>(size_t(rows * s.out));
-          cuda::nvfp4_linear_add_norm(lin.device, xd.data(), rows, yd.data(), gain_d.data(), eps, one_plus, hd.data(),
-                                      w.ws, nullptr);
+          cuda::ResidualNorm r{stream_d.data(), gemma ? post_d.data() : nullptr, next_d.data(), eps, gemma, hd.data()};
+          cuda::nvfp4_linear_residual(lin.device, xd.data(), rows, product_d.data(), r, w.ws, nullptr);
           FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-          y = yd.to_host();
+          stream = stream_d.to_host();
           h = hd.to_host();
         }
+        const auto gain = [&](const std::vector<float>& g, int64_t n) { return gemma ? 1.0 + g[size_t(n)] : double(g[size_t(n)]); };
         for (int64_t m = 0; m < rows; ++m) {
-          std::vector<double> want(size_t(s.out)), y_tol(size_t(s.out));
+          std::vector<double> product(size_t(s.out)), bound(size_t(s.out)), want(size_t(s.out)), tol(size_t(s.out));
+          double ss_product = 0;
+          for (int64_t n = 0; n < s.out; ++n) {
+            std::tie(product[size_t(n)], bound[size_t(n)]) = dot(lin.values, x, s.in, n, m);
+            ss_product += product[size_t(n)] * product[size_t(n)];
+          }
+          const double inv_product = 1.0 / std::sqrt(ss_product / double(s.out) + eps);
           double ss = 0;
           for (int64_t n = 0; n < s.out; ++n) {
-            const auto [ref, bound] = dot(lin.values, x, s.in, n, m);
-            want[size_t(n)] = ref + before[size_t(m * s.out + n)];
-            const float got = y[size_t(m * s.out + n)];
-            y_tol[size_t(n)] = 1e-4 * bound + 1e-6 * std::fabs(want[size_t(n)]) + 1e-30;
-            ASSERT_LE(std::fabs(got - want[size_t(n)]), y_tol[size_t(n)])
-                << s.out << "x" << s.in << " rows " << rows << " y at " << m << "," << n;
+            const double b = before[size_t(m * s.out + n)];
+            // Gemma3: float32 error of the product, scaled by its norm, plus the norm's own rounding.
+            const double add = gemma ? product[size_t(n)] * inv_product * gain(post_w, n) : product[size_t(n)];
+            const double add_tol = gemma ? 1e-4 * bound[size_t(n)] * inv_product * std::fabs(gain(post_w, n)) + 1e-5 * std::fabs(add)
+                                         : 1e-4 * bound[size_t(n)];
+            want[size_t(n)] = b + add;
+            tol[size_t(n)] = add_tol + 1e-6 * std::fabs(want[size_t(n)]) + 1e-30;
             ss += want[size_t(n)] * want[size_t(n)];
+            ASSERT_LE(std::fabs(stream[size_t(m * s.out + n)] - want[size_t(n)]), tol[size_t(n)])
+                << s.out << "x" << s.in << " rows " << rows << (gemma ? " gemma" : " qwen3") << " stream at " << m << "," << n;
           }
           const double inv = 1.0 / std::sqrt(ss / double(s.out) + eps);
           for (int64_t n = 0; n < s.out; ++n) {
-            const double g = one_plus ? 1.0 + gain[size_t(n)] : gain[size_t(n)];
-            const double ref = want[size_t(n)] * inv * g;
+            const double ref = want[size_t(n)] * inv * gain(next_w, n);
             const float got = __bfloat162float(h[size_t(m * s.out + n)]);
-            // BF16 rounding of the result (half an ulp is 2^-9 relative), y's float32 error carried
-            // through, and the float32 sum of squares.
-            const double tol = std::ldexp(std::fabs(ref), -8) + y_tol[size_t(n)] * inv * std::fabs(g) + 1e-5 * std::fabs(ref);
-            ASSERT_LE(std::fabs(got - ref), tol)
-                << s.out << "x" << s.in << " rows " << rows << (one_plus ? " (1 + w)" : " w") << " h at " << m << ","
-                << n << " got " << got << " want " << ref;
+            // BF16 rounding of the result (half an ulp is 2^-9 relative), the stream's error
+            // carried through, and the float32 sum of squares.
+            const double bound_h = std::ldexp(std::fabs(ref), -8) + tol[size_t(n)] * inv * std::fabs(gain(next_w, n)) +
+                                   1e-5 * std::fabs(ref);
+            ASSERT_LE(std::fabs(got - ref), bound_h) << s.out << "x" << s.in << " rows " << rows
+                                                     << (gemma ? " gemma" : " qwen3") << " h at " << m << "," << n
+                                                     << " got " << got << " want " << ref;
           }
         }
       }

@@ -275,7 +275,8 @@ void CudaBackend::layer(int64_t index, const Step& s) {
                     tables, T, ap, aws, attn_.data(), stream_);
   profiler_.mark("attention", stream_);
   // Qwen3 adds each projection straight into the residual stream (the GEMV's epilogue); Gemma3
-  // normalises the projection first (sandwich norms), so it goes through add_and_norm.
+  // normalises the projection first (sandwich norms); either way nvfp4_linear_residual then takes
+  // the next norm (in the GEMV's last block with FP4LLM_FUSED_NORM=1).
   // Tensor parallelism: o_proj and down_proj hold a slice of their input features on each rank,
   // so their products are summed over the ranks before the residual add.
   const NormParams norm{c.hidden_size, float(c.rms_norm_eps), gemma};
@@ -289,12 +290,13 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     add_and_norm(x_.data(), o_.data(), gemma ? post_w : nullptr, next_w, T, norm, h_.data(), stream_);
   };
   const auto residual = [&](const DeviceNvfp4Linear& w, const __nv_bfloat16* in, const float* post_w, const float* next_w) {
-    if (gemma || comm_.active()) {
+    if (comm_.active()) {
       nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
-      if (comm_.active()) profiler_.mark("row_parallel_proj", stream_);
+      profiler_.mark("row_parallel_proj", stream_);
       add_shares(post_w, next_w);
     } else {
-      nvfp4_linear_add_norm(w, in, T, x_.data(), next_w, norm.eps, norm.one_plus, h_.data(), linear_ws_, stream_);
+      nvfp4_linear_residual(w, in, T, o_.data(), {x_.data(), gemma ? post_w : nullptr, next_w, norm.eps, gemma, h_.data()},
+                            linear_ws_, stream_);
     }
   };
   residual(L.o, attn_.data(), L.post_attention_norm.data(),

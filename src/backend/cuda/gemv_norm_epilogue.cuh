@@ -1,7 +1,10 @@
-// The residual stream's next RMSNorm, taken at the end of the GEMV that adds into it, for decode
-// batches of up to 16 rows (the direct kernel's). At batch 1 the separate norm kernel costs a launch and about
-// 3.5 us of latency for 16 KB of work (Nsight Compute, H200, docs/PERFORMANCE.md); here every
-// block counts itself done and the last one normalises the rows from L2, a warp per row at a time.
+// The residual stream's update and next RMSNorm, taken at the end of the GEMV whose product
+// feeds it, for decode batches of up to 16 rows (the direct kernel's). At batch 1 the separate
+// norm kernel costs a launch and about 3.5 us of latency for 16 KB of work (Nsight Compute,
+// H200, docs/PERFORMANCE.md); here every block counts itself done and the last one finishes the
+// rows from L2, a warp per row at a time. Qwen3: the GEMV added its product into the residual
+// stream y, which is normalised. Gemma3 (sandwich norms): y holds the product, normalised with
+// post_w and added into `residual`, which is then normalised.
 #pragma once
 
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
@@ -15,30 +18,51 @@ namespace {
 // register allocation) as measured.
 struct NormArgs {
   const float* next_w = nullptr;      // [n] the next norm's weight; null: no norm
-  __nv_bfloat16* normed = nullptr;    // [rows][n] rmsnorm(y) * gain(next_w)
+  __nv_bfloat16* normed = nullptr;    // [rows][n] rmsnorm(residual stream) * gain(next_w)
   unsigned int* blocks_done = nullptr;  // [1], zero between launches
+  float* residual = nullptr;          // Gemma3: the residual stream [rows][n]; null: y is the stream
+  const float* post_w = nullptr;      // Gemma3: the product's own norm weight
   float eps = 0;
   bool one_plus = false;              // Gemma's (1 + w) gain
 };
 
-// One warp: out = y * rsqrt(mean(y^2) + eps) * gain, y read past L1 (other SMs wrote it).
-__device__ __forceinline__ void norm_row(const float* y, int n, const NormArgs& p, __nv_bfloat16* out, int lane) {
-  const float4* row = reinterpret_cast<const float4*>(y);
-  const int quads = n / 4;
+__device__ __forceinline__ float4 gain4(const float* w, int i, bool one_plus) {
+  const float4 g = __ldg(reinterpret_cast<const float4*>(w) + i);
+  return one_plus ? make_float4(1 + g.x, 1 + g.y, 1 + g.z, 1 + g.w) : g;
+}
+
+// 1 / rms of a row (one warp), read past L1: other SMs wrote it.
+__device__ __forceinline__ float inv_rms(const float4* row, int n, float eps, int lane) {
   float ss = 0;
 #pragma unroll 8
-  for (int i = lane; i < quads; i += 32) {
+  for (int i = lane; i < n / 4; i += 32) {
     const float4 v = __ldcg(row + i);
     ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
   }
-  const float inv = rsqrtf(warp_sum(ss) / float(n) + p.eps);
-  const float4* w = reinterpret_cast<const float4*>(p.next_w);
+  return rsqrtf(warp_sum(ss) / float(n) + eps);
+}
+
+// Gemma3: residual += rmsnorm(product) * gain(post_w), one warp over one row.
+__device__ __forceinline__ void add_normalised(const float4* product, float4* residual, int n, const NormArgs& p,
+                                               int lane) {
+  const float inv = inv_rms(product, n, p.eps, lane);
+#pragma unroll 8
+  for (int i = lane; i < n / 4; i += 32) {
+    const float4 d = __ldcg(product + i), g = gain4(p.post_w, i, p.one_plus);
+    float4 v = __ldcg(residual + i);
+    v.x += d.x * inv * g.x, v.y += d.y * inv * g.y, v.z += d.z * inv * g.z, v.w += d.w * inv * g.w;
+    residual[i] = v;
+  }
+  __syncwarp();  // the lanes' stores, before the warp reads the row back
+}
+
+// out = row * rsqrt(mean(row^2) + eps) * gain(next_w), one warp.
+__device__ __forceinline__ void norm_row(const float4* row, int n, const NormArgs& p, __nv_bfloat16* out, int lane) {
+  const float inv = inv_rms(row, n, p.eps, lane);
   __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out);
 #pragma unroll 8
-  for (int i = lane; i < quads; i += 32) {
-    const float4 v = __ldcg(row + i);
-    float4 g = __ldg(w + i);
-    if (p.one_plus) g = make_float4(1 + g.x, 1 + g.y, 1 + g.z, 1 + g.w);
+  for (int i = lane; i < n / 4; i += 32) {
+    const float4 v = __ldcg(row + i), g = gain4(p.next_w, i, p.one_plus);
     o[2 * i] = __floats2bfloat162_rn(v.x * inv * g.x, v.y * inv * g.y);
     o[2 * i + 1] = __floats2bfloat162_rn(v.z * inv * g.z, v.w * inv * g.w);
   }
@@ -54,8 +78,16 @@ __device__ __forceinline__ void finish_with_norm(const GemvArgs& p, const NormAr
   if (!last) return;
   __threadfence();  // and the other blocks' parts are seen here
   const int warp = int(threadIdx.x >> 5), lane = int(threadIdx.x & 31);
-  for (int row = warp; row < p.rows; row += kWarps)
-    norm_row(p.y + size_t(row) * p.n, p.n, norm, norm.normed + size_t(row) * p.n, lane);
+  for (int row = warp; row < p.rows; row += kWarps) {
+    const auto* product = reinterpret_cast<const float4*>(p.y + size_t(row) * p.n);
+    const float4* stream = product;
+    if (norm.residual) {
+      auto* residual = reinterpret_cast<float4*>(norm.residual + size_t(row) * p.n);
+      add_normalised(product, residual, p.n, norm, lane);
+      stream = residual;
+    }
+    norm_row(stream, p.n, norm, norm.normed + size_t(row) * p.n, lane);
+  }
   if (threadIdx.x == 0) *norm.blocks_done = 0;  // ready for the next launch or graph replay
 }
 

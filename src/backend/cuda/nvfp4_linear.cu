@@ -270,21 +270,23 @@ void prepare_norm_counter(LinearWorkspace& ws) {
   FP4LLM_CUDA_CHECK(cudaMemset(ws.blocks_done.data(), 0, ws.blocks_done.bytes()));
 }
 
-void nvfp4_linear_add_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
-                           const float* next_w, float eps, bool one_plus, __nv_bfloat16* normed,
-                           LinearWorkspace& ws, cudaStream_t stream) {
+void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* product,
+                           const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream) {
   if (rows <= 0) return;
   if (w.gated) throw_error("NVFP4 linear: gated tiles go through nvfp4_gated");
+  float* y = r.post_w ? product : r.residual;
   if (!fused_norm_applies(rows, w.out_features)) {
-    nvfp4_linear(w, x, rows, y, ws, stream, LinearOutput::Add);
-    add_and_norm(y, nullptr, nullptr, next_w, rows, NormParams{w.out_features, eps, one_plus}, normed, stream);
+    nvfp4_linear(w, x, rows, y, ws, stream, r.post_w ? LinearOutput::Store : LinearOutput::Add);
+    add_and_norm(r.residual, r.post_w ? product : nullptr, r.post_w, r.next_w, rows,
+                 NormParams{w.out_features, r.eps, r.one_plus}, r.normed, stream);
     return;
   }
   if (!ws.blocks_done.size()) throw_error("NVFP4 linear with norm: the workspace has no counter (prepare_norm_counter)");
   GemvArgs p{};
-  p.epilogue = kAdd;
+  p.epilogue = r.post_w ? kStore : kAdd;
   p.y = y;
-  gemv(w, x, rows, p, stream, 1, NormArgs{next_w, normed, ws.blocks_done.data(), eps, one_plus});
+  gemv(w, x, rows, p, stream, 1,
+       NormArgs{r.next_w, r.normed, ws.blocks_done.data(), r.post_w ? r.residual : nullptr, r.post_w, r.eps, r.one_plus});
 }
 
 void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, bool gelu,

@@ -38,10 +38,10 @@ void upload_expert(DeviceNvfp4Linear& stacked, int64_t expert, const Nvfp4Tiles&
 struct LinearWorkspace {
   DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16
   cublasHandle_t cublas = nullptr;
-  DeviceBuffer<unsigned int> blocks_done;     // nvfp4_linear_add_norm's counter (prepare_norm_counter)
+  DeviceBuffer<unsigned int> blocks_done;     // nvfp4_linear_residual's counter (prepare_norm_counter)
 };
 
-// Allocates and zeroes the counter nvfp4_linear_add_norm needs (before any graph capture).
+// Allocates and zeroes the counter nvfp4_linear_residual needs (before any graph capture).
 void prepare_norm_counter(LinearWorkspace& ws);
 
 constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
@@ -52,13 +52,22 @@ enum class LinearOutput { Store, Add };
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
                   LinearWorkspace& ws, cudaStream_t stream, LinearOutput mode = LinearOutput::Store);
 
-// The residual stream's next RMSNorm with its add: y += x W^T, then
-// normed = bf16(y * rsqrt(mean(y^2) + eps) * gain(next_w)), gain w or (one_plus) 1 + w. One
-// launch for up to 16 rows with FP4LLM_FUSED_NORM=1 (not yet measured, so off by default);
-// otherwise nvfp4_linear and add_and_norm (layer_kernels.hpp).
-void nvfp4_linear_add_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
-                           const float* next_w, float eps, bool one_plus, __nv_bfloat16* normed,
-                           LinearWorkspace& ws, cudaStream_t stream);
+// The residual stream's update after a projection and its next RMSNorm (the next layer's input).
+struct ResidualNorm {
+  float* residual = nullptr;       // [rows][n] float32, updated in place
+  const float* post_w = nullptr;   // Gemma3: the product is normalised with this before the add
+  const float* next_w = nullptr;   // [n]
+  float eps = 1e-6f;
+  bool one_plus = false;           // Gemma3's (1 + w) gains
+  __nv_bfloat16* normed = nullptr; // [rows][n] rmsnorm(residual) * gain(next_w)
+};
+
+// residual += post_w ? rmsnorm(x W^T) * gain(post_w) : x W^T, then normed as above; `product`
+// ([rows][n] float32) holds x W^T when post_w is set. One launch for up to 16 rows with
+// FP4LLM_FUSED_NORM=1 (not yet measured, so off by default); otherwise nvfp4_linear and
+// add_and_norm (layer_kernels.hpp).
+void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* product,
+                           const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream);
 
 // Gated tiles (make_gated_nvfp4_tiles): out[rows, out_features / 2] = act(x Wg^T) * (x Wu^T),
 // act SiLU or GELU-tanh. `scratch` ([rows, out_features] float32) serves rows above 64.
