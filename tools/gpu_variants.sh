@@ -12,11 +12,11 @@ source tools/gpu_env.sh
 [ -x build-gpu/fp4llm ] || gpu_build || exit 1
 (cd build-gpu && timeout 200 ctest -R "fused" > "$OUT/fused-tests.log" 2>&1)
 echo "tests of the fused variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
-FP4LLM_MOE_ROUTING=fused timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_moe --gtest_filter='*Routing*' \
+FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout 200 compute-sanitizer --tool memcheck build-gpu/gpu_moe \
   > "$OUT/memcheck-fused-routing.log" 2>&1
 FP4LLM_FUSED_NORM=1 timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
   --gtest_filter='*UpdatesAndNormalises*' > "$OUT/memcheck-fused-norm.log" 2>&1
-echo "memcheck: fused routing $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
+echo "memcheck: gpu_moe with fused routing and combine $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
 {
   bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
   bench_variant "$OUT" qwen3-8b-fused-norm qwen3-8b 1,16 FP4LLM_FUSED_NORM=1

@@ -257,9 +257,16 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
     ws.ensure(c.tokens, m.device.shape, c.inter);
     FP4LLM_CUDA_CHECK(cudaMemset(ws.act.data(), 0xFF, ws.act.bytes()));  // unwritten rows show as NaN
     FP4LLM_CUDA_CHECK(cudaMemset(ws.expert_out.data(), 0xFF, ws.expert_out.bytes()));
+    const auto ones = cuda::DeviceBuffer<float>::from_host(std::vector<float>(size_t(c.hidden), 1.0f));
+    {  // a first layer on copies: the checked call then finds the workspace as a step leaves it
+      auto h0 = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));
+      auto x0 = cuda::DeviceBuffer<float>::from_host(m.x);
+      cuda::moe_mlp(m.device, h0.data(), c.tokens, x0.data(), ones.data(), {c.hidden, 1e-6f, false}, ws, nullptr);
+      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+      FP4LLM_CUDA_CHECK(cudaMemset(ws.expert_out.data(), 0xFF, ws.expert_out.bytes()));
+    }
     auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));  // in: activations; out: the next norm
     auto x = cuda::DeviceBuffer<float>::from_host(m.x);
-    const auto ones = cuda::DeviceBuffer<float>::from_host(std::vector<float>(size_t(c.hidden), 1.0f));
     cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), ones.data(), {c.hidden, 1e-6f, false}, ws, nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<float> got = x.to_host();

@@ -4,7 +4,8 @@
 // H200, docs/PERFORMANCE.md); here every block counts itself done and the last one finishes the
 // rows from L2, a warp per row at a time. Qwen3: the GEMV added its product into the residual
 // stream y, which is normalised. Gemma3 (sandwich norms): y holds the product, normalised with
-// post_w and added into `residual`, which is then normalised.
+// post_w and added into `residual`, which is then normalised. Qwen3-MoE: y holds the chosen
+// experts' rows, whose router-weighted sum is added into `residual`, then normalised.
 #pragma once
 
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
@@ -20,10 +21,12 @@ struct NormArgs {
   const float* next_w = nullptr;      // [n] the next norm's weight; null: no norm
   __nv_bfloat16* normed = nullptr;    // [rows][n] rmsnorm(residual stream) * gain(next_w)
   unsigned int* blocks_done = nullptr;  // [1], zero between launches
-  float* residual = nullptr;          // Gemma3: the residual stream [rows][n]; null: y is the stream
+  float* residual = nullptr;          // Gemma3, MoE: the residual stream [rows][n]; null: y is the stream
   const float* post_w = nullptr;      // Gemma3: the product's own norm weight
   float eps = 0;
   bool one_plus = false;              // Gemma's (1 + w) gain
+  const float* expert_weights = nullptr;  // MoE: [tokens][top_k] router weights; y holds [tokens][top_k][n]
+  int top_k = 0;
 };
 
 __device__ __forceinline__ float4 gain4(const float* w, int i, bool one_plus) {
@@ -56,6 +59,25 @@ __device__ __forceinline__ void add_normalised(const float4* product, float4* re
   __syncwarp();  // the lanes' stores, before the warp reads the row back
 }
 
+// MoE: residual += sum_c weights[c] * products[c] (the chosen experts' rows of one token, in
+// choice order, as add_weighted_and_norm sums them), one warp over one token.
+__device__ __forceinline__ void add_weighted(const float4* products, const float* weights, int top_k, float4* residual,
+                                             int n, int lane) {
+  for (int i = lane; i < n / 4; i += 32) {
+    float4 d = make_float4(0, 0, 0, 0);
+    for (int c = 0; c < top_k; ++c) {
+      const float w = weights[c];
+      if (w == 0.0f) continue;  // another GPU's expert: its row is not written here
+      const float4 v = __ldcg(products + size_t(c) * (n / 4) + i);
+      d.x += w * v.x, d.y += w * v.y, d.z += w * v.z, d.w += w * v.w;
+    }
+    float4 v = __ldcg(residual + i);
+    v.x += d.x, v.y += d.y, v.z += d.z, v.w += d.w;
+    residual[i] = v;
+  }
+  __syncwarp();
+}
+
 // out = row * rsqrt(mean(row^2) + eps) * gain(next_w), one warp.
 __device__ __forceinline__ void norm_row(const float4* row, int n, const NormArgs& p, __nv_bfloat16* out, int lane) {
   const float inv = inv_rms(row, n, p.eps, lane);
@@ -68,7 +90,7 @@ __device__ __forceinline__ void norm_row(const float4* row, int n, const NormArg
   }
 }
 
-// Every thread of every block calls this once, after its last write of y.
+// Every thread of every block calls this once, after its last write of y (blocks without work too).
 __device__ __forceinline__ void finish_with_norm(const GemvArgs& p, const NormArgs& norm) {
   __shared__ bool last;
   __threadfence();  // this thread's part of y is visible before the count says the block is done
@@ -78,12 +100,15 @@ __device__ __forceinline__ void finish_with_norm(const GemvArgs& p, const NormAr
   if (!last) return;
   __threadfence();  // and the other blocks' parts are seen here
   const int warp = int(threadIdx.x >> 5), lane = int(threadIdx.x & 31);
-  for (int row = warp; row < p.rows; row += kWarps) {
-    const auto* product = reinterpret_cast<const float4*>(p.y + size_t(row) * p.n);
-    const float4* stream = product;
+  for (int row = warp; row < p.rows; row += kWarps) {  // rows: tokens (for expert groups, the most a group holds)
+    const float4* stream = reinterpret_cast<const float4*>(p.y + size_t(row) * p.n);
     if (norm.residual) {
       auto* residual = reinterpret_cast<float4*>(norm.residual + size_t(row) * p.n);
-      add_normalised(product, residual, p.n, norm, lane);
+      if (norm.expert_weights)
+        add_weighted(reinterpret_cast<const float4*>(p.y + size_t(row) * norm.top_k * p.n),
+                     norm.expert_weights + size_t(row) * norm.top_k, norm.top_k, residual, p.n, lane);
+      else
+        add_normalised(stream, residual, p.n, norm, lane);
       stream = residual;
     }
     norm_row(stream, p.n, norm, norm.normed + size_t(row) * p.n, lane);

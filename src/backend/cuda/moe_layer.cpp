@@ -47,9 +47,9 @@ Routing MoeWorkspace::routing() {
 
 namespace {
 
-// One routing pass of `n` tokens: route, group, both grouped GEMVs; the chosen experts' rows end
-// in ws.expert_out, their weights in ws.topk_weight.
-void experts_pass(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream) {
+// One routing pass of `n` tokens: route, group, the gate/up grouped GEMV; returns the rows for
+// the down projection (the chosen experts' rows then go to ws.expert_out, weights in ws.topk_weight).
+ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream) {
   const RouterShape& s = m.shape;
   moe_route(m.router.data(), h, n, s, ws.routing(), stream);
   ExpertRows rows;
@@ -61,7 +61,7 @@ void experts_pass(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWork
   rows.max_groups = std::min(s.local(), n * s.top_k);
   rows.max_rows = n;
   nvfp4_experts_gated(m.gate_up, h, rows, /*gelu=*/false, ws.act.data(), stream);
-  nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);
+  return rows;
 }
 
 void check_workspace(const MoeWorkspace& ws, int64_t tokens) {
@@ -76,9 +76,11 @@ void moe_mlp(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, float* x, con
   const int64_t H = m.shape.hidden;
   for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
     const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
-    experts_pass(m, h + start * H, n, ws, stream);
-    add_weighted_and_norm(x + start * H, {ws.expert_out.data(), ws.topk_weight.data(), m.shape.top_k}, next_w, n,
-                          norm, h + start * H, stream);
+    const ExpertRows rows = route_and_gate(m, h + start * H, n, ws, stream);
+    nvfp4_experts_down_combine(m.down, ws.act.data(), rows, ws.expert_out.data(),
+                               {x + start * H, ws.topk_weight.data(), m.shape.top_k, next_w, norm.eps, norm.one_plus,
+                                h + start * H, ws.blocks_done.data()},
+                               stream);
   }
 }
 
@@ -88,7 +90,8 @@ void moe_mlp_partial(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens,
   const int64_t H = m.shape.hidden;
   for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
     const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
-    experts_pass(m, h + start * H, n, ws, stream);
+    const ExpertRows rows = route_and_gate(m, h + start * H, n, ws, stream);
+    nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);
     weighted_sum({ws.expert_out.data(), ws.topk_weight.data(), m.shape.top_k}, n, H, partial + start * H, stream);
   }
 }

@@ -27,15 +27,17 @@ constexpr int kGroup = FP4LLM_GEMV_GROUP;
 #ifndef FP4LLM_GEMV_DIRECT_BLOCKS
 #define FP4LLM_GEMV_DIRECT_BLOCKS 3
 #endif
-// kNorm (plain products of up to kWarps rows): the block stays until its count for the norm
-// epilogue, every warp included.
+// kNorm: every block, every warp included (and blocks of absent groups), stays until its count
+// for the norm epilogue.
 template <int NT, bool kGrouped, bool kNorm = false>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p, NormArgs norm) {
-  static_assert(!(kGrouped && kNorm), "the norm epilogue serves plain products");
   let_dependents_start();
   if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
-  if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
+  if (!block_slice<NT, kGrouped>(p, s)) {  // uniform over the block, before any barrier
+    if constexpr (kNorm) finish_with_norm(p, norm);
+    return;
+  }
   const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
   const int full = p.k / 64;  // chunks whose 64 columns all lie inside K
   const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32 + lane;

@@ -158,9 +158,9 @@ GemvKernel gemv_kernel(int64_t rows) {
 template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream, const NormArgs& norm) {
   const GemvKernel kernel = gemv_kernel(rows);
-  if constexpr (!kGrouped) {
-    if (norm.next_w && rows <= 8) return launch_gemv_direct<1, false, true>(p, 1, 1, stream, norm);  // fused_norm_applies()
-    if (norm.next_w) return launch_gemv_direct<2, false, true>(p, 1, 1, stream, norm);
+  if (norm.next_w) {  // fused_norm_applies()
+    if (rows <= 8) return launch_gemv_direct<1, kGrouped, true>(p, groups, 1, stream, norm);
+    return launch_gemv_direct<2, kGrouped, true>(p, groups, 1, stream, norm);
   }
   if (kernel == GemvKernel::kDirect) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream);
@@ -329,6 +329,25 @@ void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, co
   p.epilogue = kStore;
   p.y = y;
   gemv(w, act, r.max_rows, p, stream, unsigned(r.max_groups));
+}
+
+void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
+                                const ExpertCombine& c, cudaStream_t stream) {
+  if (!fused_norm_applies(r.max_rows, w.out_features)) {
+    nvfp4_experts_down(w, act, r, y, stream);
+    add_weighted_and_norm(c.residual, {y, c.weights, c.top_k}, c.next_w, r.max_rows,
+                          NormParams{w.out_features, c.eps, c.one_plus}, c.normed, stream);
+    return;
+  }
+  if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");
+  if (r.max_rows <= 0 || r.max_groups <= 0) return;
+  GemvArgs p{};
+  set_groups(p, r);
+  p.y_rows = r.row_slot;
+  p.epilogue = kStore;
+  p.y = y;
+  const NormArgs norm{c.next_w, c.normed, c.blocks_done, c.residual, nullptr, c.eps, c.one_plus, c.weights, int(c.top_k)};
+  gemv(w, act, r.max_rows, p, stream, unsigned(r.max_groups), norm);
 }
 
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,

@@ -96,6 +96,25 @@ void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, con
 void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& rows, float* y,
                         cudaStream_t stream);
 
+// The MoE layer's combine after its down projection: for each token t, residual[t] +=
+// sum_c weights[t * top_k + c] * y[t * top_k + c] (choices with weight 0 skipped: another GPU's
+// experts), then normed[t] = rmsnorm(residual[t]) * gain(next_w).
+struct ExpertCombine {
+  float* residual = nullptr;
+  const float* weights = nullptr;
+  int64_t top_k = 0;
+  const float* next_w = nullptr;
+  float eps = 1e-6f;
+  bool one_plus = false;
+  __nv_bfloat16* normed = nullptr;
+  unsigned int* blocks_done = nullptr;  // zero between launches (the fused path counts its blocks)
+};
+
+// nvfp4_experts_down, then the combine: one launch for up to 16 tokens with FP4LLM_FUSED_NORM=1
+// (not yet measured, so off by default); otherwise add_weighted_and_norm after it.
+void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& rows, float* y,
+                                const ExpertCombine& combine, cudaStream_t stream);
+
 // Dense BF16 weight [out, in] (lm_head): y = x W^T through cuBLAS.
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,
                  const __nv_bfloat16* x, int64_t rows, float* y, LinearWorkspace& ws,
