@@ -24,7 +24,7 @@ struct QuantizeArgs {
 
 // Loads SRC quantized in memory (the same weights the output will hold) and measures per-layer
 // K/V amax over the calibration text.
-std::vector<KvCacheScales> calibrated_kv_scales(const QuantizeArgs& a) {
+cpu::KvCalibration calibrate(const QuantizeArgs& a) {
   const Tokenizer tokenizer = Tokenizer::load(a.src);
   const std::vector<int32_t> tokens =
       tokenizer.encode(read_text_file(a.calibration_text), EncodeOptions{.parse_special = false});
@@ -35,7 +35,7 @@ std::vector<KvCacheScales> calibrated_kv_scales(const QuantizeArgs& a) {
   if (!a.quiet)
     fmt::print("KV scales calibrated on {} tokens of {}: amax / 448 per layer (largest ratio between two KV "
                "heads of a layer: {:.2f})\n", c.tokens, a.calibration_text, c.widest_head_ratio);
-  return c.scales;
+  return c;
 }
 
 }  // namespace
@@ -84,7 +84,9 @@ void add_quantize_command(CLI::App& app) {
     args->options.scale_rule = args->scale_search == "mse" ? Nvfp4ScaleRule::Mse : Nvfp4ScaleRule::Amax;
     if (args->kv_scales == "calibrate") {
       if (args->calibration_text.empty()) fail("--kv-scales calibrate needs --calibration-text FILE");
-      args->options.kv_scales = calibrated_kv_scales(*args);
+      const cpu::KvCalibration c = calibrate(*args);
+      args->options.kv_scales = c.scales;
+      args->options.kv_scale_layers_prefix = c.layers_prefix;
     } else if (!args->calibration_text.empty()) {
       fail("--calibration-text is only read with --kv-scales calibrate");
     }

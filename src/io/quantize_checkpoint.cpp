@@ -73,20 +73,20 @@ void check_destination(const fs::path& src, const fs::path& dst) {
   fs::create_directories(dst);
 }
 
-// The decoder layer a "<prefix>layers.N.self_attn.<proj>.weight" tensor belongs to, or -1.
-int64_t attention_layer(const std::string& name, std::string_view proj) {
+// The decoder layer N of a "<layers_prefix>N.self_attn.<proj>.weight" tensor, or -1.
+int64_t attention_layer(const std::string& name, const std::string& layers_prefix, std::string_view proj) {
   const std::string suffix = fmt::format(".self_attn.{}.weight", proj);
-  const size_t at = name.rfind("layers.");
-  if (at == std::string::npos || !name.ends_with(suffix)) return -1;
-  const std::string number = name.substr(at + 7, name.size() - suffix.size() - at - 7);
-  if (number.empty() || !std::all_of(number.begin(), number.end(), ::isdigit)) return -1;
+  if (!name.starts_with(layers_prefix) || !name.ends_with(suffix) || name.size() <= layers_prefix.size() + suffix.size())
+    return -1;
+  const std::string number = name.substr(layers_prefix.size(), name.size() - suffix.size() - layers_prefix.size());
+  if (number.size() > 9 || !std::all_of(number.begin(), number.end(), ::isdigit)) return -1;
   return std::stoll(number);
 }
 
 // ModelOpt stores a layer's KV scales next to its k_proj / v_proj, as F32 scalars.
 void write_kv_scale(const TensorView& t, const QuantizeOptions& options, ShardedWriter& writer, int& written) {
   for (const auto& [proj, key, is_k] : {std::tuple{"k_proj", "k_scale", true}, {"v_proj", "v_scale", false}}) {
-    const int64_t layer = attention_layer(t.name, proj);
+    const int64_t layer = attention_layer(t.name, options.kv_scale_layers_prefix, proj);
     if (layer < 0) continue;
     if (layer >= int64_t(options.kv_scales.size()))
       fail("{}: layer {} has no calibrated KV scale ({} layers calibrated)", t.name, layer, options.kv_scales.size());

@@ -17,8 +17,10 @@ struct QuantizeOptions {
   bool progress = true;
   Nvfp4ScaleRule scale_rule = Nvfp4ScaleRule::Amax;  // Mse: `--scale-search mse`
   // FP8 KV-cache scales per layer, written as ModelOpt's <attn>.k_proj.k_scale / v_proj.v_scale
-  // (kv_cache_quant_algo "FP8"); empty: none written, engines then use 1.0.
+  // (kv_cache_quant_algo "FP8") for the layers named kv_scale_layers_prefix + N (the text model's:
+  // a multimodal checkpoint's vision layers get none); empty: none written, engines use 1.0.
   std::vector<KvCacheScales> kv_scales;
+  std::string kv_scale_layers_prefix = "model.layers.";
 };
 
 struct QuantizeReport {

@@ -111,6 +111,7 @@ ModelWeights ModelWeights::bind(const Checkpoint& ck, bool allow_dense) {
   w.config = ModelConfig::from_json(ck.config);
   const ModelConfig& c = w.config;
   const Binder b(ck, find_prefix(ck.weights), allow_dense);
+  w.tensor_prefix = b.prefix();
   w.embed = &b.tensor(b.prefix() + "embed_tokens.weight", {c.vocab_size, c.hidden_size});
   w.final_norm = b.vector("norm.weight", c.hidden_size);
   // lm_head sits beside "model." (or beside "language_model.model."), not under it.

@@ -46,6 +46,7 @@ struct LayerWeights {
 
 struct ModelWeights {
   ModelConfig config;
+  std::string tensor_prefix;  // where the text model's tensors live: "model.", "language_model.model.", ...
   const TensorView* embed = nullptr;                 // [vocab, hidden], 16/32-bit
   const TensorView* lm_head = nullptr;               // [vocab, hidden], 16/32-bit (embed when tied)
   const QuantizedLinear* lm_head_nvfp4 = nullptr;    // set instead when the checkpoint has one

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import read_safetensors, run
+from helpers import read_safetensors, run, save_bf16_aware
 from test_cpu_forward import config, load_weights, reference_logits
 from test_eval import TEXT, tiny_model_with_tokenizer
 
@@ -89,3 +89,31 @@ def test_a_model_without_tokenizer_is_named(calibrated, tmp_path):
     p = run("quantize", bare, tmp_path / "out", "--quiet", "--kv-scales", "calibrate", "--calibration-text", TEXT,
             check=False)
     assert p.returncode != 0 and "tokenizer" in p.stderr
+
+
+def test_multimodal_checkpoint_gets_scales_for_its_text_layers_only(calibrated, tmp_path):
+    """Gemma3ForConditionalGeneration: text layers under language_model.model., a vision tower
+    with layers of its own, which get no KV scales."""
+    _, model, _ = calibrated
+    mm = tmp_path / "mm"
+    mm.mkdir()
+    raw, _ = read_safetensors(model / "model.safetensors")
+    tensors = {"language_model." + k: v for k, (_, v) in raw.items()}
+    tensors["vision_tower.vision_model.encoder.layers.0.self_attn.k_proj.weight"] = np.zeros((32, 32), np.uint16)
+    tensors["vision_tower.vision_model.encoder.layers.0.self_attn.v_proj.weight"] = np.zeros((32, 32), np.uint16)
+    save_bf16_aware(tensors, mm / "model.safetensors", bf16=True)
+    text = json.loads((model / "config.json").read_text())
+    text.pop("architectures")
+    (mm / "config.json").write_text(json.dumps({"architectures": ["Gemma3ForConditionalGeneration"],
+                                                "model_type": "gemma3", "text_config": text}))
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        (mm / f).write_bytes((model / f).read_bytes())
+    run("quantize", mm, tmp_path / "q", "--quiet", "--kv-scales", "calibrate", "--calibration-text", TEXT,
+        "--calibration-tokens", TOKENS)
+    raw_q, _ = read_safetensors(tmp_path / "q" / "model.safetensors")
+    scales = sorted(k for k in raw_q if k.endswith(("k_scale", "v_scale")))
+    layers = config("gemma3")["num_hidden_layers"]
+    assert scales == sorted(f"language_model.model.layers.{i}.self_attn.{p}" for i in range(layers)
+                            for p in ("k_proj.k_scale", "v_proj.v_scale"))
+    info = json.loads(run("inspect", tmp_path / "q", "--json").stdout)
+    assert info["checkpoint_kv_scales"] == layers

@@ -39,6 +39,7 @@ KvCalibration calibrate_kv_scales(const ModelWeights& weights, std::span<const i
 
   KvCalibration c;
   c.tokens = n;
+  c.layers_prefix = weights.tensor_prefix + "layers.";
   for (size_t l = 0; l < weights.layers.size(); ++l) {
     const auto& k = probe.kv_cache().k_amax()[l];
     const auto& v = probe.kv_cache().v_amax()[l];

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "io/checkpoint.hpp"
@@ -13,6 +14,7 @@ namespace fp4llm::cpu {
 
 struct KvCalibration {
   std::vector<KvCacheScales> scales;  // per layer
+  std::string layers_prefix;          // the layers' tensor names start with this + N, e.g. "model.layers."
   int64_t tokens = 0;                 // tokens the pass saw
   double widest_head_ratio = 1;       // largest amax ratio between two KV heads of one layer
 };
