@@ -77,7 +77,7 @@ __device__ float select_top_k(const float* logit_row, int experts, int top_k, in
   float m = -INFINITY;
 #pragma unroll
   for (int j = 0; j < kPerLane; ++j) {
-    p[j] = lane + 32 * j < experts ? logit_row[lane + 32 * j] : -INFINITY;
+    p[j] = lane + 32 * j < experts ? __ldcg(logit_row + lane + 32 * j) : -INFINITY;  // past L1: other blocks wrote them
     m = fmaxf(m, p[j]);
   }
 #pragma unroll
