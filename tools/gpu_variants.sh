@@ -3,7 +3,7 @@
 # kernel knobs that are off by default, each benched against the default in the same call, so
 # that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one line
 # per variant; JSON and logs under $OUT.
-#   device: carry [".deps"]; about 6 minutes
+#   device: carry [".deps"]; about 8 minutes
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
@@ -12,6 +12,9 @@ source tools/gpu_env.sh
 [ -x build-gpu/fp4llm ] || gpu_build || exit 1
 (cd build-gpu && timeout 200 ctest -R "fused" > "$OUT/fused-tests.log" 2>&1)
 echo "tests of the fused variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
+(cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout 300 ctest -R py_gpu_forward -V \
+  > "$OUT/gpu-forward-fused.log" 2>&1)
+echo "py_gpu_forward with both fused knobs (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-fused.log" | tail -1)"
 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout 200 compute-sanitizer --tool memcheck build-gpu/gpu_moe \
   > "$OUT/memcheck-fused-routing.log" 2>&1
 FP4LLM_FUSED_NORM=1 timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
