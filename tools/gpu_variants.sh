@@ -17,14 +17,14 @@ part=${1:-checks}
 if [ "$part" = checks ]; then
   (cd build-gpu && timeout 200 ctest -R "fused" > "$OUT/fused-tests.log" 2>&1)
   echo "tests of the fused variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
-  (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout 300 ctest -R py_gpu_forward -V \
+  (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 timeout 300 ctest -R py_gpu_forward -V \
     > "$OUT/gpu-forward-fused.log" 2>&1)
-  echo "py_gpu_forward with both fused knobs (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-fused.log" | tail -1)"
+  echo "py_gpu_forward with the three fused knobs (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-fused.log" | tail -1)"
   FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout 200 compute-sanitizer --tool memcheck build-gpu/gpu_moe \
     > "$OUT/memcheck-fused-routing.log" 2>&1
-  FP4LLM_FUSED_NORM=1 timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
-    --gtest_filter='*UpdatesAndNormalises*' > "$OUT/memcheck-fused-norm.log" 2>&1
-  echo "memcheck: gpu_moe with fused routing and combine $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
+  FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
+    --gtest_filter='*UpdatesAndNormalises*:*QkvRope*' > "$OUT/memcheck-fused-norm.log" 2>&1
+  echo "memcheck: gpu_moe with fused routing and combine $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm and rope $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
   # Where prefill's time goes: the projections' dequantize + cuBLAS path against cuBLAS alone, and
   # the prefill of one 2,048-token prompt stage by stage.
   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -o build-gpu/gemv_bench \
@@ -37,13 +37,15 @@ if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-8b-fused-norm qwen3-8b 1,16 FP4LLM_FUSED_NORM=1
+    bench_variant "$OUT" qwen3-8b-fused-rope qwen3-8b 1,16 FP4LLM_FUSED_ROPE=1
+    bench_variant "$OUT" qwen3-8b-fused-norm-rope qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all
-    bench_variant "$OUT" qwen3-8b-fused-norm-pdl-all qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_PDL=all
+    bench_variant "$OUT" qwen3-8b-fused-norm-rope-pdl-all qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 FP4LLM_PDL=all
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
-    bench_variant "$OUT" gemma3-27b-fused-norm gemma3-27b 1,16 FP4LLM_FUSED_NORM=1
+    bench_variant "$OUT" gemma3-27b-fused-norm-rope gemma3-27b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
     bench_variant "$OUT" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused
-    bench_variant "$OUT" qwen3-30b-a3b-fused-both qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1
+    bench_variant "$OUT" qwen3-30b-a3b-fused-all qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
   } | tee "$OUT/variants.md"
 fi

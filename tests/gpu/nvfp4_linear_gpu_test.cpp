@@ -3,6 +3,7 @@
 // shapes with padding in rows and columns and row counts on both sides of every tile boundary.
 #include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <random>
 #include <tuple>
 
@@ -221,6 +222,118 @@ TEST(GpuNvfp4Linear, UpdatesAndNormalisesTheResidualStream) {
                                                      << " got " << got << " want " << ref;
           }
         }
+      }
+    }
+  }
+}
+
+// The qkv projection with q/k RMSNorm, RoPE and the KV-cache write (nvfp4_linear_rope: one launch
+// for up to 16 rows under FP4LLM_FUSED_ROPE=1, ctest entry gpu_nvfp4_linear_fused_rope; otherwise
+// the product and the rope kernel), against float64 on the host: q as float32, K and V in a BF16
+// cache or an FP8 one with scales, at random positions and cache slots. Each case runs twice with
+// the outputs poisoned in between (the per-head counters must be reset by the first launch).
+TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(16);
+  Workspace w;
+  struct Heads { int64_t heads, kv, dim, in; };
+  for (const Heads& hs : std::vector<Heads>{{4, 2, 128, 1040}, {8, 1, 64, 256}, {2, 2, 256, 512}}) {
+    const int64_t all_heads = hs.heads + 2 * hs.kv, width = all_heads * hs.dim, half = hs.dim / 2;
+    const TestLinear lin = random_linear(Shape{width, hs.in}, rng, w);
+    const std::vector<float> q_norm = random_bf16_values(size_t(hs.dim), rng), k_norm = random_bf16_values(size_t(hs.dim), rng);
+    std::vector<float> inv_freq(static_cast<size_t>(half));
+    for (int64_t i = 0; i < half; ++i) inv_freq[size_t(i)] = float(1.0 / std::pow(1e6, double(2 * i) / double(hs.dim)));
+    const auto q_norm_d = cuda::DeviceBuffer<float>::from_host(q_norm), k_norm_d = cuda::DeviceBuffer<float>::from_host(k_norm);
+    const auto inv_freq_d = cuda::DeviceBuffer<float>::from_host(inv_freq);
+    auto head_done = cuda::DeviceBuffer<unsigned int>(size_t(all_heads));
+    FP4LLM_CUDA_CHECK(cudaMemset(head_done.data(), 0, head_done.bytes()));
+    for (int64_t rows : {1, 3, 9, 16, 17}) {
+      const bool one_plus = rows % 2 == 1;
+      const int64_t slots_total = 64;
+      std::vector<int32_t> positions(static_cast<size_t>(rows));
+      std::vector<int64_t> slots(static_cast<size_t>(rows)), all(static_cast<size_t>(slots_total));
+      for (int64_t i = 0; i < slots_total; ++i) all[size_t(i)] = i;
+      std::shuffle(all.begin(), all.end(), rng);
+      for (int64_t t = 0; t < rows; ++t) positions[size_t(t)] = int32_t(rng() % 5000), slots[size_t(t)] = all[size_t(t)];
+      const std::vector<float> x = random_bf16_values(size_t(rows * hs.in), rng);
+      // float64 reference of every element [t][head][i], and how far float32 may take the kernels
+      std::vector<double> want(size_t(rows * width)), carried(size_t(rows * width));
+      double k_amax = 0, v_amax = 0;
+      for (int64_t t = 0; t < rows; ++t)
+        for (int64_t head = 0; head < all_heads; ++head) {
+          const size_t base = size_t(t * width + head * hs.dim);
+          double ss = 0;
+          for (int64_t i = 0; i < hs.dim; ++i) {
+            const auto [v, bound] = dot(lin.values, x, hs.in, head * hs.dim + i, t);
+            want[base + size_t(i)] = v, carried[base + size_t(i)] = 1e-4 * bound + 1e-30;
+            ss += v * v;
+          }
+          const bool is_q = head < hs.heads, is_k = !is_q && head < hs.heads + hs.kv;
+          if (is_q || is_k) {
+            const double inv = 1.0 / std::sqrt(ss / double(hs.dim) + 1e-6);
+            const std::vector<float>& g = is_q ? q_norm : k_norm;
+            for (int64_t i = 0; i < half; ++i) {
+              const double ga = one_plus ? 1.0 + g[size_t(i)] : g[size_t(i)];
+              const double gb = one_plus ? 1.0 + g[size_t(i + half)] : g[size_t(i + half)];
+              const double a = want[base + size_t(i)] * inv * ga, b = want[base + size_t(i + half)] * inv * gb;
+              const double angle = double(float(positions[size_t(t)]) * inv_freq[size_t(i)]);  // float32, as the kernels
+              want[base + size_t(i)] = a * std::cos(angle) - b * std::sin(angle);
+              want[base + size_t(i + half)] = b * std::cos(angle) + a * std::sin(angle);
+              // normalised heads: the product's relative error, on values of the gains' size
+              carried[base + size_t(i)] = 1e-3 * (std::fabs(ga) + std::fabs(gb));
+              carried[base + size_t(i + half)] = carried[base + size_t(i)];
+            }
+          }
+          if (!is_q) {
+            double& amax = is_k ? k_amax : v_amax;
+            for (int64_t i = 0; i < hs.dim; ++i) amax = std::max(amax, std::fabs(want[base + size_t(i)]));
+          }
+        }
+      for (const bool fp8 : {false, true}) {
+        cuda::RopeCacheParams rp;
+        rp.heads = hs.heads, rp.kv_heads = hs.kv, rp.head_dim = hs.dim, rp.one_plus = one_plus, rp.fp8 = fp8;
+        rp.k_scale = fp8 ? float(k_amax / 400) : 1.0f, rp.v_scale = fp8 ? float(v_amax / 400) : 1.0f;  // no saturation
+        const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
+        const auto pos_d = cuda::DeviceBuffer<int32_t>::from_host(positions);
+        const auto slots_d = cuda::DeviceBuffer<int64_t>::from_host(slots);
+        const size_t cache_elems = size_t(slots_total * hs.kv * hs.dim), elem = fp8 ? 1 : 2;
+        std::vector<float> q;
+        std::vector<uint8_t> k_cache, v_cache;
+        for (int run = 0; run < 2; ++run) {
+          auto qkv_d = test_support::poisoned<float>(size_t(rows * width));
+          auto q_d = test_support::poisoned<float>(size_t(rows * hs.heads * hs.dim));
+          auto k_d = test_support::poisoned<uint8_t>(cache_elems * elem), v_d = test_support::poisoned<uint8_t>(cache_elems * elem);
+          const cuda::RopeCacheIo io{pos_d.data(), slots_d.data(), q_norm_d.data(), k_norm_d.data(), inv_freq_d.data(),
+                                     q_d.data(), k_d.data(), v_d.data()};
+          cuda::nvfp4_linear_rope(lin.device, xd.data(), rows, qkv_d.data(), io, rp, head_done.data(), w.ws, nullptr);
+          FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+          q = q_d.to_host(), k_cache = k_d.to_host(), v_cache = v_d.to_host();
+        }
+        for (int64_t t = 0; t < rows; ++t)
+          for (int64_t head = 0; head < all_heads; ++head)
+            for (int64_t i = 0; i < hs.dim; ++i) {
+              const size_t at_ref = size_t(t * width + head * hs.dim + i);
+              const double ref = want[at_ref];
+              double got, tol = carried[at_ref];
+              if (head < hs.heads) {
+                got = q[size_t((t * hs.heads + head) * hs.dim + i)];
+              } else {
+                const bool is_k = head < hs.heads + hs.kv;
+                const int64_t kv_head = is_k ? head - hs.heads : head - hs.heads - hs.kv;
+                const size_t at = size_t((slots[size_t(t)] * hs.kv + kv_head) * hs.dim + i);
+                const std::vector<uint8_t>& c = is_k ? k_cache : v_cache;
+                const float scale = is_k ? rp.k_scale : rp.v_scale;
+                uint16_t b = 0;
+                if (!fp8) std::memcpy(&b, &c[2 * at], 2);
+                got = fp8 ? double(e4m3_to_float(c[at])) * scale : double(bf16_to_float(b));
+                // BF16: half an ulp (2^-9 relative); E4M3: one step of its 3-bit mantissa (a value
+                // near a rounding boundary may go either way), and its subnormal step.
+                tol += fp8 ? std::ldexp(std::fabs(ref), -3) + std::ldexp(double(scale), -9) : std::ldexp(std::fabs(ref), -8);
+              }
+              ASSERT_LE(std::fabs(got - ref), tol)
+                  << hs.heads << "/" << hs.kv << "x" << hs.dim << " rows " << rows << (fp8 ? " fp8" : " bf16") << " token "
+                  << t << " head " << head << " dim " << i << " got " << got << " want " << ref;
+            }
       }
     }
   }

@@ -80,6 +80,8 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   FP4LLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   FP4LLM_CUBLAS_CHECK(cublasCreate(&linear_ws_.cublas));
   prepare_norm_counter(linear_ws_);
+  rope_head_done_ = DeviceBuffer<unsigned int>(size_t(c.num_heads + 2 * c.num_kv_heads));
+  FP4LLM_CUDA_CHECK(cudaMemset(rope_head_done_.data(), 0, rope_head_done_.bytes()));
   // A fixed workspace: cuBLAS must not allocate while a graph is captured.
   cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
@@ -243,8 +245,6 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const int64_t T = s.tokens;
   const int32_t* positions = offset_ptr<int32_t>(meta_.data(), s.positions_at);
 
-  nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
-  profiler_.mark("qkv_proj", stream_);
   RopeCacheParams rp;
   rp.heads = c.num_heads;
   rp.kv_heads = c.num_kv_heads;
@@ -255,10 +255,18 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   rp.k_scale = L.kv_scales.k;
   rp.v_scale = L.kv_scales.v;
   const float* inv_freq = c.layer_sliding[size_t(index)] ? inv_freq_sliding_.data() : inv_freq_full_.data();
-  rope_and_cache(qkv_.data(), positions, offset_ptr<int64_t>(meta_.data(), s.slots_at), T, L.q_norm.data(),
-                 L.k_norm.data(), inv_freq, rp, q_.data(), k_cache_[size_t(index)].data(),
-                 v_cache_[size_t(index)].data(), stream_);
-  profiler_.mark("rope_kv_write", stream_);
+  const RopeCacheIo io{positions, offset_ptr<int64_t>(meta_.data(), s.slots_at), L.q_norm.data(), L.k_norm.data(),
+                       inv_freq, q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data()};
+  if (fused_rope_requested()) {  // FP4LLM_FUSED_ROPE=1: one launch where the decode kernel serves the rows
+    nvfp4_linear_rope(L.qkv, h_.data(), T, qkv_.data(), io, rp, rope_head_done_.data(), linear_ws_, stream_);
+    profiler_.mark("qkv_proj_rope_kv_write", stream_);
+  } else {
+    nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
+    profiler_.mark("qkv_proj", stream_);
+    rope_and_cache(qkv_.data(), io.positions, io.slots, T, io.q_norm, io.k_norm, io.inv_freq, rp, io.q, io.k_cache,
+                   io.v_cache, stream_);
+    profiler_.mark("rope_kv_write", stream_);
+  }
   const int32_t* token_seq = offset_ptr<int32_t>(meta_.data(), s.token_seq_at);
   const int32_t* tables = offset_ptr<int32_t>(meta_.data(), s.tables_at);
   const AttentionParams ap = attention_params(index, s);

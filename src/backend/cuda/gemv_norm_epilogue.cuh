@@ -15,9 +15,19 @@ namespace fp4llm::cuda {
 
 namespace {
 
-// A separate kernel argument, so that the other GEMV instances keep GemvArgs (and their
-// register allocation) as measured.
+// What a GEMV block does after its last write of y, every thread of every block (blocks without
+// work too); a separate kernel argument, so that the plain instances keep GemvArgs (and their
+// register allocation) as measured. NoEpilogue: nothing.
+struct NoEpilogue {
+  static constexpr bool kActive = false;
+  __device__ void finish(const GemvArgs&) const {}
+};
+
+struct NormArgs;
+__device__ __forceinline__ void finish_with_norm(const GemvArgs& p, const NormArgs& norm);
+
 struct NormArgs {
+  static constexpr bool kActive = true;
   const float* next_w = nullptr;      // [n] the next norm's weight; null: no norm
   __nv_bfloat16* normed = nullptr;    // [rows][n] rmsnorm(residual stream) * gain(next_w)
   unsigned int* blocks_done = nullptr;  // [1], zero between launches
@@ -27,6 +37,7 @@ struct NormArgs {
   bool one_plus = false;              // Gemma's (1 + w) gain
   const float* expert_weights = nullptr;  // MoE: [tokens][top_k] router weights; y holds [tokens][top_k][n]
   int top_k = 0;
+  __device__ void finish(const GemvArgs& p) const { finish_with_norm(p, *this); }
 };
 
 __device__ __forceinline__ float4 gain4(const float* w, int i, bool one_plus) {
@@ -90,7 +101,6 @@ __device__ __forceinline__ void norm_row(const float4* row, int n, const NormArg
   }
 }
 
-// Every thread of every block calls this once, after its last write of y (blocks without work too).
 __device__ __forceinline__ void finish_with_norm(const GemvArgs& p, const NormArgs& norm) {
   __shared__ bool last;
   __threadfence();  // this thread's part of y is visible before the count says the block is done

@@ -7,6 +7,7 @@
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
+#include "backend/cuda/rope_cache.cuh"
 #include "backend/cuda/warp_reduce.cuh"
 
 namespace fp4llm::cuda {
@@ -136,13 +137,6 @@ __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const 
   }
 }
 
-__device__ __forceinline__ void store_cache(void* cache, size_t at, float v, float scale, bool fp8) {
-  if (fp8)
-    static_cast<__nv_fp8_storage_t*>(cache)[at] = __nv_cvt_float_to_fp8(v / scale, __NV_SATFINITE, __NV_E4M3);
-  else
-    static_cast<__nv_bfloat16*>(cache)[at] = __float2bfloat16_rn(v);
-}
-
 // Block = one head of one token, head_dim / 2 threads; thread i owns elements i and i + D/2,
 // the pair RoPE rotates together.
 __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, const int64_t* slots,
@@ -171,11 +165,7 @@ __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, co
     const float inv = rsqrtf(block_sum(a * a + b * b) / float(D) + p.eps);
     a = a * inv * gain_a;
     b = b * inv * gain_b;
-    const float angle = float(position) * freq;
-    const float c = cosf(angle), s = sinf(angle);
-    const float ra = a * c - b * s, rb = b * c + a * s;
-    a = ra;
-    b = rb;
+    rotate_half(a, b, position, freq);
   }
   if (is_q) {
     float* dst = q_out + (t * p.heads + head) * D;

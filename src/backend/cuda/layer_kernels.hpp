@@ -48,6 +48,17 @@ struct RopeCacheParams {
   bool fp8 = true;
   float k_scale = 1.0f, v_scale = 1.0f;
 };
+// Where the step reads and writes (device arrays): the fused qkv epilogue takes them as one.
+struct RopeCacheIo {
+  const int32_t* positions = nullptr;  // [tokens]
+  const int64_t* slots = nullptr;      // [tokens] cache slot of each token
+  const float* q_norm = nullptr;
+  const float* k_norm = nullptr;
+  const float* inv_freq = nullptr;     // [head_dim / 2]
+  float* q = nullptr;
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+};
 void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* slots, int64_t tokens,
                     const float* q_norm, const float* k_norm, const float* inv_freq,
                     const RopeCacheParams& p, float* q, void* k_cache, void* v_cache,

@@ -6,12 +6,14 @@
 // except K's ragged last chunk. Tokens past the slice read a valid row of x: their MMA columns
 // are never written out. Expert groups wait for the routing kernel before anything else; plain
 // products request their first weights before waiting for the kernel that writes x (which only
-// matters when launched early, dependent_launch.cuh). kNorm adds the residual stream's next
-// RMSNorm (gemv_norm_epilogue.cuh).
+// matters when launched early, dependent_launch.cuh). An epilogue may finish the rows once every
+// block has written them: the residual stream's next RMSNorm (gemv_norm_epilogue.cuh) or q/k
+// norm, RoPE and the KV-cache write (gemv_rope_epilogue.cuh).
 #pragma once
 
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/gemv_norm_epilogue.cuh"
+#include "backend/cuda/gemv_rope_epilogue.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
 
@@ -27,15 +29,16 @@ constexpr int kGroup = FP4LLM_GEMV_GROUP;
 #ifndef FP4LLM_GEMV_DIRECT_BLOCKS
 #define FP4LLM_GEMV_DIRECT_BLOCKS 3
 #endif
-// kNorm: every block, every warp included (and blocks of absent groups), stays until its count
-// for the norm epilogue.
-template <int NT, bool kGrouped, bool kNorm = false>
-__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p, NormArgs norm) {
+// An active Epilogue (NormArgs, RopeArgs): every block, every warp included (and blocks of
+// absent groups), stays until its count for it.
+template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
+__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p, Epilogue epilogue) {
+  constexpr bool kFinish = Epilogue::kActive;
   let_dependents_start();
   if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
   if (!block_slice<NT, kGrouped>(p, s)) {  // uniform over the block, before any barrier
-    if constexpr (kNorm) finish_with_norm(p, norm);
+    if constexpr (kFinish) epilogue.finish(p);
     return;
   }
   const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
@@ -79,9 +82,9 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
       chunk_mma<NT>(acc, w[u], sc[u], x);
     }
   }
-  if constexpr (kNorm) {  // no warp leaves before the block's count
+  if constexpr (kFinish) {  // no warp leaves before the block's count
     if (sum_splits<NT>(acc, p.splits, warp, split, lane) && live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
-    finish_with_norm(p, norm);
+    epilogue.finish(p);
   } else {
     if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;
     if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);

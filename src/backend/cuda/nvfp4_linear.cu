@@ -111,14 +111,14 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, beta, stream);
 }
 
-template <int NT, bool kGrouped, bool kNorm = false>
+template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
 void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream,
-                        const NormArgs& norm = {}) {
+                        const Epilogue& epilogue = {}) {
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; Qwen3-8B's plain products
   // 333.3 against 334.2 at batch 1 and 4,382 against 4,556 at 16, so plain products launch plainly.
-  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped, kNorm>,
-                   gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream, p, norm);
+  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped, Epilogue>,
+                   gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream, p, epilogue);
 }
 
 // In-block K splits of the tiled kernel (FP4LLM_GEMV_TILED_SPLITS to compare): one when the
@@ -155,12 +155,12 @@ GemvKernel gemv_kernel(int64_t rows) {
 
 // The kernel instance for `rows` tokens (per group: the most one group can hold): 8-token groups
 // per warp, and for more than 64 rows (expert groups only) slices of 64 over grid z.
-template <bool kGrouped>
-void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream, const NormArgs& norm) {
+template <bool kGrouped, class Epilogue = NoEpilogue>
+void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream, const Epilogue& epilogue = {}) {
   const GemvKernel kernel = gemv_kernel(rows);
-  if (norm.next_w) {  // fused_norm_applies()
-    if (rows <= 8) return launch_gemv_direct<1, kGrouped, true>(p, groups, 1, stream, norm);
-    return launch_gemv_direct<2, kGrouped, true>(p, groups, 1, stream, norm);
+  if constexpr (Epilogue::kActive) {  // the caller checked epilogue_applies()
+    if (rows <= 8) return launch_gemv_direct<1, kGrouped>(p, groups, 1, stream, epilogue);
+    return launch_gemv_direct<2, kGrouped>(p, groups, 1, stream, epilogue);
   }
   if (kernel == GemvKernel::kDirect) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream);
@@ -179,8 +179,9 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
 }
 
 // `rows`: the rows of x, or for expert groups the most rows one group can hold.
+template <class Epilogue = NoEpilogue>
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
-          unsigned groups = 1, const NormArgs& norm = {}) {
+          unsigned groups = 1, const Epilogue& epilogue = {}) {
   const int splits = choose_splits(w.k_chunks, rows);
   p.packed = reinterpret_cast<const uint4*>(w.packed.data());
   p.scales = w.scales.data();
@@ -194,14 +195,17 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   p.splits = splits;
   p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
-  if (p.group_offset) launch_for_rows<true>(p, rows, groups, stream, norm);
-  else launch_for_rows<false>(p, rows, 1, stream, norm);
+  if (p.group_offset) launch_for_rows<true>(p, rows, groups, stream, epilogue);
+  else launch_for_rows<false>(p, rows, 1, stream, epilogue);
 }
 
-// FP4LLM_FUSED_NORM=1, for the rows the direct kernel takes (up to 16).
+// An epilogue serves the rows the direct kernel takes (up to 16).
+bool epilogue_applies(int64_t rows) { return gemv_kernel(rows) == GemvKernel::kDirect; }
+
+// FP4LLM_FUSED_NORM=1 (not yet measured, so off by default).
 bool fused_norm_applies(int64_t rows, int64_t n) {
   static const bool on = knob_is("FP4LLM_FUSED_NORM", "1");
-  return on && n % 4 == 0 && gemv_kernel(rows) == GemvKernel::kDirect;
+  return on && n % 4 == 0 && epilogue_applies(rows);
 }
 
 void set_groups(GemvArgs& p, const ExpertRows& r) {
@@ -287,6 +291,30 @@ void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, i
   p.y = y;
   gemv(w, x, rows, p, stream, 1,
        NormArgs{r.next_w, r.normed, ws.blocks_done.data(), r.post_w ? r.residual : nullptr, r.post_w, r.eps, r.one_plus});
+}
+
+bool fused_rope_requested() {
+  static const bool on = knob_is("FP4LLM_FUSED_ROPE", "1");
+  return on;
+}
+
+void nvfp4_linear_rope(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* qkv,
+                       const RopeCacheIo& io, const RopeCacheParams& params, unsigned int* head_done,
+                       LinearWorkspace& ws, cudaStream_t stream) {
+  const bool on = fused_rope_requested();
+  const bool shapes = params.head_dim % 64 == 0 && params.head_dim <= 512 &&
+                      w.out_features == (params.heads + 2 * params.kv_heads) * params.head_dim;
+  if (!on || !shapes || !head_done || rows <= 0 || !epilogue_applies(rows)) {
+    nvfp4_linear(w, x, rows, qkv, ws, stream);
+    rope_and_cache(qkv, io.positions, io.slots, rows, io.q_norm, io.k_norm, io.inv_freq, params, io.q, io.k_cache,
+                   io.v_cache, stream);
+    return;
+  }
+  if (w.gated) throw_error("NVFP4 linear: gated tiles go through nvfp4_gated");
+  GemvArgs p{};
+  p.epilogue = kStore;
+  p.y = qkv;
+  gemv(w, x, rows, p, stream, 1, RopeArgs{params, io, head_done});
 }
 
 void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, bool gelu,

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/device_buffer.hpp"
+#include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/nvfp4_tiles.hpp"
 
 namespace fp4llm::cuda {
@@ -68,6 +69,15 @@ struct ResidualNorm {
 // add_and_norm (layer_kernels.hpp).
 void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* product,
                            const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream);
+
+// The qkv projection and then q/k RMSNorm, RoPE and the KV-cache write (rope_and_cache,
+// layer_kernels.hpp): one launch for up to 16 rows with FP4LLM_FUSED_ROPE=1 (not yet measured, so
+// off by default), the heads finished by the block that completes them; otherwise two.
+// head_done: [heads + 2 kv_heads] zeroed counters, zero again after each launch.
+bool fused_rope_requested();  // FP4LLM_FUSED_ROPE=1
+void nvfp4_linear_rope(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* qkv,
+                       const RopeCacheIo& io, const RopeCacheParams& params, unsigned int* head_done,
+                       LinearWorkspace& ws, cudaStream_t stream);
 
 // Gated tiles (make_gated_nvfp4_tiles): out[rows, out_features / 2] = act(x Wg^T) * (x Wu^T),
 // act SiLU or GELU-tanh. `scratch` ([rows, out_features] float32) serves rows above 64.
