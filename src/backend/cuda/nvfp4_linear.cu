@@ -214,6 +214,20 @@ void set_groups(GemvArgs& p, const ExpertRows& r) {
   p.num_groups = r.num_groups;
 }
 
+// y[row_slot[r]] = act[r] W_e^T for every routed row r (then the epilogue, if any).
+template <class Epilogue = NoEpilogue>
+void experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
+                  cudaStream_t stream, const Epilogue& epilogue = {}) {
+  if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");
+  if (r.max_rows <= 0 || r.max_groups <= 0) return;
+  GemvArgs p{};
+  set_groups(p, r);
+  p.y_rows = r.row_slot;
+  p.epilogue = kStore;
+  p.y = y;
+  gemv(w, act, r.max_rows, p, stream, unsigned(r.max_groups), epilogue);
+}
+
 DeviceNvfp4Linear shaped_like(const Nvfp4Tiles& tiles) {
   DeviceNvfp4Linear d;
   d.out_features = tiles.out_features;
@@ -349,33 +363,19 @@ void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, con
 
 void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
                         cudaStream_t stream) {
-  if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");
-  if (r.max_rows <= 0 || r.max_groups <= 0) return;
-  GemvArgs p{};
-  set_groups(p, r);
-  p.y_rows = r.row_slot;
-  p.epilogue = kStore;
-  p.y = y;
-  gemv(w, act, r.max_rows, p, stream, unsigned(r.max_groups));
+  experts_down(w, act, r, y, stream);
 }
 
 void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
                                 const ExpertCombine& c, cudaStream_t stream) {
   if (!fused_norm_applies(r.max_rows, w.out_features)) {
-    nvfp4_experts_down(w, act, r, y, stream);
+    experts_down(w, act, r, y, stream);
     add_weighted_and_norm(c.residual, {y, c.weights, c.top_k}, c.next_w, r.max_rows,
                           NormParams{w.out_features, c.eps, c.one_plus}, c.normed, stream);
     return;
   }
-  if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");
-  if (r.max_rows <= 0 || r.max_groups <= 0) return;
-  GemvArgs p{};
-  set_groups(p, r);
-  p.y_rows = r.row_slot;
-  p.epilogue = kStore;
-  p.y = y;
-  const NormArgs norm{c.next_w, c.normed, c.blocks_done, c.residual, nullptr, c.eps, c.one_plus, c.weights, int(c.top_k)};
-  gemv(w, act, r.max_rows, p, stream, unsigned(r.max_groups), norm);
+  experts_down(w, act, r, y, stream,
+               NormArgs{c.next_w, c.normed, c.blocks_done, c.residual, nullptr, c.eps, c.one_plus, c.weights, int(c.top_k)});
 }
 
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,
