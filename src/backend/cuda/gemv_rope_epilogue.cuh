@@ -6,6 +6,7 @@
 // (layer_kernels.cu; the sum of squares is taken in another order).
 #pragma once
 
+#include "backend/cuda/head_tiles.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/rope_cache.cuh"
@@ -86,11 +87,10 @@ __device__ __forceinline__ void finish_with_rope(const GemvArgs& p, const RopeAr
   __syncthreads();
   if (threadIdx.x == 0) {
     count = 0;
-    const int per_block = kWarps / p.splits, per_head = int(r.params.head_dim) / 16;
-    const int first = int(blockIdx.x) * per_block, last = min(first + per_block, p.row_tiles);
-    for (int h = first / per_head; h * per_head < last && count < kMaxHeads; ++h) {
-      const unsigned mine = unsigned(min(last, (h + 1) * per_head) - max(first, h * per_head));
-      if (atomicAdd(r.head_done + h, mine) + mine == unsigned(per_head)) {
+    const BlockHeads b(int(blockIdx.x), kWarps / p.splits, p.row_tiles, int(r.params.head_dim) / 16);
+    for (int h = b.first_head(); h < b.end_head() && count < kMaxHeads; ++h) {
+      const unsigned mine = unsigned(b.tiles_of(h));
+      if (atomicAdd(r.head_done + h, mine) + mine == unsigned(b.per_head)) {
         done[count++] = h;
         r.head_done[h] = 0;  // all of h's tiles are counted: ready for the next launch or graph replay
       }
