@@ -15,8 +15,8 @@ source tools/gpu_env.sh
 [ -x build-gpu/fp4llm ] || gpu_build || exit 1
 part=${1:-checks}
 if [ "$part" = checks ]; then
-  (cd build-gpu && timeout 200 ctest -R "fused" > "$OUT/fused-tests.log" 2>&1)
-  echo "tests of the fused variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
+  (cd build-gpu && timeout 200 ctest -R "fused|bulk" > "$OUT/fused-tests.log" 2>&1)
+  echo "tests of the fused and bulk variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
   (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 timeout 300 ctest -R py_gpu_forward -V \
     > "$OUT/gpu-forward-fused.log" 2>&1)
   echo "py_gpu_forward with the three fused knobs (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-fused.log" | tail -1)"
@@ -29,6 +29,10 @@ if [ "$part" = checks ]; then
   # the prefill of one 2,048-token prompt stage by stage.
   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -o build-gpu/gemv_bench \
     > "$OUT/gemv-bench-build.log" 2>&1 && timeout 60 build-gpu/gemv_bench --prefill | tee "$OUT/prefill-gemm.md"
+  # The decode GEMV micro-benchmark, direct kernel against the bulk-copy one (up to 16 rows).
+  for kernel in direct bulk; do
+    echo "gemv $kernel: $(FP4LLM_GEMV_KERNEL=$kernel timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-$kernel.md" | tail -1)"
+  done
   timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --profile --json "$OUT/bench-qwen3-8b-profile.json" \
     > "$OUT/bench-qwen3-8b-profile.txt" 2>&1
   grep -E "stages|prefill" "$OUT/bench-qwen3-8b-profile.txt"
@@ -37,6 +41,7 @@ if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-8b-fused-norm qwen3-8b 1,16 FP4LLM_FUSED_NORM=1
+    bench_variant "$OUT" qwen3-8b-bulk qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=bulk
     bench_variant "$OUT" qwen3-8b-fused-rope qwen3-8b 1,16 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-8b-fused-norm-rope qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all
@@ -44,6 +49,7 @@ if [ "$part" = bench ]; then
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
     bench_variant "$OUT" gemma3-27b-fused-norm-rope gemma3-27b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b-bulk qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=bulk
     bench_variant "$OUT" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused
     bench_variant "$OUT" qwen3-30b-a3b-fused-all qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all

@@ -7,6 +7,7 @@
 #include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
+#include "backend/cuda/nvfp4_gemv_bulk.cuh"
 #include "backend/cuda/nvfp4_gemv_direct.cuh"
 #include "backend/cuda/nvfp4_gemv_ring.cuh"
 #include "backend/cuda/nvfp4_gemv_tiled.cuh"
@@ -121,6 +122,19 @@ void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cud
                    gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream, p, epilogue);
 }
 
+template <int NT, bool kGrouped>
+void launch_gemv_bulk(const GemvArgs& p, unsigned groups, cudaStream_t stream) {
+  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_bulk_kernel<NT, kGrouped>, gemv_grid(p, groups, 1),
+                   dim3(kWarps * 32), 0, stream, p);
+}
+
+// cp.async.bulk and mbarrier transactions: sm_90 and later.
+bool device_has_bulk_copies() {
+  int device = 0, major = 0;
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major >= 9;
+}
+
 // In-block K splits of the tiled kernel (FP4LLM_GEMV_TILED_SPLITS to compare): one when the
 // matrix has tiles enough for about 100 blocks of 8 tiles, else 2 (twice the blocks, half the x
 // sharing). Unmeasured defaults.
@@ -145,11 +159,13 @@ void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_
 // Qwen3-30B-A3B's expert groups 304.3 against 301.2 tok/s at batch 1, 1,887 against 1,783 at 16),
 // more to the copy ring. FP4LLM_GEMV_KERNEL=ring keeps every product on the copy ring, =tiled
 // puts 17-64 rows on the x-sharing kernel (nvfp4_gemv_tiled.cuh, not yet measured), to compare.
-enum class GemvKernel { kDirect, kRing, kTiled };
+// =bulk puts up to 16 rows on the bulk-copy kernel (nvfp4_gemv_bulk.cuh, sm_90, not yet run).
+enum class GemvKernel { kDirect, kRing, kTiled, kBulk };
 GemvKernel gemv_kernel(int64_t rows) {
   static const bool ring = knob_is("FP4LLM_GEMV_KERNEL", "ring"), tiled = knob_is("FP4LLM_GEMV_KERNEL", "tiled");
+  static const bool bulk = knob_is("FP4LLM_GEMV_KERNEL", "bulk") && device_has_bulk_copies();
   if (ring) return GemvKernel::kRing;
-  if (rows <= 16) return GemvKernel::kDirect;
+  if (rows <= 16) return bulk ? GemvKernel::kBulk : GemvKernel::kDirect;
   return tiled ? GemvKernel::kTiled : GemvKernel::kRing;
 }
 
@@ -165,6 +181,11 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
   if (kernel == GemvKernel::kDirect) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream);
     else launch_gemv_direct<2, kGrouped>(p, groups, 1, stream);
+    return;
+  }
+  if (kernel == GemvKernel::kBulk) {
+    if (rows <= 8) launch_gemv_bulk<1, kGrouped>(p, groups, stream);
+    else launch_gemv_bulk<2, kGrouped>(p, groups, stream);
     return;
   }
   if (kernel == GemvKernel::kTiled) {

@@ -1,0 +1,114 @@
+// The decode GEMV for up to 16 rows with the weights and scales brought in by bulk copies
+// (cp.async.bulk, sm_90), written against the memory-parallelism bound of the direct kernel: at
+// batch 1 it keeps about 1 KB per warp in flight in registers (two chunks ahead), about what
+// Little's law asks of an SM at 4.3 TB/s, and its GEMVs reach 44% of DRAM bandwidth
+// (docs/PERFORMANCE.md). Here one lane per warp keeps kBulkStages stages of kBulkChunks chunks
+// in flight in shared memory without registers or per-lane load instructions; the stages
+// complete on mbarriers, and the lanes read their 16 weight bytes and 2 scale bytes of a chunk
+// from shared memory. The arithmetic, x loads, split sum and epilogue are the direct kernel's.
+// FP4LLM_GEMV_KERNEL=bulk selects it (not yet run on a GPU); sm_90 only.
+#pragma once
+
+#include <cuda/ptx>
+
+#include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/nvfp4_gemv_tile.cuh"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+#ifndef FP4LLM_GEMV_BULK_STAGES
+#define FP4LLM_GEMV_BULK_STAGES 4
+#endif
+#ifndef FP4LLM_GEMV_BULK_CHUNKS
+#define FP4LLM_GEMV_BULK_CHUNKS 2
+#endif
+#ifndef FP4LLM_GEMV_BULK_BLOCKS
+#define FP4LLM_GEMV_BULK_BLOCKS 3
+#endif
+constexpr int kBulkStages = FP4LLM_GEMV_BULK_STAGES, kBulkChunks = FP4LLM_GEMV_BULK_CHUNKS;
+
+// One warp's ring: stage st holds chunks [first, first + kBulkChunks) of its K range, weights
+// (512 bytes a chunk) and scales (64 bytes a chunk) each contiguous in the tile layout.
+struct alignas(16) BulkRing {
+  uint4 w[kBulkStages][kBulkChunks][32];
+  uint16_t s[kBulkStages][kBulkChunks][32];
+  uint64_t bar[kBulkStages];
+};
+static_assert(kWarps * sizeof(BulkRing) <= 48 * 1024, "the rings must fit static shared memory");
+
+// Lane 0: group `group` of the warp's n chunks into stage st, completing on its barrier.
+__device__ __forceinline__ void bulk_issue(BulkRing& ring, int st, const uint4* w, const uint16_t* s, int group, int n) {
+  namespace ptx = ::cuda::ptx;
+  const int first = group * kBulkChunks, count = min(kBulkChunks, n - first);
+  const uint32_t w_bytes = uint32_t(count) * 512u, s_bytes = uint32_t(count) * 64u;
+  ptx::mbarrier_arrive_expect_tx(ptx::sem_release, ptx::scope_cta, ptx::space_shared, &ring.bar[st], w_bytes + s_bytes);
+  ptx::cp_async_bulk(ptx::space_cluster, ptx::space_global, &ring.w[st][0][0], w + size_t(first) * 32, w_bytes,
+                     &ring.bar[st]);
+  ptx::cp_async_bulk(ptx::space_cluster, ptx::space_global, &ring.s[st][0][0], s + size_t(first) * 32, s_bytes,
+                     &ring.bar[st]);
+}
+
+template <int NT, bool kGrouped>
+__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS : 2) nvfp4_gemv_bulk_kernel(GemvArgs p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  __trap();  // dispatched on sm_90 and later only (nvfp4_linear.cu)
+#else
+  namespace ptx = ::cuda::ptx;
+  __shared__ BulkRing rings[kWarps];
+  let_dependents_start();
+  if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
+  Slice s;
+  if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
+  const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
+  BulkRing& ring = rings[warp];
+  const int full = p.k / 64, n = end - begin, groups = (n + kBulkChunks - 1) / kBulkChunks;
+  const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32;
+  const uint16_t* sl = s.scales + (size_t(tile) * p.k_chunks + begin) * 32;
+  if (lane == 0) {
+    for (int st = 0; st < kBulkStages; ++st) ptx::mbarrier_init(&ring.bar[st], 1);
+    ptx::fence_mbarrier_init(ptx::sem_release, ptx::scope_cluster);  // the barriers, before the copies use them
+    for (int gi = 0; gi < kBulkStages && gi < groups; ++gi) bulk_issue(ring, gi, wl, sl, gi, n);
+  }
+  __syncwarp();
+  if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
+  const uint4* xl[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int r = min(nt * 8 + g, s.rows - 1);
+    const int row = kGrouped && p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
+    xl[nt] = reinterpret_cast<const uint4*>(p.x + size_t(row) * p.k + size_t(begin) * 64 + t * 16);
+  }
+  float acc[NT][4] = {};
+  for (int gi = 0; gi < groups; ++gi) {
+    const int st = gi % kBulkStages;
+    while (!ptx::mbarrier_try_wait_parity(&ring.bar[st], uint32_t((gi / kBulkStages) & 1))) {
+    }
+#pragma unroll
+    for (int u = 0; u < kBulkChunks; ++u) {
+      const int c = gi * kBulkChunks + u;
+      if (c >= n) break;
+      const bool inside = begin + c < full || (begin + c) * 64 + t * 16 < p.k;
+      XFrag<NT> x;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
+        if (inside) x.a[nt] = __ldg(xl[nt] + c * 8), x.b[nt] = __ldg(xl[nt] + c * 8 + 1);
+      }
+      chunk_mma<NT>(acc, ring.w[st][u][lane], ring.s[st][u][lane], x);
+    }
+    __syncwarp();  // every lane has read stage st
+    if (lane == 0 && gi + kBulkStages < groups) {
+      ptx::fence_proxy_async(ptx::space_shared);  // those reads, before the copy's writes
+      bulk_issue(ring, st, wl, sl, gi + kBulkStages, n);
+    }
+  }
+  if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;
+  if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
+#endif
+}
+
+}  // namespace
+
+}  // namespace fp4llm::cuda
