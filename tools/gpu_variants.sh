@@ -46,6 +46,7 @@ if [ "$part" = bench ]; then
     bench_variant "$OUT" qwen3-8b-fused-norm-rope qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all
     bench_variant "$OUT" qwen3-8b-fused-norm-rope-pdl-all qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 FP4LLM_PDL=all
+    bench_variant "$OUT" qwen3-8b-bulk-fused-norm-rope qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=bulk FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
     bench_variant "$OUT" gemma3-27b-fused-norm-rope gemma3-27b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
@@ -53,5 +54,6 @@ if [ "$part" = bench ]; then
     bench_variant "$OUT" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused
     bench_variant "$OUT" qwen3-30b-a3b-fused-all qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
+    bench_variant "$OUT" qwen3-30b-a3b-bulk-fused-all qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=bulk FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
   } | tee "$OUT/variants.md"
 fi

@@ -12,6 +12,8 @@
 #include <cuda/ptx>
 
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/gemv_norm_epilogue.cuh"
+#include "backend/cuda/gemv_rope_epilogue.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 
 namespace fp4llm::cuda {
@@ -50,17 +52,23 @@ __device__ __forceinline__ void bulk_issue(BulkRing& ring, int st, const uint4* 
                      &ring.bar[st]);
 }
 
-template <int NT, bool kGrouped>
-__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS : 2) nvfp4_gemv_bulk_kernel(GemvArgs p) {
+// An active Epilogue (gemv_norm_epilogue.cuh, gemv_rope_epilogue.cuh) as in the direct kernel.
+template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
+__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS : 2) nvfp4_gemv_bulk_kernel(GemvArgs p,
+                                                                                                      Epilogue epilogue) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
   __trap();  // dispatched on sm_90 and later only (nvfp4_linear.cu)
 #else
   namespace ptx = ::cuda::ptx;
+  constexpr bool kFinish = Epilogue::kActive;
   __shared__ BulkRing rings[kWarps];
   let_dependents_start();
   if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
-  if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
+  if (!block_slice<NT, kGrouped>(p, s)) {  // uniform over the block, before any barrier
+    if constexpr (kFinish) epilogue.finish(p);
+    return;
+  }
   const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
   BulkRing& ring = rings[warp];
   const int full = p.k / 64, n = end - begin, groups = (n + kBulkChunks - 1) / kBulkChunks;
@@ -104,8 +112,13 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS
       bulk_issue(ring, st, wl, sl, gi + kBulkStages, n);
     }
   }
-  if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;
-  if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
+  if constexpr (kFinish) {  // no warp leaves before the block's count
+    if (sum_splits<NT>(acc, p.splits, warp, split, lane) && live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
+    epilogue.finish(p);
+  } else {
+    if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;
+    if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
+  }
 #endif
 }
 

@@ -122,10 +122,10 @@ void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cud
                    gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream, p, epilogue);
 }
 
-template <int NT, bool kGrouped>
-void launch_gemv_bulk(const GemvArgs& p, unsigned groups, cudaStream_t stream) {
-  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_bulk_kernel<NT, kGrouped>, gemv_grid(p, groups, 1),
-                   dim3(kWarps * 32), 0, stream, p);
+template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
+void launch_gemv_bulk(const GemvArgs& p, unsigned groups, cudaStream_t stream, const Epilogue& epilogue = {}) {
+  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_bulk_kernel<NT, kGrouped, Epilogue>,
+                   gemv_grid(p, groups, 1), dim3(kWarps * 32), 0, stream, p, epilogue);
 }
 
 // cp.async.bulk and mbarrier transactions: sm_90 and later.
@@ -175,6 +175,10 @@ template <bool kGrouped, class Epilogue = NoEpilogue>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream, const Epilogue& epilogue = {}) {
   const GemvKernel kernel = gemv_kernel(rows);
   if constexpr (Epilogue::kActive) {  // the caller checked epilogue_applies()
+    if (kernel == GemvKernel::kBulk) {
+      if (rows <= 8) return launch_gemv_bulk<1, kGrouped>(p, groups, stream, epilogue);
+      return launch_gemv_bulk<2, kGrouped>(p, groups, stream, epilogue);
+    }
     if (rows <= 8) return launch_gemv_direct<1, kGrouped>(p, groups, 1, stream, epilogue);
     return launch_gemv_direct<2, kGrouped>(p, groups, 1, stream, epilogue);
   }
@@ -220,8 +224,11 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   else launch_for_rows<false>(p, rows, 1, stream, epilogue);
 }
 
-// An epilogue serves the rows the direct kernel takes (up to 16).
-bool epilogue_applies(int64_t rows) { return gemv_kernel(rows) == GemvKernel::kDirect; }
+// An epilogue serves the rows the direct and bulk kernels take (up to 16).
+bool epilogue_applies(int64_t rows) {
+  const GemvKernel k = gemv_kernel(rows);
+  return k == GemvKernel::kDirect || k == GemvKernel::kBulk;
+}
 
 // FP4LLM_FUSED_NORM=1 (not yet measured, so off by default).
 bool fused_norm_applies(int64_t rows, int64_t n) {
