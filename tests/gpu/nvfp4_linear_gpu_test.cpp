@@ -166,11 +166,11 @@ TEST(GpuNvfp4Linear, UpdatesAndNormalisesTheResidualStream) {
   std::mt19937 rng(15);
   Workspace w;
   const float eps = 1e-6f;
-  for (const Shape& s : std::vector<Shape>{{4096, 4096}, {5376, 4096}, {300, 1040}, {48, 12288}}) {
+  for (const Shape& s : std::vector<Shape>{{2048, 2048}, {5376, 1024}, {300, 1040}, {48, 12288}}) {
     const TestLinear lin = random_linear(s, rng, w);
     const std::vector<float> next_w = random_bf16_values(size_t(s.out), rng), post_w = random_bf16_values(size_t(s.out), rng);
     const auto next_d = cuda::DeviceBuffer<float>::from_host(next_w), post_d = cuda::DeviceBuffer<float>::from_host(post_w);
-    for (int64_t rows : {1, 3, 8, 9, 16, 17, 40}) {
+    for (int64_t rows : {1, 3, 9, 16, 17}) {
       for (bool gemma : {false, true}) {
         const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
         const std::vector<float> before = random_bf16_values(size_t(rows * s.out), rng);
