@@ -16,7 +16,7 @@ eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 [ -x build-gpu/fp4llm ] || gpu_build || exit 1
 part=${1:-checks}
 if [ "$part" = checks ]; then
-  (cd build-gpu && timeout 200 ctest -R "fused|bulk" > "$OUT/fused-tests.log" 2>&1)
+  (cd build-gpu && timeout 200 ctest -R "fused|bulk|ahead2" > "$OUT/fused-tests.log" 2>&1)
   echo "tests of the fused and bulk variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
   (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 timeout 300 ctest -R py_gpu_forward -V \
     > "$OUT/gpu-forward-fused.log" 2>&1)
@@ -37,6 +37,11 @@ if [ "$part" = checks ]; then
   timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --profile --json "$OUT/bench-qwen3-8b-profile.json" \
     > "$OUT/bench-qwen3-8b-profile.txt" 2>&1
   grep -E "stages|prefill" "$OUT/bench-qwen3-8b-profile.txt"
+  # The 32k FP8 attention with two blocks ahead, against the round's ctx32k-fp8 (gpu_targets.sh).
+  FP4LLM_ATTN_FP8_AHEAD=2 timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-fp8-ahead2.json" \
+    --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
+    --profile > "$OUT/ctx32k-fp8-ahead2.txt" 2>&1
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k FP8, two blocks ahead: attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" "$OUT/ctx32k-fp8-ahead2.json"
 fi
 if [ "$part" = bench ]; then
   started=$(date +%s)
