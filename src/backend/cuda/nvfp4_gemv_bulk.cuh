@@ -71,7 +71,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS
   }
   const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
   BulkRing& ring = rings[warp];
-  const int full = p.k / 64, n = end - begin, groups = (n + kBulkChunks - 1) / kBulkChunks;
+  const int n = end - begin, groups = (n + kBulkChunks - 1) / kBulkChunks;
   const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32;
   const uint16_t* sl = s.scales + (size_t(tile) * p.k_chunks + begin) * 32;
   if (lane == 0) {
@@ -82,12 +82,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS
   __syncwarp();
   if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
   const uint4* xl[NT];
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    const int r = min(nt * 8 + g, s.rows - 1);
-    const int row = kGrouped && p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
-    xl[nt] = reinterpret_cast<const uint4*>(p.x + size_t(row) * p.k + size_t(begin) * 64 + t * 16);
-  }
+  x_pointers<NT, kGrouped>(p, s, g, t, begin, xl);
   float acc[NT][4] = {};
   for (int gi = 0; gi < groups; ++gi) {
     const int st = gi % kBulkStages;
@@ -97,14 +92,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS
     for (int u = 0; u < kBulkChunks; ++u) {
       const int c = gi * kBulkChunks + u;
       if (c >= n) break;
-      const bool inside = begin + c < full || (begin + c) * 64 + t * 16 < p.k;
-      XFrag<NT> x;
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
-        if (inside) x.a[nt] = __ldg(xl[nt] + c * 8), x.b[nt] = __ldg(xl[nt] + c * 8 + 1);
-      }
-      chunk_mma<NT>(acc, ring.w[st][u][lane], ring.s[st][u][lane], x);
+      item_chunk_mma<NT>(acc, ring.w[st][u][lane], ring.s[st][u][lane], xl, c, begin, p.k, t);
     }
     __syncwarp();  // every lane has read stage st
     if (lane == 0 && gi + kBulkStages < groups) {

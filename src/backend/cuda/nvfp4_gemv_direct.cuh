@@ -42,7 +42,6 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
     return;
   }
   const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
-  const int full = p.k / 64;  // chunks whose 64 columns all lie inside K
   const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
   const uint16_t* sl = s.scales + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
   const int n = end - begin;
@@ -53,12 +52,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
     if (u < n) wn[u] = load_streaming(wl + u * 32), sn[u] = load_streaming(sl + u * 32);
   if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
   const uint4* xl[NT];
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    const int r = min(nt * 8 + g, s.rows - 1);
-    const int row = kGrouped && p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
-    xl[nt] = reinterpret_cast<const uint4*>(p.x + size_t(row) * p.k + size_t(begin) * 64 + t * 16);
-  }
+  x_pointers<NT, kGrouped>(p, s, g, t, begin, xl);
   float acc[NT][4] = {};
   for (int c = 0; c < n; c += kGroup) {
     uint4 w[kGroup];
@@ -72,14 +66,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
 #pragma unroll
     for (int u = 0; u < kGroup; ++u) {
       if (c + u >= n) break;
-      const bool inside = begin + c + u < full || (begin + c + u) * 64 + t * 16 < p.k;
-      XFrag<NT> x;
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
-        if (inside) x.a[nt] = __ldg(xl[nt] + (c + u) * 8), x.b[nt] = __ldg(xl[nt] + (c + u) * 8 + 1);
-      }
-      chunk_mma<NT>(acc, w[u], sc[u], x);
+      item_chunk_mma<NT>(acc, w[u], sc[u], xl, c + u, begin, p.k, t);
     }
   }
   if constexpr (kFinish) {  // no warp leaves before the block's count

@@ -138,6 +138,34 @@ __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t
   for (int nt = 0; nt < NT; ++nt) group_mma(acc[nt], a, x.a[nt], x.b[nt]);
 }
 
+// The x pointers of this lane for the direct and bulk kernels: row nt * 8 + g of the slice (its
+// last row past its end: those MMA columns are never written out), columns from chunk `begin`.
+template <int NT, bool kGrouped>
+__device__ __forceinline__ void x_pointers(const GemvArgs& p, const Slice& s, int g, int t, int begin,
+                                           const uint4* (&xl)[NT]) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int r = min(nt * 8 + g, s.rows - 1);
+    const int row = kGrouped && p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
+    xl[nt] = reinterpret_cast<const uint4*>(p.x + size_t(row) * p.k + size_t(begin) * 64 + t * 16);
+  }
+}
+
+// Chunk c of the work item (c from its first chunk `begin`) with its weights and scales in hand:
+// x from L1 through the pointers above, zero past K (only K's ragged last chunk checks).
+template <int NT>
+__device__ __forceinline__ void item_chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const uint4* const (&xl)[NT],
+                                               int c, int begin, int k, int t) {
+  const bool inside = begin + c < k / 64 || (begin + c) * 64 + t * 16 < k;
+  XFrag<NT> x;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
+    if (inside) x.a[nt] = __ldg(xl[nt] + c * 8), x.b[nt] = __ldg(xl[nt] + c * 8 + 1);
+  }
+  chunk_mma<NT>(acc, w, scales, x);
+}
+
 // This warp's work item: lane (g, t), tile and K split, chunks [begin, end) (empty past the last
 // tile; such warps still take part in the split sum's barrier).
 struct WorkItem {
