@@ -60,16 +60,13 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS
   __trap();  // dispatched on sm_90 and later only (nvfp4_linear.cu)
 #else
   namespace ptx = ::cuda::ptx;
-  constexpr bool kFinish = Epilogue::kActive;
   __shared__ BulkRing rings[kWarps];
   let_dependents_start();
   if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
-  if (!block_slice<NT, kGrouped>(p, s)) {  // uniform over the block, before any barrier
-    if constexpr (kFinish) epilogue.finish(p);
-    return;
-  }
-  const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
+  if (!slice_or_finish<NT, kGrouped>(p, s, epilogue)) return;  // uniform over the block, before any barrier
+  const WorkItem item(p);
+  const auto [lane, warp, g, t, tile, split, begin, end, live] = item;
   BulkRing& ring = rings[warp];
   const int n = end - begin, groups = (n + kBulkChunks - 1) / kBulkChunks;
   const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32;
@@ -100,13 +97,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS
       bulk_issue(ring, st, wl, sl, gi + kBulkStages, n);
     }
   }
-  if constexpr (kFinish) {  // no warp leaves before the block's count
-    if (sum_splits<NT>(acc, p.splits, warp, split, lane) && live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
-    epilogue.finish(p);
-  } else {
-    if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;
-    if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
-  }
+  finish_item<NT, kGrouped>(p, s, item, acc, epilogue);
 #endif
 }
 

@@ -33,15 +33,12 @@ constexpr int kGroup = FP4LLM_GEMV_GROUP;
 // absent groups), stays until its count for it.
 template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p, Epilogue epilogue) {
-  constexpr bool kFinish = Epilogue::kActive;
   let_dependents_start();
   if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
-  if (!block_slice<NT, kGrouped>(p, s)) {  // uniform over the block, before any barrier
-    if constexpr (kFinish) epilogue.finish(p);
-    return;
-  }
-  const auto [lane, warp, g, t, tile, split, begin, end, live] = WorkItem(p);
+  if (!slice_or_finish<NT, kGrouped>(p, s, epilogue)) return;  // uniform over the block, before any barrier
+  const WorkItem item(p);
+  const auto [lane, warp, g, t, tile, split, begin, end, live] = item;
   const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
   const uint16_t* sl = s.scales + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
   const int n = end - begin;
@@ -69,13 +66,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
       item_chunk_mma<NT>(acc, w[u], sc[u], xl, c + u, begin, p.k, t);
     }
   }
-  if constexpr (kFinish) {  // no warp leaves before the block's count
-    if (sum_splits<NT>(acc, p.splits, warp, split, lane) && live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
-    epilogue.finish(p);
-  } else {
-    if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;
-    if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
-  }
+  finish_item<NT, kGrouped>(p, s, item, acc, epilogue);
 }
 
 }  // namespace

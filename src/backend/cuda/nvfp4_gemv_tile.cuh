@@ -251,6 +251,30 @@ __device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
   return s.rows > 0;
 }
 
+// The direct and bulk kernels' first step: the block's slice. An active epilogue
+// (gemv_norm_epilogue.cuh) is finished by blocks without work too; false: the block returns.
+template <int NT, bool kGrouped, class Epilogue>
+__device__ __forceinline__ bool slice_or_finish(const GemvArgs& p, Slice& s, const Epilogue& epilogue) {
+  if (block_slice<NT, kGrouped>(p, s)) return true;
+  if constexpr (Epilogue::kActive) epilogue.finish(p);
+  return false;
+}
+
+// Their last step: the K splits summed, the tile written, and an active epilogue's count, which
+// every warp of the block takes part in.
+template <int NT, bool kGrouped, class Epilogue>
+__device__ __forceinline__ void finish_item(const GemvArgs& p, const Slice& s, const WorkItem& item, float (&acc)[NT][4],
+                                            const Epilogue& epilogue) {
+  if constexpr (Epilogue::kActive) {
+    if (sum_splits<NT>(acc, p.splits, item.warp, item.split, item.lane) && item.live)
+      write_tile<NT, kGrouped>(p, s, item.tile, item.g, item.t, acc);
+    epilogue.finish(p);
+  } else {
+    if (!sum_splits<NT>(acc, p.splits, item.warp, item.split, item.lane)) return;
+    if (item.live) write_tile<NT, kGrouped>(p, s, item.tile, item.g, item.t, acc);
+  }
+}
+
 }  // namespace
 
 }  // namespace fp4llm::cuda
