@@ -1,5 +1,8 @@
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include "backend/cpu/kv_calibration.hpp"
 #include "cli/commands.hpp"
 #include "io/checkpoint.hpp"
@@ -31,6 +34,10 @@ cpu::KvCalibration calibrate(const QuantizeArgs& a) {
   LoadOptions load{a.options.exclude, a.options.progress};
   load.scale_rule = a.options.scale_rule;
   const Checkpoint ck = load_checkpoint(a.src, load);
+  if (!a.quiet)  // one CPU forward pass: minutes for a large model on few cores, so say what runs
+    fmt::print("calibrating KV scales: a CPU forward pass over {} tokens of {}\n",
+               std::min<int64_t>(a.calibration_tokens, int64_t(tokens.size())), a.calibration_text);
+  std::fflush(stdout);
   const cpu::KvCalibration c = cpu::calibrate_kv_scales(ModelWeights::bind(ck), tokens, a.calibration_tokens);
   if (!a.quiet)
     fmt::print("KV scales calibrated on {} tokens of {}: amax / 448 per layer (largest ratio between two KV "
