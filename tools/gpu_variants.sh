@@ -58,6 +58,8 @@ if [ "$part" = bench ]; then
     bench_variant "$OUT" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all
     bench_variant "$OUT" qwen3-8b-fused-norm-rope-pdl-all qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 FP4LLM_PDL=all
     bench_variant "$OUT" qwen3-8b-bulk-fused-norm-rope qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=bulk FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
+    bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
+    bench_variant "$OUT" qwen3-8b-wide-tiled qwen3-8b 32,64 FP4LLM_GEMV_KERNEL=tiled
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
     bench_variant "$OUT" gemma3-27b-fused-norm-rope gemma3-27b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
