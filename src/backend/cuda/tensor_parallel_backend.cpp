@@ -1,10 +1,18 @@
 #include "backend/cuda/tensor_parallel_backend.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <exception>
+#include <vector>
 
 #include "util/error.hpp"
+#include "util/tcp_rendezvous.hpp"
 
 namespace fp4llm::cuda {
+
+namespace {
+constexpr std::chrono::seconds kRendezvousTimeout{60};  // every rank's thread is already running
+}  // namespace
 
 // A thread bound to one GPU that runs one job at a time.
 struct TensorParallelBackend::Worker {
@@ -81,10 +89,20 @@ TensorParallelBackend::TensorParallelBackend(const ModelConfig& config, const Te
   for (int64_t r = 0; r < size; ++r) workers_.push_back(std::make_unique<Worker>(int(r)));
   ranks_.resize(size_t(size));
   comms_.resize(size_t(size));
+  // Rank 0 makes the NCCL id and hands it to the other ranks over a local socket: the exchange
+  // ranks on other hosts would run against a reachable address (util/tcp_rendezvous.hpp).
   const CommunicatorId id = new_communicator_id();
+  RendezvousServer rendezvous;
   try {
     on_all_ranks([&](int64_t r) {
-      comms_[size_t(r)] = join_communicator(id, int(r), int(size));  // blocks until every rank joined
+      CommunicatorId joined = id;
+      if (r == 0) {
+        rendezvous.serve(id, int(size - 1), kRendezvousTimeout);
+      } else {
+        const std::vector<char> bytes = rendezvous_receive("127.0.0.1", rendezvous.port(), joined.size(), kRendezvousTimeout);
+        std::copy(bytes.begin(), bytes.end(), joined.begin());
+      }
+      comms_[size_t(r)] = join_communicator(joined, int(r), int(size));  // blocks until every rank joined
       ranks_[size_t(r)] = std::make_unique<CudaBackend>(make_model(r), cache, enforce_eager, comms_[size_t(r)]);
     });
   } catch (...) {
