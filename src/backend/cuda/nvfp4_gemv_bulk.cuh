@@ -61,10 +61,8 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS
 #else
   namespace ptx = ::cuda::ptx;
   __shared__ BulkRing rings[kWarps];
-  let_dependents_start();
-  if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
-  if (!slice_or_finish<NT, kGrouped>(p, s, epilogue)) return;  // uniform over the block, before any barrier
+  if (!enter_block<NT, kGrouped>(p, s, epilogue)) return;
   const WorkItem item(p);
   const auto [lane, warp, g, t, tile, split, begin, end, live] = item;
   BulkRing& ring = rings[warp];

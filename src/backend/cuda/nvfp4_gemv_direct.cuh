@@ -33,10 +33,8 @@ constexpr int kGroup = FP4LLM_GEMV_GROUP;
 // absent groups), stays until its count for it.
 template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p, Epilogue epilogue) {
-  let_dependents_start();
-  if constexpr (kGrouped) wait_for_producer();  // the groups come from the routing kernel
   Slice s;
-  if (!slice_or_finish<NT, kGrouped>(p, s, epilogue)) return;  // uniform over the block, before any barrier
+  if (!enter_block<NT, kGrouped>(p, s, epilogue)) return;
   const WorkItem item(p);
   const auto [lane, warp, g, t, tile, split, begin, end, live] = item;
   const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32 + lane;

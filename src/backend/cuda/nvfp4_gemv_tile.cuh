@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "backend/cuda/activation.cuh"
+#include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/mma_bf16.cuh"
 
 namespace fp4llm::cuda {
@@ -251,10 +252,14 @@ __device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
   return s.rows > 0;
 }
 
-// The direct and bulk kernels' first step: the block's slice. An active epilogue
-// (gemv_norm_epilogue.cuh) is finished by blocks without work too; false: the block returns.
+// The direct and bulk kernels' first step: the early-launch handshake (dependent_launch.cuh;
+// expert groups wait for the routing kernel before anything else), then the block's slice. An
+// active epilogue (gemv_norm_epilogue.cuh) is finished by blocks without work too; false: the
+// block returns (uniform over the block, before any barrier).
 template <int NT, bool kGrouped, class Epilogue>
-__device__ __forceinline__ bool slice_or_finish(const GemvArgs& p, Slice& s, const Epilogue& epilogue) {
+__device__ __forceinline__ bool enter_block(const GemvArgs& p, Slice& s, const Epilogue& epilogue) {
+  let_dependents_start();
+  if constexpr (kGrouped) wait_for_producer();
   if (block_slice<NT, kGrouped>(p, s)) return true;
   if constexpr (Epilogue::kActive) epilogue.finish(p);
   return false;
