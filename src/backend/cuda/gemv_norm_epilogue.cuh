@@ -9,6 +9,7 @@
 #pragma once
 
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
+#include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/warp_reduce.cuh"
 
 namespace fp4llm::cuda {
@@ -40,9 +41,9 @@ struct NormArgs {
   __device__ void finish(const GemvArgs& p) const { finish_with_norm(p, *this); }
 };
 
-__device__ __forceinline__ float4 gain4(const float* w, int i, bool one_plus) {
-  const float4 g = __ldg(reinterpret_cast<const float4*>(w) + i);
-  return one_plus ? make_float4(1 + g.x, 1 + g.y, 1 + g.z, 1 + g.w) : g;
+// Quad i of a norm's gain.
+__device__ __forceinline__ float4 load_gain4(const float* w, int i, bool one_plus) {
+  return gain4(__ldg(reinterpret_cast<const float4*>(w) + i), one_plus);
 }
 
 // 1 / rms of a row (one warp), read past L1: other SMs wrote it.
@@ -50,8 +51,7 @@ __device__ __forceinline__ float inv_rms(const float4* row, int n, float eps, in
   float ss = 0;
 #pragma unroll 8
   for (int i = lane; i < n / 4; i += 32) {
-    const float4 v = __ldcg(row + i);
-    ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    ss += sum_squares(__ldcg(row + i));
   }
   return rsqrtf(warp_sum(ss) / float(n) + eps);
 }
@@ -62,7 +62,7 @@ __device__ __forceinline__ void add_normalised(const float4* product, float4* re
   const float inv = inv_rms(product, n, p.eps, lane);
 #pragma unroll 8
   for (int i = lane; i < n / 4; i += 32) {
-    const float4 d = __ldcg(product + i), g = gain4(p.post_w, i, p.one_plus);
+    const float4 d = __ldcg(product + i), g = load_gain4(p.post_w, i, p.one_plus);
     float4 v = __ldcg(residual + i);
     v.x += d.x * inv * g.x, v.y += d.y * inv * g.y, v.z += d.z * inv * g.z, v.w += d.w * inv * g.w;
     residual[i] = v;
@@ -95,7 +95,7 @@ __device__ __forceinline__ void norm_row(const float4* row, int n, const NormArg
   __nv_bfloat162* o = reinterpret_cast<__nv_bfloat162*>(out);
 #pragma unroll 8
   for (int i = lane; i < n / 4; i += 32) {
-    const float4 v = __ldcg(row + i), g = gain4(p.next_w, i, p.one_plus);
+    const float4 v = __ldcg(row + i), g = load_gain4(p.next_w, i, p.one_plus);
     o[2 * i] = __floats2bfloat162_rn(v.x * inv * g.x, v.y * inv * g.y);
     o[2 * i + 1] = __floats2bfloat162_rn(v.z * inv * g.z, v.w * inv * g.w);
   }

@@ -9,6 +9,7 @@
 #include "backend/cuda/head_tiles.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
+#include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope_cache.cuh"
 #include "backend/cuda/warp_reduce.cuh"
 
@@ -52,8 +53,8 @@ __device__ __forceinline__ void rope_head(const RopeArgs& r, const float* qkv_ro
     for (int j = 0; j < kMaxRopePairs; ++j) {
       if (j >= pairs) break;
       const int i = lane + 32 * j;
-      a[j] *= inv * (p.one_plus ? 1.0f + w[i] : w[i]);
-      b[j] *= inv * (p.one_plus ? 1.0f + w[i + half] : w[i + half]);
+      a[j] *= inv * norm_gain(w, i, p.one_plus);
+      b[j] *= inv * norm_gain(w, i + half, p.one_plus);
       rotate_half(a[j], b[j], position, r.io.inv_freq[i]);
     }
   }

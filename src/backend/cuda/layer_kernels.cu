@@ -7,6 +7,7 @@
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
+#include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope_cache.cuh"
 #include "backend/cuda/warp_reduce.cuh"
 
@@ -32,10 +33,6 @@ __device__ float block_sum(float v) {
   }
   __syncthreads();
   return total;
-}
-
-__device__ __forceinline__ float norm_gain(const float* w, int64_t i, bool one_plus) {
-  return one_plus ? 1.0f + w[i] : w[i];
 }
 
 __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens, int64_t hidden,
@@ -79,12 +76,6 @@ __global__ void weighted_sum_kernel(WeightedRows d, int64_t tokens, int64_t widt
     reinterpret_cast<float4*>(out)[i] = weighted_load4(d.rows + token * d.count * width, d.weights + token * d.count,
                                                        int(d.count), width, int64_t(q), true);
   }
-}
-
-__device__ __forceinline__ float sum_squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
-
-__device__ __forceinline__ float4 gain4(float4 w, bool one_plus) {
-  return one_plus ? make_float4(1 + w.x, 1 + w.y, 1 + w.z, 1 + w.w) : w;
 }
 
 // delta_weights: delta holds delta_count rows per token, summed with these weights.
