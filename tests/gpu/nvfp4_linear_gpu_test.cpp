@@ -245,8 +245,7 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
     for (int64_t i = 0; i < half; ++i) inv_freq[size_t(i)] = float(1.0 / std::pow(1e6, double(2 * i) / double(hs.dim)));
     const auto q_norm_d = cuda::DeviceBuffer<float>::from_host(q_norm), k_norm_d = cuda::DeviceBuffer<float>::from_host(k_norm);
     const auto inv_freq_d = cuda::DeviceBuffer<float>::from_host(inv_freq);
-    auto head_done = cuda::DeviceBuffer<unsigned int>(size_t(all_heads));
-    FP4LLM_CUDA_CHECK(cudaMemset(head_done.data(), 0, head_done.bytes()));
+    auto head_done = cuda::DeviceBuffer<unsigned int>::zeroed(size_t(all_heads));
     for (int64_t rows : {1, 3, 9, 16, 17}) {
       const bool one_plus = rows % 2 == 1;
       const int64_t slots_total = 64;

@@ -90,8 +90,7 @@ void run_case(const Case& c, uint32_t seed) {
   const auto td = cuda::DeviceBuffer<int32_t>::from_host(flat);
   auto out = test_support::poisoned<__nv_bfloat16>(size_t(T * c.heads * D));
   cuda::DeviceBuffer<float> part_out(size_t(T * c.heads * c.splits * D)), part_ml(size_t(T * c.heads * c.splits * 2));
-  cuda::DeviceBuffer<unsigned> counters(size_t(T * c.kv_heads));
-  FP4LLM_CUDA_CHECK(cudaMemset(counters.data(), 0, counters.bytes()));
+  auto counters = cuda::DeviceBuffer<unsigned>::zeroed(size_t(T * c.kv_heads));
   cuda::AttentionParams p;
   p.heads = c.heads;
   p.kv_heads = c.kv_heads;

@@ -80,8 +80,7 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   FP4LLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   FP4LLM_CUBLAS_CHECK(cublasCreate(&linear_ws_.cublas));
   prepare_norm_counter(linear_ws_);
-  rope_head_done_ = DeviceBuffer<unsigned int>(size_t(c.num_heads + 2 * c.num_kv_heads));
-  FP4LLM_CUDA_CHECK(cudaMemset(rope_head_done_.data(), 0, rope_head_done_.bytes()));
+  rope_head_done_ = DeviceBuffer<unsigned int>::zeroed(size_t(c.num_heads + 2 * c.num_kv_heads));
   // A fixed workspace: cuBLAS must not allocate while a graph is captured.
   cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
@@ -99,8 +98,7 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   const size_t attn_slots = size_t(kMaxDecodeRows * c.num_heads * kMaxSplits);
   attn_partial_out_ = DeviceBuffer<float>(attn_slots * size_t(c.head_dim));
   attn_partial_ml_ = DeviceBuffer<float>(attn_slots * 2);
-  attn_counters_ = DeviceBuffer<unsigned>(size_t(kMaxDecodeRows * c.num_kv_heads));
-  FP4LLM_CUDA_CHECK(cudaMemset(attn_counters_.data(), 0, attn_counters_.bytes()));
+  attn_counters_ = DeviceBuffer<unsigned>::zeroed(size_t(kMaxDecodeRows * c.num_kv_heads));
 }
 
 CudaBackend::~CudaBackend() {

@@ -45,6 +45,12 @@ class DeviceBuffer {
     if (!host.empty()) FP4LLM_CUDA_CHECK(cudaMemcpy(b.data_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
     return b;
   }
+  // A new buffer of `count` zero bytes' elements (counters that kernels leave at zero again).
+  static DeviceBuffer zeroed(size_t count) {
+    DeviceBuffer b(count);
+    if (count > 0) FP4LLM_CUDA_CHECK(cudaMemset(b.data_, 0, b.bytes()));
+    return b;
+  }
   std::vector<T> to_host() const {
     std::vector<T> host(count_);
     if (count_ > 0) FP4LLM_CUDA_CHECK(cudaMemcpy(host.data(), data_, count_ * sizeof(T), cudaMemcpyDeviceToHost));

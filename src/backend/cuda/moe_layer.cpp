@@ -13,10 +13,8 @@ RouterShape router_shape(const ModelConfig& c, int64_t first_expert, int64_t loc
 void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermediate) {
   wanted = std::min(wanted, kMoeTokensPerPass);
   if (!active_experts.size()) {
-    active_experts = DeviceBuffer<unsigned long long>(1);
-    FP4LLM_CUDA_CHECK(cudaMemset(active_experts.data(), 0, active_experts.bytes()));
-    blocks_done = DeviceBuffer<unsigned int>(1);
-    FP4LLM_CUDA_CHECK(cudaMemset(blocks_done.data(), 0, blocks_done.bytes()));
+    active_experts = DeviceBuffer<unsigned long long>::zeroed(1);
+    blocks_done = DeviceBuffer<unsigned int>::zeroed(1);
   }
   if (wanted <= tokens) return;
   const size_t routed = size_t(wanted * s.top_k), groups = size_t(std::min<int64_t>(s.local(), wanted * s.top_k));

@@ -312,8 +312,7 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
 
 void prepare_norm_counter(LinearWorkspace& ws) {
   if (ws.blocks_done.size()) return;
-  ws.blocks_done = DeviceBuffer<unsigned int>(1);
-  FP4LLM_CUDA_CHECK(cudaMemset(ws.blocks_done.data(), 0, ws.blocks_done.bytes()));
+  ws.blocks_done = DeviceBuffer<unsigned int>::zeroed(1);
 }
 
 void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* product,
