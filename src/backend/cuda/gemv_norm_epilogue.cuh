@@ -8,6 +8,7 @@
 // experts' rows, whose router-weighted sum is added into `residual`, then normalised.
 #pragma once
 
+#include "backend/cuda/last_block.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/warp_reduce.cuh"
@@ -102,13 +103,7 @@ __device__ __forceinline__ void norm_row(const float4* row, int n, const NormArg
 }
 
 __device__ __forceinline__ void finish_with_norm(const GemvArgs& p, const NormArgs& norm) {
-  __shared__ bool last;
-  __threadfence();  // this thread's part of y is visible before the count says the block is done
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(norm.blocks_done, 1u) == gridDim.x * gridDim.y * gridDim.z - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();  // and the other blocks' parts are seen here
+  if (!last_block_done(norm.blocks_done, gridDim.x * gridDim.y * gridDim.z)) return;
   const int warp = int(threadIdx.x >> 5), lane = int(threadIdx.x & 31);
   for (int row = warp; row < p.rows; row += kWarps) {  // rows: tokens (for expert groups, the most a group holds)
     const float4* stream = reinterpret_cast<const float4*>(p.y + size_t(row) * p.n);
@@ -123,7 +118,6 @@ __device__ __forceinline__ void finish_with_norm(const GemvArgs& p, const NormAr
     }
     norm_row(stream, p.n, norm, norm.normed + size_t(row) * p.n, lane);
   }
-  if (threadIdx.x == 0) *norm.blocks_done = 0;  // ready for the next launch or graph replay
 }
 
 }  // namespace

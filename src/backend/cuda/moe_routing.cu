@@ -3,6 +3,7 @@
 
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/last_block.cuh"
 #include "backend/cuda/moe_routing.hpp"
 
 namespace fp4llm::cuda {
@@ -186,15 +187,7 @@ __global__ void __launch_bounds__(kLogitWarps * 32) route_fused_kernel(const uin
   wait_for_producer();
   router_logits_block<V>(router, h, tokens, vecs, int(s.experts), out.logits);
   __shared__ int count[kMaxExperts], cursor[kMaxExperts];
-  __shared__ bool last;
-  __threadfence();  // this block's logits are visible before the counter says they are written
-  __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(out.blocks_done, 1u) == gridDim.x * gridDim.y - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();  // and the other blocks' logits are seen by this one
-  select_and_group(tokens, s, out, count, cursor);
-  if (threadIdx.x == 0) *out.blocks_done = 0;  // ready for the next layer or graph replay
+  if (last_block_done(out.blocks_done, gridDim.x * gridDim.y)) select_and_group(tokens, s, out, count, cursor);
 }
 
 template <int V>
