@@ -174,24 +174,18 @@ GemvKernel gemv_kernel(int64_t rows) {
 template <bool kGrouped, class Epilogue = NoEpilogue>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream, const Epilogue& epilogue = {}) {
   const GemvKernel kernel = gemv_kernel(rows);
-  if constexpr (Epilogue::kActive) {  // the caller checked epilogue_applies()
-    if (kernel == GemvKernel::kBulk) {
-      if (rows <= 8) return launch_gemv_bulk<1, kGrouped>(p, groups, stream, epilogue);
-      return launch_gemv_bulk<2, kGrouped>(p, groups, stream, epilogue);
-    }
-    if (rows <= 8) return launch_gemv_direct<1, kGrouped>(p, groups, 1, stream, epilogue);
-    return launch_gemv_direct<2, kGrouped>(p, groups, 1, stream, epilogue);
-  }
   if (kernel == GemvKernel::kDirect) {
-    if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream);
-    else launch_gemv_direct<2, kGrouped>(p, groups, 1, stream);
+    if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, 1, stream, epilogue);
+    else launch_gemv_direct<2, kGrouped>(p, groups, 1, stream, epilogue);
     return;
   }
   if (kernel == GemvKernel::kBulk) {
-    if (rows <= 8) launch_gemv_bulk<1, kGrouped>(p, groups, stream);
-    else launch_gemv_bulk<2, kGrouped>(p, groups, stream);
+    if (rows <= 8) launch_gemv_bulk<1, kGrouped>(p, groups, stream, epilogue);
+    else launch_gemv_bulk<2, kGrouped>(p, groups, stream, epilogue);
     return;
   }
+  // Only the two kernels above take an epilogue (the callers check epilogue_applies()).
+  if constexpr (Epilogue::kActive) throw_error("NVFP4 linear: a fused epilogue needs the direct or bulk decode kernel");
   if (kernel == GemvKernel::kTiled) {
     if (rows <= 32) launch_gemv_tiled<4, kGrouped>(p, groups, 1, stream);
     else launch_gemv_tiled<8, kGrouped>(p, groups, unsigned((rows + 63) / 64), stream);
