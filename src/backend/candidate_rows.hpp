@@ -7,6 +7,8 @@
 #include <span>
 #include <vector>
 
+#include "formats/number_formats.hpp"  // FP4LLM_HD
+
 namespace fp4llm {
 
 // Tokens this many nats (times the temperature) below the best one carry less than e^-40 of its
@@ -14,8 +16,9 @@ namespace fp4llm {
 // of the draw itself, and spares an exp per token.
 inline constexpr double kNegligibleNats = 40.0;
 
-// A row keeps the tokens whose logit is at least this (temperature 0: the best tokens only).
-inline float candidate_cutoff(float best, double temperature) { return float(best - kNegligibleNats * temperature); }
+// A row keeps the tokens whose logit is at least this (temperature 0: the best tokens only). On
+// the host and in the GPU's narrowing kernel (narrow_rows.cu), so both cut alike.
+FP4LLM_HD float candidate_cutoff(float best, double temperature) { return float(best - kNegligibleNats * temperature); }
 
 struct CandidateRows {
   std::vector<int64_t> offsets = {0};  // row r: entries [offsets[r], offsets[r + 1])

@@ -35,8 +35,7 @@ __global__ void __launch_bounds__(kThreads) narrow_kernel(const float* logits, i
   m = Reduce(scratch.reduce).Reduce(m, Larger{});
   if (threadIdx.x == 0) best = m;
   __syncthreads();
-  // candidate_cutoff, in the same double arithmetic as the host's.
-  const float cutoff = float(double(best) - kNegligibleNats * double(temperatures[blockIdx.x]));
+  const float cutoff = candidate_cutoff(best, temperatures[blockIdx.x]);
   const int64_t per = (vocab + kThreads - 1) / kThreads;
   const int64_t begin = min(vocab, int64_t(threadIdx.x) * per), end = min(vocab, begin + per);
   int mine = 0;
