@@ -30,7 +30,7 @@ __device__ __forceinline__ void finish_with_norm(const GemvArgs& p, const NormAr
 
 struct NormArgs {
   static constexpr bool kActive = true;
-  const float* next_w = nullptr;      // [n] the next norm's weight; null: no norm
+  const float* next_w = nullptr;      // [n] the next norm's weight
   __nv_bfloat16* normed = nullptr;    // [rows][n] rmsnorm(residual stream) * gain(next_w)
   unsigned int* blocks_done = nullptr;  // [1], zero between launches
   float* residual = nullptr;          // Gemma3, MoE: the residual stream [rows][n]; null: y is the stream
