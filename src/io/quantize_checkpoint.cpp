@@ -16,6 +16,7 @@
 #include "util/error.hpp"
 #include "util/json_file.hpp"
 #include "util/progress_bar.hpp"
+#include "util/strings.hpp"
 
 namespace fp4llm {
 
@@ -75,11 +76,10 @@ void check_destination(const fs::path& src, const fs::path& dst) {
 
 // The decoder layer N of a "<layers_prefix>N.self_attn.<proj>.weight" tensor, or -1.
 int64_t attention_layer(const std::string& name, const std::string& layers_prefix, std::string_view proj) {
-  const std::string suffix = fmt::format(".self_attn.{}.weight", proj);
-  if (!name.starts_with(layers_prefix) || !name.ends_with(suffix) || name.size() <= layers_prefix.size() + suffix.size())
-    return -1;
-  const std::string number = name.substr(layers_prefix.size(), name.size() - suffix.size() - layers_prefix.size());
-  if (number.size() > 9 || !std::all_of(number.begin(), number.end(), ::isdigit)) return -1;
+  std::string stem;
+  if (!strip_suffix(name, fmt::format(".self_attn.{}.weight", proj), stem) || !stem.starts_with(layers_prefix)) return -1;
+  const std::string number = stem.substr(layers_prefix.size());
+  if (number.empty() || number.size() > 9 || !std::all_of(number.begin(), number.end(), ::isdigit)) return -1;
   return std::stoll(number);
 }
 
@@ -91,7 +91,8 @@ void write_kv_scale(const TensorView& t, const QuantizeOptions& options, Sharded
     if (layer >= int64_t(options.kv_scales.size()))
       fail("{}: layer {} has no calibrated KV scale ({} layers calibrated)", t.name, layer, options.kv_scales.size());
     const KvCacheScales& s = options.kv_scales[size_t(layer)];
-    const std::string module = t.name.substr(0, t.name.size() - std::string_view(".weight").size());
+    std::string module;
+    strip_suffix(t.name, ".weight", module);
     writer.add({module + "." + key, DType::F32, {}, float_scalar_bytes(is_k ? s.k : s.v)});
     ++written;
   }
