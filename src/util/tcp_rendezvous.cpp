@@ -53,12 +53,17 @@ void send_all(int fd, const char* data, size_t size) {
   }
 }
 
+// True when `fd` is readable (a byte, or a connection to accept) before `deadline`.
+bool readable_before(int fd, Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  pollfd p{fd, POLLIN, 0};
+  return left > 0 && ::poll(&p, 1, int(left)) > 0;
+}
+
 // Reads exactly `size` bytes before `deadline`.
 void receive_all(int fd, char* data, size_t size, Clock::time_point deadline) {
   while (size > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    pollfd p{fd, POLLIN, 0};
-    if (left <= 0 || ::poll(&p, 1, int(left)) <= 0) fail("rendezvous: timed out waiting for the server's bytes");
+    if (!readable_before(fd, deadline)) fail("rendezvous: timed out waiting for the server's bytes");
     const ssize_t n = ::recv(fd, data, size, 0);
     if (n <= 0) fail("rendezvous: the server closed the connection {} bytes short", size);
     data += n, size -= size_t(n);
@@ -94,9 +99,7 @@ void RendezvousServer::serve(std::span<const char> payload, int peers, std::chro
   frame.insert(frame.end(), payload.begin(), payload.end());
   const auto deadline = Clock::now() + timeout;
   for (int served = 0; served < peers; ++served) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    pollfd p{fd_, POLLIN, 0};
-    if (left <= 0 || ::poll(&p, 1, int(left)) <= 0)
+    if (!readable_before(fd_, deadline))
       fail("rendezvous: {} of {} peers connected to port {} within {} ms", served, peers, port_, timeout.count());
     Socket peer(::accept(fd_, nullptr, nullptr));
     if (peer.fd < 0) fail("rendezvous: accept: {}", std::strerror(errno));
