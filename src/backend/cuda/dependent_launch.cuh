@@ -29,15 +29,17 @@ __device__ __forceinline__ void let_dependents_start() {
 #endif
 }
 
+// True when the current device is sm_90 or later (dependent launch here; bulk copies and
+// mbarrier transactions in nvfp4_gemv_bulk.cuh).
+inline bool device_is_sm90_or_later() {
+  int device = 0, major = 0;
+  return cudaGetDevice(&device) == cudaSuccess &&
+         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major >= 9;
+}
+
 // True on sm_90+ devices unless FP4LLM_PDL=0 (read once; every GPU of a process has one arch).
 inline bool dependent_launch_enabled() {
-  static const bool on = [] {
-    int device = 0, major = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess)
-      return false;
-    return major >= 9 && knob_on("FP4LLM_PDL");
-  }();
+  static const bool on = device_is_sm90_or_later() && knob_on("FP4LLM_PDL");
   return on;
 }
 

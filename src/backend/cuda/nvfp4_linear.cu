@@ -128,13 +128,6 @@ void launch_gemv_bulk(const GemvArgs& p, unsigned groups, cudaStream_t stream, c
                    gemv_grid(p, groups, 1), dim3(kWarps * 32), 0, stream, p, epilogue);
 }
 
-// cp.async.bulk and mbarrier transactions: sm_90 and later.
-bool device_has_bulk_copies() {
-  int device = 0, major = 0;
-  return cudaGetDevice(&device) == cudaSuccess &&
-         cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major >= 9;
-}
-
 // In-block K splits of the tiled kernel (FP4LLM_GEMV_TILED_SPLITS to compare): one when the
 // matrix has tiles enough for about 100 blocks of 8 tiles, else 2 (twice the blocks, half the x
 // sharing). Unmeasured defaults.
@@ -163,7 +156,7 @@ void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_
 enum class GemvKernel { kDirect, kRing, kTiled, kBulk };
 GemvKernel gemv_kernel(int64_t rows) {
   static const bool ring = knob_is("FP4LLM_GEMV_KERNEL", "ring"), tiled = knob_is("FP4LLM_GEMV_KERNEL", "tiled");
-  static const bool bulk = knob_is("FP4LLM_GEMV_KERNEL", "bulk") && device_has_bulk_copies();
+  static const bool bulk = knob_is("FP4LLM_GEMV_KERNEL", "bulk") && device_is_sm90_or_later();
   if (ring) return GemvKernel::kRing;
   if (rows <= 16) return bulk ? GemvKernel::kBulk : GemvKernel::kDirect;
   return tiled ? GemvKernel::kTiled : GemvKernel::kRing;
