@@ -64,10 +64,9 @@ double copy_bandwidth() {
 
 namespace gemv_bench {
 
-// Microseconds per call of `call`, averaged over `reps` after one warm-up call.
+// Microseconds per call of `call`, averaged over `reps` (warmed up by the caller).
 template <typename F>
 double time_us(F&& call, int reps) {
-  call();
   cudaEvent_t e0, e1;
   cudaEventCreate(&e0), cudaEventCreate(&e1);
   cudaEventRecord(e0);
@@ -76,6 +75,7 @@ double time_us(F&& call, int reps) {
   FP4LLM_CUDA_CHECK(cudaEventSynchronize(e1));
   float ms = 0;
   cudaEventElapsedTime(&ms, e0, e1);
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
   return ms * 1e3 / reps;
 }
 
@@ -95,8 +95,10 @@ void prefill_table() {
     fill_words<<<256, 256>>>(reinterpret_cast<uint32_t*>(w16.data()), w16.size() / 2, 4, 0x3F7F3F7Fu, 0);
     DeviceBuffer<float> y(size_t(rows * s.n));
     const double flops = 2.0 * double(rows) * double(s.n) * double(s.k);
-    const double path = time_us([&] { nvfp4_linear(w, x.data(), rows, y.data(), ws, nullptr); }, 20);
-    const double alone = time_us([&] { gemm_bf16(ws.cublas, w16.data(), s.k, s.n, s.k, x.data(), rows, y.data(), 0.0f, nullptr); }, 20);
+    const auto with_path = [&] { nvfp4_linear(w, x.data(), rows, y.data(), ws, nullptr); };
+    const auto alone_call = [&] { gemm_bf16(ws.cublas, w16.data(), s.k, s.n, s.k, x.data(), rows, y.data(), 0.0f, nullptr); };
+    with_path(), alone_call();  // warm-up: cuBLAS picks its kernels
+    const double path = time_us(with_path, 20), alone = time_us(alone_call, 20);
     std::printf("| %s | %.1f | %.0f | %.1f | %.0f | %.0f%% |\n", s.name, path, flops / path / 1e6, alone,
                 flops / alone / 1e6, 100.0 * (path - alone) / path);
   }
@@ -137,16 +139,8 @@ int main(int argc, char** argv) {
           else nvfp4_linear(w, x.data(), rows, y.data(), ws, nullptr);
         };
         for (int c = 0; c < copies; ++c) call(ws_copies[size_t(c)]);
-        cudaEvent_t e0, e1;
-        cudaEventCreate(&e0), cudaEventCreate(&e1);
-        const int reps = 20 * copies;
-        cudaEventRecord(e0);
-        for (int r = 0; r < reps; ++r) call(ws_copies[size_t(r % copies)]);
-        cudaEventRecord(e1);
-        FP4LLM_CUDA_CHECK(cudaEventSynchronize(e1));
-        float ms = 0;
-        cudaEventElapsedTime(&ms, e0, e1);
-        const double us = ms * 1e3 / reps;
+        int next = 0;
+        const double us = time_us([&] { call(ws_copies[size_t(next++ % copies)]); }, 20 * copies);
         total_us[ri] += us;
         std::printf("| %s | %lld | %.1f | %.0f | %.1f%% |\n", s.name, (long long)rows, us, bytes / us / 1e3,
                     100.0 * bytes / us / 1e3 / bw);
