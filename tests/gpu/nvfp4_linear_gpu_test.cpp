@@ -227,9 +227,9 @@ TEST(GpuNvfp4Linear, UpdatesAndNormalisesTheResidualStream) {
   }
 }
 
-// The qkv projection with q/k RMSNorm, RoPE and the KV-cache write (nvfp4_linear_rope: one launch
-// for up to 16 rows under FP4LLM_FUSED_ROPE=1, ctest entry gpu_nvfp4_linear_fused_rope; otherwise
-// the product and the rope kernel), against float64 on the host: q as float32, K and V in a BF16
+// The qkv projection with q/k RMSNorm, RoPE and the KV-cache write, both ways the backend runs it:
+// nvfp4_linear then the rope kernel (the default), and nvfp4_linear_rope (FP4LLM_FUSED_ROPE=1: one
+// launch up to 16 rows, two beyond). Against float64 on the host: q as float32, K and V in a BF16
 // cache or an FP8 one with scales, at random positions and cache slots. Each case runs twice with
 // the outputs poisoned in between (the per-head counters must be reset by the first launch).
 TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
@@ -288,6 +288,7 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
             for (int64_t i = 0; i < hs.dim; ++i) amax = std::max(amax, std::fabs(want[base + size_t(i)]));
           }
         }
+      for (const bool fused : {false, true})
       for (const bool fp8 : {false, true}) {
         cuda::RopeCacheParams rp;
         rp.heads = hs.heads, rp.kv_heads = hs.kv, rp.head_dim = hs.dim, rp.one_plus = one_plus, rp.fp8 = fp8;
@@ -304,7 +305,13 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
           auto k_d = test_support::poisoned<uint8_t>(cache_elems * elem), v_d = test_support::poisoned<uint8_t>(cache_elems * elem);
           const cuda::RopeCacheIo io{pos_d.data(), slots_d.data(), q_norm_d.data(), k_norm_d.data(), inv_freq_d.data(),
                                      q_d.data(), k_d.data(), v_d.data()};
-          cuda::nvfp4_linear_rope(lin.device, xd.data(), rows, qkv_d.data(), io, rp, head_done.data(), w.ws, nullptr);
+          if (fused) {
+            cuda::nvfp4_linear_rope(lin.device, xd.data(), rows, qkv_d.data(), io, rp, head_done.data(), w.ws, nullptr);
+          } else {
+            cuda::nvfp4_linear(lin.device, xd.data(), rows, qkv_d.data(), w.ws, nullptr);
+            cuda::rope_and_cache(qkv_d.data(), io.positions, io.slots, rows, io.q_norm, io.k_norm, io.inv_freq, rp, io.q,
+                                 io.k_cache, io.v_cache, nullptr);
+          }
           FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
           q = q_d.to_host(), k_cache = k_d.to_host(), v_cache = v_d.to_host();
         }
@@ -330,7 +337,8 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
                 tol += fp8 ? std::ldexp(std::fabs(ref), -3) + std::ldexp(double(scale), -9) : std::ldexp(std::fabs(ref), -8);
               }
               ASSERT_LE(std::fabs(got - ref), tol)
-                  << hs.heads << "/" << hs.kv << "x" << hs.dim << " rows " << rows << (fp8 ? " fp8" : " bf16") << " token "
+                  << hs.heads << "/" << hs.kv << "x" << hs.dim << " rows " << rows << (fp8 ? " fp8" : " bf16")
+                  << (fused ? " fused" : " rope kernel") << " token "
                   << t << " head " << head << " dim " << i << " got " << got << " want " << ref;
             }
       }

@@ -39,6 +39,13 @@ bool use_mma_attention() {
 // compare). Fewer keys per block shorten its chain of dependent instructions, but each extra split
 // adds the merge of partial results; on the H200 (2026-12-04, Qwen3-8B shape, 128-256 keys) 256
 // beat 128 by 3% at batch 1 and 2% at batch 16, and 32 or 64 lost.
+// FP4LLM_FUSED_ROPE=1: the qkv GEMV takes q/k norm, RoPE and the cache write (nvfp4_linear_rope),
+// to compare with the default's separate rope kernel (not yet measured).
+bool fused_rope_requested() {
+  static const bool on = knob_is("FP4LLM_FUSED_ROPE", "1");
+  return on;
+}
+
 int64_t min_split_keys() {
   static const int64_t keys = std::clamp<int64_t>(knob_int("FP4LLM_ATTN_MIN_SPLIT_KEYS", 256) / 32 * 32, 32, 4096);
   return keys;
@@ -255,7 +262,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const float* inv_freq = c.layer_sliding[size_t(index)] ? inv_freq_sliding_.data() : inv_freq_full_.data();
   const RopeCacheIo io{positions, offset_ptr<int64_t>(meta_.data(), s.slots_at), L.q_norm.data(), L.k_norm.data(),
                        inv_freq, q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data()};
-  if (fused_rope_requested()) {  // FP4LLM_FUSED_ROPE=1: one launch where the decode kernel serves the rows
+  if (fused_rope_requested()) {
     nvfp4_linear_rope(L.qkv, h_.data(), T, qkv_.data(), io, rp, rope_head_done_.data(), linear_ws_, stream_);
     profiler_.mark("qkv_proj_rope_kv_write", stream_);
   } else {

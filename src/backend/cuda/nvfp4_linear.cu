@@ -321,18 +321,12 @@ void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, i
        NormArgs{r.next_w, r.normed, ws.blocks_done.data(), r.post_w ? r.residual : nullptr, r.post_w, r.eps, r.one_plus});
 }
 
-bool fused_rope_requested() {
-  static const bool on = knob_is("FP4LLM_FUSED_ROPE", "1");
-  return on;
-}
-
 void nvfp4_linear_rope(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* qkv,
                        const RopeCacheIo& io, const RopeCacheParams& params, unsigned int* head_done,
                        LinearWorkspace& ws, cudaStream_t stream) {
-  const bool on = fused_rope_requested();
   const bool shapes = params.head_dim % 64 == 0 && params.head_dim <= 512 &&
                       w.out_features == (params.heads + 2 * params.kv_heads) * params.head_dim;
-  if (!on || !shapes || !head_done || rows <= 0 || !epilogue_applies(rows)) {
+  if (!shapes || !head_done || rows <= 0 || !epilogue_applies(rows)) {
     nvfp4_linear(w, x, rows, qkv, ws, stream);
     rope_and_cache(qkv, io.positions, io.slots, rows, io.q_norm, io.k_norm, io.inv_freq, params, io.q, io.k_cache,
                    io.v_cache, stream);

@@ -71,10 +71,10 @@ void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, i
                            const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream);
 
 // The qkv projection and then q/k RMSNorm, RoPE and the KV-cache write (rope_and_cache,
-// layer_kernels.hpp): one launch for up to 16 rows with FP4LLM_FUSED_ROPE=1 (not yet measured, so
-// off by default), the heads finished by the block that completes them; otherwise two.
-// head_done: [heads + 2 kv_heads] zeroed counters, zero again after each launch.
-bool fused_rope_requested();  // FP4LLM_FUSED_ROPE=1
+// layer_kernels.hpp) in one launch where the decode kernels take the rows (up to 16; head_dim a
+// multiple of 64 up to 512), the heads finished by the block that completes them; otherwise the
+// two launches. The backend uses it under FP4LLM_FUSED_ROPE=1 (not yet measured, so off by
+// default). head_done: [heads + 2 kv_heads] zeroed counters, zero again after each launch.
 void nvfp4_linear_rope(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* qkv,
                        const RopeCacheIo& io, const RopeCacheParams& params, unsigned int* head_done,
                        LinearWorkspace& ws, cudaStream_t stream);
