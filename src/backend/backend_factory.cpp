@@ -1,6 +1,7 @@
 #include "backend/backend_factory.hpp"
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/cpu_tensor_parallel.hpp"
 #include "util/error.hpp"
 
 #ifdef FP4LLM_WITH_CUDA_BACKEND
@@ -42,8 +43,10 @@ GpuMemoryInfo gpu_memory_info() {
 }
 
 std::unique_ptr<Backend> make_backend(const ModelWeights& weights, const BackendOptions& options) {
-  if (options.tensor_parallel_size > 1 && options.device != "cuda")
-    fail("--tensor-parallel-size {} needs --device cuda", options.tensor_parallel_size);
+  if (options.device == "cpu" && options.tensor_parallel_size > 1)
+    return std::make_unique<cpu::CpuTensorParallelBackend>(
+        weights, TensorParallelPlan::make(weights.config, options.tensor_parallel_size, options.expert_parallel),
+        options.cache);
   if (options.device == "cpu") return std::make_unique<cpu::CpuBackend>(weights, options.cache);
   if (options.device != "cuda") fail("--device must be cpu or cuda, got '{}'", options.device);
   if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);

@@ -1,6 +1,7 @@
 #include "cli/backend_flags.hpp"
 
 #include "backend/backend_factory.hpp"
+#include "model/tensor_parallel.hpp"
 #include "util/error.hpp"
 
 namespace fp4llm::cli {
@@ -17,14 +18,18 @@ void BackendFlags::validate() const {
     if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
   parse_kv_cache_dtype(kv_cache_dtype);
   if (tensor_parallel_size < 1) fail("--tensor-parallel-size must be at least 1, got {}", tensor_parallel_size);
-  if (tensor_parallel_size > 1 && device != "cuda")
-    fail("--tensor-parallel-size {} needs --device cuda", tensor_parallel_size);
 }
 
 KvCacheDtype BackendFlags::cache_dtype() const { return parse_kv_cache_dtype(kv_cache_dtype); }
 
 BackendOptions BackendFlags::options(const KvCacheConfig& cache, bool progress) const {
   return {device, cache, progress, enforce_eager, tensor_parallel_size, expert_parallel};
+}
+
+void BackendFlags::print_tensor_parallel_plan(const ModelConfig& config) const {
+  if (tensor_parallel_size == 1) return;
+  const TensorParallelPlan plan = TensorParallelPlan::make(config, tensor_parallel_size, expert_parallel);
+  fmt::print(stderr, "{} ({})\n", plan.describe(config), device == "cuda" ? "one GPU each, NCCL" : "CPU threads");
 }
 
 void add_backend_flags(CLI::App* cmd, BackendFlags& flags) {
@@ -34,8 +39,9 @@ void add_backend_flags(CLI::App* cmd, BackendFlags& flags) {
   cmd->add_flag("--quantize-lm-head", flags.quantize_lm_head,
                 "quantize a 16-bit lm_head to NVFP4 at load (fewer bytes per decode step, slightly different logits)");
   cmd->add_option("--tensor-parallel-size", flags.tensor_parallel_size,
-                  "CUDA: split the model over this many GPUs (attention heads, MLP columns and each MoE "
-                  "expert's columns per GPU, NCCL all-reduce; one thread per GPU)")
+                  "split the model over this many GPUs (attention heads, MLP columns and each MoE "
+                  "expert's columns per GPU, NCCL all-reduce; one thread per GPU). With --device cpu: as many "
+                  "CPU ranks, to check what the GPUs would compute")
       ->capture_default_str();
   cmd->add_flag("--enable-expert-parallel", flags.expert_parallel,
                 "with --tensor-parallel-size: give each GPU whole MoE experts instead of a slice of every expert");

@@ -21,6 +21,9 @@ struct BackendFlags {
   KvCacheDtype cache_dtype() const;
   // What make_backend needs, for a cache already sized.
   BackendOptions options(const KvCacheConfig& cache, bool progress) const;
+  // With --tensor-parallel-size above 1: what each rank holds, one line on stderr. Throws Error
+  // when the model does not split so.
+  void print_tensor_parallel_plan(const ModelConfig& config) const;
 };
 
 void add_backend_flags(CLI::App* cmd, BackendFlags& flags);

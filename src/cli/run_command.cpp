@@ -117,7 +117,10 @@ void run(const RunArgs& a) {
   KvCacheConfig kv;
   kv.dtype = a.backend.cache_dtype();
   kv.num_blocks = (model_len + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
-  if (!a.quiet) print_memory_plan(weights, ck, kv, model_len, a.backend.device);
+  if (!a.quiet) {
+    print_memory_plan(weights, ck, kv, model_len, a.backend.device);
+    a.backend.print_tensor_parallel_plan(weights.config);
+  }
   const auto backend = make_backend(weights, a.backend.options(kv, !a.quiet));
   Conversation conversation(*backend, tokenizer, model_len);
 

@@ -129,6 +129,7 @@ void serve(const ServeArgs& a) {
     fmt::print(stderr, "sliding-window layers keep K/V for every position (the paged cache is shared by all "
                        "layers and {} of {} layers attend to the full context)\n",
                weights.config.num_layers - weights.config.num_sliding_layers(), weights.config.num_layers);
+  a.backend.print_tensor_parallel_plan(weights.config);
   std::unique_ptr<Backend> backend = make_backend(weights, a.backend.options(plan.cache, !a.quiet));
 
   EngineConfig ec;

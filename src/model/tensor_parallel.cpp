@@ -76,6 +76,19 @@ TensorParallelPlan::Range TensorParallelPlan::vocab_rows(int64_t rank) const {
   return {rank * vocab_per_rank, (rank + 1) * vocab_per_rank};
 }
 
+std::string TensorParallelPlan::describe(const ModelConfig& c) const {
+  std::string s = fmt::format("tensor parallel over {} ranks: each holds {} of {} query heads, {} of {} KV heads{}", size,
+                              heads_per_rank, c.num_heads, kv_heads_per_rank, c.num_kv_heads,
+                              kv_replicated ? " (replicated)" : "");
+  const bool dense = std::find(c.layer_moe.begin(), c.layer_moe.end(), false) != c.layer_moe.end();
+  if (dense) s += fmt::format(", {} of {} MLP columns", intermediate_per_rank, c.intermediate_size);
+  if (c.num_experts > 0 && expert_parallel)
+    s += fmt::format(", {} of {} whole experts", experts_per_rank, c.num_experts);
+  else if (c.num_experts > 0)
+    s += fmt::format(", {} of {} columns of every expert", moe_intermediate_per_rank, c.moe_intermediate_size);
+  return s + fmt::format(", {} of {} vocabulary rows", vocab_per_rank, c.vocab_size);
+}
+
 ModelConfig rank_config(const ModelConfig& c, const TensorParallelPlan& plan) {
   ModelConfig r = c;
   r.num_heads = plan.heads_per_rank;

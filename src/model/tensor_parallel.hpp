@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <string>
 
 #include "model/model_config.hpp"
 #include "model/model_weights.hpp"
@@ -45,6 +46,10 @@ struct TensorParallelPlan {
   Range moe_rows(int64_t rank) const;  // each expert's gate/up rows (all of them: expert parallel)
   Range vocab_rows(int64_t rank) const;
   Range experts(int64_t rank) const;   // the experts `rank` holds (all of them: tensor-sharded)
+
+  // One line for the start-up log: what each rank holds ("tensor parallel over 2 ranks: each
+  // holds 16 of 32 query heads, 4 of 8 KV heads, ...").
+  std::string describe(const ModelConfig& c) const;
 };
 
 // One rank's model. The config has the rank's query heads, KV heads and MLP width (hidden size

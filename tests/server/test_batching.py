@@ -207,3 +207,21 @@ def test_non_streamed_answer_is_json_after_keep_alive_spaces(server):
     out = json.loads(raw)
     assert out["usage"]["completion_tokens"] == 600
     assert out["choices"][0]["finish_reason"] == "length"
+
+
+def test_tensor_parallel_ranks_serve_what_one_rank_serves(model_dir, alone):
+    """`--tensor-parallel-size 2` (issue 8) through the whole server: two CPU ranks (the tiny
+    model's one KV head replicated on both, half the MLP columns and vocabulary each) give the
+    greedy answers of one, under concurrent load. On the GPU the same flag joins GPUs by NCCL."""
+    device = os.environ.get("FP4LLM_TEST_DEVICE", "cpu")
+    if device != "cpu":
+        pytest.skip("two GPUs are needed; tests/python/test_gpu_forward.py covers them")
+    s = Server(model_dir, "--tensor-parallel-size", 2, "--max-model-len", 1024, "--kv-cache-memory", "8MiB",
+               "--max-num-batched-tokens", 256, "--api-key", "test-key-123")
+    try:
+        assert any("tensor parallel over 2 ranks: each holds 1 of 2 query heads, 1 of 1 KV heads (replicated)" in line
+                   for line in s.log), "".join(s.log)
+        assert concurrently(lambda p: complete(s, p), prompts()) == alone
+        assert s.wait_idle()["fp4llm:kv_cache_blocks_used"] == 0
+    finally:
+        s.stop()

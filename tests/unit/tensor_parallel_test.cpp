@@ -6,8 +6,10 @@
 #include <cmath>
 #include <deque>
 #include <random>
+#include <thread>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cpu/thread_collective.hpp"
 #include "model/tensor_parallel.hpp"
 #include "random_nvfp4.hpp"
 #include "util/error.hpp"
@@ -296,3 +298,80 @@ TEST(TensorParallelShards, ExpertsAreShardedByColumnsByDefault) {
   }
   EXPECT_NO_THROW(TensorParallelPlan::make(narrow, 2, /*expert_parallel=*/true));
 }
+
+// The CPU ranks' collectives (backend/cpu/thread_collective): sums in rank order on every rank,
+// gathers in rank order, many rounds in a row, and a failing rank releases the waiting ones.
+namespace {
+
+// Runs f(rank) on `n` threads at once.
+template <typename F>
+void on_threads(int64_t n, F f) {
+  std::vector<std::thread> threads;
+  for (int64_t r = 0; r < n; ++r) threads.emplace_back(f, r);
+  for (auto& t : threads) t.join();
+}
+
+}  // namespace
+
+TEST(ThreadCollective, SumsAndGathersInRankOrderOverManyRounds) {
+  for (int64_t n : {1, 2, 3, 4}) {
+    cpu::ThreadCollective group(n);
+    constexpr size_t kCount = 37;
+    constexpr int kRounds = 50;
+    // Rank r's value i in round k; the sum is formed here independently, in rank order.
+    const auto value = [](int64_t r, size_t i, int k) { return float(std::sin(double(r * 131 + int64_t(i) * 7 + k))); };
+    std::vector<std::vector<float>> sums(static_cast<size_t>(n)), gathers(static_cast<size_t>(n));
+    on_threads(n, [&](int64_t r) {
+      for (int k = 0; k < kRounds; ++k) {
+        std::vector<float> data(kCount), gathered(kCount * size_t(n));
+        for (size_t i = 0; i < kCount; ++i) data[i] = value(r, i, k);
+        group.all_gather(r, data.data(), gathered.data(), kCount);
+        group.all_reduce_sum(r, data.data(), kCount);
+        if (k == kRounds - 1) {
+          sums[size_t(r)] = data;
+          gathers[size_t(r)] = gathered;
+        }
+      }
+    });
+    for (int64_t r = 0; r < n; ++r) {
+      for (size_t i = 0; i < kCount; ++i) {
+        float expected = value(0, i, kRounds - 1);
+        for (int64_t q = 1; q < n; ++q) expected += value(q, i, kRounds - 1);
+        EXPECT_EQ(sums[size_t(r)][i], expected) << n << " ranks, rank " << r << " value " << i;
+        for (int64_t q = 0; q < n; ++q)
+          EXPECT_EQ(gathers[size_t(r)][size_t(q) * kCount + i], value(q, i, kRounds - 1)) << n << " " << r;
+      }
+    }
+  }
+}
+
+TEST(ThreadCollective, AFailingRankReleasesTheOthers) {
+  cpu::ThreadCollective group(3);
+  std::vector<int> released(3, 0);
+  on_threads(3, [&](int64_t r) {
+    if (r == 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the others are waiting by now
+      group.abort();
+      return;
+    }
+    float x = 1;
+    try {
+      group.all_reduce_sum(r, &x, 1);
+    } catch (const cpu::PeerRankFailed&) {
+      released[size_t(r)] = 1;
+    }
+  });
+  EXPECT_EQ(released, (std::vector<int>{1, 0, 1}));
+  float x = 1;
+  EXPECT_THROW(group.all_reduce_sum(0, &x, 1), cpu::PeerRankFailed);  // aborted until reset
+  group.reset();
+  std::vector<float> v(3, 0.0f);
+  on_threads(3, [&](int64_t r) {
+    float y = float(r + 1);
+    group.all_reduce_sum(r, &y, 1);
+    v[size_t(r)] = y;
+  });
+  EXPECT_EQ(v, (std::vector<float>{6, 6, 6}));
+}
+
+TEST(ThreadCollective, RefusesAnEmptyGroup) { EXPECT_THROW(cpu::ThreadCollective(0), Error); }

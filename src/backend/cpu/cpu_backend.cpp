@@ -34,8 +34,8 @@ NormStyle norm_style(const ModelConfig& c) {
 
 }  // namespace
 
-CpuBackend::CpuBackend(const ModelWeights& weights, const KvCacheConfig& cache)
-    : w_(weights), kv_(weights.config, cache, layer_scales(weights)) {
+CpuBackend::CpuBackend(const ModelWeights& weights, const KvCacheConfig& cache, RankLink link)
+    : w_(weights), link_(link), kv_(weights.config, cache, layer_scales(weights)) {
   const ModelConfig& c = w_.config;
   inv_freq_full_ = rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling_factor);
   inv_freq_sliding_ = rope_inv_freq(c.head_dim, c.rope_local_theta, 1.0);
@@ -84,15 +84,36 @@ void CpuBackend::forward(const ForwardBatch& batch, std::vector<float>& logits) 
   for (size_t i = 0; i < rows.size(); ++i)
     std::copy_n(&x[size_t(rows[i] * H)], H, &h[i * size_t(H)]);
   norm_rows(h.data(), int64_t(rows.size()), w_.final_norm);
-  logits.assign(rows.size() * size_t(c.vocab_size), 0.0f);
-  if (w_.lm_head_nvfp4)
-    linear(*w_.lm_head_nvfp4, h.data(), int64_t(rows.size()), logits.data());
-  else
-    linear_dense(*w_.lm_head, h.data(), int64_t(rows.size()), logits.data());
+  lm_head(h, int64_t(rows.size()), logits);
   if (c.final_logit_softcapping > 0) {
     const float cap = float(c.final_logit_softcapping);
     for (float& v : logits) v = cap * std::tanh(v / cap);
   }
+}
+
+void CpuBackend::sum_over_ranks(std::vector<float>& shares) {
+  if (link_.active()) link_.group->all_reduce_sum(link_.rank, shares.data(), shares.size());
+}
+
+// Tensor parallelism: each rank holds a slice of the vocabulary's rows; the slices are gathered
+// and laid side by side in every row.
+void CpuBackend::lm_head(const std::vector<float>& h, int64_t rows, std::vector<float>& logits) {
+  const int64_t V = w_.config.vocab_size, ranks = link_.active() ? link_.group->size() : 1, local = V / ranks;
+  std::vector<float> mine(size_t(rows * local));
+  if (w_.lm_head_nvfp4)
+    linear(*w_.lm_head_nvfp4, h.data(), rows, mine.data());
+  else
+    linear_dense(*w_.lm_head, h.data(), rows, mine.data());
+  if (ranks == 1) {
+    logits = std::move(mine);
+    return;
+  }
+  std::vector<float> gathered(size_t(rows * V));
+  link_.group->all_gather(link_.rank, mine.data(), gathered.data(), mine.size());
+  logits.resize(size_t(rows * V));
+  for (int64_t r = 0; r < ranks; ++r)
+    for (int64_t row = 0; row < rows; ++row)
+      std::copy_n(&gathered[size_t((r * rows + row) * local)], local, &logits[size_t(row * V + r * local)]);
 }
 
 void CpuBackend::attention_block(int64_t layer, const Tokens& t, std::vector<float>& x) {
@@ -131,6 +152,7 @@ void CpuBackend::attention_block(int64_t layer, const Tokens& t, std::vector<flo
   attend(layer, t, q, attn);
   std::vector<float> o(static_cast<size_t>(T * H));
   linear(L.o, attn.data(), T, o.data());
+  sum_over_ranks(o);
   if (c.family == ModelFamily::Gemma3) norm_rows(o.data(), T, L.post_attention_norm);
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
 }
@@ -197,6 +219,7 @@ void CpuBackend::mlp_block(int64_t layer, const Tokens& t, std::vector<float>& x
     moe_mlp(*L.moe, h.data(), T, m.data());
   else
     dense_mlp(L.mlp, h.data(), T, m.data());
+  sum_over_ranks(m);
   if (gemma) norm_rows(m.data(), T, L.post_feedforward_norm);
   for (size_t i = 0; i < x.size(); ++i) x[i] += m[i];
 }
@@ -243,14 +266,16 @@ void CpuBackend::moe_mlp(const MoeWeights& m, const float* h, int64_t rows, floa
       routed[size_t(e)].emplace_back(r, c.norm_topk_prob ? probs[size_t(e)] / top_sum : probs[size_t(e)]);
     }
   }
+  // Expert parallelism: this rank runs only its experts; the others' shares are summed in after
+  // the call, with the tensor-sharded experts' partial products.
   std::fill_n(out, rows * H, 0.0f);
-  for (int64_t e = 0; e < E; ++e) {
+  for (int64_t e = m.first_expert; e < m.first_expert + int64_t(m.experts.size()); ++e) {
     const auto& list = routed[size_t(e)];
     if (list.empty()) continue;
     const int64_t n = int64_t(list.size());
     std::vector<float> in(static_cast<size_t>(n * H)), res(size_t(n * H));
     for (int64_t i = 0; i < n; ++i) std::copy_n(h + list[size_t(i)].first * H, H, &in[size_t(i * H)]);
-    dense_mlp(m.experts[size_t(e)], in.data(), n, res.data());
+    dense_mlp(m.experts[size_t(e - m.first_expert)], in.data(), n, res.data());
     for (int64_t i = 0; i < n; ++i)
       for (int64_t d = 0; d < H; ++d)
         out[list[size_t(i)].first * H + d] += list[size_t(i)].second * res[size_t(i * H + d)];

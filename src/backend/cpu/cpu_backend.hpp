@@ -7,14 +7,24 @@
 
 #include "backend/backend.hpp"
 #include "backend/cpu/cpu_kv_cache.hpp"
+#include "backend/cpu/thread_collective.hpp"
 #include "model/model_weights.hpp"
 
 namespace fp4llm::cpu {
 
+// Tensor parallelism on the CPU: this backend is rank `rank` of `group`, running its shard of the
+// model (model/tensor_parallel.hpp). The sums and the gather sit where the CUDA backend's NCCL
+// calls do, so the partition is specified and tested here, without GPUs.
+struct RankLink {
+  ThreadCollective* group = nullptr;
+  int64_t rank = 0;
+  bool active() const { return group != nullptr && group->size() > 1; }
+};
+
 class CpuBackend final : public Backend {
  public:
-  // `weights` must outlive the backend.
-  CpuBackend(const ModelWeights& weights, const KvCacheConfig& cache);
+  // `weights` must outlive the backend; with an active `link` they are the rank's shard.
+  CpuBackend(const ModelWeights& weights, const KvCacheConfig& cache, RankLink link = {});
   const ModelConfig& config() const override { return w_.config; }
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
   const KvCache& kv_cache() const { return kv_; }
@@ -27,8 +37,12 @@ class CpuBackend final : public Backend {
   void dense_mlp(const MlpWeights& m, const float* h, int64_t rows, float* out);
   void moe_mlp(const MoeWeights& m, const float* h, int64_t rows, float* out);
   void norm_rows(float* x, int64_t rows, std::span<const float> w) const;
+  // Row-parallel products (o_proj, down_proj, the MoE combine) hold this rank's share.
+  void sum_over_ranks(std::vector<float>& shares);
+  void lm_head(const std::vector<float>& h, int64_t rows, std::vector<float>& logits);
 
   const ModelWeights& w_;
+  RankLink link_;
   KvCache kv_;
   std::vector<float> inv_freq_full_, inv_freq_sliding_;
 };
