@@ -19,6 +19,9 @@ namespace fp4llm::cuda {
 namespace {
 
 // Prefill: the whole matrix to BF16 (row-major, k_chunks * 64 columns), global scale included.
+// Bound by its writes (3.6x the bytes it reads): each lane writes a row's 16 values as two
+// 16-byte stores (32-byte aligned: ld and the chunk are multiples of 64 values), where 2-byte
+// stores made every warp instruction touch 32 sectors for 64 bytes.
 __global__ void dequantize_kernel(const uint4* packed, const uint16_t* scales, const float* tile_scales,
                                   int k_chunks, size_t slots, __nv_bfloat16* out) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < slots; i += size_t(gridDim.x) * blockDim.x) {
@@ -30,14 +33,16 @@ __global__ void dequantize_kernel(const uint4* packed, const uint16_t* scales, c
 #pragma unroll
     for (int upper = 0; upper < 2; ++upper) {
       const float gs = tile_scales[2 * tile + upper] * kUnscale;
-      __nv_bfloat16* dst = out + (tile * 16 + g + 8 * upper) * ld + chunk * 64 + t * 16;
+      uint32_t pairs[8];
 #pragma unroll
       for (int v = 0; v < 16; v += 2) {
         // Values v, v+1 of the block: MMA v / 4, register slot upper + 2 * (v % 4 / 2).
         const float2 f = __bfloat1622float2(as_bf162(a[v / 4][upper + 2 * (v % 4 / 2)]));
-        dst[v] = __float2bfloat16_rn(f.x * gs);
-        dst[v + 1] = __float2bfloat16_rn(f.y * gs);
+        pairs[v / 2] = as_u32(__floats2bfloat162_rn(f.x * gs, f.y * gs));  // .x (value v) at the lower address
       }
+      uint4* dst = reinterpret_cast<uint4*>(out + (tile * 16 + g + 8 * upper) * ld + chunk * 64 + t * 16);
+      dst[0] = make_uint4(pairs[0], pairs[1], pairs[2], pairs[3]);
+      dst[1] = make_uint4(pairs[4], pairs[5], pairs[6], pairs[7]);
     }
   }
 }
