@@ -20,7 +20,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, text_file, tokenizer, reference = "bf16", kv_cache_dtype = "fp8", scale_search = "amax";
-  std::string kv_scales = "checkpoint";
+  std::string kv_scales = "checkpoint", prefill_products = "float32";
   int64_t context = 512, max_tokens = 0;
   bool json = false, quantize_lm_head = false;
 };
@@ -55,6 +55,7 @@ void run_eval(const EvalArgs& a) {
   if (a.kv_scales == "calibrate") calibrate_kv_scales(weights, tokens, a.context, !a.json);
   else if (a.kv_scales != "checkpoint") fail("--kv-scales must be checkpoint or calibrate, got '{}'", a.kv_scales);
   cpu::CpuBackend model(weights, kv);
+  if (a.prefill_products == "fp8") model.set_fp8_prefill(true);
 
   std::unique_ptr<Checkpoint> ref_ck;
   std::unique_ptr<ModelWeights> ref_weights;
@@ -76,9 +77,10 @@ void run_eval(const EvalArgs& a) {
   if (a.json) {
     fmt::print("{{\"tokens\": {}, \"predictions\": {}, \"perplexity\": {:.6f}, \"reference_perplexity\": {:.6f}, "
                "\"mean_kl\": {:.6g}, \"top1_agreement\": {:.6f}, \"kv_cache_dtype\": \"{}\", \"context\": {}, "
-               "\"lm_head\": \"{}\"}}\n",
+               "\"lm_head\": \"{}\", \"prefill_products\": \"{}\"}}\n",
                tokens.size(), r.predictions, r.perplexity(), r.reference_perplexity(), r.mean_kl(),
-               r.top1_agreement(), a.kv_cache_dtype, a.context, weights.lm_head_nvfp4 ? "nvfp4" : "16-bit");
+               r.top1_agreement(), a.kv_cache_dtype, a.context, weights.lm_head_nvfp4 ? "nvfp4" : "16-bit",
+               a.prefill_products);
     return;
   }
   fmt::print("tokens {} ({} predictions, windows of {})\n", tokens.size(), r.predictions, a.context);
@@ -117,6 +119,11 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16, for the NVFP4 model")->capture_default_str();
   cmd->add_option("--context", a->context, "tokens per scored window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--max-tokens", a->max_tokens, "score only the first N tokens of the text (0: all)");
+  cmd->add_option("--prefill-products", a->prefill_products,
+                  "float32, or fp8: the projections of windows over 64 tokens with E4M3 weights (per-row "
+                  "scale) and E4M3 activations (per-token scale), as an FP8 tensor-core GEMM would take them")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"float32", "fp8"}));
   cmd->add_flag("--json", a->json, "print one JSON object");
   cmd->add_flag("--quantize-lm-head", a->quantize_lm_head,
                 "quantize a 16-bit lm_head to NVFP4 at load, to measure what that costs in accuracy");

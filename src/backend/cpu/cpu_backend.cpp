@@ -124,9 +124,10 @@ void CpuBackend::attention_block(int64_t layer, const Tokens& t, std::vector<flo
   std::vector<float> h(x);
   norm_rows(h.data(), T, L.input_norm);
   std::vector<float> q(static_cast<size_t>(T * qd)), k(size_t(T * kvd)), v(size_t(T * kvd));
-  linear(L.q, h.data(), T, q.data());
-  linear(L.k, h.data(), T, k.data());
-  linear(L.v, h.data(), T, v.data());
+  const bool fp8 = fp8_step(T);
+  project(L.q, h.data(), T, q.data(), fp8);
+  project(L.k, h.data(), T, k.data(), fp8);
+  project(L.v, h.data(), T, v.data(), fp8);
 
   // Per-head RMSNorm before RoPE (Qwen3 and Gemma3 alike), then RoPE with the layer's base.
   const auto& inv_freq = c.layer_sliding[size_t(layer)] ? inv_freq_sliding_ : inv_freq_full_;
@@ -151,7 +152,7 @@ void CpuBackend::attention_block(int64_t layer, const Tokens& t, std::vector<flo
   std::vector<float> attn(static_cast<size_t>(T * qd));
   attend(layer, t, q, attn);
   std::vector<float> o(static_cast<size_t>(T * H));
-  linear(L.o, attn.data(), T, o.data());
+  project(L.o, attn.data(), T, o.data(), fp8);
   sum_over_ranks(o);
   if (c.family == ModelFamily::Gemma3) norm_rows(o.data(), T, L.post_attention_norm);
   for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
@@ -218,20 +219,27 @@ void CpuBackend::mlp_block(int64_t layer, const Tokens& t, std::vector<float>& x
   if (L.moe)
     moe_mlp(*L.moe, h.data(), T, m.data());
   else
-    dense_mlp(L.mlp, h.data(), T, m.data());
+    dense_mlp(L.mlp, h.data(), T, m.data(), fp8_step(T));
   sum_over_ranks(m);
   if (gemma) norm_rows(m.data(), T, L.post_feedforward_norm);
   for (size_t i = 0; i < x.size(); ++i) x[i] += m[i];
 }
 
-void CpuBackend::dense_mlp(const MlpWeights& m, const float* h, int64_t rows, float* out) {
+void CpuBackend::project(const LinearWeight& w, const float* x, int64_t rows, float* y, bool fp8) {
+  if (fp8 && w.nvfp4)
+    linear_fp8(*w.nvfp4, x, rows, y);
+  else
+    linear(w, x, rows, y);
+}
+
+void CpuBackend::dense_mlp(const MlpWeights& m, const float* h, int64_t rows, float* out, bool fp8) {
   const int64_t inter = m.gate.out_features;
   std::vector<float> gate(static_cast<size_t>(rows * inter)), up(size_t(rows * inter));
-  linear(m.gate, h, rows, gate.data());
-  linear(m.up, h, rows, up.data());
+  project(m.gate, h, rows, gate.data(), fp8);
+  project(m.up, h, rows, up.data(), fp8);
   const bool gelu = w_.config.family == ModelFamily::Gemma3;
   for (size_t i = 0; i < gate.size(); ++i) gate[i] = (gelu ? gelu_tanh(gate[i]) : silu(gate[i])) * up[i];
-  linear(m.down, gate.data(), rows, out);
+  project(m.down, gate.data(), rows, out, fp8);
 }
 
 // Qwen3-MoE routing: softmax over all experts in float32, top-k, renormalised when

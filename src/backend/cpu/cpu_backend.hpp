@@ -28,13 +28,21 @@ class CpuBackend final : public Backend {
   const ModelConfig& config() const override { return w_.config; }
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
   const KvCache& kv_cache() const { return kv_; }
+  // FP8 prefill products (cpu_ops.hpp linear_fp8) for the attention projections and dense MLPs
+  // of steps with more than kFp8PrefillAbove new tokens: what the GPU's FP8 GEMM path computes,
+  // to measure its accuracy (`fp4llm eval --prefill-products fp8`). Off: float32 products.
+  static constexpr int64_t kFp8PrefillAbove = 64;
+  void set_fp8_prefill(bool on) { fp8_prefill_ = on; }
 
  private:
   struct Tokens;  // the batch flattened to one row per new token
   void attention_block(int64_t layer, const Tokens& t, std::vector<float>& x);
   void attend(int64_t layer, const Tokens& t, const std::vector<float>& q, std::vector<float>& out);
   void mlp_block(int64_t layer, const Tokens& t, std::vector<float>& x);
-  void dense_mlp(const MlpWeights& m, const float* h, int64_t rows, float* out);
+  void dense_mlp(const MlpWeights& m, const float* h, int64_t rows, float* out, bool fp8 = false);
+  // linear(), or linear_fp8() where `fp8` and the weight is NVFP4.
+  static void project(const LinearWeight& w, const float* x, int64_t rows, float* y, bool fp8);
+  bool fp8_step(int64_t tokens) const { return fp8_prefill_ && tokens > kFp8PrefillAbove; }
   void moe_mlp(const MoeWeights& m, const float* h, int64_t rows, float* out);
   void norm_rows(float* x, int64_t rows, std::span<const float> w) const;
   // Row-parallel products (o_proj, down_proj, the MoE combine) hold this rank's share.
@@ -43,6 +51,7 @@ class CpuBackend final : public Backend {
 
   const ModelWeights& w_;
   RankLink link_;
+  bool fp8_prefill_ = false;
   KvCache kv_;
   std::vector<float> inv_freq_full_, inv_freq_sliding_;
 };

@@ -1,5 +1,6 @@
 #include "backend/cpu/cpu_ops.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -75,6 +76,42 @@ void linear_dense(const TensorView& w, const float* x, int64_t rows, float* y) {
     for (int64_t o = begin; o < end; ++o) {
       read_floats(w, o * in, in, row.data());
       dot_rows(row.data(), x, rows, in, out, o, y);
+    }
+  });
+}
+
+float fp8_row_scale(const QuantizedLinear& w, int64_t row) {
+  const int64_t blocks = w.in_features / kNvfp4BlockSize;
+  const uint8_t* scales = w.block_scales.data() + row * blocks;
+  float largest = 0;
+  for (int64_t b = 0; b < blocks; ++b) largest = std::max(largest, e4m3_to_float(scales[b]));
+  const float scale = kE2M1Max * largest * w.global_scale / kE4M3Max;
+  return scale > 0 ? scale : 1.0f;  // an all-zero row
+}
+
+namespace {
+// x / scale rounded to E4M3 (saturating), as a float.
+void to_e4m3(const float* x, int64_t n, float scale, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = e4m3_to_float(float_to_e4m3(x[i] / scale));
+}
+}  // namespace
+
+void linear_fp8(const QuantizedLinear& w, const float* x, int64_t rows, float* y) {
+  const int64_t in = w.in_features, out = w.out_features;
+  std::vector<float> x8(static_cast<size_t>(rows * in)), x_scale(static_cast<size_t>(rows));
+  for (int64_t m = 0; m < rows; ++m) {
+    float amax = 0;
+    for (int64_t i = 0; i < in; ++i) amax = std::max(amax, std::fabs(x[m * in + i]));
+    x_scale[size_t(m)] = amax > 0 ? amax / kE4M3Max : 1.0f;
+    to_e4m3(x + m * in, in, x_scale[size_t(m)], &x8[size_t(m * in)]);
+  }
+  parallel_for(out, min_rows_per_chunk(in, rows), [&](int64_t begin, int64_t end) {
+    std::vector<float> row(static_cast<size_t>(in));
+    for (int64_t o = begin; o < end; ++o) {
+      w.dequantize_row(o, row.data());
+      const float scale = fp8_row_scale(w, o);
+      to_e4m3(row.data(), in, scale, row.data());
+      for (int64_t m = 0; m < rows; ++m) y[m * out + o] = dot(row.data(), &x8[size_t(m * in)], in) * (scale * x_scale[size_t(m)]);
     }
   });
 }

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/dequantize_tiles.cuh"
 #include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
@@ -17,35 +18,6 @@
 namespace fp4llm::cuda {
 
 namespace {
-
-// Prefill: the whole matrix to BF16 (row-major, k_chunks * 64 columns), global scale included.
-// Bound by its writes (3.6x the bytes it reads): each lane writes a row's 16 values as two
-// 16-byte stores (32-byte aligned: ld and the chunk are multiples of 64 values), where 2-byte
-// stores made every warp instruction touch 32 sectors for 64 bytes.
-__global__ void dequantize_kernel(const uint4* packed, const uint16_t* scales, const float* tile_scales,
-                                  int k_chunks, size_t slots, __nv_bfloat16* out) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < slots; i += size_t(gridDim.x) * blockDim.x) {
-    const int lane = int(i % 32), g = lane >> 2, t = lane & 3;
-    const size_t tile = i / 32 / k_chunks, chunk = i / 32 % k_chunks;
-    uint32_t a[4][4];
-    dequant_chunk(packed[i], scales[i], a);
-    const size_t ld = size_t(k_chunks) * 64;
-#pragma unroll
-    for (int upper = 0; upper < 2; ++upper) {
-      const float gs = tile_scales[2 * tile + upper] * kUnscale;
-      uint32_t pairs[8];
-#pragma unroll
-      for (int v = 0; v < 16; v += 2) {
-        // Values v, v+1 of the block: MMA v / 4, register slot upper + 2 * (v % 4 / 2).
-        const float2 f = __bfloat1622float2(as_bf162(a[v / 4][upper + 2 * (v % 4 / 2)]));
-        pairs[v / 2] = as_u32(__floats2bfloat162_rn(f.x * gs, f.y * gs));  // .x (value v) at the lower address
-      }
-      uint4* dst = reinterpret_cast<uint4*>(out + (tile * 16 + g + 8 * upper) * ld + chunk * 64 + t * 16);
-      dst[0] = make_uint4(pairs[0], pairs[1], pairs[2], pairs[3]);
-      dst[1] = make_uint4(pairs[4], pairs[5], pairs[6], pairs[7]);
-    }
-  }
-}
 
 // Prefill of gated tiles: cuBLAS wrote both halves of every tile; pair them up.
 __global__ void gated_rows_kernel(const float* y, int64_t rows, int64_t n, bool gelu, __nv_bfloat16* out) {
@@ -110,9 +82,9 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   const size_t slots = size_t(w.row_tiles * w.k_chunks * 32);
   const size_t need = size_t(w.row_tiles * 16 * w.k_chunks * 64);
   if (ws.dequantized.size() < need) throw_error("NVFP4 linear: dequantization scratch too small");
-  dequantize_kernel<<<grid_for(int64_t(slots), 256), 256, 0, stream>>>(
+  dequantize_tiles_kernel<<<grid_for(int64_t(slots), 256), 256, 0, stream>>>(
       reinterpret_cast<const uint4*>(w.packed.data()), w.scales.data(), w.tile_scales.data(), int(w.k_chunks), slots,
-      ws.dequantized.data());
+      Bf16Rows{ws.dequantized.data(), size_t(w.k_chunks * 64)});
   FP4LLM_CUDA_LAUNCHED();
   gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, beta, stream);
 }
