@@ -7,6 +7,7 @@
 #include <random>
 #include <tuple>
 
+#include "backend/cpu/cpu_ops.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
 #include "formats/number_formats.hpp"
 #include "gpu_test_support.hpp"
@@ -382,5 +383,63 @@ TEST(GpuNvfp4Linear, GatedEpilogueAppliesTheActivation) {
                                                 << " at " << m << "," << f << " got " << v << " want " << want;
           }
       }
+  }
+}
+
+// The FP8 prefill product (fp8_gemm.hpp, FP4LLM_FP8_PREFILL=1) against the CPU backend's
+// linear_fp8 on the same BF16 activations: both quantize the weight rows and the tokens to E4M3
+// by the same rules, so only the sums differ (order, and the tensor cores' accumulation), bounded
+// by the sum of |products| of the E4M3 operands computed here from number_formats' rounding. Each
+// token has one large value, so the per-token scales differ from row to row.
+TEST(GpuNvfp4Linear, Fp8PrefillMatchesTheCpuEmulation) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(23);
+  Workspace w;
+  cuda::Fp8Gemm fp8;
+  const std::vector<Shape> shapes = {{64, 128}, {208, 400}, {768, 208}, {4100, 208}, {1024, 4096}};
+  for (const Shape& s : shapes) {
+    const TestLinear lin = random_linear(s, rng, w);
+    for (int64_t rows : {65, 100, 257}) {
+      for (bool add : {false, true}) {
+        std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
+        for (int64_t m = 0; m < rows; ++m) x[size_t(m * s.in + (m * 7) % s.in)] = float(8 << (m % 5));  // exact in BF16
+        const std::vector<float> before = add ? random_bf16_values(size_t(rows * s.out), rng) : std::vector<float>(size_t(rows * s.out));
+        const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
+        auto yd = add ? cuda::DeviceBuffer<float>::from_host(before) : test_support::poisoned<float>(size_t(rows * s.out));
+        fp8.multiply(lin.device, xd.data(), rows, yd.data(), add ? 1.0f : 0.0f,
+                     reinterpret_cast<uint8_t*>(w.ws.dequantized.data()), nullptr);
+        FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+        const std::vector<float> y = yd.to_host();
+        std::vector<float> ref(size_t(rows * s.out));
+        cpu::linear_fp8(lin.q, x.data(), rows, ref.data());
+        // The E4M3 operands, for the bound.
+        std::vector<float> w8(lin.values.size()), x8(x.size()), w_scale(static_cast<size_t>(s.out)),
+            x_scale(static_cast<size_t>(rows));
+        for (int64_t n = 0; n < s.out; ++n) {
+          w_scale[size_t(n)] = cpu::fp8_row_scale(lin.q, n);
+          for (int64_t k = 0; k < s.in; ++k)
+            w8[size_t(n * s.in + k)] = e4m3_to_float(float_to_e4m3(lin.values[size_t(n * s.in + k)] / w_scale[size_t(n)]));
+        }
+        for (int64_t m = 0; m < rows; ++m) {
+          float amax = 0;
+          for (int64_t k = 0; k < s.in; ++k) amax = std::max(amax, std::fabs(x[size_t(m * s.in + k)]));
+          x_scale[size_t(m)] = amax / kE4M3Max;
+          for (int64_t k = 0; k < s.in; ++k)
+            x8[size_t(m * s.in + k)] = e4m3_to_float(float_to_e4m3(x[size_t(m * s.in + k)] / x_scale[size_t(m)]));
+        }
+        for (int64_t m = 0; m < rows; ++m)
+          for (int64_t n = 0; n < s.out; ++n) {
+            const auto [_, bound] = dot(w8, x8, s.in, n, m);
+            const double scale = double(w_scale[size_t(n)]) * x_scale[size_t(m)];
+            const double want = double(ref[size_t(m * s.out + n)]) + before[size_t(m * s.out + n)];
+            const float got = y[size_t(m * s.out + n)];
+            ASSERT_TRUE(std::isfinite(got)) << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n;
+            // 3e-4: FP8 tensor-core sums carry fewer bits between cuBLASLt's promotions to FP32.
+            ASSERT_LE(std::fabs(got - want), 3e-4 * bound * scale + 1e-6 * std::fabs(want) + 1e-30)
+                << s.out << "x" << s.in << " rows " << rows << (add ? " add" : "") << " at " << m << "," << n
+                << " got " << got << " want " << want;
+          }
+      }
+    }
   }
 }

@@ -2,17 +2,21 @@
 // logits to a safetensors file (logits_<i>: F32 [tokens, vocab]), for comparisons with
 // transformers (tools/hf_compare.py) and between prefill and step-by-step decoding.
 //   fp4llm_forward_dump MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda]
-//                       [nvfp4-head] [tp=N] [expert-parallel]
+//                       [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill]
 // PROMPTS.json is a list of token-id lists. CHUNK > 0 feeds each prompt CHUNK tokens per step
 // (exercising the cache across steps); 0 feeds it whole; -1 runs all prompts as one batch;
-// -2 decodes all prompts in lockstep, one token of each per step (batched decode).
+// -2 decodes all prompts in lockstep, one token of each per step (batched decode). fp8-prefill:
+// products of more than 64 rows in FP8 (CpuBackend::set_fp8_prefill; FP4LLM_FP8_PREFILL=1 on
+// the GPU).
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "backend/backend_factory.hpp"
+#include "backend/cpu/cpu_backend.hpp"
 #include "io/checkpoint.hpp"
 #include "io/safetensors_writer.hpp"
 #include "util/json_file.hpp"
@@ -21,7 +25,7 @@ using namespace fp4llm;
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda] [nvfp4-head] [tp=N] [expert-parallel]\n",
+    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda] [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill]\n",
                argv[0]);
     return 2;
   }
@@ -29,12 +33,13 @@ int main(int argc, char** argv) {
     const Checkpoint ck = load_checkpoint(argv[1], LoadOptions{{}, false});
     ModelWeights weights = ModelWeights::bind(ck);
     int64_t tensor_parallel = 1;
-    bool expert_parallel = false;
+    bool expert_parallel = false, fp8_prefill = false;
     for (int i = 7; i < argc; ++i) {
       const std::string option = argv[i];
       if (option == "nvfp4-head") weights.quantize_lm_head();
       else if (option.rfind("tp=", 0) == 0) tensor_parallel = std::stoll(option.substr(3));
       else if (option == "expert-parallel") expert_parallel = true;
+      else if (option == "fp8-prefill") fp8_prefill = true;
       else throw std::runtime_error("unknown option " + option);
     }
     const auto prompts = read_json_file(argv[2]).get<std::vector<std::vector<int32_t>>>();
@@ -42,8 +47,15 @@ int main(int argc, char** argv) {
     cache.dtype = (argc > 4 && std::string(argv[4]) == "bf16") ? KvCacheDtype::Bf16 : KvCacheDtype::Fp8E4M3;
     const int64_t chunk = argc > 5 ? std::stoll(argv[5]) : 0;
     const std::string device = argc > 6 ? argv[6] : "cpu";
+    if (fp8_prefill) setenv("FP4LLM_FP8_PREFILL", "1", 1);  // read once, when the GPU first needs it
     const auto make = [&] {
-      return make_backend(weights, BackendOptions{device, cache, false, false, tensor_parallel, expert_parallel});
+      auto backend = make_backend(weights, BackendOptions{device, cache, false, false, tensor_parallel, expert_parallel});
+      if (fp8_prefill && device == "cpu") {
+        auto* cpu = dynamic_cast<cpu::CpuBackend*>(backend.get());
+        if (!cpu) throw std::runtime_error("fp8-prefill on the CPU needs one rank");
+        cpu->set_fp8_prefill(true);
+      }
+      return backend;
     };
     std::vector<TensorToWrite> out;
     const auto add_logits = [&](size_t p, const float* data, int64_t n) {

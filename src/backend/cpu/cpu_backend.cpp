@@ -100,7 +100,9 @@ void CpuBackend::sum_over_ranks(std::vector<float>& shares) {
 void CpuBackend::lm_head(const std::vector<float>& h, int64_t rows, std::vector<float>& logits) {
   const int64_t V = w_.config.vocab_size, ranks = link_.active() ? link_.group->size() : 1, local = V / ranks;
   std::vector<float> mine(size_t(rows * local));
-  if (w_.lm_head_nvfp4)
+  if (w_.lm_head_nvfp4 && fp8_step(rows))
+    linear_fp8(*w_.lm_head_nvfp4, h.data(), rows, mine.data());
+  else if (w_.lm_head_nvfp4)
     linear(*w_.lm_head_nvfp4, h.data(), rows, mine.data());
   else
     linear_dense(*w_.lm_head, h.data(), rows, mine.data());

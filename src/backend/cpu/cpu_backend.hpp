@@ -28,9 +28,10 @@ class CpuBackend final : public Backend {
   const ModelConfig& config() const override { return w_.config; }
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
   const KvCache& kv_cache() const { return kv_; }
-  // FP8 prefill products (cpu_ops.hpp linear_fp8) for the attention projections and dense MLPs
-  // of steps with more than kFp8PrefillAbove new tokens: what the GPU's FP8 GEMM path computes,
-  // to measure its accuracy (`fp4llm eval --prefill-products fp8`). Off: float32 products.
+  // FP8 products (cpu_ops.hpp linear_fp8) for every NVFP4 product of more than kFp8PrefillAbove
+  // rows except the MoE experts' (attention projections, dense MLPs, an NVFP4 lm_head): what the
+  // GPU's FP8 prefill GEMM computes (FP4LLM_FP8_PREFILL=1), and how its accuracy is measured
+  // (`fp4llm eval --prefill-products fp8`). Off: float32 products.
   static constexpr int64_t kFp8PrefillAbove = 64;
   void set_fp8_prefill(bool on) { fp8_prefill_ = on; }
 

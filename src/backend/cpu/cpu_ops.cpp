@@ -99,11 +99,15 @@ void to_e4m3(const float* x, int64_t n, float scale, float* out) {
 void linear_fp8(const QuantizedLinear& w, const float* x, int64_t rows, float* y) {
   const int64_t in = w.in_features, out = w.out_features;
   std::vector<float> x8(static_cast<size_t>(rows * in)), x_scale(static_cast<size_t>(rows));
+  std::vector<float> x16(static_cast<size_t>(in));
   for (int64_t m = 0; m < rows; ++m) {
     float amax = 0;
-    for (int64_t i = 0; i < in; ++i) amax = std::max(amax, std::fabs(x[m * in + i]));
+    for (int64_t i = 0; i < in; ++i) {
+      x16[size_t(i)] = bf16_to_float(float_to_bf16(x[m * in + i]));
+      amax = std::max(amax, std::fabs(x16[size_t(i)]));
+    }
     x_scale[size_t(m)] = amax > 0 ? amax / kE4M3Max : 1.0f;
-    to_e4m3(x + m * in, in, x_scale[size_t(m)], &x8[size_t(m * in)]);
+    to_e4m3(x16.data(), in, x_scale[size_t(m)], &x8[size_t(m * in)]);
   }
   parallel_for(out, min_rows_per_chunk(in, rows), [&](int64_t begin, int64_t end) {
     std::vector<float> row(static_cast<size_t>(in));

@@ -76,12 +76,18 @@ void gemm_bf16(cublasHandle_t h, const __nv_bfloat16* w, int64_t ldw, int64_t n,
                                    CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-// Rows above kMaxDecodeRows: the weight to BF16 scratch, then cuBLAS (y = or += x W^T).
+// Rows above kMaxDecodeRows: the weight to BF16 scratch, then cuBLAS (y = or += x W^T); with
+// FP4LLM_FP8_PREFILL=1 the weight and x to E4M3 and cuBLASLt FP8 (fp8_gemm.hpp).
 void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y, float beta,
                       LinearWorkspace& ws, cudaStream_t stream) {
   const size_t slots = size_t(w.row_tiles * w.k_chunks * 32);
   const size_t need = size_t(w.row_tiles * 16 * w.k_chunks * 64);
   if (ws.dequantized.size() < need) throw_error("NVFP4 linear: dequantization scratch too small");
+  if (fp8_prefill_enabled()) {  // E4M3 in the scratch's bytes (half of them), cuBLASLt FP8
+    if (!ws.fp8) ws.fp8 = std::make_unique<Fp8Gemm>();
+    ws.fp8->multiply(w, x, rows, y, beta, reinterpret_cast<uint8_t*>(ws.dequantized.data()), stream);
+    return;
+  }
   dequantize_tiles_kernel<<<grid_for(int64_t(slots), 256), 256, 0, stream>>>(
       reinterpret_cast<const uint4*>(w.packed.data()), w.scales.data(), w.tile_scales.data(), int(w.k_chunks), slots,
       Bf16Rows{ws.dequantized.data(), size_t(w.k_chunks * 64)});

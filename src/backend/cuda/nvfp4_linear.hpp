@@ -9,7 +9,10 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <memory>
+
 #include "backend/cuda/device_buffer.hpp"
+#include "backend/cuda/fp8_gemm.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/nvfp4_tiles.hpp"
 
@@ -37,7 +40,8 @@ void upload_expert(DeviceNvfp4Linear& stacked, int64_t expert, const Nvfp4Tiles&
 // Scratch the linear kernels need, sized once for the largest layer (no allocation inside a
 // step, so steps can be captured in CUDA graphs).
 struct LinearWorkspace {
-  DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16
+  DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16 (or E4M3: fp8)
+  std::unique_ptr<Fp8Gemm> fp8;               // FP4LLM_FP8_PREFILL=1: made on first use
   cublasHandle_t cublas = nullptr;
   DeviceBuffer<unsigned int> blocks_done;     // nvfp4_linear_residual's counter (prepare_norm_counter)
 };
