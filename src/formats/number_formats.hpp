@@ -66,6 +66,18 @@ FP4LLM_HD uint8_t float_to_e4m3(float x) {
   return sign | uint8_t(q);
 }
 
+// The smallest power of two p with amax / p <= 448 (1 when amax is 0 or NaN): a per-token E4M3
+// scale. Unlike amax / 448 it does not move when amax moves slightly (two backends whose amax
+// differ in the last bits quantize a token alike), and dividing by it is exact.
+FP4LLM_HD float e4m3_pow2_scale(float amax) {
+  if (!(amax > 0)) return 1.0f;
+  const uint32_t u = float_bits(amax / kE4M3Max);
+  const uint32_t exponent = u >> 23;               // the sign is clear
+  if (exponent == 0) return bits_float(1u << 23);  // 2^-126 covers every subnormal quotient
+  if ((u & 0x7FFFFFu) == 0) return bits_float(u);  // already a power of two
+  return bits_float((exponent + 1) << 23);
+}
+
 // ---------------------------------------------------------------- E2M1 (FP4)
 
 FP4LLM_HD float e2m1_to_float(uint8_t code) {

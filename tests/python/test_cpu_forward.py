@@ -85,9 +85,37 @@ def round_cache(x, kv):
     return e4m3_decode(e4m3_encode(x)).astype(np.float64)  # scale 1.0: no k_scale in checkpoint
 
 
-def reference_logits(c, w, ids, kv, kv_amax=None):
+def fp8_row_scales(folder):
+    """Per NVFP4 weight: each row's FP8 scale for the FP8 prefill products, 6 x its largest block
+    scale x the global scale / 448 in float32 (the engine's rule), from the checkpoint's own
+    scale tensors."""
+    raw, _ = read_safetensors(folder / "model.safetensors")
+    out = {}
+    for k, (dt, _) in raw.items():
+        if dt == "U8":
+            largest = e4m3_decode(raw[k + "_scale"][1]).max(-1)
+            scale = (np.float32(6) * largest * np.float32(raw[k + "_scale_2"][1])) / np.float32(448)
+            out[k] = np.where(scale > 0, scale, np.float32(1)).astype(np.float32)
+    return out
+
+
+def fp8_product(a, weight, row_scales):
+    """a @ weight.T as the FP8 prefill GEMM takes it: weight rows and BF16-rounded tokens each in
+    E4M3 under their scale (tokens: the power of two bringing the largest |value| to at most 448),
+    exact products, both scales after."""
+    w8 = e4m3_decode(e4m3_encode(np.float32(weight) / row_scales[:, None])).astype(np.float64)
+    a16 = bf16_to_f32(f32_to_bf16(np.asarray(a, np.float32)))
+    amax = np.abs(a16).max(-1)
+    # the smallest power of two p with amax / p <= 448
+    a_scales = np.where(amax > 0, np.exp2(np.ceil(np.log2(amax.astype(np.float64) / 448))), 1).astype(np.float32)
+    a8 = e4m3_decode(e4m3_encode(a16 / a_scales[:, None])).astype(np.float64)
+    return (a8 @ w8.T) * (a_scales[:, None].astype(np.float64) * row_scales[None, :])
+
+
+def reference_logits(c, w, ids, kv, kv_amax=None, fp8_scales=None):
     """Logits at every position; kv_amax, when a list, receives each layer's (max |K|, max |V|)
-    as the cache receives them (after norm and RoPE, before the cache's rounding)."""
+    as the cache receives them (after norm and RoPE, before the cache's rounding). fp8_scales
+    (fp8_row_scales): the attention and dense MLP products of a prompt over 64 tokens in FP8."""
     fam = c["architectures"][0]
     gemma, moe = fam.startswith("Gemma"), fam == "Qwen3MoeForCausalLM"
     eps = c["rms_norm_eps"]
@@ -108,10 +136,17 @@ def reference_logits(c, w, ids, kv, kv_amax=None):
             return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
         return x / (1 + np.exp(-x))
 
-    def mlp(x, p):
-        return (act(x @ w[p + "gate_proj.weight"].T) * (x @ w[p + "up_proj.weight"].T)) @ w[p + "down_proj.weight"].T
-
     T = len(ids)
+
+    def proj(x, name, fp8=True):
+        if fp8 and fp8_scales is not None and T > 64:
+            return fp8_product(x, w[name], fp8_scales[name])
+        return x @ w[name].T
+
+    def mlp(x, p, fp8=True):  # the experts' products stay out of FP8 (the engine's rule)
+        return proj(act(proj(x, p + "gate_proj.weight", fp8)) * proj(x, p + "up_proj.weight", fp8),
+                    p + "down_proj.weight", fp8)
+
     scale = np.float32(np.sqrt(H)) if gemma else 1.0
     if gemma:
         scale = (f32_to_bf16(np.float32(np.sqrt(np.float32(H)))).astype(np.uint32) << 16).view(np.float32)
@@ -120,9 +155,9 @@ def reference_logits(c, w, ids, kv, kv_amax=None):
         p = f"model.layers.{i}."
         sliding = gemma and c["layer_types"][i] == "sliding_attention"
         h = norm(x, w[p + "input_layernorm.weight"])
-        q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(T, HEADS, D)
-        k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(T, KV, D)
-        v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(T, KV, D)
+        q = proj(h, p + "self_attn.q_proj.weight").reshape(T, HEADS, D)
+        k = proj(h, p + "self_attn.k_proj.weight").reshape(T, KV, D)
+        v = proj(h, p + "self_attn.v_proj.weight").reshape(T, KV, D)
         q, k = norm(q, w[p + "self_attn.q_norm.weight"]), norm(k, w[p + "self_attn.k_norm.weight"])
         if gemma and sliding:
             theta, factor = c["rope_local_base_freq"], 1.0
@@ -146,7 +181,7 @@ def reference_logits(c, w, ids, kv, kv_amax=None):
             s = np.where(mask, s, -np.inf)
             s = np.exp(s - s.max(-1, keepdims=True))
             out[:, hd] = (s / s.sum(-1, keepdims=True)) @ v[:, g]
-        o = out.reshape(T, HEADS * D) @ w[p + "self_attn.o_proj.weight"].T
+        o = proj(out.reshape(T, HEADS * D), p + "self_attn.o_proj.weight")
         x = x + (norm(o, w[p + "post_attention_layernorm.weight"]) if gemma else o)
         h2 = norm(x, w[p + ("pre_feedforward_layernorm.weight" if gemma else "post_attention_layernorm.weight")])
         if moe and i not in c["mlp_only_layers"]:
@@ -158,7 +193,7 @@ def reference_logits(c, w, ids, kv, kv_amax=None):
                 top = np.argsort(-probs[t], kind="stable")[: c["num_experts_per_tok"]]
                 wts = probs[t, top] / probs[t, top].sum()
                 for e, we in zip(top, wts):
-                    m[t] += we * mlp(h2[t:t + 1], f"{p}mlp.experts.{e}.")[0]
+                    m[t] += we * mlp(h2[t:t + 1], f"{p}mlp.experts.{e}.", fp8=False)[0]
         else:
             m = mlp(h2, p + "mlp.")
         x = x + (norm(m, w[p + "post_feedforward_layernorm.weight"]) if gemma else m)
@@ -224,6 +259,27 @@ def test_quantized_lm_head_matches_numpy_reference(model, tmp_path):
         moe = c["architectures"][0] == "Qwen3MoeForCausalLM"
         assert rel < (4e-4 if moe else 2e-4), (c["architectures"], len(ids), rel)
         assert (g_logits.argmax(-1) == ref.argmax(-1)).mean() == 1.0
+
+
+def test_fp8_prefill_products_match_numpy_reference(model, tmp_path):
+    """CpuBackend::set_fp8_prefill, the specification of the GPU's FP8 prefill GEMM: a prompt over
+    64 tokens with its attention and dense MLP products in E4M3 (fp8_product above, written from
+    the rule, not from the engine), a short one unchanged."""
+    c, folder, w = model
+    scales = fp8_row_scales(folder)
+    prompts = [[int(t) for t in np.random.default_rng(9).integers(0, VOCAB, 80)], [int(t) for t in PROMPTS[2]]]
+    got = forward_dump(folder, prompts, "bf16", 0, tmp_path / "out.safetensors", "cpu", "fp8-prefill")
+    for ids, g in zip(prompts, got):
+        ref = reference_logits(c, w, ids, "bf16", fp8_scales=scales)
+        plain = reference_logits(c, w, ids, "bf16")
+        rel = np.linalg.norm(g - ref) / np.linalg.norm(ref)
+        # float32 against float64: a value at an E4M3 rounding boundary may round the other way
+        # (one E4M3 step); FP8 itself moves the long prompt's logits by far more (checked below).
+        assert rel < 5e-3, (c["architectures"], len(ids), rel)
+        if len(ids) > 64:
+            assert np.linalg.norm(plain - ref) / np.linalg.norm(ref) > 10 * rel, c["architectures"]
+        else:
+            assert rel < 2e-4
 
 
 def test_decoding_step_by_step_equals_prefill_and_batching(model, tmp_path):
