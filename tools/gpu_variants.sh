@@ -4,7 +4,8 @@
 # that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one line
 # per variant; JSON and logs under $OUT. Two parts, each under the 10-minute limit of a call:
 #   tools/gpu_variants.sh checks   fused variants' tests, whole models GPU vs CPU with them,
-#                                  memcheck, and where prefill's time goes (about 5 minutes)
+#                                  memcheck, where prefill's time goes and the FP8 prefill
+#                                  GEMM against BF16 (about 6 minutes)
 #   tools/gpu_variants.sh bench    the same-call A/B benches (about 6 minutes)
 #   device: carry [".deps"]
 set -uo pipefail
@@ -30,6 +31,17 @@ if [ "$part" = checks ]; then
   # the prefill of one 2,048-token prompt stage by stage.
   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -o build-gpu/gemv_bench \
     > "$OUT/gemv-bench-build.log" 2>&1 && timeout 60 build-gpu/gemv_bench --prefill | tee "$OUT/prefill-gemm.md"
+  # Prefill of 2,048 tokens: the FP8 GEMM (FP4LLM_FP8_PREFILL=1) against BF16 dequantization +
+  # cuBLAS, same call (its accuracy on a real model: docs/ACCURACY.md).
+  for model in qwen3-8b; do
+    for v in bf16 fp8; do
+      knob=$([ $v = fp8 ] && echo FP4LLM_FP8_PREFILL=1)
+      env $knob timeout 150 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 4 --prefill-len 2048 \
+        --quiet --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
+      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
+        "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model $v prefill: FAILED (see $OUT/prefill-$model-$v.txt)"
+    done
+  done
   # The decode GEMV micro-benchmark, direct kernel against the bulk-copy one (up to 16 rows).
   for kernel in direct bulk; do
     echo "gemv $kernel: $(FP4LLM_GEMV_KERNEL=$kernel timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-$kernel.md" | tail -1)"
