@@ -66,16 +66,21 @@ FP4LLM_HD uint8_t float_to_e4m3(float x) {
   return sign | uint8_t(q);
 }
 
-// The smallest power of two p with amax / p <= 448 (1 when amax is 0 or NaN): a per-token E4M3
-// scale. Unlike amax / 448 it does not move when amax moves slightly (two backends whose amax
-// differ in the last bits quantize a token alike), and dividing by it is exact.
-FP4LLM_HD float e4m3_pow2_scale(float amax) {
+// A per-token E4M3 scale: the smallest step of the grid 2^(k/8) at or above amax / 448 (1 when
+// amax is 0 or NaN), so amax lands in (411, 448]. Unlike amax / 448 itself it stays put when amax
+// moves in its last bits (two backends whose amax differ slightly quantize the token alike); only
+// exact comparisons and a power-of-two product, so host and device agree bit for bit.
+FP4LLM_HD float e4m3_token_scale(float amax) {
   if (!(amax > 0)) return 1.0f;
   const uint32_t u = float_bits(amax / kE4M3Max);
   const uint32_t exponent = u >> 23;               // the sign is clear
   if (exponent == 0) return bits_float(1u << 23);  // 2^-126 covers every subnormal quotient
-  if ((u & 0x7FFFFFu) == 0) return bits_float(u);  // already a power of two
-  return bits_float((exponent + 1) << 23);
+  const float mantissa = bits_float((u & 0x7FFFFFu) | (127u << 23));  // in [1, 2)
+  constexpr float kSteps[9] = {1.0f,         1.09050775f, 1.18920708f, 1.29683959f, 1.41421354f,
+                               1.54221082f, 1.68179286f, 1.83400810f, 2.0f};  // float(2^(k/8))
+  int k = 0;
+  while (kSteps[k] < mantissa) ++k;
+  return kSteps[k] * bits_float(exponent << 23);  // times 2^(exponent - 127), exact
 }
 
 // ---------------------------------------------------------------- E2M1 (FP4)

@@ -423,7 +423,7 @@ TEST(GpuNvfp4Linear, Fp8PrefillMatchesTheCpuEmulation) {
         for (int64_t m = 0; m < rows; ++m) {
           float amax = 0;
           for (int64_t k = 0; k < s.in; ++k) amax = std::max(amax, std::fabs(x[size_t(m * s.in + k)]));
-          x_scale[size_t(m)] = e4m3_pow2_scale(amax);
+          x_scale[size_t(m)] = e4m3_token_scale(amax);
           for (int64_t k = 0; k < s.in; ++k)
             x8[size_t(m * s.in + k)] = e4m3_to_float(float_to_e4m3(x[size_t(m * s.in + k)] / x_scale[size_t(m)]));
         }

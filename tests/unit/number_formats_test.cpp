@@ -176,23 +176,31 @@ TEST(F16, DecodesAllCodes) {
   }
 }
 
-// The per-token FP8 scale: the smallest power of two p with amax / p <= 448, found here by
-// stepping through powers of two in double.
-TEST(E4M3, Pow2ScaleIsTheSmallestPowerOfTwoThatFits) {
+// The per-token FP8 scale: the smallest step of the grid 2^(k/8) at or above amax / 448, found
+// here from the grid's values in double.
+TEST(E4M3, TokenScaleIsTheNextEighthPowerOfTwo) {
   std::mt19937 rng(3);
-  std::uniform_real_distribution<double> exponent(-140.0, 120.0);
-  std::vector<float> amax = {448.0f, 896.0f, 447.99997f, 448.00003f, 1.0f, 3.5f, 7.0f * 1024.0f, 1e-38f, 1e-44f};
+  std::uniform_real_distribution<double> exponent(-120.0, 120.0);
+  std::vector<float> amax = {448.0f, 896.0f, 447.99997f, 448.00003f, 1.0f, 3.5f, 7.0f * 1024.0f, 488.5475f, 1e-38f};
   for (int i = 0; i < 20000; ++i) amax.push_back(float(std::exp2(exponent(rng))));
   for (float a : amax) {
-    const float p = e4m3_pow2_scale(a);
+    const double q = double(a / kE4M3Max);  // the float quotient both backends form
+    const float s = e4m3_token_scale(a);
+    if (q < std::ldexp(1.0, -126)) {
+      EXPECT_EQ(double(s), std::ldexp(1.0, -126)) << a;
+      continue;
+    }
+    // The candidates 2^(k/8) (rounded to float) x 2^e around q; the answer is the least >= q.
     int e = 0;
-    EXPECT_EQ(std::frexp(double(p), &e), 0.5) << a << " gives " << p << ", not a power of two";
-    EXPECT_LE(double(a / kE4M3Max), double(p)) << a;  // a / p <= 448, in the float quotient the GPU forms
-    if (double(a / kE4M3Max) < std::ldexp(1.0, -126))
-      EXPECT_EQ(double(p), std::ldexp(1.0, -126)) << a;  // the floor: the smallest normal float
-    else
-      EXPECT_GT(double(a / kE4M3Max), double(p) / 2) << a;  // half of it would not do
+    std::frexp(q, &e);  // q in [2^(e-1), 2^e)
+    double want = INFINITY;
+    for (int p = e - 2; p <= e; ++p)
+      for (int k = 0; k <= 8; ++k) {
+        const double c = std::ldexp(double(float(std::exp2(k / 8.0))), p);
+        if (c >= q) want = std::min(want, c);
+      }
+    EXPECT_EQ(double(s), want) << a;
   }
-  EXPECT_EQ(e4m3_pow2_scale(0.0f), 1.0f);
-  EXPECT_EQ(e4m3_pow2_scale(std::nanf("")), 1.0f);
+  EXPECT_EQ(e4m3_token_scale(0.0f), 1.0f);
+  EXPECT_EQ(e4m3_token_scale(std::nanf("")), 1.0f);
 }

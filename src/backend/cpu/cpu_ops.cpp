@@ -106,7 +106,7 @@ void linear_fp8(const QuantizedLinear& w, const float* x, int64_t rows, float* y
       x16[size_t(i)] = bf16_to_float(float_to_bf16(x[m * in + i]));
       amax = std::max(amax, std::fabs(x16[size_t(i)]));
     }
-    x_scale[size_t(m)] = e4m3_pow2_scale(amax);
+    x_scale[size_t(m)] = e4m3_token_scale(amax);
     to_e4m3(x16.data(), in, x_scale[size_t(m)], &x8[size_t(m * in)]);
   }
   parallel_for(out, min_rows_per_chunk(in, rows), [&](int64_t begin, int64_t end) {

@@ -22,8 +22,9 @@ void linear(const LinearWeight& w, const float* x, int64_t rows, float* y);
 // The same product with both operands in FP8 E4M3, as an FP8 tensor-core GEMM would take them
 // (the prefill option `fp8_prefill`): each weight row scaled by 6 x its largest block scale x the
 // global scale / 448 (the bound of its values, read from the scales alone), each token (rounded
-// to BF16 first, as the GPU holds activations) by the power of two that brings its largest |x|
-// to at most 448 (e4m3_pow2_scale); products summed in float32, both scales applied to the sum.
+// to BF16 first, as the GPU holds activations) by e4m3_token_scale of its largest |x| (about
+// amax / 448, on a grid of eighth powers of two); products summed in float32, both scales
+// applied to the sum.
 void linear_fp8(const QuantizedLinear& w, const float* x, int64_t rows, float* y);
 // The per-row scale above, for row `row` of `w`.
 float fp8_row_scale(const QuantizedLinear& w, int64_t row);

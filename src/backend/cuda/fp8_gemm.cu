@@ -63,9 +63,8 @@ struct E4m3Rows {
   }
 };
 
-// One warp per token: the power of two that brings its largest |x| to at most 448 as the scale
-// (number_formats.hpp e4m3_pow2_scale, as the CPU's linear_fp8), then x / scale in E4M3. `k` is
-// even (a multiple of 16).
+// One warp per token: e4m3_token_scale of its largest |x| as the scale (about amax / 448, as the
+// CPU's linear_fp8), then x / scale in E4M3. `k` is even (a multiple of 16).
 __global__ void quantize_rows_kernel(const __nv_bfloat16* x, int64_t rows, int64_t k, uint8_t* out, float* scales) {
   const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   if (row >= rows) return;
@@ -77,7 +76,7 @@ __global__ void quantize_rows_kernel(const __nv_bfloat16* x, int64_t rows, int64
     amax = fmaxf(amax, fmaxf(fabsf(f.x), fabsf(f.y)));
   }
   amax = warp_max(amax);
-  const float scale = e4m3_pow2_scale(amax);
+  const float scale = e4m3_token_scale(amax);
   if (lane == 0) scales[row] = scale;
   __nv_fp8x2_storage_t* dst = reinterpret_cast<__nv_fp8x2_storage_t*>(out + row * k);
   for (int64_t i = lane; i < k / 2; i += 32) {
