@@ -15,7 +15,7 @@ struct BackendOptions {
   KvCacheConfig cache;
   bool progress = true;        // progress bar while weights move to the GPU
   bool enforce_eager = false;  // CUDA: no graph capture of decode steps
-  int64_t tensor_parallel_size = 1;  // CUDA: GPUs the model is split over (one thread each, NCCL)
+  int64_t tensor_parallel_size = 1;  // ranks the model is split over: GPUs (NCCL) or CPU threads
   bool expert_parallel = false;      // MoE with tensor parallelism: whole experts per GPU
 };
 
