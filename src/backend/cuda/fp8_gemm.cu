@@ -100,8 +100,8 @@ bool fp8_prefill_enabled() {
 Fp8Gemm::Fp8Gemm() {
   FP4LLM_LT_CHECK(cublasLtCreate(&lt_));
   FP4LLM_LT_CHECK(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  set(op_, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);  // FP8 GEMMs take A transposed, B not ("TN")
-  set(op_, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
+  set(op_, CUBLASLT_MATMUL_DESC_TRANSA, int32_t(CUBLAS_OP_T));  // FP8 GEMMs take A transposed, B not ("TN")
+  set(op_, CUBLASLT_MATMUL_DESC_TRANSB, int32_t(CUBLAS_OP_N));
   // One scale per row of W (per output feature) and one per token: OUTER_VEC_32F, applied by
   // cuBLASLt to the FP32 sums (cuBLAS 12.9+ on Hopper).
   set(op_, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, int32_t(CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F));
