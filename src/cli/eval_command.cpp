@@ -70,8 +70,12 @@ void run_eval(const EvalArgs& a) {
     KvCacheConfig ref_kv = kv;
     ref_kv.dtype = KvCacheDtype::Bf16;
     reference = std::make_unique<cpu::CpuBackend>(*ref_weights, ref_kv);
+  } else if (a.reference == "nvfp4") {
+    // The same NVFP4 weights and KV cache with float32 products: what --prefill-products fp8 alone costs.
+    if (a.prefill_products != "fp8") fail("--reference nvfp4 compares against --prefill-products fp8; pass it");
+    reference = std::make_unique<cpu::CpuBackend>(weights, kv);
   } else if (a.reference != "none") {
-    fail("--reference must be bf16 or none, got '{}'", a.reference);
+    fail("--reference must be bf16, nvfp4 or none, got '{}'", a.reference);
   }
   const EvalResult r = evaluate(model, reference.get(), tokens, a.context);
   if (a.json) {
@@ -87,8 +91,9 @@ void run_eval(const EvalArgs& a) {
   fmt::print("perplexity  NVFP4 weights ({} lm_head) + {} KV: {:.4f}\n", weights.lm_head_nvfp4 ? "NVFP4" : "16-bit",
              a.kv_cache_dtype, r.perplexity());
   if (reference) {
-    fmt::print("perplexity  16-bit reference + bf16 KV: {:.4f} (ratio {:.4f})\n", r.reference_perplexity(),
-               r.perplexity() / r.reference_perplexity());
+    fmt::print("perplexity  {}: {:.4f} (ratio {:.4f})\n",
+               a.reference == "nvfp4" ? "same model, float32 products" : "16-bit reference + bf16 KV",
+               r.reference_perplexity(), r.perplexity() / r.reference_perplexity());
     fmt::print("mean KL(reference || NVFP4): {:.5f} nats; top-1 agreement {:.2f}%\n", r.mean_kl(),
                100 * r.top1_agreement());
   }
@@ -115,7 +120,10 @@ void add_eval_command(CLI::App& app) {
                   "FP8 KV scales: checkpoint (k_scale/v_scale when it has them, else 1.0) or calibrate "
                   "(amax / 448 per layer from the text's first window)")
       ->capture_default_str();
-  cmd->add_option("--reference", a->reference, "bf16 (compare with 16-bit weights) or none")->capture_default_str();
+  cmd->add_option("--reference", a->reference,
+                  "bf16 (compare with 16-bit weights), nvfp4 (the same NVFP4 model with float32 products, "
+                  "with --prefill-products fp8) or none")
+      ->capture_default_str();
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16, for the NVFP4 model")->capture_default_str();
   cmd->add_option("--context", a->context, "tokens per scored window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--max-tokens", a->max_tokens, "score only the first N tokens of the text (0: all)");

@@ -75,3 +75,28 @@ def test_calibrated_kv_scales_keep_fp8_close_to_bf16(tmp_path):
     assert abs(fp8 / bf16 - 1) < 0.05, (fp8, bf16)
     text = run(*common, "--kv-scales", "calibrate").stdout
     assert "KV scales calibrated on 50 tokens" in text
+
+
+def test_fp8_prefill_cost_against_the_same_model(tmp_path):
+    """`--prefill-products fp8 --reference nvfp4`: the FP8 products' cost alone, the same NVFP4
+    model with float32 products as the reference. The KL is recomputed in numpy from the two
+    backends' logits (forward_dump with and without fp8-prefill) over a window of 100 tokens."""
+    model, tok = tiny_model_with_tokenizer(tmp_path)
+    run("quantize", model, tmp_path / "q", "--quiet")
+    ids = tok.encode(TEXT.read_text()).ids[:100]
+    out = json.loads(run("eval", tmp_path / "q", "--text", TEXT, "--context", "100", "--max-tokens", "100",
+                         "--prefill-products", "fp8", "--reference", "nvfp4", "--json").stdout)
+    fp8 = forward_dump(tmp_path / "q", [ids], "fp8", 0, tmp_path / "a.safetensors", "cpu", "fp8-prefill")[0]
+    plain = forward_dump(tmp_path / "q", [ids], "fp8", 0, tmp_path / "b.safetensors")[0]
+
+    def log_softmax(l):
+        l = l.astype(np.float64)
+        l = l - l.max(-1, keepdims=True)
+        return l - np.log(np.exp(l).sum(-1, keepdims=True))
+    lp, lq = log_softmax(fp8[:-1]), log_softmax(plain[:-1])
+    kl = float((np.exp(lq) * (lq - lp)).sum(-1).mean())
+    assert out["predictions"] == 99 and out["prefill_products"] == "fp8"
+    assert kl > 1e-6  # FP8 changes the window's logits
+    assert abs(out["mean_kl"] - kl) < 1e-6 + 1e-4 * kl, (out["mean_kl"], kl)
+    bad = run("eval", tmp_path / "q", "--text", TEXT, "--reference", "nvfp4", check=False)
+    assert bad.returncode == 1 and "--reference nvfp4 compares against --prefill-products fp8" in bad.stderr
