@@ -85,3 +85,15 @@ def test_what_does_not_divide_is_refused_by_name(models, tmp_path):
                         str(tmp_path / "o.safetensors"), "bf16", "0", "cpu", "tp=3"], capture_output=True, text=True)
     assert p.returncode == 1
     assert "--tensor-parallel-size 3: the model's 4 attention heads do not divide evenly" in p.stderr, p.stderr
+
+
+def test_a_bad_batch_fails_on_every_rank_without_hanging(models, tmp_path):
+    """A token outside the vocabulary: every rank refuses the step; the error names the token
+    (not "another rank failed") and the process ends."""
+    folder = models("qwen3")
+    (tmp_path / "p.json").write_text("[[1, 2, 999999]]")
+    p = subprocess.run([str(TOOLS / "fp4llm_forward_dump"), str(folder), str(tmp_path / "p.json"),
+                        str(tmp_path / "o.safetensors"), "bf16", "0", "cpu", "tp=2"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert "999999" in p.stderr and "another tensor-parallel rank" not in p.stderr, p.stderr
