@@ -169,6 +169,10 @@ int64_t ModelConfig::num_sliding_layers() const {
   return std::count(layer_sliding.begin(), layer_sliding.end(), true);
 }
 
+bool ModelConfig::has_dense_mlp() const {
+  return std::find(layer_moe.begin(), layer_moe.end(), false) != layer_moe.end();
+}
+
 int64_t ModelConfig::kv_cache_bytes(int64_t tokens) const {
   const int64_t sliding_tokens = std::min(tokens, sliding_window);
   return kv_bytes_per_token_per_layer() *

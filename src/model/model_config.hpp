@@ -39,6 +39,7 @@ struct ModelConfig {
   int64_t kv_bytes_per_token_per_layer() const { return 2 * num_kv_heads * head_dim; }
   int64_t kv_cache_bytes(int64_t tokens) const;
   int64_t num_sliding_layers() const;
+  bool has_dense_mlp() const;  // some layer has a plain (not mixture-of-experts) MLP
 };
 
 }  // namespace fp4llm

@@ -27,8 +27,7 @@ TensorParallelPlan TensorParallelPlan::make(const ModelConfig& c, int64_t size, 
     p.kv_heads_per_rank = 1;
     p.kv_replicated = true;
   }
-  const bool dense = std::find(c.layer_moe.begin(), c.layer_moe.end(), false) != c.layer_moe.end();
-  if (dense && c.intermediate_size % (size * kNvfp4BlockSize) != 0)
+  if (c.has_dense_mlp() && c.intermediate_size % (size * kNvfp4BlockSize) != 0)
     fail("--tensor-parallel-size {}: intermediate size {} does not split into whole 16-value NVFP4 blocks per rank",
          size, c.intermediate_size);
   p.intermediate_per_rank = c.intermediate_size / size;
@@ -80,8 +79,7 @@ std::string TensorParallelPlan::describe(const ModelConfig& c) const {
   std::string s = fmt::format("tensor parallel over {} ranks: each holds {} of {} query heads, {} of {} KV heads{}", size,
                               heads_per_rank, c.num_heads, kv_heads_per_rank, c.num_kv_heads,
                               kv_replicated ? " (replicated)" : "");
-  const bool dense = std::find(c.layer_moe.begin(), c.layer_moe.end(), false) != c.layer_moe.end();
-  if (dense) s += fmt::format(", {} of {} MLP columns", intermediate_per_rank, c.intermediate_size);
+  if (c.has_dense_mlp()) s += fmt::format(", {} of {} MLP columns", intermediate_per_rank, c.intermediate_size);
   if (c.num_experts > 0 && expert_parallel)
     s += fmt::format(", {} of {} whole experts", experts_per_rank, c.num_experts);
   else if (c.num_experts > 0)

@@ -205,9 +205,8 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   if (tokens <= capacity_tokens_) return;
   const size_t T = size_t(tokens), H = size_t(c.hidden_size), D = size_t(c.head_dim);
   // Dense MLP buffers only when some layer has a dense MLP (not in an all-MoE model).
-  const bool dense_mlp = std::any_of(model_.layers.begin(), model_.layers.end(), [](const DeviceLayer& l) { return !l.moe; });
   const size_t qd = size_t(c.num_heads) * D, kvd = size_t(c.num_kv_heads) * D;
-  const size_t I = dense_mlp ? size_t(c.intermediate_size) : 0;
+  const size_t I = c.has_dense_mlp() ? size_t(c.intermediate_size) : 0;
   x_ = DeviceBuffer<float>(T * H);
   qkv_ = DeviceBuffer<float>(T * (qd + 2 * kvd));
   q_ = DeviceBuffer<float>(T * qd);
