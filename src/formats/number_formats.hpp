@@ -66,6 +66,14 @@ FP4LLM_HD uint8_t float_to_e4m3(float x) {
   return sign | uint8_t(q);
 }
 
+// A weight row's E4M3 scale for the FP8 prefill products: 6 x its largest E4M3 block scale x its
+// global scale / 448, the bound of its values read from the scales alone (1 for an all-zero row).
+// One expression for the CPU's linear_fp8 and the GPU's row-scale kernel, so both agree bit for bit.
+FP4LLM_HD float e4m3_row_scale(float largest_block_scale, float global_scale) {
+  const float scale = kE2M1Max * largest_block_scale * global_scale / kE4M3Max;
+  return scale > 0 ? scale : 1.0f;
+}
+
 // A per-token E4M3 scale: the smallest step of the grid 2^(k/8) at or above amax / 448 (1 when
 // amax is 0 or NaN), so amax lands in (411, 448]. Unlike amax / 448 itself it stays put when amax
 // moves in its last bits (two backends whose amax differ slightly quantize the token alike); only

@@ -85,8 +85,7 @@ float fp8_row_scale(const QuantizedLinear& w, int64_t row) {
   const uint8_t* scales = w.block_scales.data() + row * blocks;
   float largest = 0;
   for (int64_t b = 0; b < blocks; ++b) largest = std::max(largest, e4m3_to_float(scales[b]));
-  const float scale = kE2M1Max * largest * w.global_scale / kE4M3Max;
-  return scale > 0 ? scale : 1.0f;  // an all-zero row
+  return e4m3_row_scale(largest, w.global_scale);
 }
 
 namespace {

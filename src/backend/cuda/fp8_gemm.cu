@@ -18,10 +18,7 @@ namespace {
 
 constexpr size_t kLtWorkspaceBytes = size_t(32) << 20;
 
-#define FP4LLM_LT_CHECK(call) FP4LLM_CUBLAS_CHECK(call)
-
-// The row's scale: 6 x its largest block scale x its global scale / 448, the bound of its values
-// read from the scales alone (cpu_ops.cpp fp8_row_scale, the same expression). One warp per
+// Each row's scale (number_formats.hpp e4m3_row_scale, as the CPU's fp8_row_scale). One warp per
 // 16-row tile; lane (g, t) holds row g's block scale in the low byte of each of its scale words
 // and row g + 8's in the high byte (nvfp4_gemv_tile.cuh scale_pair).
 __global__ void row_scales_kernel(const uint16_t* scales, const float* tile_scales, int64_t row_tiles, int k_chunks,
@@ -39,8 +36,7 @@ __global__ void row_scales_kernel(const uint16_t* scales, const float* tile_scal
   for (int upper = 0; upper < 2; ++upper) {
     largest[upper] = fmaxf(largest[upper], __shfl_xor_sync(0xffffffffu, largest[upper], 1));
     largest[upper] = fmaxf(largest[upper], __shfl_xor_sync(0xffffffffu, largest[upper], 2));
-    const float scale = kE2M1Max * largest[upper] * tile_scales[2 * tile + upper] / kE4M3Max;
-    if (lane % 4 == 0) out[tile * 16 + lane / 4 + 8 * upper] = scale > 0 ? scale : 1.0f;
+    if (lane % 4 == 0) out[tile * 16 + lane / 4 + 8 * upper] = e4m3_row_scale(largest[upper], tile_scales[2 * tile + upper]);
   }
 }
 
@@ -87,7 +83,7 @@ __global__ void quantize_rows_kernel(const __nv_bfloat16* x, int64_t rows, int64
 
 template <typename T>
 void set(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t what, const T& value) {
-  FP4LLM_LT_CHECK(cublasLtMatmulDescSetAttribute(d, what, &value, sizeof value));
+  FP4LLM_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, what, &value, sizeof value));
 }
 
 }  // namespace
@@ -98,8 +94,8 @@ bool fp8_prefill_enabled() {
 }
 
 Fp8Gemm::Fp8Gemm() {
-  FP4LLM_LT_CHECK(cublasLtCreate(&lt_));
-  FP4LLM_LT_CHECK(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  FP4LLM_CUBLAS_CHECK(cublasLtCreate(&lt_));
+  FP4LLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   set(op_, CUBLASLT_MATMUL_DESC_TRANSA, int32_t(CUBLAS_OP_T));  // FP8 GEMMs take A transposed, B not ("TN")
   set(op_, CUBLASLT_MATMUL_DESC_TRANSB, int32_t(CUBLAS_OP_N));
   // One scale per row of W (per output feature) and one per token: OUTER_VEC_32F, applied by
@@ -121,18 +117,18 @@ Fp8Gemm::~Fp8Gemm() {
 void Fp8Gemm::describe(int64_t n, int64_t k, int64_t ldw, int64_t rows) {
   for (cublasLtMatrixLayout_t* l : {&a_, &b_, &c_})
     if (*l) cublasLtMatrixLayoutDestroy(std::exchange(*l, nullptr));
-  FP4LLM_LT_CHECK(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(n), ldw));
-  FP4LLM_LT_CHECK(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(rows), k));
-  FP4LLM_LT_CHECK(cublasLtMatrixLayoutCreate(&c_, CUDA_R_32F, uint64_t(n), uint64_t(rows), n));
+  FP4LLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(n), ldw));
+  FP4LLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8F_E4M3, uint64_t(k), uint64_t(rows), k));
+  FP4LLM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&c_, CUDA_R_32F, uint64_t(n), uint64_t(rows), n));
 }
 
-cublasLtMatmulAlgo_t Fp8Gemm::algorithm(int64_t n, int64_t k, int64_t ldw, int64_t rows, bool accumulate) {
-  const auto key = std::make_tuple(n, k, ldw, rows, accumulate);
+cublasLtMatmulAlgo_t Fp8Gemm::algorithm(int64_t n, int64_t k, int64_t rows, bool accumulate) {
+  const auto key = std::make_tuple(n, k, rows, accumulate);
   if (auto it = algorithms_.find(key); it != algorithms_.end()) return it->second;
   cublasLtMatmulPreference_t pref = nullptr;
-  FP4LLM_LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  FP4LLM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   const uint64_t bytes = workspace_.bytes();
-  FP4LLM_LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof bytes));
+  FP4LLM_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes, sizeof bytes));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt_, op_, a_, b_, c_, c_, pref, 1, &result, &found);
@@ -166,9 +162,9 @@ void Fp8Gemm::multiply(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64
   describe(n, k, ldw, rows);
   set(op_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(row_scales_.data()));
   set(op_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(x_scales_.data()));
-  const cublasLtMatmulAlgo_t algo = algorithm(n, k, ldw, rows, beta != 0.0f);
+  const cublasLtMatmulAlgo_t algo = algorithm(n, k, rows, beta != 0.0f);
   const float alpha = 1.0f;
-  FP4LLM_LT_CHECK(cublasLtMatmul(lt_, op_, &alpha, weight_scratch, a_, x_.data(), b_, &beta, y, c_, y, c_, &algo,
+  FP4LLM_CUBLAS_CHECK(cublasLtMatmul(lt_, op_, &alpha, weight_scratch, a_, x_.data(), b_, &beta, y, c_, y, c_, &algo,
                                  workspace_.data(), workspace_.bytes(), stream));
 }
 

@@ -33,7 +33,9 @@ class Fp8Gemm {
                 uint8_t* weight_scratch, cudaStream_t stream);
 
  private:
-  cublasLtMatmulAlgo_t algorithm(int64_t n, int64_t k, int64_t ldw, int64_t rows, bool accumulate);
+  // The heuristic's choice for the layouts describe() set, kept per shape (the weight's row
+  // stride follows from k).
+  cublasLtMatmulAlgo_t algorithm(int64_t n, int64_t k, int64_t rows, bool accumulate);
   void describe(int64_t n, int64_t k, int64_t ldw, int64_t rows);
 
   cublasLtHandle_t lt_ = nullptr;
@@ -41,7 +43,7 @@ class Fp8Gemm {
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
   DeviceBuffer<uint8_t> x_, workspace_;
   DeviceBuffer<float> x_scales_, row_scales_;
-  std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, bool>, cublasLtMatmulAlgo_t> algorithms_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, bool>, cublasLtMatmulAlgo_t> algorithms_;
 };
 
 // FP4LLM_FP8_PREFILL=1 (read once).
