@@ -4,8 +4,9 @@
 
 namespace fp4llm::cpu {
 
-ThreadCollective::ThreadCollective(int64_t size) : size_(size), posted_(size_t(std::max<int64_t>(size, 1))) {
+ThreadCollective::ThreadCollective(int64_t size) : size_(size) {
   if (size < 1) fail("a group of threads needs at least one rank, got {}", size);
+  posted_.resize(size_t(size));
 }
 
 void ThreadCollective::arrive_and_wait() {
