@@ -78,11 +78,16 @@ def test_sharded_nvfp4_lm_head(models, family, tmp_path):
     assert worst < 1e-3 and agree == total, (name, worst, agree, total)
 
 
+def failing_dump(folder, prompts, ranks, tmp_path):
+    """forward_dump on CPU ranks where it must fail: the finished process."""
+    (tmp_path / "p.json").write_text(prompts)
+    return subprocess.run([str(TOOLS / "fp4llm_forward_dump"), str(folder), str(tmp_path / "p.json"),
+                           str(tmp_path / "o.safetensors"), "bf16", "0", "cpu", f"tp={ranks}"],
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_what_does_not_divide_is_refused_by_name(models, tmp_path):
-    folder = models("qwen3")
-    (tmp_path / "p.json").write_text("[[1, 2]]")
-    p = subprocess.run([str(TOOLS / "fp4llm_forward_dump"), str(folder), str(tmp_path / "p.json"),
-                        str(tmp_path / "o.safetensors"), "bf16", "0", "cpu", "tp=3"], capture_output=True, text=True)
+    p = failing_dump(models("qwen3"), "[[1, 2]]", 3, tmp_path)
     assert p.returncode == 1
     assert "--tensor-parallel-size 3: the model's 4 attention heads do not divide evenly" in p.stderr, p.stderr
 
@@ -90,10 +95,6 @@ def test_what_does_not_divide_is_refused_by_name(models, tmp_path):
 def test_a_bad_batch_fails_on_every_rank_without_hanging(models, tmp_path):
     """A token outside the vocabulary: every rank refuses the step; the error names the token
     (not "another rank failed") and the process ends."""
-    folder = models("qwen3")
-    (tmp_path / "p.json").write_text("[[1, 2, 999999]]")
-    p = subprocess.run([str(TOOLS / "fp4llm_forward_dump"), str(folder), str(tmp_path / "p.json"),
-                        str(tmp_path / "o.safetensors"), "bf16", "0", "cpu", "tp=2"],
-                       capture_output=True, text=True, timeout=60)
+    p = failing_dump(models("qwen3"), "[[1, 2, 999999]]", 2, tmp_path)
     assert p.returncode == 1
     assert "999999" in p.stderr and "another tensor-parallel rank" not in p.stderr, p.stderr
