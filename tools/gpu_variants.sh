@@ -6,7 +6,8 @@
 #   tools/gpu_variants.sh checks   fused variants' tests, whole models GPU vs CPU with them,
 #                                  memcheck, where prefill's time goes and the FP8 prefill
 #                                  GEMM against BF16 (about 6 minutes)
-#   tools/gpu_variants.sh bench    the same-call A/B benches (about 6 minutes)
+#   tools/gpu_variants.sh bench    the same-call A/B benches of the dense shapes (about 7 minutes)
+#   tools/gpu_variants.sh bench-moe  the same for Qwen3-30B-A3B (about 5 minutes)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +18,7 @@ eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 [ -x build-gpu/fp4llm ] || gpu_build || exit 1
 part=${1:-checks}
 if [ "$part" = checks ]; then
-  (cd build-gpu && timeout 200 ctest -R "fused|bulk|ahead2" > "$OUT/fused-tests.log" 2>&1)
+  (cd build-gpu && timeout 200 ctest -R "fused|bulk|ahead" > "$OUT/fused-tests.log" 2>&1)
   echo "tests of the fused and bulk variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
   (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 timeout 300 ctest -R py_gpu_forward -V \
     > "$OUT/gpu-forward-fused.log" 2>&1)
@@ -42,9 +43,13 @@ if [ "$part" = checks ]; then
         "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model $v prefill: FAILED (see $OUT/prefill-$model-$v.txt)"
     done
   done
-  # The decode GEMV micro-benchmark, direct kernel against the bulk-copy one (up to 16 rows).
+  # The decode GEMV micro-benchmark, direct kernel against the bulk-copy one (up to 16 rows) and
+  # against itself with its L2 run-ahead.
   for kernel in direct bulk; do
     echo "gemv $kernel: $(FP4LLM_GEMV_KERNEL=$kernel timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-$kernel.md" | tail -1)"
+  done
+  for ahead in 4 8 16; do
+    echo "gemv direct, L2 run-ahead $ahead: $(FP4LLM_GEMV_L2_AHEAD=$ahead timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-l2-ahead-$ahead.md" | tail -1)"
   done
   timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --profile --json "$OUT/bench-qwen3-8b-profile.json" \
     > "$OUT/bench-qwen3-8b-profile.txt" 2>&1
@@ -55,14 +60,16 @@ if [ "$part" = checks ]; then
     --profile > "$OUT/ctx32k-fp8-ahead2.txt" 2>&1
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k FP8, two blocks ahead: attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" "$OUT/ctx32k-fp8-ahead2.json"
 fi
+started=$(date +%s)
+# Under the call's 10 minutes: variants past 8 are reported as skipped.
+bench_variant() {
+  if [ $(( $(date +%s) - started )) -gt 480 ]; then echo "$2: skipped (time)"; else bench_variant_timed "$@"; fi
+}
 if [ "$part" = bench ]; then
-  started=$(date +%s)
-  # Under the call's 10 minutes: variants past 8 are reported as skipped.
-  bench_variant() {
-    if [ $(( $(date +%s) - started )) -gt 480 ]; then echo "$2: skipped (time)"; else bench_variant_timed "$@"; fi
-  }
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-8b-l2-ahead-8 qwen3-8b 1,16 FP4LLM_GEMV_L2_AHEAD=8
+    bench_variant "$OUT" qwen3-8b-l2-ahead-16-pdl-all qwen3-8b 1,16 FP4LLM_GEMV_L2_AHEAD=16 FP4LLM_PDL=all
     bench_variant "$OUT" qwen3-8b-fused-norm qwen3-8b 1,16 FP4LLM_FUSED_NORM=1
     bench_variant "$OUT" qwen3-8b-bulk qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=bulk
     bench_variant "$OUT" qwen3-8b-fused-rope qwen3-8b 1,16 FP4LLM_FUSED_ROPE=1
@@ -74,11 +81,16 @@ if [ "$part" = bench ]; then
     bench_variant "$OUT" qwen3-8b-wide-tiled qwen3-8b 32,64 FP4LLM_GEMV_KERNEL=tiled
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
     bench_variant "$OUT" gemma3-27b-fused-norm-rope gemma3-27b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
+  } | tee "$OUT/variants.md"
+fi
+if [ "$part" = bench-moe ]; then
+  {
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b-l2-ahead-8 qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_AHEAD=8
     bench_variant "$OUT" qwen3-30b-a3b-bulk qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=bulk
     bench_variant "$OUT" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused
     bench_variant "$OUT" qwen3-30b-a3b-fused-all qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
     bench_variant "$OUT" qwen3-30b-a3b-bulk-fused-all qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=bulk FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
-  } | tee "$OUT/variants.md"
+  } | tee "$OUT/variants-moe.md"
 fi

@@ -14,6 +14,7 @@
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/gemv_norm_epilogue.cuh"
 #include "backend/cuda/gemv_rope_epilogue.cuh"
+#include "backend/cuda/l2_run_ahead.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
 
@@ -30,8 +31,9 @@ constexpr int kGroup = FP4LLM_GEMV_GROUP;
 #define FP4LLM_GEMV_DIRECT_BLOCKS 3
 #endif
 // An active Epilogue (NormArgs, RopeArgs): every block, every warp included (and blocks of
-// absent groups), stays until its count for it.
-template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
+// absent groups), stays until its count for it. kL2Ahead: lane 0 also asks L2 for the chunks
+// p.l2_ahead past the register loads (l2_run_ahead.cuh).
+template <int NT, bool kGrouped, class Epilogue = NoEpilogue, bool kL2Ahead = false>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 2) nvfp4_gemv_direct_kernel(GemvArgs p, Epilogue epilogue) {
   Slice s;
   if (!enter_block<NT, kGrouped>(p, s, epilogue)) return;
@@ -40,6 +42,9 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
   const uint4* wl = s.packed + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
   const uint16_t* sl = s.scales + (size_t(tile) * p.k_chunks + begin) * 32 + lane;
   const int n = end - begin;
+  const L2RunAhead<kGroup> ahead(wl - lane, sl - lane, n, lane);
+  if constexpr (kL2Ahead)
+    for (int f = kGroup; f < kGroup + p.l2_ahead; f += kGroup) ahead.request(f);
   uint4 wn[kGroup];
   uint32_t sn[kGroup];
 #pragma unroll
@@ -54,6 +59,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
     uint32_t sc[kGroup];
 #pragma unroll
     for (int u = 0; u < kGroup; ++u) w[u] = wn[u], sc[u] = sn[u];
+    if constexpr (kL2Ahead) ahead.request(c + kGroup + p.l2_ahead);
 #pragma unroll
     for (int u = 0; u < kGroup; ++u)
       if (c + kGroup + u < n)

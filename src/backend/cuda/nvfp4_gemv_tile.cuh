@@ -39,6 +39,7 @@ struct GemvArgs {
   const int32_t* x_rows;  // routed row -> row of x; null: the row itself
   const int32_t* y_rows;  // routed row -> row of the output; null: the row itself
   size_t expert_slots;    // 16-byte weight slots (and scales) of one expert
+  int l2_ahead;           // direct kernel's L2 run-ahead in chunks (l2_run_ahead.cuh); 0: none
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).

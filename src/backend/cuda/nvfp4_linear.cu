@@ -95,14 +95,27 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, beta, stream);
 }
 
+// FP4LLM_GEMV_L2_AHEAD=D: the direct kernel's L2 run-ahead, D chunks (rounded up to its register
+// groups) past its register loads (l2_run_ahead.cuh; not yet measured, so 0 = off by default).
+int l2_run_ahead_chunks() {
+  static const int chunks = int((std::clamp<int64_t>(knob_int("FP4LLM_GEMV_L2_AHEAD", 0), 0, 64) + kGroup - 1) / kGroup * kGroup);
+  return chunks;
+}
+
 template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
-void launch_gemv_direct(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream,
+void launch_gemv_direct(GemvArgs p, unsigned groups, unsigned slices, cudaStream_t stream,
                         const Epilogue& epilogue = {}) {
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; Qwen3-8B's plain products
   // 333.3 against 334.2 at batch 1 and 4,382 against 4,556 at 16, so plain products launch plainly.
-  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped, Epilogue>,
-                   gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream, p, epilogue);
+  const bool early = kGrouped || early_launch_all();
+  p.l2_ahead = l2_run_ahead_chunks();
+  if (p.l2_ahead > 0)
+    launch_dependent(early, nvfp4_gemv_direct_kernel<NT, kGrouped, Epilogue, true>, gemv_grid(p, groups, slices),
+                     dim3(kWarps * 32), 0, stream, p, epilogue);
+  else
+    launch_dependent(early, nvfp4_gemv_direct_kernel<NT, kGrouped, Epilogue>, gemv_grid(p, groups, slices),
+                     dim3(kWarps * 32), 0, stream, p, epilogue);
 }
 
 template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
