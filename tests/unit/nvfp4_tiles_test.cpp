@@ -54,6 +54,19 @@ TEST(Nvfp4Tiles, FusedPartsKeepTheirGlobalScales) {
   expect_same(t, c, 64);
 }
 
+// A part starting at row 8 of a tile, long enough to be placed by several threads: each unit of
+// work must fill whole destination tiles (two threads writing one tile's bytes would race).
+TEST(Nvfp4Tiles, PartStartingMidTileIsPlacedWhole) {
+  std::mt19937 rng(5);
+  const QuantizedLinear a = test_support::random_nvfp4(8, 64, rng), b = test_support::random_nvfp4(4104, 64, rng);
+  const QuantizedLinear* parts[] = {&a, &b};
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    const cuda::Nvfp4Tiles t = cuda::make_nvfp4_tiles(parts);
+    expect_same(t, a, 0);
+    expect_same(t, b, 8);
+  }
+}
+
 TEST(Nvfp4Tiles, RejectsPartsThatWouldShareATileHalf) {
   std::mt19937 rng(3);
   const QuantizedLinear a = test_support::random_nvfp4(20, 64, rng), b = test_support::random_nvfp4(16, 64, rng);

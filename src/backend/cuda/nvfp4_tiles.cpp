@@ -52,12 +52,16 @@ void check_part(const QuantizedLinear& p, int64_t in_features) {
   if (p.in_features % kBlock != 0) fail("NVFP4 tiles: {} input features is not a multiple of 16", p.in_features);
 }
 
-// Rows of one tile share lanes: the work is split by whole tiles.
+// Rows of one destination tile share lanes (bytes and scale entries), so the work is split by
+// whole destination tiles: units of 16 source rows shifted by where row 0 lands in its tile (a
+// fused part may start at row 8 of one), each unit filling its own tile (or, for the gated map,
+// tile halves of 8 rows that no other unit touches).
 template <typename RowMap>
 void place_rows(Nvfp4Tiles& t, const QuantizedLinear& p, RowMap dst_row_of) {
-  const int64_t tiles = (p.out_features + kTileRows - 1) / kTileRows;
-  parallel_for(tiles, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin * kTileRows; r < std::min(end * kTileRows, p.out_features); ++r)
+  const int64_t shift = dst_row_of(0) % kTileRows;
+  const int64_t units = (p.out_features + shift + kTileRows - 1) / kTileRows;
+  parallel_for(units, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t r = std::max<int64_t>(0, begin * kTileRows - shift); r < std::min(end * kTileRows - shift, p.out_features); ++r)
       place_row(t, p, r, dst_row_of(r));
   });
 }
