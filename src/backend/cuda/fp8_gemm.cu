@@ -94,6 +94,12 @@ bool fp8_prefill_enabled() {
 }
 
 Fp8Gemm::Fp8Gemm() {
+  int device = 0, major = 0;
+  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
+  FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (major != 9)
+    throw_error("FP4LLM_FP8_PREFILL: cuBLASLt applies per-row and per-token FP8 scales (outer-vector mode) on "
+                "Hopper (sm_90) only; unset FP4LLM_FP8_PREFILL");
   FP4LLM_CUBLAS_CHECK(cublasLtCreate(&lt_));
   FP4LLM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   set(op_, CUBLASLT_MATMUL_DESC_TRANSA, int32_t(CUBLAS_OP_T));  // FP8 GEMMs take A transposed, B not ("TN")
@@ -143,6 +149,10 @@ cublasLtMatmulAlgo_t Fp8Gemm::algorithm(int64_t n, int64_t k, int64_t rows, bool
 void Fp8Gemm::multiply(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y, float beta,
                        uint8_t* weight_scratch, cudaStream_t stream) {
   const int64_t n = w.out_features, k = w.in_features, ldw = w.k_chunks * 64;
+  // FP8 operands need 16-byte rows (k E4M3 values), the FP32 output 16-byte rows (n floats).
+  if (k % 16 != 0 || n % 4 != 0)
+    throw_error("FP4LLM_FP8_PREFILL: a " + std::to_string(n) + " x " + std::to_string(k) +
+                " weight; the FP8 GEMM needs input features a multiple of 16 and output features a multiple of 4");
   row_scales_.ensure(size_t(w.row_tiles * 16));
   x_.ensure(size_t(rows * k));
   x_scales_.ensure(size_t(rows));
