@@ -170,12 +170,14 @@ std::pair<std::vector<double>, std::vector<double>> reference_output(const MoeCa
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
       {16, 8, 1, 208, 48},                   // batch 1
-      {16, 8, 3, 208, 48},  {16, 8, 17, 208, 48}, {16, 8, 64, 208, 48},  // decode kernel widths
+      {16, 8, 3, 208, 48},  {16, 8, 12, 208, 48}, {16, 8, 17, 208, 48}, {16, 8, 64, 208, 48},  // decode kernel widths
       {64, 2, 1, 208, 48},                   // most experts without tokens
       {16, 1, 256, 208, 48, false},          // top-1, prefill-sized, no renormalisation
       {16, 4, 256, 208, 48, true, true},     // every token on expert 5: 4 row slices of one group
       {16, 8, 1100, 208, 32},                // two routing passes (1024 + 76 tokens)
       {32, 8, 5, 2048, 768},                 // Qwen3-30B-A3B's expert shape
+      {128, 8, 64, 208, 32}, {128, 1, 1, 208, 32},  // 128 experts: four per lane in the selection
+      {16, 8, 5, 512, 32}, {16, 8, 5, 1024, 32}, {16, 8, 5, 4096, 32},  // every router row width
   };
   return all;
 }
@@ -198,6 +200,12 @@ TEST(GpuMoe, RoutingMatchesTheReference) {
     FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_weight.data(), 0xFF, ws.topk_weight.bytes()));
     FP4LLM_CUDA_CHECK(cudaMemset(ws.row_slot.data(), 0xFF, ws.row_slot.bytes()));
     FP4LLM_CUDA_CHECK(cudaMemset(ws.num_groups.data(), 0xFF, ws.num_groups.bytes()));
+    // Also what the selection reads (the logits: NaN) and the rest of the grouping, so a block that
+    // saw the first launch's values instead of this one's would fail.
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.logits.data(), 0xFF, ws.logits.bytes()));
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.group_offset.data(), 0xFF, ws.group_offset.bytes()));
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.group_expert.data(), 0xFF, ws.group_expert.bytes()));
+    FP4LLM_CUDA_CHECK(cudaMemset(ws.row_token.data(), 0xFF, ws.row_token.bytes()));
     cuda::moe_route(m.device.router.data(), h.data(), tokens, m.device.shape, ws.routing(), nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<int32_t> got_ids = ws.topk_expert.to_host();
@@ -207,6 +215,8 @@ TEST(GpuMoe, RoutingMatchesTheReference) {
     const std::vector<int32_t> group_expert = ws.group_expert.to_host(), row_token = ws.row_token.to_host();
     const int32_t groups = ws.num_groups.to_host()[0];
     std::vector<int> seen(size_t(tokens * c.top_k), 0);
+    ASSERT_GE(groups, 0) << name(c);
+    ASSERT_LT(size_t(groups), offsets.size()) << name(c);
     ASSERT_EQ(offsets[size_t(groups)], tokens * c.top_k) << name(c);
     for (int32_t g = 0; g < groups; ++g) {
       if (g > 0) {
@@ -257,17 +267,19 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
     ws.ensure(c.tokens, m.device.shape, c.inter);
     FP4LLM_CUDA_CHECK(cudaMemset(ws.act.data(), 0xFF, ws.act.bytes()));  // unwritten rows show as NaN
     FP4LLM_CUDA_CHECK(cudaMemset(ws.expert_out.data(), 0xFF, ws.expert_out.bytes()));
-    const auto ones = cuda::DeviceBuffer<float>::from_host(std::vector<float>(size_t(c.hidden), 1.0f));
+    std::vector<float> gain(static_cast<size_t>(c.hidden));  // the next norm's weights
+    for (float& g : gain) g = 0.5f + float(rng() % 1024) / 1024.0f;
+    const auto next_w = cuda::DeviceBuffer<float>::from_host(gain);
     {  // a first layer on copies: the checked call then finds the workspace as a step leaves it
       auto h0 = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));
       auto x0 = cuda::DeviceBuffer<float>::from_host(m.x);
-      cuda::moe_mlp(m.device, h0.data(), c.tokens, x0.data(), ones.data(), {c.hidden, 1e-6f, false}, ws, nullptr);
+      cuda::moe_mlp(m.device, h0.data(), c.tokens, x0.data(), next_w.data(), {c.hidden, 1e-6f, false}, ws, nullptr);
       FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
       FP4LLM_CUDA_CHECK(cudaMemset(ws.expert_out.data(), 0xFF, ws.expert_out.bytes()));
     }
     auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));  // in: activations; out: the next norm
     auto x = cuda::DeviceBuffer<float>::from_host(m.x);
-    cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), ones.data(), {c.hidden, 1e-6f, false}, ws, nullptr);
+    cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), next_w.data(), {c.hidden, 1e-6f, false}, ws, nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<float> got = x.to_host();
     const std::vector<__nv_bfloat16> normed = h.to_host();
@@ -277,12 +289,12 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
       const Route r = reference_route(m, t);
       if (r.gap < 1e-3) continue;  // near tie: either expert is right (RoutingMatchesTheReference)
       const auto [want, bound] = reference_output(m, dense, t, r);
-      // h now holds the next norm of the updated residual row (weights 1).
+      // h now holds the next norm of the updated residual row (weights `gain`).
       double ss = 0;
       for (int64_t d = 0; d < c.hidden; ++d) ss += double(got[size_t(t * c.hidden + d)]) * got[size_t(t * c.hidden + d)];
       const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
       for (int64_t d = 0; d < c.hidden; ++d) {
-        const double want_h = got[size_t(t * c.hidden + d)] * inv;
+        const double want_h = got[size_t(t * c.hidden + d)] * inv * gain[size_t(d)];
         ASSERT_NEAR(__bfloat162float(normed[size_t(t * c.hidden + d)]), want_h, 5e-3 * std::fabs(want_h) + 1e-6)
             << name(c) << " token " << t << " dim " << d;
       }

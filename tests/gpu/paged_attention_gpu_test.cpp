@@ -243,6 +243,11 @@ TEST(GpuMmaDecodeAttention, MatchesTheReference) {
       {8, 2, 128, 0, true, 1.0f, 1.0f, {{4, 1}, {40, 1}, {700, 1}}, 32},
       {16, 2, 64, 0, true, 1.0f, 1.0f, {{300, 1}, {17, 1}}, 4},
       {16, 2, 64, 50, false, 1.0f, 1.0f, {{300, 1}, {17, 1}}, 4},
+      // One split over 1,000 keys: each warp walks about 16 cache blocks, so the blocks requested
+      // ahead (one, or two with FP4LLM_ATTN_FP8_AHEAD=2) cycle through their whole ring.
+      {8, 2, 128, 0, true, 1.0f, 1.0f, {{1000, 1}}},
+      {16, 2, 64, 0, true, 1.0f, 1.0f, {{1000, 1}, {999, 1}}},
+      {8, 2, 128, 0, false, 1.0f, 1.0f, {{1000, 1}}},
   };
   uint32_t seed = 40;
   for (Case c : cases) {

@@ -49,6 +49,9 @@ class DeviceBuffer {
   static DeviceBuffer zeroed(size_t count) {
     DeviceBuffer b(count);
     if (count > 0) FP4LLM_CUDA_CHECK(cudaMemset(b.data_, 0, b.bytes()));
+    // The memset runs on the legacy stream, which kernels on non-blocking streams do not wait
+    // for; these buffers are counters those kernels read first.
+    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     return b;
   }
   std::vector<T> to_host() const {

@@ -38,7 +38,9 @@ struct alignas(16) BulkRing {
   uint16_t s[kBulkStages][kBulkChunks][32];
   uint64_t bar[kBulkStages];
 };
-static_assert(kWarps * sizeof(BulkRing) <= 48 * 1024, "the rings must fit static shared memory");
+// With sum_splits' own array (NT = 2 at most) beside them.
+static_assert(kWarps * sizeof(BulkRing) + kWarps * 2 * 4 * 32 * sizeof(float) <= 48 * 1024,
+              "the rings must fit static shared memory");
 
 // Lane 0: group `group` of the warp's n chunks into stage st, completing on its barrier.
 __device__ __forceinline__ void bulk_issue(BulkRing& ring, int st, const uint4* w, const uint16_t* s, int group, int n) {

@@ -137,9 +137,16 @@ int tiled_splits(int64_t row_tiles, int64_t k_chunks) {
 template <int NT, bool kGrouped>
 void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_t stream) {
   p.splits = tiled_splits(p.row_tiles, p.k_chunks);
+  // Each in-block split stages its own x: fewer splits where the GPU has less shared memory (Ada).
+  static const int limit = max_dynamic_smem();
+  while (p.splits > 1 && tiled_smem_bytes(NT, p.splits) > size_t(limit)) p.splits /= 2;
+  const size_t smem = tiled_smem_bytes(NT, p.splits);
+  if (smem > size_t(limit))
+    throw_error("NVFP4 linear: the tiled GEMV needs " + std::to_string(smem) + " bytes of shared memory per block; this GPU allows " +
+                std::to_string(limit));
   p.chunks_per_split = (p.k_chunks + p.splits - 1) / p.splits;
-  allow_dynamic_smem<nvfp4_gemv_tiled_kernel<NT, kGrouped>>(int(tiled_smem_bytes(NT, 4)));
-  nvfp4_gemv_tiled_kernel<NT, kGrouped><<<gemv_grid(p, groups, slices), kWarps * 32, tiled_smem_bytes(NT, p.splits), stream>>>(p);
+  allow_dynamic_smem<nvfp4_gemv_tiled_kernel<NT, kGrouped>>(int(smem));
+  nvfp4_gemv_tiled_kernel<NT, kGrouped><<<gemv_grid(p, groups, slices), kWarps * 32, smem, stream>>>(p);
   FP4LLM_CUDA_LAUNCHED();
 }
 
@@ -310,6 +317,7 @@ void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, i
     return;
   }
   if (!ws.blocks_done.size()) throw_error("NVFP4 linear with norm: the workspace has no counter (prepare_norm_counter)");
+  if (!r.next_w || !r.normed) throw_error("NVFP4 linear with norm: no next norm weight or output given");
   GemvArgs p{};
   p.epilogue = r.post_w ? kStore : kAdd;
   p.y = y;
@@ -320,8 +328,9 @@ void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, i
 void nvfp4_linear_rope(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* qkv,
                        const RopeCacheIo& io, const RopeCacheParams& params, unsigned int* head_done,
                        LinearWorkspace& ws, cudaStream_t stream) {
-  const bool shapes = params.head_dim % 64 == 0 && params.head_dim <= 512 &&
-                      w.out_features == (params.heads + 2 * params.kv_heads) * params.head_dim;
+  if (w.out_features != (params.heads + 2 * params.kv_heads) * params.head_dim)
+    throw_error("NVFP4 qkv linear: " + std::to_string(w.out_features) + " output rows, not (heads + 2 kv heads) x head_dim");
+  const bool shapes = params.head_dim % 64 == 0 && params.head_dim <= 512;
   if (!shapes || !head_done || rows <= 0 || !epilogue_applies(rows)) {
     nvfp4_linear(w, x, rows, qkv, ws, stream);
     rope_and_cache(qkv, io.positions, io.slots, rows, io.q_norm, io.k_norm, io.inv_freq, params, io.q, io.k_cache,
@@ -378,6 +387,8 @@ void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16*
                           NormParams{w.out_features, c.eps, c.one_plus}, c.normed, stream);
     return;
   }
+  if (!c.blocks_done || !c.next_w || !c.normed)
+    throw_error("NVFP4 experts with norm: no counter, next norm weight or output given");
   experts_down(w, act, r, y, stream,
                NormArgs{c.next_w, c.normed, c.blocks_done, c.residual, nullptr, c.eps, c.one_plus, c.weights, int(c.top_k)});
 }
