@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine, after tools/gpu_check.sh or tools/gpu_bench.sh built build-gpu/fp4llm: the
 # issue-5 measurements beyond the decode/prefill table, each to $OUT as JSON, a summary last.
-#   - memory: Qwen3-8B shape, 4k context, batch 1, chunked prefill, BF16 and NVFP4 lm_head
+#   - memory: Qwen3-8B shape, 4k context, batch 1, chunked prefill, BF16 and NVFP4 lm_head, and
+#     the BF16 head with the embedding table in host memory (--offload-embeddings)
 #   - long context: decode at 32k with FP8 and BF16 KV caches, per-stage times (attention part)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,7 @@ run() {  # NAME ARGS...
 }
 run mem-bf16-head --synthetic qwen3-8b --batch 1 --input-len 4096 --output-len 16 --prefill-len 0 --max-num-batched-tokens 2048
 run mem-nvfp4-head --synthetic qwen3-8b --batch 1 --input-len 4096 --output-len 16 --prefill-len 0 --max-num-batched-tokens 2048 --quantize-lm-head
+run mem-offload --synthetic qwen3-8b --batch 1 --input-len 4096 --output-len 16 --prefill-len 0 --max-num-batched-tokens 2048 --offload-embeddings
 run ctx32k-fp8 --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 --profile
 run ctx32k-bf16 --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 --profile --kv-cache-dtype bf16
 python3 - "$OUT" <<'PY'
@@ -25,7 +27,7 @@ def load(n):
     return json.loads(p.read_text()) if p.exists() else None
 print("| run | tok/s | ms/step | of floor | GPU used GB | allocator peak GB | attention us/step |")
 print("|---|---|---|---|---|---|---|")
-for n in ["mem-bf16-head", "mem-nvfp4-head", "ctx32k-fp8", "ctx32k-bf16"]:
+for n in ["mem-bf16-head", "mem-nvfp4-head", "mem-offload", "ctx32k-fp8", "ctx32k-bf16"]:
     r = load(n)
     if not r: print(f"| {n} | missing |"); continue
     d = r["decode"][0]; m = r["memory"]

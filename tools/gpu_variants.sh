@@ -7,7 +7,9 @@
 #                                  memcheck, where prefill's time goes and the FP8 prefill
 #                                  GEMM against BF16 (about 6 minutes)
 #   tools/gpu_variants.sh bench    the same-call A/B benches of the dense shapes (about 7 minutes)
-#   tools/gpu_variants.sh bench-moe  the same for Qwen3-30B-A3B (about 5 minutes)
+#   tools/gpu_variants.sh bench-moe  the same for Qwen3-30B-A3B, then Gemma3-27B's memory at 4k
+#                                    with the embedding table on the GPU and in host memory
+#                                    (about 7 minutes)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -93,4 +95,15 @@ if [ "$part" = bench-moe ]; then
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
     bench_variant "$OUT" qwen3-30b-a3b-bulk-fused-all qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=bulk FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
   } | tee "$OUT/variants-moe.md"
+  # Gemma3-27B's memory target (<= 17 GB at 4k, batch 1): NVFP4 head, the table on the GPU and in
+  # host memory (--offload-embeddings); chunks of 512 prompt tokens keep the activations small.
+  for v in resident offload; do
+    [ $(( $(date +%s) - started )) -gt 480 ] && { echo "gemma3-27b memory ($v): skipped (time)"; continue; }
+    knob=$([ $v = offload ] && echo --offload-embeddings)
+    timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/mem-gemma3-27b-$v.json" --synthetic gemma3-27b --batch 1 \
+      --input-len 4096 --output-len 16 --prefill-len 0 --max-num-batched-tokens 512 --quantize-lm-head $knob \
+      > "$OUT/mem-gemma3-27b-$v.txt" 2>&1
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); m=r['memory']; d=r['decode'][0]; print('gemma3-27b 4k, NVFP4 head, table', sys.argv[2] + ':', round(m['gpu_used_bytes']/1e9, 2), 'GB used,', round(m['allocator_peak_bytes']/1e9, 2), 'GB allocator peak,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+      "$OUT/mem-gemma3-27b-$v.json" "$v" 2>/dev/null || echo "gemma3-27b memory ($v): FAILED (see $OUT/mem-gemma3-27b-$v.txt)"
+  done
 fi

@@ -54,9 +54,9 @@ std::unique_ptr<Backend> make_backend(const ModelWeights& weights, const Backend
   if (options.tensor_parallel_size > 1)
     return cuda::make_tensor_parallel_backend(
         weights, TensorParallelPlan::make(weights.config, options.tensor_parallel_size, options.expert_parallel),
-        options.cache, options.enforce_eager, options.progress);
-  return std::make_unique<cuda::CudaBackend>(cuda::upload_model(weights, options.progress), options.cache,
-                                             options.enforce_eager);
+        options.cache, options.enforce_eager, options.progress, options.offload_embeddings);
+  return std::make_unique<cuda::CudaBackend>(cuda::upload_model(weights, options.progress, options.offload_embeddings),
+                                             options.cache, options.enforce_eager);
 #else
   return nullptr;
 #endif

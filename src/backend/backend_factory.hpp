@@ -17,6 +17,7 @@ struct BackendOptions {
   bool enforce_eager = false;  // CUDA: no graph capture of decode steps
   int64_t tensor_parallel_size = 1;  // ranks the model is split over: GPUs (NCCL) or CPU threads
   bool expert_parallel = false;      // MoE with tensor parallelism: whole experts per GPU
+  bool offload_embeddings = false;   // CUDA: the embedding table in pinned host memory
 };
 
 // `weights` must outlive the backend. Throws Error for an unknown device, for "cuda" in a build

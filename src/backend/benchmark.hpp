@@ -22,6 +22,7 @@ struct BenchOptions {
   bool profile = false;  // per-stage GPU time of decode steps (eager launches)
   int64_t tensor_parallel_size = 1;  // GPUs the model is split over (figures per GPU: rank 0's)
   bool expert_parallel = false;      // MoE with tensor parallelism: whole experts per GPU
+  bool offload_embeddings = false;   // the embedding table in pinned host memory
 };
 
 // Names accepted by --synthetic.

@@ -1,6 +1,7 @@
 // The options `run` and `serve` share for choosing and shaping the backend, with vLLM's names:
 // --device, --kv-cache-dtype, --enforce-eager, --quantize-lm-head, --tensor-parallel-size,
-// --enable-expert-parallel.
+// --enable-expert-parallel; and --offload-embeddings (llama.cpp's placement of the token
+// embeddings, which vLLM does not offer).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -13,7 +14,7 @@ namespace fp4llm::cli {
 
 struct BackendFlags {
   std::string device = "cpu", kv_cache_dtype = "fp8";
-  bool enforce_eager = false, quantize_lm_head = false, expert_parallel = false;
+  bool enforce_eager = false, quantize_lm_head = false, expert_parallel = false, offload_embeddings = false;
   int64_t tensor_parallel_size = 1;
 
   // Throws Error for an unknown device or cache type, or a CUDA device this build cannot use.

@@ -102,6 +102,9 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--enforce-eager", a->options.enforce_eager, "launch kernels one by one instead of replaying CUDA graphs");
   cmd->add_flag("--quantize-lm-head", a->options.quantize_lm_head,
                 "NVFP4 lm_head (a real model's 16-bit head quantized at load; random for --synthetic)");
+  cmd->add_flag("--offload-embeddings", a->options.offload_embeddings,
+                "keep the token-embedding table in pinned host memory, its rows read over PCIe (a tied lm_head "
+                "needs --quantize-lm-head then)");
   cmd->add_flag("--profile", a->options.profile, "also time each stage of a few decode steps (eager) and of one prefill, and print them");
   cmd->add_option("--tensor-parallel-size", a->options.tensor_parallel_size,
                   "split the model over this many GPUs (NCCL); bytes, floor and memory are per GPU (rank 0's)")

@@ -79,14 +79,18 @@ SamplingParams sampling_params(const RunArgs& a, const fs::path& tok_dir) {
 }
 
 void print_memory_plan(const ModelWeights& w, const Checkpoint& ck, const KvCacheConfig& kv, int64_t tokens,
-                       const std::string& device) {
-  const auto [nvfp4, other] = bound_weight_bytes(w, ck);
+                       const BackendFlags& flags) {
+  const bool offload = flags.device == "cuda" && flags.offload_embeddings;
+  const auto [nvfp4, other] = bound_weight_bytes(w, ck, offload);
   const uint64_t kv_bytes = uint64_t(w.config.kv_cache_bytes(tokens)) * (kv.dtype == KvCacheDtype::Bf16 ? 2 : 1);
+  const std::string host =
+      offload ? fmt::format("; embedding table {:.3f} GB in host memory", double(w.config.vocab_size * w.config.hidden_size * 2) / 1e9)
+              : "";
   fmt::print(stderr,
              "memory: weights {:.3f} GB (NVFP4 {:.3f} GB, 16/32-bit {:.3f} GB) + KV cache {} {:.3f} GB "
-             "for {} tokens, on the {}\n",
-             (nvfp4 + other) / 1e9, nvfp4 / 1e9, other / 1e9,
-             kv.dtype == KvCacheDtype::Bf16 ? "bf16" : "fp8", kv_bytes / 1e9, tokens, device == "cuda" ? "GPU" : "CPU");
+             "for {} tokens, on the {}{}\n",
+             (nvfp4 + other) / 1e9, nvfp4 / 1e9, other / 1e9, kv.dtype == KvCacheDtype::Bf16 ? "bf16" : "fp8",
+             kv_bytes / 1e9, tokens, flags.device == "cuda" ? "GPU" : "CPU", host);
 }
 
 void run(const RunArgs& a) {
@@ -112,13 +116,14 @@ void run(const RunArgs& a) {
   const Checkpoint ck = load_checkpoint(a.model, LoadOptions{{}, !a.quiet});
   ModelWeights weights = ModelWeights::bind(ck);
   if (a.backend.quantize_lm_head) weights.quantize_lm_head();
+  if (a.backend.offload_embeddings) weights.check_embedding_offload();
   const int64_t model_len = std::min<int64_t>(
       a.max_model_len, weights.config.max_position_embeddings > 0 ? weights.config.max_position_embeddings : a.max_model_len);
   KvCacheConfig kv;
   kv.dtype = a.backend.cache_dtype();
   kv.num_blocks = (model_len + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
   if (!a.quiet) {
-    print_memory_plan(weights, ck, kv, model_len, a.backend.device);
+    print_memory_plan(weights, ck, kv, model_len, a.backend);
     a.backend.print_tensor_parallel_plan(weights.config);
   }
   const auto backend = make_backend(weights, a.backend.options(kv, !a.quiet));

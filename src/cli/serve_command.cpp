@@ -85,7 +85,8 @@ uint64_t gpu_kv_budget(const ServeArgs& a, uint64_t weights, const ModelConfig& 
   // Tensor parallelism: each GPU holds about 1/N of the projections (the embedding table whole)
   // and its share of the KV heads; the budget is returned in whole-model cache bytes.
   const int64_t tp = a.backend.tensor_parallel_size;
-  if (tp > 1) weights = weights / uint64_t(tp) + uint64_t(c.vocab_size * c.hidden_size * 2);
+  const uint64_t table = a.backend.offload_embeddings ? 0 : uint64_t(c.vocab_size * c.hidden_size * 2);
+  if (tp > 1) weights = weights / uint64_t(tp) + table;
   const double kv_share = double(c.num_kv_heads) / double(std::max<int64_t>(1, c.num_kv_heads / tp));
   const double budget = allowed - double(weights) - double(activations);
   if (budget <= 0)
@@ -119,8 +120,10 @@ void serve(const ServeArgs& a) {
   const Checkpoint ck = load_checkpoint(a.model, LoadOptions{{}, !a.quiet});
   ModelWeights weights = ModelWeights::bind(ck);
   if (a.backend.quantize_lm_head) weights.quantize_lm_head();
+  if (a.backend.offload_embeddings) weights.check_embedding_offload();
+  const bool offload = a.backend.device == "cuda" && a.backend.offload_embeddings;
   const KvCachePlan plan =
-      plan_kv_cache(weights.config, kv_options(a, bound_weight_bytes(weights, ck).total(), weights.config));
+      plan_kv_cache(weights.config, kv_options(a, bound_weight_bytes(weights, ck, offload).total(), weights.config));
   fmt::print(stderr, "{}\n", plan.describe(weights.config));
   if (a.backend.device == "cpu")
     fmt::print(stderr, "device cpu: the KV cache is sized by --kv-cache-memory ({}); --gpu-memory-utilization is "

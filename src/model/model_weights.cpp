@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+
 #include "io/linear_selection.hpp"
 #include "io/tensor_store.hpp"
 #include "util/error.hpp"
@@ -140,12 +142,17 @@ void ModelWeights::quantize_lm_head() {
   lm_head_nvfp4 = quantized_lm_head.get();
 }
 
-WeightBytes bound_weight_bytes(const ModelWeights& w, const Checkpoint& ck) {
+void ModelWeights::check_embedding_offload() const {
+  if (lm_head == embed && !lm_head_nvfp4) fail("{}", kTiedHeadOffloadError);
+}
+
+WeightBytes bound_weight_bytes(const ModelWeights& w, const Checkpoint& ck, bool offload_embeddings) {
   WeightBytes b = weight_bytes(ck);
   if (w.quantized_lm_head) {
     b.nvfp4 += w.quantized_lm_head->bytes();
     if (w.lm_head && w.lm_head != w.embed) b.other -= w.lm_head->data.size();
   }
+  if (offload_embeddings && w.embed) b.other -= std::min<uint64_t>(b.other, w.embed->data.size());
   return b;
 }
 

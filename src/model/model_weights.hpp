@@ -62,10 +62,21 @@ struct ModelWeights {
   // 16-bit table) quantized to NVFP4 with the amax rule, as `fp4llm quantize` does projections.
   // Nothing to do when the checkpoint's lm_head is NVFP4 already.
   void quantize_lm_head();
+
+  // --offload-embeddings: an Error when the embedding table is also the 16-bit lm_head (tied),
+  // which every decode step reads whole, so it must stay in GPU memory.
+  void check_embedding_offload() const;
 };
 
+// The Error of check_embedding_offload (also raised for synthetic models of `fp4llm bench`).
+inline constexpr const char* kTiedHeadOffloadError =
+    "--offload-embeddings: this model's lm_head is its embedding table (tied word embeddings), which every "
+    "decode step reads whole on the GPU; add --quantize-lm-head so that the lm_head is a separate NVFP4 copy "
+    "and the 16-bit table, read one row per token, can stay in host memory";
+
 // Bytes the bound weights keep resident: the checkpoint's, with a quantized lm_head in place of
-// the 16-bit one (beside the embedding table when the two were tied).
-WeightBytes bound_weight_bytes(const ModelWeights& weights, const Checkpoint& checkpoint);
+// the 16-bit one (beside the embedding table when the two were tied); without the embedding
+// table when it is offloaded to host memory.
+WeightBytes bound_weight_bytes(const ModelWeights& weights, const Checkpoint& checkpoint, bool offload_embeddings = false);
 
 }  // namespace fp4llm

@@ -1,12 +1,17 @@
 // The small layer kernels against host computations: argmax (greedy decoding on the GPU),
 // including planted ties (the lowest index wins, as std::max_element's first maximum) and rows
-// wider than one block's threads; the sampling candidates' narrowing against the host's.
+// wider than one block's threads; the sampling candidates' narrowing against the host's; the
+// embedding lookup from a table in GPU memory and from one in mapped host memory.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <random>
 
 #include "backend/candidate_rows.hpp"
+#include "backend/cuda/host_mapped_buffer.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/narrow_rows.hpp"
+#include "formats/number_formats.hpp"
 #include "gpu_test_support.hpp"
 
 using namespace fp4llm;
@@ -75,5 +80,37 @@ TEST(GpuLayerKernels, NarrowedRowsMatchTheHostRule) {
       }
     }
     EXPECT_TRUE(saw_overflow) << "the hot row should exceed the capacity";
+  }
+}
+
+// Rows of the table times the scale, exactly (one float multiply of a BF16 value), for widths
+// that take the 16-byte path (208, 5376) and one that does not (100), with repeated and extreme
+// ids, the table in GPU memory and in pinned host memory (--offload-embeddings).
+TEST(GpuLayerKernels, EmbeddingRowsFromGpuAndHostMemory) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(31);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t hidden : {208, 100, 5376}) {
+    const int64_t vocab = 1000;
+    std::vector<uint16_t> table(size_t(vocab * hidden));
+    for (uint16_t& b : table) b = float_to_bf16(normal(rng));
+    const std::vector<int32_t> ids = {0, 999, 5, 5, 417, 1, 998};
+    const int64_t tokens = int64_t(ids.size());
+    const float scale = hidden == 5376 ? bf16_to_float(float_to_bf16(std::sqrt(5376.0f))) : 1.0f;
+    cuda::DeviceBuffer<__nv_bfloat16> on_gpu(table.size());
+    FP4LLM_CUDA_CHECK(cudaMemcpy(on_gpu.data(), table.data(), table.size() * 2, cudaMemcpyHostToDevice));
+    cuda::HostMappedBuffer<__nv_bfloat16> on_host(table.size());
+    std::memcpy(static_cast<void*>(on_host.host()), table.data(), table.size() * 2);
+    const auto id_buf = cuda::DeviceBuffer<int32_t>::from_host(ids);
+    for (const __nv_bfloat16* t : {static_cast<const __nv_bfloat16*>(on_gpu.data()), on_host.device()}) {
+      auto x = test_support::poisoned<float>(size_t(tokens * hidden));
+      cuda::embed_tokens(t, id_buf.data(), tokens, hidden, scale, x.data(), nullptr);
+      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<float> got = x.to_host();
+      for (int64_t i = 0; i < tokens; ++i)
+        for (int64_t c = 0; c < hidden; ++c)
+          ASSERT_EQ(got[size_t(i * hidden + c)], bf16_to_float(table[size_t(ids[size_t(i)] * hidden + c)]) * scale)
+              << "hidden " << hidden << " token " << i << " column " << c << (t == on_host.device() ? " (host table)" : "");
+    }
   }
 }

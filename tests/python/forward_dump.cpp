@@ -2,12 +2,12 @@
 // logits to a safetensors file (logits_<i>: F32 [tokens, vocab]), for comparisons with
 // transformers (tools/hf_compare.py) and between prefill and step-by-step decoding.
 //   fp4llm_forward_dump MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda]
-//                       [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill]
+//                       [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill] [offload-embeddings]
 // PROMPTS.json is a list of token-id lists. CHUNK > 0 feeds each prompt CHUNK tokens per step
 // (exercising the cache across steps); 0 feeds it whole; -1 runs all prompts as one batch;
 // -2 decodes all prompts in lockstep, one token of each per step (batched decode). fp8-prefill:
 // products of more than 64 rows in FP8 (CpuBackend::set_fp8_prefill; FP4LLM_FP8_PREFILL=1 on
-// the GPU).
+// the GPU). offload-embeddings: the embedding table in host memory (the CUDA backend).
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -25,7 +25,7 @@ using namespace fp4llm;
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda] [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill]\n",
+    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda] [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill] [offload-embeddings]\n",
                argv[0]);
     return 2;
   }
@@ -33,13 +33,14 @@ int main(int argc, char** argv) {
     const Checkpoint ck = load_checkpoint(argv[1], LoadOptions{{}, false});
     ModelWeights weights = ModelWeights::bind(ck);
     int64_t tensor_parallel = 1;
-    bool expert_parallel = false, fp8_prefill = false;
+    bool expert_parallel = false, fp8_prefill = false, offload_embeddings = false;
     for (int i = 7; i < argc; ++i) {
       const std::string option = argv[i];
       if (option == "nvfp4-head") weights.quantize_lm_head();
       else if (option.rfind("tp=", 0) == 0) tensor_parallel = std::stoll(option.substr(3));
       else if (option == "expert-parallel") expert_parallel = true;
       else if (option == "fp8-prefill") fp8_prefill = true;
+      else if (option == "offload-embeddings") offload_embeddings = true;
       else throw std::runtime_error("unknown option " + option);
     }
     const auto prompts = read_json_file(argv[2]).get<std::vector<std::vector<int32_t>>>();
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
     const std::string device = argc > 6 ? argv[6] : "cpu";
     if (fp8_prefill) setenv("FP4LLM_FP8_PREFILL", "1", 1);  // read once, when the GPU first needs it
     const auto make = [&] {
-      auto backend = make_backend(weights, BackendOptions{device, cache, false, false, tensor_parallel, expert_parallel});
+      auto backend = make_backend(weights, BackendOptions{device, cache, false, false, tensor_parallel, expert_parallel,
+                                                                offload_embeddings});
       if (fp8_prefill && device == "cpu") {
         auto* cpu = dynamic_cast<cpu::CpuBackend*>(backend.get());
         if (!cpu) throw std::runtime_error("fp8-prefill on the CPU needs one rank");

@@ -103,6 +103,19 @@ def test_nvfp4_lm_head_matches_cpu(model, chunk, tmp_path):
     compare(family, "bf16", chunk, cpu, gpu)
 
 
+@pytest.mark.parametrize("chunk", [0, -2])
+def test_offloaded_embeddings_give_the_same_logits(model, chunk, tmp_path):
+    """--offload-embeddings: the table in pinned host memory, rows read over PCIe. The lookup
+    is the same arithmetic on the same bytes, so the logits equal the GPU-resident run's bit for
+    bit; the NVFP4 head lets the tied Gemma3 model offload its table too."""
+    family, folder = model
+    resident = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "gpu.safetensors", "nvfp4-head")
+    offloaded = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "host.safetensors", "nvfp4-head",
+                             "offload-embeddings")
+    for a, b in zip(resident, offloaded):
+        assert np.array_equal(a, b), family
+
+
 @pytest.mark.parametrize("chunk", [0, -1])
 def test_fp8_prefill_matches_cpu(model, chunk, tmp_path):
     """FP4LLM_FP8_PREFILL=1: the products of the prompts over 64 tokens in FP8 through cuBLASLt,

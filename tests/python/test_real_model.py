@@ -37,3 +37,14 @@ def test_prompt_longer_than_the_model_length_is_refused():
             "--max-tokens", "1", "--quiet", check=False)
     assert p.returncode == 1, p.stdout
     assert "the prompt has" in p.stderr and "--max-model-len) is 8" in p.stderr, p.stderr
+
+
+def test_offloaded_embeddings_need_a_separate_lm_head():
+    # Gemma 3's lm_head is its embedding table (tied): offloading it alone is refused with the fix
+    # named; with --quantize-lm-head the head is its own NVFP4 copy and the table may move.
+    p = run("run", model_path(), "Hello", "--offload-embeddings", "--max-tokens", "1", "--quiet", check=False)
+    assert p.returncode == 1, p.stdout
+    assert "tied word embeddings" in p.stderr and "--quantize-lm-head" in p.stderr, p.stderr
+    p = run("run", model_path(), "The capital of France is", "--offload-embeddings", "--quantize-lm-head",
+            "--temperature", "0", "--max-tokens", "3", "--quiet")
+    assert p.stdout.strip(), p.stderr

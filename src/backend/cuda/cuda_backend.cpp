@@ -340,7 +340,7 @@ void CudaBackend::launch_step(const Step& s) {
   // Gemma3 scales embeddings by sqrt(hidden) rounded to bf16, as its bf16 checkpoints do.
   profiler_.begin(stream_);
   const float embed_scale = c.family == ModelFamily::Gemma3 ? bf16_to_float(float_to_bf16(std::sqrt(float(c.hidden_size)))) : 1.0f;
-  embed_tokens(model_.embed.data(), offset_ptr<int32_t>(meta_.data(), s.ids_at), s.tokens, c.hidden_size, embed_scale,
+  embed_tokens(model_.embedding_table(), offset_ptr<int32_t>(meta_.data(), s.ids_at), s.tokens, c.hidden_size, embed_scale,
                x_.data(), stream_);
   const NormParams norm{c.hidden_size, float(c.rms_norm_eps), c.family == ModelFamily::Gemma3};
   add_and_norm(x_.data(), nullptr, nullptr, model_.layers[0].input_norm.data(), s.tokens, norm, h_.data(), stream_);

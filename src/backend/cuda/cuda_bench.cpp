@@ -271,12 +271,13 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   const TensorParallelPlan plan = TensorParallelPlan::make(config, tp, o.expert_parallel);
   const auto make_model = [&](int64_t rank) -> cuda::DeviceModel {
     if (!o.synthetic.empty())
-      return tp == 1 ? cuda::synthetic_model(config, 1, o.quantize_lm_head)
+      return tp == 1 ? cuda::synthetic_model(config, 1, o.quantize_lm_head, {0, 0, 0, o.offload_embeddings})
                      : cuda::synthetic_model(rank_config(config, plan), uint64_t(1 + rank), o.quantize_lm_head,
-                                             {plan.vocab_per_rank, plan.experts(rank).begin, plan.experts_per_rank});
-    if (tp == 1) return cuda::upload_model(*weights, o.progress);
+                                             {plan.vocab_per_rank, plan.experts(rank).begin, plan.experts_per_rank,
+                                              o.offload_embeddings});
+    if (tp == 1) return cuda::upload_model(*weights, o.progress, o.offload_embeddings);
     const auto shard = shard_weights(*weights, plan, rank);
-    return cuda::upload_model(shard->weights, o.progress && rank == 0);
+    return cuda::upload_model(shard->weights, o.progress && rank == 0, o.offload_embeddings);
   };
   const int64_t max_batch = *std::max_element(o.batches.begin(), o.batches.end());
   KvCacheConfig cache;
@@ -298,6 +299,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   nlohmann::json out;
   out["gpu"] = prop.name;
   out["lm_head"] = o.quantize_lm_head ? "nvfp4" : "bf16";
+  out["embeddings"] = o.offload_embeddings ? "host" : "gpu";
   out["max_num_batched_tokens"] = o.max_num_batched_tokens;
   out["date"] = utc_now();
   out["model"] = o.synthetic.empty() ? o.model : "synthetic " + o.synthetic;

@@ -21,21 +21,25 @@ DeviceNvfp4Linear fused(std::initializer_list<const QuantizedLinear*> parts) {
   return upload_nvfp4(make_nvfp4_tiles(list));
 }
 
+// t's values as BF16 into host memory of t.numel() elements.
+void to_bf16(const TensorView& t, __nv_bfloat16* host) {
+  if (t.dtype == DType::BF16) {
+    std::memcpy(static_cast<void*>(host), t.data.data(), size_t(t.numel()) * 2);
+    return;
+  }
+  parallel_for(t.numel(), 1 << 20, [&](int64_t begin, int64_t end) {
+    std::vector<float> f(static_cast<size_t>(end - begin));
+    read_floats(t, begin, end - begin, f.data());
+    for (int64_t i = begin; i < end; ++i) {
+      const uint16_t b = float_to_bf16(f[size_t(i - begin)]);
+      std::memcpy(static_cast<void*>(&host[size_t(i)]), &b, 2);
+    }
+  });
+}
+
 DeviceBuffer<__nv_bfloat16> upload_bf16(const TensorView& t) {
   std::vector<__nv_bfloat16> host(static_cast<size_t>(t.numel()));
-  if (t.dtype == DType::BF16) {
-    std::memcpy(static_cast<void*>(host.data()), t.data.data(), host.size() * 2);
-  } else {
-    const int64_t n = t.numel();
-    parallel_for(n, 1 << 20, [&](int64_t begin, int64_t end) {
-      std::vector<float> f(static_cast<size_t>(end - begin));
-      read_floats(t, begin, end - begin, f.data());
-      for (int64_t i = begin; i < end; ++i) {
-        const uint16_t b = float_to_bf16(f[size_t(i - begin)]);
-        std::memcpy(static_cast<void*>(&host[size_t(i)]), &b, 2);
-      }
-    });
-  }
+  to_bf16(t, host.data());
   return DeviceBuffer<__nv_bfloat16>::from_host(host);
 }
 
@@ -124,12 +128,18 @@ uint64_t DeviceModel::bytes_per_expert() const {
   return 0;
 }
 
-DeviceModel upload_model(const ModelWeights& w, bool progress) {
+DeviceModel upload_model(const ModelWeights& w, bool progress, bool offload_embeddings) {
   DeviceModel d;
   d.config = w.config;
   ProgressBar bar("upload to GPU", uint64_t(w.layers.size() + 1), "layers");
   if (!progress) bar.disable();
-  d.embed = upload_bf16(*w.embed);
+  if (offload_embeddings) {
+    w.check_embedding_offload();
+    d.embed_host = HostMappedBuffer<__nv_bfloat16>(size_t(w.embed->numel()));
+    to_bf16(*w.embed, d.embed_host.host());
+  } else {
+    d.embed = upload_bf16(*w.embed);
+  }
   if (w.lm_head_nvfp4)
     d.lm_head_nvfp4 = fused({w.lm_head_nvfp4});
   else if (w.lm_head != w.embed)

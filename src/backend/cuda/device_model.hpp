@@ -1,7 +1,9 @@
 // A model's weights resident on the GPU: NVFP4 projections in the kernels' tile layout, q/k/v
 // and gate/up fused into one matrix each (one launch, one pass over x), BF16 embeddings and
 // lm_head, float32 norm weights. Built from loaded weights or, for `fp4llm bench`, generated
-// at random on the GPU with a real model's shapes.
+// at random on the GPU with a real model's shapes. With --offload-embeddings the embedding
+// table stays in pinned host memory, from which the embedding kernel reads its rows over PCIe
+// (a step reads one row per token, not the table).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "backend/cuda/device_buffer.hpp"
+#include "backend/cuda/host_mapped_buffer.hpp"
 #include "backend/cuda/moe_layer.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
 #include "model/model_weights.hpp"
@@ -26,12 +29,14 @@ struct DeviceLayer {
 
 struct DeviceModel {
   ModelConfig config;
-  DeviceBuffer<__nv_bfloat16> embed;    // [vocab, hidden]
-  DeviceBuffer<__nv_bfloat16> lm_head;  // [vocab, hidden]; empty when tied to embed
+  DeviceBuffer<__nv_bfloat16> embed;            // [vocab, hidden]; empty when offloaded
+  HostMappedBuffer<__nv_bfloat16> embed_host;  // the same in host memory (--offload-embeddings)
+  DeviceBuffer<__nv_bfloat16> lm_head;          // [vocab, hidden]; empty when tied to embed
   std::optional<DeviceNvfp4Linear> lm_head_nvfp4;
   DeviceBuffer<float> final_norm;
   std::vector<DeviceLayer> layers;
 
+  const __nv_bfloat16* embedding_table() const { return embed_host.size() ? embed_host.device() : embed.data(); }
   const __nv_bfloat16* lm_head_bf16() const { return lm_head.size() ? lm_head.data() : embed.data(); }
   uint64_t weight_bytes() const;
   // Bytes one decode step must read: every projection, lm_head, norms (embedding rows aside);
@@ -42,13 +47,14 @@ struct DeviceModel {
 };
 
 // Throws Error for what the CUDA backend cannot run (16-bit projections, MoE shapes beyond the
-// routing kernels' bounds).
-DeviceModel upload_model(const ModelWeights& weights, bool progress);
+// routing kernels' bounds), and for `offload_embeddings` where the table is also the BF16 lm_head.
+DeviceModel upload_model(const ModelWeights& weights, bool progress, bool offload_embeddings = false);
 
 // Tensor parallelism: what one rank of a synthetic model holds beyond rank_config's shapes.
 struct SyntheticShard {
   int64_t lm_head_rows = 0;                     // the rank's vocabulary slice; 0: the whole vocabulary
   int64_t first_expert = 0, local_experts = 0;  // MoE layers' experts here; 0: all
+  bool offload_embeddings = false;              // the embedding table in host memory
 };
 
 // Random NVFP4 weights with `config`'s shapes, generated on the GPU (nothing to download).

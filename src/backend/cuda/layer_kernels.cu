@@ -35,12 +35,32 @@ __device__ float block_sum(float v) {
   return total;
 }
 
+// `width` values per thread: 8 (one 16-byte load) where rows allow, so that rows read from host
+// memory over PCIe (--offload-embeddings) travel in full requests rather than 2-byte ones.
+template <int kWidth>
 __global__ void embed_kernel(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens, int64_t hidden,
                              float scale, float* x) {
-  const size_t count = size_t(tokens) * hidden;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < count; i += size_t(gridDim.x) * blockDim.x) {
-    const size_t t = i / hidden, c = i % hidden;
-    x[i] = __bfloat162float(embed[size_t(ids[t]) * hidden + c]) * scale;
+  const size_t pieces = size_t(tokens) * hidden / kWidth, per_row = size_t(hidden) / kWidth;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < pieces; i += size_t(gridDim.x) * blockDim.x) {
+    const size_t t = i / per_row, c = i % per_row * kWidth;
+    const __nv_bfloat16* src = embed + size_t(ids[t]) * hidden + c;
+    float* dst = x + t * hidden + c;
+    if constexpr (kWidth == 8) {
+      const uint4 v = *reinterpret_cast<const uint4*>(src);
+      const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+      float f[8];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        __nv_bfloat162 pair;
+        memcpy(&pair, &words[j], 4);
+        f[2 * j] = __low2float(pair) * scale;
+        f[2 * j + 1] = __high2float(pair) * scale;
+      }
+      reinterpret_cast<float4*>(dst)[0] = make_float4(f[0], f[1], f[2], f[3]);
+      reinterpret_cast<float4*>(dst)[1] = make_float4(f[4], f[5], f[6], f[7]);
+    } else {
+      dst[0] = __bfloat162float(src[0]) * scale;
+    }
   }
 }
 
@@ -229,7 +249,10 @@ void argmax_rows(const float* values, int64_t rows, int64_t width, int32_t* out,
 
 void embed_tokens(const __nv_bfloat16* embed, const int32_t* ids, int64_t tokens, int64_t hidden,
                   float scale, float* x, cudaStream_t stream) {
-  embed_kernel<<<grid_for(tokens * hidden, kThreads), kThreads, 0, stream>>>(embed, ids, tokens, hidden, scale, x);
+  if (hidden % 8 == 0)
+    embed_kernel<8><<<grid_for(tokens * hidden / 8, kThreads), kThreads, 0, stream>>>(embed, ids, tokens, hidden, scale, x);
+  else
+    embed_kernel<1><<<grid_for(tokens * hidden, kThreads), kThreads, 0, stream>>>(embed, ids, tokens, hidden, scale, x);
   FP4LLM_CUDA_LAUNCHED();
 }
 

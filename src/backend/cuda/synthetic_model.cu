@@ -75,11 +75,16 @@ DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_h
   const bool gemma = c.family == ModelFamily::Gemma3;
   const float gain = gemma ? 0.0f : 1.0f;  // Gemma norms multiply by (1 + w)
   const int64_t H = c.hidden_size, D = c.head_dim;
-  d.embed = DeviceBuffer<__nv_bfloat16>(size_t(c.vocab_size * H));
-  random_bf16<<<grid_for(int64_t(d.embed.size()), 256), 256>>>(d.embed.data(), d.embed.size(), ++seed, 0.05f);
+  const bool tied_bf16_head = !nvfp4_lm_head && c.tie_word_embeddings && lm_head_rows == c.vocab_size;
+  if (shard.offload_embeddings && tied_bf16_head) throw_error(kTiedHeadOffloadError);
+  const size_t table = size_t(c.vocab_size * H);
+  if (shard.offload_embeddings) d.embed_host = HostMappedBuffer<__nv_bfloat16>(table);
+  else d.embed = DeviceBuffer<__nv_bfloat16>(table);
+  // Written in place: over PCIe into the mapped host table when offloaded.
+  random_bf16<<<grid_for(int64_t(table), 256), 256>>>(const_cast<__nv_bfloat16*>(d.embedding_table()), table, ++seed, 0.05f);
   if (nvfp4_lm_head) {
     d.lm_head_nvfp4 = random_linear(lm_head_rows, H, seed);
-  } else if (!c.tie_word_embeddings || lm_head_rows != c.vocab_size) {  // a vocabulary slice is its own matrix
+  } else if (!tied_bf16_head) {  // a vocabulary slice is its own matrix
     d.lm_head = DeviceBuffer<__nv_bfloat16>(size_t(lm_head_rows * H));
     random_bf16<<<grid_for(int64_t(d.lm_head.size()), 256), 256>>>(d.lm_head.data(), d.lm_head.size(), ++seed, 0.05f);
   }

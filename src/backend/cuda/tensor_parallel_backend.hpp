@@ -47,10 +47,11 @@ class TensorParallelBackend final : public Backend {
   std::vector<Communicator> comms_;
 };
 
-// Loaded weights, sharded per rank (`weights` must outlive the backend).
+// Loaded weights, sharded per rank (`weights` must outlive the backend); `offload_embeddings`:
+// each rank's embedding table in pinned host memory.
 std::unique_ptr<TensorParallelBackend> make_tensor_parallel_backend(const ModelWeights& weights,
                                                                     const TensorParallelPlan& plan,
                                                                     const KvCacheConfig& cache, bool enforce_eager,
-                                                                    bool progress);
+                                                                    bool progress, bool offload_embeddings = false);
 
 }  // namespace fp4llm::cuda
