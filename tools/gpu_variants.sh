@@ -20,11 +20,12 @@ eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 [ -x build-gpu/fp4llm ] || gpu_build || exit 1
 part=${1:-checks}
 if [ "$part" = checks ]; then
-  (cd build-gpu && timeout 200 ctest -R "fused|bulk|ahead" > "$OUT/fused-tests.log" 2>&1)
+  (cd build-gpu && timeout 200 ctest -R "fused|bulk|ahead|sliced" > "$OUT/fused-tests.log" 2>&1)
   echo "tests of the fused and bulk variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
-  (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 timeout 300 ctest -R py_gpu_forward -V \
-    > "$OUT/gpu-forward-fused.log" 2>&1)
-  echo "py_gpu_forward with the three fused knobs (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-fused.log" | tail -1)"
+  # With prefill sliced every 48 rows too (the default slices hold 32 M values: one slice for these models).
+  (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 FP4LLM_PREFILL_SLICE_ROWS=48 \
+    timeout 300 ctest -R py_gpu_forward -V > "$OUT/gpu-forward-fused.log" 2>&1)
+  echo "py_gpu_forward with the three fused knobs and 48-row prefill slices (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-fused.log" | tail -1)"
   FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout 200 compute-sanitizer --tool memcheck build-gpu/gpu_moe \
     > "$OUT/memcheck-fused-routing.log" 2>&1
   FP4LLM_FUSED_NORM=1 timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \

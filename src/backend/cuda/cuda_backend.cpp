@@ -51,17 +51,15 @@ int64_t min_split_keys() {
   return keys;
 }
 
-int64_t dense_elements(const DeviceNvfp4Linear& w) { return w.row_tiles * 16 * w.k_chunks * 64; }
-
-// BF16 scratch the prefill path (more than kMaxDecodeRows rows) needs: the largest layer matrix
-// for `tokens` rows, and the lm_head's (a vocabulary-sized matrix) only when more than that many
+// BF16 scratch the prefill path (more than kMaxDecodeRows rows) needs: the most a layer matrix
+// needs (prefill_scratch_elements) for `tokens` rows, and the lm_head's (a vocabulary-sized matrix) only when more than that many
 // logit rows are asked for (all-position logits, or batches above 64).
-int64_t prefill_scratch_elements(const DeviceModel& m, int64_t tokens, int64_t logit_rows) {
+int64_t step_scratch_elements(const DeviceModel& m, int64_t tokens, int64_t logit_rows) {
   int64_t most = 0;
   if (tokens > kMaxDecodeRows)
     for (const DeviceLayer& l : m.layers)
-      for (const DeviceNvfp4Linear* w : {&l.qkv, &l.o, &l.gate_up, &l.down}) most = std::max(most, dense_elements(*w));
-  if (logit_rows > kMaxDecodeRows && m.lm_head_nvfp4) most = std::max(most, dense_elements(*m.lm_head_nvfp4));
+      for (const DeviceNvfp4Linear* w : {&l.qkv, &l.o, &l.gate_up, &l.down}) most = std::max(most, prefill_scratch_elements(*w));
+  if (logit_rows > kMaxDecodeRows && m.lm_head_nvfp4) most = std::max(most, prefill_scratch_elements(*m.lm_head_nvfp4));
   return most;
 }
 
@@ -201,7 +199,7 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   }
   rows_.ensure(size_t(logit_rows * c.hidden_size));
   argmax_.ensure(size_t(logit_rows));
-  linear_ws_.dequantized.ensure(size_t(prefill_scratch_elements(model_, tokens, logit_rows)));
+  linear_ws_.dequantized.ensure(size_t(step_scratch_elements(model_, tokens, logit_rows)));
   if (tokens <= capacity_tokens_) return;
   const size_t T = size_t(tokens), H = size_t(c.hidden_size), D = size_t(c.head_dim);
   // Dense MLP buffers only when some layer has a dense MLP (not in an all-MoE model).

@@ -67,32 +67,50 @@ void launch_gemv(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream
                    dim3(kWarps * 32), kSmem, stream, p);
 }
 
+// y [rows][ldy] (its first n columns) = or += x W^T for a BF16 W of n rows of stride ldw.
 void gemm_bf16(cublasHandle_t h, const __nv_bfloat16* w, int64_t ldw, int64_t n, int64_t k,
-               const __nv_bfloat16* x, int64_t rows, float* y, float beta, cudaStream_t stream) {
+               const __nv_bfloat16* x, int64_t rows, float* y, int64_t ldy, float beta, cudaStream_t stream) {
   const float one = 1.0f;
   FP4LLM_CUBLAS_CHECK(cublasSetStream(h, stream));
   FP4LLM_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(rows), int(k), &one, w,
                                    CUDA_R_16BF, int(ldw), x, CUDA_R_16BF, int(k), &beta, y,
-                                   CUDA_R_32F, int(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                   CUDA_R_32F, int(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-// Rows above kMaxDecodeRows: the weight to BF16 scratch, then cuBLAS (y = or += x W^T); with
-// FP4LLM_FP8_PREFILL=1 the weight and x to E4M3 and cuBLASLt FP8 (fp8_gemm.hpp).
+// Prefill's BF16 scratch: slices of whole tiles up to this many values (64 MB), so that it does
+// not grow with the largest matrix (Gemma 3 27B's gate_up: 462 MB whole; an NVFP4 lm_head of
+// 262k rows: 2.8 GB). A slice of 8,192 rows at K = 4,096 keeps each GEMM large.
+constexpr int64_t kScratchSliceElements = int64_t(32) << 20;
+
+// FP4LLM_PREFILL_SLICE_ROWS=R (tests): slices of R rows (rounded down to whole tiles) instead.
+int64_t tiles_per_slice(const DeviceNvfp4Linear& w) {
+  static const int64_t rows = knob_int("FP4LLM_PREFILL_SLICE_ROWS", 0);
+  const int64_t tiles = rows > 0 ? rows / 16 : kScratchSliceElements / (16 * w.k_chunks * 64);
+  return std::clamp<int64_t>(tiles, 1, std::max<int64_t>(1, w.row_tiles));
+}
+
+// Rows above kMaxDecodeRows: the weight to BF16 scratch slice by slice, each multiplied by cuBLAS
+// into its columns of y (y = or += x W^T); with FP4LLM_FP8_PREFILL=1 the whole weight and x to
+// E4M3 and cuBLASLt FP8 (fp8_gemm.hpp).
 void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y, float beta,
                       LinearWorkspace& ws, cudaStream_t stream) {
-  const size_t slots = size_t(w.row_tiles * w.k_chunks * 32);
-  const size_t need = size_t(w.row_tiles * 16 * w.k_chunks * 64);
-  if (ws.dequantized.size() < need) throw_error("NVFP4 linear: dequantization scratch too small");
+  if (ws.dequantized.size() < size_t(prefill_scratch_elements(w))) throw_error("NVFP4 linear: dequantization scratch too small");
   if (fp8_prefill_enabled()) {  // E4M3 in the scratch's bytes (half of them), cuBLASLt FP8
     if (!ws.fp8) ws.fp8 = std::make_unique<Fp8Gemm>();
     ws.fp8->multiply(w, x, rows, y, beta, reinterpret_cast<uint8_t*>(ws.dequantized.data()), stream);
     return;
   }
-  dequantize_tiles_kernel<<<grid_for(int64_t(slots), 256), 256, 0, stream>>>(
-      reinterpret_cast<const uint4*>(w.packed.data()), w.scales.data(), w.tile_scales.data(), int(w.k_chunks), slots,
-      Bf16Rows{ws.dequantized.data(), size_t(w.k_chunks * 64)});
-  FP4LLM_CUDA_LAUNCHED();
-  gemm_bf16(ws.cublas, ws.dequantized.data(), w.k_chunks * 64, w.out_features, w.in_features, x, rows, y, beta, stream);
+  const int64_t ld = w.k_chunks * 64, step = tiles_per_slice(w), chunk_slots = w.k_chunks * 32;
+  for (int64_t first = 0; first < w.row_tiles; first += step) {
+    const int64_t tiles = std::min(step, w.row_tiles - first), n = std::min(w.out_features, (first + tiles) * 16) - first * 16;
+    const size_t slots = size_t(tiles * chunk_slots);
+    dequantize_tiles_kernel<<<grid_for(int64_t(slots), 256), 256, 0, stream>>>(
+        reinterpret_cast<const uint4*>(w.packed.data()) + first * chunk_slots, w.scales.data() + first * chunk_slots,
+        w.tile_scales.data() + 2 * first, int(w.k_chunks), slots, Bf16Rows{ws.dequantized.data(), size_t(ld)});
+    FP4LLM_CUDA_LAUNCHED();
+    gemm_bf16(ws.cublas, ws.dequantized.data(), ld, n, w.in_features, x, rows, y + first * 16, w.out_features, beta,
+              stream);
+  }
 }
 
 // FP4LLM_GEMV_L2_AHEAD=D: the direct kernel's L2 run-ahead, D chunks (rounded up to its register
@@ -258,6 +276,13 @@ DeviceNvfp4Linear shaped_like(const Nvfp4Tiles& tiles) {
 
 }  // namespace
 
+int64_t prefill_scratch_elements(const DeviceNvfp4Linear& w) {
+  const int64_t whole = w.row_tiles * 16 * w.k_chunks * 64;
+  if (whole == 0) return 0;
+  if (fp8_prefill_enabled()) return (whole + 1) / 2;
+  return std::min(whole, tiles_per_slice(w) * 16 * w.k_chunks * 64);
+}
+
 DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles) {
   DeviceNvfp4Linear d = shaped_like(tiles);
   d.packed = DeviceBuffer<uint8_t>::from_host(tiles.packed);
@@ -396,7 +421,7 @@ void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16*
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,
                  const __nv_bfloat16* x, int64_t rows, float* y, LinearWorkspace& ws,
                  cudaStream_t stream) {
-  gemm_bf16(ws.cublas, w, in_features, out_features, in_features, x, rows, y, 0.0f, stream);
+  gemm_bf16(ws.cublas, w, in_features, out_features, in_features, x, rows, y, out_features, 0.0f, stream);
 }
 
 }  // namespace fp4llm::cuda

@@ -51,6 +51,11 @@ void prepare_norm_counter(LinearWorkspace& ws);
 
 constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
 
+// Elements of LinearWorkspace::dequantized that `w`'s prefill product (more than kMaxDecodeRows
+// rows) needs: BF16 slices of whole tiles up to 32 M values (64 MB), or with FP4LLM_FP8_PREFILL=1
+// the whole matrix in E4M3 (half as many BF16 elements).
+int64_t prefill_scratch_elements(const DeviceNvfp4Linear& w);
+
 enum class LinearOutput { Store, Add };
 
 // x: [rows, in_features] BF16; y: [rows, out_features] float32, overwritten or added to.
