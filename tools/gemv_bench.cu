@@ -2,7 +2,7 @@
 // -DFP4LLM_GEMV_* the build passes) on Qwen3-8B's four projection shapes, random weights, as
 // microseconds per call and the fraction of the measured copy bandwidth. Enough copies of each
 // weight rotate that none is served from L2 (as in a real step, 36 layers apart).
-//   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas
+//   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -lcublasLt
 // (tools/gpu_gemv_sweep.sh builds and runs the variants). With --prefill it times the prefill
 // path instead (2,048 rows: dequantize to BF16 scratch + cuBLAS) against cuBLAS alone on a BF16
 // weight, as TFLOP/s, to split the prefill target's gap between the extra pass and the GEMM.
@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "backend/cuda/fp8_gemm.cu"       // the FP8 prefill path nvfp4_linear.cu may take
 #include "backend/cuda/layer_kernels.cu"  // nvfp4_linear_add_norm's two-launch path
 #include "backend/cuda/nvfp4_linear.cu"
 
@@ -96,7 +97,7 @@ void prefill_table() {
     DeviceBuffer<float> y(size_t(rows * s.n));
     const double flops = 2.0 * double(rows) * double(s.n) * double(s.k);
     const auto with_path = [&] { nvfp4_linear(w, x.data(), rows, y.data(), ws, nullptr); };
-    const auto alone_call = [&] { gemm_bf16(ws.cublas, w16.data(), s.k, s.n, s.k, x.data(), rows, y.data(), 0.0f, nullptr); };
+    const auto alone_call = [&] { gemm_bf16(ws.cublas, w16.data(), s.k, s.n, s.k, x.data(), rows, y.data(), s.n, 0.0f, nullptr); };
     with_path(), alone_call();  // warm-up: cuBLAS picks its kernels
     const double path = time_us(with_path, 20), alone = time_us(alone_call, 20);
     std::printf("| %s | %.1f | %.0f | %.1f | %.0f | %.0f%% |\n", s.name, path, flops / path / 1e6, alone,

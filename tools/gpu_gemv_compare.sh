@@ -13,7 +13,7 @@ source tools/gpu_env.sh
 variants=${1:-"G2B3 G1B4 G3B3"}
 build_variant() {  # NAME FLAGS...
   local name=$1; shift
-  nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc "$@" tools/gemv_bench.cu -lcublas \
+  nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc "$@" tools/gemv_bench.cu -lcublas -lcublasLt \
     -o "build-gpu/sweep/gemv_$name" > "$OUT/gemv-build-$name.log" 2>&1
 }
 build_variant ring &

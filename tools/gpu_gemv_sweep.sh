@@ -10,7 +10,7 @@ configs=${1:-"4x2 8x2 4x4 2x4 6x2"}
 for cfg in $configs; do
   s=${cfg%x*} c=${cfg#*x}
   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc -DFP4LLM_GEMV_STAGES="$s" -DFP4LLM_GEMV_STAGE_CHUNKS="$c" \
-    tools/gemv_bench.cu -lcublas -o "build-gpu/sweep/gemv_$cfg" > "build-gpu/sweep/build-$cfg.log" 2>&1 &
+    tools/gemv_bench.cu -lcublas -lcublasLt -o "build-gpu/sweep/gemv_$cfg" > "build-gpu/sweep/build-$cfg.log" 2>&1 &
 done
 wait
 for cfg in $configs; do

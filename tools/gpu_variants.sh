@@ -20,12 +20,14 @@ eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 [ -x build-gpu/fp4llm ] || gpu_build || exit 1
 part=${1:-checks}
 if [ "$part" = checks ]; then
-  (cd build-gpu && timeout 200 ctest -R "fused|bulk|ahead|sliced" > "$OUT/fused-tests.log" 2>&1)
+  (cd build-gpu && timeout 200 ctest -R "fused|bulk|ahead|sliced|lean" > "$OUT/fused-tests.log" 2>&1)
   echo "tests of the fused and bulk variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
   # With prefill sliced every 48 rows too (the default slices hold 32 M values: one slice for these models).
   (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 FP4LLM_PREFILL_SLICE_ROWS=48 \
     timeout 300 ctest -R py_gpu_forward -V > "$OUT/gpu-forward-fused.log" 2>&1)
   echo "py_gpu_forward with the three fused knobs and 48-row prefill slices (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-fused.log" | tail -1)"
+  (cd build-gpu && FP4LLM_GEMV_L2_AHEAD=8 FP4LLM_PDL=all timeout 300 ctest -R py_gpu_forward -V > "$OUT/gpu-forward-lean.log" 2>&1)
+  echo "py_gpu_forward on the lean loop with L2 run-ahead, launched early (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-lean.log" | tail -1)"
   FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout 200 compute-sanitizer --tool memcheck build-gpu/gpu_moe \
     > "$OUT/memcheck-fused-routing.log" 2>&1
   FP4LLM_FUSED_NORM=1 timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
@@ -33,7 +35,7 @@ if [ "$part" = checks ]; then
   echo "memcheck: gpu_moe with fused routing and combine $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm and rope $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
   # Where prefill's time goes: the projections' dequantize + cuBLAS path against cuBLAS alone, and
   # the prefill of one 2,048-token prompt stage by stage.
-  nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -o build-gpu/gemv_bench \
+  nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -lcublasLt -o build-gpu/gemv_bench \
     > "$OUT/gemv-bench-build.log" 2>&1 && timeout 60 build-gpu/gemv_bench --prefill | tee "$OUT/prefill-gemm.md"
   # Prefill of 2,048 tokens: the FP8 GEMM (FP4LLM_FP8_PREFILL=1) against BF16 dequantization +
   # cuBLAS, same call (its accuracy on a real model: docs/ACCURACY.md).
@@ -48,7 +50,7 @@ if [ "$part" = checks ]; then
   done
   # The decode GEMV micro-benchmark, direct kernel against the bulk-copy one (up to 16 rows) and
   # against itself with its L2 run-ahead.
-  for kernel in direct bulk; do
+  for kernel in direct lean bulk; do
     echo "gemv $kernel: $(FP4LLM_GEMV_KERNEL=$kernel timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-$kernel.md" | tail -1)"
   done
   for ahead in 4 8 16; do
@@ -71,6 +73,7 @@ bench_variant() {
 if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-8b-lean qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=lean
     bench_variant "$OUT" qwen3-8b-l2-ahead-8 qwen3-8b 1,16 FP4LLM_GEMV_L2_AHEAD=8
     bench_variant "$OUT" qwen3-8b-l2-ahead-16-pdl-all qwen3-8b 1,16 FP4LLM_GEMV_L2_AHEAD=16 FP4LLM_PDL=all
     bench_variant "$OUT" qwen3-8b-fused-norm qwen3-8b 1,16 FP4LLM_FUSED_NORM=1
@@ -89,6 +92,7 @@ fi
 if [ "$part" = bench-moe ]; then
   {
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b-lean qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=lean
     bench_variant "$OUT" qwen3-30b-a3b-l2-ahead-8 qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_AHEAD=8
     bench_variant "$OUT" qwen3-30b-a3b-bulk qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=bulk
     bench_variant "$OUT" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT" build-gpu/sweep
 source tools/gpu_env.sh
-nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas \
+nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -lcublasLt \
   -o build-gpu/sweep/gemv_default > "$OUT/gemv-build.log" 2>&1 &
 gpu_build || exit 1
 wait

@@ -20,6 +20,13 @@ namespace {
 
 constexpr int kWarps = 8;   // warps per block: kWarps / splits tiles, each split over `splits` warps
 
+// The direct kernel's register group: chunks requested ahead of the arithmetic (2 measured best
+// on the H200, docs/PERFORMANCE.md fifth round).
+#ifndef FP4LLM_GEMV_GROUP
+#define FP4LLM_GEMV_GROUP 2
+#endif
+constexpr int kGroup = FP4LLM_GEMV_GROUP;
+
 enum Epilogue : int { kStore, kAdd, kSilu, kGelu };
 
 struct GemvArgs {

@@ -113,11 +113,18 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   }
 }
 
-// FP4LLM_GEMV_L2_AHEAD=D: the direct kernel's L2 run-ahead, D chunks (rounded up to its register
+// FP4LLM_GEMV_L2_AHEAD=D: the lean loop's L2 run-ahead, D chunks (rounded up to its register
 // groups) past its register loads (l2_run_ahead.cuh; not yet measured, so 0 = off by default).
 int l2_run_ahead_chunks() {
   static const int chunks = int((std::clamp<int64_t>(knob_int("FP4LLM_GEMV_L2_AHEAD", 0), 0, 64) + kGroup - 1) / kGroup * kGroup);
   return chunks;
+}
+
+// The direct kernel's lean chunk loop (gemv_lean_loop.cuh): FP4LLM_GEMV_KERNEL=lean, or implied
+// by FP4LLM_GEMV_L2_AHEAD, whose requests it carries. Not yet measured, so off by default.
+bool lean_loop() {
+  static const bool on = knob_is("FP4LLM_GEMV_KERNEL", "lean") || l2_run_ahead_chunks() > 0;
+  return on;
 }
 
 template <int NT, bool kGrouped, class Epilogue = NoEpilogue>
@@ -128,7 +135,7 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, unsigned slices, cudaStream
   // 333.3 against 334.2 at batch 1 and 4,382 against 4,556 at 16, so plain products launch plainly.
   const bool early = kGrouped || early_launch_all();
   p.l2_ahead = l2_run_ahead_chunks();
-  if (p.l2_ahead > 0)
+  if (lean_loop())
     launch_dependent(early, nvfp4_gemv_direct_kernel<NT, kGrouped, Epilogue, true>, gemv_grid(p, groups, slices),
                      dim3(kWarps * 32), 0, stream, p, epilogue);
   else
@@ -173,7 +180,8 @@ void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_
 // Qwen3-30B-A3B's expert groups 304.3 against 301.2 tok/s at batch 1, 1,887 against 1,783 at 16),
 // more to the copy ring. FP4LLM_GEMV_KERNEL=ring keeps every product on the copy ring, =tiled
 // puts 17-64 rows on the x-sharing kernel (nvfp4_gemv_tiled.cuh, not yet measured), to compare.
-// =bulk puts up to 16 rows on the bulk-copy kernel (nvfp4_gemv_bulk.cuh, sm_90, not yet run).
+// =bulk puts up to 16 rows on the bulk-copy kernel (nvfp4_gemv_bulk.cuh, sm_90, not yet run);
+// =lean keeps them on the direct kernel with its lean chunk loop (gemv_lean_loop.cuh, not yet run).
 enum class GemvKernel { kDirect, kRing, kTiled, kBulk };
 GemvKernel gemv_kernel(int64_t rows) {
   static const bool ring = knob_is("FP4LLM_GEMV_KERNEL", "ring"), tiled = knob_is("FP4LLM_GEMV_KERNEL", "tiled");

@@ -1,0 +1,110 @@
+// The direct GEMV's chunk loop with fewer instructions per chunk (FP4LLM_GEMV_KERNEL=lean, not
+// yet measured, so not the default), written against the instruction-issue bound: the default
+// loop's SASS (sm_90a, 2026-12-05) spends 271 instructions per two chunks, of which 160 are the
+// dequantization and MMAs and about 70 address arithmetic and checks: per chunk it reloads the
+// kernel's pointers from the constant bank, recomputes each lane's x address from p.x (the
+// compiler rematerializes x_pointers rather than keep them), checks K's bounds before every x
+// load and the item's end before every weight load, and copies the next group's registers into
+// the current ones. Here the steady state takes two register groups per iteration in turn (no
+// copies), advances running pointers (the loads use immediate offsets), and runs unchecked: it
+// covers the chunks before K's ragged last chunk while a whole next group exists. The tail, at
+// most three groups, keeps the default loop's checks. Same arithmetic in the same order, so the
+// same results. The L2 run-ahead (l2_run_ahead.cuh, FP4LLM_GEMV_L2_AHEAD) rides on this loop.
+#pragma once
+
+#include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/l2_run_ahead.cuh"
+#include "backend/cuda/nvfp4_gemv_tile.cuh"
+#include "backend/cuda/streaming_load.cuh"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+// One register group: kChunks chunks' weights (one 16-byte slot per lane) and block scales.
+template <int kChunks>
+struct ChunkGroup {
+  uint4 w[kChunks];
+  uint32_t s[kChunks];
+
+  // Chunks [0, kChunks) from w and s (each chunk 32 slots on), all present.
+  __device__ __forceinline__ void load(const uint4* w0, const uint16_t* s0) {
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u) w[u] = load_streaming(w0 + u * 32), s[u] = load_streaming(s0 + u * 32);
+  }
+  // The same for the first `count` of them.
+  __device__ __forceinline__ void load_first(const uint4* w0, const uint16_t* s0, int count) {
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u)
+      if (u < count) w[u] = load_streaming(w0 + u * 32), s[u] = load_streaming(s0 + u * 32);
+  }
+  // Its chunks against x at x[nt] (this lane's columns of the group's first chunk), K inside.
+  template <int NT>
+  __device__ __forceinline__ void multiply(float (&acc)[NT][4], const uint4* const (&x)[NT]) const {
+#pragma unroll
+    for (int u = 0; u < kChunks; ++u) {
+      XFrag<NT> f;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) f.a[nt] = __ldg(x[nt] + u * 8), f.b[nt] = __ldg(x[nt] + u * 8 + 1);
+      chunk_mma<NT>(acc, w[u], s[u], f);
+    }
+  }
+};
+
+template <int NT, int kChunks>
+__device__ __forceinline__ void advance(const uint4* (&x)[NT]) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) x[nt] += kChunks * 8;
+}
+
+// A work item's n chunks from wl, sl (this lane's slots of its first chunk) into acc. Plain
+// products wait for x's producer after the first weight loads (dependent_launch.cuh).
+template <int NT, bool kGrouped>
+__device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, const WorkItem& item, const uint4* wl,
+                                          const uint16_t* sl, float (&acc)[NT][4]) {
+  constexpr int G = kGroup;
+  const int n = item.end - item.begin;
+  const L2RunAhead<G> ahead(wl - item.lane, sl - item.lane, n, item.lane);
+  const int l2 = p.l2_ahead;
+  for (int f = G; f < G + l2; f += G) ahead.request(f);
+  ChunkGroup<G> a, b;
+  a.load_first(wl, sl, n);
+  if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
+  const uint4* xl[NT];
+  x_pointers<NT, kGrouped>(p, s, item.g, item.t, item.begin, xl);
+  // Chunks before K's ragged last chunk need no bounds check on x.
+  const int unchecked = max(0, min(n, p.k / 64 - item.begin));
+  const uint4* wq = wl + G * 32;
+  const uint16_t* sq = sl + G * 32;
+  const uint4* xq[NT];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) xq[nt] = xl[nt];
+  int c = 0;  // group a holds chunks [c, c + G)
+  for (; c + 3 * G <= unchecked; c += 2 * G) {
+    b.load(wq, sq);
+    if (l2) ahead.request(c + G + l2);
+    a.multiply<NT>(acc, xq);
+    advance<NT, G>(xq);
+    a.load(wq + G * 32, sq + G * 32);
+    if (l2) ahead.request(c + 2 * G + l2);
+    b.multiply<NT>(acc, xq);
+    advance<NT, G>(xq);
+    wq += 2 * G * 32;
+    sq += 2 * G * 32;
+  }
+  // The tail, as the default loop: checked loads and x.
+  for (; c < n; c += G) {
+    b.load_first(wl + (c + G) * 32, sl + (c + G) * 32, n - c - G);
+    if (l2) ahead.request(c + G + l2);
+#pragma unroll
+    for (int u = 0; u < G; ++u) {
+      if (c + u >= n) break;
+      item_chunk_mma<NT>(acc, a.w[u], a.s[u], xl, c + u, item.begin, p.k, item.t);
+    }
+    a = b;
+  }
+}
+
+}  // namespace
+
+}  // namespace fp4llm::cuda
