@@ -6,9 +6,9 @@
 // compiler rematerializes x_pointers rather than keep them), checks K's bounds before every x
 // load and the item's end before every weight load, and copies the next group's registers into
 // the current ones. Here the steady state takes two register groups per iteration in turn (no
-// copies), advances running pointers (the loads use immediate offsets), and runs unchecked: it
-// covers the chunks before K's ragged last chunk while a whole next group exists. The tail, at
-// most three groups, keeps the default loop's checks. Same arithmetic in the same order, so the
+// copies), advances running pointers (the loads use immediate offsets), and runs unchecked over
+// the chunks before K's ragged last chunk (only the reload that may pass the item's end is
+// guarded). The tail, at most one group and K's ragged chunk, keeps the default loop's checks. Same arithmetic in the same order, so the
 // same results. The L2 run-ahead (l2_run_ahead.cuh, FP4LLM_GEMV_L2_AHEAD) rides on this loop.
 #pragma once
 
@@ -70,36 +70,34 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
   ChunkGroup<G> a, b;
   a.load_first(wl, sl, n);
   if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
-  const uint4* xl[NT];
-  x_pointers<NT, kGrouped>(p, s, item.g, item.t, item.begin, xl);
+  const uint4* xq[NT];  // this lane's x of chunk c
+  x_pointers<NT, kGrouped>(p, s, item.g, item.t, item.begin, xq);
   // Chunks before K's ragged last chunk need no bounds check on x.
   const int unchecked = max(0, min(n, p.k / 64 - item.begin));
-  const uint4* wq = wl + G * 32;
+  const uint4* wq = wl + G * 32;  // chunk c + G
   const uint16_t* sq = sl + G * 32;
-  const uint4* xq[NT];
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt) xq[nt] = xl[nt];
   int c = 0;  // group a holds chunks [c, c + G)
-  for (; c + 3 * G <= unchecked; c += 2 * G) {
+  for (; c + 2 * G <= unchecked; c += 2 * G) {
     b.load(wq, sq);
     if (l2) ahead.request(c + G + l2);
     a.multiply<NT>(acc, xq);
     advance<NT, G>(xq);
-    a.load(wq + G * 32, sq + G * 32);
+    a.load_first(wq + G * 32, sq + G * 32, n - c - 2 * G);  // the item may end here
     if (l2) ahead.request(c + 2 * G + l2);
     b.multiply<NT>(acc, xq);
     advance<NT, G>(xq);
     wq += 2 * G * 32;
     sq += 2 * G * 32;
   }
-  // The tail, as the default loop: checked loads and x.
+  // The tail, as the default loop: checked loads and x (x chunk c + u is xq's chunk c + u - from).
+  const int from = c;
   for (; c < n; c += G) {
     b.load_first(wl + (c + G) * 32, sl + (c + G) * 32, n - c - G);
     if (l2) ahead.request(c + G + l2);
 #pragma unroll
     for (int u = 0; u < G; ++u) {
       if (c + u >= n) break;
-      item_chunk_mma<NT>(acc, a.w[u], a.s[u], xl, c + u, item.begin, p.k, item.t);
+      item_chunk_mma<NT>(acc, a.w[u], a.s[u], xq, c + u - from, item.begin + from, p.k, item.t);
     }
     a = b;
   }
