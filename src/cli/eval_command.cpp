@@ -20,7 +20,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, text_file, tokenizer, reference = "bf16", kv_cache_dtype = "fp8", scale_search = "amax";
-  std::string kv_scales = "checkpoint", prefill_products = "float32";
+  std::string kv_scales = "checkpoint", prefill_products = "bf16";
   int64_t context = 512, max_tokens = 0;
   bool json = false, quantize_lm_head = false;
 };
@@ -56,6 +56,7 @@ void run_eval(const EvalArgs& a) {
   else if (a.kv_scales != "checkpoint") fail("--kv-scales must be checkpoint or calibrate, got '{}'", a.kv_scales);
   cpu::CpuBackend model(weights, kv);
   if (a.prefill_products == "fp8") model.set_fp8_prefill(true);
+  if (a.prefill_products == "float32") model.set_bf16_products(false);
 
   std::unique_ptr<Checkpoint> ref_ck;
   std::unique_ptr<ModelWeights> ref_weights;
@@ -71,8 +72,10 @@ void run_eval(const EvalArgs& a) {
     ref_kv.dtype = KvCacheDtype::Bf16;
     reference = std::make_unique<cpu::CpuBackend>(*ref_weights, ref_kv);
   } else if (a.reference == "nvfp4") {
-    // The same NVFP4 weights and KV cache with float32 products: what --prefill-products fp8 alone costs.
-    if (a.prefill_products != "fp8") fail("--reference nvfp4 compares against --prefill-products fp8; pass it");
+    // The same NVFP4 weights and KV cache with the engine's BF16 products: what --prefill-products
+    // fp8 (or float32) alone changes.
+    if (a.prefill_products == "bf16")
+      fail("--reference nvfp4 compares the engine's BF16 products against --prefill-products fp8 or float32; pass one");
     reference = std::make_unique<cpu::CpuBackend>(weights, kv);
   } else if (a.reference != "none") {
     fail("--reference must be bf16, nvfp4 or none, got '{}'", a.reference);
@@ -92,7 +95,7 @@ void run_eval(const EvalArgs& a) {
              a.kv_cache_dtype, r.perplexity());
   if (reference) {
     fmt::print("perplexity  {}: {:.4f} (ratio {:.4f})\n",
-               a.reference == "nvfp4" ? "same model, float32 products" : "16-bit reference + bf16 KV",
+               a.reference == "nvfp4" ? "same model, BF16 products" : "16-bit reference + bf16 KV",
                r.reference_perplexity(), r.perplexity() / r.reference_perplexity());
     fmt::print("mean KL(reference || NVFP4): {:.5f} nats; top-1 agreement {:.2f}%\n", r.mean_kl(),
                100 * r.top1_agreement());
@@ -121,17 +124,19 @@ void add_eval_command(CLI::App& app) {
                   "(amax / 448 per layer from the text's first window)")
       ->capture_default_str();
   cmd->add_option("--reference", a->reference,
-                  "bf16 (compare with 16-bit weights), nvfp4 (the same NVFP4 model with float32 products, "
-                  "with --prefill-products fp8) or none")
+                  "bf16 (compare with 16-bit weights), nvfp4 (the same NVFP4 model with the engine's BF16 "
+                  "products, with --prefill-products fp8 or float32) or none")
       ->capture_default_str();
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16, for the NVFP4 model")->capture_default_str();
   cmd->add_option("--context", a->context, "tokens per scored window")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   cmd->add_option("--max-tokens", a->max_tokens, "score only the first N tokens of the text (0: all)");
   cmd->add_option("--prefill-products", a->prefill_products,
-                  "float32, or fp8: the projections of windows over 64 tokens with E4M3 weights (per-row "
-                  "scale) and E4M3 activations (per-token scale), as an FP8 tensor-core GEMM would take them")
+                  "bf16: activations rounded to BF16 into every product, as the GPU computes (the engine's "
+                  "arithmetic); float32: unrounded; fp8: besides, the projections of windows over 64 tokens "
+                  "with E4M3 weights (per-row scale) and E4M3 activations (per-token scale), as an FP8 "
+                  "tensor-core GEMM would take them")
       ->capture_default_str()
-      ->check(CLI::IsMember({"float32", "fp8"}));
+      ->check(CLI::IsMember({"bf16", "float32", "fp8"}));
   cmd->add_flag("--json", a->json, "print one JSON object");
   cmd->add_flag("--quantize-lm-head", a->quantize_lm_head,
                 "quantize a 16-bit lm_head to NVFP4 at load, to measure what that costs in accuracy");

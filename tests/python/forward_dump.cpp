@@ -2,12 +2,13 @@
 // logits to a safetensors file (logits_<i>: F32 [tokens, vocab]), for comparisons with
 // transformers (tools/hf_compare.py) and between prefill and step-by-step decoding.
 //   fp4llm_forward_dump MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda]
-//                       [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill] [offload-embeddings]
+//                       [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill] [offload-embeddings] [float32-products]
 // PROMPTS.json is a list of token-id lists. CHUNK > 0 feeds each prompt CHUNK tokens per step
 // (exercising the cache across steps); 0 feeds it whole; -1 runs all prompts as one batch;
 // -2 decodes all prompts in lockstep, one token of each per step (batched decode). fp8-prefill:
 // products of more than 64 rows in FP8 (CpuBackend::set_fp8_prefill; FP4LLM_FP8_PREFILL=1 on
 // the GPU). offload-embeddings: the embedding table in host memory (the CUDA backend).
+// float32-products: the CPU's activations enter products unrounded (set_bf16_products(false)).
 #include <fmt/format.h>
 
 #include <cstdlib>
@@ -17,6 +18,7 @@
 
 #include "backend/backend_factory.hpp"
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/cpu_tensor_parallel.hpp"
 #include "io/checkpoint.hpp"
 #include "io/safetensors_writer.hpp"
 #include "util/json_file.hpp"
@@ -25,7 +27,7 @@ using namespace fp4llm;
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda] [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill] [offload-embeddings]\n",
+    fmt::print(stderr, "usage: {} MODEL_DIR PROMPTS.json OUT.safetensors [bf16|fp8] [CHUNK] [cpu|cuda] [nvfp4-head] [tp=N] [expert-parallel] [fp8-prefill] [offload-embeddings] [float32-products]\n",
                argv[0]);
     return 2;
   }
@@ -33,7 +35,7 @@ int main(int argc, char** argv) {
     const Checkpoint ck = load_checkpoint(argv[1], LoadOptions{{}, false});
     ModelWeights weights = ModelWeights::bind(ck);
     int64_t tensor_parallel = 1;
-    bool expert_parallel = false, fp8_prefill = false, offload_embeddings = false;
+    bool expert_parallel = false, fp8_prefill = false, offload_embeddings = false, float32_products = false;
     for (int i = 7; i < argc; ++i) {
       const std::string option = argv[i];
       if (option == "nvfp4-head") weights.quantize_lm_head();
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
       else if (option == "expert-parallel") expert_parallel = true;
       else if (option == "fp8-prefill") fp8_prefill = true;
       else if (option == "offload-embeddings") offload_embeddings = true;
+      else if (option == "float32-products") float32_products = true;
       else throw std::runtime_error("unknown option " + option);
     }
     const auto prompts = read_json_file(argv[2]).get<std::vector<std::vector<int32_t>>>();
@@ -56,6 +59,10 @@ int main(int argc, char** argv) {
         auto* cpu = dynamic_cast<cpu::CpuBackend*>(backend.get());
         if (!cpu) throw std::runtime_error("fp8-prefill on the CPU needs one rank");
         cpu->set_fp8_prefill(true);
+      }
+      if (float32_products && device == "cpu") {
+        if (auto* cpu = dynamic_cast<cpu::CpuBackend*>(backend.get())) cpu->set_bf16_products(false);
+        if (auto* ranks = dynamic_cast<cpu::CpuTensorParallelBackend*>(backend.get())) ranks->set_bf16_products(false);
       }
       return backend;
     };

@@ -79,7 +79,7 @@ def test_calibrated_kv_scales_keep_fp8_close_to_bf16(tmp_path):
 
 def test_fp8_prefill_cost_against_the_same_model(tmp_path):
     """`--prefill-products fp8 --reference nvfp4`: the FP8 products' cost alone, the same NVFP4
-    model with float32 products as the reference. The KL is recomputed in numpy from the two
+    model with the engine's BF16 products as the reference. The KL is recomputed in numpy from the two
     backends' logits (forward_dump with and without fp8-prefill) over a window of 100 tokens."""
     model, tok = tiny_model_with_tokenizer(tmp_path)
     run("quantize", model, tmp_path / "q", "--quiet")
@@ -99,4 +99,4 @@ def test_fp8_prefill_cost_against_the_same_model(tmp_path):
     assert kl > 1e-6  # FP8 changes the window's logits
     assert abs(out["mean_kl"] - kl) < 1e-6 + 1e-4 * kl, (out["mean_kl"], kl)
     bad = run("eval", tmp_path / "q", "--text", TEXT, "--reference", "nvfp4", check=False)
-    assert bad.returncode == 1 and "--reference nvfp4 compares against --prefill-products fp8" in bad.stderr
+    assert bad.returncode == 1 and "--reference nvfp4 compares the engine's BF16 products against --prefill-products fp8" in bad.stderr

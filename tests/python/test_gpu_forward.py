@@ -154,8 +154,10 @@ def gpu_compute_major():
 def compare(family, kv, chunk, cpu, gpu, tol=None, min_agreement=None):
     agree = total = 0
     worst, gaps, row_errors = 0.0, [], []
-    # BF16 activations into the matrix products (the CPU keeps float32) and, with an FP8 cache,
-    # K/V values that round the other way: both far below a wrong formula's error.
+    # Both backends round activations to BF16 into the products; what differs is float32 summation
+    # order, the tensor-core attention's BF16 queries and probabilities, and values that these put
+    # on the other side of a BF16 (or, in the cache, E4M3) rounding boundary: all far below a wrong
+    # formula's error.
     tol = tol or (3e-2 if kv == "bf16" else 6e-2)
     for ids, c, g in zip(PROMPTS, cpu, gpu):
         assert np.isfinite(g).all()
@@ -186,9 +188,12 @@ def compare(family, kv, chunk, cpu, gpu, tol=None, min_agreement=None):
         # themselves are checked with exact routing in tests/gpu/moe_gpu_test.cpp.
         assert outliers <= 0.1 * len(row_errors), (family, kv, chunk, outliers, len(row_errors))
         assert np.median(row_errors) < tol / 3, (family, kv, chunk, np.median(row_errors))
-    # Random models put several logits within rounding of the maximum at a few positions (all
-    # such disagreements are near ties, checked above); measured agreement is in docs/GPU_TESTS.md.
-    assert agree / total >= (min_agreement or (0.97 if kv == "bf16" else 0.95)), (family, kv, chunk, agree, total)
+    # The bound. Random models put several logits within rounding of the maximum at a few
+    # positions (all such disagreements are near ties, checked above). Before the CPU rounded its
+    # product inputs to BF16 as the GPU does, the CPU-only emulation of that one difference
+    # reproduced the measured agreement (Qwen3 584/591 BF16 KV, 574/591 FP8; MoE 581 and 571;
+    # Gemma3 591 and 591; docs/GPU_TESTS.md).
+    assert agree / total >= (min_agreement or 0.995), (family, kv, chunk, agree, total)
 
 
 @pytest.fixture(scope="module", params=["qwen3", "qwen3_moe", "gemma3"])

@@ -100,12 +100,16 @@ void CpuBackend::sum_over_ranks(std::vector<float>& shares) {
 void CpuBackend::lm_head(const std::vector<float>& h, int64_t rows, std::vector<float>& logits) {
   const int64_t V = w_.config.vocab_size, ranks = link_.active() ? link_.group->size() : 1, local = V / ranks;
   std::vector<float> mine(size_t(rows * local));
+  std::vector<float> h16(h);
+  if (bf16_products_)
+    for (float& v : h16) v = bf16_to_float(float_to_bf16(v));
+  const std::vector<float>& in = bf16_products_ ? h16 : h;
   if (w_.lm_head_nvfp4 && fp8_step(rows))
-    linear_fp8(*w_.lm_head_nvfp4, h.data(), rows, mine.data());
+    linear_fp8(*w_.lm_head_nvfp4, in.data(), rows, mine.data());
   else if (w_.lm_head_nvfp4)
-    linear(*w_.lm_head_nvfp4, h.data(), rows, mine.data());
+    linear(*w_.lm_head_nvfp4, in.data(), rows, mine.data());
   else
-    linear_dense(*w_.lm_head, h.data(), rows, mine.data());
+    linear_dense(*w_.lm_head, in.data(), rows, mine.data());
   if (ranks == 1) {
     logits = std::move(mine);
     return;
@@ -227,11 +231,16 @@ void CpuBackend::mlp_block(int64_t layer, const Tokens& t, std::vector<float>& x
   for (size_t i = 0; i < x.size(); ++i) x[i] += m[i];
 }
 
-void CpuBackend::project(const LinearWeight& w, const float* x, int64_t rows, float* y, bool fp8) {
-  if (fp8 && w.nvfp4)
+void CpuBackend::project(const LinearWeight& w, const float* x, int64_t rows, float* y, bool fp8) const {
+  if (fp8 && w.nvfp4) {
     linear_fp8(*w.nvfp4, x, rows, y);
-  else
+  } else if (bf16_products_) {
+    std::vector<float> x16(x, x + rows * w.in_features);
+    for (float& v : x16) v = bf16_to_float(float_to_bf16(v));
+    linear(w, x16.data(), rows, y);
+  } else {
     linear(w, x, rows, y);
+  }
 }
 
 void CpuBackend::dense_mlp(const MlpWeights& m, const float* h, int64_t rows, float* out, bool fp8) {

@@ -31,9 +31,15 @@ class CpuBackend final : public Backend {
   // FP8 products (cpu_ops.hpp linear_fp8) for every NVFP4 product of more than kFp8PrefillAbove
   // rows except the MoE experts' (attention projections, dense MLPs, an NVFP4 lm_head): what the
   // GPU's FP8 prefill GEMM computes (FP4LLM_FP8_PREFILL=1), and how its accuracy is measured
-  // (`fp4llm eval --prefill-products fp8`). Off: float32 products.
+  // (`fp4llm eval --prefill-products fp8`). Off: the products below.
   static constexpr int64_t kFp8PrefillAbove = 64;
   void set_fp8_prefill(bool on) { fp8_prefill_ = on; }
+  // On (the default): activations rounded to BF16 where they enter a matrix product (q/k/v,
+  // o_proj, gate/up, down, the experts', lm_head), float32 sums: what the GPU computes (its
+  // activation buffers are BF16) and what a BF16 transformers model feeds its linears. Off:
+  // float32 activations (`eval --prefill-products float32`, and tests that check the formulas
+  // against float64 without BF16 rounding boundaries). The router's input is BF16 either way.
+  void set_bf16_products(bool on) { bf16_products_ = on; }
 
  private:
   struct Tokens;  // the batch flattened to one row per new token
@@ -42,7 +48,7 @@ class CpuBackend final : public Backend {
   void mlp_block(int64_t layer, const Tokens& t, std::vector<float>& x);
   void dense_mlp(const MlpWeights& m, const float* h, int64_t rows, float* out, bool fp8 = false);
   // linear(), or linear_fp8() where `fp8` and the weight is NVFP4.
-  static void project(const LinearWeight& w, const float* x, int64_t rows, float* y, bool fp8);
+  void project(const LinearWeight& w, const float* x, int64_t rows, float* y, bool fp8) const;
   bool fp8_step(int64_t tokens) const { return fp8_prefill_ && tokens > kFp8PrefillAbove; }
   void moe_mlp(const MoeWeights& m, const float* h, int64_t rows, float* out);
   void norm_rows(float* x, int64_t rows, std::span<const float> w) const;
@@ -52,7 +58,7 @@ class CpuBackend final : public Backend {
 
   const ModelWeights& w_;
   RankLink link_;
-  bool fp8_prefill_ = false;
+  bool fp8_prefill_ = false, bf16_products_ = true;
   KvCache kv_;
   std::vector<float> inv_freq_full_, inv_freq_sliding_;
 };

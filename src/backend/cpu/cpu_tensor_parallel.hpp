@@ -25,6 +25,10 @@ class CpuTensorParallelBackend final : public Backend {
   // Every rank runs the step; rank 0's logits (the same on every rank after the gather) are
   // returned. A rank's error is rethrown once every rank has returned.
   void forward(const ForwardBatch& batch, std::vector<float>& logits) override;
+  // CpuBackend::set_bf16_products on every rank.
+  void set_bf16_products(bool on) {
+    for (auto& r : ranks_) r->set_bf16_products(on);
+  }
 
  private:
   ModelConfig config_;
