@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# A second device call after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the
-# kernel knobs that are off by default, each benched against the default in the same call, so
-# that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one line
-# per variant; JSON and logs under $OUT. Two parts, each under the 10-minute limit of a call:
-#   tools/gpu_variants.sh checks   fused variants' tests, whole models GPU vs CPU with them,
-#                                  memcheck, where prefill's time goes and the FP8 prefill
-#                                  GEMM against BF16 (about 6 minutes)
-#   tools/gpu_variants.sh bench    the same-call A/B benches of the dense shapes (about 7 minutes)
+# Device calls after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the kernel
+# knobs that are off by default, each checked and benched against the default in the same call,
+# so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
+# line per item; JSON and logs under $OUT. Four parts, each under the 10-minute limit of a call
+# (items that would start past about 9 minutes are reported as skipped):
+#   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU on the
+#                                    lean loop and with the fused knobs
+#   tools/gpu_variants.sh probes     memcheck of the fused kernels, the GEMV micro-benchmark
+#                                    (direct, lean, bulk, L2 run-ahead), where prefill's time
+#                                    goes, FP8 prefill against BF16, 32k FP8 attention ahead 2
+#   tools/gpu_variants.sh bench      the same-call A/B benches of the dense shapes
 #   tools/gpu_variants.sh bench-moe  the same for Qwen3-30B-A3B, then Gemma3-27B's memory at 4k
 #                                    with the embedding table on the GPU and in host memory
-#                                    (about 7 minutes)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,57 +20,81 @@ mkdir -p "$OUT"
 source tools/gpu_env.sh
 eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 [ -x build-gpu/fp4llm ] || gpu_build || exit 1
-part=${1:-checks}
-if [ "$part" = checks ]; then
-  (cd build-gpu && timeout 200 ctest -R "fused|bulk|ahead|sliced|lean" > "$OUT/fused-tests.log" 2>&1)
-  echo "tests of the fused and bulk variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/fused-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
+part=${1:-tests}
+started=$(date +%s)
+# Seconds left of the call's budget (about 9 minutes of its 10).
+left() { echo $(( 540 - ($(date +%s) - started) )); }
+if [ "$part" = tests ]; then
+  (cd build-gpu && timeout 300 ctest -R "fused|bulk|ahead|sliced|lean" > "$OUT/variant-tests.log" 2>&1)
+  echo "tests of the knob variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/variant-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
+  if [ "$(left)" -gt 150 ]; then
+    (cd build-gpu && FP4LLM_GEMV_L2_AHEAD=8 FP4LLM_PDL=all timeout $(( $(left) - 10 )) ctest -R py_gpu_forward -V \
+      > "$OUT/gpu-forward-lean.log" 2>&1)
+    echo "py_gpu_forward on the lean loop with L2 run-ahead, launched early (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/gpu-forward-lean.log" | tail -1)"
+  else
+    echo "py_gpu_forward on the lean loop: skipped (time)"
+  fi
   # With prefill sliced every 48 rows too (the default slices hold 32 M values: one slice for these models).
-  (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 FP4LLM_PREFILL_SLICE_ROWS=48 \
-    timeout 300 ctest -R py_gpu_forward -V > "$OUT/gpu-forward-fused.log" 2>&1)
-  echo "py_gpu_forward with the three fused knobs and 48-row prefill slices (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-fused.log" | tail -1)"
-  (cd build-gpu && FP4LLM_GEMV_L2_AHEAD=8 FP4LLM_PDL=all timeout 300 ctest -R py_gpu_forward -V > "$OUT/gpu-forward-lean.log" 2>&1)
-  echo "py_gpu_forward on the lean loop with L2 run-ahead, launched early (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ passed' "$OUT/gpu-forward-lean.log" | tail -1)"
-  FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout 200 compute-sanitizer --tool memcheck build-gpu/gpu_moe \
-    > "$OUT/memcheck-fused-routing.log" 2>&1
-  FP4LLM_FUSED_NORM=1 timeout 150 compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
-    --gtest_filter='*UpdatesAndNormalises*:*QkvRope*' > "$OUT/memcheck-fused-norm.log" 2>&1
-  echo "memcheck: gpu_moe with fused routing and combine $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm and rope $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
-  # Where prefill's time goes: the projections' dequantize + cuBLAS path against cuBLAS alone, and
-  # the prefill of one 2,048-token prompt stage by stage.
+  if [ "$(left)" -gt 150 ]; then
+    (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 FP4LLM_PREFILL_SLICE_ROWS=48 \
+      timeout $(( $(left) - 10 )) ctest -R py_gpu_forward -V > "$OUT/gpu-forward-fused.log" 2>&1)
+    echo "py_gpu_forward with the three fused knobs and 48-row prefill slices (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/gpu-forward-fused.log" | tail -1)"
+  else
+    echo "py_gpu_forward with the fused knobs: skipped (time)"
+  fi
+fi
+if [ "$part" = probes ]; then
+  # In order of what the next decisions need; each item only while the call has time for it.
+  # The decode GEMV micro-benchmark (Qwen3-8B's shapes, 1 and 16 rows): the default direct loop,
+  # the lean loop, the bulk-copy kernel, the lean loop with its L2 run-ahead.
   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -lcublasLt -o build-gpu/gemv_bench \
-    > "$OUT/gemv-bench-build.log" 2>&1 && timeout 60 build-gpu/gemv_bench --prefill | tee "$OUT/prefill-gemm.md"
-  # Prefill of 2,048 tokens: the FP8 GEMM (FP4LLM_FP8_PREFILL=1) against BF16 dequantization +
-  # cuBLAS, same call (its accuracy on a real model: docs/ACCURACY.md).
-  for model in qwen3-8b; do
-    for v in bf16 fp8; do
-      knob=$([ $v = fp8 ] && echo FP4LLM_FP8_PREFILL=1)
-      env $knob timeout 150 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 4 --prefill-len 2048 \
-        --quiet --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
-      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
-        "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model $v prefill: FAILED (see $OUT/prefill-$model-$v.txt)"
-    done
-  done
-  # The decode GEMV micro-benchmark, direct kernel against the bulk-copy one (up to 16 rows) and
-  # against itself with its L2 run-ahead.
+    > "$OUT/gemv-bench-build.log" 2>&1 || echo "gemv_bench: build FAILED (see $OUT/gemv-bench-build.log)"
   for kernel in direct lean bulk; do
     echo "gemv $kernel: $(FP4LLM_GEMV_KERNEL=$kernel timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-$kernel.md" | tail -1)"
   done
   for ahead in 4 8 16; do
-    echo "gemv direct, L2 run-ahead $ahead: $(FP4LLM_GEMV_L2_AHEAD=$ahead timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-l2-ahead-$ahead.md" | tail -1)"
+    echo "gemv lean, L2 run-ahead $ahead: $(FP4LLM_GEMV_L2_AHEAD=$ahead timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-l2-ahead-$ahead.md" | tail -1)"
   done
-  timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --profile --json "$OUT/bench-qwen3-8b-profile.json" \
-    > "$OUT/bench-qwen3-8b-profile.txt" 2>&1
-  grep -E "stages|prefill" "$OUT/bench-qwen3-8b-profile.txt"
+  # Where prefill's time goes: the projections' dequantize + cuBLAS path against cuBLAS alone, and
+  # one 2,048-token prefill stage by stage.
+  timeout 60 build-gpu/gemv_bench --prefill > "$OUT/prefill-gemm.md" 2>&1; tail -6 "$OUT/prefill-gemm.md"
+  if [ "$(left)" -gt 120 ]; then
+    timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --profile --json "$OUT/bench-qwen3-8b-profile.json" \
+      > "$OUT/bench-qwen3-8b-profile.txt" 2>&1
+    grep -E "stages|prefill" "$OUT/bench-qwen3-8b-profile.txt"
+  fi
+  # Prefill of 2,048 tokens: the FP8 GEMM (FP4LLM_FP8_PREFILL=1) against BF16 dequantization +
+  # cuBLAS, same call (its accuracy on a real model: docs/ACCURACY.md).
+  for v in bf16 fp8; do
+    [ "$(left)" -gt 90 ] || { echo "qwen3-8b $v prefill: skipped (time)"; continue; }
+    knob=$([ $v = fp8 ] && echo FP4LLM_FP8_PREFILL=1)
+    env $knob timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 4 --prefill-len 2048 \
+      --quiet --json "$OUT/prefill-qwen3-8b-$v.json" > "$OUT/prefill-qwen3-8b-$v.txt" 2>&1
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
+      "$OUT/prefill-qwen3-8b-$v.json" "qwen3-8b $v" 2>/dev/null || echo "qwen3-8b $v prefill: FAILED (see $OUT/prefill-qwen3-8b-$v.txt)"
+  done
   # The 32k FP8 attention with two blocks ahead, against the round's ctx32k-fp8 (gpu_targets.sh).
-  FP4LLM_ATTN_FP8_AHEAD=2 timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-fp8-ahead2.json" \
-    --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
-    --profile > "$OUT/ctx32k-fp8-ahead2.txt" 2>&1
-  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k FP8, two blocks ahead: attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" "$OUT/ctx32k-fp8-ahead2.json"
+  if [ "$(left)" -gt 120 ]; then
+    FP4LLM_ATTN_FP8_AHEAD=2 timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-fp8-ahead2.json" \
+      --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
+      --profile > "$OUT/ctx32k-fp8-ahead2.txt" 2>&1
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k FP8, two blocks ahead: attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" "$OUT/ctx32k-fp8-ahead2.json"
+  else
+    echo "32k FP8 attention, two blocks ahead: skipped (time)"
+  fi
+  if [ "$(left)" -gt 150 ]; then
+    FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout $(( $(left) / 2 )) compute-sanitizer --tool memcheck build-gpu/gpu_moe \
+      > "$OUT/memcheck-fused-routing.log" 2>&1
+    FP4LLM_FUSED_NORM=1 timeout $(( $(left) - 10 )) compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
+      --gtest_filter='*UpdatesAndNormalises*:*QkvRope*' > "$OUT/memcheck-fused-norm.log" 2>&1
+    echo "memcheck: gpu_moe with fused routing and combine $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm and rope $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
+  else
+    echo "memcheck of the fused kernels: skipped (time)"
+  fi
 fi
-started=$(date +%s)
-# Under the call's 10 minutes: variants past 8 are reported as skipped.
+# Under the call's 10 minutes: variants that would start past 8 are reported as skipped.
 bench_variant() {
-  if [ $(( $(date +%s) - started )) -gt 480 ]; then echo "$2: skipped (time)"; else bench_variant_timed "$@"; fi
+  if [ "$(left)" -lt 60 ]; then echo "$2: skipped (time)"; else bench_variant_timed "$@"; fi
 }
 if [ "$part" = bench ]; then
   {
@@ -103,7 +129,7 @@ if [ "$part" = bench-moe ]; then
   # Gemma3-27B's memory target (<= 17 GB at 4k, batch 1): NVFP4 head, the table on the GPU and in
   # host memory (--offload-embeddings); chunks of 512 prompt tokens keep the activations small.
   for v in resident offload; do
-    [ $(( $(date +%s) - started )) -gt 480 ] && { echo "gemma3-27b memory ($v): skipped (time)"; continue; }
+    [ "$(left)" -lt 60 ] && { echo "gemma3-27b memory ($v): skipped (time)"; continue; }
     knob=$([ $v = offload ] && echo --offload-embeddings)
     timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/mem-gemma3-27b-$v.json" --synthetic gemma3-27b --batch 1 \
       --input-len 4096 --output-len 16 --prefill-len 0 --max-num-batched-tokens 512 --quantize-lm-head $knob \
