@@ -34,7 +34,7 @@ run_gemv() {  # NAME [env...]
 }
 run_gemv ring FP4LLM_GEMV_KERNEL=ring
 for v in $variants; do run_gemv "$v"; done
-(cd build-gpu && timeout 300 ctest -L gpu > "$OUT/gpu-tests.log" 2>&1)
+(cd build-gpu && timeout 300 ctest -L gpu -LE gpu_knob > "$OUT/gpu-tests.log" 2>&1)
 say "ctest -L gpu: exit $? | $(grep -E 'tests passed|Failed|\*\*\*' "$OUT/gpu-tests.log" | tr '\n' ';')"
 say "$(bench_variant "$OUT" 8b-default qwen3-8b 1,16,64)"
 say "$(bench_variant "$OUT" 8b-ring qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=ring)"
