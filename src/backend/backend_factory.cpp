@@ -51,12 +51,14 @@ std::unique_ptr<Backend> make_backend(const ModelWeights& weights, const Backend
   if (options.device != "cuda") fail("--device must be cpu or cuda, got '{}'", options.device);
   if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("--device cuda: {}", why);
 #ifdef FP4LLM_WITH_CUDA_BACKEND
+  // --offload-embeddings: one pinned host table, read by every GPU.
+  const cuda::HostTable table = options.offload_embeddings ? cuda::host_embedding_table(weights) : nullptr;
   if (options.tensor_parallel_size > 1)
     return cuda::make_tensor_parallel_backend(
         weights, TensorParallelPlan::make(weights.config, options.tensor_parallel_size, options.expert_parallel),
-        options.cache, options.enforce_eager, options.progress, options.offload_embeddings);
-  return std::make_unique<cuda::CudaBackend>(cuda::upload_model(weights, options.progress, options.offload_embeddings),
-                                             options.cache, options.enforce_eager);
+        options.cache, options.enforce_eager, options.progress, table);
+  return std::make_unique<cuda::CudaBackend>(cuda::upload_model(weights, options.progress, table), options.cache,
+                                             options.enforce_eager);
 #else
   return nullptr;
 #endif

@@ -48,8 +48,8 @@ void add_backend_flags(CLI::App* cmd, BackendFlags& flags) {
   cmd->add_flag("--offload-embeddings", flags.offload_embeddings,
                 "CUDA: keep the token-embedding table in pinned host memory and read each step's rows over PCIe "
                 "(as llama.cpp does), saving its size in GPU memory (1.2 GB for Qwen3-8B, 2.8 GB for Gemma 3 27B). "
-                "A tied lm_head is that table, read whole every step: combine with --quantize-lm-head then. "
-                "With --device cpu every weight is in host memory already");
+                "A tied lm_head is that table, read whole every step: combine with --quantize-lm-head then "
+                "(checked on any device; with --device cpu every weight is in host memory already)");
 }
 
 }  // namespace fp4llm::cli

@@ -269,15 +269,17 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   }
   const int64_t tp = o.tensor_parallel_size;
   const TensorParallelPlan plan = TensorParallelPlan::make(config, tp, o.expert_parallel);
+  // A real model's offloaded table: one for every rank (a synthetic model's ranks make their own).
+  const cuda::HostTable host_table = weights && o.offload_embeddings ? cuda::host_embedding_table(*weights) : nullptr;
   const auto make_model = [&](int64_t rank) -> cuda::DeviceModel {
     if (!o.synthetic.empty())
       return tp == 1 ? cuda::synthetic_model(config, 1, o.quantize_lm_head, {0, 0, 0, o.offload_embeddings})
                      : cuda::synthetic_model(rank_config(config, plan), uint64_t(1 + rank), o.quantize_lm_head,
                                              {plan.vocab_per_rank, plan.experts(rank).begin, plan.experts_per_rank,
                                               o.offload_embeddings});
-    if (tp == 1) return cuda::upload_model(*weights, o.progress, o.offload_embeddings);
+    if (tp == 1) return cuda::upload_model(*weights, o.progress, host_table);
     const auto shard = shard_weights(*weights, plan, rank);
-    return cuda::upload_model(shard->weights, o.progress && rank == 0, o.offload_embeddings);
+    return cuda::upload_model(shard->weights, o.progress && rank == 0, host_table);
   };
   const int64_t max_batch = *std::max_element(o.batches.begin(), o.batches.end());
   KvCacheConfig cache;

@@ -128,15 +128,22 @@ uint64_t DeviceModel::bytes_per_expert() const {
   return 0;
 }
 
-DeviceModel upload_model(const ModelWeights& w, bool progress, bool offload_embeddings) {
+HostTable host_embedding_table(const ModelWeights& w) {
+  w.check_embedding_offload();
+  auto table = std::make_shared<HostMappedBuffer<__nv_bfloat16>>(size_t(w.embed->numel()));
+  to_bf16(*w.embed, table->host());
+  return table;
+}
+
+DeviceModel upload_model(const ModelWeights& w, bool progress, HostTable host_table) {
   DeviceModel d;
   d.config = w.config;
   ProgressBar bar("upload to GPU", uint64_t(w.layers.size() + 1), "layers");
   if (!progress) bar.disable();
-  if (offload_embeddings) {
-    w.check_embedding_offload();
-    d.embed_host = HostMappedBuffer<__nv_bfloat16>(size_t(w.embed->numel()));
-    to_bf16(*w.embed, d.embed_host.host());
+  if (host_table) {
+    w.check_embedding_offload();  // a shard's lm_head is its own slice; the whole model's may be the table
+    if (host_table->size() != size_t(w.embed->numel())) throw_error("upload_model: the host embedding table has another shape");
+    d.embed_host = std::move(host_table);
   } else {
     d.embed = upload_bf16(*w.embed);
   }

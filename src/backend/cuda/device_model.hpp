@@ -8,6 +8,7 @@
 
 #include <cuda_bf16.h>
 
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -30,13 +31,14 @@ struct DeviceLayer {
 struct DeviceModel {
   ModelConfig config;
   DeviceBuffer<__nv_bfloat16> embed;            // [vocab, hidden]; empty when offloaded
-  HostMappedBuffer<__nv_bfloat16> embed_host;  // the same in host memory (--offload-embeddings)
+  // The same in host memory (--offload-embeddings), one table for every tensor-parallel rank.
+  std::shared_ptr<const HostMappedBuffer<__nv_bfloat16>> embed_host;
   DeviceBuffer<__nv_bfloat16> lm_head;          // [vocab, hidden]; empty when tied to embed
   std::optional<DeviceNvfp4Linear> lm_head_nvfp4;
   DeviceBuffer<float> final_norm;
   std::vector<DeviceLayer> layers;
 
-  const __nv_bfloat16* embedding_table() const { return embed_host.size() ? embed_host.device() : embed.data(); }
+  const __nv_bfloat16* embedding_table() const { return embed_host ? embed_host->device() : embed.data(); }
   const __nv_bfloat16* lm_head_bf16() const { return lm_head.size() ? lm_head.data() : embed.data(); }
   uint64_t weight_bytes() const;
   // Bytes one decode step must read: every projection, lm_head, norms (embedding rows aside);
@@ -46,9 +48,16 @@ struct DeviceModel {
   uint64_t bytes_per_expert() const;  // one expert of one layer; 0 without MoE layers
 };
 
+using HostTable = std::shared_ptr<const HostMappedBuffer<__nv_bfloat16>>;
+
+// --offload-embeddings: `weights`' embedding table as BF16 in pinned, mapped host memory; throws
+// Error where it is also the BF16 lm_head (ModelWeights::check_embedding_offload).
+HostTable host_embedding_table(const ModelWeights& weights);
+
 // Throws Error for what the CUDA backend cannot run (16-bit projections, MoE shapes beyond the
-// routing kernels' bounds), and for `offload_embeddings` where the table is also the BF16 lm_head.
-DeviceModel upload_model(const ModelWeights& weights, bool progress, bool offload_embeddings = false);
+// routing kernels' bounds). With `host_table` (host_embedding_table of these weights, or of the
+// model a shard was cut from) the embedding rows are read from it instead of a GPU copy.
+DeviceModel upload_model(const ModelWeights& weights, bool progress, HostTable host_table = nullptr);
 
 // Tensor parallelism: what one rank of a synthetic model holds beyond rank_config's shapes.
 struct SyntheticShard {

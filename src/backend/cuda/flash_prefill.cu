@@ -7,6 +7,7 @@
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/mma_bf16.cuh"
+#include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
 
@@ -34,14 +35,16 @@ __device__ __forceinline__ uint32_t word(const __nv_bfloat16* base, int index) {
 }
 
 // Block = one query tile x one query head, 4 warps of 16 rows. Shared memory: Q [64][D+8],
-// K [64][D+8] and V transposed [D][64+8], all BF16 (V^T makes PV's B fragments contiguous).
-template <int D, bool kFp8>
+// K [64][D+8] and V transposed [D][64+kVtPad], all BF16 (V^T makes PV's B fragments contiguous).
+// kVtPad 0 (V^T unpadded, its fragment loads 8-way bank-conflicted) only where the padded
+// layout does not fit: head_dim 256 needs 104,448 bytes, above Ada's 101,376 per block.
+template <int D, bool kFp8, int kVtPad = kPad>
 __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
   extern __shared__ __align__(16) uint8_t smem[];
   __nv_bfloat16* qs = reinterpret_cast<__nv_bfloat16*>(smem);
   __nv_bfloat16* ks = qs + kKeys * (D + kPad);
   __nv_bfloat16* vt = ks + kKeys * (D + kPad);
-  constexpr int kRow = D + kPad, kVtRow = kKeys + kPad;
+  constexpr int kRow = D + kPad, kVtRow = kKeys + kVtPad;
 
   const QueryTile tile = a.tiles[blockIdx.x];
   const int head = blockIdx.y, group = int(a.p.heads / a.p.kv_heads), kv_head = head / group;
@@ -158,18 +161,32 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
     }
 }
 
-template <int D>
-void launch(const Args& a, int64_t num_tiles, cudaStream_t stream) {
-  const int smem = (2 * kKeys * (D + kPad) + D * (kKeys + kPad)) * 2;
+constexpr int flash_smem(int d, int vt_pad) { return (2 * kKeys * (d + kPad) + d * (kKeys + vt_pad)) * 2; }
+
+template <int D, int kVtPad>
+void launch_with(const Args& a, int64_t num_tiles, cudaStream_t stream) {
+  constexpr int kSmem = flash_smem(D, kVtPad);
   const dim3 grid(unsigned(num_tiles), unsigned(a.p.heads));
   if (a.p.fp8) {
-    allow_dynamic_smem<flash_kernel<D, true>>(smem);
-    flash_kernel<D, true><<<grid, kWarps * 32, smem, stream>>>(a);
+    allow_dynamic_smem<flash_kernel<D, true, kVtPad>>(kSmem);
+    flash_kernel<D, true, kVtPad><<<grid, kWarps * 32, kSmem, stream>>>(a);
   } else {
-    allow_dynamic_smem<flash_kernel<D, false>>(smem);
-    flash_kernel<D, false><<<grid, kWarps * 32, smem, stream>>>(a);
+    allow_dynamic_smem<flash_kernel<D, false, kVtPad>>(kSmem);
+    flash_kernel<D, false, kVtPad><<<grid, kWarps * 32, kSmem, stream>>>(a);
   }
   FP4LLM_CUDA_LAUNCHED();
+}
+
+// FP4LLM_FLASH_UNPADDED=1 (tests): head_dim 256 on the unpadded layout Ada takes, on any GPU.
+template <int D>
+void launch(const Args& a, int64_t num_tiles, cudaStream_t stream) {
+  static const bool unpadded = knob_is("FP4LLM_FLASH_UNPADDED", "1");
+  const int limit = max_dynamic_smem();
+  if (flash_smem(D, kPad) <= limit && !(D == 256 && unpadded)) return launch_with<D, kPad>(a, num_tiles, stream);
+  if constexpr (D == 256)
+    if (flash_smem(D, 0) <= limit) return launch_with<D, 0>(a, num_tiles, stream);
+  throw_error("flash attention: head_dim " + std::to_string(D) + " needs " + std::to_string(flash_smem(D, 0)) +
+              " bytes of shared memory per block; this GPU allows " + std::to_string(limit));
 }
 
 }  // namespace

@@ -163,7 +163,7 @@ template <int NT, bool kGrouped>
 void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_t stream) {
   p.splits = tiled_splits(p.row_tiles, p.k_chunks);
   // Each in-block split stages its own x: fewer splits where the GPU has less shared memory (Ada).
-  static const int limit = max_dynamic_smem();
+  const int limit = max_dynamic_smem();  // this device's (tensor-parallel ranks may differ)
   while (p.splits > 1 && tiled_smem_bytes(NT, p.splits) > size_t(limit)) p.splits /= 2;
   const size_t smem = tiled_smem_bytes(NT, p.splits);
   if (smem > size_t(limit))

@@ -78,7 +78,7 @@ DeviceModel synthetic_model(const ModelConfig& c, uint64_t seed, bool nvfp4_lm_h
   const bool tied_bf16_head = !nvfp4_lm_head && c.tie_word_embeddings && lm_head_rows == c.vocab_size;
   if (shard.offload_embeddings && tied_bf16_head) throw_error(kTiedHeadOffloadError);
   const size_t table = size_t(c.vocab_size * H);
-  if (shard.offload_embeddings) d.embed_host = HostMappedBuffer<__nv_bfloat16>(table);
+  if (shard.offload_embeddings) d.embed_host = std::make_shared<const HostMappedBuffer<__nv_bfloat16>>(table);
   else d.embed = DeviceBuffer<__nv_bfloat16>(table);
   // Written in place: over PCIe into the mapped host table when offloaded.
   random_bf16<<<grid_for(int64_t(table), 256), 256>>>(const_cast<__nv_bfloat16*>(d.embedding_table()), table, ++seed, 0.05f);

@@ -153,12 +153,12 @@ std::vector<int32_t> TensorParallelBackend::forward_greedy(const ForwardBatch& b
 std::unique_ptr<TensorParallelBackend> make_tensor_parallel_backend(const ModelWeights& weights,
                                                                     const TensorParallelPlan& plan,
                                                                     const KvCacheConfig& cache, bool enforce_eager,
-                                                                    bool progress, bool offload_embeddings) {
+                                                                    bool progress, HostTable host_table) {
   return std::make_unique<TensorParallelBackend>(
       weights.config, plan,
       [&](int64_t r) {
         const auto shard = shard_weights(weights, plan, r);
-        return upload_model(shard->weights, progress && r == 0, offload_embeddings);
+        return upload_model(shard->weights, progress && r == 0, host_table);
       },
       cache, enforce_eager);
 }

@@ -47,11 +47,11 @@ class TensorParallelBackend final : public Backend {
   std::vector<Communicator> comms_;
 };
 
-// Loaded weights, sharded per rank (`weights` must outlive the backend); `offload_embeddings`:
-// each rank's embedding table in pinned host memory.
+// Loaded weights, sharded per rank (`weights` must outlive the backend); `host_table`
+// (host_embedding_table, --offload-embeddings): the embedding table every rank reads.
 std::unique_ptr<TensorParallelBackend> make_tensor_parallel_backend(const ModelWeights& weights,
                                                                     const TensorParallelPlan& plan,
                                                                     const KvCacheConfig& cache, bool enforce_eager,
-                                                                    bool progress, bool offload_embeddings = false);
+                                                                    bool progress, HostTable host_table = nullptr);
 
 }  // namespace fp4llm::cuda
