@@ -8,6 +8,8 @@
 #include <optional>
 #include <random>
 
+#include <unistd.h>  // environ
+
 #include "backend/backend_factory.hpp"
 #include "backend/benchmark.hpp"
 #include "backend/cuda/cuda_backend.hpp"
@@ -20,6 +22,20 @@
 namespace fp4llm {
 
 namespace {
+
+// The kernel knobs of this run (FP4LLM_* environment variables, docs/PERFORMANCE.md), so that a
+// result file names the variant it measured.
+nlohmann::json knob_settings() {
+  nlohmann::json knobs = nlohmann::json::object();
+  for (char** e = environ; e && *e; ++e) {
+    const std::string entry = *e;
+    const size_t eq = entry.find('=');
+    if (entry.rfind("FP4LLM_", 0) != 0 || eq == std::string::npos) continue;
+    const std::string name = entry.substr(0, eq);
+    if (name != "FP4LLM_SHARED_DIR" && name != "FP4LLM_COMMIT") knobs[name] = entry.substr(eq + 1);
+  }
+  return knobs;
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -302,6 +318,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   out["gpu"] = prop.name;
   out["lm_head"] = o.quantize_lm_head ? "nvfp4" : "bf16";
   out["embeddings"] = o.offload_embeddings ? "host" : "gpu";
+  out["knobs"] = knob_settings();
   out["max_num_batched_tokens"] = o.max_num_batched_tokens;
   out["date"] = utc_now();
   out["model"] = o.synthetic.empty() ? o.model : "synthetic " + o.synthetic;
