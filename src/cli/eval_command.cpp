@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "backend/backend_factory.hpp"
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/kv_calibration.hpp"
 #include "cli/backend_flags.hpp"
@@ -20,7 +21,7 @@ namespace {
 
 struct EvalArgs {
   std::string model, text_file, tokenizer, reference = "bf16", kv_cache_dtype = "fp8", scale_search = "amax";
-  std::string kv_scales = "checkpoint", prefill_products = "bf16";
+  std::string kv_scales = "checkpoint", prefill_products = "bf16", device = "cpu";
   int64_t context = 512, max_tokens = 0;
   bool json = false, quantize_lm_head = false;
 };
@@ -35,9 +36,31 @@ void calibrate_kv_scales(ModelWeights& w, const std::vector<int32_t>& tokens, in
                "heads of one layer {:.2f}\n", c.tokens, c.widest_head_ratio);
 }
 
+// The scored model: the CPU backend with the chosen product arithmetic, or the GPU's.
+std::unique_ptr<Backend> make_model(const EvalArgs& a, const ModelWeights& weights, const KvCacheConfig& kv) {
+  if (a.device == "cuda") return make_backend(weights, BackendOptions{"cuda", kv, !a.json});
+  auto model = std::make_unique<cpu::CpuBackend>(weights, kv);
+  if (a.prefill_products == "fp8") model->set_fp8_prefill(true);
+  if (a.prefill_products == "float32") model->set_bf16_products(false);
+  return model;
+}
+
+// What the reference's line of the report is called.
+const char* reference_label(const std::string& reference) {
+  if (reference == "nvfp4") return "same model, BF16 products";
+  if (reference == "cpu") return "same model on the CPU backend";
+  return "16-bit reference + bf16 KV";
+}
+
 void run_eval(const EvalArgs& a) {
   namespace fs = std::filesystem;
   if (!fs::exists(a.model)) fail("model path {} does not exist", a.model);
+  if (a.device != "cpu" && a.device != "cuda") fail("--device must be cpu or cuda, got '{}'", a.device);
+  if (a.device == "cuda" && a.prefill_products != "bf16")
+    fail("--prefill-products {} is the CPU backend's arithmetic; on the GPU products take BF16 activations "
+         "(FP4LLM_FP8_PREFILL=1 selects its FP8 prefill GEMM)", a.prefill_products);
+  if (a.device == "cuda" && a.reference == "nvfp4")
+    fail("--reference nvfp4 compares product arithmetics of the CPU backend; with --device cuda use cpu, bf16 or none");
   const fs::path tok_dir = !a.tokenizer.empty() ? fs::path(a.tokenizer) : fs::path(a.model);
   const Tokenizer tokenizer = Tokenizer::load(tok_dir);
   std::vector<int32_t> tokens = tokenizer.encode(read_text_file(a.text_file), EncodeOptions{.parse_special = false});
@@ -54,9 +77,7 @@ void run_eval(const EvalArgs& a) {
   if (a.quantize_lm_head) weights.quantize_lm_head();
   if (a.kv_scales == "calibrate") calibrate_kv_scales(weights, tokens, a.context, !a.json);
   else if (a.kv_scales != "checkpoint") fail("--kv-scales must be checkpoint or calibrate, got '{}'", a.kv_scales);
-  cpu::CpuBackend model(weights, kv);
-  if (a.prefill_products == "fp8") model.set_fp8_prefill(true);
-  if (a.prefill_products == "float32") model.set_bf16_products(false);
+  const std::unique_ptr<Backend> model = make_model(a, weights, kv);
 
   std::unique_ptr<Checkpoint> ref_ck;
   std::unique_ptr<ModelWeights> ref_weights;
@@ -77,26 +98,29 @@ void run_eval(const EvalArgs& a) {
     if (a.prefill_products == "bf16")
       fail("--reference nvfp4 compares the engine's BF16 products against --prefill-products fp8 or float32; pass one");
     reference = std::make_unique<cpu::CpuBackend>(weights, kv);
+  } else if (a.reference == "cpu") {
+    // The same NVFP4 weights and KV cache on the CPU backend, the specification: how far the
+    // GPU's arithmetic moves the predictions (with --device cpu, the same computation twice).
+    reference = std::make_unique<cpu::CpuBackend>(weights, kv);
   } else if (a.reference != "none") {
-    fail("--reference must be bf16, nvfp4 or none, got '{}'", a.reference);
+    fail("--reference must be bf16, nvfp4, cpu or none, got '{}'", a.reference);
   }
-  const EvalResult r = evaluate(model, reference.get(), tokens, a.context);
+  const EvalResult r = evaluate(*model, reference.get(), tokens, a.context);
   if (a.json) {
     fmt::print("{{\"tokens\": {}, \"predictions\": {}, \"perplexity\": {:.6f}, \"reference_perplexity\": {:.6f}, "
                "\"mean_kl\": {:.6g}, \"top1_agreement\": {:.6f}, \"kv_cache_dtype\": \"{}\", \"context\": {}, "
-               "\"lm_head\": \"{}\", \"prefill_products\": \"{}\"}}\n",
+               "\"lm_head\": \"{}\", \"prefill_products\": \"{}\", \"device\": \"{}\", \"reference\": \"{}\"}}\n",
                tokens.size(), r.predictions, r.perplexity(), r.reference_perplexity(), r.mean_kl(),
                r.top1_agreement(), a.kv_cache_dtype, a.context, weights.lm_head_nvfp4 ? "nvfp4" : "16-bit",
-               a.prefill_products);
+               a.prefill_products, a.device, a.reference);
     return;
   }
   fmt::print("tokens {} ({} predictions, windows of {})\n", tokens.size(), r.predictions, a.context);
   fmt::print("perplexity  NVFP4 weights ({} lm_head) + {} KV: {:.4f}\n", weights.lm_head_nvfp4 ? "NVFP4" : "16-bit",
              a.kv_cache_dtype, r.perplexity());
   if (reference) {
-    fmt::print("perplexity  {}: {:.4f} (ratio {:.4f})\n",
-               a.reference == "nvfp4" ? "same model, BF16 products" : "16-bit reference + bf16 KV",
-               r.reference_perplexity(), r.perplexity() / r.reference_perplexity());
+    fmt::print("perplexity  {}: {:.4f} (ratio {:.4f})\n", reference_label(a.reference), r.reference_perplexity(),
+               r.perplexity() / r.reference_perplexity());
     fmt::print("mean KL(reference || NVFP4): {:.5f} nats; top-1 agreement {:.2f}%\n", r.mean_kl(),
                100 * r.top1_agreement());
   }
@@ -110,7 +134,8 @@ void add_eval_command(CLI::App& app) {
       "eval",
       "Measure what NVFP4 weights and the FP8 KV cache cost: perplexity of MODEL on a text, and\n"
       "against the same weights kept 16-bit (BF16 KV): perplexity ratio, mean KL divergence per\n"
-      "token and top-1 agreement. Runs on the CPU backend.");
+      "token and top-1 agreement. The model runs on the CPU backend or the GPU (--device cuda);\n"
+      "references always run on the CPU backend.");
   cmd->add_option("MODEL", a->model, "model folder or .gguf file")->required();
   cmd->add_option("--text", a->text_file, "UTF-8 text file to score")->required()->check(CLI::ExistingFile);
   cmd->add_option("--tokenizer", a->tokenizer,
@@ -123,9 +148,11 @@ void add_eval_command(CLI::App& app) {
                   "FP8 KV scales: checkpoint (k_scale/v_scale when it has them, else 1.0) or calibrate "
                   "(amax / 448 per layer from the text's first window)")
       ->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu or cuda: the backend the scored model runs on")->capture_default_str();
   cmd->add_option("--reference", a->reference,
                   "bf16 (compare with 16-bit weights), nvfp4 (the same NVFP4 model with the engine's BF16 "
-                  "products, with --prefill-products fp8 or float32) or none")
+                  "products, with --prefill-products fp8 or float32), cpu (the same NVFP4 model on the CPU "
+                  "backend: how far the GPU moves it) or none")
       ->capture_default_str();
   cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype, "fp8 or bf16, for the NVFP4 model")->capture_default_str();
   cmd->add_option("--context", a->context, "tokens per scored window")->capture_default_str()->check(CLI::Range(2, 1 << 20));

@@ -100,3 +100,22 @@ def test_fp8_prefill_cost_against_the_same_model(tmp_path):
     assert abs(out["mean_kl"] - kl) < 1e-6 + 1e-4 * kl, (out["mean_kl"], kl)
     bad = run("eval", tmp_path / "q", "--text", TEXT, "--reference", "nvfp4", check=False)
     assert bad.returncode == 1 and "--reference nvfp4 compares the engine's BF16 products against --prefill-products fp8" in bad.stderr
+
+
+def test_cpu_reference_and_device_checks(tmp_path):
+    """`--reference cpu` scores against the same NVFP4 model on the CPU backend: with the model on
+    the CPU too, the same computation twice (KL 0). The GPU takes only its own product arithmetic
+    and references that run on the CPU."""
+    model, _ = tiny_model_with_tokenizer(tmp_path)
+    run("quantize", model, tmp_path / "q", "--quiet")
+    out = json.loads(run("eval", tmp_path / "q", "--text", TEXT, "--context", "40", "--max-tokens", "80",
+                         "--reference", "cpu", "--json").stdout)
+    assert out["reference"] == "cpu" and out["device"] == "cpu" and out["predictions"] == 78
+    assert out["mean_kl"] == 0 and out["top1_agreement"] == 1.0
+    assert out["perplexity"] == out["reference_perplexity"]
+    bad = run("eval", tmp_path / "q", "--text", TEXT, "--device", "cuda", "--prefill-products", "fp8", check=False)
+    assert bad.returncode == 1 and "--prefill-products fp8 is the CPU backend's arithmetic" in bad.stderr, bad.stderr
+    bad = run("eval", tmp_path / "q", "--text", TEXT, "--device", "cuda", "--reference", "nvfp4", check=False)
+    assert bad.returncode == 1 and "with --device cuda use cpu, bf16 or none" in bad.stderr, bad.stderr
+    bad = run("eval", tmp_path / "q", "--text", TEXT, "--device", "tpu", check=False)
+    assert bad.returncode == 1 and "--device must be cpu or cuda" in bad.stderr, bad.stderr
