@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <array>
+#include <atomic>
 #include <mutex>
 
 #include "backend/cuda/cuda_check.hpp"
@@ -13,17 +14,20 @@ namespace fp4llm::cuda {
 // Raises kKernel's dynamic shared-memory limit to at least `bytes` on the current device. The
 // attribute belongs to the kernel as loaded on one device, and tensor-parallel ranks are threads
 // of one process on different devices, so each device keeps its own record.
+// Called on every launch: after the first on a device it is a lookup without a lock.
 template <auto kKernel>
 void allow_dynamic_smem(int bytes) {
   static std::mutex mutex;
-  static std::array<int, 64> raised{};  // per device ordinal: the limit set so far
+  static std::array<std::atomic<int>, 64> raised{};  // per device ordinal: the limit set so far
   int device = 0;
   FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
   if (device < 0 || device >= int(raised.size())) throw_error("CUDA: device ordinal out of range");
+  std::atomic<int>& mine = raised[size_t(device)];
+  if (mine.load(std::memory_order_acquire) >= bytes) return;
   const std::lock_guard lock(mutex);
-  if (raised[size_t(device)] >= bytes) return;
+  if (mine.load(std::memory_order_relaxed) >= bytes) return;
   FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  raised[size_t(device)] = bytes;
+  mine.store(bytes, std::memory_order_release);
 }
 
 // The most dynamic shared memory one block of the current device may opt in to (227 KB on
