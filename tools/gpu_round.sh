@@ -44,13 +44,20 @@ bench() {  # NAME BATCHES
 bench qwen3-8b 1,16,64
 bench qwen3-30b-a3b 1,16,64
 bench gemma3-27b 1,16
+# The unmeasured decode GEMV loop that matters most, against the default above in the same call
+# (the rest of the knobs: tools/gpu_variants.sh).
+for v in "lean FP4LLM_GEMV_KERNEL=lean" "l2-ahead-16-pdl-all FP4LLM_GEMV_L2_AHEAD=16 FP4LLM_PDL=all"; do
+  set -- $v
+  bench_variant "$work" "qwen3-8b-$1" qwen3-8b 1,16 "${@:2}" | tee -a "$summary"
+done
 python3 - "$work" <<'PY' | tee -a "$summary"
 import json, pathlib, sys
 for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):
     r = json.loads(f.read_text())
     rows = ", ".join(f"b{d['batch']} {d['decode_tokens_per_s']:.1f} tok/s ({100 * d['fraction_of_bandwidth_floor']:.1f}%)"
                      for d in r["decode"])
-    print(f"{r['model']}: {rows}; prefill {r['prefill']['linear_tflops']:.0f} TFLOP/s; "
+    knobs = " ".join(f"{k}={v}" for k, v in (r.get("knobs") or {}).items())
+    print(f"{r['model']}{' [' + knobs + ']' if knobs else ''}: {rows}; prefill {r['prefill']['linear_tflops']:.0f} TFLOP/s; "
           f"{r['memory']['gpu_used_bytes'] / 1e9:.2f} GB; copy {r['copy_bandwidth_gb_per_s']:.0f} GB/s")
 PY
 
