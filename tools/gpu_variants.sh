@@ -82,6 +82,14 @@ if [ "$part" = probes ]; then
   else
     echo "32k FP8 attention, two blocks ahead: skipped (time)"
   fi
+  # The lean loop's unchecked loads and its L2 prefetches, every shape of the GEMV tests.
+  if [ "$(left)" -gt 90 ]; then
+    FP4LLM_GEMV_L2_AHEAD=8 timeout $(( $(left) - 10 )) compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
+      > "$OUT/memcheck-lean.log" 2>&1
+    echo "memcheck: lean loop with L2 run-ahead $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-lean.log")"
+  else
+    echo "memcheck of the lean loop: skipped (time)"
+  fi
   if [ "$(left)" -gt 150 ]; then
     FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout $(( $(left) / 2 )) compute-sanitizer --tool memcheck build-gpu/gpu_moe \
       > "$OUT/memcheck-fused-routing.log" 2>&1
@@ -90,14 +98,6 @@ if [ "$part" = probes ]; then
     echo "memcheck: gpu_moe with fused routing and combine $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm and rope $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
   else
     echo "memcheck of the fused kernels: skipped (time)"
-  fi
-  # The lean loop's unchecked loads and its L2 prefetches, every shape of the GEMV tests.
-  if [ "$(left)" -gt 90 ]; then
-    FP4LLM_GEMV_L2_AHEAD=8 timeout $(( $(left) - 10 )) compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
-      > "$OUT/memcheck-lean.log" 2>&1
-    echo "memcheck: lean loop with L2 run-ahead $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-lean.log")"
-  else
-    echo "memcheck of the lean loop: skipped (time)"
   fi
 fi
 # Under the call's 10 minutes: variants that would start past 8 are reported as skipped.
