@@ -58,7 +58,10 @@ struct XPieces {
   }
 };
 
-template <int NT, bool kGrouped>
+// kSplits: p.splits as a constant, so the x staging of each step is exactly that many copies
+// per thread (with a runtime count the compiler kept code for more, about 40 instructions per
+// chunk at 64 rows in the SASS).
+template <int NT, bool kGrouped, int kSplits>
 __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_tiled_kernel(GemvArgs p) {
   Slice s;
   if (!block_slice<NT, kGrouped>(p, s)) return;  // uniform over the block, before any barrier
@@ -82,9 +85,10 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_tiled_kernel(GemvArgs 
       copy_async16(w_ring + slot * 32 + lane, wp + size_t(begin + step) * 32 + lane);
       if (lane < 16) copy_async4(s_ring + slot * 32 + 2 * lane, sp + size_t(begin + step) * 32 + 2 * lane);
     }
-    for (int j = 0; j < p.splits; ++j) {
+#pragma unroll
+    for (int j = 0; j < kSplits; ++j) {
       const int chunk = j * p.chunks_per_split + step;
-      if (step < steps && chunk < p.k_chunks) pieces.copy(x_ring + (size_t(slot) * p.splits + j) * x_chunk, chunk, p.k);
+      if (step < steps && chunk < p.k_chunks) pieces.copy(x_ring + (size_t(slot) * kSplits + j) * x_chunk, chunk, p.k);
     }
     copy_async_commit();
   };
@@ -100,15 +104,15 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_tiled_kernel(GemvArgs 
     const int slot = step % kTiledSlots;
     uint32_t a[4][4];
     dequant_chunk(w_ring[slot * 32 + lane], s_ring[slot * 32 + lane], a);
-    const uint4* xf = x_ring + (size_t(slot) * p.splits + split) * x_chunk + lane;
+    const uint4* xf = x_ring + (size_t(slot) * kSplits + split) * x_chunk + lane;
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) group_mma(acc[nt], a, xf[(2 * nt) * 32], xf[(2 * nt + 1) * 32]);
   }
-  if (p.splits > 1) __syncthreads();  // every warp is done with the x ring, which now holds the partial sums
+  if (kSplits > 1) __syncthreads();  // every warp is done with the x ring, which now holds the partial sums
   static_assert(tiled_smem_bytes(NT, 1) - (kTiledWeightSlots + kTiledScaleSlots) * sizeof(uint4) >=
                     size_t(kWarps) * NT * 4 * 32 * sizeof(float),
                 "the x ring must hold the split sums");
-  if (!sum_splits<NT>(acc, p.splits, warp, split, lane, reinterpret_cast<float (*)[NT * 4][32]>(x_ring))) return;
+  if (!sum_splits<NT>(acc, kSplits, warp, split, lane, reinterpret_cast<float (*)[NT * 4][32]>(x_ring))) return;
   if (live) write_tile<NT, kGrouped>(p, s, tile, g, t, acc);
 }
 

@@ -159,6 +159,12 @@ int tiled_splits(int64_t row_tiles, int64_t k_chunks) {
   return splits >= 4 ? 4 : splits >= 2 ? 2 : 1;
 }
 
+template <int NT, bool kGrouped, int kSplits>
+void launch_tiled(const GemvArgs& p, unsigned groups, unsigned slices, size_t smem, cudaStream_t stream) {
+  allow_dynamic_smem<nvfp4_gemv_tiled_kernel<NT, kGrouped, kSplits>>(int(smem));
+  nvfp4_gemv_tiled_kernel<NT, kGrouped, kSplits><<<gemv_grid(p, groups, slices), kWarps * 32, smem, stream>>>(p);
+}
+
 template <int NT, bool kGrouped>
 void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_t stream) {
   p.splits = tiled_splits(p.row_tiles, p.k_chunks);
@@ -170,8 +176,9 @@ void launch_gemv_tiled(GemvArgs p, unsigned groups, unsigned slices, cudaStream_
     throw_error("NVFP4 linear: the tiled GEMV needs " + std::to_string(smem) + " bytes of shared memory per block; this GPU allows " +
                 std::to_string(limit));
   p.chunks_per_split = (p.k_chunks + p.splits - 1) / p.splits;
-  allow_dynamic_smem<nvfp4_gemv_tiled_kernel<NT, kGrouped>>(int(smem));
-  nvfp4_gemv_tiled_kernel<NT, kGrouped><<<gemv_grid(p, groups, slices), kWarps * 32, smem, stream>>>(p);
+  if (p.splits == 4) launch_tiled<NT, kGrouped, 4>(p, groups, slices, smem, stream);
+  else if (p.splits == 2) launch_tiled<NT, kGrouped, 2>(p, groups, slices, smem, stream);
+  else launch_tiled<NT, kGrouped, 1>(p, groups, slices, smem, stream);
   FP4LLM_CUDA_LAUNCHED();
 }
 
