@@ -78,24 +78,49 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS
   }
   __syncwarp();
   if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
-  const uint4* xl[NT];
-  x_pointers<NT, kGrouped>(p, s, g, t, begin, xl);
+  const uint4* xq[NT];  // this lane's x of the current group's first chunk
+  x_pointers<NT, kGrouped>(p, s, g, t, begin, xq);
   float acc[NT][4] = {};
-  for (int gi = 0; gi < groups; ++gi) {
-    const int st = gi % kBulkStages;
-    while (!ptx::mbarrier_try_wait_parity(&ring.bar[st], uint32_t((gi / kBulkStages) & 1))) {
+  const auto wait_stage = [&](int gi) {
+    while (!ptx::mbarrier_try_wait_parity(&ring.bar[gi % kBulkStages], uint32_t((gi / kBulkStages) & 1))) {
     }
+  };
+  const auto refill = [&](int gi) {  // stage gi % kBulkStages read by every lane: its next group
+    __syncwarp();
+    if (lane == 0 && gi + kBulkStages < groups) {
+      ptx::fence_proxy_async(ptx::space_shared);  // those reads, before the copy's writes
+      bulk_issue(ring, gi % kBulkStages, wl, sl, gi + kBulkStages, n);
+    }
+  };
+  // Whole groups before K's ragged last chunk: x unchecked through running pointers (as the
+  // direct kernel's lean loop, gemv_lean_loop.cuh); then the rest with the checked steps.
+  const int unchecked = max(0, min(n, p.k / 64 - begin));
+  int gi = 0;
+  for (; (gi + 1) * kBulkChunks <= unchecked; ++gi) {
+    const int st = gi % kBulkStages;
+    wait_stage(gi);
+#pragma unroll
+    for (int u = 0; u < kBulkChunks; ++u) {
+      XFrag<NT> f;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) f.a[nt] = __ldg(xq[nt] + u * 8), f.b[nt] = __ldg(xq[nt] + u * 8 + 1);
+      chunk_mma<NT>(acc, ring.w[st][u][lane], ring.s[st][u][lane], f);
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) xq[nt] += kBulkChunks * 8;
+    refill(gi);
+  }
+  const int from = gi * kBulkChunks;
+  for (; gi < groups; ++gi) {
+    const int st = gi % kBulkStages;
+    wait_stage(gi);
 #pragma unroll
     for (int u = 0; u < kBulkChunks; ++u) {
       const int c = gi * kBulkChunks + u;
       if (c >= n) break;
-      item_chunk_mma<NT>(acc, ring.w[st][u][lane], ring.s[st][u][lane], xl, c, begin, p.k, t);
+      item_chunk_mma<NT>(acc, ring.w[st][u][lane], ring.s[st][u][lane], xq, c - from, begin + from, p.k, t);
     }
-    __syncwarp();  // every lane has read stage st
-    if (lane == 0 && gi + kBulkStages < groups) {
-      ptx::fence_proxy_async(ptx::space_shared);  // those reads, before the copy's writes
-      bulk_issue(ring, st, wl, sl, gi + kBulkStages, n);
-    }
+    refill(gi);
   }
   finish_item<NT, kGrouped>(p, s, item, acc, epilogue);
 #endif
