@@ -42,12 +42,7 @@ struct ChunkGroup {
   template <int NT>
   __device__ __forceinline__ void multiply(float (&acc)[NT][4], const uint4* const (&x)[NT]) const {
 #pragma unroll
-    for (int u = 0; u < kChunks; ++u) {
-      XFrag<NT> f;
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) f.a[nt] = __ldg(x[nt] + u * 8), f.b[nt] = __ldg(x[nt] + u * 8 + 1);
-      chunk_mma<NT>(acc, w[u], s[u], f);
-    }
+    for (int u = 0; u < kChunks; ++u) chunk_mma<NT>(acc, w[u], s[u], x_unchecked<NT>(x, u));
   }
 };
 

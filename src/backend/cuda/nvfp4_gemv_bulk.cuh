@@ -100,12 +100,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_BULK_BLOCKS
     const int st = gi % kBulkStages;
     wait_stage(gi);
 #pragma unroll
-    for (int u = 0; u < kBulkChunks; ++u) {
-      XFrag<NT> f;
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) f.a[nt] = __ldg(xq[nt] + u * 8), f.b[nt] = __ldg(xq[nt] + u * 8 + 1);
-      chunk_mma<NT>(acc, ring.w[st][u][lane], ring.s[st][u][lane], f);
-    }
+    for (int u = 0; u < kBulkChunks; ++u) chunk_mma<NT>(acc, ring.w[st][u][lane], ring.s[st][u][lane], x_unchecked<NT>(xq, u));
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) xq[nt] += kBulkChunks * 8;
     refill(gi);

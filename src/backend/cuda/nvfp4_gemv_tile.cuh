@@ -160,6 +160,16 @@ __device__ __forceinline__ void x_pointers(const GemvArgs& p, const Slice& s, in
   }
 }
 
+// The x fragments of chunk u past this lane's pointers x (as x_pointers gives them, advanced),
+// K inside: no bounds check (the lean loops, before K's ragged last chunk).
+template <int NT>
+__device__ __forceinline__ XFrag<NT> x_unchecked(const uint4* const (&x)[NT], int u) {
+  XFrag<NT> f;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) f.a[nt] = __ldg(x[nt] + u * 8), f.b[nt] = __ldg(x[nt] + u * 8 + 1);
+  return f;
+}
+
 // Chunk c of the work item (c from its first chunk `begin`) with its weights and scales in hand:
 // x from L1 through the pointers above, zero past K (only K's ragged last chunk checks).
 template <int NT>
