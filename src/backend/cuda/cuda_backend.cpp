@@ -35,10 +35,6 @@ bool use_mma_attention() {
   return on;
 }
 
-// Fewest keys per decode-attention split (FP4LLM_ATTN_MIN_SPLIT_KEYS, a multiple of 32, to
-// compare). Fewer keys per block shorten its chain of dependent instructions, but each extra split
-// adds the merge of partial results; on the H200 (2026-12-04, Qwen3-8B shape, 128-256 keys) 256
-// beat 128 by 3% at batch 1 and 2% at batch 16, and 32 or 64 lost.
 // FP4LLM_FUSED_ROPE=1: the qkv GEMV takes q/k norm, RoPE and the cache write (nvfp4_linear_rope),
 // to compare with the default's separate rope kernel (not yet measured).
 bool fused_rope_requested() {
@@ -46,14 +42,19 @@ bool fused_rope_requested() {
   return on;
 }
 
+// Fewest keys per decode-attention split (FP4LLM_ATTN_MIN_SPLIT_KEYS, a multiple of 32, to
+// compare). Fewer keys per block shorten its chain of dependent instructions, but each extra split
+// adds the merge of partial results; on the H200 (2026-12-04, Qwen3-8B shape, 128-256 keys) 256
+// beat 128 by 3% at batch 1 and 2% at batch 16, and 32 or 64 lost.
 int64_t min_split_keys() {
   static const int64_t keys = std::clamp<int64_t>(knob_int("FP4LLM_ATTN_MIN_SPLIT_KEYS", 256) / 32 * 32, 32, 4096);
   return keys;
 }
 
 // BF16 scratch the prefill path (more than kMaxDecodeRows rows) needs: the most a layer matrix
-// needs (prefill_scratch_elements) for `tokens` rows, and the lm_head's (a vocabulary-sized matrix) only when more than that many
-// logit rows are asked for (all-position logits, or batches above 64).
+// needs (prefill_scratch_elements) for `tokens` rows, and the lm_head's (a vocabulary-sized
+// matrix) only when more than that many logit rows are asked for (all-position logits, or
+// batches above 64).
 int64_t step_scratch_elements(const DeviceModel& m, int64_t tokens, int64_t logit_rows) {
   int64_t most = 0;
   if (tokens > kMaxDecodeRows)
