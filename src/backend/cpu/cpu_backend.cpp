@@ -100,16 +100,10 @@ void CpuBackend::sum_over_ranks(std::vector<float>& shares) {
 void CpuBackend::lm_head(const std::vector<float>& h, int64_t rows, std::vector<float>& logits) {
   const int64_t V = w_.config.vocab_size, ranks = link_.active() ? link_.group->size() : 1, local = V / ranks;
   std::vector<float> mine(size_t(rows * local));
-  std::vector<float> h16(h);
-  if (bf16_products_)
-    for (float& v : h16) v = bf16_to_float(float_to_bf16(v));
-  const std::vector<float>& in = bf16_products_ ? h16 : h;
-  if (w_.lm_head_nvfp4 && fp8_step(rows))
-    linear_fp8(*w_.lm_head_nvfp4, in.data(), rows, mine.data());
-  else if (w_.lm_head_nvfp4)
-    linear(*w_.lm_head_nvfp4, in.data(), rows, mine.data());
+  if (w_.lm_head_nvfp4)
+    project(LinearWeight::of(*w_.lm_head_nvfp4), h.data(), rows, mine.data(), fp8_step(rows));
   else
-    linear_dense(*w_.lm_head, in.data(), rows, mine.data());
+    project(LinearWeight{nullptr, w_.lm_head, w_.lm_head->shape[0], w_.lm_head->shape[1]}, h.data(), rows, mine.data(), false);
   if (ranks == 1) {
     logits = std::move(mine);
     return;
@@ -235,9 +229,7 @@ void CpuBackend::project(const LinearWeight& w, const float* x, int64_t rows, fl
   if (fp8 && w.nvfp4) {
     linear_fp8(*w.nvfp4, x, rows, y);
   } else if (bf16_products_) {
-    std::vector<float> x16(x, x + rows * w.in_features);
-    for (float& v : x16) v = bf16_to_float(float_to_bf16(v));
-    linear(w, x16.data(), rows, y);
+    linear(w, bf16_rounded(x, rows * w.in_features).data(), rows, y);
   } else {
     linear(w, x, rows, y);
   }
@@ -261,9 +253,9 @@ void CpuBackend::moe_mlp(const MoeWeights& m, const float* h, int64_t rows, floa
   const ModelConfig& c = w_.config;
   const int64_t E = c.num_experts, H = c.hidden_size, K = c.experts_per_token;
   std::vector<std::vector<std::pair<int64_t, float>>> routed(static_cast<size_t>(E));  // (row, weight)
-  std::vector<float> probs(static_cast<size_t>(E)), h16(static_cast<size_t>(H));
+  std::vector<float> probs(static_cast<size_t>(E));
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t i = 0; i < H; ++i) h16[size_t(i)] = bf16_to_float(float_to_bf16(h[r * H + i]));
+    const std::vector<float> h16 = bf16_rounded(h + r * H, H);
     float max_logit = -INFINITY;
     for (int64_t e = 0; e < E; ++e) {
       float dot = 0;

@@ -80,6 +80,12 @@ void linear_dense(const TensorView& w, const float* x, int64_t rows, float* y) {
   });
 }
 
+std::vector<float> bf16_rounded(const float* x, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) out[size_t(i)] = bf16_to_float(float_to_bf16(x[i]));
+  return out;
+}
+
 float fp8_row_scale(const QuantizedLinear& w, int64_t row) {
   const int64_t blocks = w.in_features / kNvfp4BlockSize;
   const uint8_t* scales = w.block_scales.data() + row * blocks;
@@ -98,13 +104,10 @@ void to_e4m3(const float* x, int64_t n, float scale, float* out) {
 void linear_fp8(const QuantizedLinear& w, const float* x, int64_t rows, float* y) {
   const int64_t in = w.in_features, out = w.out_features;
   std::vector<float> x8(static_cast<size_t>(rows * in)), x_scale(static_cast<size_t>(rows));
-  std::vector<float> x16(static_cast<size_t>(in));
   for (int64_t m = 0; m < rows; ++m) {
+    const std::vector<float> x16 = bf16_rounded(x + m * in, in);
     float amax = 0;
-    for (int64_t i = 0; i < in; ++i) {
-      x16[size_t(i)] = bf16_to_float(float_to_bf16(x[m * in + i]));
-      amax = std::max(amax, std::fabs(x16[size_t(i)]));
-    }
+    for (float v : x16) amax = std::max(amax, std::fabs(v));
     x_scale[size_t(m)] = e4m3_token_scale(amax);
     to_e4m3(x16.data(), in, x_scale[size_t(m)], &x8[size_t(m * in)]);
   }

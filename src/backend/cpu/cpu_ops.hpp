@@ -19,6 +19,9 @@ void linear_dense(const TensorView& w, const float* x, int64_t rows, float* y);
 // Either of the two, as the weight holds.
 void linear(const LinearWeight& w, const float* x, int64_t rows, float* y);
 
+// x[0, n) rounded to BF16, as the GPU holds activations where they enter a product.
+std::vector<float> bf16_rounded(const float* x, int64_t n);
+
 // The same product with both operands in FP8 E4M3, as an FP8 tensor-core GEMM would take them
 // (the prefill option `fp8_prefill`): each weight row scaled by 6 x its largest block scale x the
 // global scale / 448 (the bound of its values, read from the scales alone), each token (rounded
