@@ -7,16 +7,49 @@
 
 namespace fp4llm {
 
-void check_batch(const ForwardBatch& batch, const ModelConfig& config, int64_t num_blocks) {
+namespace {
+void check_table(size_t seq, std::span<const int32_t> table, int64_t end, int64_t num_blocks, const char* what) {
+  if (int64_t(table.size()) * KvCacheConfig::kBlockSize < end)
+    fail("forward: sequence {} needs {} {} blocks for {} positions, has {}", seq,
+         (end + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize, what, end, table.size());
+  for (int32_t b : table)
+    if (b < 0 || b >= num_blocks) fail("forward: sequence {} names {} block {} of {}", seq, what, b, num_blocks);
+}
+
+// Two visible positions in one block would overwrite each other.
+void check_window_distinct(size_t seq, const SequenceChunk& chunk, int64_t window) {
+  const int64_t n = window_blocks_needed(window, chunk.start_position, int64_t(chunk.tokens.size()));
+  const auto last = int64_t(chunk.start_position + int64_t(chunk.tokens.size()) - 1) / KvCacheConfig::kBlockSize;
+  std::vector<int32_t> seen(chunk.window_block_table.begin() + (last - n + 1), chunk.window_block_table.begin() + last + 1);
+  std::sort(seen.begin(), seen.end());
+  if (std::adjacent_find(seen.begin(), seen.end()) != seen.end())
+    fail("forward: sequence {} names window block {} for two positions of its window", seq,
+         *std::adjacent_find(seen.begin(), seen.end()));
+}
+}  // namespace
+
+int64_t window_blocks_needed(int64_t sliding_window, int64_t start_position, int64_t tokens) {
+  const int64_t first = std::max<int64_t>(0, start_position - sliding_window + 1);
+  return (start_position + tokens - 1) / KvCacheConfig::kBlockSize - first / KvCacheConfig::kBlockSize + 1;
+}
+
+void check_batch(const ForwardBatch& batch, const ModelConfig& config, const KvCacheConfig& cache) {
+  const bool window_pool = cache.has_window_pool() && config.num_sliding_layers() > 0;
+  if (cache.has_window_pool() && !window_pool)
+    fail("forward: the KV cache has a window pool, but the model has no sliding-window layers");
   for (size_t i = 0; i < batch.sequences.size(); ++i) {
     const SequenceChunk& seq = batch.sequences[i];
     if (seq.tokens.empty()) fail("forward: sequence {} has no new tokens", i);
     const int64_t end = seq.start_position + int64_t(seq.tokens.size());
-    if (int64_t(seq.block_table.size()) * KvCacheConfig::kBlockSize < end)
-      fail("forward: sequence {} needs {} cache blocks for {} positions, has {}", i,
-           (end + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize, end, seq.block_table.size());
-    for (int32_t b : seq.block_table)
-      if (b < 0 || b >= num_blocks) fail("forward: sequence {} names cache block {} of {}", i, b, num_blocks);
+    check_table(i, seq.block_table, end, cache.num_blocks, "cache");
+    if (window_pool) {
+      if (seq.window_block_table.empty())
+        fail("forward: sequence {} has no window block table, which the sliding-window layers need", i);
+      check_table(i, seq.window_block_table, end, cache.num_window_blocks, "window");
+      check_window_distinct(i, seq, config.sliding_window);
+    } else if (!seq.window_block_table.empty()) {
+      fail("forward: sequence {} has a window block table, but the KV cache has no window pool", i);
+    }
     for (int32_t id : seq.tokens)
       if (id < 0 || id >= config.vocab_size)
         fail("forward: token id {} is outside the vocabulary (size {})", id, config.vocab_size);

@@ -17,16 +17,30 @@ enum class KvCacheDtype { Fp8E4M3, Bf16 };
 struct KvCacheConfig {
   KvCacheDtype dtype = KvCacheDtype::Fp8E4M3;
   int64_t num_blocks = 0;
+  // Blocks of the sliding-window layers' own pool, which holds only each sequence's window (and
+  // the chunk being computed); 0: those layers keep every position in the main pool, like the
+  // full-attention layers. See SequenceChunk::window_block_table.
+  int64_t num_window_blocks = 0;
   static constexpr int64_t kBlockSize = 16;  // tokens per paged KV block
+  bool has_window_pool() const { return num_window_blocks > 0; }
 };
 
 // One sequence's share of a step: `tokens` are new, the first at `start_position`; positions
 // before it are already in the cache. `block_table` lists the cache blocks holding positions
 // [0, start_position + tokens.size()), kBlockSize tokens each.
+//
+// With a window pool (KvCacheConfig::num_window_blocks > 0) the sliding-window layers read and
+// write through `window_block_table` instead: as long as block_table, indexed the same way, but
+// only the entries of the blocks that some new token can see (positions from start_position -
+// sliding_window + 1 on) must name distinct blocks holding those positions. Earlier entries may
+// name any block of the window pool: the kernels never read a key outside a query's window, and
+// a masked key read with a tile of keys only needs finite data, which every block holds (the
+// pool starts zeroed). So a sequence can hold its window in a ring of blocks that it reuses.
 struct SequenceChunk {
   std::span<const int32_t> tokens;
   int64_t start_position = 0;
   std::span<const int32_t> block_table;
+  std::span<const int32_t> window_block_table;
 };
 
 struct ForwardBatch {
@@ -35,9 +49,15 @@ struct ForwardBatch {
 };
 
 // Throws Error naming the first sequence with no new tokens, too few cache blocks for its
-// positions, a block id outside [0, num_blocks) or a token id outside the vocabulary. Both
-// backends call it before touching memory.
-void check_batch(const ForwardBatch& batch, const ModelConfig& config, int64_t num_blocks);
+// positions (in either table), a block id outside its pool, a window table where the cache has
+// no window pool or none where it has one, or a token id outside the vocabulary. Both backends
+// call it before touching memory.
+void check_batch(const ForwardBatch& batch, const ModelConfig& config, const KvCacheConfig& cache);
+
+// The number of blocks of window_block_table a chunk of `tokens` new tokens from
+// `start_position` needs distinct: from the block of the first position any of them sees to the
+// block of the last.
+int64_t window_blocks_needed(int64_t sliding_window, int64_t start_position, int64_t tokens);
 
 class Backend {
  public:

@@ -38,6 +38,7 @@ struct ServeArgs {
   double gpu_memory_utilization = 0.9;
   std::string max_request_body = "8MiB";
   bool prefix_caching = true, quiet = false;
+  bool full_window_cache = false;  // --disable-hybrid-kv-cache-manager
 };
 
 #ifdef FP4LLM_HAVE_SERVER
@@ -104,6 +105,9 @@ KvCacheOptions kv_options(const ServeArgs& a, uint64_t weight_bytes, const Model
   if (!a.kv_cache_memory.empty()) o.memory_bytes = parse_byte_size(a.kv_cache_memory);
   else o.memory_bytes = a.backend.device == "cuda" ? gpu_kv_budget(a, weight_bytes, c) : (uint64_t(1) << 30);
   o.max_model_len = a.max_model_len;
+  o.window_pool = !a.full_window_cache;
+  o.max_num_seqs = a.max_num_seqs;
+  o.max_num_batched_tokens = a.max_num_batched_tokens;
   return o;
 }
 
@@ -128,17 +132,18 @@ void serve(const ServeArgs& a) {
   if (a.backend.device == "cpu")
     fmt::print(stderr, "device cpu: the KV cache is sized by --kv-cache-memory ({}); --gpu-memory-utilization is "
                        "for the CUDA backend\n", a.kv_cache_memory.empty() ? "1GiB" : a.kv_cache_memory);
-  if (weights.config.num_sliding_layers() > 0)
-    fmt::print(stderr, "sliding-window layers keep K/V for every position (the paged cache is shared by all "
-                       "layers and {} of {} layers attend to the full context)\n",
-               weights.config.num_layers - weights.config.num_sliding_layers(), weights.config.num_layers);
+  if (weights.config.num_sliding_layers() > 0 && !plan.cache.has_window_pool())
+    fmt::print(stderr, "sliding-window layers keep K/V for every position ({})\n",
+               a.full_window_cache ? "--disable-hybrid-kv-cache-manager"
+                                   : "the main pool would be smaller than their window pool, so they share it");
   a.backend.print_tensor_parallel_plan(weights.config);
   std::unique_ptr<Backend> backend = make_backend(weights, a.backend.options(plan.cache, !a.quiet));
 
   EngineConfig ec;
-  ec.scheduler = {a.max_num_seqs, a.max_num_batched_tokens, a.prefix_caching};
+  ec.scheduler = {a.max_num_seqs, a.max_num_batched_tokens, a.prefix_caching, weights.config.sliding_window};
   ec.max_model_len = plan.max_model_len;
   ec.num_blocks = plan.cache.num_blocks;
+  ec.num_window_blocks = plan.cache.num_window_blocks;
   ec.max_queued_requests = a.max_queued_requests;
   fmt::print(stderr, "scheduler: --max-num-seqs {}, --max-num-batched-tokens {}, prefix caching {}, "
                      "--max-queued-requests {} (more: 429)\n",
@@ -200,6 +205,9 @@ void add_serve_command(CLI::App& app) {
   add_backend_flags(cmd, a->backend);
   cmd->add_flag("--enable-prefix-caching,!--no-enable-prefix-caching", a->prefix_caching,
                 "reuse the KV blocks of repeated prompt prefixes (default on)");
+  cmd->add_flag("--disable-hybrid-kv-cache-manager", a->full_window_cache,
+                "sliding-window layers (Gemma 3) keep K/V for every position, as the full-attention layers do,\n"
+                "instead of only their window in a pool of their own (which holds several times more context)");
   cmd->add_option("--max-queued-requests", a->max_queued_requests,
                   "requests allowed to wait for a batch slot; beyond it the server answers 429")
       ->capture_default_str();

@@ -67,16 +67,24 @@ std::optional<int32_t> BlockManager::allocate() {
   return b;
 }
 
-std::optional<int32_t> BlockManager::acquire_cached(uint64_t hash, uint64_t parent_hash,
-                                                    std::span<const int32_t> tokens) {
+std::optional<int32_t> BlockManager::find_cached(uint64_t hash, uint64_t parent_hash,
+                                                 std::span<const int32_t> tokens) const {
   auto it = cached_.find(hash);
   if (it == cached_.end()) return std::nullopt;
-  Block& k = blocks_[size_t(it->second)];
+  const Block& k = blocks_[size_t(it->second)];
   if (k.parent_hash != parent_hash || !std::equal(tokens.begin(), tokens.end(), k.tokens.begin(), k.tokens.end()))
     return std::nullopt;
-  if (k.in_free_queue) unlink_free(it->second);
-  ++k.refs;
   return it->second;
+}
+
+std::optional<int32_t> BlockManager::acquire_cached(uint64_t hash, uint64_t parent_hash,
+                                                    std::span<const int32_t> tokens) {
+  const auto found = find_cached(hash, parent_hash, tokens);
+  if (!found) return std::nullopt;
+  Block& k = blocks_[size_t(*found)];
+  if (k.in_free_queue) unlink_free(*found);
+  ++k.refs;
+  return found;
 }
 
 void BlockManager::release(int32_t block) {

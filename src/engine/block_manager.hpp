@@ -33,6 +33,8 @@ class BlockManager {
   // The cached block holding exactly `tokens` after the prefix hashed as `parent_hash`; the
   // block gains a reference. Tokens are compared too, so a hash collision is never a hit.
   std::optional<int32_t> acquire_cached(uint64_t hash, uint64_t parent_hash, std::span<const int32_t> tokens);
+  // The same block without taking it.
+  std::optional<int32_t> find_cached(uint64_t hash, uint64_t parent_hash, std::span<const int32_t> tokens) const;
   void release(int32_t block);
   // Records that `block` (referenced, now full) holds `tokens` after `parent_hash`. When another
   // block already holds that prefix it stays the cached one.

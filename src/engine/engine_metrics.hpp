@@ -24,6 +24,7 @@ struct Histogram {
 struct EngineMetrics {
   int64_t running = 0, waiting = 0;
   int64_t kv_blocks_total = 0, kv_blocks_used = 0, kv_blocks_cached = 0;
+  int64_t kv_window_blocks_total = 0, kv_window_blocks_used = 0;  // the sliding layers' pool, if any
   int64_t prompt_tokens = 0, generation_tokens = 0;
   int64_t prefix_cache_queries = 0, prefix_cache_hits = 0;  // tokens
   int64_t preemptions = 0, steps = 0;

@@ -10,9 +10,16 @@
 
 namespace fp4llm {
 
-uint64_t kv_block_bytes(const ModelConfig& c, KvCacheDtype dtype) {
+uint64_t kv_block_bytes(const ModelConfig& c, KvCacheDtype dtype, int64_t layers) {
   const uint64_t element = dtype == KvCacheDtype::Bf16 ? 2 : 1;
-  return uint64_t(c.num_layers) * uint64_t(c.kv_bytes_per_token_per_layer()) * KvCacheConfig::kBlockSize * element;
+  return uint64_t(layers) * uint64_t(c.kv_bytes_per_token_per_layer()) * KvCacheConfig::kBlockSize * element;
+}
+
+// A sequence's chunk of n tokens from p0 spans at most ceil((W - 1 + n) / 16) + 1 blocks; summed
+// over the running sequences, whose chunks add up to at most the step's token budget.
+int64_t window_pool_blocks(int64_t sliding_window, int64_t max_num_seqs, int64_t max_num_batched_tokens) {
+  constexpr int64_t B = KvCacheConfig::kBlockSize;
+  return max_num_seqs * ((sliding_window - 1 + B - 1) / B + 2) + (max_num_batched_tokens + B - 1) / B;
 }
 
 uint64_t parse_byte_size(std::string_view text) {
@@ -47,11 +54,27 @@ uint64_t parse_byte_size(std::string_view text) {
 KvCachePlan plan_kv_cache(const ModelConfig& config, const KvCacheOptions& options) {
   KvCachePlan plan;
   plan.cache.dtype = options.dtype;
-  plan.bytes_per_block = kv_block_bytes(config, options.dtype);
+  const int64_t sliding = config.num_sliding_layers();
+  plan.bytes_per_block = kv_block_bytes(config, options.dtype, config.num_layers);
   plan.cache.num_blocks = int64_t(options.memory_bytes / plan.bytes_per_block);
+  if (options.window_pool && sliding > 0 && sliding < config.num_layers) {
+    const uint64_t full = kv_block_bytes(config, options.dtype, config.num_layers - sliding);
+    const uint64_t window = kv_block_bytes(config, options.dtype, sliding);
+    const int64_t wanted = window_pool_blocks(config.sliding_window, options.max_num_seqs, options.max_num_batched_tokens);
+    const uint64_t window_bytes = uint64_t(wanted) * window;
+    const int64_t rest = options.memory_bytes > window_bytes ? int64_t((options.memory_bytes - window_bytes) / full) : 0;
+    plan.bytes_per_block = full;
+    plan.bytes_per_window_block = window;
+    if (rest >= wanted) {
+      plan.cache.num_blocks = rest;
+      plan.cache.num_window_blocks = wanted;
+    } else {  // the main pool would be the smaller one: as many blocks in each
+      plan.cache.num_blocks = plan.cache.num_window_blocks = int64_t(options.memory_bytes / (full + window));
+    }
+  }
   if (plan.cache.num_blocks < 1)
     fail("--kv-cache-memory {} B holds no KV block (one block of {} tokens takes {} B)", options.memory_bytes,
-         KvCacheConfig::kBlockSize, plan.bytes_per_block);
+         KvCacheConfig::kBlockSize, plan.bytes_per_block + plan.bytes_per_window_block);
   const int64_t model_max = config.max_position_embeddings > 0 ? config.max_position_embeddings : INT64_MAX;
   if (options.max_model_len) {
     if (*options.max_model_len < 2) fail("--max-model-len must be at least 2, got {}", *options.max_model_len);
@@ -70,12 +93,19 @@ KvCachePlan plan_kv_cache(const ModelConfig& config, const KvCacheOptions& optio
 }
 
 std::string KvCachePlan::describe(const ModelConfig& config) const {
-  return fmt::format(
+  const int64_t main_layers = config.num_layers - (cache.has_window_pool() ? config.num_sliding_layers() : 0);
+  std::string text = fmt::format(
       "KV cache: {} blocks x {} tokens = {} tokens, {} {:.3f} GiB ({} B per block: {} layers x {} kv heads x "
       "head_dim {}, K and V); max model length {} tokens ({:.1f} full-length sequences fit)",
       cache.num_blocks, KvCacheConfig::kBlockSize, tokens(), cache.dtype == KvCacheDtype::Bf16 ? "bf16" : "fp8",
-      double(bytes()) / (1024.0 * 1024 * 1024), bytes_per_block, config.num_layers, config.num_kv_heads,
+      double(bytes()) / (1024.0 * 1024 * 1024), bytes_per_block, main_layers, config.num_kv_heads,
       config.head_dim, max_model_len, double(tokens()) / double(max_model_len));
+  if (cache.has_window_pool())
+    text += fmt::format("; the {} sliding-window layers keep only their {}-token window, in a pool of {} blocks "
+                        "({:.3f} GiB of the total)",
+                        config.num_sliding_layers(), config.sliding_window, cache.num_window_blocks,
+                        double(bytes_per_window_block * uint64_t(cache.num_window_blocks)) / (1024.0 * 1024 * 1024));
+  return text;
 }
 
 }  // namespace fp4llm

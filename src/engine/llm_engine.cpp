@@ -17,12 +17,14 @@ LlmEngine::LlmEngine(Backend& backend, const Tokenizer& tokenizer, const EngineC
       tokenizer_(tokenizer),
       config_(config),
       blocks_(config.num_blocks),
-      scheduler_(config.scheduler, blocks_),
+      window_blocks_(config.num_window_blocks > 0 ? std::optional<BlockManager>(config.num_window_blocks) : std::nullopt),
+      scheduler_(config.scheduler, blocks_, window_blocks_ ? &*window_blocks_ : nullptr),
       seed_base_(std::random_device{}()) {
   if (config_.max_model_len > config_.num_blocks * KvCacheConfig::kBlockSize)
     fail("--max-model-len {} does not fit the KV cache ({} blocks of {} tokens)", config_.max_model_len,
          config_.num_blocks, KvCacheConfig::kBlockSize);
   local_.kv_blocks_total = config_.num_blocks;
+  local_.kv_window_blocks_total = config_.num_window_blocks;
   published_ = local_;
   thread_ = std::thread([this] { loop(); });
 }
@@ -116,7 +118,8 @@ void LlmEngine::run_batch(const std::vector<ScheduledChunk>& chunks) {
   for (const auto& c : chunks) {
     const Sequence& s = *c.sequence;
     batch.sequences.push_back(
-        {std::span(s.tokens()).subspan(size_t(s.num_computed), size_t(c.num_tokens)), s.num_computed, s.block_table});
+        {std::span(s.tokens()).subspan(size_t(s.num_computed), size_t(c.num_tokens)), s.num_computed, s.block_table,
+         s.window_table});
   }
   // What the step's samplers need from the backend: greedy ids when all are plain greedy (on the
   // GPU only the ids come back), candidates when none has penalties (a GPU backend sends those
@@ -204,6 +207,7 @@ void LlmEngine::publish_metrics() {
   local_.waiting = queued_.load();
   local_.kv_blocks_used = blocks_.num_used();
   local_.kv_blocks_cached = blocks_.num_cached();
+  if (window_blocks_) local_.kv_window_blocks_used = window_blocks_->num_used();
   const auto& c = scheduler_.counters();
   local_.preemptions = c.preemptions;
   local_.prefix_cache_queries = c.prefix_queries;

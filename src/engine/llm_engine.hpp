@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -26,6 +27,7 @@ struct EngineConfig {
   SchedulerConfig scheduler;
   int64_t max_model_len = 4096;
   int64_t num_blocks = 0;             // KV cache blocks the backend was built with
+  int64_t num_window_blocks = 0;      // its window pool's (scheduler.sliding_window: their window)
   int64_t max_queued_requests = 256;  // waiting beyond this: submit throws EngineBusy
 };
 
@@ -63,6 +65,7 @@ class LlmEngine {
   const Tokenizer& tokenizer_;
   EngineConfig config_;
   BlockManager blocks_;
+  std::optional<BlockManager> window_blocks_;
   Scheduler scheduler_;
   std::vector<float> logits_;
   CandidateRows candidates_;

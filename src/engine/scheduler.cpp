@@ -10,10 +10,13 @@ namespace {
 constexpr int64_t kBlock = KvCacheConfig::kBlockSize;
 }
 
-Scheduler::Scheduler(const SchedulerConfig& config, BlockManager& blocks) : config_(config), blocks_(blocks) {
+Scheduler::Scheduler(const SchedulerConfig& config, BlockManager& blocks, BlockManager* window_blocks)
+    : config_(config), blocks_(blocks), window_blocks_(window_blocks) {
   if (config_.max_num_seqs < 1) fail("--max-num-seqs must be >= 1, got {}", config_.max_num_seqs);
   if (config_.max_num_batched_tokens < 1)
     fail("--max-num-batched-tokens must be >= 1, got {}", config_.max_num_batched_tokens);
+  if (window_blocks_ && config_.sliding_window < 1)
+    fail("a window pool needs the model's sliding window, got {}", config_.sliding_window);
 }
 
 void Scheduler::add(std::unique_ptr<Sequence> sequence) { waiting_.push_back(std::move(sequence)); }
@@ -25,19 +28,37 @@ std::vector<Sequence*> Scheduler::all() {
   return out;
 }
 
-// Blocks for positions up to num_computed + num_tokens; all or nothing.
+// Blocks for positions up to num_computed + num_tokens, in both pools; all or nothing.
 bool Scheduler::allocate(Sequence& s, int64_t num_tokens) {
-  const int64_t need = (s.num_computed + num_tokens + kBlock - 1) / kBlock - int64_t(s.block_table.size());
+  const int64_t blocks = (s.num_computed + num_tokens + kBlock - 1) / kBlock;
+  const int64_t need = blocks - int64_t(s.block_table.size());
   if (need > blocks_.num_free()) return false;
+  if (window_blocks_) {
+    release_out_of_window(s);
+    if (blocks - int64_t(s.window_table.size()) > window_blocks_->num_free()) return false;
+    while (int64_t(s.window_table.size()) < blocks) s.window_table.push_back(*window_blocks_->allocate());
+  }
   for (int64_t i = 0; i < need; ++i) s.block_table.push_back(*blocks_.allocate());
   return true;
+}
+
+// Window blocks before the one holding the first position the next token sees are never read
+// again (positions only grow until the sequence is preempted, which frees everything).
+void Scheduler::release_out_of_window(Sequence& s) {
+  const int64_t first = std::max<int64_t>(0, s.num_computed - config_.sliding_window + 1) / kBlock;
+  for (; s.window_held_from < std::min<int64_t>(first, int64_t(s.window_table.size())); ++s.window_held_from)
+    window_blocks_->release(s.window_table[size_t(s.window_held_from)]);
 }
 
 void Scheduler::free_blocks(Sequence& s) {
   // Last blocks first: they reach the front of the free queue first and are reused before the
   // shared prefix blocks, which are the most likely to be asked for again.
   for (auto it = s.block_table.rbegin(); it != s.block_table.rend(); ++it) blocks_.release(*it);
+  for (int64_t b = int64_t(s.window_table.size()) - 1; b >= s.window_held_from; --b)
+    window_blocks_->release(s.window_table[size_t(b)]);
   s.block_table.clear();
+  s.window_table.clear();
+  s.window_held_from = 0;
   s.block_hashes.clear();
   s.num_computed = 0;
 }
@@ -59,8 +80,52 @@ int64_t Scheduler::admit_cached_prefix(Sequence& s) {
     s.block_hashes.push_back(h);
     parent = h;
   }
+  if (window_blocks_) {
+    const int64_t usable = cached_window_prefix(s, int64_t(s.block_table.size()));
+    while (int64_t(s.block_table.size()) > usable) {
+      blocks_.release(s.block_table.back());
+      s.block_table.pop_back();
+      s.block_hashes.pop_back();
+    }
+    acquire_cached_window(s, usable);
+  }
   s.num_computed = int64_t(s.block_table.size()) * kBlock;
   return s.num_computed;
+}
+
+// The longest prefix of at most `full_blocks` blocks (hashed in s.block_hashes) whose last window
+// is in the window pool's cache: the blocks the first computed token would see.
+int64_t Scheduler::cached_window_prefix(const Sequence& s, int64_t full_blocks) const {
+  const auto cached = [&](int64_t b) {
+    const uint64_t parent = b == 0 ? kNoParentHash : s.block_hashes[size_t(b - 1)];
+    return window_blocks_->find_cached(s.block_hashes[size_t(b)], parent,
+                                       std::span(s.tokens()).subspan(size_t(b * kBlock), size_t(kBlock)))
+        .has_value();
+  };
+  for (int64_t n = full_blocks; n > 0; --n) {
+    const int64_t first = std::max<int64_t>(0, n * kBlock - config_.sliding_window + 1) / kBlock;
+    bool all = true;
+    for (int64_t b = n - 1; all && b >= first; --b) all = cached(b);
+    if (all) return n;
+  }
+  return 0;
+}
+
+// Takes the window blocks of a prefix of `prefix_blocks` blocks (cached_window_prefix); the
+// entries before its window name its first window block.
+void Scheduler::acquire_cached_window(Sequence& s, int64_t prefix_blocks) {
+  if (prefix_blocks == 0) return;
+  const int64_t first = std::max<int64_t>(0, prefix_blocks * kBlock - config_.sliding_window + 1) / kBlock;
+  s.window_table.assign(size_t(prefix_blocks), -1);
+  for (int64_t b = first; b < prefix_blocks; ++b) {
+    const uint64_t parent = b == 0 ? kNoParentHash : s.block_hashes[size_t(b - 1)];
+    const auto block = window_blocks_->acquire_cached(
+        s.block_hashes[size_t(b)], parent, std::span(s.tokens()).subspan(size_t(b * kBlock), size_t(kBlock)));
+    if (!block) fail("internal: window block {} of a cached prefix vanished", b);
+    s.window_table[size_t(b)] = *block;
+  }
+  std::fill_n(s.window_table.begin(), first, s.window_table[size_t(first)]);
+  s.window_held_from = first;
 }
 
 void Scheduler::preempt_last() {
@@ -125,6 +190,8 @@ void Scheduler::mark_computed(const ScheduledChunk& chunk) {
     const auto block_tokens = std::span(tokens).subspan(size_t(b * kBlock), size_t(kBlock));
     const uint64_t h = block_hash(parent, block_tokens);
     blocks_.register_full(s.block_table[size_t(b)], h, parent, block_tokens);
+    // A block that fills is one the step wrote, so the sequence still holds its window copy.
+    if (window_blocks_) window_blocks_->register_full(s.window_table[size_t(b)], h, parent, block_tokens);
     s.block_hashes.push_back(h);
   }
 }

@@ -4,6 +4,12 @@
 // runs out of blocks the most recently admitted sequence is preempted: its blocks are freed and
 // it waits at the front of the queue to be recomputed later (its tokens so far become its
 // prompt; the CPU backend's prefill and decode give identical results, so nothing changes).
+//
+// Models with sliding-window layers may keep those layers' K/V in a second pool (the window
+// pool, KvCacheConfig::num_window_blocks): a sequence then holds window blocks only from the
+// first block its next tokens can see, and gives the older ones back as it advances. A prefix
+// hit then needs both the full-attention blocks of the prefix and the window blocks of its last
+// window; the longest prefix that has both is taken.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +28,7 @@ struct SchedulerConfig {
   int64_t max_num_seqs = 64;
   int64_t max_num_batched_tokens = 2048;
   bool enable_prefix_caching = true;
+  int64_t sliding_window = 0;  // the window of the layers in the window pool, when there is one
 };
 
 struct ScheduledChunk {
@@ -36,7 +43,8 @@ struct SchedulerCounters {
 
 class Scheduler {
  public:
-  Scheduler(const SchedulerConfig& config, BlockManager& blocks);
+  // `window_blocks`: the sliding layers' pool, or null when they share `blocks`.
+  Scheduler(const SchedulerConfig& config, BlockManager& blocks, BlockManager* window_blocks = nullptr);
 
   void add(std::unique_ptr<Sequence> sequence);
   // The work of one step. Sequences in it have blocks for every position the step writes.
@@ -55,12 +63,16 @@ class Scheduler {
 
  private:
   bool allocate(Sequence& s, int64_t num_tokens);
+  void release_out_of_window(Sequence& s);
   int64_t admit_cached_prefix(Sequence& s);
+  int64_t cached_window_prefix(const Sequence& s, int64_t full_blocks) const;
+  void acquire_cached_window(Sequence& s, int64_t prefix_blocks);
   void free_blocks(Sequence& s);
   void preempt_last();
 
   SchedulerConfig config_;
   BlockManager& blocks_;
+  BlockManager* window_blocks_;
   std::vector<std::unique_ptr<Sequence>> running_;  // in admission order
   std::deque<std::unique_ptr<Sequence>> waiting_;
   SchedulerCounters counters_;

@@ -47,6 +47,10 @@ class Sequence {
   // Scheduling state, owned by the scheduler.
   int64_t num_computed = 0;         // tokens whose K/V are in the cache
   std::vector<int32_t> block_table;  // cache blocks for positions [0, 16 * size)
+  // With a window pool: as long as block_table; entries before window_held_from were given back
+  // (they still name valid blocks, which the backends never read: SequenceChunk).
+  std::vector<int32_t> window_table;
+  int64_t window_held_from = 0;
   std::vector<uint64_t> block_hashes;  // prefix hashes of the first full blocks, in order
   std::optional<int64_t> cached_prompt_tokens;  // prefix-cache hit at first admission
 

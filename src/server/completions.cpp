@@ -42,8 +42,9 @@ std::vector<Prompt> parse_prompts(const Json& body, const ServingModel& model) {
   if (p.is_string()) return {text_prompt(p.get<std::string>(), model)};
   if (!p.is_array() || p.empty())
     bad_request("'prompt' must be a string, an array of strings, or an array of token ids", "prompt");
-  if (p.size() > kMaxPrompts) bad_request(fmt::format("'prompt' has more than {} prompts", kMaxPrompts), "prompt");
+  // One prompt of token ids (of any length), or a list of prompts.
   if (p[0].is_number()) return {Prompt{model.tokenizer.decode(token_list(p)), token_list(p)}};
+  if (p.size() > kMaxPrompts) bad_request(fmt::format("'prompt' has more than {} prompts", kMaxPrompts), "prompt");
   std::vector<Prompt> out;
   for (const auto& item : p) {
     if (item.is_string()) out.push_back(text_prompt(item.get<std::string>(), model));

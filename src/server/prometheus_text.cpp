@@ -65,6 +65,12 @@ std::string prometheus_text(const EngineMetrics& m, const std::string& model_nam
   w.gauge("fp4llm:kv_cache_blocks_total", "KV cache blocks.", double(m.kv_blocks_total));
   w.gauge("fp4llm:kv_cache_blocks_used", "KV cache blocks referenced by a request.", double(m.kv_blocks_used));
   w.gauge("fp4llm:kv_cache_blocks_cached", "Full KV blocks kept for prefix caching.", double(m.kv_blocks_cached));
+  if (m.kv_window_blocks_total > 0) {
+    w.gauge("fp4llm:kv_cache_window_blocks_total", "KV blocks of the sliding-window layers' pool.",
+            double(m.kv_window_blocks_total));
+    w.gauge("fp4llm:kv_cache_window_blocks_used", "Window-pool blocks referenced by a request.",
+            double(m.kv_window_blocks_used));
+  }
   w.counter("fp4llm:prompt_tokens_total", "Prompt tokens of started requests.", double(m.prompt_tokens));
   w.counter("fp4llm:generation_tokens_total", "Generated tokens.", double(m.generation_tokens));
   w.counter("fp4llm:prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.",

@@ -336,6 +336,23 @@ def test_decoding_step_by_step_equals_prefill_and_batching(model, tmp_path):
         np.testing.assert_array_equal(a, d)
 
 
+@pytest.mark.parametrize("chunk", [5, 1, -2])
+def test_window_pool_gives_the_same_logits(model, chunk, tmp_path):
+    """The sliding-window layers' K/V in a ring of as few blocks as each step allows (window 8:
+    two blocks when decoding, so the 37-token prompt overwrites each block several times): the
+    attention reads only keys of the window, so the logits equal the full cache's bit for bit."""
+    c, folder, _ = model
+    prompts = [[int(t) for t in p] for p in PROMPTS]
+    if "sliding_window" not in c:
+        with pytest.raises(AssertionError, match="sliding-window layers"):
+            forward_dump(folder, prompts, "fp8", chunk, tmp_path / "b.safetensors", "cpu", "window-pool")
+        return
+    full = forward_dump(folder, prompts, "fp8", chunk, tmp_path / "a.safetensors")
+    ring = forward_dump(folder, prompts, "fp8", chunk, tmp_path / "b.safetensors", "cpu", "window-pool")
+    for a, b in zip(full, ring):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_missing_tensor_and_wrong_shape_are_named(tmp_path):
     c = config("qwen3")
     write_model(tmp_path / "bf16", c, seed=1)

@@ -116,6 +116,22 @@ def test_offloaded_embeddings_give_the_same_logits(model, chunk, tmp_path):
         assert np.array_equal(a, b), family
 
 
+@pytest.mark.parametrize("kv", ["bf16", "fp8"])
+@pytest.mark.parametrize("chunk", [7, 70, -2])
+def test_window_pool_gives_the_same_logits(model, kv, chunk, tmp_path):
+    """Gemma3's sliding layers (window 24) keep K/V in a ring of window pool blocks that later
+    positions overwrite (SequenceChunk::window_block_table): the decode and prefill kernels read
+    only keys of the window (a tile's masked keys only need finite data), so the logits equal the
+    full cache's bit for bit. Chunks of 70 take the flash prefill kernel over the ring."""
+    family, folder = model
+    if family != "gemma3":
+        pytest.skip("no sliding-window layers")
+    full = forward_dump(folder, PROMPTS, kv, chunk, "cuda", tmp_path / "full.safetensors")
+    ring = forward_dump(folder, PROMPTS, kv, chunk, "cuda", tmp_path / "ring.safetensors", "window-pool")
+    for i, (a, b) in enumerate(zip(full, ring)):
+        assert np.array_equal(a, b), (kv, chunk, i, float(np.abs(a - b).max()))
+
+
 @pytest.mark.parametrize("chunk", [0, -1])
 def test_fp8_prefill_matches_cpu(model, chunk, tmp_path):
     """FP4LLM_FP8_PREFILL=1: the products of the prompts over 64 tokens in FP8 through cuBLASLt,

@@ -1,5 +1,6 @@
 // The serving engine's bookkeeping on its own: block reference counts and prefix reuse, the
-// scheduler's budgets, chunking and preemption, stop strings and the reasoning splitter, with
+// scheduler's budgets, chunking and preemption, the sliding layers' window pool, stop strings and
+// the reasoning splitter, with
 // expected values worked out by hand in each test.
 #include <gtest/gtest.h>
 
@@ -177,6 +178,41 @@ TEST(KvCachePlan, BlocksFromMemoryAndLengthChecks) {
   EXPECT_THROW(plan_kv_cache(c, o), Error);
 }
 
+TEST(KvCachePlan, SlidingLayersGetAWindowPoolSizedForTheScheduler) {
+  ModelConfig c;
+  c.num_layers = 6;
+  c.layer_sliding = {true, true, true, true, true, false};
+  c.sliding_window = 40;
+  c.num_kv_heads = 1;
+  c.head_dim = 16;
+  c.max_position_embeddings = 100000;
+  // One layer's block: (K + V) x 1 head x 16 dims x 16 tokens x 1 byte = 512 B. Two sequences of
+  // at most 64 tokens a step: each holds ceil(39 / 16) + 2 = 5 blocks, plus 64 / 16 = 4.
+  KvCacheOptions o;
+  o.max_num_seqs = 2;
+  o.max_num_batched_tokens = 64;
+  EXPECT_EQ(window_pool_blocks(40, 2, 64), 14);
+  o.memory_bytes = 14 * 5 * 512 + 100 * 512 + 100;
+  auto plan = plan_kv_cache(c, o);
+  EXPECT_EQ(plan.bytes_per_block, 512u);
+  EXPECT_EQ(plan.bytes_per_window_block, 5 * 512u);
+  EXPECT_EQ(plan.cache.num_window_blocks, 14);
+  EXPECT_EQ(plan.cache.num_blocks, 100);
+  EXPECT_EQ(plan.max_model_len, 1600);
+  EXPECT_NE(plan.describe(c).find("5 sliding-window layers keep only their 40-token window"), std::string::npos);
+  // Too little for the window pool beside a larger main pool: as many blocks in each.
+  o.memory_bytes = 10 * 6 * 512 + 5;
+  plan = plan_kv_cache(c, o);
+  EXPECT_EQ(plan.cache.num_blocks, 10);
+  EXPECT_EQ(plan.cache.num_window_blocks, 10);
+  // --disable-hybrid-kv-cache-manager: one pool of six-layer blocks.
+  o.window_pool = false;
+  o.memory_bytes = 14 * 5 * 512 + 100 * 512 + 100;
+  plan = plan_kv_cache(c, o);
+  EXPECT_EQ(plan.cache.num_window_blocks, 0);
+  EXPECT_EQ(plan.cache.num_blocks, (14 * 5 * 512 + 100 * 512 + 100) / (6 * 512));
+}
+
 const Tokenizer& qwen3_tokenizer() {
   static const Tokenizer t = [] {
     const char* shared = std::getenv("FP4LLM_SHARED_DIR");
@@ -264,6 +300,126 @@ TEST(Scheduler, ReusesCachedPrefixBlocksButComputesTheLastToken) {
   c = step(s);
   ASSERT_EQ(c.size(), 2u);
   EXPECT_EQ(c[1].num_tokens, 16);
+}
+
+// Window pool (sliding window 40): a sequence holds window blocks from the block of the first
+// position its next tokens see; worked by hand: first visible block = max(0, p0 - 39) / 16.
+ModelConfig window_model() {
+  ModelConfig c;
+  c.num_layers = 2;
+  c.layer_sliding = {true, false};
+  c.sliding_window = 40;
+  c.vocab_size = 200000;
+  return c;
+}
+
+KvCacheConfig window_cache(int64_t blocks, int64_t window_blocks) {
+  KvCacheConfig k;
+  k.num_blocks = blocks;
+  k.num_window_blocks = window_blocks;
+  return k;
+}
+
+// The chunk as the engine hands it to a backend; check_batch verifies that the window entries the
+// chunk sees are distinct blocks of the pool.
+void check_chunk(const ScheduledChunk& c, const KvCacheConfig& cache) {
+  const Sequence& s = *c.sequence;
+  ForwardBatch b;
+  b.sequences.push_back({std::span(s.tokens()).subspan(size_t(s.num_computed), size_t(c.num_tokens)), s.num_computed,
+                         s.block_table, s.window_table});
+  check_batch(b, window_model(), cache);
+}
+
+TEST(SchedulerWindowPool, HoldsOnlyTheBlocksTheNextTokensSee) {
+  BlockManager blocks(100), window(100);
+  Scheduler s({4, 1000, true, 40}, blocks, &window);
+  s.add(sequence(1, iota_tokens(100), /*max_tokens=*/40));
+  auto c = s.schedule();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].num_tokens, 100);
+  EXPECT_EQ(window.num_used(), 7);  // positions 0..99: token 0 sees block 0, token 99 block 6
+  check_chunk(c[0], window_cache(100, 100));
+  s.mark_computed(c[0]);
+  c[0].sequence->accept(GeneratedToken{7, 0, {}});
+  // Decoding position 100: it sees 61..100, blocks 3..6; blocks 0..2 go back.
+  c = s.schedule();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(window.num_used(), 4);
+  EXPECT_EQ(blocks.num_used(), 7);
+  check_chunk(c[0], window_cache(100, 100));
+  for (int i = 0; i < 30; ++i) {
+    s.mark_computed(c[0]);
+    c[0].sequence->accept(GeneratedToken{7, 0, {}});
+    c = s.schedule();
+    ASSERT_EQ(c.size(), 1u);
+    const int64_t p = c[0].sequence->num_computed;
+    EXPECT_EQ(window.num_used(), p / 16 - (p - 39) / 16 + 1) << p;
+    EXPECT_EQ(blocks.num_used(), p / 16 + 1) << p;
+    check_chunk(c[0], window_cache(100, 100));
+  }
+  s.remove_if([](Sequence&) { return true; });
+  EXPECT_EQ(window.num_used(), 0);
+  EXPECT_EQ(blocks.num_used(), 0);
+}
+
+TEST(SchedulerWindowPool, ChunkedPrefillGivesBackBlocksBehindTheWindow) {
+  BlockManager blocks(100), window(100);
+  Scheduler s({4, 32, true, 40}, blocks, &window);
+  s.add(sequence(1, iota_tokens(200)));
+  for (int64_t p0 = 0; p0 < 200; p0 += 32) {
+    auto c = s.schedule();
+    ASSERT_EQ(c.size(), 1u);
+    const int64_t n = std::min<int64_t>(32, 200 - p0);
+    EXPECT_EQ(c[0].num_tokens, n);
+    // Held: from the block of max(0, p0 - 39) to the block of the chunk's last position.
+    EXPECT_EQ(window.num_used(), (p0 + n - 1) / 16 - std::max<int64_t>(0, p0 - 39) / 16 + 1) << p0;
+    check_chunk(c[0], window_cache(100, 100));
+    s.mark_computed(c[0]);
+  }
+}
+
+TEST(SchedulerWindowPool, AWindowPoolTooSmallPreemptsLikeTheMainPool) {
+  BlockManager blocks(100), window(6);
+  Scheduler s({4, 1000, false, 40}, blocks, &window);
+  s.add(sequence(1, iota_tokens(40)));  // 3 window blocks
+  s.add(sequence(2, iota_tokens(40, 500)));
+  auto c = step(s);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(window.num_free(), 0);
+  // Position 48 (it sees 9..48) needs a fourth block while still seeing block 0: the later
+  // sequence is preempted, in the ninth decode step.
+  for (int i = 0; i < 10 && s.counters().preemptions == 0; ++i) step(s);
+  EXPECT_EQ(s.counters().preemptions, 1);
+  EXPECT_EQ(s.num_running(), 1);
+}
+
+TEST(SchedulerWindowPool, PrefixHitNeedsTheWindowOfItsEnd) {
+  BlockManager blocks(100), window(9);
+  Scheduler s({4, 1000, true, 40}, blocks, &window);
+  // 100 prompt tokens, then decoding to position 158. Window blocks go back as the window moves
+  // and, with 9 in the pool, position 144 takes the block that held positions 0..15.
+  s.add(sequence(1, iota_tokens(100), /*max_tokens=*/60));
+  while (s.num_running() + s.num_waiting() > 0) step(s);
+  EXPECT_EQ(blocks.num_cached(), 9);  // positions 0..143 in full blocks of the main pool
+  // Its first 96 tokens again: blocks 0..5 of the main pool, and the window of position 96
+  // (57..96: blocks 3..5) is still cached.
+  auto p = iota_tokens(96);
+  p.push_back(9999);
+  s.add(sequence(2, p, 1));
+  auto c = step(s);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].num_tokens, 1);
+  EXPECT_EQ(s.counters().prefix_hits, 96);
+  // Its first 50 tokens: the main pool has blocks 0..2, but every shorter prefix needs the window
+  // copy of block 0 (position 48 sees 9..48), which was overwritten: no hit at all.
+  s.add(sequence(3, iota_tokens(50), 1));
+  c = s.schedule();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].num_tokens, 50);
+  EXPECT_EQ(s.counters().prefix_hits, 96);
+  EXPECT_EQ(blocks.num_used(), 4);  // fresh ones: the cached blocks taken while looking went back
+  EXPECT_EQ(window.num_used(), 4);
+  check_chunk(c[0], window_cache(100, 9));
 }
 
 }  // namespace

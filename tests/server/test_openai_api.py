@@ -4,6 +4,8 @@ counts from jinja2 + `tokenizers`, stop-string cuts computed here from an unstop
 log-probabilities checked against their own definition."""
 import math
 
+import openai
+
 import pytest
 
 from conftest import MAX_MODEL_LEN, MODEL_NAME, encode, render_prompt_tokens
@@ -95,6 +97,12 @@ def test_completion_token_id_prompts_and_batches(server, tokenizer_dir):
     assert batch.choices[0].text == batch.choices[1].text == by_text.choices[0].text
     assert batch.usage.prompt_tokens == len(ids) + len(encode(tokenizer_dir, "Hello"))
     assert batch.usage.completion_tokens == 4 * 6
+    # One prompt of more token ids than a request may hold prompts (64): still one prompt.
+    long_ids = (ids * 30)[:100]
+    one = c.completions.create(model=MODEL_NAME, prompt=long_ids, max_tokens=2, temperature=0)
+    assert len(one.choices) == 1 and one.usage.prompt_tokens == 100
+    with pytest.raises(openai.BadRequestError, match="more than 64 prompts"):
+        c.completions.create(model=MODEL_NAME, prompt=["Hello"] * 65, max_tokens=1)
 
 
 def test_stop_string_cuts_where_python_finds_it(server):

@@ -61,3 +61,42 @@ def write_tiny_qwen3(folder, seed=0, max_position_embeddings=4096):
         shutil.copy(tok / f, folder / f)
     (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [IM_END, ENDOFTEXT]}))
     return folder
+
+
+def write_tiny_gemma3(folder, sliding_window=24, seed=0):
+    """A tiny random Gemma 3 text model (four sliding-window layers, then one full-attention layer,
+    the two RoPE bases, tied embeddings) with the Qwen3 tokenizer files: the serving tests need a
+    tokenizer whose ids fit the vocabulary, not Gemma's own."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    d, hidden, inter, heads, layers = HEAD_DIM, 32, 64, 2, 5
+    config = {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": hidden,
+              "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": heads,
+              "num_key_value_heads": 1, "head_dim": d, "vocab_size": QWEN3_VOCAB, "rms_norm_eps": 1e-6,
+              "max_position_embeddings": 4096, "sliding_window": sliding_window, "query_pre_attn_scalar": d,
+              "layer_types": ["sliding_attention"] * (layers - 1) + ["full_attention"], "rope_theta": 1e6,
+              "rope_local_base_freq": 1e4, "hidden_activation": "gelu_pytorch_tanh", "eos_token_id": IM_END}
+    shapes = {"model.embed_tokens.weight": (QWEN3_VOCAB, hidden), "model.norm.weight": (hidden,)}
+    for i in range(layers):
+        p = f"model.layers.{i}."
+        shapes.update({p + "self_attn.q_proj.weight": (heads * d, hidden), p + "self_attn.k_proj.weight": (d, hidden),
+                       p + "self_attn.v_proj.weight": (d, hidden), p + "self_attn.o_proj.weight": (hidden, heads * d),
+                       p + "self_attn.q_norm.weight": (d,), p + "self_attn.k_norm.weight": (d,),
+                       p + "input_layernorm.weight": (hidden,), p + "post_attention_layernorm.weight": (hidden,),
+                       p + "pre_feedforward_layernorm.weight": (hidden,),
+                       p + "post_feedforward_layernorm.weight": (hidden,),
+                       p + "mlp.gate_proj.weight": (inter, hidden), p + "mlp.up_proj.weight": (inter, hidden),
+                       p + "mlp.down_proj.weight": (hidden, inter)})
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, shape in shapes.items():
+        w = random_weights(shape, rng)
+        if name == "model.embed_tokens.weight":
+            w = w * 4  # peaked logits (Gemma scales embeddings by sqrt(hidden) too)
+        tensors[name] = bf16_array(w)
+    save_bf16_aware(tensors, folder / "model.safetensors", bf16=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    tok = qwen3_tokenizer_dir()
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tok / f, folder / f)
+    return folder

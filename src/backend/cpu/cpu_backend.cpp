@@ -51,7 +51,7 @@ void CpuBackend::forward(const ForwardBatch& batch, std::vector<float>& logits) 
   Tokens t;
   t.batch = &batch;
   std::vector<int64_t> last_rows;
-  check_batch(batch, c, kv_.num_blocks());
+  check_batch(batch, c, kv_.config());
   for (size_t s = 0; s < batch.sequences.size(); ++s) {
     const SequenceChunk& seq = batch.sequences[s];
     for (size_t i = 0; i < seq.tokens.size(); ++i) {
@@ -116,6 +116,11 @@ void CpuBackend::lm_head(const std::vector<float>& h, int64_t rows, std::vector<
       std::copy_n(&gathered[size_t((r * rows + row) * local)], local, &logits[size_t(row * V + r * local)]);
 }
 
+std::span<const int32_t> CpuBackend::cache_table(int64_t layer, const SequenceChunk& seq) const {
+  return kv_.config().has_window_pool() && w_.config.layer_sliding[size_t(layer)] ? seq.window_block_table
+                                                                                  : seq.block_table;
+}
+
 void CpuBackend::attention_block(int64_t layer, const Tokens& t, std::vector<float>& x) {
   const ModelConfig& c = w_.config;
   const LayerWeights& L = w_.layers[size_t(layer)];
@@ -145,7 +150,7 @@ void CpuBackend::attention_block(int64_t layer, const Tokens& t, std::vector<flo
     }
     const SequenceChunk& seq = t.batch->sequences[size_t(t.sequence[size_t(r)])];
     const int64_t pos = t.positions[size_t(r)];
-    kv_.write(layer, seq.block_table[size_t(pos / KvCacheConfig::kBlockSize)],
+    kv_.write(layer, cache_table(layer, seq)[size_t(pos / KvCacheConfig::kBlockSize)],
               pos % KvCacheConfig::kBlockSize, &k[size_t(r * kvd)], &v[size_t(r * kvd)]);
   }
 
@@ -173,10 +178,13 @@ void CpuBackend::attend(int64_t layer, const Tokens& t, const std::vector<float>
       const int64_t s = job / c.num_kv_heads, g = job % c.num_kv_heads;
       const SequenceChunk& seq = t.batch->sequences[size_t(s)];
       const int64_t len = seq.start_position + int64_t(seq.tokens.size());
+      const std::span<const int32_t> table = cache_table(layer, seq);
       keys.resize(size_t(len * D));
       values.resize(size_t(len * D));
-      for (int64_t p = 0; p < len; ++p) {
-        const int64_t block = seq.block_table[size_t(p / KvCacheConfig::kBlockSize)];
+      // Only the keys some new token sees: a window pool holds no others.
+      const int64_t seen = sliding ? std::max<int64_t>(0, seq.start_position - c.sliding_window + 1) : 0;
+      for (int64_t p = seen; p < len; ++p) {
+        const int64_t block = table[size_t(p / KvCacheConfig::kBlockSize)];
         kv_.read_k(layer, block, p % KvCacheConfig::kBlockSize, g, &keys[size_t(p * D)]);
         kv_.read_v(layer, block, p % KvCacheConfig::kBlockSize, g, &values[size_t(p * D)]);
       }

@@ -43,6 +43,8 @@ class CpuBackend final : public Backend {
 
  private:
   struct Tokens;  // the batch flattened to one row per new token
+  // The block table of `layer`'s cache: the window table for sliding layers with a window pool.
+  std::span<const int32_t> cache_table(int64_t layer, const SequenceChunk& seq) const;
   void attention_block(int64_t layer, const Tokens& t, std::vector<float>& x);
   void attend(int64_t layer, const Tokens& t, const std::vector<float>& q, std::vector<float>& out);
   void mlp_block(int64_t layer, const Tokens& t, std::vector<float>& x);

@@ -1,6 +1,7 @@
 // The paged KV cache of the CPU backend: per layer, K and V as [block, slot, kv_head, head_dim]
 // in FP8 E4M3 (stored = sat(x / scale), read = stored * scale, one scale per layer and K/V) or
-// BF16. The same layout the CUDA backend uses.
+// BF16. The same layout the CUDA backend uses. With a window pool the sliding-window layers hold
+// num_window_blocks blocks, the others num_blocks.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +22,7 @@ class KvCache {
   void read_k(int64_t layer, int64_t block, int64_t slot, int64_t head, float* out) const;
   void read_v(int64_t layer, int64_t block, int64_t slot, int64_t head, float* out) const;
 
-  int64_t num_blocks() const { return cache_.num_blocks; }
+  const KvCacheConfig& config() const { return cache_; }
   // Largest |K| and |V| written so far, per layer and kv head: what an FP8 scale must cover
   // (calibration of KV scales, `fp4llm eval --kv-scales calibrate`).
   const std::vector<std::vector<float>>& k_amax() const { return k_amax_; }
@@ -29,13 +30,14 @@ class KvCache {
   uint64_t bytes() const;
 
  private:
-  size_t offset(int64_t block, int64_t slot, int64_t head) const;
+  size_t offset(int64_t layer, int64_t block, int64_t slot, int64_t head) const;
   void store(std::vector<uint8_t>& dst, size_t at, const float* x, float scale);
   void load(const std::vector<uint8_t>& src, size_t at, float scale, float* out) const;
 
   int64_t kv_heads_, head_dim_;
   KvCacheConfig cache_;
   std::vector<KvCacheScales> scales_;  // per layer
+  std::vector<int64_t> layer_blocks_;
   std::vector<std::vector<uint8_t>> k_, v_;
   std::vector<std::vector<float>> k_amax_, v_amax_;  // [layer][kv head]
 };

@@ -64,16 +64,29 @@ int64_t step_scratch_elements(const DeviceModel& m, int64_t tokens, int64_t logi
   return most;
 }
 
+// Position `pos`'s row in a layer's cache: its block's first row plus its place in the block.
+int64_t cache_slot(std::span<const int32_t> table, int64_t pos) {
+  return int64_t(table[size_t(pos / KvCacheConfig::kBlockSize)]) * KvCacheConfig::kBlockSize +
+         pos % KvCacheConfig::kBlockSize;
+}
+
+// One sequence's table, padded with block 0 to the step's row length.
+void append_table_row(std::vector<int32_t>& tables, std::span<const int32_t> table, int64_t row_length) {
+  tables.insert(tables.end(), table.begin(), table.end());
+  tables.resize(tables.size() + size_t(std::max<int64_t>(row_length, 1)) - table.size(), 0);
+}
+
 }  // namespace
 
 // The host-side description of one step, in the layout uploaded to meta_.
 struct CudaBackend::Step {
-  std::vector<int32_t> ids, positions, token_seq, logit_rows, block_tables;
+  std::vector<int32_t> ids, positions, token_seq, logit_rows, block_tables, window_tables;
   std::vector<QueryTile> tiles;  // prefill steps: query tiles for the flash kernel
-  std::vector<int64_t> slots;
+  std::vector<int64_t> slots, window_slots;  // window_*: the sliding layers' window pool, if any
   int64_t tokens = 0, max_blocks = 0, max_position = 0;
   // Offsets of each array in meta_.
   size_t ids_at = 0, positions_at = 0, token_seq_at = 0, rows_at = 0, tables_at = 0, slots_at = 0, tiles_at = 0;
+  size_t window_tables_at = 0, window_slots_at = 0;
   size_t bytes = 0;
 };
 
@@ -94,10 +107,12 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   if (c.num_heads / c.num_kv_heads > max_query_group(c.head_dim))
     fail("CUDA backend: {} query heads per kv head with head_dim {} is not supported", c.num_heads / c.num_kv_heads, c.head_dim);
   const size_t element = cache.dtype == KvCacheDtype::Fp8E4M3 ? 1 : 2;
-  const size_t per_layer = size_t(cache.num_blocks * KvCacheConfig::kBlockSize * c.num_kv_heads * c.head_dim) * element;
+  const size_t per_block = size_t(KvCacheConfig::kBlockSize * c.num_kv_heads * c.head_dim) * element;
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    k_cache_.emplace_back(per_layer);
-    v_cache_.emplace_back(per_layer);
+    const size_t bytes = per_block * size_t(windowed(l) ? cache.num_window_blocks : cache.num_blocks);
+    // Zeroed: a tile of keys may read a masked key of a window-pool block never written.
+    k_cache_.push_back(DeviceBuffer<uint8_t>::zeroed(bytes));
+    v_cache_.push_back(DeviceBuffer<uint8_t>::zeroed(bytes));
   }
   inv_freq_full_ = DeviceBuffer<float>::from_host(cpu::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling_factor));
   inv_freq_sliding_ = DeviceBuffer<float>::from_host(cpu::rope_inv_freq(c.head_dim, c.rope_local_theta, 1.0));
@@ -131,7 +146,7 @@ CudaBackend::Step CudaBackend::plan(const ForwardBatch& batch) const {
   for (const SequenceChunk& seq : batch.sequences)
     s.max_blocks = std::max<int64_t>(s.max_blocks, int64_t(seq.block_table.size()));
   s.max_blocks = int64_t(std::bit_ceil(uint64_t(std::max<int64_t>(s.max_blocks, 16))));
-  check_batch(batch, c, cache_.num_blocks);
+  check_batch(batch, c, cache_);
   for (size_t i = 0; i < batch.sequences.size(); ++i) {
     const SequenceChunk& seq = batch.sequences[i];
     for (size_t j = 0; j < seq.tokens.size(); j += size_t(kQueryTileTokens))
@@ -142,15 +157,14 @@ CudaBackend::Step CudaBackend::plan(const ForwardBatch& batch) const {
       s.ids.push_back(id);
       s.positions.push_back(int32_t(pos));
       s.token_seq.push_back(int32_t(i));
-      s.slots.push_back(int64_t(seq.block_table[size_t(pos / KvCacheConfig::kBlockSize)]) * KvCacheConfig::kBlockSize +
-                        pos % KvCacheConfig::kBlockSize);
+      s.slots.push_back(cache_slot(seq.block_table, pos));
+      if (cache_.has_window_pool()) s.window_slots.push_back(cache_slot(seq.window_block_table, pos));
       if (batch.all_logits) s.logit_rows.push_back(int32_t(s.ids.size() - 1));
       s.max_position = std::max(s.max_position, pos);
     }
     if (!batch.all_logits) s.logit_rows.push_back(int32_t(s.ids.size() - 1));
-    std::vector<int32_t> row(seq.block_table.begin(), seq.block_table.end());
-    row.resize(size_t(std::max<int64_t>(s.max_blocks, 1)), 0);
-    s.block_tables.insert(s.block_tables.end(), row.begin(), row.end());
+    append_table_row(s.block_tables, seq.block_table, s.max_blocks);
+    if (cache_.has_window_pool()) append_table_row(s.window_tables, seq.window_block_table, s.max_blocks);
   }
   s.tokens = int64_t(s.ids.size());
   size_t at = 0;
@@ -162,6 +176,8 @@ CudaBackend::Step CudaBackend::plan(const ForwardBatch& batch) const {
   place(s.tables_at, s.block_tables.size() * 4);
   place(s.slots_at, s.slots.size() * 8);
   place(s.tiles_at, s.tiles.size() * sizeof(QueryTile));
+  place(s.window_tables_at, s.window_tables.size() * 4);
+  place(s.window_slots_at, s.window_slots.size() * 8);
   s.bytes = at;
   return s;
 }
@@ -184,6 +200,8 @@ void CudaBackend::upload(const Step& s) {
   put(s.tables_at, s.block_tables.data(), s.block_tables.size() * 4);
   put(s.slots_at, s.slots.data(), s.slots.size() * 8);
   put(s.tiles_at, s.tiles.data(), s.tiles.size() * sizeof(QueryTile));
+  put(s.window_tables_at, s.window_tables.data(), s.window_tables.size() * 4);
+  put(s.window_slots_at, s.window_slots.data(), s.window_slots.size() * 8);
   FP4LLM_CUDA_CHECK(cudaMemcpyAsync(meta_.data(), meta_host_, s.bytes, cudaMemcpyHostToDevice, stream_));
 }
 
@@ -258,7 +276,9 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   rp.k_scale = L.kv_scales.k;
   rp.v_scale = L.kv_scales.v;
   const float* inv_freq = c.layer_sliding[size_t(index)] ? inv_freq_sliding_.data() : inv_freq_full_.data();
-  const RopeCacheIo io{positions, offset_ptr<int64_t>(meta_.data(), s.slots_at), L.q_norm.data(), L.k_norm.data(),
+  const bool window_pool = windowed(index);
+  const RopeCacheIo io{positions, offset_ptr<int64_t>(meta_.data(), window_pool ? s.window_slots_at : s.slots_at),
+                       L.q_norm.data(), L.k_norm.data(),
                        inv_freq, q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data()};
   if (fused_rope_requested()) {
     nvfp4_linear_rope(L.qkv, h_.data(), T, qkv_.data(), io, rp, rope_head_done_.data(), linear_ws_, stream_);
@@ -271,7 +291,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     profiler_.mark("rope_kv_write", stream_);
   }
   const int32_t* token_seq = offset_ptr<int32_t>(meta_.data(), s.token_seq_at);
-  const int32_t* tables = offset_ptr<int32_t>(meta_.data(), s.tables_at);
+  const int32_t* tables = offset_ptr<int32_t>(meta_.data(), window_pool ? s.window_tables_at : s.tables_at);
   const AttentionParams ap = attention_params(index, s);
   const AttentionWorkspace aws{attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()};
   if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
