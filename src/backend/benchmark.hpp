@@ -23,6 +23,7 @@ struct BenchOptions {
   int64_t tensor_parallel_size = 1;  // GPUs the model is split over (figures per GPU: rank 0's)
   bool expert_parallel = false;      // MoE with tensor parallelism: whole experts per GPU
   bool offload_embeddings = false;   // the embedding table in pinned host memory
+  bool window_pool = true;  // sliding-window layers keep only their window (serve's default)
 };
 
 // Names accepted by --synthetic.

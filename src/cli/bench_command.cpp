@@ -102,6 +102,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_flag("--enforce-eager", a->options.enforce_eager, "launch kernels one by one instead of replaying CUDA graphs");
   cmd->add_flag("--quantize-lm-head", a->options.quantize_lm_head,
                 "NVFP4 lm_head (a real model's 16-bit head quantized at load; random for --synthetic)");
+  cmd->add_flag("!--disable-hybrid-kv-cache-manager", a->options.window_pool,
+                "sliding-window layers (Gemma 3) keep K/V for every position instead of only their window");
   cmd->add_flag("--offload-embeddings", a->options.offload_embeddings,
                 "keep the token-embedding table in pinned host memory, its rows read over PCIe (a tied lm_head "
                 "needs --quantize-lm-head then)");

@@ -38,6 +38,7 @@ class CudaBackend final : public Backend {
   void step(const ForwardBatch& batch);
 
   const DeviceModel& model() const { return model_; }
+  const KvCacheConfig& cache() const { return cache_; }
   // Times each stage of the following steps (launched eagerly while profiling).
   StepProfiler& profiler() { return profiler_; }
   GpuMemory memory() const;

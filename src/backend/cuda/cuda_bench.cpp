@@ -112,10 +112,18 @@ double linear_macs_per_token(const ModelConfig& c) {
 }
 
 struct Sequences {
-  std::vector<std::vector<int32_t>> tokens, tables;
+  std::vector<std::vector<int32_t>> tokens, tables, windows;  // windows: rings in the window pool
 };
 
-Sequences make_sequences(int64_t count, int64_t length, int64_t blocks_each, int64_t vocab, uint32_t seed) {
+// Window-pool blocks one sequence of `blocks` blocks needs when fed `per_step` tokens at a time:
+// its ring (see SequenceChunk::window_block_table); 0 without a window pool.
+int64_t ring_blocks(const KvCacheConfig& cache, const ModelConfig& c, int64_t blocks, int64_t per_step) {
+  if (!cache.has_window_pool()) return 0;
+  return std::min(blocks, (c.sliding_window - 1 + per_step + 15) / 16 + 1);
+}
+
+Sequences make_sequences(int64_t count, int64_t length, int64_t blocks_each, int64_t ring_each, int64_t vocab,
+                         uint32_t seed) {
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int32_t> id(0, int32_t(vocab - 1));
   Sequences s;
@@ -124,21 +132,28 @@ Sequences make_sequences(int64_t count, int64_t length, int64_t blocks_each, int
     for (auto& t : s.tokens.back()) t = id(rng);
     s.tables.emplace_back(static_cast<size_t>(blocks_each));
     for (int64_t b = 0; b < blocks_each; ++b) s.tables.back()[size_t(b)] = int32_t(i * blocks_each + b);
+    s.windows.emplace_back(size_t(ring_each > 0 ? blocks_each : 0));
+    for (int64_t b = 0; b < int64_t(s.windows.back().size()); ++b)
+      s.windows.back()[size_t(b)] = int32_t(i * ring_each + b % ring_each);
   }
   return s;
+}
+
+int64_t prefill_step_tokens(int64_t length, int64_t batch, int64_t max_tokens) {
+  return max_tokens > 0 ? std::max<int64_t>(1, max_tokens / batch) : length;
 }
 
 // The prompts of `batch` sequences, each step taking the next max_tokens / batch tokens of every
 // sequence (vLLM's chunked prefill, simplified); returns the greedy tokens after the prompts.
 std::vector<int32_t> prefill(Backend& backend, const Sequences& seqs, int64_t batch, int64_t max_tokens) {
   const int64_t length = int64_t(seqs.tokens[0].size());
-  const int64_t per_step = max_tokens > 0 ? std::max<int64_t>(1, max_tokens / batch) : length;
+  const int64_t per_step = prefill_step_tokens(length, batch, max_tokens);
   std::vector<int32_t> next;
   for (int64_t start = 0; start < length; start += per_step) {
     ForwardBatch chunk;
     for (int64_t i = 0; i < batch; ++i)
       chunk.sequences.push_back({std::span(seqs.tokens[size_t(i)]).subspan(size_t(start), size_t(std::min(per_step, length - start))),
-                                 start, seqs.tables[size_t(i)]});
+                                 start, seqs.tables[size_t(i)], seqs.windows[size_t(i)]});
     next = backend.forward_greedy(chunk);
   }
   return next;
@@ -157,7 +172,9 @@ nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const Bench
   cuda::CudaBackend& first = target.first;
   const ModelConfig& c = backend.config();
   const int64_t blocks_each = (o.input_len + o.output_len + 15) / 16;
-  Sequences seqs = make_sequences(batch, o.input_len, blocks_each, c.vocab_size, uint32_t(batch));
+  const int64_t ring = ring_blocks(first.cache(), c, blocks_each,
+                                   prefill_step_tokens(o.input_len, batch, o.max_num_batched_tokens));
+  Sequences seqs = make_sequences(batch, o.input_len, blocks_each, ring, c.vocab_size, uint32_t(batch));
   prefill(backend, seqs, batch, o.max_num_batched_tokens);  // warm-up (first use of cuBLAS, buffers grown)
   const auto t0 = Clock::now();
   std::vector<int32_t> next = prefill(backend, seqs, batch, o.max_num_batched_tokens);
@@ -170,7 +187,7 @@ nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const Bench
     ForwardBatch decode;
     for (int64_t i = 0; i < batch; ++i) {
       step_tokens[size_t(i)][0] = next[size_t(i)];
-      decode.sequences.push_back({step_tokens[size_t(i)], position, seqs.tables[size_t(i)]});
+      decode.sequences.push_back({step_tokens[size_t(i)], position, seqs.tables[size_t(i)], seqs.windows[size_t(i)]});
     }
     next = backend.forward_greedy(decode);
   };
@@ -196,9 +213,9 @@ nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const Bench
   // cache of each sequence.
   const cuda::DeviceModel& m = first.model();
   const double weights = double(m.bytes_per_step() - m.expert_bytes()) + experts_per_step * double(m.bytes_per_expert());
+  // (Sliding-window layers read only their window.)
   const double avg_context = double(o.input_len) + double(warmup + steps) / 2.0;
-  const double kv = double(batch) * avg_context * double(c.num_layers) * double(m.config.kv_bytes_per_token_per_layer()) *
-                    (o.fp8_kv ? 1.0 : 2.0);
+  const double kv = double(batch) * double(m.config.kv_cache_bytes(int64_t(avg_context))) * (o.fp8_kv ? 1.0 : 2.0);
   const double floor_ms = (weights + kv) / bandwidth * 1e3;
   return {{"batch", batch},
           {"decode_tokens_per_s", double(batch) * 1e3 / step_ms},
@@ -217,7 +234,8 @@ nlohmann::json bench_prefill(const BenchTarget& target, const BenchOptions& o) {
   Backend& backend = target.stepper;
   const ModelConfig& c = backend.config();
   const int64_t n = o.prefill_len, blocks = (n + 15) / 16;
-  Sequences seqs = make_sequences(1, n, blocks, c.vocab_size, 99);
+  const int64_t ring = ring_blocks(target.first.cache(), c, blocks, prefill_step_tokens(n, 1, o.max_num_batched_tokens));
+  Sequences seqs = make_sequences(1, n, blocks, ring, c.vocab_size, 99);
   prefill(backend, seqs, 1, o.max_num_batched_tokens);
   const int reps = 3;
   const auto t0 = Clock::now();
@@ -301,6 +319,17 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   KvCacheConfig cache;
   cache.dtype = o.fp8_kv ? KvCacheDtype::Fp8E4M3 : KvCacheDtype::Bf16;
   cache.num_blocks = std::max(max_batch * ((o.input_len + o.output_len + 15) / 16), (o.prefill_len + 15) / 16);
+  if (o.window_pool && config.num_sliding_layers() > 0) {  // the most any bench_batch or bench_prefill uses
+    cache.num_window_blocks = 1;
+    for (int64_t b : o.batches) {
+      const int64_t blocks = (o.input_len + o.output_len + 15) / 16;
+      cache.num_window_blocks = std::max(cache.num_window_blocks,
+          b * ring_blocks(cache, config, blocks, prefill_step_tokens(o.input_len, b, o.max_num_batched_tokens)));
+    }
+    if (o.prefill_len > 0)
+      cache.num_window_blocks = std::max(cache.num_window_blocks,
+          ring_blocks(cache, config, (o.prefill_len + 15) / 16, prefill_step_tokens(o.prefill_len, 1, o.max_num_batched_tokens)));
+  }
   std::unique_ptr<cuda::CudaBackend> single;
   std::unique_ptr<cuda::TensorParallelBackend> group;
   if (tp == 1) single = std::make_unique<cuda::CudaBackend>(make_model(0), cache, o.enforce_eager);
@@ -323,6 +352,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   out["date"] = utc_now();
   out["model"] = o.synthetic.empty() ? o.model : "synthetic " + o.synthetic;
   out["kv_cache_dtype"] = o.fp8_kv ? "fp8" : "bf16";
+  out["kv_window_pool_blocks"] = cache.num_window_blocks;
   out["cuda_graphs"] = !o.enforce_eager;
   out["input_len"] = o.input_len;
   out["output_len"] = o.output_len;
