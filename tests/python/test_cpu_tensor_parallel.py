@@ -70,6 +70,18 @@ def test_ranks_compute_the_unsplit_model(models, family, ranks, expert_parallel,
         assert agree == total, (family, ranks, kv, chunk, agree, total)
 
 
+@pytest.mark.parametrize("chunk", [5, -2])
+def test_window_pool_on_ranks(models, chunk, tmp_path):
+    """Gemma3's sliding layers in the window pool on each of 2 ranks: the same logits, bit for
+    bit, as the ranks with full-length caches."""
+    folder = models("gemma3")
+    prompts = [[int(t) for t in p] for p in PROMPTS]
+    full = forward_dump(folder, prompts, "fp8", chunk, tmp_path / "full.safetensors", "cpu", "tp=2")
+    ring = forward_dump(folder, prompts, "fp8", chunk, tmp_path / "ring.safetensors", "cpu", "tp=2", "window-pool")
+    for a, b in zip(full, ring):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("family", ["qwen3", "qwen3_moe", "gemma3"])
 def test_sharded_nvfp4_lm_head(models, family, tmp_path):
     """--quantize-lm-head: the NVFP4 lm_head split by vocabulary rows over 2 ranks."""
