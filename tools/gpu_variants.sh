@@ -4,8 +4,8 @@
 # so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
 # line per item; JSON and logs under $OUT. Four parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
-#   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU on the
-#                                    lean loop and with the fused knobs
+#   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
+#                                    L2 run-ahead and with the fused knobs
 #   tools/gpu_variants.sh probes     memcheck of the fused kernels, the GEMV micro-benchmark
 #                                    (direct, lean, bulk, L2 run-ahead), where prefill's time
 #                                    goes, FP8 prefill against BF16, 32k FP8 attention ahead 2
@@ -30,9 +30,9 @@ if [ "$part" = tests ]; then
   if [ "$(left)" -gt 150 ]; then
     (cd build-gpu && FP4LLM_GEMV_L2_AHEAD=8 FP4LLM_PDL=all timeout $(( $(left) - 10 )) ctest -R py_gpu_forward -V \
       > "$OUT/gpu-forward-lean.log" 2>&1)
-    echo "py_gpu_forward on the lean loop with L2 run-ahead, launched early (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/gpu-forward-lean.log" | tail -1)"
+    echo "py_gpu_forward with L2 run-ahead, launched early (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/gpu-forward-lean.log" | tail -1)"
   else
-    echo "py_gpu_forward on the lean loop: skipped (time)"
+    echo "py_gpu_forward with L2 run-ahead: skipped (time)"
   fi
   # With prefill sliced every 48 rows too (the default slices hold 32 M values: one slice for these models).
   if [ "$(left)" -gt 150 ]; then
@@ -107,7 +107,7 @@ bench_variant() {
 if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
-    bench_variant "$OUT" qwen3-8b-lean qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=lean
+    bench_variant "$OUT" qwen3-8b-direct qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=direct
     bench_variant "$OUT" qwen3-8b-l2-ahead-8 qwen3-8b 1,16 FP4LLM_GEMV_L2_AHEAD=8
     bench_variant "$OUT" qwen3-8b-l2-ahead-16-pdl-all qwen3-8b 1,16 FP4LLM_GEMV_L2_AHEAD=16 FP4LLM_PDL=all
     bench_variant "$OUT" qwen3-8b-fused-norm qwen3-8b 1,16 FP4LLM_FUSED_NORM=1
@@ -126,7 +126,7 @@ fi
 if [ "$part" = bench-moe ]; then
   {
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    bench_variant "$OUT" qwen3-30b-a3b-lean qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=lean
+    bench_variant "$OUT" qwen3-30b-a3b-direct qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=direct
     bench_variant "$OUT" qwen3-30b-a3b-l2-ahead-8 qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_AHEAD=8
     bench_variant "$OUT" qwen3-30b-a3b-bulk qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=bulk
     bench_variant "$OUT" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused

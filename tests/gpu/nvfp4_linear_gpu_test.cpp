@@ -2,9 +2,11 @@
 // against a float64 product of the same dequantized weights and BF16-rounded activations, over
 // shapes with padding in rows and columns and row counts on both sides of every tile boundary.
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <algorithm>
 #include <random>
+#include <string>
 #include <tuple>
 
 #include "backend/cpu/cpu_ops.hpp"
@@ -403,6 +405,10 @@ TEST(GpuNvfp4Linear, Fp8PrefillMatchesTheCpuEmulation) {
   std::mt19937 rng(23);
   Workspace w;
   cuda::Fp8Gemm fp8;
+  struct {
+    double error = 0;
+    std::string where;
+  } worst;
   const std::vector<Shape> shapes = {{64, 128}, {208, 400}, {768, 208}, {4100, 208}, {1024, 4096}};
   for (const Shape& s : shapes) {
     const TestLinear lin = random_linear(s, rng, w);
@@ -441,12 +447,21 @@ TEST(GpuNvfp4Linear, Fp8PrefillMatchesTheCpuEmulation) {
             const double want = double(ref[size_t(m * s.out + n)]) + before[size_t(m * s.out + n)];
             const float got = y[size_t(m * s.out + n)];
             ASSERT_TRUE(std::isfinite(got)) << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n;
-            // 3e-4: FP8 tensor-core sums carry fewer bits between cuBLASLt's promotions to FP32.
-            ASSERT_LE(std::fabs(got - want), 3e-4 * bound * scale + 1e-6 * std::fabs(want) + 1e-30)
-                << s.out << "x" << s.in << " rows " << rows << (add ? " add" : "") << " at " << m << "," << n
-                << " got " << got << " want " << want;
+            // FP8 tensor-core sums keep about 14 bits between cuBLASLt's promotions to FP32
+            // (DeepSeek-V3 report, section 3.3.2); a wrong scale or layout is off by O(bound).
+            const double error = (std::fabs(got - want) - 1e-6 * std::fabs(want)) / (bound * scale + 1e-30);
+            if (error > worst.error) {
+              char where[160];
+              std::snprintf(where, sizeof where, "%lldx%lld rows %lld%s at %lld,%lld got %.9g want %.9g",
+                            (long long)s.out, (long long)s.in, (long long)rows, add ? " add" : "", (long long)m,
+                            (long long)n, double(got), want);
+              worst = {error, where};
+            }
           }
       }
     }
   }
+  std::printf("largest error of the FP8 GEMM, in units of sum |w8 x8| x scales: %.2e (%s)\n", worst.error,
+              worst.where.c_str());
+  EXPECT_LE(worst.error, 2e-3) << worst.where;
 }

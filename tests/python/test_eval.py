@@ -12,11 +12,15 @@ from test_real_model import TOKENIZER, model_path
 TEXT = Path(__file__).resolve().parents[1] / "data" / "public_domain_text.txt"
 
 
-def tiny_model_with_tokenizer(tmp_path):
-    """A random Gemma3 model (vocab 256) with a byte-level tokenizer.json made here with the
-    `tokenizers` package, so any text maps into its vocabulary."""
+def tiny_model_with_tokenizer(tmp_path, write=None):
+    """A random Gemma3 model (vocab 256; `write(folder)` writes another, of a vocabulary of at
+    least 256) with a byte-level tokenizer.json made here with the `tokenizers` package, so any
+    text maps into its vocabulary."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    write_model(tmp_path / "bf16", config("gemma3"), seed=3)
+    if write:
+        write(tmp_path / "bf16")
+    else:
+        write_model(tmp_path / "bf16", config("gemma3"), seed=3)
     vocab = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)

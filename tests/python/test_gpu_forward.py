@@ -260,10 +260,10 @@ def test_tensor_parallel_matches_one_gpu(tp_model, chunk, expert_parallel, tmp_p
 @pytest.mark.parametrize("kv", ["bf16", "fp8"])
 def test_eval_on_the_gpu_against_the_cpu(kv, tmp_path):
     """`fp4llm eval --device cuda --reference cpu`: the GPU's predictions on a text against the CPU
-    specification's, through the same tool users run (a random Gemma3 model with a byte-level
-    tokenizer, windows of 40 tokens)."""
+    specification's, through the same tool users run (this file's random Gemma3 model, whose
+    head_dim the kernels take, with a byte-level tokenizer; windows of 40 tokens)."""
     from test_eval import TEXT, tiny_model_with_tokenizer
-    model, _ = tiny_model_with_tokenizer(tmp_path)
+    model, _ = tiny_model_with_tokenizer(tmp_path, lambda folder: write_model(folder, config("gemma3"), seed=3))
     run("quantize", model, tmp_path / "q", "--quiet")
     p = run("eval", tmp_path / "q", "--text", TEXT, "--context", "40", "--max-tokens", "200", "--device", "cuda",
             "--reference", "cpu", "--kv-cache-dtype", kv, "--json", check=False)

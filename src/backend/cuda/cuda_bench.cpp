@@ -342,6 +342,9 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   };
   const BenchTarget target{single ? static_cast<Backend&>(*single) : *group, backend, set_profiling};
   const double bandwidth = copy_bandwidth();
+  // The allocator's peak from here on: the steps' own buffers, not the copy test's or the
+  // synthetic weights' generation scratch, which a served model never holds.
+  cuda::g_device_peak_bytes = cuda::g_device_bytes.load();
 
   nlohmann::json out;
   out["gpu"] = prop.name;
