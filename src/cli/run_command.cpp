@@ -7,6 +7,7 @@
 #include "cli/backend_flags.hpp"
 #include "cli/commands.hpp"
 #include "engine/generation.hpp"
+#include "engine/kv_cache_plan.hpp"
 #include "io/checkpoint.hpp"
 #include "model/model_weights.hpp"
 #include "template/chat_template.hpp"
@@ -24,7 +25,8 @@ struct RunArgs {
   bool chat = true, ignore_eos = false, quiet = false;
   BackendFlags backend;
   std::string enable_thinking;  // "", "true", "false"
-  int64_t max_tokens = 256, max_model_len = 4096;
+  int64_t max_tokens = 256, max_model_len = 4096, max_num_batched_tokens = 2048;
+  bool full_window_cache = false;  // --disable-hybrid-kv-cache-manager
   std::optional<float> temperature, top_p, min_p;
   std::optional<int32_t> top_k;
   float repetition_penalty = 1.0f, presence_penalty = 0.0f, frequency_penalty = 0.0f;
@@ -82,15 +84,22 @@ void print_memory_plan(const ModelWeights& w, const Checkpoint& ck, const KvCach
                        const BackendFlags& flags) {
   const bool offload = flags.device == "cuda" && flags.offload_embeddings;
   const auto [nvfp4, other] = bound_weight_bytes(w, ck, offload);
-  const uint64_t kv_bytes = uint64_t(w.config.kv_cache_bytes(tokens)) * (kv.dtype == KvCacheDtype::Bf16 ? 2 : 1);
+  // As allocated: the sliding layers' ring (if any) holds num_window_blocks blocks.
+  const int64_t ring_layers = kv.has_window_pool() ? w.config.num_sliding_layers() : 0;
+  const uint64_t kv_bytes = kv_block_bytes(w.config, kv.dtype, w.config.num_layers - ring_layers) * uint64_t(kv.num_blocks) +
+                            kv_block_bytes(w.config, kv.dtype, ring_layers) * uint64_t(kv.num_window_blocks);
   const std::string host =
       offload ? fmt::format("; embedding table {:.3f} GB in host memory", double(w.config.vocab_size * w.config.hidden_size * 2) / 1e9)
               : "";
+  const std::string ring =
+      kv.has_window_pool() ? fmt::format(" (the {} sliding-window layers: a ring of {} tokens)", ring_layers,
+                                         kv.num_window_blocks * KvCacheConfig::kBlockSize)
+                           : "";
   fmt::print(stderr,
              "memory: weights {:.3f} GB (NVFP4 {:.3f} GB, 16/32-bit {:.3f} GB) + KV cache {} {:.3f} GB "
-             "for {} tokens, on the {}{}\n",
+             "for {} tokens{}, on the {}{}\n",
              (nvfp4 + other) / 1e9, nvfp4 / 1e9, other / 1e9, kv.dtype == KvCacheDtype::Bf16 ? "bf16" : "fp8",
-             kv_bytes / 1e9, tokens, flags.device == "cuda" ? "GPU" : "CPU", host);
+             kv_bytes / 1e9, tokens, ring, flags.device == "cuda" ? "GPU" : "CPU", host);
 }
 
 void run(const RunArgs& a) {
@@ -119,15 +128,19 @@ void run(const RunArgs& a) {
   if (a.backend.offload_embeddings) weights.check_embedding_offload();
   const int64_t model_len = std::min<int64_t>(
       a.max_model_len, weights.config.max_position_embeddings > 0 ? weights.config.max_position_embeddings : a.max_model_len);
+  if (a.max_num_batched_tokens < 1) fail("--max-num-batched-tokens must be >= 1, got {}", a.max_num_batched_tokens);
   KvCacheConfig kv;
   kv.dtype = a.backend.cache_dtype();
   kv.num_blocks = (model_len + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
+  // Sliding-window layers in a ring of blocks, where that is smaller than the model length.
+  const int64_t ring = conversation_window_blocks(weights.config.sliding_window, a.max_num_batched_tokens, model_len);
+  if (!a.full_window_cache && weights.config.num_sliding_layers() > 0 && ring < kv.num_blocks) kv.num_window_blocks = ring;
   if (!a.quiet) {
     print_memory_plan(weights, ck, kv, model_len, a.backend);
     a.backend.print_tensor_parallel_plan(weights.config);
   }
   const auto backend = make_backend(weights, a.backend.options(kv, !a.quiet));
-  Conversation conversation(*backend, tokenizer, model_len);
+  Conversation conversation(*backend, tokenizer, {model_len, a.max_num_batched_tokens, kv.num_window_blocks});
 
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
@@ -185,6 +198,11 @@ void add_run_command(CLI::App& app) {
                   "folder with tokenizer.json (default: the model folder, or a GGUF's own tokenizer)");
   cmd->add_option("--max-tokens", a->max_tokens, "most tokens to generate per answer")->capture_default_str();
   cmd->add_option("--max-model-len", a->max_model_len, "prompt + answer length the KV cache holds")->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", a->max_num_batched_tokens,
+                  "most prompt tokens per forward pass; longer prompts are prefilled in chunks")->capture_default_str();
+  cmd->add_flag("--disable-hybrid-kv-cache-manager", a->full_window_cache,
+                "sliding-window layers (Gemma 3) keep K/V for every position instead of a ring of blocks\n"
+                "holding their window and one prefill chunk");
   cmd->add_option("--temperature", a->temperature, "0 = greedy (default: generation_config.json, else 1)");
   cmd->add_option("--top-p", a->top_p, "nucleus sampling mass (default: generation_config.json, else 1)");
   cmd->add_option("--top-k", a->top_k, "keep the k most likely tokens; 0 = off");

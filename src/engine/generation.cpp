@@ -13,16 +13,50 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 }
 }  // namespace
 
-Conversation::Conversation(Backend& backend, const Tokenizer& tokenizer, int64_t max_tokens_in_cache)
-    : backend_(backend), tokenizer_(tokenizer), capacity_(max_tokens_in_cache) {
+int64_t conversation_window_blocks(int64_t sliding_window, int64_t prefill_chunk, int64_t max_tokens) {
+  const int64_t all = (max_tokens + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
+  if (prefill_chunk <= 0) return all;
+  return std::min(all, (sliding_window - 1 + prefill_chunk + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize + 1);
+}
+
+Conversation::Conversation(Backend& backend, const Tokenizer& tokenizer, const ConversationCache& cache)
+    : backend_(backend), tokenizer_(tokenizer), capacity_(cache.max_tokens), prefill_chunk_(cache.prefill_chunk),
+      window_blocks_(cache.window_blocks) {
   const int64_t blocks = (capacity_ + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
-  for (int64_t b = 0; b < blocks; ++b) block_table_.push_back(int32_t(b));
+  const int64_t window = backend.config().sliding_window;
+  if (window_blocks_ > 0 && window_blocks_ < conversation_window_blocks(window, prefill_chunk_, capacity_))
+    fail("a conversation's window ring needs {} blocks, the cache has {}",
+         conversation_window_blocks(window, prefill_chunk_, capacity_), window_blocks_);
+  for (int64_t b = 0; b < blocks; ++b) {
+    block_table_.push_back(int32_t(b));
+    if (window_blocks_ > 0) window_table_.push_back(int32_t(b % window_blocks_));
+  }
+}
+
+size_t Conversation::reusable_prefix(const std::vector<int32_t>& prompt) const {
+  size_t reuse = 0;
+  while (reuse < cached_.size() && reuse + 1 < prompt.size() && cached_[reuse] == prompt[reuse]) ++reuse;
+  if (window_blocks_ == 0 || reuse == 0) return reuse;
+  // The ring holds the blocks after the last one written, less the ring's size.
+  const int64_t last_block = (int64_t(cached_.size()) - 1) / KvCacheConfig::kBlockSize;
+  const int64_t first_seen =
+      std::max<int64_t>(0, int64_t(reuse) - backend_.config().sliding_window + 1) / KvCacheConfig::kBlockSize;
+  return first_seen > last_block - window_blocks_ ? reuse : 0;
 }
 
 int32_t Conversation::next_token(std::span<const int32_t> tokens, int64_t start, Sampler& sampler,
                                  std::span<const int32_t> prompt, std::span<const int32_t> generated) {
+  // A long prompt in chunks: every one but the last only fills the cache.
+  const int64_t chunk = prefill_chunk_ > 0 ? prefill_chunk_ : int64_t(tokens.size());
+  while (int64_t(tokens.size()) > chunk) {
+    ForwardBatch fill;
+    fill.sequences.push_back({tokens.first(size_t(chunk)), start, block_table_, window_table_});
+    backend_.forward_greedy(fill);
+    tokens = tokens.subspan(size_t(chunk));
+    start += chunk;
+  }
   ForwardBatch batch;
-  batch.sequences.push_back({tokens, start, block_table_});
+  batch.sequences.push_back({tokens, start, block_table_, window_table_});
   if (sampler.need() == Sampler::Need::kGreedyId) return backend_.forward_greedy(batch).at(0);
   if (sampler.need() == Sampler::Need::kCandidates) {
     const float temperature = float(sampler.narrowing_temperature());
@@ -44,8 +78,7 @@ std::vector<int32_t> Conversation::generate(const std::vector<int32_t>& prompt,
   stats.prompt_tokens = int64_t(prompt.size());
 
   // Reuse the cached prefix; always recompute at least the last prompt token for its logits.
-  size_t reuse = 0;
-  while (reuse < cached_.size() && reuse + 1 < prompt.size() && cached_[reuse] == prompt[reuse]) ++reuse;
+  const size_t reuse = reusable_prefix(prompt);
   stats.cached_tokens = int64_t(reuse);
   cached_.assign(prompt.begin(), prompt.end());
 
