@@ -3,7 +3,8 @@
 # default path and the knob variants, four at a time), then same-call A/B benches given as
 # arguments, LABEL:MODEL:BATCHES[:VAR=VALUE,...] each, e.g. qwen3-8b-direct:qwen3-8b:1,16:FP4LLM_GEMV_KERNEL=direct.
 # Prints a short summary; logs under $OUT (ctest.log and the bench JSON in quick.tgz).
-#   device: carry [".deps"]; about 2 minutes of build, 3 of tests, 30-40 s per bench
+#   device: carry [".deps"] (and ".whl/gpu", ".gpu-shared" for the serving suite on CUDA); about
+#   2 minutes of build, 3 of tests, 30 s of serving tests, 30-40 s per bench
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
@@ -19,6 +20,12 @@ echo "build: $(( $(date +%s) - start )) s"
 echo "ctest -L gpu -j4: exit $? | $(grep -cE 'Test +#[0-9]+: .*Passed' "$work/ctest.log") passed;" \
   "$(grep -E 'Test +#[0-9]+: ' "$work/ctest.log" | grep -v Passed | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /' | tr '\n' ';')"
 grep -hE "largest error of the FP8 GEMM|[0-9]+ passed|[0-9]+ failed" "$work/ctest.log" | sed 's/^[0-9]*: //' | sort -u
+if [ -d .whl/gpu ] && [ -d .gpu-shared ]; then  # the serving suite on the CUDA backend (tools/gpu_carry.sh)
+  python3 -m pip install --no-index --find-links .whl/gpu openai -t /tmp/fp4llm-pylib -q > "$work/pip.log" 2>&1
+  PYTHONPATH=/tmp/fp4llm-pylib FP4LLM_SHARED_DIR=$PWD/.gpu-shared OUT=$work timeout 200 bash tools/gpu_serve_check.sh \
+    > "$work/serve.txt" 2>&1
+  echo "serving suite on CUDA: $(tail -1 "$work/serve.txt")"
+fi
 for spec in "$@"; do
   IFS=: read -r label model batches knobs <<< "$spec"
   [ $(( $(date +%s) - start )) -lt 540 ] || { echo "$label: skipped (time)"; continue; }
