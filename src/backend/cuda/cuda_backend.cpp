@@ -1,4 +1,5 @@
 #include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/early_launch.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -103,6 +104,7 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   // A fixed workspace: cuBLAS must not allocate while a graph is captured.
   cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
+  early_launch_all_default() = c.num_experts == 0;  // measured per model kind (dependent_launch.cuh)
   if (cache.num_blocks <= 0) fail("CUDA backend: the KV cache needs at least one block");
   if (c.num_heads / c.num_kv_heads > max_query_group(c.head_dim))
     fail("CUDA backend: {} query heads per kv head with head_dim {} is not supported", c.num_heads / c.num_kv_heads, c.head_dim);

@@ -1,8 +1,8 @@
 // Programmatic dependent launch (sm_90+): a kernel launched early through launch_dependent() may be
 // scheduled while the kernel before it in the stream still runs, which hides its launch and, for
-// a plain GEMV, lets it stream its first weights during the producer of its input. Measured gains
-// only for the MoE expert-group GEMVs (nvfp4_linear.cu), so only those launch early for now.
-// Rules for such a kernel: before wait_for_producer() it reads only what no earlier kernel of the
+// a plain GEMV, lets it stream its first weights during the producer of its input. The MoE
+// expert-group GEMVs always launch early; every other decode kernel does for dense models
+// (early_launch_all). Rules for such a kernel: before wait_for_producer() it reads only what no earlier kernel of the
 // step writes (weights) and writes nothing. let_dependents_start() in a producer only allows the
 // next kernel to be scheduled early; that kernel's wait still covers this one's completion and
 // memory. FP4LLM_PDL=0 launches everything in plain stream order, to compare.
@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/early_launch.hpp"
 #include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
@@ -41,13 +42,6 @@ inline bool device_is_sm90_or_later() {
 inline bool dependent_launch_enabled() {
   static const bool on = device_is_sm90_or_later() && knob_on("FP4LLM_PDL");
   return on;
-}
-
-// FP4LLM_PDL=all: every decode-step kernel launches early (each waits at its start), to compare
-// with the default, where only the expert-group GEMVs do.
-inline bool early_launch_all() {
-  static const bool all = knob_is("FP4LLM_PDL", "all");
-  return all;
 }
 
 // `early` false: a plain launch (the same kernel, whose wait_for_producer() is then a no-op).
