@@ -38,6 +38,15 @@ def kv_cache_bytes(cpu_bytes):
     return cpu_bytes * HEAD_DIM // 16
 
 
+def save_with_qwen3_tokenizer(folder, tensors, config):
+    """The model as BF16 safetensors with its config.json and the real Qwen3 tokenizer files."""
+    save_bf16_aware(tensors, folder / "model.safetensors", bf16=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    tok = qwen3_tokenizer_dir()
+    for f in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tok / f, folder / f)
+
+
 def write_tiny_qwen3(folder, seed=0, max_position_embeddings=4096):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -54,11 +63,7 @@ def write_tiny_qwen3(folder, seed=0, max_position_embeddings=4096):
         if name in ("model.embed_tokens.weight", "lm_head.weight"):
             w = w * 20  # peaked logits, so sampling at temperature 1 is not uniform noise
         tensors[name] = bf16_array(w)
-    save_bf16_aware(tensors, folder / "model.safetensors", bf16=True)
-    (folder / "config.json").write_text(json.dumps(config))
-    tok = qwen3_tokenizer_dir()
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(tok / f, folder / f)
+    save_with_qwen3_tokenizer(folder, tensors, config)
     (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": [IM_END, ENDOFTEXT]}))
     return folder
 
@@ -94,9 +99,5 @@ def write_tiny_gemma3(folder, sliding_window=24, seed=0):
         if name == "model.embed_tokens.weight":
             w = w * 4  # peaked logits (Gemma scales embeddings by sqrt(hidden) too)
         tensors[name] = bf16_array(w)
-    save_bf16_aware(tensors, folder / "model.safetensors", bf16=True)
-    (folder / "config.json").write_text(json.dumps(config))
-    tok = qwen3_tokenizer_dir()
-    for f in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copy(tok / f, folder / f)
+    save_with_qwen3_tokenizer(folder, tensors, config)
     return folder
