@@ -116,6 +116,11 @@ int64_t Scheduler::cached_window_prefix(const Sequence& s, int64_t full_blocks) 
 void Scheduler::acquire_cached_window(Sequence& s, int64_t prefix_blocks) {
   if (prefix_blocks == 0) return;
   const int64_t first = std::max<int64_t>(0, prefix_blocks * kBlock - config_.sliding_window + 1) / kBlock;
+  if (first == prefix_blocks) {  // a window of one token sees no block of the prefix
+    s.window_table.assign(size_t(prefix_blocks), 0);
+    s.window_held_from = prefix_blocks;
+    return;
+  }
   s.window_table.assign(size_t(prefix_blocks), -1);
   for (int64_t b = first; b < prefix_blocks; ++b) {
     const uint64_t parent = b == 0 ? kNoParentHash : s.block_hashes[size_t(b - 1)];
@@ -183,7 +188,10 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
 void Scheduler::mark_computed(const ScheduledChunk& chunk) {
   Sequence& s = *chunk.sequence;
   s.num_computed += chunk.num_tokens;
-  if (!config_.enable_prefix_caching) return;
+  if (!config_.enable_prefix_caching) {
+    if (window_blocks_) release_out_of_window(s);  // now, not at its next step: others may need them
+    return;
+  }
   const auto& tokens = s.tokens();
   for (int64_t b = int64_t(s.block_hashes.size()); (b + 1) * kBlock <= s.num_computed; ++b) {
     const uint64_t parent = b == 0 ? kNoParentHash : s.block_hashes[size_t(b - 1)];
@@ -194,6 +202,7 @@ void Scheduler::mark_computed(const ScheduledChunk& chunk) {
     if (window_blocks_) window_blocks_->register_full(s.window_table[size_t(b)], h, parent, block_tokens);
     s.block_hashes.push_back(h);
   }
+  if (window_blocks_) release_out_of_window(s);
 }
 
 void Scheduler::remove_if(const std::function<bool(Sequence&)>& drop) {

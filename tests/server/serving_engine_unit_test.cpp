@@ -422,5 +422,24 @@ TEST(SchedulerWindowPool, PrefixHitNeedsTheWindowOfItsEnd) {
   check_chunk(c[0], window_cache(100, 9));
 }
 
+TEST(SchedulerWindowPool, AOneTokenWindowTakesNoWindowBlockFromAPrefixHit) {
+  BlockManager blocks(20), window(20);
+  Scheduler s({4, 1000, true, 1}, blocks, &window);
+  s.add(sequence(1, iota_tokens(20), 1));
+  step(s);
+  s.add(sequence(2, iota_tokens(20), 1));
+  auto c = s.schedule();
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(s.counters().prefix_hits, 16);
+  EXPECT_EQ(c[0].num_tokens, 4);
+  EXPECT_EQ(window.num_used(), 1);  // only the block of positions 16..19
+  ModelConfig m = window_model();
+  m.sliding_window = 1;
+  ForwardBatch b;
+  const Sequence& q = *c[0].sequence;
+  b.sequences.push_back({std::span(q.tokens()).subspan(16, 4), 16, q.block_table, q.window_table});
+  check_batch(b, m, window_cache(20, 20));
+}
+
 }  // namespace
 }  // namespace fp4llm
