@@ -29,8 +29,7 @@ void check_window_distinct(size_t seq, const SequenceChunk& chunk, int64_t windo
 }  // namespace
 
 int64_t window_blocks_needed(int64_t sliding_window, int64_t start_position, int64_t tokens) {
-  const int64_t first = std::max<int64_t>(0, start_position - sliding_window + 1);
-  return (start_position + tokens - 1) / KvCacheConfig::kBlockSize - first / KvCacheConfig::kBlockSize + 1;
+  return (start_position + tokens - 1) / KvCacheConfig::kBlockSize - first_window_block(sliding_window, start_position) + 1;
 }
 
 void check_batch(const ForwardBatch& batch, const ModelConfig& config, const KvCacheConfig& cache) {

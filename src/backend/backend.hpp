@@ -59,6 +59,11 @@ void check_batch(const ForwardBatch& batch, const ModelConfig& config, const KvC
 // block of the last.
 int64_t window_blocks_needed(int64_t sliding_window, int64_t start_position, int64_t tokens);
 
+// The block holding the first key a query at `position` sees through its window.
+inline int64_t first_window_block(int64_t sliding_window, int64_t position) {
+  return (position - sliding_window + 1 > 0 ? position - sliding_window + 1 : 0) / KvCacheConfig::kBlockSize;
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;

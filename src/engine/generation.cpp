@@ -39,8 +39,7 @@ size_t Conversation::reusable_prefix(const std::vector<int32_t>& prompt) const {
   if (window_blocks_ == 0 || reuse == 0) return reuse;
   // The ring holds the blocks after the last one written, less the ring's size.
   const int64_t last_block = (int64_t(cached_.size()) - 1) / KvCacheConfig::kBlockSize;
-  const int64_t first_seen =
-      std::max<int64_t>(0, int64_t(reuse) - backend_.config().sliding_window + 1) / KvCacheConfig::kBlockSize;
+  const int64_t first_seen = first_window_block(backend_.config().sliding_window, int64_t(reuse));
   return first_seen > last_block - window_blocks_ ? reuse : 0;
 }
 

@@ -45,7 +45,7 @@ bool Scheduler::allocate(Sequence& s, int64_t num_tokens) {
 // Window blocks before the one holding the first position the next token sees are never read
 // again (positions only grow until the sequence is preempted, which frees everything).
 void Scheduler::release_out_of_window(Sequence& s) {
-  const int64_t first = std::max<int64_t>(0, s.num_computed - config_.sliding_window + 1) / kBlock;
+  const int64_t first = first_window_block(config_.sliding_window, s.num_computed);
   for (; s.window_held_from < std::min<int64_t>(first, int64_t(s.window_table.size())); ++s.window_held_from)
     window_blocks_->release(s.window_table[size_t(s.window_held_from)]);
 }
@@ -103,7 +103,7 @@ int64_t Scheduler::cached_window_prefix(const Sequence& s, int64_t full_blocks) 
         .has_value();
   };
   for (int64_t n = full_blocks; n > 0; --n) {
-    const int64_t first = std::max<int64_t>(0, n * kBlock - config_.sliding_window + 1) / kBlock;
+    const int64_t first = first_window_block(config_.sliding_window, n * kBlock);
     bool all = true;
     for (int64_t b = n - 1; all && b >= first; --b) all = cached(b);
     if (all) return n;
@@ -115,7 +115,7 @@ int64_t Scheduler::cached_window_prefix(const Sequence& s, int64_t full_blocks) 
 // entries before its window name its first window block.
 void Scheduler::acquire_cached_window(Sequence& s, int64_t prefix_blocks) {
   if (prefix_blocks == 0) return;
-  const int64_t first = std::max<int64_t>(0, prefix_blocks * kBlock - config_.sliding_window + 1) / kBlock;
+  const int64_t first = first_window_block(config_.sliding_window, prefix_blocks * kBlock);
   if (first == prefix_blocks) {  // a window of one token sees no block of the prefix
     s.window_table.assign(size_t(prefix_blocks), 0);
     s.window_held_from = prefix_blocks;
