@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call for a fresh machine when time is short: build, every GPU ctest entry (the
 # default path and the knob variants, four at a time), then same-call A/B benches given as
-# arguments, LABEL:MODEL:BATCHES[:VAR=VALUE,...] each, e.g. qwen3-8b-direct:qwen3-8b:1,16:FP4LLM_GEMV_KERNEL=direct.
+# arguments, LABEL:MODEL:BATCHES[:VAR=VALUE,...] each, e.g. qwen3-8b-ring:qwen3-8b:1,16:FP4LLM_GEMV_KERNEL=ring.
 # Prints a short summary; logs under $OUT (ctest.log and the bench JSON in quick.tgz).
 #   device: carry [".deps"] (and ".whl/gpu", ".gpu-shared" for the serving suite on CUDA); about
 #   2 minutes of build, 3 of tests, 30 s of serving tests, 30-40 s per bench

@@ -44,12 +44,6 @@ bench() {  # NAME BATCHES
 bench qwen3-8b 1,16,64
 bench qwen3-30b-a3b 1,16,64
 bench gemma3-27b 1,16
-# The earlier decode GEMV loop and the L2 run-ahead, against the default above in the same call
-# (the rest of the knobs: tools/gpu_variants.sh).
-for v in "direct FP4LLM_GEMV_KERNEL=direct" "l2-ahead-16-pdl-all FP4LLM_GEMV_L2_AHEAD=16 FP4LLM_PDL=all"; do
-  set -- $v
-  bench_variant "$work" "qwen3-8b-$1" qwen3-8b 1,16 "${@:2}" | tee -a "$summary"
-done
 python3 - "$work" <<'PY' | tee -a "$summary"
 import json, pathlib, sys
 for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):

@@ -5,10 +5,10 @@
 # line per item; JSON and logs under $OUT. Four parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
-#                                    L2 run-ahead and with the fused knobs
-#   tools/gpu_variants.sh probes     memcheck of the fused kernels, the GEMV micro-benchmark
-#                                    (direct, lean, bulk, L2 run-ahead), where prefill's time
-#                                    goes, FP8 prefill against BF16, 32k FP8 attention ahead 2
+#                                    prefill sliced every 48 rows
+#   tools/gpu_variants.sh probes     the GEMV micro-benchmark, where prefill's time goes, FP8
+#                                    prefill against BF16, 32k FP8 attention ahead 2, memcheck
+#                                    of the GEMV tests
 #   tools/gpu_variants.sh bench      the same-call A/B benches of the dense shapes
 #   tools/gpu_variants.sh bench-moe  the same for Qwen3-30B-A3B, then Gemma3-27B's memory at 4k
 #                                    with the embedding table on the GPU and in host memory
@@ -27,34 +27,23 @@ left() { echo $(( 540 - ($(date +%s) - started) )); }
 if [ "$part" = tests ]; then
   (cd build-gpu && timeout 360 ctest -L gpu_knob > "$OUT/variant-tests.log" 2>&1)
   echo "tests of the knob variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/variant-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
+  # Prefill sliced every 48 rows (the default slices hold 32 M values: one slice for these models).
   if [ "$(left)" -gt 150 ]; then
-    (cd build-gpu && FP4LLM_GEMV_L2_AHEAD=8 FP4LLM_PDL=all timeout $(( $(left) - 10 )) ctest -R py_gpu_forward -V \
-      > "$OUT/gpu-forward-lean.log" 2>&1)
-    echo "py_gpu_forward with L2 run-ahead, launched early (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/gpu-forward-lean.log" | tail -1)"
+    (cd build-gpu && FP4LLM_PREFILL_SLICE_ROWS=48 \
+      timeout $(( $(left) - 10 )) ctest -R py_gpu_forward -V > "$OUT/gpu-forward-sliced.log" 2>&1)
+    echo "py_gpu_forward with 48-row prefill slices (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/gpu-forward-sliced.log" | tail -1)"
   else
-    echo "py_gpu_forward with L2 run-ahead: skipped (time)"
-  fi
-  # With prefill sliced every 48 rows too (the default slices hold 32 M values: one slice for these models).
-  if [ "$(left)" -gt 150 ]; then
-    (cd build-gpu && FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 FP4LLM_PREFILL_SLICE_ROWS=48 \
-      timeout $(( $(left) - 10 )) ctest -R py_gpu_forward -V > "$OUT/gpu-forward-fused.log" 2>&1)
-    echo "py_gpu_forward with the three fused knobs and 48-row prefill slices (whole models, GPU against CPU): exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/gpu-forward-fused.log" | tail -1)"
-  else
-    echo "py_gpu_forward with the fused knobs: skipped (time)"
+    echo "py_gpu_forward with 48-row prefill slices: skipped (time)"
   fi
 fi
 if [ "$part" = probes ]; then
   # In order of what the next decisions need; each item only while the call has time for it.
-  # The decode GEMV micro-benchmark (Qwen3-8B's shapes, 1 and 16 rows): the default direct loop,
-  # the lean loop, the bulk-copy kernel, the lean loop with its L2 run-ahead.
+  # The decode GEMV micro-benchmark (Qwen3-8B's shapes): the default kernels, and the copy ring
+  # for every row count.
   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/gemv_bench.cu -lcublas -lcublasLt -o build-gpu/gemv_bench \
     > "$OUT/gemv-bench-build.log" 2>&1 || echo "gemv_bench: build FAILED (see $OUT/gemv-bench-build.log)"
-  for kernel in direct lean bulk; do
-    echo "gemv $kernel: $(FP4LLM_GEMV_KERNEL=$kernel timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-$kernel.md" | tail -1)"
-  done
-  for ahead in 4 8 16; do
-    echo "gemv lean, L2 run-ahead $ahead: $(FP4LLM_GEMV_L2_AHEAD=$ahead timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-l2-ahead-$ahead.md" | tail -1)"
-  done
+  echo "gemv default: $(timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-default.md" | tail -1)"
+  echo "gemv ring: $(FP4LLM_GEMV_KERNEL=ring timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-ring.md" | tail -1)"
   # Where prefill's time goes: the projections' dequantize + cuBLAS path against cuBLAS alone, and
   # one 2,048-token prefill stage by stage.
   timeout 60 build-gpu/gemv_bench --prefill > "$OUT/prefill-gemm.md" 2>&1; tail -6 "$OUT/prefill-gemm.md"
@@ -82,22 +71,12 @@ if [ "$part" = probes ]; then
   else
     echo "32k FP8 attention, two blocks ahead: skipped (time)"
   fi
-  # The lean loop's unchecked loads and its L2 prefetches, every shape of the GEMV tests.
+  # The lean loop's unchecked loads, every shape of the GEMV tests.
   if [ "$(left)" -gt 90 ]; then
-    FP4LLM_GEMV_L2_AHEAD=8 timeout $(( $(left) - 10 )) compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
-      > "$OUT/memcheck-lean.log" 2>&1
-    echo "memcheck: lean loop with L2 run-ahead $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-lean.log")"
+    timeout $(( $(left) - 10 )) compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear > "$OUT/memcheck-lean.log" 2>&1
+    echo "memcheck: gpu_nvfp4_linear $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-lean.log")"
   else
-    echo "memcheck of the lean loop: skipped (time)"
-  fi
-  if [ "$(left)" -gt 150 ]; then
-    FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 timeout $(( $(left) / 2 )) compute-sanitizer --tool memcheck build-gpu/gpu_moe \
-      > "$OUT/memcheck-fused-routing.log" 2>&1
-    FP4LLM_FUSED_NORM=1 timeout $(( $(left) - 10 )) compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear \
-      --gtest_filter='*UpdatesAndNormalises*:*QkvRope*' > "$OUT/memcheck-fused-norm.log" 2>&1
-    echo "memcheck: gpu_moe with fused routing and combine $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-routing.log"); fused norm and rope $(grep -h 'ERROR SUMMARY' "$OUT/memcheck-fused-norm.log")"
-  else
-    echo "memcheck of the fused kernels: skipped (time)"
+    echo "memcheck of the GEMV tests: skipped (time)"
   fi
 fi
 # Under the call's 10 minutes: variants that would start past 8 are reported as skipped.
@@ -107,32 +86,17 @@ bench_variant() {
 if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
-    bench_variant "$OUT" qwen3-8b-direct qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=direct
-    bench_variant "$OUT" qwen3-8b-l2-ahead-8 qwen3-8b 1,16 FP4LLM_GEMV_L2_AHEAD=8
-    bench_variant "$OUT" qwen3-8b-l2-ahead-16-pdl-all qwen3-8b 1,16 FP4LLM_GEMV_L2_AHEAD=16 FP4LLM_PDL=all
-    bench_variant "$OUT" qwen3-8b-fused-norm qwen3-8b 1,16 FP4LLM_FUSED_NORM=1
-    bench_variant "$OUT" qwen3-8b-bulk qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=bulk
-    bench_variant "$OUT" qwen3-8b-fused-rope qwen3-8b 1,16 FP4LLM_FUSED_ROPE=1
-    bench_variant "$OUT" qwen3-8b-fused-norm-rope qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
-    bench_variant "$OUT" qwen3-8b-pdl-all qwen3-8b 1,16 FP4LLM_PDL=all
-    bench_variant "$OUT" qwen3-8b-fused-norm-rope-pdl-all qwen3-8b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1 FP4LLM_PDL=all
-    bench_variant "$OUT" qwen3-8b-bulk-fused-norm-rope qwen3-8b 1,16 FP4LLM_GEMV_KERNEL=bulk FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
+    bench_variant "$OUT" qwen3-8b-pdl-experts qwen3-8b 1,16 FP4LLM_PDL=experts
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
-    bench_variant "$OUT" qwen3-8b-wide-tiled qwen3-8b 32,64 FP4LLM_GEMV_KERNEL=tiled
+    bench_variant "$OUT" qwen3-8b-wide-ring-wide32 qwen3-8b 32,64 FP4LLM_GEMV_MIN_CHUNKS_WIDE=32
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
-    bench_variant "$OUT" gemma3-27b-fused-norm-rope gemma3-27b 1,16 FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
+    bench_variant "$OUT" gemma3-27b-pdl-experts gemma3-27b 1,16 FP4LLM_PDL=experts
   } | tee "$OUT/variants.md"
 fi
 if [ "$part" = bench-moe ]; then
   {
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    bench_variant "$OUT" qwen3-30b-a3b-direct qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=direct
-    bench_variant "$OUT" qwen3-30b-a3b-l2-ahead-8 qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_AHEAD=8
-    bench_variant "$OUT" qwen3-30b-a3b-bulk qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=bulk
-    bench_variant "$OUT" qwen3-30b-a3b-fused-routing qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused
-    bench_variant "$OUT" qwen3-30b-a3b-fused-all qwen3-30b-a3b 1,16 FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
-    bench_variant "$OUT" qwen3-30b-a3b-bulk-fused-all qwen3-30b-a3b 1,16 FP4LLM_GEMV_KERNEL=bulk FP4LLM_MOE_ROUTING=fused FP4LLM_FUSED_NORM=1 FP4LLM_FUSED_ROPE=1
   } | tee "$OUT/variants-moe.md"
   # Gemma3-27B's memory target (<= 17 GB at 4k, batch 1): NVFP4 head, the table on the GPU and in
   # host memory (--offload-embeddings); chunks of 512 prompt tokens keep the activations small.

@@ -193,8 +193,8 @@ TEST(GpuMoe, RoutingMatchesTheReference) {
     cuda::MoeWorkspace ws;
     ws.ensure(c.tokens, m.device.shape, c.inter);
     const int64_t tokens = std::min(c.tokens, cuda::kMoeTokensPerPass);  // one pass routes at most this many
-    // Routed twice, outputs poisoned in between: the second launch must find everything reset by
-    // the first (FP4LLM_MOE_ROUTING=fused keeps a block counter across launches).
+    // Routed twice, outputs poisoned in between: the second launch must not rest on anything the
+    // first left behind.
     cuda::moe_route(m.device.router.data(), h.data(), tokens, m.device.shape, ws.routing(), nullptr);
     FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_expert.data(), 0xFF, ws.topk_expert.bytes()));
     FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_weight.data(), 0xFF, ws.topk_weight.bytes()));

@@ -57,7 +57,6 @@ struct Workspace {
   cuda::LinearWorkspace ws;
   Workspace() {
     FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
-    cuda::prepare_norm_counter(ws);
   }
   ~Workspace() { cublasDestroy(ws.cublas); }
   void fit(const cuda::Nvfp4Tiles& t) {
@@ -158,12 +157,10 @@ TEST(GpuNvfp4Linear, AddsIntoTheOutput) {
   }
 }
 
-// The residual stream's update and next RMSNorm (one launch for up to 16 rows under
-// FP4LLM_FUSED_NORM=1, ctest entry gpu_nvfp4_linear_fused_norm; two launches otherwise), Qwen3's
-// (the product added) and Gemma3's (the product normalised with post_w, then added): the stream
-// against float64 as above, the normalised BF16 rows against the float64 norm of the float64
-// stream. Each case runs twice with the outputs poisoned in between, so the second launch depends
-// on the first having reset the block counter.
+// The residual stream's update and next RMSNorm, Qwen3's (the product added) and Gemma3's (the
+// product normalised with post_w, then added): the stream against float64 as above, the
+// normalised BF16 rows against the float64 norm of the float64 stream. Each case runs twice with
+// the outputs poisoned in between, so nothing of the first run can pass for the second.
 TEST(GpuNvfp4Linear, UpdatesAndNormalisesTheResidualStream) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(15);
@@ -230,18 +227,17 @@ TEST(GpuNvfp4Linear, UpdatesAndNormalisesTheResidualStream) {
   }
 }
 
-// The qkv projection with q/k RMSNorm, RoPE and the KV-cache write, both ways the backend runs it:
-// nvfp4_linear then the rope kernel (the default), and nvfp4_linear_rope (FP4LLM_FUSED_ROPE=1: one
-// launch up to 16 rows, two beyond). Against float64 on the host: q as float32, K and V in a BF16
-// cache or an FP8 one with scales, at random positions and cache slots. Each case runs twice with
-// the outputs poisoned in between (the per-head counters must be reset by the first launch).
+// The qkv projection with q/k RMSNorm, RoPE and the KV-cache write as the backend runs it
+// (nvfp4_linear, then the rope kernel). Against float64 on the host: q as float32, K and V in a
+// BF16 cache or an FP8 one with scales, at random positions and cache slots. Each case runs twice
+// with the outputs poisoned in between.
 TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(16);
   Workspace w;
   struct Heads { int64_t heads, kv, dim, in; };
-  // K of 4096 and 2048 give 8 and 4 K splits (one and two tiles per block, a head's count taken
-  // by 8 or 4 blocks, as in Qwen3-8B); 20 tiles at K 256 leave a last block of 4 tiles.
+  // K of 4096 and 2048 give 8 and 4 K splits (one and two tiles per block, as in Qwen3-8B); 20
+  // tiles at K 256 leave a last block of 4 tiles.
   for (const Heads& hs : std::vector<Heads>{{4, 2, 128, 1040}, {8, 1, 64, 256}, {2, 2, 256, 512}, {4, 2, 128, 4096},
                                             {4, 2, 128, 2048}, {3, 1, 64, 256}}) {
     const int64_t all_heads = hs.heads + 2 * hs.kv, width = all_heads * hs.dim, half = hs.dim / 2;
@@ -251,7 +247,6 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
     for (int64_t i = 0; i < half; ++i) inv_freq[size_t(i)] = float(1.0 / std::pow(1e6, double(2 * i) / double(hs.dim)));
     const auto q_norm_d = cuda::DeviceBuffer<float>::from_host(q_norm), k_norm_d = cuda::DeviceBuffer<float>::from_host(k_norm);
     const auto inv_freq_d = cuda::DeviceBuffer<float>::from_host(inv_freq);
-    auto head_done = cuda::DeviceBuffer<unsigned int>::zeroed(size_t(all_heads));
     for (int64_t rows : {1, 3, 9, 16, 17}) {
       const bool one_plus = rows % 2 == 1;
       const int64_t slots_total = 64;
@@ -294,7 +289,6 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
             for (int64_t i = 0; i < hs.dim; ++i) amax = std::max(amax, std::fabs(want[base + size_t(i)]));
           }
         }
-      for (const bool fused : {false, true})
       for (const bool fp8 : {false, true}) {
         cuda::RopeCacheParams rp;
         rp.heads = hs.heads, rp.kv_heads = hs.kv, rp.head_dim = hs.dim, rp.one_plus = one_plus, rp.fp8 = fp8;
@@ -311,13 +305,8 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
           auto k_d = test_support::poisoned<uint8_t>(cache_elems * elem), v_d = test_support::poisoned<uint8_t>(cache_elems * elem);
           const cuda::RopeCacheIo io{pos_d.data(), slots_d.data(), q_norm_d.data(), k_norm_d.data(), inv_freq_d.data(),
                                      q_d.data(), k_d.data(), v_d.data()};
-          if (fused) {
-            cuda::nvfp4_linear_rope(lin.device, xd.data(), rows, qkv_d.data(), io, rp, head_done.data(), w.ws, nullptr);
-          } else {
-            cuda::nvfp4_linear(lin.device, xd.data(), rows, qkv_d.data(), w.ws, nullptr);
-            cuda::rope_and_cache(qkv_d.data(), io.positions, io.slots, rows, io.q_norm, io.k_norm, io.inv_freq, rp, io.q,
-                                 io.k_cache, io.v_cache, nullptr);
-          }
+          cuda::nvfp4_linear(lin.device, xd.data(), rows, qkv_d.data(), w.ws, nullptr);
+          cuda::rope_and_cache(qkv_d.data(), rows, rp, io, nullptr);
           FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
           q = q_d.to_host(), k_cache = k_d.to_host(), v_cache = v_d.to_host();
         }
@@ -344,7 +333,7 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
               }
               ASSERT_LE(std::fabs(got - ref), tol)
                   << hs.heads << "/" << hs.kv << "x" << hs.dim << " rows " << rows << (fp8 ? " fp8" : " bf16")
-                  << (fused ? " fused" : " rope kernel") << " token "
+                  << " token "
                   << t << " head " << head << " dim " << i << " got " << got << " want " << ref;
             }
       }

@@ -36,13 +36,6 @@ bool use_mma_attention() {
   return on;
 }
 
-// FP4LLM_FUSED_ROPE=1: the qkv GEMV takes q/k norm, RoPE and the cache write (nvfp4_linear_rope),
-// to compare with the default's separate rope kernel (not yet measured).
-bool fused_rope_requested() {
-  static const bool on = knob_is("FP4LLM_FUSED_ROPE", "1");
-  return on;
-}
-
 // Fewest keys per decode-attention split (FP4LLM_ATTN_MIN_SPLIT_KEYS, a multiple of 32, to
 // compare). Fewer keys per block shorten its chain of dependent instructions, but each extra split
 // adds the merge of partial results; on the H200 (2026-12-04, Qwen3-8B shape, 128-256 keys) 256
@@ -99,8 +92,6 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
   FP4LLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   FP4LLM_CUBLAS_CHECK(cublasCreate(&linear_ws_.cublas));
-  prepare_norm_counter(linear_ws_);
-  rope_head_done_ = DeviceBuffer<unsigned int>::zeroed(size_t(c.num_heads + 2 * c.num_kv_heads));
   // A fixed workspace: cuBLAS must not allocate while a graph is captured.
   cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
@@ -282,16 +273,10 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const RopeCacheIo io{positions, offset_ptr<int64_t>(meta_.data(), window_pool ? s.window_slots_at : s.slots_at),
                        L.q_norm.data(), L.k_norm.data(),
                        inv_freq, q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data()};
-  if (fused_rope_requested()) {
-    nvfp4_linear_rope(L.qkv, h_.data(), T, qkv_.data(), io, rp, rope_head_done_.data(), linear_ws_, stream_);
-    profiler_.mark("qkv_proj_rope_kv_write", stream_);
-  } else {
-    nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
-    profiler_.mark("qkv_proj", stream_);
-    rope_and_cache(qkv_.data(), io.positions, io.slots, T, io.q_norm, io.k_norm, io.inv_freq, rp, io.q, io.k_cache,
-                   io.v_cache, stream_);
-    profiler_.mark("rope_kv_write", stream_);
-  }
+  nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
+  profiler_.mark("qkv_proj", stream_);
+  rope_and_cache(qkv_.data(), T, rp, io, stream_);
+  profiler_.mark("rope_kv_write", stream_);
   const int32_t* token_seq = offset_ptr<int32_t>(meta_.data(), s.token_seq_at);
   const int32_t* tables = offset_ptr<int32_t>(meta_.data(), window_pool ? s.window_tables_at : s.tables_at);
   const AttentionParams ap = attention_params(index, s);

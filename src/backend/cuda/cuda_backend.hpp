@@ -72,7 +72,6 @@ class CudaBackend final : public Backend {
   KvCacheConfig cache_;
   cudaStream_t stream_ = nullptr;
   LinearWorkspace linear_ws_;
-  DeviceBuffer<unsigned int> rope_head_done_;  // nvfp4_linear_rope's per-head tile counters
   int num_sms_ = 0;
   std::vector<DeviceBuffer<uint8_t>> k_cache_, v_cache_;
   DeviceBuffer<float> inv_freq_full_, inv_freq_sliding_;

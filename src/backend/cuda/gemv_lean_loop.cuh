@@ -1,19 +1,18 @@
-// The direct GEMV's chunk loop with fewer instructions per chunk (FP4LLM_GEMV_KERNEL=lean, not
-// yet measured, so not the default), written against the instruction-issue bound: the default
-// loop's SASS (sm_90a, 2026-12-05) spends 271 instructions per two chunks, of which 160 are the
-// dequantization and MMAs and about 70 address arithmetic and checks: per chunk it reloads the
-// kernel's pointers from the constant bank, recomputes each lane's x address from p.x (the
-// compiler rematerializes x_pointers rather than keep them), checks K's bounds before every x
-// load and the item's end before every weight load, and copies the next group's registers into
+// The direct GEMV's chunk loop, written against the instruction-issue bound: an earlier loop's
+// SASS (sm_90a, 2026-12-05) spent 271 instructions per two chunks, of which 160 were the
+// dequantization and MMAs and about 70 address arithmetic and checks: per chunk it reloaded the
+// kernel's pointers from the constant bank, recomputed each lane's x address from p.x (the
+// compiler rematerializes x_pointers rather than keep them), checked K's bounds before every x
+// load and the item's end before every weight load, and copied the next group's registers into
 // the current ones. Here the steady state takes two register groups per iteration in turn (no
 // copies), advances running pointers (the loads use immediate offsets), and runs unchecked over
 // the chunks before K's ragged last chunk (only the reload that may pass the item's end is
-// guarded). The tail, at most one group and K's ragged chunk, keeps the default loop's checks. Same arithmetic in the same order, so the
-// same results. The L2 run-ahead (l2_run_ahead.cuh, FP4LLM_GEMV_L2_AHEAD) rides on this loop.
+// guarded); the tail, at most one group and K's ragged chunk, checks. Measured on the H200
+// (2026-12-05, same-call A/B, Qwen3-8B): 359.1 against 320.0 tok/s at batch 1, 4,649 against
+// 4,297 at 16 (docs/PERFORMANCE.md).
 #pragma once
 
 #include "backend/cuda/dependent_launch.cuh"
-#include "backend/cuda/l2_run_ahead.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
 
@@ -59,9 +58,6 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
                                           const uint16_t* sl, float (&acc)[NT][4]) {
   constexpr int G = kGroup;
   const int n = item.end - item.begin;
-  const L2RunAhead<G> ahead(wl - item.lane, sl - item.lane, n, item.lane);
-  const int l2 = p.l2_ahead;
-  for (int f = G; f < G + l2; f += G) ahead.request(f);
   ChunkGroup<G> a, b;
   a.load_first(wl, sl, n);
   if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
@@ -74,21 +70,18 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
   int c = 0;  // group a holds chunks [c, c + G)
   for (; c + 2 * G <= unchecked; c += 2 * G) {
     b.load(wq, sq);
-    if (l2) ahead.request(c + G + l2);
     a.multiply<NT>(acc, xq);
     advance<NT, G>(xq);
     a.load_first(wq + G * 32, sq + G * 32, n - c - 2 * G);  // the item may end here
-    if (l2) ahead.request(c + 2 * G + l2);
     b.multiply<NT>(acc, xq);
     advance<NT, G>(xq);
     wq += 2 * G * 32;
     sq += 2 * G * 32;
   }
-  // The tail, as the default loop: checked loads and x (x chunk c + u is xq's chunk c + u - from).
+  // The tail: checked loads and x (x chunk c + u is xq's chunk c + u - from).
   const int from = c;
   for (; c < n; c += G) {
     b.load_first(wl + (c + G) * 32, sl + (c + G) * 32, n - c - G);
-    if (l2) ahead.request(c + G + l2);
 #pragma unroll
     for (int u = 0; u < G; ++u) {
       if (c + u >= n) break;

@@ -290,16 +290,13 @@ void weighted_sum(const WeightedRows& delta, int64_t rows, int64_t width, float*
   FP4LLM_CUDA_LAUNCHED();
 }
 
-void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* slots, int64_t tokens,
-                    const float* q_norm, const float* k_norm, const float* inv_freq,
-                    const RopeCacheParams& p, float* q, void* k_cache, void* v_cache,
-                    cudaStream_t stream) {
+void rope_and_cache(const float* qkv, int64_t tokens, const RopeCacheParams& p, const RopeCacheIo& io, cudaStream_t stream) {
   if (tokens == 0) return;
   if (p.head_dim % 64 != 0 || p.head_dim > 512)
     throw_error("CUDA backend: head_dim " + std::to_string(p.head_dim) + " is not supported (a multiple of 64 up to 512 is)");
   const dim3 grid(unsigned(tokens), unsigned(p.heads + 2 * p.kv_heads));
   launch_dependent(early_launch_all(), rope_cache_kernel, grid, dim3(unsigned(p.head_dim / 2)), 0, stream, qkv,
-                   positions, slots, q_norm, k_norm, inv_freq, p, q, k_cache, v_cache);
+                   io.positions, io.slots, io.q_norm, io.k_norm, io.inv_freq, p, io.q, io.k_cache, io.v_cache);
 }
 
 void gather_rows(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,

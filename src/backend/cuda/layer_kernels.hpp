@@ -48,7 +48,7 @@ struct RopeCacheParams {
   bool fp8 = true;
   float k_scale = 1.0f, v_scale = 1.0f;
 };
-// Where the step reads and writes (device arrays): the fused qkv epilogue takes them as one.
+// Where the step reads and writes (device arrays).
 struct RopeCacheIo {
   const int32_t* positions = nullptr;  // [tokens]
   const int64_t* slots = nullptr;      // [tokens] cache slot of each token
@@ -59,10 +59,7 @@ struct RopeCacheIo {
   void* k_cache = nullptr;
   void* v_cache = nullptr;
 };
-void rope_and_cache(const float* qkv, const int32_t* positions, const int64_t* slots, int64_t tokens,
-                    const float* q_norm, const float* k_norm, const float* inv_freq,
-                    const RopeCacheParams& p, float* q, void* k_cache, void* v_cache,
-                    cudaStream_t stream);
+void rope_and_cache(const float* qkv, int64_t tokens, const RopeCacheParams& p, const RopeCacheIo& io, cudaStream_t stream);
 
 // dst[i, :] = src[rows[i], :].
 void gather_rows(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,

@@ -12,10 +12,7 @@ RouterShape router_shape(const ModelConfig& c, int64_t first_expert, int64_t loc
 
 void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermediate) {
   wanted = std::min(wanted, kMoeTokensPerPass);
-  if (!active_experts.size()) {
-    active_experts = DeviceBuffer<unsigned long long>::zeroed(1);
-    blocks_done = DeviceBuffer<unsigned int>::zeroed(1);
-  }
+  if (!active_experts.size()) active_experts = DeviceBuffer<unsigned long long>::zeroed(1);
   if (wanted <= tokens) return;
   const size_t routed = size_t(wanted * s.top_k), groups = size_t(std::min<int64_t>(s.local(), wanted * s.top_k));
   topk_expert = DeviceBuffer<int32_t>(routed);
@@ -33,14 +30,12 @@ void MoeWorkspace::ensure(int64_t wanted, const RouterShape& s, int64_t intermed
 
 uint64_t MoeWorkspace::bytes() const {
   return logits.bytes() + topk_expert.bytes() + group_expert.bytes() + group_offset.bytes() + num_groups.bytes() + row_token.bytes() +
-         row_slot.bytes() + topk_weight.bytes() + expert_out.bytes() + act.bytes() + active_experts.bytes() +
-         blocks_done.bytes();
+         row_slot.bytes() + topk_weight.bytes() + expert_out.bytes() + act.bytes() + active_experts.bytes();
 }
 
 Routing MoeWorkspace::routing() {
   return {logits.data(),       topk_expert.data(), topk_weight.data(), group_expert.data(), group_offset.data(),
-          num_groups.data(),   row_token.data(),   row_slot.data(),    active_experts.data(),
-          blocks_done.data()};
+          num_groups.data(),   row_token.data(),   row_slot.data(),    active_experts.data()};
 }
 
 namespace {
@@ -77,7 +72,7 @@ void moe_mlp(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, float* x, con
     const ExpertRows rows = route_and_gate(m, h + start * H, n, ws, stream);
     nvfp4_experts_down_combine(m.down, ws.act.data(), rows, ws.expert_out.data(),
                                {x + start * H, ws.topk_weight.data(), m.shape.top_k, next_w, norm.eps, norm.one_plus,
-                                h + start * H, ws.blocks_done.data()},
+                                h + start * H},
                                stream);
   }
 }

@@ -37,7 +37,6 @@ struct MoeWorkspace {
   DeviceBuffer<float> logits, topk_weight, expert_out;
   DeviceBuffer<__nv_bfloat16> act;
   DeviceBuffer<unsigned long long> active_experts;  // distinct experts used, summed over layers and steps
-  DeviceBuffer<unsigned int> blocks_done;  // block counter of the fused routing and combine kernels, zero between launches
   int64_t tokens = 0;
 
   // Grows for `tokens` tokens of a model with these MoE shapes (contents lost when it grows).

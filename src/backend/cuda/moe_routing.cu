@@ -3,7 +3,6 @@
 
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
-#include "backend/cuda/last_block.cuh"
 #include "backend/cuda/moe_routing.hpp"
 
 namespace fp4llm::cuda {
@@ -13,15 +12,6 @@ namespace {
 constexpr int kLogitWarps = 8;   // experts per block, one per warp
 constexpr int kLogitTokens = 8;  // tokens per block: more blocks, shorter dependent chains
 constexpr int kPerLane = int(kMaxExperts / 32);
-constexpr int64_t kFusedRoutingTokens = 64;  // beyond this the 8-warp selection costs more than a launch
-
-// FP4LLM_MOE_ROUTING=fused: one launch for logits and selection up to kFusedRoutingTokens tokens
-// (not yet measured on a GPU, so off by default; docs/PERFORMANCE.md lists the knobs).
-bool fused_routing(int64_t tokens) {
-  static const bool fused = knob_is("FP4LLM_MOE_ROUTING", "fused");
-  return fused && tokens <= kFusedRoutingTokens;
-}
-
 __device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
   const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
   const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&b);
@@ -37,8 +27,10 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
 // holds its expert's row in registers (V 16-byte pieces per lane, all loads in flight at once)
 // and takes the dot product with each of the block's tokens (blockIdx.y picks them).
 template <int V>
-__device__ __forceinline__ void router_logits_block(const uint4* router, const uint4* h, int tokens, int vecs,
-                                                    int experts, float* logits) {
+__global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const uint4* router, const uint4* h, int tokens,
+                                                                         int vecs, int experts, float* logits) {
+  let_dependents_start();
+  wait_for_producer();  // launched early (FP4LLM_PDL=all): h is the previous kernel's
   const int lane = threadIdx.x & 31, expert = blockIdx.x * kLogitWarps + (threadIdx.x >> 5);
   if (expert >= experts) return;
   uint4 w[V];
@@ -56,14 +48,6 @@ __device__ __forceinline__ void router_logits_block(const uint4* router, const u
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     if (lane == 0) logits[size_t(t) * experts + expert] = sum;
   }
-}
-
-template <int V>
-__global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const uint4* router, const uint4* h, int tokens,
-                                                                         int vecs, int experts, float* logits) {
-  let_dependents_start();
-  wait_for_producer();  // launched early (FP4LLM_PDL=all): h is the previous kernel's
-  router_logits_block<V>(router, h, tokens, vecs, experts, logits);
 }
 
 // The larger of two (probability, expert) candidates; the lower expert on equal probability.
@@ -176,31 +160,12 @@ __global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, Rout
   select_and_group(tokens, s, out, count, cursor);
 }
 
-// Both stages in one launch, for decode-sized batches, where the MoE layer is bound by its
-// launches rather than its bytes (docs/PERFORMANCE.md): every block writes its logits, and the
-// last block to finish (counted in out.blocks_done) selects and groups. Saves one launch per MoE
-// layer; the selection then runs on 8 warps instead of 32, hence the token limit.
-template <int V>
-__global__ void __launch_bounds__(kLogitWarps * 32) route_fused_kernel(const uint4* router, const uint4* h, int tokens,
-                                                                       int vecs, RouterShape s, Routing out) {
-  let_dependents_start();
-  wait_for_producer();
-  router_logits_block<V>(router, h, tokens, vecs, int(s.experts), out.logits);
-  __shared__ int count[kMaxExperts], cursor[kMaxExperts];
-  if (last_block_done(out.blocks_done, gridDim.x * gridDim.y)) select_and_group(tokens, s, out, count, cursor);
-}
-
 template <int V>
 void launch_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
                   const Routing& out, cudaStream_t stream) {
   const dim3 grid(unsigned((s.experts + kLogitWarps - 1) / kLogitWarps), unsigned((tokens + kLogitTokens - 1) / kLogitTokens));
   const auto* w = reinterpret_cast<const uint4*>(router);
   const auto* x = reinterpret_cast<const uint4*>(h);
-  if (fused_routing(tokens)) {
-    launch_dependent(early_launch_all(), route_fused_kernel<V>, grid, dim3(kLogitWarps * 32), 0, stream, w, x,
-                     int(tokens), int(s.hidden / 8), s, out);
-    return;
-  }
   launch_dependent(early_launch_all(), router_logits_kernel<V>, grid, dim3(kLogitWarps * 32), 0, stream, w, x,
                    int(tokens), int(s.hidden / 8), int(s.experts), out.logits);
   launch_dependent(early_launch_all(), select_and_group_kernel, dim3(1), dim3(1024), 0, stream, int(tokens), s, out);

@@ -35,14 +35,13 @@ struct Routing {
   int32_t* row_token;       // [routed]
   int32_t* row_slot;        // [routed]
   unsigned long long* active;  // may be null: accumulates the distinct experts used (benchmark floor)
-  unsigned int* blocks_done;   // [1], zero between launches: the fused routing kernel's block count
 };
 
 // Throws Error naming what the routing kernels cannot do (expert count, top-k, hidden size, a
 // local expert range outside the experts).
 void check_router_shape(const RouterShape& shape);
 
-// Two launches (one with FP4LLM_MOE_ROUTING=fused for up to 64 tokens): router logits h W^T (BF16 weight [experts, hidden], float32 sums); then, in one
+// Two launches: router logits h W^T (BF16 weight [experts, hidden], float32 sums); then, in one
 // block, softmax over all experts in float32, the top_k largest probabilities (the lower expert
 // first on ties, as a stable sort), renormalised to sum 1 when norm_topk_prob, and a counting
 // sort of the routed rows by expert (groups in increasing expert order) for ExpertRows; with

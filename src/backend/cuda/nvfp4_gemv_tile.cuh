@@ -46,7 +46,6 @@ struct GemvArgs {
   const int32_t* x_rows;  // routed row -> row of x; null: the row itself
   const int32_t* y_rows;  // routed row -> row of the output; null: the row itself
   size_t expert_slots;    // 16-byte weight slots (and scales) of one expert
-  int l2_ahead;           // direct kernel's L2 run-ahead in chunks (l2_run_ahead.cuh); 0: none
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).
@@ -147,7 +146,7 @@ __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t
   for (int nt = 0; nt < NT; ++nt) group_mma(acc[nt], a, x.a[nt], x.b[nt]);
 }
 
-// The x pointers of this lane for the direct and bulk kernels: row nt * 8 + g of the slice (its
+// The x pointers of this lane for the direct kernel: row nt * 8 + g of the slice (its
 // last row past its end: those MMA columns are never written out), columns from chunk `begin`.
 template <int NT, bool kGrouped>
 __device__ __forceinline__ void x_pointers(const GemvArgs& p, const Slice& s, int g, int t, int begin,
@@ -200,12 +199,11 @@ struct WorkItem {
 
 // A tile's K splits (warps warp .. warp + splits - 1 of the block) summed in shared memory into
 // split 0's accumulators; false for the other splits, which have nothing left to do. With more
-// than one split every warp of the block must call it (a block barrier). `partial`: kWarps
-// entries of shared memory.
+// than one split every warp of the block must call it (a block barrier).
 template <int NT>
-__device__ __forceinline__ bool sum_splits(float (&acc)[NT][4], int splits, int warp, int split, int lane,
-                                           float (*partial)[NT * 4][32]) {
+__device__ __forceinline__ bool sum_splits(float (&acc)[NT][4], int splits, int warp, int split, int lane) {
   if (splits == 1) return true;
+  __shared__ float partial[kWarps][NT * 4][32];
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -218,13 +216,6 @@ __device__ __forceinline__ bool sum_splits(float (&acc)[NT][4], int splits, int 
 #pragma unroll
       for (int j = 0; j < 4; ++j) acc[nt][j] += partial[warp + other][nt * 4 + j][lane];
   return true;
-}
-
-// The same with a shared array of its own.
-template <int NT>
-__device__ __forceinline__ bool sum_splits(float (&acc)[NT][4], int splits, int warp, int split, int lane) {
-  __shared__ float partial[kWarps][NT * 4][32];
-  return sum_splits<NT>(acc, splits, warp, split, lane, partial);
 }
 
 // This lane's accumulators (rows g and g+8 of the tile, tokens 2t and 2t+1 of each 8-token group,
@@ -270,32 +261,21 @@ __device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
   return s.rows > 0;
 }
 
-// The direct and bulk kernels' first step: the early-launch handshake (dependent_launch.cuh;
-// expert groups wait for the routing kernel before anything else), then the block's slice. An
-// active epilogue (gemv_norm_epilogue.cuh) is finished by blocks without work too; false: the
-// block returns (uniform over the block, before any barrier).
-template <int NT, bool kGrouped, class Epilogue>
-__device__ __forceinline__ bool enter_block(const GemvArgs& p, Slice& s, const Epilogue& epilogue) {
+// The direct kernel's first step: the early-launch handshake (dependent_launch.cuh; expert
+// groups wait for the routing kernel before anything else), then the block's slice; false: the
+// block has no work and returns (uniform over the block, before any barrier).
+template <int NT, bool kGrouped>
+__device__ __forceinline__ bool enter_block(const GemvArgs& p, Slice& s) {
   let_dependents_start();
   if constexpr (kGrouped) wait_for_producer();
-  if (block_slice<NT, kGrouped>(p, s)) return true;
-  if constexpr (Epilogue::kActive) epilogue.finish(p);
-  return false;
+  return block_slice<NT, kGrouped>(p, s);
 }
 
-// Their last step: the K splits summed, the tile written, and an active epilogue's count, which
-// every warp of the block takes part in.
-template <int NT, bool kGrouped, class Epilogue>
-__device__ __forceinline__ void finish_item(const GemvArgs& p, const Slice& s, const WorkItem& item, float (&acc)[NT][4],
-                                            const Epilogue& epilogue) {
-  if constexpr (Epilogue::kActive) {
-    if (sum_splits<NT>(acc, p.splits, item.warp, item.split, item.lane) && item.live)
-      write_tile<NT, kGrouped>(p, s, item.tile, item.g, item.t, acc);
-    epilogue.finish(p);
-  } else {
-    if (!sum_splits<NT>(acc, p.splits, item.warp, item.split, item.lane)) return;
-    if (item.live) write_tile<NT, kGrouped>(p, s, item.tile, item.g, item.t, acc);
-  }
+// Its last step: the K splits summed and the tile written.
+template <int NT, bool kGrouped>
+__device__ __forceinline__ void finish_item(const GemvArgs& p, const Slice& s, const WorkItem& item, float (&acc)[NT][4]) {
+  if (!sum_splits<NT>(acc, p.splits, item.warp, item.split, item.lane)) return;
+  if (item.live) write_tile<NT, kGrouped>(p, s, item.tile, item.g, item.t, acc);
 }
 
 }  // namespace

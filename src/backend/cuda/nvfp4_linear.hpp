@@ -43,11 +43,7 @@ struct LinearWorkspace {
   DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16 (or E4M3: fp8)
   std::unique_ptr<Fp8Gemm> fp8;               // FP4LLM_FP8_PREFILL=1: made on first use
   cublasHandle_t cublas = nullptr;
-  DeviceBuffer<unsigned int> blocks_done;     // nvfp4_linear_residual's counter (prepare_norm_counter)
 };
-
-// Allocates and zeroes the counter nvfp4_linear_residual needs (before any graph capture).
-void prepare_norm_counter(LinearWorkspace& ws);
 
 constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
 
@@ -73,20 +69,11 @@ struct ResidualNorm {
 };
 
 // residual += post_w ? rmsnorm(x W^T) * gain(post_w) : x W^T, then normed as above; `product`
-// ([rows][n] float32) holds x W^T when post_w is set. One launch for up to 16 rows with
-// FP4LLM_FUSED_NORM=1 (not yet measured, so off by default); otherwise nvfp4_linear and
-// add_and_norm (layer_kernels.hpp).
+// ([rows][n] float32) holds x W^T when post_w is set. nvfp4_linear, then add_and_norm
+// (layer_kernels.hpp). Doing the add and norm in the GEMV's last block instead was measured
+// slower (H200, 2026-12-05: 266 against 361 tok/s with the fused RoPE below; docs/PERFORMANCE.md).
 void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* product,
                            const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream);
-
-// The qkv projection and then q/k RMSNorm, RoPE and the KV-cache write (rope_and_cache,
-// layer_kernels.hpp) in one launch where the decode kernels take the rows (up to 16; head_dim a
-// multiple of 64 up to 512), the heads finished by the block that completes them; otherwise the
-// two launches. The backend uses it under FP4LLM_FUSED_ROPE=1 (not yet measured, so off by
-// default). head_done: [heads + 2 kv_heads] zeroed counters, zero again after each launch.
-void nvfp4_linear_rope(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* qkv,
-                       const RopeCacheIo& io, const RopeCacheParams& params, unsigned int* head_done,
-                       LinearWorkspace& ws, cudaStream_t stream);
 
 // Gated tiles (make_gated_nvfp4_tiles): out[rows, out_features / 2] = act(x Wg^T) * (x Wu^T),
 // act SiLU or GELU-tanh. `scratch` ([rows, out_features] float32) serves rows above 64.
@@ -126,11 +113,9 @@ struct ExpertCombine {
   float eps = 1e-6f;
   bool one_plus = false;
   __nv_bfloat16* normed = nullptr;
-  unsigned int* blocks_done = nullptr;  // zero between launches (the fused path counts its blocks)
 };
 
-// nvfp4_experts_down, then the combine: one launch for up to 16 tokens with FP4LLM_FUSED_NORM=1
-// (not yet measured, so off by default); otherwise add_weighted_and_norm after it.
+// nvfp4_experts_down, then the combine (add_weighted_and_norm, layer_kernels.hpp).
 void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& rows, float* y,
                                 const ExpertCombine& combine, cudaStream_t stream);
 

@@ -1,6 +1,5 @@
-// Device pieces of the q/k-norm + RoPE + KV-cache write step, shared by its own kernel
-// (layer_kernels.cu, a block per head) and the qkv GEMV's epilogue (gemv_rope_epilogue.cuh, a
-// warp per head): one rotate-half pair at a position, and one element's store into the cache.
+// Device pieces of the q/k-norm + RoPE + KV-cache write kernel (layer_kernels.cu): one
+// rotate-half pair at a position, and one element's store into the cache (BF16 or E4M3).
 #pragma once
 
 #include <cuda_bf16.h>
