@@ -64,6 +64,14 @@ inline int64_t first_window_block(int64_t sliding_window, int64_t position) {
   return (position - sliding_window + 1 > 0 ? position - sliding_window + 1 : 0) / KvCacheConfig::kBlockSize;
 }
 
+// The blocks of a ring that serves a sequence of `blocks` blocks fed at most `chunk` new tokens
+// per step: window_blocks_needed's largest value (the window's W - 1 earlier keys and the chunk,
+// plus one block where they start mid-block), never more than the sequence's blocks.
+inline int64_t window_ring_blocks(int64_t sliding_window, int64_t chunk, int64_t blocks) {
+  const int64_t ring = (sliding_window - 1 + chunk + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize + 1;
+  return ring < blocks ? ring : blocks;
+}
+
 class Backend {
  public:
   virtual ~Backend() = default;

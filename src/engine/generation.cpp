@@ -15,8 +15,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 int64_t conversation_window_blocks(int64_t sliding_window, int64_t prefill_chunk, int64_t max_tokens) {
   const int64_t all = (max_tokens + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize;
-  if (prefill_chunk <= 0) return all;
-  return std::min(all, (sliding_window - 1 + prefill_chunk + KvCacheConfig::kBlockSize - 1) / KvCacheConfig::kBlockSize + 1);
+  return prefill_chunk <= 0 ? all : window_ring_blocks(sliding_window, prefill_chunk, all);
 }
 
 Conversation::Conversation(Backend& backend, const Tokenizer& tokenizer, const ConversationCache& cache)

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <string>
@@ -57,10 +58,14 @@ KvCachePlan plan_kv_cache(const ModelConfig& config, const KvCacheOptions& optio
   const int64_t sliding = config.num_sliding_layers();
   plan.bytes_per_block = kv_block_bytes(config, options.dtype, config.num_layers);
   plan.cache.num_blocks = int64_t(options.memory_bytes / plan.bytes_per_block);
+  const int64_t model_max = config.max_position_embeddings > 0 ? config.max_position_embeddings : INT64_MAX;
   if (options.window_pool && sliding > 0 && sliding < config.num_layers) {
     const uint64_t full = kv_block_bytes(config, options.dtype, config.num_layers - sliding);
     const uint64_t window = kv_block_bytes(config, options.dtype, sliding);
-    const int64_t wanted = window_pool_blocks(config.sliding_window, options.max_num_seqs, options.max_num_batched_tokens);
+    // A sequence never sees further back than its own length: a window longer than the longest
+    // sequence holds no more than one of that length.
+    const int64_t seen = std::min(config.sliding_window, options.max_model_len.value_or(model_max));
+    const int64_t wanted = window_pool_blocks(seen, options.max_num_seqs, options.max_num_batched_tokens);
     const uint64_t window_bytes = uint64_t(wanted) * window;
     const int64_t rest = options.memory_bytes > window_bytes ? int64_t((options.memory_bytes - window_bytes) / full) : 0;
     plan.bytes_per_block = full;
@@ -75,7 +80,6 @@ KvCachePlan plan_kv_cache(const ModelConfig& config, const KvCacheOptions& optio
   if (plan.cache.num_blocks < 1)
     fail("--kv-cache-memory {} B holds no KV block (one block of {} tokens takes {} B)", options.memory_bytes,
          KvCacheConfig::kBlockSize, plan.bytes_per_block + plan.bytes_per_window_block);
-  const int64_t model_max = config.max_position_embeddings > 0 ? config.max_position_embeddings : INT64_MAX;
   if (options.max_model_len) {
     if (*options.max_model_len < 2) fail("--max-model-len must be at least 2, got {}", *options.max_model_len);
     if (*options.max_model_len > model_max)

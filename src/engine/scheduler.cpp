@@ -1,6 +1,7 @@
 #include "engine/scheduler.hpp"
 
 #include <algorithm>
+#include <span>
 
 #include "util/error.hpp"
 
@@ -8,7 +9,18 @@ namespace fp4llm {
 
 namespace {
 constexpr int64_t kBlock = KvCacheConfig::kBlockSize;
+
+// Full block b of a sequence as the block caches know it besides its own hash: its parent's hash
+// and its tokens. The blocks before b must be hashed (in s.block_hashes).
+struct BlockKey {
+  uint64_t parent;
+  std::span<const int32_t> tokens;
+};
+BlockKey block_key(const Sequence& s, int64_t b) {
+  return {b == 0 ? kNoParentHash : s.block_hashes[size_t(b - 1)],
+          std::span(s.tokens()).subspan(size_t(b * kBlock), size_t(kBlock))};
 }
+}  // namespace
 
 Scheduler::Scheduler(const SchedulerConfig& config, BlockManager& blocks, BlockManager* window_blocks)
     : config_(config), blocks_(blocks), window_blocks_(window_blocks) {
@@ -68,17 +80,14 @@ void Scheduler::free_blocks(Sequence& s) {
 // next token.
 int64_t Scheduler::admit_cached_prefix(Sequence& s) {
   if (!config_.enable_prefix_caching) return 0;
-  const auto& tokens = s.tokens();
-  const int64_t full = (int64_t(tokens.size()) - 1) / kBlock;
-  uint64_t parent = kNoParentHash;
+  const int64_t full = (int64_t(s.tokens().size()) - 1) / kBlock;
   for (int64_t b = 0; b < full; ++b) {
-    const auto block_tokens = std::span(tokens).subspan(size_t(b * kBlock), size_t(kBlock));
-    const uint64_t h = block_hash(parent, block_tokens);
-    const auto block = blocks_.acquire_cached(h, parent, block_tokens);
+    const BlockKey key = block_key(s, b);
+    const uint64_t h = block_hash(key.parent, key.tokens);
+    const auto block = blocks_.acquire_cached(h, key.parent, key.tokens);
     if (!block) break;
     s.block_table.push_back(*block);
     s.block_hashes.push_back(h);
-    parent = h;
   }
   if (window_blocks_) {
     const int64_t usable = cached_window_prefix(s, int64_t(s.block_table.size()));
@@ -97,10 +106,8 @@ int64_t Scheduler::admit_cached_prefix(Sequence& s) {
 // is in the window pool's cache: the blocks the first computed token would see.
 int64_t Scheduler::cached_window_prefix(const Sequence& s, int64_t full_blocks) const {
   const auto cached = [&](int64_t b) {
-    const uint64_t parent = b == 0 ? kNoParentHash : s.block_hashes[size_t(b - 1)];
-    return window_blocks_->find_cached(s.block_hashes[size_t(b)], parent,
-                                       std::span(s.tokens()).subspan(size_t(b * kBlock), size_t(kBlock)))
-        .has_value();
+    const BlockKey key = block_key(s, b);
+    return window_blocks_->find_cached(s.block_hashes[size_t(b)], key.parent, key.tokens).has_value();
   };
   for (int64_t n = full_blocks; n > 0; --n) {
     const int64_t first = first_window_block(config_.sliding_window, n * kBlock);
@@ -123,9 +130,8 @@ void Scheduler::acquire_cached_window(Sequence& s, int64_t prefix_blocks) {
   }
   s.window_table.assign(size_t(prefix_blocks), -1);
   for (int64_t b = first; b < prefix_blocks; ++b) {
-    const uint64_t parent = b == 0 ? kNoParentHash : s.block_hashes[size_t(b - 1)];
-    const auto block = window_blocks_->acquire_cached(
-        s.block_hashes[size_t(b)], parent, std::span(s.tokens()).subspan(size_t(b * kBlock), size_t(kBlock)));
+    const BlockKey key = block_key(s, b);
+    const auto block = window_blocks_->acquire_cached(s.block_hashes[size_t(b)], key.parent, key.tokens);
     if (!block) fail("internal: window block {} of a cached prefix vanished", b);
     s.window_table[size_t(b)] = *block;
   }
@@ -192,14 +198,12 @@ void Scheduler::mark_computed(const ScheduledChunk& chunk) {
     if (window_blocks_) release_out_of_window(s);  // now, not at its next step: others may need them
     return;
   }
-  const auto& tokens = s.tokens();
   for (int64_t b = int64_t(s.block_hashes.size()); (b + 1) * kBlock <= s.num_computed; ++b) {
-    const uint64_t parent = b == 0 ? kNoParentHash : s.block_hashes[size_t(b - 1)];
-    const auto block_tokens = std::span(tokens).subspan(size_t(b * kBlock), size_t(kBlock));
-    const uint64_t h = block_hash(parent, block_tokens);
-    blocks_.register_full(s.block_table[size_t(b)], h, parent, block_tokens);
+    const BlockKey key = block_key(s, b);
+    const uint64_t h = block_hash(key.parent, key.tokens);
+    blocks_.register_full(s.block_table[size_t(b)], h, key.parent, key.tokens);
     // A block that fills is one the step wrote, so the sequence still holds its window copy.
-    if (window_blocks_) window_blocks_->register_full(s.window_table[size_t(b)], h, parent, block_tokens);
+    if (window_blocks_) window_blocks_->register_full(s.window_table[size_t(b)], h, key.parent, key.tokens);
     s.block_hashes.push_back(h);
   }
   if (window_blocks_) release_out_of_window(s);

@@ -205,6 +205,14 @@ TEST(KvCachePlan, SlidingLayersGetAWindowPoolSizedForTheScheduler) {
   plan = plan_kv_cache(c, o);
   EXPECT_EQ(plan.cache.num_blocks, 10);
   EXPECT_EQ(plan.cache.num_window_blocks, 10);
+  // --max-model-len 20, under the window: a sequence holds at most the blocks of 20 tokens, so the
+  // pool is sized as for a 20-token window: 2 x (ceil(19 / 16) + 2) + 4 = 12.
+  o.memory_bytes = 14 * 5 * 512 + 100 * 512 + 100;
+  o.max_model_len = 20;
+  plan = plan_kv_cache(c, o);
+  EXPECT_EQ(plan.cache.num_window_blocks, 12);
+  EXPECT_EQ(plan.cache.num_blocks, (14 * 5 * 512 + 100 * 512 + 100 - 12 * 5 * 512) / 512);
+  o.max_model_len.reset();
   // --disable-hybrid-kv-cache-manager: one pool of six-layer blocks.
   o.window_pool = false;
   o.memory_bytes = 14 * 5 * 512 + 100 * 512 + 100;

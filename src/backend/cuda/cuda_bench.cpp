@@ -118,8 +118,7 @@ struct Sequences {
 // Window-pool blocks one sequence of `blocks` blocks needs when fed `per_step` tokens at a time:
 // its ring (see SequenceChunk::window_block_table); 0 without a window pool.
 int64_t ring_blocks(const KvCacheConfig& cache, const ModelConfig& c, int64_t blocks, int64_t per_step) {
-  if (!cache.has_window_pool()) return 0;
-  return std::min(blocks, (c.sliding_window - 1 + per_step + 15) / 16 + 1);
+  return cache.has_window_pool() ? window_ring_blocks(c.sliding_window, per_step, blocks) : 0;
 }
 
 Sequences make_sequences(int64_t count, int64_t length, int64_t blocks_each, int64_t ring_each, int64_t vocab,
