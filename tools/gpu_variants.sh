@@ -7,7 +7,7 @@
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
 #                                    prefill sliced every 48 rows
 #   tools/gpu_variants.sh probes     the GEMV micro-benchmark, where prefill's time goes, FP8
-#                                    prefill against BF16, 32k FP8 attention ahead 2, memcheck
+#                                    prefill against BF16, 32k FP8 attention 1-3 ahead, memcheck
 #                                    of the GEMV tests
 #   tools/gpu_variants.sh bench      the same-call A/B benches of the dense shapes
 #   tools/gpu_variants.sh bench-moe  the same for Qwen3-30B-A3B, then Gemma3-27B's memory at 4k
@@ -44,6 +44,7 @@ if [ "$part" = probes ]; then
     > "$OUT/gemv-bench-build.log" 2>&1 || echo "gemv_bench: build FAILED (see $OUT/gemv-bench-build.log)"
   echo "gemv default: $(timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-default.md" | tail -1)"
   echo "gemv ring: $(FP4LLM_GEMV_KERNEL=ring timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-ring.md" | tail -1)"
+  echo "gemv prefetch: $(FP4LLM_GEMV_PREFETCH=1 timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-prefetch.md" | tail -1)"
   # Where prefill's time goes: the projections' dequantize + cuBLAS path against cuBLAS alone, and
   # one 2,048-token prefill stage by stage.
   timeout 60 build-gpu/gemv_bench --prefill > "$OUT/prefill-gemm.md" 2>&1; tail -6 "$OUT/prefill-gemm.md"
@@ -62,15 +63,15 @@ if [ "$part" = probes ]; then
     python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
       "$OUT/prefill-qwen3-8b-$v.json" "qwen3-8b $v" 2>/dev/null || echo "qwen3-8b $v prefill: FAILED (see $OUT/prefill-qwen3-8b-$v.txt)"
   done
-  # The 32k FP8 attention with two blocks ahead, against the round's ctx32k-fp8 (gpu_targets.sh).
-  if [ "$(left)" -gt 120 ]; then
-    FP4LLM_ATTN_FP8_AHEAD=2 timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-fp8-ahead2.json" \
+  # The 32k FP8 attention with one (the default), two and three blocks ahead, same call.
+  for ahead in 1 2 3; do
+    [ "$(left)" -gt 120 ] || { echo "32k FP8 attention, $ahead ahead: skipped (time)"; continue; }
+    FP4LLM_ATTN_FP8_AHEAD=$ahead timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-fp8-ahead$ahead.json" \
       --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
-      --profile > "$OUT/ctx32k-fp8-ahead2.txt" 2>&1
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k FP8, two blocks ahead: attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" "$OUT/ctx32k-fp8-ahead2.json"
-  else
-    echo "32k FP8 attention, two blocks ahead: skipped (time)"
-  fi
+      --profile > "$OUT/ctx32k-fp8-ahead$ahead.txt" 2>&1
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k FP8,', sys.argv[2], 'ahead: attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" "$OUT/ctx32k-fp8-ahead$ahead.json" "$ahead" \
+      || echo "32k FP8 attention, $ahead ahead: FAILED (see $OUT/ctx32k-fp8-ahead$ahead.txt)"
+  done
   # The lean loop's unchecked loads, every shape of the GEMV tests.
   if [ "$(left)" -gt 90 ]; then
     timeout $(( $(left) - 10 )) compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear > "$OUT/memcheck-lean.log" 2>&1
@@ -86,16 +87,19 @@ bench_variant() {
 if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_PREFETCH=1
     bench_variant "$OUT" qwen3-8b-pdl-experts qwen3-8b 1,16 FP4LLM_PDL=experts
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
     bench_variant "$OUT" qwen3-8b-wide-ring-wide32 qwen3-8b 32,64 FP4LLM_GEMV_MIN_CHUNKS_WIDE=32
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
+    bench_variant "$OUT" gemma3-27b-prefetch gemma3-27b 1,16 FP4LLM_GEMV_PREFETCH=1
     bench_variant "$OUT" gemma3-27b-pdl-experts gemma3-27b 1,16 FP4LLM_PDL=experts
   } | tee "$OUT/variants.md"
 fi
 if [ "$part" = bench-moe ]; then
   {
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_PREFETCH=1
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
   } | tee "$OUT/variants-moe.md"
   # Gemma3-27B's memory target (<= 17 GB at 4k, batch 1): NVFP4 head, the table on the GPU and in

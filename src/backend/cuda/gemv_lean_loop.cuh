@@ -13,6 +13,7 @@
 #pragma once
 
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/l2_prefetch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
 
@@ -52,12 +53,20 @@ __device__ __forceinline__ void advance(const uint4* (&x)[NT]) {
 }
 
 // A work item's n chunks from wl, sl (this lane's slots of its first chunk) into acc. Plain
-// products wait for x's producer after the first weight loads (dependent_launch.cuh).
+// products wait for x's producer after the first weight loads (dependent_launch.cuh). With
+// p.prefetch, lane 0 first asks L2 for the item's whole weight and scale ranges (two
+// instructions): the registers hold two groups of chunks, which at one wave of blocks leaves
+// the memory system short of requests (docs/PERFORMANCE.md), and an early-launched block can
+// fetch its weights while the producer still runs.
 template <int NT, bool kGrouped>
 __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, const WorkItem& item, const uint4* wl,
                                           const uint16_t* sl, float (&acc)[NT][4]) {
   constexpr int G = kGroup;
   const int n = item.end - item.begin;
+  if (p.prefetch && item.lane == 0 && n > 0) {
+    prefetch_l2_bulk(wl, uint32_t(n) * 32 * sizeof(uint4));
+    prefetch_l2_bulk(sl, uint32_t(n) * 32 * sizeof(uint16_t));
+  }
   ChunkGroup<G> a, b;
   a.load_first(wl, sl, n);
   if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output

@@ -4,6 +4,7 @@
 // (padded to 16) as the M dimension. K's head dimension is permuted so that lane quarter t owns
 // dims [t*D/4, (t+1)*D/4) of its key (one contiguous load), and PV's output columns are permuted
 // so that column g of n-tile j is dim g*D/8 + j (16 contiguous bytes of each value row per lane).
+#include <algorithm>
 #include <string>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -82,7 +83,7 @@ __device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_
 // kAhead: cache blocks each warp requests ahead of the one it computes. An FP8 block is half the
 // bytes of a BF16 one, so at equal blocks ahead FP8 keeps half the bytes in flight; at 32k keys
 // the FP8 step costs 0.78 of the BF16 one instead of about half (H200, docs/PERFORMANCE.md).
-// FP4LLM_ATTN_FP8_AHEAD=2 gives FP8 two blocks ahead (not yet measured).
+// FP4LLM_ATTN_FP8_AHEAD=2 or 3 gives FP8 two or three blocks ahead (not yet measured).
 template <int D, bool kFp8, int kAhead = 1>
 __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
@@ -276,15 +277,17 @@ void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
   launch_dependent(early_launch_all(), mma_decode_kernel<D, kFp8, kAhead>, grid, dim3(kWarps * 32), smem, stream, a);
 }
 
-bool fp8_two_ahead() {
-  static const bool on = knob_int("FP4LLM_ATTN_FP8_AHEAD", 1) == 2;
-  return on;
+// Cache blocks the FP8 kernel requests ahead (FP4LLM_ATTN_FP8_AHEAD, 1 to 3; more than 1 not yet measured).
+int fp8_ahead() {
+  static const int ahead = int(std::clamp<int64_t>(knob_int("FP4LLM_ATTN_FP8_AHEAD", 1), 1, 3));
+  return ahead;
 }
 
 template <int D>
 void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
-  if (a.p.fp8 && fp8_two_ahead()) launch_kernel<D, true, 2>(a, grid, stream);
+  if (a.p.fp8 && fp8_ahead() == 3) launch_kernel<D, true, 3>(a, grid, stream);
+  else if (a.p.fp8 && fp8_ahead() == 2) launch_kernel<D, true, 2>(a, grid, stream);
   else if (a.p.fp8) launch_kernel<D, true>(a, grid, stream);
   else launch_kernel<D, false>(a, grid, stream);
 }

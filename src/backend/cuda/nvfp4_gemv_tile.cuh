@@ -46,6 +46,7 @@ struct GemvArgs {
   const int32_t* x_rows;  // routed row -> row of x; null: the row itself
   const int32_t* y_rows;  // routed row -> row of the output; null: the row itself
   size_t expert_slots;    // 16-byte weight slots (and scales) of one expert
+  bool prefetch;          // the direct kernel's whole-item L2 prefetch (FP4LLM_GEMV_PREFETCH)
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).

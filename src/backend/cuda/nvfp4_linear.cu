@@ -111,8 +111,17 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   }
 }
 
+// FP4LLM_GEMV_PREFETCH=1: the direct kernel asks L2 for each work item's whole weight range at
+// its start, before waiting for x's producer (gemv_lean_loop.cuh, sm_90; not yet measured, so
+// off by default).
+bool gemv_prefetch() {
+  static const bool on = knob_is("FP4LLM_GEMV_PREFETCH", "1");
+  return on;
+}
+
 template <int NT, bool kGrouped>
-void launch_gemv_direct(const GemvArgs& p, unsigned groups, cudaStream_t stream) {
+void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
+  p.prefetch = gemv_prefetch();
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
