@@ -4,13 +4,13 @@
 # variants of the direct kernel (chunks per group x blocks per SM), the GPU tests, and the
 # end-to-end decode bench both ways. Prints a table last; logs under $OUT.
 #   device: carry [".deps"]; about 6 minutes
-#   tools/gpu_gemv_compare.sh ["G2B3 G1B4 G3B3"]   (FP4LLM_PROFILE=1 adds tools/gpu_profile.sh qwen3-8b 1)
+#   tools/gpu_gemv_compare.sh ["G2B4 G2B3 G1B4 G3B3"]   (FP4LLM_PROFILE=1 adds tools/gpu_profile.sh qwen3-8b 1)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT" build-gpu/sweep
 source tools/gpu_env.sh
-variants=${1:-"G2B3 G1B4 G3B3"}
+variants=${1:-"G2B4 G2B3 G1B4 G3B3"}
 build_variant() {  # NAME FLAGS...
   local name=$1; shift
   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc "$@" tools/gemv_bench.cu -lcublas -lcublasLt \

@@ -44,10 +44,11 @@ bench() {  # NAME BATCHES
 bench qwen3-8b 1,16,64
 bench qwen3-30b-a3b 1,16,64
 bench gemma3-27b 1,16
-# The knob that is off until measured, against the default above in the same call (the rest of
-# the knobs: tools/gpu_variants.sh).
-bench_variant "$work" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_PREFETCH=1 | tee -a "$summary"
-bench_variant "$work" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_PREFETCH=1 | tee -a "$summary"
+# The knobs that are off until measured, against the default above in the same call (the rest
+# of the knobs: tools/gpu_variants.sh).
+bench_variant "$work" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_L2_PREFETCH=1 | tee -a "$summary"
+bench_variant "$work" qwen3-8b-norm-prologue qwen3-8b 1,16 FP4LLM_NORM_PROLOGUE=1 | tee -a "$summary"
+bench_variant "$work" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_PREFETCH=1 | tee -a "$summary"
 python3 - "$work" <<'PY' | tee -a "$summary"
 import json, pathlib, sys
 for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):

@@ -44,7 +44,7 @@ if [ "$part" = probes ]; then
     > "$OUT/gemv-bench-build.log" 2>&1 || echo "gemv_bench: build FAILED (see $OUT/gemv-bench-build.log)"
   echo "gemv default: $(timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-default.md" | tail -1)"
   echo "gemv ring: $(FP4LLM_GEMV_KERNEL=ring timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-ring.md" | tail -1)"
-  echo "gemv prefetch: $(FP4LLM_GEMV_PREFETCH=1 timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-prefetch.md" | tail -1)"
+  echo "gemv prefetch: $(FP4LLM_GEMV_L2_PREFETCH=1 timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-prefetch.md" | tail -1)"
   # Where prefill's time goes: the projections' dequantize + cuBLAS path against cuBLAS alone, and
   # one 2,048-token prefill stage by stage.
   timeout 60 build-gpu/gemv_bench --prefill > "$OUT/prefill-gemm.md" 2>&1; tail -6 "$OUT/prefill-gemm.md"
@@ -87,19 +87,21 @@ bench_variant() {
 if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
-    bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_PREFETCH=1
+    bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
+    bench_variant "$OUT" qwen3-8b-norm-prologue qwen3-8b 1,4,16 FP4LLM_NORM_PROLOGUE=1
+    bench_variant "$OUT" qwen3-8b-prefetch-norm-prologue qwen3-8b 1,4 FP4LLM_GEMV_L2_PREFETCH=1 FP4LLM_NORM_PROLOGUE=1
     bench_variant "$OUT" qwen3-8b-pdl-experts qwen3-8b 1,16 FP4LLM_PDL=experts
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
     bench_variant "$OUT" qwen3-8b-wide-ring-wide32 qwen3-8b 32,64 FP4LLM_GEMV_MIN_CHUNKS_WIDE=32
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
-    bench_variant "$OUT" gemma3-27b-prefetch gemma3-27b 1,16 FP4LLM_GEMV_PREFETCH=1
+    bench_variant "$OUT" gemma3-27b-prefetch gemma3-27b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
     bench_variant "$OUT" gemma3-27b-pdl-experts gemma3-27b 1,16 FP4LLM_PDL=experts
   } | tee "$OUT/variants.md"
 fi
 if [ "$part" = bench-moe ]; then
   {
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_PREFETCH=1
+    bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
   } | tee "$OUT/variants-moe.md"
   # Gemma3-27B's memory target (<= 17 GB at 4k, batch 1): NVFP4 head, the table on the GPU and in

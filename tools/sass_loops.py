@@ -5,7 +5,7 @@ large loop counted. The decode GEMV is bound by instruction issue (docs/PERFORMA
 SASS instructions per chunk are a figure a change can be judged by before a GPU is lent.
 
   python3 tools/sass_loops.py build/src/backend/cuda/CMakeFiles/fp4llm_cuda.dir/nvfp4_linear.cu.o \
-      'nvfp4_gemv_direct_kernelILi1ELb0ENS1_10NoEpilogue' [--min-loop 200]
+      'nvfp4_gemv_direct_kernelILi1ELb0ELb0E' [--min-loop 200]
 
 cuobjdump comes from the CUDA toolkit, or from the Python registry's nvidia-cuda-cuobjdump wheel
 (CUOBJDUMP=path/to/cuobjdump)."""

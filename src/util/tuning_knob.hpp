@@ -8,6 +8,15 @@
 
 namespace fp4llm {
 
+// Every knob the code reads (docs/PERFORMANCE.md's table; tests/python/test_knob_list.py checks
+// both against the sources), so that `fp4llm bench` can name a variable that no code reads: a
+// retired knob set by an old script would otherwise pass for a measured variant.
+inline constexpr const char* kKernelKnobs[] = {
+    "FP4LLM_ATTN_FP8_AHEAD",  "FP4LLM_ATTN_MIN_SPLIT_KEYS", "FP4LLM_FLASH_UNPADDED",       "FP4LLM_FP8_PREFILL",
+    "FP4LLM_GEMV_KERNEL",     "FP4LLM_GEMV_L2_PREFETCH",    "FP4LLM_GEMV_MIN_CHUNKS",      "FP4LLM_GEMV_MIN_CHUNKS_WIDE",
+    "FP4LLM_GPU_NARROWING",   "FP4LLM_MMA_ATTENTION",       "FP4LLM_NORM_PROLOGUE",        "FP4LLM_PDL",
+    "FP4LLM_PREFILL_SLICE_ROWS"};
+
 // The knob's integer value, or `fallback` when it is unset.
 inline int64_t knob_int(const char* name, int64_t fallback) {
   const char* v = std::getenv(name);

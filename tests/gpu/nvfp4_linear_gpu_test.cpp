@@ -227,6 +227,130 @@ TEST(GpuNvfp4Linear, UpdatesAndNormalisesTheResidualStream) {
   }
 }
 
+// The products that normalise their own input (nvfp4_linear_normed, nvfp4_gated_normed): x =
+// bf16(residual * inv * gain) with inv = 1 / sqrt(mean(residual^2) + eps) in float32 on the GPU.
+// The reference rounds the float64 x to BF16; an element whose float64 value lies within 2^-16
+// (relative) of a BF16 rounding boundary may round either way in float32, and the bound allows it
+// that one step (times its weight), besides float32 accumulation.
+struct NormedReference {
+  std::vector<float> x;          // [rows][k] the BF16 input as the reference rounds it
+  std::vector<double> step;      // [rows][k] |the other rounding - x| where ambiguous, else 0
+};
+
+NormedReference normed_reference(const std::vector<float>& residual, const std::vector<float>& gain, int64_t rows,
+                                 int64_t k, float eps, bool one_plus) {
+  NormedReference r{std::vector<float>(size_t(rows * k)), std::vector<double>(size_t(rows * k))};
+  for (int64_t m = 0; m < rows; ++m) {
+    double ss = 0;
+    for (int64_t i = 0; i < k; ++i) ss += double(residual[size_t(m * k + i)]) * residual[size_t(m * k + i)];
+    const double inv = 1.0 / std::sqrt(ss / double(k) + eps);
+    for (int64_t i = 0; i < k; ++i) {
+      const double g = one_plus ? 1.0 + gain[size_t(i)] : double(gain[size_t(i)]);
+      const double v = residual[size_t(m * k + i)] * inv * g;
+      const float lo = bf16_to_float(float_to_bf16(float(v * (1 - std::ldexp(1.0, -16)))));
+      const float hi = bf16_to_float(float_to_bf16(float(v * (1 + std::ldexp(1.0, -16)))));
+      r.x[size_t(m * k + i)] = bf16_to_float(float_to_bf16(float(v)));
+      r.step[size_t(m * k + i)] = std::fabs(double(hi) - double(lo));
+    }
+  }
+  return r;
+}
+
+// Row n of W times the reference x of row m: value, sum of |products| and the rounding allowance.
+std::tuple<double, double, double> normed_dot(const std::vector<float>& w, const NormedReference& r, int64_t k, int64_t n,
+                                              int64_t m) {
+  const auto [v, bound] = dot(w, r.x, k, n, m);
+  double ambiguous = 0;
+  for (int64_t i = 0; i < k; ++i) ambiguous += std::fabs(double(w[size_t(n * k + i)])) * r.step[size_t(m * k + i)];
+  return {v, bound, ambiguous};
+}
+
+TEST(GpuNvfp4Linear, NormedInputLimits) {
+  EXPECT_TRUE(cuda::normed_input_supported(1, 4096));
+  EXPECT_TRUE(cuda::normed_input_supported(cuda::kMaxNormedRows, 5120));
+  EXPECT_FALSE(cuda::normed_input_supported(cuda::kMaxNormedRows + 1, 4096));
+  EXPECT_FALSE(cuda::normed_input_supported(0, 4096));
+  EXPECT_FALSE(cuda::normed_input_supported(1, 4104));              // not a multiple of 16
+  EXPECT_FALSE(cuda::normed_input_supported(4, 8192));              // 64 KB of BF16 rows
+}
+
+TEST(GpuNvfp4Linear, NormalisesItsOwnInput) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(17);
+  Workspace w;
+  const float eps = 1e-6f;
+  for (const Shape& s : std::vector<Shape>{{300, 1040}, {1024, 4096}, {48, 2048}, {6144, 4096}}) {
+    const TestLinear lin = random_linear(s, rng, w);
+    const std::vector<float> gain = random_bf16_values(size_t(s.in), rng);
+    const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain);
+    for (int64_t rows = 1; rows <= cuda::kMaxNormedRows; ++rows)
+      for (const bool one_plus : {false, true}) {
+        // A residual stream of rows with different scales (the norm must take each row's own).
+        std::vector<float> residual = random_bf16_values(size_t(rows * s.in), rng);
+        for (int64_t m = 0; m < rows; ++m)
+          for (int64_t i = 0; i < s.in; ++i) residual[size_t(m * s.in + i)] *= float(1 + 7 * m);
+        const auto res_d = cuda::DeviceBuffer<float>::from_host(residual);
+        const NormedReference ref = normed_reference(residual, gain, rows, s.in, eps, one_plus);
+        for (const bool add : {false, true}) {
+          const std::vector<float> before = add ? random_bf16_values(size_t(rows * s.out), rng) : std::vector<float>(size_t(rows * s.out));
+          auto yd = add ? cuda::DeviceBuffer<float>::from_host(before) : test_support::poisoned<float>(size_t(rows * s.out));
+          cuda::nvfp4_linear_normed(lin.device, {res_d.data(), gain_d.data(), eps, one_plus}, rows, yd.data(), nullptr,
+                                    add ? cuda::LinearOutput::Add : cuda::LinearOutput::Store);
+          FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+          const std::vector<float> y = yd.to_host();
+          for (int64_t m = 0; m < rows; ++m)
+            for (int64_t n = 0; n < s.out; ++n) {
+              const auto [v, bound, ambiguous] = normed_dot(lin.values, ref, s.in, n, m);
+              const double want = v + before[size_t(m * s.out + n)];
+              const double got = y[size_t(m * s.out + n)];
+              ASSERT_LE(std::fabs(got - want), 1e-4 * bound + ambiguous + 1e-6 * std::fabs(want) + 1e-30)
+                  << s.out << "x" << s.in << " rows " << rows << (one_plus ? " (1+w)" : " w") << (add ? " add" : " store")
+                  << " at " << m << "," << n << " got " << got << " want " << want;
+            }
+        }
+      }
+  }
+}
+
+TEST(GpuNvfp4Linear, GatedNormalisesItsOwnInput) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(18);
+  Workspace w;
+  const float eps = 1e-6f;
+  for (const Shape& s : std::vector<Shape>{{1536, 1024}, {24, 4096}}) {
+    const QuantizedLinear gate = test_support::random_nvfp4(s.out, s.in, rng), up = test_support::random_nvfp4(s.out, s.in, rng);
+    const cuda::Nvfp4Tiles tiles = cuda::make_gated_nvfp4_tiles(gate, up);
+    const cuda::DeviceNvfp4Linear dw = cuda::upload_nvfp4(tiles);
+    w.fit(tiles);
+    const std::vector<float> wg = dequantized(gate), wu = dequantized(up);
+    const std::vector<float> gain = random_bf16_values(size_t(s.in), rng);
+    const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain);
+    for (int64_t rows : {1, 3, 4}) {
+      std::vector<float> residual = random_bf16_values(size_t(rows * s.in), rng);
+      for (float& v : residual) v *= 5.0f;
+      const auto res_d = cuda::DeviceBuffer<float>::from_host(residual);
+      const NormedReference ref = normed_reference(residual, gain, rows, s.in, eps, false);
+      auto out = test_support::poisoned<__nv_bfloat16>(size_t(rows * s.out));
+      cuda::nvfp4_gated_normed(dw, {res_d.data(), gain_d.data(), eps, false}, rows, /*gelu=*/false, out.data(), nullptr);
+      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<__nv_bfloat16> got = out.to_host();
+      for (int64_t m = 0; m < rows; ++m)
+        for (int64_t f = 0; f < s.out; ++f) {
+          const auto [g, gb, ga] = normed_dot(wg, ref, s.in, f, m);
+          const auto [u, ub, ua] = normed_dot(wu, ref, s.in, f, m);
+          const double act = g / (1.0 + std::exp(-g)), want = act * u;
+          // g and u each off by float32 accumulation and ambiguous roundings (SiLU's slope is at
+          // most 1.1), then the BF16 output (2^-8 relative).
+          const double eg = 1e-4 * gb + ga, eu = 1e-4 * ub + ua;
+          const double err = 1.2 * eg * (std::fabs(u) + eu) + eu * (std::fabs(act) + 1e-3) + std::fabs(want) * 4e-3 + 1e-6;
+          const double v = double(__bfloat162float(got[size_t(m * s.out + f)]));
+          ASSERT_LE(std::fabs(v - want), err) << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << f
+                                              << " got " << v << " want " << want;
+        }
+    }
+  }
+}
+
 // The qkv projection with q/k RMSNorm, RoPE and the KV-cache write as the backend runs it
 // (nvfp4_linear, then the rope kernel). Against float64 on the host: q as float32, K and V in a
 // BF16 cache or an FP8 one with scales, at random positions and cache slots. Each case runs twice

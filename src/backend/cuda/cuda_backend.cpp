@@ -36,6 +36,14 @@ bool use_mma_attention() {
   return on;
 }
 
+// FP4LLM_NORM_PROLOGUE=1: dense Qwen3 decode steps of up to kMaxNormedRows tokens let the qkv and
+// gate_up GEMVs normalise their input from the residual stream (nvfp4_linear_normed) instead of
+// a norm kernel after o_proj and down_proj (not yet measured, so off by default).
+bool norm_prologue_requested() {
+  static const bool on = knob_is("FP4LLM_NORM_PROLOGUE", "1");
+  return on;
+}
+
 // Fewest keys per decode-attention split (FP4LLM_ATTN_MIN_SPLIT_KEYS, a multiple of 32, to
 // compare). Fewer keys per block shorten its chain of dependent instructions, but each extra split
 // adds the merge of partial results; on the H200 (2026-12-04, Qwen3-8B shape, 128-256 keys) 256
@@ -95,7 +103,7 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   // A fixed workspace: cuBLAS must not allocate while a graph is captured.
   cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
-  early_launch_all_default() = c.num_experts == 0;  // measured per model kind (dependent_launch.cuh)
+  early_launch_all_default() = c.num_experts == 0;  // measured per model kind (early_launch.hpp)
   if (cache.num_blocks <= 0) fail("CUDA backend: the KV cache needs at least one block");
   if (c.num_heads / c.num_kv_heads > max_query_group(c.head_dim))
     fail("CUDA backend: {} query heads per kv head with head_dim {} is not supported", c.num_heads / c.num_kv_heads, c.head_dim);
@@ -252,6 +260,14 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
   return p;
 }
 
+// Gemma3's sandwich norms and the MoE router read the normalised rows themselves, and tensor
+// parallelism sums the products first: those keep the norm kernel.
+bool CudaBackend::norms_in_products(int64_t tokens) const {
+  const ModelConfig& c = model_.config;
+  return norm_prologue_requested() && c.family == ModelFamily::Qwen3 && c.num_experts == 0 && !comm_.active() &&
+         normed_input_supported(tokens, c.hidden_size);
+}
+
 void CudaBackend::layer(int64_t index, const Step& s) {
   const ModelConfig& c = model_.config;
   const DeviceLayer& L = model_.layers[size_t(index)];
@@ -273,7 +289,12 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const RopeCacheIo io{positions, offset_ptr<int64_t>(meta_.data(), window_pool ? s.window_slots_at : s.slots_at),
                        L.q_norm.data(), L.k_norm.data(),
                        inv_freq, q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data()};
-  nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
+  // With norms in the products, every residual update but the last layer's leaves h_ stale: the
+  // qkv and gate_up GEMVs normalise x_ themselves (layer 0's qkv reads the embedding's norm).
+  const bool norm_in = norms_in_products(T);
+  const float eps = float(c.rms_norm_eps);
+  if (norm_in && index > 0) nvfp4_linear_normed(L.qkv, {x_.data(), L.input_norm.data(), eps, gemma}, T, qkv_.data(), stream_);
+  else nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
   profiler_.mark("qkv_proj", stream_);
   rope_and_cache(qkv_.data(), T, rp, io, stream_);
   profiler_.mark("rope_kv_write", stream_);
@@ -294,7 +315,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   profiler_.mark("attention", stream_);
   // Qwen3 adds each projection straight into the residual stream (the GEMV's epilogue); Gemma3
   // normalises the projection first (sandwich norms); either way nvfp4_linear_residual then takes
-  // the next norm (in the GEMV's last block with FP4LLM_FUSED_NORM=1).
+  // the next norm (or, with norms in the products, the next product does).
   // Tensor parallelism: o_proj and down_proj hold a slice of their input features on each rank,
   // so their products are summed over the ranks before the residual add.
   const NormParams norm{c.hidden_size, float(c.rms_norm_eps), gemma};
@@ -317,8 +338,12 @@ void CudaBackend::layer(int64_t index, const Step& s) {
                             linear_ws_, stream_);
     }
   };
-  residual(L.o, attn_.data(), L.post_attention_norm.data(),
-           gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
+  if (norm_in) {
+    nvfp4_linear(L.o, attn_.data(), T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
+  } else {
+    residual(L.o, attn_.data(), L.post_attention_norm.data(),
+             gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
+  }
   profiler_.mark("o_proj_residual_norm", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
@@ -334,9 +359,15 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     profiler_.mark("moe_experts_residual_norm", stream_);
     return;
   }
-  nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
+  if (norm_in)
+    nvfp4_gated_normed(L.gate_up, {x_.data(), L.post_attention_norm.data(), eps, gemma}, T, gemma, act_.data(), stream_);
+  else
+    nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
   profiler_.mark("gate_up_activation", stream_);
-  residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
+  if (norm_in && !last)
+    nvfp4_linear(L.down, act_.data(), T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
+  else
+    residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
   profiler_.mark("down_proj_residual_norm", stream_);
 }
 

@@ -7,8 +7,11 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <string_view>
 
 #include <unistd.h>  // environ
+
+#include <fmt/format.h>
 
 #include "backend/backend_factory.hpp"
 #include "backend/benchmark.hpp"
@@ -18,21 +21,31 @@
 #include "model/tensor_parallel.hpp"
 #include "util/error.hpp"
 #include "util/json_file.hpp"
+#include "util/tuning_knob.hpp"
 
 namespace fp4llm {
 
 namespace {
 
 // The kernel knobs of this run (FP4LLM_* environment variables, docs/PERFORMANCE.md), so that a
-// result file names the variant it measured.
+// result file names the variant it measured. Variables that are neither a knob nor one of the
+// tools' own go under "unknown", with a warning: no code reads them.
 nlohmann::json knob_settings() {
+  static constexpr std::string_view kNotKnobs[] = {"FP4LLM_SHARED_DIR", "FP4LLM_COMMIT", "FP4LLM_PROGRESS", "FP4LLM_BIN",
+                                                   "FP4LLM_TOOLS_DIR"};
   nlohmann::json knobs = nlohmann::json::object();
   for (char** e = environ; e && *e; ++e) {
     const std::string entry = *e;
     const size_t eq = entry.find('=');
     if (entry.rfind("FP4LLM_", 0) != 0 || eq == std::string::npos) continue;
     const std::string name = entry.substr(0, eq);
-    if (name != "FP4LLM_SHARED_DIR" && name != "FP4LLM_COMMIT") knobs[name] = entry.substr(eq + 1);
+    if (std::ranges::find(kNotKnobs, name) != std::end(kNotKnobs)) continue;
+    if (std::ranges::find(kKernelKnobs, std::string_view(name)) != std::end(kKernelKnobs)) {
+      knobs[name] = entry.substr(eq + 1);
+      continue;
+    }
+    fmt::print(stderr, "warning: {} is set, but no kernel reads it (docs/PERFORMANCE.md lists the knobs)\n", name);
+    knobs["unknown"][name] = entry.substr(eq + 1);
   }
   return knobs;
 }

@@ -30,8 +30,7 @@ __device__ __forceinline__ void let_dependents_start() {
 #endif
 }
 
-// True when the current device is sm_90 or later (dependent launch here; bulk copies and
-// mbarrier transactions in nvfp4_gemv_bulk.cuh).
+// True when the current device is sm_90 or later (dependent launch).
 inline bool device_is_sm90_or_later() {
   int device = 0, major = 0;
   return cudaGetDevice(&device) == cudaSuccess &&

@@ -13,6 +13,7 @@
 #pragma once
 
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/gemv_norm_prologue.cuh"
 #include "backend/cuda/l2_prefetch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
@@ -39,10 +40,10 @@ struct ChunkGroup {
       if (u < count) w[u] = load_streaming(w0 + u * 32), s[u] = load_streaming(s0 + u * 32);
   }
   // Its chunks against x at x[nt] (this lane's columns of the group's first chunk), K inside.
-  template <int NT>
+  template <int NT, bool kShared>
   __device__ __forceinline__ void multiply(float (&acc)[NT][4], const uint4* const (&x)[NT]) const {
 #pragma unroll
-    for (int u = 0; u < kChunks; ++u) chunk_mma<NT>(acc, w[u], s[u], x_unchecked<NT>(x, u));
+    for (int u = 0; u < kChunks; ++u) chunk_mma<NT>(acc, w[u], s[u], x_unchecked<NT, kShared>(x, u));
   }
 };
 
@@ -56,11 +57,13 @@ __device__ __forceinline__ void advance(const uint4* (&x)[NT]) {
 // products wait for x's producer after the first weight loads (dependent_launch.cuh). With
 // p.prefetch, lane 0 first asks L2 for the item's whole weight and scale ranges (two
 // instructions): the registers hold two groups of chunks, which at one wave of blocks leaves
-// the memory system short of requests (docs/PERFORMANCE.md), and an early-launched block can
-// fetch its weights while the producer still runs.
-template <int NT, bool kGrouped>
+// the memory system short of requests (docs/PERFORMANCE.md), and an early-launched block of a
+// plain product can fetch its weights while the producer still runs (expert groups have waited
+// for the routing before they know their expert). kNormIn: x is the block's normalised rows in
+// shared memory at xs, which it computes first (gemv_norm_prologue.cuh).
+template <int NT, bool kGrouped, bool kNormIn = false>
 __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, const WorkItem& item, const uint4* wl,
-                                          const uint16_t* sl, float (&acc)[NT][4]) {
+                                          const uint16_t* sl, float (&acc)[NT][4], __nv_bfloat16* xs = nullptr) {
   constexpr int G = kGroup;
   const int n = item.end - item.begin;
   if (p.prefetch && item.lane == 0 && n > 0) {
@@ -71,7 +74,12 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
   a.load_first(wl, sl, n);
   if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
   const uint4* xq[NT];  // this lane's x of chunk c
-  x_pointers<NT, kGrouped>(p, s, item.g, item.t, item.begin, xq);
+  if constexpr (kNormIn) {
+    normed_rows_to_shared(p, xs);
+    normed_x_pointers<NT>(p, xs, item.g, item.t, item.begin, xq);
+  } else {
+    x_pointers<NT, kGrouped>(p, s, item.g, item.t, item.begin, xq);
+  }
   // Chunks before K's ragged last chunk need no bounds check on x.
   const int unchecked = max(0, min(n, p.k / 64 - item.begin));
   const uint4* wq = wl + G * 32;  // chunk c + G
@@ -79,10 +87,10 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
   int c = 0;  // group a holds chunks [c, c + G)
   for (; c + 2 * G <= unchecked; c += 2 * G) {
     b.load(wq, sq);
-    a.multiply<NT>(acc, xq);
+    a.template multiply<NT, kNormIn>(acc, xq);
     advance<NT, G>(xq);
     a.load_first(wq + G * 32, sq + G * 32, n - c - 2 * G);  // the item may end here
-    b.multiply<NT>(acc, xq);
+    b.template multiply<NT, kNormIn>(acc, xq);
     advance<NT, G>(xq);
     wq += 2 * G * 32;
     sq += 2 * G * 32;
@@ -94,7 +102,7 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
 #pragma unroll
     for (int u = 0; u < G; ++u) {
       if (c + u >= n) break;
-      item_chunk_mma<NT>(acc, a.w[u], a.s[u], xq, c + u - from, item.begin + from, p.k, item.t);
+      item_chunk_mma<NT, kNormIn>(acc, a.w[u], a.s[u], xq, c + u - from, item.begin + from, p.k, item.t);
     }
     a = b;
   }

@@ -46,7 +46,12 @@ struct GemvArgs {
   const int32_t* x_rows;  // routed row -> row of x; null: the row itself
   const int32_t* y_rows;  // routed row -> row of the output; null: the row itself
   size_t expert_slots;    // 16-byte weight slots (and scales) of one expert
-  bool prefetch;          // the direct kernel's whole-item L2 prefetch (FP4LLM_GEMV_PREFETCH)
+  bool prefetch;          // the direct kernel's whole-item L2 prefetch (FP4LLM_GEMV_L2_PREFETCH)
+  // The direct kernel's normalised input (gemv_norm_prologue.cuh): x = rmsnorm(norm_x) * gain.
+  const float* norm_x;    // [rows][k] float32 residual stream
+  const float* norm_w;    // [k]
+  float norm_eps;
+  bool norm_one_plus;     // Gemma3's (1 + w) gains
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).
@@ -160,19 +165,28 @@ __device__ __forceinline__ void x_pointers(const GemvArgs& p, const Slice& s, in
   }
 }
 
+// 16 bytes of x: through the read-only path from global memory, or from shared memory (kShared:
+// the rows gemv_norm_prologue.cuh writes).
+template <bool kShared>
+__device__ __forceinline__ uint4 load_x(const uint4* p) {
+  if constexpr (kShared) return *p;
+  else return __ldg(p);
+}
+
 // The x fragments of chunk u past this lane's pointers x (as x_pointers gives them, advanced),
-// K inside: no bounds check (the lean loops, before K's ragged last chunk).
-template <int NT>
+// K inside: no bounds check (the lean loop, before K's ragged last chunk).
+template <int NT, bool kShared = false>
 __device__ __forceinline__ XFrag<NT> x_unchecked(const uint4* const (&x)[NT], int u) {
   XFrag<NT> f;
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) f.a[nt] = __ldg(x[nt] + u * 8), f.b[nt] = __ldg(x[nt] + u * 8 + 1);
+  for (int nt = 0; nt < NT; ++nt) f.a[nt] = load_x<kShared>(x[nt] + u * 8), f.b[nt] = load_x<kShared>(x[nt] + u * 8 + 1);
   return f;
 }
 
 // Chunk c of the work item (c from its first chunk `begin`) with its weights and scales in hand:
-// x from L1 through the pointers above, zero past K (only K's ragged last chunk checks).
-template <int NT>
+// x from L1 (or shared memory) through the pointers above, zero past K (only K's ragged last
+// chunk checks).
+template <int NT, bool kShared = false>
 __device__ __forceinline__ void item_chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const uint4* const (&xl)[NT],
                                                int c, int begin, int k, int t) {
   const bool inside = begin + c < k / 64 || (begin + c) * 64 + t * 16 < k;
@@ -180,7 +194,7 @@ __device__ __forceinline__ void item_chunk_mma(float (&acc)[NT][4], uint4 w, uin
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
-    if (inside) x.a[nt] = __ldg(xl[nt] + c * 8), x.b[nt] = __ldg(xl[nt] + c * 8 + 1);
+    if (inside) x.a[nt] = load_x<kShared>(xl[nt] + c * 8), x.b[nt] = load_x<kShared>(xl[nt] + c * 8 + 1);
   }
   chunk_mma<NT>(acc, w, scales, x);
 }

@@ -111,11 +111,11 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   }
 }
 
-// FP4LLM_GEMV_PREFETCH=1: the direct kernel asks L2 for each work item's whole weight range at
-// its start, before waiting for x's producer (gemv_lean_loop.cuh, sm_90; not yet measured, so
-// off by default).
+// FP4LLM_GEMV_L2_PREFETCH=1: the direct kernel asks L2 for each work item's whole weight range at
+// its start (plain products: before waiting for x's producer; gemv_lean_loop.cuh, sm_90; not yet
+// measured, so off by default).
 bool gemv_prefetch() {
-  static const bool on = knob_is("FP4LLM_GEMV_PREFETCH", "1");
+  static const bool on = knob_is("FP4LLM_GEMV_L2_PREFETCH", "1");
   return on;
 }
 
@@ -148,9 +148,9 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
   else launch_gemv<8, kGrouped>(p, groups, unsigned((rows + 63) / 64), stream);
 }
 
-// `rows`: the rows of x, or for expert groups the most rows one group can hold.
-void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
-          unsigned groups = 1) {
+// The weight, x and their shapes into p; `rows`: the rows of x, or for expert groups the most
+// rows one group can hold.
+void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows) {
   const int splits = choose_splits(w.k_chunks, rows);
   p.packed = reinterpret_cast<const uint4*>(w.packed.data());
   p.scales = w.scales.data();
@@ -164,8 +164,34 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   p.splits = splits;
   p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
+}
+
+void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
+          unsigned groups = 1) {
+  bind(p, w, x, rows);
   if (p.group_offset) launch_for_rows<true>(p, rows, groups, stream);
   else launch_for_rows<false>(p, rows, 1, stream);
+}
+
+static_assert(kNormInRows == kMaxNormedRows);
+
+size_t normed_smem_bytes(int64_t rows, int64_t k) { return size_t(rows) * size_t(normed_row_stride(int(k))) * 2; }
+
+// The direct kernel normalising its own input (gemv_norm_prologue.cuh).
+void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows, GemvArgs p, cudaStream_t stream) {
+  if (!normed_input_supported(rows, w.in_features))
+    throw_error("NVFP4 linear with its input norm: " + std::to_string(rows) + " rows of " + std::to_string(w.in_features) +
+                " features are not supported (up to " + std::to_string(kMaxNormedRows) + " rows, a multiple of 16 features)");
+  bind(p, w, nullptr, rows);
+  p.prefetch = gemv_prefetch();
+  p.norm_x = in.residual;
+  p.norm_w = in.weight;
+  p.norm_eps = in.eps;
+  p.norm_one_plus = in.one_plus;
+  const size_t smem = normed_smem_bytes(rows, w.in_features);
+  allow_dynamic_smem<nvfp4_gemv_direct_kernel<1, false, true>>(int(smem));
+  launch_dependent(early_launch_all(), nvfp4_gemv_direct_kernel<1, false, true>, gemv_grid(p, 1, 1), dim3(kWarps * 32),
+                   smem, stream, p);
 }
 
 void set_groups(GemvArgs& p, const ExpertRows& r) {
@@ -233,6 +259,28 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
   p.epilogue = mode == LinearOutput::Add ? kAdd : kStore;
   p.y = y;
   gemv(w, x, rows, p, stream);
+}
+
+bool normed_input_supported(int64_t rows, int64_t in_features) {
+  return rows >= 1 && rows <= kMaxNormedRows && in_features % 16 == 0 && normed_smem_bytes(rows, in_features) <= 48 * 1024;
+}
+
+void nvfp4_linear_normed(const DeviceNvfp4Linear& w, const NormedInput& x, int64_t rows, float* y, cudaStream_t stream,
+                         LinearOutput mode) {
+  if (w.gated) throw_error("NVFP4 linear: gated tiles go through nvfp4_gated_normed");
+  GemvArgs p{};
+  p.epilogue = mode == LinearOutput::Add ? kAdd : kStore;
+  p.y = y;
+  gemv_normed(w, x, rows, p, stream);
+}
+
+void nvfp4_gated_normed(const DeviceNvfp4Linear& w, const NormedInput& x, int64_t rows, bool gelu, __nv_bfloat16* out,
+                        cudaStream_t stream) {
+  if (!w.gated) throw_error("NVFP4 gated linear: the weight is not in the gated tile layout");
+  GemvArgs p{};
+  p.epilogue = gelu ? kGelu : kSilu;
+  p.act = out;
+  gemv_normed(w, x, rows, p, stream);
 }
 
 void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* product,

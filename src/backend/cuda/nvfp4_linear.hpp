@@ -71,9 +71,33 @@ struct ResidualNorm {
 // residual += post_w ? rmsnorm(x W^T) * gain(post_w) : x W^T, then normed as above; `product`
 // ([rows][n] float32) holds x W^T when post_w is set. nvfp4_linear, then add_and_norm
 // (layer_kernels.hpp). Doing the add and norm in the GEMV's last block instead was measured
-// slower (H200, 2026-12-05: 266 against 361 tok/s with the fused RoPE below; docs/PERFORMANCE.md).
+// slower (H200, 2026-12-05: 266 against 361 tok/s with the fused RoPE epilogue on too; docs/PERFORMANCE.md).
 void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* product,
                            const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream);
+
+// A product's input as an RMSNorm gives it, taken by the product itself: x = rmsnorm(residual
+// row) * gain(weight) in BF16, gain w (Qwen3) or 1 + w (Gemma3).
+struct NormedInput {
+  const float* residual = nullptr;  // [rows][in_features] float32
+  const float* weight = nullptr;    // [in_features]
+  float eps = 1e-6f;
+  bool one_plus = false;
+};
+constexpr int64_t kMaxNormedRows = 4;
+
+// Whether the two products below take `rows` rows of `in_features` features: up to
+// kMaxNormedRows rows, a multiple of 16 features, their BF16 copies within 48 KB.
+bool normed_input_supported(int64_t rows, int64_t in_features);
+
+// nvfp4_linear and nvfp4_gated (up to kMaxNormedRows rows) with every GEMV block normalising its
+// input rows itself from the float32 residual stream, instead of reading the rows a norm kernel
+// wrote before it (one launch and one grid-wide wait fewer; gemv_norm_prologue.cuh). Throws
+// Error where normed_input_supported is false. The backend uses them under
+// FP4LLM_NORM_PROLOGUE=1 (not yet measured, so off by default).
+void nvfp4_linear_normed(const DeviceNvfp4Linear& w, const NormedInput& x, int64_t rows, float* y, cudaStream_t stream,
+                         LinearOutput mode = LinearOutput::Store);
+void nvfp4_gated_normed(const DeviceNvfp4Linear& w, const NormedInput& x, int64_t rows, bool gelu, __nv_bfloat16* out,
+                        cudaStream_t stream);
 
 // Gated tiles (make_gated_nvfp4_tiles): out[rows, out_features / 2] = act(x Wg^T) * (x Wu^T),
 // act SiLU or GELU-tanh. `scratch` ([rows, out_features] float32) serves rows above 64.

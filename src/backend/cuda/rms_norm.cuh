@@ -1,6 +1,6 @@
 // The pieces of an RMSNorm that every kernel taking one shares (layer_kernels.cu's norm and RoPE
-// kernels, the GEMV epilogues): the gain, Qwen3's w or Gemma3's 1 + w, and a float4's sum of
-// squares.
+// kernels, the GEMV's norm prologue): the gain, Qwen3's w or Gemma3's 1 + w, and a float4's sum
+// of squares.
 #pragma once
 
 #include <cuda_runtime.h>
