@@ -1,12 +1,13 @@
 // The GPU kernels' tile layout (backend/cuda/nvfp4_tiles) holds exactly the weights it was made
 // from: every element read back through the layout equals the source's dequantized value, for
 // shapes that need row and column padding, for fused parts with different global scales and for
-// the gated gate/up interleave; and the nibble placement decodes with the kernel's bit operations.
+// the gated gate/up interleave; and the code placement decodes with the kernels' bit operations.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <set>
 
+#include "backend/cuda/e2m1_pairs.hpp"
 #include "backend/cuda/nvfp4_tiles.hpp"
 #include "formats/number_formats.hpp"
 #include "random_nvfp4.hpp"
@@ -95,32 +96,52 @@ TEST(Nvfp4Tiles, GatedLayoutInterleavesGateAndUpByEightRows) {
   EXPECT_THROW(cuda::make_gated_nvfp4_tiles(gate, odd), Error);
 }
 
-// The kernel turns register slot j of a 32-bit word into a BF16 pair with
-//   ((w << 4j) & 0x80008000) | (shift(w, 4j - 6) & 0x01C001C0)
-// and expects each half to be the E2M1 value times 2^-126. Emulated here bit for bit, for every
-// code in every nibble position the layout uses, against the E2M1 table.
-TEST(Nvfp4Tiles, NibblePlacesDecodeWithTheKernelsShifts) {
-  std::set<std::pair<int, int>> seen;
+// The kernels turn register slot j of each 32-bit word into a BF16 pair with e2m1_pair<j>
+// (e2m1_pairs.hpp, the same function on the host) and expect each half to be the E2M1 value
+// times 2^-126. For every code in every place the layout uses: the packer's bit places
+// (code_bit) fill each word's 32 bits exactly once, and a word holding only that code decodes to
+// it in its half and to zero in every other half of every slot.
+template <int J>
+uint32_t pair_of(uint32_t w) {
+  return cuda::e2m1_pair<J>(w);
+}
+uint32_t pair(int slot, uint32_t w) {
+  switch (slot) {
+    case 0: return pair_of<0>(w);
+    case 1: return pair_of<1>(w);
+    case 2: return pair_of<2>(w);
+    default: return pair_of<3>(w);
+  }
+}
+
+TEST(Nvfp4Tiles, CodePlacesDecodeWithTheKernelsBitOperations) {
+  std::set<std::pair<int, int>> seen;  // (word, bit)
   for (int upper = 0; upper < 2; ++upper)
     for (int v = 0; v < 16; ++v) {
-      const cuda::NibblePlace at = cuda::nibble_place(upper, v);
-      ASSERT_GE(at.byte, 0);
-      ASSERT_LT(at.byte, 16);
-      ASSERT_TRUE(at.shift == 0 || at.shift == 4);
-      EXPECT_TRUE(seen.insert({at.byte, at.shift}).second) << "two values share a nibble";
-      const int word = at.byte / 4, bit = (at.byte % 4) * 8 + at.shift;
-      EXPECT_EQ(word, v / 4) << "value " << v << " must sit in the word of MMA " << v / 4;
-      const int slot = upper + 2 * (v % 4 / 2), high = v % 2;
+      const cuda::CodePlace at = cuda::code_place(upper, v);
+      EXPECT_EQ(at.word, v / 4) << "value " << v << " must sit in the word of MMA " << v / 4;
+      for (int c = 0; c < 4; ++c) {
+        const int bit = cuda::code_bit(at.slot, at.high, c);
+        ASSERT_GE(bit, 0);
+        ASSERT_LT(bit, 32);
+        EXPECT_TRUE(seen.insert({at.word, bit}).second) << "two code bits share bit " << bit << " of word " << at.word;
+      }
       for (uint32_t code = 0; code < 16; ++code) {
-        const uint32_t w = code << bit;
-        const int s = 4 * slot;
-        const uint32_t pair = ((w << s) & 0x80008000u) | ((s >= 6 ? w << (s - 6) : w >> (6 - s)) & 0x01C001C0u);
-        const uint32_t half = high ? pair >> 16 : pair & 0xFFFF;
-        const uint32_t other = high ? pair & 0xFFFF : pair >> 16;
-        EXPECT_EQ(other, 0u) << "code leaks into the other half";
-        const float got = std::ldexp(bf16_to_float(uint16_t(half)), 126);
-        EXPECT_EQ(got, e2m1_to_float(uint8_t(code))) << "upper " << upper << " value " << v << " code " << code;
+        uint32_t w = 0;
+        for (int c = 0; c < 4; ++c) w |= ((code >> c) & 1u) << cuda::code_bit(at.slot, at.high, c);
+        for (int slot = 0; slot < 4; ++slot) {
+          const uint32_t p = pair(slot, w);
+          for (int high = 0; high < 2; ++high) {
+            const uint32_t half = high ? p >> 16 : p & 0xFFFF;
+            if (slot != at.slot || high != at.high) {
+              EXPECT_EQ(half, 0u) << "code of value " << v << " leaks into slot " << slot << " half " << high;
+              continue;
+            }
+            const float got = std::ldexp(bf16_to_float(uint16_t(half)), 126);
+            EXPECT_EQ(got, e2m1_to_float(uint8_t(code))) << "upper " << upper << " value " << v << " code " << code;
+          }
+        }
       }
     }
-  EXPECT_EQ(seen.size(), 32u);
+  EXPECT_EQ(seen.size(), 4u * 32u);
 }

@@ -12,6 +12,7 @@
 
 #include "backend/cuda/activation.cuh"
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/e2m1_pairs.hpp"
 #include "backend/cuda/mma_bf16.cuh"
 
 namespace fp4llm::cuda {
@@ -72,16 +73,6 @@ __device__ __forceinline__ uint32_t as_u32(__nv_bfloat162 v) {
   uint32_t bits;
   memcpy(&bits, &v, 4);
   return bits;
-}
-
-// Register slot J of a word (nvfp4_tiles.hpp): both codes moved to BF16 sign, low exponent and
-// top mantissa bits, giving each value times 2^-126 exactly (E2M1's 0.5 becomes a subnormal).
-template <int J>
-__device__ __forceinline__ uint32_t e2m1_pair(uint32_t w) {
-  constexpr uint32_t kSign = 0x80008000u, kMagnitude = 0x01C001C0u;
-  const uint32_t sign = (w << (4 * J)) & kSign;
-  const uint32_t magnitude = (4 * J >= 6 ? w << (4 * J - 6) : w >> (6 - 4 * J)) & kMagnitude;
-  return sign | magnitude;
 }
 
 // Block scales as BF16 pairs times 2^118: e2m1 * 2^-126 * scale * 2^118 = value * 2^-8 stays a

@@ -1,5 +1,6 @@
 #include "backend/cuda/nvfp4_tiles.hpp"
 
+#include "backend/cuda/e2m1_pairs.hpp"
 #include "formats/number_formats.hpp"
 #include "util/error.hpp"
 #include "util/parallel_for.hpp"
@@ -14,7 +15,7 @@ size_t tile_index(const Nvfp4Tiles& t, int64_t tile, int64_t chunk) {
   return size_t(tile * t.k_chunks + chunk);
 }
 
-// Copies one source row's blocks into the tile layout, nibble by nibble.
+// Copies one source row's blocks into the tile layout, code bit by code bit (e2m1_pairs.hpp).
 void place_row(Nvfp4Tiles& t, const QuantizedLinear& w, int64_t src_row, int64_t dst_row) {
   const int64_t tile = dst_row / kTileRows, r = dst_row % kTileRows;
   const int64_t g = r % 8, upper = r / 8;  // rows g and g + 8 share a lane
@@ -26,8 +27,11 @@ void place_row(Nvfp4Tiles& t, const QuantizedLinear& w, int64_t src_row, int64_t
     uint8_t* dst = &t.packed[slot * 16];
     for (int v = 0; v < int(kBlock); ++v) {
       const uint8_t code = (src[v / 2] >> (4 * (v % 2))) & 0xF;
-      const NibblePlace at = nibble_place(int(upper), v);
-      dst[at.byte] = uint8_t(dst[at.byte] | (code << at.shift));
+      const CodePlace at = code_place(int(upper), v);
+      for (int c = 0; c < 4; ++c) {
+        const int bit = 32 * at.word + code_bit(at.slot, at.high, c);
+        dst[bit / 8] = uint8_t(dst[bit / 8] | (((code >> c) & 1) << (bit % 8)));
+      }
     }
     const uint16_t scale = w.block_scales.data()[size_t(src_row * blocks + b)];
     t.scales[slot] = uint16_t(t.scales[slot] | (scale << (8 * upper)));
@@ -68,11 +72,9 @@ void place_rows(Nvfp4Tiles& t, const QuantizedLinear& p, RowMap dst_row_of) {
 
 }  // namespace
 
-NibblePlace nibble_place(int upper, int v) {
-  const int word = v / 4, within = v % 4;
-  const int slot = upper + 2 * (within / 2);  // MMA A register: row g/g+8, values (0,1)/(2,3)
-  const int bit = (within % 2 ? 28 : 12) - 4 * slot;
-  return {4 * word + bit / 8, bit % 8};
+CodePlace code_place(int upper, int v) {
+  // MMA A register: row g / g + 8 (upper), values (0, 1) / (2, 3) of the four (v % 4 / 2).
+  return {v / 4, upper + 2 * (v % 4 / 2), v % 2};
 }
 
 Nvfp4Tiles make_nvfp4_tiles(std::span<const QuantizedLinear* const> parts) {
@@ -116,8 +118,12 @@ float nvfp4_tiles_value(const Nvfp4Tiles& t, int64_t row, int64_t col) {
   const int64_t tile = row / kTileRows, r = row % kTileRows, g = r % 8, upper = r / 8;
   const int64_t b = col / kBlock, chunk = b / 4, lane = g * 4 + b % 4;
   const size_t slot = tile_index(t, tile, chunk) * 32 + size_t(lane);
-  const NibblePlace at = nibble_place(int(upper), int(col % kBlock));
-  const uint8_t code = (t.packed[slot * 16 + size_t(at.byte)] >> at.shift) & 0xF;
+  const CodePlace at = code_place(int(upper), int(col % kBlock));
+  uint8_t code = 0;
+  for (int c = 0; c < 4; ++c) {
+    const int bit = 32 * at.word + code_bit(at.slot, at.high, c);
+    code = uint8_t(code | (((t.packed[slot * 16 + size_t(bit / 8)] >> (bit % 8)) & 1) << c));
+  }
   const uint8_t scale = uint8_t(t.scales[slot] >> (8 * upper));
   return e2m1_to_float(code) * e4m3_to_float(scale) * t.tile_scales[size_t(2 * tile + upper)];
 }

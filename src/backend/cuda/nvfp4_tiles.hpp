@@ -4,11 +4,9 @@
 // row g + 8: exactly the A-fragment values that lane feeds to four m16n8k16 MMAs. Its two block
 // scales (rows g and g + 8) sit in a parallel array of 2-byte entries.
 //
-// Inside the 16 bytes, word i holds the four A registers of MMA i, and register slot j of a
-// word keeps its two codes at bits 12-4j (first value) and 28-4j (second value): shifting the
-// word left by 4j puts both sign bits at BF16's sign positions (15, 31), and shifting it by
-// 4j-6 puts both 3-bit magnitudes at BF16's low exponent and top mantissa bits. The kernel
-// builds each BF16 pair with two shifts and two logic operations instead of per-byte work.
+// Inside the 16 bytes, word i holds the four A registers of MMA i; the bits of register slot j's
+// two codes are spread over the word so that rotations build the BF16 pair (e2m1_pairs.hpp:
+// code_bit gives each bit's place, e2m1_pair the kernels' extraction).
 //
 // Each 8-row half of a tile has its own global scale, so parts can be fused at 8-row
 // granularity; the gated layout puts 8 gate rows and the same 8 up rows in one tile, so the
@@ -48,11 +46,11 @@ Nvfp4Tiles make_gated_nvfp4_tiles(const QuantizedLinear& gate, const QuantizedLi
 // The inverse, for tests: stored row `row`, column `col` as e2m1 * block_scale * global_scale.
 float nvfp4_tiles_value(const Nvfp4Tiles& t, int64_t row, int64_t col);
 
-// Where value v (0..15) of the 16-value block of tile-half `upper` sits in a lane's 16 bytes:
-// byte index and shift (0 or 4) of its nibble.
-struct NibblePlace {
-  int byte, shift;
+// Where value v (0..15) of the 16-value block of tile-half `upper` goes in a lane's 16 bytes:
+// word (MMA) v / 4, register slot upper + 2 * (v % 4 / 2), half v % 2 of it.
+struct CodePlace {
+  int word, slot, high;
 };
-NibblePlace nibble_place(int upper, int v);
+CodePlace code_place(int upper, int v);
 
 }  // namespace fp4llm::cuda
