@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On a GPU machine: the register-pipelined decode GEMV (the default up to 16 rows) against the
 # copy ring (FP4LLM_GEMV_KERNEL=ring) in one call: the GEMV micro-benchmark for compile-time
-# variants of the direct kernel (chunks per group x blocks per SM), the GPU tests, and the
+# variants of the direct kernel (chunks per group x blocks per SM, and the code layout before
+# 8e5b580: "nibbles"), the GPU tests, and the
 # end-to-end decode bench both ways. Prints a table last; logs under $OUT.
 #   device: carry [".deps"]; about 6 minutes
 #   tools/gpu_gemv_compare.sh ["G2B4 G2B3 G1B4 G3B3"]   (FP4LLM_PROFILE=1 adds tools/gpu_profile.sh qwen3-8b 1)
@@ -17,6 +18,7 @@ build_variant() {  # NAME FLAGS...
     -o "build-gpu/sweep/gemv_$name" > "$OUT/gemv-build-$name.log" 2>&1
 }
 build_variant ring &
+build_variant nibbles -DFP4LLM_E2M1_NIBBLES &  # the code layout before 8e5b580, to compare
 for v in $variants; do
   g=${v#G}; g=${g%B*}; b=${v#*B}
   build_variant "$v" -DFP4LLM_GEMV_GROUP="$g" -DFP4LLM_GEMV_DIRECT_BLOCKS="$b" &
@@ -33,6 +35,7 @@ run_gemv() {  # NAME [env...]
   say "gemv $name: $(grep -E '^\| (qkv|o |gate|down)' "$OUT/gemv-$name.md" | awk -F'|' '$3+0==1 {printf "%s %s us; ", $2, $4}')$(tail -1 "$OUT/gemv-$name.md")"
 }
 run_gemv ring FP4LLM_GEMV_KERNEL=ring
+run_gemv nibbles
 for v in $variants; do run_gemv "$v"; done
 (cd build-gpu && timeout 300 ctest -L gpu -LE gpu_knob > "$OUT/gpu-tests.log" 2>&1)
 say "ctest -L gpu: exit $? | $(grep -E 'tests passed|Failed|\*\*\*' "$OUT/gpu-tests.log" | tr '\n' ';')"

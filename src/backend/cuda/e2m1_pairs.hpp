@@ -36,6 +36,17 @@ constexpr int code_bit(int j, int high, int c) {
 }
 
 // Register slot J of word w as a BF16 pair of E2M1 values times 2^-126.
+#ifdef FP4LLM_E2M1_NIBBLES
+// The earlier extraction (slot j's codes as whole nibbles at bits 12 - 4j and 28 - 4j, 15
+// operations per word), only for timing builds of tools/gemv_bench.cu on random weights
+// (tools/gpu_gemv_compare.sh): the packer does not follow it.
+template <int J>
+FP4LLM_HOST_DEVICE constexpr uint32_t e2m1_pair(uint32_t w) {
+  const uint32_t sign = (w << (4 * J)) & kPairSigns;
+  const uint32_t magnitude = (4 * J >= 6 ? w << (4 * J - 6) : w >> (6 - 4 * J)) & kPairMagnitudes;
+  return sign | magnitude;
+}
+#else
 template <int J>
 FP4LLM_HOST_DEVICE constexpr uint32_t e2m1_pair(uint32_t w) {
   constexpr int kMagnitude = magnitude_rotation(J), kSign = sign_rotation(J);
@@ -43,5 +54,6 @@ FP4LLM_HOST_DEVICE constexpr uint32_t e2m1_pair(uint32_t w) {
   if constexpr (kMagnitude == kSign) return m & (kPairSigns | kPairMagnitudes);
   return (m & kPairMagnitudes) | (rotate_left(w, kSign) & kPairSigns);
 }
+#endif
 
 }  // namespace fp4llm::cuda
