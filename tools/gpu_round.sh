@@ -47,7 +47,10 @@ bench gemma3-27b 1,16
 # The knobs that are off until measured, against the default above in the same call (the rest
 # of the knobs: tools/gpu_variants.sh).
 bench_variant "$work" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_L2_PREFETCH=1 | tee -a "$summary"
-bench_variant "$work" qwen3-8b-norm-prologue qwen3-8b 1,16 FP4LLM_NORM_PROLOGUE=1 | tee -a "$summary"
+# The norm prologue's whole-model check first (its bench alone would not notice wrong logits).
+(cd build-gpu && timeout 200 ctest -R py_gpu_forward_norm_prologue > "$work/norm-prologue-test.log" 2>&1)
+say "py_gpu_forward_norm_prologue: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$work/norm-prologue-test.log" | tail -1)"
+bench_variant "$work" qwen3-8b-norm-prologue qwen3-8b 1,2 FP4LLM_NORM_PROLOGUE=1 | tee -a "$summary"
 bench_variant "$work" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_PREFETCH=1 | tee -a "$summary"
 python3 - "$work" <<'PY' | tee -a "$summary"
 import json, pathlib, sys
@@ -55,7 +58,7 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):
     r = json.loads(f.read_text())
     rows = ", ".join(f"b{d['batch']} {d['decode_tokens_per_s']:.1f} tok/s ({100 * d['fraction_of_bandwidth_floor']:.1f}%)"
                      for d in r["decode"])
-    knobs = " ".join(f"{k}={v}" for k, v in (r.get("knobs") or {}).items())
+    knobs = " ".join(f"{k}={v}" for k, v in (r.get("knobs") or {}).items() if k != "unknown")
     print(f"{r['model']}{' [' + knobs + ']' if knobs else ''}: {rows}; prefill {r['prefill']['linear_tflops']:.0f} TFLOP/s; "
           f"{r['memory']['gpu_used_bytes'] / 1e9:.2f} GB; copy {r['copy_bandwidth_gb_per_s']:.0f} GB/s")
 PY

@@ -270,8 +270,8 @@ TEST(GpuNvfp4Linear, NormedInputLimits) {
   EXPECT_TRUE(cuda::normed_input_supported(cuda::kMaxNormedRows, 5120));
   EXPECT_FALSE(cuda::normed_input_supported(cuda::kMaxNormedRows + 1, 4096));
   EXPECT_FALSE(cuda::normed_input_supported(0, 4096));
-  EXPECT_FALSE(cuda::normed_input_supported(1, 4104));              // not a multiple of 16
-  EXPECT_FALSE(cuda::normed_input_supported(4, 8192));              // 64 KB of BF16 rows
+  EXPECT_FALSE(cuda::normed_input_supported(1, 4104));   // not a multiple of 16
+  EXPECT_FALSE(cuda::normed_input_supported(2, 16384));  // 64 KB of BF16 rows
 }
 
 TEST(GpuNvfp4Linear, NormalisesItsOwnInput) {
@@ -317,7 +317,7 @@ TEST(GpuNvfp4Linear, GatedNormalisesItsOwnInput) {
   std::mt19937 rng(18);
   Workspace w;
   const float eps = 1e-6f;
-  for (const Shape& s : std::vector<Shape>{{1536, 1024}, {24, 4096}}) {
+  for (const Shape& s : std::vector<Shape>{{1536, 1024}, {24, 4096}, {40, 1040}}) {
     const QuantizedLinear gate = test_support::random_nvfp4(s.out, s.in, rng), up = test_support::random_nvfp4(s.out, s.in, rng);
     const cuda::Nvfp4Tiles tiles = cuda::make_gated_nvfp4_tiles(gate, up);
     const cuda::DeviceNvfp4Linear dw = cuda::upload_nvfp4(tiles);
@@ -325,7 +325,7 @@ TEST(GpuNvfp4Linear, GatedNormalisesItsOwnInput) {
     const std::vector<float> wg = dequantized(gate), wu = dequantized(up);
     const std::vector<float> gain = random_bf16_values(size_t(s.in), rng);
     const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain);
-    for (int64_t rows : {1, 3, 4}) {
+    for (int64_t rows = 1; rows <= cuda::kMaxNormedRows; ++rows) {
       std::vector<float> residual = random_bf16_values(size_t(rows * s.in), rng);
       for (float& v : residual) v *= 5.0f;
       const auto res_d = cuda::DeviceBuffer<float>::from_host(residual);

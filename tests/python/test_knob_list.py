@@ -12,7 +12,7 @@ def knobs_read_by_the_sources():
     found = set()
     for path in (ROOT / "src").rglob("*"):
         if path.suffix in {".cpp", ".hpp", ".cu", ".cuh"}:
-            found |= set(re.findall(r'knob_(?:int|is|on)\("(FP4LLM_\w+)"', path.read_text()))
+            found |= set(re.findall(r'knob_(?:int|is|on)\(\s*"(FP4LLM_\w+)"', path.read_text()))
     return found
 
 
@@ -31,7 +31,7 @@ def knobs_documented():
     return {re.match(r"\| `(FP4LLM_\w+)`", line).group(1) for line in table}
 
 
-def test_the_sources_read_at_least_one_knob():
+def test_the_sources_read_at_least_five_knobs():
     assert len(knobs_read_by_the_sources()) >= 5
 
 

@@ -344,7 +344,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     residual(L.o, attn_.data(), L.post_attention_norm.data(),
              gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
   }
-  profiler_.mark("o_proj_residual_norm", stream_);
+  profiler_.mark(norm_in ? "o_proj_residual" : "o_proj_residual_norm", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
   if (L.moe && comm_.active()) {  // each GPU's share (its columns of every expert, or its experts), summed
@@ -368,7 +368,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     nvfp4_linear(L.down, act_.data(), T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
   else
     residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
-  profiler_.mark("down_proj_residual_norm", stream_);
+  profiler_.mark(norm_in && !last ? "down_proj_residual" : "down_proj_residual_norm", stream_);
 }
 
 void CudaBackend::launch_step(const Step& s) {

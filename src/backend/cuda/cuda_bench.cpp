@@ -31,8 +31,10 @@ namespace {
 // result file names the variant it measured. Variables that are neither a knob nor one of the
 // tools' own go under "unknown", with a warning: no code reads them.
 nlohmann::json knob_settings() {
-  static constexpr std::string_view kNotKnobs[] = {"FP4LLM_SHARED_DIR", "FP4LLM_COMMIT", "FP4LLM_PROGRESS", "FP4LLM_BIN",
-                                                   "FP4LLM_TOOLS_DIR"};
+  static constexpr std::string_view kNotKnobs[] = {
+      "FP4LLM_SHARED_DIR", "FP4LLM_COMMIT",      "FP4LLM_PROGRESS",   "FP4LLM_BIN",         "FP4LLM_TOOLS_DIR",
+      "FP4LLM_SANITIZE",   "FP4LLM_PROFILE",     "FP4LLM_HF_COMPARE", "FP4LLM_TEST_DEVICE", "FP4LLM_DEPS_ROOT",
+      "FP4LLM_PYTHON",     "FP4LLM_REBUILD",     "FP4LLM_CMAKE_ARGS", "FP4LLM_CUDA_ARCH_FLAGS", "FP4LLM_EXCLUDE_DIRS"};
   nlohmann::json knobs = nlohmann::json::object();
   for (char** e = environ; e && *e; ++e) {
     const std::string entry = *e;

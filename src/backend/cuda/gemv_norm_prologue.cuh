@@ -4,7 +4,10 @@
 // kernel writing them for it. At batch 1 that norm kernel is one block's latency chain and one
 // more grid-wide wait between two GEMVs (about 3.5 us each, two per layer: docs/PERFORMANCE.md);
 // here each block re-reads its rows from L2 (16 KB per row at 4,096 wide) while its first weights
-// are in flight. Rows up to kNormInRows, so that the BF16 rows fit beside four blocks per SM.
+// are in flight. That re-reading is the price: with a block per tile it would add 4/9 of the
+// weights' bytes in L2 reads per row, so these launches take at least 16 chunks per warp (a block
+// holds two tiles or more: at most 2/9 per row, measured no slower at batch 1 in the fourth round)
+// and at most kNormInRows rows.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -17,14 +20,15 @@ namespace fp4llm::cuda {
 
 namespace {
 
-constexpr int kNormInRows = 4;
+constexpr int kNormInRows = 2;
 
 // BF16 elements of one row in shared memory: K and 16 bytes, so that the rows of a warp's lanes
 // (one 16-byte load each) fall in different banks.
 __host__ __device__ constexpr int normed_row_stride(int k) { return k + 8; }
 
 // The rows' normalised values into xs ([rows][normed_row_stride(k)] BF16), every thread of the
-// block taking part (barriers). Two passes over each row, the second from L1.
+// block taking part (barriers). Two passes over each row, the second from L1 (a row is 16 KB at
+// 4,096 wide, beside at most 2 x 8 KB of shared memory per block).
 __device__ __forceinline__ void normed_rows_to_shared(const GemvArgs& p, __nv_bfloat16* xs) {
   __shared__ float warp_part[kWarps][kNormInRows];
   __shared__ float inv[kNormInRows];
@@ -54,11 +58,11 @@ __device__ __forceinline__ void normed_rows_to_shared(const GemvArgs& p, __nv_bf
   for (int r = 0; r < p.rows; ++r) {
     const float4* row = reinterpret_cast<const float4*>(p.norm_x + size_t(r) * p.k);
     const float4* gain = reinterpret_cast<const float4*>(p.norm_w);
-    __nv_bfloat162* out = reinterpret_cast<__nv_bfloat162*>(xs + size_t(r) * stride);
+    uint2* out = reinterpret_cast<uint2*>(xs + size_t(r) * stride);  // 4 values, one 8-byte store
     for (int i = int(threadIdx.x); i < quads; i += kWarps * 32) {
       const float4 v = row[i], w = gain4(gain[i], p.norm_one_plus);
-      out[2 * i] = __floats2bfloat162_rn(v.x * inv[r] * w.x, v.y * inv[r] * w.y);
-      out[2 * i + 1] = __floats2bfloat162_rn(v.z * inv[r] * w.z, v.w * inv[r] * w.w);
+      out[i] = make_uint2(as_u32(__floats2bfloat162_rn(v.x * inv[r] * w.x, v.y * inv[r] * w.y)),
+                          as_u32(__floats2bfloat162_rn(v.z * inv[r] * w.z, v.w * inv[r] * w.w)));
     }
   }
   __syncthreads();

@@ -25,7 +25,7 @@ namespace {
 
 template <int NT, bool kGrouped, bool kNormIn = false>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3) nvfp4_gemv_direct_kernel(GemvArgs p) {
-  static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to 8 rows");
+  static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to kNormInRows rows");
   extern __shared__ uint4 normed_rows[];  // kNormIn: [rows][normed_row_stride(k)] BF16
   Slice s;
   if (!enter_block<NT, kGrouped>(p, s)) return;

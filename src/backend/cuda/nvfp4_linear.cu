@@ -38,11 +38,11 @@ int64_t min_chunks_per_warp(int64_t rows) {
   return rows > 16 ? wide : narrow;
 }
 
-// K splits per tile (1, 2, 4 or 8 warps), as many as keep at least min_chunks_per_warp() chunks
-// per warp: many short blocks fill the SMs in several waves, so the last wave's tail is small;
-// measured on the H100 (2026-11-25) against fewer, longer items (docs/PERFORMANCE.md).
-int choose_splits(int64_t k_chunks, int64_t rows) {
-  const int64_t min_chunks = min_chunks_per_warp(rows);
+// K splits per tile (1, 2, 4 or 8 warps), as many as keep at least min_chunks chunks per warp
+// (min_chunks_per_warp() by default): many short blocks fill the SMs in several waves, so the
+// last wave's tail is small; measured on the H100 (2026-11-25) against fewer, longer items
+// (docs/PERFORMANCE.md).
+int choose_splits(int64_t k_chunks, int64_t min_chunks) {
   int splits = 1;
   while (splits < kWarps && k_chunks / (2 * splits) >= min_chunks) splits *= 2;
   return splits;
@@ -150,8 +150,9 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
 
 // The weight, x and their shapes into p; `rows`: the rows of x, or for expert groups the most
 // rows one group can hold.
-void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows) {
-  const int splits = choose_splits(w.k_chunks, rows);
+void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows,
+          int64_t min_chunks = 0) {
+  const int splits = choose_splits(w.k_chunks, std::max(min_chunks, min_chunks_per_warp(rows)));
   p.packed = reinterpret_cast<const uint4*>(w.packed.data());
   p.scales = w.scales.data();
   p.tile_scales = w.tile_scales.data();
@@ -175,14 +176,19 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
 
 static_assert(kNormInRows == kMaxNormedRows);
 
+// Fewest chunks per warp of a normalising launch: fewer, larger blocks, each normalising its rows
+// once (gemv_norm_prologue.cuh).
+constexpr int64_t kNormedMinChunks = 16;
+
 size_t normed_smem_bytes(int64_t rows, int64_t k) { return size_t(rows) * size_t(normed_row_stride(int(k))) * 2; }
 
 // The direct kernel normalising its own input (gemv_norm_prologue.cuh).
 void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows, GemvArgs p, cudaStream_t stream) {
   if (!normed_input_supported(rows, w.in_features))
     throw_error("NVFP4 linear with its input norm: " + std::to_string(rows) + " rows of " + std::to_string(w.in_features) +
-                " features are not supported (up to " + std::to_string(kMaxNormedRows) + " rows, a multiple of 16 features)");
-  bind(p, w, nullptr, rows);
+                " features are not supported (up to " + std::to_string(kMaxNormedRows) +
+                " rows, a multiple of 16 features, their BF16 copies within 48 KB)");
+  bind(p, w, nullptr, rows, kNormedMinChunks);
   p.prefetch = gemv_prefetch();
   p.norm_x = in.residual;
   p.norm_w = in.weight;

@@ -83,7 +83,7 @@ struct NormedInput {
   float eps = 1e-6f;
   bool one_plus = false;
 };
-constexpr int64_t kMaxNormedRows = 4;
+constexpr int64_t kMaxNormedRows = 2;
 
 // Whether the two products below take `rows` rows of `in_features` features: up to
 // kMaxNormedRows rows, a multiple of 16 features, their BF16 copies within 48 KB.
