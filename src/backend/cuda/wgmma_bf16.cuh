@@ -1,0 +1,78 @@
+// sm_90a's warpgroup MMA as the wide decode GEMV uses it (nvfp4_gemv_wgmma.cuh): D (64 x 64
+// float32, the mma.sync C layout per warp and 8-column tile) += A (64 x 16 BF16 from registers,
+// the mma.sync A layout per warp: warp w holds rows 16w .. 16w + 15) x B (16 x 64 BF16 in shared
+// memory, K-major core matrices without swizzle), PTX ISA 9.7.15. On other targets the
+// instructions compile to a trap: the host selects this path only on sm_90 (nvfp4_linear.cu).
+#pragma once
+
+#include <cstdint>
+
+namespace fp4llm::cuda {
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FP4LLM_WGMMA 1
+#endif
+
+// The shared-memory descriptor of a K-major B without swizzle: 8 x 16-byte core matrices, the
+// next along K `k_stride` bytes on, the next along N `n_stride` bytes on (both multiples of 16).
+__device__ __forceinline__ uint64_t wgmma_descriptor(const void* smem, uint32_t k_stride, uint32_t n_stride) {
+  const uint32_t address = uint32_t(__cvta_generic_to_shared(smem));
+  return uint64_t((address & 0x3FFFF) >> 4) | (uint64_t(k_stride >> 4) << 16) | (uint64_t(n_stride >> 4) << 32);
+}
+
+// Orders this thread's register writes (A fragments, accumulators) before the next wgmma.
+__device__ __forceinline__ void wgmma_fence() {
+#ifdef FP4LLM_WGMMA
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+
+__device__ __forceinline__ void wgmma_commit() {
+#ifdef FP4LLM_WGMMA
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+
+// Waits until at most N committed groups of this warpgroup are still running.
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+#ifdef FP4LLM_WGMMA
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// Generic-proxy writes to shared memory made visible to the MMA's (async proxy) reads; then a
+// barrier among the threads that wrote.
+__device__ __forceinline__ void fence_shared_for_wgmma() {
+#ifdef FP4LLM_WGMMA
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+// d += a x b for one k-step of 16.
+__device__ __forceinline__ void wgmma_64x64x16(float (&d)[8][4], const uint32_t (&a)[4], uint64_t b) {
+#ifdef FP4LLM_WGMMA
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
+      "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
+      "{%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
+        "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
+        "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
+        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b)
+      : "memory");
+#endif
+}
+
+// A barrier among the 128 threads of one warpgroup (hardware barrier 1 + index; 0 is __syncthreads).
+__device__ __forceinline__ void warpgroup_barrier(int index) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(1 + index) : "memory");
+}
+
+}  // namespace fp4llm::cuda
