@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 namespace fp4llm {
 
@@ -16,6 +17,14 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_GEMV_KERNEL",     "FP4LLM_GEMV_L2_PREFETCH",    "FP4LLM_GEMV_MIN_CHUNKS",      "FP4LLM_GEMV_MIN_CHUNKS_WIDE",
     "FP4LLM_GPU_NARROWING",   "FP4LLM_MMA_ATTENTION",       "FP4LLM_NORM_PROLOGUE",        "FP4LLM_PDL",
     "FP4LLM_PREFILL_SLICE_ROWS"};
+
+// False for a value of a knob with named values that no code selects on (a retired variant);
+// true for every other knob and value.
+inline bool knob_value_known(std::string_view name, std::string_view value) {
+  if (name == "FP4LLM_GEMV_KERNEL") return value == "ring" || value == "wgmma";
+  if (name == "FP4LLM_PDL") return value == "0" || value == "all" || value == "experts";
+  return true;
+}
 
 // The knob's integer value, or `fallback` when it is unset.
 inline int64_t knob_int(const char* name, int64_t fallback) {

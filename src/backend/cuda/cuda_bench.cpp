@@ -43,7 +43,10 @@ nlohmann::json knob_settings() {
     const std::string name = entry.substr(0, eq);
     if (std::ranges::find(kNotKnobs, name) != std::end(kNotKnobs)) continue;
     if (std::ranges::find(kKernelKnobs, std::string_view(name)) != std::end(kKernelKnobs)) {
-      knobs[name] = entry.substr(eq + 1);
+      const std::string value = entry.substr(eq + 1);
+      if (!knob_value_known(name, value))
+        fmt::print(stderr, "warning: {}={} is not a value the kernels know (docs/PERFORMANCE.md lists them)\n", name, value);
+      knobs[name] = value;
       continue;
     }
     fmt::print(stderr, "warning: {} is set, but no kernel reads it (docs/PERFORMANCE.md lists the knobs)\n", name);
