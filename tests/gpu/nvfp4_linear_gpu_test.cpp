@@ -122,15 +122,16 @@ TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
   }
 }
 
-// Large matrices (many tiles and K splits) with 1 and 11 rows: checked against float64, and two
-// runs agree bit for bit (the K splits are summed in a fixed order).
+// Large matrices (many tiles and K splits) with 1, 11, 33 and 64 rows: checked against float64,
+// and two runs agree bit for bit (the K splits are summed in a fixed order). 131072 rows give the
+// wgmma kernel (FP4LLM_GEMV_KERNEL=wgmma) more blocks than SMs: two warpgroups per block.
 TEST(GpuNvfp4Linear, LargeMatricesAreExactAndDeterministic) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(14);
   Workspace w;
   for (const Shape& s : std::vector<Shape>{{8192, 4096}, {131072, 64}}) {
     const TestLinear lin = random_linear(s, rng, w);
-    for (int64_t rows : {1, 11}) {
+    for (int64_t rows : {1, 11, 33, 64}) {
       check_product(lin, s, rows, cuda::LinearOutput::Store, rng, w);
       const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(random_bf16_values(size_t(rows * s.in), rng)));
       std::vector<float> runs[2];
@@ -470,7 +471,8 @@ TEST(GpuNvfp4Linear, GatedEpilogueAppliesTheActivation) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(13);
   Workspace w;
-  for (const Shape& s : std::vector<Shape>{{1536, 1024}, {24, 80}, {256, 12288}}) {
+  // 4608 gated rows: 576 tiles, so the wgmma kernel takes two warpgroups per block there too.
+  for (const Shape& s : std::vector<Shape>{{1536, 1024}, {24, 80}, {256, 12288}, {4608, 1024}}) {
     const QuantizedLinear gate = test_support::random_nvfp4(s.out, s.in, rng), up = test_support::random_nvfp4(s.out, s.in, rng);
     const cuda::Nvfp4Tiles tiles = cuda::make_gated_nvfp4_tiles(gate, up);
     const cuda::DeviceNvfp4Linear dw = cuda::upload_nvfp4(tiles);

@@ -31,6 +31,7 @@ constexpr int kWgmmaStepBytes = kWgmmaChunkBytes / 4;         // one k-step's B:
 constexpr int kWgmmaGroupBytes = 2 * kWgmmaStageChunks * kWgmmaChunkBytes;  // a warpgroup's two stages
 
 __host__ __device__ constexpr int wgmma_smem_bytes(int groups) { return groups * kWgmmaGroupBytes; }
+static_assert(128 / kWgmmaTokens == kWgmmaStageChunks, "each thread of a warpgroup stages one (token, chunk) per stage");
 
 // Byte offset within a chunk's x of core row (token n, k-step i, K half hi): k-steps 2 KB apart,
 // in each the two K halves 128 bytes apart (the descriptor's K stride) and the eight 8-token
@@ -128,12 +129,16 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
       if (c0 + u >= n) break;  // uniform over the warpgroup
       uint32_t a[4][4];
       dequant_chunk(now.w[u], now.s[u], a);
+      wgmma_pin(a);
+      wgmma_pin(acc);
       wgmma_fence();
 #pragma unroll
       for (int i = 0; i < 4; ++i)
         wgmma_64x64x16(acc, a[i], stage_descriptor + uint64_t((u * kWgmmaChunkBytes + i * kWgmmaStepBytes) >> 4));
       wgmma_commit();
       wgmma_wait<0>();  // a is rewritten by the next chunk's dequantization
+      wgmma_pin(acc);
+      wgmma_pin(a);
     }
     if (more) {
       if (next_c + xc < n) x.store(stages + ((s + 1) % 2) * kWgmmaStageChunks * kWgmmaChunkBytes + xc * kWgmmaChunkBytes, xn);

@@ -70,6 +70,23 @@ __device__ __forceinline__ void wgmma_64x64x16(float (&d)[8][4], const uint32_t 
 #endif
 }
 
+// Keeps the compiler from moving writes or reads of these registers across the wgmma
+// instructions around them (their asynchronous use is invisible to it).
+template <int N>
+__device__ __forceinline__ void wgmma_pin(float (&v)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+f"(v[i][j])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void wgmma_pin(uint32_t (&v)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(v[i][j])::"memory");
+}
+
 // A barrier among the 128 threads of one warpgroup (hardware barrier 1 + index; 0 is __syncthreads).
 __device__ __forceinline__ void warpgroup_barrier(int index) {
   asm volatile("bar.sync %0, 128;\n" ::"r"(1 + index) : "memory");
