@@ -311,6 +311,69 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
   }
 }
 
+// The layer taking its input norm itself (moe_mlp with input_norm, FP4LLM_NORM_PROLOGUE=1): the
+// router kernel makes h = bf16(rmsnorm(x) * gain) from the residual stream and stores it for the
+// experts. The case's h is replaced by that norm computed in float64 and rounded to BF16 (a value
+// within float32 reach of a BF16 rounding boundary may round the other way on the GPU: one step
+// of one activation, inside the bound below), and everything is checked as above: the h the
+// router stored, the residual update, and the next norm.
+TEST(GpuMoe, ExpertsNormaliseTheirInput) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(25);
+  for (const Case& c : std::vector<Case>{{16, 8, 1, 208, 48}, {16, 8, 2, 208, 48}, {128, 8, 2, 2048, 64}}) {
+    MoeCase m(c, rng);
+    std::vector<float> input_gain(static_cast<size_t>(c.hidden)), next_gain(static_cast<size_t>(c.hidden));
+    for (float& g : input_gain) g = bf16_round(0.5f + float(rng() % 1024) / 1024.0f);
+    for (float& g : next_gain) g = 0.5f + float(rng() % 1024) / 1024.0f;
+    for (int64_t t = 0; t < c.tokens; ++t) {
+      double ss = 0;
+      for (int64_t d = 0; d < c.hidden; ++d) ss += double(m.x[size_t(t * c.hidden + d)]) * m.x[size_t(t * c.hidden + d)];
+      const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
+      for (int64_t d = 0; d < c.hidden; ++d)
+        m.h[size_t(t * c.hidden + d)] = bf16_round(float(m.x[size_t(t * c.hidden + d)] * inv * input_gain[size_t(d)]));
+    }
+    DenseExperts dense{m, {}};
+    cuda::MoeWorkspace ws;
+    ws.ensure(c.tokens, m.device.shape, c.inter);
+    const auto input_w = cuda::DeviceBuffer<float>::from_host(input_gain), next_w = cuda::DeviceBuffer<float>::from_host(next_gain);
+    auto h = test_support::poisoned<__nv_bfloat16>(size_t(c.tokens * c.hidden));  // written by the router, then the next norm
+    auto x = cuda::DeviceBuffer<float>::from_host(m.x);
+    auto h_seen = test_support::poisoned<__nv_bfloat16>(size_t(c.tokens * c.hidden));
+    // What the router stored, seen before the combine overwrites it: routing alone on a copy.
+    {
+      const cuda::NormedRouterInput in{x.data(), input_w.data(), 1e-6f, false, h_seen.data()};
+      cuda::moe_route_normed(m.device.router.data(), in, c.tokens, m.device.shape, ws.routing(), nullptr);
+      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<__nv_bfloat16> stored = h_seen.to_host();
+      for (size_t i = 0; i < stored.size(); ++i)
+        ASSERT_NEAR(__bfloat162float(stored[i]), m.h[i], std::ldexp(std::fabs(m.h[i]), -7) + 1e-30)
+            << name(c) << " stored h at " << i;
+    }
+    cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), next_w.data(), {c.hidden, 1e-6f, false}, ws, nullptr,
+                  input_w.data());
+    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got = x.to_host();
+    const std::vector<__nv_bfloat16> normed = h.to_host();
+    for (int64_t t = 0; t < c.tokens; ++t) {
+      const Route r = reference_route(m, t);
+      if (r.gap < 1e-3) continue;  // near tie: either expert is right
+      const auto [want, bound] = reference_output(m, dense, t, r);
+      double ss = 0;
+      for (int64_t d = 0; d < c.hidden; ++d) ss += double(got[size_t(t * c.hidden + d)]) * got[size_t(t * c.hidden + d)];
+      const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
+      for (int64_t d = 0; d < c.hidden; ++d) {
+        const double want_h = got[size_t(t * c.hidden + d)] * inv * next_gain[size_t(d)];
+        ASSERT_NEAR(__bfloat162float(normed[size_t(t * c.hidden + d)]), want_h, 5e-3 * std::fabs(want_h) + 1e-6)
+            << name(c) << " token " << t << " dim " << d;
+        const float g = got[size_t(t * c.hidden + d)];
+        ASSERT_TRUE(std::isfinite(g)) << name(c) << " token " << t << " dim " << d;
+        ASSERT_LE(std::fabs(g - want[size_t(d)]), 5e-3 * bound[size_t(d)] + 1e-5 * std::fabs(want[size_t(d)]) + 1e-30)
+            << name(c) << " token " << t << " dim " << d << " got " << g << " want " << want[size_t(d)];
+      }
+    }
+  }
+}
+
 // Expert parallelism: a GPU holding experts [8, 16) of 16 computes their share of the block
 // (moe_mlp_partial); the other GPUs' choices keep their global weights but are not read here
 // (their rows of the expert outputs are poisoned).

@@ -36,9 +36,10 @@ bool use_mma_attention() {
   return on;
 }
 
-// FP4LLM_NORM_PROLOGUE=1: dense Qwen3 decode steps of up to kMaxNormedRows tokens let the qkv and
-// gate_up GEMVs normalise their input from the residual stream (nvfp4_linear_normed) instead of
-// a norm kernel after o_proj and down_proj (not yet measured, so off by default).
+// FP4LLM_NORM_PROLOGUE=1: Qwen3 decode steps of up to kMaxNormedRows tokens let the products after
+// o_proj (gate_up, or the MoE router) and, in dense models, after down_proj (the next qkv)
+// normalise their input from the residual stream instead of a norm kernel (nvfp4_linear_normed,
+// moe_route_normed; not yet measured, so off by default).
 bool norm_prologue_requested() {
   static const bool on = knob_is("FP4LLM_NORM_PROLOGUE", "1");
   return on;
@@ -260,12 +261,13 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
   return p;
 }
 
-// Gemma3's sandwich norms and the MoE router read the normalised rows themselves, and tensor
-// parallelism sums the products first: those keep the norm kernel.
+// Gemma3's sandwich norms normalise the product before the residual add, and tensor parallelism
+// sums the products first: those keep the norm kernel. (MoE models keep it after the experts,
+// whose combine kernel takes the norm anyway.)
 bool CudaBackend::norms_in_products(int64_t tokens) const {
   const ModelConfig& c = model_.config;
-  return norm_prologue_requested() && c.family == ModelFamily::Qwen3 && c.num_experts == 0 && !comm_.active() &&
-         normed_input_supported(tokens, c.hidden_size);
+  return norm_prologue_requested() && c.family == ModelFamily::Qwen3 && !comm_.active() &&
+         normed_input_supported(tokens, c.hidden_size) && (c.num_experts == 0 || tokens <= kMaxNormedRouterTokens);
 }
 
 void CudaBackend::layer(int64_t index, const Step& s) {
@@ -289,11 +291,13 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const RopeCacheIo io{positions, offset_ptr<int64_t>(meta_.data(), window_pool ? s.window_slots_at : s.slots_at),
                        L.q_norm.data(), L.k_norm.data(),
                        inv_freq, q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data()};
-  // With norms in the products, every residual update but the last layer's leaves h_ stale: the
-  // qkv and gate_up GEMVs normalise x_ themselves (layer 0's qkv reads the embedding's norm).
+  // With norms in the products, o_proj and (dense models) down_proj leave h_ stale but for the last
+  // layer's: gate_up or the router, and in dense models the next qkv, normalise x_ themselves
+  // (layer 0's qkv reads the embedding's norm, an MoE model's qkv the experts' combine).
   const bool norm_in = norms_in_products(T);
+  const bool qkv_norm_in = norm_in && index > 0 && c.num_experts == 0;
   const float eps = float(c.rms_norm_eps);
-  if (norm_in && index > 0) nvfp4_linear_normed(L.qkv, {x_.data(), L.input_norm.data(), eps, gemma}, T, qkv_.data(), stream_);
+  if (qkv_norm_in) nvfp4_linear_normed(L.qkv, {x_.data(), L.input_norm.data(), eps, gemma}, T, qkv_.data(), stream_);
   else nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
   profiler_.mark("qkv_proj", stream_);
   rope_and_cache(qkv_.data(), T, rp, io, stream_);
@@ -355,7 +359,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     return;
   }
   if (L.moe) {  // Qwen3-MoE: the experts' weighted sum goes into the residual stream, then the next norm
-    moe_mlp(*L.moe, h_.data(), T, x_.data(), next, norm, moe_ws_, stream_);
+    moe_mlp(*L.moe, h_.data(), T, x_.data(), next, norm, moe_ws_, stream_, norm_in ? L.post_attention_norm.data() : nullptr);
     profiler_.mark("moe_experts_residual_norm", stream_);
     return;
   }
@@ -364,11 +368,12 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   else
     nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
   profiler_.mark("gate_up_activation", stream_);
-  if (norm_in && !last)
+  const bool next_qkv_norm_in = norm_in && !last && c.num_experts == 0;
+  if (next_qkv_norm_in)
     nvfp4_linear(L.down, act_.data(), T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
   else
     residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
-  profiler_.mark(norm_in && !last ? "down_proj_residual" : "down_proj_residual_norm", stream_);
+  profiler_.mark(next_qkv_norm_in ? "down_proj_residual" : "down_proj_residual_norm", stream_);
 }
 
 void CudaBackend::launch_step(const Step& s) {

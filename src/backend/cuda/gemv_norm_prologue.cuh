@@ -14,7 +14,6 @@
 
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/rms_norm.cuh"
-#include "backend/cuda/warp_reduce.cuh"
 
 namespace fp4llm::cuda {
 
@@ -27,45 +26,10 @@ constexpr int kNormInRows = 2;
 __host__ __device__ constexpr int normed_row_stride(int k) { return k + 8; }
 
 // The rows' normalised values into xs ([rows][normed_row_stride(k)] BF16), every thread of the
-// block taking part (barriers). Two passes over each row, the second from L1 (a row is 16 KB at
-// 4,096 wide, beside at most 2 x 8 KB of shared memory per block).
+// block taking part (barriers).
 __device__ __forceinline__ void normed_rows_to_shared(const GemvArgs& p, __nv_bfloat16* xs) {
-  __shared__ float warp_part[kWarps][kNormInRows];
-  __shared__ float inv[kNormInRows];
-  const int quads = p.k / 4, lane = int(threadIdx.x & 31), warp = int(threadIdx.x >> 5);
-  float ss[kNormInRows] = {};
-#pragma unroll
-  for (int r = 0; r < kNormInRows; ++r) {
-    if (r >= p.rows) break;
-    const float4* row = reinterpret_cast<const float4*>(p.norm_x + size_t(r) * p.k);
-    for (int i = int(threadIdx.x); i < quads; i += kWarps * 32) ss[r] += sum_squares(row[i]);
-  }
-#pragma unroll
-  for (int r = 0; r < kNormInRows; ++r) {
-    const float w = warp_sum(ss[r]);
-    if (lane == 0) warp_part[warp][r] = w;
-  }
-  __syncthreads();
-  if (warp == 0) {
-#pragma unroll
-    for (int r = 0; r < kNormInRows; ++r) {
-      const float total = warp_sum(lane < kWarps ? warp_part[lane][r] : 0.0f);
-      if (lane == 0) inv[r] = rsqrtf(total / float(p.k) + p.norm_eps);
-    }
-  }
-  __syncthreads();
-  const int stride = normed_row_stride(p.k);
-  for (int r = 0; r < p.rows; ++r) {
-    const float4* row = reinterpret_cast<const float4*>(p.norm_x + size_t(r) * p.k);
-    const float4* gain = reinterpret_cast<const float4*>(p.norm_w);
-    uint2* out = reinterpret_cast<uint2*>(xs + size_t(r) * stride);  // 4 values, one 8-byte store
-    for (int i = int(threadIdx.x); i < quads; i += kWarps * 32) {
-      const float4 v = row[i], w = gain4(gain[i], p.norm_one_plus);
-      out[i] = make_uint2(as_u32(__floats2bfloat162_rn(v.x * inv[r] * w.x, v.y * inv[r] * w.y)),
-                          as_u32(__floats2bfloat162_rn(v.z * inv[r] * w.z, v.w * inv[r] * w.w)));
-    }
-  }
-  __syncthreads();
+  block_normed_rows<kNormInRows, kWarps * 32>({p.norm_x, p.norm_w, p.norm_eps, p.norm_one_plus}, p.rows, p.k, xs,
+                                              normed_row_stride(p.k));
 }
 
 // This lane's x pointers into those rows, as x_pointers gives them in global memory.

@@ -42,9 +42,13 @@ namespace {
 
 // One routing pass of `n` tokens: route, group, the gate/up grouped GEMV; returns the rows for
 // the down projection (the chosen experts' rows then go to ws.expert_out, weights in ws.topk_weight).
-ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream) {
+// With `normed`, the router kernel makes h (normed->h_out) from the residual stream first
+// (moe_route_normed).
+ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream,
+                          const NormedRouterInput* normed = nullptr) {
   const RouterShape& s = m.shape;
-  moe_route(m.router.data(), h, n, s, ws.routing(), stream);
+  if (normed) moe_route_normed(m.router.data(), *normed, n, s, ws.routing(), stream);
+  else moe_route(m.router.data(), h, n, s, ws.routing(), stream);
   ExpertRows rows;
   rows.group_expert = ws.group_expert.data();
   rows.group_offset = ws.group_offset.data();
@@ -64,12 +68,15 @@ void check_workspace(const MoeWorkspace& ws, int64_t tokens) {
 }  // namespace
 
 void moe_mlp(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, float* x, const float* next_w,
-             const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream) {
+             const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream, const float* input_norm) {
   check_workspace(ws, tokens);
+  if (input_norm && tokens > kMaxNormedRouterTokens)
+    fail("MoE layer with its input norm: {} tokens, at most {}", tokens, kMaxNormedRouterTokens);
   const int64_t H = m.shape.hidden;
   for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
     const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
-    const ExpertRows rows = route_and_gate(m, h + start * H, n, ws, stream);
+    const NormedRouterInput normed{x + start * H, input_norm, norm.eps, norm.one_plus, h + start * H};
+    const ExpertRows rows = route_and_gate(m, h + start * H, n, ws, stream, input_norm ? &normed : nullptr);
     nvfp4_experts_down_combine(m.down, ws.act.data(), rows, ws.expert_out.data(),
                                {x + start * H, ws.topk_weight.data(), m.shape.top_k, next_w, norm.eps, norm.one_plus,
                                 h + start * H},

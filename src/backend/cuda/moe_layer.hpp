@@ -47,8 +47,10 @@ struct MoeWorkspace {
 
 // x[tokens, hidden] += MoE(h) for the BF16 normalised activations h; then h = rmsnorm(x) * next_w
 // (the next layer's input norm), rows of each routing pass once that pass has used them.
+// With input_norm (up to kMaxNormedRouterTokens tokens), h is made from x by the router kernel
+// (h = rmsnorm(x) * gain(input_norm)) instead of read: no norm kernel before the layer.
 void moe_mlp(const DeviceMoe& moe, __nv_bfloat16* h, int64_t tokens, float* x, const float* next_w,
-             const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream);
+             const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream, const float* input_norm = nullptr);
 
 // Expert parallelism: partial[tokens, hidden] = this GPU's experts' share of MoE(h), to be summed
 // over the GPUs before the residual add.

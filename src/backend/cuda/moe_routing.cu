@@ -4,6 +4,7 @@
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/moe_routing.hpp"
+#include "backend/cuda/rms_norm.cuh"
 
 namespace fp4llm::cuda {
 
@@ -25,12 +26,25 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
 
 // Router logits, written against latency (a decode step routes a handful of tokens): each warp
 // holds its expert's row in registers (V 16-byte pieces per lane, all loads in flight at once)
-// and takes the dot product with each of the block's tokens (blockIdx.y picks them).
-template <int V>
+// and takes the dot product with each of the block's tokens (blockIdx.y picks them). kNormIn: h
+// is first made by the block itself from the residual stream (rms_norm.cuh, up to
+// kMaxNormedRouterTokens tokens) into shared memory, and the first block also stores it for the
+// experts' gate/up product.
+template <int V, bool kNormIn>
 __global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const uint4* router, const uint4* h, int tokens,
-                                                                         int vecs, int experts, float* logits) {
+                                                                         int vecs, int experts, float* logits,
+                                                                         NormSource norm, uint4* h_out) {
   let_dependents_start();
-  wait_for_producer();  // launched early (FP4LLM_PDL=all): h is the previous kernel's
+  wait_for_producer();  // launched early (FP4LLM_PDL=all): h (or the residual) is the previous kernel's
+  if constexpr (kNormIn) {
+    __shared__ __align__(16) __nv_bfloat16 normed[kMaxNormedRouterTokens][kMaxRouterHidden];
+    block_normed_rows<kMaxNormedRouterTokens, kLogitWarps * 32>(norm, tokens, vecs * 8, &normed[0][0], kMaxRouterHidden);
+    if (blockIdx.x == 0)
+      for (int i = int(threadIdx.x); i < tokens * vecs; i += kLogitWarps * 32)
+        h_out[i] = reinterpret_cast<const uint4*>(&normed[i / vecs][0])[i % vecs];
+    h = reinterpret_cast<const uint4*>(&normed[0][0]);
+  }
+  const int h_stride = kNormIn ? int(kMaxRouterHidden / 8) : vecs;  // uint4 per row of h
   const int lane = threadIdx.x & 31, expert = blockIdx.x * kLogitWarps + (threadIdx.x >> 5);
   if (expert >= experts) return;
   uint4 w[V];
@@ -43,7 +57,10 @@ __global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const u
     float sum = 0;
 #pragma unroll
     for (int v = 0; v < V; ++v)
-      if (lane + 32 * v < vecs) sum = dot8(w[v], __ldg(h + size_t(t) * vecs + lane + 32 * v), sum);
+      if (lane + 32 * v < vecs) {
+        const uint4* hv = h + size_t(t) * h_stride + lane + 32 * v;
+        sum = dot8(w[v], kNormIn ? *hv : __ldg(hv), sum);
+      }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     if (lane == 0) logits[size_t(t) * experts + expert] = sum;
@@ -162,13 +179,31 @@ __global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, Rout
 
 template <int V>
 void launch_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
-                  const Routing& out, cudaStream_t stream) {
+                  const Routing& out, const NormedRouterInput* normed, cudaStream_t stream) {
   const dim3 grid(unsigned((s.experts + kLogitWarps - 1) / kLogitWarps), unsigned((tokens + kLogitTokens - 1) / kLogitTokens));
   const auto* w = reinterpret_cast<const uint4*>(router);
-  const auto* x = reinterpret_cast<const uint4*>(h);
-  launch_dependent(early_launch_all(), router_logits_kernel<V>, grid, dim3(kLogitWarps * 32), 0, stream, w, x,
-                   int(tokens), int(s.hidden / 8), int(s.experts), out.logits);
+  if (normed)
+    launch_dependent(early_launch_all(), router_logits_kernel<V, true>, grid, dim3(kLogitWarps * 32), 0, stream, w,
+                     static_cast<const uint4*>(nullptr), int(tokens), int(s.hidden / 8), int(s.experts), out.logits,
+                     NormSource{normed->residual, normed->weight, normed->eps, normed->one_plus},
+                     reinterpret_cast<uint4*>(normed->h_out));
+  else
+    launch_dependent(early_launch_all(), router_logits_kernel<V, false>, grid, dim3(kLogitWarps * 32), 0, stream, w,
+                     reinterpret_cast<const uint4*>(h), int(tokens), int(s.hidden / 8), int(s.experts), out.logits,
+                     NormSource{}, static_cast<uint4*>(nullptr));
   launch_dependent(early_launch_all(), select_and_group_kernel, dim3(1), dim3(1024), 0, stream, int(tokens), s, out);
+}
+
+void route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s, const Routing& out,
+           const NormedRouterInput* normed, cudaStream_t stream) {
+  check_router_shape(s);
+  if (tokens <= 0) return;
+  const int64_t per_lane = (s.hidden / 8 + 31) / 32;
+  if (per_lane <= 1) launch_route<1>(router, h, tokens, s, out, normed, stream);
+  else if (per_lane <= 2) launch_route<2>(router, h, tokens, s, out, normed, stream);
+  else if (per_lane <= 4) launch_route<4>(router, h, tokens, s, out, normed, stream);
+  else if (per_lane <= 8) launch_route<8>(router, h, tokens, s, out, normed, stream);
+  else launch_route<16>(router, h, tokens, s, out, normed, stream);
 }
 
 }  // namespace
@@ -186,14 +221,15 @@ void check_router_shape(const RouterShape& s) {
 
 void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
                const Routing& out, cudaStream_t stream) {
-  check_router_shape(s);
-  if (tokens <= 0) return;
-  const int64_t per_lane = (s.hidden / 8 + 31) / 32;
-  if (per_lane <= 1) launch_route<1>(router, h, tokens, s, out, stream);
-  else if (per_lane <= 2) launch_route<2>(router, h, tokens, s, out, stream);
-  else if (per_lane <= 4) launch_route<4>(router, h, tokens, s, out, stream);
-  else if (per_lane <= 8) launch_route<8>(router, h, tokens, s, out, stream);
-  else launch_route<16>(router, h, tokens, s, out, stream);
+  route(router, h, tokens, s, out, nullptr, stream);
+}
+
+void moe_route_normed(const __nv_bfloat16* router, const NormedRouterInput& in, int64_t tokens, const RouterShape& s,
+                      const Routing& out, cudaStream_t stream) {
+  if (tokens > kMaxNormedRouterTokens || s.hidden % 4 != 0)
+    throw_error("MoE routing with its input norm: " + std::to_string(tokens) + " tokens (at most " +
+                std::to_string(kMaxNormedRouterTokens) + ")");
+  route(router, nullptr, tokens, s, out, &in, stream);
 }
 
 }  // namespace fp4llm::cuda

@@ -49,4 +49,18 @@ void check_router_shape(const RouterShape& shape);
 void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& shape,
                const Routing& out, cudaStream_t stream);
 
+// The same with h made by the router kernel itself: h = rmsnorm(residual row) * gain(weight) in
+// BF16, stored to h_out for the experts' products, so that no norm kernel runs before the
+// routing (FP4LLM_NORM_PROLOGUE=1; up to kMaxNormedRouterTokens tokens).
+constexpr int64_t kMaxNormedRouterTokens = 2;
+struct NormedRouterInput {
+  const float* residual = nullptr;  // [tokens][hidden] float32
+  const float* weight = nullptr;    // [hidden]
+  float eps = 1e-6f;
+  bool one_plus = false;
+  __nv_bfloat16* h_out = nullptr;   // [tokens][hidden]
+};
+void moe_route_normed(const __nv_bfloat16* router, const NormedRouterInput& in, int64_t tokens, const RouterShape& shape,
+                      const Routing& out, cudaStream_t stream);
+
 }  // namespace fp4llm::cuda
