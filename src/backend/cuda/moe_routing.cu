@@ -35,6 +35,12 @@ __global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const u
                                                                          int vecs, int experts, float* logits,
                                                                          NormSource norm, uint4* h_out) {
   let_dependents_start();
+  const int lane = threadIdx.x & 31, expert = blockIdx.x * kLogitWarps + (threadIdx.x >> 5);
+  uint4 w[V];  // the expert's row, requested before the wait: it is no kernel's output
+#pragma unroll
+  for (int v = 0; v < V; ++v)
+    w[v] = expert < experts && lane + 32 * v < vecs ? __ldg(router + size_t(expert) * vecs + lane + 32 * v)
+                                                    : make_uint4(0, 0, 0, 0);
   wait_for_producer();  // launched early (FP4LLM_PDL=all): h (or the residual) is the previous kernel's
   if constexpr (kNormIn) {
     __shared__ __align__(16) __nv_bfloat16 normed[kMaxNormedRouterTokens][kMaxRouterHidden];
@@ -45,12 +51,7 @@ __global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const u
     h = reinterpret_cast<const uint4*>(&normed[0][0]);
   }
   const int h_stride = kNormIn ? int(kMaxRouterHidden / 8) : vecs;  // uint4 per row of h
-  const int lane = threadIdx.x & 31, expert = blockIdx.x * kLogitWarps + (threadIdx.x >> 5);
   if (expert >= experts) return;
-  uint4 w[V];
-#pragma unroll
-  for (int v = 0; v < V; ++v)
-    w[v] = lane + 32 * v < vecs ? __ldg(router + size_t(expert) * vecs + lane + 32 * v) : make_uint4(0, 0, 0, 0);
   const int first = blockIdx.y * kLogitTokens, last = min(tokens, first + kLogitTokens);
 #pragma unroll 2
   for (int t = first; t < last; ++t) {
