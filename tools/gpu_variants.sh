@@ -12,6 +12,9 @@
 #   tools/gpu_variants.sh bench      the same-call A/B benches of the dense shapes
 #   tools/gpu_variants.sh bench-moe  the same for Qwen3-30B-A3B, then Gemma3-27B's memory at 4k
 #                                    with the embedding table on the GPU and in host memory
+#   tools/gpu_variants.sh new        the knobs written since the last GPU run, each checked by its
+#                                    tests first and then benched against the default in the
+#                                    same call (a wrong kernel still reports tok/s)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -117,4 +120,22 @@ if [ "$part" = bench-moe ]; then
     python3 -c "import json,sys; r=json.load(open(sys.argv[1])); m=r['memory']; d=r['decode'][0]; print('gemma3-27b 4k, NVFP4 head, table', sys.argv[2] + ':', round(m['gpu_used_bytes']/1e9, 2), 'GB used,', round(m['allocator_peak_bytes']/1e9, 2), 'GB allocator peak,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
       "$OUT/mem-gemma3-27b-$v.json" "$v" 2>/dev/null || echo "gemma3-27b memory ($v): FAILED (see $OUT/mem-gemma3-27b-$v.txt)"
   done
+fi
+if [ "$part" = new ]; then
+  {
+    (cd build-gpu && timeout 150 ctest -R 'gpu_nvfp4_linear_prefetch|gpu_moe_prefetch' > "$OUT/new-prefetch-tests.log" 2>&1) &&
+      { bench_variant "$OUT" qwen3-8b qwen3-8b 1,2,16
+        bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
+        bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,2,16
+        bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_PREFETCH=1; } ||
+      echo "L2 prefetch: its GPU tests FAILED (see $OUT/new-prefetch-tests.log); benches skipped"
+    (cd build-gpu && timeout 200 ctest -R 'py_gpu_forward_norm_prologue' > "$OUT/new-norm-tests.log" 2>&1) &&
+      { bench_variant "$OUT" qwen3-8b-norm-prologue qwen3-8b 1,2 FP4LLM_NORM_PROLOGUE=1
+        bench_variant "$OUT" qwen3-30b-a3b-norm-prologue qwen3-30b-a3b 1,2 FP4LLM_NORM_PROLOGUE=1; } ||
+      echo "norm prologue: its whole-model test FAILED (see $OUT/new-norm-tests.log); benches skipped"
+    (cd build-gpu && timeout 150 ctest -R 'gpu_nvfp4_linear_wgmma' > "$OUT/new-wgmma-tests.log" 2>&1) &&
+      { bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
+        bench_variant "$OUT" qwen3-8b-wide-wgmma qwen3-8b 32,64 FP4LLM_GEMV_KERNEL=wgmma; } ||
+      echo "wgmma: its GPU tests FAILED (see $OUT/new-wgmma-tests.log); benches skipped"
+  } | tee "$OUT/variants-new.md"
 fi
