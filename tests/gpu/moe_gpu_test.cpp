@@ -320,7 +320,9 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
 TEST(GpuMoe, ExpertsNormaliseTheirInput) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(25);
-  for (const Case& c : std::vector<Case>{{16, 8, 1, 208, 48}, {16, 8, 2, 208, 48}, {128, 8, 2, 2048, 64}}) {
+  // Hidden 208, 2048 and 4096: one, eight and sixteen 16-byte pieces of the router row per lane.
+  for (const Case& c :
+       std::vector<Case>{{16, 8, 1, 208, 48}, {16, 8, 2, 208, 48}, {128, 8, 2, 2048, 64}, {16, 8, 2, 4096, 32}}) {
     MoeCase m(c, rng);
     std::vector<float> input_gain(static_cast<size_t>(c.hidden)), next_gain(static_cast<size_t>(c.hidden));
     for (float& g : input_gain) g = bf16_round(0.5f + float(rng() % 1024) / 1024.0f);

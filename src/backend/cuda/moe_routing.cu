@@ -13,6 +13,8 @@ namespace {
 constexpr int kLogitWarps = 8;   // experts per block, one per warp
 constexpr int kLogitTokens = 8;  // tokens per block: more blocks, shorter dependent chains
 constexpr int kPerLane = int(kMaxExperts / 32);
+// The norm prologue's tokens fit one token block (grid y = 1): one block per expert group stores h.
+static_assert(kMaxNormedRouterTokens <= kLogitTokens);
 __device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
   const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
   const __nv_bfloat162* b2 = reinterpret_cast<const __nv_bfloat162*>(&b);
@@ -227,7 +229,7 @@ void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t toke
 
 void moe_route_normed(const __nv_bfloat16* router, const NormedRouterInput& in, int64_t tokens, const RouterShape& s,
                       const Routing& out, cudaStream_t stream) {
-  if (tokens > kMaxNormedRouterTokens || s.hidden % 4 != 0)
+  if (tokens > kMaxNormedRouterTokens)
     throw_error("MoE routing with its input norm: " + std::to_string(tokens) + " tokens (at most " +
                 std::to_string(kMaxNormedRouterTokens) + ")");
   route(router, nullptr, tokens, s, out, &in, stream);
