@@ -257,6 +257,32 @@ TEST(GpuMoe, RoutingMatchesTheReference) {
   }
 }
 
+// moe_mlp's results for every `stride`-th token against the float64 reference: the updated
+// residual rows `got` and, in `normed`, their next norm (weights `gain`). Tokens whose routing is a
+// near tie are skipped: either expert is right (RoutingMatchesTheReference).
+static void check_layer(const MoeCase& m, DenseExperts& dense, const std::vector<float>& got,
+                 const std::vector<__nv_bfloat16>& normed, const std::vector<float>& gain, int64_t stride) {
+  const Case& c = m.c;
+  for (int64_t t = 0; t < c.tokens; t += stride) {
+    const Route r = reference_route(m, t);
+    if (r.gap < 1e-3) continue;
+    const auto [want, bound] = reference_output(m, dense, t, r);
+    double ss = 0;
+    for (int64_t d = 0; d < c.hidden; ++d) ss += double(got[size_t(t * c.hidden + d)]) * got[size_t(t * c.hidden + d)];
+    const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
+    for (int64_t d = 0; d < c.hidden; ++d) {
+      const double want_h = got[size_t(t * c.hidden + d)] * inv * gain[size_t(d)];
+      ASSERT_NEAR(__bfloat162float(normed[size_t(t * c.hidden + d)]), want_h, 5e-3 * std::fabs(want_h) + 1e-6)
+          << name(c) << " token " << t << " dim " << d;
+      const float g = got[size_t(t * c.hidden + d)];
+      ASSERT_TRUE(std::isfinite(g)) << name(c) << " token " << t << " dim " << d;
+      // Float32 accumulation, and an activation that rounds to the other BF16 neighbour.
+      ASSERT_LE(std::fabs(g - want[size_t(d)]), 5e-3 * bound[size_t(d)] + 1e-5 * std::fabs(want[size_t(d)]) + 1e-30)
+          << name(c) << " token " << t << " dim " << d << " got " << g << " want " << want[size_t(d)];
+    }
+  }
+}
+
 TEST(GpuMoe, ExpertsMatchTheReference) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(22);
@@ -284,28 +310,7 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
     const std::vector<float> got = x.to_host();
     const std::vector<__nv_bfloat16> normed = h.to_host();
     // Spot-check tokens across the batch (every token for small batches): the reference is slow.
-    const int64_t stride = std::max<int64_t>(1, c.tokens / 40);
-    for (int64_t t = 0; t < c.tokens; t += stride) {
-      const Route r = reference_route(m, t);
-      if (r.gap < 1e-3) continue;  // near tie: either expert is right (RoutingMatchesTheReference)
-      const auto [want, bound] = reference_output(m, dense, t, r);
-      // h now holds the next norm of the updated residual row (weights `gain`).
-      double ss = 0;
-      for (int64_t d = 0; d < c.hidden; ++d) ss += double(got[size_t(t * c.hidden + d)]) * got[size_t(t * c.hidden + d)];
-      const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
-      for (int64_t d = 0; d < c.hidden; ++d) {
-        const double want_h = got[size_t(t * c.hidden + d)] * inv * gain[size_t(d)];
-        ASSERT_NEAR(__bfloat162float(normed[size_t(t * c.hidden + d)]), want_h, 5e-3 * std::fabs(want_h) + 1e-6)
-            << name(c) << " token " << t << " dim " << d;
-      }
-      for (int64_t d = 0; d < c.hidden; ++d) {
-        const float g = got[size_t(t * c.hidden + d)];
-        ASSERT_TRUE(std::isfinite(g)) << name(c) << " token " << t << " dim " << d;
-        // Float32 accumulation, and an activation that rounds to the other BF16 neighbour.
-        ASSERT_LE(std::fabs(g - want[size_t(d)]), 5e-3 * bound[size_t(d)] + 1e-5 * std::fabs(want[size_t(d)]) + 1e-30)
-            << name(c) << " token " << t << " dim " << d << " got " << g << " want " << want[size_t(d)];
-      }
-    }
+    check_layer(m, dense, got, normed, gain, std::max<int64_t>(1, c.tokens / 40));
     // Every step counts its distinct experts (the benchmark's floor).
     EXPECT_GT(ws.active_experts.to_host()[0], 0u) << name(c);
   }
@@ -356,23 +361,7 @@ TEST(GpuMoe, ExpertsNormaliseTheirInput) {
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<float> got = x.to_host();
     const std::vector<__nv_bfloat16> normed = h.to_host();
-    for (int64_t t = 0; t < c.tokens; ++t) {
-      const Route r = reference_route(m, t);
-      if (r.gap < 1e-3) continue;  // near tie: either expert is right
-      const auto [want, bound] = reference_output(m, dense, t, r);
-      double ss = 0;
-      for (int64_t d = 0; d < c.hidden; ++d) ss += double(got[size_t(t * c.hidden + d)]) * got[size_t(t * c.hidden + d)];
-      const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
-      for (int64_t d = 0; d < c.hidden; ++d) {
-        const double want_h = got[size_t(t * c.hidden + d)] * inv * next_gain[size_t(d)];
-        ASSERT_NEAR(__bfloat162float(normed[size_t(t * c.hidden + d)]), want_h, 5e-3 * std::fabs(want_h) + 1e-6)
-            << name(c) << " token " << t << " dim " << d;
-        const float g = got[size_t(t * c.hidden + d)];
-        ASSERT_TRUE(std::isfinite(g)) << name(c) << " token " << t << " dim " << d;
-        ASSERT_LE(std::fabs(g - want[size_t(d)]), 5e-3 * bound[size_t(d)] + 1e-5 * std::fabs(want[size_t(d)]) + 1e-30)
-            << name(c) << " token " << t << " dim " << d << " got " << g << " want " << want[size_t(d)];
-      }
-    }
+    check_layer(m, dense, got, normed, next_gain, 1);
   }
 }
 
