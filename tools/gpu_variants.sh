@@ -58,9 +58,15 @@ if [ "$part" = probes ]; then
   fi
   # Prefill of 2,048 tokens: the FP8 GEMM (FP4LLM_FP8_PREFILL=1) against BF16 dequantization +
   # cuBLAS, same call (its accuracy on a real model: docs/ACCURACY.md).
-  for v in bf16 fp8; do
+  # Also BF16 slices of 2,048 and 4,096 rows (16 and 32 MB at K = 4,096) instead of 32 M values
+  # (64 MB): a slice that fits L2 is read back by its GEMM from there instead of from DRAM.
+  for v in bf16 fp8 bf16-slice2048 bf16-slice4096; do
     [ "$(left)" -gt 90 ] || { echo "qwen3-8b $v prefill: skipped (time)"; continue; }
-    knob=$([ $v = fp8 ] && echo FP4LLM_FP8_PREFILL=1)
+    case $v in
+      fp8) knob=FP4LLM_FP8_PREFILL=1 ;;
+      bf16-slice*) knob=FP4LLM_PREFILL_SLICE_ROWS=${v#bf16-slice} ;;
+      *) knob= ;;
+    esac
     env $knob timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 4 --prefill-len 2048 \
       --quiet --json "$OUT/prefill-qwen3-8b-$v.json" > "$OUT/prefill-qwen3-8b-$v.txt" 2>&1
     python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
