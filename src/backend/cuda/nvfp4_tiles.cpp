@@ -1,5 +1,7 @@
 #include "backend/cuda/nvfp4_tiles.hpp"
 
+#include <cstring>
+
 #include "backend/cuda/e2m1_pairs.hpp"
 #include "formats/number_formats.hpp"
 #include "util/error.hpp"
@@ -15,8 +17,29 @@ size_t tile_index(const Nvfp4Tiles& t, int64_t tile, int64_t chunk) {
   return size_t(tile * t.k_chunks + chunk);
 }
 
-// Copies one source row's blocks into the tile layout, code bit by code bit (e2m1_pairs.hpp).
+// The bits a code contributes to its word, by tile half, value in the block and code
+// (e2m1_pairs.hpp's placement; a table so that packing a model costs one OR per code).
+struct CodeBits {
+  uint32_t bits[2][16][16];
+  CodeBits() {
+    for (int upper = 0; upper < 2; ++upper)
+      for (int v = 0; v < 16; ++v)
+        for (uint32_t code = 0; code < 16; ++code) {
+          const CodePlace at = code_place(upper, v);
+          uint32_t word = 0;
+          for (int c = 0; c < 4; ++c) word |= ((code >> c) & 1u) << code_bit(at.slot, at.high, c);
+          bits[upper][v][code] = word;
+        }
+  }
+};
+const CodeBits& code_bits() {
+  static const CodeBits table;
+  return table;
+}
+
+// Copies one source row's blocks into the tile layout.
 void place_row(Nvfp4Tiles& t, const QuantizedLinear& w, int64_t src_row, int64_t dst_row) {
+  const auto& table = code_bits().bits;
   const int64_t tile = dst_row / kTileRows, r = dst_row % kTileRows;
   const int64_t g = r % 8, upper = r / 8;  // rows g and g + 8 share a lane
   const int64_t blocks = w.in_features / kBlock;
@@ -24,15 +47,11 @@ void place_row(Nvfp4Tiles& t, const QuantizedLinear& w, int64_t src_row, int64_t
     const int64_t chunk = b / 4, lane = g * 4 + b % 4;
     const size_t slot = tile_index(t, tile, chunk) * 32 + size_t(lane);
     const uint8_t* src = w.packed.data() + size_t(src_row * w.in_features / 2 + b * 8);
-    uint8_t* dst = &t.packed[slot * 16];
-    for (int v = 0; v < int(kBlock); ++v) {
-      const uint8_t code = (src[v / 2] >> (4 * (v % 2))) & 0xF;
-      const CodePlace at = code_place(int(upper), v);
-      for (int c = 0; c < 4; ++c) {
-        const int bit = 32 * at.word + code_bit(at.slot, at.high, c);
-        dst[bit / 8] = uint8_t(dst[bit / 8] | (((code >> c) & 1) << (bit % 8)));
-      }
-    }
+    uint32_t words[4];
+    std::memcpy(words, &t.packed[slot * 16], 16);
+    for (int v = 0; v < int(kBlock); ++v)
+      words[v / 4] |= table[upper][v][(src[v / 2] >> (4 * (v % 2))) & 0xF];  // value v: word (MMA) v / 4
+    std::memcpy(&t.packed[slot * 16], words, 16);
     const uint16_t scale = w.block_scales.data()[size_t(src_row * blocks + b)];
     t.scales[slot] = uint16_t(t.scales[slot] | (scale << (8 * upper)));
   }
@@ -119,11 +138,10 @@ float nvfp4_tiles_value(const Nvfp4Tiles& t, int64_t row, int64_t col) {
   const int64_t b = col / kBlock, chunk = b / 4, lane = g * 4 + b % 4;
   const size_t slot = tile_index(t, tile, chunk) * 32 + size_t(lane);
   const CodePlace at = code_place(int(upper), int(col % kBlock));
+  uint32_t word = 0;
+  std::memcpy(&word, &t.packed[slot * 16 + size_t(4 * at.word)], 4);
   uint8_t code = 0;
-  for (int c = 0; c < 4; ++c) {
-    const int bit = 32 * at.word + code_bit(at.slot, at.high, c);
-    code = uint8_t(code | (((t.packed[slot * 16 + size_t(bit / 8)] >> (bit % 8)) & 1) << c));
-  }
+  for (int c = 0; c < 4; ++c) code = uint8_t(code | (((word >> code_bit(at.slot, at.high, c)) & 1u) << c));
   const uint8_t scale = uint8_t(t.scales[slot] >> (8 * upper));
   return e2m1_to_float(code) * e4m3_to_float(scale) * t.tile_scales[size_t(2 * tile + upper)];
 }
