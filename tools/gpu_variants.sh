@@ -149,6 +149,12 @@ if [ "$part" = new ]; then
       bench_variant "$OUT" qwen3-8b-norm-prologue qwen3-8b 1,2 FP4LLM_NORM_PROLOGUE=1
       bench_variant "$OUT" qwen3-30b-a3b-norm-prologue qwen3-30b-a3b 1,2 FP4LLM_NORM_PROLOGUE=1
     else echo "norm prologue tests: $why; benches skipped"; fi
+    # Two or three FP8 cache blocks ahead at short contexts too: a warp's few blocks (about 200
+    # keys in 4 warps) are then all requested at once instead of one round trip each.
+    if why=$(gate new-ahead-tests.log '^(gpu_paged_attention_fp8_ahead2|gpu_paged_attention_fp8_ahead3)$'); then
+      bench_variant "$OUT" qwen3-8b-fp8-ahead2 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=2
+      bench_variant "$OUT" qwen3-8b-fp8-ahead3 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=3
+    else echo "FP8 ahead tests: $why; benches skipped"; fi
     if why=$(gate new-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
       bench_variant "$OUT" qwen3-8b-wide-wgmma qwen3-8b 32,64 FP4LLM_GEMV_KERNEL=wgmma
