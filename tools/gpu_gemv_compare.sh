@@ -18,7 +18,7 @@ build_variant() {  # NAME FLAGS...
     -o "build-gpu/sweep/gemv_$name" > "$OUT/gemv-build-$name.log" 2>&1
 }
 build_variant ring &
-build_variant nibbles -DFP4LLM_E2M1_NIBBLES &  # the code layout before 8e5b580, to compare
+build_variant nibbles -DFP4LLM_E2M1_NIBBLES &  # the code layout before 8e5b580 (random weights: timing only)
 for v in $variants; do
   g=${v#G}; g=${g%B*}; b=${v#*B}
   build_variant "$v" -DFP4LLM_GEMV_GROUP="$g" -DFP4LLM_GEMV_DIRECT_BLOCKS="$b" &

@@ -28,18 +28,16 @@ inline constexpr uint32_t kPairSigns = 0x80008000u, kPairMagnitudes = 0x01C001C0
 
 FP4LLM_HOST_DEVICE constexpr uint32_t rotate_left(uint32_t w, int r) { return r == 0 ? w : (w << r) | (w >> (32 - r)); }
 
+// FP4LLM_E2M1_NIBBLES (cmake -DFP4LLM_E2M1_NIBBLES=ON, or a -D of tools/gemv_bench.cu) builds the
+// earlier layout instead, packer and kernels alike: slot j's codes as whole nibbles at bits
+// 12 - 4j and 28 - 4j, 15 operations per word. For A/B timings, and a way back.
+#ifdef FP4LLM_E2M1_NIBBLES
+
 // Bit of the word holding bit c (0: mantissa, 1 and 2: exponent, 3: sign) of the code that
 // becomes half `high` (0: low 16 bits, 1: high) of register slot j.
-constexpr int code_bit(int j, int high, int c) {
-  const int out = (c == 3 ? 15 : 6 + c) + 16 * high;
-  return (out - (c == 3 ? sign_rotation(j) : magnitude_rotation(j)) + 32) % 32;
-}
+constexpr int code_bit(int j, int high, int c) { return (high ? 28 : 12) - 4 * j + c; }
 
 // Register slot J of word w as a BF16 pair of E2M1 values times 2^-126.
-#ifdef FP4LLM_E2M1_NIBBLES
-// The earlier extraction (slot j's codes as whole nibbles at bits 12 - 4j and 28 - 4j, 15
-// operations per word), only for timing builds of tools/gemv_bench.cu on random weights
-// (tools/gpu_gemv_compare.sh): the packer does not follow it.
 template <int J>
 FP4LLM_HOST_DEVICE constexpr uint32_t e2m1_pair(uint32_t w) {
   const uint32_t sign = (w << (4 * J)) & kPairSigns;
@@ -47,6 +45,12 @@ FP4LLM_HOST_DEVICE constexpr uint32_t e2m1_pair(uint32_t w) {
   return sign | magnitude;
 }
 #else
+
+constexpr int code_bit(int j, int high, int c) {
+  const int out = (c == 3 ? 15 : 6 + c) + 16 * high;
+  return (out - (c == 3 ? sign_rotation(j) : magnitude_rotation(j)) + 32) % 32;
+}
+
 template <int J>
 FP4LLM_HOST_DEVICE constexpr uint32_t e2m1_pair(uint32_t w) {
   constexpr int kMagnitude = magnitude_rotation(J), kSign = sign_rotation(J);
