@@ -368,6 +368,11 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   out["lm_head"] = o.quantize_lm_head ? "nvfp4" : "bf16";
   out["embeddings"] = o.offload_embeddings ? "host" : "gpu";
   out["knobs"] = knob_settings();
+#ifdef FP4LLM_E2M1_NIBBLES
+  out["tile_code_layout"] = "nibbles";  // e2m1_pairs.hpp: a build for A/Bs
+#else
+  out["tile_code_layout"] = "spread";
+#endif
   out["max_num_batched_tokens"] = o.max_num_batched_tokens;
   out["date"] = utc_now();
   out["model"] = o.synthetic.empty() ? o.model : "synthetic " + o.synthetic;
