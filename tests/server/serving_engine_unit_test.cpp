@@ -178,6 +178,28 @@ TEST(KvCachePlan, BlocksFromMemoryAndLengthChecks) {
   EXPECT_THROW(plan_kv_cache(c, o), Error);
 }
 
+// The window arithmetic the scheduler, run's ring and the bench share (backend.hpp), by hand for a
+// 40-token window and 16-token blocks, then the ring's bound checked against every chunk it serves.
+TEST(WindowBlocks, CountsTheBlocksAWindowSees) {
+  EXPECT_EQ(first_window_block(40, 0), 0);
+  EXPECT_EQ(first_window_block(40, 39), 0);   // sees positions 0..39
+  EXPECT_EQ(first_window_block(40, 55), 1);   // 16..55
+  EXPECT_EQ(first_window_block(40, 100), 3);  // 61..100
+  EXPECT_EQ(first_window_block(1, 100), 6);   // only itself
+  EXPECT_EQ(window_blocks_needed(40, 100, 1), 4);  // blocks 3..6
+  EXPECT_EQ(window_blocks_needed(40, 100, 64), 8);  // 61..163: blocks 3..10
+  // A ring for chunks of up to 64 tokens: ceil((39 + 64) / 16) + 1 = 8 blocks, capped by the
+  // sequence's own 5.
+  EXPECT_EQ(window_ring_blocks(40, 64, 100), 8);
+  EXPECT_EQ(window_ring_blocks(40, 64, 5), 5);
+  for (int64_t window : {1, 15, 16, 17, 40, 1024})
+    for (int64_t chunk : {1, 7, 16, 64, 100})
+      for (int64_t start = 0; start < 300; ++start)
+        for (int64_t tokens = 1; tokens <= chunk; ++tokens)
+          ASSERT_LE(window_blocks_needed(window, start, tokens), window_ring_blocks(window, chunk, 1 << 20))
+              << "window " << window << " chunk " << chunk << " start " << start << " tokens " << tokens;
+}
+
 TEST(KvCachePlan, SlidingLayersGetAWindowPoolSizedForTheScheduler) {
   ModelConfig c;
   c.num_layers = 6;
