@@ -157,7 +157,7 @@ if [ "$part" = new ]; then
     else echo "FP8 ahead tests: $why; benches skipped"; fi
     if why=$(gate new-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
-      bench_variant "$OUT" qwen3-8b-wide-wgmma qwen3-8b 32,64 FP4LLM_GEMV_KERNEL=wgmma
+      bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
     else echo "wgmma tests: $why; benches skipped"; fi
   } | tee "$OUT/variants-new.md"
 fi

@@ -1,16 +1,17 @@
-// The decode GEMV for 17-64 rows on warpgroup MMAs (FP4LLM_GEMV_KERNEL=wgmma, sm_90; not yet run
-// on a GPU, so not the default). Written against what bounds the copy ring there: every warp
-// re-reads its K range of x for all 64 rows from L2 (64 x 4,096 x 2 B = 512 KB per 16-row tile,
-// 786 MB for Qwen3-8B's gate_up against 57 MB of weights; docs/PERFORMANCE.md), and each chunk
-// costs 8 groups x 4 mma.sync plus their x loads. Here a warpgroup (4 warps, 64 rows) stages each
-// chunk of x once in shared memory and one m64n64k16 per k-step reads it there: x comes from L2
-// once per 64 rows instead of once per 16, and a chunk is 4 MMA instructions per warp. Weights
-// are dequantized into registers exactly as in the other decode kernels (A fragments), so the
-// results match them up to float32 summation order.
+// The decode GEMV for 9-64 rows on warpgroup MMAs (FP4LLM_GEMV_KERNEL=wgmma, sm_90; not yet run
+// on a GPU, so not the default). Written against what bounds the copy ring at 64 rows: every
+// warp re-reads its K range of x for all 64 rows from L2 (64 x 4,096 x 2 B = 512 KB per 16-row
+// tile, 786 MB for Qwen3-8B's gate_up against 57 MB of weights; docs/PERFORMANCE.md), and each
+// chunk costs 8 groups x 4 mma.sync plus their x loads. Here a warpgroup (4 warps, 64 rows)
+// stages each chunk of x once in shared memory and one m64nNk16 per k-step reads it there (N =
+// the rows padded to 16, 32 or 64 tokens): x comes from L2 once per 64 rows instead of once per
+// 16, and a chunk is 4 MMA instructions per warp. Weights are dequantized into registers exactly
+// as in the other decode kernels (A fragments), so the results match them up to float32
+// summation order.
 //
 // A block is kGroups warpgroups on the same 64 rows, each on its share of K with its own x
 // stages; their sums meet in shared memory at the end (no cross-block reduction, so results do
-// not depend on timing). x stages hold kStageChunks chunks, double-buffered, in the K-major
+// not depend on timing). x stages hold 128 / N chunks, double-buffered, in the K-major
 // core-matrix layout of wgmma_bf16.cuh, with K permuted within each chunk as the A fragments are
 // (nvfp4_gemv_tile.cuh: MMA k-step i takes values 4i..4i+3 of each lane's block).
 #pragma once
@@ -24,21 +25,29 @@ namespace fp4llm::cuda {
 
 namespace {
 
-constexpr int kWgmmaTokens = 64;                              // the MMA's N: tokens, padded
-constexpr int kWgmmaStageChunks = 2;                          // chunks per x stage
-constexpr int kWgmmaChunkBytes = kWgmmaTokens * 64 * 2;       // one chunk of x: 8 KB
-constexpr int kWgmmaStepBytes = kWgmmaChunkBytes / 4;         // one k-step's B: 2 KB
-constexpr int kWgmmaGroupBytes = 2 * kWgmmaStageChunks * kWgmmaChunkBytes;  // a warpgroup's two stages
+// A warpgroup's x stages: two buffers of 16 KB, each kStageChunks = 128 / N chunks of N tokens
+// (N the MMA's N: 16, 32 or 64 tokens, padded), so each of the 128 threads stages one
+// (token, chunk) per stage.
+constexpr int kWgmmaStageBytes = 16 * 1024;
+constexpr int kWgmmaGroupBytes = 2 * kWgmmaStageBytes;
 
 __host__ __device__ constexpr int wgmma_smem_bytes(int groups) { return groups * kWgmmaGroupBytes; }
-static_assert(128 / kWgmmaTokens == kWgmmaStageChunks, "each thread of a warpgroup stages one (token, chunk) per stage");
 
-// Byte offset within a chunk's x of core row (token n, k-step i, K half hi): k-steps 2 KB apart,
-// in each the two K halves 128 bytes apart (the descriptor's K stride) and the eight 8-token
-// core matrices 256 bytes apart (its N stride).
-__device__ __forceinline__ int core_row_offset(int n, int i, int hi) {
-  return i * kWgmmaStepBytes + hi * 128 + (n / 8) * 256 + (n % 8) * 16;
-}
+template <int N>
+struct WgmmaShape {
+  static_assert(N == 16 || N == 32 || N == 64, "the wgmma GEMV takes N = 16, 32 or 64 tokens");
+  static constexpr int kStageChunks = 128 / N;
+  static constexpr int kStepBytes = N * 32;          // one k-step's B: N tokens x 16 values
+  static constexpr int kChunkBytes = 4 * kStepBytes;  // one chunk of x
+  static_assert(kStageChunks * kChunkBytes == kWgmmaStageBytes);
+
+  // Byte offset within a chunk's x of core row (token n, k-step i, K half hi): in each k-step the
+  // two K halves 128 bytes apart (the descriptor's K stride) and the 8-token core matrices 256
+  // bytes apart (its N stride).
+  static __device__ __forceinline__ int core_row_offset(int n, int i, int hi) {
+    return i * kStepBytes + hi * 128 + (n / 8) * 256 + (n % 8) * 16;
+  }
+};
 
 // One (token, chunk) of x from global memory (64 columns: eight 16-byte loads, zero past K) ...
 struct XChunkRow {
@@ -54,6 +63,7 @@ struct XChunkRow {
   }
   // ... into its eight core rows. Core row (i, hi) holds, for t = 0..3, the column pair
   // 16t + 4i + 2hi (and + 1): word (2 (i % 2) + hi) of load (t, h = i / 2).
+  template <int N>
   __device__ __forceinline__ void store(uint8_t* chunk_smem, int n) const {
 #pragma unroll
     for (int i = 0; i < 4; ++i)
@@ -64,18 +74,20 @@ struct XChunkRow {
           const uint4& q = v[2 * t + h];
           return c == 0 ? q.x : c == 1 ? q.y : c == 2 ? q.z : q.w;
         };
-        *reinterpret_cast<uint4*>(chunk_smem + core_row_offset(n, i, hi)) = make_uint4(word(0), word(1), word(2), word(3));
+        *reinterpret_cast<uint4*>(chunk_smem + WgmmaShape<N>::core_row_offset(n, i, hi)) =
+            make_uint4(word(0), word(1), word(2), word(3));
       }
   }
 };
 
-// A warp's weights of kWgmmaStageChunks chunks (zero past its share of K or past the last tile).
+// A warp's weights of kChunks chunks (zero past its share of K or past the last tile).
+template <int kChunks>
 struct WgmmaWeights {
-  uint4 w[kWgmmaStageChunks];
-  uint32_t s[kWgmmaStageChunks];
+  uint4 w[kChunks];
+  uint32_t s[kChunks];
   __device__ __forceinline__ void load(const uint4* wl, const uint16_t* sl, int first, int end, bool live) {
 #pragma unroll
-    for (int u = 0; u < kWgmmaStageChunks; ++u) {
+    for (int u = 0; u < kChunks; ++u) {
       const bool ok = live && first + u < end;
       w[u] = ok ? load_streaming(wl + (first + u) * 32) : make_uint4(0, 0, 0, 0);
       s[u] = ok ? load_streaming(sl + (first + u) * 32) : 0u;
@@ -83,8 +95,10 @@ struct WgmmaWeights {
   }
 };
 
-template <int kGroups>
+template <int N, int kGroups>
 __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(GemvArgs p) {
+  using Shape = WgmmaShape<N>;
+  constexpr int S = Shape::kStageChunks, kChunkBytes = Shape::kChunkBytes, kStepBytes = Shape::kStepBytes;
   extern __shared__ __align__(128) uint8_t wgmma_smem[];
   let_dependents_start();
   const int group = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
@@ -96,36 +110,36 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
   const size_t first_slot = (size_t(live ? tile : 0) * p.k_chunks + begin) * 32 + lane;
   const uint4* wl = p.packed + first_slot;
   const uint16_t* sl = p.scales + first_slot;
-  uint8_t* stages = wgmma_smem + group * kWgmmaGroupBytes;  // [2][kWgmmaStageChunks][8 KB]
+  uint8_t* stages = wgmma_smem + group * kWgmmaGroupBytes;  // [2][S chunks]
   // This thread stages token xn of chunk xc of each stage.
-  const int xn = tid % kWgmmaTokens, xc = tid / kWgmmaTokens;
+  const int xn = tid % N, xc = tid / N;
   const __nv_bfloat16* x_row = p.x + size_t(min(xn, p.rows - 1)) * p.k;
 
-  WgmmaWeights now, next;
+  WgmmaWeights<S> now, next;
   now.load(wl, sl, 0, n, live);
   wait_for_producer();  // weights are in flight; x is the producer's output
   XChunkRow x;
   if (xc < n) {
     x.load(x_row, begin + xc, p.k);
-    x.store(stages + xc * kWgmmaChunkBytes, xn);
+    x.store<N>(stages + xc * kChunkBytes, xn);
   }
   fence_shared_for_wgmma();
   warpgroup_barrier(group);
 
-  float acc[8][4] = {};
-  for (int s = 0, c0 = 0; c0 < n; ++s, c0 += kWgmmaStageChunks) {
-    uint8_t* buffer = stages + (s % 2) * kWgmmaStageChunks * kWgmmaChunkBytes;
+  float acc[N / 8][4] = {};
+  for (int s = 0, c0 = 0; c0 < n; ++s, c0 += S) {
+    uint8_t* buffer = stages + (s % 2) * kWgmmaStageBytes;
     // The descriptor's address field counts 16 bytes and stays below 2^14 in shared memory, so
     // each k-step's descriptor is the stage's plus its offset / 16.
     const uint64_t stage_descriptor = wgmma_descriptor(buffer, 128, 256);
-    const int next_c = c0 + kWgmmaStageChunks;
+    const int next_c = c0 + S;
     const bool more = next_c < n;
     if (more) {
       next.load(wl, sl, next_c, n, live);
       if (next_c + xc < n) x.load(x_row, begin + next_c + xc, p.k);
     }
 #pragma unroll
-    for (int u = 0; u < kWgmmaStageChunks; ++u) {
+    for (int u = 0; u < S; ++u) {
       if (c0 + u >= n) break;  // uniform over the warpgroup
       uint32_t a[4][4];
       dequant_chunk(now.w[u], now.s[u], a);
@@ -134,14 +148,14 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
       wgmma_fence();
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        wgmma_64x64x16(acc, a[i], stage_descriptor + uint64_t((u * kWgmmaChunkBytes + i * kWgmmaStepBytes) >> 4));
+        wgmma_64xNx16<N>(acc, a[i], stage_descriptor + uint64_t((u * kChunkBytes + i * kStepBytes) >> 4));
       wgmma_commit();
       wgmma_wait<0>();  // a is rewritten by the next chunk's dequantization
       wgmma_pin(acc);
       wgmma_pin(a);
     }
     if (more) {
-      if (next_c + xc < n) x.store(stages + ((s + 1) % 2) * kWgmmaStageChunks * kWgmmaChunkBytes + xc * kWgmmaChunkBytes, xn);
+      if (next_c + xc < n) x.store<N>(stages + ((s + 1) % 2) * kWgmmaStageBytes + xc * kChunkBytes, xn);
       fence_shared_for_wgmma();
       now = next;
     }
@@ -149,24 +163,25 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
   }
 
   // The warpgroups' shares of K summed in a fixed order by warpgroup 0, in the stage memory.
+  constexpr int kValues = N / 2;  // accumulators per thread
   if constexpr (kGroups > 1) {
     __syncthreads();
-    float* share = reinterpret_cast<float*>(stages);  // [32 values][128 threads]
+    float* share = reinterpret_cast<float*>(stages);  // [kValues][128 threads]
     if (group > 0) {
 #pragma unroll
-      for (int j = 0; j < 32; ++j) share[j * 128 + tid] = acc[j / 4][j % 4];
+      for (int j = 0; j < kValues; ++j) share[j * 128 + tid] = acc[j / 4][j % 4];
     }
     __syncthreads();
     if (group > 0) return;
     for (int other = 1; other < kGroups; ++other) {
       const float* theirs = reinterpret_cast<const float*>(wgmma_smem + other * kWgmmaGroupBytes);
 #pragma unroll
-      for (int j = 0; j < 32; ++j) acc[j / 4][j % 4] += theirs[j * 128 + tid];
+      for (int j = 0; j < kValues; ++j) acc[j / 4][j % 4] += theirs[j * 128 + tid];
     }
   }
   if (!live) return;
   const Slice slice{p.packed, p.scales, p.tile_scales, 0, p.rows};
-  write_tile<8, false>(p, slice, tile, g, t, acc);
+  write_tile<N / 8, false>(p, slice, tile, g, t, acc);
 }
 
 }  // namespace

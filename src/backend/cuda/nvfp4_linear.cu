@@ -130,30 +130,32 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
                    dim3(kWarps * 32), 0, stream, p);
 }
 
-// FP4LLM_GEMV_KERNEL=wgmma: plain products of 17-64 rows on warpgroup MMAs (nvfp4_gemv_wgmma.cuh,
+// FP4LLM_GEMV_KERNEL=wgmma: plain products of 9-64 rows on warpgroup MMAs (nvfp4_gemv_wgmma.cuh,
 // sm_90; not yet run on a GPU, so not the default).
 bool wgmma_requested() {
   static const bool on = knob_is("FP4LLM_GEMV_KERNEL", "wgmma") && device_is_sm90_or_later();
   return on;
 }
 
-template <int kGroups>
+template <int N, int kGroups>
 void launch_wgmma_groups(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
   constexpr int smem = wgmma_smem_bytes(kGroups);
-  allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<kGroups>>(smem);
-  launch_dependent(early_launch_all(), nvfp4_gemv_wgmma_kernel<kGroups>, dim3(blocks), dim3(kGroups * 128), smem,
+  allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<N, kGroups>>(smem);
+  launch_dependent(early_launch_all(), nvfp4_gemv_wgmma_kernel<N, kGroups>, dim3(blocks), dim3(kGroups * 128), smem,
                    stream, p);
 }
 
-// Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
-// (o_proj, down_proj), two otherwise.
+// Blocks of 64 rows; at N = 64, four warpgroups share a block's K where the blocks are fewer than
+// the SMs (o_proj, down_proj), two otherwise. Smaller N holds more chunks of weights per stage
+// (128 / N), whose registers do not fit 512 threads: two warpgroups always.
+template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
   const unsigned blocks = unsigned((p.row_tiles + 3) / 4);
   int device = 0, sms = 0;
   FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
   FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  if (blocks < unsigned(sms)) launch_wgmma_groups<4>(p, blocks, stream);
-  else launch_wgmma_groups<2>(p, blocks, stream);
+  if (N == 64 && blocks < unsigned(sms)) launch_wgmma_groups<64, 4>(p, blocks, stream);
+  else launch_wgmma_groups<N, 2>(p, blocks, stream);
 }
 
 // Up to 16 rows go to the register-pipelined kernel (measured on the H200, 2026-12-04: Qwen3-8B's
@@ -161,17 +163,21 @@ void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
 // Qwen3-30B-A3B's expert groups 304.3 against 301.2 tok/s at batch 1, 1,887 against 1,783 at 16),
 // more to the copy ring, and for more than 64 rows (expert groups only) slices of 64 over grid z.
 // FP4LLM_GEMV_KERNEL=ring keeps every product on the copy ring (tests, comparisons); =wgmma puts
-// plain products of 17-64 rows on warpgroup MMAs.
+// plain products of 9-64 rows on warpgroup MMAs.
 template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
   static const bool ring_only = knob_is("FP4LLM_GEMV_KERNEL", "ring");
+  if constexpr (!kGrouped) {  // N: the rows padded to 16, 32 or 64 tokens
+    if (rows > 8 && wgmma_requested()) {
+      if (rows <= 16) return launch_gemv_wgmma<16>(p, stream);
+      if (rows <= 32) return launch_gemv_wgmma<32>(p, stream);
+      return launch_gemv_wgmma<64>(p, stream);
+    }
+  }
   if (!ring_only && rows <= 16) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, stream);
     else launch_gemv_direct<2, kGrouped>(p, groups, stream);
     return;
-  }
-  if constexpr (!kGrouped) {
-    if (rows > 16 && wgmma_requested()) return launch_gemv_wgmma(p, stream);
   }
   if (rows <= 8) launch_gemv<1, kGrouped>(p, groups, 1, stream);
   else if (rows <= 16) launch_gemv<2, kGrouped>(p, groups, 1, stream);
