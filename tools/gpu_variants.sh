@@ -102,7 +102,7 @@ if [ "$part" = bench ]; then
     bench_variant "$OUT" qwen3-8b-pdl-experts qwen3-8b 1,16 FP4LLM_PDL=experts
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
     bench_variant "$OUT" qwen3-8b-wide-ring-wide32 qwen3-8b 32,64 FP4LLM_GEMV_MIN_CHUNKS_WIDE=32
-    bench_variant "$OUT" qwen3-8b-wide-wgmma qwen3-8b 32,64 FP4LLM_GEMV_KERNEL=wgmma
+    bench_variant "$OUT" qwen3-8b-wide-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
     bench_variant "$OUT" gemma3-27b-wide-wgmma gemma3-27b 32,64 FP4LLM_GEMV_KERNEL=wgmma
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
     bench_variant "$OUT" gemma3-27b-prefetch gemma3-27b 1,16 FP4LLM_GEMV_L2_PREFETCH=1

@@ -115,7 +115,8 @@ TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
   std::mt19937 rng(11);
   Workspace w;
   const std::vector<Shape> shapes = {{1, 16}, {16, 64}, {17, 80}, {300, 1040}, {1024, 4096}, {2560, 640}, {96, 12288}, {4100, 208}};
-  const std::vector<int64_t> row_counts = {1, 3, 8, 9, 17, 33, 64, 65, 200};
+  // 9-16, 17-32 and 33-64 rows are the wgmma kernel's N = 16, 32 and 64 (FP4LLM_GEMV_KERNEL=wgmma).
+  const std::vector<int64_t> row_counts = {1, 3, 8, 9, 17, 24, 32, 33, 64, 65, 200};
   for (const Shape& s : shapes) {
     const TestLinear lin = random_linear(s, rng, w);
     for (int64_t rows : row_counts) check_product(lin, s, rows, cuda::LinearOutput::Store, rng, w);
@@ -154,7 +155,7 @@ TEST(GpuNvfp4Linear, AddsIntoTheOutput) {
   Workspace w;
   for (const Shape& s : std::vector<Shape>{{4096, 4096}, {48, 12288}, {300, 1040}}) {
     const TestLinear lin = random_linear(s, rng, w);
-    for (int64_t rows : {1, 5, 16, 40, 64, 70}) check_product(lin, s, rows, cuda::LinearOutput::Add, rng, w);
+    for (int64_t rows : {1, 5, 16, 32, 40, 64, 70}) check_product(lin, s, rows, cuda::LinearOutput::Add, rng, w);
   }
 }
 
@@ -479,7 +480,7 @@ TEST(GpuNvfp4Linear, GatedEpilogueAppliesTheActivation) {
     w.fit(tiles);
     const std::vector<float> wg = dequantized(gate), wu = dequantized(up);
     for (bool gelu : {false, true})
-      for (int64_t rows : {1, 9, 33, 64, 100}) {
+      for (int64_t rows : {1, 9, 32, 33, 64, 100}) {
         const std::vector<float> x = random_bf16_values(size_t(rows * s.in), rng);
         const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
         auto out = test_support::poisoned<__nv_bfloat16>(size_t(rows * s.out));

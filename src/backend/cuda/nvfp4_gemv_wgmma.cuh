@@ -80,18 +80,16 @@ struct XChunkRow {
   }
 };
 
-// A warp's weights of kChunks chunks (zero past its share of K or past the last tile).
-template <int kChunks>
+// A warp's weights of two chunks in flight (zero past its share of K or past the last tile):
+// slot c % 2 holds chunk c, refilled with chunk c + 2 as soon as chunk c is dequantized, two
+// chunks ahead of the arithmetic as in the direct kernel, whatever the stage size.
 struct WgmmaWeights {
-  uint4 w[kChunks];
-  uint32_t s[kChunks];
-  __device__ __forceinline__ void load(const uint4* wl, const uint16_t* sl, int first, int end, bool live) {
-#pragma unroll
-    for (int u = 0; u < kChunks; ++u) {
-      const bool ok = live && first + u < end;
-      w[u] = ok ? load_streaming(wl + (first + u) * 32) : make_uint4(0, 0, 0, 0);
-      s[u] = ok ? load_streaming(sl + (first + u) * 32) : 0u;
-    }
+  uint4 w[2];
+  uint32_t s[2];
+  __device__ __forceinline__ void load(int slot, const uint4* wl, const uint16_t* sl, int chunk, int end, bool live) {
+    const bool ok = live && chunk < end;
+    w[slot] = ok ? load_streaming(wl + chunk * 32) : make_uint4(0, 0, 0, 0);
+    s[slot] = ok ? load_streaming(sl + chunk * 32) : 0u;
   }
 };
 
@@ -115,8 +113,10 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
   const int xn = tid % N, xc = tid / N;
   const __nv_bfloat16* x_row = p.x + size_t(min(xn, p.rows - 1)) * p.k;
 
-  WgmmaWeights<S> now, next;
-  now.load(wl, sl, 0, n, live);
+  static_assert(S % 2 == 0, "a stage starts at an even chunk, so chunk c's weights are in slot c % 2 = u % 2");
+  WgmmaWeights weights;
+  weights.load(0, wl, sl, 0, n, live);
+  weights.load(1, wl, sl, 1, n, live);
   wait_for_producer();  // weights are in flight; x is the producer's output
   XChunkRow x;
   if (xc < n) {
@@ -134,15 +134,13 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
     const uint64_t stage_descriptor = wgmma_descriptor(buffer, 128, 256);
     const int next_c = c0 + S;
     const bool more = next_c < n;
-    if (more) {
-      next.load(wl, sl, next_c, n, live);
-      if (next_c + xc < n) x.load(x_row, begin + next_c + xc, p.k);
-    }
+    if (more && next_c + xc < n) x.load(x_row, begin + next_c + xc, p.k);
 #pragma unroll
     for (int u = 0; u < S; ++u) {
       if (c0 + u >= n) break;  // uniform over the warpgroup
       uint32_t a[4][4];
-      dequant_chunk(now.w[u], now.s[u], a);
+      dequant_chunk(weights.w[u % 2], weights.s[u % 2], a);
+      weights.load(u % 2, wl, sl, c0 + u + 2, n, live);
       wgmma_pin(a);
       wgmma_pin(acc);
       wgmma_fence();
@@ -157,7 +155,6 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
     if (more) {
       if (next_c + xc < n) x.store<N>(stages + ((s + 1) % 2) * kWgmmaStageBytes + xc * kChunkBytes, xn);
       fence_shared_for_wgmma();
-      now = next;
     }
     warpgroup_barrier(group);  // this stage read by every warp; the next one written
   }

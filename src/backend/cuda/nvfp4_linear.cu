@@ -145,16 +145,15 @@ void launch_wgmma_groups(const GemvArgs& p, unsigned blocks, cudaStream_t stream
                    stream, p);
 }
 
-// Blocks of 64 rows; at N = 64, four warpgroups share a block's K where the blocks are fewer than
-// the SMs (o_proj, down_proj), two otherwise. Smaller N holds more chunks of weights per stage
-// (128 / N), whose registers do not fit 512 threads: two warpgroups always.
+// Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
+// (o_proj, down_proj, qkv), two otherwise.
 template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
   const unsigned blocks = unsigned((p.row_tiles + 3) / 4);
   int device = 0, sms = 0;
   FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
   FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  if (N == 64 && blocks < unsigned(sms)) launch_wgmma_groups<64, 4>(p, blocks, stream);
+  if (blocks < unsigned(sms)) launch_wgmma_groups<N, 4>(p, blocks, stream);
   else launch_wgmma_groups<N, 2>(p, blocks, stream);
 }
 
