@@ -314,6 +314,57 @@ TEST(GpuNvfp4Linear, NormalisesItsOwnInput) {
   }
 }
 
+// Gemma3's sandwich norms in the product's prologue: the residual row is first updated with the
+// last product, normalised and scaled by (1 + delta_w), as add_and_norm does; the first block
+// stores the updated rows, and every block normalises them. The stored rows against float64 (the
+// float32 sum of squares behind delta's norm: up to about K * 2^-24 of the added term), then the
+// product as above on the rows as stored.
+TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheSandwichUpdate) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(19);
+  Workspace w;
+  const float eps = 1e-6f;
+  for (const Shape& s : std::vector<Shape>{{300, 1040}, {5376, 2048}}) {
+    const TestLinear lin = random_linear(s, rng, w);
+    const std::vector<float> gain = random_bf16_values(size_t(s.in), rng), delta_gain = random_bf16_values(size_t(s.in), rng);
+    const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain), delta_gain_d = cuda::DeviceBuffer<float>::from_host(delta_gain);
+    for (int64_t rows = 1; rows <= cuda::kMaxNormedRows; ++rows) {
+      std::vector<float> residual = random_bf16_values(size_t(rows * s.in), rng), delta = random_bf16_values(size_t(rows * s.in), rng);
+      for (float& v : delta) v *= 30.0f;  // its own scale: the norm must take delta's, not the stream's
+      std::vector<double> term(residual.size());
+      for (int64_t m = 0; m < rows; ++m) {
+        double ss = 0;
+        for (int64_t i = 0; i < s.in; ++i) ss += double(delta[size_t(m * s.in + i)]) * delta[size_t(m * s.in + i)];
+        const double inv = 1.0 / std::sqrt(ss / double(s.in) + eps);
+        for (int64_t i = 0; i < s.in; ++i) {
+          const size_t at = size_t(m * s.in + i);
+          term[at] = delta[at] * inv * (1.0 + delta_gain[size_t(i)]);
+        }
+      }
+      const auto res_d = cuda::DeviceBuffer<float>::from_host(residual), delta_d = cuda::DeviceBuffer<float>::from_host(delta);
+      auto store_d = test_support::poisoned<float>(size_t(rows * s.in));
+      auto yd = test_support::poisoned<float>(size_t(rows * s.out));
+      cuda::NormedInput in{res_d.data(), gain_d.data(), eps, true};
+      in.delta = delta_d.data(), in.delta_w = delta_gain_d.data(), in.store = store_d.data();
+      cuda::nvfp4_linear_normed(lin.device, in, rows, yd.data(), nullptr);
+      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<float> stored = store_d.to_host(), y = yd.to_host();
+      for (size_t i = 0; i < stored.size(); ++i)
+        ASSERT_LE(std::fabs(double(stored[i]) - (residual[i] + term[i])),
+                  double(s.in) * std::ldexp(std::fabs(term[i]), -24) + 1e-6 * (std::fabs(residual[i]) + std::fabs(term[i])) + 1e-30)
+            << s.out << "x" << s.in << " rows " << rows << " stored at " << i;
+      const NormedReference ref = normed_reference(stored, gain, rows, s.in, eps, true);
+      for (int64_t m = 0; m < rows; ++m)
+        for (int64_t n = 0; n < s.out; ++n) {
+          const auto [v, bound, ambiguous] = normed_dot(lin.values, ref, s.in, n, m);
+          const double got = y[size_t(m * s.out + n)];
+          ASSERT_LE(std::fabs(got - v), 1e-4 * bound + ambiguous + 1e-30)
+              << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n << " got " << got << " want " << v;
+        }
+    }
+  }
+}
+
 TEST(GpuNvfp4Linear, GatedNormalisesItsOwnInput) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(18);

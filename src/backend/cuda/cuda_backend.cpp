@@ -36,10 +36,11 @@ bool use_mma_attention() {
   return on;
 }
 
-// FP4LLM_NORM_PROLOGUE=1: Qwen3 decode steps of up to kMaxNormedRows tokens let the products after
+// FP4LLM_NORM_PROLOGUE=1: decode steps of up to kMaxNormedRows tokens let the products after
 // o_proj (gate_up, or the MoE router) and, in dense models, after down_proj (the next qkv)
-// normalise their input from the residual stream instead of a norm kernel (nvfp4_linear_normed,
-// moe_route_normed; not yet measured, so off by default).
+// normalise their input from the residual stream (Gemma3: update it first with the last
+// product) instead of a norm kernel (nvfp4_linear_normed, moe_route_normed; not yet measured, so
+// off by default).
 bool norm_prologue_requested() {
   static const bool on = knob_is("FP4LLM_NORM_PROLOGUE", "1");
   return on;
@@ -227,6 +228,7 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   const size_t qd = size_t(c.num_heads) * D, kvd = size_t(c.num_kv_heads) * D;
   const size_t I = c.has_dense_mlp() ? size_t(c.intermediate_size) : 0;
   x_ = DeviceBuffer<float>(T * H);
+  if (c.family == ModelFamily::Gemma3) x_alt_ = DeviceBuffer<float>(T * H);  // the sandwich norms' second stream buffer
   qkv_ = DeviceBuffer<float>(T * (qd + 2 * kvd));
   q_ = DeviceBuffer<float>(T * qd);
   o_ = DeviceBuffer<float>(T * H);
@@ -261,13 +263,12 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
   return p;
 }
 
-// Gemma3's sandwich norms normalise the product before the residual add, and tensor parallelism
-// sums the products first: those keep the norm kernel. (MoE models keep it after the experts,
-// whose combine kernel takes the norm anyway.)
+// Tensor parallelism sums the products first: it keeps the norm kernel. (MoE models keep it after
+// the experts, whose combine kernel takes the norm anyway.)
 bool CudaBackend::norms_in_products(int64_t tokens) const {
   const ModelConfig& c = model_.config;
-  return norm_prologue_requested() && c.family == ModelFamily::Qwen3 && !comm_.active() &&
-         normed_input_supported(tokens, c.hidden_size) && (c.num_experts == 0 || tokens <= kMaxNormedRouterTokens);
+  return norm_prologue_requested() && !comm_.active() && normed_input_supported(tokens, c.hidden_size) &&
+         (c.num_experts == 0 || tokens <= kMaxNormedRouterTokens);
 }
 
 void CudaBackend::layer(int64_t index, const Step& s) {
@@ -294,11 +295,26 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   // With norms in the products, o_proj and (dense models) down_proj leave h_ stale but for the last
   // layer's: gate_up or the router, and in dense models the next qkv, normalise x_ themselves
   // (layer 0's qkv reads the embedding's norm, an MoE model's qkv the experts' combine).
+  // Gemma3's sandwich norms: o_proj and down_proj store their product, and the next product adds
+  // it, normalised, to the residual stream itself, storing the updated stream in the other of two
+  // buffers (its own blocks still read the first).
   const bool norm_in = norms_in_products(T);
   const bool qkv_norm_in = norm_in && index > 0 && c.num_experts == 0;
   const float eps = float(c.rms_norm_eps);
-  if (qkv_norm_in) nvfp4_linear_normed(L.qkv, {x_.data(), L.input_norm.data(), eps, gemma}, T, qkv_.data(), stream_);
-  else nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
+  const auto normed_input = [&](const float* weight, const float* delta_w) {
+    NormedInput in{residual_, weight, eps, gemma};
+    if (gemma) {
+      float* other = residual_ == x_.data() ? x_alt_.data() : x_.data();
+      in.delta = o_.data(), in.delta_w = delta_w, in.store = other;
+      residual_ = other;
+    }
+    return in;
+  };
+  if (qkv_norm_in)
+    nvfp4_linear_normed(L.qkv, normed_input(L.input_norm.data(), model_.layers[size_t(index - 1)].post_feedforward_norm.data()), T,
+                        qkv_.data(), stream_);
+  else
+    nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
   profiler_.mark("qkv_proj", stream_);
   rope_and_cache(qkv_.data(), T, rp, io, stream_);
   profiler_.mark("rope_kv_write", stream_);
@@ -330,7 +346,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
       all_reduce_sum(o_.data(), size_t(T * c.hidden_size), comm_, stream_);
       profiler_.mark("all_reduce", stream_);
     }
-    add_and_norm(x_.data(), o_.data(), gemma ? post_w : nullptr, next_w, T, norm, h_.data(), stream_);
+    add_and_norm(residual_, o_.data(), gemma ? post_w : nullptr, next_w, T, norm, h_.data(), stream_);
   };
   const auto residual = [&](const DeviceNvfp4Linear& w, const __nv_bfloat16* in, const float* post_w, const float* next_w) {
     if (comm_.active()) {
@@ -338,12 +354,13 @@ void CudaBackend::layer(int64_t index, const Step& s) {
       profiler_.mark("row_parallel_proj", stream_);
       add_shares(post_w, next_w);
     } else {
-      nvfp4_linear_residual(w, in, T, o_.data(), {x_.data(), gemma ? post_w : nullptr, next_w, norm.eps, gemma, h_.data()},
+      nvfp4_linear_residual(w, in, T, o_.data(), {residual_, gemma ? post_w : nullptr, next_w, norm.eps, gemma, h_.data()},
                             linear_ws_, stream_);
     }
   };
-  if (norm_in) {
-    nvfp4_linear(L.o, attn_.data(), T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
+  if (norm_in) {  // Qwen3: added into the stream; Gemma3: stored for gate_up's norm
+    if (gemma) nvfp4_linear(L.o, attn_.data(), T, o_.data(), linear_ws_, stream_);
+    else nvfp4_linear(L.o, attn_.data(), T, residual_, linear_ws_, stream_, LinearOutput::Add);
   } else {
     residual(L.o, attn_.data(), L.post_attention_norm.data(),
              gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
@@ -359,18 +376,22 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     return;
   }
   if (L.moe) {  // Qwen3-MoE: the experts' weighted sum goes into the residual stream, then the next norm
-    moe_mlp(*L.moe, h_.data(), T, x_.data(), next, norm, moe_ws_, stream_, norm_in ? L.post_attention_norm.data() : nullptr);
+    moe_mlp(*L.moe, h_.data(), T, residual_, next, norm, moe_ws_, stream_, norm_in ? L.post_attention_norm.data() : nullptr);
     profiler_.mark("moe_experts_residual_norm", stream_);
     return;
   }
   if (norm_in)
-    nvfp4_gated_normed(L.gate_up, {x_.data(), L.post_attention_norm.data(), eps, gemma}, T, gemma, act_.data(), stream_);
+    nvfp4_gated_normed(L.gate_up, normed_input(gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data(),
+                                               L.post_attention_norm.data()),
+                       T, gemma, act_.data(), stream_);
   else
     nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
   profiler_.mark("gate_up_activation", stream_);
   const bool next_qkv_norm_in = norm_in && !last && c.num_experts == 0;
-  if (next_qkv_norm_in)
-    nvfp4_linear(L.down, act_.data(), T, x_.data(), linear_ws_, stream_, LinearOutput::Add);
+  if (next_qkv_norm_in && gemma)
+    nvfp4_linear(L.down, act_.data(), T, o_.data(), linear_ws_, stream_);  // the next qkv adds it
+  else if (next_qkv_norm_in)
+    nvfp4_linear(L.down, act_.data(), T, residual_, linear_ws_, stream_, LinearOutput::Add);
   else
     residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
   profiler_.mark(next_qkv_norm_in ? "down_proj_residual" : "down_proj_residual_norm", stream_);
@@ -381,6 +402,7 @@ void CudaBackend::launch_step(const Step& s) {
   const int64_t rows = int64_t(s.logit_rows.size());
   // Gemma3 scales embeddings by sqrt(hidden) rounded to bf16, as its bf16 checkpoints do.
   profiler_.begin(stream_);
+  residual_ = x_.data();
   const float embed_scale = c.family == ModelFamily::Gemma3 ? bf16_to_float(float_to_bf16(std::sqrt(float(c.hidden_size)))) : 1.0f;
   embed_tokens(model_.embedding_table(), offset_ptr<int32_t>(meta_.data(), s.ids_at), s.tokens, c.hidden_size, embed_scale,
                x_.data(), stream_);

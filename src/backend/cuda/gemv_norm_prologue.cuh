@@ -28,8 +28,9 @@ __host__ __device__ constexpr int normed_row_stride(int k) { return k + 8; }
 // The rows' normalised values into xs ([rows][normed_row_stride(k)] BF16), every thread of the
 // block taking part (barriers).
 __device__ __forceinline__ void normed_rows_to_shared(const GemvArgs& p, __nv_bfloat16* xs) {
-  block_normed_rows<kNormInRows, kWarps * 32>({p.norm_x, p.norm_w, p.norm_eps, p.norm_one_plus}, p.rows, p.k, xs,
-                                              normed_row_stride(p.k));
+  block_normed_rows<kNormInRows, kWarps * 32>(
+      {p.norm_x, p.norm_w, p.norm_eps, p.norm_one_plus, p.norm_delta, p.norm_delta_w, p.norm_store}, p.rows, p.k, xs,
+      normed_row_stride(p.k));
 }
 
 // This lane's x pointers into those rows, as x_pointers gives them in global memory.

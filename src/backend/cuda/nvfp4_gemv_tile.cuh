@@ -53,6 +53,9 @@ struct GemvArgs {
   const float* norm_w;    // [k]
   float norm_eps;
   bool norm_one_plus;     // Gemma3's (1 + w) gains
+  const float* norm_delta;    // Gemma3: the product added to norm_x first, normalised with norm_delta_w
+  const float* norm_delta_w;
+  float* norm_store;          // where block 0 stores the updated rows
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).

@@ -230,6 +230,9 @@ void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows
   p.norm_w = in.weight;
   p.norm_eps = in.eps;
   p.norm_one_plus = in.one_plus;
+  p.norm_delta = in.delta;
+  p.norm_delta_w = in.delta_w;
+  p.norm_store = in.store;
   const size_t smem = normed_smem_bytes(rows, w.in_features);
   allow_dynamic_smem<nvfp4_gemv_direct_kernel<1, false, true>>(int(smem));
   launch_dependent(early_launch_all(), nvfp4_gemv_direct_kernel<1, false, true>, gemv_grid(p, 1, 1), dim3(kWarps * 32),

@@ -76,12 +76,17 @@ void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, i
                            const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream);
 
 // A product's input as an RMSNorm gives it, taken by the product itself: x = rmsnorm(residual
-// row) * gain(weight) in BF16, gain w (Qwen3) or 1 + w (Gemma3).
+// row) * gain(weight) in BF16, gain w (Qwen3) or 1 + w (Gemma3). With delta (Gemma3's sandwich
+// norms) the residual row is first updated: residual + rmsnorm(delta row) * gain(delta_w), stored
+// by the product's first block to `store` (not `residual`, which the other blocks still read).
 struct NormedInput {
   const float* residual = nullptr;  // [rows][in_features] float32
   const float* weight = nullptr;    // [in_features]
   float eps = 1e-6f;
   bool one_plus = false;
+  const float* delta = nullptr;     // [rows][in_features] float32: the last product
+  const float* delta_w = nullptr;   // [in_features]
+  float* store = nullptr;           // [rows][in_features]: the updated residual rows
 };
 constexpr int64_t kMaxNormedRows = 2;
 
