@@ -138,7 +138,7 @@ GpuMemory CudaBackend::memory() const {
   for (size_t l = 0; l < k_cache_.size(); ++l) m.kv_cache += k_cache_[l].bytes() + v_cache_[l].bytes();
   m.workspace = linear_ws_.dequantized.bytes() + x_.bytes() + qkv_.bytes() +
                 q_.bytes() + o_.bytes() + gate_up_.bytes() + logits_.bytes() + h_.bytes() + attn_.bytes() +
-                act_.bytes() + rows_.bytes() + moe_ws_.bytes() + lm_local_.bytes() + lm_gathered_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
+                act_.bytes() + rows_.bytes() + x_alt_.bytes() + moe_ws_.bytes() + lm_local_.bytes() + lm_gathered_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
   return m;
 }
 
@@ -228,7 +228,9 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   const size_t qd = size_t(c.num_heads) * D, kvd = size_t(c.num_kv_heads) * D;
   const size_t I = c.has_dense_mlp() ? size_t(c.intermediate_size) : 0;
   x_ = DeviceBuffer<float>(T * H);
-  if (c.family == ModelFamily::Gemma3) x_alt_ = DeviceBuffer<float>(T * H);  // the sandwich norms' second stream buffer
+  // The sandwich norms' second stream buffer, for the steps that take norms in the products.
+  if (c.family == ModelFamily::Gemma3 && norm_prologue_requested() && !comm_.active())
+    x_alt_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxNormedRows)) * H);
   qkv_ = DeviceBuffer<float>(T * (qd + 2 * kvd));
   q_ = DeviceBuffer<float>(T * qd);
   o_ = DeviceBuffer<float>(T * H);
@@ -365,7 +367,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     residual(L.o, attn_.data(), L.post_attention_norm.data(),
              gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
   }
-  profiler_.mark(norm_in ? "o_proj_residual" : "o_proj_residual_norm", stream_);
+  profiler_.mark(!norm_in ? "o_proj_residual_norm" : gemma ? "o_proj" : "o_proj_residual", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
   if (L.moe && comm_.active()) {  // each GPU's share (its columns of every expert, or its experts), summed
@@ -394,7 +396,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     nvfp4_linear(L.down, act_.data(), T, residual_, linear_ws_, stream_, LinearOutput::Add);
   else
     residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
-  profiler_.mark(next_qkv_norm_in ? "down_proj_residual" : "down_proj_residual_norm", stream_);
+  profiler_.mark(!next_qkv_norm_in ? "down_proj_residual_norm" : gemma ? "down_proj" : "down_proj_residual", stream_);
 }
 
 void CudaBackend::launch_step(const Step& s) {

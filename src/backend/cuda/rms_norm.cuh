@@ -61,7 +61,6 @@ __device__ __forceinline__ void block_inverse_rms(const float (&ss)[kMaxRows], i
   __syncthreads();
 #pragma unroll
   for (int r = 0; r < kMaxRows; ++r) inv[r] = result[r];
-  __syncthreads();  // result may be rewritten by a next call
 }
 
 // Element quad i of row r as the norm sees it: x, or with delta x + delta * inv_delta * gain.
@@ -103,7 +102,9 @@ __device__ __forceinline__ void block_normed_rows(const NormSource& src, int row
   }
   block_inverse_rms<kMaxRows, kThreads>(ss, k, src.eps, inv);
   const bool storing = src.delta && src.store && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0;
-  for (int r = 0; r < rows; ++r) {
+#pragma unroll
+  for (int r = 0; r < kMaxRows; ++r) {  // unrolled: inv[r] and inv_delta[r] stay in registers
+    if (r >= rows) break;
     const float4* gain = reinterpret_cast<const float4*>(src.w);
     uint2* dst = reinterpret_cast<uint2*>(out + size_t(r) * stride);  // 4 values, one 8-byte store
     for (int i = int(threadIdx.x); i < quads; i += kThreads) {
