@@ -330,7 +330,9 @@ TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheSandwichUpdate) {
     const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain), delta_gain_d = cuda::DeviceBuffer<float>::from_host(delta_gain);
     for (int64_t rows = 1; rows <= cuda::kMaxNormedRows; ++rows) {
       std::vector<float> residual = random_bf16_values(size_t(rows * s.in), rng), delta = random_bf16_values(size_t(rows * s.in), rng);
-      for (float& v : delta) v *= 30.0f;  // its own scale: the norm must take delta's, not the stream's
+      // Each delta row its own scale: the norm must take that row's, not the stream's or another row's.
+      for (int64_t m = 0; m < rows; ++m)
+        for (int64_t i = 0; i < s.in; ++i) delta[size_t(m * s.in + i)] *= float(30 * (1 + 7 * m));
       std::vector<double> term(residual.size());
       for (int64_t m = 0; m < rows; ++m) {
         double ss = 0;
@@ -349,6 +351,7 @@ TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheSandwichUpdate) {
       cuda::nvfp4_linear_normed(lin.device, in, rows, yd.data(), nullptr);
       FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
       const std::vector<float> stored = store_d.to_host(), y = yd.to_host();
+      ASSERT_EQ(res_d.to_host(), residual) << "the stream the blocks read must stay as it was";
       for (size_t i = 0; i < stored.size(); ++i)
         ASSERT_LE(std::fabs(double(stored[i]) - (residual[i] + term[i])),
                   double(s.in) * std::ldexp(std::fabs(term[i]), -24) + 1e-6 * (std::fabs(residual[i]) + std::fabs(term[i])) + 1e-30)
