@@ -295,7 +295,8 @@ void CudaBackend::layer(int64_t index, const Step& s) {
                        L.q_norm.data(), L.k_norm.data(),
                        inv_freq, q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data()};
   // With norms in the products, o_proj and (dense models) down_proj leave h_ stale but for the last
-  // layer's: gate_up or the router, and in dense models the next qkv, normalise x_ themselves
+  // layer's: gate_up or the router, and in dense models the next qkv, normalise the residual
+  // stream themselves
   // (layer 0's qkv reads the embedding's norm, an MoE model's qkv the experts' combine).
   // Gemma3's sandwich norms: o_proj and down_proj store their product, and the next product adds
   // it, normalised, to the residual stream itself, storing the updated stream in the other of two
@@ -360,13 +361,17 @@ void CudaBackend::layer(int64_t index, const Step& s) {
                             linear_ws_, stream_);
     }
   };
-  if (norm_in) {  // Qwen3: added into the stream; Gemma3: stored for gate_up's norm
-    if (gemma) nvfp4_linear(L.o, attn_.data(), T, o_.data(), linear_ws_, stream_);
-    else nvfp4_linear(L.o, attn_.data(), T, residual_, linear_ws_, stream_, LinearOutput::Add);
-  } else {
+  // With norms in the products: a product the next one takes up. Qwen3 adds it into the stream;
+  // Gemma3 stores it, for the next product to add under its sandwich norm.
+  const auto hand_on = [&](const DeviceNvfp4Linear& w, const __nv_bfloat16* in) {
+    if (gemma) nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
+    else nvfp4_linear(w, in, T, residual_, linear_ws_, stream_, LinearOutput::Add);
+  };
+  if (norm_in)
+    hand_on(L.o, attn_.data());
+  else
     residual(L.o, attn_.data(), L.post_attention_norm.data(),
              gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
-  }
   profiler_.mark(!norm_in ? "o_proj_residual_norm" : gemma ? "o_proj" : "o_proj_residual", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
@@ -390,10 +395,8 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
   profiler_.mark("gate_up_activation", stream_);
   const bool next_qkv_norm_in = norm_in && !last && c.num_experts == 0;
-  if (next_qkv_norm_in && gemma)
-    nvfp4_linear(L.down, act_.data(), T, o_.data(), linear_ws_, stream_);  // the next qkv adds it
-  else if (next_qkv_norm_in)
-    nvfp4_linear(L.down, act_.data(), T, residual_, linear_ws_, stream_, LinearOutput::Add);
+  if (next_qkv_norm_in)
+    hand_on(L.down, act_.data());
   else
     residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
   profiler_.mark(!next_qkv_norm_in ? "down_proj_residual_norm" : gemma ? "down_proj" : "down_proj_residual", stream_);

@@ -70,8 +70,6 @@ void check_workspace(const MoeWorkspace& ws, int64_t tokens) {
 void moe_mlp(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, float* x, const float* next_w,
              const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream, const float* input_norm) {
   check_workspace(ws, tokens);
-  if (input_norm && tokens > kMaxNormedRouterTokens)
-    fail("MoE layer with its input norm: {} tokens, at most {}", tokens, kMaxNormedRouterTokens);
   const int64_t H = m.shape.hidden;
   for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
     const int64_t n = std::min(kMoeTokensPerPass, tokens - start);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 namespace fp4llm::cuda {
 
@@ -95,19 +96,16 @@ __device__ __forceinline__ void wgmma_64xNx16(float (&d)[N / 8][4], const uint32
 
 // Keeps the compiler from moving writes or reads of these registers across the wgmma
 // instructions around them (their asynchronous use is invisible to it).
-template <int N>
-__device__ __forceinline__ void wgmma_pin(float (&v)[N][4]) {
+template <class T, int N>
+__device__ __forceinline__ void wgmma_pin(T (&v)[N][4]) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, uint32_t>, "accumulators or A fragments");
 #pragma unroll
   for (int i = 0; i < N; ++i)
 #pragma unroll
-    for (int j = 0; j < 4; ++j) asm volatile("" : "+f"(v[i][j])::"memory");
-}
-template <int N>
-__device__ __forceinline__ void wgmma_pin(uint32_t (&v)[N][4]) {
-#pragma unroll
-  for (int i = 0; i < N; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(v[i][j])::"memory");
+    for (int j = 0; j < 4; ++j) {
+      if constexpr (std::is_same_v<T, float>) asm volatile("" : "+f"(v[i][j])::"memory");
+      else asm volatile("" : "+r"(v[i][j])::"memory");
+    }
 }
 
 // A barrier among the 128 threads of one warpgroup (hardware barrier 1 + index; 0 is __syncthreads).
