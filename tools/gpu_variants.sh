@@ -14,7 +14,9 @@
 #                                    with the embedding table on the GPU and in host memory
 #   tools/gpu_variants.sh new        the knobs written since the last GPU run, each checked by its
 #                                    tests first and then benched against the default in the
-#                                    same call (a wrong kernel still reports tok/s)
+#                                    same call (a wrong kernel still reports tok/s): L2 prefetch,
+#                                    norm prologue, FP8 attention 2 and 3 blocks ahead
+#   tools/gpu_variants.sh new2       the same for RoPE in the attention kernel and the wgmma GEMV
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -127,7 +129,7 @@ if [ "$part" = bench-moe ]; then
       "$OUT/mem-gemma3-27b-$v.json" "$v" 2>/dev/null || echo "gemma3-27b memory ($v): FAILED (see $OUT/mem-gemma3-27b-$v.txt)"
   done
 fi
-if [ "$part" = new ]; then
+if [ "$part" = new ] || [ "$part" = new2 ]; then
   # A knob's benches run only when its tests passed (a wrong kernel still reports tok/s); the
   # baselines run first, whatever the tests say. Tests start only with time left for them.
   gate() {  # LOG PATTERN: the tests matching PATTERN, or a line saying why they did not pass
@@ -138,6 +140,8 @@ if [ "$part" = new ]; then
     [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
     return 1
   }
+fi
+if [ "$part" = new ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,2,16
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,2,16
@@ -155,9 +159,18 @@ if [ "$part" = new ]; then
       bench_variant "$OUT" qwen3-8b-fp8-ahead2 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=2
       bench_variant "$OUT" qwen3-8b-fp8-ahead3 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=3
     else echo "FP8 ahead tests: $why; benches skipped"; fi
+  } | tee "$OUT/variants-new.md"
+fi
+if [ "$part" = new2 ]; then
+  {
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,32,64
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    if why=$(gate new-rope-tests.log '^(gpu_paged_attention|py_gpu_forward_rope_in_attention)$'); then
+      bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
+      bench_variant "$OUT" qwen3-30b-a3b-rope-in-attention qwen3-30b-a3b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
+    else echo "RoPE in attention tests: $why; benches skipped"; fi
     if why=$(gate new-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
-      bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
       bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
     else echo "wgmma tests: $why; benches skipped"; fi
-  } | tee "$OUT/variants-new.md"
+  } | tee "$OUT/variants-new2.md"
 fi

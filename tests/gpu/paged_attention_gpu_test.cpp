@@ -30,13 +30,76 @@ struct Case {
   bool flash = false;  // the tensor-core prefill kernel instead of the paged one
   bool mma = false;    // the tensor-core decode kernel instead of the paged one
   int64_t min_split_keys = 128;
+  // The tensor-core decode kernel with the rope kernel's work (decode chunks only): q and the new
+  // keys and values come raw from q|k|v rows and the kernel normalises, rotates and stores them.
+  bool rope = false;
+  bool one_plus = false;  // Gemma3's (1 + w) gains, with rope
 };
+
+// A token's raw q|k|v row after the rope kernel's arithmetic, in float64: RMSNorm of each q and k
+// head with its gains, then rotate-half at `pos` with the angle rounded to float32 as the kernels
+// compute it. Returns [heads + 2 kv_heads][head_dim].
+std::vector<double> roped_row(const float* raw, const Case& c, int64_t pos, const std::vector<float>& q_norm,
+                              const std::vector<float>& k_norm, const std::vector<float>& inv_freq) {
+  const int64_t D = c.head_dim, half = D / 2, heads = c.heads + 2 * c.kv_heads;
+  std::vector<double> out(raw, raw + heads * D);
+  for (int64_t h = 0; h < c.heads + c.kv_heads; ++h) {
+    double* v = &out[size_t(h * D)];
+    const std::vector<float>& w = h < c.heads ? q_norm : k_norm;
+    double ss = 0;
+    for (int64_t d = 0; d < D; ++d) ss += v[d] * v[d];
+    const double inv = 1.0 / std::sqrt(ss / double(D) + 1e-6);
+    for (int64_t d = 0; d < D; ++d) v[d] *= inv * (c.one_plus ? 1.0 + w[size_t(d)] : double(w[size_t(d)]));
+    for (int64_t i = 0; i < half; ++i) {
+      const double angle = double(float(pos) * inv_freq[size_t(i)]);
+      const double a = v[i], b = v[i + half];
+      v[i] = a * std::cos(angle) - b * std::sin(angle);
+      v[i + half] = b * std::cos(angle) + a * std::sin(angle);
+    }
+  }
+  return out;
+}
 
 float cache_value(const std::vector<uint8_t>& cache, size_t element, bool fp8) {
   if (fp8) return e4m3_to_float(cache[element]);
   uint16_t b;
   std::memcpy(&b, &cache[2 * element], 2);
   return bf16_to_float(b);
+}
+
+// rope: the caches the kernel left (k_gpu, v_gpu) hold each token's new key and value (`roped`,
+// float64) in its slot, within the cache format's rounding, and every other byte as before (k, v);
+// k and v then take the kernel's values, for the attention reference.
+void check_new_keys_and_values(const Case& c, const std::vector<uint8_t>& k_gpu, const std::vector<uint8_t>& v_gpu,
+                               std::vector<uint8_t>& k, std::vector<uint8_t>& v, const std::vector<int64_t>& slots,
+                               const std::vector<std::vector<double>>& roped) {
+  const int64_t D = c.head_dim, row = c.kv_heads * D, esize = c.fp8 ? 1 : 2;
+  std::vector<bool> is_new(k.size() / size_t(esize), false);
+  for (size_t t = 0; t < slots.size(); ++t)
+    for (int64_t h = 0; h < c.kv_heads; ++h)
+      for (int64_t d = 0; d < D; ++d) {
+        const size_t at = size_t(slots[t] * row + h * D + d);
+        is_new[at] = true;
+        for (const bool key : {true, false}) {
+          const double want = roped[t][size_t((c.heads + (key ? 0 : c.kv_heads) + h) * D + d)];
+          const double scale = c.fp8 ? (key ? c.k_scale : c.v_scale) : 1.0;
+          const double got = cache_value(key ? k_gpu : v_gpu, at, c.fp8) * scale;
+          // E4M3: a step of its 3-bit mantissa and its subnormal step; BF16: half an ulp; both
+          // beside float32 arithmetic on values of a few units.
+          const double tol = (c.fp8 ? std::ldexp(std::fabs(want), -3) + std::ldexp(scale, -9) : std::ldexp(std::fabs(want), -8)) +
+                             1e-5 * (1 + std::fabs(want));
+          ASSERT_LE(std::fabs(got - want), tol) << (key ? "key" : "value") << " of token " << t << " kv head " << h
+                                                << " dim " << d << ": got " << got << " want " << want;
+        }
+      }
+  for (size_t e = 0; e < is_new.size(); ++e)
+    if (!is_new[e])
+      for (int64_t b = 0; b < esize; ++b) {
+        const size_t at = e * size_t(esize) + size_t(b);
+        ASSERT_EQ(k_gpu[at], k[at]) << "key cache byte " << at << " changed outside the new slots";
+        ASSERT_EQ(v_gpu[at], v[at]) << "value cache byte " << at << " changed outside the new slots";
+      }
+  k = k_gpu, v = v_gpu;
 }
 
 void run_case(const Case& c, uint32_t seed) {
@@ -83,9 +146,30 @@ void run_case(const Case& c, uint32_t seed) {
   const int64_t T = int64_t(positions.size());
   std::vector<float> q(static_cast<size_t>(T * c.heads * D));
   for (float& x : q) x = normal(rng);
+  // rope: raw q|k|v rows, gains and frequencies; the reference's q and new keys and values from them
+  const int64_t width = (c.heads + 2 * c.kv_heads) * D;
+  std::vector<float> qkv, q_norm(static_cast<size_t>(D)), k_norm(static_cast<size_t>(D)), inv_freq(static_cast<size_t>(D / 2));
+  std::vector<int64_t> slots;
+  std::vector<std::vector<double>> roped;
+  if (c.rope) {
+    ASSERT_TRUE(c.mma && std::all_of(c.chunks.begin(), c.chunks.end(), [](const Chunk& ch) { return ch.count == 1; }))
+        << "rope cases are decode steps on the tensor-core kernel";
+    qkv.resize(size_t(T * width));
+    for (float& x : qkv) x = 3.0f * normal(rng);
+    for (auto* w : {&q_norm, &k_norm})
+      for (float& x : *w) x = bf16_to_float(float_to_bf16(1.0f + 0.5f * normal(rng)));
+    for (int64_t i = 0; i < D / 2; ++i) inv_freq[size_t(i)] = float(1.0 / std::pow(1e6, double(2 * i) / double(D)));
+    for (int64_t t = 0; t < T; ++t) {
+      const auto& table = tables[size_t(token_seq[size_t(t)])];
+      const int64_t pos = positions[size_t(t)];
+      slots.push_back(table[size_t(pos / kBlock)] * kBlock + pos % kBlock);
+      roped.push_back(roped_row(&qkv[size_t(t * width)], c, pos, q_norm, k_norm, inv_freq));
+      for (int64_t i = 0; i < c.heads * D; ++i) q[size_t(t * c.heads * D + i)] = float(roped.back()[size_t(i)]);
+    }
+  }
 
   const auto qd = cuda::DeviceBuffer<float>::from_host(q);
-  const auto kd = cuda::DeviceBuffer<uint8_t>::from_host(k), vd = cuda::DeviceBuffer<uint8_t>::from_host(v);
+  auto kd = cuda::DeviceBuffer<uint8_t>::from_host(k), vd = cuda::DeviceBuffer<uint8_t>::from_host(v);
   const auto pd = cuda::DeviceBuffer<int32_t>::from_host(positions), sd = cuda::DeviceBuffer<int32_t>::from_host(token_seq);
   const auto td = cuda::DeviceBuffer<int32_t>::from_host(flat);
   auto out = test_support::poisoned<__nv_bfloat16>(size_t(T * c.heads * D));
@@ -116,6 +200,20 @@ void run_case(const Case& c, uint32_t seed) {
     cuda::flash_prefill_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(),
                                   reinterpret_cast<const cuda::QueryTile*>(tiles_d.data()), int64_t(tiles.size()), p,
                                   out.data(), nullptr);
+  } else if (c.rope) {
+    const auto qkv_d = cuda::DeviceBuffer<float>::from_host(qkv);
+    const auto slots_d = cuda::DeviceBuffer<int64_t>::from_host(slots);
+    const auto qn_d = cuda::DeviceBuffer<float>::from_host(q_norm), kn_d = cuda::DeviceBuffer<float>::from_host(k_norm);
+    const auto freq_d = cuda::DeviceBuffer<float>::from_host(inv_freq);
+    cuda::RopeCacheParams rp;
+    rp.heads = c.heads, rp.kv_heads = c.kv_heads, rp.head_dim = D, rp.one_plus = c.one_plus, rp.fp8 = c.fp8;
+    rp.k_scale = c.k_scale, rp.v_scale = c.v_scale;
+    const cuda::RopeCacheIo io{pd.data(), slots_d.data(), qn_d.data(), kn_d.data(), freq_d.data(), nullptr,
+                               kd.data(), vd.data()};
+    cuda::mma_decode_attention_with_rope(qkv_d.data(), rp, io, sd.data(), td.data(), T, p,
+                                         {part_out.data(), part_ml.data(), counters.data()}, out.data(), nullptr);
+    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+    check_new_keys_and_values(c, kd.to_host(), vd.to_host(), k, v, slots, roped);
   } else if (c.mma) {
     cuda::mma_decode_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(), T, p,
                                {part_out.data(), part_ml.data(), counters.data()}, out.data(), nullptr);
@@ -230,6 +328,29 @@ TEST(GpuFlashPrefill, SlidingWindowHeadDim256And64) {
   Case d{16, 16, 64, 0, false, 1.0f, 1.0f, {{0, 129}}};
   d.flash = true;
   run_case(d, 24);
+}
+
+// The tensor-core decode kernel taking in the rope kernel's work: q and the new key and value of
+// each token from raw q|k|v rows, against float64 (the cache rows the kernel wrote checked within
+// their format's rounding, every other cache byte unchanged). Positions in the first cache block,
+// at a block's first and last slot, deep in a context with splits (only the last split writes),
+// in a sliding window, head_dim 64 and 128, both caches, Gemma3's gains.
+TEST(GpuMmaDecodeAttention, TakesInTheRopeKernelsWork) {
+  FP4LLM_REQUIRE_GPU();
+  std::vector<Case> cases = {
+      {32, 8, 128, 0, true, 0.5f, 2.0f, {{0, 1}, {200, 1}, {1000, 1}, {16, 1}, {31, 1}}, 8},
+      {8, 2, 128, 0, false, 1.0f, 1.0f, {{37, 1}, {5, 1}}},
+      {64, 4, 128, 300, true, 1.0f, 1.0f, {{2000, 1}, {100, 1}}, 4},
+      {16, 2, 64, 0, true, 0.25f, 1.0f, {{300, 1}, {17, 1}}, 4},
+      {16, 2, 64, 50, false, 1.0f, 1.0f, {{300, 1}, {17, 1}}, 4},
+      {8, 2, 128, 0, false, 1.0f, 1.0f, {{1000, 1}, {47, 1}}, 32},
+  };
+  uint32_t seed = 60;
+  for (Case c : cases) {
+    c.mma = c.rope = true;
+    c.one_plus = seed % 2 == 1;
+    run_case(c, seed++);
+  }
 }
 
 // The tensor-core decode kernel (work in progress) on the decode cases it supports, plus

@@ -46,6 +46,14 @@ bool norm_prologue_requested() {
   return on;
 }
 
+// FP4LLM_ROPE_IN_ATTENTION=1: decode steps (one token per sequence) leave q/k RMSNorm, RoPE and the
+// cache write to the tensor-core attention kernel instead of the rope kernel (attention_rope.cuh;
+// not yet measured, so off by default).
+bool rope_in_attention_requested() {
+  static const bool on = knob_is("FP4LLM_ROPE_IN_ATTENTION", "1");
+  return on;
+}
+
 // Fewest keys per decode-attention split (FP4LLM_ATTN_MIN_SPLIT_KEYS, a multiple of 32, to
 // compare). Fewer keys per block shorten its chain of dependent instructions, but each extra split
 // adds the merge of partial results; on the H200 (2026-12-04, Qwen3-8B shape, 128-256 keys) 256
@@ -88,6 +96,7 @@ struct CudaBackend::Step {
   std::vector<QueryTile> tiles;  // prefill steps: query tiles for the flash kernel
   std::vector<int64_t> slots, window_slots;  // window_*: the sliding layers' window pool, if any
   int64_t tokens = 0, max_blocks = 0, max_position = 0;
+  bool one_token_per_sequence = false;  // a decode step: no token reads a key of this step but its own
   // Offsets of each array in meta_.
   size_t ids_at = 0, positions_at = 0, token_seq_at = 0, rows_at = 0, tables_at = 0, slots_at = 0, tiles_at = 0;
   size_t window_tables_at = 0, window_slots_at = 0;
@@ -170,6 +179,8 @@ CudaBackend::Step CudaBackend::plan(const ForwardBatch& batch) const {
     if (cache_.has_window_pool()) append_table_row(s.window_tables, seq.window_block_table, s.max_blocks);
   }
   s.tokens = int64_t(s.ids.size());
+  s.one_token_per_sequence = std::all_of(batch.sequences.begin(), batch.sequences.end(),
+                                         [](const SequenceChunk& seq) { return seq.tokens.size() == 1; });
   size_t at = 0;
   const auto place = [&](size_t& where, size_t bytes) { where = at; at = align8(at + bytes); };
   place(s.ids_at, s.ids.size() * 4);
@@ -319,13 +330,19 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   else
     nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
   profiler_.mark("qkv_proj", stream_);
-  rope_and_cache(qkv_.data(), T, rp, io, stream_);
-  profiler_.mark("rope_kv_write", stream_);
   const int32_t* token_seq = offset_ptr<int32_t>(meta_.data(), s.token_seq_at);
   const int32_t* tables = offset_ptr<int32_t>(meta_.data(), window_pool ? s.window_tables_at : s.tables_at);
   const AttentionParams ap = attention_params(index, s);
   const AttentionWorkspace aws{attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()};
-  if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
+  const bool rope_in_attention = rope_in_attention_requested() && s.one_token_per_sequence && T <= kMaxDecodeRows &&
+                                 use_mma_attention() && rope_in_attention_supports(ap);
+  if (!rope_in_attention) {
+    rope_and_cache(qkv_.data(), T, rp, io, stream_);
+    profiler_.mark("rope_kv_write", stream_);
+  }
+  if (rope_in_attention)
+    mma_decode_attention_with_rope(qkv_.data(), rp, io, token_seq, tables, T, ap, aws, attn_.data(), stream_);
+  else if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
     flash_prefill_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
                             token_seq, tables, offset_ptr<QueryTile>(meta_.data(), s.tiles_at), int64_t(s.tiles.size()),
                             ap, attn_.data(), stream_);
@@ -453,7 +470,7 @@ int64_t CudaBackend::run(const ForwardBatch& batch) {
   ensure_capacity(s.tokens, rows);
   upload(s);
   // Decode steps (one token per sequence, the shape that repeats) replay a captured graph.
-  const bool decode = s.tokens == int64_t(batch.sequences.size()) && s.tokens <= kMaxDecodeRows;
+  const bool decode = s.one_token_per_sequence && s.tokens <= kMaxDecodeRows;
   if (enforce_eager_ || profiler_.enabled() || !decode) {
     launch_step(s);
     profiler_.end_step();

@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include "backend/cuda/attention_rope.cuh"
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/dynamic_smem.cuh"
@@ -29,6 +30,7 @@ struct Args : AttentionInputs {
   AttentionParams p;
   AttentionWorkspace ws;
   __nv_bfloat16* out;
+  RopeInAttentionArgs rope;  // kRope: q is read raw from rope.qkv (attention_rope.cuh)
 };
 
 // FP8 caches use FP16 operands (E4M3 -> FP16 is exact); BF16 caches use BF16 operands.
@@ -84,7 +86,8 @@ __device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_
 // bytes of a BF16 one, so at equal blocks ahead FP8 keeps half the bytes in flight; at 32k keys
 // the FP8 step costs 0.78 of the BF16 one instead of about half (H200, docs/PERFORMANCE.md).
 // FP4LLM_ATTN_FP8_AHEAD=2 or 3 gives FP8 two or three blocks ahead (not yet measured).
-template <int D, bool kFp8, int kAhead = 1>
+// kRope: the block also takes the rope kernel's work (attention_rope.cuh).
+template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
 __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
   wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
@@ -106,18 +109,20 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
 
   // q fragments (rows g and g+8 of the group, zero past it), softmax and K scales folded in.
   const float qscale = a.p.scale * a.p.k_scale;
-  const float* q = a.q + (size_t(tok) * a.p.heads + size_t(kv_head) * group) * D;
   uint32_t qa[kSteps][4];
+  if constexpr (!kRope) {
+    const float* q = a.q + (size_t(tok) * a.p.heads + size_t(kv_head) * group) * D;
 #pragma unroll
-  for (int s = 0; s < kSteps; ++s)
+    for (int s = 0; s < kSteps; ++s)
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int head = g + 8 * r, d = kQuarter * t + 4 * s;
-      const bool ok = head < group;
-      const float* qh = q + head * D + d;
-      qa[s][r] = ok ? pack2<kFp8>(qh[0] * qscale, qh[1] * qscale) : 0u;
-      qa[s][2 + r] = ok ? pack2<kFp8>(qh[2] * qscale, qh[3] * qscale) : 0u;
-    }
+      for (int r = 0; r < 2; ++r) {
+        const int head = g + 8 * r, d = kQuarter * t + 4 * s;
+        const bool ok = head < group;
+        const float* qh = q + head * D + d;
+        qa[s][r] = ok ? pack2<kFp8>(qh[0] * qscale, qh[1] * qscale) : 0u;
+        qa[s][2 + r] = ok ? pack2<kFp8>(qh[2] * qscale, qh[3] * qscale) : 0u;
+      }
+  }
 
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   float o[kTiles][4] = {};
@@ -151,12 +156,49 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     if (first_block + warp + i * kWarps <= last_block)
       load_block(first_block + warp + i * kWarps, table[first_block + warp + i * kWarps], ring[i]);
   if (first_block + warp + kAhead * kWarps <= last_block) next_entry = table[first_block + warp + kAhead * kWarps];
+  // kRope, with the first cache blocks already requested: q normalised and rotated; the block
+  // whose range ends at the token computes and stores the new key and value (its own copy of
+  // their cache block, requested before the store, is patched from shared memory below).
+  __shared__ float rope_cos[kRope ? D / 2 : 1], rope_sin[kRope ? D / 2 : 1];
+  __shared__ __align__(16) uint8_t new_key[kRope ? D * kElem : 16], new_value[kRope ? D * kElem : 16];
+  const bool writer = kRope && end == pos + 1;
+  // The token's own key and value rows of a block whose first key is `first_key`, from shared
+  // memory: the words load_block gives this lane.
+  const auto patch_new_key_value = [&](BlockWords& r, int first_key) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j)
+      if (first_key + 8 * j + g == pos)
+#pragma unroll
+        for (int w = 0; w < kKeyWords; ++w) r.kw[j][w] = reinterpret_cast<const uint32_t*>(new_key + kQuarter * t * kElem)[w];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      if (first_key + (i >> 1) * 8 + 2 * t + (i & 1) == pos)
+#pragma unroll
+        for (int w = 0; w < kValWords; ++w) r.vw[i][w] = reinterpret_cast<const uint32_t*>(new_value + kSlice * g * kElem)[w];
+  };
+  if constexpr (kRope) {
+    const size_t width = size_t(a.p.heads + 2 * a.p.kv_heads) * D;
+    const float* row = a.rope.qkv + size_t(tok) * width;
+    rope_angles<D>(a.rope, pos, rope_cos, rope_sin);
+    __syncthreads();
+    roped_q_fragments<D>(row + size_t(kv_head) * group * D, a.rope, group, qscale, rope_cos, rope_sin,
+                         [](float lo, float hi) { return pack2<kFp8>(lo, hi); }, qa);
+    if (writer) {
+      const float* k_row = row + size_t(a.p.heads + kv_head) * D;
+      const size_t cache_at = size_t(a.rope.slots[tok] * a.p.kv_heads + kv_head) * D;
+      store_new_key_value<D>(a.rope, k_row, k_row + size_t(a.p.kv_heads) * D, cache_at, kFp8, a.p.k_scale, a.p.v_scale,
+                             rope_cos, rope_sin, new_key, new_value);
+    }
+    __syncthreads();
+  }
   for (int b = first_block + warp; b <= last_block; b += kWarps) {
     const int ahead = b + kAhead * kWarps;
     if (ahead <= last_block) {
       load_block(ahead, next_entry, ring[kAhead]);
       if (ahead + kWarps <= last_block) next_entry = table[ahead + kWarps];
     }
+    if constexpr (kRope)
+      if (writer && b == last_block) patch_new_key_value(ring[0], b * kBlockSize);
     const auto& kw = ring[0].kw;
     const auto& vw = ring[0].vw;
     // S = q K^T for the block's 16 keys: n-tile j holds keys 8j..8j+7, column g = key 8j + g.
@@ -269,12 +311,13 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   merge_splits_if_last<D>(a.p, a.ws, a.out, tok, kv_head, group, active);
 }
 
-template <int D, bool kFp8, int kAhead = 1>
+template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
 void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
   constexpr int kMaxSmem = kWarps * 16 * D * int(sizeof(float));  // query groups up to 16
-  allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead>>(kMaxSmem);
+  allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead, kRope>>(kMaxSmem);
   const size_t smem = size_t(kWarps) * size_t(a.p.heads / a.p.kv_heads) * D * sizeof(float);
-  launch_dependent(early_launch_all(), mma_decode_kernel<D, kFp8, kAhead>, grid, dim3(kWarps * 32), smem, stream, a);
+  launch_dependent(early_launch_all(), mma_decode_kernel<D, kFp8, kAhead, kRope>, grid, dim3(kWarps * 32), smem, stream,
+                   a);
 }
 
 // Cache blocks the FP8 kernel requests ahead (FP4LLM_ATTN_FP8_AHEAD, 1 to 3; more than 1 not yet measured).
@@ -286,7 +329,10 @@ int fp8_ahead() {
 template <int D>
 void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
-  if (a.p.fp8 && fp8_ahead() == 3) launch_kernel<D, true, 3>(a, grid, stream);
+  if (a.rope.qkv) {  // one cache block ahead only (rope_in_attention_supports)
+    if (a.p.fp8) launch_kernel<D, true, 1, true>(a, grid, stream);
+    else launch_kernel<D, false, 1, true>(a, grid, stream);
+  } else if (a.p.fp8 && fp8_ahead() == 3) launch_kernel<D, true, 3>(a, grid, stream);
   else if (a.p.fp8 && fp8_ahead() == 2) launch_kernel<D, true, 2>(a, grid, stream);
   else if (a.p.fp8) launch_kernel<D, true>(a, grid, stream);
   else launch_kernel<D, false>(a, grid, stream);
@@ -298,18 +344,48 @@ bool mma_decode_attention_supports(const AttentionParams& p) {
   return (p.head_dim == 64 || p.head_dim == 128) && p.heads % p.kv_heads == 0 && p.heads / p.kv_heads <= 16;
 }
 
+namespace {
+
+void check_launch(const AttentionParams& p, const AttentionWorkspace& ws) {
+  if (!mma_decode_attention_supports(p))
+    throw_error("tensor-core decode attention: head_dim " + std::to_string(p.head_dim) + " with " +
+                std::to_string(p.heads / p.kv_heads) + " query heads per kv head is not supported");
+  if (p.splits > 1 && (!ws.partial_out || !ws.counters)) throw_error("CUDA attention: split-KV needs a workspace");
+}
+
+void launch_any(const Args& a, int64_t tokens, cudaStream_t stream) {
+  if (a.p.head_dim == 64) launch<64>(a, tokens, stream);
+  else launch<128>(a, tokens, stream);
+}
+
+}  // namespace
+
 void mma_decode_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
                           const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
                           const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
                           cudaStream_t stream) {
   if (tokens == 0) return;
-  if (!mma_decode_attention_supports(p))
-    throw_error("tensor-core decode attention: head_dim " + std::to_string(p.head_dim) + " with " +
-                std::to_string(p.heads / p.kv_heads) + " query heads per kv head is not supported");
-  if (p.splits > 1 && (!ws.partial_out || !ws.counters)) throw_error("CUDA attention: split-KV needs a workspace");
-  const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out};
-  if (p.head_dim == 64) launch<64>(a, tokens, stream);
-  else launch<128>(a, tokens, stream);
+  check_launch(p, ws);
+  launch_any({attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out, {}}, tokens, stream);
+}
+
+bool rope_in_attention_supports(const AttentionParams& p) { return mma_decode_attention_supports(p) && fp8_ahead() == 1; }
+
+void mma_decode_attention_with_rope(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
+                                    const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
+                                    const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
+                                    cudaStream_t stream) {
+  if (tokens == 0) return;
+  check_launch(p, ws);
+  if (!rope_in_attention_supports(p))
+    throw_error("RoPE in the decode attention: takes one FP8 cache block ahead (FP4LLM_ATTN_FP8_AHEAD=1)");
+  if (rp.heads != p.heads || rp.kv_heads != p.kv_heads || rp.head_dim != p.head_dim || rp.fp8 != p.fp8)
+    throw_error("RoPE in the decode attention: the rope and attention parameters describe different heads or caches");
+  RopeInAttentionArgs rope;
+  rope.qkv = qkv, rope.slots = io.slots, rope.q_norm = io.q_norm, rope.k_norm = io.k_norm, rope.inv_freq = io.inv_freq;
+  rope.k_cache = io.k_cache, rope.v_cache = io.v_cache, rope.eps = rp.eps, rope.one_plus = rp.one_plus;
+  launch_any({attention_inputs(nullptr, io.k_cache, io.v_cache, io.positions, token_seq, block_tables), p, ws, out, rope},
+             tokens, stream);
 }
 
 }  // namespace fp4llm::cuda

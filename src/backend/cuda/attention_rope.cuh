@@ -1,0 +1,142 @@
+// The q/k RMSNorm, RoPE and KV-cache write of a decode token (rope_cache_kernel's work,
+// layer_kernels.cu) done by the tensor-core decode attention itself (mma_decode_attention.cu,
+// FP4LLM_ROPE_IN_ATTENTION=1). It applies to steps whose tokens are each their sequence's only new
+// token: then no token reads a key that another block of the same launch writes. Written against
+// a batch-1 layer's chain of dependent kernels: the attention follows the qkv product directly,
+// one kernel and one grid-wide wait fewer per layer.
+//
+// Every block normalises and rotates its query group in registers (the lane quarters that hold
+// dims i and i + D/2 of a head swap them with one shuffle); the block whose key range ends at the
+// token's position also computes its kv head's new key and value, stores them into the cache for
+// later steps, and keeps them in shared memory for its own last cache block, whose global copy
+// it may have requested before they were stored.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+
+#include "backend/cuda/rms_norm.cuh"
+#include "backend/cuda/rope_cache.cuh"
+#include "backend/cuda/warp_reduce.cuh"
+
+namespace fp4llm::cuda {
+
+// What the block needs besides the attention's own inputs (device pointers).
+struct RopeInAttentionArgs {
+  const float* qkv = nullptr;       // [tokens][(heads + 2 kv_heads) * head_dim], the raw products
+  const int64_t* slots = nullptr;   // [tokens] cache slot of each token's key and value
+  const float* q_norm = nullptr;    // [head_dim]
+  const float* k_norm = nullptr;    // [head_dim]
+  const float* inv_freq = nullptr;  // [head_dim / 2]
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+  float eps = 1e-6f;
+  bool one_plus = false;  // Gemma3's (1 + w) gains
+};
+
+// cos and sin of position * inv_freq[i] for the D/2 rotation pairs, one thread each, as the rope
+// kernel computes them (the caller synchronises before reading).
+template <int D>
+__device__ __forceinline__ void rope_angles(const RopeInAttentionArgs& r, int position, float* cos_s, float* sin_s) {
+  const int i = int(threadIdx.x);
+  if (i < D / 2) {
+    const float angle = float(position) * r.inv_freq[i];
+    cos_s[i] = cosf(angle);
+    sin_s[i] = sinf(angle);
+  }
+}
+
+// Element d's rotation when `u` holds dim d (normalised) and `partner` dim d +- D/2: the first
+// half takes a c - b s, the second b c + a s (rotate_half).
+__device__ __forceinline__ float rotated(float u, float partner, bool first_half, float c, float s) {
+  return first_half ? u * c - partner * s : u * c + partner * s;
+}
+
+// The mma A fragments of the query group (rows g and g + 8, zero past the group) with the K
+// permutation of mma_decode_attention.cu (lane quarter t holds dims [t D/4, (t + 1) D/4)), after
+// RMSNorm and RoPE. `q` is the group's first head in the raw q|k|v row. Two passes over q: the sum
+// of squares first, then the values again (from L1), so that the whole head never sits in registers
+// beside the cache blocks already requested.
+template <int D, class Pack>
+__device__ __forceinline__ void roped_q_fragments(const float* q, const RopeInAttentionArgs& r, int group, float qscale,
+                                                  const float* cos_s, const float* sin_s, Pack pack,
+                                                  uint32_t (&qa)[D / 16][4]) {
+  constexpr int kSteps = D / 16, kQuarter = D / 4;
+  const int lane = int(threadIdx.x) % 32, g = lane >> 2, t = lane & 3;
+  float inv[2];
+#pragma unroll
+  for (int row = 0; row < 2; ++row) {
+    const int head = g + 8 * row;
+    float ss = 0.0f;
+    if (head < group)
+#pragma unroll
+      for (int s = 0; s < kSteps; ++s)
+        ss += sum_squares(*reinterpret_cast<const float4*>(q + head * D + kQuarter * t + 4 * s));
+    ss += __shfl_xor_sync(0xffffffffu, ss, 1);
+    ss += __shfl_xor_sync(0xffffffffu, ss, 2);
+    inv[row] = rsqrtf(ss / float(D) + r.eps);
+  }
+  const bool first_half = t < 2;
+#pragma unroll
+  for (int s = 0; s < kSteps; ++s) {
+    const int d = kQuarter * t + 4 * s, i = d % (D / 2);
+    const float4 gain = gain4(*reinterpret_cast<const float4*>(r.q_norm + d), r.one_plus);
+#pragma unroll
+    for (int row = 0; row < 2; ++row) {
+      const int head = g + 8 * row;
+      const bool ok = head < group;
+      const float4 v = ok ? *reinterpret_cast<const float4*>(q + head * D + d) : make_float4(0, 0, 0, 0);
+      const float u[4] = {v.x * inv[row] * gain.x, v.y * inv[row] * gain.y, v.z * inv[row] * gain.z,
+                          v.w * inv[row] * gain.w};
+      float o[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        o[j] = rotated(u[j], __shfl_xor_sync(0xffffffffu, u[j], 2), first_half, cos_s[i + j], sin_s[i + j]) * qscale;
+      qa[s][row] = ok ? pack(o[0], o[1]) : 0u;
+      qa[s][2 + row] = ok ? pack(o[2], o[3]) : 0u;
+    }
+  }
+}
+
+// Warp 0 computes the kv head's new key (RMSNorm, RoPE), warp 1 its value; each stores it into the
+// cache slot and, in the cache's encoding, into `key_s` / `value_s` (D elements each). Lane l holds
+// dims [l D/32, (l + 1) D/32): the partner of dim d is 16 lanes away.
+template <int D>
+__device__ __forceinline__ void store_new_key_value(const RopeInAttentionArgs& r, const float* k_row,
+                                                    const float* v_row, size_t cache_at, bool fp8, float k_scale,
+                                                    float v_scale, const float* cos_s, const float* sin_s,
+                                                    uint8_t* key_s, uint8_t* value_s) {
+  constexpr int E = D / 32;
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  if (warp > 1) return;
+  const bool key = warp == 0;
+  const float* src = key ? k_row : v_row;
+  float v[E];
+#pragma unroll
+  for (int e = 0; e < E; ++e) v[e] = src[lane * E + e];
+  if (key) {
+    float ss = 0.0f;
+#pragma unroll
+    for (int e = 0; e < E; ++e) ss += v[e] * v[e];
+    const float inv = rsqrtf(warp_sum(ss) / float(D) + r.eps);
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      const int d = lane * E + e;
+      const float u = v[e] * inv * norm_gain(r.k_norm, d, r.one_plus);
+      v[e] = rotated(u, __shfl_xor_sync(0xffffffffu, u, 16), lane < 16, cos_s[d % (D / 2)], sin_s[d % (D / 2)]);
+    }
+  }
+  void* cache = key ? r.k_cache : r.v_cache;
+  uint8_t* mirror = key ? key_s : value_s;
+  const float scale = key ? k_scale : v_scale;
+#pragma unroll
+  for (int e = 0; e < E; ++e) {
+    const int d = lane * E + e;
+    store_cache(cache, cache_at + d, v[e], scale, fp8);
+    store_cache(mirror, d, v[e], scale, fp8);
+  }
+}
+
+}  // namespace fp4llm::cuda
