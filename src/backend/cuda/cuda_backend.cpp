@@ -335,7 +335,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const AttentionParams ap = attention_params(index, s);
   const AttentionWorkspace aws{attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()};
   const bool rope_in_attention = rope_in_attention_requested() && s.one_token_per_sequence && T <= kMaxDecodeRows &&
-                                 use_mma_attention() && rope_in_attention_supports(ap);
+                                 use_mma_attention() && mma_decode_attention_supports(ap);
   if (!rope_in_attention) {
     rope_and_cache(qkv_.data(), T, rp, io, stream_);
     profiler_.mark("rope_kv_write", stream_);

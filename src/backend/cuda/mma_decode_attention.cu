@@ -329,8 +329,10 @@ int fp8_ahead() {
 template <int D>
 void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
-  if (a.rope.qkv) {  // one cache block ahead only (rope_in_attention_supports)
-    if (a.p.fp8) launch_kernel<D, true, 1, true>(a, grid, stream);
+  if (a.rope.qkv) {
+    if (a.p.fp8 && fp8_ahead() == 3) launch_kernel<D, true, 3, true>(a, grid, stream);
+    else if (a.p.fp8 && fp8_ahead() == 2) launch_kernel<D, true, 2, true>(a, grid, stream);
+    else if (a.p.fp8) launch_kernel<D, true, 1, true>(a, grid, stream);
     else launch_kernel<D, false, 1, true>(a, grid, stream);
   } else if (a.p.fp8 && fp8_ahead() == 3) launch_kernel<D, true, 3>(a, grid, stream);
   else if (a.p.fp8 && fp8_ahead() == 2) launch_kernel<D, true, 2>(a, grid, stream);
@@ -369,16 +371,12 @@ void mma_decode_attention(const float* q, const void* k_cache, const void* v_cac
   launch_any({attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out, {}}, tokens, stream);
 }
 
-bool rope_in_attention_supports(const AttentionParams& p) { return mma_decode_attention_supports(p) && fp8_ahead() == 1; }
-
 void mma_decode_attention_with_rope(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
                                     const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
                                     const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
                                     cudaStream_t stream) {
   if (tokens == 0) return;
   check_launch(p, ws);
-  if (!rope_in_attention_supports(p))
-    throw_error("RoPE in the decode attention: takes one FP8 cache block ahead (FP4LLM_ATTN_FP8_AHEAD=1)");
   if (rp.heads != p.heads || rp.kv_heads != p.kv_heads || rp.head_dim != p.head_dim || rp.fp8 != p.fp8)
     throw_error("RoPE in the decode attention: the rope and attention parameters describe different heads or caches");
   RopeInAttentionArgs rope;

@@ -52,8 +52,7 @@ void mma_decode_attention(const float* q, const void* k_cache, const void* v_cac
 // The tensor-core kernel taking in the rope kernel's work (q/k RMSNorm, RoPE, the cache write;
 // attention_rope.cuh, FP4LLM_ROPE_IN_ATTENTION=1), for decode steps whose tokens are each their
 // sequence's only new token. qkv: [tokens, (heads + 2 kv_heads) * head_dim], the raw products;
-// io.q is not used. Supported where the tensor-core kernel is, with one FP8 cache block ahead.
-bool rope_in_attention_supports(const AttentionParams& p);
+// io.q is not used. Supported where the tensor-core kernel is (mma_decode_attention_supports).
 void mma_decode_attention_with_rope(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
                                     const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
                                     const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
