@@ -165,7 +165,7 @@ if [ "$part" = new2 ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,32,64
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    if why=$(gate new-rope-tests.log '^(gpu_paged_attention|py_gpu_forward_rope_in_attention)$'); then
+    if why=$(gate new-rope-tests.log '^(gpu_paged_attention|gpu_paged_attention_fp8_ahead[23]|py_gpu_forward_rope_in_attention)$'); then
       bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
       bench_variant "$OUT" qwen3-30b-a3b-rope-in-attention qwen3-30b-a3b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
     else echo "RoPE in attention tests: $why; benches skipped"; fi

@@ -36,6 +36,10 @@ struct Case {
   bool one_plus = false;  // Gemma3's (1 + w) gains, with rope
 };
 
+// The norm's epsilon in the rope cases: large enough (against mean squares of about 9) that a
+// kernel ignoring it would miss the BF16 key bound.
+constexpr double kRopeEps = 0.5;
+
 // A token's raw q|k|v row after the rope kernel's arithmetic, in float64: RMSNorm of each q and k
 // head with its gains, then rotate-half at `pos` with the angle rounded to float32 as the kernels
 // compute it. Returns [heads + 2 kv_heads][head_dim].
@@ -48,7 +52,7 @@ std::vector<double> roped_row(const float* raw, const Case& c, int64_t pos, cons
     const std::vector<float>& w = h < c.heads ? q_norm : k_norm;
     double ss = 0;
     for (int64_t d = 0; d < D; ++d) ss += v[d] * v[d];
-    const double inv = 1.0 / std::sqrt(ss / double(D) + 1e-6);
+    const double inv = 1.0 / std::sqrt(ss / double(D) + kRopeEps);
     for (int64_t d = 0; d < D; ++d) v[d] *= inv * (c.one_plus ? 1.0 + w[size_t(d)] : double(w[size_t(d)]));
     for (int64_t i = 0; i < half; ++i) {
       const double angle = double(float(pos) * inv_freq[size_t(i)]);
@@ -207,6 +211,7 @@ void run_case(const Case& c, uint32_t seed) {
     const auto freq_d = cuda::DeviceBuffer<float>::from_host(inv_freq);
     cuda::RopeCacheParams rp;
     rp.heads = c.heads, rp.kv_heads = c.kv_heads, rp.head_dim = D, rp.one_plus = c.one_plus, rp.fp8 = c.fp8;
+    rp.eps = float(kRopeEps);
     rp.k_scale = c.k_scale, rp.v_scale = c.v_scale;
     const cuda::RopeCacheIo io{pd.data(), slots_d.data(), qn_d.data(), kn_d.data(), freq_d.data(), nullptr,
                                kd.data(), vd.data()};
@@ -214,6 +219,7 @@ void run_case(const Case& c, uint32_t seed) {
                                          {part_out.data(), part_ml.data(), counters.data()}, out.data(), nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     check_new_keys_and_values(c, kd.to_host(), vd.to_host(), k, v, slots, roped);
+    if (::testing::Test::HasFatalFailure()) return;
   } else if (c.mma) {
     cuda::mma_decode_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(), T, p,
                                {part_out.data(), part_ml.data(), counters.data()}, out.data(), nullptr);
@@ -344,6 +350,7 @@ TEST(GpuMmaDecodeAttention, TakesInTheRopeKernelsWork) {
       {16, 2, 64, 0, true, 0.25f, 1.0f, {{300, 1}, {17, 1}}, 4},
       {16, 2, 64, 50, false, 1.0f, 1.0f, {{300, 1}, {17, 1}}, 4},
       {8, 2, 128, 0, false, 1.0f, 1.0f, {{1000, 1}, {47, 1}}, 32},
+      {8, 8, 128, 0, true, 1.0f, 1.0f, {{15, 1}, {64, 1}, {500, 1}}, 2},  // one query head per kv head
   };
   uint32_t seed = 60;
   for (Case c : cases) {

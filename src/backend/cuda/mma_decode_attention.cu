@@ -377,7 +377,8 @@ void mma_decode_attention_with_rope(const float* qkv, const RopeCacheParams& rp,
                                     cudaStream_t stream) {
   if (tokens == 0) return;
   check_launch(p, ws);
-  if (rp.heads != p.heads || rp.kv_heads != p.kv_heads || rp.head_dim != p.head_dim || rp.fp8 != p.fp8)
+  if (rp.heads != p.heads || rp.kv_heads != p.kv_heads || rp.head_dim != p.head_dim || rp.fp8 != p.fp8 ||
+      (p.fp8 && (rp.k_scale != p.k_scale || rp.v_scale != p.v_scale)))
     throw_error("RoPE in the decode attention: the rope and attention parameters describe different heads or caches");
   RopeInAttentionArgs rope;
   rope.qkv = qkv, rope.slots = io.slots, rope.q_norm = io.q_norm, rope.k_norm = io.k_norm, rope.inv_freq = io.inv_freq;
