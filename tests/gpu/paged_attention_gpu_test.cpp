@@ -156,8 +156,8 @@ void run_case(const Case& c, uint32_t seed) {
   std::vector<int64_t> slots;
   std::vector<std::vector<double>> roped;
   if (c.rope) {
-    ASSERT_TRUE(c.mma && std::all_of(c.chunks.begin(), c.chunks.end(), [](const Chunk& ch) { return ch.count == 1; }))
-        << "rope cases are decode steps on the tensor-core kernel";
+    ASSERT_TRUE(!c.flash && std::all_of(c.chunks.begin(), c.chunks.end(), [](const Chunk& ch) { return ch.count == 1; }))
+        << "rope cases are decode steps";
     qkv.resize(size_t(T * width));
     for (float& x : qkv) x = 3.0f * normal(rng);
     for (auto* w : {&q_norm, &k_norm})
@@ -215,8 +215,9 @@ void run_case(const Case& c, uint32_t seed) {
     rp.k_scale = c.k_scale, rp.v_scale = c.v_scale;
     const cuda::RopeCacheIo io{pd.data(), slots_d.data(), qn_d.data(), kn_d.data(), freq_d.data(), nullptr,
                                kd.data(), vd.data()};
-    cuda::mma_decode_attention_with_rope(qkv_d.data(), rp, io, sd.data(), td.data(), T, p,
-                                         {part_out.data(), part_ml.data(), counters.data()}, out.data(), nullptr);
+    const cuda::AttentionWorkspace ws{part_out.data(), part_ml.data(), counters.data()};
+    if (c.mma) cuda::mma_decode_attention_with_rope(qkv_d.data(), rp, io, sd.data(), td.data(), T, p, ws, out.data(), nullptr);
+    else cuda::paged_attention_with_rope(qkv_d.data(), rp, io, sd.data(), td.data(), T, p, ws, out.data(), nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     check_new_keys_and_values(c, kd.to_host(), vd.to_host(), k, v, slots, roped);
     if (::testing::Test::HasFatalFailure()) return;
@@ -356,6 +357,25 @@ TEST(GpuMmaDecodeAttention, TakesInTheRopeKernelsWork) {
   for (Case c : cases) {
     c.mma = c.rope = true;
     c.one_plus = seed % 2 == 1;
+    run_case(c, seed++);
+  }
+}
+
+// The CUDA-core kernel taking in the rope kernel's work, at head_dim 256 (Gemma3's smaller models,
+// which do not take the tensor-core kernel): groups of 2, 4 and 8 (the kernel's instances),
+// windows, splits, both caches, both gain forms; same checks as above.
+TEST(GpuPagedAttention, TakesInTheRopeKernelsWorkAtHeadDim256) {
+  FP4LLM_REQUIRE_GPU();
+  std::vector<Case> cases = {
+      {4, 1, 256, 0, true, 0.5f, 2.0f, {{0, 1}, {200, 1}, {31, 1}}, 4},
+      {8, 2, 256, 24, false, 1.0f, 1.0f, {{100, 1}, {16, 1}, {5, 1}}, 2},
+      {8, 1, 256, 512, true, 1.0f, 1.0f, {{1500, 1}, {47, 1}}, 8},
+      {2, 1, 256, 0, false, 1.0f, 1.0f, {{300, 1}}},
+  };
+  uint32_t seed = 80;
+  for (Case c : cases) {
+    c.rope = true;
+    c.one_plus = seed % 2 == 0;
     run_case(c, seed++);
   }
 }

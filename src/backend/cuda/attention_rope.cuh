@@ -17,6 +17,9 @@
 
 #include <cstdint>
 
+#include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/layer_kernels.hpp"
+#include "backend/cuda/paged_attention.hpp"
 #include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope_cache.cuh"
 #include "backend/cuda/warp_reduce.cuh"
@@ -35,6 +38,19 @@ struct RopeInAttentionArgs {
   float eps = 1e-6f;
   bool one_plus = false;  // Gemma3's (1 + w) gains
 };
+
+// The kernels' arguments from the rope kernel's (io.q is not used), after checking that both
+// describe the same heads and cache.
+inline RopeInAttentionArgs rope_in_attention_args(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
+                                                  const AttentionParams& p) {
+  if (rp.heads != p.heads || rp.kv_heads != p.kv_heads || rp.head_dim != p.head_dim || rp.fp8 != p.fp8 ||
+      (p.fp8 && (rp.k_scale != p.k_scale || rp.v_scale != p.v_scale)))
+    throw_error("RoPE in the decode attention: the rope and attention parameters describe different heads or caches");
+  RopeInAttentionArgs r;
+  r.qkv = qkv, r.slots = io.slots, r.q_norm = io.q_norm, r.k_norm = io.k_norm, r.inv_freq = io.inv_freq;
+  r.k_cache = io.k_cache, r.v_cache = io.v_cache, r.eps = rp.eps, r.one_plus = rp.one_plus;
+  return r;
+}
 
 // cos and sin of position * inv_freq[i] for the D/2 rotation pairs, one thread each, as the rope
 // kernel computes them (the caller synchronises before reading).
@@ -136,6 +152,48 @@ __device__ __forceinline__ void store_new_key_value(const RopeInAttentionArgs& r
     const int d = lane * E + e;
     store_cache(cache, cache_at + d, v[e], scale, fp8);
     store_cache(mirror, d, v[e], scale, fp8);
+  }
+}
+
+// The CUDA-core kernel's form (paged_attention.cu), whose query group lives in shared memory: the
+// group's raw q rows into q_s, then one warp per unit (each q head, and in the writer block the
+// key and the value) normalises and rotates it in place, or into the cache. The cache rows are
+// stored before the block's first key load, which follows a barrier: the block reads them back
+// from the cache like any other key. The caller synchronises after this.
+template <int D>
+__device__ __forceinline__ void rope_group_in_shared(const RopeInAttentionArgs& r, const AttentionParams& p, int tok,
+                                                     int kv_head, int pos, bool writer, float* q_s, float* cos_s,
+                                                     float* sin_s) {
+  const int group = int(p.heads / p.kv_heads), warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const float* row = r.qkv + size_t(tok) * size_t(p.heads + 2 * p.kv_heads) * D;
+  for (int i = int(threadIdx.x); i < group * D; i += int(blockDim.x)) q_s[i] = row[size_t(kv_head) * group * D + i];
+  rope_angles<D>(r, pos, cos_s, sin_s);
+  __syncthreads();
+  const size_t cache_at = writer ? size_t(r.slots[tok] * p.kv_heads + kv_head) * D : 0;
+  const float* k_row = row + size_t(p.heads + kv_head) * D;
+  const int units = group + (writer ? 2 : 0);
+  for (int u = warp; u < units; u += int(blockDim.x) / 32) {
+    if (u == group + 1) {  // the value: stored as it is
+      for (int d = lane; d < D; d += 32) store_cache(r.v_cache, cache_at + d, k_row[size_t(p.kv_heads) * D + d], p.v_scale, p.fp8);
+      continue;
+    }
+    const bool key = u == group;
+    float* head = key ? nullptr : q_s + u * D;
+    const float* src = key ? k_row : head;
+    float ss = 0.0f;
+    for (int d = lane; d < D; d += 32) ss += src[d] * src[d];
+    const float inv = rsqrtf(warp_sum(ss) / float(D) + r.eps);
+    const float* w = key ? r.k_norm : r.q_norm;
+    for (int i = lane; i < D / 2; i += 32) {
+      float a = src[i] * inv * norm_gain(w, i, r.one_plus), b = src[i + D / 2] * inv * norm_gain(w, i + D / 2, r.one_plus);
+      const float ra = a * cos_s[i] - b * sin_s[i], rb = b * cos_s[i] + a * sin_s[i];
+      if (key) {
+        store_cache(r.k_cache, cache_at + i, ra, p.k_scale, p.fp8);
+        store_cache(r.k_cache, cache_at + i + D / 2, rb, p.k_scale, p.fp8);
+      } else {
+        head[i] = ra, head[i + D / 2] = rb;
+      }
+    }
   }
 }
 

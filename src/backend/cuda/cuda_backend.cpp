@@ -334,19 +334,22 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const int32_t* tables = offset_ptr<int32_t>(meta_.data(), window_pool ? s.window_tables_at : s.tables_at);
   const AttentionParams ap = attention_params(index, s);
   const AttentionWorkspace aws{attn_partial_out_.data(), attn_partial_ml_.data(), attn_counters_.data()};
+  const bool mma = use_mma_attention() && mma_decode_attention_supports(ap);
   const bool rope_in_attention = rope_in_attention_requested() && s.one_token_per_sequence && T <= kMaxDecodeRows &&
-                                 use_mma_attention() && mma_decode_attention_supports(ap);
+                                 (mma || paged_attention_takes_rope(ap));
   if (!rope_in_attention) {
     rope_and_cache(qkv_.data(), T, rp, io, stream_);
     profiler_.mark("rope_kv_write", stream_);
   }
-  if (rope_in_attention)
-    mma_decode_attention_with_rope(qkv_.data(), rp, io, token_seq, tables, T, ap, aws, attn_.data(), stream_);
-  else if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
+  if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
     flash_prefill_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
                             token_seq, tables, offset_ptr<QueryTile>(meta_.data(), s.tiles_at), int64_t(s.tiles.size()),
                             ap, attn_.data(), stream_);
-  else if (use_mma_attention() && mma_decode_attention_supports(ap))
+  else if (rope_in_attention && mma)
+    mma_decode_attention_with_rope(qkv_.data(), rp, io, token_seq, tables, T, ap, aws, attn_.data(), stream_);
+  else if (rope_in_attention)
+    paged_attention_with_rope(qkv_.data(), rp, io, token_seq, tables, T, ap, aws, attn_.data(), stream_);
+  else if (mma)
     mma_decode_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
                          token_seq, tables, T, ap, aws, attn_.data(), stream_);
   else

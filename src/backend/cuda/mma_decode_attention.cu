@@ -377,13 +377,8 @@ void mma_decode_attention_with_rope(const float* qkv, const RopeCacheParams& rp,
                                     cudaStream_t stream) {
   if (tokens == 0) return;
   check_launch(p, ws);
-  if (rp.heads != p.heads || rp.kv_heads != p.kv_heads || rp.head_dim != p.head_dim || rp.fp8 != p.fp8 ||
-      (p.fp8 && (rp.k_scale != p.k_scale || rp.v_scale != p.v_scale)))
-    throw_error("RoPE in the decode attention: the rope and attention parameters describe different heads or caches");
-  RopeInAttentionArgs rope;
-  rope.qkv = qkv, rope.slots = io.slots, rope.q_norm = io.q_norm, rope.k_norm = io.k_norm, rope.inv_freq = io.inv_freq;
-  rope.k_cache = io.k_cache, rope.v_cache = io.v_cache, rope.eps = rp.eps, rope.one_plus = rp.one_plus;
-  launch_any({attention_inputs(nullptr, io.k_cache, io.v_cache, io.positions, token_seq, block_tables), p, ws, out, rope},
+  launch_any({attention_inputs(nullptr, io.k_cache, io.v_cache, io.positions, token_seq, block_tables), p, ws, out,
+              rope_in_attention_args(qkv, rp, io, p)},
              tokens, stream);
 }
 

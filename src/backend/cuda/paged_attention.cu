@@ -1,6 +1,7 @@
 #include <string>
 #include <cuda_fp8.h>
 
+#include "backend/cuda/attention_rope.cuh"
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
@@ -15,11 +16,13 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;          // tokens per cache block (KvCacheConfig::kBlockSize)
 constexpr int kGroupTimesDim = 2048;    // query heads x head_dim held per block
+constexpr int kRopeHeadDim = 256;       // the head_dim built with RoPE in the kernel
 
 struct Args : AttentionInputs {
   AttentionParams p;
   AttentionWorkspace ws;
   __nv_bfloat16* out;
+  RopeInAttentionArgs rope;  // rope.qkv set: q is read raw from it (attention_rope.cuh)
 };
 
 __device__ __forceinline__ size_t cache_element(const Args& a, const int32_t* table, int key, int kv_head) {
@@ -30,7 +33,9 @@ __device__ __forceinline__ size_t cache_element(const Args& a, const int32_t* ta
 // Block = (token, kv head, key split), 4 warps. Each warp takes 32 keys at a time, one key per
 // lane for the scores (so no reduction per key), then all lanes share the value rows, each lane
 // owning D/32 output elements. Online softmax per warp; warps merged through shared memory.
-template <int D, int G, bool kFp8>
+// kRope: the block also takes the rope kernel's work (attention_rope.cuh); built for head_dim 256,
+// the shapes that do not take the tensor-core kernel.
+template <int D, int G, bool kFp8, bool kRope = false>
 __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
   let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
   wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
@@ -53,8 +58,13 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
   __shared__ float q_s[G * D];
   __shared__ float p_s[kWarps][G][32];
   __shared__ float m_s[kWarps][G], l_s[kWarps][G];
-  for (int i = threadIdx.x; i < group * D; i += blockDim.x)
-    q_s[i] = a.q[(size_t(t) * a.p.heads + size_t(kv_head) * group) * D + i];
+  if constexpr (kRope) {  // the block whose range ends at the token writes its key and value
+    __shared__ float rope_cos[D / 2], rope_sin[D / 2];
+    rope_group_in_shared<D>(a.rope, a.p, t, kv_head, pos, end == pos + 1, q_s, rope_cos, rope_sin);
+  } else {
+    for (int i = threadIdx.x; i < group * D; i += blockDim.x)
+      q_s[i] = a.q[(size_t(t) * a.p.heads + size_t(kv_head) * group) * D + i];
+  }
   __syncthreads();
 
   float m[G], l[G], acc[G][E];
@@ -173,6 +183,13 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
 template <int D, int G>
 void launch_group(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
+  if constexpr (D == kRopeHeadDim) {
+    if (a.rope.qkv && a.p.fp8)
+      return launch_dependent(early_launch_all(), attention_kernel<D, G, true, true>, grid, dim3(kWarps * 32), 0, stream, a);
+    if (a.rope.qkv)
+      return launch_dependent(early_launch_all(), attention_kernel<D, G, false, true>, grid, dim3(kWarps * 32), 0, stream, a);
+  }
+  if (a.rope.qkv) throw_error("CUDA attention: RoPE in the kernel is built for head_dim 256 only");
   if (a.p.fp8) launch_dependent(early_launch_all(), attention_kernel<D, G, true>, grid, dim3(kWarps * 32), 0, stream, a);
   else launch_dependent(early_launch_all(), attention_kernel<D, G, false>, grid, dim3(kWarps * 32), 0, stream, a);
 }
@@ -196,22 +213,48 @@ void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
 
 int64_t max_query_group(int64_t head_dim) { return kGroupTimesDim / head_dim; }
 
+namespace {
+
+void check_launch(const AttentionParams& p, const AttentionWorkspace& ws) {
+  if (p.heads % p.kv_heads != 0 || p.heads / p.kv_heads > max_query_group(p.head_dim))
+    throw_error("CUDA attention: " + std::to_string(p.heads / p.kv_heads) + " query heads per kv head with head_dim " +
+                std::to_string(p.head_dim) + " is not supported (at most " + std::to_string(max_query_group(p.head_dim)) + ")");
+  if (p.splits > 1 && (!ws.partial_out || !ws.counters)) throw_error("CUDA attention: split-KV needs a workspace");
+}
+
+void launch_any(const Args& a, int64_t tokens, cudaStream_t stream) {
+  switch (a.p.head_dim) {
+    case 64: launch<64>(a, tokens, stream); break;
+    case 128: launch<128>(a, tokens, stream); break;
+    case 256: launch<256>(a, tokens, stream); break;
+    default: throw_error("CUDA attention: head_dim " + std::to_string(a.p.head_dim) + " is not supported (64, 128 or 256 are)");
+  }
+}
+
+}  // namespace
+
 void paged_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
                      const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
                      const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
                      cudaStream_t stream) {
   if (tokens == 0) return;
-  if (p.heads % p.kv_heads != 0 || p.heads / p.kv_heads > max_query_group(p.head_dim))
-    throw_error("CUDA attention: " + std::to_string(p.heads / p.kv_heads) + " query heads per kv head with head_dim " +
-                std::to_string(p.head_dim) + " is not supported (at most " + std::to_string(max_query_group(p.head_dim)) + ")");
-  if (p.splits > 1 && (!ws.partial_out || !ws.counters)) throw_error("CUDA attention: split-KV needs a workspace");
-  const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out};
-  switch (p.head_dim) {
-    case 64: launch<64>(a, tokens, stream); break;
-    case 128: launch<128>(a, tokens, stream); break;
-    case 256: launch<256>(a, tokens, stream); break;
-    default: throw_error("CUDA attention: head_dim " + std::to_string(p.head_dim) + " is not supported (64, 128 or 256 are)");
-  }
+  check_launch(p, ws);
+  launch_any({attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out, {}}, tokens, stream);
+}
+
+bool paged_attention_takes_rope(const AttentionParams& p) { return p.head_dim == kRopeHeadDim; }
+
+void paged_attention_with_rope(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
+                               const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
+                               const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
+                               cudaStream_t stream) {
+  if (tokens == 0) return;
+  check_launch(p, ws);
+  if (!paged_attention_takes_rope(p))
+    throw_error("CUDA attention: RoPE in the kernel is built for head_dim 256 only, not " + std::to_string(p.head_dim));
+  launch_any({attention_inputs(nullptr, io.k_cache, io.v_cache, io.positions, token_seq, block_tables), p, ws, out,
+              rope_in_attention_args(qkv, rp, io, p)},
+             tokens, stream);
 }
 
 }  // namespace fp4llm::cuda

@@ -49,6 +49,16 @@ void mma_decode_attention(const float* q, const void* k_cache, const void* v_cac
                           const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
                           cudaStream_t stream);
 
+// The same taking in the rope kernel's work (q/k RMSNorm, RoPE, the cache write;
+// attention_rope.cuh, FP4LLM_ROPE_IN_ATTENTION=1), for decode steps whose tokens are each their
+// sequence's only new token. qkv: [tokens, (heads + 2 kv_heads) * head_dim], the raw products;
+// io.q is not used. Built for head_dim 256 (smaller heads take the tensor-core kernel).
+bool paged_attention_takes_rope(const AttentionParams& p);
+void paged_attention_with_rope(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
+                               const int32_t* token_seq, const int32_t* block_tables, int64_t tokens,
+                               const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
+                               cudaStream_t stream);
+
 // The tensor-core kernel taking in the rope kernel's work (q/k RMSNorm, RoPE, the cache write;
 // attention_rope.cuh, FP4LLM_ROPE_IN_ATTENTION=1), for decode steps whose tokens are each their
 // sequence's only new token. qkv: [tokens, (heads + 2 kv_heads) * head_dim], the raw products;
