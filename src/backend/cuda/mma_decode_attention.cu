@@ -90,7 +90,10 @@ __device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_
 template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
 __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
-  wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
+  // Launched early (FP4LLM_PDL=all), the inputs are the previous kernel's. With kRope no earlier
+  // kernel of the step writes this layer's cache (the block's own new row is patched in below), so
+  // the first cache blocks are requested before the wait, during the qkv product's tail.
+  if constexpr (!kRope) wait_for_producer();
   constexpr int kSteps = D / 16;          // k-steps of QK^T
   constexpr int kTiles = D / 8;           // output n-tiles of PV
   constexpr int kQuarter = D / 4;         // key dims per lane quarter (QK^T permutation)
@@ -177,6 +180,7 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
         for (int w = 0; w < kValWords; ++w) r.vw[i][w] = reinterpret_cast<const uint32_t*>(new_value + kSlice * g * kElem)[w];
   };
   if constexpr (kRope) {
+    wait_for_producer();  // the q|k|v rows are the qkv product's
     const size_t width = size_t(a.p.heads + 2 * a.p.kv_heads) * D;
     const float* row = a.rope.qkv + size_t(tok) * width;
     rope_angles<D>(a.rope, pos, rope_cos, rope_sin);
