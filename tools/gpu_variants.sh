@@ -168,6 +168,9 @@ if [ "$part" = new2 ]; then
     if why=$(gate new-rope-tests.log '^(gpu_paged_attention|gpu_paged_attention_fp8_ahead[23]|py_gpu_forward_rope_in_attention)$'); then
       bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
       bench_variant "$OUT" qwen3-30b-a3b-rope-in-attention qwen3-30b-a3b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
+      # MoE models launch only the expert groups early; the fused attention's cache loads before
+      # its wait need the early launch.
+      bench_variant "$OUT" qwen3-30b-a3b-rope-pdl-all qwen3-30b-a3b 1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_PDL=all
     else echo "RoPE in attention tests: $why; benches skipped"; fi
     if why=$(gate new-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
