@@ -371,6 +371,8 @@ TEST(GpuPagedAttention, TakesInTheRopeKernelsWorkAtHeadDim256) {
       {8, 2, 256, 24, false, 1.0f, 1.0f, {{100, 1}, {16, 1}, {5, 1}}, 2},
       {8, 1, 256, 512, true, 1.0f, 1.0f, {{1500, 1}, {47, 1}}, 8},
       {2, 1, 256, 0, false, 1.0f, 1.0f, {{300, 1}}},
+      {8, 4, 256, 0, true, 0.5f, 1.0f, {{700, 1}, {3, 1}, {130, 1}}, 4},  // Gemma3-4B's heads, FP8, merged splits
+      {16, 2, 256, 0, false, 1.0f, 1.0f, {{400, 1}, {64, 1}}, 2},         // group 8 over two kv heads, BF16
   };
   uint32_t seed = 80;
   for (Case c : cases) {

@@ -1,15 +1,17 @@
 // The q/k RMSNorm, RoPE and KV-cache write of a decode token (rope_cache_kernel's work,
-// layer_kernels.cu) done by the tensor-core decode attention itself (mma_decode_attention.cu,
-// FP4LLM_ROPE_IN_ATTENTION=1). It applies to steps whose tokens are each their sequence's only new
-// token: then no token reads a key that another block of the same launch writes. Written against
-// a batch-1 layer's chain of dependent kernels: the attention follows the qkv product directly,
-// one kernel and one grid-wide wait fewer per layer.
+// layer_kernels.cu) done by the decode attention itself (FP4LLM_ROPE_IN_ATTENTION=1). It applies
+// to steps whose tokens are each their sequence's only new token: then no token reads a key that
+// another block of the same launch writes. Written against a batch-1 layer's chain of dependent
+// kernels: the attention follows the qkv product directly, one kernel and one grid-wide wait fewer
+// per layer.
 //
-// Every block normalises and rotates its query group in registers (the lane quarters that hold
-// dims i and i + D/2 of a head swap them with one shuffle); the block whose key range ends at the
-// token's position also computes its kv head's new key and value, stores them into the cache for
-// later steps, and keeps them in shared memory for its own last cache block, whose global copy
-// it may have requested before they were stored.
+// Two forms. The tensor-core kernel (mma_decode_attention.cu) normalises and rotates its query
+// group in registers (the lane quarters that hold dims i and i + D/2 of a head swap them with one
+// shuffle); the block whose key range ends at the token also computes its kv head's new key and
+// value, stores them into the cache for later steps, and keeps them in shared memory for its own
+// last cache block, whose global copy it requested before they were stored. The CUDA-core kernel
+// (paged_attention.cu) does it in its shared-memory copy of the query group, one warp per head,
+// and stores the new key and value before the barrier that precedes its first key load.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -171,28 +173,29 @@ __device__ __forceinline__ void rope_group_in_shared(const RopeInAttentionArgs& 
   __syncthreads();
   const size_t cache_at = writer ? size_t(r.slots[tok] * p.kv_heads + kv_head) * D : 0;
   const float* k_row = row + size_t(p.heads + kv_head) * D;
+  // One warp normalises and rotates D values from `src` and hands each rotated pair to `put`
+  // (inlined per call, so shared and global sources each get their own loads).
+  const auto rotate = [&](const float* src, const float* w, auto&& put) {
+    float ss = 0.0f;
+    for (int d = lane; d < D; d += 32) ss += src[d] * src[d];
+    const float inv = rsqrtf(warp_sum(ss) / float(D) + r.eps);
+    for (int i = lane; i < D / 2; i += 32) {
+      const float a = src[i] * inv * norm_gain(w, i, r.one_plus), b = src[i + D / 2] * inv * norm_gain(w, i + D / 2, r.one_plus);
+      put(i, a * cos_s[i] - b * sin_s[i], b * cos_s[i] + a * sin_s[i]);
+    }
+  };
   const int units = group + (writer ? 2 : 0);
   for (int u = warp; u < units; u += int(blockDim.x) / 32) {
     if (u == group + 1) {  // the value: stored as it is
       for (int d = lane; d < D; d += 32) store_cache(r.v_cache, cache_at + d, k_row[size_t(p.kv_heads) * D + d], p.v_scale, p.fp8);
-      continue;
-    }
-    const bool key = u == group;
-    float* head = key ? nullptr : q_s + u * D;
-    const float* src = key ? k_row : head;
-    float ss = 0.0f;
-    for (int d = lane; d < D; d += 32) ss += src[d] * src[d];
-    const float inv = rsqrtf(warp_sum(ss) / float(D) + r.eps);
-    const float* w = key ? r.k_norm : r.q_norm;
-    for (int i = lane; i < D / 2; i += 32) {
-      float a = src[i] * inv * norm_gain(w, i, r.one_plus), b = src[i + D / 2] * inv * norm_gain(w, i + D / 2, r.one_plus);
-      const float ra = a * cos_s[i] - b * sin_s[i], rb = b * cos_s[i] + a * sin_s[i];
-      if (key) {
-        store_cache(r.k_cache, cache_at + i, ra, p.k_scale, p.fp8);
-        store_cache(r.k_cache, cache_at + i + D / 2, rb, p.k_scale, p.fp8);
-      } else {
-        head[i] = ra, head[i + D / 2] = rb;
-      }
+    } else if (u == group) {  // the key: into the cache
+      rotate(k_row, r.k_norm, [&](int i, float a, float b) {
+        store_cache(r.k_cache, cache_at + i, a, p.k_scale, p.fp8);
+        store_cache(r.k_cache, cache_at + i + D / 2, b, p.k_scale, p.fp8);
+      });
+    } else {  // a query head: in place (each pair is read and written by one lane)
+      float* head = q_s + u * D;
+      rotate(head, r.q_norm, [&](int i, float a, float b) { head[i] = a, head[i + D / 2] = b; });
     }
   }
 }

@@ -47,8 +47,8 @@ bool norm_prologue_requested() {
 }
 
 // FP4LLM_ROPE_IN_ATTENTION=1: decode steps (one token per sequence) leave q/k RMSNorm, RoPE and the
-// cache write to the tensor-core attention kernel instead of the rope kernel (attention_rope.cuh;
-// not yet measured, so off by default).
+// cache write to the decode attention kernel (the tensor-core one, or the CUDA-core one at
+// head_dim 256) instead of the rope kernel (attention_rope.cuh; not yet measured, so off by default).
 bool rope_in_attention_requested() {
   static const bool on = knob_is("FP4LLM_ROPE_IN_ATTENTION", "1");
   return on;

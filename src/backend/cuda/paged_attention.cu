@@ -59,6 +59,7 @@ __global__ void __launch_bounds__(kWarps * 32) attention_kernel(Args a) {
   __shared__ float p_s[kWarps][G][32];
   __shared__ float m_s[kWarps][G], l_s[kWarps][G];
   if constexpr (kRope) {  // the block whose range ends at the token writes its key and value
+    static_assert(D / 2 <= kWarps * 32, "one thread per rotation pair computes the angles");
     __shared__ float rope_cos[D / 2], rope_sin[D / 2];
     rope_group_in_shared<D>(a.rope, a.p, t, kv_head, pos, end == pos + 1, q_s, rope_cos, rope_sin);
   } else {
