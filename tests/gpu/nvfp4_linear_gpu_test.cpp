@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <algorithm>
+#include <limits>
 #include <random>
 #include <string>
 #include <tuple>
@@ -357,6 +358,64 @@ TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheSandwichUpdate) {
                   double(s.in) * std::ldexp(std::fabs(term[i]), -24) + 1e-6 * (std::fabs(residual[i]) + std::fabs(term[i])) + 1e-30)
             << s.out << "x" << s.in << " rows " << rows << " stored at " << i;
       const NormedReference ref = normed_reference(stored, gain, rows, s.in, eps, true);
+      for (int64_t m = 0; m < rows; ++m)
+        for (int64_t n = 0; n < s.out; ++n) {
+          const auto [v, bound, ambiguous] = normed_dot(lin.values, ref, s.in, n, m);
+          const double got = y[size_t(m * s.out + n)];
+          ASSERT_LE(std::fabs(got - v), 1e-4 * bound + ambiguous + 1e-30)
+              << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n << " got " << got << " want " << v;
+        }
+    }
+  }
+}
+
+// An MoE layer's experts left for the next product (the backend's qkv after an MoE layer): the
+// stream row plus the weighted sum of its top_k expert rows (in choice order, a zero weight's row
+// not read: it holds NaN here), stored by the first block, then normalised as above.
+TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheExperts) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(20);
+  Workspace w;
+  const float eps = 1e-6f;
+  const int64_t top_k = 8;
+  for (const Shape& s : std::vector<Shape>{{5120, 2048}, {300, 1040}}) {
+    const TestLinear lin = random_linear(s, rng, w);
+    const std::vector<float> gain = random_bf16_values(size_t(s.in), rng);
+    const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain);
+    for (int64_t rows = 1; rows <= cuda::kMaxNormedRows; ++rows) {
+      const std::vector<float> residual = random_bf16_values(size_t(rows * s.in), rng);
+      std::vector<float> experts = random_bf16_values(size_t(rows * top_k * s.in), rng), weights(size_t(rows * top_k));
+      std::uniform_real_distribution<float> share(0.01f, 0.3f);
+      for (float& v : weights) v = share(rng);
+      weights[size_t(top_k - 1)] = 0.0f;  // row 0's last choice: not read
+      for (int64_t i = 0; i < s.in; ++i) experts[size_t((top_k - 1) * s.in + i)] = std::numeric_limits<float>::quiet_NaN();
+      std::vector<double> want(residual.size()), scale(residual.size());  // scale: the sum of |terms|
+      for (int64_t m = 0; m < rows; ++m)
+        for (int64_t i = 0; i < s.in; ++i) {
+          const size_t at = size_t(m * s.in + i);
+          double sum = 0, size = std::fabs(residual[at]);
+          for (int64_t c = 0; c < top_k; ++c) {
+            const float wc = weights[size_t(m * top_k + c)];
+            if (wc == 0.0f) continue;
+            const double term = double(wc) * experts[size_t((m * top_k + c) * s.in + i)];
+            sum += term, size += std::fabs(term);
+          }
+          want[at] = residual[at] + sum, scale[at] = size;
+        }
+      const auto res_d = cuda::DeviceBuffer<float>::from_host(residual), experts_d = cuda::DeviceBuffer<float>::from_host(experts);
+      const auto weights_d = cuda::DeviceBuffer<float>::from_host(weights);
+      auto store_d = test_support::poisoned<float>(size_t(rows * s.in));
+      auto yd = test_support::poisoned<float>(size_t(rows * s.out));
+      cuda::NormedInput in{res_d.data(), gain_d.data(), eps, false};
+      in.delta = experts_d.data(), in.delta_weights = weights_d.data(), in.delta_count = top_k, in.store = store_d.data();
+      cuda::nvfp4_linear_normed(lin.device, in, rows, yd.data(), nullptr);
+      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<float> stored = store_d.to_host(), y = yd.to_host();
+      ASSERT_EQ(res_d.to_host(), residual) << "the stream the blocks read must stay as it was";
+      for (size_t i = 0; i < stored.size(); ++i)  // float32: at most 16 roundings, each 2^-24 of the terms' size
+        ASSERT_LE(std::fabs(double(stored[i]) - want[i]), 16 * std::ldexp(scale[i], -24) + 1e-30)
+            << s.out << "x" << s.in << " rows " << rows << " stored at " << i << " got " << stored[i] << " want " << want[i];
+      const NormedReference ref = normed_reference(stored, gain, rows, s.in, eps, false);
       for (int64_t m = 0; m < rows; ++m)
         for (int64_t n = 0; n < s.out; ++n) {
           const auto [v, bound, ambiguous] = normed_dot(lin.values, ref, s.in, n, m);

@@ -239,8 +239,9 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   const size_t qd = size_t(c.num_heads) * D, kvd = size_t(c.num_kv_heads) * D;
   const size_t I = c.has_dense_mlp() ? size_t(c.intermediate_size) : 0;
   x_ = DeviceBuffer<float>(T * H);
-  // The sandwich norms' second stream buffer, for the steps that take norms in the products.
-  if (c.family == ModelFamily::Gemma3 && norm_prologue_requested() && !comm_.active())
+  // The second stream buffer of the steps that take norms in the products, for Gemma3's sandwich
+  // norms and MoE layers' experts, whose rows the next product adds to the stream.
+  if ((c.family == ModelFamily::Gemma3 || c.num_experts > 0) && norm_prologue_requested() && !comm_.active())
     x_alt_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxNormedRows)) * H);
   qkv_ = DeviceBuffer<float>(T * (qd + 2 * kvd));
   q_ = DeviceBuffer<float>(T * qd);
@@ -312,15 +313,24 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   // Gemma3's sandwich norms: o_proj and down_proj store their product, and the next product adds
   // it, normalised, to the residual stream itself, storing the updated stream in the other of two
   // buffers (its own blocks still read the first).
+  // MoE layers (but the last) leave the combine of their experts' rows to the next qkv, which adds
+  // them to the stream and stores it in the other buffer the same way.
   const bool norm_in = norms_in_products(T);
-  const bool qkv_norm_in = norm_in && index > 0 && c.num_experts == 0;
+  const bool qkv_norm_in = norm_in && index > 0 && (c.num_experts == 0 || experts_pending_);
   const float eps = float(c.rms_norm_eps);
   const auto normed_input = [&](const float* weight, const float* delta_w) {
     NormedInput in{residual_, weight, eps, gemma};
-    if (gemma) {
+    if (gemma || experts_pending_) {
       float* other = residual_ == x_.data() ? x_alt_.data() : x_.data();
-      in.delta = o_.data(), in.delta_w = delta_w, in.store = other;
+      in.store = other;
       residual_ = other;
+    }
+    if (gemma) {
+      in.delta = o_.data(), in.delta_w = delta_w;
+    } else if (experts_pending_) {
+      in.delta = moe_ws_.expert_out.data(), in.delta_weights = moe_ws_.topk_weight.data();
+      in.delta_count = c.experts_per_token;
+      experts_pending_ = false;
     }
     return in;
   };
@@ -402,6 +412,12 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     profiler_.mark("residual_norm", stream_);
     return;
   }
+  if (L.moe && norm_in && !last) {  // the next qkv adds the experts' rows and takes the norm
+    moe_experts_for_next_product(*L.moe, h_.data(), T, residual_, norm, L.post_attention_norm.data(), moe_ws_, stream_);
+    experts_pending_ = true;
+    profiler_.mark("moe_experts", stream_);
+    return;
+  }
   if (L.moe) {  // Qwen3-MoE: the experts' weighted sum goes into the residual stream, then the next norm
     moe_mlp(*L.moe, h_.data(), T, residual_, next, norm, moe_ws_, stream_, norm_in ? L.post_attention_norm.data() : nullptr);
     profiler_.mark("moe_experts_residual_norm", stream_);
@@ -428,6 +444,7 @@ void CudaBackend::launch_step(const Step& s) {
   // Gemma3 scales embeddings by sqrt(hidden) rounded to bf16, as its bf16 checkpoints do.
   profiler_.begin(stream_);
   residual_ = x_.data();
+  experts_pending_ = false;
   const float embed_scale = c.family == ModelFamily::Gemma3 ? bf16_to_float(float_to_bf16(std::sqrt(float(c.hidden_size)))) : 1.0f;
   embed_tokens(model_.embedding_table(), offset_ptr<int32_t>(meta_.data(), s.ids_at), s.tokens, c.hidden_size, embed_scale,
                x_.data(), stream_);

@@ -84,8 +84,9 @@ class CudaBackend final : public Backend {
   // Activations, grown to the largest step seen.
   int64_t capacity_tokens_ = 0;
   DeviceBuffer<float> x_, qkv_, q_, o_, gate_up_, logits_;
-  DeviceBuffer<float> x_alt_;      // Gemma3 with norms in the products: the residual stream's other buffer
+  DeviceBuffer<float> x_alt_;      // Gemma3 and MoE with norms in the products: the residual stream's other buffer
   float* residual_ = nullptr;      // the buffer holding the residual stream now (x_ at a step's start)
+  bool experts_pending_ = false;   // an MoE layer left its experts' rows for the next qkv to add
   DeviceBuffer<__nv_bfloat16> h_, attn_, act_, rows_;
   DeviceBuffer<float> attn_partial_out_, attn_partial_ml_;
   DeviceBuffer<unsigned> attn_counters_;  // split-KV arrivals per (token, kv head)

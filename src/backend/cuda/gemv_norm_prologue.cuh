@@ -29,7 +29,9 @@ __host__ __device__ constexpr int normed_row_stride(int k) { return k + 8; }
 // block taking part (barriers).
 __device__ __forceinline__ void normed_rows_to_shared(const GemvArgs& p, __nv_bfloat16* xs) {
   block_normed_rows<kNormInRows, kWarps * 32>(
-      {p.norm_x, p.norm_w, p.norm_eps, p.norm_one_plus, p.norm_delta, p.norm_delta_w, p.norm_store}, p.rows, p.k, xs,
+      {p.norm_x, p.norm_w, p.norm_eps, p.norm_one_plus, p.norm_delta, p.norm_delta_w, p.norm_store,
+       p.norm_delta_weights, p.norm_delta_count},
+      p.rows, p.k, xs,
       normed_row_stride(p.k));
 }
 

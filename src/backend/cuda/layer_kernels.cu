@@ -73,20 +73,6 @@ __device__ __forceinline__ float4 load4(const float* base, int64_t i, bool valid
   return valid && base ? reinterpret_cast<const float4*>(base)[i] : make_float4(0, 0, 0, 0);
 }
 
-// Quad i of sum_c weights[c] * rows[c] (the chosen experts' outputs of one token).
-__device__ __forceinline__ float4 weighted_load4(const float* rows, const float* weights, int count, int64_t width,
-                                                 int64_t i, bool valid) {
-  float4 sum = make_float4(0, 0, 0, 0);
-  if (!valid) return sum;
-  for (int c = 0; c < count; ++c) {
-    const float w = weights[c];
-    if (w == 0.0f) continue;  // another GPU's expert (expert parallelism): its row is not written here
-    const float4 v = reinterpret_cast<const float4*>(rows + size_t(c) * width)[i];
-    sum.x += w * v.x, sum.y += w * v.y, sum.z += w * v.z, sum.w += w * v.w;
-  }
-  return sum;
-}
-
 // width % 4 == 0: one float4 of a token's weighted sum per thread.
 __global__ void weighted_sum_kernel(WeightedRows d, int64_t tokens, int64_t width, float* out) {
   const int64_t quads = width / 4;

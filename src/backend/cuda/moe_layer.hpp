@@ -52,6 +52,13 @@ struct MoeWorkspace {
 void moe_mlp(const DeviceMoe& moe, __nv_bfloat16* h, int64_t tokens, float* x, const float* next_w,
              const NormParams& norm, MoeWorkspace& ws, cudaStream_t stream, const float* input_norm = nullptr);
 
+// moe_mlp with h made from x (input_norm, as above) and without the combine: the chosen experts'
+// rows stay in ws.expert_out ([tokens][top_k][hidden]) beside their weights in ws.topk_weight, for
+// the next product to add to the stream and normalise itself (NormedInput's delta_weights; up to
+// kMaxNormedRouterTokens tokens).
+void moe_experts_for_next_product(const DeviceMoe& moe, __nv_bfloat16* h, int64_t tokens, const float* x,
+                                  const NormParams& norm, const float* input_norm, MoeWorkspace& ws, cudaStream_t stream);
+
 // Expert parallelism: partial[tokens, hidden] = this GPU's experts' share of MoE(h), to be summed
 // over the GPUs before the residual add.
 void moe_mlp_partial(const DeviceMoe& moe, const __nv_bfloat16* h, int64_t tokens, float* partial, MoeWorkspace& ws,

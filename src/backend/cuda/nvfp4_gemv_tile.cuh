@@ -56,6 +56,8 @@ struct GemvArgs {
   const float* norm_delta;    // Gemma3: the product added to norm_x first, normalised with norm_delta_w
   const float* norm_delta_w;
   float* norm_store;          // where block 0 stores the updated rows
+  const float* norm_delta_weights;  // MoE: norm_delta holds norm_delta_count expert rows per row, summed with these
+  int norm_delta_count;
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).

@@ -87,6 +87,10 @@ struct NormedInput {
   const float* delta = nullptr;     // [rows][in_features] float32: the last product
   const float* delta_w = nullptr;   // [in_features]
   float* store = nullptr;           // [rows][in_features]: the updated residual rows
+  // MoE: delta holds delta_count rows per row (the chosen experts' outputs), added to the stream as
+  // their sum weighted by delta_weights [rows][delta_count] (no delta_w), as the combine kernel does.
+  const float* delta_weights = nullptr;
+  int64_t delta_count = 0;
 };
 constexpr int64_t kMaxNormedRows = 2;
 

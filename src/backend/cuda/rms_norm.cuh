@@ -23,18 +23,35 @@ __device__ __forceinline__ float4 gain4(float4 w, bool one_plus) {
 
 __device__ __forceinline__ float sum_squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
 
-// Rows to normalise: rmsnorm(x row) * gain(w) in BF16. With delta (Gemma3's sandwich norms), the
-// row is first updated as add_norm_kernel does: x + rmsnorm(delta row) * gain(delta_w), and the
-// first block of the grid stores the updated rows to `store` (another buffer than x: the other
-// blocks still read x).
+// Quad i of sum_c weights[c] * rows[c] (the chosen experts' outputs of one token), in choice order.
+__device__ __forceinline__ float4 weighted_load4(const float* rows, const float* weights, int count, int64_t width,
+                                                 int64_t i, bool valid) {
+  float4 sum = make_float4(0, 0, 0, 0);
+  if (!valid) return sum;
+  for (int c = 0; c < count; ++c) {
+    const float w = weights[c];
+    if (w == 0.0f) continue;  // another GPU's expert (expert parallelism): its row is not written here
+    const float4 v = reinterpret_cast<const float4*>(rows + size_t(c) * width)[i];
+    sum.x += w * v.x, sum.y += w * v.y, sum.z += w * v.z, sum.w += w * v.w;
+  }
+  return sum;
+}
+
+// Rows to normalise: rmsnorm(x row) * gain(w) in BF16. With delta, the row is first updated as
+// add_norm_kernel does, and the first block of the grid stores the updated rows to `store`
+// (another buffer than x: the other blocks still read x): Gemma3's sandwich norms add
+// rmsnorm(delta row) * gain(delta_w); an MoE layer's experts (delta_weights) add the weighted sum
+// of each row's delta_count expert rows as it is.
 struct NormSource {
   const float* x;  // [rows][k] float32 (the residual stream)
   const float* w;  // [k]
   float eps;
   bool one_plus;
-  const float* delta = nullptr;    // [rows][k] the product to add, normalised with delta_w
-  const float* delta_w = nullptr;  // [k]
+  const float* delta = nullptr;    // [rows][k] the product to add, or [rows][delta_count][k] expert rows
+  const float* delta_w = nullptr;  // [k] the product's norm gains (sandwich norms)
   float* store = nullptr;          // [rows][k] the updated rows (with delta)
+  const float* delta_weights = nullptr;  // [rows][delta_count] the experts' router weights
+  int delta_count = 0;
 };
 
 // The inverse RMS of each of kMaxRows per-thread partial sums of squares, by every thread of a
@@ -63,10 +80,17 @@ __device__ __forceinline__ void block_inverse_rms(const float (&ss)[kMaxRows], i
   for (int r = 0; r < kMaxRows; ++r) inv[r] = result[r];
 }
 
-// Element quad i of row r as the norm sees it: x, or with delta x + delta * inv_delta * gain.
+// Element quad i of row r as the norm sees it: x, or with delta x + delta * inv_delta * gain, or
+// with expert rows x + their weighted sum.
 __device__ __forceinline__ float4 updated_quad(const NormSource& src, int r, int i, int k, float inv_delta) {
   float4 v = reinterpret_cast<const float4*>(src.x + size_t(r) * k)[i];
   if (!src.delta) return v;
+  if (src.delta_weights) {
+    const float4 d = weighted_load4(src.delta + size_t(r) * src.delta_count * k, src.delta_weights + size_t(r) * src.delta_count,
+                                    src.delta_count, k, i, true);
+    v.x += d.x, v.y += d.y, v.z += d.z, v.w += d.w;
+    return v;
+  }
   const float4 d = reinterpret_cast<const float4*>(src.delta + size_t(r) * k)[i];
   const float4 g = gain4(reinterpret_cast<const float4*>(src.delta_w)[i], src.one_plus);
   v.x += d.x * inv_delta * g.x;
@@ -84,7 +108,7 @@ template <int kMaxRows, int kThreads>
 __device__ __forceinline__ void block_normed_rows(const NormSource& src, int rows, int k, __nv_bfloat16* out, int stride) {
   const int quads = k / 4;
   float inv_delta[kMaxRows] = {}, inv[kMaxRows];
-  if (src.delta) {
+  if (src.delta && !src.delta_weights) {
     float ss[kMaxRows] = {};
 #pragma unroll
     for (int r = 0; r < kMaxRows; ++r) {
