@@ -37,10 +37,10 @@ bool use_mma_attention() {
 }
 
 // FP4LLM_NORM_PROLOGUE=1: decode steps of up to kMaxNormedRows tokens let the products after
-// o_proj (gate_up, or the MoE router) and, in dense models, after down_proj (the next qkv)
-// normalise their input from the residual stream (Gemma3: update it first with the last
-// product) instead of a norm kernel (nvfp4_linear_normed, moe_route_normed; not yet measured, so
-// off by default).
+// o_proj (gate_up, or the MoE router) and after down_proj or an MoE layer's experts (the next
+// qkv) normalise their input from the residual stream (Gemma3: update it first with the last
+// product; after MoE experts: with their weighted rows) instead of a norm or combine kernel
+// (nvfp4_linear_normed, moe_route_normed; not yet measured, so off by default).
 bool norm_prologue_requested() {
   static const bool on = knob_is("FP4LLM_NORM_PROLOGUE", "1");
   return on;
@@ -277,8 +277,7 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
   return p;
 }
 
-// Tensor parallelism sums the products first: it keeps the norm kernel. (MoE models keep it after
-// the experts, whose combine kernel takes the norm anyway.)
+// Tensor parallelism sums the products first: it keeps the norm kernel.
 bool CudaBackend::norms_in_products(int64_t tokens) const {
   const ModelConfig& c = model_.config;
   return norm_prologue_requested() && !comm_.active() && normed_input_supported(tokens, c.hidden_size) &&
@@ -306,10 +305,10 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const RopeCacheIo io{positions, offset_ptr<int64_t>(meta_.data(), window_pool ? s.window_slots_at : s.slots_at),
                        L.q_norm.data(), L.k_norm.data(),
                        inv_freq, q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data()};
-  // With norms in the products, o_proj and (dense models) down_proj leave h_ stale but for the last
-  // layer's: gate_up or the router, and in dense models the next qkv, normalise the residual
-  // stream themselves
-  // (layer 0's qkv reads the embedding's norm, an MoE model's qkv the experts' combine).
+  // With norms in the products, o_proj, down_proj and MoE experts leave h_ stale but for the last
+  // layer's: gate_up or the router, and the next qkv, normalise the residual stream themselves
+  // (layer 0's qkv reads the embedding's norm; a qkv after a dense layer of an MoE model, the
+  // norm kernel's).
   // Gemma3's sandwich norms: o_proj and down_proj store their product, and the next product adds
   // it, normalised, to the residual stream itself, storing the updated stream in the other of two
   // buffers (its own blocks still read the first).
@@ -320,6 +319,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const float eps = float(c.rms_norm_eps);
   const auto normed_input = [&](const float* weight, const float* delta_w) {
     NormedInput in{residual_, weight, eps, gemma};
+    if (gemma && experts_pending_) fail("CUDA backend: sandwich norms and MoE experts both pending for one product");
     if (gemma || experts_pending_) {
       float* other = residual_ == x_.data() ? x_alt_.data() : x_.data();
       in.store = other;

@@ -7,7 +7,9 @@
 // are in flight. That re-reading is the price: with a block per tile it would add 4/9 of the
 // weights' bytes in L2 reads per row, so these launches take at least 16 chunks per warp (a block
 // holds two tiles or more: at most 2/9 per row, measured no slower at batch 1 in the fourth round)
-// and at most kNormInRows rows.
+// and at most kNormInRows rows. After an MoE layer the qkv's blocks also read the token's expert
+// rows (top_k of them, twice: 64 KB per pass at Qwen3-30B-A3B's 2,048 wide, about its blocks'
+// own weight bytes): that bound does not hold there, and only the A/B decides.
 #pragma once
 
 #include <cuda_bf16.h>

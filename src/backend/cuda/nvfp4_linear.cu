@@ -235,8 +235,8 @@ void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows
   p.norm_store = in.store;
   p.norm_delta_weights = in.delta_weights;
   p.norm_delta_count = int(in.delta_count);
-  if (in.delta_weights && (in.delta_w || in.delta_count < 1 || !in.delta))
-    throw_error("NVFP4 linear with its input norm: expert rows need their count and rows, and take no norm gains");
+  if (in.delta_weights && (in.delta_w || in.delta_count < 1 || !in.delta || !in.store))
+    throw_error("NVFP4 linear with its input norm: expert rows need their count, rows and a store, and take no norm gains");
   const size_t smem = normed_smem_bytes(rows, w.in_features);
   allow_dynamic_smem<nvfp4_gemv_direct_kernel<1, false, true>>(int(smem));
   launch_dependent(early_launch_all(), nvfp4_gemv_direct_kernel<1, false, true>, gemv_grid(p, 1, 1), dim3(kWarps * 32),

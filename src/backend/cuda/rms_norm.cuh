@@ -1,7 +1,8 @@
 // The pieces of an RMSNorm that every kernel taking one shares (layer_kernels.cu's norm and RoPE
 // kernels, the GEMV's and the MoE router's norm prologue): the gain, Qwen3's w or Gemma3's 1 + w,
-// a float4's sum of squares, and a block normalising a few rows into shared memory (with
-// Gemma3's sandwich update first, where asked).
+// a float4's sum of squares, a quad of MoE experts' weighted rows, and a block normalising a few
+// rows into shared memory (with Gemma3's sandwich update or the experts' rows added first, where
+// asked).
 #pragma once
 
 #include <cuda_bf16.h>
