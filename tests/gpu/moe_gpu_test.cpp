@@ -184,6 +184,69 @@ const std::vector<Case>& cases() {
 
 }  // namespace
 
+// Every routing output, and what the selection reads (the logits: NaN), poisoned: a kernel that
+// saw an earlier launch's values instead of its own would fail.
+static void poison_routing(cuda::MoeWorkspace& ws) {
+  for (auto* b : {&ws.topk_expert, &ws.row_slot, &ws.num_groups, &ws.group_offset, &ws.group_expert, &ws.row_token})
+    FP4LLM_CUDA_CHECK(cudaMemset(b->data(), 0xFF, b->bytes()));
+  FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_weight.data(), 0xFF, ws.topk_weight.bytes()));
+  FP4LLM_CUDA_CHECK(cudaMemset(ws.logits.data(), 0xFF, ws.logits.bytes()));
+}
+
+// What the routing left in ws for the first `tokens` tokens, whichever kernel wrote it (the
+// selection kernel, or with FP4LLM_ROUTING_IN_EXPERTS=1 the experts' gate/up product): every
+// routed row once in a group of its expert, groups in increasing expert order, and each token's
+// chosen experts and weights as the float64 reference chooses them (near ties skipped).
+static void check_routing(const MoeCase& m, cuda::MoeWorkspace& ws, int64_t tokens) {
+  const Case& c = m.c;
+  const std::vector<int32_t> got_ids = ws.topk_expert.to_host();
+  const std::vector<float> got_w = ws.topk_weight.to_host();
+  // The grouping: every routed row once, groups in increasing expert order.
+  const std::vector<int32_t> slots = ws.row_slot.to_host(), offsets = ws.group_offset.to_host();
+  const std::vector<int32_t> group_expert = ws.group_expert.to_host(), row_token = ws.row_token.to_host();
+  const int32_t groups = ws.num_groups.to_host()[0];
+  std::vector<int> seen(size_t(tokens * c.top_k), 0);
+  ASSERT_GE(groups, 0) << name(c);
+  ASSERT_LT(size_t(groups), offsets.size()) << name(c);
+  ASSERT_EQ(offsets[size_t(groups)], tokens * c.top_k) << name(c);
+  for (int32_t g = 0; g < groups; ++g) {
+    if (g > 0) {
+      ASSERT_LT(group_expert[size_t(g - 1)], group_expert[size_t(g)]) << name(c);
+    }
+    ASSERT_LT(offsets[size_t(g)], offsets[size_t(g + 1)]) << name(c) << ": empty group " << g;
+    for (int32_t r = offsets[size_t(g)]; r < offsets[size_t(g + 1)]; ++r) {
+      const int32_t slot = slots[size_t(r)];
+      ASSERT_EQ(got_ids[size_t(slot)], group_expert[size_t(g)]) << name(c) << " row " << r;
+      ASSERT_EQ(row_token[size_t(r)], slot / c.top_k) << name(c) << " row " << r;
+      ++seen[size_t(slot)];
+    }
+  }
+  for (int v : seen) ASSERT_EQ(v, 1) << name(c);
+  int64_t near_ties = 0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    const Route r = reference_route(m, t);
+    if (r.gap < 1e-3) {  // the GPU's float32 logits may order a near tie either way
+      ++near_ties;
+      continue;
+    }
+    // The chosen set and its weights (two chosen experts in a near tie may come in either order).
+    std::map<int64_t, double> want, got;
+    for (int64_t k = 0; k < c.top_k; ++k) {
+      want[r.expert[size_t(k)]] = r.weight[size_t(k)];
+      got[got_ids[size_t(t * c.top_k + k)]] = got_w[size_t(t * c.top_k + k)];
+    }
+    ASSERT_EQ(got.size(), want.size()) << name(c) << " token " << t << ": an expert chosen twice";
+    for (const auto& [e, w] : want) {
+      ASSERT_TRUE(got.count(e)) << name(c) << " token " << t << " expert " << e << " not chosen";
+      ASSERT_NEAR(got[e], w, 1e-5 + 1e-4 * w) << name(c) << " token " << t << " expert " << e;
+    }
+    if (c.one_expert_for_all) {
+      ASSERT_EQ(got_ids[size_t(t * c.top_k)], 5) << name(c);
+    }
+  }
+  EXPECT_LE(near_ties, tokens / 50 + 1) << name(c);
+}
+
 TEST(GpuMoe, RoutingMatchesTheReference) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(21);
@@ -196,64 +259,10 @@ TEST(GpuMoe, RoutingMatchesTheReference) {
     // Routed twice, outputs poisoned in between: the second launch must not rest on anything the
     // first left behind.
     cuda::moe_route(m.device.router.data(), h.data(), tokens, m.device.shape, ws.routing(), nullptr);
-    FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_expert.data(), 0xFF, ws.topk_expert.bytes()));
-    FP4LLM_CUDA_CHECK(cudaMemset(ws.topk_weight.data(), 0xFF, ws.topk_weight.bytes()));
-    FP4LLM_CUDA_CHECK(cudaMemset(ws.row_slot.data(), 0xFF, ws.row_slot.bytes()));
-    FP4LLM_CUDA_CHECK(cudaMemset(ws.num_groups.data(), 0xFF, ws.num_groups.bytes()));
-    // Also what the selection reads (the logits: NaN) and the rest of the grouping, so a block that
-    // saw the first launch's values instead of this one's would fail.
-    FP4LLM_CUDA_CHECK(cudaMemset(ws.logits.data(), 0xFF, ws.logits.bytes()));
-    FP4LLM_CUDA_CHECK(cudaMemset(ws.group_offset.data(), 0xFF, ws.group_offset.bytes()));
-    FP4LLM_CUDA_CHECK(cudaMemset(ws.group_expert.data(), 0xFF, ws.group_expert.bytes()));
-    FP4LLM_CUDA_CHECK(cudaMemset(ws.row_token.data(), 0xFF, ws.row_token.bytes()));
+    poison_routing(ws);
     cuda::moe_route(m.device.router.data(), h.data(), tokens, m.device.shape, ws.routing(), nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-    const std::vector<int32_t> got_ids = ws.topk_expert.to_host();
-    const std::vector<float> got_w = ws.topk_weight.to_host();
-    // The grouping: every routed row once, groups in increasing expert order.
-    const std::vector<int32_t> slots = ws.row_slot.to_host(), offsets = ws.group_offset.to_host();
-    const std::vector<int32_t> group_expert = ws.group_expert.to_host(), row_token = ws.row_token.to_host();
-    const int32_t groups = ws.num_groups.to_host()[0];
-    std::vector<int> seen(size_t(tokens * c.top_k), 0);
-    ASSERT_GE(groups, 0) << name(c);
-    ASSERT_LT(size_t(groups), offsets.size()) << name(c);
-    ASSERT_EQ(offsets[size_t(groups)], tokens * c.top_k) << name(c);
-    for (int32_t g = 0; g < groups; ++g) {
-      if (g > 0) {
-        ASSERT_LT(group_expert[size_t(g - 1)], group_expert[size_t(g)]) << name(c);
-      }
-      ASSERT_LT(offsets[size_t(g)], offsets[size_t(g + 1)]) << name(c) << ": empty group " << g;
-      for (int32_t r = offsets[size_t(g)]; r < offsets[size_t(g + 1)]; ++r) {
-        const int32_t slot = slots[size_t(r)];
-        ASSERT_EQ(got_ids[size_t(slot)], group_expert[size_t(g)]) << name(c) << " row " << r;
-        ASSERT_EQ(row_token[size_t(r)], slot / c.top_k) << name(c) << " row " << r;
-        ++seen[size_t(slot)];
-      }
-    }
-    for (int v : seen) ASSERT_EQ(v, 1) << name(c);
-    int64_t near_ties = 0;
-    for (int64_t t = 0; t < tokens; ++t) {
-      const Route r = reference_route(m, t);
-      if (r.gap < 1e-3) {  // the GPU's float32 logits may order a near tie either way
-        ++near_ties;
-        continue;
-      }
-      // The chosen set and its weights (two chosen experts in a near tie may come in either order).
-      std::map<int64_t, double> want, got;
-      for (int64_t k = 0; k < c.top_k; ++k) {
-        want[r.expert[size_t(k)]] = r.weight[size_t(k)];
-        got[got_ids[size_t(t * c.top_k + k)]] = got_w[size_t(t * c.top_k + k)];
-      }
-      ASSERT_EQ(got.size(), want.size()) << name(c) << " token " << t << ": an expert chosen twice";
-      for (const auto& [e, w] : want) {
-        ASSERT_TRUE(got.count(e)) << name(c) << " token " << t << " expert " << e << " not chosen";
-        ASSERT_NEAR(got[e], w, 1e-5 + 1e-4 * w) << name(c) << " token " << t << " expert " << e;
-      }
-      if (c.one_expert_for_all) {
-        ASSERT_EQ(got_ids[size_t(t * c.top_k)], 5) << name(c);
-      }
-    }
-    EXPECT_LE(near_ties, tokens / 50 + 1) << name(c);
+    check_routing(m, ws, tokens);
   }
 }
 
@@ -302,6 +311,7 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
       cuda::moe_mlp(m.device, h0.data(), c.tokens, x0.data(), next_w.data(), {c.hidden, 1e-6f, false}, ws, nullptr);
       FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
       FP4LLM_CUDA_CHECK(cudaMemset(ws.expert_out.data(), 0xFF, ws.expert_out.bytes()));
+      poison_routing(ws);
     }
     auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(m.h));  // in: activations; out: the next norm
     auto x = cuda::DeviceBuffer<float>::from_host(m.x);
@@ -311,6 +321,7 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
     const std::vector<__nv_bfloat16> normed = h.to_host();
     // Spot-check tokens across the batch (every token for small batches): the reference is slow.
     check_layer(m, dense, got, normed, gain, std::max<int64_t>(1, c.tokens / 40));
+    if (c.tokens <= cuda::kMoeTokensPerPass) check_routing(m, ws, c.tokens);  // one pass: its routing is the whole step's
     // Every step counts its distinct experts (the benchmark's floor).
     EXPECT_GT(ws.active_experts.to_host()[0], 0u) << name(c);
   }
@@ -356,12 +367,14 @@ TEST(GpuMoe, ExpertsNormaliseTheirInput) {
         ASSERT_NEAR(__bfloat162float(stored[i]), m.h[i], std::ldexp(std::fabs(m.h[i]), -7) + 1e-30)
             << name(c) << " stored h at " << i;
     }
+    poison_routing(ws);
     cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), next_w.data(), {c.hidden, 1e-6f, false}, ws, nullptr,
                   input_w.data());
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     const std::vector<float> got = x.to_host();
     const std::vector<__nv_bfloat16> normed = h.to_host();
     check_layer(m, dense, got, normed, next_gain, 1);
+    check_routing(m, ws, c.tokens);
   }
 }
 

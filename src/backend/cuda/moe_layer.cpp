@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "util/error.hpp"
+#include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
 
@@ -44,10 +45,20 @@ namespace {
 // the down projection (the chosen experts' rows then go to ws.expert_out, weights in ws.topk_weight).
 // With `normed`, the router kernel makes h (normed->h_out) from the residual stream first
 // (moe_route_normed).
+// FP4LLM_ROUTING_IN_EXPERTS=1: steps of one or two tokens skip the selection kernel, the experts'
+// gate/up product routing them itself (nvfp4_experts_gated_routed; not yet measured, so off).
+bool routing_in_experts_requested() {
+  static const bool on = knob_is("FP4LLM_ROUTING_IN_EXPERTS", "1");
+  return on;
+}
+
 ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream,
                           const NormedRouterInput* normed = nullptr) {
   const RouterShape& s = m.shape;
-  if (normed) moe_route_normed(m.router.data(), *normed, n, s, ws.routing(), stream);
+  const bool route_in_experts = routing_in_experts_requested() && n <= kMaxNormedRouterTokens &&
+                                routing_in_experts_supported(n, s);
+  if (route_in_experts) moe_router_logits(m.router.data(), h, normed, n, s, ws.routing(), stream);
+  else if (normed) moe_route_normed(m.router.data(), *normed, n, s, ws.routing(), stream);
   else moe_route(m.router.data(), h, n, s, ws.routing(), stream);
   ExpertRows rows;
   rows.group_expert = ws.group_expert.data();
@@ -57,7 +68,8 @@ ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n,
   rows.row_slot = ws.row_slot.data();
   rows.max_groups = std::min(s.local(), n * s.top_k);
   rows.max_rows = n;
-  nvfp4_experts_gated(m.gate_up, h, rows, /*gelu=*/false, ws.act.data(), stream);
+  if (route_in_experts) nvfp4_experts_gated_routed(m.gate_up, h, n, s, ws.routing(), /*gelu=*/false, ws.act.data(), stream);
+  else nvfp4_experts_gated(m.gate_up, h, rows, /*gelu=*/false, ws.act.data(), stream);
   return rows;
 }
 

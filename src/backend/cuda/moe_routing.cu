@@ -4,6 +4,7 @@
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/moe_routing.hpp"
+#include "backend/cuda/moe_select.cuh"
 #include "backend/cuda/rms_norm.cuh"
 
 namespace fp4llm::cuda {
@@ -12,7 +13,6 @@ namespace {
 
 constexpr int kLogitWarps = 8;   // experts per block, one per warp
 constexpr int kLogitTokens = 8;  // tokens per block: more blocks, shorter dependent chains
-constexpr int kPerLane = int(kMaxExperts / 32);
 // The norm prologue's tokens fit one token block (grid y = 1): one block per expert group stores h.
 static_assert(kMaxNormedRouterTokens <= kLogitTokens);
 __device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
@@ -68,50 +68,6 @@ __global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const u
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
     if (lane == 0) logits[size_t(t) * experts + expert] = sum;
   }
-}
-
-// The larger of two (probability, expert) candidates; the lower expert on equal probability.
-__device__ __forceinline__ void keep_better(float& p, int& e, float op, int oe) {
-  if (op > p || (op == p && oe < e)) p = op, e = oe;
-}
-
-// One token's softmax and top-k in one warp: lane L holds experts L, L + 32, ... in registers.
-// Lane c ends with choice c (expert, probability); returns the chosen probabilities' sum.
-__device__ float select_top_k(const float* logit_row, int experts, int top_k, int lane, int& my_expert, float& my_prob) {
-  float p[kPerLane];
-  float m = -INFINITY;
-#pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
-    p[j] = lane + 32 * j < experts ? __ldcg(logit_row + lane + 32 * j) : -INFINITY;  // past L1: other blocks wrote them
-    m = fmaxf(m, p[j]);
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
-  float sum = 0;
-#pragma unroll
-  for (int j = 0; j < kPerLane; ++j) {
-    p[j] = lane + 32 * j < experts ? expf(p[j] - m) : -1.0f;  // -1: no expert here
-    sum += fmaxf(p[j], 0.0f);
-  }
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  float chosen = 0;
-  for (int c = 0; c < top_k; ++c) {
-    float best = -1.0f;
-    int e = experts;
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j) keep_better(best, e, p[j], lane + 32 * j);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1)
-      keep_better(best, e, __shfl_xor_sync(0xffffffffu, best, o), __shfl_xor_sync(0xffffffffu, e, o));
-#pragma unroll
-    for (int j = 0; j < kPerLane; ++j)
-      if (lane + 32 * j == e) p[j] = -1.0f;  // taken (probabilities are >= 0)
-    best /= sum;
-    chosen += best;
-    if (lane == c) my_expert = e, my_prob = best;
-  }
-  return chosen;
 }
 
 // Warp 0: lane L takes a run of consecutive experts; exclusive scans across lanes give each run
@@ -182,7 +138,7 @@ __global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, Rout
 
 template <int V>
 void launch_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
-                  const Routing& out, const NormedRouterInput* normed, cudaStream_t stream) {
+                  const Routing& out, const NormedRouterInput* normed, bool select, cudaStream_t stream) {
   const dim3 grid(unsigned((s.experts + kLogitWarps - 1) / kLogitWarps), unsigned((tokens + kLogitTokens - 1) / kLogitTokens));
   const auto* w = reinterpret_cast<const uint4*>(router);
   if (normed)
@@ -194,19 +150,22 @@ void launch_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t t
     launch_dependent(early_launch_all(), router_logits_kernel<V, false>, grid, dim3(kLogitWarps * 32), 0, stream, w,
                      reinterpret_cast<const uint4*>(h), int(tokens), int(s.hidden / 8), int(s.experts), out.logits,
                      NormSource{}, static_cast<uint4*>(nullptr));
-  launch_dependent(early_launch_all(), select_and_group_kernel, dim3(1), dim3(1024), 0, stream, int(tokens), s, out);
+  if (select) launch_dependent(early_launch_all(), select_and_group_kernel, dim3(1), dim3(1024), 0, stream, int(tokens), s, out);
 }
 
 void route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s, const Routing& out,
-           const NormedRouterInput* normed, cudaStream_t stream) {
+           const NormedRouterInput* normed, bool select, cudaStream_t stream) {
   check_router_shape(s);
   if (tokens <= 0) return;
+  if (normed && tokens > kMaxNormedRouterTokens)
+    throw_error("MoE routing with its input norm: " + std::to_string(tokens) + " tokens (at most " +
+                std::to_string(kMaxNormedRouterTokens) + ")");
   const int64_t per_lane = (s.hidden / 8 + 31) / 32;
-  if (per_lane <= 1) launch_route<1>(router, h, tokens, s, out, normed, stream);
-  else if (per_lane <= 2) launch_route<2>(router, h, tokens, s, out, normed, stream);
-  else if (per_lane <= 4) launch_route<4>(router, h, tokens, s, out, normed, stream);
-  else if (per_lane <= 8) launch_route<8>(router, h, tokens, s, out, normed, stream);
-  else launch_route<16>(router, h, tokens, s, out, normed, stream);
+  if (per_lane <= 1) launch_route<1>(router, h, tokens, s, out, normed, select, stream);
+  else if (per_lane <= 2) launch_route<2>(router, h, tokens, s, out, normed, select, stream);
+  else if (per_lane <= 4) launch_route<4>(router, h, tokens, s, out, normed, select, stream);
+  else if (per_lane <= 8) launch_route<8>(router, h, tokens, s, out, normed, select, stream);
+  else launch_route<16>(router, h, tokens, s, out, normed, select, stream);
 }
 
 }  // namespace
@@ -224,15 +183,17 @@ void check_router_shape(const RouterShape& s) {
 
 void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
                const Routing& out, cudaStream_t stream) {
-  route(router, h, tokens, s, out, nullptr, stream);
+  route(router, h, tokens, s, out, nullptr, true, stream);
 }
 
 void moe_route_normed(const __nv_bfloat16* router, const NormedRouterInput& in, int64_t tokens, const RouterShape& s,
                       const Routing& out, cudaStream_t stream) {
-  if (tokens > kMaxNormedRouterTokens)
-    throw_error("MoE routing with its input norm: " + std::to_string(tokens) + " tokens (at most " +
-                std::to_string(kMaxNormedRouterTokens) + ")");
-  route(router, nullptr, tokens, s, out, &in, stream);
+  route(router, nullptr, tokens, s, out, &in, true, stream);
+}
+
+void moe_router_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, const NormedRouterInput* normed,
+                       int64_t tokens, const RouterShape& s, const Routing& out, cudaStream_t stream) {
+  route(router, h, tokens, s, out, normed, false, stream);
 }
 
 }  // namespace fp4llm::cuda

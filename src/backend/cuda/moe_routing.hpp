@@ -63,4 +63,10 @@ struct NormedRouterInput {
 void moe_route_normed(const __nv_bfloat16* router, const NormedRouterInput& in, int64_t tokens, const RouterShape& shape,
                       const Routing& out, cudaStream_t stream);
 
+// Only the first launch of either (the logits into out.logits, from h or, with `normed`, from the
+// residual stream): the experts' gate/up product then routes the step itself
+// (nvfp4_experts_gated_routed, FP4LLM_ROUTING_IN_EXPERTS=1).
+void moe_router_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, const NormedRouterInput* normed,
+                       int64_t tokens, const RouterShape& shape, const Routing& out, cudaStream_t stream);
+
 }  // namespace fp4llm::cuda

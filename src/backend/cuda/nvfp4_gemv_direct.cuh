@@ -12,6 +12,7 @@
 #pragma once
 
 #include "backend/cuda/gemv_lean_loop.cuh"
+#include "backend/cuda/moe_select.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 
 namespace fp4llm::cuda {
@@ -23,12 +24,26 @@ namespace {
 #define FP4LLM_GEMV_DIRECT_BLOCKS 4
 #endif
 
-template <int NT, bool kGrouped, bool kNormIn = false>
+// kRouteIn (expert groups of a step of one or two tokens, FP4LLM_ROUTING_IN_EXPERTS=1): each
+// block routes the step itself from the router's logits (moe_select.cuh) instead of reading what
+// a selection kernel wrote, so that kernel and its grid-wide wait drop out of the layer; the
+// first block stores the routing for the kernels after it.
+template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3) nvfp4_gemv_direct_kernel(GemvArgs p) {
   static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to kNormInRows rows");
+  static_assert(!kRouteIn || (NT == 1 && kGrouped), "a block routes expert groups of a few tokens");
   extern __shared__ uint4 normed_rows[];  // kNormIn: [rows][normed_row_stride(k)] BF16
   Slice s;
-  if (!enter_block<NT, kGrouped>(p, s)) return;
+  if constexpr (kRouteIn) {
+    __shared__ BlockRoute route;
+    let_dependents_start();
+    wait_for_producer();  // the logits are the router kernel's
+    route_in_block(p.route_logits, p.route_tokens, p.route_experts, p.route_top_k, p.route_norm_topk_prob, p.route_out,
+                   route);
+    if (!group_slice<NT>(p, {route.group_expert, route.group_offset, &route.num_groups, route.row_token}, s)) return;
+  } else if (!enter_block<NT, kGrouped>(p, s)) {
+    return;
+  }
   const WorkItem item(p);
   const size_t first = (size_t(item.tile) * p.k_chunks + item.begin) * 32 + item.lane;
   float acc[NT][4] = {};

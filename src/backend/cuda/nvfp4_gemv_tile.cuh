@@ -14,6 +14,7 @@
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/e2m1_pairs.hpp"
 #include "backend/cuda/mma_bf16.cuh"
+#include "backend/cuda/moe_routing.hpp"
 
 namespace fp4llm::cuda {
 
@@ -58,6 +59,12 @@ struct GemvArgs {
   float* norm_store;          // where block 0 stores the updated rows
   const float* norm_delta_weights;  // MoE: norm_delta holds norm_delta_count expert rows per row, summed with these
   int norm_delta_count;
+  // Expert groups routed by the kernel itself (moe_select.cuh): the router's logits of
+  // route_tokens tokens, and where the first block stores the routing.
+  const float* route_logits;
+  int route_tokens, route_experts, route_top_k;
+  bool route_norm_topk_prob;
+  Routing route_out;
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).
@@ -66,6 +73,7 @@ struct Slice {
   const uint16_t* scales;
   const float* tile_scales;
   int begin, rows;  // routed rows [begin, begin + rows)
+  const int32_t* x_rows = nullptr;  // expert groups: routed row -> row of x (GemvArgs::x_rows or the block's own)
 };
 
 __device__ __forceinline__ __nv_bfloat162 as_bf162(uint32_t bits) {
@@ -156,7 +164,7 @@ __device__ __forceinline__ void x_pointers(const GemvArgs& p, const Slice& s, in
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     const int r = min(nt * 8 + g, s.rows - 1);
-    const int row = kGrouped && p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
+    const int row = kGrouped && s.x_rows ? s.x_rows[s.begin + r] : s.begin + r;
     xl[nt] = reinterpret_cast<const uint4*>(p.x + size_t(row) * p.k + size_t(begin) * 64 + t * 16);
   }
 }
@@ -257,19 +265,35 @@ __device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, in
 
 // This block's rows and weights: all rows for a plain product; for expert groups, slice
 // blockIdx.z of group blockIdx.y's rows (false when that slice is empty: the block has no work).
-template <int NT, bool kGrouped>
-__device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
-  s = {p.packed, p.scales, p.tile_scales, 0, p.rows};
-  if constexpr (!kGrouped) return true;
+// The group tables a grouped block reads: the routing kernel's (GemvArgs), or its own.
+struct GroupTables {
+  const int32_t* expert;
+  const int32_t* offset;
+  const int32_t* count;
+  const int32_t* x_rows;
+};
+
+template <int NT>
+__device__ __forceinline__ bool group_slice(const GemvArgs& p, const GroupTables& g, Slice& s) {
+  s = {p.packed, p.scales, p.tile_scales, 0, p.rows, g.x_rows};
   const int group = int(blockIdx.y);
-  if (group >= *p.num_groups) return false;
-  s.begin = p.group_offset[group] + int(blockIdx.z) * NT * 8;
-  s.rows = min(p.group_offset[group + 1] - s.begin, NT * 8);
-  const size_t expert = size_t(p.group_expert[group]);
+  if (group >= *g.count) return false;
+  s.begin = g.offset[group] + int(blockIdx.z) * NT * 8;
+  s.rows = min(g.offset[group + 1] - s.begin, NT * 8);
+  const size_t expert = size_t(g.expert[group]);
   s.packed += expert * p.expert_slots;
   s.scales += expert * p.expert_slots;
   s.tile_scales += expert * 2 * size_t(p.row_tiles);
   return s.rows > 0;
+}
+
+template <int NT, bool kGrouped>
+__device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
+  if constexpr (!kGrouped) {
+    s = {p.packed, p.scales, p.tile_scales, 0, p.rows};
+    return true;
+  }
+  return group_slice<NT>(p, {p.group_expert, p.group_offset, p.num_groups, p.x_rows}, s);
 }
 
 // The direct kernel's first step: the early-launch handshake (dependent_launch.cuh; expert

@@ -370,6 +370,34 @@ void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, con
   gemv(w, x, r.max_rows, p, stream, unsigned(r.max_groups));
 }
 
+bool routing_in_experts_supported(int64_t tokens, const RouterShape& s) {
+  return tokens >= 1 && tokens * s.top_k <= kMaxRoutedInBlock && s.first_expert == 0 && s.local() == s.experts;
+}
+
+void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t tokens,
+                                const RouterShape& shape, const Routing& out, bool gelu, __nv_bfloat16* act,
+                                cudaStream_t stream) {
+  if (!w.gated) throw_error("NVFP4 expert gate/up: the weights are not in the gated tile layout");
+  if (!routing_in_experts_supported(tokens, shape))
+    throw_error("NVFP4 expert gate/up routing its own rows: " + std::to_string(tokens) + " tokens of top-" +
+                std::to_string(shape.top_k) + " (at most " + std::to_string(kMaxRoutedInBlock) +
+                " routed rows, every expert on this GPU)");
+  GemvArgs p{};
+  p.epilogue = gelu ? kGelu : kSilu;
+  p.act = act;
+  p.route_logits = out.logits;
+  p.route_tokens = int(tokens);
+  p.route_experts = int(shape.experts);
+  p.route_top_k = int(shape.top_k);
+  p.route_norm_topk_prob = shape.norm_topk_prob;
+  p.route_out = out;
+  bind(p, w, x, tokens);
+  p.prefetch = gemv_prefetch();
+  const unsigned groups = unsigned(std::min(shape.experts, tokens * shape.top_k));
+  launch_dependent(true, nvfp4_gemv_direct_kernel<1, true, false, true>, gemv_grid(p, groups, 1), dim3(kWarps * 32), 0,
+                   stream, p);
+}
+
 void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
                         cudaStream_t stream) {
   if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");

@@ -14,6 +14,7 @@
 #include "backend/cuda/device_buffer.hpp"
 #include "backend/cuda/fp8_gemm.hpp"
 #include "backend/cuda/layer_kernels.hpp"
+#include "backend/cuda/moe_routing.hpp"
 #include "backend/cuda/nvfp4_tiles.hpp"
 
 namespace fp4llm::cuda {
@@ -130,6 +131,16 @@ struct ExpertRows {
 // for every routed row r, e its group's expert. Reads only the experts that have rows.
 void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, const ExpertRows& rows, bool gelu,
                          __nv_bfloat16* out, cudaStream_t stream);
+
+// The same for a step of one or two tokens routed by the product itself: every block chooses the
+// experts from the router's logits as the selection kernel would (moe_select.cuh), so that kernel
+// does not run, and the first block stores the routing in `out` (rows' tables and the chosen
+// experts' weights) for the down projection and the combine. Needs tokens * top_k <= 32 and every
+// expert local (routing_in_experts_supported).
+bool routing_in_experts_supported(int64_t tokens, const RouterShape& shape);
+void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t tokens,
+                                const RouterShape& shape, const Routing& out, bool gelu, __nv_bfloat16* act,
+                                cudaStream_t stream);
 
 // Expert down projection: y[row_slot[r]] = act[r] W_e^T (float32, stored).
 void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& rows, float* y,
