@@ -16,7 +16,8 @@
 #                                    tests first and then benched against the default in the
 #                                    same call (a wrong kernel still reports tok/s): L2 prefetch,
 #                                    norm prologue, FP8 attention 2 and 3 blocks ahead
-#   tools/gpu_variants.sh new2       the same for RoPE in the attention kernel and the wgmma GEMV
+#   tools/gpu_variants.sh new2       the same for RoPE in the attention kernel, routing in the
+#                                    experts and the wgmma GEMV, then every batch-1 knob at once
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -172,12 +173,15 @@ if [ "$part" = new2 ]; then
       # its wait need the early launch.
       bench_variant "$OUT" qwen3-30b-a3b-rope-pdl-all qwen3-30b-a3b 1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_PDL=all
     else echo "RoPE in attention tests: $why; benches skipped"; fi
+    if why=$(gate new-routing-tests.log '^(gpu_moe_routing_in_experts|py_gpu_forward_routing_in_experts|py_gpu_forward_routing_norm_prologue)$'); then
+      bench_variant "$OUT" qwen3-30b-a3b-routing-in-experts qwen3-30b-a3b 1,2 FP4LLM_ROUTING_IN_EXPERTS=1
+    else echo "routing in experts tests: $why; benches skipped"; fi
     if why=$(gate new-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
     else echo "wgmma tests: $why; benches skipped"; fi
     # Every batch-1 knob at once (each also alone above or in `new`), if time is left.
     bench_variant "$OUT" qwen3-8b-b1-knobs qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_GEMV_L2_PREFETCH=1
     bench_variant "$OUT" qwen3-30b-a3b-b1-knobs qwen3-30b-a3b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 \
-      FP4LLM_GEMV_L2_PREFETCH=1 FP4LLM_PDL=all
+      FP4LLM_GEMV_L2_PREFETCH=1 FP4LLM_ROUTING_IN_EXPERTS=1 FP4LLM_PDL=all
   } | tee "$OUT/variants-new2.md"
 fi
