@@ -177,6 +177,8 @@ const std::vector<Case>& cases() {
       {16, 8, 1100, 208, 32},                // two routing passes (1024 + 76 tokens)
       {32, 8, 5, 2048, 768},                 // Qwen3-30B-A3B's expert shape
       {128, 8, 64, 208, 32}, {128, 1, 1, 208, 32},  // 128 experts: four per lane in the selection
+      {16, 16, 2, 208, 32}, {64, 32, 1, 208, 32},    // every lane of a warp routing a step itself
+      {512, 8, 2, 208, 32},                          // the most experts: sixteen per lane
       {16, 8, 5, 512, 32}, {16, 8, 5, 1024, 32}, {16, 8, 5, 4096, 32},  // every router row width
   };
   return all;
@@ -366,6 +368,9 @@ TEST(GpuMoe, ExpertsNormaliseTheirInput) {
       for (size_t i = 0; i < stored.size(); ++i)
         ASSERT_NEAR(__bfloat162float(stored[i]), m.h[i], std::ldexp(std::fabs(m.h[i]), -7) + 1e-30)
             << name(c) << " stored h at " << i;
+      // From here the references take the h the router made (checked just above): a BF16 step of
+      // one activation moves a logit by about 1e-4, the routing checks' own tolerance.
+      for (size_t i = 0; i < stored.size(); ++i) m.h[i] = __bfloat162float(stored[i]);
     }
     poison_routing(ws);
     cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), next_w.data(), {c.hidden, 1e-6f, false}, ws, nullptr,

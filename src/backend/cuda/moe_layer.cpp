@@ -45,8 +45,10 @@ namespace {
 // the down projection (the chosen experts' rows then go to ws.expert_out, weights in ws.topk_weight).
 // With `normed`, the router kernel makes h (normed->h_out) from the residual stream first
 // (moe_route_normed).
-// FP4LLM_ROUTING_IN_EXPERTS=1: steps of one or two tokens skip the selection kernel, the experts'
-// gate/up product routing them itself (nvfp4_experts_gated_routed; not yet measured, so off).
+// FP4LLM_ROUTING_IN_EXPERTS=1: steps of up to kRoutedInExpertsTokens tokens skip the selection
+// kernel, the experts' gate/up product routing them itself (nvfp4_experts_gated_routed, always on
+// the direct kernel; not yet measured, so off).
+constexpr int64_t kRoutedInExpertsTokens = 2;
 bool routing_in_experts_requested() {
   static const bool on = knob_is("FP4LLM_ROUTING_IN_EXPERTS", "1");
   return on;
@@ -55,7 +57,7 @@ bool routing_in_experts_requested() {
 ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream,
                           const NormedRouterInput* normed = nullptr) {
   const RouterShape& s = m.shape;
-  const bool route_in_experts = routing_in_experts_requested() && n <= kMaxNormedRouterTokens &&
+  const bool route_in_experts = routing_in_experts_requested() && n <= kRoutedInExpertsTokens &&
                                 routing_in_experts_supported(n, s);
   if (route_in_experts) moe_router_logits(m.router.data(), h, normed, n, s, ws.routing(), stream);
   else if (normed) moe_route_normed(m.router.data(), *normed, n, s, ws.routing(), stream);
