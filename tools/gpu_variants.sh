@@ -146,6 +146,9 @@ if [ "$part" = new ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,2,16
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,2,16
+    # The experts' down projection (K = 768: 12 chunks, one split per tile at the default 8 chunks
+    # per warp) is one short wave at batch 1; 4 chunks per warp gives it two splits.
+    bench_variant "$OUT" qwen3-30b-a3b-min-chunks4 qwen3-30b-a3b 1,16 FP4LLM_GEMV_MIN_CHUNKS=4
     if why=$(gate new-prefetch-tests.log '^(gpu_nvfp4_linear_prefetch|gpu_moe_prefetch)$'); then
       bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
       bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
