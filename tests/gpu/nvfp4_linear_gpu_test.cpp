@@ -268,6 +268,20 @@ std::tuple<double, double, double> normed_dot(const std::vector<float>& w, const
   return {v, bound, ambiguous};
 }
 
+// y (rows x s.out) against W times the norm of the stored stream rows, in float64 (after an
+// update the prologue stored: the sandwich or the experts' tests).
+void check_products_of_stored(const TestLinear& lin, const std::vector<float>& stored, const std::vector<float>& gain,
+                              int64_t rows, const Shape& s, float eps, bool one_plus, const std::vector<float>& y) {
+  const NormedReference ref = normed_reference(stored, gain, rows, s.in, eps, one_plus);
+  for (int64_t m = 0; m < rows; ++m)
+    for (int64_t n = 0; n < s.out; ++n) {
+      const auto [v, bound, ambiguous] = normed_dot(lin.values, ref, s.in, n, m);
+      const double got = y[size_t(m * s.out + n)];
+      ASSERT_LE(std::fabs(got - v), 1e-4 * bound + ambiguous + 1e-30)
+          << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n << " got " << got << " want " << v;
+    }
+}
+
 TEST(GpuNvfp4Linear, NormedInputLimits) {
   EXPECT_TRUE(cuda::normed_input_supported(1, 4096));
   EXPECT_TRUE(cuda::normed_input_supported(cuda::kMaxNormedRows, 5120));
@@ -357,14 +371,7 @@ TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheSandwichUpdate) {
         ASSERT_LE(std::fabs(double(stored[i]) - (residual[i] + term[i])),
                   double(s.in) * std::ldexp(std::fabs(term[i]), -24) + 1e-6 * (std::fabs(residual[i]) + std::fabs(term[i])) + 1e-30)
             << s.out << "x" << s.in << " rows " << rows << " stored at " << i;
-      const NormedReference ref = normed_reference(stored, gain, rows, s.in, eps, true);
-      for (int64_t m = 0; m < rows; ++m)
-        for (int64_t n = 0; n < s.out; ++n) {
-          const auto [v, bound, ambiguous] = normed_dot(lin.values, ref, s.in, n, m);
-          const double got = y[size_t(m * s.out + n)];
-          ASSERT_LE(std::fabs(got - v), 1e-4 * bound + ambiguous + 1e-30)
-              << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n << " got " << got << " want " << v;
-        }
+      check_products_of_stored(lin, stored, gain, rows, s, eps, true, y);
     }
   }
 }
@@ -415,14 +422,7 @@ TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheExperts) {
       for (size_t i = 0; i < stored.size(); ++i)  // float32: at most 16 roundings, each 2^-24 of the terms' size
         ASSERT_LE(std::fabs(double(stored[i]) - want[i]), 16 * std::ldexp(scale[i], -24) + 1e-30)
             << s.out << "x" << s.in << " rows " << rows << " stored at " << i << " got " << stored[i] << " want " << want[i];
-      const NormedReference ref = normed_reference(stored, gain, rows, s.in, eps, false);
-      for (int64_t m = 0; m < rows; ++m)
-        for (int64_t n = 0; n < s.out; ++n) {
-          const auto [v, bound, ambiguous] = normed_dot(lin.values, ref, s.in, n, m);
-          const double got = y[size_t(m * s.out + n)];
-          ASSERT_LE(std::fabs(got - v), 1e-4 * bound + ambiguous + 1e-30)
-              << s.out << "x" << s.in << " rows " << rows << " at " << m << "," << n << " got " << got << " want " << v;
-        }
+      check_products_of_stored(lin, stored, gain, rows, s, eps, false, y);
     }
   }
 }
