@@ -181,6 +181,7 @@ if [ "$part" = new2 ]; then
     else echo "routing in experts tests: $why; benches skipped"; fi
     if why=$(gate new-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
+      bench_variant "$OUT" qwen3-8b-wgmma-wide qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma_wide
     else echo "wgmma tests: $why; benches skipped"; fi
     # Every batch-1 knob at once (each also alone above or in `new`), if time is left.
     bench_variant "$OUT" qwen3-8b-b1-knobs qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_GEMV_L2_PREFETCH=1

@@ -21,7 +21,7 @@ inline constexpr const char* kKernelKnobs[] = {
 // False for a value of a knob with named values that no code selects on (a retired variant);
 // true for every other knob and value.
 inline bool knob_value_known(std::string_view name, std::string_view value) {
-  if (name == "FP4LLM_GEMV_KERNEL") return value == "ring" || value == "wgmma";
+  if (name == "FP4LLM_GEMV_KERNEL") return value == "ring" || value == "wgmma" || value == "wgmma_wide";
   if (name == "FP4LLM_PDL") return value == "0" || value == "all" || value == "experts";
   return true;
 }

@@ -131,10 +131,22 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
 }
 
 // FP4LLM_GEMV_KERNEL=wgmma: plain products of 9-64 rows on warpgroup MMAs (nvfp4_gemv_wgmma.cuh,
-// sm_90; not yet run on a GPU, so not the default).
+// sm_90; not yet run on a GPU, so not the default). =wgmma_wide: only the matrices with a 64-row
+// group for every SM (Qwen3-8B: gate_up alone), since a block per row group leaves SMs idle on
+// the others (o_proj and down_proj fill 64 of 132).
 bool wgmma_requested() {
-  static const bool on = knob_is("FP4LLM_GEMV_KERNEL", "wgmma") && device_is_sm90_or_later();
+  static const bool on =
+      (knob_is("FP4LLM_GEMV_KERNEL", "wgmma") || knob_is("FP4LLM_GEMV_KERNEL", "wgmma_wide")) && device_is_sm90_or_later();
   return on;
+}
+
+bool wgmma_fills_the_gpu(const GemvArgs& p) {
+  static const bool wide_only = knob_is("FP4LLM_GEMV_KERNEL", "wgmma_wide");
+  if (!wide_only) return true;
+  int device = 0, sms = 0;
+  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
+  FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return (p.row_tiles + 3) / 4 >= sms;
 }
 
 template <int N, int kGroups>
@@ -167,7 +179,7 @@ template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
   static const bool ring_only = knob_is("FP4LLM_GEMV_KERNEL", "ring");
   if constexpr (!kGrouped) {  // N: the rows padded to 16, 32 or 64 tokens
-    if (rows > 8 && wgmma_requested()) {
+    if (rows > 8 && wgmma_requested() && wgmma_fills_the_gpu(p)) {
       if (rows <= 16) return launch_gemv_wgmma<16>(p, stream);
       if (rows <= 32) return launch_gemv_wgmma<32>(p, stream);
       return launch_gemv_wgmma<64>(p, stream);
