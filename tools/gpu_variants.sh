@@ -16,8 +16,10 @@
 #                                    tests first and then benched against the default in the
 #                                    same call (a wrong kernel still reports tok/s): L2 prefetch,
 #                                    norm prologue, FP8 attention 2 and 3 blocks ahead
-#   tools/gpu_variants.sh new2       the same for RoPE in the attention kernel, routing in the
-#                                    experts and the wgmma GEMV, then every batch-1 knob at once
+#   tools/gpu_variants.sh new2       the same for the wgmma GEMV and RoPE in the attention kernel
+#                                    (dense), then every dense batch-1 knob at once
+#   tools/gpu_variants.sh new3       the MoE knobs: RoPE in attention, 4 chunks per warp,
+#                                    routing in the experts, then all at once
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -130,7 +132,7 @@ if [ "$part" = bench-moe ]; then
       "$OUT/mem-gemma3-27b-$v.json" "$v" 2>/dev/null || echo "gemma3-27b memory ($v): FAILED (see $OUT/mem-gemma3-27b-$v.txt)"
   done
 fi
-if [ "$part" = new ] || [ "$part" = new2 ]; then
+if [ "$part" = new ] || [ "$part" = new2 ] || [ "$part" = new3 ]; then
   # A knob's benches run only when its tests passed (a wrong kernel still reports tok/s); the
   # baselines run first, whatever the tests say. Tests start only with time left for them.
   gate() {  # LOG PATTERN: the tests matching PATTERN, or a line saying why they did not pass
@@ -146,9 +148,6 @@ if [ "$part" = new ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,2,16
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,2,16
-    # The experts' down projection (K = 768: 12 chunks, one split per tile at the default 8 chunks
-    # per warp) is one short wave at batch 1; 4 chunks per warp gives it two splits.
-    bench_variant "$OUT" qwen3-30b-a3b-min-chunks4 qwen3-30b-a3b 1,16 FP4LLM_GEMV_MIN_CHUNKS=4
     if why=$(gate new-prefetch-tests.log '^(gpu_nvfp4_linear_prefetch|gpu_moe_prefetch)$'); then
       bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
       bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
@@ -166,26 +165,35 @@ if [ "$part" = new ]; then
   } | tee "$OUT/variants-new.md"
 fi
 if [ "$part" = new2 ]; then
+  # The dense knobs first: wgmma decides the batch 16-64 targets.
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,32,64
-    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    if why=$(gate new-rope-tests.log '^(gpu_paged_attention|gpu_paged_attention_fp8_ahead[23]|py_gpu_forward_rope_in_attention)$'); then
-      bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
-      bench_variant "$OUT" qwen3-30b-a3b-rope-in-attention qwen3-30b-a3b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
-      # MoE models launch only the expert groups early; the fused attention's cache loads before
-      # its wait need the early launch.
-      bench_variant "$OUT" qwen3-30b-a3b-rope-pdl-all qwen3-30b-a3b 1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_PDL=all
-    else echo "RoPE in attention tests: $why; benches skipped"; fi
-    if why=$(gate new-routing-tests.log '^(gpu_moe_routing_in_experts|py_gpu_forward_routing_in_experts|py_gpu_forward_routing_norm_prologue)$'); then
-      bench_variant "$OUT" qwen3-30b-a3b-routing-in-experts qwen3-30b-a3b 1,2 FP4LLM_ROUTING_IN_EXPERTS=1
-    else echo "routing in experts tests: $why; benches skipped"; fi
     if why=$(gate new-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
       bench_variant "$OUT" qwen3-8b-wgmma-wide qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma_wide
     else echo "wgmma tests: $why; benches skipped"; fi
-    # Every batch-1 knob at once (each also alone above or in `new`), if time is left.
+    if why=$(gate new-rope-tests.log '^(gpu_paged_attention|gpu_paged_attention_fp8_ahead[23]|py_gpu_forward_rope_in_attention)$'); then
+      bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
+    else echo "RoPE in attention tests: $why; benches skipped"; fi
+    # Every dense batch-1 knob at once (each also alone above or in `new`), if time is left.
     bench_variant "$OUT" qwen3-8b-b1-knobs qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_GEMV_L2_PREFETCH=1
+  } | tee "$OUT/variants-new2.md"
+fi
+if [ "$part" = new3 ]; then
+  # The MoE knobs (RoPE in attention's tests ran in new2; the benches alone do not need them again).
+  {
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,2,16
+    bench_variant "$OUT" qwen3-30b-a3b-rope-in-attention qwen3-30b-a3b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
+    # MoE models launch only the expert groups early; the fused attention's cache loads before
+    # its wait need the early launch.
+    bench_variant "$OUT" qwen3-30b-a3b-rope-pdl-all qwen3-30b-a3b 1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_PDL=all
+    # The experts' down projection (K = 768: 12 chunks, one split per tile at the default 8 chunks
+    # per warp) is one short wave at batch 1; 4 chunks per warp gives it two splits.
+    bench_variant "$OUT" qwen3-30b-a3b-min-chunks4 qwen3-30b-a3b 1,16 FP4LLM_GEMV_MIN_CHUNKS=4
+    if why=$(gate new-routing-tests.log '^(gpu_moe_routing_in_experts|gpu_moe_routing_pdl_all|py_gpu_forward_routing_in_experts|py_gpu_forward_routing_norm_prologue)$'); then
+      bench_variant "$OUT" qwen3-30b-a3b-routing-in-experts qwen3-30b-a3b 1,2 FP4LLM_ROUTING_IN_EXPERTS=1
+    else echo "routing in experts tests: $why; benches skipped"; fi
     bench_variant "$OUT" qwen3-30b-a3b-b1-knobs qwen3-30b-a3b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 \
       FP4LLM_GEMV_L2_PREFETCH=1 FP4LLM_ROUTING_IN_EXPERTS=1 FP4LLM_PDL=all
-  } | tee "$OUT/variants-new2.md"
+  } | tee "$OUT/variants-new3.md"
 fi
