@@ -60,9 +60,9 @@ template <int D>
 __device__ __forceinline__ void rope_angles(const RopeInAttentionArgs& r, int position, float* cos_s, float* sin_s) {
   const int i = int(threadIdx.x);
   if (i < D / 2) {
-    const float angle = float(position) * r.inv_freq[i];
-    cos_s[i] = cosf(angle);
-    sin_s[i] = sinf(angle);
+    const float2 cs = rope_cos_sin(position, r.inv_freq[i]);
+    cos_s[i] = cs.x;
+    sin_s[i] = cs.y;
   }
 }
 
@@ -118,42 +118,39 @@ __device__ __forceinline__ void roped_q_fragments(const float* q, const RopeInAt
   }
 }
 
-// Warp 0 computes the kv head's new key (RMSNorm, RoPE), warp 1 its value; each stores it into the
-// cache slot and, in the cache's encoding, into `key_s` / `value_s` (D elements each). Lane l holds
-// dims [l D/32, (l + 1) D/32): the partner of dim d is 16 lanes away.
-template <int D>
-__device__ __forceinline__ void store_new_key_value(const RopeInAttentionArgs& r, const float* k_row,
-                                                    const float* v_row, size_t cache_at, bool fp8, float k_scale,
-                                                    float v_scale, const float* cos_s, const float* sin_s,
-                                                    uint8_t* key_s, uint8_t* value_s) {
-  constexpr int E = D / 32;
-  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  if (warp > 1) return;
-  const bool key = warp == 0;
-  const float* src = key ? k_row : v_row;
-  float v[E];
-#pragma unroll
-  for (int e = 0; e < E; ++e) v[e] = src[lane * E + e];
-  if (key) {
-    float ss = 0.0f;
-#pragma unroll
-    for (int e = 0; e < E; ++e) ss += v[e] * v[e];
-    const float inv = rsqrtf(warp_sum(ss) / float(D) + r.eps);
-#pragma unroll
-    for (int e = 0; e < E; ++e) {
-      const int d = lane * E + e;
-      const float u = v[e] * inv * norm_gain(r.k_norm, d, r.one_plus);
-      v[e] = rotated(u, __shfl_xor_sync(0xffffffffu, u, 16), lane < 16, cos_s[d % (D / 2)], sin_s[d % (D / 2)]);
-    }
+// One warp normalises and rotates a head of D values from `src` (gains w) and hands each rotated
+// pair (i, i + D/2) to put(i, a, b); lane l takes pairs l, l + 32, ... (inlined per call, so shared
+// and global sources each get their own loads).
+template <int D, class Put>
+__device__ __forceinline__ void warp_rope_head(const float* src, const float* w, const RopeInAttentionArgs& r,
+                                               const float* cos_s, const float* sin_s, Put put) {
+  const int lane = int(threadIdx.x) % 32;
+  float ss = 0.0f;
+  for (int d = lane; d < D; d += 32) ss += src[d] * src[d];
+  const float inv = rsqrtf(warp_sum(ss) / float(D) + r.eps);
+  for (int i = lane; i < D / 2; i += 32) {
+    float a = src[i] * inv * norm_gain(w, i, r.one_plus), b = src[i + D / 2] * inv * norm_gain(w, i + D / 2, r.one_plus);
+    rotate_pair(a, b, cos_s[i], sin_s[i]);
+    put(i, a, b);
   }
-  void* cache = key ? r.k_cache : r.v_cache;
-  uint8_t* mirror = key ? key_s : value_s;
-  const float scale = key ? k_scale : v_scale;
-#pragma unroll
-  for (int e = 0; e < E; ++e) {
-    const int d = lane * E + e;
-    store_cache(cache, cache_at + d, v[e], scale, fp8);
-    store_cache(mirror, d, v[e], scale, fp8);
+}
+
+// One warp stores the kv head's new key (normalised and rotated) or value (as it is) into its
+// cache slot and, where `mirror` is given, in the cache's encoding into shared memory (D elements).
+// `k_row` is the key's raw row; the value's follows kv_heads heads later.
+template <int D>
+__device__ __forceinline__ void warp_store_new_row(bool key, const RopeInAttentionArgs& r, const AttentionParams& p,
+                                                   const float* k_row, size_t cache_at, const float* cos_s,
+                                                   const float* sin_s, uint8_t* mirror) {
+  const auto put = [&](int d, float v) {
+    store_cache(key ? r.k_cache : r.v_cache, cache_at + d, v, key ? p.k_scale : p.v_scale, p.fp8);
+    if (mirror) store_cache(mirror, d, v, key ? p.k_scale : p.v_scale, p.fp8);
+  };
+  if (key) {
+    warp_rope_head<D>(k_row, r.k_norm, r, cos_s, sin_s, [&](int i, float a, float b) { put(i, a), put(i + D / 2, b); });
+  } else {
+    const float* v_row = k_row + size_t(p.kv_heads) * D;
+    for (int d = int(threadIdx.x) % 32; d < D; d += 32) put(d, v_row[d]);
   }
 }
 
@@ -166,36 +163,20 @@ template <int D>
 __device__ __forceinline__ void rope_group_in_shared(const RopeInAttentionArgs& r, const AttentionParams& p, int tok,
                                                      int kv_head, int pos, bool writer, float* q_s, float* cos_s,
                                                      float* sin_s) {
-  const int group = int(p.heads / p.kv_heads), warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const int group = int(p.heads / p.kv_heads), warp = int(threadIdx.x) / 32;
   const float* row = r.qkv + size_t(tok) * size_t(p.heads + 2 * p.kv_heads) * D;
   for (int i = int(threadIdx.x); i < group * D; i += int(blockDim.x)) q_s[i] = row[size_t(kv_head) * group * D + i];
   rope_angles<D>(r, pos, cos_s, sin_s);
   __syncthreads();
   const size_t cache_at = writer ? size_t(r.slots[tok] * p.kv_heads + kv_head) * D : 0;
   const float* k_row = row + size_t(p.heads + kv_head) * D;
-  // One warp normalises and rotates D values from `src` and hands each rotated pair to `put`
-  // (inlined per call, so shared and global sources each get their own loads).
-  const auto rotate = [&](const float* src, const float* w, auto&& put) {
-    float ss = 0.0f;
-    for (int d = lane; d < D; d += 32) ss += src[d] * src[d];
-    const float inv = rsqrtf(warp_sum(ss) / float(D) + r.eps);
-    for (int i = lane; i < D / 2; i += 32) {
-      const float a = src[i] * inv * norm_gain(w, i, r.one_plus), b = src[i + D / 2] * inv * norm_gain(w, i + D / 2, r.one_plus);
-      put(i, a * cos_s[i] - b * sin_s[i], b * cos_s[i] + a * sin_s[i]);
-    }
-  };
   const int units = group + (writer ? 2 : 0);
   for (int u = warp; u < units; u += int(blockDim.x) / 32) {
-    if (u == group + 1) {  // the value: stored as it is
-      for (int d = lane; d < D; d += 32) store_cache(r.v_cache, cache_at + d, k_row[size_t(p.kv_heads) * D + d], p.v_scale, p.fp8);
-    } else if (u == group) {  // the key: into the cache
-      rotate(k_row, r.k_norm, [&](int i, float a, float b) {
-        store_cache(r.k_cache, cache_at + i, a, p.k_scale, p.fp8);
-        store_cache(r.k_cache, cache_at + i + D / 2, b, p.k_scale, p.fp8);
-      });
+    if (u >= group) {  // the key, then the value
+      warp_store_new_row<D>(u == group, r, p, k_row, cache_at, cos_s, sin_s, nullptr);
     } else {  // a query head: in place (each pair is read and written by one lane)
       float* head = q_s + u * D;
-      rotate(head, r.q_norm, [&](int i, float a, float b) { head[i] = a, head[i + D / 2] = b; });
+      warp_rope_head<D>(head, r.q_norm, r, cos_s, sin_s, [&](int i, float a, float b) { head[i] = a, head[i + D / 2] = b; });
     }
   }
 }

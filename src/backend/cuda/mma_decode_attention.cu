@@ -187,11 +187,10 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     __syncthreads();
     roped_q_fragments<D>(row + size_t(kv_head) * group * D, a.rope, group, qscale, rope_cos, rope_sin,
                          [](float lo, float hi) { return pack2<kFp8>(lo, hi); }, qa);
-    if (writer) {
+    if (writer && warp < 2) {  // warp 0 the key, warp 1 the value
       const float* k_row = row + size_t(a.p.heads + kv_head) * D;
       const size_t cache_at = size_t(a.rope.slots[tok] * a.p.kv_heads + kv_head) * D;
-      store_new_key_value<D>(a.rope, k_row, k_row + size_t(a.p.kv_heads) * D, cache_at, kFp8, a.p.k_scale, a.p.v_scale,
-                             rope_cos, rope_sin, new_key, new_value);
+      warp_store_new_row<D>(warp == 0, a.rope, a.p, k_row, cache_at, rope_cos, rope_sin, warp == 0 ? new_key : new_value);
     }
     __syncthreads();
   }

@@ -9,13 +9,23 @@
 
 namespace fp4llm::cuda {
 
-// Elements i and i + head_dim / 2 of a head, rotated by position * freq (freq = inv_freq[i]).
-__device__ __forceinline__ void rotate_half(float& a, float& b, int32_t position, float freq) {
+// cos and sin of pair i's angle at a position (freq = inv_freq[i]).
+__device__ __forceinline__ float2 rope_cos_sin(int32_t position, float freq) {
   const float angle = float(position) * freq;
-  const float c = cosf(angle), s = sinf(angle);
+  return make_float2(cosf(angle), sinf(angle));
+}
+
+// Elements i and i + head_dim / 2 of a head, rotated by the angle whose cos and sin are c and s.
+__device__ __forceinline__ void rotate_pair(float& a, float& b, float c, float s) {
   const float ra = a * c - b * s, rb = b * c + a * s;
   a = ra;
   b = rb;
+}
+
+// The same at a position (freq = inv_freq[i]).
+__device__ __forceinline__ void rotate_half(float& a, float& b, int32_t position, float freq) {
+  const float2 cs = rope_cos_sin(position, freq);
+  rotate_pair(a, b, cs.x, cs.y);
 }
 
 // FP8 E4M3 as sat(v / scale), or BF16.
