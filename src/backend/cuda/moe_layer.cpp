@@ -41,10 +41,6 @@ Routing MoeWorkspace::routing() {
 
 namespace {
 
-// One routing pass of `n` tokens: route, group, the gate/up grouped GEMV; returns the rows for
-// the down projection (the chosen experts' rows then go to ws.expert_out, weights in ws.topk_weight).
-// With `normed`, the router kernel makes h (normed->h_out) from the residual stream first
-// (moe_route_normed).
 // FP4LLM_ROUTING_IN_EXPERTS=1: steps of up to kRoutedInExpertsTokens tokens skip the selection
 // kernel, the experts' gate/up product routing them itself (nvfp4_experts_gated_routed, always on
 // the direct kernel; not yet measured, so off).
@@ -54,6 +50,10 @@ bool routing_in_experts_requested() {
   return on;
 }
 
+// One routing pass of `n` tokens: route, group, the gate/up grouped GEMV; returns the rows for
+// the down projection (the chosen experts' rows then go to ws.expert_out, weights in ws.topk_weight).
+// With `normed` (up to kMaxNormedRouterTokens tokens, checked by the routing), the router kernel
+// makes h (normed->h_out) from the residual stream first.
 ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream,
                           const NormedRouterInput* normed = nullptr) {
   const RouterShape& s = m.shape;
@@ -99,8 +99,6 @@ void moe_mlp(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, float* x, con
 void moe_experts_for_next_product(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, const float* x,
                                   const NormParams& norm, const float* input_norm, MoeWorkspace& ws, cudaStream_t stream) {
   check_workspace(ws, tokens);
-  if (tokens > kMaxNormedRouterTokens)
-    fail("MoE experts for the next product: {} tokens (at most {})", tokens, kMaxNormedRouterTokens);
   const NormedRouterInput normed{x, input_norm, norm.eps, norm.one_plus, h};
   const ExpertRows rows = route_and_gate(m, h, tokens, ws, stream, &normed);
   nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);

@@ -59,7 +59,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     const int r = nt * 8 + g;
-    x_row[nt] = r >= s.rows ? -1 : kGrouped && p.x_rows ? p.x_rows[s.begin + r] : s.begin + r;
+    x_row[nt] = r >= s.rows ? -1 : kGrouped && s.x_rows ? s.x_rows[s.begin + r] : s.begin + r;
   }
   extern __shared__ uint4 dynamic_smem[];
   WarpRing& ring = reinterpret_cast<WarpRing*>(dynamic_smem)[warp];

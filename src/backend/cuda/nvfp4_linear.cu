@@ -120,14 +120,15 @@ bool gemv_prefetch() {
   return on;
 }
 
-template <int NT, bool kGrouped>
+// kRouteIn: expert groups routed by the kernel itself (nvfp4_experts_gated_routed).
+template <int NT, bool kGrouped, bool kRouteIn = false>
 void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
   p.prefetch = gemv_prefetch();
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
-  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped>, gemv_grid(p, groups, 1),
-                   dim3(kWarps * 32), 0, stream, p);
+  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>,
+                   gemv_grid(p, groups, 1), dim3(kWarps * 32), 0, stream, p);
 }
 
 // FP4LLM_GEMV_KERNEL=wgmma: plain products of 9-64 rows on warpgroup MMAs (nvfp4_gemv_wgmma.cuh,
@@ -140,13 +141,18 @@ bool wgmma_requested() {
   return on;
 }
 
-bool wgmma_fills_the_gpu(const GemvArgs& p) {
-  static const bool wide_only = knob_is("FP4LLM_GEMV_KERNEL", "wgmma_wide");
-  if (!wide_only) return true;
+// The wgmma kernel's blocks of 64 rows, and the current device's SMs.
+unsigned wgmma_blocks(const GemvArgs& p) { return unsigned((p.row_tiles + 3) / 4); }
+unsigned device_sms() {
   int device = 0, sms = 0;
   FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
   FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  return (p.row_tiles + 3) / 4 >= sms;
+  return unsigned(sms);
+}
+
+bool wgmma_fills_the_gpu(const GemvArgs& p) {
+  static const bool wide_only = knob_is("FP4LLM_GEMV_KERNEL", "wgmma_wide");
+  return !wide_only || wgmma_blocks(p) >= device_sms();
 }
 
 template <int N, int kGroups>
@@ -161,11 +167,8 @@ void launch_wgmma_groups(const GemvArgs& p, unsigned blocks, cudaStream_t stream
 // (o_proj, down_proj, qkv), two otherwise.
 template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
-  const unsigned blocks = unsigned((p.row_tiles + 3) / 4);
-  int device = 0, sms = 0;
-  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
-  FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  if (blocks < unsigned(sms)) launch_wgmma_groups<N, 4>(p, blocks, stream);
+  const unsigned blocks = wgmma_blocks(p);
+  if (blocks < device_sms()) launch_wgmma_groups<N, 4>(p, blocks, stream);
   else launch_wgmma_groups<N, 2>(p, blocks, stream);
 }
 
@@ -236,6 +239,8 @@ void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows
     throw_error("NVFP4 linear with its input norm: " + std::to_string(rows) + " rows of " + std::to_string(w.in_features) +
                 " features are not supported (up to " + std::to_string(kMaxNormedRows) +
                 " rows, a multiple of 16 features, their BF16 copies within 48 KB)");
+  if (in.delta_weights && (in.delta_w || in.delta_count < 1 || !in.delta || !in.store))
+    throw_error("NVFP4 linear with its input norm: expert rows need their count, rows and a store, and take no norm gains");
   bind(p, w, nullptr, rows, kNormedMinChunks);
   p.prefetch = gemv_prefetch();
   p.norm_x = in.residual;
@@ -247,8 +252,6 @@ void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows
   p.norm_store = in.store;
   p.norm_delta_weights = in.delta_weights;
   p.norm_delta_count = int(in.delta_count);
-  if (in.delta_weights && (in.delta_w || in.delta_count < 1 || !in.delta || !in.store))
-    throw_error("NVFP4 linear with its input norm: expert rows need their count, rows and a store, and take no norm gains");
   const size_t smem = normed_smem_bytes(rows, w.in_features);
   allow_dynamic_smem<nvfp4_gemv_direct_kernel<1, false, true>>(int(smem));
   launch_dependent(early_launch_all(), nvfp4_gemv_direct_kernel<1, false, true>, gemv_grid(p, 1, 1), dim3(kWarps * 32),
@@ -404,10 +407,7 @@ void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16*
   p.route_norm_topk_prob = shape.norm_topk_prob;
   p.route_out = out;
   bind(p, w, x, tokens);
-  p.prefetch = gemv_prefetch();
-  const unsigned groups = unsigned(std::min(shape.experts, tokens * shape.top_k));
-  launch_dependent(true, nvfp4_gemv_direct_kernel<1, true, false, true>, gemv_grid(p, groups, 1), dim3(kWarps * 32), 0,
-                   stream, p);
+  launch_gemv_direct<1, true, true>(p, unsigned(std::min(shape.experts, tokens * shape.top_k)), stream);
 }
 
 void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
