@@ -12,6 +12,9 @@
 #   tools/gpu_variants.sh bench      the same-call A/B benches of the dense shapes
 #   tools/gpu_variants.sh bench-moe  the same for Qwen3-30B-A3B, then Gemma3-27B's memory at 4k
 #                                    with the embedding table on the GPU and in host memory
+#   tools/gpu_variants.sh first      with little device time: builds, then the batch-1 baselines
+#                                    and every batch-1 knob at once (dense and MoE) after its
+#                                    whole-model test, then single knobs while time is left
 #   tools/gpu_variants.sh new        the knobs written since the last GPU run, each checked by its
 #                                    tests first and then benched against the default in the
 #                                    same call (a wrong kernel still reports tok/s): L2 prefetch,
@@ -27,9 +30,10 @@ OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT"
 source tools/gpu_env.sh
 eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
+started=$(date +%s)  # before the build, which a bare machine needs first
 [ -x build-gpu/fp4llm ] || gpu_build || exit 1
+echo "ready after $(( $(date +%s) - started )) s"
 part=${1:-tests}
-started=$(date +%s)
 # Seconds left of the call's budget (about 9 minutes of its 10).
 left() { echo $(( 540 - ($(date +%s) - started) )); }
 if [ "$part" = tests ]; then
@@ -132,7 +136,7 @@ if [ "$part" = bench-moe ]; then
       "$OUT/mem-gemma3-27b-$v.json" "$v" 2>/dev/null || echo "gemma3-27b memory ($v): FAILED (see $OUT/mem-gemma3-27b-$v.txt)"
   done
 fi
-if [ "$part" = new ] || [ "$part" = new2 ] || [ "$part" = new3 ]; then
+if [ "$part" = first ] || [ "$part" = new ] || [ "$part" = new2 ] || [ "$part" = new3 ]; then
   # A knob's benches run only when its tests passed (a wrong kernel still reports tok/s); the
   # baselines run first, whatever the tests say. Tests start only with time left for them.
   gate() {  # LOG PATTERN: the tests matching PATTERN, or a line saying why they did not pass
@@ -143,6 +147,27 @@ if [ "$part" = new ] || [ "$part" = new2 ] || [ "$part" = new3 ]; then
     [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
     return 1
   }
+fi
+if [ "$part" = first ]; then
+  # For a session with little device time: the batch-1 decision in one call (build included).
+  # Baselines, then every batch-1 knob at once on both shapes once the whole-model test of that
+  # combination passed, then single knobs while time is left.
+  {
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    if why=$(gate new-b1-knobs-tests.log '^py_gpu_forward_b1_knobs$'); then
+      bench_variant "$OUT" qwen3-8b-b1-knobs qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_GEMV_L2_PREFETCH=1
+      bench_variant "$OUT" qwen3-30b-a3b-b1-knobs qwen3-30b-a3b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 \
+        FP4LLM_GEMV_L2_PREFETCH=1 FP4LLM_ROUTING_IN_EXPERTS=1 FP4LLM_PDL=all
+      bench_variant "$OUT" qwen3-8b-norm-prologue qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1
+      bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1 FP4LLM_ROPE_IN_ATTENTION=1
+      bench_variant "$OUT" qwen3-30b-a3b-routing-in-experts qwen3-30b-a3b 1 FP4LLM_ROUTING_IN_EXPERTS=1
+      bench_variant "$OUT" qwen3-30b-a3b-norm-prologue qwen3-30b-a3b 1 FP4LLM_NORM_PROLOGUE=1
+    else
+      echo "all batch-1 knobs together, tests: $why; benches skipped"
+      grep -E "FAILED|Error|assert" "$OUT/new-b1-knobs-tests.log" | head -20
+    fi
+  } | tee "$OUT/variants-first.md"
 fi
 if [ "$part" = new ]; then
   {
