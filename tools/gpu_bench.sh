@@ -8,7 +8,6 @@ OUT=${OUT:-build-gpu/logs}
 mkdir -p "$OUT"
 source tools/gpu_env.sh
 gpu_build fp4llm || exit 1
-export FP4LLM_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 rc=0
 for spec in $1; do
   model=${spec%%:*}; batches=${spec#*:}

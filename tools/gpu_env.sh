@@ -17,6 +17,9 @@ else
   echo "note: no .deps/*.deb to unpack (carry .deps to the GPU machine)" >&2
 fi
 
+# The tree's commit, which `fp4llm bench` writes into its JSON.
+export FP4LLM_COMMIT=${FP4LLM_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+
 # The lent GPUs are Hopper: build for sm_90a only unless FP4LLM_CMAKE_ARGS says otherwise.
 export FP4LLM_CMAKE_ARGS=${FP4LLM_CMAKE_ARGS:--DFP4LLM_CUDA_ARCH_FLAGS=-gencode=arch=compute_90a,code=sm_90a}
 

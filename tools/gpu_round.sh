@@ -16,7 +16,6 @@ mkdir -p "$results"
 work=/tmp/fp4llm-round
 rm -rf "$work" && mkdir -p "$work"
 source tools/gpu_env.sh
-export FP4LLM_COMMIT=${FP4LLM_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 summary=$work/summary.txt
 say() { echo "$*" | tee -a "$summary"; }
 

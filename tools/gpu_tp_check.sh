@@ -16,7 +16,6 @@ results=$OUT
 OUT=$logs gpu_build fp4llm fp4llm_forward_dump || exit 1
 OUT=$results
 nvidia-smi --query-gpu=index,name --format=csv,noheader
-export FP4LLM_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 (cd build-gpu && ctest -R py_gpu_forward -V > "$logs/py_gpu_forward.log" 2>&1)
 echo "py_gpu_forward: exit $? ($(grep -E '[0-9]+ passed' "$logs/py_gpu_forward.log" | tail -1))"
 grep -E "tensor-parallel top-1|FAILED|Error" "$logs/py_gpu_forward.log" | head -20

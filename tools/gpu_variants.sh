@@ -2,7 +2,7 @@
 # Device calls after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the kernel
 # knobs that are off by default, each checked and benched against the default in the same call,
 # so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
-# line per item; JSON and logs under $OUT. Four parts, each under the 10-minute limit of a call
+# line per item; JSON and logs under $OUT. Five parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
 #                                    prefill sliced every 48 rows
@@ -12,17 +12,12 @@
 #   tools/gpu_variants.sh bench      the same-call A/B benches of the dense shapes
 #   tools/gpu_variants.sh bench-moe  the same for Qwen3-30B-A3B, then Gemma3-27B's memory at 4k
 #                                    with the embedding table on the GPU and in host memory
-#   tools/gpu_variants.sh first      with little device time: builds, then the batch-1 baselines
-#                                    and every batch-1 knob at once (dense and MoE) after its
-#                                    whole-model test, then single knobs while time is left
-#   tools/gpu_variants.sh new        the knobs written since the last GPU run, each checked by its
-#                                    tests first and then benched against the default in the
-#                                    same call (a wrong kernel still reports tok/s): L2 prefetch,
-#                                    norm prologue, FP8 attention 2 and 3 blocks ahead
-#   tools/gpu_variants.sh new2       the same for the wgmma GEMV and RoPE in the attention kernel
-#                                    (dense), then every dense batch-1 knob at once
-#   tools/gpu_variants.sh new3       the MoE knobs: RoPE in attention, 4 chunks per warp,
-#                                    routing in the experts, then all at once
+#   tools/gpu_variants.sh first      the knobs not yet measured, each checked by its tests first
+#                                    and then benched against the default in the same call (a
+#                                    wrong kernel still reports tok/s): wgmma and wgmma_wide at
+#                                    16-64 rows, RoPE in attention at batch 16-64 and on Gemma3,
+#                                    4 chunks per warp on MoE, FP8 attention 2-3 blocks ahead;
+#                                    a bare machine builds only what it needs (about 2 minutes)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +27,8 @@ source tools/gpu_env.sh
 eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
-# `first` needs only the CLI and the forward-dump tool of the whole-model test.
-targets=$([ "$part" = first ] && echo "fp4llm fp4llm_forward_dump")
+# `first` needs only the CLI, the forward-dump tool of the whole-model tests and the gtests it runs.
+targets=$([ "$part" = first ] && echo "fp4llm fp4llm_forward_dump gpu_nvfp4_linear gpu_paged_attention")
 [ -x build-gpu/fp4llm ] || gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10).
@@ -58,7 +53,6 @@ if [ "$part" = probes ]; then
     > "$OUT/gemv-bench-build.log" 2>&1 || echo "gemv_bench: build FAILED (see $OUT/gemv-bench-build.log)"
   echo "gemv default: $(timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-default.md" | tail -1)"
   echo "gemv ring: $(FP4LLM_GEMV_KERNEL=ring timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-ring.md" | tail -1)"
-  echo "gemv prefetch: $(FP4LLM_GEMV_L2_PREFETCH=1 timeout 60 build-gpu/gemv_bench 2>&1 | tee "$OUT/gemv-prefetch.md" | tail -1)"
   # Where prefill's time goes: the projections' dequantize + cuBLAS path against cuBLAS alone, and
   # one 2,048-token prefill stage by stage.
   timeout 60 build-gpu/gemv_bench --prefill > "$OUT/prefill-gemm.md" 2>&1; tail -6 "$OUT/prefill-gemm.md"
@@ -107,23 +101,19 @@ bench_variant() {
 if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
-    bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
     bench_variant "$OUT" qwen3-8b-norm-prologue qwen3-8b 1,2 FP4LLM_NORM_PROLOGUE=1
-    bench_variant "$OUT" qwen3-8b-prefetch-norm-prologue qwen3-8b 1,2 FP4LLM_GEMV_L2_PREFETCH=1 FP4LLM_NORM_PROLOGUE=1
     bench_variant "$OUT" qwen3-8b-pdl-experts qwen3-8b 1,16 FP4LLM_PDL=experts
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 32,64
     bench_variant "$OUT" qwen3-8b-wide-ring-wide32 qwen3-8b 32,64 FP4LLM_GEMV_MIN_CHUNKS_WIDE=32
     bench_variant "$OUT" qwen3-8b-wide-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
     bench_variant "$OUT" gemma3-27b-wide-wgmma gemma3-27b 32,64 FP4LLM_GEMV_KERNEL=wgmma
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
-    bench_variant "$OUT" gemma3-27b-prefetch gemma3-27b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
     bench_variant "$OUT" gemma3-27b-pdl-experts gemma3-27b 1,16 FP4LLM_PDL=experts
   } | tee "$OUT/variants.md"
 fi
 if [ "$part" = bench-moe ]; then
   {
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
   } | tee "$OUT/variants-moe.md"
   # Gemma3-27B's memory target (<= 17 GB at 4k, batch 1): NVFP4 head, the table on the GPU and in
@@ -138,7 +128,7 @@ if [ "$part" = bench-moe ]; then
       "$OUT/mem-gemma3-27b-$v.json" "$v" 2>/dev/null || echo "gemma3-27b memory ($v): FAILED (see $OUT/mem-gemma3-27b-$v.txt)"
   done
 fi
-if [ "$part" = first ] || [ "$part" = new ] || [ "$part" = new2 ] || [ "$part" = new3 ]; then
+if [ "$part" = first ]; then
   # A knob's benches run only when its tests passed (a wrong kernel still reports tok/s); the
   # baselines run first, whatever the tests say. Tests start only with time left for them.
   gate() {  # LOG PATTERN: the tests matching PATTERN, or a line saying why they did not pass
@@ -149,84 +139,43 @@ if [ "$part" = first ] || [ "$part" = new ] || [ "$part" = new2 ] || [ "$part" =
     [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
     return 1
   }
-fi
-if [ "$part" = first ]; then
-  # For a session with little device time: the batch-1 decision in one call (build included).
-  # Baselines, then every batch-1 knob at once on both shapes once the whole-model test of that
-  # combination passed, then single knobs while time is left.
-  {
-    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
-    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    if why=$(gate new-b1-knobs-tests.log '^py_gpu_forward_b1_knobs$'); then
-      bench_variant "$OUT" qwen3-8b-b1-knobs qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_GEMV_L2_PREFETCH=1
-      bench_variant "$OUT" qwen3-30b-a3b-b1-knobs qwen3-30b-a3b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 \
-        FP4LLM_GEMV_L2_PREFETCH=1 FP4LLM_ROUTING_IN_EXPERTS=1 FP4LLM_PDL=all
-      bench_variant "$OUT" qwen3-8b-norm-prologue qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1
-      bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1 FP4LLM_ROPE_IN_ATTENTION=1
-      bench_variant "$OUT" qwen3-30b-a3b-routing-in-experts qwen3-30b-a3b 1 FP4LLM_ROUTING_IN_EXPERTS=1
-      bench_variant "$OUT" qwen3-30b-a3b-norm-prologue qwen3-30b-a3b 1 FP4LLM_NORM_PROLOGUE=1
-    else
-      echo "all batch-1 knobs together, tests: $why; benches skipped"
-      grep -E "FAILED|Error|assert" "$OUT/new-b1-knobs-tests.log" | head -20
-    fi
-  } | tee "$OUT/variants-first.md"
-fi
-if [ "$part" = new ]; then
-  {
-    bench_variant "$OUT" qwen3-8b qwen3-8b 1,2,16
-    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,2,16
-    if why=$(gate new-prefetch-tests.log '^(gpu_nvfp4_linear_prefetch|gpu_moe_prefetch)$'); then
-      bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
-      bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_GEMV_L2_PREFETCH=1
-    else echo "L2 prefetch tests: $why; benches skipped"; fi
-    if why=$(gate new-norm-tests.log '^(py_gpu_forward_norm_prologue|gpu_moe|gpu_nvfp4_linear)$'); then
-      bench_variant "$OUT" qwen3-8b-norm-prologue qwen3-8b 1,2 FP4LLM_NORM_PROLOGUE=1
-      bench_variant "$OUT" qwen3-30b-a3b-norm-prologue qwen3-30b-a3b 1,2 FP4LLM_NORM_PROLOGUE=1
-    else echo "norm prologue tests: $why; benches skipped"; fi
-    # Two or three FP8 cache blocks ahead at short contexts too: a warp's few blocks (about 200
-    # keys in 4 warps) are then all requested at once instead of one round trip each.
-    if why=$(gate new-ahead-tests.log '^(gpu_paged_attention_fp8_ahead2|gpu_paged_attention_fp8_ahead3)$'); then
-      bench_variant "$OUT" qwen3-8b-fp8-ahead2 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=2
-      bench_variant "$OUT" qwen3-8b-fp8-ahead3 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=3
-    else echo "FP8 ahead tests: $why; benches skipped"; fi
-  } | tee "$OUT/variants-new.md"
-fi
-if [ "$part" = new2 ]; then
-  # The dense knobs first: wgmma decides the batch 16-64 targets.
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,32,64
-    if why=$(gate new-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    # Warpgroup MMAs for 9-64 rows: they decide the batch 16-64 targets.
+    if why=$(gate first-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
       bench_variant "$OUT" qwen3-8b-wgmma-wide qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma_wide
     else echo "wgmma tests: $why; benches skipped"; fi
-    if why=$(gate new-rope-tests.log '^(gpu_paged_attention|gpu_paged_attention_fp8_ahead[23]|py_gpu_forward_rope_in_attention)$'); then
-      bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
+    # RoPE in attention: 0.5% (dense) and 0.9% (MoE) faster at batch 1 on 2026-12-05; batch 16
+    # and 64, and Gemma3's CUDA-core kernel, not yet measured.
+    if why=$(gate first-rope-tests.log '^(gpu_paged_attention|py_gpu_forward_rope_in_attention)$'); then
+      bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1,16,64 FP4LLM_ROPE_IN_ATTENTION=1
+      bench_variant "$OUT" qwen3-30b-a3b-rope-in-attention qwen3-30b-a3b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
+      bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
+      bench_variant "$OUT" gemma3-27b-rope-in-attention gemma3-27b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
     else echo "RoPE in attention tests: $why; benches skipped"; fi
-    # Every dense batch-1 knob at once (each also alone above or in `new`), if time is left.
-    if why=$(gate new-b1-knobs-tests.log '^py_gpu_forward_b1_knobs$'); then
-      bench_variant "$OUT" qwen3-8b-b1-knobs qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_GEMV_L2_PREFETCH=1
-    else echo "all batch-1 knobs together, tests: $why; bench skipped"; fi
-  } | tee "$OUT/variants-new2.md"
-fi
-if [ "$part" = new3 ]; then
-  # The MoE knobs (RoPE in attention's tests ran in new2; the benches alone do not need them again).
-  {
-    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,2,16
-    bench_variant "$OUT" qwen3-30b-a3b-rope-in-attention qwen3-30b-a3b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
-    # MoE models launch only the expert groups early; the fused attention's cache loads before
-    # its wait need the early launch.
-    bench_variant "$OUT" qwen3-30b-a3b-rope-pdl-all qwen3-30b-a3b 1 FP4LLM_ROPE_IN_ATTENTION=1 FP4LLM_PDL=all
+    # Dense models: only the qkv normalising its input (the gate_up's 1,536 blocks doing it too
+    # lost 5% on Qwen3-8B), and Gemma3 (four norms per layer) both ways.
+    if why=$(gate first-norm-tests.log '^(py_gpu_forward_norm_prologue|py_gpu_forward_norm_prologue_qkv)$'); then
+      bench_variant "$OUT" qwen3-8b-norm-qkv qwen3-8b 1,2 FP4LLM_NORM_PROLOGUE=qkv
+      bench_variant "$OUT" gemma3-27b-norm-prologue gemma3-27b 1 FP4LLM_NORM_PROLOGUE=1
+      bench_variant "$OUT" gemma3-27b-norm-qkv gemma3-27b 1 FP4LLM_NORM_PROLOGUE=qkv
+    else echo "norm prologue tests: $why; benches skipped"; fi
     # The experts' down projection (K = 768: 12 chunks, one split per tile at the default 8 chunks
     # per warp) is one short wave at batch 1; 4 chunks per warp gives it two splits.
     bench_variant "$OUT" qwen3-30b-a3b-min-chunks4 qwen3-30b-a3b 1,16 FP4LLM_GEMV_MIN_CHUNKS=4
-    if why=$(gate new-routing-tests.log '^(gpu_moe_routing_in_experts|gpu_moe_routing_pdl_all|py_gpu_forward_routing_in_experts|py_gpu_forward_routing_norm_prologue)$'); then
-      bench_variant "$OUT" qwen3-30b-a3b-routing-in-experts qwen3-30b-a3b 1,2 FP4LLM_ROUTING_IN_EXPERTS=1
-    else echo "routing in experts tests: $why; benches skipped"; fi
-    # Gated on the same whole-model test as new2's (it covers Qwen3-MoE too; run again here only
-    # if new2 did not pass it on this machine).
-    if grep -q "100% tests passed" "$OUT/new-b1-knobs-tests.log" 2>/dev/null || why=$(gate new-b1-knobs-tests.log '^py_gpu_forward_b1_knobs$'); then
-      bench_variant "$OUT" qwen3-30b-a3b-b1-knobs qwen3-30b-a3b 1 FP4LLM_NORM_PROLOGUE=1 FP4LLM_ROPE_IN_ATTENTION=1 \
-        FP4LLM_GEMV_L2_PREFETCH=1 FP4LLM_ROUTING_IN_EXPERTS=1 FP4LLM_PDL=all
-    else echo "all batch-1 knobs together, tests: $why; bench skipped"; fi
-  } | tee "$OUT/variants-new3.md"
+    # Two or three FP8 cache blocks ahead at short contexts too (32k: the probes part).
+    if why=$(gate first-ahead-tests.log '^(gpu_paged_attention_fp8_ahead2|gpu_paged_attention_fp8_ahead3)$'); then
+      bench_variant "$OUT" qwen3-8b-fp8-ahead2 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=2
+      bench_variant "$OUT" qwen3-8b-fp8-ahead3 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=3
+    else echo "FP8 ahead tests: $why; benches skipped"; fi
+    # Where a batch-1 step goes with the defaults (eager, CUDA events between stages).
+    for model in qwen3-8b qwen3-30b-a3b; do
+      [ "$(left)" -gt 60 ] || { echo "$model stages: skipped (time)"; continue; }
+      timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --profile --json "$OUT/profile-$model.json" \
+        > "$OUT/profile-$model.txt" 2>&1
+      echo "$model $(grep -m1 'stages' "$OUT/profile-$model.txt" || echo "stages: FAILED (see $OUT/profile-$model.txt)")"
+    done
+  } | tee "$OUT/variants-first.md"
 fi

@@ -14,7 +14,7 @@ namespace fp4llm {
 // retired knob set by an old script would otherwise pass for a measured variant.
 inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_ATTN_FP8_AHEAD",  "FP4LLM_ATTN_MIN_SPLIT_KEYS", "FP4LLM_FLASH_UNPADDED",       "FP4LLM_FP8_PREFILL",
-    "FP4LLM_GEMV_KERNEL",     "FP4LLM_GEMV_L2_PREFETCH",    "FP4LLM_GEMV_MIN_CHUNKS",      "FP4LLM_GEMV_MIN_CHUNKS_WIDE",
+    "FP4LLM_GEMV_KERNEL",     "FP4LLM_GEMV_MIN_CHUNKS",      "FP4LLM_GEMV_MIN_CHUNKS_WIDE",
     "FP4LLM_GPU_NARROWING",   "FP4LLM_MMA_ATTENTION",       "FP4LLM_NORM_PROLOGUE",        "FP4LLM_PDL",
     "FP4LLM_PREFILL_SLICE_ROWS", "FP4LLM_ROPE_IN_ATTENTION", "FP4LLM_ROUTING_IN_EXPERTS"};
 
@@ -23,6 +23,7 @@ inline constexpr const char* kKernelKnobs[] = {
 inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_GEMV_KERNEL") return value == "ring" || value == "wgmma" || value == "wgmma_wide";
   if (name == "FP4LLM_PDL") return value == "0" || value == "all" || value == "experts";
+  if (name == "FP4LLM_NORM_PROLOGUE") return value == "0" || value == "1" || value == "qkv";
   return true;
 }
 
@@ -36,6 +37,12 @@ inline int64_t knob_int(const char* name, int64_t fallback) {
 inline bool knob_is(const char* name, const char* value) {
   const char* v = std::getenv(name);
   return v && std::strcmp(v, value) == 0;
+}
+
+// True when the knob is set to "1", false when set to anything else, `fallback` when unset.
+inline bool knob_flag(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::strcmp(v, "1") == 0 : fallback;
 }
 
 // False only when the knob is set to "0".

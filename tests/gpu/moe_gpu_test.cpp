@@ -196,7 +196,8 @@ static void poison_routing(cuda::MoeWorkspace& ws) {
 }
 
 // What the routing left in ws for the first `tokens` tokens, whichever kernel wrote it (the
-// selection kernel, or with FP4LLM_ROUTING_IN_EXPERTS=1 the experts' gate/up product): every
+// experts' gate/up product at one or two tokens, else or with FP4LLM_ROUTING_IN_EXPERTS=0 the
+// selection kernel): every
 // routed row once in a group of its expert, groups in increasing expert order, and each token's
 // chosen experts and weights as the float64 reference chooses them (near ties skipped).
 static void check_routing(const MoeCase& m, cuda::MoeWorkspace& ws, int64_t tokens) {
@@ -329,7 +330,7 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
   }
 }
 
-// The layer taking its input norm itself (moe_mlp with input_norm, FP4LLM_NORM_PROLOGUE=1): the
+// The layer taking its input norm itself (moe_mlp with input_norm, MoE models' default): the
 // router kernel makes h = bf16(rmsnorm(x) * gain) from the residual stream and stores it for the
 // experts. The case's h is replaced by that norm computed in float64 and rounded to BF16 (a value
 // within float32 reach of a BF16 rounding boundary may round the other way on the GPU: one step

@@ -36,14 +36,23 @@ bool use_mma_attention() {
   return on;
 }
 
-// FP4LLM_NORM_PROLOGUE=1: decode steps of up to kMaxNormedRows tokens let the products after
-// o_proj (gate_up, or the MoE router) and after down_proj or an MoE layer's experts (the next
-// qkv) normalise their input from the residual stream (Gemma3: update it first with the last
-// product; after MoE experts: with their weighted rows) instead of a norm or combine kernel
-// (nvfp4_linear_normed, moe_route_normed; not yet measured, so off by default).
-bool norm_prologue_requested() {
-  static const bool on = knob_is("FP4LLM_NORM_PROLOGUE", "1");
-  return on;
+// Decode steps of up to kMaxNormedRows tokens let the products after o_proj (gate_up, or the MoE
+// router) and after down_proj or an MoE layer's experts (the next qkv) normalise their input from
+// the residual stream (Gemma3: update it first with the last product; after MoE experts: with
+// their weighted rows) instead of a norm or combine kernel (nvfp4_linear_normed,
+// moe_route_normed). On by default for MoE models only: on the H200 (2026-12-05, batch 1) it
+// gained 2.6% on Qwen3-30B-A3B and lost 5% on Qwen3-8B, whose 1,536 gate_up blocks each
+// normalise the row. FP4LLM_NORM_PROLOGUE=1 turns it on for every model, =0 off; =qkv leaves
+// dense models' gate_up its norm kernel and has only the qkv take its norm (its 384 blocks at
+// Qwen3-8B's shape; not yet measured), MoE models as by default.
+struct NormPrologue {
+  bool ffn, qkv;
+};
+NormPrologue norm_prologue(const ModelConfig& c) {
+  static const bool qkv_only = knob_is("FP4LLM_NORM_PROLOGUE", "qkv");
+  static const bool dense = knob_flag("FP4LLM_NORM_PROLOGUE", false), moe = qkv_only || knob_flag("FP4LLM_NORM_PROLOGUE", true);
+  if (c.num_experts > 0) return {moe, moe};
+  return {dense, dense || qkv_only};
 }
 
 // FP4LLM_ROPE_IN_ATTENTION=1: decode steps (one token per sequence) leave q/k RMSNorm, RoPE and the
@@ -241,7 +250,7 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   x_ = DeviceBuffer<float>(T * H);
   // The second stream buffer of the steps that take norms in the products, for Gemma3's sandwich
   // norms and MoE layers' experts, whose rows the next product adds to the stream.
-  if ((c.family == ModelFamily::Gemma3 || c.num_experts > 0) && norm_prologue_requested() && !comm_.active())
+  if ((c.family == ModelFamily::Gemma3 || c.num_experts > 0) && norm_prologue(c).qkv && !comm_.active())
     x_alt_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxNormedRows)) * H);
   qkv_ = DeviceBuffer<float>(T * (qd + 2 * kvd));
   q_ = DeviceBuffer<float>(T * qd);
@@ -278,10 +287,13 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
 }
 
 // Tensor parallelism sums the products first: it keeps the norm kernel.
-bool CudaBackend::norms_in_products(int64_t tokens) const {
+CudaBackend::NormsInProducts CudaBackend::norms_in_products(int64_t tokens) const {
   const ModelConfig& c = model_.config;
-  return norm_prologue_requested() && !comm_.active() && normed_input_supported(tokens, c.hidden_size) &&
-         (c.num_experts == 0 || tokens <= kMaxNormedRouterTokens);
+  if (comm_.active() || !normed_input_supported(tokens, c.hidden_size) ||
+      (c.num_experts > 0 && tokens > kMaxNormedRouterTokens))
+    return {};
+  const NormPrologue p = norm_prologue(c);
+  return {p.ffn, p.qkv};
 }
 
 void CudaBackend::layer(int64_t index, const Step& s) {
@@ -314,8 +326,8 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   // buffers (its own blocks still read the first).
   // MoE layers (but the last) leave the combine of their experts' rows to the next qkv, which adds
   // them to the stream and stores it in the other buffer the same way.
-  const bool norm_in = norms_in_products(T);
-  const bool qkv_norm_in = norm_in && index > 0 && (c.num_experts == 0 || experts_pending_);
+  const NormsInProducts norm_in = norms_in_products(T);
+  const bool qkv_norm_in = norm_in.qkv && index > 0 && (c.num_experts == 0 || experts_pending_);
   const float eps = float(c.rms_norm_eps);
   const auto normed_input = [&](const float* weight, const float* delta_w) {
     NormedInput in{residual_, weight, eps, gemma};
@@ -397,12 +409,12 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     if (gemma) nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
     else nvfp4_linear(w, in, T, residual_, linear_ws_, stream_, LinearOutput::Add);
   };
-  if (norm_in)
+  if (norm_in.ffn)
     hand_on(L.o, attn_.data());
   else
     residual(L.o, attn_.data(), L.post_attention_norm.data(),
              gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
-  profiler_.mark(!norm_in ? "o_proj_residual_norm" : gemma ? "o_proj" : "o_proj_residual", stream_);
+  profiler_.mark(!norm_in.ffn ? "o_proj_residual_norm" : gemma ? "o_proj" : "o_proj_residual", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
   if (L.moe && comm_.active()) {  // each GPU's share (its columns of every expert, or its experts), summed
@@ -412,25 +424,25 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     profiler_.mark("residual_norm", stream_);
     return;
   }
-  if (L.moe && norm_in && !last) {  // the next qkv adds the experts' rows and takes the norm
+  if (L.moe && norm_in.ffn && norm_in.qkv && !last) {  // the next qkv adds the experts' rows and takes the norm
     moe_experts_for_next_product(*L.moe, h_.data(), T, residual_, norm, L.post_attention_norm.data(), moe_ws_, stream_);
     experts_pending_ = true;
     profiler_.mark("moe_experts", stream_);
     return;
   }
   if (L.moe) {  // Qwen3-MoE: the experts' weighted sum goes into the residual stream, then the next norm
-    moe_mlp(*L.moe, h_.data(), T, residual_, next, norm, moe_ws_, stream_, norm_in ? L.post_attention_norm.data() : nullptr);
+    moe_mlp(*L.moe, h_.data(), T, residual_, next, norm, moe_ws_, stream_, norm_in.ffn ? L.post_attention_norm.data() : nullptr);
     profiler_.mark("moe_experts_residual_norm", stream_);
     return;
   }
-  if (norm_in)
+  if (norm_in.ffn)
     nvfp4_gated_normed(L.gate_up, normed_input(gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data(),
                                                L.post_attention_norm.data()),
                        T, gemma, act_.data(), stream_);
   else
     nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
   profiler_.mark("gate_up_activation", stream_);
-  const bool next_qkv_norm_in = norm_in && !last && c.num_experts == 0;
+  const bool next_qkv_norm_in = norm_in.qkv && !last && c.num_experts == 0;
   if (next_qkv_norm_in)
     hand_on(L.down, act_.data());
   else

@@ -55,8 +55,12 @@ class CudaBackend final : public Backend {
   void ensure_capacity(int64_t tokens, int64_t logit_rows);
   void layer(int64_t index, const Step& step);
   AttentionParams attention_params(int64_t layer, const Step& step) const;
-  // Whether this step's qkv and gate_up GEMVs normalise their input themselves (nvfp4_linear_normed).
-  bool norms_in_products(int64_t tokens) const;
+  // Which of this step's products normalise their input themselves (nvfp4_linear_normed): the
+  // one after o_proj (gate_up, or the MoE router) and the next qkv.
+  struct NormsInProducts {
+    bool ffn = false, qkv = false;
+  };
+  NormsInProducts norms_in_products(int64_t tokens) const;
   // Whether `layer` keeps its K/V in the window pool (a sliding layer, with a pool configured).
   bool windowed(int64_t layer) const {
     return cache_.has_window_pool() && model_.config.layer_sliding[size_t(layer)];

@@ -14,7 +14,6 @@
 
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/gemv_norm_prologue.cuh"
-#include "backend/cuda/l2_prefetch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
 
@@ -54,22 +53,15 @@ __device__ __forceinline__ void advance(const uint4* (&x)[NT]) {
 }
 
 // A work item's n chunks from wl, sl (this lane's slots of its first chunk) into acc. Plain
-// products wait for x's producer after the first weight loads (dependent_launch.cuh). With
-// p.prefetch, lane 0 first asks L2 for the item's whole weight and scale ranges (two
-// instructions): the registers hold two groups of chunks, which at one wave of blocks leaves
-// the memory system short of requests (docs/PERFORMANCE.md), and an early-launched block of a
-// plain product can fetch its weights while the producer still runs (expert groups have waited
-// for the routing before they know their expert). kNormIn: x is the block's normalised rows in
+// products wait for x's producer after the first weight loads (dependent_launch.cuh). (Asking
+// L2 for the item's whole range first was measured 5% slower at batch 1, docs/PERFORMANCE.md.)
+// kNormIn: x is the block's normalised rows in
 // shared memory at xs, which it computes first (gemv_norm_prologue.cuh).
 template <int NT, bool kGrouped, bool kNormIn = false>
 __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, const WorkItem& item, const uint4* wl,
                                           const uint16_t* sl, float (&acc)[NT][4], __nv_bfloat16* xs = nullptr) {
   constexpr int G = kGroup;
   const int n = item.end - item.begin;
-  if (p.prefetch && item.lane == 0 && n > 0) {
-    prefetch_l2_bulk(wl, uint32_t(n) * 32 * sizeof(uint4));
-    prefetch_l2_bulk(sl, uint32_t(n) * 32 * sizeof(uint16_t));
-  }
   ChunkGroup<G> a, b;
   a.load_first(wl, sl, n);
   if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output

@@ -48,7 +48,6 @@ struct GemvArgs {
   const int32_t* x_rows;  // routed row -> row of x; null: the row itself
   const int32_t* y_rows;  // routed row -> row of the output; null: the row itself
   size_t expert_slots;    // 16-byte weight slots (and scales) of one expert
-  bool prefetch;          // the direct kernel's whole-item L2 prefetch (FP4LLM_GEMV_L2_PREFETCH)
   // The direct kernel's normalised input (gemv_norm_prologue.cuh): x = rmsnorm(norm_x) * gain.
   const float* norm_x;    // [rows][k] float32 residual stream
   const float* norm_w;    // [k]

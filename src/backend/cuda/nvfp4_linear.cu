@@ -112,18 +112,9 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   }
 }
 
-// FP4LLM_GEMV_L2_PREFETCH=1: the direct kernel asks L2 for each work item's whole weight range at
-// its start (plain products: before waiting for x's producer; gemv_lean_loop.cuh, sm_90; not yet
-// measured, so off by default).
-bool gemv_prefetch() {
-  static const bool on = knob_is("FP4LLM_GEMV_L2_PREFETCH", "1");
-  return on;
-}
-
 // kRouteIn: expert groups routed by the kernel itself (nvfp4_experts_gated_routed).
 template <int NT, bool kGrouped, bool kRouteIn = false>
 void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
-  p.prefetch = gemv_prefetch();
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
@@ -242,7 +233,6 @@ void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows
   if (in.delta_weights && (in.delta_w || in.delta_count < 1 || !in.delta || !in.store))
     throw_error("NVFP4 linear with its input norm: expert rows need their count, rows and a store, and take no norm gains");
   bind(p, w, nullptr, rows, kNormedMinChunks);
-  p.prefetch = gemv_prefetch();
   p.norm_x = in.residual;
   p.norm_w = in.weight;
   p.norm_eps = in.eps;
