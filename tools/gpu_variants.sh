@@ -179,3 +179,8 @@ if [ "$part" = first ]; then
     done
   } | tee "$OUT/variants-first.md"
 fi
+# The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
+if [ "$OUT" != build-gpu/logs ]; then
+  tar czf "/tmp/variants-$part.tgz" -C "$OUT" --exclude '*.tgz' --exclude '*.md' . &&
+    find "$OUT" -type f ! -name '*.md' ! -name '*.tgz' -delete && mv "/tmp/variants-$part.tgz" "$OUT/"
+fi
