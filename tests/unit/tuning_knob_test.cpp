@@ -1,0 +1,35 @@
+// The environment knobs' readers: a flag's three states (set to 1, set to anything else, unset),
+// and the named values `fp4llm bench` accepts for the knobs that have them.
+#include "util/tuning_knob.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+namespace {
+
+constexpr const char* kName = "FP4LLM_UNIT_TEST_KNOB";
+
+TEST(TuningKnob, AFlagIsItsFallbackOnlyWhenUnset) {
+  unsetenv(kName);
+  EXPECT_TRUE(fp4llm::knob_flag(kName, true));
+  EXPECT_FALSE(fp4llm::knob_flag(kName, false));
+  setenv(kName, "1", 1);
+  EXPECT_TRUE(fp4llm::knob_flag(kName, false));
+  setenv(kName, "0", 1);
+  EXPECT_FALSE(fp4llm::knob_flag(kName, true));
+  setenv(kName, "qkv", 1);  // a named value is not "on" for a plain flag
+  EXPECT_FALSE(fp4llm::knob_flag(kName, true));
+  unsetenv(kName);
+}
+
+TEST(TuningKnob, NamedValuesAreKnownOnlyWhereCodeSelectsOnThem) {
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_NORM_PROLOGUE", "qkv"));
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_NORM_PROLOGUE", "0"));
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_NORM_PROLOGUE", "2"));
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL", "experts"));
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_GEMV_KERNEL", "tiled"));  // removed after measurement
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_GEMV_MIN_CHUNKS", "4"));  // integer knobs take any value
+}
+
+}  // namespace
