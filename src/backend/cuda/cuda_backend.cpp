@@ -41,7 +41,7 @@ bool use_mma_attention() {
 // the residual stream (Gemma3: update it first with the last product; after MoE experts: with
 // their weighted rows) instead of a norm or combine kernel (nvfp4_linear_normed,
 // moe_route_normed). On by default for MoE models only: on the H200 (2026-12-05, batch 1) it
-// gained 2.6% on Qwen3-30B-A3B and lost 5% on Qwen3-8B, whose 1,536 gate_up blocks each
+// gained 2.6% on Qwen3-30B-A3B (3.7% with the routing in the experts) and lost 5% on Qwen3-8B, whose 1,536 gate_up blocks each
 // normalise the row. FP4LLM_NORM_PROLOGUE=1 turns it on for every model, =0 off; =qkv leaves
 // dense models' gate_up its norm kernel and has only the qkv take its norm (its 384 blocks at
 // Qwen3-8B's shape; not yet measured), MoE models as by default.
@@ -317,10 +317,10 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const RopeCacheIo io{positions, offset_ptr<int64_t>(meta_.data(), window_pool ? s.window_slots_at : s.slots_at),
                        L.q_norm.data(), L.k_norm.data(),
                        inv_freq, q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data()};
-  // With norms in the products, o_proj, down_proj and MoE experts leave h_ stale but for the last
-  // layer's: gate_up or the router, and the next qkv, normalise the residual stream themselves
-  // (layer 0's qkv reads the embedding's norm; a qkv after a dense layer of an MoE model, the
-  // norm kernel's).
+  // With norms in the products (norm_in.ffn: gate_up or the router; norm_in.qkv: the next qkv),
+  // the product before each such one (o_proj; down_proj or MoE experts but the last layer's)
+  // leaves h_ stale and the product normalises the residual stream itself (layer 0's qkv reads the
+  // embedding's norm; a qkv after a dense layer of an MoE model, the norm kernel's).
   // Gemma3's sandwich norms: o_proj and down_proj store their product, and the next product adds
   // it, normalised, to the residual stream itself, storing the updated stream in the other of two
   // buffers (its own blocks still read the first).

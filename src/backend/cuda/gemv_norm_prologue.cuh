@@ -1,5 +1,5 @@
-// The direct GEMV taking its input as the next RMSNorm gives it (FP4LLM_NORM_PROLOGUE=1, not yet
-// measured): every block computes rmsnorm(residual row) * gain in BF16 for its rows into shared
+// The direct GEMV taking its input as the next RMSNorm gives it (MoE models' default,
+// FP4LLM_NORM_PROLOGUE): every block computes rmsnorm(residual row) * gain in BF16 for its rows into shared
 // memory, from the float32 residual stream the previous product added into, instead of a norm
 // kernel writing them for it. At batch 1 that norm kernel is one block's latency chain and one
 // more grid-wide wait between two GEMVs (about 3.5 us each, two per layer: docs/PERFORMANCE.md);

@@ -51,7 +51,7 @@ void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t toke
 
 // The same with h made by the router kernel itself: h = rmsnorm(residual row) * gain(weight) in
 // BF16, stored to h_out for the experts' products, so that no norm kernel runs before the
-// routing (FP4LLM_NORM_PROLOGUE=1; up to kMaxNormedRouterTokens tokens).
+// routing (MoE models' default, FP4LLM_NORM_PROLOGUE; up to kMaxNormedRouterTokens tokens).
 constexpr int64_t kMaxNormedRouterTokens = 2;
 struct NormedRouterInput {
   const float* residual = nullptr;  // [tokens][hidden] float32

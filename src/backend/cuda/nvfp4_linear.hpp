@@ -102,8 +102,8 @@ bool normed_input_supported(int64_t rows, int64_t in_features);
 // nvfp4_linear and nvfp4_gated (up to kMaxNormedRows rows) with every GEMV block normalising its
 // input rows itself from the float32 residual stream, instead of reading the rows a norm kernel
 // wrote before it (one launch and one grid-wide wait fewer; gemv_norm_prologue.cuh). Throws
-// Error where normed_input_supported is false. The backend uses them under
-// FP4LLM_NORM_PROLOGUE=1 (not yet measured, so off by default).
+// Error where normed_input_supported is false. The backend uses them by default for MoE models
+// (measured faster there, slower on Qwen3-8B; cuda_backend.cpp's norm_prologue).
 void nvfp4_linear_normed(const DeviceNvfp4Linear& w, const NormedInput& x, int64_t rows, float* y, cudaStream_t stream,
                          LinearOutput mode = LinearOutput::Store);
 void nvfp4_gated_normed(const DeviceNvfp4Linear& w, const NormedInput& x, int64_t rows, bool gelu, __nv_bfloat16* out,
