@@ -6,6 +6,7 @@
 #include "backend/benchmark.hpp"
 #include "cli/backend_flags.hpp"
 #include "cli/commands.hpp"
+#include "util/build_commit.hpp"
 #include "util/error.hpp"
 
 namespace fp4llm::cli {
@@ -121,7 +122,9 @@ void add_bench_command(CLI::App& app) {
     a->options.batches = parse_batches(a->batches);
     a->options.progress = !a->quiet;
     nlohmann::json r = run_benchmark(a->options);
-    if (const char* commit = std::getenv("FP4LLM_COMMIT")) r["commit"] = commit;
+    // The build's own commit; FP4LLM_COMMIT names another (a tree copied without its history).
+    const char* commit = std::getenv("FP4LLM_COMMIT");
+    r["commit"] = commit ? commit : build_commit();
     print_table(r);
     if (!a->json_path.empty()) {
       std::ofstream f(a->json_path);

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.hpp"
+#include "util/build_commit.hpp"
 #include "util/error.hpp"
 
 int main(int argc, char** argv) {
@@ -11,7 +12,7 @@ int main(int argc, char** argv) {
       "Weights stay 4-bit (E2M1 + E4M3 block scales), the KV cache is FP8.",
       "fp4llm"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "fp4llm 0.1.0");
+  app.set_version_flag("--version", fmt::format("fp4llm 0.1.0 (commit {})", fp4llm::build_commit()));
   fp4llm::cli::add_run_command(app);
   fp4llm::cli::add_eval_command(app);
   fp4llm::cli::add_bench_command(app);
