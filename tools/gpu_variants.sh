@@ -16,8 +16,10 @@
 #                                    and then benched against the default in the same call (a
 #                                    wrong kernel still reports tok/s): wgmma and wgmma_wide at
 #                                    16-64 rows, RoPE in attention at batch 16-64 and on Gemma3,
-#                                    4 chunks per warp on MoE, FP8 attention 2-3 blocks ahead;
-#                                    a bare machine builds only what it needs (about 2 minutes)
+#                                    the norm prologue for the qkv only and on Gemma3, 4 chunks
+#                                    per warp on MoE, FP8 attention 2-3 blocks ahead, then the
+#                                    stage profile of a batch-1 step; a bare machine builds only
+#                                    what it needs (about 2 minutes)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,9 +29,10 @@ source tools/gpu_env.sh
 eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
-# `first` needs only the CLI, the forward-dump tool of the whole-model tests and the gtests it runs.
+# `first` needs only the CLI, the forward-dump tool of the whole-model tests and the gtests it runs;
+# the other parts everything. The build is incremental: seconds where a call before built it.
 targets=$([ "$part" = first ] && echo "fp4llm fp4llm_forward_dump gpu_nvfp4_linear gpu_paged_attention")
-[ -x build-gpu/fp4llm ] || gpu_build $targets || exit 1
+gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10).
 left() { echo $(( 540 - ($(date +%s) - started) )); }

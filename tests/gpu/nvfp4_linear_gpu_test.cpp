@@ -282,6 +282,25 @@ void check_products_of_stored(const TestLinear& lin, const std::vector<float>& s
     }
 }
 
+// The product after a prologue that updates the stream (Gemma3's sandwich norm, or an MoE layer's
+// experts): `in` (its store set here, poisoned) run on `lin`, then the stream it read unchanged,
+// every stored value within bound[i] of want[i] (float64), and the products of the rows as stored.
+void check_updated_stream(const TestLinear& lin, cuda::NormedInput in, const cuda::DeviceBuffer<float>& res_d,
+                          const std::vector<float>& residual, const std::vector<double>& want,
+                          const std::vector<double>& bound, const std::vector<float>& gain, int64_t rows, const Shape& s) {
+  auto store_d = test_support::poisoned<float>(size_t(rows * s.in));
+  auto yd = test_support::poisoned<float>(size_t(rows * s.out));
+  in.store = store_d.data();
+  cuda::nvfp4_linear_normed(lin.device, in, rows, yd.data(), nullptr);
+  FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<float> stored = store_d.to_host(), y = yd.to_host();
+  ASSERT_EQ(res_d.to_host(), residual) << "the stream the blocks read must stay as it was";
+  for (size_t i = 0; i < stored.size(); ++i)
+    ASSERT_LE(std::fabs(double(stored[i]) - want[i]), bound[i])
+        << s.out << "x" << s.in << " rows " << rows << " stored at " << i << " got " << stored[i] << " want " << want[i];
+  check_products_of_stored(lin, stored, gain, rows, s, in.eps, in.one_plus, y);
+}
+
 TEST(GpuNvfp4Linear, NormedInputLimits) {
   EXPECT_TRUE(cuda::normed_input_supported(1, 4096));
   EXPECT_TRUE(cuda::normed_input_supported(cuda::kMaxNormedRows, 5120));
@@ -358,20 +377,15 @@ TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheSandwichUpdate) {
           term[at] = delta[at] * inv * (1.0 + delta_gain[size_t(i)]);
         }
       }
+      std::vector<double> want(residual.size()), bound(residual.size());
+      for (size_t i = 0; i < residual.size(); ++i) {
+        want[i] = residual[i] + term[i];
+        bound[i] = double(s.in) * std::ldexp(std::fabs(term[i]), -24) + 1e-6 * (std::fabs(residual[i]) + std::fabs(term[i])) + 1e-30;
+      }
       const auto res_d = cuda::DeviceBuffer<float>::from_host(residual), delta_d = cuda::DeviceBuffer<float>::from_host(delta);
-      auto store_d = test_support::poisoned<float>(size_t(rows * s.in));
-      auto yd = test_support::poisoned<float>(size_t(rows * s.out));
       cuda::NormedInput in{res_d.data(), gain_d.data(), eps, true};
-      in.delta = delta_d.data(), in.delta_w = delta_gain_d.data(), in.store = store_d.data();
-      cuda::nvfp4_linear_normed(lin.device, in, rows, yd.data(), nullptr);
-      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-      const std::vector<float> stored = store_d.to_host(), y = yd.to_host();
-      ASSERT_EQ(res_d.to_host(), residual) << "the stream the blocks read must stay as it was";
-      for (size_t i = 0; i < stored.size(); ++i)
-        ASSERT_LE(std::fabs(double(stored[i]) - (residual[i] + term[i])),
-                  double(s.in) * std::ldexp(std::fabs(term[i]), -24) + 1e-6 * (std::fabs(residual[i]) + std::fabs(term[i])) + 1e-30)
-            << s.out << "x" << s.in << " rows " << rows << " stored at " << i;
-      check_products_of_stored(lin, stored, gain, rows, s, eps, true, y);
+      in.delta = delta_d.data(), in.delta_w = delta_gain_d.data();
+      ASSERT_NO_FATAL_FAILURE(check_updated_stream(lin, in, res_d, residual, want, bound, gain, rows, s));
     }
   }
 }
@@ -396,7 +410,7 @@ TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheExperts) {
       for (float& v : weights) v = share(rng);
       weights[size_t(top_k - 1)] = 0.0f;  // row 0's last choice: not read
       for (int64_t i = 0; i < s.in; ++i) experts[size_t((top_k - 1) * s.in + i)] = std::numeric_limits<float>::quiet_NaN();
-      std::vector<double> want(residual.size()), scale(residual.size());  // scale: the sum of |terms|
+      std::vector<double> want(residual.size()), bound(residual.size());
       for (int64_t m = 0; m < rows; ++m)
         for (int64_t i = 0; i < s.in; ++i) {
           const size_t at = size_t(m * s.in + i);
@@ -407,22 +421,14 @@ TEST(GpuNvfp4Linear, NormalisesItsOwnInputAfterTheExperts) {
             const double term = double(wc) * experts[size_t((m * top_k + c) * s.in + i)];
             sum += term, size += std::fabs(term);
           }
-          want[at] = residual[at] + sum, scale[at] = size;
+          // float32: at most 16 roundings, each 2^-24 of the terms' size (the sum of their magnitudes)
+          want[at] = residual[at] + sum, bound[at] = 16 * std::ldexp(size, -24) + 1e-30;
         }
       const auto res_d = cuda::DeviceBuffer<float>::from_host(residual), experts_d = cuda::DeviceBuffer<float>::from_host(experts);
       const auto weights_d = cuda::DeviceBuffer<float>::from_host(weights);
-      auto store_d = test_support::poisoned<float>(size_t(rows * s.in));
-      auto yd = test_support::poisoned<float>(size_t(rows * s.out));
       cuda::NormedInput in{res_d.data(), gain_d.data(), eps, false};
-      in.delta = experts_d.data(), in.delta_weights = weights_d.data(), in.delta_count = top_k, in.store = store_d.data();
-      cuda::nvfp4_linear_normed(lin.device, in, rows, yd.data(), nullptr);
-      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-      const std::vector<float> stored = store_d.to_host(), y = yd.to_host();
-      ASSERT_EQ(res_d.to_host(), residual) << "the stream the blocks read must stay as it was";
-      for (size_t i = 0; i < stored.size(); ++i)  // float32: at most 16 roundings, each 2^-24 of the terms' size
-        ASSERT_LE(std::fabs(double(stored[i]) - want[i]), 16 * std::ldexp(scale[i], -24) + 1e-30)
-            << s.out << "x" << s.in << " rows " << rows << " stored at " << i << " got " << stored[i] << " want " << want[i];
-      check_products_of_stored(lin, stored, gain, rows, s, eps, false, y);
+      in.delta = experts_d.data(), in.delta_weights = weights_d.data(), in.delta_count = top_k;
+      ASSERT_NO_FATAL_FAILURE(check_updated_stream(lin, in, res_d, residual, want, bound, gain, rows, s));
     }
   }
 }

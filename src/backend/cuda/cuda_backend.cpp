@@ -41,14 +41,11 @@ bool use_mma_attention() {
 // the residual stream (Gemma3: update it first with the last product; after MoE experts: with
 // their weighted rows) instead of a norm or combine kernel (nvfp4_linear_normed,
 // moe_route_normed). On by default for MoE models only: on the H200 (2026-12-05, batch 1) it
-// gained 2.6% on Qwen3-30B-A3B (3.7% with the routing in the experts) and lost 5% on Qwen3-8B, whose 1,536 gate_up blocks each
-// normalise the row. FP4LLM_NORM_PROLOGUE=1 turns it on for every model, =0 off; =qkv leaves
-// dense models' gate_up its norm kernel and has only the qkv take its norm (its 384 blocks at
-// Qwen3-8B's shape; not yet measured), MoE models as by default.
-struct NormPrologue {
-  bool ffn, qkv;
-};
-NormPrologue norm_prologue(const ModelConfig& c) {
+// gained 2.6% on Qwen3-30B-A3B (3.7% with the routing in the experts) and lost 5% on Qwen3-8B,
+// whose 1,536 gate_up blocks each normalise the row. FP4LLM_NORM_PROLOGUE=1 turns it on for
+// every model, =0 off; =qkv leaves dense models' gate_up its norm kernel and has only the qkv take
+// its norm (its 384 blocks at Qwen3-8B's shape; not yet measured), MoE models as by default.
+NormsInProducts norm_prologue(const ModelConfig& c) {
   static const bool qkv_only = knob_is("FP4LLM_NORM_PROLOGUE", "qkv");
   static const bool dense = knob_flag("FP4LLM_NORM_PROLOGUE", false), moe = qkv_only || knob_flag("FP4LLM_NORM_PROLOGUE", true);
   if (c.num_experts > 0) return {moe, moe};
@@ -287,13 +284,12 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
 }
 
 // Tensor parallelism sums the products first: it keeps the norm kernel.
-CudaBackend::NormsInProducts CudaBackend::norms_in_products(int64_t tokens) const {
+NormsInProducts CudaBackend::norms_in_products(int64_t tokens) const {
   const ModelConfig& c = model_.config;
   if (comm_.active() || !normed_input_supported(tokens, c.hidden_size) ||
       (c.num_experts > 0 && tokens > kMaxNormedRouterTokens))
     return {};
-  const NormPrologue p = norm_prologue(c);
-  return {p.ffn, p.qkv};
+  return norm_prologue(c);
 }
 
 void CudaBackend::layer(int64_t index, const Step& s) {

@@ -18,6 +18,12 @@ struct GpuMemory {
   uint64_t weights = 0, kv_cache = 0, workspace = 0;
 };
 
+// The products that normalise their input themselves (nvfp4_linear_normed) in a decode step: the
+// one after o_proj (gate_up, or the MoE router) and the next qkv.
+struct NormsInProducts {
+  bool ffn = false, qkv = false;
+};
+
 class CudaBackend final : public Backend {
  public:
   // `enforce_eager`: launch every kernel each step instead of replaying CUDA graphs (vLLM's name).
@@ -55,11 +61,7 @@ class CudaBackend final : public Backend {
   void ensure_capacity(int64_t tokens, int64_t logit_rows);
   void layer(int64_t index, const Step& step);
   AttentionParams attention_params(int64_t layer, const Step& step) const;
-  // Which of this step's products normalise their input themselves (nvfp4_linear_normed): the
-  // one after o_proj (gate_up, or the MoE router) and the next qkv.
-  struct NormsInProducts {
-    bool ffn = false, qkv = false;
-  };
+  // Which of this step's products normalise their input themselves (nvfp4_linear_normed).
   NormsInProducts norms_in_products(int64_t tokens) const;
   // Whether `layer` keeps its K/V in the window pool (a sliding layer, with a pool configured).
   bool windowed(int64_t layer) const {

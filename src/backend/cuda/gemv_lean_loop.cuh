@@ -55,8 +55,8 @@ __device__ __forceinline__ void advance(const uint4* (&x)[NT]) {
 // A work item's n chunks from wl, sl (this lane's slots of its first chunk) into acc. Plain
 // products wait for x's producer after the first weight loads (dependent_launch.cuh). (Asking
 // L2 for the item's whole range first was measured 5% slower at batch 1, docs/PERFORMANCE.md.)
-// kNormIn: x is the block's normalised rows in
-// shared memory at xs, which it computes first (gemv_norm_prologue.cuh).
+// kNormIn: x is the block's normalised rows in shared memory at xs, which it computes first
+// (gemv_norm_prologue.cuh).
 template <int NT, bool kGrouped, bool kNormIn = false>
 __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, const WorkItem& item, const uint4* wl,
                                           const uint16_t* sl, float (&acc)[NT][4], __nv_bfloat16* xs = nullptr) {
