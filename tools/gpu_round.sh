@@ -17,7 +17,7 @@ work=/tmp/fp4llm-round
 rm -rf "$work" && mkdir -p "$work"
 source tools/gpu_env.sh
 summary=$work/summary.txt
-say() { echo "$*" | tee -a "$summary"; }
+say() { echo "$*" | tee -a "$summary" "$results/summary.txt"; }  # $OUT copy: kept if the call is cut off
 
 say "commit $FP4LLM_COMMIT, $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ)"
 start=$(date +%s)
@@ -31,7 +31,8 @@ say "py_gpu_forward: $(grep -E '[0-9]+ passed' "$work/gpu-tests.log" | tail -1 |
 if [ "${FP4LLM_SANITIZE:-0}" = 1 ]; then
   for t in build-gpu/gpu_*; do
     [ -x "$t" ] || continue
-    timeout 300 compute-sanitizer --tool memcheck "$t" --gtest_brief=1 > "$work/memcheck-$(basename "$t").log" 2>&1
+    if [ $(( $(date +%s) - start )) -gt 330 ]; then say "memcheck $(basename "$t"): skipped (time)"; continue; fi
+    timeout 120 compute-sanitizer --tool memcheck "$t" --gtest_brief=1 > "$work/memcheck-$(basename "$t").log" 2>&1
     say "memcheck $(basename "$t"): $(grep -h 'ERROR SUMMARY' "$work/memcheck-$(basename "$t").log")"
   done
 fi
@@ -43,7 +44,7 @@ bench() {  # NAME BATCHES
 bench qwen3-8b 1,16,64
 bench qwen3-30b-a3b 1,16,64
 bench gemma3-27b 1,16
-python3 - "$work" <<'PY' | tee -a "$summary"
+python3 - "$work" <<'PY' | tee -a "$summary" "$results/summary.txt"
 import json, pathlib, sys
 for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):
     r = json.loads(f.read_text())
@@ -55,7 +56,7 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):
 PY
 
 OUT=$work timeout 200 bash tools/gpu_targets.sh > "$work/targets.txt" 2>&1
-tail -7 "$work/targets.txt" | tee -a "$summary"
+tail -7 "$work/targets.txt" | tee -a "$summary" "$results/summary.txt"
 
 if [ -d .whl/gpu ] && [ -d .gpu-shared ]; then
   python3 -m pip install --no-index --find-links .whl/gpu openai -t /tmp/fp4llm-pylib -q > "$work/pip.log" 2>&1
@@ -73,5 +74,4 @@ else
   say "serving suite: skipped (carry .whl/gpu and .gpu-shared)"
 fi
 
-cp "$summary" "$results/summary.txt"
 tar czf "$results/round.tgz" -C /tmp fp4llm-round
