@@ -145,6 +145,16 @@ if [ "$part" = first ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,32,64
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    # Where a batch-1 step goes with the defaults (eager, CUDA events between stages).
+    for model in qwen3-8b qwen3-30b-a3b; do
+      [ "$(left)" -gt 60 ] || { echo "$model stages: skipped (time)"; continue; }
+      timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --profile --json "$OUT/profile-$model.json" \
+        > "$OUT/profile-$model.txt" 2>&1
+      echo "$model $(grep -m1 'stages' "$OUT/profile-$model.txt" || echo "stages: FAILED (see $OUT/profile-$model.txt)")"
+    done
+    # Qwen3-30B-A3B has 4 kv heads: at ~200 keys and 256 keys per split, attention is 4 blocks.
+    bench_variant "$OUT" qwen3-30b-a3b-split-keys64 qwen3-30b-a3b 1 FP4LLM_ATTN_MIN_SPLIT_KEYS=64
+    bench_variant "$OUT" qwen3-30b-a3b-split-keys128 qwen3-30b-a3b 1 FP4LLM_ATTN_MIN_SPLIT_KEYS=128
     # Warpgroup MMAs for 9-64 rows: they decide the batch 16-64 targets.
     if why=$(gate first-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
@@ -173,13 +183,6 @@ if [ "$part" = first ]; then
       bench_variant "$OUT" qwen3-8b-fp8-ahead2 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=2
       bench_variant "$OUT" qwen3-8b-fp8-ahead3 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=3
     else echo "FP8 ahead tests: $why; benches skipped"; fi
-    # Where a batch-1 step goes with the defaults (eager, CUDA events between stages).
-    for model in qwen3-8b qwen3-30b-a3b; do
-      [ "$(left)" -gt 60 ] || { echo "$model stages: skipped (time)"; continue; }
-      timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --profile --json "$OUT/profile-$model.json" \
-        > "$OUT/profile-$model.txt" 2>&1
-      echo "$model $(grep -m1 'stages' "$OUT/profile-$model.txt" || echo "stages: FAILED (see $OUT/profile-$model.txt)")"
-    done
   } | tee "$OUT/variants-first.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
