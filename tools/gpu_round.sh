@@ -35,6 +35,13 @@ if [ "${FP4LLM_SANITIZE:-0}" = 1 ]; then
     timeout 120 compute-sanitizer --tool memcheck "$t" --gtest_brief=1 > "$work/memcheck-$(basename "$t").log" 2>&1
     say "memcheck $(basename "$t"): $(grep -h 'ERROR SUMMARY' "$work/memcheck-$(basename "$t").log")"
   done
+  # Shared-memory hazards in the kernels that stage rows or routing in shared memory (the norm
+  # prologue, the routing in the experts, the attention); cuBLAS's own kernels report some (docs/GPU_TESTS.md).
+  for t in gpu_moe gpu_paged_attention; do
+    if [ $(( $(date +%s) - start )) -gt 360 ]; then say "racecheck $t: skipped (time)"; continue; fi
+    timeout 120 compute-sanitizer --tool racecheck "build-gpu/$t" --gtest_brief=1 > "$work/racecheck-$t.log" 2>&1
+    say "racecheck $t: $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$work/racecheck-$t.log" | tail -1)"
+  done
 fi
 
 bench() {  # NAME BATCHES
