@@ -160,6 +160,12 @@ if [ "$part" = first ]; then
       bench_variant "$OUT" qwen3-30b-a3b-down-ahead qwen3-30b-a3b 1,16 FP4LLM_MOE_DOWN_AHEAD=1
       bench_variant "$OUT" qwen3-30b-a3b-down-ahead-rope qwen3-30b-a3b 1 FP4LLM_MOE_DOWN_AHEAD=1 FP4LLM_ROPE_IN_ATTENTION=1
     else echo "down-ahead tests: $why; benches skipped"; fi
+    # The o_proj (MoE: and the router; =2: the next qkv during the experts) prefetched into L2.
+    if why=$(gate first-prefetch-tests.log '^py_gpu_forward_prefetch_weights$'); then
+      bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_PREFETCH_WEIGHTS=1
+      bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_PREFETCH_WEIGHTS=1
+      bench_variant "$OUT" qwen3-30b-a3b-prefetch2 qwen3-30b-a3b 1,16 FP4LLM_PREFETCH_WEIGHTS=2
+    else echo "prefetch tests: $why; benches skipped"; fi
     # Warpgroup MMAs for 9-64 rows: they decide the batch 16-64 targets.
     if why=$(gate first-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
