@@ -173,7 +173,7 @@ template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
   static const bool ring_only = knob_is("FP4LLM_GEMV_KERNEL", "ring");
   if constexpr (!kGrouped) {  // N: the rows padded to 16, 32 or 64 tokens
-    if (rows > 8 && wgmma_requested() && wgmma_fills_the_gpu(p)) {
+    if ((rows > 32 && device_is_sm90_or_later()) || (rows > 8 && wgmma_requested() && wgmma_fills_the_gpu(p))) {
       if (rows <= 16) return launch_gemv_wgmma<16>(p, stream);
       if (rows <= 32) return launch_gemv_wgmma<32>(p, stream);
       return launch_gemv_wgmma<64>(p, stream);
