@@ -31,7 +31,7 @@ started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
 # `first` needs only the CLI, the forward-dump tool of the whole-model tests and the gtests it runs;
 # the other parts everything. The build is incremental: seconds where a call before built it.
-targets=$([ "$part" = first ] && echo "fp4llm fp4llm_forward_dump gpu_nvfp4_linear gpu_paged_attention gpu_moe")
+targets=$([ "$part" = first ] && echo "fp4llm fp4llm_forward_dump gpu_nvfp4_linear gpu_paged_attention")
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10).
@@ -155,17 +155,6 @@ if [ "$part" = first ]; then
     # Qwen3-30B-A3B has 4 kv heads: at ~200 keys and 256 keys per split, attention is 4 blocks.
     bench_variant "$OUT" qwen3-30b-a3b-split-keys64 qwen3-30b-a3b 1 FP4LLM_ATTN_MIN_SPLIT_KEYS=64
     bench_variant "$OUT" qwen3-30b-a3b-split-keys128 qwen3-30b-a3b 1 FP4LLM_ATTN_MIN_SPLIT_KEYS=128
-    # The experts' down projection routing itself and requesting its weights during the gate/up.
-    if why=$(gate first-down-ahead-tests.log '^(gpu_moe_down_ahead|gpu_moe_down_ahead_pdl_all|py_gpu_forward_moe_down_ahead)$'); then
-      bench_variant "$OUT" qwen3-30b-a3b-down-ahead qwen3-30b-a3b 1,16 FP4LLM_MOE_DOWN_AHEAD=1
-      bench_variant "$OUT" qwen3-30b-a3b-down-ahead-rope qwen3-30b-a3b 1 FP4LLM_MOE_DOWN_AHEAD=1 FP4LLM_ROPE_IN_ATTENTION=1
-    else echo "down-ahead tests: $why; benches skipped"; fi
-    # The o_proj (MoE: and the router; =2: the next qkv during the experts) prefetched into L2.
-    if why=$(gate first-prefetch-tests.log '^py_gpu_forward_prefetch_weights$'); then
-      bench_variant "$OUT" qwen3-8b-prefetch qwen3-8b 1,16 FP4LLM_PREFETCH_WEIGHTS=1
-      bench_variant "$OUT" qwen3-30b-a3b-prefetch qwen3-30b-a3b 1,16 FP4LLM_PREFETCH_WEIGHTS=1
-      bench_variant "$OUT" qwen3-30b-a3b-prefetch2 qwen3-30b-a3b 1,16 FP4LLM_PREFETCH_WEIGHTS=2
-    else echo "prefetch tests: $why; benches skipped"; fi
     # Warpgroup MMAs for 9-64 rows: they decide the batch 16-64 targets.
     if why=$(gate first-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
       bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma

@@ -60,10 +60,6 @@ bool rope_in_attention_requested() {
   return on;
 }
 
-// A matrix's bytes as L2 prefetch ranges (packed values, block scales, tile scales).
-ByteRange packed_range(const DeviceNvfp4Linear& w) { return {w.packed.data(), w.packed.bytes()}; }
-ByteRange scales_range(const DeviceNvfp4Linear& w) { return {w.scales.data(), w.scales.bytes()}; }
-
 // Fewest keys per decode-attention split (FP4LLM_ATTN_MIN_SPLIT_KEYS, a multiple of 32, to
 // compare). Fewer keys per block shorten its chain of dependent instructions, but each extra split
 // adds the merge of partial results; on the H200 (2026-12-04, Qwen3-8B shape, 128-256 keys) 256
@@ -352,10 +348,6 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   else
     nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
   profiler_.mark("qkv_proj", stream_);
-  const PrefetchPlan prefetch = T <= kMaxDecodeRows && !comm_.active() ? prefetch_plan() : PrefetchPlan::None;
-  if (prefetch != PrefetchPlan::None)  // during the attention: the o_proj, and an MoE layer's router
-    prefetch_.after(stream_, {packed_range(L.o), scales_range(L.o),
-                              L.moe ? ByteRange{L.moe->router.data(), L.moe->router.bytes()} : ByteRange{}});
   const int32_t* token_seq = offset_ptr<int32_t>(meta_.data(), s.token_seq_at);
   const int32_t* tables = offset_ptr<int32_t>(meta_.data(), window_pool ? s.window_tables_at : s.tables_at);
   const AttentionParams ap = attention_params(index, s);
@@ -428,10 +420,6 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     profiler_.mark("residual_norm", stream_);
     return;
   }
-  if (L.moe && !last && prefetch == PrefetchPlan::AlsoAcrossExperts) {  // during the experts: the next qkv
-    const DeviceNvfp4Linear& next_qkv = model_.layers[size_t(index + 1)].qkv;
-    prefetch_.after(stream_, {packed_range(next_qkv), scales_range(next_qkv)});
-  }
   if (L.moe && norm_in.ffn && norm_in.qkv && !last) {  // the next qkv adds the experts' rows and takes the norm
     moe_experts_for_next_product(*L.moe, h_.data(), T, residual_, norm, L.post_attention_norm.data(), moe_ws_, stream_);
     experts_pending_ = true;
@@ -472,7 +460,6 @@ void CudaBackend::launch_step(const Step& s) {
   add_and_norm(x_.data(), nullptr, nullptr, model_.layers[0].input_norm.data(), s.tokens, norm, h_.data(), stream_);
   profiler_.mark("embed", stream_);
   for (int64_t l = 0; l < c.num_layers; ++l) layer(l, s);
-  prefetch_.join(stream_);
 
   gather_rows(h_.data(), offset_ptr<int32_t>(meta_.data(), s.rows_at), rows, c.hidden_size, rows_.data(), stream_);
   // Tensor parallelism: this rank's vocabulary slice, then every rank's slice side by side.

@@ -7,7 +7,6 @@
 #include <memory>
 
 #include "backend/backend.hpp"
-#include "backend/cuda/weight_prefetch.hpp"
 #include "backend/cuda/collectives.hpp"
 #include "backend/cuda/device_model.hpp"
 #include "backend/cuda/paged_attention.hpp"
@@ -101,7 +100,6 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> narrow_temperatures_, narrow_values_;  // forward_candidates on the GPU
   DeviceBuffer<int32_t> narrow_ids_, narrow_counts_;
   MoeWorkspace moe_ws_;
-  WeightPrefetch prefetch_;        // FP4LLM_PREFETCH_WEIGHTS: later products' weights into L2
   Communicator comm_;
   DeviceBuffer<float> lm_local_, lm_gathered_;  // tensor parallelism: this rank's logit columns, all ranks'
 

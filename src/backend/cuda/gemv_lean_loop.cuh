@@ -52,33 +52,19 @@ __device__ __forceinline__ void advance(const uint4* (&x)[NT]) {
   for (int nt = 0; nt < NT; ++nt) x[nt] += kChunks * 8;
 }
 
-// When a work item waits for the kernel that writes x (dependent_launch.cuh): kXReady, it has
-// waited already (expert groups routed by another kernel); kWaitAfterLoads, after its first
-// weight loads (plain products; asking L2 for the item's whole range first was measured 5%
-// slower at batch 1, docs/PERFORMANCE.md); kWaitAfterPrefetch, after those loads and a request
-// to L2 for the rest of the item (the experts' down projection routed by itself, which waits for
-// the whole gate/up product).
-enum XWait : int { kXReady, kWaitAfterLoads, kWaitAfterPrefetch };
-
-// This lane's share of L2 requests for chunks [from, n) past wl, sl: four lanes cover a chunk's
-// 512 bytes of weights, their scales with them.
-__device__ __forceinline__ void prefetch_chunks(const uint4* wl, const uint16_t* sl, int from, int n, int lane) {
-  if (lane % 8 != 0) return;
-  for (int c = from; c < n; ++c) prefetch_l2(wl + c * 32), prefetch_l2(sl + c * 32);
-}
-
-// A work item's n chunks from wl, sl (this lane's slots of its first chunk) into acc, waiting
-// for x as kWait says. kNormIn: x is the block's normalised rows in shared memory at xs, which
-// it computes first (gemv_norm_prologue.cuh).
-template <int NT, bool kGrouped, bool kNormIn = false, int kWait = kGrouped ? kXReady : kWaitAfterLoads>
+// A work item's n chunks from wl, sl (this lane's slots of its first chunk) into acc. Plain
+// products wait for x's producer after the first weight loads (dependent_launch.cuh). (Asking
+// L2 for the item's whole range first was measured 5% slower at batch 1, docs/PERFORMANCE.md.)
+// kNormIn: x is the block's normalised rows in shared memory at xs, which it computes first
+// (gemv_norm_prologue.cuh).
+template <int NT, bool kGrouped, bool kNormIn = false>
 __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, const WorkItem& item, const uint4* wl,
                                           const uint16_t* sl, float (&acc)[NT][4], __nv_bfloat16* xs = nullptr) {
   constexpr int G = kGroup;
   const int n = item.end - item.begin;
   ChunkGroup<G> a, b;
   a.load_first(wl, sl, n);
-  if constexpr (kWait == kWaitAfterPrefetch) prefetch_chunks(wl, sl, G, n, item.lane);
-  if constexpr (kWait != kXReady) wait_for_producer();  // weights are in flight; x is the producer's output
+  if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
   const uint4* xq[NT];  // this lane's x of chunk c
   if constexpr (kNormIn) {
     normed_rows_to_shared(p, xs);

@@ -51,33 +51,19 @@ bool routing_in_experts_requested() {
   return on;
 }
 
-// FP4LLM_MOE_DOWN_AHEAD=1: where the gate/up product routes the step itself, the down projection
-// does too (nvfp4_experts_down_routed), so that it requests its weights during the gate/up.
-bool down_ahead_requested() {
-  static const bool on = knob_flag("FP4LLM_MOE_DOWN_AHEAD", false);
-  return on;
-}
-
-// The rows the gate/up product left in ws.act, for the down projection; self_routed: that
-// product routed the step itself (no selection kernel ran before it).
-struct GatedRows {
-  ExpertRows rows;
-  bool self_routed = false;
-};
-
 // One routing pass of `n` tokens: route, group, the gate/up grouped GEMV; returns the rows for
 // the down projection (the chosen experts' rows then go to ws.expert_out, weights in ws.topk_weight).
 // With `normed` (up to kMaxNormedRouterTokens tokens, checked by the routing), the router kernel
 // makes h (normed->h_out) from the residual stream first.
-GatedRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream,
-                         const NormedRouterInput* normed = nullptr) {
+ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream,
+                          const NormedRouterInput* normed = nullptr) {
   const RouterShape& s = m.shape;
-  GatedRows g;
-  g.self_routed = routing_in_experts_requested() && n <= kRoutedInExpertsTokens && routing_in_experts_supported(n, s);
-  if (g.self_routed) moe_router_logits(m.router.data(), h, normed, n, s, ws.routing(), stream);
+  const bool route_in_experts = routing_in_experts_requested() && n <= kRoutedInExpertsTokens &&
+                                routing_in_experts_supported(n, s);
+  if (route_in_experts) moe_router_logits(m.router.data(), h, normed, n, s, ws.routing(), stream);
   else if (normed) moe_route_normed(m.router.data(), *normed, n, s, ws.routing(), stream);
   else moe_route(m.router.data(), h, n, s, ws.routing(), stream);
-  ExpertRows& rows = g.rows;
+  ExpertRows rows;
   rows.group_expert = ws.group_expert.data();
   rows.group_offset = ws.group_offset.data();
   rows.num_groups = ws.num_groups.data();
@@ -85,17 +71,9 @@ GatedRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, 
   rows.row_slot = ws.row_slot.data();
   rows.max_groups = std::min(s.local(), n * s.top_k);
   rows.max_rows = n;
-  if (g.self_routed) nvfp4_experts_gated_routed(m.gate_up, h, n, s, ws.routing(), /*gelu=*/false, ws.act.data(), stream);
+  if (route_in_experts) nvfp4_experts_gated_routed(m.gate_up, h, n, s, ws.routing(), /*gelu=*/false, ws.act.data(), stream);
   else nvfp4_experts_gated(m.gate_up, h, rows, /*gelu=*/false, ws.act.data(), stream);
-  return g;
-}
-
-// The down projection of the rows route_and_gate left, into ws.expert_out.
-void experts_down(const DeviceMoe& m, const GatedRows& g, int64_t n, MoeWorkspace& ws, cudaStream_t stream) {
-  if (g.self_routed && down_ahead_requested())
-    nvfp4_experts_down_routed(m.down, ws.act.data(), n, m.shape, ws.routing(), ws.expert_out.data(), stream);
-  else
-    nvfp4_experts_down(m.down, ws.act.data(), g.rows, ws.expert_out.data(), stream);
+  return rows;
 }
 
 void check_workspace(const MoeWorkspace& ws, int64_t tokens) {
@@ -111,9 +89,11 @@ void moe_mlp(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, float* x, con
   for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
     const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
     const NormedRouterInput normed{x + start * H, input_norm, norm.eps, norm.one_plus, h + start * H};
-    experts_down(m, route_and_gate(m, h + start * H, n, ws, stream, input_norm ? &normed : nullptr), n, ws, stream);
-    add_weighted_and_norm(x + start * H, {ws.expert_out.data(), ws.topk_weight.data(), m.shape.top_k}, next_w, n,
-                          NormParams{H, norm.eps, norm.one_plus}, h + start * H, stream);
+    const ExpertRows rows = route_and_gate(m, h + start * H, n, ws, stream, input_norm ? &normed : nullptr);
+    nvfp4_experts_down_combine(m.down, ws.act.data(), rows, ws.expert_out.data(),
+                               {x + start * H, ws.topk_weight.data(), m.shape.top_k, next_w, norm.eps, norm.one_plus,
+                                h + start * H},
+                               stream);
   }
 }
 
@@ -121,7 +101,8 @@ void moe_experts_for_next_product(const DeviceMoe& m, __nv_bfloat16* h, int64_t 
                                   const NormParams& norm, const float* input_norm, MoeWorkspace& ws, cudaStream_t stream) {
   check_workspace(ws, tokens);
   const NormedRouterInput normed{x, input_norm, norm.eps, norm.one_plus, h};
-  experts_down(m, route_and_gate(m, h, tokens, ws, stream, &normed), tokens, ws, stream);
+  const ExpertRows rows = route_and_gate(m, h, tokens, ws, stream, &normed);
+  nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);
 }
 
 void moe_mlp_partial(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens, float* partial, MoeWorkspace& ws,
@@ -130,7 +111,8 @@ void moe_mlp_partial(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens,
   const int64_t H = m.shape.hidden;
   for (int64_t start = 0; start < tokens; start += kMoeTokensPerPass) {
     const int64_t n = std::min(kMoeTokensPerPass, tokens - start);
-    experts_down(m, route_and_gate(m, h + start * H, n, ws, stream), n, ws, stream);
+    const ExpertRows rows = route_and_gate(m, h + start * H, n, ws, stream);
+    nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);
     weighted_sum({ws.expert_out.data(), ws.topk_weight.data(), m.shape.top_k}, n, H, partial + start * H, stream);
   }
 }

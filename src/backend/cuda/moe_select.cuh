@@ -67,15 +67,14 @@ struct BlockRoute {
   int32_t group_offset[kMaxRoutedInBlock + 1];
   int32_t num_groups;
   int32_t row_token[kMaxRoutedInBlock];
-  int32_t row_slot[kMaxRoutedInBlock];  // routed row -> token * top_k + choice
 };
 
 // Warp 0 routes `tokens` tokens (tokens * top_k <= kMaxRoutedInBlock; all experts local) from
-// their logits into `r`, lane i taking routed row i; with `stores`, the grid's first block also
-// stores the routing where select_and_group does (`out`), for the down projection and the combine
-// after it. Every thread of the block calls it (one barrier).
+// their logits into `r`, lane i taking routed row i; the grid's first block also stores the
+// routing where select_and_group does (`out`), for the down projection and the combine after it.
+// Every thread of the block calls it (one barrier).
 __device__ void route_in_block(const float* logits, int tokens, int experts, int top_k, bool norm_topk_prob,
-                               const Routing& out, bool stores, BlockRoute& r) {
+                               const Routing& out, BlockRoute& r) {
   if (threadIdx.x < 32) {
     const unsigned all = 0xffffffffu;
     const int lane = int(threadIdx.x), routed = tokens * top_k;
@@ -107,10 +106,9 @@ __device__ void route_in_block(const float* logits, int tokens, int experts, int
       group += o && e < my_expert;
     }
     const int groups = __popc(__ballot_sync(all, opens));
-    const bool store = stores && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0;
+    const bool store = blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0;
     if (live) {
       r.row_token[rank] = lane / top_k;
-      r.row_slot[rank] = lane;
       if (opens) r.group_expert[group] = my_expert, r.group_offset[group] = rank;
       if (store) {
         out.topk_expert[lane] = my_expert;

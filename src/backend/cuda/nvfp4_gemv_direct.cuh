@@ -24,41 +24,31 @@ namespace {
 #define FP4LLM_GEMV_DIRECT_BLOCKS 4
 #endif
 
-// How a grouped block learns its rows. kRouteNone: from a selection kernel's tables. For the
-// expert groups of a step of one or two tokens, each block routes the step itself from the
-// router's logits (moe_select.cuh) so that no selection kernel and its grid-wide wait sit in the
-// layer: kRouteGateUp (FP4LLM_ROUTING_IN_EXPERTS), whose first block also stores the routing for
-// the kernels after it, and kRouteDown (FP4LLM_MOE_DOWN_AHEAD), the down projection launched
-// early, which routes before waiting for the gate/up product (the router, two kernels back, is
-// done: the gate/up lets it start only after its own wait) and so has its weights requested
-// while the gate/up still runs.
-enum RouteIn : int { kRouteNone, kRouteGateUp, kRouteDown };
-
-template <int NT, bool kGrouped, bool kNormIn = false, int kRoute = kRouteNone>
+// kRouteIn (expert groups of a step of one or two tokens, FP4LLM_ROUTING_IN_EXPERTS=1): each
+// block routes the step itself from the router's logits (moe_select.cuh) instead of reading what
+// a selection kernel wrote, so that kernel and its grid-wide wait drop out of the layer; the
+// first block stores the routing for the kernels after it.
+template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false>
 __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3) nvfp4_gemv_direct_kernel(GemvArgs p) {
   static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to kNormInRows rows");
-  static_assert(kRoute == kRouteNone || (NT == 1 && kGrouped), "a block routes expert groups of a few tokens");
+  static_assert(!kRouteIn || (NT == 1 && kGrouped), "a block routes expert groups of a few tokens");
   extern __shared__ uint4 normed_rows[];  // kNormIn: [rows][normed_row_stride(k)] BF16
   Slice s;
-  if constexpr (kRoute != kRouteNone) {
+  if constexpr (kRouteIn) {
     __shared__ BlockRoute route;
-    if constexpr (kRoute == kRouteGateUp) wait_for_producer();  // the logits are the router kernel's
     let_dependents_start();
+    wait_for_producer();  // the logits are the router kernel's
     route_in_block(p.route_logits, p.route_tokens, p.route_experts, p.route_top_k, p.route_norm_topk_prob, p.route_out,
-                   kRoute == kRouteGateUp, route);
-    const GroupTables tables{route.group_expert, route.group_offset, &route.num_groups,
-                             kRoute == kRouteGateUp ? route.row_token : nullptr};  // the down's x: routed rows
-    if (!group_slice<NT>(p, tables, s)) return;
-    if constexpr (kRoute == kRouteDown) s.y_rows = route.row_slot;
+                   route);
+    if (!group_slice<NT>(p, {route.group_expert, route.group_offset, &route.num_groups, route.row_token}, s)) return;
   } else if (!enter_block<NT, kGrouped>(p, s)) {
     return;
   }
   const WorkItem item(p);
   const size_t first = (size_t(item.tile) * p.k_chunks + item.begin) * 32 + item.lane;
   float acc[NT][4] = {};
-  constexpr int kWait = kRoute == kRouteDown ? kWaitAfterPrefetch : kGrouped ? kXReady : kWaitAfterLoads;
-  lean_item<NT, kGrouped, kNormIn, kWait>(p, s, item, s.packed + first, s.scales + first, acc,
-                                          reinterpret_cast<__nv_bfloat16*>(normed_rows));
+  lean_item<NT, kGrouped, kNormIn>(p, s, item, s.packed + first, s.scales + first, acc,
+                                   reinterpret_cast<__nv_bfloat16*>(normed_rows));
   finish_item<NT, kGrouped>(p, s, item, acc);
 }
 

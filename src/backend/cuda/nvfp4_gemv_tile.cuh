@@ -73,7 +73,6 @@ struct Slice {
   const float* tile_scales;
   int begin, rows;  // routed rows [begin, begin + rows)
   const int32_t* x_rows = nullptr;  // expert groups: routed row -> row of x (GemvArgs::x_rows or the block's own)
-  const int32_t* y_rows = nullptr;  // expert groups: routed row -> row of the output (GemvArgs::y_rows or the block's own)
 };
 
 __device__ __forceinline__ __nv_bfloat162 as_bf162(uint32_t bits) {
@@ -250,7 +249,7 @@ __device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, in
     for (int j = 0; j < 2; ++j) {
       const int token = nt * 8 + 2 * t + j;
       if (token >= s.rows) continue;
-      const int out = kGrouped && s.y_rows ? s.y_rows[s.begin + token] : s.begin + token;
+      const int out = kGrouped && p.y_rows ? p.y_rows[s.begin + token] : s.begin + token;
       const float lo = acc[nt][j] * scale_lo, hi = acc[nt][j + 2] * scale_hi;
       if (p.epilogue == kSilu || p.epilogue == kGelu) {
         p.act[size_t(out) * (p.n / 2) + tile * 8 + g] = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
@@ -275,7 +274,7 @@ struct GroupTables {
 
 template <int NT>
 __device__ __forceinline__ bool group_slice(const GemvArgs& p, const GroupTables& g, Slice& s) {
-  s = {p.packed, p.scales, p.tile_scales, 0, p.rows, g.x_rows, p.y_rows};
+  s = {p.packed, p.scales, p.tile_scales, 0, p.rows, g.x_rows};
   const int group = int(blockIdx.y);
   if (group >= *g.count) return false;
   s.begin = g.offset[group] + int(blockIdx.z) * NT * 8;

@@ -112,13 +112,13 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   }
 }
 
-// kRoute: expert groups routed by the kernel itself (nvfp4_experts_gated_routed, nvfp4_experts_down_routed).
-template <int NT, bool kGrouped, int kRoute = kRouteNone>
+// kRouteIn: expert groups routed by the kernel itself (nvfp4_experts_gated_routed).
+template <int NT, bool kGrouped, bool kRouteIn = false>
 void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
-  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRoute>,
+  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>,
                    gemv_grid(p, groups, 1), dim3(kWarps * 32), 0, stream, p);
 }
 
@@ -379,49 +379,25 @@ bool routing_in_experts_supported(int64_t tokens, const RouterShape& s) {
   return tokens >= 1 && tokens * s.top_k <= kMaxRoutedInBlock && s.first_expert == 0 && s.local() == s.experts;
 }
 
-namespace {
-
-// A step of `tokens` tokens that the expert kernels route themselves (moe_select.cuh).
-void self_routed(GemvArgs& p, int64_t tokens, const RouterShape& shape, const Routing& routing, const char* what) {
-  if (!routing_in_experts_supported(tokens, shape))
-    throw_error(std::string(what) + " routing its own rows: " + std::to_string(tokens) + " tokens of top-" +
-                std::to_string(shape.top_k) + " (at most " + std::to_string(kMaxRoutedInBlock) +
-                " routed rows, every expert on this GPU)");
-  p.route_logits = routing.logits;
-  p.route_tokens = int(tokens);
-  p.route_experts = int(shape.experts);
-  p.route_top_k = int(shape.top_k);
-  p.route_norm_topk_prob = shape.norm_topk_prob;
-  p.route_out = routing;
-}
-
-unsigned self_routed_groups(int64_t tokens, const RouterShape& shape) {
-  return unsigned(std::min(shape.experts, tokens * shape.top_k));
-}
-
-}  // namespace
-
 void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t tokens,
                                 const RouterShape& shape, const Routing& out, bool gelu, __nv_bfloat16* act,
                                 cudaStream_t stream) {
   if (!w.gated) throw_error("NVFP4 expert gate/up: the weights are not in the gated tile layout");
+  if (!routing_in_experts_supported(tokens, shape))
+    throw_error("NVFP4 expert gate/up routing its own rows: " + std::to_string(tokens) + " tokens of top-" +
+                std::to_string(shape.top_k) + " (at most " + std::to_string(kMaxRoutedInBlock) +
+                " routed rows, every expert on this GPU)");
   GemvArgs p{};
-  self_routed(p, tokens, shape, out, "NVFP4 expert gate/up");
   p.epilogue = gelu ? kGelu : kSilu;
   p.act = act;
+  p.route_logits = out.logits;
+  p.route_tokens = int(tokens);
+  p.route_experts = int(shape.experts);
+  p.route_top_k = int(shape.top_k);
+  p.route_norm_topk_prob = shape.norm_topk_prob;
+  p.route_out = out;
   bind(p, w, x, tokens);
-  launch_gemv_direct<1, true, kRouteGateUp>(p, self_routed_groups(tokens, shape), stream);
-}
-
-void nvfp4_experts_down_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, int64_t tokens,
-                               const RouterShape& shape, const Routing& routing, float* y, cudaStream_t stream) {
-  if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");
-  GemvArgs p{};
-  self_routed(p, tokens, shape, routing, "NVFP4 expert down projection");
-  p.epilogue = kStore;
-  p.y = y;
-  bind(p, w, act, tokens);
-  launch_gemv_direct<1, true, kRouteDown>(p, self_routed_groups(tokens, shape), stream);
+  launch_gemv_direct<1, true, true>(p, unsigned(std::min(shape.experts, tokens * shape.top_k)), stream);
 }
 
 void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
@@ -434,6 +410,13 @@ void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, co
   p.epilogue = kStore;
   p.y = y;
   gemv(w, act, r.max_rows, p, stream, unsigned(r.max_groups));
+}
+
+void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
+                                const ExpertCombine& c, cudaStream_t stream) {
+  nvfp4_experts_down(w, act, r, y, stream);
+  add_weighted_and_norm(c.residual, {y, c.weights, c.top_k}, c.next_w, r.max_rows, NormParams{w.out_features, c.eps, c.one_plus},
+                        c.normed, stream);
 }
 
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,

@@ -146,12 +146,22 @@ void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16*
 void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& rows, float* y,
                         cudaStream_t stream);
 
-// The same after nvfp4_experts_gated_routed, routing the step itself as that did (same tokens,
-// shape and logits): launched early, it chooses its experts and requests their weights while the
-// gate/up product runs, and waits for that product only before reading `act`
-// (FP4LLM_MOE_DOWN_AHEAD=1).
-void nvfp4_experts_down_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, int64_t tokens,
-                               const RouterShape& shape, const Routing& routing, float* y, cudaStream_t stream);
+// The MoE layer's combine after its down projection: for each token t, residual[t] +=
+// sum_c weights[t * top_k + c] * y[t * top_k + c] (choices with weight 0 skipped: another GPU's
+// experts), then normed[t] = rmsnorm(residual[t]) * gain(next_w).
+struct ExpertCombine {
+  float* residual = nullptr;
+  const float* weights = nullptr;
+  int64_t top_k = 0;
+  const float* next_w = nullptr;
+  float eps = 1e-6f;
+  bool one_plus = false;
+  __nv_bfloat16* normed = nullptr;
+};
+
+// nvfp4_experts_down, then the combine (add_weighted_and_norm, layer_kernels.hpp).
+void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& rows, float* y,
+                                const ExpertCombine& combine, cudaStream_t stream);
 
 // Dense BF16 weight [out, in] (lm_head): y = x W^T through cuBLAS.
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,

@@ -25,7 +25,4 @@ __device__ __forceinline__ uint32_t load_streaming(const uint16_t* p) {
   return v;
 }
 
-// Asks L2 for the 128-byte line holding p (no register written, nothing waited for).
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p)); }
-
 }  // namespace fp4llm::cuda
