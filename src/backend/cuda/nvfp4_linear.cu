@@ -123,9 +123,9 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
 }
 
 // FP4LLM_GEMV_KERNEL=wgmma: plain products of 9-64 rows on warpgroup MMAs (nvfp4_gemv_wgmma.cuh,
-// sm_90; not yet run on a GPU, so not the default). =wgmma_wide: only the matrices with a 64-row
-// group for every SM (Qwen3-8B: gate_up alone), since a block per row group leaves SMs idle on
-// the others (o_proj and down_proj fill 64 of 132).
+// sm_90), not only 33-64. =wgmma_wide: for 9-32 rows only the matrices with a 64-row group for
+// every SM (Qwen3-8B: gate_up alone), since a block per row group leaves SMs idle on the others
+// (o_proj and down_proj fill 64 of 132).
 bool wgmma_requested() {
   static const bool on =
       (knob_is("FP4LLM_GEMV_KERNEL", "wgmma") || knob_is("FP4LLM_GEMV_KERNEL", "wgmma_wide")) && device_is_sm90_or_later();
@@ -167,13 +167,22 @@ void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
 // four projections 57.2 against 66.5 us per layer at batch 1, 65.5 against 81.0 at batch 16;
 // Qwen3-30B-A3B's expert groups 304.3 against 301.2 tok/s at batch 1, 1,887 against 1,783 at 16),
 // more to the copy ring, and for more than 64 rows (expert groups only) slices of 64 over grid z.
+// Plain products of 33-64 rows on sm_90 take warpgroup MMAs instead of the ring (measured on the
+// H100, 2026-12-05, same call: Qwen3-8B 5,704 against 5,073 tok/s at batch 64, Gemma3-27B 2,115
+// against 1,612; at 16 and 32 rows they lost to the direct kernel and the ring).
 // FP4LLM_GEMV_KERNEL=ring keeps every product on the copy ring (tests, comparisons); =wgmma puts
 // plain products of 9-64 rows on warpgroup MMAs.
+bool takes_wgmma(const GemvArgs& p, int64_t rows, bool ring_only) {
+  static const bool sm90 = device_is_sm90_or_later();
+  if (ring_only || !sm90) return false;
+  return rows > 32 || (rows > 8 && wgmma_requested() && wgmma_fills_the_gpu(p));
+}
+
 template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
   static const bool ring_only = knob_is("FP4LLM_GEMV_KERNEL", "ring");
   if constexpr (!kGrouped) {  // N: the rows padded to 16, 32 or 64 tokens
-    if ((rows > 32 && device_is_sm90_or_later()) || (rows > 8 && wgmma_requested() && wgmma_fills_the_gpu(p))) {
+    if (takes_wgmma(p, rows, ring_only)) {
       if (rows <= 16) return launch_gemv_wgmma<16>(p, stream);
       if (rows <= 32) return launch_gemv_wgmma<32>(p, stream);
       return launch_gemv_wgmma<64>(p, stream);
