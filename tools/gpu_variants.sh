@@ -14,12 +14,10 @@
 #                                    with the embedding table on the GPU and in host memory
 #   tools/gpu_variants.sh first      the knobs not yet measured, each checked by its tests first
 #                                    and then benched against the default in the same call (a
-#                                    wrong kernel still reports tok/s): wgmma and wgmma_wide at
-#                                    16-64 rows, RoPE in attention at batch 16-64 and on Gemma3,
-#                                    the norm prologue for the qkv only and on Gemma3, 4 chunks
-#                                    per warp on MoE, FP8 attention 2-3 blocks ahead, then the
-#                                    stage profile of a batch-1 step; a bare machine builds only
-#                                    what it needs (about 2 minutes)
+#                                    wrong kernel still reports tok/s): after the baselines and
+#                                    the stage profile of a batch-1 step, the pipelined flash
+#                                    prefill kernel on one 2,048-token prompt of three models; a
+#                                    bare machine builds only what it needs (about 2 minutes)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +29,7 @@ started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
 # `first` needs only the CLI, the forward-dump tool of the whole-model tests and the gtests it runs;
 # the other parts everything. The build is incremental: seconds where a call before built it.
-targets=$([ "$part" = first ] && echo "fp4llm fp4llm_forward_dump gpu_nvfp4_linear gpu_paged_attention")
+targets=$([ "$part" = first ] && echo "fp4llm fp4llm_forward_dump gpu_paged_attention")
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10).
@@ -152,37 +150,25 @@ if [ "$part" = first ]; then
         > "$OUT/profile-$model.txt" 2>&1
       echo "$model $(grep -m1 'stages' "$OUT/profile-$model.txt" || echo "stages: FAILED (see $OUT/profile-$model.txt)")"
     done
-    # Qwen3-30B-A3B has 4 kv heads: at ~200 keys and 256 keys per split, attention is 4 blocks.
-    bench_variant "$OUT" qwen3-30b-a3b-split-keys64 qwen3-30b-a3b 1 FP4LLM_ATTN_MIN_SPLIT_KEYS=64
-    bench_variant "$OUT" qwen3-30b-a3b-split-keys128 qwen3-30b-a3b 1 FP4LLM_ATTN_MIN_SPLIT_KEYS=128
-    # Warpgroup MMAs for 9-64 rows: they decide the batch 16-64 targets.
-    if why=$(gate first-wgmma-tests.log '^gpu_nvfp4_linear_wgmma$'); then
-      bench_variant "$OUT" qwen3-8b-wgmma qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma
-      bench_variant "$OUT" qwen3-8b-wgmma-wide qwen3-8b 16,32,64 FP4LLM_GEMV_KERNEL=wgmma_wide
-    else echo "wgmma tests: $why; benches skipped"; fi
-    # RoPE in attention: 0.5% (dense) and 0.9% (MoE) faster at batch 1 on 2026-12-05; batch 16
-    # and 64, and Gemma3's CUDA-core kernel, not yet measured.
-    if why=$(gate first-rope-tests.log '^(gpu_paged_attention|py_gpu_forward_rope_in_attention)$'); then
-      bench_variant "$OUT" qwen3-8b-rope-in-attention qwen3-8b 1,16,64 FP4LLM_ROPE_IN_ATTENTION=1
-      bench_variant "$OUT" qwen3-30b-a3b-rope-in-attention qwen3-30b-a3b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
-      bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
-      bench_variant "$OUT" gemma3-27b-rope-in-attention gemma3-27b 1,16 FP4LLM_ROPE_IN_ATTENTION=1
-    else echo "RoPE in attention tests: $why; benches skipped"; fi
-    # Dense models: only the qkv normalising its input (the gate_up's 1,536 blocks doing it too
-    # lost 5% on Qwen3-8B), and Gemma3 (four norms per layer) both ways.
-    if why=$(gate first-norm-tests.log '^(py_gpu_forward_norm_prologue|py_gpu_forward_norm_prologue_qkv)$'); then
-      bench_variant "$OUT" qwen3-8b-norm-qkv qwen3-8b 1,2 FP4LLM_NORM_PROLOGUE=qkv
-      bench_variant "$OUT" gemma3-27b-norm-prologue gemma3-27b 1 FP4LLM_NORM_PROLOGUE=1
-      bench_variant "$OUT" gemma3-27b-norm-qkv gemma3-27b 1 FP4LLM_NORM_PROLOGUE=qkv
-    else echo "norm prologue tests: $why; benches skipped"; fi
-    # The experts' down projection (K = 768: 12 chunks, one split per tile at the default 8 chunks
-    # per warp) is one short wave at batch 1; 4 chunks per warp gives it two splits.
-    bench_variant "$OUT" qwen3-30b-a3b-min-chunks4 qwen3-30b-a3b 1,16 FP4LLM_GEMV_MIN_CHUNKS=4
-    # Two or three FP8 cache blocks ahead at short contexts too (32k: the probes part).
-    if why=$(gate first-ahead-tests.log '^(gpu_paged_attention_fp8_ahead2|gpu_paged_attention_fp8_ahead3)$'); then
-      bench_variant "$OUT" qwen3-8b-fp8-ahead2 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=2
-      bench_variant "$OUT" qwen3-8b-fp8-ahead3 qwen3-8b 1,16 FP4LLM_ATTN_FP8_AHEAD=3
-    else echo "FP8 ahead tests: $why; benches skipped"; fi
+    # Prefill of one 2,048-token prompt on the pipelined flash kernel (head_dim 64 and 128), against
+    # the first kernel in the same call; then where the prompt's time goes with it.
+    if why=$(gate first-flash-tests.log '^(gpu_paged_attention_flash_pipelined|py_gpu_forward_flash_pipelined)$'); then
+      for model in qwen3-8b gemma3-27b qwen3-30b-a3b; do
+        for v in first pipelined; do
+          [ "$(left)" -gt 60 ] || { echo "$model prefill ($v): skipped (time)"; continue; }
+          knob=$([ $v = pipelined ] && echo FP4LLM_FLASH_PIPELINED=1)
+          env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 4 --prefill-len 2048 \
+            --quiet --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
+          python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
+            "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model prefill ($v): FAILED (see $OUT/prefill-$model-$v.txt)"
+        done
+      done
+      if [ "$(left)" -gt 60 ]; then
+        FP4LLM_FLASH_PIPELINED=1 timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 4 \
+          --prefill-len 2048 --profile > "$OUT/profile-prefill-pipelined.txt" 2>&1
+        echo "qwen3-8b, pipelined: $(grep -m1 'prefill stages' "$OUT/profile-prefill-pipelined.txt" || echo "prefill stages: FAILED")"
+      fi
+    else echo "pipelined flash tests: $why; benches skipped"; fi
   } | tee "$OUT/variants-first.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.

@@ -5,6 +5,7 @@
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/flash_prefill.hpp"
+#include "backend/cuda/flash_prefill_pipelined.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/mma_bf16.cuh"
 #include "util/tuning_knob.hpp"
@@ -18,11 +19,7 @@ constexpr int kKeys = 64;        // keys per tile
 constexpr int kBlockSize = 16;   // tokens per cache block
 constexpr int kPad = 8;          // BF16 elements of row padding: conflict-free fragment loads
 
-struct Args : AttentionInputs {
-  const QueryTile* tiles;
-  AttentionParams p;
-  __nv_bfloat16* out;
-};
+using Args = FlashArgs;
 
 
 __device__ __forceinline__ uint32_t pack(float lo, float hi) {
@@ -177,9 +174,29 @@ void launch_with(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   FP4LLM_CUDA_LAUNCHED();
 }
 
+// FP4LLM_FLASH_PIPELINED=1: head_dim 64 and 128 on flash_prefill_pipelined.cuh (not yet measured).
+template <int D, bool kFp8>
+void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
+  constexpr int kSmem = PipelinedTile<D, kFp8>::kSmemBytes;
+  allow_dynamic_smem<flash_pipelined_kernel<D, kFp8>>(kSmem);
+  flash_pipelined_kernel<D, kFp8><<<dim3(unsigned(num_tiles), unsigned(a.p.heads)), 128, kSmem, stream>>>(a);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
+bool pipelined_requested() {
+  static const bool on = knob_is("FP4LLM_FLASH_PIPELINED", "1");
+  return on;
+}
+
 // FP4LLM_FLASH_UNPADDED=1 (tests): head_dim 256 on the unpadded layout Ada takes, on any GPU.
 template <int D>
 void launch(const Args& a, int64_t num_tiles, cudaStream_t stream) {
+  if constexpr (D <= 128) {
+    if (pipelined_requested()) {
+      if (a.p.fp8) return launch_pipelined<D, true>(a, num_tiles, stream);
+      return launch_pipelined<D, false>(a, num_tiles, stream);
+    }
+  }
   static const bool unpadded = knob_is("FP4LLM_FLASH_UNPADDED", "1");
   const int limit = max_dynamic_smem();
   if (flash_smem(D, kPad) <= limit && !(D == 256 && unpadded)) return launch_with<D, kPad>(a, num_tiles, stream);

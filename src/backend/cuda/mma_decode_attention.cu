@@ -14,6 +14,7 @@
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
+#include "backend/cuda/mma_16bit.cuh"
 #include "backend/cuda/paged_attention.hpp"
 #include "backend/cuda/split_kv.cuh"
 
@@ -32,40 +33,6 @@ struct Args : AttentionInputs {
   __nv_bfloat16* out;
   RopeInAttentionArgs rope;  // kRope: q is read raw from rope.qkv (attention_rope.cuh)
 };
-
-// FP8 caches use FP16 operands (E4M3 -> FP16 is exact); BF16 caches use BF16 operands.
-template <bool kF16>
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  if constexpr (kF16)
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-template <bool kF16>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  uint32_t r;
-  if constexpr (kF16) {
-    const __half2 h = __floats2half2_rn(lo, hi);
-    memcpy(&r, &h, 4);
-  } else {
-    const __nv_bfloat162 b = __floats2bfloat162_rn(lo, hi);
-    memcpy(&r, &b, 4);
-  }
-  return r;
-}
-
-// Two E4M3 bytes (low 16 bits) as an FP16 pair, exactly.
-__device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
-  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(two & 0xFFFF), __NV_E4M3);
-  uint32_t r;
-  memcpy(&r, &h, 4);
-  return r;
-}
 
 // kWords consecutive 32-bit words (2 or a multiple of 4), zero when !valid.
 template <int kWords>

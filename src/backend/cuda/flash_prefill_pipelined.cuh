@@ -1,0 +1,220 @@
+// The prefill attention kernel written against the tensor cores' issue rate
+// (FP4LLM_FLASH_PIPELINED=1, head_dim 64 and 128; not yet run on a GPU). The first kernel
+// (flash_prefill.cu) ran at 65 TFLOP/s on the H100 (docs/PERFORMANCE.md, fourteenth session):
+// each key tile was read from the cache, widened element by element through float registers and
+// stored with 2-byte writes (V transposed, 8-way bank conflicts), with nothing in flight while
+// the block computed. Here the next tile's cache rows are in flight (cp.async, zero-filled past
+// the last key) while the block computes on this one; a tile is widened in shared memory from its
+// raw bytes with 16-byte stores (E4M3 -> FP16 two values an instruction, exactly; BF16 copied);
+// fragments come through ldmatrix, V's through ldmatrix.trans from the row-major tile, so nothing
+// is transposed. FP8 caches take FP16 operands (Q and P too), BF16 caches BF16.
+// Per block: one query tile (up to 64 tokens of a sequence) and one query head, 4 warps of 16
+// rows; shared memory: Q, K and V as [64][D + 8] 16-bit rows (the pad keeps ldmatrix rows on
+// distinct banks) and one raw tile of cache rows.
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "backend/cuda/copy_async.cuh"
+#include "backend/cuda/flash_prefill.hpp"
+#include "backend/cuda/kv_cache_load.cuh"
+#include "backend/cuda/mma_16bit.cuh"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+struct FlashArgs : AttentionInputs {
+  const QueryTile* tiles;
+  AttentionParams p;
+  __nv_bfloat16* out;
+};
+
+template <int D, bool kFp8>
+struct PipelinedTile {
+  static constexpr int kKeys = 64;                      // keys per tile, query rows per block
+  static constexpr int kBlockTokens = 16;               // tokens per cache block
+  static constexpr int kRow = D + 8;                    // 16-bit elements per row of Q, K and V
+  static constexpr int kRawRow = D * (kFp8 ? 1 : 2);    // bytes of one cached key or value row
+  static constexpr int kPlane = kKeys * kRow;           // elements of one of Q, K, V
+  static constexpr int kSmemBytes = 3 * kPlane * 2 + 2 * kKeys * kRawRow;
+};
+
+// Keys [k0, k0 + 64) of the sequence's cache rows for kv_head into raw (K rows, then V rows),
+// zero past `last`; one commit group per thread.
+template <int D, bool kFp8>
+__device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* table, int kv_head, int k0, int last,
+                                             uint8_t* raw) {
+  using T = PipelinedTile<D, kFp8>;
+  constexpr int kChunks = T::kRawRow / 16;
+  for (int i = threadIdx.x; i < 2 * T::kKeys * kChunks; i += blockDim.x) {
+    const int which = i / (T::kKeys * kChunks), key = (i / kChunks) % T::kKeys, c = i % kChunks;
+    const int abs_key = k0 + key;
+    const bool valid = abs_key <= last;
+    const uint8_t* src = which ? a.v : a.k;
+    if (valid)
+      src += (size_t(int64_t(table[abs_key / T::kBlockTokens]) * T::kBlockTokens + abs_key % T::kBlockTokens) *
+                  size_t(a.p.kv_heads) + size_t(kv_head)) * T::kRawRow + size_t(c) * 16;
+    copy_async16_or_zero(raw + (which * T::kKeys + key) * T::kRawRow + c * 16, src, valid);
+  }
+  copy_async_commit();
+}
+
+// The raw tile as 16-bit K and V rows: E4M3 widened to FP16 (exact), BF16 copied.
+template <int D, bool kFp8>
+__device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uint16_t* vs) {
+  using T = PipelinedTile<D, kFp8>;
+  constexpr int kGroups = D / 8;  // 8 values: 8 raw bytes (FP8) or 16 (BF16), one 16-byte store
+  for (int i = threadIdx.x; i < 2 * T::kKeys * kGroups; i += blockDim.x) {
+    const int which = i / (T::kKeys * kGroups), key = (i / kGroups) % T::kKeys, c = (i % kGroups) * 8;
+    const uint8_t* src = raw + (which * T::kKeys + key) * T::kRawRow + c * (kFp8 ? 1 : 2);
+    uint4 wide;
+    if constexpr (kFp8) {
+      const uint2 w = *reinterpret_cast<const uint2*>(src);
+      wide = make_uint4(e4m3x2_to_f16x2(w.x), e4m3x2_to_f16x2(w.x >> 16), e4m3x2_to_f16x2(w.y), e4m3x2_to_f16x2(w.y >> 16));
+    } else {
+      wide = *reinterpret_cast<const uint4*>(src);
+    }
+    *reinterpret_cast<uint4*>((which ? vs : ks) + key * T::kRow + c) = wide;
+  }
+}
+
+// The tile's query rows (float32 [token][head][D]) as 16-bit rows, zero past its count.
+template <int D, bool kFp8>
+__device__ __forceinline__ void stage_queries(const FlashArgs& a, const QueryTile& tile, int head, uint16_t* qs) {
+  using T = PipelinedTile<D, kFp8>;
+  for (int i = threadIdx.x; i < T::kKeys * (D / 2); i += blockDim.x) {
+    const int r = i / (D / 2), d = 2 * (i % (D / 2));
+    float2 x = make_float2(0.0f, 0.0f);
+    if (r < tile.count) x = *reinterpret_cast<const float2*>(a.q + (size_t(tile.first_token + r) * a.p.heads + head) * D + d);
+    *reinterpret_cast<uint32_t*>(qs + r * T::kRow + d) = pack2<kFp8>(x.x, x.y);
+  }
+}
+
+template <int D, bool kFp8>
+__global__ void __launch_bounds__(128) flash_pipelined_kernel(FlashArgs a) {
+  using T = PipelinedTile<D, kFp8>;
+  constexpr int kRow = T::kRow, kKeys = T::kKeys;
+  extern __shared__ __align__(16) uint8_t smem[];
+  uint16_t* qs = reinterpret_cast<uint16_t*>(smem);
+  uint16_t* ks = qs + T::kPlane;
+  uint16_t* vs = ks + T::kPlane;
+  uint8_t* raw = reinterpret_cast<uint8_t*>(vs + T::kPlane);
+
+  // The tiles with the longest key ranges (a sequence's last) first: a shorter tail.
+  const QueryTile tile = a.tiles[gridDim.x - 1 - blockIdx.x];
+  const int head = blockIdx.y, kv_head = head / int(a.p.heads / a.p.kv_heads);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int32_t* table = a.block_tables + size_t(a.token_seq[tile.first_token]) * a.p.max_blocks;
+  const int pos0 = a.positions[tile.first_token], last = pos0 + tile.count - 1;
+  const int window = int(a.p.window);
+  const int lo = window > 0 ? max(0, pos0 - window + 1) : 0;
+
+  request_keys<D, kFp8>(a, table, kv_head, lo, last, raw);
+  stage_queries<D, kFp8>(a, tile, head, qs);
+
+  const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
+  const int pos_r[2] = {pos0 + row0, pos0 + row0 + 8};
+  const bool has_rows = warp * 16 < tile.count;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  float o[D / 8][4];
+#pragma unroll
+  for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+  const float score_scale = a.p.scale * a.p.k_scale;
+  // ldmatrix row addresses of this lane: A (Q) rows of the warp, B (K) keys, and V's keys.
+  const int a_row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, a_col = (lane >> 4) * 8;
+  const int k_key = (lane & 7) + (lane >> 4) * 8, k_col = ((lane >> 3) & 1) * 8;
+  const int v_key = (lane & 7) + ((lane >> 3) & 1) * 8, v_col = (lane >> 4) * 8;
+
+  for (int k0 = lo; k0 <= last; k0 += kKeys) {
+    copy_async_wait<0>();
+    __syncthreads();  // this tile's raw rows have landed; the previous tile's K and V are no longer read
+    widen_keys<D, kFp8>(raw, ks, vs);
+    __syncthreads();  // K and V hold the tile; raw is free for the next one
+    if (k0 + kKeys <= last) request_keys<D, kFp8>(a, table, kv_head, k0 + kKeys, last, raw);
+    if (!has_rows) continue;
+
+    float s[kKeys / 8][4];
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[4];
+      ldmatrix_x4(qa, qs + a_row * kRow + kk * 16 + a_col);
+#pragma unroll
+      for (int np = 0; np < kKeys / 16; ++np) {  // key n-tiles 2np and 2np + 1
+        uint32_t kb[4];
+        ldmatrix_x4(kb, ks + (np * 16 + k_key) * kRow + kk * 16 + k_col);
+        mma16816<kFp8>(s[2 * np], qa, kb[0], kb[1]);
+        mma16816<kFp8>(s[2 * np + 1], qa, kb[2], kb[3]);
+      }
+    }
+    // Mask (causal, window, past the last key), scale, online softmax per row.
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int key = k0 + n * 8 + 2 * t + (j & 1), p = pos_r[j / 2];
+        const bool valid = key <= p && (window == 0 || key > p - window);
+        s[n][j] = valid ? s[n][j] * score_scale : -INFINITY;
+        mx[j / 2] = fmaxf(mx[j / 2], s[n][j]);
+      }
+    float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      const float m_new = fmaxf(m[r], mx[r]);
+      base[r] = m_new == -INFINITY ? 0.0f : m_new;  // a row with no key yet stays empty
+      alpha[r] = __expf(m[r] - base[r]);
+      m[r] = m_new;
+    }
+    uint32_t pa[kKeys / 16][4];  // P as the A operand of PV: key k-tile n / 2
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) {
+      float pr[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        pr[j] = __expf(s[n][j] - base[j / 2]);
+        sum[j / 2] += pr[j];
+      }
+      pa[n / 2][(n % 2) * 2] = pack2<kFp8>(pr[0], pr[1]);
+      pa[n / 2][(n % 2) * 2 + 1] = pack2<kFp8>(pr[2], pr[3]);
+    }
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 1);
+      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 2);
+      l[r] = l[r] * alpha[r] + sum[r];
+    }
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn)
+      o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp)  // value dims n-tiles 2dp and 2dp + 1
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(vb, vs + (kk * 16 + v_key) * kRow + dp * 16 + v_col);
+        mma16816<kFp8>(o[2 * dp], pa[kk], vb[0], vb[1]);
+        mma16816<kFp8>(o[2 * dp + 1], pa[kk], vb[2], vb[3]);
+      }
+  }
+  if (!has_rows) return;
+#pragma unroll
+  for (int dn = 0; dn < D / 8; ++dn)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int r = row0 + (j / 2) * 8;
+      if (r >= tile.count) continue;
+      const int d = dn * 8 + 2 * t + (j & 1);
+      a.out[(size_t(tile.first_token + r) * a.p.heads + head) * D + d] = __float2bfloat16_rn(o[dn][j] / l[j / 2] * a.p.v_scale);
+    }
+}
+
+}  // namespace
+
+}  // namespace fp4llm::cuda
