@@ -10,6 +10,7 @@
 #include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope_cache.cuh"
 #include "backend/cuda/warp_reduce.cuh"
+#include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
 
@@ -178,6 +179,76 @@ __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, co
   store_cache(cache, at + i + half, b, scale, p.fp8);
 }
 
+// FP4LLM_ROPE_WARPS=1 (head_dim 64, 128, 256 or 512; not yet measured): one warp per head,
+// kRopeWarps heads of one token per block, lane l holding pairs (l + 32j, l + 32j + D/2). The
+// kernel above spends a block of D/2 threads and two block barriers on each head: a 2,048-token
+// Qwen3-8B prompt is 98,304 such blocks per layer, 122 us on the H100 (docs/PERFORMANCE.md,
+// fourteenth session) for about 86 MB moved. Here the sum of squares is one warp reduction and
+// no barrier is taken.
+constexpr int kRopeWarps = 4;
+
+template <int D>
+__global__ void __launch_bounds__(kRopeWarps * 32) rope_cache_warps_kernel(const float* qkv, const int32_t* positions,
+                                                                           const int64_t* slots, const float* q_norm,
+                                                                           const float* k_norm, const float* inv_freq,
+                                                                           RopeCacheParams p, float* q_out, void* k_cache,
+                                                                           void* v_cache) {
+  constexpr int kPairs = D / 64, kHalf = D / 2;
+  let_dependents_start();
+  wait_for_producer();  // launched early (FP4LLM_PDL=all): qkv is the previous kernel's
+  const int64_t t = blockIdx.x;
+  const int head = int(blockIdx.y) * kRopeWarps + int(threadIdx.x / 32), lane = int(threadIdx.x % 32);
+  if (head >= p.heads + 2 * p.kv_heads) return;  // no barrier follows
+  const float* src = qkv + t * (p.heads + 2 * p.kv_heads) * D + int64_t(head) * D;
+  float a[kPairs], b[kPairs];
+#pragma unroll
+  for (int j = 0; j < kPairs; ++j) a[j] = src[lane + 32 * j], b[j] = src[lane + 32 * j + kHalf];
+  const bool is_q = head < p.heads, is_k = !is_q && head < p.heads + p.kv_heads;
+  if (is_q || is_k) {
+    const float* w = is_q ? q_norm : k_norm;
+    const int32_t position = positions[t];
+    float ss = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPairs; ++j) ss += a[j] * a[j] + b[j] * b[j];
+    const float inv = rsqrtf(warp_sum(ss) / float(D) + p.eps);
+#pragma unroll
+    for (int j = 0; j < kPairs; ++j) {
+      const int i = lane + 32 * j;
+      a[j] *= inv * norm_gain(w, i, p.one_plus);
+      b[j] *= inv * norm_gain(w, i + kHalf, p.one_plus);
+      rotate_half(a[j], b[j], position, inv_freq[i]);
+    }
+  }
+  if (is_q) {
+    float* dst = q_out + (t * p.heads + head) * D;
+#pragma unroll
+    for (int j = 0; j < kPairs; ++j) dst[lane + 32 * j] = a[j], dst[lane + 32 * j + kHalf] = b[j];
+    return;
+  }
+  const int64_t kv_head = is_k ? head - p.heads : head - p.heads - p.kv_heads;
+  const size_t at = size_t((slots[t] * p.kv_heads + kv_head) * D);
+  void* cache = is_k ? k_cache : v_cache;
+  const float scale = is_k ? p.k_scale : p.v_scale;
+#pragma unroll
+  for (int j = 0; j < kPairs; ++j) {
+    store_cache(cache, at + lane + 32 * j, a[j], scale, p.fp8);
+    store_cache(cache, at + lane + 32 * j + kHalf, b[j], scale, p.fp8);
+  }
+}
+
+bool rope_warps_requested() {
+  static const bool on = knob_is("FP4LLM_ROPE_WARPS", "1");
+  return on;
+}
+
+template <int D>
+void launch_rope_warps(const float* qkv, int64_t tokens, const RopeCacheParams& p, const RopeCacheIo& io,
+                       cudaStream_t stream) {
+  const dim3 grid(unsigned(tokens), unsigned((p.heads + 2 * p.kv_heads + kRopeWarps - 1) / kRopeWarps));
+  launch_dependent(early_launch_all(), rope_cache_warps_kernel<D>, grid, dim3(kRopeWarps * 32), 0, stream, qkv,
+                   io.positions, io.slots, io.q_norm, io.k_norm, io.inv_freq, p, io.q, io.k_cache, io.v_cache);
+}
+
 __global__ void gather_kernel(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,
                               __nv_bfloat16* dst) {
   const size_t total = size_t(count) * width;
@@ -280,6 +351,15 @@ void rope_and_cache(const float* qkv, int64_t tokens, const RopeCacheParams& p, 
   if (tokens == 0) return;
   if (p.head_dim % 64 != 0 || p.head_dim > 512)
     throw_error("CUDA backend: head_dim " + std::to_string(p.head_dim) + " is not supported (a multiple of 64 up to 512 is)");
+  if (rope_warps_requested()) {
+    switch (p.head_dim) {
+      case 64: return launch_rope_warps<64>(qkv, tokens, p, io, stream);
+      case 128: return launch_rope_warps<128>(qkv, tokens, p, io, stream);
+      case 256: return launch_rope_warps<256>(qkv, tokens, p, io, stream);
+      case 512: return launch_rope_warps<512>(qkv, tokens, p, io, stream);
+      default: break;  // the block kernel takes the other multiples of 64
+    }
+  }
   const dim3 grid(unsigned(tokens), unsigned(p.heads + 2 * p.kv_heads));
   launch_dependent(early_launch_all(), rope_cache_kernel, grid, dim3(unsigned(p.head_dim / 2)), 0, stream, qkv,
                    io.positions, io.slots, io.q_norm, io.k_norm, io.inv_freq, p, io.q, io.k_cache, io.v_cache);
