@@ -6,6 +6,7 @@
 #include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/flash_prefill_pipelined.cuh"
+#include "backend/cuda/flash_softmax.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/mma_bf16.cuh"
 #include "util/tuning_knob.hpp"
@@ -20,12 +21,6 @@ constexpr int kBlockSize = 16;   // tokens per cache block
 constexpr int kPad = 8;          // BF16 elements of row padding: conflict-free fragment loads
 
 using Args = FlashArgs;
-
-
-__device__ __forceinline__ uint32_t pack(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 __device__ __forceinline__ uint32_t word(const __nv_bfloat16* base, int index) {
   return *reinterpret_cast<const uint32_t*>(base + index);
@@ -80,7 +75,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
         for (int e = 0; e < 16; ++e) kf[e] = vf[e] = 0.0f;
       }
 #pragma unroll
-      for (int e = 0; e < 16; e += 2) *reinterpret_cast<uint32_t*>(ks + key * kRow + c + e) = pack(kf[e], kf[e + 1]);
+      for (int e = 0; e < 16; e += 2) *reinterpret_cast<uint32_t*>(ks + key * kRow + c + e) = pack2<false>(kf[e], kf[e + 1]);
 #pragma unroll
       for (int e = 0; e < 16; ++e) vt[(c + e) * kVtRow + key] = __float2bfloat16_rn(vf[e]);
     }
@@ -98,48 +93,10 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
       for (int n = 0; n < kKeys / 8; ++n)
         mma_bf16_16x8x16(s[n], qa, word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t), word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t + 8));
     }
-    // Mask (causal, window, past the last key), scale, online softmax per row.
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int key = k0 + n * 8 + 2 * t + (j & 1), p = pos_r[j / 2];
-        const bool valid = key <= p && (window == 0 || key > p - window);
-        s[n][j] = valid ? s[n][j] * score_scale : -INFINITY;
-        mx[j / 2] = fmaxf(mx[j / 2], s[n][j]);
-      }
-    float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float m_new = fmaxf(m[r], mx[r]);
-      base[r] = m_new == -INFINITY ? 0.0f : m_new;  // a row with no key yet stays empty
-      alpha[r] = __expf(m[r] - base[r]);
-      m[r] = m_new;
-    }
     uint32_t pa[kKeys / 16][4];
-#pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) {
-      float pr[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        pr[j] = __expf(s[n][j] - base[j / 2]);
-        sum[j / 2] += pr[j];
-      }
-      pa[n / 2][(n % 2) * 2] = pack(pr[0], pr[1]);
-      pa[n / 2][(n % 2) * 2 + 1] = pack(pr[2], pr[3]);
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 1);
-      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 2);
-      l[r] = l[r] * alpha[r] + sum[r];
-    }
+    softmax_tile<kKeys, D, false>(s, k0, t, pos_r, window, score_scale, m, l, o, pa);
 #pragma unroll
     for (int dn = 0; dn < D / 8; ++dn) {
-      o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk)
         mma_bf16_16x8x16(o[dn], pa[kk], word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t), word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t + 8));

@@ -19,6 +19,7 @@
 
 #include "backend/cuda/copy_async.cuh"
 #include "backend/cuda/flash_prefill.hpp"
+#include "backend/cuda/flash_softmax.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/mma_16bit.cuh"
 
@@ -151,48 +152,8 @@ __global__ void __launch_bounds__(128) flash_pipelined_kernel(FlashArgs a) {
         mma16816<kFp8>(s[2 * np + 1], qa, kb[2], kb[3]);
       }
     }
-    // Mask (causal, window, past the last key), scale, online softmax per row.
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int key = k0 + n * 8 + 2 * t + (j & 1), p = pos_r[j / 2];
-        const bool valid = key <= p && (window == 0 || key > p - window);
-        s[n][j] = valid ? s[n][j] * score_scale : -INFINITY;
-        mx[j / 2] = fmaxf(mx[j / 2], s[n][j]);
-      }
-    float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float m_new = fmaxf(m[r], mx[r]);
-      base[r] = m_new == -INFINITY ? 0.0f : m_new;  // a row with no key yet stays empty
-      alpha[r] = __expf(m[r] - base[r]);
-      m[r] = m_new;
-    }
-    uint32_t pa[kKeys / 16][4];  // P as the A operand of PV: key k-tile n / 2
-#pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) {
-      float pr[4];
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        pr[j] = __expf(s[n][j] - base[j / 2]);
-        sum[j / 2] += pr[j];
-      }
-      pa[n / 2][(n % 2) * 2] = pack2<kFp8>(pr[0], pr[1]);
-      pa[n / 2][(n % 2) * 2 + 1] = pack2<kFp8>(pr[2], pr[3]);
-    }
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 1);
-      sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 2);
-      l[r] = l[r] * alpha[r] + sum[r];
-    }
-#pragma unroll
-    for (int dn = 0; dn < D / 8; ++dn)
-      o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
+    uint32_t pa[kKeys / 16][4];  // P as the A operand of PV
+    softmax_tile<kKeys, D, kFp8>(s, k0, t, pos_r, window, score_scale, m, l, o, pa);
 #pragma unroll
     for (int dp = 0; dp < D / 16; ++dp)  // value dims n-tiles 2dp and 2dp + 1
 #pragma unroll

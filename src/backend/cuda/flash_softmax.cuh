@@ -1,0 +1,65 @@
+// The online-softmax step both flash prefill kernels take per key tile (flash_prefill.cu,
+// flash_prefill_pipelined.cuh), for a thread's two query rows of an m16n8k16 C fragment: scores
+// masked (causal, sliding window, keys past a row's position) and scaled, the running max and
+// sum updated in float32, the output accumulators rescaled, and P packed as PV's A operand.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cuda/mma_16bit.cuh"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+// s: kKeys / 8 n-tiles of scores for keys k0 + 8n + 2t + (j & 1), rows pos_r[j / 2]; m, l: the
+// rows' running max and sum; o: their output accumulators; pa: P in 16-bit (FP16 with kF16).
+template <int kKeys, int D, bool kF16>
+__device__ __forceinline__ void softmax_tile(float (&s)[kKeys / 8][4], int k0, int t, const int (&pos_r)[2], int window,
+                                             float score_scale, float (&m)[2], float (&l)[2], float (&o)[D / 8][4],
+                                             uint32_t (&pa)[kKeys / 16][4]) {
+  float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int n = 0; n < kKeys / 8; ++n)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int key = k0 + n * 8 + 2 * t + (j & 1), p = pos_r[j / 2];
+      const bool valid = key <= p && (window == 0 || key > p - window);
+      s[n][j] = valid ? s[n][j] * score_scale : -INFINITY;
+      mx[j / 2] = fmaxf(mx[j / 2], s[n][j]);
+    }
+  float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    const float m_new = fmaxf(m[r], mx[r]);
+    base[r] = m_new == -INFINITY ? 0.0f : m_new;  // a row with no key yet stays empty
+    alpha[r] = __expf(m[r] - base[r]);
+    m[r] = m_new;
+  }
+#pragma unroll
+  for (int n = 0; n < kKeys / 8; ++n) {  // P's k-tile n / 2: a0/a1 from even n-tiles, a2/a3 from odd
+    float pr[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      pr[j] = __expf(s[n][j] - base[j / 2]);
+      sum[j / 2] += pr[j];
+    }
+    pa[n / 2][(n % 2) * 2] = pack2<kF16>(pr[0], pr[1]);
+    pa[n / 2][(n % 2) * 2 + 1] = pack2<kF16>(pr[2], pr[3]);
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 1);
+    sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 2);
+    l[r] = l[r] * alpha[r] + sum[r];
+  }
+#pragma unroll
+  for (int dn = 0; dn < D / 8; ++dn)
+    o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
+}
+
+}  // namespace
+
+}  // namespace fp4llm::cuda
