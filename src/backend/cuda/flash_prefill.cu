@@ -103,16 +103,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
     }
   }
   if (warp * 16 >= tile.count) return;
-#pragma unroll
-  for (int dn = 0; dn < D / 8; ++dn)
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int r = row0 + (j / 2) * 8;
-      if (r >= tile.count) continue;
-      const int d = dn * 8 + 2 * t + (j & 1);
-      const float v = o[dn][j] / l[j / 2] * a.p.v_scale;
-      a.out[(size_t(tile.first_token + r) * a.p.heads + head) * D + d] = __float2bfloat16_rn(v);
-    }
+  store_rows<D>(o, l, row0, t, tile.first_token, tile.count, a.p.heads, head, a.p.v_scale, a.out);
 }
 
 constexpr int flash_smem(int d, int vt_pad) { return (2 * kKeys * (d + kPad) + d * (kKeys + vt_pad)) * 2; }

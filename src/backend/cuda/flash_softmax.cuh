@@ -4,6 +4,8 @@
 // sum updated in float32, the output accumulators rescaled, and P packed as PV's A operand.
 #pragma once
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 
 #include "backend/cuda/mma_16bit.cuh"
@@ -58,6 +60,22 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kKeys / 8][4], int k0, i
 #pragma unroll
   for (int dn = 0; dn < D / 8; ++dn)
     o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
+}
+
+// The thread's two rows (row0, row0 + 8 of the tile, those below `count`) normalised by their
+// sums, times the V scale, into out [token][heads][D] as BF16.
+template <int D>
+__device__ __forceinline__ void store_rows(const float (&o)[D / 8][4], const float (&l)[2], int row0, int t, int first_token,
+                                           int count, int64_t heads, int head, float v_scale, __nv_bfloat16* out) {
+#pragma unroll
+  for (int dn = 0; dn < D / 8; ++dn)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int r = row0 + (j / 2) * 8;
+      if (r >= count) continue;
+      const int d = dn * 8 + 2 * t + (j & 1);
+      out[(size_t(first_token + r) * heads + head) * D + d] = __float2bfloat16_rn(o[dn][j] / l[j / 2] * v_scale);
+    }
 }
 
 }  // namespace
