@@ -176,6 +176,13 @@ if [ "$part" = first ]; then
       bench_variant "$OUT" qwen3-8b-rope-warps qwen3-8b 1,16 FP4LLM_ROPE_WARPS=1
       bench_variant "$OUT" qwen3-30b-a3b-rope-warps qwen3-30b-a3b 1,16 FP4LLM_ROPE_WARPS=1
     else echo "pipelined flash tests: $why; benches skipped"; fi
+    # wgmma with the next chunk dequantized during this one's MMAs (two warpgroups per block).
+    if why=$(gate first-wgmma-overlap-tests.log '^gpu_nvfp4_linear_wgmma_overlap$'); then
+      bench_variant "$OUT" qwen3-8b-wgmma-overlap qwen3-8b 32,64 FP4LLM_WGMMA_OVERLAP=1
+      bench_variant "$OUT" qwen3-8b-wgmma-all-overlap qwen3-8b 16,32 FP4LLM_GEMV_KERNEL=wgmma FP4LLM_WGMMA_OVERLAP=1
+      bench_variant "$OUT" gemma3-27b-b64 gemma3-27b 64
+      bench_variant "$OUT" gemma3-27b-wgmma-overlap gemma3-27b 64 FP4LLM_WGMMA_OVERLAP=1
+    else echo "wgmma overlap tests: $why; benches skipped"; fi
   } | tee "$OUT/variants-first.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.

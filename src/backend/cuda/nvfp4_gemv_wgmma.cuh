@@ -93,8 +93,37 @@ struct WgmmaWeights {
   }
 };
 
-template <int N, int kGroups>
+// kOverlap's step for chunk c: its four MMAs from `a` (dequantized one step earlier), committed;
+// then, once chunk c - 1's MMAs are done, chunk c + 1 dequantized into `next` from weight slot
+// `slot`, which is refilled with chunk c + 3.
+template <int N>
+__device__ __forceinline__ void overlapped_chunk(float (&acc)[N / 8][4], uint32_t (&a)[4][4], uint32_t (&next)[4][4],
+                                                 WgmmaWeights& weights, int slot, const uint4* wl, const uint16_t* sl,
+                                                 int c, int n, bool live, uint64_t chunk_descriptor) {
+  constexpr int kStepBytes = WgmmaShape<N>::kStepBytes;
+  wgmma_pin(a);
+  wgmma_pin(acc);
+  wgmma_fence();
+#pragma unroll
+  for (int i = 0; i < 4; ++i) wgmma_64xNx16<N>(acc, a[i], chunk_descriptor + uint64_t((i * kStepBytes) >> 4));
+  wgmma_commit();
+  wgmma_wait<1>();  // chunk c - 1's MMAs, which read `next`, are done
+  wgmma_pin(next);
+  if (c + 1 < n) {
+    dequant_chunk(weights.w[slot], weights.s[slot], next);
+    weights.load(slot, wl, sl, c + 3, n, live);
+  }
+  wgmma_pin(next);
+}
+
+// kOverlap (FP4LLM_WGMMA_OVERLAP=1; two warpgroups per block, whose register budget holds a
+// second A set): chunk c + 1 is dequantized into the other A set while chunk c's MMAs run, and
+// only chunk c - 1's MMAs are waited for (wait_group 1), instead of dequantizing and multiplying
+// in turn. A stage's x buffer is rewritten only after the barrier that ends the next stage, by
+// which time every MMA that read it has completed (at most the last chunk's group is pending).
+template <int N, int kGroups, bool kOverlap = false>
 __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(GemvArgs p) {
+  static_assert(!kOverlap || kGroups <= 2, "the second A set needs the register budget of two warpgroups per block");
   using Shape = WgmmaShape<N>;
   constexpr int S = Shape::kStageChunks, kChunkBytes = Shape::kChunkBytes, kStepBytes = Shape::kStepBytes;
   extern __shared__ __align__(128) uint8_t wgmma_smem[];
@@ -127,6 +156,13 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
   warpgroup_barrier(group);
 
   float acc[N / 8][4] = {};
+  uint32_t a2[2][4][4];  // kOverlap: chunk c's A fragments in a2[c % 2]
+  if constexpr (kOverlap) {
+    if (n > 0) {
+      dequant_chunk(weights.w[0], weights.s[0], a2[0]);
+      weights.load(0, wl, sl, 2, n, live);
+    }
+  }
   for (int s = 0, c0 = 0; c0 < n; ++s, c0 += S) {
     uint8_t* buffer = stages + (s % 2) * kWgmmaStageBytes;
     // The descriptor's address field counts 16 bytes and stays below 2^14 in shared memory, so
@@ -138,6 +174,11 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
 #pragma unroll
     for (int u = 0; u < S; ++u) {
       if (c0 + u >= n) break;  // uniform over the warpgroup
+      if constexpr (kOverlap) {  // c0 is even (S is), so chunk c0 + u's A set is u % 2
+        overlapped_chunk<N>(acc, a2[u % 2], a2[(u + 1) % 2], weights, (u + 1) % 2, wl, sl, c0 + u, n, live,
+                            stage_descriptor + uint64_t((u * kChunkBytes) >> 4));
+        continue;
+      }
       uint32_t a[4][4];
       dequant_chunk(weights.w[u % 2], weights.s[u % 2], a);
       weights.load(u % 2, wl, sl, c0 + u + 2, n, live);
@@ -159,6 +200,10 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
     warpgroup_barrier(group);  // this stage read by every warp; the next one written
   }
 
+  if constexpr (kOverlap) {
+    wgmma_wait<0>();
+    wgmma_pin(acc);
+  }
   // The warpgroups' shares of K summed in a fixed order by warpgroup 0, in the stage memory.
   constexpr int kValues = N / 2;  // accumulators per thread
   if constexpr (kGroups > 1) {

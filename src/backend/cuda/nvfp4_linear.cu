@@ -146,12 +146,19 @@ bool wgmma_fills_the_gpu(const GemvArgs& p) {
   return !wide_only || wgmma_blocks(p) >= device_sms();
 }
 
-template <int N, int kGroups>
+template <int N, int kGroups, bool kOverlap = false>
 void launch_wgmma_groups(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
   constexpr int smem = wgmma_smem_bytes(kGroups);
-  allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<N, kGroups>>(smem);
-  launch_dependent(early_launch_all(), nvfp4_gemv_wgmma_kernel<N, kGroups>, dim3(blocks), dim3(kGroups * 128), smem,
-                   stream, p);
+  allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<N, kGroups, kOverlap>>(smem);
+  launch_dependent(early_launch_all(), nvfp4_gemv_wgmma_kernel<N, kGroups, kOverlap>, dim3(blocks), dim3(kGroups * 128),
+                   smem, stream, p);
+}
+
+// FP4LLM_WGMMA_OVERLAP=1 (not yet measured): every wgmma launch on two warpgroups per block that
+// dequantize the next chunk while this one's MMAs run (nvfp4_gemv_wgmma.cuh).
+bool wgmma_overlap_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_OVERLAP", "1");
+  return on;
 }
 
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
@@ -159,7 +166,8 @@ void launch_wgmma_groups(const GemvArgs& p, unsigned blocks, cudaStream_t stream
 template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
   const unsigned blocks = wgmma_blocks(p);
-  if (blocks < device_sms()) launch_wgmma_groups<N, 4>(p, blocks, stream);
+  if (wgmma_overlap_requested()) launch_wgmma_groups<N, 2, true>(p, blocks, stream);
+  else if (blocks < device_sms()) launch_wgmma_groups<N, 4>(p, blocks, stream);
   else launch_wgmma_groups<N, 2>(p, blocks, stream);
 }
 
