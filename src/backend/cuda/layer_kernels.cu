@@ -135,6 +135,26 @@ __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const 
   }
 }
 
+// Where the rope kernels put a head's rotated (or, for v, unchanged) pair (i, i + D/2) of token t:
+// q heads into q_out as float32, k and v heads into their cache slot (E4M3 under their scale, or BF16).
+__device__ __forceinline__ void store_head_pair(const RopeCacheParams& p, int64_t t, int64_t head, int64_t slot, int64_t i,
+                                                float a, float b, float* q_out, void* k_cache, void* v_cache) {
+  const int64_t D = p.head_dim, half = D / 2;
+  if (head < p.heads) {
+    float* dst = q_out + (t * p.heads + head) * D;
+    dst[i] = a;
+    dst[i + half] = b;
+    return;
+  }
+  const bool is_k = head < p.heads + p.kv_heads;
+  const int64_t kv_head = is_k ? head - p.heads : head - p.heads - p.kv_heads;
+  const size_t at = size_t((slot * p.kv_heads + kv_head) * D);
+  void* cache = is_k ? k_cache : v_cache;
+  const float scale = is_k ? p.k_scale : p.v_scale;
+  store_cache(cache, at + i, a, scale, p.fp8);
+  store_cache(cache, at + i + half, b, scale, p.fp8);
+}
+
 // Block = one head of one token, head_dim / 2 threads; thread i owns elements i and i + D/2,
 // the pair RoPE rotates together.
 __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, const int64_t* slots,
@@ -165,18 +185,7 @@ __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, co
     b = b * inv * gain_b;
     rotate_half(a, b, position, freq);
   }
-  if (is_q) {
-    float* dst = q_out + (t * p.heads + head) * D;
-    dst[i] = a;
-    dst[i + half] = b;
-    return;
-  }
-  const int64_t kv_head = is_k ? head - p.heads : head - p.heads - p.kv_heads;
-  const size_t at = size_t((slot * p.kv_heads + kv_head) * D);
-  void* cache = is_k ? k_cache : v_cache;
-  const float scale = is_k ? p.k_scale : p.v_scale;
-  store_cache(cache, at + i, a, scale, p.fp8);
-  store_cache(cache, at + i + half, b, scale, p.fp8);
+  store_head_pair(p, t, head, slot, i, a, b, q_out, k_cache, v_cache);
 }
 
 // FP4LLM_ROPE_WARPS=1 (head_dim 64, 128, 256 or 512; not yet measured): one warp per head,
@@ -219,21 +228,9 @@ __global__ void __launch_bounds__(kRopeWarps * 32) rope_cache_warps_kernel(const
       rotate_half(a[j], b[j], position, inv_freq[i]);
     }
   }
-  if (is_q) {
-    float* dst = q_out + (t * p.heads + head) * D;
+  const int64_t slot = is_q ? 0 : slots[t];
 #pragma unroll
-    for (int j = 0; j < kPairs; ++j) dst[lane + 32 * j] = a[j], dst[lane + 32 * j + kHalf] = b[j];
-    return;
-  }
-  const int64_t kv_head = is_k ? head - p.heads : head - p.heads - p.kv_heads;
-  const size_t at = size_t((slots[t] * p.kv_heads + kv_head) * D);
-  void* cache = is_k ? k_cache : v_cache;
-  const float scale = is_k ? p.k_scale : p.v_scale;
-#pragma unroll
-  for (int j = 0; j < kPairs; ++j) {
-    store_cache(cache, at + lane + 32 * j, a[j], scale, p.fp8);
-    store_cache(cache, at + lane + 32 * j + kHalf, b[j], scale, p.fp8);
-  }
+  for (int j = 0; j < kPairs; ++j) store_head_pair(p, t, head, slot, lane + 32 * j, a[j], b[j], q_out, k_cache, v_cache);
 }
 
 bool rope_warps_requested() {
