@@ -16,8 +16,9 @@ mkdir -p "$results"
 work=/tmp/fp4llm-round
 rm -rf "$work" && mkdir -p "$work"
 source tools/gpu_env.sh
-summary=$work/summary.txt
-say() { echo "$*" | tee -a "$summary" "$results/summary.txt"; }  # $OUT copy: kept if the call is cut off
+summary=$results/summary.txt  # written as it grows: kept if the call is cut off
+: > "$summary"
+say() { echo "$*" | tee -a "$summary"; }
 
 say "commit $FP4LLM_COMMIT, $(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), $(date -u +%FT%TZ)"
 start=$(date +%s)
@@ -51,7 +52,7 @@ bench() {  # NAME BATCHES
 bench qwen3-8b 1,16,64
 bench qwen3-30b-a3b 1,16,64
 bench gemma3-27b 1,16
-python3 - "$work" <<'PY' | tee -a "$summary" "$results/summary.txt"
+python3 - "$work" <<'PY' | tee -a "$summary"
 import json, pathlib, sys
 for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):
     r = json.loads(f.read_text())
@@ -63,7 +64,7 @@ for f in sorted(pathlib.Path(sys.argv[1]).glob("bench-*.json")):
 PY
 
 OUT=$work timeout 200 bash tools/gpu_targets.sh > "$work/targets.txt" 2>&1
-tail -7 "$work/targets.txt" | tee -a "$summary" "$results/summary.txt"
+tail -7 "$work/targets.txt" | tee -a "$summary"
 
 if [ -d .whl/gpu ] && [ -d .gpu-shared ]; then
   python3 -m pip install --no-index --find-links .whl/gpu openai -t /tmp/fp4llm-pylib -q > "$work/pip.log" 2>&1
