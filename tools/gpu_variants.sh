@@ -18,6 +18,7 @@
 #                                    the stage profile of a batch-1 step, the pipelined flash
 #                                    prefill kernel on one 2,048-token prompt of three models; a
 #                                    bare machine builds only what it needs (about 2 minutes)
+#   tools/gpu_variants.sh prefill    only the prefill A/B of `first`
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,11 +30,35 @@ started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
 # `first` needs only the CLI, the forward-dump tool of the whole-model tests and the gtests it runs;
 # the other parts everything. The build is incremental: seconds where a call before built it.
-targets=$([ "$part" = first ] && echo "fp4llm fp4llm_forward_dump gpu_paged_attention gpu_nvfp4_linear")
+targets=$([ "$part" = first ] || [ "$part" = prefill ] && echo "fp4llm fp4llm_forward_dump gpu_paged_attention gpu_nvfp4_linear")
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10).
 left() { echo $(( 540 - ($(date +%s) - started) )); }
+# Prefill of one 2,048-token prompt on the first flash kernel, the pipelined one, and the pipelined
+# one with the warp-per-head rope kernel, same call; then the prompt's stages with both knobs.
+prefill_ab() {
+  for model in qwen3-8b gemma3-27b qwen3-30b-a3b; do
+    for v in first pipelined pipelined+rope-warps; do
+      [ "$(left)" -gt 60 ] || { echo "$model prefill ($v): skipped (time)"; continue; }
+      case $v in
+        pipelined) knob=FP4LLM_FLASH_PIPELINED=1 ;;
+        pipelined+rope-warps) knob="FP4LLM_FLASH_PIPELINED=1 FP4LLM_ROPE_WARPS=1" ;;
+        *) knob= ;;
+      esac
+      env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 8 --prefill-len 2048 \
+        --quiet --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
+      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
+        "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model prefill ($v): FAILED (see $OUT/prefill-$model-$v.txt)"
+    done
+  done
+  if [ "$(left)" -gt 60 ]; then
+    FP4LLM_FLASH_PIPELINED=1 FP4LLM_ROPE_WARPS=1 timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 \
+      --output-len 8 --prefill-len 2048 --profile > "$OUT/profile-prefill-pipelined.txt" 2>&1
+    echo "qwen3-8b, pipelined + rope warps: $(grep -m1 'prefill stages' "$OUT/profile-prefill-pipelined.txt" || echo "prefill stages: FAILED")"
+  fi
+}
+if [ "$part" = prefill ]; then prefill_ab; fi
 if [ "$part" = tests ]; then
   (cd build-gpu && timeout 360 ctest -L gpu_knob > "$OUT/variant-tests.log" 2>&1)
   echo "tests of the knob variants: exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/variant-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
@@ -73,7 +98,7 @@ if [ "$part" = probes ]; then
       bf16-slice*) knob=FP4LLM_PREFILL_SLICE_ROWS=${v#bf16-slice} ;;
       *) knob= ;;
     esac
-    env $knob timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 4 --prefill-len 2048 \
+    env $knob timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 8 --prefill-len 2048 \
       --quiet --json "$OUT/prefill-qwen3-8b-$v.json" > "$OUT/prefill-qwen3-8b-$v.txt" 2>&1
     python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
       "$OUT/prefill-qwen3-8b-$v.json" "qwen3-8b $v" 2>/dev/null || echo "qwen3-8b $v prefill: FAILED (see $OUT/prefill-qwen3-8b-$v.txt)"
@@ -153,25 +178,7 @@ if [ "$part" = first ]; then
     # Prefill of one 2,048-token prompt on the pipelined flash kernel (head_dim 64 and 128), against
     # the first kernel in the same call; then where the prompt's time goes with it.
     if why=$(gate first-flash-tests.log '^(gpu_paged_attention_flash_pipelined|gpu_nvfp4_linear_rope_warps|py_gpu_forward_prefill_kernels)$'); then
-      for model in qwen3-8b gemma3-27b qwen3-30b-a3b; do
-        for v in first pipelined pipelined+rope-warps; do
-          [ "$(left)" -gt 60 ] || { echo "$model prefill ($v): skipped (time)"; continue; }
-          case $v in
-            pipelined) knob=FP4LLM_FLASH_PIPELINED=1 ;;
-            pipelined+rope-warps) knob="FP4LLM_FLASH_PIPELINED=1 FP4LLM_ROPE_WARPS=1" ;;
-            *) knob= ;;
-          esac
-          env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 4 --prefill-len 2048 \
-            --quiet --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
-          python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
-            "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model prefill ($v): FAILED (see $OUT/prefill-$model-$v.txt)"
-        done
-      done
-      if [ "$(left)" -gt 60 ]; then
-        FP4LLM_FLASH_PIPELINED=1 FP4LLM_ROPE_WARPS=1 timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 \
-          --output-len 4 --prefill-len 2048 --profile > "$OUT/profile-prefill-pipelined.txt" 2>&1
-        echo "qwen3-8b, pipelined + rope warps: $(grep -m1 'prefill stages' "$OUT/profile-prefill-pipelined.txt" || echo "prefill stages: FAILED")"
-      fi
+      prefill_ab
       # The rope kernel at batch 1 and 16 (decode), same call.
       bench_variant "$OUT" qwen3-8b-rope-warps qwen3-8b 1,16 FP4LLM_ROPE_WARPS=1
       bench_variant "$OUT" qwen3-30b-a3b-rope-warps qwen3-30b-a3b 1,16 FP4LLM_ROPE_WARPS=1
