@@ -14,11 +14,12 @@
 #                                    with the embedding table on the GPU and in host memory
 #   tools/gpu_variants.sh first      the knobs not yet measured, each checked by its tests first
 #                                    and then benched against the default in the same call (a
-#                                    wrong kernel still reports tok/s): after the baselines and
-#                                    the stage profile of a batch-1 step, the pipelined flash
-#                                    prefill kernel on one 2,048-token prompt of three models; a
-#                                    bare machine builds only what it needs (about 2 minutes)
-#   tools/gpu_variants.sh prefill    only the prefill A/B of `first`
+#                                    wrong kernel still reports tok/s): after the baselines, the
+#                                    decode attention with eight warps per block at short and 32k
+#                                    contexts, then the stage profile of a batch-1 step; a bare
+#                                    machine builds only what it needs (about 2 minutes)
+#   tools/gpu_variants.sh prefill    one 2,048-token prompt of three models on the first flash
+#                                    kernel, the pipelined one, and that with the rope warps
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,9 +29,8 @@ source tools/gpu_env.sh
 eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
-# `first` needs only the CLI, the forward-dump tool of the whole-model tests and the gtests it runs;
-# the other parts everything. The build is incremental: seconds where a call before built it.
-targets=$([ "$part" = first ] || [ "$part" = prefill ] && echo "fp4llm fp4llm_forward_dump gpu_paged_attention gpu_nvfp4_linear")
+# `first` and `prefill` need only the CLI and the gtests they run; the other parts everything. The build is incremental: seconds where a call before built it.
+targets=$(case $part in first) echo "fp4llm gpu_paged_attention" ;; prefill) echo fp4llm ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10).
@@ -42,9 +42,9 @@ prefill_ab() {
     for v in first pipelined pipelined+rope-warps; do
       [ "$(left)" -gt 60 ] || { echo "$model prefill ($v): skipped (time)"; continue; }
       case $v in
-        pipelined) knob=FP4LLM_FLASH_PIPELINED=1 ;;
-        pipelined+rope-warps) knob="FP4LLM_FLASH_PIPELINED=1 FP4LLM_ROPE_WARPS=1" ;;
-        *) knob= ;;
+        first) knob="FP4LLM_FLASH_PIPELINED=0 FP4LLM_ROPE_WARPS=0" ;;
+        pipelined) knob=FP4LLM_ROPE_WARPS=0 ;;
+        *) knob= ;;  # both are the defaults since the fifteenth session
       esac
       env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 8 --prefill-len 2048 \
         --quiet --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
@@ -53,7 +53,7 @@ prefill_ab() {
     done
   done
   if [ "$(left)" -gt 60 ]; then
-    FP4LLM_FLASH_PIPELINED=1 FP4LLM_ROPE_WARPS=1 timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 \
+    timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 \
       --output-len 8 --prefill-len 2048 --profile > "$OUT/profile-prefill-pipelined.txt" 2>&1
     echo "qwen3-8b, pipelined + rope warps: $(grep -m1 'prefill stages' "$OUT/profile-prefill-pipelined.txt" || echo "prefill stages: FAILED")"
   fi
@@ -124,6 +124,15 @@ fi
 bench_variant() {
   if [ "$(left)" -lt 60 ]; then echo "$2: skipped (time)"; else bench_variant_timed "$@"; fi
 }
+# A knob's tests: 0 when the tests matching PATTERN passed (log in $OUT/LOG), else a line saying why.
+gate() {
+  if [ "$(left)" -lt 150 ]; then echo "skipped (time)"; return 1; fi
+  (cd build-gpu && timeout $(( $(left) - 100 )) ctest --no-tests=error -R "$2" > "$OUT/$1" 2>&1)
+  local rc=$?
+  [ $rc = 0 ] && return 0
+  [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
+  return 1
+}
 if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
@@ -157,17 +166,27 @@ fi
 if [ "$part" = first ]; then
   # A knob's benches run only when its tests passed (a wrong kernel still reports tok/s); the
   # baselines run first, whatever the tests say. Tests start only with time left for them.
-  gate() {  # LOG PATTERN: the tests matching PATTERN, or a line saying why they did not pass
-    if [ "$(left)" -lt 150 ]; then echo "skipped (time)"; return 1; fi
-    (cd build-gpu && timeout $(( $(left) - 100 )) ctest --no-tests=error -R "$2" > "$OUT/$1" 2>&1)
-    local rc=$?
-    [ $rc = 0 ] && return 0
-    [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
-    return 1
-  }
   {
-    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,32,64
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    # The decode attention with eight warps per block, at short contexts (128 + 128 tokens) and at
+    # 32k (FP8 and BF16 caches, the attention's time per step), same call.
+    if why=$(gate first-attn-tests.log '^gpu_paged_attention(_warps8)?$'); then
+      bench_variant "$OUT" qwen3-8b-attn-warps8 qwen3-8b 1,16 FP4LLM_ATTN_WARPS=8
+      bench_variant "$OUT" qwen3-30b-a3b-attn-warps8 qwen3-30b-a3b 1,16 FP4LLM_ATTN_WARPS=8
+      bench_variant "$OUT" gemma3-27b gemma3-27b 1
+      bench_variant "$OUT" gemma3-27b-attn-warps8 gemma3-27b 1 FP4LLM_ATTN_WARPS=8
+      for kv in fp8 bf16; do
+        for warps in 4 8; do
+          [ "$(left)" -gt 90 ] || { echo "32k $kv, $warps warps: skipped (time)"; continue; }
+          FP4LLM_ATTN_WARPS=$warps timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-$kv-w$warps.json" \
+            --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
+            --kv-cache-dtype $kv --profile > "$OUT/ctx32k-$kv-w$warps.txt" 2>&1
+          python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ':', 'attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+            "$OUT/ctx32k-$kv-w$warps.json" "$kv, $warps warps" || echo "32k $kv, $warps warps: FAILED (see $OUT/ctx32k-$kv-w$warps.txt)"
+        done
+      done
+    else echo "attention tests: $why; benches skipped"; fi
     # Where a batch-1 step goes with the defaults (eager, CUDA events between stages).
     for model in qwen3-8b qwen3-30b-a3b; do
       [ "$(left)" -gt 60 ] || { echo "$model stages: skipped (time)"; continue; }
@@ -175,21 +194,6 @@ if [ "$part" = first ]; then
         > "$OUT/profile-$model.txt" 2>&1
       echo "$model $(grep -m1 'stages' "$OUT/profile-$model.txt" || echo "stages: FAILED (see $OUT/profile-$model.txt)")"
     done
-    # Prefill of one 2,048-token prompt on the pipelined flash kernel (head_dim 64 and 128), against
-    # the first kernel in the same call; then where the prompt's time goes with it.
-    if why=$(gate first-flash-tests.log '^(gpu_paged_attention_flash_pipelined|gpu_nvfp4_linear_rope_warps|py_gpu_forward_prefill_kernels)$'); then
-      prefill_ab
-      # The rope kernel at batch 1 and 16 (decode), same call.
-      bench_variant "$OUT" qwen3-8b-rope-warps qwen3-8b 1,16 FP4LLM_ROPE_WARPS=1
-      bench_variant "$OUT" qwen3-30b-a3b-rope-warps qwen3-30b-a3b 1,16 FP4LLM_ROPE_WARPS=1
-    else echo "pipelined flash tests: $why; benches skipped"; fi
-    # wgmma with the next chunk dequantized during this one's MMAs (two warpgroups per block).
-    if why=$(gate first-wgmma-overlap-tests.log '^gpu_nvfp4_linear_wgmma_overlap$'); then
-      bench_variant "$OUT" qwen3-8b-wgmma-overlap qwen3-8b 32,64 FP4LLM_WGMMA_OVERLAP=1
-      bench_variant "$OUT" qwen3-8b-wgmma-all-overlap qwen3-8b 16,32 FP4LLM_GEMV_KERNEL=wgmma FP4LLM_WGMMA_OVERLAP=1
-      bench_variant "$OUT" gemma3-27b-b64 gemma3-27b 64
-      bench_variant "$OUT" gemma3-27b-wgmma-overlap gemma3-27b 64 FP4LLM_WGMMA_OVERLAP=1
-    else echo "wgmma overlap tests: $why; benches skipped"; fi
   } | tee "$OUT/variants-first.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.

@@ -1,5 +1,5 @@
-// The prefill attention kernel written against the tensor cores' issue rate
-// (FP4LLM_FLASH_PIPELINED=1, head_dim 64 and 128; not yet run on a GPU). The first kernel
+// The prefill attention kernel written against the tensor cores' issue rate (head_dim 64 and
+// 128; FP4LLM_FLASH_PIPELINED=0 keeps the first kernel). The first kernel
 // (flash_prefill.cu) ran at 65 TFLOP/s on the H100 (docs/PERFORMANCE.md, fourteenth session):
 // each key tile was read from the cache, widened element by element through float registers and
 // stored with 2-byte writes (V transposed, 8-way bank conflicts), with nothing in flight while

@@ -188,12 +188,12 @@ __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, co
   store_head_pair(p, t, head, slot, i, a, b, q_out, k_cache, v_cache);
 }
 
-// FP4LLM_ROPE_WARPS=1 (head_dim 64, 128, 256 or 512; not yet measured): one warp per head,
-// kRopeWarps heads of one token per block, lane l holding pairs (l + 32j, l + 32j + D/2). The
-// kernel above spends a block of D/2 threads and two block barriers on each head: a 2,048-token
-// Qwen3-8B prompt is 98,304 such blocks per layer, 122 us on the H100 (docs/PERFORMANCE.md,
-// fourteenth session) for about 86 MB moved. Here the sum of squares is one warp reduction and
-// no barrier is taken.
+// The rope kernel with one warp per head (head_dim 64, 128, 256 or 512), kRopeWarps heads of one
+// token per block, lane l holding pairs (l + 32j, l + 32j + D/2). The block kernel above spends a
+// block of D/2 threads and two block barriers on each head: a 2,048-token Qwen3-8B prompt is
+// 98,304 such blocks per layer, 122 us on the H100 against 40 us here (4.4 against 1.46 ms per
+// prompt, 2026-12-05, fifteenth session). Here the sum of squares is one warp reduction and no
+// barrier is taken.
 constexpr int kRopeWarps = 4;
 
 template <int D>
@@ -233,9 +233,14 @@ __global__ void __launch_bounds__(kRopeWarps * 32) rope_cache_warps_kernel(const
   for (int j = 0; j < kPairs; ++j) store_head_pair(p, t, head, slot, lane + 32 * j, a[j], b[j], q_out, k_cache, v_cache);
 }
 
-bool rope_warps_requested() {
-  static const bool on = knob_is("FP4LLM_ROPE_WARPS", "1");
-  return on;
+// Steps of more than kRopeWarpsTokens tokens (prefill) take the warp kernel; decode steps keep the
+// block kernel, which was as fast there (H100, 2026-12-05: Qwen3-8B 343.5 against 341.8 tok/s at
+// batch 1, 4,636 against 4,602 at 16). FP4LLM_ROPE_WARPS=1: the warp kernel for every step; =0:
+// never.
+constexpr int64_t kRopeWarpsTokens = 16;
+bool rope_warps_for(int64_t tokens) {
+  static const bool always = knob_is("FP4LLM_ROPE_WARPS", "1"), never = knob_is("FP4LLM_ROPE_WARPS", "0");
+  return always || (!never && tokens > kRopeWarpsTokens);
 }
 
 template <int D>
@@ -348,7 +353,7 @@ void rope_and_cache(const float* qkv, int64_t tokens, const RopeCacheParams& p, 
   if (tokens == 0) return;
   if (p.head_dim % 64 != 0 || p.head_dim > 512)
     throw_error("CUDA backend: head_dim " + std::to_string(p.head_dim) + " is not supported (a multiple of 64 up to 512 is)");
-  if (rope_warps_requested()) {
+  if (rope_warps_for(tokens)) {
     switch (p.head_dim) {
       case 64: return launch_rope_warps<64>(qkv, tokens, p, io, stream);
       case 128: return launch_rope_warps<128>(qkv, tokens, p, io, stream);
