@@ -15,9 +15,9 @@
 #   tools/gpu_variants.sh first      the knobs not yet measured, each checked by its tests first
 #                                    and then benched against the default in the same call (a
 #                                    wrong kernel still reports tok/s): after the baselines, the
-#                                    decode attention with eight warps per block at short and 32k
-#                                    contexts, then the stage profile of a batch-1 step; a bare
-#                                    machine builds only what it needs (about 2 minutes)
+#                                    expert groups of prefill on warpgroup MMAs, then the stage
+#                                    profile of a batch-1 step; a bare machine builds only what it
+#                                    needs (about 2 minutes)
 #   tools/gpu_variants.sh prefill    one 2,048-token prompt of three models on the first flash
 #                                    kernel, the pipelined one, and that with the rope warps
 #   device: carry [".deps"]
@@ -30,7 +30,7 @@ eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
 # `first` and `prefill` need only the CLI and the gtests they run; the other parts everything. The build is incremental: seconds where a call before built it.
-targets=$(case $part in first) echo "fp4llm gpu_paged_attention" ;; prefill) echo fp4llm ;; esac)
+targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;; prefill) echo fp4llm ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10).
@@ -169,24 +169,25 @@ if [ "$part" = first ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    # The decode attention with eight warps per block, at short contexts (128 + 128 tokens) and at
-    # 32k (FP8 and BF16 caches, the attention's time per step), same call.
-    if why=$(gate first-attn-tests.log '^gpu_paged_attention(_warps8)?$'); then
-      bench_variant "$OUT" qwen3-8b-attn-warps8 qwen3-8b 1,16 FP4LLM_ATTN_WARPS=8
-      bench_variant "$OUT" qwen3-30b-a3b-attn-warps8 qwen3-30b-a3b 1,16 FP4LLM_ATTN_WARPS=8
-      bench_variant "$OUT" gemma3-27b gemma3-27b 1
-      bench_variant "$OUT" gemma3-27b-attn-warps8 gemma3-27b 1 FP4LLM_ATTN_WARPS=8
-      for kv in fp8 bf16; do
-        for warps in 4 8; do
-          [ "$(left)" -gt 90 ] || { echo "32k $kv, $warps warps: skipped (time)"; continue; }
-          FP4LLM_ATTN_WARPS=$warps timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-$kv-w$warps.json" \
-            --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
-            --kv-cache-dtype $kv --profile > "$OUT/ctx32k-$kv-w$warps.txt" 2>&1
-          python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ':', 'attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
-            "$OUT/ctx32k-$kv-w$warps.json" "$kv, $warps warps" || echo "32k $kv, $warps warps: FAILED (see $OUT/ctx32k-$kv-w$warps.txt)"
-        done
+    # Expert groups of more than 64 rows (prefill) on warpgroup MMAs: one 2,048-token prompt of
+    # Qwen3-30B-A3B against the copy ring, same call, then decode (unchanged paths) as a check.
+    if why=$(gate first-experts-tests.log '^(gpu_moe_experts_wgmma|gpu_moe|gpu_nvfp4_linear)$'); then
+      for v in ring wgmma; do
+        [ "$(left)" -gt 60 ] || { echo "qwen3-30b-a3b prefill ($v): skipped (time)"; continue; }
+        knob=$([ $v = wgmma ] && echo FP4LLM_EXPERTS_WGMMA=1)
+        env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-30b-a3b --batch 1 --output-len 8 \
+          --prefill-len 2048 --profile --json "$OUT/prefill-moe-$v.json" > "$OUT/prefill-moe-$v.txt" 2>&1
+        python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-30b-a3b prefill 2048,', sys.argv[2] + ':', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
+          "$OUT/prefill-moe-$v.json" "$v" 2>/dev/null || echo "qwen3-30b-a3b prefill ($v): FAILED (see $OUT/prefill-moe-$v.txt)"
+        grep -m1 'prefill stages' "$OUT/prefill-moe-$v.txt"
       done
-    else echo "attention tests: $why; benches skipped"; fi
+      bench_variant "$OUT" qwen3-30b-a3b-experts-wgmma qwen3-30b-a3b 1,16 FP4LLM_EXPERTS_WGMMA=1
+    else echo "expert wgmma tests: $why; benches skipped"; fi
+    if [ "$(left)" -gt 150 ]; then
+      (cd build-gpu && FP4LLM_EXPERTS_WGMMA=1 timeout $(( $(left) - 30 )) ctest -R '^py_gpu_forward_experts_wgmma$' -V \
+        > "$OUT/py-experts-wgmma.log" 2>&1)
+      echo "py_gpu_forward_experts_wgmma: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/py-experts-wgmma.log" | tail -1)"
+    fi
     # Where a batch-1 step goes with the defaults (eager, CUDA events between stages).
     for model in qwen3-8b qwen3-30b-a3b; do
       [ "$(left)" -gt 60 ] || { echo "$model stages: skipped (time)"; continue; }

@@ -22,10 +22,10 @@ namespace fp4llm::cuda {
 
 namespace {
 
-// Warps per block, each taking every W-th cache block of the split: 4 by default; 8 measured slower
-// on the H200 (2026-12-04: 305.5 against 311.0 tok/s, Qwen3-8B shape, batch 1) while each output
-// of the warps' merge still took W exponentials. FP4LLM_ATTN_WARPS=8 (not yet measured): 8 warps,
-// with the merge below.
+// Warps per block, each taking every kWarps-th cache block of the split. 8 measured no faster, also
+// with the merge below (H100, 2026-12-05: Qwen3-8B 341.8 against 342.4 tok/s at batch 1,
+// Qwen3-30B-A3B 329.5 against 348.0; the 32k attention 1,843 against 1,786 us per step).
+constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;         // tokens per cache block
 
 struct Args : AttentionInputs {
@@ -55,8 +55,8 @@ __device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_
 // the FP8 step costs 0.78 of the BF16 one instead of about half (H200, docs/PERFORMANCE.md).
 // FP4LLM_ATTN_FP8_AHEAD=2 or 3 gives FP8 two or three blocks ahead (not yet measured).
 // kRope: the block also takes the rope kernel's work (attention_rope.cuh).
-template <int D, bool kFp8, int kAhead, bool kRope, int W>
-__global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
+template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
+__global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
   // Launched early (FP4LLM_PDL=all), the inputs are the previous kernel's. With kRope no earlier
   // kernel of the step writes this layer's cache (the block's own new row is patched in below), so
@@ -124,9 +124,9 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   int next_entry = 0;
 #pragma unroll
   for (int i = 0; i < kAhead; ++i)
-    if (first_block + warp + i * W <= last_block)
-      load_block(first_block + warp + i * W, table[first_block + warp + i * W], ring[i]);
-  if (first_block + warp + kAhead * W <= last_block) next_entry = table[first_block + warp + kAhead * W];
+    if (first_block + warp + i * kWarps <= last_block)
+      load_block(first_block + warp + i * kWarps, table[first_block + warp + i * kWarps], ring[i]);
+  if (first_block + warp + kAhead * kWarps <= last_block) next_entry = table[first_block + warp + kAhead * kWarps];
   // kRope, with the first cache blocks already requested: q normalised and rotated; the block
   // whose range ends at the token computes and stores the new key and value (its own copy of
   // their cache block, requested before the store, is patched from shared memory below).
@@ -162,11 +162,11 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
     }
     __syncthreads();
   }
-  for (int b = first_block + warp; b <= last_block; b += W) {
-    const int ahead = b + kAhead * W;
+  for (int b = first_block + warp; b <= last_block; b += kWarps) {
+    const int ahead = b + kAhead * kWarps;
     if (ahead <= last_block) {
       load_block(ahead, next_entry, ring[kAhead]);
-      if (ahead + W <= last_block) next_entry = table[ahead + W];
+      if (ahead + kWarps <= last_block) next_entry = table[ahead + kWarps];
     }
     if constexpr (kRope)
       if (writer && b == last_block) patch_new_key_value(ring[0], b * kBlockSize);
@@ -250,11 +250,11 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
 
-  // Merge the warps through shared memory (dynamic: W x group x D floats), heads x dims in natural
+  // Merge the warps through shared memory (dynamic: kWarps x group x D floats), heads x dims in natural
   // order. Each head's maximum, total and per-warp factors are computed once, by one thread, so
-  // that an output costs W multiply-adds and no exponential.
+  // that an output costs kWarps multiply-adds and no exponential.
   extern __shared__ float o_s[];
-  __shared__ float m_s[W][16], l_s[W][16], factor_s[W][16], mx_s[16], sum_s[16];
+  __shared__ float m_s[kWarps][16], l_s[kWarps][16], factor_s[kWarps][16], mx_s[16], sum_s[16];
   if (t == 0) {
     m_s[warp][g] = m[0], l_s[warp][g] = l[0];
     m_s[warp][g + 8] = m[1], l_s[warp][g + 8] = l[1];
@@ -271,9 +271,9 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
     const int h = threadIdx.x;
     float mx = -INFINITY, sum = 0.0f;
 #pragma unroll
-    for (int w = 0; w < W; ++w) mx = fmaxf(mx, m_s[w][h]);  // finite: some warp had a key
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, m_s[w][h]);  // finite: some warp had a key
 #pragma unroll
-    for (int w = 0; w < W; ++w) {
+    for (int w = 0; w < kWarps; ++w) {
       const float f = m_s[w][h] == -INFINITY ? 0.0f : __expf(m_s[w][h] - mx);  // a warp without keys adds nothing
       factor_s[w][h] = f;
       sum += l_s[w][h] * f;
@@ -285,31 +285,19 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
     const int h = i / D, d = i % D;
     float acc = 0.0f;
 #pragma unroll
-    for (int w = 0; w < W; ++w) acc += o_s[(w * group + h) * D + d] * factor_s[w][h];
+    for (int w = 0; w < kWarps; ++w) acc += o_s[(w * group + h) * D + d] * factor_s[w][h];
     store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx_s[h], sum_s[h]);
   }
   merge_splits_if_last<D>(a.p, a.ws, a.out, tok, kv_head, group, active);
 }
 
-// FP4LLM_ATTN_WARPS=8: eight warps per block instead of four (not yet measured).
-int attention_warps() {
-  static const int warps = knob_int("FP4LLM_ATTN_WARPS", 4) == 8 ? 8 : 4;
-  return warps;
-}
-
-template <int D, bool kFp8, int kAhead, bool kRope, int W>
-void launch_warps(const Args& a, const dim3& grid, cudaStream_t stream) {
-  constexpr int kMaxSmem = W * 16 * D * int(sizeof(float));  // query groups up to 16
-  allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead, kRope, W>>(kMaxSmem);
-  const size_t smem = size_t(W) * size_t(a.p.heads / a.p.kv_heads) * D * sizeof(float);
-  launch_dependent(early_launch_all(), mma_decode_kernel<D, kFp8, kAhead, kRope, W>, grid, dim3(W * 32), smem, stream,
-                   a);
-}
-
 template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
 void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
-  if (attention_warps() == 8) launch_warps<D, kFp8, kAhead, kRope, 8>(a, grid, stream);
-  else launch_warps<D, kFp8, kAhead, kRope, 4>(a, grid, stream);
+  constexpr int kMaxSmem = kWarps * 16 * D * int(sizeof(float));  // query groups up to 16
+  allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead, kRope>>(kMaxSmem);
+  const size_t smem = size_t(kWarps) * size_t(a.p.heads / a.p.kv_heads) * D * sizeof(float);
+  launch_dependent(early_launch_all(), mma_decode_kernel<D, kFp8, kAhead, kRope>, grid, dim3(kWarps * 32), smem, stream,
+                   a);
 }
 
 // Cache blocks the FP8 kernel requests ahead (FP4LLM_ATTN_FP8_AHEAD, 1 to 3; more than 1 not yet measured).

@@ -94,41 +94,14 @@ struct WgmmaWeights {
   }
 };
 
-// kOverlap's step for chunk c: its four MMAs from `a` (dequantized one step earlier), committed;
-// then, once chunk c - 1's MMAs are done, chunk c + 1 dequantized into `next` from weight slot
-// `slot`, which is refilled with chunk c + 3.
-template <int N>
-__device__ __forceinline__ void overlapped_chunk(float (&acc)[N / 8][4], uint32_t (&a)[4][4], uint32_t (&next)[4][4],
-                                                 WgmmaWeights& weights, int slot, const uint4* wl, const uint16_t* sl,
-                                                 int c, int n, bool live, uint64_t chunk_descriptor) {
-  constexpr int kStepBytes = WgmmaShape<N>::kStepBytes;
-  wgmma_pin(a);
-  wgmma_pin(acc);
-  wgmma_fence();
-#pragma unroll
-  for (int i = 0; i < 4; ++i) wgmma_64xNx16<N>(acc, a[i], chunk_descriptor + uint64_t((i * kStepBytes) >> 4));
-  wgmma_commit();
-  wgmma_wait<1>();  // chunk c - 1's MMAs, which read `next`, are done
-  wgmma_pin(next);
-  if (c + 1 < n) {
-    dequant_chunk(weights.w[slot], weights.s[slot], next);
-    weights.load(slot, wl, sl, c + 3, n, live);
-  }
-  wgmma_pin(next);
-}
-
-// kOverlap (FP4LLM_WGMMA_OVERLAP=1; two warpgroups per block, whose register budget holds a
-// second A set): chunk c + 1 is dequantized into the other A set while chunk c's MMAs run, and
-// only chunk c - 1's MMAs are waited for (wait_group 1), instead of dequantizing and multiplying
-// in turn. A stage's x buffer is rewritten only after the barrier that ends the next stage, by
-// which time every MMA that read it has completed (at most the last chunk's group is pending).
-template <int N, int kGroups, bool kOverlap = false>
-__global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(GemvArgs p) {
-  static_assert(!kOverlap || kGroups <= 2, "the second A set needs the register budget of two warpgroups per block");
+// The rows of one slice (all rows of a plain product; up to N routed rows of one expert group)
+// times this block's 64 weight rows, written out. kWait: the early-launch wait comes after the
+// first weights are requested (plain products; expert groups waited before choosing their weights).
+template <int N, int kGroups, bool kGrouped, bool kWait>
+__device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice) {
   using Shape = WgmmaShape<N>;
   constexpr int S = Shape::kStageChunks, kChunkBytes = Shape::kChunkBytes, kStepBytes = Shape::kStepBytes;
   extern __shared__ __align__(128) uint8_t wgmma_smem[];
-  let_dependents_start();
   const int group = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
   const int warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
   const int tile = int(blockIdx.x) * 4 + warp;
@@ -136,18 +109,20 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
   const int per_group = (p.k_chunks + kGroups - 1) / kGroups;
   const int begin = min(p.k_chunks, group * per_group), end = min(p.k_chunks, begin + per_group), n = end - begin;
   const size_t first_slot = (size_t(live ? tile : 0) * p.k_chunks + begin) * 32 + lane;
-  const uint4* wl = p.packed + first_slot;
-  const uint16_t* sl = p.scales + first_slot;
+  const uint4* wl = slice.packed + first_slot;
+  const uint16_t* sl = slice.scales + first_slot;
   uint8_t* stages = wgmma_smem + group * kWgmmaGroupBytes;  // [2][S chunks]
-  // This thread stages token xn of chunk xc of each stage.
-  const int xn = tid % N, xc = tid / N;
-  const __nv_bfloat16* x_row = p.x + size_t(min(xn, p.rows - 1)) * p.k;
+  // This thread stages token xn of chunk xc of each stage (rows past the slice repeat its last:
+  // their MMA columns are never written out).
+  const int xn = tid % N, xc = tid / N, xr = min(xn, slice.rows - 1);
+  const int x_index = kGrouped && slice.x_rows ? slice.x_rows[slice.begin + xr] : slice.begin + xr;
+  const __nv_bfloat16* x_row = p.x + size_t(x_index) * p.k;
 
   static_assert(S % 2 == 0, "a stage starts at an even chunk, so chunk c's weights are in slot c % 2 = u % 2");
   WgmmaWeights weights;
   weights.load(0, wl, sl, 0, n, live);
   weights.load(1, wl, sl, 1, n, live);
-  wait_for_producer();  // weights are in flight; x is the producer's output
+  if constexpr (kWait) wait_for_producer();  // weights are in flight; x is the producer's output
   XChunkRow x;
   if (xc < n) {
     x.load(x_row, begin + xc, p.k);
@@ -157,13 +132,6 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
   warpgroup_barrier(group);
 
   float acc[N / 8][4] = {};
-  uint32_t a2[2][4][4];  // kOverlap: chunk c's A fragments in a2[c % 2]
-  if constexpr (kOverlap) {
-    if (n > 0) {
-      dequant_chunk(weights.w[0], weights.s[0], a2[0]);
-      weights.load(0, wl, sl, 2, n, live);
-    }
-  }
   for (int s = 0, c0 = 0; c0 < n; ++s, c0 += S) {
     uint8_t* buffer = stages + (s % 2) * kWgmmaStageBytes;
     // The descriptor's address field counts 16 bytes and stays below 2^14 in shared memory, so
@@ -175,11 +143,6 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
 #pragma unroll
     for (int u = 0; u < S; ++u) {
       if (c0 + u >= n) break;  // uniform over the warpgroup
-      if constexpr (kOverlap) {  // c0 is even (S is), so chunk c0 + u's A set is u % 2
-        overlapped_chunk<N>(acc, a2[u % 2], a2[(u + 1) % 2], weights, (u + 1) % 2, wl, sl, c0 + u, n, live,
-                            stage_descriptor + uint64_t((u * kChunkBytes) >> 4));
-        continue;
-      }
       uint32_t a[4][4];
       dequant_chunk(weights.w[u % 2], weights.s[u % 2], a);
       weights.load(u % 2, wl, sl, c0 + u + 2, n, live);
@@ -201,10 +164,6 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
     warpgroup_barrier(group);  // this stage read by every warp; the next one written
   }
 
-  if constexpr (kOverlap) {
-    wgmma_wait<0>();
-    wgmma_pin(acc);
-  }
   // The warpgroups' shares of K summed in a fixed order by warpgroup 0, in the stage memory.
   constexpr int kValues = N / 2;  // accumulators per thread
   if constexpr (kGroups > 1) {
@@ -222,9 +181,35 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
       for (int j = 0; j < kValues; ++j) acc[j / 4][j % 4] += theirs[j * 128 + tid];
     }
   }
-  if (!live) return;
-  const Slice slice{p.packed, p.scales, p.tile_scales, 0, p.rows};
-  write_tile<N / 8, false>(p, slice, tile, g, t, acc);
+  if (live) write_tile<N / 8, kGrouped>(p, slice, tile, g, t, acc);
+}
+
+template <int N, int kGroups>
+__global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(GemvArgs p) {
+  let_dependents_start();
+  wgmma_slice<N, kGroups, false, true>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows});
+}
+
+// Expert groups of more than 64 rows (prefill; FP4LLM_EXPERTS_WGMMA=1): block (x, y, z) takes
+// weight rows 64x.. of group y's expert for the group's slices of N routed rows z, z + Z, ...
+// (Z = gridDim.z), one warpgroup on all of K. Looping over slices instead of a block per slice
+// keeps the grid small: a prefill's largest group may hold every token, most groups a few
+// slices, and each empty block still takes its shared memory to start.
+template <int N>
+__global__ void __launch_bounds__(128, 1) nvfp4_experts_wgmma_kernel(GemvArgs p) {
+  let_dependents_start();
+  wait_for_producer();  // the groups are the routing kernel's
+  const int group = int(blockIdx.y);
+  if (group >= *p.num_groups) return;
+  const int first = p.group_offset[group], last = p.group_offset[group + 1];
+  const size_t expert = size_t(p.group_expert[group]);
+  Slice s{p.packed + expert * p.expert_slots, p.scales + expert * p.expert_slots,
+          p.tile_scales + expert * 2 * size_t(p.row_tiles), 0, 0, p.x_rows};
+  for (s.begin = first + int(blockIdx.z) * N; s.begin < last; s.begin += int(gridDim.z) * N) {
+    s.rows = min(N, last - s.begin);
+    wgmma_slice<N, 1, true, false>(p, s);
+    __syncthreads();  // the stage memory is rewritten by the next slice
+  }
 }
 
 }  // namespace

@@ -146,19 +146,12 @@ bool wgmma_fills_the_gpu(const GemvArgs& p) {
   return !wide_only || wgmma_blocks(p) >= device_sms();
 }
 
-template <int N, int kGroups, bool kOverlap = false>
+template <int N, int kGroups>
 void launch_wgmma_groups(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
   constexpr int smem = wgmma_smem_bytes(kGroups);
-  allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<N, kGroups, kOverlap>>(smem);
-  launch_dependent(early_launch_all(), nvfp4_gemv_wgmma_kernel<N, kGroups, kOverlap>, dim3(blocks), dim3(kGroups * 128),
+  allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<N, kGroups>>(smem);
+  launch_dependent(early_launch_all(), nvfp4_gemv_wgmma_kernel<N, kGroups>, dim3(blocks), dim3(kGroups * 128),
                    smem, stream, p);
-}
-
-// FP4LLM_WGMMA_OVERLAP=1 (not yet measured): every wgmma launch on two warpgroups per block that
-// dequantize the next chunk while this one's MMAs run (nvfp4_gemv_wgmma.cuh).
-bool wgmma_overlap_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_OVERLAP", "1");
-  return on;
 }
 
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
@@ -166,9 +159,27 @@ bool wgmma_overlap_requested() {
 template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
   const unsigned blocks = wgmma_blocks(p);
-  if (wgmma_overlap_requested()) launch_wgmma_groups<N, 2, true>(p, blocks, stream);
-  else if (blocks < device_sms()) launch_wgmma_groups<N, 4>(p, blocks, stream);
+  if (blocks < device_sms()) launch_wgmma_groups<N, 4>(p, blocks, stream);
   else launch_wgmma_groups<N, 2>(p, blocks, stream);
+}
+
+// FP4LLM_EXPERTS_WGMMA=1 (not yet measured): expert groups of prefill steps (more than 64 rows)
+// on warpgroup MMAs, 64 weight rows x 64 routed rows a block, each block looping over
+// kExpertSliceBlocks-strided slices of its group (nvfp4_experts_wgmma_kernel), instead of the copy
+// ring, whose every warp re-reads x for all 64 rows of a slice.
+bool experts_wgmma_requested() {
+  static const bool on = knob_is("FP4LLM_EXPERTS_WGMMA", "1") && device_is_sm90_or_later();
+  return on;
+}
+
+constexpr int64_t kExpertSliceBlocks = 4;
+
+void launch_experts_wgmma(const GemvArgs& p, unsigned groups, int64_t rows, cudaStream_t stream) {
+  constexpr int smem = wgmma_smem_bytes(1);
+  allow_dynamic_smem<nvfp4_experts_wgmma_kernel<64>>(smem);
+  const unsigned slices = unsigned(std::min(kExpertSliceBlocks, (rows + 63) / 64));
+  launch_dependent(early_launch_all(), nvfp4_experts_wgmma_kernel<64>, dim3(wgmma_blocks(p), groups, slices), dim3(128),
+                   smem, stream, p);
 }
 
 // Up to 16 rows go to the register-pipelined kernel (measured on the H200, 2026-12-04: Qwen3-8B's
@@ -195,6 +206,9 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
       if (rows <= 32) return launch_gemv_wgmma<32>(p, stream);
       return launch_gemv_wgmma<64>(p, stream);
     }
+  }
+  if constexpr (kGrouped) {
+    if (!ring_only && rows > 64 && experts_wgmma_requested()) return launch_experts_wgmma(p, groups, rows, stream);
   }
   if (!ring_only && rows <= 16) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, stream);
