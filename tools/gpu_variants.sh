@@ -15,9 +15,10 @@
 #   tools/gpu_variants.sh first      the knobs not yet measured, each checked by its tests first
 #                                    and then benched against the default in the same call (a
 #                                    wrong kernel still reports tok/s): after the baselines, the
-#                                    expert groups of prefill on warpgroup MMAs, then the stage
-#                                    profile of a batch-1 step; a bare machine builds only what it
-#                                    needs (about 2 minutes)
+#                                    expert groups of prefill on warpgroup MMAs, the decode
+#                                    attention's splits as clusters, then the stage profile of a
+#                                    batch-1 step; a bare machine builds only what it needs
+#                                    (about 2 minutes)
 #   tools/gpu_variants.sh prefill    one 2,048-token prompt of three models on the first flash
 #                                    kernel, the pipelined one, and that with the rope warps
 #   device: carry [".deps"]
@@ -30,7 +31,7 @@ eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
 # `first` and `prefill` need only the CLI and the gtests they run; the other parts everything. The build is incremental: seconds where a call before built it.
-targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;; prefill) echo fp4llm ;; esac)
+targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;; prefill) echo fp4llm ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10).
@@ -183,10 +184,25 @@ if [ "$part" = first ]; then
       done
       bench_variant "$OUT" qwen3-30b-a3b-experts-wgmma qwen3-30b-a3b 1,16 FP4LLM_EXPERTS_WGMMA=1
     else echo "expert wgmma tests: $why; benches skipped"; fi
+    # Each decode-attention split a cluster of 8 (and 4) blocks: short contexts, then 32k.
+    if why=$(gate first-cluster-tests.log '^gpu_paged_attention(_cluster2|_cluster8)?$'); then
+      bench_variant "$OUT" qwen3-8b-attn-cluster8 qwen3-8b 1,16 FP4LLM_ATTN_CLUSTER=8
+      bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1,16 FP4LLM_ATTN_CLUSTER=8
+      bench_variant "$OUT" qwen3-30b-a3b-attn-cluster4 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=4
+      for c in 1 8; do
+        [ "$(left)" -gt 90 ] || { echo "32k fp8, cluster $c: skipped (time)"; continue; }
+        FP4LLM_ATTN_CLUSTER=$c timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-fp8-cluster$c.json" \
+          --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
+          --profile > "$OUT/ctx32k-fp8-cluster$c.txt" 2>&1
+        python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k fp8, cluster', sys.argv[2] + ':', 'attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+          "$OUT/ctx32k-fp8-cluster$c.json" "$c" || echo "32k fp8, cluster $c: FAILED (see $OUT/ctx32k-fp8-cluster$c.txt)"
+      done
+    else echo "attention cluster tests: $why; benches skipped"; fi
     if [ "$(left)" -gt 150 ]; then
-      (cd build-gpu && FP4LLM_EXPERTS_WGMMA=1 timeout $(( $(left) - 30 )) ctest -R '^py_gpu_forward_experts_wgmma$' -V \
-        > "$OUT/py-experts-wgmma.log" 2>&1)
-      echo "py_gpu_forward_experts_wgmma: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/py-experts-wgmma.log" | tail -1)"
+      # The two variants in whole models against the CPU (their benches ran above either way).
+      (cd build-gpu && timeout $(( $(left) - 30 )) ctest -R '^py_gpu_forward_(experts_wgmma|attention_cluster)$' -V \
+        > "$OUT/py-variants.log" 2>&1)
+      echo "py_gpu_forward_experts_wgmma, py_gpu_forward_attention_cluster: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/py-variants.log" | tr '\n' ';')"
     fi
     # Where a batch-1 step goes with the defaults (eager, CUDA events between stages).
     for model in qwen3-8b qwen3-30b-a3b; do

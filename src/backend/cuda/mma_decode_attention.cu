@@ -8,6 +8,7 @@
 #include <string>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
+#include <cooperative_groups.h>
 
 #include "backend/cuda/attention_rope.cuh"
 #include "backend/cuda/cuda_check.hpp"
@@ -50,13 +51,61 @@ __device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_
   }
 }
 
+// A cluster's C block results of one split (each block's o in o_s[group][D], relative to its
+// maxima mx_s, with sums sum_s; mx_s is -inf for a block without keys) merged through
+// distributed shared memory: block `rank` takes every C-th element and stores it as the split's
+// result. Every block waits at both cluster barriers, so none leaves while another reads it.
+template <int D, int C>
+__device__ __forceinline__ void merge_cluster(const Args& a, int tok, int kv_head, int group, int split, int rank,
+                                              int active, float* o_s, float* mx_s, float* sum_s) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  __trap();  // clusters are sm_90's; the launch takes C = 1 before it
+#else
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  const float* o_r[C];
+  const float* mx_r[C];
+  const float* sum_r[C];
+#pragma unroll
+  for (int r = 0; r < C; ++r) {
+    o_r[r] = cluster.map_shared_rank(o_s, r);
+    mx_r[r] = cluster.map_shared_rank(mx_s, r);
+    sum_r[r] = cluster.map_shared_rank(sum_s, r);
+  }
+  for (int i = rank * int(blockDim.x) + int(threadIdx.x); i < group * D; i += C * int(blockDim.x)) {
+    const int h = i / D, d = i % D;
+    float m[C], mx = -INFINITY;
+#pragma unroll
+    for (int r = 0; r < C; ++r) m[r] = mx_r[r][h], mx = fmaxf(mx, m[r]);  // finite: some block had a key
+    float sum = 0.0f, acc = 0.0f;
+#pragma unroll
+    for (int r = 0; r < C; ++r) {
+      const float f = m[r] == -INFINITY ? 0.0f : __expf(m[r] - mx);
+      sum += sum_r[r][h] * f;
+      acc += o_r[r][i] * f;
+    }
+    store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx, sum);
+  }
+  cluster.sync();
+#endif
+}
+
 // kAhead: cache blocks each warp requests ahead of the one it computes. An FP8 block is half the
 // bytes of a BF16 one, so at equal blocks ahead FP8 keeps half the bytes in flight; at 32k keys
 // the FP8 step costs 0.78 of the BF16 one instead of about half (H200, docs/PERFORMANCE.md).
 // FP4LLM_ATTN_FP8_AHEAD=2 or 3 gives FP8 two or three blocks ahead (not yet measured).
 // kRope: the block also takes the rope kernel's work (attention_rope.cuh).
-template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
+// C > 1 (FP4LLM_ATTN_CLUSTER, sm_90; not yet measured): each split is a cluster of C blocks along
+// z whose C x kWarps warps take every (C x kWarps)-th cache block of the split, merged through
+// distributed shared memory. At a short context one split holds every key, and with C = 1 its four
+// warps each take several cache blocks in turn (about 450 instructions each at 10 cycles an
+// instruction, one warp per scheduler: 11-13 us for ~130 keys on the H100, docs/PERFORMANCE.md
+// fifteenth session); with C = 8 each warp takes at most one up to 512 keys, and the merge costs
+// shared-memory reads, not the global round trips of a split merge.
+template <int D, bool kFp8, int kAhead = 1, bool kRope = false, int C = 1>
 __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
+  static_assert(C == 1 || !kRope, "the rope's writer is one block of the last split");
   let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
   // Launched early (FP4LLM_PDL=all), the inputs are the previous kernel's. With kRope no earlier
   // kernel of the step writes this layer's cache (the block's own new row is patched in below), so
@@ -68,8 +117,11 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   constexpr int kSlice = D / 8;           // value dims per output column (PV permutation)
   constexpr int kElem = kFp8 ? 1 : 2;     // bytes per cache element
   constexpr int kKeyWords = kQuarter * kElem / 4, kValWords = kSlice * kElem / 4;
-  const int tok = blockIdx.x, kv_head = blockIdx.y, split = blockIdx.z;
+  const int tok = blockIdx.x, kv_head = blockIdx.y, split = int(blockIdx.z) / C, rank = int(blockIdx.z) % C;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
+  // This warp's first cache block of the split and the stride between its blocks.
+  constexpr int kStride = C * kWarps;
+  const int lead = rank * kWarps + warp;
   const int group = int(a.p.heads / a.p.kv_heads);
   const int pos = a.positions[tok];
   KeyRange range;
@@ -124,9 +176,9 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   int next_entry = 0;
 #pragma unroll
   for (int i = 0; i < kAhead; ++i)
-    if (first_block + warp + i * kWarps <= last_block)
-      load_block(first_block + warp + i * kWarps, table[first_block + warp + i * kWarps], ring[i]);
-  if (first_block + warp + kAhead * kWarps <= last_block) next_entry = table[first_block + warp + kAhead * kWarps];
+    if (first_block + lead + i * kStride <= last_block)
+      load_block(first_block + lead + i * kStride, table[first_block + lead + i * kStride], ring[i]);
+  if (first_block + lead + kAhead * kStride <= last_block) next_entry = table[first_block + lead + kAhead * kStride];
   // kRope, with the first cache blocks already requested: q normalised and rotated; the block
   // whose range ends at the token computes and stores the new key and value (its own copy of
   // their cache block, requested before the store, is patched from shared memory below).
@@ -162,11 +214,11 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     }
     __syncthreads();
   }
-  for (int b = first_block + warp; b <= last_block; b += kWarps) {
-    const int ahead = b + kAhead * kWarps;
+  for (int b = first_block + lead; b <= last_block; b += kStride) {
+    const int ahead = b + kAhead * kStride;
     if (ahead <= last_block) {
       load_block(ahead, next_entry, ring[kAhead]);
-      if (ahead + kWarps <= last_block) next_entry = table[ahead + kWarps];
+      if (ahead + kStride <= last_block) next_entry = table[ahead + kStride];
     }
     if constexpr (kRope)
       if (writer && b == last_block) patch_new_key_value(ring[0], b * kBlockSize);
@@ -271,7 +323,7 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     const int h = threadIdx.x;
     float mx = -INFINITY, sum = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, m_s[w][h]);  // finite: some warp had a key
+    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, m_s[w][h]);  // -inf only in a cluster block without keys
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) {
       const float f = m_s[w][h] == -INFINITY ? 0.0f : __expf(m_s[w][h] - mx);  // a warp without keys adds nothing
@@ -286,18 +338,45 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     float acc = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) acc += o_s[(w * group + h) * D + d] * factor_s[w][h];
-    store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx_s[h], sum_s[h]);
+    if constexpr (C == 1) {
+      store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx_s[h], sum_s[h]);
+    } else {
+      o_s[i] = acc;  // warp 0's slot of this element, read only by this thread above
+    }
   }
-  merge_splits_if_last<D>(a.p, a.ws, a.out, tok, kv_head, group, active);
+  if constexpr (C > 1) merge_cluster<D, C>(a, tok, kv_head, group, split, rank, active, o_s, mx_s, sum_s);
+  merge_splits_if_last<D>(a.p, a.ws, a.out, tok, kv_head, group, active, C);
+}
+
+template <int D, bool kFp8, int kAhead, bool kRope, int C>
+void launch_clusters(const Args& a, dim3 grid, cudaStream_t stream) {
+  constexpr int kMaxSmem = kWarps * 16 * D * int(sizeof(float));  // query groups up to 16
+  allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead, kRope, C>>(kMaxSmem);
+  const size_t smem = size_t(kWarps) * size_t(a.p.heads / a.p.kv_heads) * D * sizeof(float);
+  grid.z *= C;
+  launch_dependent_in_clusters(early_launch_all(), unsigned(C), mma_decode_kernel<D, kFp8, kAhead, kRope, C>, grid,
+                               dim3(kWarps * 32), smem, stream, a);
+}
+
+// FP4LLM_ATTN_CLUSTER=2, 4 or 8 (sm_90; not with FP4LLM_ROPE_IN_ATTENTION): blocks per split,
+// merged in a cluster (see mma_decode_kernel; not yet measured). 1 otherwise.
+int attention_cluster() {
+  static const int c = [] {
+    const int64_t v = knob_int("FP4LLM_ATTN_CLUSTER", 1);
+    return (v == 2 || v == 4 || v == 8) && device_is_sm90_or_later() ? int(v) : 1;
+  }();
+  return c;
 }
 
 template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
 void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
-  constexpr int kMaxSmem = kWarps * 16 * D * int(sizeof(float));  // query groups up to 16
-  allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead, kRope>>(kMaxSmem);
-  const size_t smem = size_t(kWarps) * size_t(a.p.heads / a.p.kv_heads) * D * sizeof(float);
-  launch_dependent(early_launch_all(), mma_decode_kernel<D, kFp8, kAhead, kRope>, grid, dim3(kWarps * 32), smem, stream,
-                   a);
+  const int c = kRope ? 1 : attention_cluster();
+  if constexpr (!kRope) {
+    if (c == 8) return launch_clusters<D, kFp8, kAhead, false, 8>(a, grid, stream);
+    if (c == 4) return launch_clusters<D, kFp8, kAhead, false, 4>(a, grid, stream);
+    if (c == 2) return launch_clusters<D, kFp8, kAhead, false, 2>(a, grid, stream);
+  }
+  launch_clusters<D, kFp8, kAhead, kRope, 1>(a, grid, stream);
 }
 
 // Cache blocks the FP8 kernel requests ahead (FP4LLM_ATTN_FP8_AHEAD, 1 to 3; more than 1 not yet measured).

@@ -50,16 +50,18 @@ __device__ __forceinline__ void store_split_result(const AttentionParams& p, con
 }
 
 // Called by every thread of the block after store_split_result; `group` query heads from
-// kv_head * group. The arrival counter is reset by the merging block for the next launch.
+// kv_head * group; `blocks_per_split`: the blocks that each store a part of one split's result
+// (a cluster's, mma_decode_attention.cu), all of which arrive. The arrival counter is reset by
+// the merging block for the next launch.
 template <int D>
 __device__ void merge_splits_if_last(const AttentionParams& p, const AttentionWorkspace& ws, __nv_bfloat16* out,
-                                     int token, int kv_head, int group, int active) {
+                                     int token, int kv_head, int group, int active, int blocks_per_split = 1) {
   __shared__ bool last;
   if (active == 1) return;
   __threadfence();
   __syncthreads();
   unsigned* counter = ws.counters + size_t(token) * p.kv_heads + kv_head;
-  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == unsigned(active - 1);
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) == unsigned(active * blocks_per_split - 1);
   __syncthreads();
   if (!last) return;
   __threadfence();
