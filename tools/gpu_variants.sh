@@ -19,8 +19,8 @@
 #                                    attention's splits as clusters, then the stage profile of a
 #                                    batch-1 step; a bare machine builds only what it needs
 #                                    (about 2 minutes)
-#   tools/gpu_variants.sh prefill    one 2,048-token prompt of three models on the first flash
-#                                    kernel, the pipelined one, and that with the rope warps
+#   tools/gpu_variants.sh prefill    one 2,048-token prompt of three models with the defaults,
+#                                    2 and 4 query heads per flash block, the first flash kernel
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,32 +31,47 @@ eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
 # `first` and `prefill` need only the CLI and the gtests they run; the other parts everything. The build is incremental: seconds where a call before built it.
-targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;; prefill) echo fp4llm ;; esac)
+targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
+          prefill) echo "fp4llm gpu_paged_attention" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10).
 left() { echo $(( 540 - ($(date +%s) - started) )); }
-# Prefill of one 2,048-token prompt on the first flash kernel, the pipelined one, and the pipelined
-# one with the warp-per-head rope kernel, same call; then the prompt's stages with both knobs.
+# A knob's tests: 0 when the tests matching PATTERN passed (log in $OUT/LOG), else a line saying why.
+gate() {
+  if [ "$(left)" -lt 150 ]; then echo "skipped (time)"; return 1; fi
+  (cd build-gpu && timeout $(( $(left) - 100 )) ctest --no-tests=error -R "$2" > "$OUT/$1" 2>&1)
+  local rc=$?
+  [ $rc = 0 ] && return 0
+  [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
+  return 1
+}
+# Prefill of one 2,048-token prompt of three models with the defaults (the pipelined flash kernel,
+# the warp-per-head rope kernel), with 2 and 4 query heads per flash block when their tests
+# passed, and on the first flash kernel, same call; then the prompt's stages.
 prefill_ab() {
+  local variants="default first"
+  if why=$(gate prefill-heads-tests.log '^gpu_paged_attention_flash_heads(2|4)$'); then variants="default heads2 heads4 first"
+  else echo "flash heads tests: $why; those benches skipped"; fi
   for model in qwen3-8b gemma3-27b qwen3-30b-a3b; do
-    for v in first pipelined pipelined+rope-warps; do
+    for v in $variants; do
       [ "$(left)" -gt 60 ] || { echo "$model prefill ($v): skipped (time)"; continue; }
       case $v in
         first) knob="FP4LLM_FLASH_PIPELINED=0 FP4LLM_ROPE_WARPS=0" ;;
-        pipelined) knob=FP4LLM_ROPE_WARPS=0 ;;
-        *) knob= ;;  # both are the defaults since the fifteenth session
+        heads2) knob=FP4LLM_FLASH_HEADS=2 ;;
+        heads4) knob=FP4LLM_FLASH_HEADS=4 ;;
+        *) knob= ;;
       esac
       env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 8 --prefill-len 2048 \
         --quiet --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
-      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
+      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections,', round(p['tflops_with_attention']), 'with attention')" \
         "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model prefill ($v): FAILED (see $OUT/prefill-$model-$v.txt)"
     done
   done
   if [ "$(left)" -gt 60 ]; then
     timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 \
-      --output-len 8 --prefill-len 2048 --profile > "$OUT/profile-prefill-pipelined.txt" 2>&1
-    echo "qwen3-8b, pipelined + rope warps: $(grep -m1 'prefill stages' "$OUT/profile-prefill-pipelined.txt" || echo "prefill stages: FAILED")"
+      --output-len 8 --prefill-len 2048 --profile > "$OUT/profile-prefill.txt" 2>&1
+    echo "qwen3-8b: $(grep -m1 'prefill stages' "$OUT/profile-prefill.txt" || echo "prefill stages: FAILED")"
   fi
 }
 if [ "$part" = prefill ]; then prefill_ab; fi
@@ -124,15 +139,6 @@ fi
 # Under the call's 10 minutes: variants that would start past 8 are reported as skipped.
 bench_variant() {
   if [ "$(left)" -lt 60 ]; then echo "$2: skipped (time)"; else bench_variant_timed "$@"; fi
-}
-# A knob's tests: 0 when the tests matching PATTERN passed (log in $OUT/LOG), else a line saying why.
-gate() {
-  if [ "$(left)" -lt 150 ]; then echo "skipped (time)"; return 1; fi
-  (cd build-gpu && timeout $(( $(left) - 100 )) ctest --no-tests=error -R "$2" > "$OUT/$1" 2>&1)
-  local rc=$?
-  [ $rc = 0 ] && return 0
-  [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
-  return 1
 }
 if [ "$part" = bench ]; then
   {

@@ -335,6 +335,10 @@ TEST(GpuFlashPrefill, SlidingWindowHeadDim256And64) {
   Case d{16, 16, 64, 0, false, 1.0f, 1.0f, {{0, 129}}};
   d.flash = true;
   run_case(d, 24);
+  // A window at head_dim 64 with a query group of 4 (one block per kv head under FP4LLM_FLASH_HEADS=4).
+  Case e{8, 2, 64, 40, true, 1.0f, 1.0f, {{0, 150}, {20, 90}}};
+  e.flash = true;
+  run_case(e, 25);
 }
 
 // The tensor-core decode kernel taking in the rope kernel's work: q and the new key and value of

@@ -125,12 +125,35 @@ void launch_with(const Args& a, int64_t num_tiles, cudaStream_t stream) {
 // Head_dim 64 and 128 on flash_prefill_pipelined.cuh: a 2,048-token prompt's attention took 13.4
 // against 19.2 ms on the first kernel (H100, 2026-12-05, Qwen3-8B; whole prefill 69.6 against
 // 75.2 ms, Gemma3-27B 230.4 against 237.0). FP4LLM_FLASH_PIPELINED=0 keeps the first kernel.
-template <int D, bool kFp8>
+template <int D, bool kFp8, int kHeads = 1>
 void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
-  constexpr int kSmem = PipelinedTile<D, kFp8>::kSmemBytes;
-  allow_dynamic_smem<flash_pipelined_kernel<D, kFp8>>(kSmem);
-  flash_pipelined_kernel<D, kFp8><<<dim3(unsigned(num_tiles), unsigned(a.p.heads)), 128, kSmem, stream>>>(a);
+  constexpr int kSmem = PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
+  allow_dynamic_smem<flash_pipelined_kernel<D, kFp8, kHeads>>(kSmem);
+  const dim3 grid(unsigned(num_tiles), unsigned(a.p.heads / kHeads));
+  flash_pipelined_kernel<D, kFp8, kHeads><<<grid, 128 * kHeads, kSmem, stream>>>(a);
   FP4LLM_CUDA_LAUNCHED();
+}
+
+// FP4LLM_FLASH_HEADS=2 or 4 (not yet measured): that many query heads of one kv head per block,
+// sharing each key tile's load and widening, where the query group is a multiple of it and the
+// GPU's shared memory holds that many Q planes (Ada's 99 KB: 2 at head_dim 128); else 1.
+template <int D, bool kFp8>
+int flash_heads(const AttentionParams& p) {
+  static const int64_t wanted = knob_int("FP4LLM_FLASH_HEADS", 1);
+  const int64_t group = p.heads / p.kv_heads;
+  for (int heads = int(wanted); heads > 1; heads /= 2) {
+    const int bytes = heads == 4 ? PipelinedTile<D, kFp8, 4>::kSmemBytes : PipelinedTile<D, kFp8, 2>::kSmemBytes;
+    if ((heads == 2 || heads == 4) && group % heads == 0 && bytes <= max_dynamic_smem()) return heads;
+  }
+  return 1;
+}
+
+template <int D, bool kFp8>
+void launch_pipelined_heads(const Args& a, int64_t num_tiles, cudaStream_t stream) {
+  const int heads = flash_heads<D, kFp8>(a.p);
+  if (heads == 4) return launch_pipelined<D, kFp8, 4>(a, num_tiles, stream);
+  if (heads == 2) return launch_pipelined<D, kFp8, 2>(a, num_tiles, stream);
+  launch_pipelined<D, kFp8, 1>(a, num_tiles, stream);
 }
 
 bool pipelined_requested() {
@@ -143,8 +166,8 @@ template <int D>
 void launch(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   if constexpr (D <= 128) {
     if (pipelined_requested()) {
-      if (a.p.fp8) return launch_pipelined<D, true>(a, num_tiles, stream);
-      return launch_pipelined<D, false>(a, num_tiles, stream);
+      if (a.p.fp8) return launch_pipelined_heads<D, true>(a, num_tiles, stream);
+      return launch_pipelined_heads<D, false>(a, num_tiles, stream);
     }
   }
   static const bool unpadded = knob_is("FP4LLM_FLASH_UNPADDED", "1");

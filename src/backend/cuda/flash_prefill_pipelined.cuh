@@ -33,14 +33,16 @@ struct FlashArgs : AttentionInputs {
   __nv_bfloat16* out;
 };
 
-template <int D, bool kFp8>
+// kHeads: query heads of one kv head per block (FP4LLM_FLASH_HEADS), each on its own four warps
+// and Q plane, all reading the block's one widened copy of each key tile.
+template <int D, bool kFp8, int kHeads = 1>
 struct PipelinedTile {
-  static constexpr int kKeys = 64;                      // keys per tile, query rows per block
+  static constexpr int kKeys = 64;                      // keys per tile, query rows per head
   static constexpr int kBlockTokens = 16;               // tokens per cache block
   static constexpr int kRow = D + 8;                    // 16-bit elements per row of Q, K and V
   static constexpr int kRawRow = D * (kFp8 ? 1 : 2);    // bytes of one cached key or value row
   static constexpr int kPlane = kKeys * kRow;           // elements of one of Q, K, V
-  static constexpr int kSmemBytes = 3 * kPlane * 2 + 2 * kKeys * kRawRow;
+  static constexpr int kSmemBytes = (kHeads + 2) * kPlane * 2 + 2 * kKeys * kRawRow;
 };
 
 // Keys [k0, k0 + 64) of the sequence's cache rows for kv_head into raw (K rows, then V rows),
@@ -82,39 +84,45 @@ __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uin
   }
 }
 
-// The tile's query rows (float32 [token][head][D]) as 16-bit rows, zero past its count.
-template <int D, bool kFp8>
+// The tile's query rows (float32 [token][head][D]) of heads [head, head + kHeads) as 16-bit
+// rows, one plane per head, zero past its count.
+template <int D, bool kFp8, int kHeads>
 __device__ __forceinline__ void stage_queries(const FlashArgs& a, const QueryTile& tile, int head, uint16_t* qs) {
   using T = PipelinedTile<D, kFp8>;
-  for (int i = threadIdx.x; i < T::kKeys * (D / 2); i += blockDim.x) {
-    const int r = i / (D / 2), d = 2 * (i % (D / 2));
+  for (int i = threadIdx.x; i < kHeads * T::kKeys * (D / 2); i += blockDim.x) {
+    const int h = i / (T::kKeys * (D / 2)), r = (i / (D / 2)) % T::kKeys, d = 2 * (i % (D / 2));
     float2 x = make_float2(0.0f, 0.0f);
-    if (r < tile.count) x = *reinterpret_cast<const float2*>(a.q + (size_t(tile.first_token + r) * a.p.heads + head) * D + d);
-    *reinterpret_cast<uint32_t*>(qs + r * T::kRow + d) = pack2<kFp8>(x.x, x.y);
+    if (r < tile.count)
+      x = *reinterpret_cast<const float2*>(a.q + (size_t(tile.first_token + r) * a.p.heads + head + h) * D + d);
+    *reinterpret_cast<uint32_t*>(qs + h * T::kPlane + r * T::kRow + d) = pack2<kFp8>(x.x, x.y);
   }
 }
 
-template <int D, bool kFp8>
-__global__ void __launch_bounds__(128) flash_pipelined_kernel(FlashArgs a) {
-  using T = PipelinedTile<D, kFp8>;
+// Grid: (query tiles, heads / kHeads); 128 x kHeads threads.
+template <int D, bool kFp8, int kHeads = 1>
+__global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs a) {
+  using T = PipelinedTile<D, kFp8, kHeads>;
   constexpr int kRow = T::kRow, kKeys = T::kKeys;
   extern __shared__ __align__(16) uint8_t smem[];
-  uint16_t* qs = reinterpret_cast<uint16_t*>(smem);
-  uint16_t* ks = qs + T::kPlane;
+  uint16_t* const q_planes = reinterpret_cast<uint16_t*>(smem);
+  uint16_t* ks = q_planes + kHeads * T::kPlane;
   uint16_t* vs = ks + T::kPlane;
   uint8_t* raw = reinterpret_cast<uint8_t*>(vs + T::kPlane);
 
   // The tiles with the longest key ranges (a sequence's last) first: a shorter tail.
   const QueryTile tile = a.tiles[gridDim.x - 1 - blockIdx.x];
-  const int head = blockIdx.y, kv_head = head / int(a.p.heads / a.p.kv_heads);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int first_head = int(blockIdx.y) * kHeads, kv_head = first_head / int(a.p.heads / a.p.kv_heads);
+  // Warps 4h .. 4h + 3 take query head first_head + h; `warp` below is the warp within its head.
+  const int head = first_head + int(threadIdx.x) / 128;
+  const uint16_t* qs = q_planes + (int(threadIdx.x) / 128) * T::kPlane;
+  const int lane = threadIdx.x % 32, warp = (threadIdx.x % 128) / 32, g = lane / 4, t = lane % 4;
   const int32_t* table = a.block_tables + size_t(a.token_seq[tile.first_token]) * a.p.max_blocks;
   const int pos0 = a.positions[tile.first_token], last = pos0 + tile.count - 1;
   const int window = int(a.p.window);
   const int lo = window > 0 ? max(0, pos0 - window + 1) : 0;
 
   request_keys<D, kFp8>(a, table, kv_head, lo, last, raw);
-  stage_queries<D, kFp8>(a, tile, head, qs);
+  stage_queries<D, kFp8, kHeads>(a, tile, first_head, q_planes);
 
   const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
   const int pos_r[2] = {pos0 + row0, pos0 + row0 + 8};
