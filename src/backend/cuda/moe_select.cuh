@@ -11,16 +11,17 @@ namespace fp4llm::cuda {
 
 namespace {
 
-constexpr int kPerLane = int(kMaxExperts / 32);
-
 // The larger of two (probability, expert) candidates; the lower expert on equal probability.
 __device__ __forceinline__ void keep_better(float& p, int& e, float op, int oe) {
   if (op > p || (op == p && oe < e)) p = op, e = oe;
 }
 
-// One token's softmax and top-k in one warp: lane L holds experts L, L + 32, ... in registers.
-// Lane c ends with choice c (expert, probability); returns the chosen probabilities' sum.
-__device__ float select_top_k(const float* logit_row, int experts, int top_k, int lane, int& my_expert, float& my_prob) {
+// One token's softmax and top-k in one warp: lane L holds experts L, L + 32, ... in registers
+// (kPerLane of them: up to 32 x kPerLane experts). Lane c ends with choice c (expert,
+// probability); returns the chosen probabilities' sum.
+template <int kPerLane>
+__device__ float select_top_k_of(const float* logit_row, int experts, int top_k, int lane, int& my_expert,
+                                 float& my_prob) {
   float p[kPerLane];
   float m = -INFINITY;
 #pragma unroll
@@ -55,6 +56,14 @@ __device__ float select_top_k(const float* logit_row, int experts, int top_k, in
     if (lane == c) my_expert = e, my_prob = best;
   }
   return chosen;
+}
+
+// The same for any expert count up to kMaxExperts: Qwen3-MoE's 128 experts take 4 registers a
+// lane instead of 16, which shortens each of the top-k rounds' dependent compare chain.
+__device__ __forceinline__ float select_top_k(const float* logit_row, int experts, int top_k, int lane, int& my_expert,
+                                              float& my_prob) {
+  if (experts <= 128) return select_top_k_of<4>(logit_row, experts, top_k, lane, my_expert, my_prob);
+  return select_top_k_of<int(kMaxExperts / 32)>(logit_row, experts, top_k, lane, my_expert, my_prob);
 }
 
 // A step of up to kMaxRoutedInBlock routed rows (tokens x top_k) as one block routes it for
