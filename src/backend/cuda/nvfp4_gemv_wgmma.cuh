@@ -95,16 +95,16 @@ struct WgmmaWeights {
 };
 
 // The rows of one slice (all rows of a plain product; up to N routed rows of one expert group)
-// times this block's 64 weight rows, written out. kWait: the early-launch wait comes after the
+// times the 64 weight rows of row block `row_block`, written out. kWait: the early-launch wait comes after the
 // first weights are requested (plain products; expert groups waited before choosing their weights).
 template <int N, int kGroups, bool kGrouped, bool kWait>
-__device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice) {
+__device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice, int row_block) {
   using Shape = WgmmaShape<N>;
   constexpr int S = Shape::kStageChunks, kChunkBytes = Shape::kChunkBytes, kStepBytes = Shape::kStepBytes;
   extern __shared__ __align__(128) uint8_t wgmma_smem[];
   const int group = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
   const int warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
-  const int tile = int(blockIdx.x) * 4 + warp;
+  const int tile = row_block * 4 + warp;
   const bool live = tile < p.row_tiles;
   const int per_group = (p.k_chunks + kGroups - 1) / kGroups;
   const int begin = min(p.k_chunks, group * per_group), end = min(p.k_chunks, begin + per_group), n = end - begin;
@@ -187,14 +187,15 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
 template <int N, int kGroups>
 __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(GemvArgs p) {
   let_dependents_start();
-  wgmma_slice<N, kGroups, false, true>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows});
+  wgmma_slice<N, kGroups, false, true>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x));
 }
 
 // Expert groups of more than 64 rows (prefill; FP4LLM_EXPERTS_WGMMA=1): block (x, y, z) takes
-// weight rows 64x.. of group y's expert for the group's slices of N routed rows z, z + Z, ...
-// (Z = gridDim.z), one warpgroup on all of K. Looping over slices instead of a block per slice
+// weight rows 64z.. of group y's expert for the group's slices of N routed rows x, x + X, ...
+// (X = gridDim.x), one warpgroup on all of K. Looping over slices instead of a block per slice
 // keeps the grid small: a prefill's largest group may hold every token, most groups a few
-// slices, and each empty block still takes its shared memory to start.
+// slices, and each empty block still takes its shared memory to start. The slices are the
+// fastest grid dimension so that the blocks reading the same weights run side by side (L2).
 template <int N>
 __global__ void __launch_bounds__(128, 1) nvfp4_experts_wgmma_kernel(GemvArgs p) {
   let_dependents_start();
@@ -205,9 +206,9 @@ __global__ void __launch_bounds__(128, 1) nvfp4_experts_wgmma_kernel(GemvArgs p)
   const size_t expert = size_t(p.group_expert[group]);
   Slice s{p.packed + expert * p.expert_slots, p.scales + expert * p.expert_slots,
           p.tile_scales + expert * 2 * size_t(p.row_tiles), 0, 0, p.x_rows};
-  for (s.begin = first + int(blockIdx.z) * N; s.begin < last; s.begin += int(gridDim.z) * N) {
+  for (s.begin = first + int(blockIdx.x) * N; s.begin < last; s.begin += int(gridDim.x) * N) {
     s.rows = min(N, last - s.begin);
-    wgmma_slice<N, 1, true, false>(p, s);
+    wgmma_slice<N, 1, true, false>(p, s, int(blockIdx.z));
     __syncthreads();  // the stage memory is rewritten by the next slice
   }
 }

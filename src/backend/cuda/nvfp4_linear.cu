@@ -178,7 +178,7 @@ void launch_experts_wgmma(const GemvArgs& p, unsigned groups, int64_t rows, cuda
   constexpr int smem = wgmma_smem_bytes(1);
   allow_dynamic_smem<nvfp4_experts_wgmma_kernel<64>>(smem);
   const unsigned slices = unsigned(std::min(kExpertSliceBlocks, (rows + 63) / 64));
-  launch_dependent(early_launch_all(), nvfp4_experts_wgmma_kernel<64>, dim3(wgmma_blocks(p), groups, slices), dim3(128),
+  launch_dependent(early_launch_all(), nvfp4_experts_wgmma_kernel<64>, dim3(slices, groups, wgmma_blocks(p)), dim3(128),
                    smem, stream, p);
 }
 
