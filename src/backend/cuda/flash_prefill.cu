@@ -136,7 +136,8 @@ void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
 
 // FP4LLM_FLASH_HEADS=2 or 4 (not yet measured): that many query heads of one kv head per block,
 // sharing each key tile's load and widening, where the query group is a multiple of it and the
-// GPU's shared memory holds that many Q planes (Ada's 99 KB: 2 at head_dim 128); else 1.
+// GPU's shared memory holds that many Q planes (Ada's 99 KB at head_dim 128: 2 with an FP8 cache, 1
+// with BF16); else fewer.
 template <int D, bool kFp8>
 int flash_heads(const AttentionParams& p) {
   static const int64_t wanted = knob_int("FP4LLM_FLASH_HEADS", 1);

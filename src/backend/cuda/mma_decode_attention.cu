@@ -73,18 +73,27 @@ __device__ __forceinline__ void merge_cluster(const Args& a, int tok, int kv_hea
     mx_r[r] = cluster.map_shared_rank(mx_s, r);
     sum_r[r] = cluster.map_shared_rank(sum_s, r);
   }
-  for (int i = rank * int(blockDim.x) + int(threadIdx.x); i < group * D; i += C * int(blockDim.x)) {
-    const int h = i / D, d = i % D;
-    float m[C], mx = -INFINITY;
+  // Each head's cluster maximum, total and per-block factors, once (as the block merge does).
+  __shared__ float factor[C][16], cluster_mx[16], cluster_sum[16];
+  if (int(threadIdx.x) < group) {
+    const int h = int(threadIdx.x);
+    float m[C], mx = -INFINITY, sum = 0.0f;
 #pragma unroll
     for (int r = 0; r < C; ++r) m[r] = mx_r[r][h], mx = fmaxf(mx, m[r]);  // finite: some block had a key
-    float sum = 0.0f, acc = 0.0f;
 #pragma unroll
     for (int r = 0; r < C; ++r) {
-      const float f = m[r] == -INFINITY ? 0.0f : __expf(m[r] - mx);
-      sum += sum_r[r][h] * f;
-      acc += o_r[r][i] * f;
+      factor[r][h] = m[r] == -INFINITY ? 0.0f : __expf(m[r] - mx);
+      sum += sum_r[r][h] * factor[r][h];
     }
+    cluster_mx[h] = mx, cluster_sum[h] = sum;
+  }
+  __syncthreads();
+  for (int i = rank * int(blockDim.x) + int(threadIdx.x); i < group * D; i += C * int(blockDim.x)) {
+    const int h = i / D, d = i % D;
+    float acc = 0.0f;
+#pragma unroll
+    for (int r = 0; r < C; ++r) acc += o_r[r][i] * factor[r][h];
+    const float mx = cluster_mx[h], sum = cluster_sum[h];
     store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx, sum);
   }
   cluster.sync();
