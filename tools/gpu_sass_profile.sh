@@ -2,13 +2,17 @@
 # On a GPU machine, after tools/gpu_profile.sh built fp4llm: Nsight Compute's per-instruction
 # view (SASS with stall samples) of one decode-step kernel, to $OUT/sass-KERNEL.csv.
 #   tools/gpu_sass_profile.sh KERNEL_REGEX MODEL BATCH [LAUNCH_SKIP]
+# PROFILE_BENCH_ARGS replaces the bench's prompt and output lengths (default: 128 in, 6 out), e.g.
+# the prefill kernel on one 2,048-token prompt: PROFILE_BENCH_ARGS="--input-len 2048 --output-len 5"
+# tools/gpu_sass_profile.sh flash_pipelined qwen3-8b 1 10
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-build-gpu/logs}
 source tools/gpu_env.sh
 kernel=$1 model=$2 batch=$3 skip=${4:-100}
+read -r -a lengths <<< "${PROFILE_BENCH_ARGS:---input-len 128 --output-len 6}"
 ncu --clock-control none --set full --import-source no --kernel-name "regex:$kernel" --launch-skip "$skip" --launch-count 1 \
-  -o "$OUT/ncu-$kernel" ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batch" --input-len 128 --output-len 6 \
+  -o "$OUT/ncu-$kernel" ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batch" "${lengths[@]}" \
   --enforce-eager --quiet > "$OUT/ncu-$kernel.log" 2>&1
 ncu -i "$OUT/ncu-$kernel.ncu-rep" --page source --csv --print-source sass > "$OUT/sass-$kernel.csv" 2>&1
 rm -f "$OUT/ncu-$kernel.ncu-rep"
