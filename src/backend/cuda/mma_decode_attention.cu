@@ -51,6 +51,22 @@ __device__ __forceinline__ void load_row(const uint8_t* src, bool valid, uint32_
   }
 }
 
+// The softmax merge of N partial results of one head, maxima m and sums l: factor f[i] =
+// exp(m[i] - max), 0 for a part without keys (m[i] = -inf); returns (max, total). The max is -inf
+// only when no part had a key.
+template <int N>
+__device__ __forceinline__ float2 merge_weights(const float (&m)[N], const float (&l)[N], float (&f)[N]) {
+  float mx = -INFINITY, sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < N; ++i) mx = fmaxf(mx, m[i]);
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    f[i] = m[i] == -INFINITY ? 0.0f : __expf(m[i] - mx);
+    sum += l[i] * f[i];
+  }
+  return make_float2(mx, sum);
+}
+
 // A cluster's C block results of one split (each block's o in o_s[group][D], relative to its
 // maxima mx_s, with sums sum_s; mx_s is -inf for a block without keys) merged through
 // distributed shared memory: block `rank` takes every C-th element and stores it as the split's
@@ -77,15 +93,13 @@ __device__ __forceinline__ void merge_cluster(const Args& a, int tok, int kv_hea
   __shared__ float factor[C][16], cluster_mx[16], cluster_sum[16];
   if (int(threadIdx.x) < group) {
     const int h = int(threadIdx.x);
-    float m[C], mx = -INFINITY, sum = 0.0f;
+    float m[C], l[C], f[C];
 #pragma unroll
-    for (int r = 0; r < C; ++r) m[r] = mx_r[r][h], mx = fmaxf(mx, m[r]);  // finite: some block had a key
+    for (int r = 0; r < C; ++r) m[r] = mx_r[r][h], l[r] = sum_r[r][h];
+    const float2 merged = merge_weights<C>(m, l, f);  // finite maximum: some block had a key
 #pragma unroll
-    for (int r = 0; r < C; ++r) {
-      factor[r][h] = m[r] == -INFINITY ? 0.0f : __expf(m[r] - mx);
-      sum += sum_r[r][h] * factor[r][h];
-    }
-    cluster_mx[h] = mx, cluster_sum[h] = sum;
+    for (int r = 0; r < C; ++r) factor[r][h] = f[r];
+    cluster_mx[h] = merged.x, cluster_sum[h] = merged.y;
   }
   __syncthreads();
   for (int i = rank * int(blockDim.x) + int(threadIdx.x); i < group * D; i += C * int(blockDim.x)) {
@@ -330,16 +344,13 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   __syncthreads();
   if (threadIdx.x < group) {
     const int h = threadIdx.x;
-    float mx = -INFINITY, sum = 0.0f;
+    float m[kWarps], l[kWarps], f[kWarps];
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, m_s[w][h]);  // -inf only in a cluster block without keys
+    for (int w = 0; w < kWarps; ++w) m[w] = m_s[w][h], l[w] = l_s[w][h];
+    const float2 merged = merge_weights<kWarps>(m, l, f);  // -inf only in a cluster block without keys
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const float f = m_s[w][h] == -INFINITY ? 0.0f : __expf(m_s[w][h] - mx);  // a warp without keys adds nothing
-      factor_s[w][h] = f;
-      sum += l_s[w][h] * f;
-    }
-    mx_s[h] = mx, sum_s[h] = sum;
+    for (int w = 0; w < kWarps; ++w) factor_s[w][h] = f[w];
+    mx_s[h] = merged.x, sum_s[h] = merged.y;
   }
   __syncthreads();
   for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
@@ -379,8 +390,8 @@ int attention_cluster() {
 
 template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
 void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
-  const int c = kRope ? 1 : attention_cluster();
-  if constexpr (!kRope) {
+  if constexpr (!kRope) {  // the rope's writer is one block: no clusters
+    const int c = attention_cluster();
     if (c == 8) return launch_clusters<D, kFp8, kAhead, false, 8>(a, grid, stream);
     if (c == 4) return launch_clusters<D, kFp8, kAhead, false, 4>(a, grid, stream);
     if (c == 2) return launch_clusters<D, kFp8, kAhead, false, 2>(a, grid, stream);

@@ -272,17 +272,19 @@ struct GroupTables {
   const int32_t* x_rows;
 };
 
+// Expert `expert`'s weights, no rows yet; x rows through x_rows.
+__device__ __forceinline__ Slice expert_slice(const GemvArgs& p, size_t expert, const int32_t* x_rows) {
+  return {p.packed + expert * p.expert_slots, p.scales + expert * p.expert_slots,
+          p.tile_scales + expert * 2 * size_t(p.row_tiles), 0, 0, x_rows};
+}
+
 template <int NT>
 __device__ __forceinline__ bool group_slice(const GemvArgs& p, const GroupTables& g, Slice& s) {
-  s = {p.packed, p.scales, p.tile_scales, 0, p.rows, g.x_rows};
   const int group = int(blockIdx.y);
   if (group >= *g.count) return false;
+  s = expert_slice(p, size_t(g.expert[group]), g.x_rows);
   s.begin = g.offset[group] + int(blockIdx.z) * NT * 8;
   s.rows = min(g.offset[group + 1] - s.begin, NT * 8);
-  const size_t expert = size_t(g.expert[group]);
-  s.packed += expert * p.expert_slots;
-  s.scales += expert * p.expert_slots;
-  s.tile_scales += expert * 2 * size_t(p.row_tiles);
   return s.rows > 0;
 }
 

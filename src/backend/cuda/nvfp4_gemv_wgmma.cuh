@@ -203,9 +203,7 @@ __global__ void __launch_bounds__(128, 1) nvfp4_experts_wgmma_kernel(GemvArgs p)
   const int group = int(blockIdx.y);
   if (group >= *p.num_groups) return;
   const int first = p.group_offset[group], last = p.group_offset[group + 1];
-  const size_t expert = size_t(p.group_expert[group]);
-  Slice s{p.packed + expert * p.expert_slots, p.scales + expert * p.expert_slots,
-          p.tile_scales + expert * 2 * size_t(p.row_tiles), 0, 0, p.x_rows};
+  Slice s = expert_slice(p, size_t(p.group_expert[group]), p.x_rows);
   for (s.begin = first + int(blockIdx.x) * N; s.begin < last; s.begin += int(gridDim.x) * N) {
     s.rows = min(N, last - s.begin);
     wgmma_slice<N, 1, true, false>(p, s, int(blockIdx.z));
