@@ -50,14 +50,15 @@ gate() {
 # the warp-per-head rope kernel), with 2 and 4 query heads per flash block when their tests
 # passed, and on the first flash kernel, same call; then the prompt's stages.
 prefill_ab() {
-  local variants="default first"
-  if why=$(gate prefill-heads-tests.log '^gpu_paged_attention_flash_heads(2|4)$'); then variants="default heads2 heads4 first"
+  local variants="default mask-every-tile first"
+  if why=$(gate prefill-heads-tests.log '^gpu_paged_attention(_flash_heads2|_flash_heads4)?$'); then variants="default mask-every-tile heads2 heads4 first"
   else echo "flash heads tests: $why; those benches skipped"; fi
   for model in qwen3-8b gemma3-27b qwen3-30b-a3b; do
     for v in $variants; do
       [ "$(left)" -gt 60 ] || { echo "$model prefill ($v): skipped (time)"; continue; }
       case $v in
         first) knob="FP4LLM_FLASH_PIPELINED=0 FP4LLM_ROPE_WARPS=0" ;;
+        mask-every-tile) knob=FP4LLM_FLASH_MASK_EVERY_TILE=1 ;;
         heads2) knob=FP4LLM_FLASH_HEADS=2 ;;
         heads4) knob=FP4LLM_FLASH_HEADS=4 ;;
         *) knob= ;;

@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  const float score_scale = a.p.scale * a.p.k_scale;
+  const float scale_log2 = a.p.scale * a.p.k_scale * 1.4426950408889634f;
 
   for (int k0 = lo; k0 <= last; k0 += kKeys) {
     __syncthreads();  // the previous tile's K and V are no longer read
@@ -94,7 +94,8 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
         mma_bf16_16x8x16(s[n], qa, word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t), word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t + 8));
     }
     uint32_t pa[kKeys / 16][4];
-    softmax_tile<kKeys, D, false>(s, k0, t, pos_r, window, score_scale, m, l, o, pa);
+    const bool mask = a.mask_every_tile || tile_needs_mask(k0, kKeys, pos0, last, window);
+    softmax_tile<kKeys, D, false>(mask, s, k0, t, pos_r, window, scale_log2, m, l, o, pa);
 #pragma unroll
     for (int dn = 0; dn < D / 8; ++dn) {
 #pragma unroll
@@ -187,7 +188,8 @@ void flash_prefill_attention(const float* q, const void* k_cache, const void* v_
                              int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream) {
   if (num_tiles == 0) return;
   if (p.heads % p.kv_heads != 0) throw_error("flash attention: heads must be a multiple of kv heads");
-  const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), tiles, p, out};
+  static const bool mask_every_tile = knob_is("FP4LLM_FLASH_MASK_EVERY_TILE", "1");
+  const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), tiles, p, out, mask_every_tile};
   switch (p.head_dim) {
     case 64: launch<64>(a, num_tiles, stream); break;
     case 128: launch<128>(a, num_tiles, stream); break;

@@ -31,6 +31,7 @@ struct FlashArgs : AttentionInputs {
   const QueryTile* tiles;
   AttentionParams p;
   __nv_bfloat16* out;
+  bool mask_every_tile;  // FP4LLM_FLASH_MASK_EVERY_TILE=1: the per-element mask on every key tile
 };
 
 // kHeads: query heads of one kv head per block (FP4LLM_FLASH_HEADS), each on its own four warps
@@ -131,7 +132,7 @@ __global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  const float score_scale = a.p.scale * a.p.k_scale;
+  const float scale_log2 = a.p.scale * a.p.k_scale * 1.4426950408889634f;
   // ldmatrix row addresses of this lane: A (Q) rows of the warp, B (K) keys, and V's keys.
   const int a_row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, a_col = (lane >> 4) * 8;
   const int k_key = (lane & 7) + (lane >> 4) * 8, k_col = ((lane >> 3) & 1) * 8;
@@ -161,7 +162,8 @@ __global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs
       }
     }
     uint32_t pa[kKeys / 16][4];  // P as the A operand of PV
-    softmax_tile<kKeys, D, kFp8>(s, k0, t, pos_r, window, score_scale, m, l, o, pa);
+    const bool mask = a.mask_every_tile || tile_needs_mask(k0, kKeys, pos0, last, window);
+    softmax_tile<kKeys, D, kFp8>(mask, s, k0, t, pos_r, window, scale_log2, m, l, o, pa);
 #pragma unroll
     for (int dp = 0; dp < D / 16; ++dp)  // value dims n-tiles 2dp and 2dp + 1
 #pragma unroll

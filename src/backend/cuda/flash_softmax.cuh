@@ -14,20 +14,39 @@ namespace fp4llm::cuda {
 
 namespace {
 
-// s: kKeys / 8 n-tiles of scores for keys k0 + 8n + 2t + (j & 1), rows pos_r[j / 2]; m, l: the
-// rows' running max and sum; o: their output accumulators; pa: P in 16-bit (FP16 with kF16).
-template <int kKeys, int D, bool kF16>
+// exp2 on the special-function unit (what __expf runs after its multiply by log2(e)).
+__device__ __forceinline__ float ex2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Whether some key of the tile [k0, k0 + kKeys) is masked for some query row at positions
+// [pos0, last]: past the first row's position (causal), or at or before last - window (sliding
+// window). Tiles wholly inside both bounds, all but the diagonal ones of a long prompt, skip the
+// per-element mask: at 64 keys that is about 6 instructions of 64 per thread, as many as the
+// softmax itself. Rows past the tile's count see keys below their own position either way.
+__device__ __forceinline__ bool tile_needs_mask(int k0, int keys, int pos0, int last, int window) {
+  return k0 + keys - 1 > pos0 || (window > 0 && k0 <= last - window);
+}
+
+// s: kKeys / 8 n-tiles of raw scores (Q.K, not yet scaled) for keys k0 + 8n + 2t + (j & 1), rows
+// pos_r[j / 2]; m, l: the rows' running max (raw units) and sum; o: their output accumulators;
+// pa: P in 16-bit (FP16 with kF16). scale_log2 = softmax scale x log2(e): exp((s - m) x scale) is
+// one FFMA and one ex2 per score. kMask applies the causal and window mask per element.
+template <int kKeys, int D, bool kF16, bool kMask>
 __device__ __forceinline__ void softmax_tile(float (&s)[kKeys / 8][4], int k0, int t, const int (&pos_r)[2], int window,
-                                             float score_scale, float (&m)[2], float (&l)[2], float (&o)[D / 8][4],
+                                             float scale_log2, float (&m)[2], float (&l)[2], float (&o)[D / 8][4],
                                              uint32_t (&pa)[kKeys / 16][4]) {
   float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
   for (int n = 0; n < kKeys / 8; ++n)
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int key = k0 + n * 8 + 2 * t + (j & 1), p = pos_r[j / 2];
-      const bool valid = key <= p && (window == 0 || key > p - window);
-      s[n][j] = valid ? s[n][j] * score_scale : -INFINITY;
+      if constexpr (kMask) {
+        const int key = k0 + n * 8 + 2 * t + (j & 1), p = pos_r[j / 2];
+        if (!(key <= p && (window == 0 || key > p - window))) s[n][j] = -INFINITY;
+      }
       mx[j / 2] = fmaxf(mx[j / 2], s[n][j]);
     }
   float alpha[2], base[2], sum[2] = {0.0f, 0.0f};
@@ -36,8 +55,8 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kKeys / 8][4], int k0, i
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
     const float m_new = fmaxf(m[r], mx[r]);
-    base[r] = m_new == -INFINITY ? 0.0f : m_new;  // a row with no key yet stays empty
-    alpha[r] = __expf(m[r] - base[r]);
+    base[r] = m_new == -INFINITY ? 0.0f : m_new * scale_log2;  // a row with no key yet stays empty
+    alpha[r] = ex2_approx(m[r] * scale_log2 - base[r]);
     m[r] = m_new;
   }
 #pragma unroll
@@ -45,7 +64,7 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kKeys / 8][4], int k0, i
     float pr[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      pr[j] = __expf(s[n][j] - base[j / 2]);
+      pr[j] = ex2_approx(fmaf(s[n][j], scale_log2, -base[j / 2]));
       sum[j / 2] += pr[j];
     }
     pa[n / 2][(n % 2) * 2] = pack2<kF16>(pr[0], pr[1]);
@@ -60,6 +79,18 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kKeys / 8][4], int k0, i
 #pragma unroll
   for (int dn = 0; dn < D / 8; ++dn)
     o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
+}
+
+// The tile's softmax with the per-element mask only where tile_needs_mask says so (or on every
+// tile with FP4LLM_FLASH_MASK_EVERY_TILE=1, the earlier kernels' way, for A/B).
+template <int kKeys, int D, bool kF16>
+__device__ __forceinline__ void softmax_tile(bool mask, float (&s)[kKeys / 8][4], int k0, int t, const int (&pos_r)[2],
+                                             int window, float scale_log2, float (&m)[2], float (&l)[2],
+                                             float (&o)[D / 8][4], uint32_t (&pa)[kKeys / 16][4]) {
+  if (mask)
+    softmax_tile<kKeys, D, kF16, true>(s, k0, t, pos_r, window, scale_log2, m, l, o, pa);
+  else
+    softmax_tile<kKeys, D, kF16, false>(s, k0, t, pos_r, window, scale_log2, m, l, o, pa);
 }
 
 // The thread's two rows (row0, row0 + 8 of the tile, those below `count`) normalised by their
