@@ -47,13 +47,17 @@ struct PipelinedTile {
 };
 
 // Keys [k0, k0 + 64) of the sequence's cache rows for kv_head into raw (K rows, then V rows),
-// zero past `last`; one commit group per thread.
-template <int D, bool kFp8>
+// zero past `last`; one commit group per thread. kThreads (the block's size) is a constant so
+// that the loop unrolls: a thread's block-table reads and copies are all issued before any is
+// waited for, instead of one dependent round trip per iteration.
+template <int D, bool kFp8, int kThreads>
 __device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* table, int kv_head, int k0, int last,
                                              uint8_t* raw) {
   using T = PipelinedTile<D, kFp8>;
   constexpr int kChunks = T::kRawRow / 16;
-  for (int i = threadIdx.x; i < 2 * T::kKeys * kChunks; i += blockDim.x) {
+  static_assert(2 * T::kKeys * kChunks % kThreads == 0);
+#pragma unroll 4
+  for (int i = threadIdx.x; i < 2 * T::kKeys * kChunks; i += kThreads) {
     const int which = i / (T::kKeys * kChunks), key = (i / kChunks) % T::kKeys, c = i % kChunks;
     const int abs_key = k0 + key;
     const bool valid = abs_key <= last;
@@ -66,12 +70,15 @@ __device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* 
   copy_async_commit();
 }
 
-// The raw tile as 16-bit K and V rows: E4M3 widened to FP16 (exact), BF16 copied.
-template <int D, bool kFp8>
+// The raw tile as 16-bit K and V rows: E4M3 widened to FP16 (exact), BF16 copied; unrolled (as
+// above) so that a thread's shared-memory loads overlap instead of each waiting for the last.
+template <int D, bool kFp8, int kThreads>
 __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uint16_t* vs) {
   using T = PipelinedTile<D, kFp8>;
   constexpr int kGroups = D / 8;  // 8 values: 8 raw bytes (FP8) or 16 (BF16), one 16-byte store
-  for (int i = threadIdx.x; i < 2 * T::kKeys * kGroups; i += blockDim.x) {
+  static_assert(2 * T::kKeys * kGroups % kThreads == 0);
+#pragma unroll 4
+  for (int i = threadIdx.x; i < 2 * T::kKeys * kGroups; i += kThreads) {
     const int which = i / (T::kKeys * kGroups), key = (i / kGroups) % T::kKeys, c = (i % kGroups) * 8;
     const uint8_t* src = raw + (which * T::kKeys + key) * T::kRawRow + c * (kFp8 ? 1 : 2);
     uint4 wide;
@@ -122,7 +129,7 @@ __global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs
   const int window = int(a.p.window);
   const int lo = window > 0 ? max(0, pos0 - window + 1) : 0;
 
-  request_keys<D, kFp8>(a, table, kv_head, lo, last, raw);
+  request_keys<D, kFp8, 128 * kHeads>(a, table, kv_head, lo, last, raw);
   stage_queries<D, kFp8, kHeads>(a, tile, first_head, q_planes);
 
   const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
@@ -141,9 +148,9 @@ __global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs
   for (int k0 = lo; k0 <= last; k0 += kKeys) {
     copy_async_wait<0>();
     __syncthreads();  // this tile's raw rows have landed; the previous tile's K and V are no longer read
-    widen_keys<D, kFp8>(raw, ks, vs);
+    widen_keys<D, kFp8, 128 * kHeads>(raw, ks, vs);
     __syncthreads();  // K and V hold the tile; raw is free for the next one
-    if (k0 + kKeys <= last) request_keys<D, kFp8>(a, table, kv_head, k0 + kKeys, last, raw);
+    if (k0 + kKeys <= last) request_keys<D, kFp8, 128 * kHeads>(a, table, kv_head, k0 + kKeys, last, raw);
     if (!has_rows) continue;
 
     float s[kKeys / 8][4];
