@@ -21,6 +21,12 @@
 #                                    (about 2 minutes)
 #   tools/gpu_variants.sh prefill    one 2,048-token prompt of three models with the defaults,
 #                                    2 and 4 query heads per flash block, the first flash kernel
+#   tools/gpu_variants.sh core       when device time is short, the most needed in one call: the
+#                                    default paths' GPU tests (GEMV, MoE, attention) and the knob
+#                                    tests, the 2,048-token prefill A/B (defaults, the mask on
+#                                    every tile, 4 and 2 heads a block), batch 1/16 of Qwen3-8B and
+#                                    Qwen3-30B-A3B, 32k attention FP8 against BF16, then the MoE
+#                                    prefill on warpgroup MMAs and the attention clusters
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +37,7 @@ eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
 # `first` and `prefill` need only the CLI and the gtests they run; the other parts everything. The build is incremental: seconds where a call before built it.
-targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
+targets=$(case $part in first|core) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
           prefill) echo "fp4llm gpu_paged_attention" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
@@ -219,6 +225,48 @@ if [ "$part" = first ]; then
       echo "$model $(grep -m1 'stages' "$OUT/profile-$model.txt" || echo "stages: FAILED (see $OUT/profile-$model.txt)")"
     done
   } | tee "$OUT/variants-first.md"
+fi
+if [ "$part" = core ]; then
+  {
+    if why=$(gate core-tests.log '^gpu_(nvfp4_linear|moe|paged_attention)$'); then echo "default-path GPU tests (gpu_nvfp4_linear, gpu_moe, gpu_paged_attention): passed"
+    else echo "default-path GPU tests: $why"; fi
+    why=$(gate core-knob-tests.log '^(gpu_paged_attention_flash_heads(2|4)|gpu_moe_experts_wgmma|gpu_paged_attention_cluster(2|8))$') \
+      && echo "knob tests (flash heads 2/4, experts wgmma, attention cluster 2/8): passed" || echo "knob tests: $why"
+    grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
+    for v in default mask-every-tile heads4 heads2; do
+      [ "$(left)" -gt 60 ] || { echo "qwen3-8b prefill ($v): skipped (time)"; continue; }
+      case $v in
+        mask-every-tile) knob=FP4LLM_FLASH_MASK_EVERY_TILE=1 ;;
+        heads*) knob=FP4LLM_FLASH_HEADS=${v#heads} ;;
+        *) knob= ;;
+      esac
+      env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 8 --prefill-len 2048 \
+        --profile --json "$OUT/prefill-core-$v.json" > "$OUT/prefill-core-$v.txt" 2>&1
+      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-8b', sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections,', round(p['tflops_with_attention']), 'with attention')" \
+        "$OUT/prefill-core-$v.json" "$v" 2>/dev/null || echo "qwen3-8b prefill ($v): FAILED (see $OUT/prefill-core-$v.txt)"
+      grep -m1 'prefill stages' "$OUT/prefill-core-$v.txt"
+    done
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    for kv in fp8 bf16; do
+      [ "$(left)" -gt 90 ] || { echo "32k $kv: skipped (time)"; continue; }
+      timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-$kv.json" --kv-cache-dtype $([ $kv = fp8 ] && echo fp8 || echo bf16) \
+        --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
+        --profile > "$OUT/ctx32k-$kv.txt" 2>&1
+      python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+        "$OUT/ctx32k-$kv.json" "$kv" || echo "32k $kv: FAILED (see $OUT/ctx32k-$kv.txt)"
+    done
+    for v in ring wgmma; do
+      [ "$(left)" -gt 60 ] || { echo "qwen3-30b-a3b prefill ($v): skipped (time)"; continue; }
+      knob=$([ $v = wgmma ] && echo FP4LLM_EXPERTS_WGMMA=1)
+      env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-30b-a3b --batch 1 --output-len 8 \
+        --prefill-len 2048 --quiet --json "$OUT/prefill-moe-$v.json" > "$OUT/prefill-moe-$v.txt" 2>&1
+      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-30b-a3b prefill 2048,', sys.argv[2] + ':', round(p['ms'], 1), 'ms')" \
+        "$OUT/prefill-moe-$v.json" "$v" 2>/dev/null || echo "qwen3-30b-a3b prefill ($v): FAILED (see $OUT/prefill-moe-$v.txt)"
+    done
+    bench_variant "$OUT" qwen3-8b-attn-cluster8 qwen3-8b 1,16 FP4LLM_ATTN_CLUSTER=8
+    bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=8
+  } | tee "$OUT/variants-core.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
