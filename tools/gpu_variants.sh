@@ -248,9 +248,10 @@ if [ "$part" = core ]; then
     done
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    for kv in fp8 bf16; do
+    for kv in fp8 bf16 fp8-cluster8; do
       [ "$(left)" -gt 90 ] || { echo "32k $kv: skipped (time)"; continue; }
-      timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-$kv.json" --kv-cache-dtype $([ $kv = fp8 ] && echo fp8 || echo bf16) \
+      env $([ $kv = fp8-cluster8 ] && echo FP4LLM_ATTN_CLUSTER=8) timeout 150 ./build-gpu/fp4llm bench --quiet \
+        --json "$OUT/ctx32k-$kv.json" --kv-cache-dtype $([ $kv = bf16 ] && echo bf16 || echo fp8) \
         --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
         --profile > "$OUT/ctx32k-$kv.txt" 2>&1
       python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
