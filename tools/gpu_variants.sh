@@ -25,7 +25,8 @@
 #                                    default paths' GPU tests (GEMV, MoE, attention) and the knob
 #                                    tests, the 2,048-token prefill A/B (defaults, the mask on
 #                                    every tile, 4 and 2 heads a block), batch 1/16 of Qwen3-8B and
-#                                    Qwen3-30B-A3B, 32k attention FP8 against BF16, then the MoE
+#                                    Qwen3-30B-A3B, batch 64 with the wgmma GEMV's clusters,
+#                                    32k attention FP8 against BF16, then the MoE
 #                                    prefill on warpgroup MMAs and the attention clusters
 #   device: carry [".deps"]
 set -uo pipefail
@@ -230,8 +231,8 @@ if [ "$part" = core ]; then
   {
     if why=$(gate core-tests.log '^gpu_(nvfp4_linear|moe|paged_attention)$'); then echo "default-path GPU tests (gpu_nvfp4_linear, gpu_moe, gpu_paged_attention): passed"
     else echo "default-path GPU tests: $why"; fi
-    why=$(gate core-knob-tests.log '^(gpu_paged_attention_flash_heads(2|4)|gpu_moe_experts_wgmma|gpu_paged_attention_cluster(2|8))$') \
-      && echo "knob tests (flash heads 2/4, experts wgmma, attention cluster 2/8): passed" || echo "knob tests: $why"
+    why=$(gate core-knob-tests.log '^(gpu_paged_attention_flash_heads(2|4)|gpu_moe_experts_wgmma|gpu_paged_attention_cluster(2|8)|gpu_nvfp4_linear_wgmma_cluster2)$') \
+      && echo "knob tests (flash heads 2/4, experts wgmma, attention cluster 2/8, wgmma GEMV cluster 2): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
     for v in default mask-every-tile heads4 heads2; do
       [ "$(left)" -gt 60 ] || { echo "qwen3-8b prefill ($v): skipped (time)"; continue; }
@@ -248,6 +249,8 @@ if [ "$part" = core ]; then
     done
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
+    bench_variant "$OUT" qwen3-8b-wide-wgmma-cluster2 qwen3-8b 64 FP4LLM_WGMMA_CLUSTER=2
     for kv in fp8 bf16 fp8-cluster8; do
       [ "$(left)" -gt 90 ] || { echo "32k $kv: skipped (time)"; continue; }
       env $([ $kv = fp8-cluster8 ] && echo FP4LLM_ATTN_CLUSTER=8) timeout 150 ./build-gpu/fp4llm bench --quiet \

@@ -11,11 +11,15 @@
 // summation order.
 //
 // A block is kGroups warpgroups on the same 64 rows, each on its share of K with its own x
-// stages; their sums meet in shared memory at the end (no cross-block reduction, so results do
-// not depend on timing). x stages hold 128 / N chunks, double-buffered, in the K-major
+// stages; their sums meet in shared memory at the end. With kCluster > 1 (FP4LLM_WGMMA_CLUSTER)
+// a cluster of that many blocks shares the rows, K split over all its warpgroups, and the blocks'
+// sums meet in block 0 through distributed shared memory, in a fixed order: results never depend
+// on timing. x stages hold 128 / N chunks, double-buffered, in the K-major
 // core-matrix layout of wgmma_bf16.cuh, with K permuted within each chunk as the A fragments are
 // (nvfp4_gemv_tile.cuh: MMA k-step i takes values 4i..4i+3 of each lane's block).
 #pragma once
+
+#include <cooperative_groups.h>
 
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
@@ -94,11 +98,41 @@ struct WgmmaWeights {
   }
 };
 
+// Block `rank` > 0 of a cluster hands its sums (acc of warpgroup 0, in `mine`: that warpgroup's
+// stage memory, no longer read) to block 0, which adds them in rank order. Every thread of every
+// block passes both cluster barriers; the second keeps each block's memory alive until block 0
+// has read it.
+template <int N, int kCluster>
+__device__ __forceinline__ void cluster_sum(float (&acc)[N / 8][4], float* mine, int rank, int group, int tid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  __trap();  // clusters are sm_90's, as is the wgmma kernel
+#else
+  constexpr int kValues = N / 2;
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  if (rank > 0 && group == 0) {
+#pragma unroll
+    for (int j = 0; j < kValues; ++j) mine[j * 128 + tid] = acc[j / 4][j % 4];
+  }
+  cluster.sync();
+  if (rank == 0 && group == 0) {
+#pragma unroll 1
+    for (int r = 1; r < kCluster; ++r) {
+      const float* theirs = cluster.map_shared_rank(mine, r);
+#pragma unroll
+      for (int j = 0; j < kValues; ++j) acc[j / 4][j % 4] += theirs[j * 128 + tid];
+    }
+  }
+  cluster.sync();
+#endif
+}
+
 // The rows of one slice (all rows of a plain product; up to N routed rows of one expert group)
 // times the 64 weight rows of row block `row_block`, written out. kWait: the early-launch wait comes after the
 // first weights are requested (plain products; expert groups waited before choosing their weights).
-template <int N, int kGroups, bool kGrouped, bool kWait>
-__device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice, int row_block) {
+// rank: the block's rank in its cluster of kCluster blocks (K share rank x kGroups + warpgroup).
+template <int N, int kGroups, bool kGrouped, bool kWait, int kCluster = 1>
+__device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice, int row_block, int rank = 0) {
   using Shape = WgmmaShape<N>;
   constexpr int S = Shape::kStageChunks, kChunkBytes = Shape::kChunkBytes, kStepBytes = Shape::kStepBytes;
   extern __shared__ __align__(128) uint8_t wgmma_smem[];
@@ -106,8 +140,9 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
   const int warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
   const int tile = row_block * 4 + warp;
   const bool live = tile < p.row_tiles;
-  const int per_group = (p.k_chunks + kGroups - 1) / kGroups;
-  const int begin = min(p.k_chunks, group * per_group), end = min(p.k_chunks, begin + per_group), n = end - begin;
+  const int per_group = (p.k_chunks + kGroups * kCluster - 1) / (kGroups * kCluster);
+  const int share = rank * kGroups + group;
+  const int begin = min(p.k_chunks, share * per_group), end = min(p.k_chunks, begin + per_group), n = end - begin;
   const size_t first_slot = (size_t(live ? tile : 0) * p.k_chunks + begin) * 32 + lane;
   const uint4* wl = slice.packed + first_slot;
   const uint16_t* sl = slice.scales + first_slot;
@@ -174,20 +209,24 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
       for (int j = 0; j < kValues; ++j) share[j * 128 + tid] = acc[j / 4][j % 4];
     }
     __syncthreads();
-    if (group > 0) return;
-    for (int other = 1; other < kGroups; ++other) {
-      const float* theirs = reinterpret_cast<const float*>(wgmma_smem + other * kWgmmaGroupBytes);
+    if (group == 0)
+      for (int other = 1; other < kGroups; ++other) {
+        const float* theirs = reinterpret_cast<const float*>(wgmma_smem + other * kWgmmaGroupBytes);
 #pragma unroll
-      for (int j = 0; j < kValues; ++j) acc[j / 4][j % 4] += theirs[j * 128 + tid];
-    }
+        for (int j = 0; j < kValues; ++j) acc[j / 4][j % 4] += theirs[j * 128 + tid];
+      }
   }
+  if constexpr (kCluster > 1) cluster_sum<N, kCluster>(acc, reinterpret_cast<float*>(wgmma_smem), rank, group, tid);
+  if (group > 0 || rank > 0) return;
   if (live) write_tile<N / 8, kGrouped>(p, slice, tile, g, t, acc);
 }
 
-template <int N, int kGroups>
+// Grid (row blocks, 1, kCluster), clusters of kCluster blocks along z: blockIdx.z is the rank.
+template <int N, int kGroups, int kCluster>
 __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(GemvArgs p) {
   let_dependents_start();
-  wgmma_slice<N, kGroups, false, true>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x));
+  wgmma_slice<N, kGroups, false, true, kCluster>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x),
+                                                  int(blockIdx.z));
 }
 
 // Expert groups of more than 64 rows (prefill; FP4LLM_EXPERTS_WGMMA=1): block (x, y, z) takes

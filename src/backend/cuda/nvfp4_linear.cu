@@ -146,20 +146,29 @@ bool wgmma_fills_the_gpu(const GemvArgs& p) {
   return !wide_only || wgmma_blocks(p) >= device_sms();
 }
 
-template <int N, int kGroups>
+template <int N, int kGroups, int kCluster = 1>
 void launch_wgmma_groups(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
   constexpr int smem = wgmma_smem_bytes(kGroups);
-  allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<N, kGroups>>(smem);
-  launch_dependent(early_launch_all(), nvfp4_gemv_wgmma_kernel<N, kGroups>, dim3(blocks), dim3(kGroups * 128),
-                   smem, stream, p);
+  allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<N, kGroups, kCluster>>(smem);
+  launch_dependent_in_clusters(early_launch_all(), unsigned(kCluster), nvfp4_gemv_wgmma_kernel<N, kGroups, kCluster>,
+                               dim3(blocks, 1, unsigned(kCluster)), dim3(kGroups * 128), smem, stream, p);
+}
+
+// FP4LLM_WGMMA_CLUSTER=2 (sm_90; not yet measured): where two blocks per 64 rows still fit on
+// the SMs (Qwen3-8B's o_proj and down_proj: 64 blocks of 132 SMs), each 64 rows take a cluster
+// of two blocks, K split over their eight warpgroups, so that the other SMs stream weights too.
+bool wgmma_cluster_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_CLUSTER", "2");
+  return on;
 }
 
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
 // (o_proj, down_proj, qkv), two otherwise.
 template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
-  const unsigned blocks = wgmma_blocks(p);
-  if (blocks < device_sms()) launch_wgmma_groups<N, 4>(p, blocks, stream);
+  const unsigned blocks = wgmma_blocks(p), sms = device_sms();
+  if (wgmma_cluster_requested() && 2 * blocks <= sms) launch_wgmma_groups<N, 4, 2>(p, blocks, stream);
+  else if (blocks < sms) launch_wgmma_groups<N, 4>(p, blocks, stream);
   else launch_wgmma_groups<N, 2>(p, blocks, stream);
 }
 
