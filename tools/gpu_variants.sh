@@ -38,7 +38,8 @@ eval "$(declare -f bench_variant | sed '1s/bench_variant/bench_variant_timed/')"
 started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
 # `first` and `prefill` need only the CLI and the gtests they run; the other parts everything. The build is incremental: seconds where a call before built it.
-targets=$(case $part in first|core) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
+targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
+          core) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
           prefill) echo "fp4llm gpu_paged_attention" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
@@ -228,38 +229,41 @@ if [ "$part" = first ]; then
   } | tee "$OUT/variants-first.md"
 fi
 if [ "$part" = core ]; then
+  # In order of what the session's decisions need; each item only while the call has time.
+  prefill_core() {  # label, knob assignments...
+    local v=$1; shift
+    [ "$(left)" -gt 60 ] || { echo "qwen3-8b prefill ($v): skipped (time)"; return; }
+    env "$@" timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 8 --prefill-len 2048 \
+      --profile --json "$OUT/prefill-core-$v.json" > "$OUT/prefill-core-$v.txt" 2>&1
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-8b', sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections,', round(p['tflops_with_attention']), 'with attention')" \
+      "$OUT/prefill-core-$v.json" "$v" 2>/dev/null || echo "qwen3-8b prefill ($v): FAILED (see $OUT/prefill-core-$v.txt)"
+    grep -m1 'prefill stages' "$OUT/prefill-core-$v.txt"
+  }
+  ctx32k_core() {  # label, kv dtype, knob assignments...
+    local v=$1 kv=$2; shift 2
+    [ "$(left)" -gt 90 ] || { echo "32k $v: skipped (time)"; return; }
+    env "$@" timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-$v.json" --kv-cache-dtype $kv \
+      --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
+      --profile > "$OUT/ctx32k-$v.txt" 2>&1
+    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+      "$OUT/ctx32k-$v.json" "$v" || echo "32k $v: FAILED (see $OUT/ctx32k-$v.txt)"
+  }
   {
     if why=$(gate core-tests.log '^gpu_(nvfp4_linear|moe|paged_attention)$'); then echo "default-path GPU tests (gpu_nvfp4_linear, gpu_moe, gpu_paged_attention): passed"
-    else echo "default-path GPU tests: $why"; fi
-    why=$(gate core-knob-tests.log '^(gpu_paged_attention_flash_heads(2|4)|gpu_moe_experts_wgmma|gpu_paged_attention_cluster(2|8)|gpu_nvfp4_linear_wgmma_cluster2)$') \
-      && echo "knob tests (flash heads 2/4, experts wgmma, attention cluster 2/8, wgmma GEMV cluster 2): passed" || echo "knob tests: $why"
+    else echo "default-path GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/core-tests.log"; fi
+    prefill_core default
+    prefill_core mask-every-tile FP4LLM_FLASH_MASK_EVERY_TILE=1
+    ctx32k_core fp8 fp8
+    ctx32k_core bf16 bf16
+    why=$(gate core-knob-tests.log '^(gpu_paged_attention_flash_heads4|gpu_nvfp4_linear_wgmma_cluster2|gpu_paged_attention_cluster8|gpu_moe_experts_wgmma)$') \
+      && echo "knob tests (flash heads 4, wgmma GEMV cluster 2, attention cluster 8, experts wgmma): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
-    for v in default mask-every-tile heads4 heads2; do
-      [ "$(left)" -gt 60 ] || { echo "qwen3-8b prefill ($v): skipped (time)"; continue; }
-      case $v in
-        mask-every-tile) knob=FP4LLM_FLASH_MASK_EVERY_TILE=1 ;;
-        heads*) knob=FP4LLM_FLASH_HEADS=${v#heads} ;;
-        *) knob= ;;
-      esac
-      env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 8 --prefill-len 2048 \
-        --profile --json "$OUT/prefill-core-$v.json" > "$OUT/prefill-core-$v.txt" 2>&1
-      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-8b', sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections,', round(p['tflops_with_attention']), 'with attention')" \
-        "$OUT/prefill-core-$v.json" "$v" 2>/dev/null || echo "qwen3-8b prefill ($v): FAILED (see $OUT/prefill-core-$v.txt)"
-      grep -m1 'prefill stages' "$OUT/prefill-core-$v.txt"
-    done
-    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
-    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    prefill_core heads4 FP4LLM_FLASH_HEADS=4
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
     bench_variant "$OUT" qwen3-8b-wide-wgmma-cluster2 qwen3-8b 64 FP4LLM_WGMMA_CLUSTER=2
-    for kv in fp8 bf16 fp8-cluster8; do
-      [ "$(left)" -gt 90 ] || { echo "32k $kv: skipped (time)"; continue; }
-      env $([ $kv = fp8-cluster8 ] && echo FP4LLM_ATTN_CLUSTER=8) timeout 150 ./build-gpu/fp4llm bench --quiet \
-        --json "$OUT/ctx32k-$kv.json" --kv-cache-dtype $([ $kv = bf16 ] && echo bf16 || echo fp8) \
-        --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
-        --profile > "$OUT/ctx32k-$kv.txt" 2>&1
-      python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
-        "$OUT/ctx32k-$kv.json" "$kv" || echo "32k $kv: FAILED (see $OUT/ctx32k-$kv.txt)"
-    done
+    ctx32k_core fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
     for v in ring wgmma; do
       [ "$(left)" -gt 60 ] || { echo "qwen3-30b-a3b prefill ($v): skipped (time)"; continue; }
       knob=$([ $v = wgmma ] && echo FP4LLM_EXPERTS_WGMMA=1)
@@ -268,7 +272,7 @@ if [ "$part" = core ]; then
       python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-30b-a3b prefill 2048,', sys.argv[2] + ':', round(p['ms'], 1), 'ms')" \
         "$OUT/prefill-moe-$v.json" "$v" 2>/dev/null || echo "qwen3-30b-a3b prefill ($v): FAILED (see $OUT/prefill-moe-$v.txt)"
     done
-    bench_variant "$OUT" qwen3-8b-attn-cluster8 qwen3-8b 1,16 FP4LLM_ATTN_CLUSTER=8
+    prefill_core heads2 FP4LLM_FLASH_HEADS=2
     bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=8
   } | tee "$OUT/variants-core.md"
 fi
