@@ -54,6 +54,19 @@ gate() {
   [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
   return 1
 }
+# Qwen3-30B-A3B's 2,048-token prompt with its expert groups on the copy ring (default) and on
+# warpgroup MMAs (FP4LLM_EXPERTS_WGMMA=1), same call, with the prompt's stages.
+moe_prefill_ab() {
+  for v in ring wgmma; do
+    [ "$(left)" -gt 60 ] || { echo "qwen3-30b-a3b prefill ($v): skipped (time)"; continue; }
+    knob=$([ $v = wgmma ] && echo FP4LLM_EXPERTS_WGMMA=1)
+    env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-30b-a3b --batch 1 --output-len 8 \
+      --prefill-len 2048 --profile --json "$OUT/prefill-moe-$v.json" > "$OUT/prefill-moe-$v.txt" 2>&1
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-30b-a3b prefill 2048,', sys.argv[2] + ':', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
+      "$OUT/prefill-moe-$v.json" "$v" 2>/dev/null || echo "qwen3-30b-a3b prefill ($v): FAILED (see $OUT/prefill-moe-$v.txt)"
+    grep -m1 'prefill stages' "$OUT/prefill-moe-$v.txt"
+  done
+}
 # Prefill of one 2,048-token prompt of three models with the defaults (the pipelined flash kernel,
 # the warp-per-head rope kernel), with 2 and 4 query heads per flash block when their tests
 # passed, and on the first flash kernel, same call; then the prompt's stages.
@@ -188,15 +201,7 @@ if [ "$part" = first ]; then
     # Expert groups of more than 64 rows (prefill) on warpgroup MMAs: one 2,048-token prompt of
     # Qwen3-30B-A3B against the copy ring, same call, then decode (unchanged paths) as a check.
     if why=$(gate first-experts-tests.log '^(gpu_moe_experts_wgmma|gpu_moe|gpu_nvfp4_linear)$'); then
-      for v in ring wgmma; do
-        [ "$(left)" -gt 60 ] || { echo "qwen3-30b-a3b prefill ($v): skipped (time)"; continue; }
-        knob=$([ $v = wgmma ] && echo FP4LLM_EXPERTS_WGMMA=1)
-        env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-30b-a3b --batch 1 --output-len 8 \
-          --prefill-len 2048 --profile --json "$OUT/prefill-moe-$v.json" > "$OUT/prefill-moe-$v.txt" 2>&1
-        python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-30b-a3b prefill 2048,', sys.argv[2] + ':', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
-          "$OUT/prefill-moe-$v.json" "$v" 2>/dev/null || echo "qwen3-30b-a3b prefill ($v): FAILED (see $OUT/prefill-moe-$v.txt)"
-        grep -m1 'prefill stages' "$OUT/prefill-moe-$v.txt"
-      done
+      moe_prefill_ab
       bench_variant "$OUT" qwen3-30b-a3b-experts-wgmma qwen3-30b-a3b 1,16 FP4LLM_EXPERTS_WGMMA=1
     else echo "expert wgmma tests: $why; benches skipped"; fi
     # Each decode-attention split a cluster of 8 (and 4) blocks: short contexts, then 32k.
@@ -264,14 +269,7 @@ if [ "$part" = core ]; then
     ctx32k_core fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    for v in ring wgmma; do
-      [ "$(left)" -gt 60 ] || { echo "qwen3-30b-a3b prefill ($v): skipped (time)"; continue; }
-      knob=$([ $v = wgmma ] && echo FP4LLM_EXPERTS_WGMMA=1)
-      env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-30b-a3b --batch 1 --output-len 8 \
-        --prefill-len 2048 --quiet --json "$OUT/prefill-moe-$v.json" > "$OUT/prefill-moe-$v.txt" 2>&1
-      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-30b-a3b prefill 2048,', sys.argv[2] + ':', round(p['ms'], 1), 'ms')" \
-        "$OUT/prefill-moe-$v.json" "$v" 2>/dev/null || echo "qwen3-30b-a3b prefill ($v): FAILED (see $OUT/prefill-moe-$v.txt)"
-    done
+    moe_prefill_ab
     prefill_core heads2 FP4LLM_FLASH_HEADS=2
     bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=8
   } | tee "$OUT/variants-core.md"
