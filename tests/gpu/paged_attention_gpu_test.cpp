@@ -341,6 +341,22 @@ TEST(GpuFlashPrefill, SlidingWindowHeadDim256And64) {
   run_case(e, 25);
 }
 
+// Windows of 128 and 200 keys over long prompts: a 64-token query tile's key tiles that lie wholly
+// inside every row's window and below every row's position skip the per-element mask
+// (tile_needs_mask), the tiles on both bounds keep it; both flash kernels, both caches.
+TEST(GpuFlashPrefill, LongWindowsSkipTheMaskInside) {
+  FP4LLM_REQUIRE_GPU();
+  Case c{8, 2, 128, 128, true, 0.5f, 2.0f, {{0, 300}, {200, 100}, {7, 1}}};
+  c.flash = true;
+  run_case(c, 26);
+  c.fp8 = false;
+  c.k_scale = c.v_scale = 1.0f;
+  run_case(c, 27);
+  Case d{4, 1, 256, 200, true, 1.0f, 1.0f, {{0, 330}, {150, 129}}};
+  d.flash = true;
+  run_case(d, 28);
+}
+
 // The tensor-core decode kernel taking in the rope kernel's work: q and the new key and value of
 // each token from raw q|k|v rows, against float64 (the cache rows the kernel wrote checked within
 // their format's rounding, every other cache byte unchanged). Positions in the first cache block,

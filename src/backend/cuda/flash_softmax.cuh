@@ -55,8 +55,9 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kKeys / 8][4], int k0, i
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
     mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
     const float m_new = fmaxf(m[r], mx[r]);
-    base[r] = m_new == -INFINITY ? 0.0f : m_new * scale_log2;  // a row with no key yet stays empty
-    alpha[r] = ex2_approx(m[r] * scale_log2 - base[r]);
+    // Rounded products (no FMA contraction), so that an unchanged maximum gives alpha = 1 exactly.
+    base[r] = m_new == -INFINITY ? 0.0f : __fmul_rn(m_new, scale_log2);  // a row with no key yet stays empty
+    alpha[r] = ex2_approx(__fmul_rn(m[r], scale_log2) - base[r]);
     m[r] = m_new;
   }
 #pragma unroll
