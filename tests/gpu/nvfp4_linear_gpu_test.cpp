@@ -126,12 +126,13 @@ TEST(GpuNvfp4Linear, MatchesFloat64Reference) {
 
 // Large matrices (many tiles and K splits) with 1, 11, 33 and 64 rows: checked against float64,
 // and two runs agree bit for bit (the K splits are summed in a fixed order). 131072 rows give the
-// wgmma kernel (FP4LLM_GEMV_KERNEL=wgmma) more blocks than SMs: two warpgroups per block.
+// wgmma kernel (FP4LLM_GEMV_KERNEL=wgmma) more blocks than SMs: two warpgroups per block; 4096 x
+// 12288 (down_proj's shape) few enough blocks for clusters under FP4LLM_WGMMA_CLUSTER=2.
 TEST(GpuNvfp4Linear, LargeMatricesAreExactAndDeterministic) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(14);
   Workspace w;
-  for (const Shape& s : std::vector<Shape>{{8192, 4096}, {131072, 64}}) {
+  for (const Shape& s : std::vector<Shape>{{8192, 4096}, {131072, 64}, {4096, 12288}}) {
     const TestLinear lin = random_linear(s, rng, w);
     for (int64_t rows : {1, 11, 33, 64}) {
       check_product(lin, s, rows, cuda::LinearOutput::Store, rng, w);
