@@ -26,7 +26,7 @@
 #                                    tests, the 2,048-token prefill A/B (defaults, the mask on
 #                                    every tile, 4 and 2 heads a block), batch 1/16 of Qwen3-8B and
 #                                    Qwen3-30B-A3B, batch 64 with the wgmma GEMV's clusters,
-#                                    32k attention FP8 against BF16, then the MoE
+#                                    32k attention FP8 (1 and 2 blocks ahead) against BF16, then the MoE
 #                                    prefill on warpgroup MMAs and the attention clusters
 #   device: carry [".deps"]
 set -uo pipefail
@@ -260,6 +260,7 @@ if [ "$part" = core ]; then
     prefill_core mask-every-tile FP4LLM_FLASH_MASK_EVERY_TILE=1
     ctx32k_core fp8 fp8
     ctx32k_core bf16 bf16
+    ctx32k_core fp8-ahead2 fp8 FP4LLM_ATTN_FP8_AHEAD=2  # twice the FP8 bytes in flight, same occupancy (221 registers)
     why=$(gate core-knob-tests.log '^(gpu_paged_attention_flash_heads4|gpu_nvfp4_linear_wgmma_cluster2|gpu_paged_attention_cluster8|gpu_moe_experts_wgmma)$') \
       && echo "knob tests (flash heads 4, wgmma GEMV cluster 2, attention cluster 8, experts wgmma): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
