@@ -271,6 +271,14 @@ void run_case(const Case& c, uint32_t seed) {
   }
 }
 
+// The case with its FP8 cache (seed), then with a BF16 cache and unit scales (seed + 1).
+void run_with_both_caches(Case c, uint32_t seed) {
+  run_case(c, seed);
+  c.fp8 = false;
+  c.k_scale = c.v_scale = 1.0f;
+  run_case(c, seed + 1);
+}
+
 }  // namespace
 
 TEST(GpuPagedAttention, DecodeDeepInContextWithSplits) {
@@ -311,20 +319,14 @@ TEST(GpuPagedAttention, ShortSplitsMergeManyPartials) {
   c.min_split_keys = 32;
   run_case(c, 8);
   c.mma = true;
-  run_case(c, 9);
-  c.fp8 = false;
-  c.k_scale = c.v_scale = 1.0f;
-  run_case(c, 10);
+  run_with_both_caches(c, 9);
 }
 
 TEST(GpuFlashPrefill, CausalChunksOfSeveralSequences) {
   FP4LLM_REQUIRE_GPU();
   Case c{8, 2, 128, 0, true, 0.5f, 2.0f, {{0, 150}, {30, 70}, {5, 1}}};
   c.flash = true;
-  run_case(c, 21);
-  c.fp8 = false;
-  c.k_scale = c.v_scale = 1.0f;
-  run_case(c, 22);
+  run_with_both_caches(c, 21);
 }
 
 TEST(GpuFlashPrefill, SlidingWindowHeadDim256And64) {
@@ -348,10 +350,7 @@ TEST(GpuFlashPrefill, LongWindowsSkipTheMaskInside) {
   FP4LLM_REQUIRE_GPU();
   Case c{8, 2, 128, 128, true, 0.5f, 2.0f, {{0, 300}, {200, 100}, {7, 1}}};
   c.flash = true;
-  run_case(c, 26);
-  c.fp8 = false;
-  c.k_scale = c.v_scale = 1.0f;
-  run_case(c, 27);
+  run_with_both_caches(c, 26);
   Case d{4, 1, 256, 200, true, 1.0f, 1.0f, {{0, 330}, {150, 129}}};
   d.flash = true;
   run_case(d, 28);
