@@ -39,7 +39,7 @@ started=$(date +%s)  # before the build, which a bare machine needs first
 part=${1:-tests}
 # `first` and `prefill` need only the CLI and the gtests they run; the other parts everything. The build is incremental: seconds where a call before built it.
 targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
-          core) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
+          core) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention grid_barrier_probe" ;;
           prefill) echo "fp4llm gpu_paged_attention" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
@@ -258,6 +258,9 @@ if [ "$part" = core ]; then
     else echo "default-path GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/core-tests.log"; fi
     prefill_core default
     prefill_core mask-every-tile FP4LLM_FLASH_MASK_EVERY_TILE=1
+    # What a phase boundary costs (kernel in a graph, with early launch, grid barriers): the
+    # case for or against a persistent per-layer kernel.
+    timeout 60 ./build-gpu/grid_barrier_probe 2>&1 | tee "$OUT/grid-barrier.md" | tail -5
     ctx32k_core fp8 fp8
     ctx32k_core bf16 bf16
     ctx32k_core fp8-ahead2 fp8 FP4LLM_ATTN_FP8_AHEAD=2  # twice the FP8 bytes in flight, same occupancy (221 registers)
