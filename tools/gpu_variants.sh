@@ -2,7 +2,7 @@
 # Device calls after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the kernel
 # knobs that are off by default, each checked and benched against the default in the same call,
 # so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
-# line per item; JSON and logs under $OUT. Five parts, each under the 10-minute limit of a call
+# line per item; JSON and logs under $OUT. Seven parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
 #                                    prefill sliced every 48 rows
@@ -20,14 +20,16 @@
 #                                    batch-1 step; a bare machine builds only what it needs
 #                                    (about 2 minutes)
 #   tools/gpu_variants.sh prefill    one 2,048-token prompt of three models with the defaults,
-#                                    2 and 4 query heads per flash block, the first flash kernel
+#                                    the mask on every tile, 2 and 4 query heads per flash block,
+#                                    the first flash kernel, each with its stages
 #   tools/gpu_variants.sh core       when device time is short, the most needed in one call: the
 #                                    default paths' GPU tests (GEMV, MoE, attention) and the knob
 #                                    tests, the 2,048-token prefill A/B (defaults, the mask on
 #                                    every tile, 4 and 2 heads a block), batch 1/16 of Qwen3-8B and
-#                                    Qwen3-30B-A3B, batch 64 with the wgmma GEMV's clusters,
-#                                    32k attention FP8 (1 and 2 blocks ahead) against BF16, then the MoE
-#                                    prefill on warpgroup MMAs and the attention clusters
+#                                    Qwen3-30B-A3B, batch 64 with the wgmma GEMV's clusters, the
+#                                    phase-boundary probe, 32k attention FP8 (1 and 2 blocks
+#                                    ahead) against BF16, then the MoE prefill on warpgroup MMAs
+#                                    and the attention clusters
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,29 +56,43 @@ gate() {
   [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
   return 1
 }
+# One 2,048-token prompt of MODEL under the knob assignments given (LABEL names the variant and
+# its files): one line of ms and TFLOP/s, then the prompt's stages (an extra eager prefill).
+prefill_run() {  # model, label, knob assignments...
+  local model=$1 v=$2; shift 2
+  [ "$(left)" -gt 90 ] || { echo "$model prefill ($v): skipped (time)"; return; }
+  env "$@" timeout 150 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 8 --prefill-len 2048 \
+    --profile --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
+  python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections,', round(p['tflops_with_attention']), 'with attention')" \
+    "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model prefill ($v): FAILED (see $OUT/prefill-$model-$v.txt)"
+  grep -m1 'prefill stages' "$OUT/prefill-$model-$v.txt"
+}
+# Qwen3-8B decoding at 32k keys with the KV cache in KV (fp8, bf16) under the knob assignments
+# given: the attention stage's microseconds per step (eager profile) and the step's tok/s.
+ctx32k_run() {  # label, kv dtype, knob assignments...
+  local v=$1 kv=$2; shift 2
+  [ "$(left)" -gt 120 ] || { echo "32k $v: skipped (time)"; return; }
+  env "$@" timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-$v.json" --kv-cache-dtype $kv \
+    --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
+    --profile > "$OUT/ctx32k-$v.txt" 2>&1
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+    "$OUT/ctx32k-$v.json" "$v" || echo "32k $v: FAILED (see $OUT/ctx32k-$v.txt)"
+}
 # Qwen3-30B-A3B's 2,048-token prompt with its expert groups on the copy ring (default) and on
-# warpgroup MMAs (FP4LLM_EXPERTS_WGMMA=1), same call, with the prompt's stages.
+# warpgroup MMAs, same call.
 moe_prefill_ab() {
-  for v in ring wgmma; do
-    [ "$(left)" -gt 60 ] || { echo "qwen3-30b-a3b prefill ($v): skipped (time)"; continue; }
-    knob=$([ $v = wgmma ] && echo FP4LLM_EXPERTS_WGMMA=1)
-    env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-30b-a3b --batch 1 --output-len 8 \
-      --prefill-len 2048 --profile --json "$OUT/prefill-moe-$v.json" > "$OUT/prefill-moe-$v.txt" 2>&1
-    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-30b-a3b prefill 2048,', sys.argv[2] + ':', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
-      "$OUT/prefill-moe-$v.json" "$v" 2>/dev/null || echo "qwen3-30b-a3b prefill ($v): FAILED (see $OUT/prefill-moe-$v.txt)"
-    grep -m1 'prefill stages' "$OUT/prefill-moe-$v.txt"
-  done
+  prefill_run qwen3-30b-a3b ring
+  prefill_run qwen3-30b-a3b experts-wgmma FP4LLM_EXPERTS_WGMMA=1
 }
 # Prefill of one 2,048-token prompt of three models with the defaults (the pipelined flash kernel,
-# the warp-per-head rope kernel), with 2 and 4 query heads per flash block when their tests
-# passed, and on the first flash kernel, same call; then the prompt's stages.
+# the warp-per-head rope kernel), with the mask on every tile, with 2 and 4 query heads per flash
+# block when their tests passed, and on the first flash kernel, same call.
 prefill_ab() {
   local variants="default mask-every-tile first"
   if why=$(gate prefill-heads-tests.log '^gpu_paged_attention(_flash_heads2|_flash_heads4)?$'); then variants="default mask-every-tile heads2 heads4 first"
   else echo "flash heads tests: $why; those benches skipped"; fi
   for model in qwen3-8b gemma3-27b qwen3-30b-a3b; do
     for v in $variants; do
-      [ "$(left)" -gt 60 ] || { echo "$model prefill ($v): skipped (time)"; continue; }
       case $v in
         first) knob="FP4LLM_FLASH_PIPELINED=0 FP4LLM_ROPE_WARPS=0" ;;
         mask-every-tile) knob=FP4LLM_FLASH_MASK_EVERY_TILE=1 ;;
@@ -84,17 +100,9 @@ prefill_ab() {
         heads4) knob=FP4LLM_FLASH_HEADS=4 ;;
         *) knob= ;;
       esac
-      env $knob timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 8 --prefill-len 2048 \
-        --quiet --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
-      python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections,', round(p['tflops_with_attention']), 'with attention')" \
-        "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model prefill ($v): FAILED (see $OUT/prefill-$model-$v.txt)"
+      prefill_run $model $v $knob
     done
   done
-  if [ "$(left)" -gt 60 ]; then
-    timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 \
-      --output-len 8 --prefill-len 2048 --profile > "$OUT/profile-prefill.txt" 2>&1
-    echo "qwen3-8b: $(grep -m1 'prefill stages' "$OUT/profile-prefill.txt" || echo "prefill stages: FAILED")"
-  fi
 }
 if [ "$part" = prefill ]; then prefill_ab; fi
 if [ "$part" = tests ]; then
@@ -130,26 +138,15 @@ if [ "$part" = probes ]; then
   # Also BF16 slices of 2,048 and 4,096 rows (16 and 32 MB at K = 4,096) instead of 32 M values
   # (64 MB): a slice that fits L2 is read back by its GEMM from there instead of from DRAM.
   for v in bf16 fp8 bf16-slice2048 bf16-slice4096; do
-    [ "$(left)" -gt 90 ] || { echo "qwen3-8b $v prefill: skipped (time)"; continue; }
     case $v in
       fp8) knob=FP4LLM_FP8_PREFILL=1 ;;
       bf16-slice*) knob=FP4LLM_PREFILL_SLICE_ROWS=${v#bf16-slice} ;;
       *) knob= ;;
     esac
-    env $knob timeout 150 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 8 --prefill-len 2048 \
-      --quiet --json "$OUT/prefill-qwen3-8b-$v.json" > "$OUT/prefill-qwen3-8b-$v.txt" 2>&1
-    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections')" \
-      "$OUT/prefill-qwen3-8b-$v.json" "qwen3-8b $v" 2>/dev/null || echo "qwen3-8b $v prefill: FAILED (see $OUT/prefill-qwen3-8b-$v.txt)"
+    prefill_run qwen3-8b $v $knob
   done
   # The 32k FP8 attention with one (the default), two and three blocks ahead, same call.
-  for ahead in 1 2 3; do
-    [ "$(left)" -gt 120 ] || { echo "32k FP8 attention, $ahead ahead: skipped (time)"; continue; }
-    FP4LLM_ATTN_FP8_AHEAD=$ahead timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-fp8-ahead$ahead.json" \
-      --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
-      --profile > "$OUT/ctx32k-fp8-ahead$ahead.txt" 2>&1
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k FP8,', sys.argv[2], 'ahead: attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" "$OUT/ctx32k-fp8-ahead$ahead.json" "$ahead" \
-      || echo "32k FP8 attention, $ahead ahead: FAILED (see $OUT/ctx32k-fp8-ahead$ahead.txt)"
-  done
+  for ahead in 1 2 3; do ctx32k_run fp8-ahead$ahead fp8 FP4LLM_ATTN_FP8_AHEAD=$ahead; done
   # The lean loop's unchecked loads, every shape of the GEMV tests.
   if [ "$(left)" -gt 90 ]; then
     timeout $(( $(left) - 10 )) compute-sanitizer --tool memcheck build-gpu/gpu_nvfp4_linear > "$OUT/memcheck-lean.log" 2>&1
@@ -209,14 +206,7 @@ if [ "$part" = first ]; then
       bench_variant "$OUT" qwen3-8b-attn-cluster8 qwen3-8b 1,16 FP4LLM_ATTN_CLUSTER=8
       bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1,16 FP4LLM_ATTN_CLUSTER=8
       bench_variant "$OUT" qwen3-30b-a3b-attn-cluster4 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=4
-      for c in 1 8; do
-        [ "$(left)" -gt 90 ] || { echo "32k fp8, cluster $c: skipped (time)"; continue; }
-        FP4LLM_ATTN_CLUSTER=$c timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-fp8-cluster$c.json" \
-          --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
-          --profile > "$OUT/ctx32k-fp8-cluster$c.txt" 2>&1
-        python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k fp8, cluster', sys.argv[2] + ':', 'attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
-          "$OUT/ctx32k-fp8-cluster$c.json" "$c" || echo "32k fp8, cluster $c: FAILED (see $OUT/ctx32k-fp8-cluster$c.txt)"
-      done
+      for c in 1 8; do ctx32k_run fp8-cluster$c fp8 FP4LLM_ATTN_CLUSTER=$c; done
     else echo "attention cluster tests: $why; benches skipped"; fi
     if [ "$(left)" -gt 150 ]; then
       # The two variants in whole models against the CPU (their benches ran above either way).
@@ -235,46 +225,28 @@ if [ "$part" = first ]; then
 fi
 if [ "$part" = core ]; then
   # In order of what the session's decisions need; each item only while the call has time.
-  prefill_core() {  # label, knob assignments...
-    local v=$1; shift
-    [ "$(left)" -gt 60 ] || { echo "qwen3-8b prefill ($v): skipped (time)"; return; }
-    env "$@" timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 8 --prefill-len 2048 \
-      --profile --json "$OUT/prefill-core-$v.json" > "$OUT/prefill-core-$v.txt" 2>&1
-    python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print('qwen3-8b', sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections,', round(p['tflops_with_attention']), 'with attention')" \
-      "$OUT/prefill-core-$v.json" "$v" 2>/dev/null || echo "qwen3-8b prefill ($v): FAILED (see $OUT/prefill-core-$v.txt)"
-    grep -m1 'prefill stages' "$OUT/prefill-core-$v.txt"
-  }
-  ctx32k_core() {  # label, kv dtype, knob assignments...
-    local v=$1 kv=$2; shift 2
-    [ "$(left)" -gt 90 ] || { echo "32k $v: skipped (time)"; return; }
-    env "$@" timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-$v.json" --kv-cache-dtype $kv \
-      --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
-      --profile > "$OUT/ctx32k-$v.txt" 2>&1
-    python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
-      "$OUT/ctx32k-$v.json" "$v" || echo "32k $v: FAILED (see $OUT/ctx32k-$v.txt)"
-  }
   {
     if why=$(gate core-tests.log '^gpu_(nvfp4_linear|moe|paged_attention)$'); then echo "default-path GPU tests (gpu_nvfp4_linear, gpu_moe, gpu_paged_attention): passed"
     else echo "default-path GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/core-tests.log"; fi
-    prefill_core default
-    prefill_core mask-every-tile FP4LLM_FLASH_MASK_EVERY_TILE=1
+    prefill_run qwen3-8b default
+    prefill_run qwen3-8b mask-every-tile FP4LLM_FLASH_MASK_EVERY_TILE=1
     # What a phase boundary costs (kernel in a graph, with early launch, grid barriers): the
     # case for or against a persistent per-layer kernel.
     timeout 60 ./build-gpu/grid_barrier_probe 2>&1 | tee "$OUT/grid-barrier.md" | tail -5
-    ctx32k_core fp8 fp8
-    ctx32k_core bf16 bf16
-    ctx32k_core fp8-ahead2 fp8 FP4LLM_ATTN_FP8_AHEAD=2  # twice the FP8 bytes in flight, same occupancy (221 registers)
+    ctx32k_run fp8 fp8
+    ctx32k_run bf16 bf16
+    ctx32k_run fp8-ahead2 fp8 FP4LLM_ATTN_FP8_AHEAD=2  # twice the FP8 bytes in flight, same occupancy (221 registers)
     why=$(gate core-knob-tests.log '^(gpu_paged_attention_flash_heads4|gpu_nvfp4_linear_wgmma_cluster2|gpu_paged_attention_cluster8|gpu_moe_experts_wgmma)$') \
       && echo "knob tests (flash heads 4, wgmma GEMV cluster 2, attention cluster 8, experts wgmma): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
-    prefill_core heads4 FP4LLM_FLASH_HEADS=4
+    prefill_run qwen3-8b heads4 FP4LLM_FLASH_HEADS=4
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
     bench_variant "$OUT" qwen3-8b-wide-wgmma-cluster2 qwen3-8b 64 FP4LLM_WGMMA_CLUSTER=2
-    ctx32k_core fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
+    ctx32k_run fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
     moe_prefill_ab
-    prefill_core heads2 FP4LLM_FLASH_HEADS=2
+    prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
     bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=8
   } | tee "$OUT/variants-core.md"
 fi
