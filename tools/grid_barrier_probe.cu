@@ -79,6 +79,26 @@ __global__ void counter_kernel(unsigned* slots, unsigned* count, unsigned* gener
   }
 }
 
+// Microseconds per phase boundary: `launch` (phases x boundaries_per_phase of them) run once to
+// warm up, then timed over 20 runs.
+template <typename Launch>
+float us_per_boundary(cudaStream_t stream, int boundaries, Launch launch) {
+  launch();
+  cudaEvent_t start, stop;
+  CHECK(cudaEventCreate(&start));
+  CHECK(cudaEventCreate(&stop));
+  constexpr int kRepeats = 20;
+  CHECK(cudaEventRecord(start, stream));
+  for (int r = 0; r < kRepeats; ++r) launch();
+  CHECK(cudaEventRecord(stop, stream));
+  CHECK(cudaEventSynchronize(stop));
+  float ms = 0;
+  CHECK(cudaEventElapsedTime(&ms, start, stop));
+  CHECK(cudaEventDestroy(start));
+  CHECK(cudaEventDestroy(stop));
+  return ms * 1000.0f / float(kRepeats * boundaries);
+}
+
 float graph_us_per_phase(int blocks, int phases, bool pdl, unsigned* word, cudaStream_t stream) {
   cudaGraph_t graph;
   CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
@@ -97,38 +117,18 @@ float graph_us_per_phase(int blocks, int phases, bool pdl, unsigned* word, cudaS
   CHECK(cudaStreamEndCapture(stream, &graph));
   cudaGraphExec_t exec;
   CHECK(cudaGraphInstantiate(&exec, graph, 0));
-  CHECK(cudaGraphLaunch(exec, stream));  // warm-up
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  constexpr int kRepeats = 20;
-  CHECK(cudaEventRecord(start, stream));
-  for (int r = 0; r < kRepeats; ++r) CHECK(cudaGraphLaunch(exec, stream));
-  CHECK(cudaEventRecord(stop, stream));
-  CHECK(cudaEventSynchronize(stop));
-  float ms = 0;
-  CHECK(cudaEventElapsedTime(&ms, start, stop));
+  const float us = us_per_boundary(stream, phases, [&] { CHECK(cudaGraphLaunch(exec, stream)); });
   CHECK(cudaGraphExecDestroy(exec));
   CHECK(cudaGraphDestroy(graph));
-  return ms * 1000.0f / float(kRepeats * phases);
+  return us;
 }
 
 template <typename... Args>
 float coop_us_per_phase(void* kernel, int blocks, int phases, int barriers_per_phase, cudaStream_t stream, Args... args) {
   void* params[] = {&args...};
-  CHECK(cudaLaunchCooperativeKernel(kernel, dim3(unsigned(blocks)), dim3(kThreads), params, 0, stream));  // warm-up
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  constexpr int kRepeats = 20;
-  CHECK(cudaEventRecord(start, stream));
-  for (int r = 0; r < kRepeats; ++r)
+  return us_per_boundary(stream, phases * barriers_per_phase, [&] {
     CHECK(cudaLaunchCooperativeKernel(kernel, dim3(unsigned(blocks)), dim3(kThreads), params, 0, stream));
-  CHECK(cudaEventRecord(stop, stream));
-  CHECK(cudaEventSynchronize(stop));
-  float ms = 0;
-  CHECK(cudaEventElapsedTime(&ms, start, stop));
-  return ms * 1000.0f / float(kRepeats * phases * barriers_per_phase);
+  });
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  const float scale_log2 = a.p.scale * a.p.k_scale * 1.4426950408889634f;
+  const float scale_log2 = score_scale_log2(a.p.scale, a.p.k_scale);
 
   for (int k0 = lo; k0 <= last; k0 += kKeys) {
     __syncthreads();  // the previous tile's K and V are no longer read

@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  const float scale_log2 = a.p.scale * a.p.k_scale * 1.4426950408889634f;
+  const float scale_log2 = score_scale_log2(a.p.scale, a.p.k_scale);
   // ldmatrix row addresses of this lane: A (Q) rows of the warp, B (K) keys, and V's keys.
   const int a_row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, a_col = (lane >> 4) * 8;
   const int k_key = (lane & 7) + (lane >> 4) * 8, k_col = ((lane >> 3) & 1) * 8;

@@ -21,6 +21,12 @@ __device__ __forceinline__ float ex2_approx(float x) {
   return y;
 }
 
+// The factor of raw Q.K scores in the log2 domain the softmax works in: softmax scale x the K
+// cache's scale x log2(e).
+__device__ __forceinline__ float score_scale_log2(float scale, float k_scale) {
+  return scale * k_scale * 1.4426950408889634f;
+}
+
 // Whether some key of the tile [k0, k0 + kKeys) is masked for some query row at positions
 // [pos0, last]: past the first row's position (causal), or at or before last - window (sliding
 // window). Tiles wholly inside both bounds, all but the diagonal ones of a long prompt, skip the
