@@ -19,7 +19,7 @@ for s in long_scoreboard short_scoreboard wait barrier math_pipe_throttle mio_th
 done
 ncu --clock-control none --cache-control none --csv --page raw \
   --kernel-name 'regex:^(?!.*(gemm|nvjet|dequantize|flash|Kernel)).*$' --launch-skip "$skip" --launch-count "$count" \
-  --metrics "gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,dram__bytes_read.sum,sm__inst_executed.sum,sm__inst_issued.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__grid_size,launch__block_size,smsp__average_warps_issue_stalled_per_issue_active.ratio${stalls}" \
+  --metrics "gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,dram__bytes_read.sum,lts__t_bytes.sum,sm__inst_executed.sum,sm__inst_issued.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active,launch__registers_per_thread,launch__grid_size,launch__block_size,smsp__average_warps_issue_stalled_per_issue_active.ratio${stalls}" \
   ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batch" --input-len 128 --output-len 6 --enforce-eager --quiet \
   > "$OUT/ncu-$model-b$batch.csv" 2> "$OUT/ncu-$model-b$batch.log"
 python3 tools/ncu_table.py "$OUT/ncu-$model-b$batch.csv"

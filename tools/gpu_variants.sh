@@ -244,10 +244,11 @@ if [ "$part" = core ]; then
     bench_variant "$OUT" qwen3-8b-wide-wgmma-cluster2 qwen3-8b 64 FP4LLM_WGMMA_CLUSTER=2
     ctx32k_run fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-8b-attn-cluster8 qwen3-8b 1 FP4LLM_ATTN_CLUSTER=8
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=8
     moe_prefill_ab
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
-    bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=8
   } | tee "$OUT/variants-core.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.

@@ -6,6 +6,7 @@ SHORT = {
     "gpu__time_duration.sum": "us",
     "dram__throughput.avg.pct_of_peak_sustained_elapsed": "dram%",
     "dram__bytes_read.sum": "MB",
+    "lts__t_bytes.sum": "L2 MB",
     "sm__inst_issued.avg.pct_of_peak_sustained_active": "issue%",
     "sm__warps_active.avg.pct_of_peak_sustained_active": "occ%",
     "launch__registers_per_thread": "regs",
@@ -32,7 +33,7 @@ def main(path):
                 unit = units[col[metric]]
                 if short == "us":
                     f = f / 1000 if unit == "nsecond" else f
-                if short == "MB":
+                if short.endswith("MB"):
                     f = f / 1e6 if unit == "byte" else (f if unit == "Mbyte" else f / 1e3 if unit == "Kbyte" else f)
                 vals.append(f"{f:.1f}" if short not in ("regs", "grid", "blk") else f"{int(f)}")
             except ValueError:
