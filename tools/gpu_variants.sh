@@ -78,6 +78,15 @@ ctx32k_run() {  # label, kv dtype, knob assignments...
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
     "$OUT/ctx32k-$v.json" "$v" || echo "32k $v: FAILED (see $OUT/ctx32k-$v.txt)"
 }
+# Where a decode step of MODEL at BATCH goes with the defaults (eager, CUDA events between
+# stages; small stages read high): one line of microseconds per step.
+stages_run() {  # model, batch
+  local model=$1 batch=$2
+  [ "$(left)" -gt 60 ] || { echo "$model b$batch stages: skipped (time)"; return; }
+  timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch $batch --profile --json "$OUT/profile-$model-b$batch.json" \
+    > "$OUT/profile-$model-b$batch.txt" 2>&1
+  echo "$model b$batch $(grep -m1 'stages' "$OUT/profile-$model-b$batch.txt" || echo "stages: FAILED (see $OUT/profile-$model-b$batch.txt)")"
+}
 # Qwen3-30B-A3B's 2,048-token prompt with its expert groups on the copy ring (default) and on
 # warpgroup MMAs, same call.
 moe_prefill_ab() {
@@ -215,12 +224,7 @@ if [ "$part" = first ]; then
       echo "py_gpu_forward_experts_wgmma, py_gpu_forward_attention_cluster: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/py-variants.log" | tr '\n' ';')"
     fi
     # Where a batch-1 step goes with the defaults (eager, CUDA events between stages).
-    for model in qwen3-8b qwen3-30b-a3b; do
-      [ "$(left)" -gt 60 ] || { echo "$model stages: skipped (time)"; continue; }
-      timeout 120 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --profile --json "$OUT/profile-$model.json" \
-        > "$OUT/profile-$model.txt" 2>&1
-      echo "$model $(grep -m1 'stages' "$OUT/profile-$model.txt" || echo "stages: FAILED (see $OUT/profile-$model.txt)")"
-    done
+    for model in qwen3-8b qwen3-30b-a3b; do stages_run $model 1; done
   } | tee "$OUT/variants-first.md"
 fi
 if [ "$part" = core ]; then
@@ -240,6 +244,7 @@ if [ "$part" = core ]; then
       && echo "knob tests (flash heads 4, wgmma GEMV cluster 2, attention cluster 8, experts wgmma): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
     prefill_run qwen3-8b heads4 FP4LLM_FLASH_HEADS=4
+    stages_run qwen3-8b 64  # never measured: where batch 64's 11 ms go
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
     bench_variant "$OUT" qwen3-8b-wide-wgmma-cluster2 qwen3-8b 64 FP4LLM_WGMMA_CLUSTER=2
     ctx32k_run fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
