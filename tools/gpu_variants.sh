@@ -30,6 +30,9 @@
 #                                    phase-boundary probe, 32k attention FP8 (1 and 2 blocks
 #                                    ahead) against BF16, then the MoE prefill on warpgroup MMAs
 #                                    and the attention clusters
+#   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
+#                                    over one layer's four warpgroup-MMA products (time, DRAM and
+#                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +45,7 @@ part=${1:-tests}
 # `first` and `prefill` need only the CLI and the gtests they run; the other parts everything. The build is incremental: seconds where a call before built it.
 targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
           core) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention grid_barrier_probe" ;;
-          prefill) echo "fp4llm gpu_paged_attention" ;; esac)
+          prefill) echo "fp4llm gpu_paged_attention" ;; wide) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -255,6 +258,16 @@ if [ "$part" = core ]; then
     moe_prefill_ab
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
   } | tee "$OUT/variants-core.md"
+fi
+if [ "$part" = wide ]; then
+  {
+    stages_run qwen3-8b 64
+    stages_run qwen3-8b 16
+    # Only decode launches the wgmma products (prefill's are GEMMs): 144 a step (4 a layer x 36),
+    # so skipping 288 lands on the third step's first layer: qkv, o_proj, gate_up, down.
+    PROFILE_KERNELS=nvfp4_gemv_wgmma FP4LLM_REBUILD=0 timeout 240 bash tools/gpu_profile.sh qwen3-8b 64 288 4
+    FP4LLM_REBUILD=0 timeout 150 bash tools/gpu_sass_profile.sh nvfp4_gemv_wgmma qwen3-8b 64 290
+  } 2>&1 | tee "$OUT/variants-wide.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
