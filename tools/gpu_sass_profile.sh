@@ -15,6 +15,10 @@ ncu --clock-control none --set full --import-source no --kernel-name "regex:$ker
   -o "$OUT/ncu-$kernel" ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batch" "${lengths[@]}" \
   --enforce-eager --quiet > "$OUT/ncu-$kernel.log" 2>&1
 ncu -i "$OUT/ncu-$kernel.ncu-rep" --page source --csv --print-source sass > "$OUT/sass-$kernel.csv" 2>&1
+# The launch's headline figures (time, throughputs, occupancy and what limits it, warp stalls).
+ncu -i "$OUT/ncu-$kernel.ncu-rep" --page details > "$OUT/details-$kernel.txt" 2>&1
+grep -E "^ +(Duration|Compute \(SM\) Throughput|Memory Throughput|DRAM Throughput|L2 Hit Rate|Registers Per Thread|Dynamic Shared Memory Per Block|Block Limit (Registers|Shared Mem|Warps)|Theoretical Occupancy|Achieved Occupancy|Issue Slots Busy|Executed Ipc Active|No Eligible|One or More Eligible|Warp Cycles Per Issued Instruction|Avg. Active Threads Per Warp) " \
+  "$OUT/details-$kernel.txt" | sed -E 's/ +/ /g'
 rm -f "$OUT/ncu-$kernel.ncu-rep"
 python3 - "$OUT/sass-$kernel.csv" <<'PY'
 import csv, sys

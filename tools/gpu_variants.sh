@@ -237,6 +237,11 @@ if [ "$part" = core ]; then
     else echo "default-path GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/core-tests.log"; fi
     prefill_run qwen3-8b default
     prefill_run qwen3-8b mask-every-tile FP4LLM_FLASH_MASK_EVERY_TILE=1
+    # The flash kernel at 93 TFLOP/s spends about 15k cycles per key tile and block (fifteenth
+    # session's figures): where, by instruction, and what limits its occupancy.
+    [ "$(left)" -gt 200 ] && PROFILE_BENCH_ARGS="--input-len 2048 --output-len 5" \
+      timeout 150 bash tools/gpu_sass_profile.sh flash_pipelined qwen3-8b 1 10 2>&1 | head -45
+    stages_run qwen3-8b 64  # never measured: where batch 64's 11 ms go
     # What a phase boundary costs (kernel in a graph, with early launch, grid barriers): the
     # case for or against a persistent per-layer kernel.
     timeout 60 ./build-gpu/grid_barrier_probe 2>&1 | tee "$OUT/grid-barrier.md" | tail -5
@@ -247,7 +252,6 @@ if [ "$part" = core ]; then
       && echo "knob tests (flash heads 4, wgmma GEMV cluster 2, attention cluster 8, experts wgmma): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
     prefill_run qwen3-8b heads4 FP4LLM_FLASH_HEADS=4
-    stages_run qwen3-8b 64  # never measured: where batch 64's 11 ms go
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
     bench_variant "$OUT" qwen3-8b-wide-wgmma-cluster2 qwen3-8b 64 FP4LLM_WGMMA_CLUSTER=2
     ctx32k_run fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
