@@ -43,15 +43,29 @@ struct PipelinedTile {
   static constexpr int kRow = D + 8;                    // 16-bit elements per row of Q, K and V
   static constexpr int kRawRow = D * (kFp8 ? 1 : 2);    // bytes of one cached key or value row
   static constexpr int kPlane = kKeys * kRow;           // elements of one of Q, K, V
-  static constexpr int kSmemBytes = (kHeads + 2) * kPlane * 2 + 2 * kKeys * kRawRow;
+  static constexpr int kTileBlocks = kKeys / kBlockTokens + 1;  // cache blocks a tile's keys can span
+  static constexpr int kEntries = 8;                    // block-table entries per tile buffer (>= kTileBlocks)
+  static constexpr int kSmemBytes = (kHeads + 2) * kPlane * 2 + 2 * kKeys * kRawRow;  // dynamic; the entries are static
+  static_assert(kEntries >= kTileBlocks);
 };
 
+// The block-table entries of the key tile at k0 (the cache blocks of keys [k0, min(k0 + 64, last + 1))
+// into `entries` by cp.async, in the caller's next commit group: requested a tile ahead of the
+// copies that need them, so a tile's copies no longer wait for a block-table round trip first
+// (it was two dependent L2 round trips per tile, between the widening and the arithmetic).
+template <int D, bool kFp8>
+__device__ __forceinline__ void request_entries(const int32_t* table, int k0, int last, int32_t* entries) {
+  using T = PipelinedTile<D, kFp8>;
+  const int e = int(threadIdx.x), block = k0 / T::kBlockTokens + e;
+  if (e < T::kTileBlocks && block * T::kBlockTokens <= min(last, k0 + T::kKeys - 1)) copy_async4(entries + e, table + block);
+}
+
 // Keys [k0, k0 + 64) of the sequence's cache rows for kv_head into raw (K rows, then V rows),
-// zero past `last`; one commit group per thread. kThreads (the block's size) is a constant so
-// that the loop unrolls: a thread's block-table reads and copies are all issued before any is
-// waited for, instead of one dependent round trip per iteration.
+// zero past `last`, through the tile's block-table entries in shared memory (request_entries);
+// one commit group per thread, closed by the caller. kThreads (the block's size) is a constant so
+// that the loop unrolls.
 template <int D, bool kFp8, int kThreads>
-__device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* table, int kv_head, int k0, int last,
+__device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* entries, int kv_head, int k0, int last,
                                              uint8_t* raw) {
   using T = PipelinedTile<D, kFp8>;
   constexpr int kChunks = T::kRawRow / 16;
@@ -62,12 +76,13 @@ __device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* 
     const int abs_key = k0 + key;
     const bool valid = abs_key <= last;
     const uint8_t* src = which ? a.v : a.k;
-    if (valid)
-      src += (size_t(int64_t(table[abs_key / T::kBlockTokens]) * T::kBlockTokens + abs_key % T::kBlockTokens) *
-                  size_t(a.p.kv_heads) + size_t(kv_head)) * T::kRawRow + size_t(c) * 16;
+    if (valid) {
+      const int entry = entries[abs_key / T::kBlockTokens - k0 / T::kBlockTokens];
+      src += (size_t(int64_t(entry) * T::kBlockTokens + abs_key % T::kBlockTokens) * size_t(a.p.kv_heads) +
+              size_t(kv_head)) * T::kRawRow + size_t(c) * 16;
+    }
     copy_async16_or_zero(raw + (which * T::kKeys + key) * T::kRawRow + c * 16, src, valid);
   }
-  copy_async_commit();
 }
 
 // The raw tile as 16-bit K and V rows: E4M3 widened to FP16 (exact), BF16 copied; unrolled (as
@@ -93,11 +108,16 @@ __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uin
 }
 
 // The tile's query rows (float32 [token][head][D]) of heads [head, head + kHeads) as 16-bit
-// rows, one plane per head, zero past its count.
+// rows, one plane per head, zero past its count. Unrolled over the block's constant size (as
+// request_keys): 32 loads per thread at head_dim 128, each stored before the next was requested
+// when the loop ran one iteration at a time.
 template <int D, bool kFp8, int kHeads>
 __device__ __forceinline__ void stage_queries(const FlashArgs& a, const QueryTile& tile, int head, uint16_t* qs) {
   using T = PipelinedTile<D, kFp8>;
-  for (int i = threadIdx.x; i < kHeads * T::kKeys * (D / 2); i += blockDim.x) {
+  constexpr int kThreads = 128 * kHeads;
+  static_assert(kHeads * T::kKeys * (D / 2) % kThreads == 0);
+#pragma unroll 4
+  for (int i = threadIdx.x; i < kHeads * T::kKeys * (D / 2); i += kThreads) {
     const int h = i / (T::kKeys * (D / 2)), r = (i / (D / 2)) % T::kKeys, d = 2 * (i % (D / 2));
     float2 x = make_float2(0.0f, 0.0f);
     if (r < tile.count)
@@ -116,6 +136,7 @@ __global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs
   uint16_t* ks = q_planes + kHeads * T::kPlane;
   uint16_t* vs = ks + T::kPlane;
   uint8_t* raw = reinterpret_cast<uint8_t*>(vs + T::kPlane);
+  __shared__ int32_t entries[2 * T::kEntries];  // tile j's block-table entries in buffer j % 2
 
   // The tiles with the longest key ranges (a sequence's last) first: a shorter tail.
   const QueryTile tile = a.tiles[gridDim.x - 1 - blockIdx.x];
@@ -129,7 +150,15 @@ __global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs
   const int window = int(a.p.window);
   const int lo = window > 0 ? max(0, pos0 - window + 1) : 0;
 
-  request_keys<D, kFp8, 128 * kHeads>(a, table, kv_head, lo, last, raw);
+  // The first tile's entries are waited for here (one round trip, as before); the second's
+  // travel with the first tile's rows.
+  request_entries<D, kFp8>(table, lo, last, entries);
+  copy_async_commit();
+  copy_async_wait<0>();
+  __syncthreads();
+  if (lo + kKeys <= last) request_entries<D, kFp8>(table, lo + kKeys, last, entries + T::kEntries);
+  request_keys<D, kFp8, 128 * kHeads>(a, entries, kv_head, lo, last, raw);
+  copy_async_commit();
   stage_queries<D, kFp8, kHeads>(a, tile, first_head, q_planes);
 
   const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
@@ -146,11 +175,20 @@ __global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs
   const int v_key = (lane & 7) + ((lane >> 3) & 1) * 8, v_col = (lane >> 4) * 8;
 
   for (int k0 = lo; k0 <= last; k0 += kKeys) {
+    const int j = (k0 - lo) / kKeys;  // the tile's index: its entries are in buffer j % 2
     copy_async_wait<0>();
-    __syncthreads();  // this tile's raw rows have landed; the previous tile's K and V are no longer read
+    // This tile's raw rows and the next tile's entries have landed; the previous tile's K and V
+    // are no longer read.
+    __syncthreads();
     widen_keys<D, kFp8, 128 * kHeads>(raw, ks, vs);
     __syncthreads();  // K and V hold the tile; raw is free for the next one
-    if (k0 + kKeys <= last) request_keys<D, kFp8, 128 * kHeads>(a, table, kv_head, k0 + kKeys, last, raw);
+    if (k0 + kKeys <= last) {
+      // Tile j + 2's entries into tile j's buffer, whose last reader (the copies of tile j) came
+      // before the barriers above.
+      if (k0 + 2 * kKeys <= last) request_entries<D, kFp8>(table, k0 + 2 * kKeys, last, entries + (j % 2) * T::kEntries);
+      request_keys<D, kFp8, 128 * kHeads>(a, entries + ((j + 1) % 2) * T::kEntries, kv_head, k0 + kKeys, last, raw);
+      copy_async_commit();
+    }
     if (!has_rows) continue;
 
     float s[kKeys / 8][4];
