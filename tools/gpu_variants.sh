@@ -30,6 +30,9 @@
 #                                    phase-boundary probe, 32k attention FP8 (1 and 2 blocks
 #                                    ahead) against BF16, then the MoE prefill on warpgroup MMAs
 #                                    and the attention clusters
+#   tools/gpu_variants.sh verify     the defaults' GPU tests and whole models against the CPU, batch
+#                                    1/16 with the decode attention before f2442f8 against now,
+#                                    one batch-64 layer's wgmma products under Nsight Compute
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -45,7 +48,8 @@ part=${1:-tests}
 # `first` and `prefill` need only the CLI and the gtests they run; the other parts everything. The build is incremental: seconds where a call before built it.
 targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
           core) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention grid_barrier_probe" ;;
-          prefill) echo "fp4llm gpu_paged_attention" ;; wide) echo "fp4llm" ;; esac)
+          prefill) echo "fp4llm gpu_paged_attention" ;; wide) echo "fp4llm" ;;
+          verify) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -90,26 +94,26 @@ stages_run() {  # model, batch
     > "$OUT/profile-$model-b$batch.txt" 2>&1
   echo "$model b$batch $(grep -m1 'stages' "$OUT/profile-$model-b$batch.txt" || echo "stages: FAILED (see $OUT/profile-$model-b$batch.txt)")"
 }
-# Qwen3-30B-A3B's 2,048-token prompt with its expert groups on the copy ring (default) and on
-# warpgroup MMAs, same call.
+# Qwen3-30B-A3B's 2,048-token prompt with its expert groups on warpgroup MMAs (default) and on
+# the copy ring, same call.
 moe_prefill_ab() {
-  prefill_run qwen3-30b-a3b ring
-  prefill_run qwen3-30b-a3b experts-wgmma FP4LLM_EXPERTS_WGMMA=1
+  prefill_run qwen3-30b-a3b experts-wgmma
+  prefill_run qwen3-30b-a3b ring FP4LLM_EXPERTS_WGMMA=0
 }
 # Prefill of one 2,048-token prompt of three models with the defaults (the pipelined flash kernel,
 # the warp-per-head rope kernel), with the mask on every tile, with 2 and 4 query heads per flash
 # block when their tests passed, and on the first flash kernel, same call.
 prefill_ab() {
   local variants="default mask-every-tile first"
-  if why=$(gate prefill-heads-tests.log '^gpu_paged_attention(_flash_heads2|_flash_heads4)?$'); then variants="default mask-every-tile heads2 heads4 first"
+  if why=$(gate prefill-heads-tests.log '^gpu_paged_attention(_flash_heads1|_flash_heads2)?$'); then variants="default mask-every-tile heads1 heads2 first"
   else echo "flash heads tests: $why; those benches skipped"; fi
   for model in qwen3-8b gemma3-27b qwen3-30b-a3b; do
     for v in $variants; do
       case $v in
         first) knob="FP4LLM_FLASH_PIPELINED=0 FP4LLM_ROPE_WARPS=0" ;;
         mask-every-tile) knob=FP4LLM_FLASH_MASK_EVERY_TILE=1 ;;
+        heads1) knob=FP4LLM_FLASH_HEADS=1 ;;
         heads2) knob=FP4LLM_FLASH_HEADS=2 ;;
-        heads4) knob=FP4LLM_FLASH_HEADS=4 ;;
         *) knob= ;;
       esac
       prefill_run $model $v $knob
@@ -209,9 +213,9 @@ if [ "$part" = first ]; then
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
     # Expert groups of more than 64 rows (prefill) on warpgroup MMAs: one 2,048-token prompt of
     # Qwen3-30B-A3B against the copy ring, same call, then decode (unchanged paths) as a check.
-    if why=$(gate first-experts-tests.log '^(gpu_moe_experts_wgmma|gpu_moe|gpu_nvfp4_linear)$'); then
+    if why=$(gate first-experts-tests.log '^(gpu_moe_experts_ring|gpu_moe|gpu_nvfp4_linear)$'); then
       moe_prefill_ab
-      bench_variant "$OUT" qwen3-30b-a3b-experts-wgmma qwen3-30b-a3b 1,16 FP4LLM_EXPERTS_WGMMA=1
+      bench_variant "$OUT" qwen3-30b-a3b-experts-ring qwen3-30b-a3b 1,16 FP4LLM_EXPERTS_WGMMA=0
     else echo "expert wgmma tests: $why; benches skipped"; fi
     # Each decode-attention split a cluster of 8 (and 4) blocks: short contexts, then 32k.
     if why=$(gate first-cluster-tests.log '^gpu_paged_attention(_cluster2|_cluster8)?$'); then
@@ -222,9 +226,9 @@ if [ "$part" = first ]; then
     else echo "attention cluster tests: $why; benches skipped"; fi
     if [ "$(left)" -gt 150 ]; then
       # The two variants in whole models against the CPU (their benches ran above either way).
-      (cd build-gpu && timeout $(( $(left) - 30 )) ctest -R '^py_gpu_forward_(experts_wgmma|attention_cluster)$' -V \
+      (cd build-gpu && timeout $(( $(left) - 30 )) ctest -R '^py_gpu_forward_(experts_ring|attention_cluster)$' -V \
         > "$OUT/py-variants.log" 2>&1)
-      echo "py_gpu_forward_experts_wgmma, py_gpu_forward_attention_cluster: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/py-variants.log" | tr '\n' ';')"
+      echo "py_gpu_forward_experts_ring, py_gpu_forward_attention_cluster: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/py-variants.log" | tr '\n' ';')"
     fi
     # Where a batch-1 step goes with the defaults (eager, CUDA events between stages).
     for model in qwen3-8b qwen3-30b-a3b; do stages_run $model 1; done
@@ -248,12 +252,12 @@ if [ "$part" = core ]; then
     ctx32k_run fp8 fp8
     ctx32k_run bf16 bf16
     ctx32k_run fp8-ahead2 fp8 FP4LLM_ATTN_FP8_AHEAD=2  # twice the FP8 bytes in flight, same occupancy (221 registers)
-    why=$(gate core-knob-tests.log '^(gpu_paged_attention_flash_heads4|gpu_nvfp4_linear_wgmma_cluster2|gpu_paged_attention_cluster8|gpu_moe_experts_wgmma)$') \
-      && echo "knob tests (flash heads 4, wgmma GEMV cluster 2, attention cluster 8, experts wgmma): passed" || echo "knob tests: $why"
+    why=$(gate core-knob-tests.log '^(gpu_paged_attention_flash_heads1|gpu_nvfp4_linear_wgmma_single|gpu_paged_attention_cluster8|gpu_moe_experts_ring)$') \
+      && echo "knob tests (flash heads 1, wgmma GEMV single blocks, attention cluster 8, experts ring): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
-    prefill_run qwen3-8b heads4 FP4LLM_FLASH_HEADS=4
+    prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
-    bench_variant "$OUT" qwen3-8b-wide-wgmma-cluster2 qwen3-8b 64 FP4LLM_WGMMA_CLUSTER=2
+    bench_variant "$OUT" qwen3-8b-wide-single qwen3-8b 64 FP4LLM_WGMMA_CLUSTER=1
     ctx32k_run fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-8b-attn-cluster8 qwen3-8b 1 FP4LLM_ATTN_CLUSTER=8
@@ -262,6 +266,35 @@ if [ "$part" = core ]; then
     moe_prefill_ab
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
   } | tee "$OUT/variants-core.md"
+fi
+if [ "$part" = verify ]; then
+  {
+    # The seventeenth session's defaults (wgmma clusters at 33-64 rows, prefill expert groups on
+    # warpgroup MMAs, 4 query heads a flash block, the flash block-table entries a tile ahead) in
+    # the default-path tests and whole models against the CPU.
+    if why=$(gate verify-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention)$'); then
+      echo "default-path GPU tests: passed"
+    else echo "default-path GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/verify-tests.log"; fi
+    # Batch 1 and 16 with the decode attention before f2442f8 (the key mask on every cache block,
+    # the output rescale on every block) against now, same call: Qwen3-8B read 336.6 tok/s at
+    # batch 1 on this tree against 343.7 in the fifteenth session.
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    attn=src/backend/cuda/mma_decode_attention.cu
+    cp $attn /tmp/attention-now.cu && { git show f2442f8^:$attn > $attn 2> /dev/null || cp .deps/ab/mma_decode_attention.cu $attn; } && gpu_build fp4llm > /dev/null 2>&1 \
+      && { bench_variant "$OUT" qwen3-8b-attn-before qwen3-8b 1,16; bench_variant "$OUT" qwen3-30b-a3b-attn-before qwen3-30b-a3b 1,16; } \
+      || echo "the attention before f2442f8: build FAILED"
+    cp /tmp/attention-now.cu $attn && gpu_build fp4llm > /dev/null 2>&1
+    bench_variant "$OUT" qwen3-8b-again qwen3-8b 1
+    stages_run qwen3-8b 1
+    # Batch 64 with clusters (now the default): one layer's four products under Nsight Compute.
+    [ "$(left)" -gt 150 ] && PROFILE_KERNELS=nvfp4_gemv_wgmma FP4LLM_REBUILD=0 timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 4
+    # Whole models against the CPU with the time left.
+    if [ "$(left)" -gt 60 ]; then
+      (cd build-gpu && timeout $(( $(left) - 15 )) ctest -R '^py_gpu_forward$' -V > "$OUT/verify-py.log" 2>&1)
+      echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/verify-py.log" | tail -1)"
+    fi
+  } 2>&1 | tee "$OUT/variants-verify.md"
 fi
 if [ "$part" = wide ]; then
   {
