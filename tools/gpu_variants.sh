@@ -289,6 +289,8 @@ if [ "$part" = verify ]; then
     stages_run qwen3-8b 1
     # Batch 64 with clusters (now the default): one layer's four products under Nsight Compute.
     [ "$(left)" -gt 150 ] && PROFILE_KERNELS=nvfp4_gemv_wgmma FP4LLM_REBUILD=0 timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 4
+    # One 2,048-token prompt of each model with the new defaults.
+    for model in qwen3-8b gemma3-27b qwen3-30b-a3b; do prefill_run $model default; done
     # Whole models against the CPU with the time left.
     if [ "$(left)" -gt 60 ]; then
       (cd build-gpu && timeout $(( $(left) - 15 )) ctest -R '^py_gpu_forward$' -V > "$OUT/verify-py.log" 2>&1)
