@@ -291,6 +291,9 @@ if [ "$part" = verify ]; then
     [ "$(left)" -gt 150 ] && PROFILE_KERNELS=nvfp4_gemv_wgmma FP4LLM_REBUILD=0 timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 4
     # One 2,048-token prompt of each model with the new defaults.
     for model in qwen3-8b gemma3-27b qwen3-30b-a3b; do prefill_run $model default; done
+    # 2 heads a block now held to 128 registers (2 blocks of 8 warps per SM), and 1 head, same call.
+    prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
+    prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
     # Whole models against the CPU with the time left.
     if [ "$(left)" -gt 60 ]; then
       (cd build-gpu && timeout $(( $(left) - 15 )) ctest -R '^py_gpu_forward$' -V > "$OUT/verify-py.log" 2>&1)

@@ -46,6 +46,10 @@ struct PipelinedTile {
   static constexpr int kTileBlocks = kKeys / kBlockTokens + 1;  // cache blocks a tile's keys can span
   static constexpr int kEntries = 8;                    // block-table entries per tile buffer (>= kTileBlocks)
   static constexpr int kSmemBytes = (kHeads + 2) * kPlane * 2 + 2 * kKeys * kRawRow;  // dynamic; the entries are static
+  // Blocks per SM the registers are held to: at 2 heads a block 2 (128 registers; the compiler's
+  // own choice, about 170, left one block of 8 warps per SM, measured slower than 1 or 4 heads);
+  // else what the compiler chose before (3 blocks at head_dim 128, 4 at 64; 4 heads: 1 block).
+  static constexpr int kMinBlocks = kHeads == 4 ? 1 : kHeads == 2 ? 2 : D == 64 ? 4 : 3;
   static_assert(kEntries >= kTileBlocks);
 };
 
@@ -128,7 +132,7 @@ __device__ __forceinline__ void stage_queries(const FlashArgs& a, const QueryTil
 
 // Grid: (query tiles, heads / kHeads); 128 x kHeads threads.
 template <int D, bool kFp8, int kHeads = 1>
-__global__ void __launch_bounds__(128 * kHeads) flash_pipelined_kernel(FlashArgs a) {
+__global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>::kMinBlocks)) flash_pipelined_kernel(FlashArgs a) {
   using T = PipelinedTile<D, kFp8, kHeads>;
   constexpr int kRow = T::kRow, kKeys = T::kKeys;
   extern __shared__ __align__(16) uint8_t smem[];
