@@ -256,6 +256,8 @@ if [ "$part" = core ]; then
       && echo "knob tests (flash heads 1, wgmma GEMV single blocks, attention cluster 8, experts ring): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
     prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
+    # The projections in FP8 through cuBLASLt (never measured; its accuracy cost: docs/ACCURACY.md).
+    prefill_run qwen3-8b fp8-products FP4LLM_FP8_PREFILL=1
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
     bench_variant "$OUT" qwen3-8b-wide-single qwen3-8b 64 FP4LLM_WGMMA_CLUSTER=1
     ctx32k_run fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
@@ -294,6 +296,8 @@ if [ "$part" = verify ]; then
     # 2 heads a block now held to 128 registers (2 blocks of 8 warps per SM), and 1 head, same call.
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
     prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
+    # The projections in FP8 through cuBLASLt (never measured; its accuracy cost: docs/ACCURACY.md).
+    prefill_run qwen3-8b fp8-products FP4LLM_FP8_PREFILL=1
     # Whole models against the CPU with the time left.
     if [ "$(left)" -gt 60 ]; then
       (cd build-gpu && timeout $(( $(left) - 15 )) ctest -R '^py_gpu_forward$' -V > "$OUT/verify-py.log" 2>&1)
