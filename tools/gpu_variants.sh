@@ -30,9 +30,11 @@
 #                                    phase-boundary probe, 32k attention FP8 (1 and 2 blocks
 #                                    ahead) against BF16, then the MoE prefill on warpgroup MMAs
 #                                    and the attention clusters
-#   tools/gpu_variants.sh verify     the defaults' GPU tests and whole models against the CPU, batch
-#                                    1/16 with the decode attention before f2442f8 against now,
-#                                    one batch-64 layer's wgmma products under Nsight Compute
+#   tools/gpu_variants.sh verify     the defaults' GPU tests and whole models against the CPU, the
+#                                    2,048-token prompts (flash heads, FP8 products), batch 64 with
+#                                    x shared by 2 or 4 row blocks, batch 1/16 with the decode
+#                                    attention before f2442f8 against now, attention clusters with
+#                                    fewer splits, one batch-64 layer under Nsight Compute
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -290,6 +292,12 @@ if [ "$part" = verify ]; then
     prefill_run qwen3-8b fp8-products FP4LLM_FP8_PREFILL=1
     prefill_run qwen3-30b-a3b default
     prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
+    # Batch 64 with gate_up's row blocks sharing x, 2 and 4 a block, after their tests.
+    if why=$(gate verify-share-x-tests.log '^gpu_nvfp4_linear_wgmma_share_x[24]$'); then
+      bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
+      bench_variant "$OUT" qwen3-8b-wide-share-x2 qwen3-8b 64 FP4LLM_WGMMA_SHARE_X=2
+      bench_variant "$OUT" qwen3-8b-wide-share-x4 qwen3-8b 64 FP4LLM_WGMMA_SHARE_X=4
+    else echo "shared-x tests: $why; benches skipped"; fi
     # Batch 1 and 16 with the decode attention before f2442f8 (the key mask on every cache block,
     # the output rescale on every block) against now, same call: Qwen3-8B read 336.6 tok/s at
     # batch 1 on this tree against 343.7 in the fifteenth session.

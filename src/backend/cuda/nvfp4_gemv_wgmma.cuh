@@ -131,22 +131,34 @@ __device__ __forceinline__ void cluster_sum(float (&acc)[N / 8][4], float* mine,
 // times the 64 weight rows of row block `row_block`, written out. kWait: the early-launch wait comes after the
 // first weights are requested (plain products; expert groups waited before choosing their weights).
 // rank: the block's rank in its cluster of kCluster blocks (K share rank x kGroups + warpgroup).
-template <int N, int kGroups, bool kGrouped, bool kWait, int kCluster = 1>
+// kShareX (FP4LLM_WGMMA_SHARE_X): the block's warpgroups take kGroups consecutive row blocks from
+// `row_block` on, all of K each, and share one copy of x staged by warpgroup 0, so x is read from
+// L2 once per 64 x kGroups rows (gate_up of Qwen3-8B at batch 64: 201 MB of x a layer with one
+// row block per block, against 57 MB of weights).
+template <int N, int kGroups, bool kGrouped, bool kWait, int kCluster = 1, bool kShareX = false>
 __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice, int row_block, int rank = 0) {
+  static_assert(!kShareX || (kCluster == 1 && !kGrouped), "shared x: plain products, no clusters");
   using Shape = WgmmaShape<N>;
   constexpr int S = Shape::kStageChunks, kChunkBytes = Shape::kChunkBytes, kStepBytes = Shape::kStepBytes;
+  constexpr int kShares = kShareX ? 1 : kGroups * kCluster;  // K shares
   extern __shared__ __align__(128) uint8_t wgmma_smem[];
   const int group = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
   const int warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
-  const int tile = row_block * 4 + warp;
+  const int tile = (kShareX ? row_block + group : row_block) * 4 + warp;
   const bool live = tile < p.row_tiles;
-  const int per_group = (p.k_chunks + kGroups * kCluster - 1) / (kGroups * kCluster);
-  const int share = rank * kGroups + group;
+  const int per_group = (p.k_chunks + kShares - 1) / kShares;
+  const int share = kShareX ? 0 : rank * kGroups + group;
   const int begin = min(p.k_chunks, share * per_group), end = min(p.k_chunks, begin + per_group), n = end - begin;
   const size_t first_slot = (size_t(live ? tile : 0) * p.k_chunks + begin) * 32 + lane;
   const uint4* wl = slice.packed + first_slot;
   const uint16_t* sl = slice.scales + first_slot;
-  uint8_t* stages = wgmma_smem + group * kWgmmaGroupBytes;  // [2][S chunks]
+  uint8_t* stages = wgmma_smem + (kShareX ? 0 : group * kWgmmaGroupBytes);  // [2][S chunks]
+  const bool stager = !kShareX || group == 0;  // the threads that stage x
+  // Stage barriers: the warpgroup's own, or the whole block's when it shares x.
+  const auto stage_barrier = [&] {
+    if constexpr (kShareX) __syncthreads();
+    else warpgroup_barrier(group);
+  };
   // This thread stages token xn of chunk xc of each stage (rows past the slice repeat its last:
   // their MMA columns are never written out).
   const int xn = tid % N, xc = tid / N, xr = min(xn, slice.rows - 1);
@@ -159,12 +171,12 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
   weights.load(1, wl, sl, 1, n, live);
   if constexpr (kWait) wait_for_producer();  // weights are in flight; x is the producer's output
   XChunkRow x;
-  if (xc < n) {
+  if (stager && xc < n) {
     x.load(x_row, begin + xc, p.k);
     x.store<N>(stages + xc * kChunkBytes, xn);
   }
   fence_shared_for_wgmma();
-  warpgroup_barrier(group);
+  stage_barrier();
 
   float acc[N / 8][4] = {};
   for (int s = 0, c0 = 0; c0 < n; ++s, c0 += S) {
@@ -174,7 +186,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
     const uint64_t stage_descriptor = wgmma_descriptor(buffer, 128, 256);
     const int next_c = c0 + S;
     const bool more = next_c < n;
-    if (more && next_c + xc < n) x.load(x_row, begin + next_c + xc, p.k);
+    if (stager && more && next_c + xc < n) x.load(x_row, begin + next_c + xc, p.k);
 #pragma unroll
     for (int u = 0; u < S; ++u) {
       if (c0 + u >= n) break;  // uniform over the warpgroup
@@ -193,12 +205,16 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
       wgmma_pin(a);
     }
     if (more) {
-      if (next_c + xc < n) x.store<N>(stages + ((s + 1) % 2) * kWgmmaStageBytes + xc * kChunkBytes, xn);
+      if (stager && next_c + xc < n) x.store<N>(stages + ((s + 1) % 2) * kWgmmaStageBytes + xc * kChunkBytes, xn);
       fence_shared_for_wgmma();
     }
-    warpgroup_barrier(group);  // this stage read by every warp; the next one written
+    stage_barrier();  // this stage read by every warp; the next one written
   }
 
+  if constexpr (kShareX) {  // each warpgroup's own rows, all of K
+    if (live) write_tile<N / 8, kGrouped>(p, slice, tile, g, t, acc);
+    return;
+  }
   // The warpgroups' shares of K summed in a fixed order by warpgroup 0, in the stage memory.
   constexpr int kValues = N / 2;  // accumulators per thread
   if constexpr (kGroups > 1) {
@@ -227,6 +243,14 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
   let_dependents_start();
   wgmma_slice<N, kGroups, false, true, kCluster>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x),
                                                   int(blockIdx.z));
+}
+
+// kGroups consecutive row blocks a block, sharing x (FP4LLM_WGMMA_SHARE_X): grid (row blocks / kGroups).
+template <int N, int kGroups>
+__global__ void __launch_bounds__(kGroups * 128, 4 / kGroups) nvfp4_gemv_wgmma_shared_x_kernel(GemvArgs p) {
+  let_dependents_start();
+  wgmma_slice<N, kGroups, false, true, 1, true>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows},
+                                                int(blockIdx.x) * kGroups);
 }
 
 // Expert groups of more than 64 rows (prefill; FP4LLM_EXPERTS_WGMMA=1): block (x, y, z) takes

@@ -163,11 +163,35 @@ bool wgmma_cluster_requested() {
   return on;
 }
 
+// FP4LLM_WGMMA_SHARE_X=2 or 4 (sm_90; not yet measured): where the 64-row blocks are at least
+// twice the SMs (Qwen3-8B's gate_up: 384), each block takes that many row blocks with one copy of
+// x (nvfp4_gemv_wgmma_shared_x_kernel), reading x from L2 half or a quarter as often; with
+// "-every" (tests) every product on the wgmma kernel. Row blocks per block, 0 when off.
+int wgmma_share_x(unsigned blocks) {
+  static const int groups = knob_is("FP4LLM_WGMMA_SHARE_X", "2") || knob_is("FP4LLM_WGMMA_SHARE_X", "2-every") ? 2
+                            : knob_is("FP4LLM_WGMMA_SHARE_X", "4") || knob_is("FP4LLM_WGMMA_SHARE_X", "4-every") ? 4
+                                                                                                                 : 0;
+  static const bool everywhere = knob_is("FP4LLM_WGMMA_SHARE_X", "2-every") || knob_is("FP4LLM_WGMMA_SHARE_X", "4-every");
+  return everywhere || blocks >= 2 * device_sms() ? groups : 0;
+}
+
+template <int N, int kGroups>
+void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
+  constexpr int smem = wgmma_smem_bytes(1);
+  allow_dynamic_smem<nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups>>(smem);
+  launch_dependent(early_launch_all(), nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups>, dim3((blocks + kGroups - 1) / kGroups),
+                   dim3(kGroups * 128), smem, stream, p);
+}
+
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
 // (o_proj, down_proj, qkv), two otherwise.
 template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
   const unsigned blocks = wgmma_blocks(p), sms = device_sms();
+  if (const int share = wgmma_share_x(blocks)) {
+    if (share == 4) return launch_wgmma_shared_x<N, 4>(p, blocks, stream);
+    return launch_wgmma_shared_x<N, 2>(p, blocks, stream);
+  }
   if (wgmma_cluster_requested() && 2 * blocks <= sms) launch_wgmma_groups<N, 4, 2>(p, blocks, stream);
   else if (blocks < sms) launch_wgmma_groups<N, 4>(p, blocks, stream);
   else launch_wgmma_groups<N, 2>(p, blocks, stream);
