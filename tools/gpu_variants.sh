@@ -258,6 +258,11 @@ if [ "$part" = core ]; then
       && echo "knob tests (flash heads 1, wgmma GEMV single blocks, attention cluster 8, experts ring): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
     prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
+    # The flash scores on warpgroup MMAs, after their tests.
+    if why=$(gate verify-flash-wgmma-tests.log '^gpu_paged_attention_flash_wgmma(_heads1)?$'); then
+      prefill_run qwen3-8b flash-wgmma FP4LLM_FLASH_WGMMA=1
+      prefill_run qwen3-30b-a3b flash-wgmma FP4LLM_FLASH_WGMMA=1
+    else echo "flash wgmma tests: $why; benches skipped"; fi
     # The projections in FP8 through cuBLASLt (never measured; its accuracy cost: docs/ACCURACY.md).
     prefill_run qwen3-8b fp8-products FP4LLM_FP8_PREFILL=1
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
@@ -292,6 +297,11 @@ if [ "$part" = verify ]; then
     prefill_run qwen3-8b fp8-products FP4LLM_FP8_PREFILL=1
     prefill_run qwen3-30b-a3b default
     prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
+    # The flash scores on warpgroup MMAs, after their tests.
+    if why=$(gate verify-flash-wgmma-tests.log '^gpu_paged_attention_flash_wgmma(_heads1)?$'); then
+      prefill_run qwen3-8b flash-wgmma FP4LLM_FLASH_WGMMA=1
+      prefill_run qwen3-30b-a3b flash-wgmma FP4LLM_FLASH_WGMMA=1
+    else echo "flash wgmma tests: $why; benches skipped"; fi
     # Batch 64 with gate_up's row blocks sharing x, 2 and 4 a block, after their tests.
     if why=$(gate verify-share-x-tests.log '^gpu_nvfp4_linear_wgmma_share_x[24]$'); then
       bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64

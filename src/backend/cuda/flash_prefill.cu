@@ -3,6 +3,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/flash_prefill_pipelined.cuh"
@@ -126,13 +127,20 @@ void launch_with(const Args& a, int64_t num_tiles, cudaStream_t stream) {
 // Head_dim 64 and 128 on flash_prefill_pipelined.cuh: a 2,048-token prompt's attention took 13.4
 // against 19.2 ms on the first kernel (H100, 2026-12-05, Qwen3-8B; whole prefill 69.6 against
 // 75.2 ms, Gemma3-27B 230.4 against 237.0). FP4LLM_FLASH_PIPELINED=0 keeps the first kernel.
-template <int D, bool kFp8, int kHeads = 1>
+template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false>
 void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   constexpr int kSmem = PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
-  allow_dynamic_smem<flash_pipelined_kernel<D, kFp8, kHeads>>(kSmem);
+  allow_dynamic_smem<flash_pipelined_kernel<D, kFp8, kHeads, kWgmma>>(kSmem);
   const dim3 grid(unsigned(num_tiles), unsigned(a.p.heads / kHeads));
-  flash_pipelined_kernel<D, kFp8, kHeads><<<grid, 128 * kHeads, kSmem, stream>>>(a);
+  flash_pipelined_kernel<D, kFp8, kHeads, kWgmma><<<grid, 128 * kHeads, kSmem, stream>>>(a);
   FP4LLM_CUDA_LAUNCHED();
+}
+
+// FP4LLM_FLASH_WGMMA=1 (sm_90; not yet measured): the pipelined kernel's scores on warpgroup
+// MMAs (wgmma_scores in flash_prefill_pipelined.cuh).
+bool flash_wgmma_requested() {
+  static const bool on = knob_is("FP4LLM_FLASH_WGMMA", "1") && device_is_sm90_or_later();
+  return on;
 }
 
 // Four query heads of one kv head per block (FP4LLM_FLASH_HEADS=1 or 2: that many), sharing each
@@ -151,12 +159,18 @@ int flash_heads(const AttentionParams& p) {
   return 1;
 }
 
+template <int D, bool kFp8, bool kWgmma>
+void launch_pipelined_heads(const Args& a, int64_t num_tiles, int heads, cudaStream_t stream) {
+  if (heads == 4) return launch_pipelined<D, kFp8, 4, kWgmma>(a, num_tiles, stream);
+  if (heads == 2) return launch_pipelined<D, kFp8, 2, kWgmma>(a, num_tiles, stream);
+  launch_pipelined<D, kFp8, 1, kWgmma>(a, num_tiles, stream);
+}
+
 template <int D, bool kFp8>
 void launch_pipelined_heads(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   const int heads = flash_heads<D, kFp8>(a.p);
-  if (heads == 4) return launch_pipelined<D, kFp8, 4>(a, num_tiles, stream);
-  if (heads == 2) return launch_pipelined<D, kFp8, 2>(a, num_tiles, stream);
-  launch_pipelined<D, kFp8, 1>(a, num_tiles, stream);
+  if (flash_wgmma_requested()) return launch_pipelined_heads<D, kFp8, true>(a, num_tiles, heads, stream);
+  launch_pipelined_heads<D, kFp8, false>(a, num_tiles, heads, stream);
 }
 
 bool pipelined_requested() {

@@ -22,6 +22,7 @@
 #include "backend/cuda/flash_softmax.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/mma_16bit.cuh"
+#include "backend/cuda/wgmma_bf16.cuh"
 
 namespace fp4llm::cuda {
 
@@ -51,6 +52,15 @@ struct PipelinedTile {
   // else what the compiler chose before (3 blocks at head_dim 128, 4 at 64; 4 heads: 1 block).
   static constexpr int kMinBlocks = kHeads == 4 ? 1 : kHeads == 2 ? 2 : D == 64 ? 4 : 3;
   static_assert(kEntries >= kTileBlocks);
+  // kWgmma (FP4LLM_FLASH_WGMMA): the raw tile's 16-byte chunks of a row stored XOR-swizzled by
+  // the key, so that the widening's reads of one column over consecutive keys hit distinct banks.
+  static constexpr int kSwizzle = (kRawRow / 16 < 8 ? kRawRow / 16 : 8) - 1;
+  // kWgmma: Q and K as wgmma's K-major core matrices without swizzle (wgmma_bf16.cuh): byte offset
+  // of (row, col) for 64 rows: a k-step of 16 columns is 2,048 bytes, its two 8-column halves 128
+  // bytes apart (the descriptor's K stride), 8-row groups 256 bytes apart (its M/N stride).
+  static __device__ __forceinline__ int core_offset(int row, int col) {
+    return (col / 16) * 2048 + ((col / 8) % 2) * 128 + (row / 8) * 256 + (row % 8) * 16 + (col % 8) * 2;
+  }
 };
 
 // The block-table entries of the key tile at k0 (the cache blocks of keys [k0, min(k0 + 64, last + 1))
@@ -68,14 +78,14 @@ __device__ __forceinline__ void request_entries(const int32_t* table, int k0, in
 // zero past `last`, through the tile's block-table entries in shared memory (request_entries);
 // one commit group per thread, closed by the caller. kThreads (the block's size) is a constant so
 // that the loop unrolls.
-template <int D, bool kFp8, int kThreads>
+template <int D, bool kFp8, int kThreads, bool kWgmma = false>
 __device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* entries, int kv_head, int k0, int last,
                                              uint8_t* raw) {
   using T = PipelinedTile<D, kFp8>;
   constexpr int kChunks = T::kRawRow / 16;
   static_assert(2 * T::kKeys * kChunks % kThreads == 0);
 #pragma unroll 4
-  for (int i = threadIdx.x; i < 2 * T::kKeys * kChunks; i += kThreads) {
+  for (unsigned i = threadIdx.x; i < 2 * T::kKeys * kChunks; i += kThreads) {  // unsigned: shifts, not signed division
     const int which = i / (T::kKeys * kChunks), key = (i / kChunks) % T::kKeys, c = i % kChunks;
     const int abs_key = k0 + key;
     const bool valid = abs_key <= last;
@@ -85,21 +95,29 @@ __device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* 
       src += (size_t(int64_t(entry) * T::kBlockTokens + abs_key % T::kBlockTokens) * size_t(a.p.kv_heads) +
               size_t(kv_head)) * T::kRawRow + size_t(c) * 16;
     }
-    copy_async16_or_zero(raw + (which * T::kKeys + key) * T::kRawRow + c * 16, src, valid);
+    const int slot = kWgmma ? c ^ (key & T::kSwizzle) : c;
+    copy_async16_or_zero(raw + (which * T::kKeys + key) * T::kRawRow + slot * 16, src, valid);
   }
 }
 
 // The raw tile as 16-bit K and V rows: E4M3 widened to FP16 (exact), BF16 copied; unrolled (as
 // above) so that a thread's shared-memory loads overlap instead of each waiting for the last.
-template <int D, bool kFp8, int kThreads>
+// kWgmma: the raw chunks are swizzled (request_keys), and K goes to wgmma's core-matrix layout
+// with consecutive threads on consecutive keys (distinct banks for its 16-byte stores).
+template <int D, bool kFp8, int kThreads, bool kWgmma = false>
 __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uint16_t* vs) {
   using T = PipelinedTile<D, kFp8>;
   constexpr int kGroups = D / 8;  // 8 values: 8 raw bytes (FP8) or 16 (BF16), one 16-byte store
   static_assert(2 * T::kKeys * kGroups % kThreads == 0);
 #pragma unroll 4
-  for (int i = threadIdx.x; i < 2 * T::kKeys * kGroups; i += kThreads) {
-    const int which = i / (T::kKeys * kGroups), key = (i / kGroups) % T::kKeys, c = (i % kGroups) * 8;
-    const uint8_t* src = raw + (which * T::kKeys + key) * T::kRawRow + c * (kFp8 ? 1 : 2);
+  for (unsigned i = threadIdx.x; i < 2 * T::kKeys * kGroups; i += kThreads) {  // unsigned: shifts, not signed division
+    const int which = i / (T::kKeys * kGroups);
+    const bool key_major = kWgmma && which == 0;  // K under kWgmma: keys fastest
+    const int key = key_major ? i % T::kKeys : (i / kGroups) % T::kKeys;
+    const int c = (key_major ? (i / T::kKeys) % kGroups : i % kGroups) * 8;
+    const unsigned byte = c * (kFp8 ? 1 : 2);  // within the raw row
+    const unsigned at = kWgmma ? ((byte / 16) ^ unsigned(key & T::kSwizzle)) * 16 + byte % 16 : byte;
+    const uint8_t* src = raw + (which * T::kKeys + key) * T::kRawRow + at;
     uint4 wide;
     if constexpr (kFp8) {
       const uint2 w = *reinterpret_cast<const uint2*>(src);
@@ -107,7 +125,8 @@ __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uin
     } else {
       wide = *reinterpret_cast<const uint4*>(src);
     }
-    *reinterpret_cast<uint4*>((which ? vs : ks) + key * T::kRow + c) = wide;
+    if (key_major) *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(ks) + T::core_offset(key, c)) = wide;
+    else *reinterpret_cast<uint4*>((which ? vs : ks) + key * T::kRow + c) = wide;
   }
 }
 
@@ -115,7 +134,7 @@ __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uin
 // rows, one plane per head, zero past its count. Unrolled over the block's constant size (as
 // request_keys): 32 loads per thread at head_dim 128, each stored before the next was requested
 // when the loop ran one iteration at a time.
-template <int D, bool kFp8, int kHeads>
+template <int D, bool kFp8, int kHeads, bool kWgmma = false>
 __device__ __forceinline__ void stage_queries(const FlashArgs& a, const QueryTile& tile, int head, uint16_t* qs) {
   using T = PipelinedTile<D, kFp8>;
   constexpr int kThreads = 128 * kHeads;
@@ -126,12 +145,32 @@ __device__ __forceinline__ void stage_queries(const FlashArgs& a, const QueryTil
     float2 x = make_float2(0.0f, 0.0f);
     if (r < tile.count)
       x = *reinterpret_cast<const float2*>(a.q + (size_t(tile.first_token + r) * a.p.heads + head + h) * D + d);
-    *reinterpret_cast<uint32_t*>(qs + h * T::kPlane + r * T::kRow + d) = pack2<kFp8>(x.x, x.y);
+    if constexpr (kWgmma)  // wgmma's layout (the plane is larger than it needs)
+      *reinterpret_cast<uint32_t*>(reinterpret_cast<uint8_t*>(qs + h * T::kPlane) + T::core_offset(r, d)) = pack2<kFp8>(x.x, x.y);
+    else
+      *reinterpret_cast<uint32_t*>(qs + h * T::kPlane + r * T::kRow + d) = pack2<kFp8>(x.x, x.y);
   }
 }
 
+// The tile's scores Q K^T on warpgroup MMAs (kWgmma, sm_90): the warpgroup's 64 query rows
+// against 64 keys, head_dim / 16 instructions with both operands in shared memory, instead of
+// each warp's ldmatrix + mma.sync chains (128 per warp and tile with PV; the MMA dependency
+// chains were the largest stall, docs/PERFORMANCE.md). The result is in the mma.sync C layout
+// per warp, as the softmax takes it.
+template <int D, bool kFp8>
+__device__ __forceinline__ void wgmma_scores(const uint16_t* qs, const uint16_t* ks, float (&s)[8][4]) {
+  const uint64_t q_desc = wgmma_descriptor(qs, 128, 256), k_desc = wgmma_descriptor(ks, 128, 256);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)  // a k-step is 2,048 bytes: 128 in the descriptor's units
+    wgmma_ss_64x64x16<kFp8>(s, q_desc + uint64_t(kk * 128), k_desc + uint64_t(kk * 128), kk > 0);
+  wgmma_commit();
+  wgmma_wait<0>();
+  wgmma_pin(s);
+}
+
 // Grid: (query tiles, heads / kHeads); 128 x kHeads threads.
-template <int D, bool kFp8, int kHeads = 1>
+template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false>
 __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>::kMinBlocks)) flash_pipelined_kernel(FlashArgs a) {
   using T = PipelinedTile<D, kFp8, kHeads>;
   constexpr int kRow = T::kRow, kKeys = T::kKeys;
@@ -161,9 +200,10 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
   copy_async_wait<0>();
   __syncthreads();
   if (lo + kKeys <= last) request_entries<D, kFp8>(table, lo + kKeys, last, entries + T::kEntries);
-  request_keys<D, kFp8, 128 * kHeads>(a, entries, kv_head, lo, last, raw);
+  request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries, kv_head, lo, last, raw);
   copy_async_commit();
-  stage_queries<D, kFp8, kHeads>(a, tile, first_head, q_planes);
+  stage_queries<D, kFp8, kHeads, kWgmma>(a, tile, first_head, q_planes);
+  if constexpr (kWgmma) fence_shared_for_wgmma();  // Q is read by the MMAs after the loop's first barrier
 
   const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
   const int pos_r[2] = {pos0 + row0, pos0 + row0 + 8};
@@ -184,30 +224,36 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
     // This tile's raw rows and the next tile's entries have landed; the previous tile's K and V
     // are no longer read.
     __syncthreads();
-    widen_keys<D, kFp8, 128 * kHeads>(raw, ks, vs);
+    widen_keys<D, kFp8, 128 * kHeads, kWgmma>(raw, ks, vs);
+    if constexpr (kWgmma) fence_shared_for_wgmma();
     __syncthreads();  // K and V hold the tile; raw is free for the next one
     if (k0 + kKeys <= last) {
       // Tile j + 2's entries into tile j's buffer, whose last reader (the copies of tile j) came
       // before the barriers above.
       if (k0 + 2 * kKeys <= last) request_entries<D, kFp8>(table, k0 + 2 * kKeys, last, entries + (j % 2) * T::kEntries);
-      request_keys<D, kFp8, 128 * kHeads>(a, entries + ((j + 1) % 2) * T::kEntries, kv_head, k0 + kKeys, last, raw);
+      request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries + ((j + 1) % 2) * T::kEntries, kv_head, k0 + kKeys, last, raw);
       copy_async_commit();
     }
-    if (!has_rows) continue;
 
     float s[kKeys / 8][4];
+    if constexpr (kWgmma) {
+      wgmma_scores<D, kFp8>(qs, ks, s);  // the whole warpgroup, rows or not
+      if (!has_rows) continue;
+    } else {
+      if (!has_rows) continue;
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+      for (int n = 0; n < kKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t qa[4];
-      ldmatrix_x4(qa, qs + a_row * kRow + kk * 16 + a_col);
+      for (int kk = 0; kk < D / 16; ++kk) {
+        uint32_t qa[4];
+        ldmatrix_x4(qa, qs + a_row * kRow + kk * 16 + a_col);
 #pragma unroll
-      for (int np = 0; np < kKeys / 16; ++np) {  // key n-tiles 2np and 2np + 1
-        uint32_t kb[4];
-        ldmatrix_x4(kb, ks + (np * 16 + k_key) * kRow + kk * 16 + k_col);
-        mma16816<kFp8>(s[2 * np], qa, kb[0], kb[1]);
-        mma16816<kFp8>(s[2 * np + 1], qa, kb[2], kb[3]);
+        for (int np = 0; np < kKeys / 16; ++np) {  // key n-tiles 2np and 2np + 1
+          uint32_t kb[4];
+          ldmatrix_x4(kb, ks + (np * 16 + k_key) * kRow + kk * 16 + k_col);
+          mma16816<kFp8>(s[2 * np], qa, kb[0], kb[1]);
+          mma16816<kFp8>(s[2 * np + 1], qa, kb[2], kb[3]);
+        }
       }
     }
     uint32_t pa[kKeys / 16][4];  // P as the A operand of PV
