@@ -320,6 +320,10 @@ TEST(GpuPagedAttention, ShortSplitsMergeManyPartials) {
   run_case(c, 8);
   c.mma = true;
   run_with_both_caches(c, 9);
+  // Five splits, a count no cluster size divides: under FP4LLM_ATTN_CLUSTER the launch takes
+  // ceil(5 / C) splits of C blocks, some of them past a short context's keys.
+  c.splits = 5;
+  run_with_both_caches(c, 11);
 }
 
 TEST(GpuFlashPrefill, CausalChunksOfSeveralSequences) {
