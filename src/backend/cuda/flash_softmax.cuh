@@ -83,9 +83,13 @@ __device__ __forceinline__ void softmax_tile(float (&s)[kKeys / 8][4], int k0, i
     sum[r] += __shfl_xor_sync(0xffffffffu, sum[r], 2);
     l[r] = l[r] * alpha[r] + sum[r];
   }
+  // Past the first key tiles a row's running maximum rarely moves, and an unchanged maximum gives
+  // alpha exactly 1: where no row of the warp has a new one, the D / 2 multiplies per thread
+  // would change nothing (as in the decode kernel, mma_decode_attention.cu).
+  if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f))
 #pragma unroll
-  for (int dn = 0; dn < D / 8; ++dn)
-    o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
+    for (int dn = 0; dn < D / 8; ++dn)
+      o[dn][0] *= alpha[0], o[dn][1] *= alpha[0], o[dn][2] *= alpha[1], o[dn][3] *= alpha[1];
 }
 
 // The tile's softmax with the per-element mask only where tile_needs_mask says so (or on every
