@@ -49,7 +49,8 @@ struct PipelinedTile {
   static constexpr int kSmemBytes = (kHeads + 2) * kPlane * 2 + 2 * kKeys * kRawRow;  // dynamic; the entries are static
   // Blocks per SM the registers are held to: at 2 heads a block 2 (128 registers; the compiler's
   // own choice, about 170, left one block of 8 warps per SM, measured slower than 1 or 4 heads);
-  // else what the compiler chose before (3 blocks at head_dim 128, 4 at 64; 4 heads: 1 block).
+  // else what the compiler chose before (3 blocks at head_dim 128, which shared memory allows
+  // with an FP8 cache, 2 with BF16; 4 at 64; 4 heads: 1 block).
   static constexpr int kMinBlocks = kHeads == 4 ? 1 : kHeads == 2 ? 2 : D == 64 ? 4 : 3;
   static_assert(kEntries >= kTileBlocks);
   // kWgmma (FP4LLM_FLASH_WGMMA): the raw tile's 16-byte chunks of a row stored XOR-swizzled by
