@@ -45,14 +45,12 @@ struct PipelinedTile {
   static constexpr int kRawRow = D * (kFp8 ? 1 : 2);    // bytes of one cached key or value row
   static constexpr int kPlane = kKeys * kRow;           // elements of one of Q, K, V
   static constexpr int kTileBlocks = kKeys / kBlockTokens + 1;  // cache blocks a tile's keys can span
-  static constexpr int kEntries = 8;                    // block-table entries per tile buffer (>= kTileBlocks)
   static constexpr int kSmemBytes = (kHeads + 2) * kPlane * 2 + 2 * kKeys * kRawRow;  // dynamic; the entries are static
   // Blocks per SM the registers are held to: at 2 heads a block 2 (128 registers; the compiler's
   // own choice, about 170, left one block of 8 warps per SM, measured slower than 1 or 4 heads);
   // else what the compiler chose before (3 blocks at head_dim 128, which shared memory allows
   // with an FP8 cache, 2 with BF16; 4 at 64; 4 heads: 1 block).
   static constexpr int kMinBlocks = kHeads == 4 ? 1 : kHeads == 2 ? 2 : D == 64 ? 4 : 3;
-  static_assert(kEntries >= kTileBlocks);
   // kWgmma (FP4LLM_FLASH_WGMMA): the raw tile's 16-byte chunks of a row stored XOR-swizzled by
   // the key, so that the widening's reads of one column over consecutive keys hit distinct banks.
   static constexpr int kSwizzle = (kRawRow / 16 < 8 ? kRawRow / 16 : 8) - 1;
@@ -180,7 +178,7 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
   uint16_t* ks = q_planes + kHeads * T::kPlane;
   uint16_t* vs = ks + T::kPlane;
   uint8_t* raw = reinterpret_cast<uint8_t*>(vs + T::kPlane);
-  __shared__ int32_t entries[2 * T::kEntries];  // tile j's block-table entries in buffer j % 2
+  __shared__ int32_t entries[2 * T::kTileBlocks];  // tile j's block-table entries in buffer j % 2
 
   // The tiles with the longest key ranges (a sequence's last) first: a shorter tail.
   const QueryTile tile = a.tiles[gridDim.x - 1 - blockIdx.x];
@@ -200,7 +198,7 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
   copy_async_commit();
   copy_async_wait<0>();
   __syncthreads();
-  if (lo + kKeys <= last) request_entries<D, kFp8>(table, lo + kKeys, last, entries + T::kEntries);
+  if (lo + kKeys <= last) request_entries<D, kFp8>(table, lo + kKeys, last, entries + T::kTileBlocks);
   request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries, kv_head, lo, last, raw);
   copy_async_commit();
   stage_queries<D, kFp8, kHeads, kWgmma>(a, tile, first_head, q_planes);
@@ -231,8 +229,8 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
     if (k0 + kKeys <= last) {
       // Tile j + 2's entries into tile j's buffer, whose last reader (the copies of tile j) came
       // before the barriers above.
-      if (k0 + 2 * kKeys <= last) request_entries<D, kFp8>(table, k0 + 2 * kKeys, last, entries + (j % 2) * T::kEntries);
-      request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries + ((j + 1) % 2) * T::kEntries, kv_head, k0 + kKeys, last, raw);
+      if (k0 + 2 * kKeys <= last) request_entries<D, kFp8>(table, k0 + 2 * kKeys, last, entries + (j % 2) * T::kTileBlocks);
+      request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries + ((j + 1) % 2) * T::kTileBlocks, kv_head, k0 + kKeys, last, raw);
       copy_async_commit();
     }
 

@@ -168,9 +168,10 @@ bool wgmma_cluster_requested() {
 // x (nvfp4_gemv_wgmma_shared_x_kernel), reading x from L2 half or a quarter as often; with
 // "-every" (tests) every product on the wgmma kernel. Row blocks per block, 0 when off.
 int wgmma_share_x(unsigned blocks) {
-  static const int groups = knob_is("FP4LLM_WGMMA_SHARE_X", "2") || knob_is("FP4LLM_WGMMA_SHARE_X", "2-every") ? 2
-                            : knob_is("FP4LLM_WGMMA_SHARE_X", "4") || knob_is("FP4LLM_WGMMA_SHARE_X", "4-every") ? 4
-                                                                                                                 : 0;
+  static const int groups = [] {  // "2-every" and "4-every" read as 2 and 4
+    const int64_t v = knob_int("FP4LLM_WGMMA_SHARE_X", 0);
+    return v == 2 || v == 4 ? int(v) : 0;
+  }();
   static const bool everywhere = knob_is("FP4LLM_WGMMA_SHARE_X", "2-every") || knob_is("FP4LLM_WGMMA_SHARE_X", "4-every");
   return everywhere || blocks >= 2 * device_sms() ? groups : 0;
 }
