@@ -2,7 +2,7 @@
 # Device calls after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the kernel
 # knobs that are off by default, each checked and benched against the default in the same call,
 # so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
-# line per item; JSON and logs under $OUT. Seven parts, each under the 10-minute limit of a call
+# line per item; JSON and logs under $OUT. Nine parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
 #                                    prefill sliced every 48 rows
@@ -31,8 +31,10 @@
 #                                    ahead) against BF16, then the MoE prefill on warpgroup MMAs
 #                                    and the attention clusters
 #   tools/gpu_variants.sh verify     the defaults' GPU tests and whole models against the CPU, the
-#                                    2,048-token prompts (flash heads, FP8 products), batch 64 with
-#                                    x shared by 2 or 4 row blocks, batch 1/16 with the decode
+#                                    2,048-token prompts (flash heads, FP8 products), batch 1/16,
+#                                    batch 1 with each stage left out in turn (FP4LLM_OMIT_STAGE)
+#   tools/gpu_variants.sh verify2    the flash scores on wgmma and batch 64 with x shared by 2 or 4
+#                                    row blocks (each after its tests), batch 1/16 with the decode
 #                                    attention before f2442f8 against now, attention clusters with
 #                                    fewer splits, one batch-64 layer under Nsight Compute
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
@@ -51,7 +53,8 @@ part=${1:-tests}
 targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
           core) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention grid_barrier_probe" ;;
           prefill) echo "fp4llm gpu_paged_attention" ;; wide) echo "fp4llm" ;;
-          verify) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;; esac)
+          verify) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
+          verify2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -289,16 +292,26 @@ if [ "$part" = verify ]; then
       (cd build-gpu && timeout 120 ctest -R '^py_gpu_forward$' -V > "$OUT/verify-py.log" 2>&1)
       echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/verify-py.log" | tail -1)"
     fi
-    # One 2,048-token prompt of each model with the new defaults.
+    # One 2,048-token prompt with the new defaults; 2 heads a block now held to 128 registers.
     prefill_run qwen3-8b default
-    # 2 heads a block now held to 128 registers (2 blocks of 8 warps per SM), same call.
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    # What each stage costs in the replayed graph: batch 1 with one stage left out at a time.
+    for st in attention ffn_in qkv o_proj down lm_head; do
+      bench_variant "$OUT" qwen3-8b-omit-$st qwen3-8b 1 FP4LLM_OMIT_STAGE=$st
+    done
+    for st in attention ffn_in; do bench_variant "$OUT" qwen3-30b-a3b-omit-$st qwen3-30b-a3b 1 FP4LLM_OMIT_STAGE=$st; done
     # The projections in FP8 through cuBLASLt (never measured; its accuracy cost: docs/ACCURACY.md).
     prefill_run qwen3-8b fp8-products FP4LLM_FP8_PREFILL=1
     prefill_run qwen3-30b-a3b default
-    prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
+  } 2>&1 | tee "$OUT/variants-verify.md"
+fi
+if [ "$part" = verify2 ]; then
+  {
     # The flash scores on warpgroup MMAs, after their tests.
     if why=$(gate verify-flash-wgmma-tests.log '^gpu_paged_attention_flash_wgmma(_heads1)?$'); then
+      prefill_run qwen3-8b default
       prefill_run qwen3-8b flash-wgmma FP4LLM_FLASH_WGMMA=1
       prefill_run qwen3-30b-a3b flash-wgmma FP4LLM_FLASH_WGMMA=1
     else echo "flash wgmma tests: $why; benches skipped"; fi
@@ -312,7 +325,6 @@ if [ "$part" = verify ]; then
     # the output rescale on every block) against now, same call: Qwen3-8B read 336.6 tok/s at
     # batch 1 on this tree against 343.7 in the fifteenth session.
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
-    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
     attn=src/backend/cuda/mma_decode_attention.cu
     cp $attn /tmp/attention-now.cu && { git show f2442f8^:$attn > $attn 2> /dev/null || cp .deps/ab/mma_decode_attention.cu $attn; } && gpu_build fp4llm > /dev/null 2>&1 \
       && { bench_variant "$OUT" qwen3-8b-attn-before qwen3-8b 1,16; bench_variant "$OUT" qwen3-30b-a3b-attn-before qwen3-30b-a3b 1,16; } \
@@ -320,13 +332,15 @@ if [ "$part" = verify ]; then
     cp /tmp/attention-now.cu $attn && gpu_build fp4llm > /dev/null 2>&1
     bench_variant "$OUT" qwen3-8b-again qwen3-8b 1
     # Attention clusters of 8 with 8 times fewer splits (32k was 2.5x slower with 32 splits of 8).
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
     bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=8
     ctx32k_run fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
     ctx32k_run fp8 fp8
+    prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
     stages_run qwen3-8b 1
     # Batch 64 with clusters (now the default): one layer's four products under Nsight Compute.
     [ "$(left)" -gt 150 ] && PROFILE_KERNELS=nvfp4_gemv_wgmma FP4LLM_REBUILD=0 timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 4
-  } 2>&1 | tee "$OUT/variants-verify.md"
+  } 2>&1 | tee "$OUT/variants-verify2.md"
 fi
 if [ "$part" = wide ]; then
   {

@@ -343,7 +343,10 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     }
     return in;
   };
-  if (qkv_norm_in)
+  const auto omitted = [&](OmittedStage stage) { return omitted_ == stage; };
+  if (omitted(OmittedStage::qkv))
+    ;
+  else if (qkv_norm_in)
     nvfp4_linear_normed(L.qkv, normed_input(L.input_norm.data(), model_.layers[size_t(index - 1)].post_feedforward_norm.data()), T,
                         qkv_.data(), stream_);
   else
@@ -356,11 +359,13 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const bool mma = use_mma_attention() && mma_decode_attention_supports(ap);
   const bool rope_in_attention = rope_in_attention_requested() && s.one_token_per_sequence && T <= kMaxDecodeRows &&
                                  (mma || paged_attention_takes_rope(ap));
-  if (!rope_in_attention) {
+  if (!rope_in_attention && !omitted(OmittedStage::attention)) {
     rope_and_cache(qkv_.data(), T, rp, io, stream_);
     profiler_.mark("rope_kv_write", stream_);
   }
-  if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
+  if (omitted(OmittedStage::attention))
+    ;
+  else if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
     flash_prefill_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
                             token_seq, tables, offset_ptr<QueryTile>(meta_.data(), s.tiles_at), int64_t(s.tiles.size()),
                             ap, attn_.data(), stream_);
@@ -406,7 +411,9 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     if (gemma) nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
     else nvfp4_linear(w, in, T, residual_, linear_ws_, stream_, LinearOutput::Add);
   };
-  if (norm_in.ffn)
+  if (omitted(OmittedStage::o_proj))
+    ;
+  else if (norm_in.ffn)
     hand_on(L.o, attn_.data());
   else
     residual(L.o, attn_.data(), L.post_attention_norm.data(),
@@ -414,6 +421,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   profiler_.mark(!norm_in.ffn ? "o_proj_residual_norm" : gemma ? "o_proj" : "o_proj_residual", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
+  if (L.moe && omitted(OmittedStage::ffn_in)) return;  // the whole MoE block
   if (L.moe && comm_.active()) {  // each GPU's share (its columns of every expert, or its experts), summed
     moe_mlp_partial(*L.moe, h_.data(), T, o_.data(), moe_ws_, stream_);
     profiler_.mark("moe_experts", stream_);
@@ -432,7 +440,9 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     profiler_.mark("moe_experts_residual_norm", stream_);
     return;
   }
-  if (norm_in.ffn)
+  if (omitted(OmittedStage::ffn_in))
+    ;
+  else if (norm_in.ffn)
     nvfp4_gated_normed(L.gate_up, normed_input(gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data(),
                                                L.post_attention_norm.data()),
                        T, gemma, act_.data(), stream_);
@@ -440,7 +450,9 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
   profiler_.mark("gate_up_activation", stream_);
   const bool next_qkv_norm_in = norm_in.qkv && !last && c.num_experts == 0;
-  if (next_qkv_norm_in)
+  if (omitted(OmittedStage::down))
+    ;
+  else if (next_qkv_norm_in)
     hand_on(L.down, act_.data());
   else
     residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
@@ -466,7 +478,9 @@ void CudaBackend::launch_step(const Step& s) {
   // Tensor parallelism: this rank's vocabulary slice, then every rank's slice side by side.
   const int64_t vocab_rows = c.vocab_size / comm_.size;
   float* logits = comm_.active() ? lm_local_.data() : logits_.data();
-  if (model_.lm_head_nvfp4)
+  if (omitted_ == OmittedStage::lm_head)
+    ;
+  else if (model_.lm_head_nvfp4)
     nvfp4_linear(*model_.lm_head_nvfp4, rows_.data(), rows, logits, linear_ws_, stream_);
   else
     bf16_linear(model_.lm_head_bf16(), vocab_rows, c.hidden_size, rows_.data(), rows, logits, linear_ws_, stream_);

@@ -24,6 +24,11 @@ struct NormsInProducts {
   bool ffn = false, qkv = false;
 };
 
+// A stage a benchmark leaves out of every step (`FP4LLM_OMIT_STAGE`): the replayed step's time
+// without it is what the stage costs on the step's critical path, which eager per-stage events
+// overstate for short kernels. The step's outputs are wrong while a stage is omitted.
+enum class OmittedStage { none, qkv, attention, o_proj, ffn_in, down, lm_head };
+
 class CudaBackend final : public Backend {
  public:
   // `enforce_eager`: launch every kernel each step instead of replaying CUDA graphs (vLLM's name).
@@ -47,6 +52,11 @@ class CudaBackend final : public Backend {
   const KvCacheConfig& cache() const { return cache_; }
   // Times each stage of the following steps (launched eagerly while profiling).
   StepProfiler& profiler() { return profiler_; }
+  // From the next step on (graphs captured before are dropped); benchmarks only.
+  void omit_stage(OmittedStage stage) {
+    omitted_ = stage;
+    drop_graphs();
+  }
   GpuMemory memory() const;
   // MoE models: distinct experts used, summed over the layers of every step so far (the
   // benchmark's floor counts only the experts a step reads). Waits for the stream.
@@ -77,6 +87,7 @@ class CudaBackend final : public Backend {
   std::map<std::pair<int64_t, int64_t>, cudaGraphExec_t> graphs_;
   DeviceBuffer<uint8_t> cublas_workspace_;
   StepProfiler profiler_;
+  OmittedStage omitted_ = OmittedStage::none;
   KvCacheConfig cache_;
   cudaStream_t stream_ = nullptr;
   LinearWorkspace linear_ws_;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <random>
 #include <string_view>
+#include <utility>
 
 #include <unistd.h>  // environ
 
@@ -53,6 +54,17 @@ nlohmann::json knob_settings() {
     knobs["unknown"][name] = entry.substr(eq + 1);
   }
   return knobs;
+}
+
+// FP4LLM_OMIT_STAGE=qkv|attention|o_proj|ffn_in|down|lm_head (cuda_backend.hpp, OmittedStage).
+cuda::OmittedStage omitted_stage() {
+  using cuda::OmittedStage;
+  constexpr std::pair<const char*, OmittedStage> kStages[] = {
+      {"qkv", OmittedStage::qkv},       {"attention", OmittedStage::attention}, {"o_proj", OmittedStage::o_proj},
+      {"ffn_in", OmittedStage::ffn_in}, {"down", OmittedStage::down},           {"lm_head", OmittedStage::lm_head}};
+  for (const auto& [name, stage] : kStages)
+    if (knob_is("FP4LLM_OMIT_STAGE", name)) return stage;
+  return OmittedStage::none;
 }
 
 using Clock = std::chrono::steady_clock;
@@ -358,6 +370,11 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
     else group->on_all_ranks([&](int64_t r) { apply(group->rank(r)); });
   };
   const BenchTarget target{single ? static_cast<Backend&>(*single) : *group, backend, set_profiling};
+  if (const cuda::OmittedStage stage = omitted_stage(); stage != cuda::OmittedStage::none) {
+    fmt::print(stderr, "warning: FP4LLM_OMIT_STAGE leaves a stage out of every step: its times are a diagnosis, its outputs wrong\n");
+    if (single) single->omit_stage(stage);
+    else group->on_all_ranks([&](int64_t r) { group->rank(r).omit_stage(stage); });
+  }
   const double bandwidth = copy_bandwidth();
   // The allocator's peak from here on: the steps' own buffers, not the copy test's or the
   // synthetic weights' generation scratch, which a served model never holds.
