@@ -33,7 +33,8 @@
 #   tools/gpu_variants.sh verify     the defaults' GPU tests and whole models against the CPU, the
 #                                    2,048-token prompts (flash heads, FP8 products), batch 1/16,
 #                                    batch 1 with each stage left out in turn (FP4LLM_OMIT_STAGE)
-#   tools/gpu_variants.sh verify2    the flash scores on wgmma and batch 64 with x shared by 2 or 4
+#   tools/gpu_variants.sh verify2    batch 1 without the rope kernel or the attention alone (and the
+#                                    MoE step's other stages), the flash scores on wgmma and batch 64 with x shared by 2 or 4
 #                                    row blocks (each after its tests), batch 1/16 with the decode
 #                                    attention before f2442f8 against now, attention clusters with
 #                                    fewer splits, one batch-64 layer under Nsight Compute
@@ -309,6 +310,14 @@ if [ "$part" = verify ]; then
 fi
 if [ "$part" = verify2 ]; then
   {
+    # The rope kernel and the decode attention each left out alone at batch 1 (both together:
+    # verify), and the MoE step's other stages, against the defaults in the same call.
+    bench_variant "$OUT" qwen3-8b-b1 qwen3-8b 1
+    for st in rope attention_only; do bench_variant "$OUT" qwen3-8b-omit-$st qwen3-8b 1 FP4LLM_OMIT_STAGE=$st; done
+    bench_variant "$OUT" qwen3-30b-a3b-b1 qwen3-30b-a3b 1
+    for st in rope attention_only qkv o_proj lm_head; do
+      bench_variant "$OUT" qwen3-30b-a3b-omit-$st qwen3-30b-a3b 1 FP4LLM_OMIT_STAGE=$st
+    done
     # The flash scores on warpgroup MMAs, after their tests.
     if why=$(gate verify-flash-wgmma-tests.log '^gpu_paged_attention_flash_wgmma(_heads1)?$'); then
       prefill_run qwen3-8b default

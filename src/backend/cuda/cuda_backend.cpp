@@ -359,11 +359,11 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const bool mma = use_mma_attention() && mma_decode_attention_supports(ap);
   const bool rope_in_attention = rope_in_attention_requested() && s.one_token_per_sequence && T <= kMaxDecodeRows &&
                                  (mma || paged_attention_takes_rope(ap));
-  if (!rope_in_attention && !omitted(OmittedStage::attention)) {
+  if (!rope_in_attention && !omitted(OmittedStage::attention) && !omitted(OmittedStage::rope)) {
     rope_and_cache(qkv_.data(), T, rp, io, stream_);
     profiler_.mark("rope_kv_write", stream_);
   }
-  if (omitted(OmittedStage::attention))
+  if (omitted(OmittedStage::attention) || omitted(OmittedStage::attention_only))
     ;
   else if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
     flash_prefill_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,

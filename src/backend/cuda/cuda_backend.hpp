@@ -27,7 +27,8 @@ struct NormsInProducts {
 // A stage a benchmark leaves out of every step (`FP4LLM_OMIT_STAGE`): the replayed step's time
 // without it is what the stage costs on the step's critical path, which eager per-stage events
 // overstate for short kernels. The step's outputs are wrong while a stage is omitted.
-enum class OmittedStage { none, qkv, attention, o_proj, ffn_in, down, lm_head };
+// `attention`: the rope kernel and the attention; `rope`, `attention_only`: either alone.
+enum class OmittedStage { none, qkv, attention, rope, attention_only, o_proj, ffn_in, down, lm_head };
 
 class CudaBackend final : public Backend {
  public:

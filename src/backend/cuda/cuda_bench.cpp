@@ -56,11 +56,12 @@ nlohmann::json knob_settings() {
   return knobs;
 }
 
-// FP4LLM_OMIT_STAGE=qkv|attention|o_proj|ffn_in|down|lm_head (cuda_backend.hpp, OmittedStage).
+// FP4LLM_OMIT_STAGE=qkv|attention|rope|attention_only|o_proj|ffn_in|down|lm_head (cuda_backend.hpp, OmittedStage).
 cuda::OmittedStage omitted_stage() {
   using cuda::OmittedStage;
   constexpr std::pair<const char*, OmittedStage> kStages[] = {
       {"qkv", OmittedStage::qkv},       {"attention", OmittedStage::attention}, {"o_proj", OmittedStage::o_proj},
+      {"rope", OmittedStage::rope},     {"attention_only", OmittedStage::attention_only},
       {"ffn_in", OmittedStage::ffn_in}, {"down", OmittedStage::down},           {"lm_head", OmittedStage::lm_head}};
   for (const auto& [name, stage] : kStages)
     if (knob_is("FP4LLM_OMIT_STAGE", name)) return stage;
