@@ -2,7 +2,7 @@
 # Device calls after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the kernel
 # knobs that are off by default, each checked and benched against the default in the same call,
 # so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
-# line per item; JSON and logs under $OUT. Nine parts, each under the 10-minute limit of a call
+# line per item; JSON and logs under $OUT. Ten parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
 #                                    prefill sliced every 48 rows
@@ -38,6 +38,9 @@
 #                                    row blocks (each after its tests), batch 1/16 with the decode
 #                                    attention before f2442f8 against now, attention clusters with
 #                                    fewer splits, one batch-64 layer under Nsight Compute
+#   tools/gpu_variants.sh defaults   the eighteenth session's defaults: tests (and the former paths'),
+#                                    whole models against the CPU, batch 1/16/64, prompts, the new
+#                                    kernels under memcheck and racecheck
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -55,7 +58,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           core) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention grid_barrier_probe" ;;
           prefill) echo "fp4llm gpu_paged_attention" ;; wide) echo "fp4llm" ;;
           verify) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
-          verify2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;; esac)
+          verify2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
+          defaults) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -350,6 +354,33 @@ if [ "$part" = verify2 ]; then
     # Batch 64 with clusters (now the default): one layer's four products under Nsight Compute.
     [ "$(left)" -gt 150 ] && PROFILE_KERNELS=nvfp4_gemv_wgmma FP4LLM_REBUILD=0 timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 4
   } 2>&1 | tee "$OUT/variants-verify2.md"
+fi
+if [ "$part" = defaults ]; then
+  {
+    # The eighteenth session's defaults (x shared by 4 row blocks in gate_up-sized wgmma products,
+    # the flash scores on warpgroup MMAs, the decode attention's mask and rescale as before
+    # f2442f8): the default-path tests, the former paths' knob tests, whole models against the CPU.
+    if why=$(gate defaults-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention|gpu_paged_attention_flash_mma|gpu_nvfp4_linear_wgmma_share_x[24])$'); then
+      echo "default-path GPU tests, flash on mma.sync, shared x 2/4 everywhere: passed"
+    else echo "GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/defaults-tests.log"; fi
+    if [ "$(left)" -gt 150 ]; then
+      (cd build-gpu && timeout 120 ctest -R '^py_gpu_forward$' -V > "$OUT/defaults-py.log" 2>&1)
+      echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/defaults-py.log" | tail -1)"
+    fi
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,64
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    prefill_run qwen3-8b default
+    # The new kernels under compute-sanitizer: the shared-x GEMV on every wgmma product, the
+    # flash kernel on wgmma (the default now) with its races checked.
+    for t in memcheck:gpu_nvfp4_linear:FP4LLM_WGMMA_SHARE_X=4-every memcheck:gpu_paged_attention: racecheck:gpu_paged_attention:; do
+      IFS=: read -r tool bin knob <<< "$t"
+      [ "$(left)" -gt 100 ] || { echo "$tool $bin: skipped (time)"; continue; }
+      env ${knob:+$knob} FP4LLM_GEMV_KERNEL=wgmma timeout $(( $(left) - 60 )) compute-sanitizer --tool $tool build-gpu/$bin --gtest_brief=1 \
+        > "$OUT/$tool-$bin.log" 2>&1
+      echo "$tool $bin ${knob:-defaults}: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/$tool-$bin.log" | tail -1)"
+    done
+    prefill_run qwen3-30b-a3b default
+  } 2>&1 | tee "$OUT/variants-defaults.md"
 fi
 if [ "$part" = wide ]; then
   {
