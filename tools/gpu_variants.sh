@@ -380,6 +380,11 @@ if [ "$part" = defaults ]; then
       echo "$tool $bin ${knob:-defaults}: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/$tool-$bin.log" | tail -1)"
     done
     prefill_run qwen3-30b-a3b default
+    # 2 heads a flash block beat 4 on mma.sync (9.68 against 10.44 ms of attention): on wgmma too?
+    prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
+    # MoE with every decode kernel launched early (its attention costs 11.6 us a layer in the
+    # replayed step against the dense model's 8.4, which launches early; measured slower in 2026-12-05's sixth round).
+    bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
   } 2>&1 | tee "$OUT/variants-defaults.md"
 fi
 if [ "$part" = wide ]; then
