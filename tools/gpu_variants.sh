@@ -385,6 +385,18 @@ if [ "$part" = defaults ]; then
     # MoE with every decode kernel launched early (its attention costs 11.6 us a layer in the
     # replayed step against the dense model's 8.4, which launches early; measured slower in 2026-12-05's sixth round).
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
+    # Does the decode attention's cost in the replayed step grow with the keys (each warp's chain
+    # of cache blocks) or not (fixed costs)? Batch 1 at 16 and 1,024 prompt tokens, with and
+    # without the attention kernel (128 tokens: verify2).
+    for len in 16 1024; do
+      for v in with omit; do
+        [ "$(left)" -gt 40 ] || { echo "qwen3-30b-a3b $len tokens ($v): skipped (time)"; continue; }
+        env $([ $v = omit ] && echo FP4LLM_OMIT_STAGE=attention_only) timeout 60 ./build-gpu/fp4llm bench --quiet \
+          --synthetic qwen3-30b-a3b --batch 1 --input-len $len --output-len 64 --json "$OUT/ctx-$len-$v.json" > "$OUT/ctx-$len-$v.txt" 2>&1
+        python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['decode'][0]; print('qwen3-30b-a3b b1,', sys.argv[2], 'prompt tokens,', sys.argv[3] + ':', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+          "$OUT/ctx-$len-$v.json" $len $v 2>/dev/null || echo "qwen3-30b-a3b $len tokens ($v): FAILED"
+      done
+    done
   } 2>&1 | tee "$OUT/variants-defaults.md"
 fi
 if [ "$part" = wide ]; then
