@@ -370,16 +370,6 @@ if [ "$part" = defaults ]; then
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,64
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
     prefill_run qwen3-8b default
-    # The new kernels under compute-sanitizer: the shared-x GEMV on every wgmma product, the
-    # flash kernel on wgmma (the default now) with its races checked.
-    for t in memcheck:gpu_nvfp4_linear:FP4LLM_WGMMA_SHARE_X=4-every memcheck:gpu_paged_attention: racecheck:gpu_paged_attention:; do
-      IFS=: read -r tool bin knob <<< "$t"
-      [ "$(left)" -gt 100 ] || { echo "$tool $bin: skipped (time)"; continue; }
-      env ${knob:+$knob} FP4LLM_GEMV_KERNEL=wgmma timeout $(( $(left) - 60 )) compute-sanitizer --tool $tool build-gpu/$bin --gtest_brief=1 \
-        > "$OUT/$tool-$bin.log" 2>&1
-      echo "$tool $bin ${knob:-defaults}: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/$tool-$bin.log" | tail -1)"
-    done
-    prefill_run qwen3-30b-a3b default
     # 2 heads a flash block beat 4 on mma.sync (9.68 against 10.44 ms of attention): on wgmma too?
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
     # MoE with every decode kernel launched early (its attention costs 11.6 us a layer in the
@@ -397,6 +387,16 @@ if [ "$part" = defaults ]; then
           "$OUT/ctx-$len-$v.json" $len $v 2>/dev/null || echo "qwen3-30b-a3b $len tokens ($v): FAILED"
       done
     done
+    # The new kernels under compute-sanitizer: the shared-x GEMV on every wgmma product, the
+    # flash kernel on wgmma (the default now) with its races checked.
+    for t in memcheck:gpu_nvfp4_linear:FP4LLM_WGMMA_SHARE_X=4-every memcheck:gpu_paged_attention: racecheck:gpu_paged_attention:; do
+      IFS=: read -r tool bin knob <<< "$t"
+      [ "$(left)" -gt 100 ] || { echo "$tool $bin: skipped (time)"; continue; }
+      env ${knob:+$knob} FP4LLM_GEMV_KERNEL=wgmma timeout $(( $(left) - 60 )) compute-sanitizer --tool $tool build-gpu/$bin --gtest_brief=1 \
+        > "$OUT/$tool-$bin.log" 2>&1
+      echo "$tool $bin ${knob:-defaults}: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/$tool-$bin.log" | tail -1)"
+    done
+    prefill_run qwen3-30b-a3b default
   } 2>&1 | tee "$OUT/variants-defaults.md"
 fi
 if [ "$part" = wide ]; then
