@@ -360,8 +360,8 @@ if [ "$part" = defaults ]; then
     # The eighteenth session's defaults (x shared by 4 row blocks in gate_up-sized wgmma products,
     # the flash scores on warpgroup MMAs, the decode attention's mask and rescale as before
     # f2442f8): the default-path tests, the former paths' knob tests, whole models against the CPU.
-    if why=$(gate defaults-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention|gpu_paged_attention_flash_mma|gpu_nvfp4_linear_wgmma_share_x[24])$'); then
-      echo "default-path GPU tests, flash on mma.sync, shared x 2/4 everywhere: passed"
+    if why=$(gate defaults-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention|gpu_paged_attention_flash_mma|gpu_nvfp4_linear_wgmma_share_x[24]|gpu_paged_attention_padded_merge(_cluster8)?)$'); then
+      echo "default-path GPU tests, flash on mma.sync, shared x 2/4 everywhere, padded attention merge: passed"
     else echo "GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/defaults-tests.log"; fi
     if [ "$(left)" -gt 150 ]; then
       (cd build-gpu && timeout 120 ctest -R '^py_gpu_forward$' -V > "$OUT/defaults-py.log" 2>&1)
@@ -369,6 +369,11 @@ if [ "$part" = defaults ]; then
     fi
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,64
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
+    # The decode attention's warp merge without shared-memory bank conflicts (its tests ran above).
+    if grep -q "100% tests passed" "$OUT/defaults-tests.log" 2>/dev/null; then
+      bench_variant "$OUT" qwen3-30b-a3b-padded-merge qwen3-30b-a3b 1,16 FP4LLM_ATTN_PADDED_MERGE=1
+      bench_variant "$OUT" qwen3-8b-padded-merge qwen3-8b 1,16 FP4LLM_ATTN_PADDED_MERGE=1
+    else echo "padded merge: tests did not all pass; benches skipped"; fi
     prefill_run qwen3-8b default
     # 2 heads a flash block beat 4 on mma.sync (9.68 against 10.44 ms of attention): on wgmma too?
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2

@@ -29,11 +29,28 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;         // tokens per cache block
 
+// Where the warp merge keeps element d of row `row` (warp w's head h: row w * group + h) in shared
+// memory. A lane holds its outputs in the PV permutation (column c = d / (D/8) of n-tile d % (D/8)),
+// so with rows of D floats every lane of a store hits one bank: 16-way conflicts at a query group
+// of 4, 32-way at 8 and 16 (64 stores a lane). Padded (FP4LLM_ATTN_PADDED_MERGE=1; not yet
+// measured), columns D/8 + 4 floats apart and rows 8 such columns + 1, the stores are
+// conflict-free for every group and the merge's reads 2-way.
+template <int D>
+struct MergeLayout {
+  int column_stride = D / 8, row_stride = D;
+  static MergeLayout padded() { return {D / 8 + 4, 8 * (D / 8 + 4) + 1}; }
+  __device__ __forceinline__ int at(int row, int d) const {
+    return row * row_stride + (d / (D / 8)) * column_stride + d % (D / 8);
+  }
+  size_t floats(int rows) const { return size_t(rows) * size_t(row_stride); }
+};
+
 struct Args : AttentionInputs {
   AttentionParams p;
   AttentionWorkspace ws;
   __nv_bfloat16* out;
   RopeInAttentionArgs rope;  // kRope: q is read raw from rope.qkv (attention_rope.cuh)
+  int merge_column_stride, merge_row_stride;  // MergeLayout<D>
 };
 
 // kWords consecutive 32-bit words (2 or a multiple of 4), zero when !valid.
@@ -67,13 +84,13 @@ __device__ __forceinline__ float2 merge_weights(const float (&m)[N], const float
   return make_float2(mx, sum);
 }
 
-// A cluster's C block results of one split (each block's o in o_s[group][D], relative to its
+// A cluster's C block results of one split (each block's o in warp 0's rows of o_s, relative to its
 // maxima mx_s, with sums sum_s; mx_s is -inf for a block without keys) merged through
 // distributed shared memory: block `rank` takes every C-th element and stores it as the split's
 // result. Every block waits at both cluster barriers, so none leaves while another reads it.
 template <int D, int C>
-__device__ __forceinline__ void merge_cluster(const Args& a, int tok, int kv_head, int group, int split, int rank,
-                                              int active, float* o_s, float* mx_s, float* sum_s) {
+__device__ __forceinline__ void merge_cluster(const Args& a, const MergeLayout<D>& layout, int tok, int kv_head, int group,
+                                              int split, int rank, int active, float* o_s, float* mx_s, float* sum_s) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
   __trap();  // clusters are sm_90's; the launch takes C = 1 before it
 #else
@@ -106,7 +123,7 @@ __device__ __forceinline__ void merge_cluster(const Args& a, int tok, int kv_hea
     const int h = i / D, d = i % D;
     float acc = 0.0f;
 #pragma unroll
-    for (int r = 0; r < C; ++r) acc += o_r[r][i] * factor[r][h];
+    for (int r = 0; r < C; ++r) acc += o_r[r][layout.at(h, d)] * factor[r][h];
     const float mx = cluster_mx[h], sum = cluster_sum[h];
     store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx, sum);
   }
@@ -329,9 +346,10 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
 
-  // Merge the warps through shared memory (dynamic: kWarps x group x D floats), heads x dims in natural
-  // order. Each head's maximum, total and per-warp factors are computed once, by one thread, so
-  // that an output costs kWarps multiply-adds and no exponential.
+  // Merge the warps through shared memory (dynamic: kWarps x group rows of MergeLayout). Each
+  // head's maximum, total and per-warp factors are computed once, by one thread, so that an
+  // output costs kWarps multiply-adds and no exponential.
+  const MergeLayout<D> layout{a.merge_column_stride, a.merge_row_stride};
   extern __shared__ float o_s[];
   __shared__ float m_s[kWarps][16], l_s[kWarps][16], factor_s[kWarps][16], mx_s[16], sum_s[16];
   if (t == 0) {
@@ -343,7 +361,7 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int h = g + 8 * (e >> 1);
-      if (h < group) o_s[(warp * group + h) * D + kSlice * (2 * t + (e & 1)) + n] = o[n][e];
+      if (h < group) o_s[(warp * group + h) * layout.row_stride + (2 * t + (e & 1)) * layout.column_stride + n] = o[n][e];
     }
   __syncthreads();
   if (threadIdx.x < group) {
@@ -361,14 +379,14 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     const int h = i / D, d = i % D;
     float acc = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) acc += o_s[(w * group + h) * D + d] * factor_s[w][h];
+    for (int w = 0; w < kWarps; ++w) acc += o_s[layout.at(w * group + h, d)] * factor_s[w][h];
     if constexpr (C == 1) {
       store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx_s[h], sum_s[h]);
     } else {
-      o_s[i] = acc;  // warp 0's slot of this element, read only by this thread above
+      o_s[layout.at(h, d)] = acc;  // warp 0's slot of this element, read only by this thread above
     }
   }
-  if constexpr (C > 1) merge_cluster<D, C>(a, tok, kv_head, group, split, rank, active, o_s, mx_s, sum_s);
+  if constexpr (C > 1) merge_cluster<D, C>(a, layout, tok, kv_head, group, split, rank, active, o_s, mx_s, sum_s);
   merge_splits_if_last<D>(a.p, a.ws, a.out, tok, kv_head, group, active, C);
 }
 
@@ -377,9 +395,10 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
 // (H100, 2026-12-06), while at short contexts, one split, the 8 blocks share its few cache blocks.
 template <int D, bool kFp8, int kAhead, bool kRope, int C>
 void launch_clusters(const Args& a, dim3 grid, cudaStream_t stream) {
-  constexpr int kMaxSmem = kWarps * 16 * D * int(sizeof(float));  // query groups up to 16
+  const int kMaxSmem = int(MergeLayout<D>::padded().floats(kWarps * 16) * sizeof(float));  // query groups up to 16
   allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead, kRope, C>>(kMaxSmem);
-  const size_t smem = size_t(kWarps) * size_t(a.p.heads / a.p.kv_heads) * D * sizeof(float);
+  const MergeLayout<D> layout{a.merge_column_stride, a.merge_row_stride};
+  const size_t smem = layout.floats(kWarps * int(a.p.heads / a.p.kv_heads)) * sizeof(float);
   Args clustered = a;
   clustered.p.splits = (a.p.splits + C - 1) / C;
   grid.z = unsigned(clustered.p.splits) * C;
@@ -443,9 +462,17 @@ void check_launch(const AttentionParams& p, const AttentionWorkspace& ws) {
   if (p.splits > 1 && (!ws.partial_out || !ws.counters)) throw_error("CUDA attention: split-KV needs a workspace");
 }
 
+template <int D>
+void launch_with_layout(Args a, int64_t tokens, cudaStream_t stream) {
+  static const bool padded = knob_is("FP4LLM_ATTN_PADDED_MERGE", "1");
+  const MergeLayout<D> layout = padded ? MergeLayout<D>::padded() : MergeLayout<D>{};
+  a.merge_column_stride = layout.column_stride, a.merge_row_stride = layout.row_stride;
+  launch<D>(a, tokens, stream);
+}
+
 void launch_any(const Args& a, int64_t tokens, cudaStream_t stream) {
-  if (a.p.head_dim == 64) launch<64>(a, tokens, stream);
-  else launch<128>(a, tokens, stream);
+  if (a.p.head_dim == 64) launch_with_layout<64>(a, tokens, stream);
+  else launch_with_layout<128>(a, tokens, stream);
 }
 
 }  // namespace
@@ -456,7 +483,7 @@ void mma_decode_attention(const float* q, const void* k_cache, const void* v_cac
                           cudaStream_t stream) {
   if (tokens == 0) return;
   check_launch(p, ws);
-  launch_any({attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out, {}}, tokens, stream);
+  launch_any({attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out, {}, 0, 0}, tokens, stream);
 }
 
 void mma_decode_attention_with_rope(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
@@ -466,7 +493,7 @@ void mma_decode_attention_with_rope(const float* qkv, const RopeCacheParams& rp,
   if (tokens == 0) return;
   check_launch(p, ws);
   launch_any({attention_inputs(nullptr, io.k_cache, io.v_cache, io.positions, token_seq, block_tables), p, ws, out,
-              rope_in_attention_args(qkv, rp, io, p)},
+              rope_in_attention_args(qkv, rp, io, p), 0, 0},
              tokens, stream);
 }
 
