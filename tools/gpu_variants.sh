@@ -2,7 +2,7 @@
 # Device calls after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the kernel
 # knobs that are off by default, each checked and benched against the default in the same call,
 # so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
-# line per item; JSON and logs under $OUT. Ten parts, each under the 10-minute limit of a call
+# line per item; JSON and logs under $OUT. Eleven parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
 #                                    prefill sliced every 48 rows
@@ -41,6 +41,8 @@
 #   tools/gpu_variants.sh defaults   the eighteenth session's defaults: tests (and the former paths'),
 #                                    whole models against the CPU, batch 1/16/64, prompts, the new
 #                                    kernels under memcheck and racecheck
+#   tools/gpu_variants.sh last       with about 4 minutes left: whole models against the CPU, the
+#                                    padded attention merge's tests and batch-1 A/B
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -59,7 +61,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           prefill) echo "fp4llm gpu_paged_attention" ;; wide) echo "fp4llm" ;;
           verify) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
           verify2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
-          defaults) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;; esac)
+          defaults) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
+          last) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -403,6 +406,23 @@ if [ "$part" = defaults ]; then
     done
     prefill_run qwen3-30b-a3b default
   } 2>&1 | tee "$OUT/variants-defaults.md"
+fi
+if [ "$part" = last ]; then
+  {
+    # When about 4 minutes are left: whole models against the CPU with the eighteenth session's
+    # defaults (x shared by 4 row blocks, the flash scores on wgmma), the padded attention merge's
+    # tests, then its batch-1 A/B.
+    (cd build-gpu && timeout 100 ctest -R '^py_gpu_forward$' -V > "$OUT/last-py.log" 2>&1)
+    echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/last-py.log" | tail -1)"
+    (cd build-gpu && FP4LLM_ATTN_PADDED_MERGE=1 timeout 40 ./gpu_paged_attention --gtest_brief=1 > "$OUT/last-padded.log" 2>&1)
+    rc=$?; echo "gpu_paged_attention with FP4LLM_ATTN_PADDED_MERGE=1: exit $rc | $(grep -E 'PASSED|FAILED' "$OUT/last-padded.log" | head -3 | tr '\n' ' ')"
+    if [ $rc = 0 ]; then
+      for m in qwen3-30b-a3b qwen3-8b; do
+        bench_variant "$OUT" $m $m 1
+        bench_variant "$OUT" $m-padded-merge $m 1 FP4LLM_ATTN_PADDED_MERGE=1
+      done
+    fi
+  } 2>&1 | tee "$OUT/variants-last.md"
 fi
 if [ "$part" = wide ]; then
   {
