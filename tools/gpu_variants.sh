@@ -2,7 +2,7 @@
 # Device calls after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the kernel
 # knobs that are off by default, each checked and benched against the default in the same call,
 # so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
-# line per item; JSON and logs under $OUT. Eleven parts, each under the 10-minute limit of a call
+# line per item; JSON and logs under $OUT. Nine parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
 #                                    prefill sliced every 48 rows
@@ -30,14 +30,6 @@
 #                                    phase-boundary probe, 32k attention FP8 (1 and 2 blocks
 #                                    ahead) against BF16, then the MoE prefill on warpgroup MMAs
 #                                    and the attention clusters
-#   tools/gpu_variants.sh verify     the defaults' GPU tests and whole models against the CPU, the
-#                                    2,048-token prompts (flash heads, FP8 products), batch 1/16,
-#                                    batch 1 with each stage left out in turn (FP4LLM_OMIT_STAGE)
-#   tools/gpu_variants.sh verify2    batch 1 without the rope kernel or the attention alone (and the
-#                                    MoE step's other stages), the flash scores on wgmma and batch 64 with x shared by 2 or 4
-#                                    row blocks (each after its tests), batch 1/16 with the decode
-#                                    attention before f2442f8 against now, attention clusters with
-#                                    fewer splits, one batch-64 layer under Nsight Compute
 #   tools/gpu_variants.sh defaults   the eighteenth session's defaults: tests (and the former paths'),
 #                                    whole models against the CPU, batch 1/16/64, prompts, the new
 #                                    kernels under memcheck and racecheck
@@ -59,8 +51,6 @@ part=${1:-tests}
 targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;;
           core) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention grid_barrier_probe" ;;
           prefill) echo "fp4llm gpu_paged_attention" ;; wide) echo "fp4llm" ;;
-          verify) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
-          verify2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
           defaults) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
           last) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
@@ -86,6 +76,11 @@ prefill_run() {  # model, label, knob assignments...
   python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections,', round(p['tflops_with_attention']), 'with attention')" \
     "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model prefill ($v): FAILED (see $OUT/prefill-$model-$v.txt)"
   grep -m1 'prefill stages' "$OUT/prefill-$model-$v.txt"
+}
+# Whole models against the CPU (py_gpu_forward) within SECONDS: one line, the log in $OUT/LOG.
+whole_models() {  # log, seconds
+  (cd build-gpu && timeout $2 ctest -R '^py_gpu_forward$' -V > "$OUT/$1" 2>&1)
+  echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/$1" | tail -1)"
 }
 # Qwen3-8B decoding at 32k keys with the KV cache in KV (fp8, bf16) under the knob assignments
 # given: the attention stage's microseconds per step (eager profile) and the step's tok/s.
@@ -269,11 +264,8 @@ if [ "$part" = core ]; then
       && echo "knob tests (flash heads 1, wgmma GEMV single blocks, attention cluster 8, experts ring): passed" || echo "knob tests: $why"
     grep -E "^ *[0-9]+/[0-9]+ Test.*(Failed|Timeout)" "$OUT/core-knob-tests.log" 2>/dev/null
     prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
-    # The flash scores on warpgroup MMAs, after their tests.
-    if why=$(gate verify-flash-wgmma-tests.log '^gpu_paged_attention_flash_wgmma(_heads1)?$'); then
-      prefill_run qwen3-8b flash-wgmma FP4LLM_FLASH_WGMMA=1
-      prefill_run qwen3-30b-a3b flash-wgmma FP4LLM_FLASH_WGMMA=1
-    else echo "flash wgmma tests: $why; benches skipped"; fi
+    # The flash scores on mma.sync chains (the default on sm_90 is warpgroup MMAs).
+    prefill_run qwen3-8b flash-mma FP4LLM_FLASH_WGMMA=0
     # The projections in FP8 through cuBLASLt (never measured; its accuracy cost: docs/ACCURACY.md).
     prefill_run qwen3-8b fp8-products FP4LLM_FP8_PREFILL=1
     bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
@@ -287,77 +279,6 @@ if [ "$part" = core ]; then
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
   } | tee "$OUT/variants-core.md"
 fi
-if [ "$part" = verify ]; then
-  {
-    # The seventeenth session's defaults (wgmma clusters at 33-64 rows, prefill expert groups on
-    # warpgroup MMAs, 4 query heads a flash block, the flash block-table entries a tile ahead) in
-    # the default-path tests and whole models against the CPU.
-    if why=$(gate verify-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention)$'); then
-      echo "default-path GPU tests: passed"
-    else echo "default-path GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/verify-tests.log"; fi
-    # Whole models against the CPU (at most 2 minutes).
-    if [ "$(left)" -gt 150 ]; then
-      (cd build-gpu && timeout 120 ctest -R '^py_gpu_forward$' -V > "$OUT/verify-py.log" 2>&1)
-      echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/verify-py.log" | tail -1)"
-    fi
-    # One 2,048-token prompt with the new defaults; 2 heads a block now held to 128 registers.
-    prefill_run qwen3-8b default
-    prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
-    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
-    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    # What each stage costs in the replayed graph: batch 1 with one stage left out at a time.
-    for st in attention ffn_in qkv o_proj down lm_head; do
-      bench_variant "$OUT" qwen3-8b-omit-$st qwen3-8b 1 FP4LLM_OMIT_STAGE=$st
-    done
-    for st in attention ffn_in; do bench_variant "$OUT" qwen3-30b-a3b-omit-$st qwen3-30b-a3b 1 FP4LLM_OMIT_STAGE=$st; done
-    # The projections in FP8 through cuBLASLt (never measured; its accuracy cost: docs/ACCURACY.md).
-    prefill_run qwen3-8b fp8-products FP4LLM_FP8_PREFILL=1
-    prefill_run qwen3-30b-a3b default
-  } 2>&1 | tee "$OUT/variants-verify.md"
-fi
-if [ "$part" = verify2 ]; then
-  {
-    # The rope kernel and the decode attention each left out alone at batch 1 (both together:
-    # verify), and the MoE step's other stages, against the defaults in the same call.
-    bench_variant "$OUT" qwen3-8b-b1 qwen3-8b 1
-    for st in rope attention_only; do bench_variant "$OUT" qwen3-8b-omit-$st qwen3-8b 1 FP4LLM_OMIT_STAGE=$st; done
-    bench_variant "$OUT" qwen3-30b-a3b-b1 qwen3-30b-a3b 1
-    for st in rope attention_only qkv o_proj lm_head; do
-      bench_variant "$OUT" qwen3-30b-a3b-omit-$st qwen3-30b-a3b 1 FP4LLM_OMIT_STAGE=$st
-    done
-    # The flash scores on warpgroup MMAs, after their tests.
-    if why=$(gate verify-flash-wgmma-tests.log '^gpu_paged_attention_flash_wgmma(_heads1)?$'); then
-      prefill_run qwen3-8b default
-      prefill_run qwen3-8b flash-wgmma FP4LLM_FLASH_WGMMA=1
-      prefill_run qwen3-30b-a3b flash-wgmma FP4LLM_FLASH_WGMMA=1
-    else echo "flash wgmma tests: $why; benches skipped"; fi
-    # Batch 64 with gate_up's row blocks sharing x, 2 and 4 a block, after their tests.
-    if why=$(gate verify-share-x-tests.log '^gpu_nvfp4_linear_wgmma_share_x[24]$'); then
-      bench_variant "$OUT" qwen3-8b-wide qwen3-8b 64
-      bench_variant "$OUT" qwen3-8b-wide-share-x2 qwen3-8b 64 FP4LLM_WGMMA_SHARE_X=2
-      bench_variant "$OUT" qwen3-8b-wide-share-x4 qwen3-8b 64 FP4LLM_WGMMA_SHARE_X=4
-    else echo "shared-x tests: $why; benches skipped"; fi
-    # Batch 1 and 16 with the decode attention before f2442f8 (the key mask on every cache block,
-    # the output rescale on every block) against now, same call: Qwen3-8B read 336.6 tok/s at
-    # batch 1 on this tree against 343.7 in the fifteenth session.
-    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
-    attn=src/backend/cuda/mma_decode_attention.cu
-    cp $attn /tmp/attention-now.cu && { git show f2442f8^:$attn > $attn 2> /dev/null || cp .deps/ab/mma_decode_attention.cu $attn; } && gpu_build fp4llm > /dev/null 2>&1 \
-      && { bench_variant "$OUT" qwen3-8b-attn-before qwen3-8b 1,16; bench_variant "$OUT" qwen3-30b-a3b-attn-before qwen3-30b-a3b 1,16; } \
-      || echo "the attention before f2442f8: build FAILED"
-    cp /tmp/attention-now.cu $attn && gpu_build fp4llm > /dev/null 2>&1
-    bench_variant "$OUT" qwen3-8b-again qwen3-8b 1
-    # Attention clusters of 8 with 8 times fewer splits (32k was 2.5x slower with 32 splits of 8).
-    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
-    bench_variant "$OUT" qwen3-30b-a3b-attn-cluster8 qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=8
-    ctx32k_run fp8-cluster8 fp8 FP4LLM_ATTN_CLUSTER=8
-    ctx32k_run fp8 fp8
-    prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
-    stages_run qwen3-8b 1
-    # Batch 64 with clusters (now the default): one layer's four products under Nsight Compute.
-    [ "$(left)" -gt 150 ] && PROFILE_KERNELS=nvfp4_gemv_wgmma FP4LLM_REBUILD=0 timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 4
-  } 2>&1 | tee "$OUT/variants-verify2.md"
-fi
 if [ "$part" = defaults ]; then
   {
     # The eighteenth session's defaults (x shared by 4 row blocks in gate_up-sized wgmma products,
@@ -366,10 +287,7 @@ if [ "$part" = defaults ]; then
     if why=$(gate defaults-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention|gpu_paged_attention_flash_mma|gpu_nvfp4_linear_wgmma_share_x[24]|gpu_paged_attention_(unpadded_merge|cluster8))$'); then
       echo "default-path GPU tests, flash on mma.sync, shared x 2/4 everywhere, the unpadded attention merge, clusters of 8: passed"
     else echo "GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/defaults-tests.log"; fi
-    if [ "$(left)" -gt 150 ]; then
-      (cd build-gpu && timeout 120 ctest -R '^py_gpu_forward$' -V > "$OUT/defaults-py.log" 2>&1)
-      echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/defaults-py.log" | tail -1)"
-    fi
+    [ "$(left)" -gt 150 ] && whole_models defaults-py.log 120
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,64
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
     # The decode attention's warp merge with its bank conflicts (the former layout) at batch 16
@@ -393,7 +311,7 @@ if [ "$part" = defaults ]; then
     bench_variant "$OUT" qwen3-30b-a3b-pdl-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
     # Does the decode attention's cost in the replayed step grow with the keys (each warp's chain
     # of cache blocks) or not (fixed costs)? Batch 1 at 16 and 1,024 prompt tokens, with and
-    # without the attention kernel (128 tokens: verify2).
+    # without the attention kernel (128 tokens: eighteenth session, docs/PERFORMANCE.md).
     for len in 16 1024; do
       for v in with omit; do
         [ "$(left)" -gt 40 ] || { echo "qwen3-30b-a3b $len tokens ($v): skipped (time)"; continue; }
@@ -420,8 +338,7 @@ if [ "$part" = last ]; then
     # When about 4 minutes are left: whole models against the CPU with the defaults, the
     # attention tests, then batch 1 against the former attention merge (ran at ab6b19e with the
     # padded merge under its knob: 56 passed; 13 tests; 361.1 -> 373.2 and 338.9 -> 342.7 tok/s).
-    (cd build-gpu && timeout 100 ctest -R '^py_gpu_forward$' -V > "$OUT/last-py.log" 2>&1)
-    echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/last-py.log" | tail -1)"
+    whole_models last-py.log 100
     (cd build-gpu && timeout 40 ./gpu_paged_attention --gtest_brief=1 > "$OUT/last-attention.log" 2>&1)
     rc=$?; echo "gpu_paged_attention: exit $rc | $(grep -E 'PASSED|FAILED' "$OUT/last-attention.log" | head -3 | tr '\n' ' ')"
     if [ $rc = 0 ]; then
