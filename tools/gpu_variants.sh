@@ -2,7 +2,7 @@
 # Device calls after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the kernel
 # knobs that are off by default, each checked and benched against the default in the same call,
 # so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
-# line per item; JSON and logs under $OUT. Nine parts, each under the 10-minute limit of a call
+# line per item; JSON and logs under $OUT. Ten parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
 #                                    prefill sliced every 48 rows
@@ -31,8 +31,11 @@
 #                                    ahead) against BF16, then the MoE prefill on warpgroup MMAs
 #                                    and the attention clusters
 #   tools/gpu_variants.sh defaults   the eighteenth session's defaults: tests (and the former paths'),
-#                                    whole models against the CPU, batch 1/16/64, prompts, the new
-#                                    kernels under memcheck and racecheck
+#                                    whole models against the CPU, batch 1/16/64, the attention
+#                                    merge, clusters and 8 warps against them (batch 1/16, 32k)
+#   tools/gpu_variants.sh defaults2  prompts (2 flash heads on wgmma), MoE with every kernel
+#                                    launched early, the attention's cost at 16 and 1,024 prompt
+#                                    tokens, the new kernels under memcheck and racecheck
 #   tools/gpu_variants.sh last       with about 4 minutes left: whole models against the CPU, the
 #                                    attention tests, batch 1 against the former attention merge
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
@@ -52,7 +55,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           core) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention grid_barrier_probe" ;;
           prefill) echo "fp4llm gpu_paged_attention" ;; wide) echo "fp4llm" ;;
           defaults) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
-          last) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;; esac)
+          last) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
+          defaults2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -284,8 +288,8 @@ if [ "$part" = defaults ]; then
     # The eighteenth session's defaults (x shared by 4 row blocks in gate_up-sized wgmma products,
     # the flash scores on warpgroup MMAs, the decode attention's mask and rescale as before
     # f2442f8): the default-path tests, the former paths' knob tests, whole models against the CPU.
-    if why=$(gate defaults-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention|gpu_paged_attention_flash_mma|gpu_nvfp4_linear_wgmma_share_x[24]|gpu_paged_attention_(unpadded_merge|cluster8))$'); then
-      echo "default-path GPU tests, flash on mma.sync, shared x 2/4 everywhere, the unpadded attention merge, clusters of 8: passed"
+    if why=$(gate defaults-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention|gpu_paged_attention_flash_mma|gpu_nvfp4_linear_wgmma_share_x[24]|gpu_paged_attention_(unpadded_merge|cluster8|warps8))$'); then
+      echo "default-path GPU tests, flash on mma.sync, shared x 2/4 everywhere, the unpadded attention merge, clusters of 8, 8 warps: passed"
     else echo "GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/defaults-tests.log"; fi
     [ "$(left)" -gt 150 ] && whole_models defaults-py.log 120
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,64
@@ -297,12 +301,22 @@ if [ "$part" = defaults ]; then
     ctx32k_run fp8 fp8
     ctx32k_run fp8-unpadded-merge fp8 FP4LLM_ATTN_PADDED_MERGE=0
     # Attention clusters again now that each block's merge has no bank conflicts (before: +1.0% at
-    # MoE batch 1, 32k 2,221 against 1,808 us): 2, 4 and 8 blocks a split.
-    for c in 2 4 8; do
-      bench_variant "$OUT" qwen3-30b-a3b-attn-cluster$c qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=$c
-      bench_variant "$OUT" qwen3-8b-attn-cluster$c qwen3-8b 1 FP4LLM_ATTN_CLUSTER=$c
-    done
-    ctx32k_run fp8-cluster2 fp8 FP4LLM_ATTN_CLUSTER=2
+    # MoE batch 1, 32k 2,221 against 1,808 us): 2, 4 and 8 blocks a split; then 8 warps a block.
+    # Only after their tests passed (a wrong kernel still reports tok/s).
+    if grep -q "100% tests passed" "$OUT/defaults-tests.log" 2>/dev/null; then
+      for c in 2 4 8; do
+        bench_variant "$OUT" qwen3-30b-a3b-attn-cluster$c qwen3-30b-a3b 1 FP4LLM_ATTN_CLUSTER=$c
+        bench_variant "$OUT" qwen3-8b-attn-cluster$c qwen3-8b 1 FP4LLM_ATTN_CLUSTER=$c
+      done
+      ctx32k_run fp8-cluster2 fp8 FP4LLM_ATTN_CLUSTER=2
+      bench_variant "$OUT" qwen3-30b-a3b-attn-warps8 qwen3-30b-a3b 1,16 FP4LLM_ATTN_WARPS=8
+      bench_variant "$OUT" qwen3-8b-attn-warps8 qwen3-8b 1,16 FP4LLM_ATTN_WARPS=8
+      ctx32k_run fp8-warps8 fp8 FP4LLM_ATTN_WARPS=8
+    else echo "attention clusters and 8 warps: tests did not all pass; benches skipped"; fi
+  } 2>&1 | tee "$OUT/variants-defaults.md"
+fi
+if [ "$part" = defaults2 ]; then
+  {
     prefill_run qwen3-8b default
     # 2 heads a flash block beat 4 on mma.sync (9.68 against 10.44 ms of attention): on wgmma too?
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
@@ -331,7 +345,7 @@ if [ "$part" = defaults ]; then
       echo "$tool $bin ${knob:-defaults}: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/$tool-$bin.log" | tail -1)"
     done
     prefill_run qwen3-30b-a3b default
-  } 2>&1 | tee "$OUT/variants-defaults.md"
+  } 2>&1 | tee "$OUT/variants-defaults2.md"
 fi
 if [ "$part" = last ]; then
   {

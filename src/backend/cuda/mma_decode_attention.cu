@@ -23,9 +23,11 @@ namespace fp4llm::cuda {
 
 namespace {
 
-// Warps per block, each taking every kWarps-th cache block of the split. 8 measured no faster, also
-// with the merge below (H100, 2026-12-05: Qwen3-8B 341.8 against 342.4 tok/s at batch 1,
-// Qwen3-30B-A3B 329.5 against 348.0; the 32k attention 1,843 against 1,786 us per step).
+// Warps per block, each taking every kWarps-th cache block of the split. 8 measured no faster
+// (H100, 2026-12-05: Qwen3-8B 341.8 against 342.4 tok/s at batch 1, Qwen3-30B-A3B 329.5 against
+// 348.0; the 32k attention 1,843 against 1,786 us per step), but then every warp's stores into the
+// merge conflicted 16- to 32-way (MergeLayout): FP4LLM_ATTN_WARPS=8 (not yet measured with the
+// padded merge) takes 8 for the FP8 cache without clusters or rope.
 constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;         // tokens per cache block
 
@@ -144,8 +146,9 @@ __device__ __forceinline__ void merge_cluster(const Args& a, const MergeLayout<D
 // instruction, one warp per scheduler: 11-13 us for ~130 keys on the H100, docs/PERFORMANCE.md
 // fifteenth session); with C = 8 each warp takes at most one up to 512 keys, and the merge costs
 // shared-memory reads, not the global round trips of a split merge.
-template <int D, bool kFp8, int kAhead = 1, bool kRope = false, int C = 1>
-__global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
+// W: warps per block (kWarps, or 8 under FP4LLM_ATTN_WARPS=8).
+template <int D, bool kFp8, int kAhead = 1, bool kRope = false, int C = 1, int W = kWarps>
+__global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   static_assert(C == 1 || !kRope, "the rope's writer is one block of the last split");
   let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
   // Launched early (FP4LLM_PDL=all), the inputs are the previous kernel's. With kRope no earlier
@@ -161,8 +164,8 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   const int tok = blockIdx.x, kv_head = blockIdx.y, split = int(blockIdx.z) / C, rank = int(blockIdx.z) % C;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
   // This warp's first cache block of the split and the stride between its blocks.
-  constexpr int kStride = C * kWarps;
-  const int lead = rank * kWarps + warp;
+  constexpr int kStride = C * W;
+  const int lead = rank * W + warp;
   const int group = int(a.p.heads / a.p.kv_heads);
   const int pos = a.positions[tok];
   KeyRange range;
@@ -347,12 +350,12 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
 
-  // Merge the warps through shared memory (dynamic: kWarps x group rows of MergeLayout). Each
+  // Merge the warps through shared memory (dynamic: W x group rows of MergeLayout). Each
   // head's maximum, total and per-warp factors are computed once, by one thread, so that an
-  // output costs kWarps multiply-adds and no exponential.
+  // output costs W multiply-adds and no exponential.
   const MergeLayout<D> layout{a.merge_column_stride, a.merge_row_stride};
   extern __shared__ float o_s[];
-  __shared__ float m_s[kWarps][16], l_s[kWarps][16], factor_s[kWarps][16], mx_s[16], sum_s[16];
+  __shared__ float m_s[W][16], l_s[W][16], factor_s[W][16], mx_s[16], sum_s[16];
   if (t == 0) {
     m_s[warp][g] = m[0], l_s[warp][g] = l[0];
     m_s[warp][g + 8] = m[1], l_s[warp][g + 8] = l[1];
@@ -367,12 +370,12 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
   __syncthreads();
   if (threadIdx.x < group) {
     const int h = threadIdx.x;
-    float m[kWarps], l[kWarps], f[kWarps];
+    float m[W], l[W], f[W];
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) m[w] = m_s[w][h], l[w] = l_s[w][h];
-    const float2 merged = merge_weights<kWarps>(m, l, f);  // -inf only in a cluster block without keys
+    for (int w = 0; w < W; ++w) m[w] = m_s[w][h], l[w] = l_s[w][h];
+    const float2 merged = merge_weights<W>(m, l, f);  // -inf only in a cluster block without keys
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) factor_s[w][h] = f[w];
+    for (int w = 0; w < W; ++w) factor_s[w][h] = f[w];
     mx_s[h] = merged.x, sum_s[h] = merged.y;
   }
   __syncthreads();
@@ -380,7 +383,7 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
     const int h = i / D, d = i % D;
     float acc = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) acc += o_s[layout.at(w * group + h, d)] * factor_s[w][h];
+    for (int w = 0; w < W; ++w) acc += o_s[layout.at(w * group + h, d)] * factor_s[w][h];
     if constexpr (C == 1) {
       store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx_s[h], sum_s[h]);
     } else {
@@ -394,17 +397,17 @@ __global__ void __launch_bounds__(kWarps * 32) mma_decode_kernel(Args a) {
 // With clusters of C blocks the splits are C times fewer, so that a (token, kv head) keeps the
 // blocks it has without them: 32 splits of 8 blocks made the 32k FP8 attention 2.5x slower
 // (H100, 2026-12-06), while at short contexts, one split, the 8 blocks share its few cache blocks.
-template <int D, bool kFp8, int kAhead, bool kRope, int C>
+template <int D, bool kFp8, int kAhead, bool kRope, int C, int W = kWarps>
 void launch_clusters(const Args& a, dim3 grid, cudaStream_t stream) {
-  const int kMaxSmem = int(MergeLayout<D>::padded().floats(kWarps * 16) * sizeof(float));  // query groups up to 16
-  allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead, kRope, C>>(kMaxSmem);
+  const int kMaxSmem = int(MergeLayout<D>::padded().floats(W * 16) * sizeof(float));  // query groups up to 16
+  allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>>(kMaxSmem);
   const MergeLayout<D> layout{a.merge_column_stride, a.merge_row_stride};
-  const size_t smem = layout.floats(kWarps * int(a.p.heads / a.p.kv_heads)) * sizeof(float);
+  const size_t smem = layout.floats(W * int(a.p.heads / a.p.kv_heads)) * sizeof(float);
   Args clustered = a;
   clustered.p.splits = (a.p.splits + C - 1) / C;
   grid.z = unsigned(clustered.p.splits) * C;
-  launch_dependent_in_clusters(early_launch_all(), unsigned(C), mma_decode_kernel<D, kFp8, kAhead, kRope, C>, grid,
-                               dim3(kWarps * 32), smem, stream, clustered);
+  launch_dependent_in_clusters(early_launch_all(), unsigned(C), mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>, grid,
+                               dim3(W * 32), smem, stream, clustered);
 }
 
 // FP4LLM_ATTN_CLUSTER=2, 4 or 8 (sm_90; not with FP4LLM_ROPE_IN_ATTENTION): blocks per split,
@@ -417,6 +420,13 @@ int attention_cluster() {
   return c;
 }
 
+// FP4LLM_ATTN_WARPS=8: warps per block for the FP8 cache one block ahead, without clusters or
+// rope (not yet measured); kWarps otherwise.
+bool eight_warps_requested() {
+  static const bool on = knob_is("FP4LLM_ATTN_WARPS", "8");
+  return on;
+}
+
 template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
 void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
   if constexpr (!kRope) {  // the rope's writer is one block: no clusters
@@ -424,6 +434,8 @@ void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
     if (c == 8) return launch_clusters<D, kFp8, kAhead, false, 8>(a, grid, stream);
     if (c == 4) return launch_clusters<D, kFp8, kAhead, false, 4>(a, grid, stream);
     if (c == 2) return launch_clusters<D, kFp8, kAhead, false, 2>(a, grid, stream);
+    if constexpr (kFp8 && kAhead == 1)
+      if (eight_warps_requested()) return launch_clusters<D, true, 1, false, 1, 8>(a, grid, stream);
   }
   launch_clusters<D, kFp8, kAhead, kRope, 1>(a, grid, stream);
 }
