@@ -101,8 +101,25 @@ __device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* 
 
 // The raw tile as 16-bit K and V rows: E4M3 widened to FP16 (exact), BF16 copied; unrolled (as
 // above) so that a thread's shared-memory loads overlap instead of each waiting for the last.
-// kWgmma: the raw chunks are swizzled (request_keys), and K goes to wgmma's core-matrix layout
-// with consecutive threads on consecutive keys (distinct banks for its 16-byte stores).
+// kWgmma: the raw chunks are swizzled (request_keys), and K goes to wgmma's core-matrix layout,
+// each quarter warp on 8 consecutive keys (distinct banks for its 16-byte stores). With an FP8
+// cache a half warp reads 8-byte pieces: 8 keys x the two halves of one 16-byte chunk (the two
+// quarters take column groups 2j and 2j + 1), so the swizzle spreads them over every bank;
+// 16 keys of one column conflicted 2-way at head_dim 128, 4-way at 64.
+template <int D, bool kFp8>
+__device__ __forceinline__ void key_major_item(unsigned i, int& key, int& c) {
+  using T = PipelinedTile<D, kFp8>;
+  const unsigned lane = i % 32, item = i / 32;  // i < T::kKeys * D / 8: K's items only
+  constexpr unsigned kKeyBlocks = T::kKeys / 16;
+  if constexpr (kFp8) {
+    key = int(item % kKeyBlocks * 16 + (lane & 7) + 8 * (lane >> 4));
+    c = int(2 * (item / kKeyBlocks) + ((lane >> 3) & 1)) * 8;
+  } else {  // 16-byte reads: a quarter warp's 8 keys already take distinct chunks
+    key = int(i % T::kKeys);
+    c = int(i / T::kKeys) * 8;
+  }
+}
+
 template <int D, bool kFp8, int kThreads, bool kWgmma = false>
 __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uint16_t* vs) {
   using T = PipelinedTile<D, kFp8>;
@@ -112,8 +129,8 @@ __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uin
   for (unsigned i = threadIdx.x; i < 2 * T::kKeys * kGroups; i += kThreads) {  // unsigned: shifts, not signed division
     const int which = i / (T::kKeys * kGroups);
     const bool key_major = kWgmma && which == 0;  // K under kWgmma: keys fastest
-    const int key = key_major ? i % T::kKeys : (i / kGroups) % T::kKeys;
-    const int c = (key_major ? (i / T::kKeys) % kGroups : i % kGroups) * 8;
+    int key = (i / kGroups) % T::kKeys, c = (i % kGroups) * 8;
+    if (key_major) key_major_item<D, kFp8>(i, key, c);
     const unsigned byte = c * (kFp8 ? 1 : 2);  // within the raw row
     const unsigned at = kWgmma ? ((byte / 16) ^ unsigned(key & T::kSwizzle)) * 16 + byte % 16 : byte;
     const uint8_t* src = raw + (which * T::kKeys + key) * T::kRawRow + at;
