@@ -25,15 +25,25 @@ __device__ __forceinline__ float4 gain4(float4 w, bool one_plus) {
 __device__ __forceinline__ float sum_squares(float4 v) { return v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w; }
 
 // Quad i of sum_c weights[c] * rows[c] (the chosen experts' outputs of one token), in choice order.
+// Eight choices at a time (Qwen3-MoE's top-k): their weights, then their rows, all requested
+// before the first is used; one at a time, or four as the compiler unrolled it, each group was
+// an L2 round trip on the path of every block that normalises a row after an MoE layer.
 __device__ __forceinline__ float4 weighted_load4(const float* rows, const float* weights, int count, int64_t width,
                                                  int64_t i, bool valid) {
+  constexpr int kBatch = 8;
   float4 sum = make_float4(0, 0, 0, 0);
   if (!valid) return sum;
-  for (int c = 0; c < count; ++c) {
-    const float w = weights[c];
-    if (w == 0.0f) continue;  // another GPU's expert (expert parallelism): its row is not written here
-    const float4 v = reinterpret_cast<const float4*>(rows + size_t(c) * width)[i];
-    sum.x += w * v.x, sum.y += w * v.y, sum.z += w * v.z, sum.w += w * v.w;
+  for (int c0 = 0; c0 < count; c0 += kBatch) {
+    float w[kBatch];
+    float4 v[kBatch];
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) w[j] = c0 + j < count ? weights[c0 + j] : 0.0f;
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j)  // weight 0: another GPU's expert (expert parallelism), its row not written here
+      v[j] = w[j] != 0.0f ? reinterpret_cast<const float4*>(rows + size_t(c0 + j) * width)[i] : make_float4(0, 0, 0, 0);
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j)
+      if (w[j] != 0.0f) sum.x += w[j] * v[j].x, sum.y += w[j] * v[j].y, sum.z += w[j] * v[j].z, sum.w += w[j] * v[j].w;
   }
   return sum;
 }
