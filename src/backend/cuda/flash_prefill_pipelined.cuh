@@ -104,8 +104,8 @@ __device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* 
 // kWgmma: the raw chunks are swizzled (request_keys), and K goes to wgmma's core-matrix layout,
 // each quarter warp on 8 consecutive keys (distinct banks for its 16-byte stores). With an FP8
 // cache a half warp reads 8-byte pieces: 8 keys x the two halves of one 16-byte chunk (the two
-// quarters take column groups 2j and 2j + 1), so the swizzle spreads them over every bank;
-// 16 keys of one column conflicted 2-way at head_dim 128, 4-way at 64.
+// quarters take column groups 2j and 2j + 1): conflict-free at head_dim 128, 2-way at 64 (its
+// 64-byte rows swizzled over 4 chunks); 16 keys of one column conflicted 2-way and 4-way.
 template <int D, bool kFp8>
 __device__ __forceinline__ void key_major_item(unsigned i, int& key, int& c) {
   using T = PipelinedTile<D, kFp8>;
