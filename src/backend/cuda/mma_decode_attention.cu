@@ -42,9 +42,9 @@ template <int D>
 struct MergeLayout {
   int column_stride = D / 8, row_stride = D;
   static MergeLayout padded() { return {D / 8 + 4, 8 * (D / 8 + 4) + 1}; }
-  __device__ __forceinline__ int at(int row, int d) const {
-    return row * row_stride + (d / (D / 8)) * column_stride + d % (D / 8);
-  }
+  // Position n of output column c (the PV permutation's terms), or element d of the row.
+  __device__ __forceinline__ int at(int row, int c, int n) const { return row * row_stride + c * column_stride + n; }
+  __device__ __forceinline__ int at(int row, int d) const { return at(row, d / (D / 8), d % (D / 8)); }
   size_t floats(int rows) const { return size_t(rows) * size_t(row_stride); }
 };
 
@@ -53,7 +53,7 @@ struct Args : AttentionInputs {
   AttentionWorkspace ws;
   __nv_bfloat16* out;
   RopeInAttentionArgs rope;  // kRope: q is read raw from rope.qkv (attention_rope.cuh)
-  int merge_column_stride, merge_row_stride;  // MergeLayout<D>
+  int merge_column_stride = 0, merge_row_stride = 0;  // MergeLayout<D>, set by launch_with_layout
 };
 
 // kWords consecutive 32-bit words (2 or a multiple of 4), zero when !valid.
@@ -365,7 +365,7 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int h = g + 8 * (e >> 1);
-      if (h < group) o_s[(warp * group + h) * layout.row_stride + (2 * t + (e & 1)) * layout.column_stride + n] = o[n][e];
+      if (h < group) o_s[layout.at(warp * group + h, 2 * t + (e & 1), n)] = o[n][e];
     }
   __syncthreads();
   if (threadIdx.x < group) {
@@ -496,7 +496,7 @@ void mma_decode_attention(const float* q, const void* k_cache, const void* v_cac
                           cudaStream_t stream) {
   if (tokens == 0) return;
   check_launch(p, ws);
-  launch_any({attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out, {}, 0, 0}, tokens, stream);
+  launch_any({attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), p, ws, out, {}}, tokens, stream);
 }
 
 void mma_decode_attention_with_rope(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
@@ -506,7 +506,7 @@ void mma_decode_attention_with_rope(const float* qkv, const RopeCacheParams& rp,
   if (tokens == 0) return;
   check_launch(p, ws);
   launch_any({attention_inputs(nullptr, io.k_cache, io.v_cache, io.positions, token_seq, block_tables), p, ws, out,
-              rope_in_attention_args(qkv, rp, io, p), 0, 0},
+              rope_in_attention_args(qkv, rp, io, p)},
              tokens, stream);
 }
 
