@@ -38,6 +38,10 @@
 #                                    tokens, the new kernels under memcheck and racecheck
 #   tools/gpu_variants.sh last       with about 4 minutes left: whole models against the CPU, the
 #                                    attention tests, batch 1 against the former attention merge
+#   tools/gpu_variants.sh keyrows    the decode attention with the keys as the MMA's rows: its
+#                                    tests and whole models, then against the defaults at batch
+#                                    1/16, 32k (FP8 and BF16, with clusters of 2 and 4) and 1,024
+#                                    prompt tokens
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -56,7 +60,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           prefill) echo "fp4llm gpu_paged_attention" ;; wide) echo "fp4llm" ;;
           defaults) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
           last) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
-          defaults2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;; esac)
+          defaults2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
+          keyrows) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -362,6 +367,51 @@ if [ "$part" = last ]; then
       done
     fi
   } 2>&1 | tee "$OUT/variants-last.md"
+fi
+if [ "$part" = keyrows ]; then
+  {
+    # The nineteenth session's transposed decode attention (FP4LLM_ATTN_KEY_ROWS=1, written without
+    # a GPU): its tests (query groups 1 to 8, both caches, alone and in clusters of 2) and whole
+    # models first; the benches only if they passed (a wrong kernel still reports tok/s).
+    ok=0
+    if why=$(gate keyrows-tests.log '^gpu_paged_attention(_key_rows|_key_rows_cluster2)?$'); then
+      echo "gpu_paged_attention with the defaults, with key rows, with key rows in clusters of 2: passed"; ok=1
+    else echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/keyrows-tests.log" | head -8; fi
+    if [ $ok = 1 ] && [ "$(left)" -gt 220 ]; then
+      (cd build-gpu && timeout 120 ctest -R '^py_gpu_forward_attention_key_rows$' -V > "$OUT/keyrows-py.log" 2>&1)
+      rc=$?; echo "py_gpu_forward_attention_key_rows: exit $rc | $(grep -E '[0-9]+ (passed|failed)' "$OUT/keyrows-py.log" | tail -1)"
+      [ $rc = 0 ] || ok=0
+    fi
+    if [ $ok = 1 ]; then
+      for m in qwen3-30b-a3b qwen3-8b; do
+        bench_variant "$OUT" $m $m 1,16
+        bench_variant "$OUT" $m-key-rows $m 1,16 FP4LLM_ATTN_KEY_ROWS=1
+      done
+      # 32k keys: the FP8 / BF16 ratio of the attention's step cost (target <= 0.52) with each,
+      # then the splits in clusters of 2 (1,501 against 1,705 us this morning) and 4.
+      ctx32k_run fp8 fp8
+      ctx32k_run fp8-key-rows fp8 FP4LLM_ATTN_KEY_ROWS=1
+      ctx32k_run bf16 bf16
+      ctx32k_run bf16-key-rows bf16 FP4LLM_ATTN_KEY_ROWS=1
+      ctx32k_run fp8-key-rows-cluster2 fp8 FP4LLM_ATTN_KEY_ROWS=1 FP4LLM_ATTN_CLUSTER=2
+      ctx32k_run fp8-cluster4 fp8 FP4LLM_ATTN_CLUSTER=4
+      for c in 2 4; do
+        [ "$(left)" -gt 60 ] || continue
+        bench_variant "$OUT" qwen3-30b-a3b-key-rows-cluster$c qwen3-30b-a3b 1 FP4LLM_ATTN_KEY_ROWS=1 FP4LLM_ATTN_CLUSTER=$c
+        bench_variant "$OUT" qwen3-8b-key-rows-cluster$c qwen3-8b 1 FP4LLM_ATTN_KEY_ROWS=1 FP4LLM_ATTN_CLUSTER=$c
+      done
+      # Qwen3-30B-A3B batch 1 at 1,024 prompt tokens (the attention cost 1.2 ms a step there this morning).
+      for v in default key-rows; do
+        [ "$(left)" -gt 40 ] || { echo "qwen3-30b-a3b 1024 tokens ($v): skipped (time)"; continue; }
+        env $([ $v = key-rows ] && echo FP4LLM_ATTN_KEY_ROWS=1) timeout 60 ./build-gpu/fp4llm bench --quiet \
+          --synthetic qwen3-30b-a3b --batch 1 --input-len 1024 --output-len 64 --json "$OUT/ctx-1024-$v.json" > "$OUT/ctx-1024-$v.txt" 2>&1
+        python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['decode'][0]; print('qwen3-30b-a3b b1, 1024 prompt tokens,', sys.argv[2] + ':', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+          "$OUT/ctx-1024-$v.json" $v 2>/dev/null || echo "qwen3-30b-a3b 1024 tokens ($v): FAILED"
+      done
+      [ "$(left)" -gt 100 ] && bench_variant "$OUT" gemma3-27b gemma3-27b 1
+      [ "$(left)" -gt 70 ] && bench_variant "$OUT" gemma3-27b-key-rows gemma3-27b 1 FP4LLM_ATTN_KEY_ROWS=1
+    fi
+  } 2>&1 | tee "$OUT/variants-keyrows.md"
 fi
 if [ "$part" = wide ]; then
   {

@@ -49,6 +49,14 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
   return r;
 }
 
+// An 8x8 matrix of 16-bit elements held as an MMA fragment (lane l: row l/4, columns 2(l%4) and
+// 2(l%4)+1), transposed in registers: lane l gets row l/4 of the transpose.
+__device__ __forceinline__ uint32_t transpose_8x8(uint32_t fragment) {
+  uint32_t r;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(r) : "r"(fragment));
+  return r;
+}
+
 // Four 8x8 matrices of 16-bit elements; lanes 8m..8m+7 give the row addresses (16 bytes each,
 // 16-byte aligned) of matrix m, whose fragment lands in r[m]. Without .trans lane l gets row l/4,
 // columns 2(l%4) and 2(l%4)+1; with .trans rows 2(l%4) and 2(l%4)+1 of column l/4.

@@ -42,6 +42,10 @@ template <int D>
 struct MergeLayout {
   int column_stride = D / 8, row_stride = D;
   static MergeLayout padded() { return {D / 8 + 4, 8 * (D / 8 + 4) + 1}; }
+  // mma_decode_key_rows_kernel's: a store's lane (g, t) holds element g of rows 2t or 2t+1, so
+  // columns D/8 + 1 floats apart and rows 8 such columns + 4 make its stores conflict-free for
+  // groups up to 8 and the merge's reads 2-way (brute-force count over the banks).
+  static MergeLayout key_rows() { return {D / 8 + 1, 8 * (D / 8 + 1) + 4}; }
   // Position n of output column c (the PV permutation's terms), or element d of the row.
   __device__ __forceinline__ int at(int row, int c, int n) const { return row * row_stride + c * column_stride + n; }
   __device__ __forceinline__ int at(int row, int d) const { return at(row, d / (D / 8), d % (D / 8)); }
@@ -134,6 +138,104 @@ __device__ __forceinline__ void merge_cluster(const Args& a, const MergeLayout<D
 #endif
 }
 
+// This lane's K and V words of one cache block: K rows of keys g and g+8 (dims [t*D/4, (t+1)*D/4)
+// each, the QK^T permutation), V rows of keys 2t, 2t+1, 8+2t, 9+2t (dims [g*D/8, (g+1)*D/8) each,
+// the PV permutation).
+template <int D, bool kFp8>
+struct CacheBlockWords {
+  static constexpr int kElem = kFp8 ? 1 : 2;
+  static constexpr int kKeyWords = D / 4 * kElem / 4, kValWords = D / 8 * kElem / 4;
+  uint32_t kw[2][kKeyWords];
+  uint32_t vw[4][kValWords];
+};
+
+// Cache block b (logical) of the token's sequence, held by `entry` in the cache. Keys outside
+// [begin, end) read as zero: their slots may hold anything, and 0 * NaN would poison the sum.
+template <int D, bool kFp8>
+__device__ __forceinline__ void load_cache_block(const Args& a, int kv_head, int begin, int end, int b, int entry,
+                                                 CacheBlockWords<D, kFp8>& r) {
+  using Words = CacheBlockWords<D, kFp8>;
+  const int lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
+  const size_t row_stride = size_t(a.p.kv_heads) * D * Words::kElem;  // bytes between consecutive slots
+  const size_t base = (size_t(entry) * kBlockSize * a.p.kv_heads + kv_head) * D * Words::kElem;
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int key = b * kBlockSize + 8 * j + g;
+    load_row<Words::kKeyWords>(a.k + base + (8 * j + g) * row_stride + D / 4 * t * Words::kElem,
+                               key >= begin && key < end, r.kw[j]);
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int rel = (i >> 1) * 8 + 2 * t + (i & 1), key = b * kBlockSize + rel;
+    load_row<Words::kValWords>(a.v + base + rel * row_stride + D / 8 * g * Words::kElem, key >= begin && key < end,
+                               r.vw[i]);
+  }
+}
+
+// Element n of two value rows' words (this lane's slice of each) as an MMA operand pair: the
+// first row's in the low half.
+template <bool kFp8, int kWords>
+__device__ __forceinline__ uint32_t value_pair(const uint32_t (&lo_row)[kWords], const uint32_t (&hi_row)[kWords],
+                                               int n) {
+  if constexpr (kFp8) {
+    const uint32_t pair = __byte_perm(lo_row[n / 4], hi_row[n / 4], n % 4 < 2 ? 0x5140u : 0x7362u);
+    return e4m3x2_to_f16x2(n % 2 ? pair >> 16 : pair);
+  } else {
+    return __byte_perm(lo_row[n / 2], hi_row[n / 2], n % 2 ? 0x7632u : 0x5410u);
+  }
+}
+
+// Each warp's softmax maxima and sums per query head of the group, and what the block merge
+// derives from them.
+template <int W>
+struct WarpResults {
+  float m[W][16], l[W][16], factor[W][16], mx[16], sum[16];
+};
+
+// Which block this is: its token, kv head and query group, its split, its rank in the split's
+// cluster, and the splits that hold keys.
+struct BlockPlace {
+  int tok, kv_head, group, split, rank, active;
+};
+
+// The end of both decode kernels: the W warps' results (m and l in `r`, outputs in o_s as rows
+// warp * group + head of `layout`, all written before the call) merged into the block's, then
+// stored (or merged with the cluster's and the other splits'). Each head's maximum, total and
+// per-warp factors are computed once, by one thread, so that an output costs W multiply-adds
+// and no exponential.
+template <int D, int C, int W>
+__device__ __forceinline__ void merge_warps_and_store(const Args& a, const MergeLayout<D>& layout, WarpResults<W>& r,
+                                                      float* o_s, const BlockPlace& at) {
+  const int group = at.group;
+  __syncthreads();
+  if (int(threadIdx.x) < group) {
+    const int h = threadIdx.x;
+    float m[W], l[W], f[W];
+#pragma unroll
+    for (int w = 0; w < W; ++w) m[w] = r.m[w][h], l[w] = r.l[w][h];
+    const float2 merged = merge_weights<W>(m, l, f);  // -inf only in a cluster block without keys
+#pragma unroll
+    for (int w = 0; w < W; ++w) r.factor[w][h] = f[w];
+    r.mx[h] = merged.x, r.sum[h] = merged.y;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
+    const int h = i / D, d = i % D;
+    float acc = 0.0f;
+#pragma unroll
+    for (int w = 0; w < W; ++w) acc += o_s[layout.at(w * group + h, d)] * r.factor[w][h];
+    if constexpr (C == 1) {
+      store_split_result<D>(a.p, a.ws, a.out, at.tok, at.kv_head * group + h, d, at.split, at.active, acc, r.mx[h],
+                            r.sum[h]);
+    } else {
+      o_s[layout.at(h, d)] = acc;  // warp 0's slot of this element, read only by this thread above
+    }
+  }
+  if constexpr (C > 1)
+    merge_cluster<D, C>(a, layout, at.tok, at.kv_head, group, at.split, at.rank, at.active, o_s, r.mx, r.sum);
+  merge_splits_if_last<D>(a.p, a.ws, a.out, at.tok, at.kv_head, group, at.active, C);
+}
+
 // kAhead: cache blocks each warp requests ahead of the one it computes. An FP8 block is half the
 // bytes of a BF16 one, so at equal blocks ahead FP8 keeps half the bytes in flight; at 32k keys
 // the FP8 step costs 0.78 of the BF16 one instead of about half (H200, docs/PERFORMANCE.md).
@@ -172,7 +274,6 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   if (!split_key_range(a.p, pos, split, int(a.p.min_split_keys), range)) return;
   const int begin = range.begin, end = range.end, active = range.active;
   const int32_t* table = a.block_tables + size_t(a.token_seq[tok]) * a.p.max_blocks;
-  const size_t row_stride = size_t(a.p.kv_heads) * D * kElem;  // bytes between consecutive slots
 
   // q fragments (rows g and g+8 of the group, zero past it), softmax and K scales folded in.
   const float qscale = a.p.scale * a.p.k_scale;
@@ -194,25 +295,9 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   float o[kTiles][4] = {};
   const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
-  // This lane's K and V words of cache block b (logical), held by `entry` in the cache. V rows of
-  // keys 2t, 2t+1, 8+2t, 9+2t: dims [g*kSlice, (g+1)*kSlice) each. Keys outside [begin, end) read
-  // as zero: their slots may hold anything, and 0 * NaN would poison the sum.
-  struct BlockWords {
-    uint32_t kw[2][kKeyWords];
-    uint32_t vw[4][kValWords];
-  };
+  using BlockWords = CacheBlockWords<D, kFp8>;
   const auto load_block = [&](int b, int entry, BlockWords& r) {
-    const size_t base = (size_t(entry) * kBlockSize * a.p.kv_heads + kv_head) * D * kElem;
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const int key = b * kBlockSize + 8 * j + g;
-      load_row<kKeyWords>(a.k + base + (8 * j + g) * row_stride + kQuarter * t * kElem, key >= begin && key < end, r.kw[j]);
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int rel = (i >> 1) * 8 + 2 * t + (i & 1), key = b * kBlockSize + rel;
-      load_row<kValWords>(a.v + base + rel * row_stride + kSlice * g * kElem, key >= begin && key < end, r.vw[i]);
-    }
+    load_cache_block<D, kFp8>(a, kv_head, begin, end, b, entry, r);
   };
   // Latency, not bandwidth, bounds a short context: the next kAhead blocks' keys and values are
   // requested before this block's arithmetic, and the block-table entry after those too.
@@ -327,19 +412,7 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
                             pack2<kFp8>(c[1][0], c[1][1]), pack2<kFp8>(c[1][2], c[1][3])};
 #pragma unroll
     for (int n = 0; n < kTiles; ++n) {
-      uint32_t b0, b1;
-      if constexpr (kFp8) {
-        const int word = n / 4, byte = n % 4;
-        const uint32_t sel = byte < 2 ? 0x5140u : 0x7362u;
-        const uint32_t lo = __byte_perm(vw[0][word], vw[1][word], sel), hi = __byte_perm(vw[2][word], vw[3][word], sel);
-        b0 = e4m3x2_to_f16x2(byte % 2 ? lo >> 16 : lo);
-        b1 = e4m3x2_to_f16x2(byte % 2 ? hi >> 16 : hi);
-      } else {
-        const uint32_t sel = n % 2 ? 0x7632u : 0x5410u;
-        b0 = __byte_perm(vw[0][n / 2], vw[1][n / 2], sel);
-        b1 = __byte_perm(vw[2][n / 2], vw[3][n / 2], sel);
-      }
-      mma16816<kFp8>(o[n], pa, b0, b1);
+      mma16816<kFp8>(o[n], pa, value_pair<kFp8>(vw[0], vw[1], n), value_pair<kFp8>(vw[2], vw[3], n));
     }
 #pragma unroll
     for (int i = 0; i < kAhead; ++i) ring[i] = ring[i + 1];
@@ -350,15 +423,12 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
   }
 
-  // Merge the warps through shared memory (dynamic: W x group rows of MergeLayout). Each
-  // head's maximum, total and per-warp factors are computed once, by one thread, so that an
-  // output costs W multiply-adds and no exponential.
   const MergeLayout<D> layout{a.merge_column_stride, a.merge_row_stride};
   extern __shared__ float o_s[];
-  __shared__ float m_s[W][16], l_s[W][16], factor_s[W][16], mx_s[16], sum_s[16];
+  __shared__ WarpResults<W> results;
   if (t == 0) {
-    m_s[warp][g] = m[0], l_s[warp][g] = l[0];
-    m_s[warp][g + 8] = m[1], l_s[warp][g + 8] = l[1];
+    results.m[warp][g] = m[0], results.l[warp][g] = l[0];
+    results.m[warp][g + 8] = m[1], results.l[warp][g + 8] = l[1];
   }
 #pragma unroll
   for (int n = 0; n < kTiles; ++n)
@@ -367,47 +437,176 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
       const int h = g + 8 * (e >> 1);
       if (h < group) o_s[layout.at(warp * group + h, 2 * t + (e & 1), n)] = o[n][e];
     }
-  __syncthreads();
-  if (threadIdx.x < group) {
-    const int h = threadIdx.x;
-    float m[W], l[W], f[W];
+  merge_warps_and_store<D, C, W>(a, layout, results, o_s, {tok, kv_head, group, split, rank, active});
+}
+
+// The same attention with both products transposed, for query groups of up to 8
+// (FP4LLM_ATTN_KEY_ROWS=1; not yet measured): S^T = K Q^T with the cache block's 16 keys as the MMA's
+// rows and the group (padded to 8) as its columns, then O^T = V^T P^T with the head's dims as rows.
+// mma_decode_kernel's rows are query heads g and g+8, padding for every group up to 8 (Qwen3-8B 4,
+// Qwen3-30B-A3B 8, Gemma3-27B 2); here no row is padding, so a cache block takes D/8 MMAs instead
+// of D/4 (16 against 32 at head_dim 128), the rescale D/4 multiplies a lane instead of D/2 and the
+// output D/4 registers instead of D/2. The kernel was bound by its dependent instructions with
+// one or two warps per scheduler (docs/PERFORMANCE.md fifteenth session, 194 registers at head_dim
+// 128): fewer instructions a block, and fewer registers for more resident warps at long contexts.
+// P^T's operand comes from S^T's accumulators by one movmatrix transpose per 8 keys; a query's
+// maximum is reduced over the 8 lanes of its column (3 shuffles), its sum only after the loop.
+template <int D, bool kFp8, int kAhead = 1, int C = 1, int W = kWarps>
+__global__ void __launch_bounds__(W * 32) mma_decode_key_rows_kernel(Args a) {
+  let_dependents_start();
+  wait_for_producer();
+  constexpr int kSteps = D / 16;  // k-steps of S^T, and m-tiles of O^T
+  constexpr int kSlice = D / 8;   // value dims per lane (the PV permutation)
+  const int tok = blockIdx.x, kv_head = blockIdx.y, split = int(blockIdx.z) / C, rank = int(blockIdx.z) % C;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
+  constexpr int kStride = C * W;
+  const int lead = rank * W + warp;
+  const int group = int(a.p.heads / a.p.kv_heads);
+  const int pos = a.positions[tok];
+  KeyRange range;
+  if (!split_key_range(a.p, pos, split, int(a.p.min_split_keys), range)) return;
+  const int begin = range.begin, end = range.end, active = range.active;
+  const int32_t* table = a.block_tables + size_t(a.token_seq[tok]) * a.p.max_blocks;
+
+  // Q^T as the B operand, softmax and K scales folded in: column g is query head g (zero past the
+  // group); k positions 2t, 2t+1 of step s are dims D/4 t + 4s + {0, 1}, 2t+8, 2t+9 are
+  // D/4 t + 4s + {2, 3} (K's permutation in load_cache_block).
+  const float qscale = a.p.scale * a.p.k_scale;
+  uint32_t qb[kSteps][2];
+  {
+    const bool ok = g < group;
+    const float* q = a.q + (size_t(tok) * a.p.heads + size_t(kv_head) * group + (ok ? g : 0)) * D + D / 4 * t;
 #pragma unroll
-    for (int w = 0; w < W; ++w) m[w] = m_s[w][h], l[w] = l_s[w][h];
-    const float2 merged = merge_weights<W>(m, l, f);  // -inf only in a cluster block without keys
-#pragma unroll
-    for (int w = 0; w < W; ++w) factor_s[w][h] = f[w];
-    mx_s[h] = merged.x, sum_s[h] = merged.y;
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
-    const int h = i / D, d = i % D;
-    float acc = 0.0f;
-#pragma unroll
-    for (int w = 0; w < W; ++w) acc += o_s[layout.at(w * group + h, d)] * factor_s[w][h];
-    if constexpr (C == 1) {
-      store_split_result<D>(a.p, a.ws, a.out, tok, kv_head * group + h, d, split, active, acc, mx_s[h], sum_s[h]);
-    } else {
-      o_s[layout.at(h, d)] = acc;  // warp 0's slot of this element, read only by this thread above
+    for (int s = 0; s < kSteps; ++s) {
+      const float4 v = ok ? *reinterpret_cast<const float4*>(q + 4 * s) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      qb[s][0] = pack2<kFp8>(v.x * qscale, v.y * qscale);
+      qb[s][1] = pack2<kFp8>(v.z * qscale, v.w * qscale);
     }
   }
-  if constexpr (C > 1) merge_cluster<D, C>(a, layout, tok, kv_head, group, split, rank, active, o_s, mx_s, sum_s);
-  merge_splits_if_last<D>(a.p, a.ws, a.out, tok, kv_head, group, active, C);
+
+  // Softmax state of query heads 2t and 2t+1: maxima (equal in the 8 lanes of a column) and this
+  // lane's share of the sums (its keys g and 8+g), summed over the column after the loop.
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  // O^T m-tile i: rows g and g+8 are dims g*kSlice + i and g*kSlice + kSlice/2 + i, columns query
+  // heads 2t and 2t+1.
+  float o[kSteps][4] = {};
+  const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
+  using BlockWords = CacheBlockWords<D, kFp8>;
+  BlockWords ring[kAhead + 1];  // ring[0]: the block computed now
+  int next_entry = 0;
+#pragma unroll
+  for (int i = 0; i < kAhead; ++i)
+    if (first_block + lead + i * kStride <= last_block)
+      load_cache_block<D, kFp8>(a, kv_head, begin, end, first_block + lead + i * kStride,
+                                table[first_block + lead + i * kStride], ring[i]);
+  if (first_block + lead + kAhead * kStride <= last_block) next_entry = table[first_block + lead + kAhead * kStride];
+  for (int b = first_block + lead; b <= last_block; b += kStride) {
+    const int ahead = b + kAhead * kStride;
+    if (ahead <= last_block) {
+      load_cache_block<D, kFp8>(a, kv_head, begin, end, ahead, next_entry, ring[kAhead]);
+      if (ahead + kStride <= last_block) next_entry = table[ahead + kStride];
+    }
+    const auto& kw = ring[0].kw;
+    const auto& vw = ring[0].vw;
+    // S^T: rows g and g+8 are keys 16b + g and 16b + 8 + g; two chains of k-steps, summed.
+    float c[4] = {}, c_odd[4] = {};
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) {
+      uint32_t ka[4];
+      if constexpr (kFp8) {
+        ka[0] = e4m3x2_to_f16x2(kw[0][s]), ka[1] = e4m3x2_to_f16x2(kw[1][s]);
+        ka[2] = e4m3x2_to_f16x2(kw[0][s] >> 16), ka[3] = e4m3x2_to_f16x2(kw[1][s] >> 16);
+      } else {
+        ka[0] = kw[0][2 * s], ka[1] = kw[1][2 * s], ka[2] = kw[0][2 * s + 1], ka[3] = kw[1][2 * s + 1];
+      }
+      if (s % 2) mma16816<kFp8>(c_odd, ka, qb[s][0], qb[s][1]);
+      else mma16816<kFp8>(c, ka, qb[s][0], qb[s][1]);
+    }
+    // Mask and online softmax: c[e] is key 16b + g + 8 (e >> 1) for query head 2t + (e & 1).
+    float mx[2];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      c[e] += c_odd[e];
+      const int key = b * kBlockSize + g + 8 * (e >> 1);
+      if (key < begin || key >= end) c[e] = -INFINITY;
+    }
+    mx[0] = fmaxf(c[0], c[2]), mx[1] = fmaxf(c[1], c[3]);
+    float alpha[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int x = 4; x < 32; x *= 2) mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], x));
+      const float m_new = fmaxf(m[r], mx[r]);  // finite: the block holds a key of [begin, end)
+      alpha[r] = __expf(m[r] - m_new);
+      m[r] = m_new;
+      l[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      c[e] = __expf(c[e] - m[e & 1]);
+      l[e & 1] += c[e];
+    }
+#pragma unroll
+    for (int i = 0; i < kSteps; ++i) {
+      o[i][0] *= alpha[0], o[i][1] *= alpha[1];
+      o[i][2] *= alpha[0], o[i][3] *= alpha[1];
+    }
+    // P^T as the B operand: each 8-key half of S^T's accumulators, transposed, gives lane (g, t)
+    // query head g's probabilities of keys 2t, 2t+1 (and 8+2t, 9+2t).
+    const uint32_t pb0 = transpose_8x8(pack2<kFp8>(c[0], c[1])), pb1 = transpose_8x8(pack2<kFp8>(c[2], c[3]));
+    // V^T as the A operand, m-tile i: rows g / g+8 are elements i / kSlice/2 + i of the lane's
+    // value slice, k positions 2t, 2t+1 / 8+2t, 9+2t its rows vw[0], vw[1] / vw[2], vw[3].
+#pragma unroll
+    for (int i = 0; i < kSteps; ++i) {
+      const uint32_t va[4] = {value_pair<kFp8>(vw[0], vw[1], i), value_pair<kFp8>(vw[0], vw[1], kSlice / 2 + i),
+                              value_pair<kFp8>(vw[2], vw[3], i), value_pair<kFp8>(vw[2], vw[3], kSlice / 2 + i)};
+      mma16816<kFp8>(o[i], va, pb0, pb1);
+    }
+#pragma unroll
+    for (int i = 0; i < kAhead; ++i) ring[i] = ring[i + 1];
+  }
+#pragma unroll
+  for (int r = 0; r < 2; ++r)
+#pragma unroll
+    for (int x = 4; x < 32; x *= 2) l[r] += __shfl_xor_sync(0xffffffffu, l[r], x);
+
+  const MergeLayout<D> layout{a.merge_column_stride, a.merge_row_stride};
+  extern __shared__ float o_s[];
+  __shared__ WarpResults<W> results;
+  if (g == 0) {
+    results.m[warp][2 * t] = m[0], results.l[warp][2 * t] = l[0];
+    results.m[warp][2 * t + 1] = m[1], results.l[warp][2 * t + 1] = l[1];
+  }
+#pragma unroll
+  for (int i = 0; i < kSteps; ++i)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int h = 2 * t + (e & 1);
+      if (h < group) o_s[layout.at(warp * group + h, g, (e >> 1) * (kSlice / 2) + i)] = o[i][e];
+    }
+  merge_warps_and_store<D, C, W>(a, layout, results, o_s, {tok, kv_head, group, split, rank, active});
 }
 
 // With clusters of C blocks the splits are C times fewer, so that a (token, kv head) keeps the
 // blocks it has without them: 32 splits of 8 blocks made the 32k FP8 attention 2.5x slower
 // (H100, 2026-12-06), while at short contexts, one split, the 8 blocks share its few cache blocks.
-template <int D, bool kFp8, int kAhead, bool kRope, int C, int W = kWarps>
+template <int D, bool kFp8, int kAhead, bool kRope, int C, int W, bool kKeyRows>
+constexpr auto decode_kernel() {
+  if constexpr (kKeyRows) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, C, W>;
+  else return &mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>;
+}
+
+template <int D, bool kFp8, int kAhead, bool kRope, int C, int W = kWarps, bool kKeyRows = false>
 void launch_clusters(const Args& a, dim3 grid, cudaStream_t stream) {
+  constexpr auto kernel = decode_kernel<D, kFp8, kAhead, kRope, C, W, kKeyRows>();
   const int kMaxSmem = int(MergeLayout<D>::padded().floats(W * 16) * sizeof(float));  // query groups up to 16
-  allow_dynamic_smem<mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>>(kMaxSmem);
+  allow_dynamic_smem<kernel>(kMaxSmem);
   const MergeLayout<D> layout{a.merge_column_stride, a.merge_row_stride};
   const size_t smem = layout.floats(W * int(a.p.heads / a.p.kv_heads)) * sizeof(float);
   Args clustered = a;
   clustered.p.splits = (a.p.splits + C - 1) / C;
   grid.z = unsigned(clustered.p.splits) * C;
-  launch_dependent_in_clusters(early_launch_all(), unsigned(C), mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>, grid,
-                               dim3(W * 32), smem, stream, clustered);
+  launch_dependent_in_clusters(early_launch_all(), unsigned(C), kernel, grid, dim3(W * 32), smem, stream, clustered);
 }
 
 // FP4LLM_ATTN_CLUSTER=2, 4 or 8 (sm_90; not with FP4LLM_ROPE_IN_ATTENTION): blocks per split,
@@ -427,17 +626,17 @@ bool eight_warps_requested() {
   return on;
 }
 
-template <int D, bool kFp8, int kAhead = 1, bool kRope = false>
+template <int D, bool kFp8, int kAhead = 1, bool kRope = false, bool kKeyRows = false>
 void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
   if constexpr (!kRope) {  // the rope's writer is one block: no clusters
     const int c = attention_cluster();
-    if (c == 8) return launch_clusters<D, kFp8, kAhead, false, 8>(a, grid, stream);
-    if (c == 4) return launch_clusters<D, kFp8, kAhead, false, 4>(a, grid, stream);
-    if (c == 2) return launch_clusters<D, kFp8, kAhead, false, 2>(a, grid, stream);
+    if (c == 8) return launch_clusters<D, kFp8, kAhead, false, 8, kWarps, kKeyRows>(a, grid, stream);
+    if (c == 4) return launch_clusters<D, kFp8, kAhead, false, 4, kWarps, kKeyRows>(a, grid, stream);
+    if (c == 2) return launch_clusters<D, kFp8, kAhead, false, 2, kWarps, kKeyRows>(a, grid, stream);
     if constexpr (kFp8 && kAhead == 1)
-      if (eight_warps_requested()) return launch_clusters<D, true, 1, false, 1, 8>(a, grid, stream);
+      if (eight_warps_requested()) return launch_clusters<D, true, 1, false, 1, 8, kKeyRows>(a, grid, stream);
   }
-  launch_clusters<D, kFp8, kAhead, kRope, 1>(a, grid, stream);
+  launch_clusters<D, kFp8, kAhead, kRope, 1, kWarps, kKeyRows>(a, grid, stream);
 }
 
 // Cache blocks the FP8 kernel requests ahead (FP4LLM_ATTN_FP8_AHEAD, 1 to 3; more than 1 not yet measured).
@@ -446,10 +645,23 @@ int fp8_ahead() {
   return ahead;
 }
 
+// FP4LLM_ATTN_KEY_ROWS=1: mma_decode_key_rows_kernel where it applies (query groups up to 8, one
+// cache block ahead, no rope in the kernel; not yet measured).
+bool key_rows_requested() {
+  static const bool on = knob_is("FP4LLM_ATTN_KEY_ROWS", "1");
+  return on;
+}
+bool use_key_rows(const Args& a) {
+  return key_rows_requested() && !a.rope.qkv && a.p.heads / a.p.kv_heads <= 8 && (!a.p.fp8 || fp8_ahead() == 1);
+}
+
 template <int D>
 void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
-  if (a.rope.qkv) {
+  if (use_key_rows(a)) {
+    if (a.p.fp8) launch_kernel<D, true, 1, false, true>(a, grid, stream);
+    else launch_kernel<D, false, 1, false, true>(a, grid, stream);
+  } else if (a.rope.qkv) {
     if (a.p.fp8 && fp8_ahead() == 3) launch_kernel<D, true, 3, true>(a, grid, stream);
     else if (a.p.fp8 && fp8_ahead() == 2) launch_kernel<D, true, 2, true>(a, grid, stream);
     else if (a.p.fp8) launch_kernel<D, true, 1, true>(a, grid, stream);
@@ -478,7 +690,9 @@ void check_launch(const AttentionParams& p, const AttentionWorkspace& ws) {
 template <int D>
 void launch_with_layout(Args a, int64_t tokens, cudaStream_t stream) {
   static const bool padded = knob_on("FP4LLM_ATTN_PADDED_MERGE");
-  const MergeLayout<D> layout = padded ? MergeLayout<D>::padded() : MergeLayout<D>{};
+  const MergeLayout<D> layout = use_key_rows(a) ? MergeLayout<D>::key_rows()
+                                : padded        ? MergeLayout<D>::padded()
+                                                : MergeLayout<D>{};
   a.merge_column_stride = layout.column_stride, a.merge_row_stride = layout.row_stride;
   launch<D>(a, tokens, stream);
 }
