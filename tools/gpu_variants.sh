@@ -374,8 +374,8 @@ if [ "$part" = keyrows ]; then
     # a GPU): its tests (query groups 1 to 8, both caches, alone and in clusters of 2) and whole
     # models first; the benches only if they passed (a wrong kernel still reports tok/s).
     ok=0
-    if why=$(gate keyrows-tests.log '^gpu_paged_attention(_key_rows|_key_rows_cluster2)?$'); then
-      echo "gpu_paged_attention with the defaults, with key rows, with key rows in clusters of 2: passed"; ok=1
+    if why=$(gate keyrows-tests.log '^gpu_paged_attention(_key_rows|_key_rows_cluster2|_key_rows_bounded)?$'); then
+      echo "gpu_paged_attention with the defaults, with key rows (free, in clusters of 2, bounded): passed"; ok=1
     else echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/keyrows-tests.log" | head -8; fi
     if [ $ok = 1 ] && [ "$(left)" -gt 220 ]; then
       (cd build-gpu && timeout 120 ctest -R '^py_gpu_forward_attention_key_rows$' -V > "$OUT/keyrows-py.log" 2>&1)
@@ -386,6 +386,7 @@ if [ "$part" = keyrows ]; then
       for m in qwen3-30b-a3b qwen3-8b; do
         bench_variant "$OUT" $m $m 1,16
         bench_variant "$OUT" $m-key-rows $m 1,16 FP4LLM_ATTN_KEY_ROWS=1
+        bench_variant "$OUT" $m-key-rows-bounded $m 1,16 FP4LLM_ATTN_KEY_ROWS=bounded
       done
       # 32k keys: the FP8 / BF16 ratio of the attention's step cost (target <= 0.52) with each,
       # then the splits in clusters of 2 (1,501 against 1,705 us this morning) and 4.
@@ -393,6 +394,7 @@ if [ "$part" = keyrows ]; then
       ctx32k_run fp8-key-rows fp8 FP4LLM_ATTN_KEY_ROWS=1
       ctx32k_run bf16 bf16
       ctx32k_run bf16-key-rows bf16 FP4LLM_ATTN_KEY_ROWS=1
+      ctx32k_run fp8-key-rows-bounded fp8 FP4LLM_ATTN_KEY_ROWS=bounded
       ctx32k_run fp8-key-rows-cluster2 fp8 FP4LLM_ATTN_KEY_ROWS=1 FP4LLM_ATTN_CLUSTER=2
       ctx32k_run fp8-cluster4 fp8 FP4LLM_ATTN_CLUSTER=4
       for c in 2 4; do

@@ -27,6 +27,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_GEMV_KERNEL") return value == "ring" || value == "wgmma" || value == "wgmma_wide";
   if (name == "FP4LLM_ATTN_CLUSTER") return value == "1" || value == "2" || value == "4" || value == "8";
   if (name == "FP4LLM_ATTN_WARPS") return value == "4" || value == "8";
+  if (name == "FP4LLM_ATTN_KEY_ROWS") return value == "0" || value == "1" || value == "bounded";
   if (name == "FP4LLM_FLASH_HEADS") return value == "1" || value == "2" || value == "4";
   if (name == "FP4LLM_WGMMA_CLUSTER") return value == "1" || value == "2";
   if (name == "FP4LLM_WGMMA_SHARE_X") return value == "0" || value == "2" || value == "4" || value == "2-every" || value == "4-every";

@@ -451,8 +451,10 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
 // 128): fewer instructions a block, and fewer registers for more resident warps at long contexts.
 // P^T's operand comes from S^T's accumulators by one movmatrix transpose per 8 keys; a query's
 // maximum is reduced over the 8 lanes of its column (3 shuffles), its sum only after the loop.
-template <int D, bool kFp8, int kAhead = 1, int C = 1, int W = kWarps>
-__global__ void __launch_bounds__(W * 32) mma_decode_key_rows_kernel(Args a) {
+// kMinBlocks: blocks an SM must hold (FP4LLM_ATTN_KEY_ROWS=bounded: 4 of 4 warps with an FP8 cache,
+// 128 registers at head_dim 128 without spills, against 3 blocks at the 146 it takes unbounded).
+template <int D, bool kFp8, int kAhead = 1, int C = 1, int W = kWarps, int kMinBlocks = 1>
+__global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel(Args a) {
   let_dependents_start();
   wait_for_producer();
   constexpr int kSteps = D / 16;  // k-steps of S^T, and m-tiles of O^T
@@ -590,15 +592,20 @@ __global__ void __launch_bounds__(W * 32) mma_decode_key_rows_kernel(Args a) {
 // With clusters of C blocks the splits are C times fewer, so that a (token, kv head) keeps the
 // blocks it has without them: 32 splits of 8 blocks made the 32k FP8 attention 2.5x slower
 // (H100, 2026-12-06), while at short contexts, one split, the 8 blocks share its few cache blocks.
-template <int D, bool kFp8, int kAhead, bool kRope, int C, int W, bool kKeyRows>
+// Which decode kernel a launch takes: the query group as the MMA's rows (mma_decode_kernel), or
+// the keys (mma_decode_key_rows_kernel), free or held to 4 blocks a SM (FP4LLM_ATTN_KEY_ROWS).
+enum class Rows { kQueries, kKeys, kKeysBounded };
+
+template <int D, bool kFp8, int kAhead, bool kRope, int C, int W, Rows kRows>
 constexpr auto decode_kernel() {
-  if constexpr (kKeyRows) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, C, W>;
+  if constexpr (kRows == Rows::kKeysBounded) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, C, W, 4>;
+  else if constexpr (kRows == Rows::kKeys) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, C, W>;
   else return &mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>;
 }
 
-template <int D, bool kFp8, int kAhead, bool kRope, int C, int W = kWarps, bool kKeyRows = false>
+template <int D, bool kFp8, int kAhead, bool kRope, int C, int W = kWarps, Rows kRows = Rows::kQueries>
 void launch_clusters(const Args& a, dim3 grid, cudaStream_t stream) {
-  constexpr auto kernel = decode_kernel<D, kFp8, kAhead, kRope, C, W, kKeyRows>();
+  constexpr auto kernel = decode_kernel<D, kFp8, kAhead, kRope, C, W, kRows>();
   const int kMaxSmem = int(MergeLayout<D>::padded().floats(W * 16) * sizeof(float));  // query groups up to 16
   allow_dynamic_smem<kernel>(kMaxSmem);
   const MergeLayout<D> layout{a.merge_column_stride, a.merge_row_stride};
@@ -626,17 +633,18 @@ bool eight_warps_requested() {
   return on;
 }
 
-template <int D, bool kFp8, int kAhead = 1, bool kRope = false, bool kKeyRows = false>
+template <int D, bool kFp8, int kAhead = 1, bool kRope = false, Rows kRows = Rows::kQueries>
 void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
   if constexpr (!kRope) {  // the rope's writer is one block: no clusters
     const int c = attention_cluster();
-    if (c == 8) return launch_clusters<D, kFp8, kAhead, false, 8, kWarps, kKeyRows>(a, grid, stream);
-    if (c == 4) return launch_clusters<D, kFp8, kAhead, false, 4, kWarps, kKeyRows>(a, grid, stream);
-    if (c == 2) return launch_clusters<D, kFp8, kAhead, false, 2, kWarps, kKeyRows>(a, grid, stream);
+    if (c == 8) return launch_clusters<D, kFp8, kAhead, false, 8, kWarps, kRows>(a, grid, stream);
+    if (c == 4) return launch_clusters<D, kFp8, kAhead, false, 4, kWarps, kRows>(a, grid, stream);
+    if (c == 2) return launch_clusters<D, kFp8, kAhead, false, 2, kWarps, kRows>(a, grid, stream);
     if constexpr (kFp8 && kAhead == 1)
-      if (eight_warps_requested()) return launch_clusters<D, true, 1, false, 1, 8, kKeyRows>(a, grid, stream);
+      if (eight_warps_requested())
+        return launch_clusters<D, true, 1, false, 1, 8, kRows == Rows::kQueries ? kRows : Rows::kKeys>(a, grid, stream);
   }
-  launch_clusters<D, kFp8, kAhead, kRope, 1, kWarps, kKeyRows>(a, grid, stream);
+  launch_clusters<D, kFp8, kAhead, kRope, 1, kWarps, kRows>(a, grid, stream);
 }
 
 // Cache blocks the FP8 kernel requests ahead (FP4LLM_ATTN_FP8_AHEAD, 1 to 3; more than 1 not yet measured).
@@ -646,9 +654,14 @@ int fp8_ahead() {
 }
 
 // FP4LLM_ATTN_KEY_ROWS=1: mma_decode_key_rows_kernel where it applies (query groups up to 8, one
-// cache block ahead, no rope in the kernel; not yet measured).
+// cache block ahead, no rope in the kernel; not yet measured); =bounded: with an FP8 cache held to
+// 4 blocks of 4 warps a SM.
 bool key_rows_requested() {
-  static const bool on = knob_is("FP4LLM_ATTN_KEY_ROWS", "1");
+  static const bool on = knob_is("FP4LLM_ATTN_KEY_ROWS", "1") || knob_is("FP4LLM_ATTN_KEY_ROWS", "bounded");
+  return on;
+}
+bool key_rows_bounded() {
+  static const bool on = knob_is("FP4LLM_ATTN_KEY_ROWS", "bounded");
   return on;
 }
 bool use_key_rows(const Args& a) {
@@ -659,8 +672,9 @@ template <int D>
 void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
   if (use_key_rows(a)) {
-    if (a.p.fp8) launch_kernel<D, true, 1, false, true>(a, grid, stream);
-    else launch_kernel<D, false, 1, false, true>(a, grid, stream);
+    if (a.p.fp8 && key_rows_bounded()) launch_kernel<D, true, 1, false, Rows::kKeysBounded>(a, grid, stream);
+    else if (a.p.fp8) launch_kernel<D, true, 1, false, Rows::kKeys>(a, grid, stream);
+    else launch_kernel<D, false, 1, false, Rows::kKeys>(a, grid, stream);
   } else if (a.rope.qkv) {
     if (a.p.fp8 && fp8_ahead() == 3) launch_kernel<D, true, 3, true>(a, grid, stream);
     else if (a.p.fp8 && fp8_ahead() == 2) launch_kernel<D, true, 2, true>(a, grid, stream);
