@@ -280,15 +280,17 @@ void run_with_both_caches(Case c, uint32_t seed) {
 }
 
 // Every query group from 1 to 8 on the tensor-core decode kernel, both caches, with and
-// without splits: the groups that leave query columns unused (odd ones) and the full 8, which
-// FP4LLM_ATTN_KEY_ROWS=1 computes with the keys as the MMA's rows (the default kernel pads the
-// group to 16 rows).
+// without splits, some in a sliding window (keys masked below a block's first): groups below 8
+// leave query columns unused, and FP4LLM_ATTN_KEY_ROWS computes all of them with the keys as the
+// MMA's rows (the default kernel pads the group to 16 rows).
 TEST(GpuMmaDecodeAttention, QueryGroupsOfOneToEight) {
   FP4LLM_REQUIRE_GPU();
   uint32_t seed = 60;
-  for (int64_t group = 1; group <= 8; ++group) {
-    const int64_t kv_heads = group % 2 ? 3 : 2, head_dim = group % 3 ? 128 : 64;
-    Case c{group * kv_heads, kv_heads, head_dim, 0, true, 0.5f, 2.0f, {{900, 1}, {21, 1}, {0, 1}}, 1 + group % 4};
+  for (int64_t group = 1; group <= 9; ++group) {
+    // 9: a second group of 8, at head_dim 64 in a window.
+    const int64_t g = std::min<int64_t>(group, 8), kv_heads = g % 2 ? 3 : 2;
+    const int64_t head_dim = group % 3 ? 128 : 64, window = group % 4 == 0 || group == 9 ? 37 : 0;
+    Case c{g * kv_heads, kv_heads, head_dim, window, true, 0.5f, 2.0f, {{900, 1}, {21, 1}, {0, 1}}, 1 + group % 4};
     c.mma = true;
     c.min_split_keys = 64;
     run_with_both_caches(c, seed);

@@ -53,7 +53,7 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
 // 2(l%4)+1), transposed in registers: lane l gets row l/4 of the transpose.
 __device__ __forceinline__ uint32_t transpose_8x8(uint32_t fragment) {
   uint32_t r;
-  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(r) : "r"(fragment));
+  asm("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(r) : "r"(fragment));
   return r;
 }
 

@@ -472,7 +472,8 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
 
   // Q^T as the B operand, softmax and K scales folded in: column g is query head g (zero past the
   // group); k positions 2t, 2t+1 of step s are dims D/4 t + 4s + {0, 1}, 2t+8, 2t+9 are
-  // D/4 t + 4s + {2, 3} (K's permutation in load_cache_block).
+  // D/4 t + 4s + {2, 3} (K's permutation in load_cache_block). Four dims a float4: q rows are
+  // head_dim floats apart in a 16-byte aligned buffer.
   const float qscale = a.p.scale * a.p.k_scale;
   uint32_t qb[kSteps][2];
   {
@@ -598,6 +599,7 @@ enum class Rows { kQueries, kKeys, kKeysBounded };
 
 template <int D, bool kFp8, int kAhead, bool kRope, int C, int W, Rows kRows>
 constexpr auto decode_kernel() {
+  static_assert(kRows == Rows::kQueries || !kRope, "the key-rows kernel takes no rope");
   if constexpr (kRows == Rows::kKeysBounded) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, C, W, 4>;
   else if constexpr (kRows == Rows::kKeys) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, C, W>;
   else return &mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>;
