@@ -42,6 +42,9 @@
 #                                    tests and whole models, then against the defaults at batch
 #                                    1/16, 32k (FP8 and BF16, with clusters of 2 and 4) and 1,024
 #                                    prompt tokens
+#   tools/gpu_variants.sh keyrows2   the key-rows kernel as the default: the attention tests (and
+#                                    the former kernel's), whole models, batch 1/16/64 of three
+#                                    models, 32k FP8 and BF16, clusters of 2 at 32k
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -61,7 +64,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           defaults) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
           last) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           defaults2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
-          keyrows) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;; esac)
+          keyrows|keyrows2) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -414,6 +417,27 @@ if [ "$part" = keyrows ]; then
       [ "$(left)" -gt 70 ] && bench_variant "$OUT" gemma3-27b-key-rows gemma3-27b 1 FP4LLM_ATTN_KEY_ROWS=1
     fi
   } 2>&1 | tee "$OUT/variants-keyrows.md"
+fi
+if [ "$part" = keyrows2 ]; then
+  {
+    # The key-rows decode attention as the default for query groups up to 8 (measured in the
+    # keyrows call, same code under FP4LLM_ATTN_KEY_ROWS=1): the attention tests with it, with
+    # the former kernel and in clusters, whole models, then the defaults' figures.
+    ok=0
+    if why=$(gate keyrows2-tests.log '^gpu_paged_attention(_query_rows|_cluster2|_warps8)?$'); then
+      echo "gpu_paged_attention (key rows by default), the former kernel, clusters of 2, 8 warps: passed"; ok=1
+    else echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/keyrows2-tests.log" | head -8; fi
+    if [ $ok = 1 ]; then
+      [ "$(left)" -gt 250 ] && whole_models keyrows2-py.log 110
+      bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,64
+      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16,64
+      ctx32k_run fp8 fp8
+      ctx32k_run bf16 bf16
+      ctx32k_run fp8-cluster2 fp8 FP4LLM_ATTN_CLUSTER=2
+      [ "$(left)" -gt 100 ] && bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
+      ctx32k_run bf16-cluster2 bf16 FP4LLM_ATTN_CLUSTER=2
+    fi
+  } 2>&1 | tee "$OUT/variants-keyrows2.md"
 fi
 if [ "$part" = wide ]; then
   {

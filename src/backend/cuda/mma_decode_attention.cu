@@ -440,8 +440,8 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   merge_warps_and_store<D, C, W>(a, layout, results, o_s, {tok, kv_head, group, split, rank, active});
 }
 
-// The same attention with both products transposed, for query groups of up to 8
-// (FP4LLM_ATTN_KEY_ROWS=1; not yet measured): S^T = K Q^T with the cache block's 16 keys as the MMA's
+// The same attention with both products transposed, for query groups of up to 8 (the default
+// for them; FP4LLM_ATTN_KEY_ROWS=0 takes mma_decode_kernel): S^T = K Q^T with the cache block's 16 keys as the MMA's
 // rows and the group (padded to 8) as its columns, then O^T = V^T P^T with the head's dims as rows.
 // mma_decode_kernel's rows are query heads g and g+8, padding for every group up to 8 (Qwen3-8B 4,
 // Qwen3-30B-A3B 8, Gemma3-27B 2); here no row is padding, so a cache block takes D/8 MMAs instead
@@ -452,7 +452,8 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
 // P^T's operand comes from S^T's accumulators by one movmatrix transpose per 8 keys; a query's
 // maximum is reduced over the 8 lanes of its column (3 shuffles), its sum only after the loop.
 // kMinBlocks: blocks an SM must hold (FP4LLM_ATTN_KEY_ROWS=bounded: 4 of 4 warps with an FP8 cache,
-// 128 registers at head_dim 128 without spills, against 3 blocks at the 146 it takes unbounded).
+// 128 registers at head_dim 128 without spills, against 3 blocks at the 146 it takes unbounded;
+// measured slower, H100 2026-12-06: 32k FP8 attention 1,520 against 1,506 us a step).
 template <int D, bool kFp8, int kAhead = 1, int C = 1, int W = kWarps, int kMinBlocks = 1>
 __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel(Args a) {
   let_dependents_start();
@@ -655,11 +656,13 @@ int fp8_ahead() {
   return ahead;
 }
 
-// FP4LLM_ATTN_KEY_ROWS=1: mma_decode_key_rows_kernel where it applies (query groups up to 8, one
-// cache block ahead, no rope in the kernel; not yet measured); =bounded: with an FP8 cache held to
-// 4 blocks of 4 warps a SM.
+// mma_decode_key_rows_kernel where it applies (query groups up to 8, one cache block ahead, no
+// rope in the kernel), by default since the nineteenth session's A/B (H100, same call: batch 1
+// Qwen3-30B-A3B 374.1 -> 390.0, Qwen3-8B 345.9 -> 352.1 tok/s; batch 16 +1.6% / +3.2%; the 32k FP8
+// attention 1,708 -> 1,506 us a step). FP4LLM_ATTN_KEY_ROWS=0: mma_decode_kernel everywhere;
+// =bounded: the FP8 kernel held to 4 blocks of 4 warps a SM (measured slower: 383.2, 351.3).
 bool key_rows_requested() {
-  static const bool on = knob_is("FP4LLM_ATTN_KEY_ROWS", "1") || knob_is("FP4LLM_ATTN_KEY_ROWS", "bounded");
+  static const bool on = !knob_is("FP4LLM_ATTN_KEY_ROWS", "0");
   return on;
 }
 bool key_rows_bounded() {
