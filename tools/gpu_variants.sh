@@ -45,6 +45,9 @@
 #   tools/gpu_variants.sh keyrows2   the key-rows kernel as the default: the attention tests (and
 #                                    the former kernel's), whole models, batch 1/16/64 of three
 #                                    models, 32k FP8 and BF16, clusters of 2 at 32k
+#   tools/gpu_variants.sh splits     with about 3 minutes: the attention tests under memcheck and
+#                                    racecheck (the key-rows kernel, 128 splits), then 32k with
+#                                    the splits aimed at 2, 8 and 4 blocks a SM
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -64,7 +67,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           defaults) echo "fp4llm gpu_moe gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;;
           last) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           defaults2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
-          keyrows|keyrows2) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;; esac)
+          keyrows|keyrows2) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
+          splits) echo "fp4llm gpu_paged_attention" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -438,6 +442,26 @@ if [ "$part" = keyrows2 ]; then
       ctx32k_run bf16-cluster2 bf16 FP4LLM_ATTN_CLUSTER=2
     fi
   } 2>&1 | tee "$OUT/variants-keyrows2.md"
+fi
+if [ "$part" = splits ]; then
+  {
+    # The key-rows decode attention (default since c14679d) and the 128-split merge test under
+    # compute-sanitizer, then the 32k attention with more splits (FP4LLM_ATTN_SPLIT_BLOCKS).
+    for tool in memcheck racecheck; do
+      [ "$(left)" -gt 60 ] || { echo "$tool gpu_paged_attention: skipped (time)"; continue; }
+      timeout $(( $(left) - 40 )) compute-sanitizer --tool $tool build-gpu/gpu_paged_attention --gtest_brief=1 \
+        > "$OUT/$tool-gpu_paged_attention.log" 2>&1
+      echo "$tool gpu_paged_attention: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/$tool-gpu_paged_attention.log" | tail -1)"
+    done
+    for n in 2 8 4; do
+      [ "$(left)" -gt 25 ] || { echo "32k split blocks $n: skipped (time)"; continue; }
+      env FP4LLM_ATTN_SPLIT_BLOCKS=$n timeout $(( $(left) - 5 )) ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-blocks$n.json" \
+        --kv-cache-dtype fp8 --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 \
+        --max-num-batched-tokens 4096 --profile > "$OUT/ctx32k-blocks$n.txt" 2>&1
+      python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['decode'][0]; print('32k fp8, split blocks', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+        "$OUT/ctx32k-blocks$n.json" $n 2>/dev/null || echo "32k split blocks $n: FAILED or cut short"
+    done
+  } 2>&1 | tee "$OUT/variants-splits.md"
 fi
 if [ "$part" = wide ]; then
   {

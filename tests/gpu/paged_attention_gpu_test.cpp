@@ -345,6 +345,17 @@ TEST(GpuPagedAttention, ShortSplitsMergeManyPartials) {
   run_with_both_caches(c, 11);
 }
 
+// 128 splits of 32 keys (FP4LLM_ATTN_SPLIT_BLOCKS can ask for up to 256): over 120 partial
+// results of one token merged by the last split to finish, on both decode kernels.
+TEST(GpuPagedAttention, MergesOverAHundredSplits) {
+  FP4LLM_REQUIRE_GPU();
+  Case c{8, 2, 128, 0, true, 0.5f, 2.0f, {{3990, 1}, {40, 1}, {1, 1}}, 128};
+  c.min_split_keys = 32;
+  run_case(c, 90);
+  c.mma = true;
+  run_with_both_caches(c, 91);
+}
+
 TEST(GpuFlashPrefill, CausalChunksOfSeveralSequences) {
   FP4LLM_REQUIRE_GPU();
   Case c{8, 2, 128, 0, true, 0.5f, 2.0f, {{0, 150}, {30, 70}, {5, 1}}};

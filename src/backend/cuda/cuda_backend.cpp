@@ -20,7 +20,6 @@ namespace fp4llm::cuda {
 
 namespace {
 
-constexpr int64_t kMaxSplits = 32;         // key-range splits of decode attention
 
 template <typename T>
 T* offset_ptr(uint8_t* base, size_t bytes) {
@@ -68,6 +67,23 @@ bool rope_in_attention_requested() {
 int64_t min_split_keys() {
   static const int64_t keys = std::clamp<int64_t>(knob_int("FP4LLM_ATTN_MIN_SPLIT_KEYS", 256) / 32 * 32, 32, 4096);
   return keys;
+}
+
+// Blocks per SM that decode attention's splits aim at (FP4LLM_ATTN_SPLIT_BLOCKS, 1 to 16; 2 by
+// default, to compare). At long contexts each warp walks its split's cache blocks one after
+// another (a chain of dependent instructions): more splits shorten the chains and put more warps
+// on the SMs, at the price of more partial results to merge.
+int64_t split_blocks_per_sm() {
+  static const int64_t blocks = std::clamp<int64_t>(knob_int("FP4LLM_ATTN_SPLIT_BLOCKS", 2), 1, 16);
+  return blocks;
+}
+
+// Key-range splits of a decode step of `tokens` tokens: enough (token, kv head, split) blocks for
+// split_blocks_per_sm() a SM, at most 16 times that (32 at the default, the cap before the knob).
+// It does not depend on the context (each token splits its own range), so decode graphs stay valid.
+int64_t attention_splits(int64_t tokens, int64_t kv_heads, int num_sms) {
+  const int64_t blocks = tokens * kv_heads, per_sm = split_blocks_per_sm();
+  return std::clamp<int64_t>((per_sm * num_sms + blocks - 1) / blocks, 1, 16 * per_sm);
 }
 
 // BF16 scratch the prefill path (more than kMaxDecodeRows rows) needs: the most a layer matrix
@@ -135,7 +151,11 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   }
   inv_freq_full_ = DeviceBuffer<float>::from_host(cpu::rope_inv_freq(c.head_dim, c.rope_theta, c.rope_scaling_factor));
   inv_freq_sliding_ = DeviceBuffer<float>::from_host(cpu::rope_inv_freq(c.head_dim, c.rope_local_theta, 1.0));
-  const size_t attn_slots = size_t(kMaxDecodeRows * c.num_heads * kMaxSplits);
+  // Partial results for the most (token, split) pairs a decode step can have.
+  int64_t most_splits = 0;
+  for (int64_t t = 1; t <= kMaxDecodeRows; ++t)
+    most_splits = std::max(most_splits, t * attention_splits(t, c.num_kv_heads, num_sms_));
+  const size_t attn_slots = size_t(most_splits * c.num_heads);
   attn_partial_out_ = DeviceBuffer<float>(attn_slots * size_t(c.head_dim));
   attn_partial_ml_ = DeviceBuffer<float>(attn_slots * 2);
   attn_counters_ = DeviceBuffer<unsigned>::zeroed(size_t(kMaxDecodeRows * c.num_kv_heads));
@@ -274,11 +294,9 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
   p.k_scale = p.fp8 ? L.kv_scales.k : 1.0f;
   p.v_scale = p.fp8 ? L.kv_scales.v : 1.0f;
   p.max_blocks = std::max<int64_t>(s.max_blocks, 1);
-  // Split-KV when the (token, kv head) blocks alone would leave most SMs idle. The count does not
-  // depend on the context (each token splits its own range), so decode graphs stay valid.
+  // Split-KV when the (token, kv head) blocks alone would leave most SMs idle.
   if (s.tokens <= kMaxDecodeRows) {
-    const int64_t wanted = (2 * num_sms_ + s.tokens * p.kv_heads - 1) / (s.tokens * p.kv_heads);
-    p.splits = std::clamp<int64_t>(wanted, 1, kMaxSplits);
+    p.splits = attention_splits(s.tokens, p.kv_heads, num_sms_);
     p.min_split_keys = min_split_keys();
   }
   return p;
