@@ -48,6 +48,10 @@
 #   tools/gpu_variants.sh splits     with about 3 minutes: the attention tests under memcheck and
 #                                    racecheck (the key-rows kernel, 128 splits), then 32k with
 #                                    the splits aimed at 2, 8 and 4 blocks a SM
+#   tools/gpu_variants.sh next       the nineteenth session's last blind work: the split merge in
+#                                    two passes (default path) and only the products launched
+#                                    early: their tests and whole models, then 32k with the splits
+#                                    aimed at 2, 4 and 8 blocks a SM and the products' A/B
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -68,7 +72,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           last) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           defaults2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
           keyrows|keyrows2) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
-          splits) echo "fp4llm gpu_paged_attention" ;; esac)
+          splits) echo "fp4llm gpu_paged_attention" ;;
+          next) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -462,6 +467,36 @@ if [ "$part" = splits ]; then
         "$OUT/ctx32k-blocks$n.json" $n 2>/dev/null || echo "32k split blocks $n: FAILED or cut short"
     done
   } 2>&1 | tee "$OUT/variants-splits.md"
+fi
+if [ "$part" = next ]; then
+  {
+    # The split merge in two passes (default path: every split of every decode attention goes
+    # through it) and FP4LLM_PDL=products: tests first, then whole models with each.
+    ok=0
+    if why=$(gate next-tests.log '^(gpu_paged_attention(_query_rows|_cluster2)?|gpu_moe(_pdl_all|_pdl_products)?)$'); then
+      echo "gpu_paged_attention (default, former kernel, clusters of 2), gpu_moe (default, every kernel early, products early): passed"; ok=1
+    else echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/next-tests.log" | head -8; fi
+    if [ $ok = 1 ] && [ "$(left)" -gt 300 ]; then
+      (cd build-gpu && timeout 150 ctest -R '^py_gpu_forward(_pdl_products|_split_blocks8)$' > "$OUT/next-py.log" 2>&1)
+      rc=$?; echo "py_gpu_forward_pdl_products, _split_blocks8: exit $rc | $(grep -E 'tests passed|Failed' "$OUT/next-py.log" | head -3 | tr '\n' ' ')"
+      [ $rc = 0 ] || ok=0
+    fi
+    if [ $ok = 1 ]; then
+      # 32k with more splits now that their merge has no chain per split (before: 2 / 4 / 8 blocks
+      # a SM 1,532 / 2,245 / 2,956 us of FP8 attention a step).
+      ctx32k_run fp8 fp8
+      ctx32k_run fp8-blocks4 fp8 FP4LLM_ATTN_SPLIT_BLOCKS=4
+      ctx32k_run fp8-blocks8 fp8 FP4LLM_ATTN_SPLIT_BLOCKS=8
+      ctx32k_run bf16 bf16
+      ctx32k_run bf16-blocks4 bf16 FP4LLM_ATTN_SPLIT_BLOCKS=4
+      for m in qwen3-30b-a3b qwen3-8b; do
+        bench_variant "$OUT" $m $m 1,16
+        bench_variant "$OUT" $m-pdl-products $m 1,16 FP4LLM_PDL=products
+      done
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-blocks4 qwen3-8b 1,16 FP4LLM_ATTN_SPLIT_BLOCKS=4
+    fi
+    [ "$(left)" -gt 150 ] && whole_models next-whole.log 120
+  } 2>&1 | tee "$OUT/variants-next.md"
 fi
 if [ "$part" = wide ]; then
   {

@@ -31,7 +31,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_FLASH_HEADS") return value == "1" || value == "2" || value == "4";
   if (name == "FP4LLM_WGMMA_CLUSTER") return value == "1" || value == "2";
   if (name == "FP4LLM_WGMMA_SHARE_X") return value == "0" || value == "2" || value == "4" || value == "2-every" || value == "4-every";
-  if (name == "FP4LLM_PDL") return value == "0" || value == "all" || value == "experts";
+  if (name == "FP4LLM_PDL") return value == "0" || value == "all" || value == "experts" || value == "products";
   if (name == "FP4LLM_OMIT_STAGE")
     return value == "qkv" || value == "attention" || value == "rope" || value == "attention_only" || value == "o_proj" ||
            value == "ffn_in" || value == "down" || value == "lm_head";

@@ -19,8 +19,19 @@ inline std::atomic<bool>& early_launch_all_default() {
   return on;
 }
 inline bool early_launch_all() {
-  static const bool forced_on = knob_is("FP4LLM_PDL", "all"), forced_off = knob_is("FP4LLM_PDL", "experts");
+  static const bool forced_on = knob_is("FP4LLM_PDL", "all"),
+                    forced_off = knob_is("FP4LLM_PDL", "experts") || knob_is("FP4LLM_PDL", "products");
   return forced_on || (!forced_off && early_launch_all_default().load(std::memory_order_relaxed));
+}
+
+// Whether the NVFP4 products (decode GEMVs) launch early: with every kernel, or alone under
+// FP4LLM_PDL=products (not yet measured). A product streams its first weights before its wait,
+// so launched early it overlaps the kernel before it; the other kernels have nothing to read
+// before theirs. Meant for Qwen3-MoE, whose batch 1 lost with every kernel early (above): its
+// qkv and o_proj products cost 9.4 and 6.1 us a layer against floors of 2.0 and 1.6.
+inline bool early_launch_products() {
+  static const bool forced = knob_is("FP4LLM_PDL", "products");
+  return forced || early_launch_all();
 }
 
 }  // namespace fp4llm::cuda

@@ -62,7 +62,7 @@ template <int NT, bool kGrouped>
 void launch_gemv(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
   constexpr int kSmem = kWarps * sizeof(WarpRing);
   allow_dynamic_smem<nvfp4_gemv_kernel<NT, kGrouped>>(kSmem);
-  launch_dependent(early_launch_all(), nvfp4_gemv_kernel<NT, kGrouped>, gemv_grid(p, groups, slices),
+  launch_dependent(early_launch_products(), nvfp4_gemv_kernel<NT, kGrouped>, gemv_grid(p, groups, slices),
                    dim3(kWarps * 32), kSmem, stream, p);
 }
 
@@ -118,7 +118,7 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
-  launch_dependent(kGrouped || early_launch_all(), nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>,
+  launch_dependent(kGrouped || early_launch_products(), nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>,
                    gemv_grid(p, groups, 1), dim3(kWarps * 32), 0, stream, p);
 }
 
@@ -150,7 +150,7 @@ template <int N, int kGroups, int kCluster = 1>
 void launch_wgmma_groups(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
   constexpr int smem = wgmma_smem_bytes(kGroups);
   allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<N, kGroups, kCluster>>(smem);
-  launch_dependent_in_clusters(early_launch_all(), unsigned(kCluster), nvfp4_gemv_wgmma_kernel<N, kGroups, kCluster>,
+  launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), nvfp4_gemv_wgmma_kernel<N, kGroups, kCluster>,
                                dim3(blocks, 1, unsigned(kCluster)), dim3(kGroups * 128), smem, stream, p);
 }
 
@@ -181,7 +181,7 @@ template <int N, int kGroups>
 void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
   constexpr int smem = wgmma_smem_bytes(1);
   allow_dynamic_smem<nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups>>(smem);
-  launch_dependent(early_launch_all(), nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups>, dim3((blocks + kGroups - 1) / kGroups),
+  launch_dependent(early_launch_products(), nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups>, dim3((blocks + kGroups - 1) / kGroups),
                    dim3(kGroups * 128), smem, stream, p);
 }
 
@@ -215,7 +215,7 @@ void launch_experts_wgmma(const GemvArgs& p, unsigned groups, int64_t rows, cuda
   constexpr int smem = wgmma_smem_bytes(1);
   allow_dynamic_smem<nvfp4_experts_wgmma_kernel<64>>(smem);
   const unsigned slices = unsigned(std::min(kExpertSliceBlocks, (rows + 63) / 64));
-  launch_dependent(early_launch_all(), nvfp4_experts_wgmma_kernel<64>, dim3(slices, groups, wgmma_blocks(p)), dim3(128),
+  launch_dependent(early_launch_products(), nvfp4_experts_wgmma_kernel<64>, dim3(slices, groups, wgmma_blocks(p)), dim3(128),
                    smem, stream, p);
 }
 
@@ -312,7 +312,7 @@ void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows
   p.norm_delta_count = int(in.delta_count);
   const size_t smem = normed_smem_bytes(rows, w.in_features);
   allow_dynamic_smem<nvfp4_gemv_direct_kernel<1, false, true>>(int(smem));
-  launch_dependent(early_launch_all(), nvfp4_gemv_direct_kernel<1, false, true>, gemv_grid(p, 1, 1), dim3(kWarps * 32),
+  launch_dependent(early_launch_products(), nvfp4_gemv_direct_kernel<1, false, true>, gemv_grid(p, 1, 1), dim3(kWarps * 32),
                    smem, stream, p);
 }
 

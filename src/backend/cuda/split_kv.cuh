@@ -65,20 +65,27 @@ __device__ void merge_splits_if_last(const AttentionParams& p, const AttentionWo
   __syncthreads();
   if (!last) return;
   __threadfence();
-  // One pass with a running maximum, unrolled so that several splits' partials are in flight
-  // at once (a loop of dependent L2 round trips per split was the merge's cost at long contexts).
+  // Two passes over the splits: the head's maximum, then the factors' sums. With one pass and a
+  // running maximum each split's terms waited for the previous split's exponential and rescale
+  // (about 40 cycles a split at one warp per scheduler): 128 splits cost about 20 us a layer, and
+  // more splits measured slower at 32k (docs/PERFORMANCE.md, nineteenth session). Here only the
+  // maximum and the two sums chain, each by one instruction a split; the loads and exponentials
+  // of several splits are in flight at once.
   for (int i = threadIdx.x; i < group * D; i += blockDim.x) {
     const size_t slots = (size_t(token) * p.heads + kv_head * group + i / D) * p.splits;
-    float mx = -INFINITY, sum = 0.0f, acc = 0.0f;
+    const float* ml = ws.partial_ml + slots * 2;
+    const float* o = ws.partial_out + slots * D + i % D;
+    float mx = -INFINITY;
+#pragma unroll 8
+    for (int s = 0; s < active; ++s) mx = fmaxf(mx, __ldcg(ml + s * 2));
+    float sum = 0.0f, acc = 0.0f;
 #pragma unroll 8
     for (int s = 0; s < active; ++s) {
-      const float ms = __ldcg(ws.partial_ml + (slots + s) * 2), ls = __ldcg(ws.partial_ml + (slots + s) * 2 + 1);
-      const float os = __ldcg(ws.partial_out + (slots + s) * D + i % D);
-      if (ms == -INFINITY) continue;
-      const float m_new = fmaxf(mx, ms), rescale = __expf(mx - m_new), f = __expf(ms - m_new);
-      sum = sum * rescale + ls * f;
-      acc = acc * rescale + os * f;
-      mx = m_new;
+      const float ms = __ldcg(ml + s * 2), ls = __ldcg(ml + s * 2 + 1), os = __ldcg(o + size_t(s) * D);
+      if (ms == -INFINITY) continue;  // a part without keys
+      const float f = __expf(ms - mx);
+      sum += ls * f;
+      acc += os * f;
     }
     out[(size_t(token) * p.heads + kv_head * group) * D + i] = __float2bfloat16_rn(acc / sum * p.v_scale);
   }
