@@ -49,9 +49,10 @@
 #                                    racecheck (the key-rows kernel, 128 splits), then 32k with
 #                                    the splits aimed at 2, 8 and 4 blocks a SM
 #   tools/gpu_variants.sh next       the nineteenth session's last blind work: the split merge in
-#                                    two passes (default path) and only the products launched
-#                                    early: their tests and whole models, then 32k with the splits
-#                                    aimed at 2, 4 and 8 blocks a SM and the products' A/B
+#                                    two passes (default path), only the products launched early,
+#                                    the wgmma GEMV's weight ring: their tests and whole models,
+#                                    then 32k with the splits aimed at 2, 4 and 8 blocks a SM, the
+#                                    products' A/B at batch 1/16 and the ring's at batch 64
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -73,7 +74,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           defaults2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
           keyrows|keyrows2) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           splits) echo "fp4llm gpu_paged_attention" ;;
-          next) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;; esac)
+          next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -473,12 +474,12 @@ if [ "$part" = next ]; then
     # The split merge in two passes (default path: every split of every decode attention goes
     # through it) and FP4LLM_PDL=products: tests first, then whole models with each.
     ok=0
-    if why=$(gate next-tests.log '^(gpu_paged_attention(_query_rows|_cluster2)?|gpu_moe(_pdl_all|_pdl_products)?)$'); then
-      echo "gpu_paged_attention (default, former kernel, clusters of 2), gpu_moe (default, every kernel early, products early): passed"; ok=1
+    if why=$(gate next-tests.log '^(gpu_paged_attention(_query_rows|_cluster2)?|gpu_moe(_pdl_all|_pdl_products)?|gpu_nvfp4_linear_wgmma_ring(_share_x4)?)$'); then
+      echo "gpu_paged_attention (default, former kernel, clusters of 2), gpu_moe (default, every kernel early, products early), the wgmma weight ring: passed"; ok=1
     else echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/next-tests.log" | head -8; fi
     if [ $ok = 1 ] && [ "$(left)" -gt 300 ]; then
-      (cd build-gpu && timeout 150 ctest -R '^py_gpu_forward(_pdl_products|_split_blocks8)$' > "$OUT/next-py.log" 2>&1)
-      rc=$?; echo "py_gpu_forward_pdl_products, _split_blocks8: exit $rc | $(grep -E 'tests passed|Failed' "$OUT/next-py.log" | head -3 | tr '\n' ' ')"
+      (cd build-gpu && timeout 200 ctest -R '^py_gpu_forward(_pdl_products|_split_blocks8|_wgmma_ring)$' > "$OUT/next-py.log" 2>&1)
+      rc=$?; echo "py_gpu_forward_pdl_products, _split_blocks8, _wgmma_ring: exit $rc | $(grep -E 'tests passed|Failed' "$OUT/next-py.log" | head -3 | tr '\n' ' ')"
       [ $rc = 0 ] || ok=0
     fi
     if [ $ok = 1 ]; then
@@ -493,6 +494,11 @@ if [ "$part" = next ]; then
         bench_variant "$OUT" $m $m 1,16
         bench_variant "$OUT" $m-pdl-products $m 1,16 FP4LLM_PDL=products
       done
+      # The wgmma GEMV's weights 8 chunks ahead through shared memory (batch 33-64 products).
+      bench_variant "$OUT" qwen3-8b-b64 qwen3-8b 64
+      bench_variant "$OUT" qwen3-8b-b64-ring qwen3-8b 64 FP4LLM_WGMMA_RING=1
+      bench_variant "$OUT" qwen3-30b-a3b-b64-ring qwen3-30b-a3b 64 FP4LLM_WGMMA_RING=1
+      bench_variant "$OUT" qwen3-30b-a3b-b64 qwen3-30b-a3b 64
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-blocks4 qwen3-8b 1,16 FP4LLM_ATTN_SPLIT_BLOCKS=4
     fi
     [ "$(left)" -gt 150 ] && whole_models next-whole.log 120

@@ -21,6 +21,7 @@
 
 #include <cooperative_groups.h>
 
+#include "backend/cuda/copy_async.cuh"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
@@ -37,6 +38,13 @@ constexpr int kWgmmaStageBytes = 16 * 1024;
 constexpr int kWgmmaGroupBytes = 2 * kWgmmaStageBytes;
 
 __host__ __device__ constexpr int wgmma_smem_bytes(int groups) { return groups * kWgmmaGroupBytes; }
+
+// The x stages of a block of kGroups warpgroups (one set when they share x); a weight ring
+// (FP4LLM_WGMMA_RING) follows them.
+template <int kGroups, bool kShareX>
+__host__ __device__ constexpr int wgmma_stage_bytes() {
+  return wgmma_smem_bytes(kShareX ? 1 : kGroups);
+}
 
 template <int N>
 struct WgmmaShape {
@@ -98,6 +106,44 @@ struct WgmmaWeights {
   }
 };
 
+// A warp's weights in flight through shared memory instead (FP4LLM_WGMMA_RING=1, not yet
+// measured): a ring of kWgmmaRing chunks, each the 32 lanes' 16 packed bytes and the warp's 64
+// bytes of scales, filled by cp.async kWgmmaRing - 1 chunks ahead of the one dequantized. The
+// register path holds two chunks (about 1 KB a warp, 16 KB a SM of 16 warps); at batch 64 the
+// products wait on global loads most of the time (long scoreboard 57-63%, Nsight Compute,
+// eighteenth session), and more chunks in registers would not fit the 128 a thread of 512-thread
+// blocks. 8 chunks: 4.5 KB a warp, 72 KB for 16 warps, after the x stages.
+constexpr int kWgmmaRing = 8;
+struct WgmmaWeightRing {
+  static constexpr int kSlotBytes = 32 * 16 + 64;
+  static constexpr int kWarpBytes = kWgmmaRing * kSlotBytes;
+  uint8_t* ring;             // this warp's slots
+  const uint4* wl;           // this lane's packed words of chunk 0 (stride 32 a chunk)
+  const uint16_t* warp_sl;   // the warp's scales of chunk 0 (lane 0's; 32 a chunk)
+  int end, lane;
+  bool live;
+  // Chunk `chunk` into slot chunk % kWgmmaRing (zeros past the warp's share of K or past the last
+  // tile), one commit group whatever it holds, so that the count of groups in flight is fixed.
+  __device__ __forceinline__ void issue(int chunk) const {
+    uint8_t* slot = ring + (chunk % kWgmmaRing) * kSlotBytes;
+    const bool ok = live && chunk < end;
+    copy_async16_or_zero(slot + lane * 16, wl + size_t(chunk) * 32, ok);
+    if (lane < 4) copy_async16_or_zero(slot + 512 + lane * 16, warp_sl + size_t(chunk) * 32 + lane * 8, ok);
+    copy_async_commit();
+  }
+  // Chunk `chunk`'s words for this lane, once chunks up to it have landed: the issues run
+  // kWgmmaRing - 1 ahead, so kWgmmaRing - 2 later groups may still be in flight. The scales are
+  // copied by lanes 0-3, hence the warp barrier before any lane reads them; it also orders every
+  // lane's reads of the previous chunk before the issue that refills its slot.
+  __device__ __forceinline__ void take(int chunk, uint4& w, uint32_t& s) const {
+    copy_async_wait<kWgmmaRing - 2>();
+    __syncwarp();
+    const uint8_t* slot = ring + (chunk % kWgmmaRing) * kSlotBytes;
+    w = *reinterpret_cast<const uint4*>(slot + lane * 16);
+    s = *reinterpret_cast<const uint16_t*>(slot + 512 + lane * 2);
+  }
+};
+
 // Block `rank` > 0 of a cluster hands its sums (acc of warpgroup 0, in `mine`: that warpgroup's
 // stage memory, no longer read) to block 0, which adds them in rank order. Every thread of every
 // block passes both cluster barriers; the second keeps each block's memory alive until block 0
@@ -135,7 +181,8 @@ __device__ __forceinline__ void cluster_sum(float (&acc)[N / 8][4], float* mine,
 // `row_block` on, all of K each, and share one copy of x staged by warpgroup 0, so x is read from
 // L2 once per 64 x kGroups rows (gate_up of Qwen3-8B at batch 64: 201 MB of x a layer with one
 // row block per block, against 57 MB of weights).
-template <int N, int kGroups, bool kGrouped, bool kWait, int kCluster = 1, bool kShareX = false>
+// kRing: the weights through WgmmaWeightRing after the x stages (plain products).
+template <int N, int kGroups, bool kGrouped, bool kWait, int kCluster = 1, bool kShareX = false, bool kRing = false>
 __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice, int row_block, int rank = 0) {
   static_assert(!kShareX || (kCluster == 1 && !kGrouped), "shared x: plain products, no clusters");
   using Shape = WgmmaShape<N>;
@@ -167,8 +214,16 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
 
   static_assert(S % 2 == 0, "a stage starts at an even chunk, so chunk c's weights are in slot c % 2 = u % 2");
   WgmmaWeights weights;
-  weights.load(0, wl, sl, 0, n, live);
-  weights.load(1, wl, sl, 1, n, live);
+  [[maybe_unused]] const WgmmaWeightRing ring{
+      wgmma_smem + wgmma_stage_bytes<kGroups, kShareX>() + (threadIdx.x / 32) * WgmmaWeightRing::kWarpBytes, wl,
+      sl - lane, n, lane, live};
+  if constexpr (kRing) {
+#pragma unroll
+    for (int c = 0; c < kWgmmaRing - 1; ++c) ring.issue(c);
+  } else {
+    weights.load(0, wl, sl, 0, n, live);
+    weights.load(1, wl, sl, 1, n, live);
+  }
   if constexpr (kWait) wait_for_producer();  // weights are in flight; x is the producer's output
   XChunkRow x;
   if (stager && xc < n) {
@@ -191,8 +246,16 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
     for (int u = 0; u < S; ++u) {
       if (c0 + u >= n) break;  // uniform over the warpgroup
       uint32_t a[4][4];
-      dequant_chunk(weights.w[u % 2], weights.s[u % 2], a);
-      weights.load(u % 2, wl, sl, c0 + u + 2, n, live);
+      if constexpr (kRing) {
+        uint4 w;
+        uint32_t scales;
+        ring.take(c0 + u, w, scales);
+        ring.issue(c0 + u + kWgmmaRing - 1);
+        dequant_chunk(w, scales, a);
+      } else {
+        dequant_chunk(weights.w[u % 2], weights.s[u % 2], a);
+        weights.load(u % 2, wl, sl, c0 + u + 2, n, live);
+      }
       wgmma_pin(a);
       wgmma_pin(acc);
       wgmma_fence();
@@ -210,6 +273,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
     }
     stage_barrier();  // this stage read by every warp; the next one written
   }
+  if constexpr (kRing) copy_async_wait<0>();  // the zero fills past the end, before the block exits
 
   if constexpr (kShareX) {  // each warpgroup's own rows, all of K
     if (live) write_tile<N / 8, kGrouped>(p, slice, tile, g, t, acc);
@@ -238,19 +302,19 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
 }
 
 // Grid (row blocks, 1, kCluster), clusters of kCluster blocks along z: blockIdx.z is the rank.
-template <int N, int kGroups, int kCluster>
+template <int N, int kGroups, int kCluster, bool kRing = false>
 __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(GemvArgs p) {
   let_dependents_start();
-  wgmma_slice<N, kGroups, false, true, kCluster>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x),
-                                                  int(blockIdx.z));
+  wgmma_slice<N, kGroups, false, true, kCluster, false, kRing>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows},
+                                                               int(blockIdx.x), int(blockIdx.z));
 }
 
 // kGroups consecutive row blocks a block, sharing x (FP4LLM_WGMMA_SHARE_X): grid (row blocks / kGroups).
-template <int N, int kGroups>
+template <int N, int kGroups, bool kRing = false>
 __global__ void __launch_bounds__(kGroups * 128, 4 / kGroups) nvfp4_gemv_wgmma_shared_x_kernel(GemvArgs p) {
   let_dependents_start();
-  wgmma_slice<N, kGroups, false, true, 1, true>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows},
-                                                int(blockIdx.x) * kGroups);
+  wgmma_slice<N, kGroups, false, true, 1, true, kRing>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows},
+                                                       int(blockIdx.x) * kGroups);
 }
 
 // Expert groups of more than 64 rows (prefill; FP4LLM_EXPERTS_WGMMA=1): block (x, y, z) takes

@@ -146,12 +146,32 @@ bool wgmma_fills_the_gpu(const GemvArgs& p) {
   return !wide_only || wgmma_blocks(p) >= device_sms();
 }
 
+// FP4LLM_WGMMA_RING=1: the wgmma GEMV's weights through a cp.async ring in shared memory, 8
+// chunks ahead instead of 2 in registers (WgmmaWeightRing; not yet measured).
+bool wgmma_ring_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_RING", "1");
+  return on;
+}
+
+// The dynamic shared memory of a wgmma GEMV block: its x stages, and with kRing a weight ring per warp.
+template <int kGroups, bool kShareX, bool kRing>
+constexpr int wgmma_block_smem() {
+  return wgmma_stage_bytes<kGroups, kShareX>() + (kRing ? 4 * kGroups * WgmmaWeightRing::kWarpBytes : 0);
+}
+
+template <int N, int kGroups, int kCluster, bool kRing>
+void launch_wgmma_groups_with(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
+  constexpr int smem = wgmma_block_smem<kGroups, false, kRing>();
+  constexpr auto kernel = nvfp4_gemv_wgmma_kernel<N, kGroups, kCluster, kRing>;
+  allow_dynamic_smem<kernel>(smem);
+  launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
+                               dim3(kGroups * 128), smem, stream, p);
+}
+
 template <int N, int kGroups, int kCluster = 1>
 void launch_wgmma_groups(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
-  constexpr int smem = wgmma_smem_bytes(kGroups);
-  allow_dynamic_smem<nvfp4_gemv_wgmma_kernel<N, kGroups, kCluster>>(smem);
-  launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), nvfp4_gemv_wgmma_kernel<N, kGroups, kCluster>,
-                               dim3(blocks, 1, unsigned(kCluster)), dim3(kGroups * 128), smem, stream, p);
+  if (wgmma_ring_requested()) launch_wgmma_groups_with<N, kGroups, kCluster, true>(p, blocks, stream);
+  else launch_wgmma_groups_with<N, kGroups, kCluster, false>(p, blocks, stream);
 }
 
 // Where two blocks per 64 rows still fit on the SMs (Qwen3-8B's o_proj and down_proj: 64 blocks
@@ -177,12 +197,19 @@ int wgmma_share_x(unsigned blocks) {
   return everywhere || blocks >= 2 * device_sms() ? groups : 0;
 }
 
+template <int N, int kGroups, bool kRing>
+void launch_wgmma_shared_x_with(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
+  constexpr int smem = wgmma_block_smem<kGroups, true, kRing>();
+  constexpr auto kernel = nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups, kRing>;
+  allow_dynamic_smem<kernel>(smem);
+  launch_dependent(early_launch_products(), kernel, dim3((blocks + kGroups - 1) / kGroups), dim3(kGroups * 128), smem,
+                   stream, p);
+}
+
 template <int N, int kGroups>
 void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
-  constexpr int smem = wgmma_smem_bytes(1);
-  allow_dynamic_smem<nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups>>(smem);
-  launch_dependent(early_launch_products(), nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups>, dim3((blocks + kGroups - 1) / kGroups),
-                   dim3(kGroups * 128), smem, stream, p);
+  if (wgmma_ring_requested()) launch_wgmma_shared_x_with<N, kGroups, true>(p, blocks, stream);
+  else launch_wgmma_shared_x_with<N, kGroups, false>(p, blocks, stream);
 }
 
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
