@@ -13,7 +13,8 @@ namespace fp4llm::cuda {
 // dense models gain (Qwen3-8B 359.3 -> 362.9 tok/s at batch 1, 4,673 -> 4,754 at 16; Gemma3-27B
 // 133.6 -> 138.0 and 1,677 -> 1,748), Qwen3-30B-A3B loses at batch 1 (325.0 -> 301.9). So the
 // CUDA backend sets the default for its model (dense: on); FP4LLM_PDL=all forces it on,
-// FP4LLM_PDL=experts off. Read at launch time: a captured graph keeps what it was captured with.
+// FP4LLM_PDL=experts and =products off (products: early_launch_products below). Read at launch
+// time: a captured graph keeps what it was captured with.
 inline std::atomic<bool>& early_launch_all_default() {
   static std::atomic<bool> on{false};
   return on;

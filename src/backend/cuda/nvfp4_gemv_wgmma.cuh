@@ -127,8 +127,9 @@ struct WgmmaWeightRing {
   __device__ __forceinline__ void issue(int chunk) const {
     uint8_t* slot = ring + (chunk % kWgmmaRing) * kSlotBytes;
     const bool ok = live && chunk < end;
-    copy_async16_or_zero(slot + lane * 16, wl + size_t(chunk) * 32, ok);
-    if (lane < 4) copy_async16_or_zero(slot + 512 + lane * 16, warp_sl + size_t(chunk) * 32 + lane * 8, ok);
+    const size_t at = size_t(ok ? chunk : 0) * 32;  // nothing is read when !ok; the address stays in range anyway
+    copy_async16_or_zero(slot + lane * 16, wl + at, ok);
+    if (lane < 4) copy_async16_or_zero(slot + 512 + lane * 16, warp_sl + at + lane * 8, ok);
     copy_async_commit();
   }
   // Chunk `chunk`'s words for this lane, once chunks up to it have landed: the issues run
