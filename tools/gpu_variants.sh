@@ -50,7 +50,8 @@
 #                                    the splits aimed at 2, 8 and 4 blocks a SM
 #   tools/gpu_variants.sh next       the nineteenth session's last blind work: the split merge in
 #                                    two passes (default path), only the products launched early,
-#                                    the wgmma GEMV's weight ring: their tests and whole models,
+#                                    the wgmma GEMV's weight ring, the rope in the key-rows
+#                                    attention: their tests and whole models,
 #                                    then 32k with the splits aimed at 2, 4 and 8 blocks a SM, the
 #                                    products' A/B at batch 1/16 and the ring's at batch 64
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
@@ -478,8 +479,8 @@ if [ "$part" = next ]; then
       echo "gpu_paged_attention (default, former kernel, clusters of 2), gpu_moe (default, every kernel early, products early), the wgmma weight ring: passed"; ok=1
     else echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/next-tests.log" | head -8; fi
     if [ $ok = 1 ] && [ "$(left)" -gt 300 ]; then
-      (cd build-gpu && timeout 200 ctest -R '^py_gpu_forward(_pdl_products|_split_blocks8|_wgmma_ring)$' > "$OUT/next-py.log" 2>&1)
-      rc=$?; echo "py_gpu_forward_pdl_products, _split_blocks8, _wgmma_ring: exit $rc | $(grep -E 'tests passed|Failed' "$OUT/next-py.log" | head -3 | tr '\n' ' ')"
+      (cd build-gpu && timeout 240 ctest -R '^py_gpu_forward(_pdl_products|_split_blocks8|_wgmma_ring|_rope_in_attention)$' > "$OUT/next-py.log" 2>&1)
+      rc=$?; echo "py_gpu_forward_pdl_products, _split_blocks8, _wgmma_ring, _rope_in_attention: exit $rc | $(grep -E 'tests passed|Failed' "$OUT/next-py.log" | head -3 | tr '\n' ' ')"
       [ $rc = 0 ] || ok=0
     fi
     if [ $ok = 1 ]; then
@@ -493,6 +494,8 @@ if [ "$part" = next ]; then
       for m in qwen3-30b-a3b qwen3-8b; do
         bench_variant "$OUT" $m $m 1,16
         bench_variant "$OUT" $m-pdl-products $m 1,16 FP4LLM_PDL=products
+        # The key-rows kernel taking the rope kernel's work (before: the former kernel did).
+        bench_variant "$OUT" $m-rope-in-attention $m 1,16 FP4LLM_ROPE_IN_ATTENTION=1
       done
       # The wgmma GEMV's weights 8 chunks ahead through shared memory (batch 33-64 products).
       bench_variant "$OUT" qwen3-8b-b64 qwen3-8b 64

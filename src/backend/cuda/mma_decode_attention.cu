@@ -185,6 +185,59 @@ __device__ __forceinline__ uint32_t value_pair(const uint32_t (&lo_row)[kWords],
   }
 }
 
+// Shared memory of a decode block that takes the rope kernel's work (kOn): the angles, and the
+// token's new key and value rows as the cache holds them.
+template <int D, bool kFp8, bool kOn>
+struct NewRowShared {
+  static constexpr int kBytes = kOn ? D * (kFp8 ? 1 : 2) : 16;
+  float cos[kOn ? D / 2 : 1], sin[kOn ? D / 2 : 1];
+  __align__(16) uint8_t key[kBytes], value[kBytes];
+};
+
+// The rope kernel's work in a decode block, after its first cache blocks were requested: waits
+// for the qkv product, then q's fragments (rows g and g+8 of the group, the A layout of
+// mma_decode_kernel) normalised, rotated and scaled; the writer block (whose key range ends at
+// the token) stores the new key and value into the cache and keeps them in `rows`.
+template <int D, bool kFp8>
+__device__ __forceinline__ void rope_in_block(const Args& a, int tok, int kv_head, int group, int pos, float qscale,
+                                              bool writer, NewRowShared<D, kFp8, true>& rows, uint32_t (&qa)[D / 16][4]) {
+  const int warp = int(threadIdx.x) / 32;
+  wait_for_producer();  // the q|k|v rows are the qkv product's
+  const size_t width = size_t(a.p.heads + 2 * a.p.kv_heads) * D;
+  const float* row = a.rope.qkv + size_t(tok) * width;
+  rope_angles<D>(a.rope, pos, rows.cos, rows.sin);
+  __syncthreads();
+  roped_q_fragments<D>(row + size_t(kv_head) * group * D, a.rope, group, qscale, rows.cos, rows.sin,
+                       [](float lo, float hi) { return pack2<kFp8>(lo, hi); }, qa);
+  if (writer && warp < 2) {  // warp 0 the key, warp 1 the value
+    const float* k_row = row + size_t(a.p.heads + kv_head) * D;
+    const size_t cache_at = size_t(a.rope.slots[tok] * a.p.kv_heads + kv_head) * D;
+    warp_store_new_row<D>(warp == 0, a.rope, a.p, k_row, cache_at, rows.cos, rows.sin, warp == 0 ? rows.key : rows.value);
+  }
+  __syncthreads();
+}
+
+// The token's own key and value rows in a cache block whose first key is `first_key` (requested
+// before the writer stored them), from `rows`: the words load_cache_block gives this lane.
+template <int D, bool kFp8>
+__device__ __forceinline__ void patch_new_rows(CacheBlockWords<D, kFp8>& r, int first_key, int pos,
+                                               const NewRowShared<D, kFp8, true>& rows) {
+  using Words = CacheBlockWords<D, kFp8>;
+  const int lane = int(threadIdx.x) % 32, g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int j = 0; j < 2; ++j)
+    if (first_key + 8 * j + g == pos)
+#pragma unroll
+      for (int w = 0; w < Words::kKeyWords; ++w)
+        r.kw[j][w] = reinterpret_cast<const uint32_t*>(rows.key + D / 4 * t * Words::kElem)[w];
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+    if (first_key + (i >> 1) * 8 + 2 * t + (i & 1) == pos)
+#pragma unroll
+      for (int w = 0; w < Words::kValWords; ++w)
+        r.vw[i][w] = reinterpret_cast<const uint32_t*>(rows.value + D / 8 * g * Words::kElem)[w];
+}
+
 // Each warp's softmax maxima and sums per query head of the group, and what the block merge
 // derives from them.
 template <int W>
@@ -260,9 +313,6 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   constexpr int kSteps = D / 16;          // k-steps of QK^T
   constexpr int kTiles = D / 8;           // output n-tiles of PV
   constexpr int kQuarter = D / 4;         // key dims per lane quarter (QK^T permutation)
-  constexpr int kSlice = D / 8;           // value dims per output column (PV permutation)
-  constexpr int kElem = kFp8 ? 1 : 2;     // bytes per cache element
-  constexpr int kKeyWords = kQuarter * kElem / 4, kValWords = kSlice * kElem / 4;
   const int tok = blockIdx.x, kv_head = blockIdx.y, split = int(blockIdx.z) / C, rank = int(blockIdx.z) % C;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
   // This warp's first cache block of the split and the stride between its blocks.
@@ -311,38 +361,9 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   // kRope, with the first cache blocks already requested: q normalised and rotated; the block
   // whose range ends at the token computes and stores the new key and value (its own copy of
   // their cache block, requested before the store, is patched from shared memory below).
-  __shared__ float rope_cos[kRope ? D / 2 : 1], rope_sin[kRope ? D / 2 : 1];
-  __shared__ __align__(16) uint8_t new_key[kRope ? D * kElem : 16], new_value[kRope ? D * kElem : 16];
+  __shared__ NewRowShared<D, kFp8, kRope> new_rows;
   const bool writer = kRope && end == pos + 1;
-  // The token's own key and value rows of a block whose first key is `first_key`, from shared
-  // memory: the words load_block gives this lane.
-  const auto patch_new_key_value = [&](BlockWords& r, int first_key) {
-#pragma unroll
-    for (int j = 0; j < 2; ++j)
-      if (first_key + 8 * j + g == pos)
-#pragma unroll
-        for (int w = 0; w < kKeyWords; ++w) r.kw[j][w] = reinterpret_cast<const uint32_t*>(new_key + kQuarter * t * kElem)[w];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      if (first_key + (i >> 1) * 8 + 2 * t + (i & 1) == pos)
-#pragma unroll
-        for (int w = 0; w < kValWords; ++w) r.vw[i][w] = reinterpret_cast<const uint32_t*>(new_value + kSlice * g * kElem)[w];
-  };
-  if constexpr (kRope) {
-    wait_for_producer();  // the q|k|v rows are the qkv product's
-    const size_t width = size_t(a.p.heads + 2 * a.p.kv_heads) * D;
-    const float* row = a.rope.qkv + size_t(tok) * width;
-    rope_angles<D>(a.rope, pos, rope_cos, rope_sin);
-    __syncthreads();
-    roped_q_fragments<D>(row + size_t(kv_head) * group * D, a.rope, group, qscale, rope_cos, rope_sin,
-                         [](float lo, float hi) { return pack2<kFp8>(lo, hi); }, qa);
-    if (writer && warp < 2) {  // warp 0 the key, warp 1 the value
-      const float* k_row = row + size_t(a.p.heads + kv_head) * D;
-      const size_t cache_at = size_t(a.rope.slots[tok] * a.p.kv_heads + kv_head) * D;
-      warp_store_new_row<D>(warp == 0, a.rope, a.p, k_row, cache_at, rope_cos, rope_sin, warp == 0 ? new_key : new_value);
-    }
-    __syncthreads();
-  }
+  if constexpr (kRope) rope_in_block<D, kFp8>(a, tok, kv_head, group, pos, qscale, writer, new_rows, qa);
   for (int b = first_block + lead; b <= last_block; b += kStride) {
     const int ahead = b + kAhead * kStride;
     if (ahead <= last_block) {
@@ -350,7 +371,7 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
       if (ahead + kStride <= last_block) next_entry = table[ahead + kStride];
     }
     if constexpr (kRope)
-      if (writer && b == last_block) patch_new_key_value(ring[0], b * kBlockSize);
+      if (writer && b == last_block) patch_new_rows<D, kFp8>(ring[0], b * kBlockSize, pos, new_rows);
     const auto& kw = ring[0].kw;
     const auto& vw = ring[0].vw;
     // S = q K^T for the block's 16 keys: n-tile j holds keys 8j..8j+7, column g = key 8j + g.
@@ -454,10 +475,12 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
 // kMinBlocks: blocks an SM must hold (FP4LLM_ATTN_KEY_ROWS=bounded: 4 of 4 warps with an FP8 cache,
 // 128 registers at head_dim 128 without spills, against 3 blocks at the 146 it takes unbounded;
 // measured slower, H100 2026-12-06: 32k FP8 attention 1,520 against 1,506 us a step).
-template <int D, bool kFp8, int kAhead = 1, int C = 1, int W = kWarps, int kMinBlocks = 1>
+// kRope: as in mma_decode_kernel, the block also takes the rope kernel's work.
+template <int D, bool kFp8, int kAhead = 1, bool kRope = false, int C = 1, int W = kWarps, int kMinBlocks = 1>
 __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel(Args a) {
+  static_assert(C == 1 || !kRope, "the rope's writer is one block of the last split");
   let_dependents_start();
-  wait_for_producer();
+  if constexpr (!kRope) wait_for_producer();  // with kRope, after the first cache blocks are requested
   constexpr int kSteps = D / 16;  // k-steps of S^T, and m-tiles of O^T
   constexpr int kSlice = D / 8;   // value dims per lane (the PV permutation)
   const int tok = blockIdx.x, kv_head = blockIdx.y, split = int(blockIdx.z) / C, rank = int(blockIdx.z) % C;
@@ -477,7 +500,7 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   // head_dim floats apart in a 16-byte aligned buffer.
   const float qscale = a.p.scale * a.p.k_scale;
   uint32_t qb[kSteps][2];
-  {
+  if constexpr (!kRope) {
     const bool ok = g < group;
     const float* q = a.q + (size_t(tok) * a.p.heads + size_t(kv_head) * group + (ok ? g : 0)) * D + D / 4 * t;
 #pragma unroll
@@ -504,12 +527,22 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
       load_cache_block<D, kFp8>(a, kv_head, begin, end, first_block + lead + i * kStride,
                                 table[first_block + lead + i * kStride], ring[i]);
   if (first_block + lead + kAhead * kStride <= last_block) next_entry = table[first_block + lead + kAhead * kStride];
+  __shared__ NewRowShared<D, kFp8, kRope> new_rows;
+  const bool writer = kRope && end == pos + 1;
+  if constexpr (kRope) {  // q from the raw q|k|v row: rows g of the A layout are columns g of Q^T
+    uint32_t qa[kSteps][4];
+    rope_in_block<D, kFp8>(a, tok, kv_head, group, pos, qscale, writer, new_rows, qa);
+#pragma unroll
+    for (int s = 0; s < kSteps; ++s) qb[s][0] = qa[s][0], qb[s][1] = qa[s][2];
+  }
   for (int b = first_block + lead; b <= last_block; b += kStride) {
     const int ahead = b + kAhead * kStride;
     if (ahead <= last_block) {
       load_cache_block<D, kFp8>(a, kv_head, begin, end, ahead, next_entry, ring[kAhead]);
       if (ahead + kStride <= last_block) next_entry = table[ahead + kStride];
     }
+    if constexpr (kRope)
+      if (writer && b == last_block) patch_new_rows<D, kFp8>(ring[0], b * kBlockSize, pos, new_rows);
     const auto& kw = ring[0].kw;
     const auto& vw = ring[0].vw;
     // S^T: rows g and g+8 are keys 16b + g and 16b + 8 + g; two chains of k-steps, summed.
@@ -600,9 +633,8 @@ enum class Rows { kQueries, kKeys, kKeysBounded };
 
 template <int D, bool kFp8, int kAhead, bool kRope, int C, int W, Rows kRows>
 constexpr auto decode_kernel() {
-  static_assert(kRows == Rows::kQueries || !kRope, "the key-rows kernel takes no rope");
-  if constexpr (kRows == Rows::kKeysBounded) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, C, W, 4>;
-  else if constexpr (kRows == Rows::kKeys) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, C, W>;
+  if constexpr (kRows == Rows::kKeysBounded) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, kRope, C, W, 4>;
+  else if constexpr (kRows == Rows::kKeys) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, kRope, C, W>;
   else return &mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>;
 }
 
@@ -656,11 +688,11 @@ int fp8_ahead() {
   return ahead;
 }
 
-// mma_decode_key_rows_kernel where it applies (query groups up to 8, one cache block ahead, no
-// rope in the kernel), by default since the nineteenth session's A/B (H100, same call: batch 1
+// mma_decode_key_rows_kernel where it applies (query groups up to 8, one cache block ahead), by default since the nineteenth session's A/B (H100, same call: batch 1
 // Qwen3-30B-A3B 374.1 -> 390.0, Qwen3-8B 345.9 -> 352.1 tok/s; batch 16 +1.6% / +3.2%; the 32k FP8
 // attention 1,708 -> 1,506 us a step). FP4LLM_ATTN_KEY_ROWS=0: mma_decode_kernel everywhere;
-// =bounded: the FP8 kernel held to 4 blocks of 4 warps a SM (measured slower: 383.2, 351.3).
+// =bounded: the FP8 kernel (without the rope) held to 4 blocks of 4 warps a SM (measured slower:
+// 383.2, 351.3).
 bool key_rows_requested() {
   static const bool on = !knob_is("FP4LLM_ATTN_KEY_ROWS", "0");
   return on;
@@ -670,16 +702,22 @@ bool key_rows_bounded() {
   return on;
 }
 bool use_key_rows(const Args& a) {
-  return key_rows_requested() && !a.rope.qkv && a.p.heads / a.p.kv_heads <= 8 && (!a.p.fp8 || fp8_ahead() == 1);
+  return key_rows_requested() && a.p.heads / a.p.kv_heads <= 8 && (!a.p.fp8 || fp8_ahead() == 1);
+}
+
+template <int D, bool kRope>
+void launch_key_rows(const Args& a, const dim3& grid, cudaStream_t stream) {
+  if (a.p.fp8 && key_rows_bounded() && !kRope) launch_kernel<D, true, 1, false, Rows::kKeysBounded>(a, grid, stream);
+  else if (a.p.fp8) launch_kernel<D, true, 1, kRope, Rows::kKeys>(a, grid, stream);
+  else launch_kernel<D, false, 1, kRope, Rows::kKeys>(a, grid, stream);
 }
 
 template <int D>
 void launch(const Args& a, int64_t tokens, cudaStream_t stream) {
   const dim3 grid(unsigned(tokens), unsigned(a.p.kv_heads), unsigned(a.p.splits));
   if (use_key_rows(a)) {
-    if (a.p.fp8 && key_rows_bounded()) launch_kernel<D, true, 1, false, Rows::kKeysBounded>(a, grid, stream);
-    else if (a.p.fp8) launch_kernel<D, true, 1, false, Rows::kKeys>(a, grid, stream);
-    else launch_kernel<D, false, 1, false, Rows::kKeys>(a, grid, stream);
+    if (a.rope.qkv) launch_key_rows<D, true>(a, grid, stream);
+    else launch_key_rows<D, false>(a, grid, stream);
   } else if (a.rope.qkv) {
     if (a.p.fp8 && fp8_ahead() == 3) launch_kernel<D, true, 3, true>(a, grid, stream);
     else if (a.p.fp8 && fp8_ahead() == 2) launch_kernel<D, true, 2, true>(a, grid, stream);
