@@ -76,8 +76,9 @@ __device__ __forceinline__ float rotated(float u, float partner, bool first_half
 // permutation of mma_decode_attention.cu (lane quarter t holds dims [t D/4, (t + 1) D/4)), after
 // RMSNorm and RoPE. `q` is the group's first head in the raw q|k|v row. Two passes over q: the sum
 // of squares first, then the values again (from L1), so that the whole head never sits in registers
-// beside the cache blocks already requested.
-template <int D, class Pack>
+// beside the cache blocks already requested. kRows = 1: rows g only (query groups up to 8, whose
+// rows g + 8 are all zero); qa[s][1] and qa[s][3] are then left as they are.
+template <int D, class Pack, int kRows = 2>
 __device__ __forceinline__ void roped_q_fragments(const float* q, const RopeInAttentionArgs& r, int group, float qscale,
                                                   const float* cos_s, const float* sin_s, Pack pack,
                                                   uint32_t (&qa)[D / 16][4]) {
@@ -85,7 +86,7 @@ __device__ __forceinline__ void roped_q_fragments(const float* q, const RopeInAt
   const int lane = int(threadIdx.x) % 32, g = lane >> 2, t = lane & 3;
   float inv[2];
 #pragma unroll
-  for (int row = 0; row < 2; ++row) {
+  for (int row = 0; row < kRows; ++row) {
     const int head = g + 8 * row;
     float ss = 0.0f;
     if (head < group)
@@ -102,7 +103,7 @@ __device__ __forceinline__ void roped_q_fragments(const float* q, const RopeInAt
     const int d = kQuarter * t + 4 * s, i = d % (D / 2);
     const float4 gain = gain4(*reinterpret_cast<const float4*>(r.q_norm + d), r.one_plus);
 #pragma unroll
-    for (int row = 0; row < 2; ++row) {
+    for (int row = 0; row < kRows; ++row) {
       const int head = g + 8 * row;
       const bool ok = head < group;
       const float4 v = ok ? *reinterpret_cast<const float4*>(q + head * D + d) : make_float4(0, 0, 0, 0);

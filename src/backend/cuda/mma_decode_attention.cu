@@ -198,21 +198,25 @@ struct NewRowShared {
 // for the qkv product, then q's fragments (rows g and g+8 of the group, the A layout of
 // mma_decode_kernel) normalised, rotated and scaled; the writer block (whose key range ends at
 // the token) stores the new key and value into the cache and keeps them in `rows`.
-template <int D, bool kFp8>
+// kRows: the A layout's rows computed (1: rows g only, for the key-rows kernel's groups up to 8).
+template <int D, bool kFp8, int kRows = 2>
 __device__ __forceinline__ void rope_in_block(const Args& a, int tok, int kv_head, int group, int pos, float qscale,
-                                              bool writer, NewRowShared<D, kFp8, true>& rows, uint32_t (&qa)[D / 16][4]) {
+                                              bool writer, NewRowShared<D, kFp8, true>& rows,
+                                              uint32_t (&qa)[D / 16][4]) {
   const int warp = int(threadIdx.x) / 32;
   wait_for_producer();  // the q|k|v rows are the qkv product's
   const size_t width = size_t(a.p.heads + 2 * a.p.kv_heads) * D;
   const float* row = a.rope.qkv + size_t(tok) * width;
   rope_angles<D>(a.rope, pos, rows.cos, rows.sin);
   __syncthreads();
-  roped_q_fragments<D>(row + size_t(kv_head) * group * D, a.rope, group, qscale, rows.cos, rows.sin,
-                       [](float lo, float hi) { return pack2<kFp8>(lo, hi); }, qa);
+  const auto pack = [](float lo, float hi) { return pack2<kFp8>(lo, hi); };
+  roped_q_fragments<D, decltype(pack), kRows>(row + size_t(kv_head) * group * D, a.rope, group, qscale, rows.cos,
+                                              rows.sin, pack, qa);
   if (writer && warp < 2) {  // warp 0 the key, warp 1 the value
     const float* k_row = row + size_t(a.p.heads + kv_head) * D;
     const size_t cache_at = size_t(a.rope.slots[tok] * a.p.kv_heads + kv_head) * D;
-    warp_store_new_row<D>(warp == 0, a.rope, a.p, k_row, cache_at, rows.cos, rows.sin, warp == 0 ? rows.key : rows.value);
+    warp_store_new_row<D>(warp == 0, a.rope, a.p, k_row, cache_at, rows.cos, rows.sin,
+                          warp == 0 ? rows.key : rows.value);
   }
   __syncthreads();
 }
@@ -531,7 +535,7 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   const bool writer = kRope && end == pos + 1;
   if constexpr (kRope) {  // q from the raw q|k|v row: rows g of the A layout are columns g of Q^T
     uint32_t qa[kSteps][4];
-    rope_in_block<D, kFp8>(a, tok, kv_head, group, pos, qscale, writer, new_rows, qa);
+    rope_in_block<D, kFp8, 1>(a, tok, kv_head, group, pos, qscale, writer, new_rows, qa);
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) qb[s][0] = qa[s][0], qb[s][1] = qa[s][2];
   }
@@ -688,9 +692,10 @@ int fp8_ahead() {
   return ahead;
 }
 
-// mma_decode_key_rows_kernel where it applies (query groups up to 8, one cache block ahead), by default since the nineteenth session's A/B (H100, same call: batch 1
-// Qwen3-30B-A3B 374.1 -> 390.0, Qwen3-8B 345.9 -> 352.1 tok/s; batch 16 +1.6% / +3.2%; the 32k FP8
-// attention 1,708 -> 1,506 us a step). FP4LLM_ATTN_KEY_ROWS=0: mma_decode_kernel everywhere;
+// mma_decode_key_rows_kernel where it applies (query groups up to 8, one cache block ahead), by
+// default since the nineteenth session's A/B (H100, same call: batch 1 Qwen3-30B-A3B 374.1 -> 390.0,
+// Qwen3-8B 345.9 -> 352.1 tok/s; batch 16 +1.6% / +3.2%; the 32k FP8 attention 1,708 -> 1,506 us a
+// step). FP4LLM_ATTN_KEY_ROWS=0: mma_decode_kernel everywhere;
 // =bounded: the FP8 kernel (without the rope) held to 4 blocks of 4 warps a SM (measured slower:
 // 383.2, 351.3).
 bool key_rows_requested() {
