@@ -54,6 +54,9 @@
 #                                    attention: their tests and whole models,
 #                                    then 32k with the splits aimed at 2, 4 and 8 blocks a SM, the
 #                                    products' A/B at batch 1/16 and the ring's at batch 64
+#   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
+#                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
+#                                    and the batch-64 wgmma products with and without the ring
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
@@ -75,7 +78,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           defaults2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
           keyrows|keyrows2) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           splits) echo "fp4llm gpu_paged_attention" ;;
-          next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;; esac)
+          next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
+          profile2) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -511,6 +515,26 @@ if [ "$part" = next ]; then
       else echo "whole models with the knobs: skipped (time)"; fi
     fi
   } 2>&1 | tee "$OUT/variants-next.md"
+fi
+if [ "$part" = profile2 ]; then
+  {
+    # What bounds the key-rows attention: at 32k keys (Qwen3-8B, 14x its bytes) one launch of the
+    # second decode step, at ~130 keys (Qwen3-30B-A3B batch 1) one of the third.
+    PROFILE_BENCH_ARGS="--input-len 32768 --output-len 4 --prefill-len 0 --max-num-batched-tokens 4096" \
+      timeout 200 bash tools/gpu_sass_profile.sh mma_decode_key_rows qwen3-8b 1 40
+    mv "$OUT/sass-mma_decode_key_rows.csv" "$OUT/sass-key-rows-32k.csv" 2>/dev/null
+    mv "$OUT/details-mma_decode_key_rows.txt" "$OUT/details-key-rows-32k.txt" 2>/dev/null
+    [ "$(left)" -gt 150 ] && timeout 120 bash tools/gpu_sass_profile.sh mma_decode_key_rows qwen3-30b-a3b 1 100
+    # The batch-64 products (4 a layer; 288 skipped: the third step's first layer) with and
+    # without the weight ring.
+    for v in registers ring; do
+      [ "$(left)" -gt 100 ] || { echo "wgmma products ($v): skipped (time)"; continue; }
+      echo "wgmma products, weights through $v:"
+      env $([ $v = ring ] && echo FP4LLM_WGMMA_RING=1) PROFILE_KERNELS=nvfp4_gemv_wgmma FP4LLM_REBUILD=0 \
+        timeout 150 bash tools/gpu_profile.sh qwen3-8b 64 288 4
+      mv "$OUT/ncu-qwen3-8b-b64.csv" "$OUT/ncu-qwen3-8b-b64-$v.csv" 2>/dev/null
+    done
+  } 2>&1 | tee "$OUT/variants-profile2.md"
 fi
 if [ "$part" = wide ]; then
   {
