@@ -20,7 +20,6 @@ namespace fp4llm::cuda {
 
 namespace {
 
-
 template <typename T>
 T* offset_ptr(uint8_t* base, size_t bytes) {
   return reinterpret_cast<T*>(base + bytes);

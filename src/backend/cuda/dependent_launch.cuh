@@ -2,8 +2,9 @@
 // scheduled while the kernel before it in the stream still runs, which hides its launch and, for
 // a plain GEMV, lets it stream its first weights during the producer of its input. The MoE
 // expert-group direct GEMVs always launch early; every other decode kernel does for dense models
-// (early_launch_all), the products alone under FP4LLM_PDL=products (early_launch_products). Rules for such a kernel: before wait_for_producer() it reads only what no earlier kernel of the
-// step writes (weights) and writes nothing. let_dependents_start() in a producer only allows the
+// (early_launch_all), the products alone under FP4LLM_PDL=products (early_launch_products). Rules
+// for such a kernel: before wait_for_producer() it reads only what no earlier kernel of the step
+// writes (weights) and writes nothing. let_dependents_start() in a producer only allows the
 // next kernel to be scheduled early; that kernel's wait still covers this one's completion and
 // memory. FP4LLM_PDL=0 launches everything in plain stream order, to compare.
 #pragma once

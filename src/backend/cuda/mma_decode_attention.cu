@@ -23,11 +23,11 @@ namespace fp4llm::cuda {
 
 namespace {
 
-// Warps per block, each taking every kWarps-th cache block of the split. 8 measured no faster
-// (H100, 2026-12-05: Qwen3-8B 341.8 against 342.4 tok/s at batch 1, Qwen3-30B-A3B 329.5 against
-// 348.0; the 32k attention 1,843 against 1,786 us per step), but then every warp's stores into the
-// merge conflicted 16- to 32-way (MergeLayout): FP4LLM_ATTN_WARPS=8 (not yet measured with the
-// padded merge) takes 8 for the FP8 cache without clusters or rope.
+// Warps per block, each taking every kWarps-th cache block of the split. 8 (FP4LLM_ATTN_WARPS=8,
+// FP8 cache, without clusters or rope) measured no faster with the padded merge either (H100,
+// 2026-12-06, same call: Qwen3-8B 349.9 against 346.8 tok/s at batch 1, Qwen3-30B-A3B 368.9
+// against 372.6, the 32k attention 1,703 against 1,705 us a step): at 194 registers one block of
+// 8 warps fills an SM, as two of 4 do.
 constexpr int kWarps = 4;
 constexpr int kBlockSize = 16;         // tokens per cache block
 
@@ -255,6 +255,27 @@ struct BlockPlace {
   int tok, kv_head, group, split, rank, active;
 };
 
+// A decode block's place (grid x: token, y: kv head, z: split x C + rank in the split's cluster),
+// its token's position and block table, and its split's keys [begin, end).
+struct DecodeBlock {
+  BlockPlace at;
+  int pos, begin, end;
+  const int32_t* table;
+};
+
+// False when the block's split holds no keys (the whole block returns).
+template <int C>
+__device__ __forceinline__ bool locate_block(const Args& a, DecodeBlock& b) {
+  b.at.tok = blockIdx.x, b.at.kv_head = blockIdx.y, b.at.split = int(blockIdx.z) / C, b.at.rank = int(blockIdx.z) % C;
+  b.at.group = int(a.p.heads / a.p.kv_heads);
+  b.pos = a.positions[b.at.tok];
+  KeyRange range;
+  if (!split_key_range(a.p, b.pos, b.at.split, int(a.p.min_split_keys), range)) return false;
+  b.begin = range.begin, b.end = range.end, b.at.active = range.active;
+  b.table = a.block_tables + size_t(a.token_seq[b.at.tok]) * a.p.max_blocks;
+  return true;
+}
+
 // The end of both decode kernels: the W warps' results (m and l in `r`, outputs in o_s as rows
 // warp * group + head of `layout`, all written before the call) merged into the block's, then
 // stored (or merged with the cluster's and the other splits'). Each head's maximum, total and
@@ -298,8 +319,8 @@ __device__ __forceinline__ void merge_warps_and_store(const Args& a, const Merge
 // the FP8 step costs 0.78 of the BF16 one instead of about half (H200, docs/PERFORMANCE.md).
 // FP4LLM_ATTN_FP8_AHEAD=2 or 3 gives FP8 two or three blocks ahead (not yet measured).
 // kRope: the block also takes the rope kernel's work (attention_rope.cuh).
-// C > 1 (FP4LLM_ATTN_CLUSTER, sm_90; not yet measured): each split is a cluster of C blocks along
-// z whose C x kWarps warps take every (C x kWarps)-th cache block of the split, merged through
+// C > 1 (FP4LLM_ATTN_CLUSTER, sm_90; off, see attention_cluster): each split is a cluster of C
+// blocks along z whose C x kWarps warps take every (C x kWarps)-th cache block of the split, merged through
 // distributed shared memory. At a short context one split holds every key, and with C = 1 its four
 // warps each take several cache blocks in turn (about 450 instructions each at 10 cycles an
 // instruction, one warp per scheduler: 11-13 us for ~130 keys on the H100, docs/PERFORMANCE.md
@@ -317,17 +338,15 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   constexpr int kSteps = D / 16;          // k-steps of QK^T
   constexpr int kTiles = D / 8;           // output n-tiles of PV
   constexpr int kQuarter = D / 4;         // key dims per lane quarter (QK^T permutation)
-  const int tok = blockIdx.x, kv_head = blockIdx.y, split = int(blockIdx.z) / C, rank = int(blockIdx.z) % C;
+  DecodeBlock block;
+  if (!locate_block<C>(a, block)) return;
+  const int tok = block.at.tok, kv_head = block.at.kv_head, group = block.at.group;
+  const int pos = block.pos, begin = block.begin, end = block.end;
+  const int32_t* table = block.table;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
   // This warp's first cache block of the split and the stride between its blocks.
   constexpr int kStride = C * W;
-  const int lead = rank * W + warp;
-  const int group = int(a.p.heads / a.p.kv_heads);
-  const int pos = a.positions[tok];
-  KeyRange range;
-  if (!split_key_range(a.p, pos, split, int(a.p.min_split_keys), range)) return;
-  const int begin = range.begin, end = range.end, active = range.active;
-  const int32_t* table = a.block_tables + size_t(a.token_seq[tok]) * a.p.max_blocks;
+  const int lead = block.at.rank * W + warp;
 
   // q fragments (rows g and g+8 of the group, zero past it), softmax and K scales folded in.
   const float qscale = a.p.scale * a.p.k_scale;
@@ -350,9 +369,6 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   float o[kTiles][4] = {};
   const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
   using BlockWords = CacheBlockWords<D, kFp8>;
-  const auto load_block = [&](int b, int entry, BlockWords& r) {
-    load_cache_block<D, kFp8>(a, kv_head, begin, end, b, entry, r);
-  };
   // Latency, not bandwidth, bounds a short context: the next kAhead blocks' keys and values are
   // requested before this block's arithmetic, and the block-table entry after those too.
   BlockWords ring[kAhead + 1];  // ring[0]: the block computed now
@@ -360,7 +376,8 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
 #pragma unroll
   for (int i = 0; i < kAhead; ++i)
     if (first_block + lead + i * kStride <= last_block)
-      load_block(first_block + lead + i * kStride, table[first_block + lead + i * kStride], ring[i]);
+      load_cache_block<D, kFp8>(a, kv_head, begin, end, first_block + lead + i * kStride,
+                                table[first_block + lead + i * kStride], ring[i]);
   if (first_block + lead + kAhead * kStride <= last_block) next_entry = table[first_block + lead + kAhead * kStride];
   // kRope, with the first cache blocks already requested: q normalised and rotated; the block
   // whose range ends at the token computes and stores the new key and value (its own copy of
@@ -371,7 +388,7 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   for (int b = first_block + lead; b <= last_block; b += kStride) {
     const int ahead = b + kAhead * kStride;
     if (ahead <= last_block) {
-      load_block(ahead, next_entry, ring[kAhead]);
+      load_cache_block<D, kFp8>(a, kv_head, begin, end, ahead, next_entry, ring[kAhead]);
       if (ahead + kStride <= last_block) next_entry = table[ahead + kStride];
     }
     if constexpr (kRope)
@@ -462,7 +479,7 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
       const int h = g + 8 * (e >> 1);
       if (h < group) o_s[layout.at(warp * group + h, 2 * t + (e & 1), n)] = o[n][e];
     }
-  merge_warps_and_store<D, C, W>(a, layout, results, o_s, {tok, kv_head, group, split, rank, active});
+  merge_warps_and_store<D, C, W>(a, layout, results, o_s, block.at);
 }
 
 // The same attention with both products transposed, for query groups of up to 8 (the default
@@ -487,16 +504,15 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   if constexpr (!kRope) wait_for_producer();  // with kRope, after the first cache blocks are requested
   constexpr int kSteps = D / 16;  // k-steps of S^T, and m-tiles of O^T
   constexpr int kSlice = D / 8;   // value dims per lane (the PV permutation)
-  const int tok = blockIdx.x, kv_head = blockIdx.y, split = int(blockIdx.z) / C, rank = int(blockIdx.z) % C;
+  DecodeBlock block;
+  if (!locate_block<C>(a, block)) return;
+  const int tok = block.at.tok, kv_head = block.at.kv_head, group = block.at.group;
+  const int pos = block.pos, begin = block.begin, end = block.end;
+  const int32_t* table = block.table;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
+  // This warp's first cache block of the split and the stride between its blocks.
   constexpr int kStride = C * W;
-  const int lead = rank * W + warp;
-  const int group = int(a.p.heads / a.p.kv_heads);
-  const int pos = a.positions[tok];
-  KeyRange range;
-  if (!split_key_range(a.p, pos, split, int(a.p.min_split_keys), range)) return;
-  const int begin = range.begin, end = range.end, active = range.active;
-  const int32_t* table = a.block_tables + size_t(a.token_seq[tok]) * a.p.max_blocks;
+  const int lead = block.at.rank * W + warp;
 
   // Q^T as the B operand, softmax and K scales folded in: column g is query head g (zero past the
   // group); k positions 2t, 2t+1 of step s are dims D/4 t + 4s + {0, 1}, 2t+8, 2t+9 are
@@ -625,12 +641,9 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
       const int h = 2 * t + (e & 1);
       if (h < group) o_s[layout.at(warp * group + h, g, (e >> 1) * (kSlice / 2) + i)] = o[i][e];
     }
-  merge_warps_and_store<D, C, W>(a, layout, results, o_s, {tok, kv_head, group, split, rank, active});
+  merge_warps_and_store<D, C, W>(a, layout, results, o_s, block.at);
 }
 
-// With clusters of C blocks the splits are C times fewer, so that a (token, kv head) keeps the
-// blocks it has without them: 32 splits of 8 blocks made the 32k FP8 attention 2.5x slower
-// (H100, 2026-12-06), while at short contexts, one split, the 8 blocks share its few cache blocks.
 // Which decode kernel a launch takes: the query group as the MMA's rows (mma_decode_kernel), or
 // the keys (mma_decode_key_rows_kernel), free or held to 4 blocks a SM (FP4LLM_ATTN_KEY_ROWS).
 enum class Rows { kQueries, kKeys, kKeysBounded };
@@ -642,6 +655,9 @@ constexpr auto decode_kernel() {
   else return &mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>;
 }
 
+// With clusters of C blocks the splits are C times fewer, so that a (token, kv head) keeps the
+// blocks it has without them: 32 splits of 8 blocks made the 32k FP8 attention 2.5x slower
+// (H100, 2026-12-06), while at short contexts, one split, the 8 blocks share its few cache blocks.
 template <int D, bool kFp8, int kAhead, bool kRope, int C, int W = kWarps, Rows kRows = Rows::kQueries>
 void launch_clusters(const Args& a, dim3 grid, cudaStream_t stream) {
   constexpr auto kernel = decode_kernel<D, kFp8, kAhead, kRope, C, W, kRows>();
@@ -656,7 +672,9 @@ void launch_clusters(const Args& a, dim3 grid, cudaStream_t stream) {
 }
 
 // FP4LLM_ATTN_CLUSTER=2, 4 or 8 (sm_90; not with FP4LLM_ROPE_IN_ATTENTION): blocks per split,
-// merged in a cluster (see mma_decode_kernel; not yet measured). 1 otherwise.
+// merged in a cluster (see mma_decode_kernel). 1 otherwise: with the key rows no faster at batch 1
+// (H100, 2026-12-06: Qwen3-30B-A3B 387.1 / 387.3 against 390.0 tok/s with 2 / 4), and at 32k both
+// caches gain alike (FP8 1,371 against 1,502 us a step, BF16 2,147 against 2,387).
 int attention_cluster() {
   static const int c = [] {
     const int64_t v = knob_int("FP4LLM_ATTN_CLUSTER", 1);
@@ -666,7 +684,7 @@ int attention_cluster() {
 }
 
 // FP4LLM_ATTN_WARPS=8: warps per block for the FP8 cache one block ahead, without clusters or
-// rope (not yet measured); kWarps otherwise.
+// rope (measured no faster, see kWarps); kWarps otherwise.
 bool eight_warps_requested() {
   static const bool on = knob_is("FP4LLM_ATTN_WARPS", "8");
   return on;
