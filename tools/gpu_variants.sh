@@ -93,6 +93,14 @@ gate() {
   [ $rc = 124 ] && echo "timed out (see $OUT/$1)" || echo "FAILED (see $OUT/$1)"
   return 1
 }
+# The tests matching PATTERN through gate, in one line either way: "DESCRIPTION: passed", or why
+# not and then the failing entries; 0 when they passed.
+tests_passed() {  # log, pattern, description
+  local why
+  if why=$(gate "$1" "$2"); then echo "$3: passed"; return 0; fi
+  echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/$1" | head -8
+  return 1
+}
 # One 2,048-token prompt of MODEL under the knob assignments given (LABEL names the variant and
 # its files): one line of ms and TFLOP/s, then the prompt's stages (an extra eager prefill).
 prefill_run() {  # model, label, knob assignments...
@@ -111,14 +119,25 @@ whole_models() {  # log, seconds
 }
 # Qwen3-8B decoding at 32k keys with the KV cache in KV (fp8, bf16) under the knob assignments
 # given: the attention stage's microseconds per step (eager profile) and the step's tok/s.
+# CTX32K_MIN_LEFT: the seconds that must be left to start (120; the run is cut at 5 before the end).
 ctx32k_run() {  # label, kv dtype, knob assignments...
   local v=$1 kv=$2; shift 2
-  [ "$(left)" -gt 120 ] || { echo "32k $v: skipped (time)"; return; }
-  env "$@" timeout 150 ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-$v.json" --kv-cache-dtype $kv \
+  [ "$(left)" -gt "${CTX32K_MIN_LEFT:-120}" ] || { echo "32k $v: skipped (time)"; return; }
+  env "$@" timeout $(( $(left) - 5 < 150 ? $(left) - 5 : 150 )) ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-$v.json" --kv-cache-dtype $kv \
     --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 --max-num-batched-tokens 4096 \
     --profile > "$OUT/ctx32k-$v.txt" 2>&1
   python3 -c "import json,sys; r=json.load(open(sys.argv[1])); d=r['decode'][0]; print('32k', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
     "$OUT/ctx32k-$v.json" "$v" || echo "32k $v: FAILED (see $OUT/ctx32k-$v.txt)"
+}
+# Qwen3-30B-A3B decoding at batch 1 after a prompt of LEN tokens under the knob assignments given
+# (LABEL names the variant and its files): one line of tok/s.
+prompt_len_run() {  # label, prompt tokens, knob assignments...
+  local v=$1 len=$2; shift 2
+  [ "$(left)" -gt 40 ] || { echo "qwen3-30b-a3b $len tokens ($v): skipped (time)"; return; }
+  env "$@" timeout 60 ./build-gpu/fp4llm bench --quiet --synthetic qwen3-30b-a3b --batch 1 --input-len $len \
+    --output-len 64 --json "$OUT/ctx-$len-$v.json" > "$OUT/ctx-$len-$v.txt" 2>&1
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['decode'][0]; print('qwen3-30b-a3b b1,', sys.argv[2], 'prompt tokens,', sys.argv[3] + ':', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
+    "$OUT/ctx-$len-$v.json" $len $v 2>/dev/null || echo "qwen3-30b-a3b $len tokens ($v): FAILED"
 }
 # Where a decode step of MODEL at BATCH goes with the defaults (eager, CUDA events between
 # stages; small stages read high): one line of microseconds per step.
@@ -311,9 +330,8 @@ if [ "$part" = defaults ]; then
     # The eighteenth session's defaults (x shared by 4 row blocks in gate_up-sized wgmma products,
     # the flash scores on warpgroup MMAs, the decode attention's mask and rescale as before
     # f2442f8): the default-path tests, the former paths' knob tests, whole models against the CPU.
-    if why=$(gate defaults-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention|gpu_paged_attention_flash_mma|gpu_nvfp4_linear_wgmma_share_x[24]|gpu_paged_attention_(unpadded_merge|cluster8|warps8))$'); then
-      echo "default-path GPU tests, flash on mma.sync, shared x 2/4 everywhere, the unpadded attention merge, clusters of 8, 8 warps: passed"
-    else echo "GPU tests: $why"; grep -E "Failed|Timeout" "$OUT/defaults-tests.log"; fi
+    tests_passed defaults-tests.log '^(gpu_nvfp4_linear|gpu_moe|gpu_paged_attention|gpu_paged_attention_flash_mma|gpu_nvfp4_linear_wgmma_share_x[24]|gpu_paged_attention_(unpadded_merge|cluster8|warps8))$' \
+      "default-path GPU tests, flash on mma.sync, shared x 2/4 everywhere, the unpadded attention merge, clusters of 8, 8 warps"
     [ "$(left)" -gt 150 ] && whole_models defaults-py.log 120
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,64
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16
@@ -350,13 +368,8 @@ if [ "$part" = defaults2 ]; then
     # of cache blocks) or not (fixed costs)? Batch 1 at 16 and 1,024 prompt tokens, with and
     # without the attention kernel (128 tokens: eighteenth session, docs/PERFORMANCE.md).
     for len in 16 1024; do
-      for v in with omit; do
-        [ "$(left)" -gt 40 ] || { echo "qwen3-30b-a3b $len tokens ($v): skipped (time)"; continue; }
-        env $([ $v = omit ] && echo FP4LLM_OMIT_STAGE=attention_only) timeout 60 ./build-gpu/fp4llm bench --quiet \
-          --synthetic qwen3-30b-a3b --batch 1 --input-len $len --output-len 64 --json "$OUT/ctx-$len-$v.json" > "$OUT/ctx-$len-$v.txt" 2>&1
-        python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['decode'][0]; print('qwen3-30b-a3b b1,', sys.argv[2], 'prompt tokens,', sys.argv[3] + ':', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
-          "$OUT/ctx-$len-$v.json" $len $v 2>/dev/null || echo "qwen3-30b-a3b $len tokens ($v): FAILED"
-      done
+      prompt_len_run with $len
+      prompt_len_run omit $len FP4LLM_OMIT_STAGE=attention_only
     done
     # The new kernels under compute-sanitizer: the shared-x GEMV on every wgmma product, the
     # flash kernel on wgmma (the default now) with its races checked.
@@ -392,9 +405,8 @@ if [ "$part" = keyrows ]; then
     # a GPU): its tests (query groups 1 to 8, both caches, alone and in clusters of 2) and whole
     # models first; the benches only if they passed (a wrong kernel still reports tok/s).
     ok=0
-    if why=$(gate keyrows-tests.log '^gpu_paged_attention(_key_rows|_key_rows_cluster2|_key_rows_bounded)?$'); then
-      echo "gpu_paged_attention with the defaults, with key rows (free, in clusters of 2, bounded): passed"; ok=1
-    else echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/keyrows-tests.log" | head -8; fi
+    tests_passed keyrows-tests.log '^gpu_paged_attention(_key_rows|_key_rows_cluster2|_key_rows_bounded)?$' \
+      "gpu_paged_attention with the defaults, with key rows (free, in clusters of 2, bounded)" && ok=1
     if [ $ok = 1 ] && [ "$(left)" -gt 220 ]; then
       (cd build-gpu && timeout 120 ctest -R '^py_gpu_forward_attention_key_rows$' -V > "$OUT/keyrows-py.log" 2>&1)
       rc=$?; echo "py_gpu_forward_attention_key_rows: exit $rc | $(grep -E '[0-9]+ (passed|failed)' "$OUT/keyrows-py.log" | tail -1)"
@@ -421,13 +433,8 @@ if [ "$part" = keyrows ]; then
         bench_variant "$OUT" qwen3-8b-key-rows-cluster$c qwen3-8b 1 FP4LLM_ATTN_KEY_ROWS=1 FP4LLM_ATTN_CLUSTER=$c
       done
       # Qwen3-30B-A3B batch 1 at 1,024 prompt tokens (the attention cost 1.2 ms a step there this morning).
-      for v in default key-rows; do
-        [ "$(left)" -gt 40 ] || { echo "qwen3-30b-a3b 1024 tokens ($v): skipped (time)"; continue; }
-        env $([ $v = key-rows ] && echo FP4LLM_ATTN_KEY_ROWS=1) timeout 60 ./build-gpu/fp4llm bench --quiet \
-          --synthetic qwen3-30b-a3b --batch 1 --input-len 1024 --output-len 64 --json "$OUT/ctx-1024-$v.json" > "$OUT/ctx-1024-$v.txt" 2>&1
-        python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['decode'][0]; print('qwen3-30b-a3b b1, 1024 prompt tokens,', sys.argv[2] + ':', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
-          "$OUT/ctx-1024-$v.json" $v 2>/dev/null || echo "qwen3-30b-a3b 1024 tokens ($v): FAILED"
-      done
+      prompt_len_run default 1024
+      prompt_len_run key-rows 1024 FP4LLM_ATTN_KEY_ROWS=1
       [ "$(left)" -gt 100 ] && bench_variant "$OUT" gemma3-27b gemma3-27b 1
       [ "$(left)" -gt 70 ] && bench_variant "$OUT" gemma3-27b-key-rows gemma3-27b 1 FP4LLM_ATTN_KEY_ROWS=1
     fi
@@ -439,9 +446,8 @@ if [ "$part" = keyrows2 ]; then
     # keyrows call, same code under FP4LLM_ATTN_KEY_ROWS=1): the attention tests with it, with
     # the former kernel and in clusters, whole models, then the defaults' figures.
     ok=0
-    if why=$(gate keyrows2-tests.log '^gpu_paged_attention(_query_rows|_cluster2|_warps8)?$'); then
-      echo "gpu_paged_attention (key rows by default), the former kernel, clusters of 2, 8 warps: passed"; ok=1
-    else echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/keyrows2-tests.log" | head -8; fi
+    tests_passed keyrows2-tests.log '^gpu_paged_attention(_query_rows|_cluster2|_warps8)?$' \
+      "gpu_paged_attention (key rows by default), the former kernel, clusters of 2, 8 warps" && ok=1
     if [ $ok = 1 ]; then
       [ "$(left)" -gt 250 ] && whole_models keyrows2-py.log 110
       bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,64
@@ -464,14 +470,7 @@ if [ "$part" = splits ]; then
         > "$OUT/$tool-gpu_paged_attention.log" 2>&1
       echo "$tool gpu_paged_attention: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/$tool-gpu_paged_attention.log" | tail -1)"
     done
-    for n in 2 8 4; do
-      [ "$(left)" -gt 25 ] || { echo "32k split blocks $n: skipped (time)"; continue; }
-      env FP4LLM_ATTN_SPLIT_BLOCKS=$n timeout $(( $(left) - 5 )) ./build-gpu/fp4llm bench --quiet --json "$OUT/ctx32k-blocks$n.json" \
-        --kv-cache-dtype fp8 --synthetic qwen3-8b --batch 1 --input-len 32768 --output-len 16 --prefill-len 0 \
-        --max-num-batched-tokens 4096 --profile > "$OUT/ctx32k-blocks$n.txt" 2>&1
-      python3 -c "import json,sys; d=json.load(open(sys.argv[1]))['decode'][0]; print('32k fp8, split blocks', sys.argv[2] + ': attention', round(d['profile_us_per_step'].get('attention', 0)), 'us/step,', round(d['decode_tokens_per_s'], 1), 'tok/s')" \
-        "$OUT/ctx32k-blocks$n.json" $n 2>/dev/null || echo "32k split blocks $n: FAILED or cut short"
-    done
+    for n in 2 8 4; do CTX32K_MIN_LEFT=25 ctx32k_run fp8-blocks$n fp8 FP4LLM_ATTN_SPLIT_BLOCKS=$n; done
   } 2>&1 | tee "$OUT/variants-splits.md"
 fi
 if [ "$part" = next ]; then
@@ -481,9 +480,8 @@ if [ "$part" = next ]; then
     # the kernel tests first; the benches only if they passed; whole models after the benches
     # (each knob's py test runs the default merge too), so that the A/Bs fit the call.
     ok=0
-    if why=$(gate next-tests.log '^(gpu_paged_attention(_query_rows|_cluster2)?|gpu_moe(_pdl_all|_pdl_products)?|gpu_nvfp4_linear_wgmma_ring(_share_x4)?)$'); then
-      echo "gpu_paged_attention (default, former kernel, clusters of 2), gpu_moe (default, every kernel early, products early), the wgmma weight ring: passed"; ok=1
-    else echo "GPU tests: $why"; grep -E "Failed|Timeout|FAILED|Failure" "$OUT/next-tests.log" | head -8; fi
+    tests_passed next-tests.log '^(gpu_paged_attention(_query_rows|_cluster2)?|gpu_moe(_pdl_all|_pdl_products)?|gpu_nvfp4_linear_wgmma_ring(_share_x4)?)$' \
+      "gpu_paged_attention (default, former kernel, clusters of 2), gpu_moe (default, every kernel early, products early), the wgmma weight ring" && ok=1
     if [ $ok = 1 ]; then
       # 32k with more splits now that their merge has no chain per split (before: 2 / 4 / 8 blocks
       # a SM 1,532 / 2,245 / 2,956 us of FP8 attention a step).
