@@ -281,8 +281,8 @@ void run_with_both_caches(Case c, uint32_t seed) {
 
 // Every query group from 1 to 8 on the tensor-core decode kernel, both caches, with and
 // without splits, some in a sliding window (keys masked below a block's first): groups below 8
-// leave query columns unused, and FP4LLM_ATTN_KEY_ROWS computes all of them with the keys as the
-// MMA's rows (the default kernel pads the group to 16 rows).
+// leave query columns unused in the key-rows kernel (the default for them), and the former kernel
+// (FP4LLM_ATTN_KEY_ROWS=0) pads each group to 16 rows.
 TEST(GpuMmaDecodeAttention, QueryGroupsOfOneToEight) {
   FP4LLM_REQUIRE_GPU();
   uint32_t seed = 60;
