@@ -276,6 +276,38 @@ __device__ __forceinline__ bool locate_block(const Args& a, DecodeBlock& b) {
   return true;
 }
 
+// A warp's cache blocks of its split, every kStride-th from its lead block to `last`: latency, not
+// bandwidth, bounds a short context, so the next kAhead blocks' keys and values are requested
+// before this block's arithmetic, and the block-table entry after those too. words[0]: the block
+// computed now.
+template <int D, bool kFp8, int kAhead, int kStride>
+struct CacheBlockRing {
+  CacheBlockWords<D, kFp8> words[kAhead + 1];
+  int next_entry = 0;
+  // The first kAhead blocks from `lead` on.
+  __device__ __forceinline__ void start(const Args& a, const DecodeBlock& blk, int lead, int last) {
+#pragma unroll
+    for (int i = 0; i < kAhead; ++i)
+      if (lead + i * kStride <= last)
+        load_cache_block<D, kFp8>(a, blk.at.kv_head, blk.begin, blk.end, lead + i * kStride,
+                                  blk.table[lead + i * kStride], words[i]);
+    if (lead + kAhead * kStride <= last) next_entry = blk.table[lead + kAhead * kStride];
+  }
+  // Before block b's arithmetic: block b + kAhead * kStride requested.
+  __device__ __forceinline__ void request_ahead(const Args& a, const DecodeBlock& blk, int b, int last) {
+    const int ahead = b + kAhead * kStride;
+    if (ahead <= last) {
+      load_cache_block<D, kFp8>(a, blk.at.kv_head, blk.begin, blk.end, ahead, next_entry, words[kAhead]);
+      if (ahead + kStride <= last) next_entry = blk.table[ahead + kStride];
+    }
+  }
+  // After block b's arithmetic.
+  __device__ __forceinline__ void advance() {
+#pragma unroll
+    for (int i = 0; i < kAhead; ++i) words[i] = words[i + 1];
+  }
+};
+
 // The end of both decode kernels: the W warps' results (m and l in `r`, outputs in o_s as rows
 // warp * group + head of `layout`, all written before the call) merged into the block's, then
 // stored (or merged with the cluster's and the other splits'). Each head's maximum, total and
@@ -342,7 +374,6 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   if (!locate_block<C>(a, block)) return;
   const int tok = block.at.tok, kv_head = block.at.kv_head, group = block.at.group;
   const int pos = block.pos, begin = block.begin, end = block.end;
-  const int32_t* table = block.table;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
   // This warp's first cache block of the split and the stride between its blocks.
   constexpr int kStride = C * W;
@@ -368,17 +399,8 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   float o[kTiles][4] = {};
   const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
-  using BlockWords = CacheBlockWords<D, kFp8>;
-  // Latency, not bandwidth, bounds a short context: the next kAhead blocks' keys and values are
-  // requested before this block's arithmetic, and the block-table entry after those too.
-  BlockWords ring[kAhead + 1];  // ring[0]: the block computed now
-  int next_entry = 0;
-#pragma unroll
-  for (int i = 0; i < kAhead; ++i)
-    if (first_block + lead + i * kStride <= last_block)
-      load_cache_block<D, kFp8>(a, kv_head, begin, end, first_block + lead + i * kStride,
-                                table[first_block + lead + i * kStride], ring[i]);
-  if (first_block + lead + kAhead * kStride <= last_block) next_entry = table[first_block + lead + kAhead * kStride];
+  CacheBlockRing<D, kFp8, kAhead, kStride> ring;
+  ring.start(a, block, first_block + lead, last_block);
   // kRope, with the first cache blocks already requested: q normalised and rotated; the block
   // whose range ends at the token computes and stores the new key and value (its own copy of
   // their cache block, requested before the store, is patched from shared memory below).
@@ -386,15 +408,11 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   const bool writer = kRope && end == pos + 1;
   if constexpr (kRope) rope_in_block<D, kFp8>(a, tok, kv_head, group, pos, qscale, writer, new_rows, qa);
   for (int b = first_block + lead; b <= last_block; b += kStride) {
-    const int ahead = b + kAhead * kStride;
-    if (ahead <= last_block) {
-      load_cache_block<D, kFp8>(a, kv_head, begin, end, ahead, next_entry, ring[kAhead]);
-      if (ahead + kStride <= last_block) next_entry = table[ahead + kStride];
-    }
+    ring.request_ahead(a, block, b, last_block);
     if constexpr (kRope)
-      if (writer && b == last_block) patch_new_rows<D, kFp8>(ring[0], b * kBlockSize, pos, new_rows);
-    const auto& kw = ring[0].kw;
-    const auto& vw = ring[0].vw;
+      if (writer && b == last_block) patch_new_rows<D, kFp8>(ring.words[0], b * kBlockSize, pos, new_rows);
+    const auto& kw = ring.words[0].kw;
+    const auto& vw = ring.words[0].vw;
     // S = q K^T for the block's 16 keys: n-tile j holds keys 8j..8j+7, column g = key 8j + g.
     float c[2][4] = {};
 #pragma unroll
@@ -456,8 +474,7 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
     for (int n = 0; n < kTiles; ++n) {
       mma16816<kFp8>(o[n], pa, value_pair<kFp8>(vw[0], vw[1], n), value_pair<kFp8>(vw[2], vw[3], n));
     }
-#pragma unroll
-    for (int i = 0; i < kAhead; ++i) ring[i] = ring[i + 1];
+    ring.advance();
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -508,7 +525,6 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   if (!locate_block<C>(a, block)) return;
   const int tok = block.at.tok, kv_head = block.at.kv_head, group = block.at.group;
   const int pos = block.pos, begin = block.begin, end = block.end;
-  const int32_t* table = block.table;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane >> 2, t = lane & 3;
   // This warp's first cache block of the split and the stride between its blocks.
   constexpr int kStride = C * W;
@@ -538,15 +554,8 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   // heads 2t and 2t+1.
   float o[kSteps][4] = {};
   const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
-  using BlockWords = CacheBlockWords<D, kFp8>;
-  BlockWords ring[kAhead + 1];  // ring[0]: the block computed now
-  int next_entry = 0;
-#pragma unroll
-  for (int i = 0; i < kAhead; ++i)
-    if (first_block + lead + i * kStride <= last_block)
-      load_cache_block<D, kFp8>(a, kv_head, begin, end, first_block + lead + i * kStride,
-                                table[first_block + lead + i * kStride], ring[i]);
-  if (first_block + lead + kAhead * kStride <= last_block) next_entry = table[first_block + lead + kAhead * kStride];
+  CacheBlockRing<D, kFp8, kAhead, kStride> ring;
+  ring.start(a, block, first_block + lead, last_block);
   __shared__ NewRowShared<D, kFp8, kRope> new_rows;
   const bool writer = kRope && end == pos + 1;
   if constexpr (kRope) {  // q from the raw q|k|v row: rows g of the A layout are columns g of Q^T
@@ -556,15 +565,11 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
     for (int s = 0; s < kSteps; ++s) qb[s][0] = qa[s][0], qb[s][1] = qa[s][2];
   }
   for (int b = first_block + lead; b <= last_block; b += kStride) {
-    const int ahead = b + kAhead * kStride;
-    if (ahead <= last_block) {
-      load_cache_block<D, kFp8>(a, kv_head, begin, end, ahead, next_entry, ring[kAhead]);
-      if (ahead + kStride <= last_block) next_entry = table[ahead + kStride];
-    }
+    ring.request_ahead(a, block, b, last_block);
     if constexpr (kRope)
-      if (writer && b == last_block) patch_new_rows<D, kFp8>(ring[0], b * kBlockSize, pos, new_rows);
-    const auto& kw = ring[0].kw;
-    const auto& vw = ring[0].vw;
+      if (writer && b == last_block) patch_new_rows<D, kFp8>(ring.words[0], b * kBlockSize, pos, new_rows);
+    const auto& kw = ring.words[0].kw;
+    const auto& vw = ring.words[0].vw;
     // S^T: rows g and g+8 are keys 16b + g and 16b + 8 + g; two chains of k-steps, summed.
     float c[4] = {}, c_odd[4] = {};
 #pragma unroll
@@ -619,8 +624,7 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
                               value_pair<kFp8>(vw[2], vw[3], i), value_pair<kFp8>(vw[2], vw[3], kSlice / 2 + i)};
       mma16816<kFp8>(o[i], va, pb0, pb1);
     }
-#pragma unroll
-    for (int i = 0; i < kAhead; ++i) ring[i] = ring[i + 1];
+    ring.advance();
   }
 #pragma unroll
   for (int r = 0; r < 2; ++r)
