@@ -54,6 +54,11 @@
 #                                    attention: their tests and whole models,
 #                                    then 32k with the splits aimed at 2, 4 and 8 blocks a SM, the
 #                                    products' A/B at batch 1/16 and the ring's at batch 64
+#   tools/gpu_variants.sh merge      the split merge by rows (default) against the former two:
+#                                    attention tests, 32k FP8 and BF16 with each merge and with
+#                                    splits aimed at 4 and 8 blocks a SM, batch 1/16 of Qwen3-8B,
+#                                    whole models with 32-key splits, then Nsight Compute over
+#                                    the 32k key-rows attention
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -78,6 +83,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           defaults2) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention" ;;
           keyrows|keyrows2) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           splits) echo "fp4llm gpu_paged_attention" ;;
+          merge) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           profile2) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
@@ -513,6 +519,35 @@ if [ "$part" = next ]; then
       else echo "whole models with the knobs: skipped (time)"; fi
     fi
   } 2>&1 | tee "$OUT/variants-next.md"
+fi
+if [ "$part" = merge ]; then
+  {
+    # The two-pass merge measured slower than the chain it replaced (32k FP8 1,734 against 1,502
+    # us a step): each output element's passes over the splits are L2 round trips in a row. The
+    # merge by rows loads each row's maxima once and 4 elements a thread 16 splits at a time.
+    ok=0
+    tests_passed merge-tests.log '^gpu_paged_attention(_query_rows)?$' \
+      "gpu_paged_attention (every merge; default and former kernel)" && ok=1
+    if [ $ok = 1 ]; then
+      ctx32k_run fp8-rows fp8
+      ctx32k_run fp8-chain fp8 FP4LLM_ATTN_SPLIT_MERGE=chain
+      ctx32k_run fp8-two-pass fp8 FP4LLM_ATTN_SPLIT_MERGE=two_pass
+      ctx32k_run bf16-rows bf16
+      ctx32k_run bf16-chain bf16 FP4LLM_ATTN_SPLIT_MERGE=chain
+      ctx32k_run fp8-rows-blocks4 fp8 FP4LLM_ATTN_SPLIT_BLOCKS=4
+      ctx32k_run fp8-rows-blocks8 fp8 FP4LLM_ATTN_SPLIT_BLOCKS=8
+      bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+      bench_variant "$OUT" qwen3-8b-chain qwen3-8b 1,16 FP4LLM_ATTN_SPLIT_MERGE=chain
+      if [ "$(left)" -gt 120 ]; then
+        (cd build-gpu && timeout $(( $(left) - 20 )) ctest -R '^py_gpu_forward_split_blocks8$' > "$OUT/merge-py.log" 2>&1)
+        echo "py_gpu_forward_split_blocks8 (whole models, 32-key splits merged by rows): exit $? | $(grep -E 'tests passed|Failed|Timeout' "$OUT/merge-py.log" | head -3 | tr '\n' ' ')"
+      else echo "whole models with 32-key splits: skipped (time)"; fi
+      if [ "$(left)" -gt 150 ]; then
+        PROFILE_BENCH_ARGS="--input-len 32768 --output-len 4 --prefill-len 0 --max-num-batched-tokens 4096" \
+          timeout $(( $(left) - 10 )) bash tools/gpu_sass_profile.sh mma_decode_key_rows qwen3-8b 1 40
+      else echo "key-rows profile: skipped (time)"; fi
+    fi
+  } 2>&1 | tee "$OUT/variants-merge.md"
 fi
 if [ "$part" = profile2 ]; then
   {

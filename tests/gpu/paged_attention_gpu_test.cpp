@@ -34,6 +34,7 @@ struct Case {
   // keys and values come raw from q|k|v rows and the kernel normalises, rotates and stores them.
   bool rope = false;
   bool one_plus = false;  // Gemma3's (1 + w) gains, with rope
+  int64_t merge = cuda::kMergeByRows;  // how the last split merges the partial results
 };
 
 // The norm's epsilon in the rope cases: large enough (against mean squares of about 9) that a
@@ -191,6 +192,7 @@ void run_case(const Case& c, uint32_t seed) {
   p.max_blocks = max_blocks;
   p.splits = c.splits;
   p.min_split_keys = c.min_split_keys;
+  p.split_merge = c.merge;
   if (c.flash) {
     std::vector<cuda::QueryTile> tiles;
     int32_t first = 0;
@@ -354,6 +356,22 @@ TEST(GpuPagedAttention, MergesOverAHundredSplits) {
   run_case(c, 90);
   c.mma = true;
   run_with_both_caches(c, 91);
+}
+
+// Up to 188 splits of a token (more than the by-rows merge's 128 loaded at once), a group of 8,
+// and a token with a single split beside them: every merge, on both decode kernels.
+TEST(GpuPagedAttention, EveryMergeOfOver128Splits) {
+  FP4LLM_REQUIRE_GPU();
+  Case c{16, 2, 128, 0, true, 0.5f, 2.0f, {{6000, 1}, {40, 1}, {1, 1}}, 200};
+  c.min_split_keys = 32;
+  for (const int64_t merge : {cuda::kMergeByRows, cuda::kMergeChain, cuda::kMergeTwoPass}) {
+    SCOPED_TRACE("merge " + std::to_string(merge));
+    c.merge = merge;
+    c.mma = false;
+    run_case(c, 92);
+    c.mma = true;
+    run_with_both_caches(c, 93);
+  }
 }
 
 TEST(GpuFlashPrefill, CausalChunksOfSeveralSequences) {

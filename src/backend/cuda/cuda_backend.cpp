@@ -68,6 +68,15 @@ int64_t min_split_keys() {
   return keys;
 }
 
+// How the last split of a decode attention merges the splits' partial results
+// (FP4LLM_ATTN_SPLIT_MERGE: by rows by default; chain and two_pass, the former merges, to compare).
+int64_t split_merge() {
+  static const int64_t merge = knob_is("FP4LLM_ATTN_SPLIT_MERGE", "chain")      ? kMergeChain
+                               : knob_is("FP4LLM_ATTN_SPLIT_MERGE", "two_pass") ? kMergeTwoPass
+                                                                                : kMergeByRows;
+  return merge;
+}
+
 // Blocks per SM that decode attention's splits aim at (FP4LLM_ATTN_SPLIT_BLOCKS, 1 to 16; 2 by
 // default, to compare). At long contexts each warp walks its split's cache blocks one after
 // another (a chain of dependent instructions): more splits shorten the chains and put more warps
@@ -297,6 +306,7 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
   if (s.tokens <= kMaxDecodeRows) {
     p.splits = attention_splits(s.tokens, p.kv_heads, num_sms_);
     p.min_split_keys = min_split_keys();
+    p.split_merge = split_merge();
   }
   return p;
 }

@@ -23,7 +23,13 @@ struct AttentionParams {
   int64_t splits = 1;          // key-range splits per (token, kv head); each token divides its
                                // own range into `splits` multiples of 32 keys
   int64_t min_split_keys = 256;  // ... of at least this many keys (a multiple of 32)
+  int64_t split_merge = 0;       // how the last split merges them: kMergeByRows, kMergeChain, kMergeTwoPass
 };
+
+// The split merges (split_kv.cuh; FP4LLM_ATTN_SPLIT_MERGE): by rows is the default.
+inline constexpr int64_t kMergeByRows = 0, kMergeChain = 1, kMergeTwoPass = 2;
+// Query heads a kv head's by-rows merge holds (the largest group any decode kernel takes).
+inline constexpr int kMaxSplitMergeRows = 32;
 
 struct AttentionWorkspace {
   float* partial_out = nullptr;  // [tokens, heads, splits, head_dim]
