@@ -59,6 +59,10 @@
 #                                    splits aimed at 4 and 8 blocks a SM, batch 1/16 of Qwen3-8B,
 #                                    whole models with 32-key splits, then Nsight Compute over
 #                                    the 32k key-rows attention
+#   tools/gpu_variants.sh merge2     the merge by rows under memcheck and racecheck (the splits
+#                                    tests), 32k FP8 with splits aimed at 1 and 3 blocks a SM,
+#                                    Qwen3-30B-A3B and Gemma3-27B with the defaults, then Nsight
+#                                    Compute over the 32k key-rows attention
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -84,6 +88,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           keyrows|keyrows2) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           splits) echo "fp4llm gpu_paged_attention" ;;
           merge) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
+          merge2) echo "fp4llm gpu_paged_attention" ;;
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           profile2) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
@@ -543,17 +548,37 @@ if [ "$part" = merge ]; then
         echo "py_gpu_forward_split_blocks8 (whole models, 32-key splits merged by rows): exit $? | $(grep -E 'tests passed|Failed|Timeout' "$OUT/merge-py.log" | head -3 | tr '\n' ' ')"
       else echo "whole models with 32-key splits: skipped (time)"; fi
       if [ "$(left)" -gt 150 ]; then
-        PROFILE_BENCH_ARGS="--input-len 32768 --output-len 4 --prefill-len 0 --max-num-batched-tokens 4096" \
+        PROFILE_BENCH_ARGS="--input-len 32768 --output-len 5 --prefill-len 0 --max-num-batched-tokens 4096" \
           timeout $(( $(left) - 10 )) bash tools/gpu_sass_profile.sh mma_decode_key_rows qwen3-8b 1 40
       else echo "key-rows profile: skipped (time)"; fi
     fi
   } 2>&1 | tee "$OUT/variants-merge.md"
 fi
+if [ "$part" = merge2 ]; then
+  {
+    for tool in memcheck racecheck; do
+      [ "$(left)" -gt 100 ] || { echo "$tool gpu_paged_attention (splits): skipped (time)"; continue; }
+      timeout $(( $(left) - 60 )) compute-sanitizer --tool $tool build-gpu/gpu_paged_attention --gtest_brief=1 \
+        --gtest_filter='*Split*:*Merge*' > "$OUT/$tool-gpu_paged_attention.log" 2>&1
+      echo "$tool gpu_paged_attention (splits, every merge): exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/$tool-gpu_paged_attention.log" | tail -1)"
+    done
+    # With the merge no longer the cost, fewer or more splits again (2 / 4 / 8 blocks a SM: 1,241 /
+    # 1,628 / 1,799 us with the merge by rows, 2026-12-06).
+    for n in 1 3; do ctx32k_run fp8-rows-blocks$n fp8 FP4LLM_ATTN_SPLIT_BLOCKS=$n; done
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16,64
+    bench_variant "$OUT" qwen3-8b-b64 qwen3-8b 64
+    bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
+    if [ "$(left)" -gt 120 ]; then
+      PROFILE_BENCH_ARGS="--input-len 32768 --output-len 5 --prefill-len 0 --max-num-batched-tokens 4096" \
+        timeout $(( $(left) - 10 )) bash tools/gpu_sass_profile.sh mma_decode_key_rows qwen3-8b 1 40
+    else echo "key-rows profile: skipped (time)"; fi
+  } 2>&1 | tee "$OUT/variants-merge2.md"
+fi
 if [ "$part" = profile2 ]; then
   {
     # What bounds the key-rows attention: at 32k keys (Qwen3-8B, 14x its bytes) one launch of the
     # second decode step, at ~130 keys (Qwen3-30B-A3B batch 1) one of the third.
-    PROFILE_BENCH_ARGS="--input-len 32768 --output-len 4 --prefill-len 0 --max-num-batched-tokens 4096" \
+    PROFILE_BENCH_ARGS="--input-len 32768 --output-len 5 --prefill-len 0 --max-num-batched-tokens 4096" \
       timeout 200 bash tools/gpu_sass_profile.sh mma_decode_key_rows qwen3-8b 1 40
     mv "$OUT/sass-mma_decode_key_rows.csv" "$OUT/sass-key-rows-32k.csv" 2>/dev/null
     mv "$OUT/details-mma_decode_key_rows.txt" "$OUT/details-key-rows-32k.txt" 2>/dev/null
