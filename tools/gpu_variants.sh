@@ -63,6 +63,9 @@
 #                                    tests), 32k FP8 with splits aimed at 1 and 3 blocks a SM,
 #                                    Qwen3-30B-A3B and Gemma3-27B with the defaults, then Nsight
 #                                    Compute over the 32k key-rows attention
+#   tools/gpu_variants.sh ahead      the key-rows attention 2 and 3 FP8 cache blocks ahead: its
+#                                    tests, 32k FP8 (and BF16 for the ratio), batch 1/16 of
+#                                    Qwen3-8B and Qwen3-30B-A3B, 128-key splits at batch 1
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -89,6 +92,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           splits) echo "fp4llm gpu_paged_attention" ;;
           merge) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           merge2) echo "fp4llm gpu_paged_attention" ;;
+          ahead) echo "fp4llm gpu_paged_attention" ;;
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           profile2) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
@@ -573,6 +577,30 @@ if [ "$part" = merge2 ]; then
         timeout $(( $(left) - 10 )) bash tools/gpu_sass_profile.sh mma_decode_key_rows qwen3-8b 1 40
     else echo "key-rows profile: skipped (time)"; fi
   } 2>&1 | tee "$OUT/variants-merge2.md"
+fi
+if [ "$part" = ahead ]; then
+  {
+    # The 32k FP8 key-rows attention waits on its cache loads (half the stall samples at the block's
+    # first use, DRAM at 61%): more blocks in flight per warp.
+    ok=0
+    tests_passed ahead-tests.log '^gpu_paged_attention(_fp8_ahead2|_fp8_ahead3)?$' \
+      "gpu_paged_attention (default, FP8 2 and 3 blocks ahead)" && ok=1
+    if [ $ok = 1 ]; then
+      ctx32k_run fp8 fp8
+      ctx32k_run fp8-ahead2 fp8 FP4LLM_ATTN_FP8_AHEAD=2
+      ctx32k_run fp8-ahead3 fp8 FP4LLM_ATTN_FP8_AHEAD=3
+      ctx32k_run bf16 bf16
+      for m in qwen3-30b-a3b qwen3-8b; do
+        bench_variant "$OUT" $m $m 1,16
+        bench_variant "$OUT" $m-ahead2 $m 1,16 FP4LLM_ATTN_FP8_AHEAD=2
+        bench_variant "$OUT" $m-ahead3 $m 1,16 FP4LLM_ATTN_FP8_AHEAD=3
+      done
+      # Short splits at batch 1 again, now that the merge costs a few round trips (two-pass
+      # merge: 385.6 -> 336.2 tok/s with 128 keys).
+      bench_variant "$OUT" qwen3-30b-a3b-split-keys128 qwen3-30b-a3b 1 FP4LLM_ATTN_MIN_SPLIT_KEYS=128
+      ctx32k_run fp8-ahead3-blocks3 fp8 FP4LLM_ATTN_FP8_AHEAD=3 FP4LLM_ATTN_SPLIT_BLOCKS=3
+    fi
+  } 2>&1 | tee "$OUT/variants-ahead.md"
 fi
 if [ "$part" = profile2 ]; then
   {

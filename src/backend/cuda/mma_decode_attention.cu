@@ -349,7 +349,10 @@ __device__ __forceinline__ void merge_warps_and_store(const Args& a, const Merge
 // kAhead: cache blocks each warp requests ahead of the one it computes. An FP8 block is half the
 // bytes of a BF16 one, so at equal blocks ahead FP8 keeps half the bytes in flight; at 32k keys
 // the FP8 step costs 0.78 of the BF16 one instead of about half (H200, docs/PERFORMANCE.md).
-// FP4LLM_ATTN_FP8_AHEAD=2 or 3 gives FP8 two or three blocks ahead (not yet measured).
+// FP4LLM_ATTN_FP8_AHEAD=2 or 3 gives FP8 two or three blocks ahead. With the key rows and the
+// merge by rows, the 32k FP8 attention waits on its cache loads (Nsight Compute, H100: half the
+// stall samples at the first use of the block's words, DRAM at 61%, 8 warps a SM); 2 and 3 ahead
+// (178 and 210 registers at head_dim 128, still 2 blocks a SM) are measured against 1.
 // kRope: the block also takes the rope kernel's work (attention_rope.cuh).
 // C > 1 (FP4LLM_ATTN_CLUSTER, sm_90; off, see attention_cluster): each split is a cluster of C
 // blocks along z whose C x kWarps warps take every (C x kWarps)-th cache block of the split, merged through
@@ -728,13 +731,18 @@ bool key_rows_bounded() {
   static const bool on = knob_is("FP4LLM_ATTN_KEY_ROWS", "bounded");
   return on;
 }
+// FP4LLM_ATTN_FP8_AHEAD=2 or 3 reaches the key-rows kernel without the rope and without clusters
+// (one instance each per head_dim, to keep the unit's compile time); the former kernel otherwise.
 bool use_key_rows(const Args& a) {
-  return key_rows_requested() && a.p.heads / a.p.kv_heads <= 8 && (!a.p.fp8 || fp8_ahead() == 1);
+  return key_rows_requested() && a.p.heads / a.p.kv_heads <= 8 &&
+         (!a.p.fp8 || fp8_ahead() == 1 || (!a.rope.qkv && attention_cluster() == 1 && !key_rows_bounded()));
 }
 
 template <int D, bool kRope>
 void launch_key_rows(const Args& a, const dim3& grid, cudaStream_t stream) {
   if (a.p.fp8 && key_rows_bounded() && !kRope) launch_kernel<D, true, 1, false, Rows::kKeysBounded>(a, grid, stream);
+  else if (a.p.fp8 && !kRope && fp8_ahead() == 2) launch_clusters<D, true, 2, false, 1, kWarps, Rows::kKeys>(a, grid, stream);
+  else if (a.p.fp8 && !kRope && fp8_ahead() == 3) launch_clusters<D, true, 3, false, 1, kWarps, Rows::kKeys>(a, grid, stream);
   else if (a.p.fp8) launch_kernel<D, true, 1, kRope, Rows::kKeys>(a, grid, stream);
   else launch_kernel<D, false, 1, kRope, Rows::kKeys>(a, grid, stream);
 }
