@@ -66,10 +66,6 @@
 #   tools/gpu_variants.sh ahead      the key-rows attention 2 and 3 FP8 cache blocks ahead: its
 #                                    tests, 32k FP8 (and BF16 for the ratio), batch 1/16 of
 #                                    Qwen3-8B and Qwen3-30B-A3B, 128-key splits at batch 1
-#   tools/gpu_variants.sh slots      the decode attention's cache-block loop unrolled over the ring's
-#                                    slots (default): the attention tests (every kernel and knob),
-#                                    32k FP8 against the former ring and with 2 and 3 blocks ahead,
-#                                    BF16, batch 1/16 of Qwen3-8B and Qwen3-30B-A3B, whole models
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -97,7 +93,6 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           merge) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           merge2) echo "fp4llm gpu_paged_attention" ;;
           ahead) echo "fp4llm gpu_paged_attention" ;;
-          slots) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           profile2) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
@@ -606,32 +601,6 @@ if [ "$part" = ahead ]; then
       ctx32k_run fp8-ahead3-blocks3 fp8 FP4LLM_ATTN_FP8_AHEAD=3 FP4LLM_ATTN_SPLIT_BLOCKS=3
     fi
   } 2>&1 | tee "$OUT/variants-ahead.md"
-fi
-if [ "$part" = slots ]; then
-  {
-    # More blocks ahead measured no faster because the ring moved each block's words down a slot
-    # after the block, and a move waits on the load in flight; now each block's words stay in the
-    # slot their load wrote.
-    ok=0
-    tests_passed slots-tests.log '^gpu_paged_attention(_ring_moves|_fp8_ahead2|_fp8_ahead3|_query_rows|_cluster2)?$' \
-      "gpu_paged_attention (default, former ring, 2 and 3 ahead, former kernel, clusters of 2)" && ok=1
-    if [ $ok = 1 ]; then
-      ctx32k_run fp8 fp8
-      ctx32k_run fp8-ring-moves fp8 FP4LLM_ATTN_RING_MOVES=1
-      ctx32k_run fp8-ahead2 fp8 FP4LLM_ATTN_FP8_AHEAD=2
-      ctx32k_run fp8-ahead3 fp8 FP4LLM_ATTN_FP8_AHEAD=3
-      ctx32k_run bf16 bf16
-      for m in qwen3-8b qwen3-30b-a3b; do
-        bench_variant "$OUT" $m $m 1,16
-        bench_variant "$OUT" $m-ring-moves $m 1,16 FP4LLM_ATTN_RING_MOVES=1
-        bench_variant "$OUT" $m-ahead2 $m 1,16 FP4LLM_ATTN_FP8_AHEAD=2
-      done
-      if [ "$(left)" -gt 100 ]; then
-        (cd build-gpu && timeout $(( $(left) - 10 )) ctest -R '^py_gpu_forward$' > "$OUT/slots-py.log" 2>&1)
-        echo "py_gpu_forward (whole models against the CPU): exit $? | $(grep -E 'tests passed|Failed|Timeout' "$OUT/slots-py.log" | head -3 | tr '\n' ' ')"
-      else echo "whole models: skipped (time)"; fi
-    fi
-  } 2>&1 | tee "$OUT/variants-slots.md"
 fi
 if [ "$part" = profile2 ]; then
   {

@@ -280,9 +280,8 @@ __device__ __forceinline__ bool locate_block(const Args& a, DecodeBlock& b) {
 // bandwidth, bounds a short context, so the next kAhead blocks' keys and values are requested
 // before this block's arithmetic, and the block-table entry after those too. words[0]: the block
 // computed now.
-template <int D, bool kFp8, int kAheadBlocks, int kStrideBlocks>
+template <int D, bool kFp8, int kAhead, int kStride>
 struct CacheBlockRing {
-  static constexpr int kAhead = kAheadBlocks, kStride = kStrideBlocks;
   CacheBlockWords<D, kFp8> words[kAhead + 1];
   int next_entry = 0;
   // The first kAhead blocks from `lead` on.
@@ -294,50 +293,20 @@ struct CacheBlockRing {
                                   blk.table[lead + i * kStride], words[i]);
     if (lead + kAhead * kStride <= last) next_entry = blk.table[lead + kAhead * kStride];
   }
-  // Before block b's arithmetic: block b + kAhead * kStride requested into words[slot].
-  __device__ __forceinline__ void request_ahead(const Args& a, const DecodeBlock& blk, int b, int last, int slot) {
+  // Before block b's arithmetic: block b + kAhead * kStride requested.
+  __device__ __forceinline__ void request_ahead(const Args& a, const DecodeBlock& blk, int b, int last) {
     const int ahead = b + kAhead * kStride;
     if (ahead <= last) {
-      load_cache_block<D, kFp8>(a, blk.at.kv_head, blk.begin, blk.end, ahead, next_entry, words[slot]);
+      load_cache_block<D, kFp8>(a, blk.at.kv_head, blk.begin, blk.end, ahead, next_entry, words[kAhead]);
       if (ahead + kStride <= last) next_entry = blk.table[ahead + kStride];
     }
   }
-  // After block b's arithmetic, in the former order (kMoves): each block's words to slot 0.
+  // After block b's arithmetic.
   __device__ __forceinline__ void advance() {
 #pragma unroll
     for (int i = 0; i < kAhead; ++i) words[i] = words[i + 1];
   }
 };
-
-// The warp's cache blocks from `lead` to `last`, every kStride-th, each handed to attend(words, b)
-// after the block kAhead ahead is requested. The loop is unrolled kAhead + 1 times, so that a
-// block's words stay in the slot its load wrote: moving them one slot down after each block (the
-// former order, kMoves, FP4LLM_ATTN_RING_MOVES=1) reads registers whose loads are in flight, and a
-// move waits on its load like a use does, so that whatever kAhead only the next block's load was
-// in flight during a block's arithmetic (2 and 3 ahead measured no faster: H200, 2026-12-06, 32k
-// FP8 1,093 / 1,116 / 1,170 us a step for 1 / 2 / 3).
-template <bool kMoves, class Ring, class Attend>
-__device__ __forceinline__ void for_each_cache_block(const Args& a, const DecodeBlock& blk, Ring& ring, int lead,
-                                                     int last, Attend&& attend) {
-  constexpr int kAhead = Ring::kAhead, kStride = Ring::kStride;
-  if constexpr (kMoves) {
-    for (int b = lead; b <= last; b += kStride) {
-      ring.request_ahead(a, blk, b, last, kAhead);
-      attend(ring.words[0], b);
-      ring.advance();
-    }
-  } else {
-    for (int first = lead; first <= last; first += (kAhead + 1) * kStride) {
-#pragma unroll
-      for (int j = 0; j <= kAhead; ++j) {
-        const int b = first + j * kStride;
-        if (b > last) break;
-        ring.request_ahead(a, blk, b, last, (j + kAhead) % (kAhead + 1));
-        attend(ring.words[j], b);
-      }
-    }
-  }
-}
 
 // The end of both decode kernels: the W warps' results (m and l in `r`, outputs in o_s as rows
 // warp * group + head of `layout`, all written before the call) merged into the block's, then
@@ -441,11 +410,12 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
   __shared__ NewRowShared<D, kFp8, kRope> new_rows;
   const bool writer = kRope && end == pos + 1;
   if constexpr (kRope) rope_in_block<D, kFp8>(a, tok, kv_head, group, pos, qscale, writer, new_rows, qa);
-  for_each_cache_block<false>(a, block, ring, first_block + lead, last_block, [&](CacheBlockWords<D, kFp8>& w, int b) {
+  for (int b = first_block + lead; b <= last_block; b += kStride) {
+    ring.request_ahead(a, block, b, last_block);
     if constexpr (kRope)
-      if (writer && b == last_block) patch_new_rows<D, kFp8>(w, b * kBlockSize, pos, new_rows);
-    const auto& kw = w.kw;
-    const auto& vw = w.vw;
+      if (writer && b == last_block) patch_new_rows<D, kFp8>(ring.words[0], b * kBlockSize, pos, new_rows);
+    const auto& kw = ring.words[0].kw;
+    const auto& vw = ring.words[0].vw;
     // S = q K^T for the block's 16 keys: n-tile j holds keys 8j..8j+7, column g = key 8j + g.
     float c[2][4] = {};
 #pragma unroll
@@ -507,7 +477,8 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
     for (int n = 0; n < kTiles; ++n) {
       mma16816<kFp8>(o[n], pa, value_pair<kFp8>(vw[0], vw[1], n), value_pair<kFp8>(vw[2], vw[3], n));
     }
-  });
+    ring.advance();
+  }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
@@ -546,10 +517,7 @@ __global__ void __launch_bounds__(W * 32) mma_decode_kernel(Args a) {
 // 128 registers at head_dim 128 without spills, against 3 blocks at the 146 it takes unbounded;
 // measured slower, H100 2026-12-06: 32k FP8 attention 1,520 against 1,506 us a step).
 // kRope: as in mma_decode_kernel, the block also takes the rope kernel's work.
-// kMoves: the cache blocks' words moved between ring slots after each block, as before the
-// twentieth session (FP4LLM_ATTN_RING_MOVES=1, for the A/B; see for_each_cache_block).
-template <int D, bool kFp8, int kAhead = 1, bool kRope = false, int C = 1, int W = kWarps, int kMinBlocks = 1,
-          bool kMoves = false>
+template <int D, bool kFp8, int kAhead = 1, bool kRope = false, int C = 1, int W = kWarps, int kMinBlocks = 1>
 __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel(Args a) {
   static_assert(C == 1 || !kRope, "the rope's writer is one block of the last split");
   let_dependents_start();
@@ -599,11 +567,12 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) qb[s][0] = qa[s][0], qb[s][1] = qa[s][2];
   }
-  for_each_cache_block<kMoves>(a, block, ring, first_block + lead, last_block, [&](CacheBlockWords<D, kFp8>& w, int b) {
+  for (int b = first_block + lead; b <= last_block; b += kStride) {
+    ring.request_ahead(a, block, b, last_block);
     if constexpr (kRope)
-      if (writer && b == last_block) patch_new_rows<D, kFp8>(w, b * kBlockSize, pos, new_rows);
-    const auto& kw = w.kw;
-    const auto& vw = w.vw;
+      if (writer && b == last_block) patch_new_rows<D, kFp8>(ring.words[0], b * kBlockSize, pos, new_rows);
+    const auto& kw = ring.words[0].kw;
+    const auto& vw = ring.words[0].vw;
     // S^T: rows g and g+8 are keys 16b + g and 16b + 8 + g; two chains of k-steps, summed.
     float c[4] = {}, c_odd[4] = {};
 #pragma unroll
@@ -658,7 +627,8 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
                               value_pair<kFp8>(vw[2], vw[3], i), value_pair<kFp8>(vw[2], vw[3], kSlice / 2 + i)};
       mma16816<kFp8>(o[i], va, pb0, pb1);
     }
-  });
+    ring.advance();
+  }
 #pragma unroll
   for (int r = 0; r < 2; ++r)
 #pragma unroll
@@ -683,14 +653,12 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
 
 // Which decode kernel a launch takes: the query group as the MMA's rows (mma_decode_kernel), or
 // the keys (mma_decode_key_rows_kernel), free or held to 4 blocks a SM (FP4LLM_ATTN_KEY_ROWS).
-// kKeysMoves: the key rows with the former ring (FP4LLM_ATTN_RING_MOVES=1).
-enum class Rows { kQueries, kKeys, kKeysBounded, kKeysMoves };
+enum class Rows { kQueries, kKeys, kKeysBounded };
 
 template <int D, bool kFp8, int kAhead, bool kRope, int C, int W, Rows kRows>
 constexpr auto decode_kernel() {
   if constexpr (kRows == Rows::kKeysBounded) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, kRope, C, W, 4>;
   else if constexpr (kRows == Rows::kKeys) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, kRope, C, W>;
-  else if constexpr (kRows == Rows::kKeysMoves) return &mma_decode_key_rows_kernel<D, kFp8, kAhead, kRope, C, W, 1, true>;
   else return &mma_decode_kernel<D, kFp8, kAhead, kRope, C, W>;
 }
 
@@ -765,13 +733,6 @@ bool key_rows_bounded() {
 }
 // FP4LLM_ATTN_FP8_AHEAD=2 or 3 reaches the key-rows kernel without the rope and without clusters
 // (one instance each per head_dim, to keep the unit's compile time); the former kernel otherwise.
-// FP4LLM_ATTN_RING_MOVES=1: the FP8 key-rows kernel one block ahead, without the rope and
-// clusters, moves each block's words between ring slots (the order before the twentieth session).
-bool ring_moves_requested() {
-  static const bool on = knob_is("FP4LLM_ATTN_RING_MOVES", "1");
-  return on;
-}
-
 bool use_key_rows(const Args& a) {
   return key_rows_requested() && a.p.heads / a.p.kv_heads <= 8 &&
          (!a.p.fp8 || fp8_ahead() == 1 || (!a.rope.qkv && attention_cluster() == 1 && !key_rows_bounded()));
@@ -780,8 +741,6 @@ bool use_key_rows(const Args& a) {
 template <int D, bool kRope>
 void launch_key_rows(const Args& a, const dim3& grid, cudaStream_t stream) {
   if (a.p.fp8 && key_rows_bounded() && !kRope) launch_kernel<D, true, 1, false, Rows::kKeysBounded>(a, grid, stream);
-  else if (a.p.fp8 && !kRope && fp8_ahead() == 1 && ring_moves_requested())
-    launch_clusters<D, true, 1, false, 1, kWarps, Rows::kKeysMoves>(a, grid, stream);
   else if (a.p.fp8 && !kRope && fp8_ahead() == 2) launch_clusters<D, true, 2, false, 1, kWarps, Rows::kKeys>(a, grid, stream);
   else if (a.p.fp8 && !kRope && fp8_ahead() == 3) launch_clusters<D, true, 3, false, 1, kWarps, Rows::kKeys>(a, grid, stream);
   else if (a.p.fp8) launch_kernel<D, true, 1, kRope, Rows::kKeys>(a, grid, stream);
