@@ -604,7 +604,7 @@ if [ "$part" = ahead ]; then
 fi
 if [ "$part" = profile2 ]; then
   {
-    # What bounds the key-rows attention: at 32k keys (Qwen3-8B, 14x its bytes) one launch of the
+    # What bounds the key-rows attention: at 32k keys (Qwen3-8B, 64% of the copy bandwidth) one launch of the
     # second decode step, at ~130 keys (Qwen3-30B-A3B batch 1) one of the third.
     PROFILE_BENCH_ARGS="--input-len 32768 --output-len 5 --prefill-len 0 --max-num-batched-tokens 4096" \
       timeout 200 bash tools/gpu_sass_profile.sh mma_decode_key_rows qwen3-8b 1 40

@@ -1,9 +1,10 @@
-// Prefill products in FP8 (FP4LLM_FP8_PREFILL=1, off by default, not yet measured): the NVFP4
-// weight dequantized to E4M3 rows under a per-row scale, the BF16 activations quantized to E4M3
-// under a per-token scale, and cuBLASLt's FP8 tensor-core GEMM (twice BF16's peak) applying both
-// scale vectors to its FP32 sums. cuBLASLt offers these outer-vector scales on Hopper only (sm_90;
-// Ada has tensor-wide FP8 scales), so elsewhere the constructor refuses. The CPU backend's linear_fp8 computes the
-// same quantities (its accuracy: docs/ACCURACY.md).
+// Prefill products in FP8 (FP4LLM_FP8_PREFILL=1, off by default: measured slower,
+// docs/PERFORMANCE.md): the NVFP4 weight dequantized to E4M3 rows under a per-row scale, the BF16
+// activations quantized to E4M3 under a per-token scale, and cuBLASLt's FP8 tensor-core GEMM (twice
+// BF16's peak) applying both scale vectors to its FP32 sums. cuBLASLt offers these outer-vector
+// scales on Hopper only (sm_90; Ada has tensor-wide FP8 scales), so elsewhere the constructor
+// refuses. The CPU backend's linear_fp8 computes the same quantities (its accuracy:
+// docs/ACCURACY.md).
 #pragma once
 
 #include <cublasLt.h>

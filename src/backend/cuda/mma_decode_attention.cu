@@ -350,9 +350,11 @@ __device__ __forceinline__ void merge_warps_and_store(const Args& a, const Merge
 // bytes of a BF16 one, so at equal blocks ahead FP8 keeps half the bytes in flight; at 32k keys
 // the FP8 step costs 0.78 of the BF16 one instead of about half (H200, docs/PERFORMANCE.md).
 // FP4LLM_ATTN_FP8_AHEAD=2 or 3 gives FP8 two or three blocks ahead. With the key rows and the
-// merge by rows, the 32k FP8 attention waits on its cache loads (Nsight Compute, H100: half the
-// stall samples at the first use of the block's words, DRAM at 61%, 8 warps a SM); 2 and 3 ahead
-// (178 and 210 registers at head_dim 128, still 2 blocks a SM) are measured against 1.
+// merge by rows the 32k FP8 attention waits on its cache loads (Nsight Compute, H100: half the
+// stall samples at the first use of the block's words, DRAM at 61%, 8 warps a SM), yet 2 and 3
+// ahead (178 and 210 registers at head_dim 128, still 2 blocks a SM) were no faster (H200,
+// 2026-12-06: 1,093 / 1,116 / 1,170 us a step for 1 / 2 / 3), nor with the loop unrolled over the
+// ring's slots so that no words move between registers (H100: 1,249 / 1,257 / 1,258; reverted).
 // kRope: the block also takes the rope kernel's work (attention_rope.cuh).
 // C > 1 (FP4LLM_ATTN_CLUSTER, sm_90; off, see attention_cluster): each split is a cluster of C
 // blocks along z whose C x kWarps warps take every (C x kWarps)-th cache block of the split, merged through
@@ -711,7 +713,7 @@ void launch_kernel(const Args& a, const dim3& grid, cudaStream_t stream) {
   launch_clusters<D, kFp8, kAhead, kRope, 1, kWarps, kRows>(a, grid, stream);
 }
 
-// Cache blocks the FP8 kernel requests ahead (FP4LLM_ATTN_FP8_AHEAD, 1 to 3; more than 1 not yet measured).
+// Cache blocks the FP8 kernel requests ahead (FP4LLM_ATTN_FP8_AHEAD, 1 to 3; more measured no faster).
 int fp8_ahead() {
   static const int ahead = int(std::clamp<int64_t>(knob_int("FP4LLM_ATTN_FP8_AHEAD", 1), 1, 3));
   return ahead;
