@@ -66,6 +66,10 @@
 #   tools/gpu_variants.sh ahead      the key-rows attention 2 and 3 FP8 cache blocks ahead: its
 #                                    tests, 32k FP8 (and BF16 for the ratio), batch 1/16 of
 #                                    Qwen3-8B and Qwen3-30B-A3B, 128-key splits at batch 1
+#   tools/gpu_variants.sh layout     the cache blocks in head-major order (FP4LLM_KV_LAYOUT): the
+#                                    tests of every kernel that writes or reads the cache under
+#                                    it, 32k FP8 and BF16 in both orders, batch 1/16 of Qwen3-8B
+#                                    and Qwen3-30B-A3B, a 2,048-token prompt, whole models
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -93,6 +97,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           merge) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           merge2) echo "fp4llm gpu_paged_attention" ;;
           ahead) echo "fp4llm gpu_paged_attention" ;;
+          layout) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear fp4llm_forward_dump" ;;
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           profile2) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
@@ -601,6 +606,32 @@ if [ "$part" = ahead ]; then
       ctx32k_run fp8-ahead3-blocks3 fp8 FP4LLM_ATTN_FP8_AHEAD=3 FP4LLM_ATTN_SPLIT_BLOCKS=3
     fi
   } 2>&1 | tee "$OUT/variants-ahead.md"
+fi
+if [ "$part" = layout ]; then
+  {
+    # The 32k FP8 attention reads 64% of the copy bandwidth, the BF16 one 81%, and more loads in
+    # flight did not help (twentieth session): each warp reads a kv head's 16 keys of a block as 16
+    # rows 1 KB apart, 128 bytes each with FP8. Head-major blocks make them one 2 KB run.
+    ok=0
+    tests_passed layout-tests.log '^gpu_(paged_attention_head_major(_former_kernels)?|nvfp4_linear_head_major)$' \
+      "every cache writer and reader in head-major order (default and former kernels)" && ok=1
+    if [ $ok = 1 ]; then
+      ctx32k_run fp8 fp8
+      ctx32k_run fp8-head-major fp8 FP4LLM_KV_LAYOUT=head_major
+      ctx32k_run bf16 bf16
+      ctx32k_run bf16-head-major bf16 FP4LLM_KV_LAYOUT=head_major
+      for m in qwen3-8b qwen3-30b-a3b; do
+        bench_variant "$OUT" $m $m 1,16
+        bench_variant "$OUT" $m-head-major $m 1,16 FP4LLM_KV_LAYOUT=head_major
+      done
+      prefill_run qwen3-8b defaults
+      prefill_run qwen3-8b head-major FP4LLM_KV_LAYOUT=head_major
+      if [ "$(left)" -gt 150 ]; then
+        (cd build-gpu && timeout $(( $(left) - 10 )) ctest -R '^py_gpu_forward_head_major(_rope_in_attention)?$' > "$OUT/layout-py.log" 2>&1)
+        echo "py_gpu_forward_head_major, _rope_in_attention: exit $? | $(grep -E 'tests passed|Failed|Timeout' "$OUT/layout-py.log" | head -3 | tr '\n' ' ')"
+      else echo "whole models in head-major order: skipped (time)"; fi
+    fi
+  } 2>&1 | tee "$OUT/variants-layout.md"
 fi
 if [ "$part" = profile2 ]; then
   {

@@ -17,10 +17,10 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_ATTN_PADDED_MERGE",     "FP4LLM_ATTN_SPLIT_BLOCKS",     "FP4LLM_ATTN_SPLIT_MERGE",      "FP4LLM_ATTN_WARPS",
     "FP4LLM_EXPERTS_WGMMA",         "FP4LLM_FLASH_HEADS",           "FP4LLM_FLASH_MASK_EVERY_TILE", "FP4LLM_FLASH_PIPELINED",
     "FP4LLM_FLASH_UNPADDED",        "FP4LLM_FLASH_WGMMA",           "FP4LLM_FP8_PREFILL",           "FP4LLM_GEMV_KERNEL",
-    "FP4LLM_GEMV_MIN_CHUNKS",       "FP4LLM_GEMV_MIN_CHUNKS_WIDE",  "FP4LLM_GPU_NARROWING",         "FP4LLM_MMA_ATTENTION",
-    "FP4LLM_NORM_PROLOGUE",         "FP4LLM_OMIT_STAGE",            "FP4LLM_PDL",                   "FP4LLM_PREFILL_SLICE_ROWS",
-    "FP4LLM_ROPE_IN_ATTENTION",     "FP4LLM_ROPE_WARPS",            "FP4LLM_ROUTING_IN_EXPERTS",    "FP4LLM_WGMMA_CLUSTER",
-    "FP4LLM_WGMMA_RING",            "FP4LLM_WGMMA_SHARE_X"};
+    "FP4LLM_GEMV_MIN_CHUNKS",       "FP4LLM_GEMV_MIN_CHUNKS_WIDE",  "FP4LLM_GPU_NARROWING",         "FP4LLM_KV_LAYOUT",
+    "FP4LLM_MMA_ATTENTION",         "FP4LLM_NORM_PROLOGUE",         "FP4LLM_OMIT_STAGE",            "FP4LLM_PDL",
+    "FP4LLM_PREFILL_SLICE_ROWS",    "FP4LLM_ROPE_IN_ATTENTION",     "FP4LLM_ROPE_WARPS",            "FP4LLM_ROUTING_IN_EXPERTS",
+    "FP4LLM_WGMMA_CLUSTER",         "FP4LLM_WGMMA_RING",            "FP4LLM_WGMMA_SHARE_X"};
 
 // False for a value of a knob with named values that no code selects on (a retired variant);
 // true for every other knob and value.
@@ -28,6 +28,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_GEMV_KERNEL") return value == "ring" || value == "wgmma" || value == "wgmma_wide";
   if (name == "FP4LLM_ATTN_CLUSTER") return value == "1" || value == "2" || value == "4" || value == "8";
   if (name == "FP4LLM_ATTN_WARPS") return value == "4" || value == "8";
+  if (name == "FP4LLM_KV_LAYOUT") return value == "slot_major" || value == "head_major";
   if (name == "FP4LLM_ATTN_SPLIT_MERGE") return value == "rows" || value == "chain" || value == "two_pass";
   if (name == "FP4LLM_ATTN_KEY_ROWS") return value == "0" || value == "1" || value == "bounded";
   if (name == "FP4LLM_FLASH_HEADS") return value == "1" || value == "2" || value == "4";

@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "backend/cpu/cpu_ops.hpp"
+#include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
 #include "formats/number_formats.hpp"
 #include "gpu_test_support.hpp"
@@ -538,6 +539,7 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
       for (const bool fp8 : {false, true}) {
         cuda::RopeCacheParams rp;
         rp.heads = hs.heads, rp.kv_heads = hs.kv, rp.head_dim = hs.dim, rp.one_plus = one_plus, rp.fp8 = fp8;
+        rp.head_major_cache = cuda::kv_cache_head_major();  // FP4LLM_KV_LAYOUT, as the backend reads it
         rp.k_scale = fp8 ? float(k_amax / 400) : 1.0f, rp.v_scale = fp8 ? float(v_amax / 400) : 1.0f;  // no saturation
         const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
         const auto pos_d = cuda::DeviceBuffer<int32_t>::from_host(positions);
@@ -567,7 +569,8 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
               } else {
                 const bool is_k = head < hs.heads + hs.kv;
                 const int64_t kv_head = is_k ? head - hs.heads : head - hs.heads - hs.kv;
-                const size_t at = size_t((slots[size_t(t)] * hs.kv + kv_head) * hs.dim + i);
+                const size_t at = size_t(
+                    cuda::cache_row_offset(slots[size_t(t)], kv_head, hs.kv, hs.dim, rp.head_major_cache) + i);
                 const std::vector<uint8_t>& c = is_k ? k_cache : v_cache;
                 const float scale = is_k ? rp.k_scale : rp.v_scale;
                 uint16_t b = 0;

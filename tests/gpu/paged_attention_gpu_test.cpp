@@ -7,6 +7,7 @@
 #include <random>
 
 #include "backend/cuda/flash_prefill.hpp"
+#include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/paged_attention.hpp"
 #include "formats/number_formats.hpp"
 #include "gpu_test_support.hpp"
@@ -78,12 +79,12 @@ float cache_value(const std::vector<uint8_t>& cache, size_t element, bool fp8) {
 void check_new_keys_and_values(const Case& c, const std::vector<uint8_t>& k_gpu, const std::vector<uint8_t>& v_gpu,
                                std::vector<uint8_t>& k, std::vector<uint8_t>& v, const std::vector<int64_t>& slots,
                                const std::vector<std::vector<double>>& roped) {
-  const int64_t D = c.head_dim, row = c.kv_heads * D, esize = c.fp8 ? 1 : 2;
+  const int64_t D = c.head_dim, esize = c.fp8 ? 1 : 2;
   std::vector<bool> is_new(k.size() / size_t(esize), false);
   for (size_t t = 0; t < slots.size(); ++t)
     for (int64_t h = 0; h < c.kv_heads; ++h)
       for (int64_t d = 0; d < D; ++d) {
-        const size_t at = size_t(slots[t] * row + h * D + d);
+        const size_t at = size_t(cuda::cache_row_offset(slots[t], h, c.kv_heads, D, cuda::kv_cache_head_major()) + d);
         is_new[at] = true;
         for (const bool key : {true, false}) {
           const double want = roped[t][size_t((c.heads + (key ? 0 : c.kv_heads) + h) * D + d)];
@@ -187,6 +188,7 @@ void run_case(const Case& c, uint32_t seed) {
   p.window = c.window;
   p.scale = 1.0f / std::sqrt(float(D));
   p.fp8 = c.fp8;
+  p.head_major_cache = cuda::kv_cache_head_major();  // FP4LLM_KV_LAYOUT, as the backend reads it
   p.k_scale = c.k_scale;
   p.v_scale = c.v_scale;
   p.max_blocks = max_blocks;
@@ -213,6 +215,7 @@ void run_case(const Case& c, uint32_t seed) {
     const auto freq_d = cuda::DeviceBuffer<float>::from_host(inv_freq);
     cuda::RopeCacheParams rp;
     rp.heads = c.heads, rp.kv_heads = c.kv_heads, rp.head_dim = D, rp.one_plus = c.one_plus, rp.fp8 = c.fp8;
+    rp.head_major_cache = p.head_major_cache;
     rp.eps = float(kRopeEps);
     rp.k_scale = c.k_scale, rp.v_scale = c.v_scale;
     const cuda::RopeCacheIo io{pd.data(), slots_d.data(), qn_d.data(), kn_d.data(), freq_d.data(), nullptr,
@@ -241,7 +244,8 @@ void run_case(const Case& c, uint32_t seed) {
     for (int64_t h = 0; h < c.heads; ++h) {
       const int64_t g = h / group;
       const auto at = [&](int64_t key) {
-        return size_t(((table[size_t(key / kBlock)] * kBlock + key % kBlock) * c.kv_heads + g) * D);
+        return size_t(cuda::cache_row_offset(table[size_t(key / kBlock)] * kBlock + key % kBlock, g, c.kv_heads, D,
+                                             p.head_major_cache));
       };
       std::vector<double> score;
       for (int64_t j = first; j <= pos; ++j) {

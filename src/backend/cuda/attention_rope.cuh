@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/paged_attention.hpp"
 #include "backend/cuda/rms_norm.cuh"
@@ -46,6 +47,7 @@ struct RopeInAttentionArgs {
 inline RopeInAttentionArgs rope_in_attention_args(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
                                                   const AttentionParams& p) {
   if (rp.heads != p.heads || rp.kv_heads != p.kv_heads || rp.head_dim != p.head_dim || rp.fp8 != p.fp8 ||
+      rp.head_major_cache != p.head_major_cache ||
       (p.fp8 && (rp.k_scale != p.k_scale || rp.v_scale != p.v_scale)))
     throw_error("RoPE in the decode attention: the rope and attention parameters describe different heads or caches");
   RopeInAttentionArgs r;
@@ -169,7 +171,7 @@ __device__ __forceinline__ void rope_group_in_shared(const RopeInAttentionArgs& 
   for (int i = int(threadIdx.x); i < group * D; i += int(blockDim.x)) q_s[i] = row[size_t(kv_head) * group * D + i];
   rope_angles<D>(r, pos, cos_s, sin_s);
   __syncthreads();
-  const size_t cache_at = writer ? size_t(r.slots[tok] * p.kv_heads + kv_head) * D : 0;
+  const size_t cache_at = writer ? size_t(cache_row_offset(r.slots[tok], kv_head, p.kv_heads, D, p.head_major_cache)) : 0;
   const float* k_row = row + size_t(p.heads + kv_head) * D;
   const int units = group + (writer ? 2 : 0);
   for (int u = warp; u < units; u += int(blockDim.x) / 32) {

@@ -10,6 +10,7 @@
 
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cuda/flash_prefill.hpp"
+#include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/narrow_rows.hpp"
 #include "formats/number_formats.hpp"
@@ -134,6 +135,8 @@ struct CudaBackend::Step {
   size_t window_tables_at = 0, window_slots_at = 0;
   size_t bytes = 0;
 };
+
+static_assert(KvCacheConfig::kBlockSize == kCacheBlockSlots, "kv_cache_layout.hpp's blocks are the cache's");
 
 CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enforce_eager, Communicator comm)
     : model_(std::move(model)), enforce_eager_(enforce_eager), cache_(cache), comm_(comm) {
@@ -300,6 +303,7 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
   p.window = c.layer_sliding[size_t(layer)] ? c.sliding_window : 0;
   p.scale = float(c.attention_scale);
   p.fp8 = cache_.dtype == KvCacheDtype::Fp8E4M3;
+  p.head_major_cache = kv_cache_head_major();
   p.k_scale = p.fp8 ? L.kv_scales.k : 1.0f;
   p.v_scale = p.fp8 ? L.kv_scales.v : 1.0f;
   p.max_blocks = std::max<int64_t>(s.max_blocks, 1);
@@ -335,6 +339,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   rp.eps = float(c.rms_norm_eps);
   rp.one_plus = gemma;
   rp.fp8 = cache_.dtype == KvCacheDtype::Fp8E4M3;
+  rp.head_major_cache = kv_cache_head_major();
   rp.k_scale = L.kv_scales.k;
   rp.v_scale = L.kv_scales.v;
   const float* inv_freq = c.layer_sliding[size_t(index)] ? inv_freq_sliding_.data() : inv_freq_full_.data();

@@ -9,6 +9,7 @@
 #include "backend/cuda/flash_prefill_pipelined.cuh"
 #include "backend/cuda/flash_softmax.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
+#include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/mma_bf16.cuh"
 #include "util/tuning_knob.hpp"
 
@@ -18,7 +19,7 @@ namespace {
 
 constexpr int kWarps = 4;        // 16 query rows each
 constexpr int kKeys = 64;        // keys per tile
-constexpr int kBlockSize = 16;   // tokens per cache block
+constexpr int kBlockSize = int(kCacheBlockSlots);  // tokens per cache block
 constexpr int kPad = 8;          // BF16 elements of row padding: conflict-free fragment loads
 
 using Args = FlashArgs;
@@ -67,8 +68,8 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
       const int key = i / (D / 16), c = (i % (D / 16)) * 16, abs_key = k0 + key;
       float kf[16], vf[16];
       if (abs_key <= last) {
-        const size_t at = size_t(((int64_t(table[abs_key / kBlockSize]) * kBlockSize + abs_key % kBlockSize) *
-                                  a.p.kv_heads + kv_head) * D + c);
+        const size_t at = size_t(cache_row_offset(int64_t(table[abs_key / kBlockSize]) * kBlockSize + abs_key % kBlockSize,
+                                                  kv_head, a.p.kv_heads, D, a.p.head_major_cache) + c);
         load_cache<16, kFp8>(a.k, at, kf);
         load_cache<16, kFp8>(a.v, at, vf);
       } else {

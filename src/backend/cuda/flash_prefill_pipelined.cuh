@@ -21,6 +21,7 @@
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/flash_softmax.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
+#include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/mma_16bit.cuh"
 #include "backend/cuda/wgmma_bf16.cuh"
 
@@ -40,7 +41,7 @@ struct FlashArgs : AttentionInputs {
 template <int D, bool kFp8, int kHeads = 1>
 struct PipelinedTile {
   static constexpr int kKeys = 64;                      // keys per tile, query rows per head
-  static constexpr int kBlockTokens = 16;               // tokens per cache block
+  static constexpr int kBlockTokens = int(kCacheBlockSlots);  // tokens per cache block
   static constexpr int kRow = D + 8;                    // 16-bit elements per row of Q, K and V
   static constexpr int kRawRow = D * (kFp8 ? 1 : 2);    // bytes of one cached key or value row
   static constexpr int kPlane = kKeys * kRow;           // elements of one of Q, K, V
@@ -91,8 +92,8 @@ __device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* 
     const uint8_t* src = which ? a.v : a.k;
     if (valid) {
       const int entry = entries[abs_key / T::kBlockTokens - k0 / T::kBlockTokens];
-      src += (size_t(int64_t(entry) * T::kBlockTokens + abs_key % T::kBlockTokens) * size_t(a.p.kv_heads) +
-              size_t(kv_head)) * T::kRawRow + size_t(c) * 16;
+      src += size_t(cache_row_offset(int64_t(entry) * T::kBlockTokens + abs_key % T::kBlockTokens, kv_head,
+                                     a.p.kv_heads, T::kRawRow, a.p.head_major_cache)) + size_t(c) * 16;
     }
     const int slot = kWgmma ? c ^ (key & T::kSwizzle) : c;
     copy_async16_or_zero(raw + (which * T::kKeys + key) * T::kRawRow + slot * 16, src, valid);

@@ -5,6 +5,7 @@
 
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/rms_norm.cuh"
@@ -148,7 +149,7 @@ __device__ __forceinline__ void store_head_pair(const RopeCacheParams& p, int64_
   }
   const bool is_k = head < p.heads + p.kv_heads;
   const int64_t kv_head = is_k ? head - p.heads : head - p.heads - p.kv_heads;
-  const size_t at = size_t((slot * p.kv_heads + kv_head) * D);
+  const size_t at = size_t(cache_row_offset(slot, kv_head, p.kv_heads, D, p.head_major_cache));
   void* cache = is_k ? k_cache : v_cache;
   const float scale = is_k ? p.k_scale : p.v_scale;
   store_cache(cache, at + i, a, scale, p.fp8);

@@ -46,6 +46,7 @@ struct RopeCacheParams {
   float eps = 1e-6f;
   bool one_plus = false;
   bool fp8 = true;
+  bool head_major_cache = false;  // the cache blocks' order (kv_cache_layout.hpp)
   float k_scale = 1.0f, v_scale = 1.0f;
 };
 // Where the step reads and writes (device arrays).

@@ -15,6 +15,7 @@
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
+#include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/mma_16bit.cuh"
 #include "backend/cuda/paged_attention.hpp"
 #include "backend/cuda/split_kv.cuh"
@@ -29,7 +30,7 @@ namespace {
 // against 372.6, the 32k attention 1,703 against 1,705 us a step): at 194 registers one block of
 // 8 warps fills an SM, as two of 4 do.
 constexpr int kWarps = 4;
-constexpr int kBlockSize = 16;         // tokens per cache block
+constexpr int kBlockSize = int(kCacheBlockSlots);  // tokens per cache block
 
 // Where the warp merge keeps element d of row `row` (warp w's head h: row w * group + h) in shared
 // memory. A lane holds its outputs in the PV permutation (column c = d / (D/8) of n-tile d % (D/8)),
@@ -156,8 +157,10 @@ __device__ __forceinline__ void load_cache_block(const Args& a, int kv_head, int
                                                  CacheBlockWords<D, kFp8>& r) {
   using Words = CacheBlockWords<D, kFp8>;
   const int lane = threadIdx.x % 32, g = lane >> 2, t = lane & 3;
-  const size_t row_stride = size_t(a.p.kv_heads) * D * Words::kElem;  // bytes between consecutive slots
-  const size_t base = (size_t(entry) * kBlockSize * a.p.kv_heads + kv_head) * D * Words::kElem;
+  constexpr int kRowBytes = D * Words::kElem;
+  const size_t row_stride = size_t(cache_slot_stride(a.p.kv_heads, kRowBytes, a.p.head_major_cache));  // bytes
+  const size_t base = size_t(cache_row_offset(int64_t(entry) * kBlockSize, kv_head, a.p.kv_heads, kRowBytes,
+                                              a.p.head_major_cache));
 #pragma unroll
   for (int j = 0; j < 2; ++j) {
     const int key = b * kBlockSize + 8 * j + g;
@@ -214,7 +217,7 @@ __device__ __forceinline__ void rope_in_block(const Args& a, int tok, int kv_hea
                                               rows.sin, pack, qa);
   if (writer && warp < 2) {  // warp 0 the key, warp 1 the value
     const float* k_row = row + size_t(a.p.heads + kv_head) * D;
-    const size_t cache_at = size_t(a.rope.slots[tok] * a.p.kv_heads + kv_head) * D;
+    const size_t cache_at = size_t(cache_row_offset(a.rope.slots[tok], kv_head, a.p.kv_heads, D, a.p.head_major_cache));
     warp_store_new_row<D>(warp == 0, a.rope, a.p, k_row, cache_at, rows.cos, rows.sin,
                           warp == 0 ? rows.key : rows.value);
   }

@@ -5,6 +5,7 @@
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
+#include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/warp_reduce.cuh"
 #include "backend/cuda/paged_attention.hpp"
 #include "backend/cuda/split_kv.cuh"
@@ -14,7 +15,7 @@ namespace fp4llm::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kBlockSize = 16;          // tokens per cache block (KvCacheConfig::kBlockSize)
+constexpr int kBlockSize = int(kCacheBlockSlots);  // tokens per cache block
 constexpr int kGroupTimesDim = 2048;    // query heads x head_dim held per block
 constexpr int kRopeHeadDim = 256;       // the head_dim built with RoPE in the kernel
 
@@ -27,7 +28,8 @@ struct Args : AttentionInputs {
 
 __device__ __forceinline__ size_t cache_element(const Args& a, const int32_t* table, int key, int kv_head) {
   const int64_t block = table[key / kBlockSize];
-  return size_t(((block * kBlockSize + key % kBlockSize) * a.p.kv_heads + kv_head) * a.p.head_dim);
+  return size_t(cache_row_offset(block * kBlockSize + key % kBlockSize, kv_head, a.p.kv_heads, a.p.head_dim,
+                                 a.p.head_major_cache));
 }
 
 // Block = (token, kv head, key split), 4 warps. Each warp takes 32 keys at a time, one key per

@@ -18,6 +18,7 @@ struct AttentionParams {
   int64_t window = 0;          // sliding layers: keys in (pos - window, pos]; 0: all of [0, pos]
   float scale = 1.0f;          // softmax scale
   bool fp8 = true;             // cache dtype: FP8 E4M3 (with k/v scales) or BF16
+  bool head_major_cache = false;  // the cache blocks' order (kv_cache_layout.hpp)
   float k_scale = 1.0f, v_scale = 1.0f;
   int64_t max_blocks = 0;      // row length of `block_tables`
   int64_t splits = 1;          // key-range splits per (token, kv head); each token divides its
