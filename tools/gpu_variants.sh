@@ -620,6 +620,9 @@ if [ "$part" = layout ]; then
       ctx32k_run fp8-head-major fp8 FP4LLM_KV_LAYOUT=head_major
       ctx32k_run bf16 bf16
       ctx32k_run bf16-head-major bf16 FP4LLM_KV_LAYOUT=head_major
+      # With whole runs per block, more in flight may pay now (it did not with 128-byte pieces).
+      ctx32k_run fp8-head-major-ahead2 fp8 FP4LLM_KV_LAYOUT=head_major FP4LLM_ATTN_FP8_AHEAD=2
+      ctx32k_run fp8-head-major-blocks3 fp8 FP4LLM_KV_LAYOUT=head_major FP4LLM_ATTN_SPLIT_BLOCKS=3
       for m in qwen3-8b qwen3-30b-a3b; do
         bench_variant "$OUT" $m $m 1,16
         bench_variant "$OUT" $m-head-major $m 1,16 FP4LLM_KV_LAYOUT=head_major
