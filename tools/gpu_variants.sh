@@ -613,7 +613,7 @@ if [ "$part" = layout ]; then
     # flight did not help (twentieth session): each warp reads a kv head's 16 keys of a block as 16
     # rows 1 KB apart, 128 bytes each with FP8. Head-major blocks make them one 2 KB run.
     ok=0
-    tests_passed layout-tests.log '^gpu_(paged_attention_head_major(_former_kernels)?|nvfp4_linear_head_major)$' \
+    tests_passed layout-tests.log '^gpu_(paged_attention_head_major(_former_kernels|_ahead2)?|nvfp4_linear_head_major)$' \
       "every cache writer and reader in head-major order (default and former kernels)" && ok=1
     if [ $ok = 1 ]; then
       ctx32k_run fp8 fp8

@@ -397,6 +397,11 @@ TEST(GpuFlashPrefill, SlidingWindowHeadDim256And64) {
   Case e{8, 2, 64, 40, true, 1.0f, 1.0f, {{0, 150}, {20, 90}}};
   e.flash = true;
   run_case(e, 25);
+  // head_dim 256 (the first kernel) over two kv heads, so that the cache's order matters
+  // (FP4LLM_KV_LAYOUT); a BF16 cache.
+  Case f{8, 2, 256, 40, false, 1.0f, 1.0f, {{0, 150}, {30, 70}}};
+  f.flash = true;
+  run_case(f, 26);
 }
 
 // Windows of 128 and 200 keys over long prompts: a 64-token query tile's key tiles that lie wholly

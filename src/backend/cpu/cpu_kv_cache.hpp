@@ -1,7 +1,7 @@
 // The paged KV cache of the CPU backend: per layer, K and V as [block, slot, kv_head, head_dim]
 // in FP8 E4M3 (stored = sat(x / scale), read = stored * scale, one scale per layer and K/V) or
-// BF16. The same layout the CUDA backend uses. With a window pool the sliding-window layers hold
-// num_window_blocks blocks, the others num_blocks.
+// BF16. The same layout the CUDA backend uses by default (kv_cache_layout.hpp). With a window
+// pool the sliding-window layers hold num_window_blocks blocks, the others num_blocks.
 #pragma once
 
 #include <cstdint>

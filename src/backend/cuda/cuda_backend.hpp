@@ -1,6 +1,7 @@
 // The forward pass on one GPU: the CUDA counterpart of cpu::CpuBackend, same Backend interface,
 // judged against it. Activations: float32 residual stream, BF16 matrix-product inputs, float32
-// products; KV cache paged FP8 E4M3 (or BF16) in the CPU backend's layout.
+// products; KV cache paged FP8 E4M3 (or BF16) in the CPU backend's layout (or, under
+// FP4LLM_KV_LAYOUT=head_major, each block's kv heads outermost: kv_cache_layout.hpp).
 #pragma once
 
 #include <map>
