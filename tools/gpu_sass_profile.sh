@@ -23,6 +23,8 @@ rm -f "$OUT/ncu-$kernel.ncu-rep"
 python3 - "$OUT/sass-$kernel.csv" <<'PY'
 import csv, sys
 rows = list(csv.reader(open(sys.argv[1])))
+if rows and rows[0] and rows[0][0] == "Kernel Name":  # newer ncu: the kernel's name comes first
+    rows = rows[1:]
 head = rows[0]
 def col(name):
     for i, h in enumerate(head):
