@@ -629,6 +629,9 @@ if [ "$part" = layout ]; then
       done
       prefill_run qwen3-8b defaults
       prefill_run qwen3-8b head-major FP4LLM_KV_LAYOUT=head_major
+      # Qwen3-30B-A3B after 1,024 prompt tokens (attention 25 us a layer with the key rows).
+      prompt_len_run defaults 1024
+      prompt_len_run head-major 1024 FP4LLM_KV_LAYOUT=head_major
       if [ "$(left)" -gt 150 ]; then
         (cd build-gpu && timeout $(( $(left) - 10 )) ctest -R '^py_gpu_forward_head_major(_rope_in_attention)?$' > "$OUT/layout-py.log" 2>&1)
         echo "py_gpu_forward_head_major, _rope_in_attention: exit $? | $(grep -E 'tests passed|Failed|Timeout' "$OUT/layout-py.log" | head -3 | tr '\n' ' ')"
