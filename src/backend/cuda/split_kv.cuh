@@ -52,8 +52,9 @@ __device__ __forceinline__ void store_split_result(const AttentionParams& p, con
 // The former merges, kept to compare (FP4LLM_ATTN_SPLIT_MERGE=chain, =two_pass): each thread
 // takes one output element through every split. chain: one pass with a running maximum, each
 // split's terms waiting for the previous split's rescale. two_pass: the maximum first, then the
-// sums; it measured slower (H100, 2026-12-06, 32k FP8: 1,734 us of attention a step against
-// 1,502), each element's two passes being a chain of L2 round trips of their own.
+// sums. Each element's pass over the splits is a chain of L2 round trips of its own, in the last
+// block to finish: same call (H100, 2026-12-06, 32k FP8 attention a step), chain 1,547 us,
+// two_pass 1,774, by rows 1,241 (BF16: chain 2,600, by rows 1,979).
 template <int D>
 __device__ void merge_splits_per_element(const AttentionParams& p, const AttentionWorkspace& ws,
                                          __nv_bfloat16* out, int token, int kv_head, int group, int active) {
