@@ -629,6 +629,9 @@ if [ "$part" = layout ]; then
       done
       prefill_run qwen3-8b defaults
       prefill_run qwen3-8b head-major FP4LLM_KV_LAYOUT=head_major
+      # Prefill's dequantized slices small enough to stay in L2 for their GEMM (50 MB; default
+      # 8,192 rows x 4,096 = 64 MB of BF16).
+      prefill_run qwen3-8b slice2048 FP4LLM_PREFILL_SLICE_ROWS=2048
       # Qwen3-30B-A3B after 1,024 prompt tokens (attention 25 us a layer with the key rows).
       prompt_len_run defaults 1024
       prompt_len_run head-major 1024 FP4LLM_KV_LAYOUT=head_major
