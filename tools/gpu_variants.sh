@@ -69,7 +69,8 @@
 #   tools/gpu_variants.sh layout     the cache blocks in head-major order (FP4LLM_KV_LAYOUT): the
 #                                    tests of every kernel that writes or reads the cache under
 #                                    it, 32k FP8 and BF16 in both orders, batch 1/16 of Qwen3-8B
-#                                    and Qwen3-30B-A3B, a 2,048-token prompt, whole models
+#                                    and Qwen3-30B-A3B, a 2,048-token prompt (and its dequantized
+#                                    slices of 2,048 rows), whole models
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
