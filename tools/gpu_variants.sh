@@ -69,8 +69,9 @@
 #   tools/gpu_variants.sh layout     the cache blocks in head-major order (FP4LLM_KV_LAYOUT): the
 #                                    tests of every kernel that writes or reads the cache under
 #                                    it, 32k FP8 and BF16 in both orders, batch 1/16 of Qwen3-8B
-#                                    and Qwen3-30B-A3B, a 2,048-token prompt (and its dequantized
-#                                    slices of 2,048 rows), whole models
+#                                    and Qwen3-30B-A3B, a 2,048-token prompt (in both orders,
+#                                    with the flash PV on warpgroup MMAs after its tests, and with
+#                                    dequantized slices of 2,048 rows), whole models
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -630,6 +631,12 @@ if [ "$part" = layout ]; then
       done
       prefill_run qwen3-8b defaults
       prefill_run qwen3-8b head-major FP4LLM_KV_LAYOUT=head_major
+      # PV on warpgroup MMAs too (one head a block at head_dim 128), against one head a block with
+      # the scores only on them.
+      if tests_passed pv-tests.log '^gpu_paged_attention_flash_wgmma_pv(_heads2)?$' "flash PV on warpgroup MMAs"; then
+        prefill_run qwen3-8b wgmma-pv FP4LLM_FLASH_WGMMA_PV=1
+        prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
+      fi
       # Prefill's dequantized slices small enough to stay in L2 for their GEMM (50 MB; default
       # 8,192 rows x 4,096 = 64 MB of BF16).
       prefill_run qwen3-8b slice2048 FP4LLM_PREFILL_SLICE_ROWS=2048

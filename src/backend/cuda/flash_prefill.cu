@@ -128,12 +128,13 @@ void launch_with(const Args& a, int64_t num_tiles, cudaStream_t stream) {
 // Head_dim 64 and 128 on flash_prefill_pipelined.cuh: a 2,048-token prompt's attention took 13.4
 // against 19.2 ms on the first kernel (H100, 2026-12-05, Qwen3-8B; whole prefill 69.6 against
 // 75.2 ms, Gemma3-27B 230.4 against 237.0). FP4LLM_FLASH_PIPELINED=0 keeps the first kernel.
-template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false>
+template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false>
 void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   constexpr int kSmem = PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
-  allow_dynamic_smem<flash_pipelined_kernel<D, kFp8, kHeads, kWgmma>>(kSmem);
+  constexpr auto kernel = flash_pipelined_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
+  allow_dynamic_smem<kernel>(kSmem);
   const dim3 grid(unsigned(num_tiles), unsigned(a.p.heads / kHeads));
-  flash_pipelined_kernel<D, kFp8, kHeads, kWgmma><<<grid, 128 * kHeads, kSmem, stream>>>(a);
+  kernel<<<grid, 128 * kHeads, kSmem, stream>>>(a);
   FP4LLM_CUDA_LAUNCHED();
 }
 
@@ -142,6 +143,13 @@ void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
 // on mma.sync (H100, 2026-12-06, same call). FP4LLM_FLASH_WGMMA=0 keeps mma.sync.
 bool flash_wgmma_requested() {
   static const bool on = !knob_is("FP4LLM_FLASH_WGMMA", "0") && device_is_sm90_or_later();
+  return on;
+}
+
+// FP4LLM_FLASH_WGMMA_PV=1 (with the scores on warpgroup MMAs): PV on them too (wgmma_values in
+// flash_prefill_pipelined.cuh; not yet measured).
+bool flash_wgmma_pv_requested() {
+  static const bool on = knob_is("FP4LLM_FLASH_WGMMA_PV", "1") && flash_wgmma_requested();
   return on;
 }
 
@@ -161,16 +169,23 @@ int flash_heads(const AttentionParams& p) {
   return 1;
 }
 
-template <int D, bool kFp8, bool kWgmma>
+// With PV on warpgroup MMAs at head_dim 128 one head a block: at 2 and 4 (256 and 512 threads,
+// held to 128 registers) the accumulators spill and ptxas serialises the MMAs.
+template <int D, bool kFp8, bool kWgmma, bool kWgmmaPv = false>
 void launch_pipelined_heads(const Args& a, int64_t num_tiles, int heads, cudaStream_t stream) {
-  if (heads == 4) return launch_pipelined<D, kFp8, 4, kWgmma>(a, num_tiles, stream);
-  if (heads == 2) return launch_pipelined<D, kFp8, 2, kWgmma>(a, num_tiles, stream);
-  launch_pipelined<D, kFp8, 1, kWgmma>(a, num_tiles, stream);
+  if constexpr (kWgmmaPv && D == 128) {
+    launch_pipelined<D, kFp8, 1, true, true>(a, num_tiles, stream);
+  } else {
+    if (heads == 4) return launch_pipelined<D, kFp8, 4, kWgmma, kWgmmaPv>(a, num_tiles, stream);
+    if (heads == 2) return launch_pipelined<D, kFp8, 2, kWgmma, kWgmmaPv>(a, num_tiles, stream);
+    launch_pipelined<D, kFp8, 1, kWgmma, kWgmmaPv>(a, num_tiles, stream);
+  }
 }
 
 template <int D, bool kFp8>
 void launch_pipelined_heads(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   const int heads = flash_heads<D, kFp8>(a.p);
+  if (flash_wgmma_pv_requested()) return launch_pipelined_heads<D, kFp8, true, true>(a, num_tiles, heads, stream);
   if (flash_wgmma_requested()) return launch_pipelined_heads<D, kFp8, true>(a, num_tiles, heads, stream);
   launch_pipelined_heads<D, kFp8, false>(a, num_tiles, heads, stream);
 }

@@ -61,6 +61,14 @@ struct PipelinedTile {
   static __device__ __forceinline__ int core_offset(int row, int col) {
     return (col / 16) * 2048 + ((col / 8) % 2) * 128 + (row / 8) * 256 + (row % 8) * 16 + (col % 8) * 2;
   }
+  // kWgmmaPv: V as the PV product's B operand N-major (wgmma_rs_64x64x16_n_major): byte offset of
+  // (key, dim): each key's 8 dims of a group are one 16-byte row, a group's 64 keys 1,024
+  // consecutive bytes (8-key core matrices 128 bytes apart: the descriptor's leading offset),
+  // groups of 8 dims 1,024 bytes apart (its stride offset). A widening item stores one row.
+  static constexpr int kValueGroupBytes = kKeys * 16;
+  static __device__ __forceinline__ int value_offset(int key, int dim) {
+    return (dim / 8) * kValueGroupBytes + key * 16 + (dim % 8) * 2;
+  }
 };
 
 // The block-table entries of the key tile at k0 (the cache blocks of keys [k0, min(k0 + 64, last + 1))
@@ -121,17 +129,20 @@ __device__ __forceinline__ void key_major_item(unsigned i, int& key, int& c) {
   }
 }
 
-template <int D, bool kFp8, int kThreads, bool kWgmma = false>
+// kWgmmaPv: V too is taken keys fastest, each item's 8 values one row of V's N-major layout
+// (value_offset), whose quarter warps of 8 consecutive keys store to distinct banks.
+template <int D, bool kFp8, int kThreads, bool kWgmma = false, bool kWgmmaPv = false>
 __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uint16_t* vs) {
   using T = PipelinedTile<D, kFp8>;
   constexpr int kGroups = D / 8;  // 8 values: 8 raw bytes (FP8) or 16 (BF16), one 16-byte store
   static_assert(2 * T::kKeys * kGroups % kThreads == 0);
+  static_assert(kWgmma || !kWgmmaPv, "PV on warpgroup MMAs needs the raw tile's swizzle");
 #pragma unroll 4
   for (unsigned i = threadIdx.x; i < 2 * T::kKeys * kGroups; i += kThreads) {  // unsigned: shifts, not signed division
     const int which = i / (T::kKeys * kGroups);
-    const bool key_major = kWgmma && which == 0;  // K under kWgmma: keys fastest
+    const bool key_major = kWgmma && (which == 0 || kWgmmaPv);  // K (and V under kWgmmaPv): keys fastest
     int key = (i / kGroups) % T::kKeys, c = (i % kGroups) * 8;
-    if (key_major) key_major_item<D, kFp8>(i, key, c);
+    if (key_major) key_major_item<D, kFp8>(i - unsigned(which) * (T::kKeys * kGroups), key, c);
     const unsigned byte = c * (kFp8 ? 1 : 2);  // within the raw row
     const unsigned at = kWgmma ? ((byte / 16) ^ unsigned(key & T::kSwizzle)) * 16 + byte % 16 : byte;
     const uint8_t* src = raw + (which * T::kKeys + key) * T::kRawRow + at;
@@ -142,7 +153,8 @@ __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uin
     } else {
       wide = *reinterpret_cast<const uint4*>(src);
     }
-    if (key_major) *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(ks) + T::core_offset(key, c)) = wide;
+    if (key_major && which == 0) *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(ks) + T::core_offset(key, c)) = wide;
+    else if (key_major) *reinterpret_cast<uint4*>(reinterpret_cast<uint8_t*>(vs) + T::value_offset(key, c)) = wide;
     else *reinterpret_cast<uint4*>((which ? vs : ks) + key * T::kRow + c) = wide;
   }
 }
@@ -186,8 +198,31 @@ __device__ __forceinline__ void wgmma_scores(const uint16_t* qs, const uint16_t*
   wgmma_pin(s);
 }
 
+// The tile's O += P V on warpgroup MMAs (kWgmmaPv, sm_90): P (the warpgroup's 64 query rows
+// against the tile's 64 keys) from the softmax's registers as the A operand, V from shared memory
+// N-major as B, per 64 dims 4 k-steps of 16 keys, instead of each warp's ldmatrix.trans +
+// mma.sync chains (64 MMAs per warp and tile at head_dim 128). Waited for before the next tile
+// touches O (the softmax rescales it) or V.
+template <int D, bool kFp8>
+__device__ __forceinline__ void wgmma_values(const uint32_t (&pa)[4][4], const uint16_t* vs, float (&o)[D / 8][4]) {
+  using T = PipelinedTile<D, kFp8>;
+  static_assert(T::kKeys == 64, "4 k-steps of 16 keys");
+  const uint64_t v_desc = wgmma_descriptor(vs, 128, T::kValueGroupBytes);  // 8 keys on; 8 dims on
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {  // a k-step is 2 core matrices of 8 keys: 256 bytes, 16 units
+    const uint64_t step = v_desc + uint64_t(kk * 16);
+    wgmma_rs_64x64x16_n_major<kFp8, 0>(o, pa[kk], step);
+    if constexpr (D == 128)  // dims 64-127: 8 groups of 8 dims on
+      wgmma_rs_64x64x16_n_major<kFp8, 8>(o, pa[kk], step + uint64_t(8 * T::kValueGroupBytes / 16));
+  }
+  wgmma_commit();
+  wgmma_wait<0>();
+  wgmma_pin(o);
+}
+
 // Grid: (query tiles, heads / kHeads); 128 x kHeads threads.
-template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false>
+template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false>
 __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>::kMinBlocks)) flash_pipelined_kernel(FlashArgs a) {
   using T = PipelinedTile<D, kFp8, kHeads>;
   constexpr int kRow = T::kRow, kKeys = T::kKeys;
@@ -241,7 +276,7 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
     // This tile's raw rows and the next tile's entries have landed; the previous tile's K and V
     // are no longer read.
     __syncthreads();
-    widen_keys<D, kFp8, 128 * kHeads, kWgmma>(raw, ks, vs);
+    widen_keys<D, kFp8, 128 * kHeads, kWgmma, kWgmmaPv>(raw, ks, vs);
     if constexpr (kWgmma) fence_shared_for_wgmma();
     __syncthreads();  // K and V hold the tile; raw is free for the next one
     if (k0 + kKeys <= last) {
@@ -255,7 +290,7 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
     float s[kKeys / 8][4];
     if constexpr (kWgmma) {
       wgmma_scores<D, kFp8>(qs, ks, s);  // the whole warpgroup, rows or not
-      if (!has_rows) continue;
+      if (!has_rows && !kWgmmaPv) continue;
     } else {
       if (!has_rows) continue;
 #pragma unroll
@@ -273,18 +308,24 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
         }
       }
     }
-    uint32_t pa[kKeys / 16][4];  // P as the A operand of PV
-    const bool mask = a.mask_every_tile || tile_needs_mask(k0, kKeys, pos0, last, window);
-    softmax_tile<kKeys, D, kFp8>(mask, s, k0, t, pos_r, window, scale_log2, m, l, o, pa);
+    uint32_t pa[kKeys / 16][4] = {};  // P as the A operand of PV (zero in a warp without rows)
+    if (has_rows) {  // always, but under kWgmmaPv
+      const bool mask = a.mask_every_tile || tile_needs_mask(k0, kKeys, pos0, last, window);
+      softmax_tile<kKeys, D, kFp8>(mask, s, k0, t, pos_r, window, scale_log2, m, l, o, pa);
+    }
+    if constexpr (kWgmmaPv) {
+      wgmma_values<D, kFp8>(pa, vs, o);  // the whole warpgroup, rows or not
+    } else {
 #pragma unroll
-    for (int dp = 0; dp < D / 16; ++dp)  // value dims n-tiles 2dp and 2dp + 1
+      for (int dp = 0; dp < D / 16; ++dp)  // value dims n-tiles 2dp and 2dp + 1
 #pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        uint32_t vb[4];
-        ldmatrix_x4_trans(vb, vs + (kk * 16 + v_key) * kRow + dp * 16 + v_col);
-        mma16816<kFp8>(o[2 * dp], pa[kk], vb[0], vb[1]);
-        mma16816<kFp8>(o[2 * dp + 1], pa[kk], vb[2], vb[3]);
-      }
+        for (int kk = 0; kk < kKeys / 16; ++kk) {
+          uint32_t vb[4];
+          ldmatrix_x4_trans(vb, vs + (kk * 16 + v_key) * kRow + dp * 16 + v_col);
+          mma16816<kFp8>(o[2 * dp], pa[kk], vb[0], vb[1]);
+          mma16816<kFp8>(o[2 * dp + 1], pa[kk], vb[2], vb[3]);
+        }
+    }
   }
   if (!has_rows) return;
   store_rows<D>(o, l, row0, t, tile.first_token, tile.count, a.p.heads, head, a.p.v_scale, a.out);
