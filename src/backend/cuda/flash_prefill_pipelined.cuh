@@ -10,7 +10,8 @@
 // is transposed. FP8 caches take FP16 operands (Q and P too), BF16 caches BF16.
 // Per block: one query tile (up to 64 tokens of a sequence) and one query head, 4 warps of 16
 // rows; shared memory: Q, K and V as [64][D + 8] 16-bit rows (the pad keeps ldmatrix rows on
-// distinct banks) and one raw tile of cache rows.
+// distinct banks; under FP4LLM_FLASH_WGMMA Q and K as core matrices, and V too with
+// FP4LLM_FLASH_WGMMA_PV) and one raw tile of cache rows.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -118,7 +119,7 @@ __device__ __forceinline__ void request_keys(const FlashArgs& a, const int32_t* 
 template <int D, bool kFp8>
 __device__ __forceinline__ void key_major_item(unsigned i, int& key, int& c) {
   using T = PipelinedTile<D, kFp8>;
-  const unsigned lane = i % 32, item = i / 32;  // i < T::kKeys * D / 8: K's items only
+  const unsigned lane = i % 32, item = i / 32;  // i < T::kKeys * D / 8: K's items (or V's, rebased)
   constexpr unsigned kKeyBlocks = T::kKeys / 16;
   if constexpr (kFp8) {
     key = int(item % kKeyBlocks * 16 + (lane & 7) + 8 * (lane >> 4));
@@ -142,7 +143,7 @@ __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uin
     const int which = i / (T::kKeys * kGroups);
     const bool key_major = kWgmma && (which == 0 || kWgmmaPv);  // K (and V under kWgmmaPv): keys fastest
     int key = (i / kGroups) % T::kKeys, c = (i % kGroups) * 8;
-    if (key_major) key_major_item<D, kFp8>(i - unsigned(which) * (T::kKeys * kGroups), key, c);
+    if (key_major) key_major_item<D, kFp8>(kWgmmaPv ? i - unsigned(which) * (T::kKeys * kGroups) : i, key, c);
     const unsigned byte = c * (kFp8 ? 1 : 2);  // within the raw row
     const unsigned at = kWgmma ? ((byte / 16) ^ unsigned(key & T::kSwizzle)) * 16 + byte % 16 : byte;
     const uint8_t* src = raw + (which * T::kKeys + key) * T::kRawRow + at;

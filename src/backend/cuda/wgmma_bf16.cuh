@@ -14,8 +14,9 @@ namespace fp4llm::cuda {
 #define FP4LLM_WGMMA 1
 #endif
 
-// The shared-memory descriptor of a K-major B without swizzle: 8 x 16-byte core matrices, the
-// next along K `k_stride` bytes on, the next along N `n_stride` bytes on (both multiples of 16).
+// The shared-memory descriptor of an operand without swizzle, K-major or (imm-trans-b) N-major:
+// 8 x 16-byte core matrices, the next along K `k_stride` bytes on (the leading byte offset), the
+// next along M or N `n_stride` bytes on (the stride byte offset); both multiples of 16.
 __device__ __forceinline__ uint64_t wgmma_descriptor(const void* smem, uint32_t k_stride, uint32_t n_stride) {
   const uint32_t address = uint32_t(__cvta_generic_to_shared(smem));
   return uint64_t((address & 0x3FFFF) >> 4) | (uint64_t(k_stride >> 4) << 16) | (uint64_t(n_stride >> 4) << 32);
