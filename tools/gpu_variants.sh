@@ -622,9 +622,6 @@ if [ "$part" = layout ]; then
       ctx32k_run fp8-head-major fp8 FP4LLM_KV_LAYOUT=head_major
       ctx32k_run bf16 bf16
       ctx32k_run bf16-head-major bf16 FP4LLM_KV_LAYOUT=head_major
-      # With whole runs per block, more in flight may pay now (it did not with 128-byte pieces).
-      ctx32k_run fp8-head-major-ahead2 fp8 FP4LLM_KV_LAYOUT=head_major FP4LLM_ATTN_FP8_AHEAD=2
-      ctx32k_run fp8-head-major-blocks3 fp8 FP4LLM_KV_LAYOUT=head_major FP4LLM_ATTN_SPLIT_BLOCKS=3
       for m in qwen3-8b qwen3-30b-a3b; do
         bench_variant "$OUT" $m $m 1,16
         bench_variant "$OUT" $m-head-major $m 1,16 FP4LLM_KV_LAYOUT=head_major
@@ -637,6 +634,9 @@ if [ "$part" = layout ]; then
         prefill_run qwen3-8b wgmma-pv FP4LLM_FLASH_WGMMA_PV=1
         prefill_run qwen3-8b heads1 FP4LLM_FLASH_HEADS=1
       fi
+      # With whole runs per block, more in flight may pay now (it did not with 128-byte pieces).
+      ctx32k_run fp8-head-major-ahead2 fp8 FP4LLM_KV_LAYOUT=head_major FP4LLM_ATTN_FP8_AHEAD=2
+      ctx32k_run fp8-head-major-blocks3 fp8 FP4LLM_KV_LAYOUT=head_major FP4LLM_ATTN_SPLIT_BLOCKS=3
       # Prefill's dequantized slices small enough to stay in L2 for their GEMM (50 MB; default
       # 8,192 rows x 4,096 = 64 MB of BF16).
       prefill_run qwen3-8b slice2048 FP4LLM_PREFILL_SLICE_ROWS=2048
