@@ -106,13 +106,13 @@ struct WgmmaWeights {
   }
 };
 
-// A warp's weights in flight through shared memory instead (FP4LLM_WGMMA_RING=1, not yet
-// measured): a ring of kWgmmaRing chunks, each the 32 lanes' 16 packed bytes and the warp's 64
-// bytes of scales, filled by cp.async kWgmmaRing - 1 chunks ahead of the one dequantized. The
-// register path holds two chunks (about 1 KB a warp, 16 KB a SM of 16 warps); at batch 64 the
-// products wait on global loads most of the time (long scoreboard 57-63%, Nsight Compute,
-// eighteenth session), and more chunks in registers would not fit the 128 a thread of 512-thread
-// blocks. 8 chunks: 4.5 KB a warp, 72 KB for 16 warps, after the x stages.
+// A warp's weights in flight through shared memory instead (FP4LLM_WGMMA_RING=1; measured slower at
+// batch 64, nvfp4_linear.cu): a ring of kWgmmaRing chunks, each the 32 lanes' 16 packed bytes and
+// the warp's 64 bytes of scales, filled by cp.async kWgmmaRing - 1 chunks ahead of the one
+// dequantized. The register path holds two chunks (about 1 KB a warp, 16 KB a SM of 16 warps); at
+// batch 64 the products wait on global loads most of the time (long scoreboard 57-63%, Nsight
+// Compute, eighteenth session), and more chunks in registers would not fit the 128 a thread of
+// 512-thread blocks. 8 chunks: 4.5 KB a warp, 72 KB for 16 warps, after the x stages.
 constexpr int kWgmmaRing = 8;
 struct WgmmaWeightRing {
   static constexpr int kSlotBytes = 32 * 16 + 64;

@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 
 #include "backend/cuda/paged_attention.hpp"
+#include "backend/cuda/warp_reduce.cuh"
 
 namespace fp4llm::cuda {
 
@@ -100,8 +101,7 @@ __device__ __forceinline__ float2 split_row_scale(const AttentionParams& p, cons
     held[k] = lane + 32 * k < active ? __ldcg(ml + lane + 32 * k) : make_float2(-INFINITY, 0.0f);
   float mx = fmaxf(fmaxf(held[0].x, held[1].x), fmaxf(held[2].x, held[3].x));
   for (int s = lane + 128; s < active; s += 32) mx = fmaxf(mx, __ldcg(ml + s).x);
-#pragma unroll
-  for (int k = 16; k > 0; k /= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, k));
+  mx = warp_max(mx);
   float sum = 0.0f;
 #pragma unroll
   for (int k = 0; k < 4; ++k)
@@ -110,9 +110,7 @@ __device__ __forceinline__ float2 split_row_scale(const AttentionParams& p, cons
     const float2 v = __ldcg(ml + s);
     if (v.x != -INFINITY) sum += v.y * __expf(v.x - mx);
   }
-#pragma unroll
-  for (int k = 16; k > 0; k /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, k);
-  return make_float2(mx, p.v_scale / sum);
+  return make_float2(mx, p.v_scale / warp_sum(sum));
 }
 
 // The default merge: each head row's maximum and total first (split_row_scale, a warp a row), then
