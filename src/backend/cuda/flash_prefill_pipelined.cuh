@@ -62,10 +62,10 @@ struct PipelinedTile {
   static __device__ __forceinline__ int core_offset(int row, int col) {
     return (col / 16) * 2048 + ((col / 8) % 2) * 128 + (row / 8) * 256 + (row % 8) * 16 + (col % 8) * 2;
   }
-  // kWgmmaPv: V as the PV product's B operand N-major (wgmma_rs_64x64x16_n_major): byte offset of
-  // (key, dim): each key's 8 dims of a group are one 16-byte row, a group's 64 keys 1,024
-  // consecutive bytes (8-key core matrices 128 bytes apart: the descriptor's leading offset),
-  // groups of 8 dims 1,024 bytes apart (its stride offset). A widening item stores one row.
+  // kWgmmaPv: V as the PV product's B operand N-major (wgmma_rs_64x64x16 with kTransB): byte
+  // offset of (key, dim): each key's 8 dims of a group are one 16-byte row, a group's 64 keys
+  // 1,024 consecutive bytes (8-key core matrices 128 bytes apart: the descriptor's leading
+  // offset), groups of 8 dims 1,024 bytes apart (its stride offset). A widening item stores one row.
   static constexpr int kValueGroupBytes = kKeys * 16;
   static __device__ __forceinline__ int value_offset(int key, int dim) {
     return (dim / 8) * kValueGroupBytes + key * 16 + (dim % 8) * 2;
@@ -213,9 +213,9 @@ __device__ __forceinline__ void wgmma_values(const uint32_t (&pa)[4][4], const u
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) {  // a k-step is 2 core matrices of 8 keys: 256 bytes, 16 units
     const uint64_t step = v_desc + uint64_t(kk * 16);
-    wgmma_rs_64x64x16_n_major<kFp8, 0>(o, pa[kk], step);
+    wgmma_rs_64x64x16<kFp8, true, 0>(o, pa[kk], step);
     if constexpr (D == 128)  // dims 64-127: 8 groups of 8 dims on
-      wgmma_rs_64x64x16_n_major<kFp8, 8>(o, pa[kk], step + uint64_t(8 * T::kValueGroupBytes / 16));
+      wgmma_rs_64x64x16<kFp8, true, 8>(o, pa[kk], step + uint64_t(8 * T::kValueGroupBytes / 16));
   }
   wgmma_commit();
   wgmma_wait<0>();

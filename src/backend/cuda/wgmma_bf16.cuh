@@ -53,6 +53,42 @@ __device__ __forceinline__ void fence_shared_for_wgmma() {
 #endif
 }
 
+// d[kFirst .. kFirst + 7] += a x b for one k-step of 16, N = 64, with A (64 x 16) from registers
+// in the mma.sync A layout per warp and B (16 x 64) in shared memory without swizzle, K-major or,
+// with kTransB (imm-trans-b = 1), N-major: core matrices of 8 K rows x 16 bytes (8 consecutive N
+// elements), the descriptor's leading offset the stride between 8-row groups along K and its
+// stride offset the stride between 8-element groups along N (PTX ISA 9.7.15.5.1.2, MN-major
+// canonical layout ((T,1,m),(8,k)):((1,T,SBO),(1T,LBO))). N-major serves the flash prefill's PV
+// (FP4LLM_FLASH_WGMMA_PV): V's rows as stored, P from the softmax's registers. kF16: FP16 operands
+// (FP8 caches), else BF16.
+template <bool kF16, bool kTransB, int kFirst, int kTiles>
+__device__ __forceinline__ void wgmma_rs_64x64x16(float (&d)[kTiles][4], const uint32_t (&a)[4], uint64_t b) {
+  static_assert(kFirst + 8 <= kTiles, "8 accumulator tiles of 8 columns");
+#ifdef FP4LLM_WGMMA
+#define FP4LLM_WGMMA_RS(type)                                                                                        \
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                                          \
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32." type "." type " "                                      \
+               "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"                                           \
+               "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "                                \
+               "{%32,%33,%34,%35}, %36, p, 1, 1, %37;\n}\n"                                                       \
+               : "+f"(d[kFirst][0]), "+f"(d[kFirst][1]), "+f"(d[kFirst][2]), "+f"(d[kFirst][3]),                  \
+                 "+f"(d[kFirst + 1][0]), "+f"(d[kFirst + 1][1]), "+f"(d[kFirst + 1][2]), "+f"(d[kFirst + 1][3]),  \
+                 "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),  \
+                 "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3]),  \
+                 "+f"(d[kFirst + 4][0]), "+f"(d[kFirst + 4][1]), "+f"(d[kFirst + 4][2]), "+f"(d[kFirst + 4][3]),  \
+                 "+f"(d[kFirst + 5][0]), "+f"(d[kFirst + 5][1]), "+f"(d[kFirst + 5][2]), "+f"(d[kFirst + 5][3]),  \
+                 "+f"(d[kFirst + 6][0]), "+f"(d[kFirst + 6][1]), "+f"(d[kFirst + 6][2]), "+f"(d[kFirst + 6][3]),  \
+                 "+f"(d[kFirst + 7][0]), "+f"(d[kFirst + 7][1]), "+f"(d[kFirst + 7][2]), "+f"(d[kFirst + 7][3])   \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "n"(int(kTransB))                            \
+               : "memory")
+  if constexpr (kF16) FP4LLM_WGMMA_RS("f16");
+  else FP4LLM_WGMMA_RS("bf16");
+#undef FP4LLM_WGMMA_RS
+#else
+  __trap();
+#endif
+}
+
 // d += a x b for one k-step of 16, N = 16, 32 or 64 columns (tokens).
 template <int N>
 __device__ __forceinline__ void wgmma_64xNx16(float (&d)[N / 8][4], const uint32_t (&a)[4], uint64_t b) {
@@ -78,19 +114,7 @@ __device__ __forceinline__ void wgmma_64xNx16(float (&d)[N / 8][4], const uint32
         : "memory");
   } else {
     static_assert(N == 64, "wgmma_64xNx16: N = 16, 32 or 64");
-    asm volatile(
-        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
-        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
-        "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "
-        "{%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
-        : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),
-          "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]),
-          "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]),
-          "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-          "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b)
-        : "memory");
+    wgmma_rs_64x64x16<false, false, 0>(d, a, b);
   }
 #endif
 }
@@ -120,41 +144,6 @@ __device__ __forceinline__ void wgmma_ss_64x64x16(float (&d)[8][4], uint64_t a, 
   if constexpr (kF16) FP4LLM_WGMMA_SS("f16");
   else FP4LLM_WGMMA_SS("bf16");
 #undef FP4LLM_WGMMA_SS
-#else
-  __trap();
-#endif
-}
-
-// d[kFirst .. kFirst + 7] += a x b for one k-step of 16, N = 64, with A (64 x 16) from registers
-// in the mma.sync A layout per warp and B (16 x 64) in shared memory N-major (imm-trans-b = 1) without
-// swizzle: core matrices of 8 K rows x 16 bytes (8 consecutive N elements), the descriptor's
-// leading offset the stride between 8-row groups along K and its stride offset the stride
-// between 8-element groups along N (PTX ISA 9.7.15.5.1.2, MN-major canonical layout
-// ((T,1,m),(8,k)):((1,T,SBO),(1T,LBO))): the flash prefill's PV (FP4LLM_FLASH_WGMMA_PV) with V's
-// rows as stored, P from the softmax's registers. kF16: FP16 operands (FP8 caches), else BF16.
-template <bool kF16, int kFirst, int kTiles>
-__device__ __forceinline__ void wgmma_rs_64x64x16_n_major(float (&d)[kTiles][4], const uint32_t (&a)[4], uint64_t b) {
-  static_assert(kFirst + 8 <= kTiles, "8 accumulator tiles of 8 columns");
-#ifdef FP4LLM_WGMMA
-#define FP4LLM_WGMMA_RS(type)                                                                                        \
-  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"                                                          \
-               "wgmma.mma_async.sync.aligned.m64n64k16.f32." type "." type " "                                      \
-               "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"                                           \
-               "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, "                                \
-               "{%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"                                                         \
-               : "+f"(d[kFirst][0]), "+f"(d[kFirst][1]), "+f"(d[kFirst][2]), "+f"(d[kFirst][3]),                  \
-                 "+f"(d[kFirst + 1][0]), "+f"(d[kFirst + 1][1]), "+f"(d[kFirst + 1][2]), "+f"(d[kFirst + 1][3]),  \
-                 "+f"(d[kFirst + 2][0]), "+f"(d[kFirst + 2][1]), "+f"(d[kFirst + 2][2]), "+f"(d[kFirst + 2][3]),  \
-                 "+f"(d[kFirst + 3][0]), "+f"(d[kFirst + 3][1]), "+f"(d[kFirst + 3][2]), "+f"(d[kFirst + 3][3]),  \
-                 "+f"(d[kFirst + 4][0]), "+f"(d[kFirst + 4][1]), "+f"(d[kFirst + 4][2]), "+f"(d[kFirst + 4][3]),  \
-                 "+f"(d[kFirst + 5][0]), "+f"(d[kFirst + 5][1]), "+f"(d[kFirst + 5][2]), "+f"(d[kFirst + 5][3]),  \
-                 "+f"(d[kFirst + 6][0]), "+f"(d[kFirst + 6][1]), "+f"(d[kFirst + 6][2]), "+f"(d[kFirst + 6][3]),  \
-                 "+f"(d[kFirst + 7][0]), "+f"(d[kFirst + 7][1]), "+f"(d[kFirst + 7][2]), "+f"(d[kFirst + 7][3])   \
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b)                                                \
-               : "memory")
-  if constexpr (kF16) FP4LLM_WGMMA_RS("f16");
-  else FP4LLM_WGMMA_RS("bf16");
-#undef FP4LLM_WGMMA_RS
 #else
   __trap();
 #endif
