@@ -35,7 +35,7 @@ struct Case {
   // keys and values come raw from q|k|v rows and the kernel normalises, rotates and stores them.
   bool rope = false;
   bool one_plus = false;  // Gemma3's (1 + w) gains, with rope
-  int64_t merge = cuda::kMergeByRows;  // how the last split merges the partial results
+  cuda::SplitMerge merge = cuda::SplitMerge::kByRows;  // how the last split merges the partial results
 };
 
 // The norm's epsilon in the rope cases: large enough (against mean squares of about 9) that a
@@ -368,8 +368,9 @@ TEST(GpuPagedAttention, EveryMergeOfOver128Splits) {
   FP4LLM_REQUIRE_GPU();
   Case c{16, 2, 128, 0, true, 0.5f, 2.0f, {{6000, 1}, {40, 1}, {1, 1}}, 200};
   c.min_split_keys = 32;
-  for (const int64_t merge : {cuda::kMergeByRows, cuda::kMergeChain, cuda::kMergeTwoPass}) {
-    SCOPED_TRACE("merge " + std::to_string(merge));
+  using cuda::SplitMerge;
+  for (const SplitMerge merge : {SplitMerge::kByRows, SplitMerge::kChain, SplitMerge::kTwoPass}) {
+    SCOPED_TRACE("merge " + std::to_string(int(merge)));
     c.merge = merge;
     c.mma = false;
     run_case(c, 92);

@@ -72,10 +72,10 @@ int64_t min_split_keys() {
 
 // How the last split of a decode attention merges the splits' partial results
 // (FP4LLM_ATTN_SPLIT_MERGE: by rows by default; chain and two_pass, the former merges, to compare).
-int64_t split_merge() {
-  static const int64_t merge = knob_is("FP4LLM_ATTN_SPLIT_MERGE", "chain")      ? kMergeChain
-                               : knob_is("FP4LLM_ATTN_SPLIT_MERGE", "two_pass") ? kMergeTwoPass
-                                                                                : kMergeByRows;
+SplitMerge split_merge() {
+  static const SplitMerge merge = knob_is("FP4LLM_ATTN_SPLIT_MERGE", "chain")      ? SplitMerge::kChain
+                                  : knob_is("FP4LLM_ATTN_SPLIT_MERGE", "two_pass") ? SplitMerge::kTwoPass
+                                                                                   : SplitMerge::kByRows;
   return merge;
 }
 

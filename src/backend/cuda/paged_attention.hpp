@@ -13,6 +13,10 @@
 
 namespace fp4llm::cuda {
 
+// The split merges (split_kv.cuh; FP4LLM_ATTN_SPLIT_MERGE): by rows is the default; chain and
+// two_pass are the former ones, kept to compare.
+enum class SplitMerge : int64_t { kByRows, kChain, kTwoPass };
+
 struct AttentionParams {
   int64_t heads = 0, kv_heads = 0, head_dim = 0;
   int64_t window = 0;          // sliding layers: keys in (pos - window, pos]; 0: all of [0, pos]
@@ -24,11 +28,9 @@ struct AttentionParams {
   int64_t splits = 1;          // key-range splits per (token, kv head); each token divides its
                                // own range into `splits` multiples of 32 keys
   int64_t min_split_keys = 256;  // ... of at least this many keys (a multiple of 32)
-  int64_t split_merge = 0;       // how the last split merges them: kMergeByRows, kMergeChain, kMergeTwoPass
+  SplitMerge split_merge = SplitMerge::kByRows;  // how the last split merges them
 };
 
-// The split merges (split_kv.cuh; FP4LLM_ATTN_SPLIT_MERGE): by rows is the default.
-inline constexpr int64_t kMergeByRows = 0, kMergeChain = 1, kMergeTwoPass = 2;
 // Query heads a kv head's by-rows merge holds (the largest group any decode kernel takes).
 inline constexpr int kMaxSplitMergeRows = 32;
 

@@ -64,7 +64,7 @@ __device__ void merge_splits_per_element(const AttentionParams& p, const Attenti
     const float* ml = ws.partial_ml + slots * 2;
     const float* o = ws.partial_out + slots * D + i % D;
     float mx = -INFINITY, sum = 0.0f, acc = 0.0f;
-    if (p.split_merge == kMergeTwoPass) {
+    if (p.split_merge == SplitMerge::kTwoPass) {
 #pragma unroll 8
       for (int s = 0; s < active; ++s) mx = fmaxf(mx, __ldcg(ml + s * 2));
 #pragma unroll 8
@@ -167,7 +167,7 @@ __device__ void merge_splits_if_last(const AttentionParams& p, const AttentionWo
   __syncthreads();
   if (!last) return;
   __threadfence();
-  if (p.split_merge == kMergeByRows && group <= kMaxSplitMergeRows)
+  if (p.split_merge == SplitMerge::kByRows && group <= kMaxSplitMergeRows)
     merge_splits_by_rows<D>(p, ws, out, token, kv_head, group, active);
   else
     merge_splits_per_element<D>(p, ws, out, token, kv_head, group, active);
