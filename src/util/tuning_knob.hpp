@@ -13,14 +13,15 @@ namespace fp4llm {
 // both against the sources), so that `fp4llm bench` can name a variable that no code reads: a
 // retired knob set by an old script would otherwise pass for a measured variant.
 inline constexpr const char* kKernelKnobs[] = {
-    "FP4LLM_ATTN_CLUSTER",          "FP4LLM_ATTN_FP8_AHEAD",        "FP4LLM_ATTN_KEY_ROWS",         "FP4LLM_ATTN_MIN_SPLIT_KEYS",
-    "FP4LLM_ATTN_PADDED_MERGE",     "FP4LLM_ATTN_SPLIT_BLOCKS",     "FP4LLM_ATTN_SPLIT_MERGE",      "FP4LLM_ATTN_WARPS",
-    "FP4LLM_EXPERTS_WGMMA",         "FP4LLM_FLASH_HEADS",           "FP4LLM_FLASH_MASK_EVERY_TILE", "FP4LLM_FLASH_PIPELINED",
-    "FP4LLM_FLASH_UNPADDED",        "FP4LLM_FLASH_WGMMA",           "FP4LLM_FLASH_WGMMA_PV",        "FP4LLM_FP8_PREFILL",
-    "FP4LLM_GEMV_KERNEL",           "FP4LLM_GEMV_MIN_CHUNKS",       "FP4LLM_GEMV_MIN_CHUNKS_WIDE",  "FP4LLM_GPU_NARROWING",
-    "FP4LLM_KV_LAYOUT",             "FP4LLM_MMA_ATTENTION",         "FP4LLM_NORM_PROLOGUE",         "FP4LLM_OMIT_STAGE",
-    "FP4LLM_PDL",                   "FP4LLM_PREFILL_SLICE_ROWS",    "FP4LLM_ROPE_IN_ATTENTION",     "FP4LLM_ROPE_WARPS",
-    "FP4LLM_ROUTING_IN_EXPERTS",    "FP4LLM_WGMMA_CLUSTER",         "FP4LLM_WGMMA_RING",            "FP4LLM_WGMMA_SHARE_X"};
+    "FP4LLM_ATTN_CLUSTER",         "FP4LLM_ATTN_EARLY_BLOCKS",    "FP4LLM_ATTN_FP8_AHEAD",       "FP4LLM_ATTN_KEY_ROWS",
+    "FP4LLM_ATTN_MIN_SPLIT_KEYS",  "FP4LLM_ATTN_PADDED_MERGE",    "FP4LLM_ATTN_SPLIT_BLOCKS",    "FP4LLM_ATTN_SPLIT_MERGE",
+    "FP4LLM_ATTN_WARPS",           "FP4LLM_EXPERTS_WGMMA",        "FP4LLM_FLASH_HEADS",          "FP4LLM_FLASH_MASK_EVERY_TILE",
+    "FP4LLM_FLASH_PIPELINED",      "FP4LLM_FLASH_UNPADDED",       "FP4LLM_FLASH_WGMMA",          "FP4LLM_FLASH_WGMMA_PV",
+    "FP4LLM_FP8_PREFILL",          "FP4LLM_GEMV_KERNEL",          "FP4LLM_GEMV_MIN_CHUNKS",      "FP4LLM_GEMV_MIN_CHUNKS_WIDE",
+    "FP4LLM_GPU_NARROWING",        "FP4LLM_KV_LAYOUT",            "FP4LLM_MMA_ATTENTION",        "FP4LLM_NORM_PROLOGUE",
+    "FP4LLM_OMIT_STAGE",           "FP4LLM_PDL",                  "FP4LLM_PREFILL_SLICE_ROWS",   "FP4LLM_ROPE_IN_ATTENTION",
+    "FP4LLM_ROPE_WARPS",           "FP4LLM_ROUTING_IN_EXPERTS",   "FP4LLM_WGMMA_CLUSTER",        "FP4LLM_WGMMA_RING",
+    "FP4LLM_WGMMA_SHARE_X"};
 
 // False for a value of a knob with named values that no code selects on (a retired variant);
 // true for every other knob and value.
@@ -39,6 +40,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
     return value == "qkv" || value == "attention" || value == "rope" || value == "attention_only" || value == "o_proj" ||
            value == "ffn_in" || value == "down" || value == "lm_head";
   if (name == "FP4LLM_NORM_PROLOGUE") return value == "0" || value == "1" || value == "qkv";
+  if (name == "FP4LLM_ATTN_EARLY_BLOCKS") return value == "0" || value == "1";
   return true;
 }
 

@@ -35,6 +35,10 @@ struct Case {
   // keys and values come raw from q|k|v rows and the kernel normalises, rotates and stores them.
   bool rope = false;
   bool one_plus = false;  // Gemma3's (1 + w) gains, with rope
+  // With rope: the rope kernel instead, then the tensor-core decode kernel launched right behind it
+  // with its first cache blocks requested before its wait (cache_blocks_before_wait), so that it
+  // may read a cache block before the rope kernel has written the token's key into it.
+  bool blocks_before_rope = false;
   cuda::SplitMerge merge = cuda::SplitMerge::kByRows;  // how the last split merges the partial results
 };
 
@@ -221,8 +225,24 @@ void run_case(const Case& c, uint32_t seed) {
     const cuda::RopeCacheIo io{pd.data(), slots_d.data(), qn_d.data(), kn_d.data(), freq_d.data(), nullptr,
                                kd.data(), vd.data()};
     const cuda::AttentionWorkspace ws{part_out.data(), part_ml.data(), counters.data()};
-    if (c.mma) cuda::mma_decode_attention_with_rope(qkv_d.data(), rp, io, sd.data(), td.data(), T, p, ws, out.data(), nullptr);
-    else cuda::paged_attention_with_rope(qkv_d.data(), rp, io, sd.data(), td.data(), T, p, ws, out.data(), nullptr);
+    if (c.blocks_before_rope) {
+      cuda::DeviceBuffer<float> roped_q(q.size());
+      cuda::RopeCacheIo io_q = io;
+      io_q.q = roped_q.data();
+      cuda::AttentionParams early = p;
+      early.cache_blocks_before_wait = true;
+      cudaStream_t stream = nullptr;
+      FP4LLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+      cuda::rope_and_cache(qkv_d.data(), T, rp, io_q, stream);
+      cuda::mma_decode_attention(roped_q.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(), T, early, ws,
+                                 out.data(), stream);
+      FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+      FP4LLM_CUDA_CHECK(cudaStreamDestroy(stream));
+    } else if (c.mma) {
+      cuda::mma_decode_attention_with_rope(qkv_d.data(), rp, io, sd.data(), td.data(), T, p, ws, out.data(), nullptr);
+    } else {
+      cuda::paged_attention_with_rope(qkv_d.data(), rp, io, sd.data(), td.data(), T, p, ws, out.data(), nullptr);
+    }
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
     check_new_keys_and_values(c, kd.to_host(), vd.to_host(), k, v, slots, roped);
     if (::testing::Test::HasFatalFailure()) return;
@@ -438,6 +458,27 @@ TEST(GpuMmaDecodeAttention, TakesInTheRopeKernelsWork) {
   for (Case c : cases) {
     c.mma = c.rope = true;
     c.one_plus = seed % 2 == 1;
+    run_case(c, seed++);
+  }
+}
+
+// The tensor-core decode kernel requesting its first cache blocks before it waits for the rope
+// kernel launched just before it (FP4LLM_ATTN_EARLY_BLOCKS): the block holding each token's own
+// key is requested again after the wait. Positions whose block is a warp's first (0, 16, 31, 63:
+// every warp's first block at 4 warps), deeper ones where it is not, splits (only the last split
+// holds the token), a window, head_dim 64 and 128, both caches; the same float64 reference.
+TEST(GpuMmaDecodeAttention, RequestsCacheBlocksBeforeTheRopeKernelsWrite) {
+  FP4LLM_REQUIRE_GPU();
+  std::vector<Case> cases = {
+      {32, 8, 128, 0, true, 0.5f, 2.0f, {{0, 1}, {16, 1}, {31, 1}, {63, 1}, {200, 1}, {1000, 1}}, 8},
+      {8, 2, 128, 0, false, 1.0f, 1.0f, {{37, 1}, {5, 1}, {48, 1}}},
+      {64, 4, 128, 300, true, 1.0f, 1.0f, {{2000, 1}, {100, 1}}, 4},
+      {16, 2, 64, 0, true, 0.25f, 1.0f, {{300, 1}, {17, 1}, {2, 1}}, 4},
+      {16, 2, 64, 50, false, 1.0f, 1.0f, {{300, 1}, {47, 1}}, 4},
+  };
+  uint32_t seed = 120;
+  for (Case c : cases) {
+    c.mma = c.rope = c.blocks_before_rope = true;
     run_case(c, seed++);
   }
 }

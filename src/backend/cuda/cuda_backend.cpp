@@ -70,6 +70,13 @@ int64_t min_split_keys() {
   return keys;
 }
 
+// FP4LLM_ATTN_EARLY_BLOCKS=1: decode attention overlaps its block table and first cache blocks
+// with the rope kernel before it (AttentionParams::cache_blocks_before_wait; not yet measured).
+bool attention_early_blocks() {
+  static const bool on = knob_is("FP4LLM_ATTN_EARLY_BLOCKS", "1");
+  return on;
+}
+
 // How the last split of a decode attention merges the splits' partial results
 // (FP4LLM_ATTN_SPLIT_MERGE: by rows by default; chain and two_pass, the former merges, to compare).
 SplitMerge split_merge() {
@@ -312,6 +319,7 @@ AttentionParams CudaBackend::attention_params(int64_t layer, const Step& s) cons
     p.splits = attention_splits(s.tokens, p.kv_heads, num_sms_);
     p.min_split_keys = min_split_keys();
     p.split_merge = split_merge();
+    p.cache_blocks_before_wait = attention_early_blocks() && s.one_token_per_sequence;
   }
   return p;
 }

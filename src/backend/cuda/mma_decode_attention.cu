@@ -304,6 +304,16 @@ struct CacheBlockRing {
       if (ahead + kStride <= last) next_entry = blk.table[ahead + kStride];
     }
   }
+  // After the wait for the rope kernel, when start() ran before it (cache_blocks_before_wait):
+  // the block among the first kAhead that holds the token's own key, which that kernel wrote,
+  // requested again. A decode step writes no other key its tokens read.
+  __device__ __forceinline__ void refresh_own_block(const Args& a, const DecodeBlock& blk, int lead, int last) {
+    const int own = blk.pos / kBlockSize;
+#pragma unroll
+    for (int i = 0; i < kAhead; ++i)
+      if (lead + i * kStride == own && own <= last)
+        load_cache_block<D, kFp8>(a, blk.at.kv_head, blk.begin, blk.end, own, blk.table[own], words[i]);
+  }
   // After block b's arithmetic.
   __device__ __forceinline__ void advance() {
 #pragma unroll
@@ -526,7 +536,9 @@ template <int D, bool kFp8, int kAhead = 1, bool kRope = false, int C = 1, int W
 __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel(Args a) {
   static_assert(C == 1 || !kRope, "the rope's writer is one block of the last split");
   let_dependents_start();
-  if constexpr (!kRope) wait_for_producer();  // with kRope, after the first cache blocks are requested
+  // With kRope, or cache_blocks_before_wait, the wait comes after the first cache blocks are requested.
+  if constexpr (!kRope)
+    if (!a.p.cache_blocks_before_wait) wait_for_producer();
   constexpr int kSteps = D / 16;  // k-steps of S^T, and m-tiles of O^T
   constexpr int kSlice = D / 8;   // value dims per lane (the PV permutation)
   DecodeBlock block;
@@ -544,7 +556,7 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   // head_dim floats apart in a 16-byte aligned buffer.
   const float qscale = a.p.scale * a.p.k_scale;
   uint32_t qb[kSteps][2];
-  if constexpr (!kRope) {
+  const auto load_q = [&] {
     const bool ok = g < group;
     const float* q = a.q + (size_t(tok) * a.p.heads + size_t(kv_head) * group + (ok ? g : 0)) * D + D / 4 * t;
 #pragma unroll
@@ -553,7 +565,9 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
       qb[s][0] = pack2<kFp8>(v.x * qscale, v.y * qscale);
       qb[s][1] = pack2<kFp8>(v.z * qscale, v.w * qscale);
     }
-  }
+  };
+  if constexpr (!kRope)
+    if (!a.p.cache_blocks_before_wait) load_q();
 
   // Softmax state of query heads 2t and 2t+1: maxima (equal in the 8 lanes of a column) and this
   // lane's share of the sums (its keys g and 8+g), summed over the column after the loop.
@@ -564,6 +578,12 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
   CacheBlockRing<D, kFp8, kAhead, kStride> ring;
   ring.start(a, block, first_block + lead, last_block);
+  if constexpr (!kRope)
+    if (a.p.cache_blocks_before_wait) {  // q and the token's own key are the rope kernel's
+      wait_for_producer();
+      ring.refresh_own_block(a, block, first_block + lead, last_block);
+      load_q();
+    }
   __shared__ NewRowShared<D, kFp8, kRope> new_rows;
   const bool writer = kRope && end == pos + 1;
   if constexpr (kRope) {  // q from the raw q|k|v row: rows g of the A layout are columns g of Q^T
@@ -680,7 +700,10 @@ void launch_clusters(const Args& a, dim3 grid, cudaStream_t stream) {
   Args clustered = a;
   clustered.p.splits = (a.p.splits + C - 1) / C;
   grid.z = unsigned(clustered.p.splits) * C;
-  launch_dependent_in_clusters(early_launch_all(), unsigned(C), kernel, grid, dim3(W * 32), smem, stream, clustered);
+  // cache_blocks_before_wait: launched early in every model, so that its first requests overlap
+  // the rope kernel (the query-rows kernel then only waits at its start, as launched early anyway).
+  launch_dependent_in_clusters(early_launch_all() || a.p.cache_blocks_before_wait, unsigned(C), kernel, grid,
+                               dim3(W * 32), smem, stream, clustered);
 }
 
 // FP4LLM_ATTN_CLUSTER=2, 4 or 8 (sm_90; not with FP4LLM_ROPE_IN_ATTENTION): blocks per split,

@@ -29,6 +29,11 @@ struct AttentionParams {
                                // own range into `splits` multiples of 32 keys
   int64_t min_split_keys = 256;  // ... of at least this many keys (a multiple of 32)
   SplitMerge split_merge = SplitMerge::kByRows;  // how the last split merges them
+  // Decode steps with one token per sequence (FP4LLM_ATTN_EARLY_BLOCKS=1, the key-rows kernel):
+  // the attention launches early and each warp requests its first cache blocks before waiting
+  // for the rope kernel; the block holding the token's own key (that kernel's write) is requested
+  // again after the wait. No other key a token reads is written in such a step.
+  bool cache_blocks_before_wait = false;
 };
 
 // Query heads a kv head's by-rows merge holds (the largest group any decode kernel takes).
