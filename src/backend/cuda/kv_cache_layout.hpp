@@ -32,7 +32,9 @@ __host__ __device__ inline int64_t cache_slot_stride(int64_t kv_heads, int64_t h
   return head_major ? head_dim : kv_heads * head_dim;
 }
 
-// FP4LLM_KV_LAYOUT=head_major selects the head-major order (for the A/B); slot-major otherwise.
+// FP4LLM_KV_LAYOUT=head_major selects the head-major order; slot-major otherwise (head-major measured
+// no faster, H100 2026-12-06: 32k FP8 decode attention 1,234 against 1,252 us a step, batch 1 and
+// prefill within a percent).
 bool kv_cache_head_major();
 
 }  // namespace fp4llm::cuda
