@@ -79,6 +79,11 @@
 #                                    BF16, racecheck and memcheck of the new test, Gemma3-27B b1,
 #                                    Qwen3-30B-A3B after 1,024 prompt tokens, each against the
 #                                    defaults in the same call
+#   tools/gpu_variants.sh roles      which parts of a Qwen3-30B-A3B step gain or lose when launched
+#                                    early (FP4LLM_PDL_ROLES): whole models with every role early,
+#                                    then batch 1/16 with the defaults, each role alone, the
+#                                    gainers together; the full sanitizer round of the attention
+#                                    and MoE tests at the end
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -109,6 +114,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           layout) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear fp4llm_forward_dump" ;;
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           early) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
+          roles) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;;
           profile2) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
@@ -700,6 +706,23 @@ if [ "$part" = early ]; then
       prompt_len_run early 1024 FP4LLM_ATTN_EARLY_BLOCKS=1
     fi
   } 2>&1 | tee "$OUT/variants-early.md"
+fi
+if [ "$part" = roles ]; then
+  {
+    # Qwen3-MoE's batch 1 lost with every kernel early and with every product early, yet gained
+    # with the decode attention early (twenty-first session): one role at a time says which.
+    (cd build-gpu && timeout 200 ctest -R '^py_gpu_forward_pdl_roles$' > "$OUT/roles-py.log" 2>&1)
+    rc=$?
+    echo "py_gpu_forward_pdl_roles: exit $rc | $(grep -E 'tests passed|Failed|Timeout' "$OUT/roles-py.log" | head -3 | tr '\n' ' ')"
+    if [ $rc = 0 ]; then
+      bench_variant "$OUT" moe qwen3-30b-a3b 1,16
+      for role in qkv rope o_proj moe lm_head; do
+        [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-$role qwen3-30b-a3b 1,16 FP4LLM_PDL_ROLES=$role
+      done
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-rope-o_proj qwen3-30b-a3b 1,16 FP4LLM_PDL_ROLES=rope,o_proj
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1,16
+    fi
+  } 2>&1 | tee "$OUT/variants-roles.md"
 fi
 if [ "$part" = profile2 ]; then
   {

@@ -2,6 +2,7 @@
 // GPU without a rebuild; unset, the measured default applies. Callers read each knob once.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -19,9 +20,9 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_FLASH_PIPELINED",      "FP4LLM_FLASH_UNPADDED",       "FP4LLM_FLASH_WGMMA",          "FP4LLM_FLASH_WGMMA_PV",
     "FP4LLM_FP8_PREFILL",          "FP4LLM_GEMV_KERNEL",          "FP4LLM_GEMV_MIN_CHUNKS",      "FP4LLM_GEMV_MIN_CHUNKS_WIDE",
     "FP4LLM_GPU_NARROWING",        "FP4LLM_KV_LAYOUT",            "FP4LLM_MMA_ATTENTION",        "FP4LLM_NORM_PROLOGUE",
-    "FP4LLM_OMIT_STAGE",           "FP4LLM_PDL",                  "FP4LLM_PREFILL_SLICE_ROWS",   "FP4LLM_ROPE_IN_ATTENTION",
-    "FP4LLM_ROPE_WARPS",           "FP4LLM_ROUTING_IN_EXPERTS",   "FP4LLM_WGMMA_CLUSTER",        "FP4LLM_WGMMA_RING",
-    "FP4LLM_WGMMA_SHARE_X"};
+    "FP4LLM_OMIT_STAGE",           "FP4LLM_PDL",                  "FP4LLM_PDL_ROLES",            "FP4LLM_PREFILL_SLICE_ROWS",
+    "FP4LLM_ROPE_IN_ATTENTION",    "FP4LLM_ROPE_WARPS",           "FP4LLM_ROUTING_IN_EXPERTS",   "FP4LLM_WGMMA_CLUSTER",
+    "FP4LLM_WGMMA_RING",           "FP4LLM_WGMMA_SHARE_X"};
 
 // False for a value of a knob with named values that no code selects on (a retired variant);
 // true for every other knob and value.
@@ -41,6 +42,15 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
            value == "ffn_in" || value == "down" || value == "lm_head";
   if (name == "FP4LLM_NORM_PROLOGUE") return value == "0" || value == "1" || value == "qkv";
   if (name == "FP4LLM_ATTN_EARLY_BLOCKS") return value == "0" || value == "1";
+  if (name == "FP4LLM_PDL_ROLES") {  // a comma-separated list of roles
+    for (size_t at = 0; at <= value.size();) {
+      const size_t end = std::min(value.find(',', at), value.size());
+      const std::string_view role = value.substr(at, end - at);
+      if (role != "qkv" && role != "rope" && role != "o_proj" && role != "moe" && role != "lm_head") return false;
+      at = end + 1;
+    }
+    return true;
+  }
   return true;
 }
 
@@ -48,6 +58,12 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
 inline int64_t knob_int(const char* name, int64_t fallback) {
   const char* v = std::getenv(name);
   return v ? std::atoll(v) : fallback;
+}
+
+// The knob's text, empty when it is unset.
+inline std::string_view knob_text(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string_view(v) : std::string_view();
 }
 
 // True when the knob is set to exactly `value`.

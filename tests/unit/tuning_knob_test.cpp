@@ -32,4 +32,20 @@ TEST(TuningKnob, NamedValuesAreKnownOnlyWhereCodeSelectsOnThem) {
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_GEMV_MIN_CHUNKS", "4"));  // integer knobs take any value
 }
 
+TEST(TuningKnob, AListOfRolesIsKnownOnlyWhenEveryRoleIs) {
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "o_proj"));
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "qkv,rope,o_proj,moe,lm_head"));
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "o_proj,attention"));  // the attention is no role
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "rope,"));             // an empty role
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", ""));
+}
+
+TEST(TuningKnob, TextIsEmptyWhenUnset) {
+  unsetenv(kName);
+  EXPECT_TRUE(fp4llm::knob_text(kName).empty());
+  setenv(kName, "qkv,rope", 1);
+  EXPECT_EQ(fp4llm::knob_text(kName), "qkv,rope");
+  unsetenv(kName);
+}
+
 }  // namespace

@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "backend/cpu/cpu_ops.hpp"
@@ -387,6 +388,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     return in;
   };
   const auto omitted = [&](OmittedStage stage) { return omitted_ == stage; };
+  std::optional<EarlyLaunchScope> early(std::in_place, early_launch_role("qkv"));  // FP4LLM_PDL_ROLES, one role at a time
   if (omitted(OmittedStage::qkv))
     ;
   else if (qkv_norm_in)
@@ -394,6 +396,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
                         qkv_.data(), stream_);
   else
     nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
+  early.reset();
   profiler_.mark("qkv_proj", stream_);
   const int32_t* token_seq = offset_ptr<int32_t>(meta_.data(), s.token_seq_at);
   const int32_t* tables = offset_ptr<int32_t>(meta_.data(), window_pool ? s.window_tables_at : s.tables_at);
@@ -403,6 +406,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const bool rope_in_attention = rope_in_attention_requested() && s.one_token_per_sequence && T <= kMaxDecodeRows &&
                                  (mma || paged_attention_takes_rope(ap));
   if (!rope_in_attention && !omitted(OmittedStage::attention) && !omitted(OmittedStage::rope)) {
+    const EarlyLaunchScope rope_early(early_launch_role("rope"));
     rope_and_cache(qkv_.data(), T, rp, io, stream_);
     profiler_.mark("rope_kv_write", stream_);
   }
@@ -454,6 +458,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     if (gemma) nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
     else nvfp4_linear(w, in, T, residual_, linear_ws_, stream_, LinearOutput::Add);
   };
+  early.emplace(early_launch_role("o_proj"));
   if (omitted(OmittedStage::o_proj))
     ;
   else if (norm_in.ffn)
@@ -461,10 +466,12 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   else
     residual(L.o, attn_.data(), L.post_attention_norm.data(),
              gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
+  early.reset();
   profiler_.mark(!norm_in.ffn ? "o_proj_residual_norm" : gemma ? "o_proj" : "o_proj_residual", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
   if (L.moe && omitted(OmittedStage::ffn_in)) return;  // the whole MoE block
+  if (L.moe) early.emplace(early_launch_role("moe"));
   if (L.moe && comm_.active()) {  // each GPU's share (its columns of every expert, or its experts), summed
     moe_mlp_partial(*L.moe, h_.data(), T, o_.data(), moe_ws_, stream_);
     profiler_.mark("moe_experts", stream_);
@@ -521,6 +528,7 @@ void CudaBackend::launch_step(const Step& s) {
   // Tensor parallelism: this rank's vocabulary slice, then every rank's slice side by side.
   const int64_t vocab_rows = c.vocab_size / comm_.size;
   float* logits = comm_.active() ? lm_local_.data() : logits_.data();
+  const EarlyLaunchScope early(early_launch_role("lm_head"));
   if (omitted_ == OmittedStage::lm_head)
     ;
   else if (model_.lm_head_nvfp4)

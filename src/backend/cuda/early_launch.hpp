@@ -2,7 +2,9 @@
 // host-only policy, so that the CUDA backend can set it for its model.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <string_view>
 
 #include "util/tuning_knob.hpp"
 
@@ -19,11 +21,45 @@ inline std::atomic<bool>& early_launch_all_default() {
   static std::atomic<bool> on{false};
   return on;
 }
+// Set while the backend launches the kernels of a role listed in FP4LLM_PDL_ROLES (EarlyLaunchScope).
+inline bool& early_launch_in_scope() {
+  static thread_local bool on = false;
+  return on;
+}
+
 inline bool early_launch_all() {
   static const bool forced_on = knob_is("FP4LLM_PDL", "all"),
                     forced_off = knob_is("FP4LLM_PDL", "experts") || knob_is("FP4LLM_PDL", "products");
-  return forced_on || (!forced_off && early_launch_all_default().load(std::memory_order_relaxed));
+  return forced_on || early_launch_in_scope() ||
+         (!forced_off && early_launch_all_default().load(std::memory_order_relaxed));
 }
+
+// Whether FP4LLM_PDL_ROLES (a comma-separated list of qkv, rope, o_proj, moe, lm_head) names
+// `role`: that part of a layer (or the lm_head) launches its kernels early whatever the model's
+// default. For the per-role A/B of Qwen3-MoE (not yet measured), whose batch 1 lost with every
+// kernel early (above) and with every product early (below), yet gained with the decode attention
+// early (FP4LLM_ATTN_EARLY_BLOCKS): which of the others costs is not known.
+inline bool early_launch_role(std::string_view role) {
+  const std::string_view roles = knob_text("FP4LLM_PDL_ROLES");
+  for (size_t at = 0; at <= roles.size();) {
+    const size_t end = std::min(roles.find(',', at), roles.size());
+    if (roles.substr(at, end - at) == role) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+// The kernels launched while it lives launch early when `on` (the backend's scope around a role).
+class EarlyLaunchScope {
+ public:
+  explicit EarlyLaunchScope(bool on) : before_(early_launch_in_scope()) { early_launch_in_scope() = before_ || on; }
+  ~EarlyLaunchScope() { early_launch_in_scope() = before_; }
+  EarlyLaunchScope(const EarlyLaunchScope&) = delete;
+  EarlyLaunchScope& operator=(const EarlyLaunchScope&) = delete;
+
+ private:
+  bool before_;
+};
 
 // Whether the NVFP4 products (decode GEMVs) launch early: with every kernel, or alone under
 // FP4LLM_PDL=products (measured slower at batch 1, H100, 2026-12-06: Qwen3-30B-A3B 385.6 -> 360.6
