@@ -81,9 +81,9 @@
 #                                    defaults in the same call
 #   tools/gpu_variants.sh roles      which parts of a Qwen3-30B-A3B step gain or lose when launched
 #                                    early (FP4LLM_PDL_ROLES): whole models with every role early,
-#                                    then batch 1/16 with the defaults, each role alone, the
-#                                    gainers together; the full sanitizer round of the attention
-#                                    and MoE tests at the end
+#                                    then batch 1/16 with the defaults, each role alone, the norm
+#                                    kernels with and without the products early, two FP8 cache
+#                                    blocks ahead (Qwen3-8B too), the defaults again
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -719,7 +719,15 @@ if [ "$part" = roles ]; then
       for role in qkv rope o_proj moe lm_head; do
         [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-$role qwen3-30b-a3b 1,16 FP4LLM_PDL_ROLES=$role
       done
-      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-rope-o_proj qwen3-30b-a3b 1,16 FP4LLM_PDL_ROLES=rope,o_proj
+      # The norm kernels instead of the products' prologues (measured slower when no product
+      # launched early), now with the qkv's weights requested under the kernel before it.
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-norm-kernels qwen3-30b-a3b 1,16 FP4LLM_NORM_PROLOGUE=0
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-norm-kernels-early qwen3-30b-a3b 1,16 FP4LLM_NORM_PROLOGUE=0 \
+        FP4LLM_PDL_ROLES=qkv,o_proj,moe
+      # Two FP8 cache blocks a warp requested before the attention's wait instead of one.
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-ahead2 qwen3-30b-a3b 1,16 FP4LLM_ATTN_FP8_AHEAD=2
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b qwen3-8b 1
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-ahead2 qwen3-8b 1 FP4LLM_ATTN_FP8_AHEAD=2
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1,16
     fi
   } 2>&1 | tee "$OUT/variants-roles.md"
