@@ -287,11 +287,11 @@ template <int D, bool kFp8, int kAhead, int kStride>
 struct CacheBlockRing {
   CacheBlockWords<D, kFp8> words[kAhead + 1];
   int next_entry = 0;
-  // The first kAhead blocks from `lead` on.
-  __device__ __forceinline__ void start(const Args& a, const DecodeBlock& blk, int lead, int last) {
+  // The first kAhead blocks from `lead` on, but block `skip` (-1: none).
+  __device__ __forceinline__ void start(const Args& a, const DecodeBlock& blk, int lead, int last, int skip = -1) {
 #pragma unroll
     for (int i = 0; i < kAhead; ++i)
-      if (lead + i * kStride <= last)
+      if (lead + i * kStride <= last && lead + i * kStride != skip)
         load_cache_block<D, kFp8>(a, blk.at.kv_head, blk.begin, blk.end, lead + i * kStride,
                                   blk.table[lead + i * kStride], words[i]);
     if (lead + kAhead * kStride <= last) next_entry = blk.table[lead + kAhead * kStride];
@@ -304,15 +304,15 @@ struct CacheBlockRing {
       if (ahead + kStride <= last) next_entry = blk.table[ahead + kStride];
     }
   }
-  // After the wait for the rope kernel, when start() ran before it (cache_blocks_before_wait):
-  // the block among the first kAhead that holds the token's own key, which that kernel wrote,
-  // requested again. A decode step writes no other key its tokens read.
-  __device__ __forceinline__ void refresh_own_block(const Args& a, const DecodeBlock& blk, int lead, int last) {
-    const int own = blk.pos / kBlockSize;
+  // Block `skip` where start() left it out, once it may be read: start() runs before the wait for
+  // the rope kernel (cache_blocks_before_wait), and the block holding the token's own key is that
+  // kernel's write. Not requested before the wait at all, so that no line of it sits in L1 from
+  // before the write. A decode step writes no other key its tokens read.
+  __device__ __forceinline__ void load_skipped(const Args& a, const DecodeBlock& blk, int lead, int last, int skip) {
 #pragma unroll
     for (int i = 0; i < kAhead; ++i)
-      if (lead + i * kStride == own && own <= last)
-        load_cache_block<D, kFp8>(a, blk.at.kv_head, blk.begin, blk.end, own, blk.table[own], words[i]);
+      if (lead + i * kStride == skip && skip <= last)
+        load_cache_block<D, kFp8>(a, blk.at.kv_head, blk.begin, blk.end, skip, blk.table[skip], words[i]);
   }
   // After block b's arithmetic.
   __device__ __forceinline__ void advance() {
@@ -577,11 +577,13 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   float o[kSteps][4] = {};
   const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
   CacheBlockRing<D, kFp8, kAhead, kStride> ring;
-  ring.start(a, block, first_block + lead, last_block);
+  // Before the wait (cache_blocks_before_wait), every first block but the one the rope kernel writes into.
+  const int own_block = !kRope && a.p.cache_blocks_before_wait ? pos / kBlockSize : -1;
+  ring.start(a, block, first_block + lead, last_block, own_block);
   if constexpr (!kRope)
     if (a.p.cache_blocks_before_wait) {  // q and the token's own key are the rope kernel's
       wait_for_producer();
-      ring.refresh_own_block(a, block, first_block + lead, last_block);
+      ring.load_skipped(a, block, first_block + lead, last_block, own_block);
       load_q();
     }
   __shared__ NewRowShared<D, kFp8, kRope> new_rows;
