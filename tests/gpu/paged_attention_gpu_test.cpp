@@ -464,7 +464,7 @@ TEST(GpuMmaDecodeAttention, TakesInTheRopeKernelsWork) {
 
 // The tensor-core decode kernel requesting its first cache blocks before it waits for the rope
 // kernel launched just before it (FP4LLM_ATTN_EARLY_BLOCKS): the block holding each token's own
-// key is requested again after the wait. Positions whose block is a warp's first (0, 16, 31, 63:
+// key is left out and requested after the wait. Positions whose block is a warp's first (0, 16, 31, 63:
 // every warp's first block at 4 warps), deeper ones where it is not, splits (only the last split
 // holds the token), a window, head_dim 64 and 128, both caches; the same float64 reference.
 TEST(GpuMmaDecodeAttention, RequestsCacheBlocksBeforeTheRopeKernelsWrite) {

@@ -29,10 +29,10 @@ struct AttentionParams {
                                // own range into `splits` multiples of 32 keys
   int64_t min_split_keys = 256;  // ... of at least this many keys (a multiple of 32)
   SplitMerge split_merge = SplitMerge::kByRows;  // how the last split merges them
-  // Decode steps with one token per sequence (FP4LLM_ATTN_EARLY_BLOCKS=1, the key-rows kernel):
+  // Decode steps with one token per sequence (FP4LLM_ATTN_EARLY_BLOCKS, on; the key-rows kernel):
   // the attention launches early and each warp requests its first cache blocks before waiting
-  // for the rope kernel; the block holding the token's own key (that kernel's write) is requested
-  // again after the wait. No other key a token reads is written in such a step.
+  // for the rope kernel, all but the block holding the token's own key (that kernel's write),
+  // which it requests after the wait. No other key a token reads is written in such a step.
   bool cache_blocks_before_wait = false;
 };
 
