@@ -6,11 +6,13 @@
 #include <numeric>
 #include <random>
 
+#include "backend/cuda/early_launch.hpp"
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/paged_attention.hpp"
 #include "formats/number_formats.hpp"
 #include "gpu_test_support.hpp"
+#include "producer_delay.hpp"
 
 using namespace fp4llm;
 
@@ -35,9 +37,10 @@ struct Case {
   // keys and values come raw from q|k|v rows and the kernel normalises, rotates and stores them.
   bool rope = false;
   bool one_plus = false;  // Gemma3's (1 + w) gains, with rope
-  // With rope: the rope kernel instead, then the tensor-core decode kernel launched right behind it
-  // with its first cache blocks requested before its wait (cache_blocks_before_wait), so that it
-  // may read a cache block before the rope kernel has written the token's key into it.
+  // With rope: the rope kernel instead, launched early behind a kernel that holds the stream for
+  // 200 us, then the tensor-core decode kernel launched early behind it with its first cache
+  // blocks requested before its wait (cache_blocks_before_wait): whatever it reads before its wait
+  // predates the rope kernel's writes.
   bool blocks_before_rope = false;
   cuda::SplitMerge merge = cuda::SplitMerge::kByRows;  // how the last split merges the partial results
 };
@@ -233,7 +236,11 @@ void run_case(const Case& c, uint32_t seed) {
       early.cache_blocks_before_wait = true;
       cudaStream_t stream = nullptr;
       FP4LLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-      cuda::rope_and_cache(qkv_d.data(), T, rp, io_q, stream);
+      test_support::delay_stream(stream, 200.0);
+      {
+        const cuda::EarlyLaunchScope early_rope(true);
+        cuda::rope_and_cache(qkv_d.data(), T, rp, io_q, stream);
+      }
       cuda::mma_decode_attention(roped_q.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(), T, early, ws,
                                  out.data(), stream);
       FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -463,16 +470,19 @@ TEST(GpuMmaDecodeAttention, TakesInTheRopeKernelsWork) {
 }
 
 // The tensor-core decode kernel requesting its first cache blocks before it waits for the rope
-// kernel launched just before it (FP4LLM_ATTN_EARLY_BLOCKS): the block holding each token's own
-// key is left out and requested after the wait. Positions whose block is a warp's first (0, 16, 31, 63:
-// every warp's first block at 4 warps), deeper ones where it is not, splits (only the last split
-// holds the token), a window, head_dim 64 and 128, both caches; the same float64 reference.
+// kernel launched just before it (FP4LLM_ATTN_EARLY_BLOCKS), while a delay kernel ahead of both
+// keeps the rope kernel from writing: the block holding each token's own key must be left out and
+// requested after the wait, or the token's key reads as the random bytes it replaced. Positions
+// whose block is a warp's first (0, 16, 31, 63: every warp's first block at 4 warps), deeper ones
+// where it is not, splits (only the last split holds the token), a window, head_dim 64 and 128,
+// query groups 2, 4 and 8 (the key-rows kernel's), both caches; the same float64 reference.
+// gpu_paged_attention_fp8_ahead2, _ahead3 and _cluster2 run it with 2 or 3 blocks ahead and clusters.
 TEST(GpuMmaDecodeAttention, RequestsCacheBlocksBeforeTheRopeKernelsWrite) {
   FP4LLM_REQUIRE_GPU();
   std::vector<Case> cases = {
       {32, 8, 128, 0, true, 0.5f, 2.0f, {{0, 1}, {16, 1}, {31, 1}, {63, 1}, {200, 1}, {1000, 1}}, 8},
       {8, 2, 128, 0, false, 1.0f, 1.0f, {{37, 1}, {5, 1}, {48, 1}}},
-      {64, 4, 128, 300, true, 1.0f, 1.0f, {{2000, 1}, {100, 1}}, 4},
+      {32, 4, 128, 300, true, 1.0f, 1.0f, {{2000, 1}, {100, 1}}, 4},
       {16, 2, 64, 0, true, 0.25f, 1.0f, {{300, 1}, {17, 1}, {2, 1}}, 4},
       {16, 2, 64, 50, false, 1.0f, 1.0f, {{300, 1}, {47, 1}}, 4},
   };

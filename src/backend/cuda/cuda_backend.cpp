@@ -388,7 +388,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     return in;
   };
   const auto omitted = [&](OmittedStage stage) { return omitted_ == stage; };
-  std::optional<EarlyLaunchScope> early(std::in_place, early_launch_role("qkv"));  // FP4LLM_PDL_ROLES, one role at a time
+  std::optional<EarlyLaunchScope> early(std::in_place, early_launch_role("qkv"));  // FP4LLM_PDL_ROLES, a scope per part
   if (omitted(OmittedStage::qkv))
     ;
   else if (qkv_norm_in)

@@ -2,8 +2,8 @@
 // host-only policy, so that the CUDA backend can set it for its model.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
+#include <string>
 #include <string_view>
 
 #include "util/tuning_knob.hpp"
@@ -36,17 +36,13 @@ inline bool early_launch_all() {
 
 // Whether FP4LLM_PDL_ROLES (a comma-separated list of qkv, rope, o_proj, moe, lm_head) names
 // `role`: that part of a layer (or the lm_head) launches its kernels early whatever the model's
-// default. For the per-role A/B of Qwen3-MoE (not yet measured), whose batch 1 lost with every
-// kernel early (above) and with every product early (below), yet gained with the decode attention
-// early (FP4LLM_ATTN_EARLY_BLOCKS): which of the others costs is not known.
+// default, FP4LLM_PDL=experts or =products included. For the per-role A/B of Qwen3-MoE (not yet
+// measured), whose batch 1 lost with every kernel early (above) and with every product early
+// (below), yet gained with the decode attention early (FP4LLM_ATTN_EARLY_BLOCKS): which of the
+// others costs is not known.
 inline bool early_launch_role(std::string_view role) {
-  const std::string_view roles = knob_text("FP4LLM_PDL_ROLES");
-  for (size_t at = 0; at <= roles.size();) {
-    const size_t end = std::min(roles.find(',', at), roles.size());
-    if (roles.substr(at, end - at) == role) return true;
-    at = end + 1;
-  }
-  return false;
+  static const std::string roles = "," + std::string(knob_text("FP4LLM_PDL_ROLES")) + ",";
+  return roles.find("," + std::string(role) + ",") != std::string::npos;
 }
 
 // The kernels launched while it lives launch early when `on` (the backend's scope around a role).
