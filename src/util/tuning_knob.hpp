@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 namespace fp4llm {
 
@@ -23,6 +24,18 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_OMIT_STAGE",           "FP4LLM_PDL",                  "FP4LLM_PDL_ROLES",            "FP4LLM_PREFILL_SLICE_ROWS",
     "FP4LLM_ROPE_IN_ATTENTION",    "FP4LLM_ROPE_WARPS",           "FP4LLM_ROUTING_IN_EXPERTS",   "FP4LLM_WGMMA_CLUSTER",
     "FP4LLM_WGMMA_RING",           "FP4LLM_WGMMA_SHARE_X"};
+
+// The items of a comma-separated knob value, in order; empty ones (",", a trailing comma, an
+// empty value) included, so that a check can refuse them.
+inline std::vector<std::string_view> knob_list_items(std::string_view value) {
+  std::vector<std::string_view> items;
+  for (size_t at = 0; at <= value.size();) {
+    const size_t end = std::min(value.find(',', at), value.size());
+    items.push_back(value.substr(at, end - at));
+    at = end + 1;
+  }
+  return items;
+}
 
 // False for a value of a knob with named values that no code selects on (a retired variant);
 // true for every other knob and value.
@@ -42,15 +55,10 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
            value == "ffn_in" || value == "down" || value == "lm_head";
   if (name == "FP4LLM_NORM_PROLOGUE") return value == "0" || value == "1" || value == "qkv";
   if (name == "FP4LLM_ATTN_EARLY_BLOCKS") return value == "0" || value == "1";
-  if (name == "FP4LLM_PDL_ROLES") {  // a comma-separated list of roles
-    for (size_t at = 0; at <= value.size();) {
-      const size_t end = std::min(value.find(',', at), value.size());
-      const std::string_view role = value.substr(at, end - at);
-      if (role != "qkv" && role != "rope" && role != "o_proj" && role != "moe" && role != "lm_head") return false;
-      at = end + 1;
-    }
-    return true;
-  }
+  if (name == "FP4LLM_PDL_ROLES")
+    return std::ranges::all_of(knob_list_items(value), [](std::string_view role) {
+      return role == "qkv" || role == "rope" || role == "o_proj" || role == "moe" || role == "lm_head";
+    });
   return true;
 }
 

@@ -2,9 +2,11 @@
 // host-only policy, so that the CUDA backend can set it for its model.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/tuning_knob.hpp"
 
@@ -41,8 +43,12 @@ inline bool early_launch_all() {
 // (below), yet gained with the decode attention early (FP4LLM_ATTN_EARLY_BLOCKS): which of the
 // others costs is not known.
 inline bool early_launch_role(std::string_view role) {
-  static const std::string roles = "," + std::string(knob_text("FP4LLM_PDL_ROLES")) + ",";
-  return roles.find("," + std::string(role) + ",") != std::string::npos;
+  static const std::vector<std::string> roles = [] {
+    std::vector<std::string> listed;
+    for (std::string_view item : knob_list_items(knob_text("FP4LLM_PDL_ROLES"))) listed.emplace_back(item);
+    return listed;
+  }();
+  return std::ranges::find(roles, role) != roles.end();
 }
 
 // The kernels launched while it lives launch early when `on` (the backend's scope around a role).
