@@ -6,7 +6,6 @@
 #include <bit>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <string>
 
 #include "backend/cpu/cpu_ops.hpp"
@@ -388,15 +387,16 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     return in;
   };
   const auto omitted = [&](OmittedStage stage) { return omitted_ == stage; };
-  std::optional<EarlyLaunchScope> early(std::in_place, early_launch_role("qkv"));  // FP4LLM_PDL_ROLES, a scope per part
-  if (omitted(OmittedStage::qkv))
-    ;
-  else if (qkv_norm_in)
-    nvfp4_linear_normed(L.qkv, normed_input(L.input_norm.data(), model_.layers[size_t(index - 1)].post_feedforward_norm.data()), T,
-                        qkv_.data(), stream_);
-  else
-    nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
-  early.reset();
+  {
+    const EarlyLaunchScope early(early_launch_role("qkv"));  // FP4LLM_PDL_ROLES: a scope per part
+    if (omitted(OmittedStage::qkv))
+      ;
+    else if (qkv_norm_in)
+      nvfp4_linear_normed(L.qkv, normed_input(L.input_norm.data(), model_.layers[size_t(index - 1)].post_feedforward_norm.data()), T,
+                          qkv_.data(), stream_);
+    else
+      nvfp4_linear(L.qkv, h_.data(), T, qkv_.data(), linear_ws_, stream_);
+  }
   profiler_.mark("qkv_proj", stream_);
   const int32_t* token_seq = offset_ptr<int32_t>(meta_.data(), s.token_seq_at);
   const int32_t* tables = offset_ptr<int32_t>(meta_.data(), window_pool ? s.window_tables_at : s.tables_at);
@@ -458,20 +458,21 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     if (gemma) nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
     else nvfp4_linear(w, in, T, residual_, linear_ws_, stream_, LinearOutput::Add);
   };
-  early.emplace(early_launch_role("o_proj"));
-  if (omitted(OmittedStage::o_proj))
-    ;
-  else if (norm_in.ffn)
-    hand_on(L.o, attn_.data());
-  else
-    residual(L.o, attn_.data(), L.post_attention_norm.data(),
-             gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
-  early.reset();
+  {
+    const EarlyLaunchScope early(early_launch_role("o_proj"));
+    if (omitted(OmittedStage::o_proj))
+      ;
+    else if (norm_in.ffn)
+      hand_on(L.o, attn_.data());
+    else
+      residual(L.o, attn_.data(), L.post_attention_norm.data(),
+               gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
+  }
   profiler_.mark(!norm_in.ffn ? "o_proj_residual_norm" : gemma ? "o_proj" : "o_proj_residual", stream_);
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
   if (L.moe && omitted(OmittedStage::ffn_in)) return;  // the whole MoE block
-  if (L.moe) early.emplace(early_launch_role("moe"));
+  const EarlyLaunchScope moe_early(L.moe && early_launch_role("moe"));  // to the end of the layer
   if (L.moe && comm_.active()) {  // each GPU's share (its columns of every expert, or its experts), summed
     moe_mlp_partial(*L.moe, h_.data(), T, o_.data(), moe_ws_, stream_);
     profiler_.mark("moe_experts", stream_);
