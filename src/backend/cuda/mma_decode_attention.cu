@@ -537,8 +537,9 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   static_assert(C == 1 || !kRope, "the rope's writer is one block of the last split");
   let_dependents_start();
   // With kRope, or cache_blocks_before_wait, the wait comes after the first cache blocks are requested.
+  const bool blocks_first = !kRope && a.p.cache_blocks_before_wait;
   if constexpr (!kRope)
-    if (!a.p.cache_blocks_before_wait) wait_for_producer();
+    if (!blocks_first) wait_for_producer();
   constexpr int kSteps = D / 16;  // k-steps of S^T, and m-tiles of O^T
   constexpr int kSlice = D / 8;   // value dims per lane (the PV permutation)
   DecodeBlock block;
@@ -567,7 +568,7 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
     }
   };
   if constexpr (!kRope)
-    if (!a.p.cache_blocks_before_wait) load_q();
+    if (!blocks_first) load_q();
 
   // Softmax state of query heads 2t and 2t+1: maxima (equal in the 8 lanes of a column) and this
   // lane's share of the sums (its keys g and 8+g), summed over the column after the loop.
@@ -578,10 +579,10 @@ __global__ void __launch_bounds__(W * 32, kMinBlocks) mma_decode_key_rows_kernel
   const int first_block = begin / kBlockSize, last_block = (end - 1) / kBlockSize;
   CacheBlockRing<D, kFp8, kAhead, kStride> ring;
   // Before the wait (cache_blocks_before_wait), every first block but the one the rope kernel writes into.
-  const int own_block = !kRope && a.p.cache_blocks_before_wait ? pos / kBlockSize : -1;
+  const int own_block = blocks_first ? pos / kBlockSize : -1;
   ring.start(a, block, first_block + lead, last_block, own_block);
   if constexpr (!kRope)
-    if (a.p.cache_blocks_before_wait) {  // q and the token's own key are the rope kernel's
+    if (blocks_first) {  // q and the token's own key are the rope kernel's
       wait_for_producer();
       ring.load_skipped(a, block, first_block + lead, last_block, own_block);
       load_q();
