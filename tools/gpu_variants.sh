@@ -85,6 +85,11 @@
 #                                    then batch 1/16 with the defaults, each role alone, the norm
 #                                    kernels with and without the products early, two FP8 cache
 #                                    blocks ahead (Qwen3-8B too), the defaults again
+#   tools/gpu_variants.sh ratio      the 32k target's ratio in the replayed graph: Qwen3-8B at 32k
+#                                    keys with FP8 and BF16 caches, each with and without the
+#                                    attention kernel (FP4LLM_OMIT_STAGE=attention_only), so that
+#                                    the attention's cost on the step's critical path is the
+#                                    difference of step times (the eager profile serialises it)
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -116,7 +121,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           early) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           roles) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;;
-          profile2) echo "fp4llm" ;; esac)
+          profile2|ratio) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -737,6 +742,25 @@ if [ "$part" = roles ]; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1,16
     fi
   } 2>&1 | tee "$OUT/variants-roles.md"
+fi
+if [ "$part" = ratio ]; then
+  {
+    for kv in fp8 bf16; do
+      CTX32K_MIN_LEFT=60 ctx32k_run $kv $kv
+      CTX32K_MIN_LEFT=60 ctx32k_run $kv-no-attention $kv FP4LLM_OMIT_STAGE=attention_only
+    done
+    python3 - "$OUT" <<'PY'
+import json, sys
+step = {}
+for v in ("fp8", "fp8-no-attention", "bf16", "bf16-no-attention"):
+    try:
+        step[v] = 1e6 / json.load(open(f"{sys.argv[1]}/ctx32k-{v}.json"))["decode"][0]["decode_tokens_per_s"]
+    except (OSError, KeyError, IndexError, ValueError):
+        print(f"32k {v}: no result, no ratio"); sys.exit(0)
+fp8, bf16 = step["fp8"] - step["fp8-no-attention"], step["bf16"] - step["bf16-no-attention"]
+print(f"32k attention on the replayed step's critical path: FP8 {fp8:.0f} us, BF16 {bf16:.0f} us, ratio {fp8 / bf16:.3f}")
+PY
+  } 2>&1 | tee "$OUT/variants-ratio.md"
 fi
 if [ "$part" = profile2 ]; then
   {
