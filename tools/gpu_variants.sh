@@ -85,11 +85,13 @@
 #                                    then batch 1/16 with the defaults, each role alone, the norm
 #                                    kernels with and without the products early, two FP8 cache
 #                                    blocks ahead (Qwen3-8B too), the defaults again
-#   tools/gpu_variants.sh ratio      the 32k target's ratio in the replayed graph: Qwen3-8B at 32k
-#                                    keys with FP8 and BF16 caches, each with and without the
-#                                    attention kernel (FP4LLM_OMIT_STAGE=attention_only), so that
-#                                    the attention's cost on the step's critical path is the
-#                                    difference of step times (the eager profile serialises it)
+#   tools/gpu_variants.sh targets    what gpu_round.sh does not measure of the targets: the 32k
+#                                    ratio in the replayed graph (Qwen3-8B at 32k keys with FP8
+#                                    and BF16 caches, each with and without the attention kernel,
+#                                    FP4LLM_OMIT_STAGE=attention_only: the attention's cost on the
+#                                    step's critical path is the difference of step times, where
+#                                    the eager profile serialises it), then the memory at 4k
+#                                    context of Qwen3-30B-A3B (issue 6) and Gemma3-27B
 #   tools/gpu_variants.sh profile2   Nsight Compute over the key-rows decode attention (32k keys
 #                                    and Qwen3-30B-A3B's short context: per-instruction stalls)
 #                                    and the batch-64 wgmma products with and without the ring
@@ -121,7 +123,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           early) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           roles) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;;
-          profile2|ratio) echo "fp4llm" ;; esac)
+          profile2|targets) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -743,7 +745,7 @@ if [ "$part" = roles ]; then
     fi
   } 2>&1 | tee "$OUT/variants-roles.md"
 fi
-if [ "$part" = ratio ]; then
+if [ "$part" = targets ]; then
   {
     for kv in fp8 bf16; do
       CTX32K_MIN_LEFT=60 ctx32k_run $kv $kv
@@ -760,7 +762,17 @@ for v in ("fp8", "fp8-no-attention", "bf16", "bf16-no-attention"):
 fp8, bf16 = step["fp8"] - step["fp8-no-attention"], step["bf16"] - step["bf16-no-attention"]
 print(f"32k attention on the replayed step's critical path: FP8 {fp8:.0f} us, BF16 {bf16:.0f} us, ratio {fp8 / bf16:.3f}")
 PY
-  } 2>&1 | tee "$OUT/variants-ratio.md"
+    # Memory at 4k context, batch 1, NVFP4 lm_head, prompt chunks of 512 (the issues' figures).
+    for model in qwen3-30b-a3b gemma3-27b; do
+      extra=$([ $model = gemma3-27b ] && echo --offload-embeddings)
+      [ "$(left)" -gt 60 ] || { echo "$model 4k memory: skipped (time)"; continue; }
+      timeout $(( $(left) - 5 < 150 ? $(left) - 5 : 150 )) ./build-gpu/fp4llm bench --quiet --json "$OUT/mem-$model.json" \
+        --synthetic $model --batch 1 --input-len 4096 --output-len 16 --prefill-len 0 --max-num-batched-tokens 512 \
+        --quantize-lm-head $extra > "$OUT/mem-$model.txt" 2>&1
+      python3 -c "import json,sys; r=json.load(open(sys.argv[1])); m=r['memory']; print(sys.argv[2], '4k, NVFP4 head' + sys.argv[3] + ':', round(m['gpu_used_bytes']/1e9, 2), 'GB used,', round(m['allocator_peak_bytes']/1e9, 2), 'GB allocator peak,', round(r['decode'][0]['decode_tokens_per_s'], 1), 'tok/s')" \
+        "$OUT/mem-$model.json" $model "${extra:+, $extra}" 2>/dev/null || echo "$model 4k memory: FAILED (see $OUT/mem-$model.txt)"
+    done
+  } 2>&1 | tee "$OUT/variants-targets.md"
 fi
 if [ "$part" = profile2 ]; then
   {
