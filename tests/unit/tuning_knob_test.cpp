@@ -38,6 +38,8 @@ TEST(TuningKnob, AListOfRolesIsKnownOnlyWhenEveryRoleIs) {
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "o_proj,attention"));  // the attention is no role
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "rope,"));             // an empty role
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", ""));
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "none"));              // no role early
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "none,rope"));
 }
 
 TEST(TuningKnob, TextIsEmptyWhenUnset) {

@@ -159,6 +159,8 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
   early_launch_all_default() = c.num_experts == 0;  // measured per model kind (early_launch.hpp)
+  early_launch_default_roles() =
+      c.num_experts == 0 ? 0u : early_launch_role_bit("rope") | early_launch_role_bit("o_proj");  // the same
   if (cache.num_blocks <= 0) fail("CUDA backend: the KV cache needs at least one block");
   if (c.num_heads / c.num_kv_heads > max_query_group(c.head_dim))
     fail("CUDA backend: {} query heads per kv head with head_dim {} is not supported", c.num_heads / c.num_kv_heads, c.head_dim);

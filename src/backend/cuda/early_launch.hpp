@@ -2,11 +2,9 @@
 // host-only policy, so that the CUDA backend can set it for its model.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
-#include <string>
+#include <iterator>
 #include <string_view>
-#include <vector>
 
 #include "util/tuning_knob.hpp"
 
@@ -36,19 +34,40 @@ inline bool early_launch_all() {
          (!forced_off && early_launch_all_default().load(std::memory_order_relaxed));
 }
 
-// Whether FP4LLM_PDL_ROLES (a comma-separated list of qkv, rope, o_proj, moe, lm_head) names
-// `role`: that part of a layer (or the lm_head) launches its kernels early whatever the model's
-// default, FP4LLM_PDL=experts or =products included. For the per-role A/B of Qwen3-MoE (not yet
-// measured), whose batch 1 lost with every kernel early (above) and with every product early
-// (below), yet gained with the decode attention early (FP4LLM_ATTN_EARLY_BLOCKS): which of the
-// others costs is not known.
+// The parts of a step (FP4LLM_PDL_ROLES) whose kernels can launch early as a group.
+inline constexpr std::string_view kEarlyLaunchRoles[] = {"qkv", "rope", "o_proj", "moe", "lm_head"};
+
+// `role`'s bit in a set of roles (0 for a name that is no role).
+inline unsigned early_launch_role_bit(std::string_view role) {
+  for (unsigned i = 0; i < std::size(kEarlyLaunchRoles); ++i)
+    if (kEarlyLaunchRoles[i] == role) return 1u << i;
+  return 0;
+}
+
+// The roles a model launches early when FP4LLM_PDL_ROLES is unset, set by the CUDA backend per
+// model kind. Qwen3-MoE's batch 1 lost with every kernel early (above) and with every product
+// early (below); one role at a time (H100, 2026-12-06, same call, batch 1 / 16, tok/s: defaults
+// 392.1 / 2,106) showed the qkv product as the loss (361.0 / 2,116) and the rope kernel (401.1 /
+// 2,140) and o_proj (400.4 / 2,130) as gains; both together 404.9 / 2,151 against 391.7 / 2,107.
+inline std::atomic<unsigned>& early_launch_default_roles() {
+  static std::atomic<unsigned> roles{0};
+  return roles;
+}
+
+// Whether `role`'s kernels launch early whatever the model's other defaults: listed in
+// FP4LLM_PDL_ROLES (a comma-separated list of the roles above, or `none`), or, unset, among the
+// model's default roles unless FP4LLM_PDL=experts or =products asks for those kernels alone.
 inline bool early_launch_role(std::string_view role) {
-  static const std::vector<std::string> roles = [] {
-    std::vector<std::string> listed;
-    for (std::string_view item : knob_list_items(knob_text("FP4LLM_PDL_ROLES"))) listed.emplace_back(item);
-    return listed;
+  static const bool listed = !knob_text("FP4LLM_PDL_ROLES").empty();
+  static const unsigned roles = [] {
+    unsigned set = 0;
+    for (std::string_view item : knob_list_items(knob_text("FP4LLM_PDL_ROLES"))) set |= early_launch_role_bit(item);
+    return set;
   }();
-  return std::ranges::find(roles, role) != roles.end();
+  static const bool forced_off = knob_is("FP4LLM_PDL", "experts") || knob_is("FP4LLM_PDL", "products");
+  const unsigned bit = early_launch_role_bit(role);
+  if (listed) return (roles & bit) != 0;
+  return !forced_off && (early_launch_default_roles().load(std::memory_order_relaxed) & bit) != 0;
 }
 
 // The kernels launched while it lives launch early when `on` (the backend's scope around a role).
