@@ -2,7 +2,7 @@
 # Device calls after tools/gpu_round.sh on the same warm machine (build-gpu is kept): the kernel
 # knobs that are off by default, each checked and benched against the default in the same call,
 # so that a knob is judged by a same-machine A/B (docs/PERFORMANCE.md's knob table). Prints one
-# line per item; JSON and logs under $OUT. Ten parts, each under the 10-minute limit of a call
+# line per item; JSON and logs under $OUT. Its parts, each under the 10-minute limit of a call
 # (items that would start past about 9 minutes are reported as skipped):
 #   tools/gpu_variants.sh tests      the knob variants' GPU tests, whole models GPU vs CPU with
 #                                    prefill sliced every 48 rows
@@ -85,6 +85,12 @@
 #                                    then batch 1/16 with the defaults, each role alone, the norm
 #                                    kernels with and without the products early, two FP8 cache
 #                                    blocks ahead (Qwen3-8B too), the defaults again
+#   tools/gpu_variants.sh roles2     the roles for dense models too (FP4LLM_PDL_ROLES lists exactly
+#                                    the parts launched early since the twenty-second session):
+#                                    whole models with every role and with none, then Qwen3-8B
+#                                    batch 1/16 with each role left out, Gemma3-27B batch 1 without
+#                                    the qkv early, Qwen3-30B-A3B batch 1/16/64 with the MoE block
+#                                    early too, the defaults again
 #   tools/gpu_variants.sh targets    what gpu_round.sh does not measure of the targets: the 32k
 #                                    ratio in the replayed graph (Qwen3-8B at 32k keys with FP8
 #                                    and BF16 caches, each with and without the attention kernel,
@@ -123,6 +129,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           early) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           roles) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;;
+          roles2) echo "fp4llm fp4llm_forward_dump" ;;
           profile2|targets) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
@@ -744,6 +751,28 @@ if [ "$part" = roles ]; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1,16
     fi
   } 2>&1 | tee "$OUT/variants-roles.md"
+fi
+if [ "$part" = roles2 ]; then
+  {
+    # Qwen3-MoE lost 8% at batch 1 with its qkv product early (twenty-second session); dense models
+    # launch every part early, qkv included, and never measured one part apart.
+    (cd build-gpu && timeout 200 ctest -R '^py_gpu_forward_pdl_(no_)?roles$' > "$OUT/roles2-py.log" 2>&1)
+    rc=$?
+    echo "py_gpu_forward_pdl_roles, _no_roles: exit $rc | $(grep -E 'tests passed|Failed|Timeout' "$OUT/roles2-py.log" | head -3 | tr '\n' ' ')"
+    if [ $rc = 0 ]; then
+      all="qkv rope o_proj mlp lm_head"
+      bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+      for out in $all; do
+        roles=$(echo $all | tr ' ' '\n' | grep -vx $out | paste -sd, -)
+        [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-no-$out qwen3-8b 1,16 FP4LLM_PDL_ROLES=$roles
+      done
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" gemma3-27b gemma3-27b 1
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" gemma3-27b-no-qkv gemma3-27b 1 FP4LLM_PDL_ROLES=rope,o_proj,mlp,lm_head
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe qwen3-30b-a3b 1,16,64
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-with-block qwen3-30b-a3b 1,16,64 FP4LLM_PDL_ROLES=rope,o_proj,moe
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-again qwen3-8b 1,16
+    fi
+  } 2>&1 | tee "$OUT/variants-roles2.md"
 fi
 if [ "$part" = targets ]; then
   {

@@ -57,7 +57,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_ATTN_EARLY_BLOCKS") return value == "0" || value == "1";
   if (name == "FP4LLM_PDL_ROLES")
     return value == "none" || std::ranges::all_of(knob_list_items(value), [](std::string_view role) {
-      return role == "qkv" || role == "rope" || role == "o_proj" || role == "moe" || role == "lm_head";
+      return role == "qkv" || role == "rope" || role == "o_proj" || role == "mlp" || role == "moe" || role == "lm_head";
     });
   return true;
 }

@@ -34,7 +34,7 @@ TEST(TuningKnob, NamedValuesAreKnownOnlyWhereCodeSelectsOnThem) {
 
 TEST(TuningKnob, AListOfRolesIsKnownOnlyWhenEveryRoleIs) {
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "o_proj"));
-  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "qkv,rope,o_proj,moe,lm_head"));
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "qkv,rope,o_proj,mlp,moe,lm_head"));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "o_proj,attention"));  // the attention is no role
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "rope,"));             // an empty role
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", ""));

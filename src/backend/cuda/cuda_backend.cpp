@@ -160,7 +160,7 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
   early_launch_all_default() = c.num_experts == 0;  // measured per model kind (early_launch.hpp)
   early_launch_default_roles() =
-      c.num_experts == 0 ? 0u : early_launch_role_bit("rope") | early_launch_role_bit("o_proj");  // the same
+      c.num_experts == 0 ? kEveryEarlyLaunchRole : early_launch_role_bit("rope") | early_launch_role_bit("o_proj");
   if (cache.num_blocks <= 0) fail("CUDA backend: the KV cache needs at least one block");
   if (c.num_heads / c.num_kv_heads > max_query_group(c.head_dim))
     fail("CUDA backend: {} query heads per kv head with head_dim {} is not supported", c.num_heads / c.num_kv_heads, c.head_dim);
@@ -474,7 +474,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
   if (L.moe && omitted(OmittedStage::ffn_in)) return;  // the whole MoE block
-  const EarlyLaunchScope moe_early(L.moe && early_launch_role("moe"));  // to the end of the layer
+  const EarlyLaunchScope ffn_early(early_launch_role(L.moe ? "moe" : "mlp"));  // to the end of the layer
   if (L.moe && comm_.active()) {  // each GPU's share (its columns of every expert, or its experts), summed
     moe_mlp_partial(*L.moe, h_.data(), T, o_.data(), moe_ws_, stream_);
     profiler_.mark("moe_experts", stream_);

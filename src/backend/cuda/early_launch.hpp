@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <iterator>
+#include <optional>
 #include <string_view>
 
 #include "util/tuning_knob.hpp"
@@ -21,21 +22,25 @@ inline std::atomic<bool>& early_launch_all_default() {
   static std::atomic<bool> on{false};
   return on;
 }
-// Set while the backend launches the kernels of a role listed in FP4LLM_PDL_ROLES (EarlyLaunchScope).
-inline bool& early_launch_in_scope() {
-  static thread_local bool on = false;
+// Set while the backend launches the kernels of one role (EarlyLaunchScope): whether they launch
+// early; empty outside every role (the embedding, the first norm, the attention, the row gather).
+inline std::optional<bool>& early_launch_in_scope() {
+  static thread_local std::optional<bool> on;
   return on;
 }
 
 inline bool early_launch_all() {
   static const bool forced_on = knob_is("FP4LLM_PDL", "all"),
                     forced_off = knob_is("FP4LLM_PDL", "experts") || knob_is("FP4LLM_PDL", "products");
-  return forced_on || early_launch_in_scope() ||
-         (!forced_off && early_launch_all_default().load(std::memory_order_relaxed));
+  if (forced_on) return true;
+  if (const std::optional<bool>& scoped = early_launch_in_scope()) return *scoped;
+  return !forced_off && early_launch_all_default().load(std::memory_order_relaxed);
 }
 
-// The parts of a step (FP4LLM_PDL_ROLES) whose kernels can launch early as a group.
-inline constexpr std::string_view kEarlyLaunchRoles[] = {"qkv", "rope", "o_proj", "moe", "lm_head"};
+// The parts of a step (FP4LLM_PDL_ROLES) whose kernels launch early or not as a group: `mlp` is a
+// dense layer's gate/up and down products with their norms, `moe` an MoE layer's router, experts
+// and combine.
+inline constexpr std::string_view kEarlyLaunchRoles[] = {"qkv", "rope", "o_proj", "mlp", "moe", "lm_head"};
 
 // `role`'s bit in a set of roles (0 for a name that is no role).
 inline unsigned early_launch_role_bit(std::string_view role) {
@@ -44,19 +49,23 @@ inline unsigned early_launch_role_bit(std::string_view role) {
   return 0;
 }
 
+inline constexpr unsigned kEveryEarlyLaunchRole = (1u << std::size(kEarlyLaunchRoles)) - 1;
+
 // The roles a model launches early when FP4LLM_PDL_ROLES is unset, set by the CUDA backend per
-// model kind. Qwen3-MoE's batch 1 lost with every kernel early (above) and with every product
-// early (below); one role at a time (H100, 2026-12-06, same call, batch 1 / 16, tok/s: defaults
-// 392.1 / 2,106) showed the qkv product as the loss (361.0 / 2,116) and the rope kernel (401.1 /
-// 2,140) and o_proj (400.4 / 2,130) as gains; both together 404.9 / 2,151 against 391.7 / 2,107.
+// model kind: every role for dense models (early_launch_all_default above); for Qwen3-MoE, whose
+// batch 1 lost with every kernel early (above) and with every product early (below), one role at
+// a time (H100, 2026-12-06, same call, batch 1 / 16, tok/s: defaults 392.1 / 2,106) showed the
+// qkv product as the loss (361.0 / 2,116) and the rope kernel (401.1 / 2,140) and o_proj (400.4 /
+// 2,130) as gains; both together 404.9 / 2,151 against 391.7 / 2,107.
 inline std::atomic<unsigned>& early_launch_default_roles() {
-  static std::atomic<unsigned> roles{0};
+  static std::atomic<unsigned> roles{kEveryEarlyLaunchRole};
   return roles;
 }
 
-// Whether `role`'s kernels launch early whatever the model's other defaults: listed in
-// FP4LLM_PDL_ROLES (a comma-separated list of the roles above, or `none`), or, unset, among the
-// model's default roles unless FP4LLM_PDL=experts or =products asks for those kernels alone.
+// Whether `role`'s kernels launch early: listed in FP4LLM_PDL_ROLES (a comma-separated list of the
+// roles above, or `none`: the listed roles early, every other late, whatever the model's default
+// or FP4LLM_PDL but `all`), or, unset, among the model's default roles unless FP4LLM_PDL=experts
+// or =products asks for those kernels alone.
 inline bool early_launch_role(std::string_view role) {
   static const bool listed = !knob_text("FP4LLM_PDL_ROLES").empty();
   static const unsigned roles = [] {
@@ -70,16 +79,17 @@ inline bool early_launch_role(std::string_view role) {
   return !forced_off && (early_launch_default_roles().load(std::memory_order_relaxed) & bit) != 0;
 }
 
-// The kernels launched while it lives launch early when `on` (the backend's scope around a role).
+// The kernels launched while it lives launch early when `on`, late when not (the backend's scope
+// around a role).
 class EarlyLaunchScope {
  public:
-  explicit EarlyLaunchScope(bool on) : before_(early_launch_in_scope()) { early_launch_in_scope() = before_ || on; }
+  explicit EarlyLaunchScope(bool on) : before_(early_launch_in_scope()) { early_launch_in_scope() = on; }
   ~EarlyLaunchScope() { early_launch_in_scope() = before_; }
   EarlyLaunchScope(const EarlyLaunchScope&) = delete;
   EarlyLaunchScope& operator=(const EarlyLaunchScope&) = delete;
 
  private:
-  bool before_;
+  std::optional<bool> before_;
 };
 
 // Whether the NVFP4 products (decode GEMVs) launch early: with every kernel, or alone under
