@@ -84,7 +84,9 @@
 #                                    with every role early,
 #                                    then batch 1/16 with the defaults, each role alone, the norm
 #                                    kernels with and without the products early, two FP8 cache
-#                                    blocks ahead (Qwen3-8B too), the defaults again
+#                                    blocks ahead (Qwen3-8B too), the defaults again. Ran at
+#                                    e5ea9de, when a list added its roles to the defaults (none for
+#                                    MoE then); a list is now the exact set, against rope,o_proj
 #   tools/gpu_variants.sh roles2     the roles for dense models too (FP4LLM_PDL_ROLES lists exactly
 #                                    the parts launched early since the twenty-second session):
 #                                    whole models with every role and with none, then Qwen3-8B

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string_view>
 #include <vector>
 
@@ -24,6 +25,11 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_OMIT_STAGE",           "FP4LLM_PDL",                  "FP4LLM_PDL_ROLES",            "FP4LLM_PREFILL_SLICE_ROWS",
     "FP4LLM_ROPE_IN_ATTENTION",    "FP4LLM_ROPE_WARPS",           "FP4LLM_ROUTING_IN_EXPERTS",   "FP4LLM_WGMMA_CLUSTER",
     "FP4LLM_WGMMA_RING",           "FP4LLM_WGMMA_SHARE_X"};
+
+// The parts of a decode step that FP4LLM_PDL_ROLES names (backend/cuda/early_launch.hpp): `mlp` is a
+// dense layer's gate/up and down products with their norms, `moe` an MoE layer's router, experts
+// and combine.
+inline constexpr std::string_view kPdlRoles[] = {"qkv", "rope", "o_proj", "mlp", "moe", "lm_head"};
 
 // The items of a comma-separated knob value, in order; empty ones (",", a trailing comma, an
 // empty value) included, so that a check can refuse them.
@@ -57,7 +63,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_ATTN_EARLY_BLOCKS") return value == "0" || value == "1";
   if (name == "FP4LLM_PDL_ROLES")
     return value == "none" || std::ranges::all_of(knob_list_items(value), [](std::string_view role) {
-      return role == "qkv" || role == "rope" || role == "o_proj" || role == "mlp" || role == "moe" || role == "lm_head";
+      return std::ranges::find(kPdlRoles, role) != std::end(kPdlRoles);
     });
   return true;
 }

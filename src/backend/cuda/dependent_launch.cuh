@@ -1,8 +1,10 @@
 // Programmatic dependent launch (sm_90+): a kernel launched early through launch_dependent() may be
 // scheduled while the kernel before it in the stream still runs, which hides its launch and, for
 // a plain GEMV, lets it stream its first weights during the producer of its input. The MoE
-// expert-group direct GEMVs always launch early; every other decode kernel does for dense models
-// (early_launch_all), the products alone under FP4LLM_PDL=products (early_launch_products). Rules
+// expert-group direct GEMVs (up to 16 rows) always launch early; the other decode kernels as the
+// part of the step they belong to says (early_launch.hpp: every part for dense models, the rope
+// kernel and o_proj for Qwen3-MoE, FP4LLM_PDL_ROLES to choose), the products alone under
+// FP4LLM_PDL=products (early_launch_products). Rules
 // for such a kernel: before wait_for_producer() it reads only what no earlier kernel of the step
 // writes (weights) and writes nothing. let_dependents_start() in a producer only allows the
 // next kernel to be scheduled early; that kernel's wait still covers this one's completion and
