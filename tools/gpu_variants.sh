@@ -92,7 +92,10 @@
 #                                    whole models with every role and with none, then Qwen3-8B
 #                                    batch 1/16 with each role left out, Gemma3-27B batch 1 without
 #                                    the qkv early, Qwen3-30B-A3B batch 1/16/64 with the MoE block
-#                                    early too, the defaults again
+#                                    early too; then FP4LLM_PDL_TRIGGER=after_wait (its tests, then
+#                                    Qwen3-30B-A3B batch 1/16 with it under the defaults, with the
+#                                    qkv early, with every kernel early; Qwen3-8B batch 1/16), the
+#                                    defaults again
 #   tools/gpu_variants.sh targets    what gpu_round.sh does not measure of the targets: the 32k
 #                                    ratio in the replayed graph (Qwen3-8B at 32k keys with FP8
 #                                    and BF16 caches, each with and without the attention kernel,
@@ -131,7 +134,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           early) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           roles) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;;
-          roles2) echo "fp4llm fp4llm_forward_dump" ;;
+          roles2) echo "fp4llm fp4llm_forward_dump gpu_moe" ;;
           profile2|targets) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
@@ -772,6 +775,17 @@ if [ "$part" = roles2 ]; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" gemma3-27b-no-qkv gemma3-27b 1 FP4LLM_PDL_ROLES=rope,o_proj,mlp,lm_head
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe qwen3-30b-a3b 1,16,64
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-with-block qwen3-30b-a3b 1,16,64 FP4LLM_PDL_ROLES=rope,o_proj,moe
+      # The direct GEMVs letting the next kernel in only after their own wait: with it, is the qkv
+      # (or every kernel) early still a loss for Qwen3-MoE?
+      if tests_passed roles2-trigger.log '^(gpu_moe_pdl_trigger_after_wait|py_gpu_forward_pdl_trigger_after_wait)$' \
+          "FP4LLM_PDL_TRIGGER=after_wait tests"; then
+        [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-after-wait qwen3-30b-a3b 1,16 FP4LLM_PDL_TRIGGER=after_wait
+        [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-qkv-early qwen3-30b-a3b 1,16 FP4LLM_PDL_ROLES=qkv,rope,o_proj
+        [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-qkv-early-after-wait qwen3-30b-a3b 1,16 FP4LLM_PDL_ROLES=qkv,rope,o_proj \
+          FP4LLM_PDL_TRIGGER=after_wait
+        [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-all-after-wait qwen3-30b-a3b 1,16 FP4LLM_PDL=all FP4LLM_PDL_TRIGGER=after_wait
+        [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-after-wait qwen3-8b 1,16 FP4LLM_PDL_TRIGGER=after_wait
+      fi
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-again qwen3-8b 1,16
     fi
   } 2>&1 | tee "$OUT/variants-roles2.md"

@@ -64,7 +64,10 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
   const int n = item.end - item.begin;
   ChunkGroup<G> a, b;
   a.load_first(wl, sl, n);
-  if constexpr (!kGrouped) wait_for_producer();  // weights are in flight; x is the producer's output
+  if constexpr (!kGrouped) {
+    wait_for_producer();  // weights are in flight; x is the producer's output
+    if (p.trigger_after_wait) let_dependents_start();
+  }
   const uint4* xq[NT];  // this lane's x of chunk c
   if constexpr (kNormIn) {
     normed_rows_to_shared(p, xs);

@@ -6,7 +6,8 @@
 // gemv_lean_loop.cuh). Tokens past the slice read a valid row of x: their MMA columns are never
 // written out. Expert groups wait for the routing kernel before anything else; plain products
 // request their first weights before waiting for the kernel that writes x (which only matters
-// when launched early, dependent_launch.cuh). kNormIn (plain products of up to kNormInRows rows):
+// when launched early, dependent_launch.cuh); each block lets the next kernel be scheduled at its
+// start, or with FP4LLM_PDL_TRIGGER=after_wait once its wait is over (GemvArgs). kNormIn (plain products of up to kNormInRows rows):
 // x is normalised by the kernel itself from the residual stream (gemv_norm_prologue.cuh), into
 // dynamic shared memory.
 #pragma once
@@ -36,8 +37,9 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
   Slice s;
   if constexpr (kRouteIn) {
     __shared__ BlockRoute route;
-    let_dependents_start();
+    if (!p.trigger_after_wait) let_dependents_start();
     wait_for_producer();  // the logits are the router kernel's
+    if (p.trigger_after_wait) let_dependents_start();
     route_in_block(p.route_logits, p.route_tokens, p.route_experts, p.route_top_k, p.route_norm_topk_prob, p.route_out,
                    route);
     if (!group_slice<NT>(p, {route.group_expert, route.group_offset, &route.num_groups, route.row_token}, s)) return;

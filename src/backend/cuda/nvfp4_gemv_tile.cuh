@@ -64,6 +64,9 @@ struct GemvArgs {
   int route_tokens, route_experts, route_top_k;
   bool route_norm_topk_prob;
   Routing route_out;
+  // FP4LLM_PDL_TRIGGER=after_wait: the direct kernel lets the next kernel be scheduled only once
+  // its own wait is over, not at its start (dependent_launch.cuh).
+  bool trigger_after_wait;
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).
@@ -302,8 +305,11 @@ __device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
 // block has no work and returns (uniform over the block, before any barrier).
 template <int NT, bool kGrouped>
 __device__ __forceinline__ bool enter_block(const GemvArgs& p, Slice& s) {
-  let_dependents_start();
-  if constexpr (kGrouped) wait_for_producer();
+  if (!p.trigger_after_wait) let_dependents_start();
+  if constexpr (kGrouped) {
+    wait_for_producer();
+    if (p.trigger_after_wait) let_dependents_start();
+  }
   return block_slice<NT, kGrouped>(p, s);
 }
 
