@@ -8,7 +8,9 @@
 #   device: after tools/gpu_carry.sh here, run with carry [".deps", ".whl/gpu", ".gpu-shared"];
 #   about 6 minutes (with the GPU-narrowing comparison); the knob comparisons are in
 #   tools/gpu_variants.sh, a second call on the same warm machine
-#   FP4LLM_SANITIZE=1 adds compute-sanitizer memcheck on the gtest binaries.
+#   FP4LLM_SANITIZE=1 adds compute-sanitizer memcheck on the gtest binaries. ROUND_TESTS=REGEX runs
+#   those ctest entries too (knob tests), last, in the round's environment (gpu_env.sh: a command
+#   after the round in the same call lacks the carried libraries).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 results=${OUT:-build-gpu/logs}
@@ -80,6 +82,11 @@ if [ -d .whl/gpu ] && [ -d .gpu-shared ]; then
   fi
 else
   say "serving suite: skipped (carry .whl/gpu and .gpu-shared)"
+fi
+
+if [ -n "${ROUND_TESTS:-}" ]; then
+  (cd build-gpu && timeout 200 ctest --no-tests=error -R "$ROUND_TESTS" > "$work/round-tests.log" 2>&1)
+  say "ctest -R '$ROUND_TESTS': exit $? | $(grep -E '^ *[0-9]+/[0-9]+ Test' "$work/round-tests.log" | sed -E 's/ +Test +#[0-9]+: / /; s/ \.+ */ /; s/ +[0-9.]+ sec//' | tr '\n' ';')"
 fi
 
 tar czf "$results/round.tgz" -C /tmp fp4llm-round
