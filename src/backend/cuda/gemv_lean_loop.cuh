@@ -40,9 +40,9 @@ struct ChunkGroup {
   }
   // Its chunks against x at x[nt] (this lane's columns of the group's first chunk), K inside.
   template <int NT, bool kShared>
-  __device__ __forceinline__ void multiply(float (&acc)[NT][4], const uint4* const (&x)[NT]) const {
+  __device__ __forceinline__ void multiply(float (&acc)[NT][4], const uint4* const (&x)[NT], int live) const {
 #pragma unroll
-    for (int u = 0; u < kChunks; ++u) chunk_mma<NT>(acc, w[u], s[u], x_unchecked<NT, kShared>(x, u));
+    for (int u = 0; u < kChunks; ++u) chunk_mma<NT>(acc, w[u], s[u], x_unchecked<NT, kShared>(x, u, live), live);
   }
 };
 
@@ -77,15 +77,16 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
   }
   // Chunks before K's ragged last chunk need no bounds check on x.
   const int unchecked = max(0, min(n, p.k / 64 - item.begin));
+  const int live_groups = live_token_groups<NT>(p, s.rows);
   const uint4* wq = wl + G * 32;  // chunk c + G
   const uint16_t* sq = sl + G * 32;
   int c = 0;  // group a holds chunks [c, c + G)
   for (; c + 2 * G <= unchecked; c += 2 * G) {
     b.load(wq, sq);
-    a.template multiply<NT, kNormIn>(acc, xq);
+    a.template multiply<NT, kNormIn>(acc, xq, live_groups);
     advance<NT, G>(xq);
     a.load_first(wq + G * 32, sq + G * 32, n - c - 2 * G);  // the item may end here
-    b.template multiply<NT, kNormIn>(acc, xq);
+    b.template multiply<NT, kNormIn>(acc, xq, live_groups);
     advance<NT, G>(xq);
     wq += 2 * G * 32;
     sq += 2 * G * 32;
@@ -97,7 +98,7 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
 #pragma unroll
     for (int u = 0; u < G; ++u) {
       if (c + u >= n) break;
-      item_chunk_mma<NT, kNormIn>(acc, a.w[u], a.s[u], xq, c + u - from, item.begin + from, p.k, item.t);
+      item_chunk_mma<NT, kNormIn>(acc, a.w[u], a.s[u], xq, c + u - from, item.begin + from, p.k, item.t, live_groups);
     }
     a = b;
   }

@@ -64,6 +64,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   extern __shared__ uint4 dynamic_smem[];
   WarpRing& ring = reinterpret_cast<WarpRing*>(dynamic_smem)[warp];
   float acc[NT][4] = {};
+  const int live_groups = live_token_groups<NT>(p, s.rows);
 #pragma unroll
   for (int st = 0; st < kStages; ++st) issue_stage(ring, st, wp, sp, begin + st * kStageChunks, end, lane);
   for (int c0 = begin, st = 0; c0 < end; c0 += kStageChunks, st = (st + 1) % kStages) {
@@ -79,8 +80,8 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
     for (int u = 0; u < kStageChunks; ++u) {
       if (c0 + u >= end) continue;
       XFrag<NT> x;
-      load_x(x, p, x_row, c0 + u, c0 + u + 1, t);  // in range: checked above
-      chunk_mma<NT>(acc, w[u], sc[u], x);
+      load_x(x, p, x_row, c0 + u, c0 + u + 1, t, live_groups);  // in range: checked above
+      chunk_mma<NT>(acc, w[u], sc[u], x, live_groups);
     }
   }
   if (!sum_splits<NT>(acc, p.splits, warp, split, lane)) return;

@@ -64,6 +64,9 @@ struct GemvArgs {
   int route_tokens, route_experts, route_top_k;
   bool route_norm_topk_prob;
   Routing route_out;
+  // FP4LLM_GEMV_SKIP_PADDED_TOKENS=1: the direct and ring kernels skip the MMAs of 8-token groups
+  // past a block's rows (an expert group of 3 rows in a kernel sized for 64 multiplied 8 groups).
+  bool skip_padded_tokens;
   // FP4LLM_PDL_TRIGGER=after_wait: the direct kernel lets the next kernel be scheduled only once
   // its own wait is over, not at its start (dependent_launch.cuh).
   bool trigger_after_wait;
@@ -125,12 +128,12 @@ struct XFrag {
 
 template <int NT>
 __device__ __forceinline__ void load_x(XFrag<NT>& x, const GemvArgs& p, const int (&x_row)[NT], int chunk, int end,
-                                       int t) {
+                                       int t, int live = NT) {
   const int col = chunk * 64 + t * 16;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
-    if (chunk < end && x_row[nt] >= 0 && col < p.k) {
+    if ((nt == 0 || nt < live) && chunk < end && x_row[nt] >= 0 && col < p.k) {
       const uint4* src = reinterpret_cast<const uint4*>(p.x + size_t(x_row[nt]) * p.k + col);
       x.a[nt] = __ldg(src);
       x.b[nt] = __ldg(src + 1);
@@ -150,12 +153,23 @@ __device__ __forceinline__ void group_mma(float (&acc)[4], const uint32_t (&a)[4
 }
 
 // One 64-column chunk for every 8-token group.
+// `live`: the 8-token groups that hold rows of the slice (GemvArgs::skip_padded_tokens; NT when
+// off); the others' MMAs are skipped (a block-uniform branch), their columns never written out.
 template <int NT>
-__device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const XFrag<NT>& x) {
+__device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const XFrag<NT>& x,
+                                          int live = NT) {
   uint32_t a[4][4];
   dequant_chunk(w, scales, a);
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) group_mma(acc[nt], a, x.a[nt], x.b[nt]);
+  for (int nt = 0; nt < NT; ++nt)
+    if (nt == 0 || nt < live) group_mma(acc[nt], a, x.a[nt], x.b[nt]);
+}
+
+// The 8-token groups of NT that a block's slice of `rows` rows reaches, or NT when the knob is
+// off (every group multiplied, as before).
+template <int NT>
+__device__ __forceinline__ int live_token_groups(const GemvArgs& p, int rows) {
+  return NT > 1 && p.skip_padded_tokens ? min(NT, (rows + 7) / 8) : NT;
 }
 
 // The x pointers of this lane for the direct kernel: row nt * 8 + g of the slice (its
@@ -182,10 +196,13 @@ __device__ __forceinline__ uint4 load_x(const uint4* p) {
 // The x fragments of chunk u past this lane's pointers x (as x_pointers gives them, advanced),
 // K inside: no bounds check (the lean loop, before K's ragged last chunk).
 template <int NT, bool kShared = false>
-__device__ __forceinline__ XFrag<NT> x_unchecked(const uint4* const (&x)[NT], int u) {
+__device__ __forceinline__ XFrag<NT> x_unchecked(const uint4* const (&x)[NT], int u, int live = NT) {
   XFrag<NT> f;
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) f.a[nt] = load_x<kShared>(x[nt] + u * 8), f.b[nt] = load_x<kShared>(x[nt] + u * 8 + 1);
+  for (int nt = 0; nt < NT; ++nt) {
+    f.a[nt] = f.b[nt] = make_uint4(0, 0, 0, 0);
+    if (nt == 0 || nt < live) f.a[nt] = load_x<kShared>(x[nt] + u * 8), f.b[nt] = load_x<kShared>(x[nt] + u * 8 + 1);
+  }
   return f;
 }
 
@@ -194,15 +211,15 @@ __device__ __forceinline__ XFrag<NT> x_unchecked(const uint4* const (&x)[NT], in
 // chunk checks).
 template <int NT, bool kShared = false>
 __device__ __forceinline__ void item_chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const uint4* const (&xl)[NT],
-                                               int c, int begin, int k, int t) {
+                                               int c, int begin, int k, int t, int live = NT) {
   const bool inside = begin + c < k / 64 || (begin + c) * 64 + t * 16 < k;
   XFrag<NT> x;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt) {
     x.a[nt] = x.b[nt] = make_uint4(0, 0, 0, 0);
-    if (inside) x.a[nt] = load_x<kShared>(xl[nt] + c * 8), x.b[nt] = load_x<kShared>(xl[nt] + c * 8 + 1);
+    if (inside && (nt == 0 || nt < live)) x.a[nt] = load_x<kShared>(xl[nt] + c * 8), x.b[nt] = load_x<kShared>(xl[nt] + c * 8 + 1);
   }
-  chunk_mma<NT>(acc, w, scales, x);
+  chunk_mma<NT>(acc, w, scales, x, live);
 }
 
 // This warp's work item: lane (g, t), tile and K split, chunks [begin, end) (empty past the last

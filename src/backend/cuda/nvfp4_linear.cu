@@ -304,7 +304,9 @@ void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64
   p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
   static const bool trigger_after_wait = knob_is("FP4LLM_PDL_TRIGGER", "after_wait");
+  static const bool skip_padded_tokens = knob_is("FP4LLM_GEMV_SKIP_PADDED_TOKENS", "1");
   p.trigger_after_wait = trigger_after_wait;
+  p.skip_padded_tokens = skip_padded_tokens;
 }
 
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
