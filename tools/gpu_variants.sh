@@ -87,14 +87,15 @@
 #                                    blocks ahead (Qwen3-8B too), the defaults again. Ran at
 #                                    e5ea9de, when a list added its roles to the defaults (none for
 #                                    MoE then); a list is now the exact set, against rope,o_proj
-#   tools/gpu_variants.sh roles2     whole models with every FP4LLM_PDL_ROLES role and with none, then
-#                                    Qwen3-30B-A3B batch 1/16/64 with the defaults and with
-#                                    FP4LLM_GEMV_SKIP_PADDED_TOKENS=1 (after its tests), with
-#                                    FP4LLM_PDL_TRIGGER=after_wait (after its tests: under the
-#                                    defaults, with the qkv early, with every kernel early) and with
-#                                    the MoE block early; Qwen3-8B batch 1/16 with each role left
-#                                    out and with the trigger after the wait, Gemma3-27B batch 1
-#                                    without the qkv early, the MoE defaults again
+#   tools/gpu_variants.sh roles2     Qwen3-30B-A3B batch 1/16/64 with the defaults and with
+#                                    FP4LLM_GEMV_SKIP_PADDED_TOKENS=1 (after its tests), batch 1/16
+#                                    with FP4LLM_PDL_TRIGGER=after_wait (after its tests: under the
+#                                    defaults, with the qkv early, with every kernel early against
+#                                    every kernel early); then whole models with every
+#                                    FP4LLM_PDL_ROLES role and with none, the MoE block early,
+#                                    Qwen3-8B batch 1/16 with each role left out and with the
+#                                    trigger after the wait, Gemma3-27B batch 1 without the qkv
+#                                    early, the MoE defaults again
 #   tools/gpu_variants.sh targets    what gpu_round.sh does not measure of the targets: the 32k
 #                                    ratio in the replayed graph (Qwen3-8B at 32k keys with FP8
 #                                    and BF16 caches, each with and without the attention kernel,
@@ -761,11 +762,8 @@ if [ "$part" = roles2 ]; then
     # Most promising first: MoE expert groups of a few rows in kernels sized for every token of the
     # step, then when an early GEMV lets the next kernel in, then the roles for dense models
     # (Qwen3-MoE lost 8% at batch 1 with its qkv early; dense models never measured it apart).
-    (cd build-gpu && timeout 200 ctest -R '^py_gpu_forward_pdl_(no_)?roles$' > "$OUT/roles2-py.log" 2>&1)
-    rc=$?
-    echo "py_gpu_forward_pdl_roles, _no_roles: exit $rc | $(grep -E 'tests passed|Failed|Timeout' "$OUT/roles2-py.log" | head -3 | tr '\n' ' ')"
     bench_variant "$OUT" moe qwen3-30b-a3b 1,16,64
-    if tests_passed roles2-skip.log '^(gpu_moe_skip_padded_tokens|gpu_nvfp4_linear_ring_skip_padded_tokens|py_gpu_forward_skip_padded_tokens)$' \
+    if tests_passed roles2-skip.log '^(gpu_moe(_ring|_experts_ring)?_skip_padded_tokens|py_gpu_forward_skip_padded_tokens)$' \
         "FP4LLM_GEMV_SKIP_PADDED_TOKENS=1 tests"; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-skip-padded qwen3-30b-a3b 1,16,64 FP4LLM_GEMV_SKIP_PADDED_TOKENS=1
     fi
@@ -775,7 +773,14 @@ if [ "$part" = roles2 ]; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-qkv-early qwen3-30b-a3b 1,16 FP4LLM_PDL_ROLES=qkv,rope,o_proj
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-qkv-early-after-wait qwen3-30b-a3b 1,16 FP4LLM_PDL_ROLES=qkv,rope,o_proj \
         FP4LLM_PDL_TRIGGER=after_wait
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-all-after-wait qwen3-30b-a3b 1,16 FP4LLM_PDL=all FP4LLM_PDL_TRIGGER=after_wait
+    fi
+    rc=1
+    if [ "$(left)" -gt 150 ]; then
+      (cd build-gpu && timeout $(( $(left) - 100 )) ctest -R '^py_gpu_forward_pdl_(no_)?roles$' > "$OUT/roles2-py.log" 2>&1)
+      rc=$?
+      echo "py_gpu_forward_pdl_roles, _no_roles: exit $rc | $(grep -E 'tests passed|Failed|Timeout' "$OUT/roles2-py.log" | head -3 | tr '\n' ' ')"
     fi
     if [ $rc = 0 ]; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-with-block qwen3-30b-a3b 1,16,64 FP4LLM_PDL_ROLES=rope,o_proj,moe

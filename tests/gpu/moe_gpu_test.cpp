@@ -174,6 +174,7 @@ const std::vector<Case>& cases() {
       {64, 2, 1, 208, 48},                   // most experts without tokens
       {16, 1, 256, 208, 48, false},          // top-1, prefill-sized, no renormalisation
       {16, 4, 256, 208, 48, true, true},     // every token on expert 5: 4 row slices of one group
+      {16, 4, 9, 208, 48, true, true}, {16, 4, 41, 208, 48, true, true},  // one group of 9 / 41 rows, the rest of a few
       {16, 8, 1100, 208, 32},                // two routing passes (1024 + 76 tokens)
       {32, 8, 5, 2048, 768},                 // Qwen3-30B-A3B's expert shape
       {128, 8, 64, 208, 32}, {128, 1, 1, 208, 32},  // 128 experts: four per lane in the selection

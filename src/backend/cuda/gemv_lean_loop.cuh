@@ -57,7 +57,7 @@ __device__ __forceinline__ void advance(const uint4* (&x)[NT]) {
 // L2 for the item's whole range first was measured 5% slower at batch 1, docs/PERFORMANCE.md.)
 // kNormIn: x is the block's normalised rows in shared memory at xs, which it computes first
 // (gemv_norm_prologue.cuh).
-template <int NT, bool kGrouped, bool kNormIn = false>
+template <int NT, bool kGrouped, bool kNormIn = false, bool kSkipPadded = false>
 __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, const WorkItem& item, const uint4* wl,
                                           const uint16_t* sl, float (&acc)[NT][4], __nv_bfloat16* xs = nullptr) {
   constexpr int G = kGroup;
@@ -77,7 +77,7 @@ __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, con
   }
   // Chunks before K's ragged last chunk need no bounds check on x.
   const int unchecked = max(0, min(n, p.k / 64 - item.begin));
-  const int live_groups = live_token_groups<NT>(p, s.rows);
+  const int live_groups = live_token_groups<NT, kSkipPadded>(s.rows);
   const uint4* wq = wl + G * 32;  // chunk c + G
   const uint16_t* sq = sl + G * 32;
   int c = 0;  // group a holds chunks [c, c + G)

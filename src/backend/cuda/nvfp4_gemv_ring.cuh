@@ -46,7 +46,7 @@ __device__ __forceinline__ void issue_stage(WarpRing& ring, int stage, const uin
 // registers and feeds BF16 tensor cores with FP32 accumulation. A block holds kWarps / splits
 // tiles, so the splits of a tile meet in shared memory and nothing crosses blocks. With expert
 // groups (MoE) the grid's y and z dimensions run over groups and slices of their rows.
-template <int NT, bool kGrouped>
+template <int NT, bool kGrouped, bool kSkipPadded = false>
 __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   let_dependents_start();
   wait_for_producer();  // launched early (FP4LLM_PDL=all): x and the groups are earlier kernels'
@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(kWarps * 32) nvfp4_gemv_kernel(GemvArgs p) {
   extern __shared__ uint4 dynamic_smem[];
   WarpRing& ring = reinterpret_cast<WarpRing*>(dynamic_smem)[warp];
   float acc[NT][4] = {};
-  const int live_groups = live_token_groups<NT>(p, s.rows);
+  const int live_groups = live_token_groups<NT, kSkipPadded>(s.rows);
 #pragma unroll
   for (int st = 0; st < kStages; ++st) issue_stage(ring, st, wp, sp, begin + st * kStageChunks, end, lane);
   for (int c0 = begin, st = 0; c0 < end; c0 += kStageChunks, st = (st + 1) % kStages) {

@@ -64,9 +64,6 @@ struct GemvArgs {
   int route_tokens, route_experts, route_top_k;
   bool route_norm_topk_prob;
   Routing route_out;
-  // FP4LLM_GEMV_SKIP_PADDED_TOKENS=1: the direct and ring kernels skip the MMAs of 8-token groups
-  // past a block's rows (an expert group of 3 rows in a kernel sized for 64 multiplied 8 groups).
-  bool skip_padded_tokens;
   // FP4LLM_PDL_TRIGGER=after_wait: the direct kernel lets the next kernel be scheduled only once
   // its own wait is over, not at its start (dependent_launch.cuh).
   bool trigger_after_wait;
@@ -153,8 +150,8 @@ __device__ __forceinline__ void group_mma(float (&acc)[4], const uint32_t (&a)[4
 }
 
 // One 64-column chunk for every 8-token group.
-// `live`: the 8-token groups that hold rows of the slice (GemvArgs::skip_padded_tokens; NT when
-// off); the others' MMAs are skipped (a block-uniform branch), their columns never written out.
+// `live`: the 8-token groups that hold rows of the slice (live_token_groups); the others' MMAs are
+// skipped (block-uniform), their columns never written out.
 template <int NT>
 __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t scales, const XFrag<NT>& x,
                                           int live = NT) {
@@ -165,11 +162,14 @@ __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t
     if (nt == 0 || nt < live) group_mma(acc[nt], a, x.a[nt], x.b[nt]);
 }
 
-// The 8-token groups of NT that a block's slice of `rows` rows reaches, or NT when the knob is
-// off (every group multiplied, as before).
-template <int NT>
-__device__ __forceinline__ int live_token_groups(const GemvArgs& p, int rows) {
-  return NT > 1 && p.skip_padded_tokens ? min(NT, (rows + 7) / 8) : NT;
+// kSkipPadded (FP4LLM_GEMV_SKIP_PADDED_TOKENS=1, expert groups): the 8-token groups of NT that a
+// block's slice of `rows` rows reaches, so that an expert group of 3 rows in a kernel sized for
+// every token of the step multiplies one group, not 8. Otherwise NT, a constant: the default
+// instantiations compile to the code without the bound.
+template <int NT, bool kSkipPadded>
+__device__ __forceinline__ int live_token_groups(int rows) {
+  if constexpr (kSkipPadded && NT > 1) return min(NT, (rows + 7) / 8);
+  else return NT;
 }
 
 // The x pointers of this lane for the direct kernel: row nt * 8 + g of the slice (its

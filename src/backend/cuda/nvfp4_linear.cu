@@ -56,14 +56,28 @@ dim3 gemv_grid(const GemvArgs& p, unsigned groups, unsigned slices) {
   return dim3(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
 }
 
+// FP4LLM_GEMV_SKIP_PADDED_TOKENS=1: expert groups of more than 8 possible rows take the
+// instantiations that bound their 8-token groups by each block's rows (live_token_groups).
+bool skip_padded_tokens_requested() {
+  static const bool on = knob_is("FP4LLM_GEMV_SKIP_PADDED_TOKENS", "1");
+  return on;
+}
+
+template <int NT, bool kGrouped, bool kSkipPadded>
+void launch_ring(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
+  constexpr int kSmem = kWarps * sizeof(WarpRing);
+  allow_dynamic_smem<nvfp4_gemv_kernel<NT, kGrouped, kSkipPadded>>(kSmem);
+  launch_dependent(early_launch_products(), nvfp4_gemv_kernel<NT, kGrouped, kSkipPadded>, gemv_grid(p, groups, slices),
+                   dim3(kWarps * 32), kSmem, stream, p);
+}
+
 // The plain product and the expert-grouped one are separate instantiations, so the plain one
 // carries no index tables (registers) it does not use.
 template <int NT, bool kGrouped>
 void launch_gemv(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream_t stream) {
-  constexpr int kSmem = kWarps * sizeof(WarpRing);
-  allow_dynamic_smem<nvfp4_gemv_kernel<NT, kGrouped>>(kSmem);
-  launch_dependent(early_launch_products(), nvfp4_gemv_kernel<NT, kGrouped>, gemv_grid(p, groups, slices),
-                   dim3(kWarps * 32), kSmem, stream, p);
+  if constexpr (kGrouped && NT > 1)
+    if (skip_padded_tokens_requested()) return launch_ring<NT, kGrouped, true>(p, groups, slices, stream);
+  launch_ring<NT, kGrouped, false>(p, groups, slices, stream);
 }
 
 // y [rows][ldy] (its first n columns) = or += x W^T for a BF16 W of n rows of stride ldw.
@@ -118,8 +132,10 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
-  launch_dependent(kGrouped || early_launch_products(), nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>,
-                   gemv_grid(p, groups, 1), dim3(kWarps * 32), 0, stream, p);
+  auto* kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>;
+  if constexpr (kGrouped && NT > 1 && !kRouteIn)
+    if (skip_padded_tokens_requested()) kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, false, true>;
+  launch_dependent(kGrouped || early_launch_products(), kernel, gemv_grid(p, groups, 1), dim3(kWarps * 32), 0, stream, p);
 }
 
 // FP4LLM_GEMV_KERNEL=wgmma: plain products of 9-64 rows on warpgroup MMAs (nvfp4_gemv_wgmma.cuh,
@@ -304,9 +320,7 @@ void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64
   p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
   static const bool trigger_after_wait = knob_is("FP4LLM_PDL_TRIGGER", "after_wait");
-  static const bool skip_padded_tokens = knob_is("FP4LLM_GEMV_SKIP_PADDED_TOKENS", "1");
   p.trigger_after_wait = trigger_after_wait;
-  p.skip_padded_tokens = skip_padded_tokens;
 }
 
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
