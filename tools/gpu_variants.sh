@@ -88,7 +88,8 @@
 #                                    e5ea9de, when a list added its roles to the defaults (none for
 #                                    MoE then); a list is now the exact set, against rope,o_proj
 #   tools/gpu_variants.sh moe2       Qwen3-30B-A3B batch 1/16/64 with the defaults and with
-#                                    FP4LLM_GEMV_SKIP_PADDED_TOKENS=1 (after its tests), batch 1/16
+#                                    FP4LLM_GEMV_SKIP_PADDED_TOKENS=1 (after its tests), batch 64
+#                                    with FP4LLM_EXPERTS_DIRECT=1 with and without it, batch 1/16
 #                                    with FP4LLM_PDL_TRIGGER=after_wait (after its tests: under the
 #                                    defaults, with the qkv early, with every kernel early against
 #                                    every kernel early), the defaults again
@@ -767,6 +768,12 @@ if [ "$part" = moe2 ]; then
     if tests_passed moe2-skip.log '^(gpu_moe(_ring|_experts_ring)?_skip_padded_tokens|py_gpu_forward_skip_padded_tokens)$' \
         "FP4LLM_GEMV_SKIP_PADDED_TOKENS=1 tests"; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-skip-padded qwen3-30b-a3b 1,16,64 FP4LLM_GEMV_SKIP_PADDED_TOKENS=1
+    fi
+    if tests_passed moe2-direct.log '^(gpu_moe_experts_direct(_skip_padded_tokens)?|py_gpu_forward_experts_direct)$' \
+        "FP4LLM_EXPERTS_DIRECT=1 tests"; then
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-experts-direct qwen3-30b-a3b 64 FP4LLM_EXPERTS_DIRECT=1
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-experts-direct-skip qwen3-30b-a3b 64 FP4LLM_EXPERTS_DIRECT=1 \
+        FP4LLM_GEMV_SKIP_PADDED_TOKENS=1
     fi
     if tests_passed moe2-trigger.log '^(gpu_moe_pdl_trigger_after_wait|py_gpu_forward_pdl_trigger_after_wait)$' \
         "FP4LLM_PDL_TRIGGER=after_wait tests"; then

@@ -127,15 +127,18 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
 }
 
 // kRouteIn: expert groups routed by the kernel itself (nvfp4_experts_gated_routed).
+// slices > 1 (expert groups, FP4LLM_EXPERTS_DIRECT): grid z runs over slices of NT * 8 rows of each
+// group; the slices past a group's rows exit at once.
 template <int NT, bool kGrouped, bool kRouteIn = false>
-void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream) {
+void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream, unsigned slices = 1) {
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
   auto* kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>;
   if constexpr (kGrouped && NT > 1 && !kRouteIn)
     if (skip_padded_tokens_requested()) kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, false, true>;
-  launch_dependent(kGrouped || early_launch_products(), kernel, gemv_grid(p, groups, 1), dim3(kWarps * 32), 0, stream, p);
+  launch_dependent(kGrouped || early_launch_products(), kernel, gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream,
+                   p);
 }
 
 // FP4LLM_GEMV_KERNEL=wgmma: plain products of 9-64 rows on warpgroup MMAs (nvfp4_gemv_wgmma.cuh,
@@ -278,6 +281,15 @@ bool takes_wgmma(const GemvArgs& p, int64_t rows, bool ring_only) {
   return rows > 32 || (rows > 8 && wgmma_requested() && wgmma_fills_the_gpu(p));
 }
 
+// FP4LLM_EXPERTS_DIRECT=1: expert groups of 17-64 possible rows (decode steps of 17-64 tokens) on
+// the direct kernel in slices of 16 rows instead of the copy ring sized for all of them: at batch
+// 64 of Qwen3-30B-A3B a group holds 3 or 4 rows, so most slices exit at once and the rest run the
+// lean loop of 2 token groups (1 with FP4LLM_GEMV_SKIP_PADDED_TOKENS=1) instead of the ring's 8.
+bool experts_direct_requested() {
+  static const bool on = knob_is("FP4LLM_EXPERTS_DIRECT", "1");
+  return on;
+}
+
 template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
   static const bool ring_only = knob_is("FP4LLM_GEMV_KERNEL", "ring");
@@ -295,6 +307,10 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, stream);
     else launch_gemv_direct<2, kGrouped>(p, groups, stream);
     return;
+  }
+  if constexpr (kGrouped) {
+    if (!ring_only && experts_direct_requested())
+      return launch_gemv_direct<2, kGrouped>(p, groups, stream, unsigned((rows + 15) / 16));
   }
   if (rows <= 8) launch_gemv<1, kGrouped>(p, groups, 1, stream);
   else if (rows <= 16) launch_gemv<2, kGrouped>(p, groups, 1, stream);
