@@ -30,12 +30,17 @@ inline std::optional<bool>& early_launch_in_scope() {
   return on;
 }
 
+// FP4LLM_PDL=experts or =products: those kernels alone launch early, not the model's defaults.
+inline bool early_launch_defaults_off() {
+  static const bool off = knob_is("FP4LLM_PDL", "experts") || knob_is("FP4LLM_PDL", "products");
+  return off;
+}
+
 inline bool early_launch_all() {
-  static const bool forced_on = knob_is("FP4LLM_PDL", "all"),
-                    forced_off = knob_is("FP4LLM_PDL", "experts") || knob_is("FP4LLM_PDL", "products");
+  static const bool forced_on = knob_is("FP4LLM_PDL", "all");
   if (forced_on) return true;
   if (const std::optional<bool>& scoped = early_launch_in_scope()) return *scoped;
-  return !forced_off && early_launch_all_default().load(std::memory_order_relaxed);
+  return !early_launch_defaults_off() && early_launch_all_default().load(std::memory_order_relaxed);
 }
 
 // `role`'s bit in a set of roles (kPdlRoles; 0 for a name that is no role).
@@ -81,8 +86,7 @@ inline bool early_launch_roles_listed() {
 // Whether `role`'s kernels launch early (role_launches_early over this process's knobs).
 inline bool early_launch_role(std::string_view role) {
   static const unsigned roles = early_launch_role_set(knob_text("FP4LLM_PDL_ROLES"));
-  static const bool forced_off = knob_is("FP4LLM_PDL", "experts") || knob_is("FP4LLM_PDL", "products");
-  return role_launches_early(early_launch_role_bit(role), early_launch_roles_listed(), roles, forced_off,
+  return role_launches_early(early_launch_role_bit(role), early_launch_roles_listed(), roles, early_launch_defaults_off(),
                              early_launch_default_roles().load(std::memory_order_relaxed));
 }
 

@@ -37,9 +37,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
   Slice s;
   if constexpr (kRouteIn) {
     __shared__ BlockRoute route;
-    if (!p.trigger_after_wait) let_dependents_start();
-    wait_for_producer();  // the logits are the router kernel's
-    if (p.trigger_after_wait) let_dependents_start();
+    wait_and_let_dependents(p);  // the logits are the router kernel's
     route_in_block(p.route_logits, p.route_tokens, p.route_experts, p.route_top_k, p.route_norm_topk_prob, p.route_out,
                    route);
     if (!group_slice<NT>(p, {route.group_expert, route.group_offset, &route.num_groups, route.row_token}, s)) return;

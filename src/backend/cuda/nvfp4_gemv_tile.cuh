@@ -320,13 +320,18 @@ __device__ __forceinline__ bool block_slice(const GemvArgs& p, Slice& s) {
 // The direct kernel's first step: the early-launch handshake (dependent_launch.cuh; expert
 // groups wait for the routing kernel before anything else), then the block's slice; false: the
 // block has no work and returns (uniform over the block, before any barrier).
+// The handshake of a block that waits first thing: the next kernel is let in at the block's
+// start, or once the wait is over with FP4LLM_PDL_TRIGGER=after_wait.
+__device__ __forceinline__ void wait_and_let_dependents(const GemvArgs& p) {
+  if (!p.trigger_after_wait) let_dependents_start();
+  wait_for_producer();
+  if (p.trigger_after_wait) let_dependents_start();
+}
+
 template <int NT, bool kGrouped>
 __device__ __forceinline__ bool enter_block(const GemvArgs& p, Slice& s) {
-  if (!p.trigger_after_wait) let_dependents_start();
-  if constexpr (kGrouped) {
-    wait_for_producer();
-    if (p.trigger_after_wait) let_dependents_start();
-  }
+  if constexpr (kGrouped) wait_and_let_dependents(p);
+  else if (!p.trigger_after_wait) let_dependents_start();  // plain products wait in their chunk loop
   return block_slice<NT, kGrouped>(p, s);
 }
 
