@@ -92,7 +92,7 @@
 #                                    with FP4LLM_EXPERTS_DIRECT=1 with and without it, batch 1/16
 #                                    with FP4LLM_PDL_TRIGGER=after_wait (after its tests: under the
 #                                    defaults, with the qkv early, with every kernel early against
-#                                    every kernel early), the defaults again
+#                                    every kernel early), 4 and 2 chunks a warp, the defaults again
 #   tools/gpu_variants.sh roles2     whole models with every FP4LLM_PDL_ROLES role and with none,
 #                                    then Qwen3-30B-A3B batch 1/16/64 with and without the MoE block
 #                                    early, Qwen3-8B batch 1/16 with each role left out and with the
@@ -784,6 +784,10 @@ if [ "$part" = moe2 ]; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-all qwen3-30b-a3b 1,16 FP4LLM_PDL=all
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-all-after-wait qwen3-30b-a3b 1,16 FP4LLM_PDL=all FP4LLM_PDL_TRIGGER=after_wait
     fi
+    # Shorter work items (4 or 2 chunks a warp instead of 8): more K splits, fewer dependent
+    # weight round trips per warp; last measured globally on the H200 (2026-12-04).
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-min-chunks4 qwen3-30b-a3b 1,16 FP4LLM_GEMV_MIN_CHUNKS=4
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-min-chunks2 qwen3-30b-a3b 1,16 FP4LLM_GEMV_MIN_CHUNKS=2
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1,16,64
   } 2>&1 | tee "$OUT/variants-moe2.md"
 fi
