@@ -92,8 +92,7 @@
 #                                    with FP4LLM_EXPERTS_DIRECT=1 with and without it, batch 1/16
 #                                    with FP4LLM_PDL_TRIGGER=after_wait (after its tests: under the
 #                                    defaults, with the qkv early, with every kernel early against
-#                                    every kernel early), 4 and 2 chunks a warp, 4 chunks a register
-#                                    group (FP4LLM_GEMV_DEEP, after its tests), the defaults again
+#                                    every kernel early), 4 and 2 chunks a warp, the defaults again
 #   tools/gpu_variants.sh roles2     whole models with every FP4LLM_PDL_ROLES role and with none,
 #                                    then Qwen3-30B-A3B batch 1/16/64 with and without the MoE block
 #                                    early, Qwen3-8B batch 1/16 with each role left out and with the
@@ -138,7 +137,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           early) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           roles) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;;
           roles2) echo "fp4llm fp4llm_forward_dump" ;;
-          moe2) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;;
+          moe2) echo "fp4llm fp4llm_forward_dump gpu_moe" ;;
           profile2|targets) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
@@ -766,15 +765,6 @@ if [ "$part" = moe2 ]; then
     # MoE expert groups of a few rows in kernels sized for every token of the step, then when an
     # early GEMV lets the next kernel in (Qwen3-MoE lost 8% at batch 1 with its qkv early).
     bench_variant "$OUT" moe qwen3-30b-a3b 1,16,64
-    # A work item's 8 chunks requested at once (4 a register group instead of 2): the expert
-    # groups, then every product of one token group.
-    if tests_passed moe2-deep.log '^(gpu_moe_gemv_deep|gpu_nvfp4_linear_gemv_deep|py_gpu_forward_gemv_deep)$' \
-        "FP4LLM_GEMV_DEEP tests"; then
-      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-deep-experts qwen3-30b-a3b 1 FP4LLM_GEMV_DEEP=experts
-      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-deep-all qwen3-30b-a3b 1 FP4LLM_GEMV_DEEP=all
-      [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b qwen3-8b 1
-      [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-deep-all qwen3-8b 1 FP4LLM_GEMV_DEEP=all
-    fi
     if tests_passed moe2-skip.log '^(gpu_moe(_ring|_experts_ring)?_skip_padded_tokens|py_gpu_forward_skip_padded_tokens)$' \
         "FP4LLM_GEMV_SKIP_PADDED_TOKENS=1 tests"; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-skip-padded qwen3-30b-a3b 1,16,64 FP4LLM_GEMV_SKIP_PADDED_TOKENS=1

@@ -57,10 +57,10 @@ __device__ __forceinline__ void advance(const uint4* (&x)[NT]) {
 // L2 for the item's whole range first was measured 5% slower at batch 1, docs/PERFORMANCE.md.)
 // kNormIn: x is the block's normalised rows in shared memory at xs, which it computes first
 // (gemv_norm_prologue.cuh).
-// G: chunks per register group (two groups in flight), kGroup unless FP4LLM_GEMV_DEEP asks for more.
-template <int NT, bool kGrouped, bool kNormIn = false, bool kSkipPadded = false, int G = kGroup>
+template <int NT, bool kGrouped, bool kNormIn = false, bool kSkipPadded = false>
 __device__ __forceinline__ void lean_item(const GemvArgs& p, const Slice& s, const WorkItem& item, const uint4* wl,
                                           const uint16_t* sl, float (&acc)[NT][4], __nv_bfloat16* xs = nullptr) {
+  constexpr int G = kGroup;
   const int n = item.end - item.begin;
   ChunkGroup<G> a, b;
   a.load_first(wl, sl, n);

@@ -29,13 +29,8 @@ namespace {
 // block routes the step itself from the router's logits (moe_select.cuh) instead of reading what
 // a selection kernel wrote, so that kernel and its grid-wide wait drop out of the layer; the
 // first block stores the routing for the kernels after it.
-// kDeepGroup (FP4LLM_GEMV_DEEP, one token group): chunks per register group instead of kGroup,
-// so that a work item of 8 chunks has all of them in flight at once; the registers that takes
-// allow 3 blocks per SM instead of 4.
-template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false, bool kSkipPadded = false, int kDeepGroup = 0>
-__global__ void __launch_bounds__(kWarps * 32, NT == 1 && kDeepGroup == 0 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3)
-    nvfp4_gemv_direct_kernel(GemvArgs p) {
-  static_assert(kDeepGroup == 0 || NT == 1, "deeper register groups are for one token group");
+template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false, bool kSkipPadded = false>
+__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3) nvfp4_gemv_direct_kernel(GemvArgs p) {
   static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to kNormInRows rows");
   static_assert(!kRouteIn || (NT == 1 && kGrouped), "a block routes expert groups of a few tokens");
   extern __shared__ uint4 normed_rows[];  // kNormIn: [rows][normed_row_stride(k)] BF16
@@ -52,7 +47,7 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 && kDeepGroup == 0 ? FP4L
   const WorkItem item(p);
   const size_t first = (size_t(item.tile) * p.k_chunks + item.begin) * 32 + item.lane;
   float acc[NT][4] = {};
-  lean_item<NT, kGrouped, kNormIn, kSkipPadded, kDeepGroup ? kDeepGroup : kGroup>(p, s, item, s.packed + first, s.scales + first, acc,
+  lean_item<NT, kGrouped, kNormIn, kSkipPadded>(p, s, item, s.packed + first, s.scales + first, acc,
                                    reinterpret_cast<__nv_bfloat16*>(normed_rows));
   finish_item<NT, kGrouped>(p, s, item, acc);
 }

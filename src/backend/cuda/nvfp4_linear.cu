@@ -126,18 +126,6 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   }
 }
 
-// FP4LLM_GEMV_DEEP=experts: the direct kernel's expert groups of one token group (decode steps
-// of up to 8 routed rows an expert) take 4 chunks a register group instead of kGroup's 2, so
-// the 8 chunks of a work item are requested at once: those kernels cannot request weights
-// before their wait (the routing picks them), and with 2 chunks a group their warps wait out
-// four DRAM round trips one after another (Qwen3-30B-A3B's gate/up; six for its down
-// projection's 12). =all: plain products too (more weights requested before their wait).
-constexpr int kDeepGroup = 4;
-bool gemv_deep_for(bool grouped) {
-  static const bool experts = knob_is("FP4LLM_GEMV_DEEP", "experts"), all = knob_is("FP4LLM_GEMV_DEEP", "all");
-  return all || (experts && grouped);
-}
-
 // kRouteIn: expert groups routed by the kernel itself (nvfp4_experts_gated_routed).
 // slices > 1 (expert groups, FP4LLM_EXPERTS_DIRECT): grid z runs over slices of NT * 8 rows of each
 // group; the slices past a group's rows exit at once.
@@ -149,8 +137,6 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream, unsign
   auto* kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>;
   if constexpr (kGrouped && NT > 1 && !kRouteIn)
     if (skip_padded_tokens_requested()) kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, false, true>;
-  if constexpr (NT == 1)
-    if (gemv_deep_for(kGrouped)) kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn, false, kDeepGroup>;
   launch_dependent(kGrouped || early_launch_products(), kernel, gemv_grid(p, groups, slices), dim3(kWarps * 32), 0, stream,
                    p);
 }
@@ -369,13 +355,6 @@ constexpr int64_t kNormedMinChunks = 16;
 size_t normed_smem_bytes(int64_t rows, int64_t k) { return size_t(rows) * size_t(normed_row_stride(int(k))) * 2; }
 
 // The direct kernel normalising its own input (gemv_norm_prologue.cuh).
-template <int kDeep>
-void launch_normed(const GemvArgs& p, size_t smem, cudaStream_t stream) {
-  constexpr auto kernel = nvfp4_gemv_direct_kernel<1, false, true, false, false, kDeep>;
-  allow_dynamic_smem<kernel>(int(smem));
-  launch_dependent(early_launch_products(), kernel, gemv_grid(p, 1, 1), dim3(kWarps * 32), smem, stream, p);
-}
-
 void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows, GemvArgs p, cudaStream_t stream) {
   if (!normed_input_supported(rows, w.in_features))
     throw_error("NVFP4 linear with its input norm: " + std::to_string(rows) + " rows of " + std::to_string(w.in_features) +
@@ -394,8 +373,9 @@ void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows
   p.norm_delta_weights = in.delta_weights;
   p.norm_delta_count = int(in.delta_count);
   const size_t smem = normed_smem_bytes(rows, w.in_features);
-  if (gemv_deep_for(false)) return launch_normed<kDeepGroup>(p, smem, stream);
-  launch_normed<0>(p, smem, stream);
+  allow_dynamic_smem<nvfp4_gemv_direct_kernel<1, false, true>>(int(smem));
+  launch_dependent(early_launch_products(), nvfp4_gemv_direct_kernel<1, false, true>, gemv_grid(p, 1, 1), dim3(kWarps * 32),
+                   smem, stream, p);
 }
 
 void set_groups(GemvArgs& p, const ExpertRows& r) {
