@@ -162,10 +162,10 @@ __device__ __forceinline__ void chunk_mma(float (&acc)[NT][4], uint4 w, uint32_t
     if (nt == 0 || nt < live) group_mma(acc[nt], a, x.a[nt], x.b[nt]);
 }
 
-// kSkipPadded (FP4LLM_GEMV_SKIP_PADDED_TOKENS=1, expert groups): the 8-token groups of NT that a
-// block's slice of `rows` rows reaches, so that an expert group of 3 rows in a kernel sized for
-// every token of the step multiplies one group, not 8. Otherwise NT, a constant: the default
-// instantiations compile to the code without the bound.
+// kSkipPadded (expert groups, unless FP4LLM_GEMV_SKIP_PADDED_TOKENS=0): the 8-token groups of NT
+// that a block's slice of `rows` rows reaches, so that an expert group of 3 rows in a kernel sized
+// for every token of the step multiplies one group, not 8. Otherwise NT, a constant: plain
+// products compile to the code without the bound.
 template <int NT, bool kSkipPadded>
 __device__ __forceinline__ int live_token_groups(int rows) {
   if constexpr (kSkipPadded && NT > 1) return min(NT, (rows + 7) / 8);
