@@ -38,6 +38,23 @@ std::vector<int64_t> parse_batches(const std::string& list) {
   return out;
 }
 
+// --trace: the kernels that add most to a decode step, per batch size.
+void print_timeline(const nlohmann::json& d) {
+  if (!d.contains("timeline") || d["timeline"].is_null()) return;
+  const auto& t = d["timeline"];
+  fmt::print("  batch {} trace: {:.1f} us a step over {} steps; kernels by their share of the critical path:\n",
+             d["batch"].get<int64_t>(), t["span_us"].get<double>(), t["steps"].get<int64_t>());
+  fmt::print("  {:>9} {:>9} {:>8} {:>8}  {}\n", "us/step", "launches", "mean us", "lead us", "kernel [grid]");
+  int shown = 0;
+  for (const auto& k : t["kernels"]) {
+    if (++shown > 16) break;
+    const auto grid = k["grid"].get<std::vector<int64_t>>();
+    fmt::print("  {:>9.1f} {:>9.1f} {:>8.2f} {:>8.2f}  {} [{}x{}x{}]\n", k["critical_us_per_step"].get<double>(),
+               k["launches_per_step"].get<double>(), k["mean_us"].get<double>(), k["mean_lead_us"].get<double>(),
+               k["name"].get<std::string>(), grid[0], grid[1], grid[2]);
+  }
+}
+
 void print_table(const nlohmann::json& r) {
   fmt::print("{} on {} (copy bandwidth {:.0f} GB/s), KV {}, {} in / {} out, {}\n", r["model"].get<std::string>(),
              r["gpu"].get<std::string>(), r["copy_bandwidth_gb_per_s"].get<double>(), r["kv_cache_dtype"].get<std::string>(),
@@ -60,6 +77,7 @@ void print_table(const nlohmann::json& r) {
     for (const auto& [stage, us] : d["profile_us_per_step"].items()) line += fmt::format(" {} {:.0f}", stage, us.get<double>());
     fmt::print("  batch {} stages (us/step):{}\n", d["batch"].get<int64_t>(), line);
   }
+  for (const auto& d : r["decode"]) print_timeline(d);
   if (r.contains("prefill")) {
     const auto& p = r["prefill"];
     fmt::print("prefill {} tokens: {:.1f} ms, {:.0f} tok/s, {:.0f} TFLOP/s (projections), {:.0f} with attention\n",
@@ -109,6 +127,10 @@ void add_bench_command(CLI::App& app) {
                 "keep the token-embedding table in pinned host memory, its rows read over PCIe (a tied lm_head "
                 "needs --quantize-lm-head then)");
   cmd->add_flag("--profile", a->options.profile, "also time each stage of a few decode steps (eager) and of one prefill, and print them");
+  cmd->add_option("--trace", a->options.trace_path,
+                  "also record every kernel of 3 replayed decode steps per batch size on the GPU's clock (CUPTI) into "
+                  "this CSV file, and print what each kernel adds to the step's critical path (overlapped early "
+                  "launches count only where they extend the step); all timings then carry the recording's cost");
   cmd->add_option("--tensor-parallel-size", a->options.tensor_parallel_size,
                   "split the model over this many GPUs (NCCL); bytes, floor and memory are per GPU (rank 0's)")
       ->capture_default_str()

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -17,6 +19,7 @@
 #include "backend/backend_factory.hpp"
 #include "backend/benchmark.hpp"
 #include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/kernel_trace.hpp"
 #include "backend/cuda/tensor_parallel_backend.hpp"
 #include "io/checkpoint.hpp"
 #include "model/tensor_parallel.hpp"
@@ -197,6 +200,46 @@ struct BenchTarget {
   std::function<void(bool)> set_profiling;  // on every rank, so they launch the same way
 };
 
+constexpr const char* kTraceCsvHeader = "batch,launch,kernel,grid_x,grid_y,grid_z,block_x,start_ns,end_ns\n";
+
+// The traced kernels as CSV rows under the header above, times from the earliest start.
+void append_trace_csv(const std::vector<TracedKernel>& kernels, int64_t batch, const std::string& path) {
+  std::ofstream f(path, std::ios::app);
+  if (!f) fail("--trace: cannot write {}", path);
+  uint64_t t0 = UINT64_MAX;
+  for (const TracedKernel& k : kernels) t0 = std::min(t0, k.start_ns);
+  for (const TracedKernel& k : kernels)
+    f << fmt::format("{},{},\"{}\",{},{},{},{},{},{}\n", batch, k.launch, k.name, k.grid[0], k.grid[1], k.grid[2], k.block[0],
+                     k.start_ns - t0, k.end_ns - t0);
+}
+
+// --trace: this many decode steps per batch size, rewriting the last positions.
+constexpr int64_t kTracedSteps = 3;
+
+// Every kernel of kTracedSteps decode steps from `position` on the GPU that `first` drives,
+// appended to the CSV at `path` (times from each step's first kernel), reduced to each kernel's
+// share of the step (backend/kernel_timeline.hpp).
+nlohmann::json trace_steps(const std::function<void(int64_t)>& decode_at, int64_t position, int64_t batch,
+                           const std::string& path) {
+  int device = 0;
+  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
+  cuda::take_traced_kernels(device);  // drop the timed steps' records
+  for (int64_t step = 0; step < kTracedSteps; ++step) decode_at(position + step);
+  std::vector<TracedKernel> kernels = cuda::take_traced_kernels(device);
+  append_trace_csv(kernels, batch, path);
+  const StepTimeline t = reduce_step_timeline(std::move(kernels));
+  nlohmann::json out = {{"steps", t.steps}, {"span_us", t.span_us}};
+  for (const KernelCost& k : t.kernels)
+    out["kernels"].push_back({{"name", k.name},
+                              {"grid", k.grid},
+                              {"block", k.block},
+                              {"launches_per_step", k.launches_per_step},
+                              {"mean_us", k.mean_us},
+                              {"critical_us_per_step", k.critical_us},
+                              {"mean_lead_us", k.mean_lead_us}});
+  return out;
+}
+
 nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const BenchOptions& o, double bandwidth) {
   Backend& backend = target.stepper;
   cuda::CudaBackend& first = target.first;
@@ -238,6 +281,8 @@ nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const Bench
     for (const auto& [stage, us] : first.profiler().take_averages()) stages[stage] = us;
     target.set_profiling(false);
   }
+  nlohmann::json timeline;
+  if (!o.trace_path.empty()) timeline = trace_steps(decode_at, o.input_len + steps - kTracedSteps, batch, o.trace_path);
   const double step_ms = decode_s * 1e3 / timed;
   // Bytes a step must read: every weight once (of MoE layers, the chosen experts), plus the KV
   // cache of each sequence.
@@ -257,6 +302,7 @@ nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const Bench
           {"fraction_of_bandwidth_floor", floor_ms / step_ms},
           {"prefill_ms", prefill_s * 1e3},
           {"profile_us_per_step", stages},
+          {"timeline", timeline},
           {"time_to_first_token_ms", prefill_s * 1e3}};
 }
 
@@ -312,6 +358,12 @@ std::vector<std::string> synthetic_model_names() {
 
 nlohmann::json run_benchmark(const BenchOptions& o) {
   if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("fp4llm bench needs the CUDA backend: {}", why);
+  if (!o.trace_path.empty()) {  // before any graph is captured, so that the replays are traced
+    if (o.enforce_eager) fail("--trace reduces replayed decode steps: leave out --enforce-eager");
+    std::ofstream f(o.trace_path, std::ios::trunc);
+    if (!f || !(f << kTraceCsvHeader)) fail("--trace: cannot write {}", o.trace_path);
+    cuda::start_kernel_trace();
+  }
   cudaDeviceProp prop{};
   FP4LLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   size_t free_before = 0, total = 0;
@@ -397,6 +449,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   out["kv_cache_dtype"] = o.fp8_kv ? "fp8" : "bf16";
   out["kv_window_pool_blocks"] = cache.num_window_blocks;
   out["cuda_graphs"] = !o.enforce_eager;
+  out["traced"] = !o.trace_path.empty();  // every kernel recorded: the timings carry its cost
   out["input_len"] = o.input_len;
   out["output_len"] = o.output_len;
   out["copy_bandwidth_gb_per_s"] = bandwidth / 1e9;
