@@ -111,6 +111,14 @@
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
+#   tools/gpu_variants.sh trace      kernel by kernel (`fp4llm bench --trace`, CUPTI): batch 1 of
+#                                    Qwen3-30B-A3B with the defaults, with its normalising qkv
+#                                    in 2 and 4 times the blocks (FP4LLM_NORMED_MIN_CHUNKS=8, 4),
+#                                    with the norm and combine kernels instead (FP4LLM_NORM_PROLOGUE=0),
+#                                    with the qkv early letting the next kernel in after its wait;
+#                                    Qwen3-8B batch 1 with the defaults and with the norms in
+#                                    the products (FP4LLM_NORM_PROLOGUE=1), batch 16 of both; each
+#                                    variant also benched untraced (the trace costs about 1 us a kernel)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -138,7 +146,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           roles) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;;
           roles2) echo "fp4llm fp4llm_forward_dump" ;;
           moe2) echo "fp4llm fp4llm_forward_dump gpu_moe" ;;
-          profile2|targets) echo "fp4llm" ;; esac)
+          profile2|targets|trace) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -872,6 +880,32 @@ if [ "$part" = wide ]; then
     PROFILE_KERNELS=nvfp4_gemv_wgmma FP4LLM_REBUILD=0 timeout 240 bash tools/gpu_profile.sh qwen3-8b 64 288 4
     FP4LLM_REBUILD=0 timeout 150 bash tools/gpu_sass_profile.sh nvfp4_gemv_wgmma qwen3-8b 64 290
   } 2>&1 | tee "$OUT/variants-wide.md"
+fi
+# trace_variant LABEL MODEL BATCHES [VAR=VALUE...]: the kernels of 3 replayed decode steps under
+# those settings (CSV, JSON, log as trace-LABEL.*), then each batch's 10 costliest kernels, and the
+# same variant untraced (bench_variant) for its speed.
+trace_variant() {
+  local label=$1 model=$2 batches=$3; shift 3
+  if env "$@" timeout 120 ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batches" --output-len 16 --prefill-len 0 \
+      --quiet --trace "$OUT/trace-$label.csv" --json "$OUT/trace-$label.json" > "$OUT/trace-$label.txt" 2>&1; then
+    echo "$label ($*):"; grep -A12 "trace:" "$OUT/trace-$label.txt"
+  else
+    echo "$label trace: FAILED (see $OUT/trace-$label.txt)"; tail -3 "$OUT/trace-$label.txt"
+  fi
+  bench_variant "$OUT" "$label" "$model" "$batches" "$@"
+}
+if [ "$part" = trace ]; then
+  {
+    trace_variant moe qwen3-30b-a3b 1,16
+    [ "$(left)" -gt 60 ] && trace_variant moe-normed8 qwen3-30b-a3b 1 FP4LLM_NORMED_MIN_CHUNKS=8
+    [ "$(left)" -gt 60 ] && trace_variant moe-normed4 qwen3-30b-a3b 1 FP4LLM_NORMED_MIN_CHUNKS=4
+    [ "$(left)" -gt 60 ] && trace_variant moe-norm-kernels qwen3-30b-a3b 1 FP4LLM_NORM_PROLOGUE=0
+    [ "$(left)" -gt 60 ] && trace_variant moe-qkv-early qwen3-30b-a3b 1 FP4LLM_PDL_ROLES=qkv,rope,o_proj \
+      FP4LLM_PDL_TRIGGER=after_wait
+    [ "$(left)" -gt 60 ] && trace_variant qwen3-8b qwen3-8b 1,16
+    [ "$(left)" -gt 60 ] && trace_variant qwen3-8b-norm-prologue qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
+  } 2>&1 | tee "$OUT/variants-trace.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

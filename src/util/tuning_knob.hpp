@@ -22,10 +22,10 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_FLASH_MASK_EVERY_TILE",   "FP4LLM_FLASH_PIPELINED",         "FP4LLM_FLASH_UNPADDED",          "FP4LLM_FLASH_WGMMA",
     "FP4LLM_FLASH_WGMMA_PV",          "FP4LLM_FP8_PREFILL",             "FP4LLM_GEMV_KERNEL",             "FP4LLM_GEMV_MIN_CHUNKS",
     "FP4LLM_GEMV_MIN_CHUNKS_WIDE",    "FP4LLM_GEMV_SKIP_PADDED_TOKENS", "FP4LLM_GPU_NARROWING",           "FP4LLM_KV_LAYOUT",
-    "FP4LLM_MMA_ATTENTION",           "FP4LLM_NORM_PROLOGUE",           "FP4LLM_OMIT_STAGE",              "FP4LLM_PDL",
-    "FP4LLM_PDL_ROLES",               "FP4LLM_PDL_TRIGGER",             "FP4LLM_PREFILL_SLICE_ROWS",      "FP4LLM_ROPE_IN_ATTENTION",
-    "FP4LLM_ROPE_WARPS",              "FP4LLM_ROUTING_IN_EXPERTS",      "FP4LLM_WGMMA_CLUSTER",           "FP4LLM_WGMMA_RING",
-    "FP4LLM_WGMMA_SHARE_X"};
+    "FP4LLM_MMA_ATTENTION",           "FP4LLM_NORMED_MIN_CHUNKS",       "FP4LLM_NORM_PROLOGUE",           "FP4LLM_OMIT_STAGE",
+    "FP4LLM_PDL",                     "FP4LLM_PDL_ROLES",               "FP4LLM_PDL_TRIGGER",             "FP4LLM_PREFILL_SLICE_ROWS",
+    "FP4LLM_ROPE_IN_ATTENTION",       "FP4LLM_ROPE_WARPS",              "FP4LLM_ROUTING_IN_EXPERTS",      "FP4LLM_WGMMA_CLUSTER",
+    "FP4LLM_WGMMA_RING",              "FP4LLM_WGMMA_SHARE_X"};
 
 // The parts of a decode step that FP4LLM_PDL_ROLES names (backend/cuda/early_launch.hpp): `mlp` is a
 // dense layer's gate/up and down products with their norms, `moe` an MoE layer's router, experts

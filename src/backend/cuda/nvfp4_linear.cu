@@ -353,8 +353,13 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
 static_assert(kNormInRows == kMaxNormedRows);
 
 // Fewest chunks per warp of a normalising launch: fewer, larger blocks, each normalising its rows
-// once (gemv_norm_prologue.cuh).
-constexpr int64_t kNormedMinChunks = 16;
+// once (gemv_norm_prologue.cuh). FP4LLM_NORMED_MIN_CHUNKS sets it, to compare: the kernel trace of
+// Qwen3-30B-A3B at batch 1 (H100, 2026-12-06) put its qkv, 80 blocks of 16 chunks a warp for
+// 5.9 MB, at 11 us a layer on the step's critical path, about 0.55 TB/s.
+int64_t normed_min_chunks() {
+  static const int64_t chunks = std::max<int64_t>(1, knob_int("FP4LLM_NORMED_MIN_CHUNKS", 16));
+  return chunks;
+}
 
 size_t normed_smem_bytes(int64_t rows, int64_t k) { return size_t(rows) * size_t(normed_row_stride(int(k))) * 2; }
 
@@ -366,7 +371,7 @@ void gemv_normed(const DeviceNvfp4Linear& w, const NormedInput& in, int64_t rows
                 " rows, a multiple of 16 features, their BF16 copies within 48 KB)");
   if (in.delta_weights && (in.delta_w || in.delta_count < 1 || !in.delta || !in.store))
     throw_error("NVFP4 linear with its input norm: expert rows need their count, rows and a store, and take no norm gains");
-  bind(p, w, nullptr, rows, kNormedMinChunks);
+  bind(p, w, nullptr, rows, normed_min_chunks());
   p.norm_x = in.residual;
   p.norm_w = in.weight;
   p.norm_eps = in.eps;
