@@ -111,7 +111,8 @@
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
-#   tools/gpu_variants.sh trace      kernel by kernel (`fp4llm bench --trace`, CUPTI): batch 1 of
+#   tools/gpu_variants.sh trace      FP4LLM_NORMED_MIN_CHUNKS=4's tests, then kernel by kernel
+#                                    (`fp4llm bench --trace`, CUPTI): batch 1 of
 #                                    Qwen3-30B-A3B with the defaults, with its normalising qkv
 #                                    in 2 and 4 times the blocks (FP4LLM_NORMED_MIN_CHUNKS=8, 4),
 #                                    with the norm and combine kernels instead (FP4LLM_NORM_PROLOGUE=0),
@@ -146,7 +147,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           roles) echo "fp4llm gpu_paged_attention gpu_moe fp4llm_forward_dump" ;;
           roles2) echo "fp4llm fp4llm_forward_dump" ;;
           moe2) echo "fp4llm fp4llm_forward_dump gpu_moe" ;;
-          profile2|targets|trace) echo "fp4llm" ;; esac)
+          profile2|targets) echo "fp4llm" ;;
+          trace) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -896,6 +898,8 @@ trace_variant() {
 }
 if [ "$part" = trace ]; then
   {
+    tests_passed trace-tests.log '^(gpu_nvfp4_linear|gpu_moe|py_gpu_forward)_normed_min_chunks4$' \
+      "FP4LLM_NORMED_MIN_CHUNKS=4 tests"
     trace_variant moe qwen3-30b-a3b 1,16
     [ "$(left)" -gt 60 ] && trace_variant moe-normed8 qwen3-30b-a3b 1 FP4LLM_NORMED_MIN_CHUNKS=8
     [ "$(left)" -gt 60 ] && trace_variant moe-normed4 qwen3-30b-a3b 1 FP4LLM_NORMED_MIN_CHUNKS=4
