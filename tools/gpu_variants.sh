@@ -111,15 +111,18 @@
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
-#   tools/gpu_variants.sh trace      FP4LLM_NORMED_MIN_CHUNKS=4's tests, then kernel by kernel
-#                                    (`fp4llm bench --trace`, CUPTI): batch 1 of
-#                                    Qwen3-30B-A3B with the defaults, with its normalising qkv
-#                                    in 2 and 4 times the blocks (FP4LLM_NORMED_MIN_CHUNKS=8, 4),
-#                                    with the norm and combine kernels instead (FP4LLM_NORM_PROLOGUE=0),
-#                                    with the qkv early letting the next kernel in after its wait;
-#                                    Qwen3-8B batch 1 with the defaults and with the norms in
-#                                    the products (FP4LLM_NORM_PROLOGUE=1), batch 16 of both; each
-#                                    variant also benched untraced (the trace costs about 1 us a kernel)
+#   tools/gpu_variants.sh trace      the tests of FP4LLM_NORMED_MIN_CHUNKS=4 and
+#                                    FP4LLM_GEMV_BLOCK_WARPS=16, then kernel by kernel (`fp4llm
+#                                    bench --trace`, CUPTI): Qwen3-30B-A3B batch 1 with the
+#                                    defaults, its normalising qkv in 2 and 4 times the blocks
+#                                    (FP4LLM_NORMED_MIN_CHUNKS=8, 4), the norm and combine kernels
+#                                    instead (FP4LLM_NORM_PROLOGUE=0), the qkv early letting the
+#                                    next kernel in after its wait; Qwen3-8B batch 1 with the
+#                                    defaults; both with 16-warp blocks for long K
+#                                    (FP4LLM_GEMV_BLOCK_WARPS=16); Qwen3-8B with the norms in the
+#                                    products (FP4LLM_NORM_PROLOGUE=1); batch 16 of both defaults.
+#                                    Each variant is also benched untraced (the trace costs about
+#                                    1 us a kernel outside the graph)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -898,8 +901,8 @@ trace_variant() {
 }
 if [ "$part" = trace ]; then
   {
-    tests_passed trace-tests.log '^(gpu_nvfp4_linear|gpu_moe|py_gpu_forward)_normed_min_chunks4$' \
-      "FP4LLM_NORMED_MIN_CHUNKS=4 tests"
+    tests_passed trace-tests.log '^((gpu_nvfp4_linear|gpu_moe|py_gpu_forward)_normed_min_chunks4|(gpu_nvfp4_linear|py_gpu_forward)_block_warps16)$' \
+      "FP4LLM_NORMED_MIN_CHUNKS=4 and FP4LLM_GEMV_BLOCK_WARPS=16 tests"
     trace_variant moe qwen3-30b-a3b 1,16
     [ "$(left)" -gt 60 ] && trace_variant moe-normed8 qwen3-30b-a3b 1 FP4LLM_NORMED_MIN_CHUNKS=8
     [ "$(left)" -gt 60 ] && trace_variant moe-normed4 qwen3-30b-a3b 1 FP4LLM_NORMED_MIN_CHUNKS=4
@@ -907,6 +910,8 @@ if [ "$part" = trace ]; then
     [ "$(left)" -gt 60 ] && trace_variant moe-qkv-early qwen3-30b-a3b 1 FP4LLM_PDL_ROLES=qkv,rope,o_proj \
       FP4LLM_PDL_TRIGGER=after_wait
     [ "$(left)" -gt 60 ] && trace_variant qwen3-8b qwen3-8b 1,16
+    [ "$(left)" -gt 60 ] && trace_variant qwen3-8b-wide qwen3-8b 1 FP4LLM_GEMV_BLOCK_WARPS=16
+    [ "$(left)" -gt 60 ] && trace_variant moe-wide qwen3-30b-a3b 1 FP4LLM_GEMV_BLOCK_WARPS=16
     [ "$(left)" -gt 60 ] && trace_variant qwen3-8b-norm-prologue qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
   } 2>&1 | tee "$OUT/variants-trace.md"

@@ -29,8 +29,12 @@ namespace {
 // block routes the step itself from the router's logits (moe_select.cuh) instead of reading what
 // a selection kernel wrote, so that kernel and its grid-wide wait drop out of the layer; the
 // first block stores the routing for the kernels after it.
-template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false, bool kSkipPadded = false>
-__global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3) nvfp4_gemv_direct_kernel(GemvArgs p) {
+// W: warps per block (kWarps; kWideWarps for plain products of one token group with
+// FP4LLM_GEMV_BLOCK_WARPS=16, two blocks per SM at the same registers).
+template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false, bool kSkipPadded = false, int W = kWarps>
+__global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3)
+    nvfp4_gemv_direct_kernel(GemvArgs p) {
+  static_assert(W == kWarps || (NT == 1 && !kGrouped && !kNormIn), "wide blocks take plain products of one token group");
   static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to kNormInRows rows");
   static_assert(!kRouteIn || (NT == 1 && kGrouped), "a block routes expert groups of a few tokens");
   extern __shared__ uint4 normed_rows[];  // kNormIn: [rows][normed_row_stride(k)] BF16
@@ -44,12 +48,12 @@ __global__ void __launch_bounds__(kWarps * 32, NT == 1 ? FP4LLM_GEMV_DIRECT_BLOC
   } else if (!enter_block<NT, kGrouped>(p, s)) {
     return;
   }
-  const WorkItem item(p);
+  const WorkItem item(p, W);
   const size_t first = (size_t(item.tile) * p.k_chunks + item.begin) * 32 + item.lane;
   float acc[NT][4] = {};
   lean_item<NT, kGrouped, kNormIn, kSkipPadded>(p, s, item, s.packed + first, s.scales + first, acc,
                                    reinterpret_cast<__nv_bfloat16*>(normed_rows));
-  finish_item<NT, kGrouped>(p, s, item, acc);
+  finish_item<NT, kGrouped, W>(p, s, item, acc);
 }
 
 }  // namespace

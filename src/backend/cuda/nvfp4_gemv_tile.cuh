@@ -21,6 +21,9 @@ namespace fp4llm::cuda {
 namespace {
 
 constexpr int kWarps = 8;   // warps per block: kWarps / splits tiles, each split over `splits` warps
+// FP4LLM_GEMV_BLOCK_WARPS=16: plain products of one token group whose tiles fit in one wave of
+// such blocks take one tile per block of kWideWarps warps, K split 16 ways (nvfp4_linear.cu).
+constexpr int kWideWarps = 16;
 
 // The direct kernel's register group: chunks requested ahead of the arithmetic (2 measured best
 // on the H200, docs/PERFORMANCE.md fifth round).
@@ -223,13 +226,14 @@ __device__ __forceinline__ void item_chunk_mma(float (&acc)[NT][4], uint4 w, uin
 }
 
 // This warp's work item: lane (g, t), tile and K split, chunks [begin, end) (empty past the last
-// tile; such warps still take part in the split sum's barrier).
+// tile; such warps still take part in the split sum's barrier). block_warps: the block's warps
+// (kWarps, or kWideWarps for FP4LLM_GEMV_BLOCK_WARPS).
 struct WorkItem {
   int lane, warp, g, t, tile, split, begin, end;
   bool live;
-  __device__ __forceinline__ explicit WorkItem(const GemvArgs& p)
+  __device__ __forceinline__ explicit WorkItem(const GemvArgs& p, int block_warps = kWarps)
       : lane(int(threadIdx.x & 31)), warp(int(threadIdx.x >> 5)), g(lane >> 2), t(lane & 3),
-        tile(int(blockIdx.x) * (kWarps / p.splits) + warp / p.splits), split(warp % p.splits),
+        tile(int(blockIdx.x) * (block_warps / p.splits) + warp / p.splits), split(warp % p.splits),
         begin(split * p.chunks_per_split), end(0), live(tile < p.row_tiles) {
     end = live ? min(p.k_chunks, begin + p.chunks_per_split) : begin;
   }
@@ -238,10 +242,10 @@ struct WorkItem {
 // A tile's K splits (warps warp .. warp + splits - 1 of the block) summed in shared memory into
 // split 0's accumulators; false for the other splits, which have nothing left to do. With more
 // than one split every warp of the block must call it (a block barrier).
-template <int NT>
+template <int NT, int W = kWarps>
 __device__ __forceinline__ bool sum_splits(float (&acc)[NT][4], int splits, int warp, int split, int lane) {
   if (splits == 1) return true;
-  __shared__ float partial[kWarps][NT * 4][32];
+  __shared__ float partial[W][NT * 4][32];
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
@@ -336,9 +340,9 @@ __device__ __forceinline__ bool enter_block(const GemvArgs& p, Slice& s) {
 }
 
 // Its last step: the K splits summed and the tile written.
-template <int NT, bool kGrouped>
+template <int NT, bool kGrouped, int W = kWarps>
 __device__ __forceinline__ void finish_item(const GemvArgs& p, const Slice& s, const WorkItem& item, float (&acc)[NT][4]) {
-  if (!sum_splits<NT>(acc, p.splits, item.warp, item.split, item.lane)) return;
+  if (!sum_splits<NT, W>(acc, p.splits, item.warp, item.split, item.lane)) return;
   if (item.live) write_tile<NT, kGrouped>(p, s, item.tile, item.g, item.t, acc);
 }
 

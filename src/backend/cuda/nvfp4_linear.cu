@@ -51,8 +51,8 @@ int choose_splits(int64_t k_chunks, int64_t min_chunks) {
 
 // Every GEMV kernel's grid: blocks of kWarps / splits tiles over the row tiles; y and z run over
 // expert groups and 64-row slices of them.
-dim3 gemv_grid(const GemvArgs& p, unsigned groups, unsigned slices) {
-  const int tiles_per_block = kWarps / p.splits;
+dim3 gemv_grid(const GemvArgs& p, unsigned groups, unsigned slices, int block_warps = kWarps) {
+  const int tiles_per_block = block_warps / p.splits;
   return dim3(unsigned((p.row_tiles + tiles_per_block - 1) / tiles_per_block), groups, slices);
 }
 
@@ -129,6 +129,26 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   }
 }
 
+unsigned device_sms();
+
+// FP4LLM_GEMV_BLOCK_WARPS=16 (not yet measured): a plain product of one token group whose K
+// already takes all 8 warps of a block (at least 64 chunks) and whose tiles fit in one wave of
+// 16-warp blocks (two a SM) takes one tile per block of 16 warps, K split 16 ways. The kernel
+// trace (H100, 2026-12-06) put Qwen3-8B's down projection, 24 chunks a warp, at 14.5 us a layer on
+// the step's critical path for 9.4 us of weights, and o_proj at 7.4 for 3.1: half the chunks a
+// warp halves each warp's chain of weight round trips and doubles the bytes in flight.
+bool wide_blocks_for(const GemvArgs& p) {
+  static const bool on = knob_is("FP4LLM_GEMV_BLOCK_WARPS", "16");
+  return on && p.splits == kWarps && p.k_chunks >= 4 * kWideWarps && p.row_tiles <= 2 * int(device_sms());
+}
+
+void launch_wide_blocks(GemvArgs p, cudaStream_t stream) {
+  p.splits = kWideWarps;
+  p.chunks_per_split = (p.k_chunks + kWideWarps - 1) / kWideWarps;
+  launch_dependent(early_launch_products(), nvfp4_gemv_direct_kernel<1, false, false, false, false, kWideWarps>,
+                   gemv_grid(p, 1, 1, kWideWarps), dim3(kWideWarps * 32), 0, stream, p);
+}
+
 // kRouteIn: expert groups routed by the kernel itself (nvfp4_experts_gated_routed).
 // slices > 1 (expert groups, FP4LLM_EXPERTS_DIRECT): grid z runs over slices of NT * 8 rows of each
 // group; the slices past a group's rows exit at once.
@@ -137,6 +157,8 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream, unsign
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
+  if constexpr (NT == 1 && !kGrouped)
+    if (wide_blocks_for(p)) return launch_wide_blocks(p, stream);
   auto* kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>;
   if constexpr (kGrouped && NT > 1 && !kRouteIn)
     if (skip_padded_tokens_requested()) kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, false, true>;
