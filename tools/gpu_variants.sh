@@ -87,9 +87,10 @@
 #                                    blocks ahead (Qwen3-8B too), the defaults again. Ran at
 #                                    e5ea9de, when a list added its roles to the defaults (none for
 #                                    MoE then); a list is now the exact set, against rope,o_proj
-#   tools/gpu_variants.sh moe2       Qwen3-30B-A3B batch 1/16/64 with the defaults and with
-#                                    FP4LLM_GEMV_SKIP_PADDED_TOKENS=1 (after its tests), batch 64
-#                                    with FP4LLM_EXPERTS_DIRECT=1 with and without it, batch 1/16
+#   tools/gpu_variants.sh moe2       Qwen3-30B-A3B batch 1/16/64 with the defaults and (ran with
+#                                    both off by default; now the former paths) with
+#                                    FP4LLM_GEMV_SKIP_PADDED_TOKENS=0 (after its tests), batch 64
+#                                    with FP4LLM_EXPERTS_DIRECT=0 with and without it, batch 1/16
 #                                    with FP4LLM_PDL_TRIGGER=after_wait (after its tests: under the
 #                                    defaults, with the qkv early, with every kernel early against
 #                                    every kernel early), 4 and 2 chunks a warp, the defaults again
@@ -778,15 +779,16 @@ if [ "$part" = moe2 ]; then
     # MoE expert groups of a few rows in kernels sized for every token of the step, then when an
     # early GEMV lets the next kernel in (Qwen3-MoE lost 8% at batch 1 with its qkv early).
     bench_variant "$OUT" moe qwen3-30b-a3b 1,16,64
-    if tests_passed moe2-skip.log '^(gpu_moe(_ring|_experts_ring)?_skip_padded_tokens|py_gpu_forward_skip_padded_tokens)$' \
-        "FP4LLM_GEMV_SKIP_PADDED_TOKENS=1 tests"; then
-      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-skip-padded qwen3-30b-a3b 1,16,64 FP4LLM_GEMV_SKIP_PADDED_TOKENS=1
+    # (Since 3e05b62 the skip and the direct slices are the defaults: this measures the former paths.)
+    if tests_passed moe2-skip.log '^(gpu_moe(_ring|_experts_ring)?_padded_tokens|py_gpu_forward_padded_tokens)$' \
+        "FP4LLM_GEMV_SKIP_PADDED_TOKENS=0 tests"; then
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-padded qwen3-30b-a3b 1,16,64 FP4LLM_GEMV_SKIP_PADDED_TOKENS=0
     fi
-    if tests_passed moe2-direct.log '^(gpu_moe_experts_direct(_skip_padded_tokens)?|py_gpu_forward_experts_direct)$' \
-        "FP4LLM_EXPERTS_DIRECT=1 tests"; then
-      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-experts-direct qwen3-30b-a3b 64 FP4LLM_EXPERTS_DIRECT=1
-      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-experts-direct-skip qwen3-30b-a3b 64 FP4LLM_EXPERTS_DIRECT=1 \
-        FP4LLM_GEMV_SKIP_PADDED_TOKENS=1
+    if tests_passed moe2-direct.log '^(gpu_moe_experts_on_ring(_padded_tokens)?|py_gpu_forward_experts_on_ring)$' \
+        "FP4LLM_EXPERTS_DIRECT=0 tests"; then
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-experts-on-ring qwen3-30b-a3b 64 FP4LLM_EXPERTS_DIRECT=0
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-experts-on-ring-padded qwen3-30b-a3b 64 FP4LLM_EXPERTS_DIRECT=0 \
+        FP4LLM_GEMV_SKIP_PADDED_TOKENS=0
     fi
     if tests_passed moe2-trigger.log '^(gpu_moe_pdl_trigger_after_wait|py_gpu_forward_pdl_trigger_after_wait)$' \
         "FP4LLM_PDL_TRIGGER=after_wait tests"; then
@@ -893,7 +895,7 @@ trace_variant() {
   local label=$1 model=$2 batches=$3; shift 3
   if env "$@" timeout 120 ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batches" --output-len 16 --prefill-len 0 \
       --quiet --trace "$OUT/trace-$label.csv" --json "$OUT/trace-$label.json" > "$OUT/trace-$label.txt" 2>&1; then
-    echo "$label ($*):"; grep -A12 "trace:" "$OUT/trace-$label.txt"
+    echo "$label ($*):"; grep -A11 "trace:" "$OUT/trace-$label.txt"
   else
     echo "$label trace: FAILED (see $OUT/trace-$label.txt)"; tail -3 "$OUT/trace-$label.txt"
   fi
@@ -901,7 +903,7 @@ trace_variant() {
 }
 if [ "$part" = trace ]; then
   {
-    tests_passed trace-tests.log '^((gpu_nvfp4_linear|gpu_moe|py_gpu_forward)_normed_min_chunks4|(gpu_nvfp4_linear|py_gpu_forward)_block_warps16)$' \
+    tests_passed trace-tests.log '^gpu_nvfp4_linear_(normed_min_chunks4|block_warps16)$' \
       "FP4LLM_NORMED_MIN_CHUNKS=4 and FP4LLM_GEMV_BLOCK_WARPS=16 tests"
     trace_variant moe qwen3-30b-a3b 1,16
     [ "$(left)" -gt 60 ] && trace_variant moe-normed8 qwen3-30b-a3b 1 FP4LLM_NORMED_MIN_CHUNKS=8

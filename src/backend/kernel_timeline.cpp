@@ -22,9 +22,12 @@ struct Totals {
 };
 
 // One step's kernels in start order into the totals: each adds how far its end moves the latest
-// end so far (the first kernel: its whole duration).
+// end so far (the first kernel: its whole duration). Kernels that start together are taken in
+// order of their ends and names, so that the attribution does not depend on the records' order.
 void add_step(std::vector<TracedKernel>& step, std::map<Signature, Totals>& totals) {
-  std::ranges::sort(step, [](const TracedKernel& a, const TracedKernel& b) { return a.start_ns < b.start_ns; });
+  std::ranges::sort(step, [](const TracedKernel& a, const TracedKernel& b) {
+    return std::tie(a.start_ns, a.end_ns, a.name) < std::tie(b.start_ns, b.end_ns, b.name);
+  });
   uint64_t frontier = step.front().start_ns, previous_end = step.front().start_ns;
   for (const TracedKernel& k : step) {
     Totals& t = totals[{k.name, k.grid, k.block}];
@@ -62,7 +65,9 @@ StepTimeline reduce_step_timeline(std::vector<TracedKernel> kernels, int64_t min
     out.kernels.push_back({name, grid, block, double(t.launches) / steps, t.duration_ns / double(t.launches) / 1e3,
                            t.critical_ns / steps / 1e3, t.lead_ns / double(t.launches) / 1e3});
   }
-  std::ranges::sort(out.kernels, [](const KernelCost& a, const KernelCost& b) { return a.critical_us > b.critical_us; });
+  std::ranges::sort(out.kernels, [](const KernelCost& a, const KernelCost& b) {
+    return a.critical_us != b.critical_us ? a.critical_us > b.critical_us : std::tie(a.name, a.grid) < std::tie(b.name, b.grid);
+  });
   return out;
 }
 

@@ -67,6 +67,27 @@ TEST(KernelTimeline, SignaturesSplitByGridAndAverageOverSteps) {
   for (const KernelCost& k : t.kernels) EXPECT_NE(k.name, "sampling");
 }
 
+TEST(KernelTimeline, LeadIsPerLaunchAndTheSpanEndsAtTheLatestEnd) {
+  // One step: "long" 0-30 covers everything after it; "gemv" twice, with leads 5 - 30 = -25
+  // (its start minus long's end) and 8 - 6 = +2 (after the first gemv's end); the last-started
+  // kernel ("tail", 20-22) ends before "long" does, so the span is 30, not 22.
+  std::vector<TracedKernel> step = {kernel("long", 1, 0, 30), kernel("gemv", 2, 5, 6), kernel("gemv", 2, 8, 9),
+                                    kernel("tail", 1, 20, 22)};
+  for (int i = 0; i < 4; ++i) step.push_back(kernel("pad" + std::to_string(i), 1, 10 + i, 11 + i));
+  const StepTimeline t = reduce_step_timeline(step);
+  EXPECT_DOUBLE_EQ(t.span_us, 30.0);
+  const KernelCost& gemv = find(t, "gemv", 2);
+  EXPECT_DOUBLE_EQ(gemv.launches_per_step, 2.0);
+  EXPECT_DOUBLE_EQ(gemv.mean_lead_us, (-25.0 + 2.0) / 2);  // per launch, not per step
+  EXPECT_DOUBLE_EQ(gemv.critical_us, 0.0);
+  EXPECT_DOUBLE_EQ(find(t, "long", 1).critical_us, 30.0);
+  // Equal shares (all the zeros) in a fixed order: by name.
+  std::vector<std::string> zeros;
+  for (const KernelCost& k : t.kernels)
+    if (k.critical_us == 0.0) zeros.push_back(k.name);
+  EXPECT_EQ(zeros, (std::vector<std::string>{"gemv", "pad0", "pad1", "pad2", "pad3", "tail"}));
+}
+
 TEST(KernelTimeline, RejectsTracesWithoutAStepOrWithTimesBackwards) {
   EXPECT_THROW(reduce_step_timeline({kernel("a", 1, 0, 1), kernel("b", 1, 1, 2)}), Error);
   std::vector<TracedKernel> backwards(8, kernel("a", 1, 0, 1));

@@ -202,7 +202,8 @@ struct BenchTarget {
 
 constexpr const char* kTraceCsvHeader = "batch,launch,kernel,grid_x,grid_y,grid_z,block_x,start_ns,end_ns\n";
 
-// The traced kernels as CSV rows under the header above, times from the earliest start.
+// The traced kernels as CSV rows under the header above, times from the earliest start of them
+// all (a launch's rows are one step).
 void append_trace_csv(const std::vector<TracedKernel>& kernels, int64_t batch, const std::string& path) {
   std::ofstream f(path, std::ios::app);
   if (!f) fail("--trace: cannot write {}", path);
@@ -216,18 +217,20 @@ void append_trace_csv(const std::vector<TracedKernel>& kernels, int64_t batch, c
 // --trace: this many decode steps per batch size, rewriting the last positions.
 constexpr int64_t kTracedSteps = 3;
 
-// Every kernel of kTracedSteps decode steps from `position` on the GPU that `first` drives,
-// appended to the CSV at `path` (times from each step's first kernel), reduced to each kernel's
-// share of the step (backend/kernel_timeline.hpp).
+// Every kernel of kTracedSteps decode steps from `position` on this thread's GPU (rank 0's under
+// tensor parallelism), appended to the CSV at `path`, reduced to each kernel's share of the step
+// (backend/kernel_timeline.hpp).
 nlohmann::json trace_steps(const std::function<void(int64_t)>& decode_at, int64_t position, int64_t batch,
                            const std::string& path) {
   int device = 0;
   FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
-  cuda::take_traced_kernels(device);  // drop the timed steps' records
+  cuda::discard_traced_kernels();  // the timed steps' records
   for (int64_t step = 0; step < kTracedSteps; ++step) decode_at(position + step);
   std::vector<TracedKernel> kernels = cuda::take_traced_kernels(device);
   append_trace_csv(kernels, batch, path);
   const StepTimeline t = reduce_step_timeline(std::move(kernels));
+  if (t.steps != kTracedSteps)  // the launches did not tell the steps apart
+    fail("--trace: {} decode steps ran but {} were told apart in the records", kTracedSteps, t.steps);
   nlohmann::json out = {{"steps", t.steps}, {"span_us", t.span_us}};
   for (const KernelCost& k : t.kernels)
     out["kernels"].push_back({{"name", k.name},
@@ -360,9 +363,9 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("fp4llm bench needs the CUDA backend: {}", why);
   if (!o.trace_path.empty()) {  // before any graph is captured, so that the replays are traced
     if (o.enforce_eager) fail("--trace reduces replayed decode steps: leave out --enforce-eager");
+    cuda::start_kernel_trace();  // refuses in a build without CUPTI
     std::ofstream f(o.trace_path, std::ios::trunc);
     if (!f || !(f << kTraceCsvHeader)) fail("--trace: cannot write {}", o.trace_path);
-    cuda::start_kernel_trace();
   }
   cudaDeviceProp prop{};
   FP4LLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));

@@ -24,6 +24,8 @@ void start_kernel_trace() {
   fail("--trace: this build has no CUPTI (the CUDA toolkit's libcupti was not found when it was configured)");
 }
 
+void discard_traced_kernels() {}
+
 std::vector<TracedKernel> take_traced_kernels(int) { return {}; }
 
 #else
@@ -35,6 +37,7 @@ constexpr size_t kBufferBytes = size_t(8) << 20;
 struct Sink {
   std::mutex mutex;
   std::vector<std::pair<int, TracedKernel>> kernels;  // (device, kernel)
+  size_t untimed = 0, dropped = 0;  // records without times; records CUPTI could not keep
 };
 Sink& sink() {
   static Sink s;
@@ -61,20 +64,29 @@ void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_recor
   *max_records = 0;  // as many as fit
 }
 
-// CUPTI hands full buffers back on its own thread.
-void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid) {
+// CUPTI hands full buffers back on its own thread. A record whose start and end are both 0 has
+// no times (CUPTI could not collect them): counted, not kept.
+void CUPTIAPI buffer_completed(CUcontext context, uint32_t stream, uint8_t* buffer, size_t, size_t valid) {
   CUpti_Activity* record = nullptr;
   std::vector<std::pair<int, TracedKernel>> found;
+  size_t untimed = 0, dropped = 0;
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
     if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) continue;
     const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
+    if (k->start == 0 || k->end == 0) {
+      ++untimed;
+      continue;
+    }
     found.push_back({int(k->deviceId),
                      {demangled(k->name), {k->gridX, k->gridY, k->gridZ}, {k->blockX, k->blockY, k->blockZ}, k->start, k->end,
                       k->correlationId}});
   }
   std::free(buffer);
+  cuptiActivityGetNumDroppedRecords(context, stream, &dropped);
   const std::lock_guard lock(sink().mutex);
   for (auto& f : found) sink().kernels.push_back(std::move(f));
+  sink().untimed += untimed;
+  sink().dropped += dropped;
 }
 
 }  // namespace
@@ -84,20 +96,35 @@ bool kernel_trace_built() { return true; }
 void start_kernel_trace() {
   static std::once_flag once;
   std::call_once(once, [] {
+    sink();  // built before CUPTI can call back, so that it outlives the callbacks at exit
     check_cupti(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed), "registering the record buffers");
     // Concurrent-kernel records leave kernels free to overlap (the plain kernel kind serialises them).
     check_cupti(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), "enabling kernel records");
   });
 }
 
-std::vector<TracedKernel> take_traced_kernels(int device) {
+void discard_traced_kernels() {
   FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-  check_cupti(cuptiActivityFlushAll(CUPTI_ACTIVITY_FLAG_FLUSH_FORCED), "flushing the records");
+  check_cupti(cuptiActivityFlushAll(0), "flushing the records");
+  const std::lock_guard lock(sink().mutex);
+  sink().kernels.clear();
+  sink().untimed = sink().dropped = 0;
+}
+
+std::vector<TracedKernel> take_traced_kernels(int device) {
+  FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());  // every kernel done: a plain flush returns complete records
+  check_cupti(cuptiActivityFlushAll(0), "flushing the records");
   std::vector<std::pair<int, TracedKernel>> all;
+  size_t untimed = 0, dropped = 0;
   {
     const std::lock_guard lock(sink().mutex);
     all.swap(sink().kernels);
+    std::swap(untimed, sink().untimed);
+    std::swap(dropped, sink().dropped);
   }
+  if (untimed > 0 || dropped > 0)
+    fail("kernel trace: CUPTI gave {} kernel records without times and dropped {}: the trace is incomplete", untimed,
+         dropped);
   std::vector<TracedKernel> out;
   for (auto& [d, k] : all)
     if (d == device) out.push_back(std::move(k));

@@ -18,8 +18,12 @@ bool kernel_trace_built();
 // traced are captured; recording costs a little time on every kernel from then on.
 void start_kernel_trace();
 
-// Flushes what was recorded and returns the kernels that ran on `device` since the last call
-// (or since start_kernel_trace), with their demangled short names.
+// Waits for the GPU, then drops what was recorded so far.
+void discard_traced_kernels();
+
+// Waits for the GPU and returns the kernels that ran on `device` since the last call of either
+// (or since start_kernel_trace), with their demangled short names; throws Error where CUPTI
+// lost records or their times.
 std::vector<TracedKernel> take_traced_kernels(int device);
 
 }  // namespace fp4llm::cuda

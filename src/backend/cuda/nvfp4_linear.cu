@@ -345,10 +345,10 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
 }
 
 // The weight, x and their shapes into p; `rows`: the rows of x, or for expert groups the most
-// rows one group can hold.
+// rows one group can hold. min_chunks: the fewest chunks a warp (0: min_chunks_per_warp's).
 void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows,
           int64_t min_chunks = 0) {
-  const int splits = choose_splits(w.k_chunks, std::max(min_chunks, min_chunks_per_warp(rows)));
+  const int splits = choose_splits(w.k_chunks, min_chunks > 0 ? min_chunks : min_chunks_per_warp(rows));
   p.packed = reinterpret_cast<const uint4*>(w.packed.data());
   p.scales = w.scales.data();
   p.tile_scales = w.tile_scales.data();
