@@ -889,13 +889,14 @@ if [ "$part" = wide ]; then
   } 2>&1 | tee "$OUT/variants-wide.md"
 fi
 # trace_variant LABEL MODEL BATCHES [VAR=VALUE...]: the kernels of 3 replayed decode steps under
-# those settings (CSV, JSON, log as trace-LABEL.*), then each batch's 10 costliest kernels, and the
-# same variant untraced (bench_variant) for its speed.
+# those settings (CSV, JSON, log as trace-LABEL.*), then each batch's 10 costliest kernels and one
+# layer kernel by kernel (tools/trace_layers.py), and the same variant untraced (bench_variant).
 trace_variant() {
   local label=$1 model=$2 batches=$3; shift 3
   if env "$@" timeout 120 ./build-gpu/fp4llm bench --synthetic "$model" --batch "$batches" --output-len 16 --prefill-len 0 \
       --quiet --trace "$OUT/trace-$label.csv" --json "$OUT/trace-$label.json" > "$OUT/trace-$label.txt" 2>&1; then
     echo "$label ($*):"; grep -A11 "trace:" "$OUT/trace-$label.txt"
+    for b in ${batches//,/ }; do echo "batch $b, one layer:"; python3 tools/trace_layers.py "$OUT/trace-$label.csv" --batch "$b"; done
   else
     echo "$label trace: FAILED (see $OUT/trace-$label.txt)"; tail -3 "$OUT/trace-$label.txt"
   fi
