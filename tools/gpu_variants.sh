@@ -123,7 +123,8 @@
 #                                    (FP4LLM_GEMV_BLOCK_WARPS=16); Qwen3-8B with the norms in the
 #                                    products (FP4LLM_NORM_PROLOGUE=1); batch 16 of both defaults.
 #                                    Each variant is also benched untraced (the trace costs about
-#                                    1 us a kernel outside the graph)
+#                                    1 us a kernel outside the graph). Last, Qwen3-8B's 2,048-token
+#                                    prefill kernel by kernel
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -917,6 +918,14 @@ if [ "$part" = trace ]; then
     [ "$(left)" -gt 60 ] && trace_variant moe-wide qwen3-30b-a3b 1 FP4LLM_GEMV_BLOCK_WARPS=16
     [ "$(left)" -gt 60 ] && trace_variant qwen3-8b-norm-prologue qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
+    # Where a 2,048-token prompt's 63 ms go, kernel by kernel: the GEMMs, the dequantization, the
+    # gate/up pairing, the attention (the prefill target is 500 TFLOP/s, 466 in the last round).
+    if [ "$(left)" -gt 60 ]; then
+      timeout 120 ./build-gpu/fp4llm bench --synthetic qwen3-8b --batch 1 --output-len 8 --quiet \
+        --trace "$OUT/trace-prefill-qwen3-8b.csv" > "$OUT/trace-prefill-qwen3-8b.txt" 2>&1
+      grep -A17 "prefill trace:" "$OUT/trace-prefill-qwen3-8b.txt"
+      python3 tools/trace_layers.py "$OUT/trace-prefill-qwen3-8b.csv" --batch 0
+    fi
   } 2>&1 | tee "$OUT/variants-trace.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.

@@ -24,8 +24,9 @@ struct BenchOptions {
   bool expert_parallel = false;      // MoE with tensor parallelism: whole experts per GPU
   bool offload_embeddings = false;   // the embedding table in pinned host memory
   bool window_pool = true;  // sliding-window layers keep only their window (serve's default)
-  // Non-empty: every kernel of a few replayed decode steps per batch size recorded on the GPU's
-  // clock (CUPTI), written to this CSV file and reduced to each kernel's share of the step.
+  // Non-empty: every kernel of a few replayed decode steps per batch size and of one prefill
+  // recorded on the GPU's clock (CUPTI), written to this CSV file and reduced to each kernel's
+  // share of the step.
   std::string trace_path;
 };
 

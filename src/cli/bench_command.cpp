@@ -38,12 +38,12 @@ std::vector<int64_t> parse_batches(const std::string& list) {
   return out;
 }
 
-// --trace: the kernels that add most to a decode step, per batch size.
-void print_timeline(const nlohmann::json& d) {
+// --trace: the kernels that add most to a decode step (per batch size) or to the prefill.
+void print_timeline(const nlohmann::json& d, const std::string& what) {
   if (!d.contains("timeline") || d["timeline"].is_null()) return;
   const auto& t = d["timeline"];
-  fmt::print("  batch {} trace: {:.1f} us a step over {} steps; kernels by their share of the critical path:\n",
-             d["batch"].get<int64_t>(), t["span_us"].get<double>(), t["steps"].get<int64_t>());
+  fmt::print("  {} trace: {:.1f} us a step over {} steps; kernels by their share of the critical path:\n", what,
+             t["span_us"].get<double>(), t["steps"].get<int64_t>());
   fmt::print("  {:>9} {:>9} {:>8} {:>8}  {}\n", "us/step", "launches", "mean us", "lead us", "kernel [grid]");
   int shown = 0;
   for (const auto& k : t["kernels"]) {
@@ -77,7 +77,7 @@ void print_table(const nlohmann::json& r) {
     for (const auto& [stage, us] : d["profile_us_per_step"].items()) line += fmt::format(" {} {:.0f}", stage, us.get<double>());
     fmt::print("  batch {} stages (us/step):{}\n", d["batch"].get<int64_t>(), line);
   }
-  for (const auto& d : r["decode"]) print_timeline(d);
+  for (const auto& d : r["decode"]) print_timeline(d, fmt::format("batch {}", d["batch"].get<int64_t>()));
   if (r.contains("prefill")) {
     const auto& p = r["prefill"];
     fmt::print("prefill {} tokens: {:.1f} ms, {:.0f} tok/s, {:.0f} TFLOP/s (projections), {:.0f} with attention\n",
@@ -88,6 +88,7 @@ void print_table(const nlohmann::json& r) {
       for (const auto& [stage, us] : p["profile_us"].items()) line += fmt::format(" {} {:.0f}", stage, us.get<double>());
       fmt::print("  prefill stages (us per prompt):{}\n", line);
     }
+    print_timeline(p, "prefill");
   }
   const auto& m = r["memory"];
   fmt::print("GPU memory: {:.2f} GB used (weights {:.2f}, KV cache {:.2f}, workspace {:.2f}; allocator peak {:.2f})\n",
@@ -128,9 +129,10 @@ void add_bench_command(CLI::App& app) {
                 "needs --quantize-lm-head then)");
   cmd->add_flag("--profile", a->options.profile, "also time each stage of a few decode steps (eager) and of one prefill, and print them");
   cmd->add_option("--trace", a->options.trace_path,
-                  "also record every kernel of 3 replayed decode steps per batch size on the GPU's clock (CUPTI) into "
-                  "this CSV file, and print what each kernel adds to the step's critical path (overlapped early "
-                  "launches count only where they extend the step); all timings then carry the recording's cost");
+                  "also record every kernel of 3 replayed decode steps per batch size and of one prefill on the GPU's "
+                  "clock (CUPTI) into this CSV file, and print what each kernel adds to the step's critical path "
+                  "(overlapped early launches count only where they extend the step); all timings then carry the "
+                  "recording's cost");
   cmd->add_option("--tensor-parallel-size", a->options.tensor_parallel_size,
                   "split the model over this many GPUs (NCCL); bytes, floor and memory are per GPU (rank 0's)")
       ->capture_default_str()

@@ -200,6 +200,7 @@ struct BenchTarget {
   std::function<void(bool)> set_profiling;  // on every rank, so they launch the same way
 };
 
+// batch 0: the prefill's kernels.
 constexpr const char* kTraceCsvHeader = "batch,launch,kernel,grid_x,grid_y,grid_z,block_x,start_ns,end_ns\n";
 
 // The traced kernels as CSV rows under the header above, times from the earliest start of them
@@ -217,20 +218,8 @@ void append_trace_csv(const std::vector<TracedKernel>& kernels, int64_t batch, c
 // --trace: this many decode steps per batch size, rewriting the last positions.
 constexpr int64_t kTracedSteps = 3;
 
-// Every kernel of kTracedSteps decode steps from `position` on this thread's GPU (rank 0's under
-// tensor parallelism), appended to the CSV at `path`, reduced to each kernel's share of the step
-// (backend/kernel_timeline.hpp).
-nlohmann::json trace_steps(const std::function<void(int64_t)>& decode_at, int64_t position, int64_t batch,
-                           const std::string& path) {
-  int device = 0;
-  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
-  cuda::discard_traced_kernels();  // the timed steps' records
-  for (int64_t step = 0; step < kTracedSteps; ++step) decode_at(position + step);
-  std::vector<TracedKernel> kernels = cuda::take_traced_kernels(device);
-  append_trace_csv(kernels, batch, path);
-  const StepTimeline t = reduce_step_timeline(std::move(kernels));
-  if (t.steps != kTracedSteps)  // the launches did not tell the steps apart
-    fail("--trace: {} decode steps ran but {} were told apart in the records", kTracedSteps, t.steps);
+// A traced run's kernels reduced to each kernel's share (backend/kernel_timeline.hpp), as JSON.
+nlohmann::json timeline_json(const StepTimeline& t) {
   nlohmann::json out = {{"steps", t.steps}, {"span_us", t.span_us}};
   for (const KernelCost& k : t.kernels)
     out["kernels"].push_back({{"name", k.name},
@@ -241,6 +230,24 @@ nlohmann::json trace_steps(const std::function<void(int64_t)>& decode_at, int64_
                               {"critical_us_per_step", k.critical_us},
                               {"mean_lead_us", k.mean_lead_us}});
   return out;
+}
+
+// The kernels `run` launches on this thread's GPU (rank 0's under tensor parallelism), appended
+// to the CSV at `path` under `batch` (0: a prefill). steps > 0: decode steps, told apart by the
+// graph launch that ran them; 0: the whole run as one span (prefill launches kernel by kernel).
+nlohmann::json trace_run(const std::function<void()>& run, int64_t steps, int64_t batch, const std::string& path) {
+  int device = 0;
+  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
+  cuda::discard_traced_kernels();  // what ran before
+  run();
+  std::vector<TracedKernel> kernels = cuda::take_traced_kernels(device);
+  if (steps == 0)
+    for (TracedKernel& k : kernels) k.launch = 0;
+  append_trace_csv(kernels, batch, path);
+  const StepTimeline t = reduce_step_timeline(std::move(kernels), steps == 0 ? 1 : 8);
+  if (steps > 0 && t.steps != steps)  // the launches did not tell the steps apart
+    fail("--trace: {} decode steps ran but {} were told apart in the records", steps, t.steps);
+  return timeline_json(t);
 }
 
 nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const BenchOptions& o, double bandwidth) {
@@ -285,7 +292,11 @@ nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const Bench
     target.set_profiling(false);
   }
   nlohmann::json timeline;
-  if (!o.trace_path.empty()) timeline = trace_steps(decode_at, o.input_len + steps - kTracedSteps, batch, o.trace_path);
+  if (!o.trace_path.empty()) {  // a few more steps, rewriting the last positions
+    const int64_t from = o.input_len + steps - kTracedSteps;
+    timeline = trace_run([&] { for (int64_t step = 0; step < kTracedSteps; ++step) decode_at(from + step); }, kTracedSteps,
+                         batch, o.trace_path);
+  }
   const double step_ms = decode_s * 1e3 / timed;
   // Bytes a step must read: every weight once (of MoE layers, the chosen experts), plus the KV
   // cache of each sequence.
@@ -336,7 +347,11 @@ nlohmann::json bench_prefill(const BenchTarget& target, const BenchOptions& o) {
     for (const auto& [stage, us] : target.first.profiler().take_averages()) stages[stage] = us * double(steps);
     target.set_profiling(false);
   }
+  nlohmann::json timeline;
+  if (!o.trace_path.empty())  // one more prefill, kernel by kernel
+    timeline = trace_run([&] { prefill(backend, seqs, 1, o.max_num_batched_tokens); }, 0, 0, o.trace_path);
   return {{"tokens", n},
+          {"timeline", timeline},
           {"ms", s * 1e3},
           {"tokens_per_s", double(n) / s},
           {"linear_tflops", linear_flops / s / 1e12},
