@@ -112,11 +112,13 @@
 #   tools/gpu_variants.sh wide       where batch 64 goes: the step's stages, then Nsight Compute
 #                                    over one layer's four warpgroup-MMA products (time, DRAM and
 #                                    L2 bytes, issue, stalls) and the gate/up product's SASS view
-#   tools/gpu_variants.sh trace      the tests of FP4LLM_NORMED_MIN_CHUNKS=4 and
-#                                    FP4LLM_GEMV_BLOCK_WARPS=16, then kernel by kernel (`fp4llm
-#                                    bench --trace`, CUPTI): Qwen3-30B-A3B batch 1 with the
+#   tools/gpu_variants.sh trace      the tests of FP4LLM_NORMED_MIN_CHUNKS=4,
+#                                    FP4LLM_GEMV_BLOCK_WARPS=16 and FP4LLM_EXPERTS_SPLITS=wave,
+#                                    then kernel by kernel (`fp4llm bench --trace`, CUPTI):
+#                                    Qwen3-30B-A3B batch 1 with the
 #                                    defaults, its normalising qkv in 2 and 4 times the blocks
-#                                    (FP4LLM_NORMED_MIN_CHUNKS=8, 4), the norm and combine kernels
+#                                    (FP4LLM_NORMED_MIN_CHUNKS=8, 4), the experts' K split to fill
+#                                    a wave (FP4LLM_EXPERTS_SPLITS=wave), the norm and combine kernels
 #                                    instead (FP4LLM_NORM_PROLOGUE=0), the qkv early letting the
 #                                    next kernel in after its wait; Qwen3-8B batch 1 with the
 #                                    defaults; both with 16-warp blocks for long K
@@ -905,11 +907,12 @@ trace_variant() {
 }
 if [ "$part" = trace ]; then
   {
-    tests_passed trace-tests.log '^gpu_nvfp4_linear_(normed_min_chunks4|block_warps16)$' \
-      "FP4LLM_NORMED_MIN_CHUNKS=4 and FP4LLM_GEMV_BLOCK_WARPS=16 tests"
+    tests_passed trace-tests.log '^(gpu_nvfp4_linear_(normed_min_chunks4|block_warps16)|gpu_moe_experts_splits_wave)$' \
+      "FP4LLM_NORMED_MIN_CHUNKS=4, FP4LLM_GEMV_BLOCK_WARPS=16 and FP4LLM_EXPERTS_SPLITS=wave tests"
     trace_variant moe qwen3-30b-a3b 1,16
     [ "$(left)" -gt 60 ] && trace_variant moe-normed8 qwen3-30b-a3b 1 FP4LLM_NORMED_MIN_CHUNKS=8
     [ "$(left)" -gt 60 ] && trace_variant moe-normed4 qwen3-30b-a3b 1 FP4LLM_NORMED_MIN_CHUNKS=4
+    [ "$(left)" -gt 60 ] && trace_variant moe-splits-wave qwen3-30b-a3b 1 FP4LLM_EXPERTS_SPLITS=wave
     [ "$(left)" -gt 60 ] && trace_variant moe-norm-kernels qwen3-30b-a3b 1 FP4LLM_NORM_PROLOGUE=0
     [ "$(left)" -gt 60 ] && trace_variant moe-qkv-early qwen3-30b-a3b 1 FP4LLM_PDL_ROLES=qkv,rope,o_proj \
       FP4LLM_PDL_TRIGGER=after_wait

@@ -177,6 +177,7 @@ const std::vector<Case>& cases() {
       {16, 4, 9, 208, 48, true, true}, {16, 4, 41, 208, 48, true, true},  // one group of 9 / 41 rows, the rest of a few
       {16, 8, 1100, 208, 32},                // two routing passes (1024 + 76 tokens)
       {32, 8, 5, 2048, 768},                 // Qwen3-30B-A3B's expert shape
+      {128, 8, 1, 2048, 768},                // Qwen3-30B-A3B at batch 1 (FP4LLM_EXPERTS_SPLITS=wave: 4 splits of the down)
       {128, 8, 64, 208, 32}, {128, 1, 1, 208, 32},  // 128 experts: four per lane in the selection
       {16, 16, 2, 208, 32}, {64, 32, 1, 208, 32},    // every lane of a warp routing a step itself
       {512, 8, 2, 208, 32},                          // the most experts: sixteen per lane

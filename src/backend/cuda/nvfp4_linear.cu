@@ -149,6 +149,26 @@ void launch_wide_blocks(GemvArgs p, cudaStream_t stream) {
                    gemv_grid(p, 1, 1, kWideWarps), dim3(kWideWarps * 32), 0, stream, p);
 }
 
+// FP4LLM_EXPERTS_SPLITS=wave (not yet measured): the direct kernel's expert groups of one token
+// group take as many K splits as keep the whole grid (every possible group) within one wave of
+// blocks and at least 2 chunks a warp, instead of the splits that keep 8 chunks a warp. The kernel
+// trace (H100, 2026-12-06) put Qwen3-30B-A3B's experts' down projection at 6.5 us a layer on the
+// step's critical path for 2.4 us of weights: one split, 12 chunks a warp in 128 blocks, while 512
+// blocks of 3 chunks a warp would fit. Its gate/up keeps 4 splits (8 would need two waves).
+void fill_one_wave(GemvArgs& p, unsigned groups) {
+  static const bool on = knob_is("FP4LLM_EXPERTS_SPLITS", "wave");
+  if (!on) return;
+  const int64_t slots = int64_t(FP4LLM_GEMV_DIRECT_BLOCKS) * device_sms();
+  for (int splits = kWarps; splits > p.splits; splits /= 2) {
+    const int64_t blocks = (p.row_tiles + kWarps / splits - 1) / (kWarps / splits) * int64_t(groups);
+    if (p.k_chunks / splits >= 2 && blocks <= slots) {
+      p.splits = splits;
+      p.chunks_per_split = (p.k_chunks + splits - 1) / splits;
+      return;
+    }
+  }
+}
+
 // kRouteIn: expert groups routed by the kernel itself (nvfp4_experts_gated_routed).
 // slices > 1 (expert groups, FP4LLM_EXPERTS_DIRECT): grid z runs over slices of NT * 8 rows of each
 // group; the slices past a group's rows exit at once.
@@ -159,6 +179,7 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream, unsign
   // model's policy (early_launch.hpp).
   if constexpr (NT == 1 && !kGrouped)
     if (wide_blocks_for(p)) return launch_wide_blocks(p, stream);
+  if constexpr (NT == 1 && kGrouped) fill_one_wave(p, groups);
   auto* kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>;
   if constexpr (kGrouped && NT > 1 && !kRouteIn)
     if (skip_padded_tokens_requested()) kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, false, true>;
