@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -19,7 +18,7 @@
 #include "backend/backend_factory.hpp"
 #include "backend/benchmark.hpp"
 #include "backend/cuda/cuda_backend.hpp"
-#include "backend/cuda/kernel_trace.hpp"
+#include "backend/cuda/bench_trace.hpp"
 #include "backend/cuda/tensor_parallel_backend.hpp"
 #include "io/checkpoint.hpp"
 #include "model/tensor_parallel.hpp"
@@ -200,55 +199,8 @@ struct BenchTarget {
   std::function<void(bool)> set_profiling;  // on every rank, so they launch the same way
 };
 
-// batch 0: the prefill's kernels.
-constexpr const char* kTraceCsvHeader = "batch,launch,kernel,grid_x,grid_y,grid_z,block_x,start_ns,end_ns\n";
-
-// The traced kernels as CSV rows under the header above, times from the earliest start of them
-// all (a launch's rows are one step).
-void append_trace_csv(const std::vector<TracedKernel>& kernels, int64_t batch, const std::string& path) {
-  std::ofstream f(path, std::ios::app);
-  if (!f) fail("--trace: cannot write {}", path);
-  uint64_t t0 = UINT64_MAX;
-  for (const TracedKernel& k : kernels) t0 = std::min(t0, k.start_ns);
-  for (const TracedKernel& k : kernels)
-    f << fmt::format("{},{},\"{}\",{},{},{},{},{},{}\n", batch, k.launch, k.name, k.grid[0], k.grid[1], k.grid[2], k.block[0],
-                     k.start_ns - t0, k.end_ns - t0);
-}
-
 // --trace: this many decode steps per batch size, rewriting the last positions.
 constexpr int64_t kTracedSteps = 3;
-
-// A traced run's kernels reduced to each kernel's share (backend/kernel_timeline.hpp), as JSON.
-nlohmann::json timeline_json(const StepTimeline& t) {
-  nlohmann::json out = {{"steps", t.steps}, {"span_us", t.span_us}};
-  for (const KernelCost& k : t.kernels)
-    out["kernels"].push_back({{"name", k.name},
-                              {"grid", k.grid},
-                              {"block", k.block},
-                              {"launches_per_step", k.launches_per_step},
-                              {"mean_us", k.mean_us},
-                              {"critical_us_per_step", k.critical_us},
-                              {"mean_lead_us", k.mean_lead_us}});
-  return out;
-}
-
-// The kernels `run` launches on this thread's GPU (rank 0's under tensor parallelism), appended
-// to the CSV at `path` under `batch` (0: a prefill). steps > 0: decode steps, told apart by the
-// graph launch that ran them; 0: the whole run as one span (prefill launches kernel by kernel).
-nlohmann::json trace_run(const std::function<void()>& run, int64_t steps, int64_t batch, const std::string& path) {
-  int device = 0;
-  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
-  cuda::discard_traced_kernels();  // what ran before
-  run();
-  std::vector<TracedKernel> kernels = cuda::take_traced_kernels(device);
-  if (steps == 0)
-    for (TracedKernel& k : kernels) k.launch = 0;
-  append_trace_csv(kernels, batch, path);
-  const StepTimeline t = reduce_step_timeline(std::move(kernels), steps == 0 ? 1 : 8);
-  if (steps > 0 && t.steps != steps)  // the launches did not tell the steps apart
-    fail("--trace: {} decode steps ran but {} were told apart in the records", steps, t.steps);
-  return timeline_json(t);
-}
 
 nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const BenchOptions& o, double bandwidth) {
   Backend& backend = target.stepper;
@@ -294,7 +246,7 @@ nlohmann::json bench_batch(const BenchTarget& target, int64_t batch, const Bench
   nlohmann::json timeline;
   if (!o.trace_path.empty()) {  // a few more steps, rewriting the last positions
     const int64_t from = o.input_len + steps - kTracedSteps;
-    timeline = trace_run([&] { for (int64_t step = 0; step < kTracedSteps; ++step) decode_at(from + step); }, kTracedSteps,
+    timeline = cuda::trace_run([&] { for (int64_t step = 0; step < kTracedSteps; ++step) decode_at(from + step); }, kTracedSteps,
                          batch, o.trace_path);
   }
   const double step_ms = decode_s * 1e3 / timed;
@@ -349,7 +301,7 @@ nlohmann::json bench_prefill(const BenchTarget& target, const BenchOptions& o) {
   }
   nlohmann::json timeline;
   if (!o.trace_path.empty())  // one more prefill, kernel by kernel
-    timeline = trace_run([&] { prefill(backend, seqs, 1, o.max_num_batched_tokens); }, 0, 0, o.trace_path);
+    timeline = cuda::trace_run([&] { prefill(backend, seqs, 1, o.max_num_batched_tokens); }, 0, 0, o.trace_path);
   return {{"tokens", n},
           {"timeline", timeline},
           {"ms", s * 1e3},
@@ -378,9 +330,7 @@ nlohmann::json run_benchmark(const BenchOptions& o) {
   if (const std::string why = cuda_unavailable_reason(); !why.empty()) fail("fp4llm bench needs the CUDA backend: {}", why);
   if (!o.trace_path.empty()) {  // before any graph is captured, so that the replays are traced
     if (o.enforce_eager) fail("--trace reduces replayed decode steps: leave out --enforce-eager");
-    cuda::start_kernel_trace();  // refuses in a build without CUPTI
-    std::ofstream f(o.trace_path, std::ios::trunc);
-    if (!f || !(f << kTraceCsvHeader)) fail("--trace: cannot write {}", o.trace_path);
+    cuda::start_bench_trace(o.trace_path);
   }
   cudaDeviceProp prop{};
   FP4LLM_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
