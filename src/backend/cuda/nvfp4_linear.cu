@@ -49,6 +49,13 @@ int choose_splits(int64_t k_chunks, int64_t min_chunks) {
   return splits;
 }
 
+// K in `splits` warps a tile, each ceil(k_chunks / splits) chunks (the last splits may hold
+// fewer, or none).
+void set_splits(GemvArgs& p, int splits) {
+  p.splits = splits;
+  p.chunks_per_split = (p.k_chunks + splits - 1) / splits;
+}
+
 // Every GEMV kernel's grid: blocks of kWarps / splits tiles over the row tiles; y and z run over
 // expert groups and 64-row slices of them.
 dim3 gemv_grid(const GemvArgs& p, unsigned groups, unsigned slices, int block_warps = kWarps) {
@@ -143,8 +150,7 @@ bool wide_blocks_for(const GemvArgs& p) {
 }
 
 void launch_wide_blocks(GemvArgs p, cudaStream_t stream) {
-  p.splits = kWideWarps;
-  p.chunks_per_split = (p.k_chunks + kWideWarps - 1) / kWideWarps;
+  set_splits(p, kWideWarps);
   launch_dependent(early_launch_products(), nvfp4_gemv_direct_kernel<1, false, false, false, false, kWideWarps>,
                    gemv_grid(p, 1, 1, kWideWarps), dim3(kWideWarps * 32), 0, stream, p);
 }
@@ -160,10 +166,11 @@ void fill_one_wave(GemvArgs& p, unsigned groups) {
   if (!on) return;
   const int64_t slots = int64_t(FP4LLM_GEMV_DIRECT_BLOCKS) * device_sms();
   for (int splits = kWarps; splits > p.splits; splits /= 2) {
-    const int64_t blocks = (p.row_tiles + kWarps / splits - 1) / (kWarps / splits) * int64_t(groups);
-    if (p.k_chunks / splits >= 2 && blocks <= slots) {
-      p.splits = splits;
-      p.chunks_per_split = (p.k_chunks + splits - 1) / splits;
+    GemvArgs candidate = p;
+    set_splits(candidate, splits);
+    const dim3 grid = gemv_grid(candidate, groups, 1);
+    if (p.k_chunks / splits >= 2 && int64_t(grid.x) * grid.y <= slots) {
+      p = candidate;
       return;
     }
   }
@@ -379,8 +386,7 @@ void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64
   p.k = int(w.in_features);
   p.k_chunks = int(w.k_chunks);
   p.row_tiles = int(w.row_tiles);
-  p.splits = splits;
-  p.chunks_per_split = int((w.k_chunks + splits - 1) / splits);
+  set_splits(p, splits);
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
   static const bool trigger_after_wait = knob_is("FP4LLM_PDL_TRIGGER", "after_wait");
   p.trigger_after_wait = trigger_after_wait;
