@@ -918,9 +918,6 @@ if [ "$part" = trace ]; then
       FP4LLM_PDL_TRIGGER=after_wait
     [ "$(left)" -gt 60 ] && trace_variant qwen3-8b qwen3-8b 1,16
     [ "$(left)" -gt 60 ] && trace_variant qwen3-8b-wide qwen3-8b 1 FP4LLM_GEMV_BLOCK_WARPS=16
-    [ "$(left)" -gt 60 ] && trace_variant moe-wide qwen3-30b-a3b 1 FP4LLM_GEMV_BLOCK_WARPS=16
-    [ "$(left)" -gt 60 ] && trace_variant qwen3-8b-norm-prologue qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1
-    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
     # Where a 2,048-token prompt's 63 ms go, kernel by kernel: the GEMMs, the dequantization, the
     # gate/up pairing, the attention (the prefill target is 500 TFLOP/s, 466 in the last round).
     if [ "$(left)" -gt 60 ]; then
@@ -929,6 +926,9 @@ if [ "$part" = trace ]; then
       grep -A17 "prefill trace:" "$OUT/trace-prefill-qwen3-8b.txt"
       python3 tools/trace_layers.py "$OUT/trace-prefill-qwen3-8b.csv" --batch 0
     fi
+    [ "$(left)" -gt 60 ] && trace_variant moe-wide qwen3-30b-a3b 1 FP4LLM_GEMV_BLOCK_WARPS=16
+    [ "$(left)" -gt 60 ] && trace_variant qwen3-8b-norm-prologue qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
   } 2>&1 | tee "$OUT/variants-trace.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
