@@ -127,6 +127,14 @@
 #                                    Each variant is also benched untraced (the trace costs about
 #                                    1 us a kernel outside the graph). Last, Qwen3-8B's 2,048-token
 #                                    prefill kernel by kernel
+#   tools/gpu_variants.sh s24        the GEMV tests under the new defaults (16-warp blocks for
+#                                    long K, normalising GEMVs at 8 chunks a warp) and the knob
+#                                    tests of the former paths and the new variants, then
+#                                    same-call benches: Qwen3-8B, Qwen3-30B-A3B and Gemma3-27B
+#                                    against 8-warp blocks; a 2,048-token Qwen3-8B prompt with the
+#                                    gate/up GEMM writing BF16 (FP4LLM_PREFILL_GATED_BF16=1), twice
+#                                    each; 16-warp blocks everywhere (=16-all) and for 9-16 rows
+#                                    (=16-nt2)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -155,7 +163,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           roles2) echo "fp4llm fp4llm_forward_dump" ;;
           moe2) echo "fp4llm fp4llm_forward_dump gpu_moe" ;;
           profile2|targets) echo "fp4llm" ;;
-          trace) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;; esac)
+          trace|s24) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -930,6 +938,26 @@ if [ "$part" = trace ]; then
     [ "$(left)" -gt 60 ] && trace_variant qwen3-8b-norm-prologue qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
   } 2>&1 | tee "$OUT/variants-trace.md"
+fi
+if [ "$part" = s24 ]; then
+  {
+    tests_passed s24-tests.log \
+      '^(gpu_nvfp4_linear|gpu_moe|gpu_nvfp4_linear_(block_warps8|block_warps16_all|block_warps16_nt2|normed_min_chunks16|prefill_gated_bf16))$' \
+      "GEMV and MoE tests (new defaults), 8-warp blocks, 16-all, 16-nt2, normed 16, prefill gated BF16"
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+    bench_variant "$OUT" qwen3-8b-8warps qwen3-8b 1 FP4LLM_GEMV_BLOCK_WARPS=8
+    bench_variant "$OUT" moe qwen3-30b-a3b 1,16
+    bench_variant "$OUT" gemma3-27b gemma3-27b 1
+    bench_variant "$OUT" gemma3-27b-8warps gemma3-27b 1 FP4LLM_GEMV_BLOCK_WARPS=8
+    prefill_run qwen3-8b default
+    prefill_run qwen3-8b gated-bf16 FP4LLM_PREFILL_GATED_BF16=1
+    prefill_run qwen3-8b default-again
+    prefill_run qwen3-8b gated-bf16-again FP4LLM_PREFILL_GATED_BF16=1
+    bench_variant "$OUT" qwen3-8b-16all qwen3-8b 1 FP4LLM_GEMV_BLOCK_WARPS=16-all
+    bench_variant "$OUT" qwen3-8b-nt2 qwen3-8b 16 FP4LLM_GEMV_BLOCK_WARPS=16-nt2
+    bench_variant "$OUT" moe-nt2 qwen3-30b-a3b 16 FP4LLM_GEMV_BLOCK_WARPS=16-nt2
+    tests_passed s24-py.log '^py_gpu_forward_prefill_gated_bf16$' "whole models with prefill's gate/up in BF16 against the CPU"
+  } 2>&1 | tee "$OUT/variants-s24.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

@@ -5,8 +5,8 @@
 // more grid-wide wait between two GEMVs (about 3.5 us each, two per layer: docs/PERFORMANCE.md);
 // here each block re-reads its rows from L2 (16 KB per row at 4,096 wide) while its first weights
 // are in flight. That re-reading is the price: with a block per tile it would add 4/9 of the
-// weights' bytes in L2 reads per row, so these launches take at least 16 chunks per warp (a block
-// holds two tiles or more: at most 2/9 per row, measured no slower at batch 1 in the fourth round)
+// weights' bytes in L2 reads per row, so these launches take at least 8 chunks per warp
+// (normed_min_chunks: 16 until the A/B of 2026-12-06 put 8 ahead on Qwen3-30B-A3B, nvfp4_linear.cu)
 // and at most kNormInRows rows. After an MoE layer the qkv's blocks also read the token's expert
 // rows (top_k of them, twice: 64 KB per pass at Qwen3-30B-A3B's 2,048 wide, about its blocks'
 // own weight bytes): that bound does not hold there, and only the A/B decides.

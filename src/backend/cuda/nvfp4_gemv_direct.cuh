@@ -29,12 +29,12 @@ namespace {
 // block routes the step itself from the router's logits (moe_select.cuh) instead of reading what
 // a selection kernel wrote, so that kernel and its grid-wide wait drop out of the layer; the
 // first block stores the routing for the kernels after it.
-// W: warps per block (kWarps; kWideWarps for plain products of one token group with
-// FP4LLM_GEMV_BLOCK_WARPS=16, two blocks per SM at the same registers).
+// W: warps per block (kWarps; kWideWarps for plain products of one token group, by default where
+// they fit one wave, FP4LLM_GEMV_BLOCK_WARPS; of two with =16-nt2: two blocks per SM, 64 registers).
 template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false, bool kSkipPadded = false, int W = kWarps>
 __global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3)
     nvfp4_gemv_direct_kernel(GemvArgs p) {
-  static_assert(W == kWarps || (NT == 1 && !kGrouped && !kNormIn), "wide blocks take plain products of one token group");
+  static_assert(W == kWarps || (NT <= 2 && !kGrouped && !kNormIn), "wide blocks take plain products of one or two token groups");
   static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to kNormInRows rows");
   static_assert(!kRouteIn || (NT == 1 && kGrouped), "a block routes expert groups of a few tokens");
   extern __shared__ uint4 normed_rows[];  // kNormIn: [rows][normed_row_stride(k)] BF16

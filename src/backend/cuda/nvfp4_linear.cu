@@ -18,13 +18,15 @@ namespace fp4llm::cuda {
 
 namespace {
 
-// Prefill of gated tiles: cuBLAS wrote both halves of every tile; pair them up.
-__global__ void gated_rows_kernel(const float* y, int64_t rows, int64_t n, bool gelu, __nv_bfloat16* out) {
+// Prefill of gated tiles: cuBLAS wrote both halves of every tile (float32, or BF16 with
+// FP4LLM_PREFILL_GATED_BF16); pair them up.
+template <class T>
+__global__ void gated_rows_kernel(const T* y, int64_t rows, int64_t n, bool gelu, __nv_bfloat16* out) {
   const int64_t width = n / 2;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows * width); i += size_t(gridDim.x) * blockDim.x) {
     const size_t token = i / width, f = i % width;
-    const float* row = y + token * n + f / 8 * 16 + f % 8;
-    out[i] = __float2bfloat16_rn(gated_value(row[0], row[8], gelu));
+    const T* row = y + token * n + f / 8 * 16 + f % 8;
+    out[i] = __float2bfloat16_rn(gated_value(float(row[0]), float(row[8]), gelu));
   }
 }
 
@@ -90,15 +92,26 @@ void launch_gemv(const GemvArgs& p, unsigned groups, unsigned slices, cudaStream
   launch_ring<NT, kGrouped, false>(p, groups, slices, stream);
 }
 
-// y [rows][ldy] (its first n columns) = or += x W^T for a BF16 W of n rows of stride ldw.
+// y [rows][ldy] (its first n columns) = or += x W^T for a BF16 W of n rows of stride ldw; y of
+// y_type (CUDA_R_32F or CUDA_R_16BF).
 void gemm_bf16(cublasHandle_t h, const __nv_bfloat16* w, int64_t ldw, int64_t n, int64_t k,
-               const __nv_bfloat16* x, int64_t rows, float* y, int64_t ldy, float beta, cudaStream_t stream) {
+               const __nv_bfloat16* x, int64_t rows, void* y, cudaDataType_t y_type, int64_t ldy, float beta,
+               cudaStream_t stream) {
   const float one = 1.0f;
   FP4LLM_CUBLAS_CHECK(cublasSetStream(h, stream));
   FP4LLM_CUBLAS_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(rows), int(k), &one, w,
                                    CUDA_R_16BF, int(ldw), x, CUDA_R_16BF, int(k), &beta, y,
-                                   CUDA_R_32F, int(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+                                   y_type, int(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
+
+// Where a prefill GEMM writes: float32 rows, or BF16 ones (the gated tiles' pairs).
+struct GemmOut {
+  void* y;
+  cudaDataType_t type = CUDA_R_32F;
+  void* column(int64_t c) const {
+    return static_cast<char*>(y) + size_t(c) * (type == CUDA_R_32F ? sizeof(float) : sizeof(__nv_bfloat16));
+  }
+};
 
 // Prefill's BF16 scratch: slices of whole tiles up to this many values (64 MB), so that it does
 // not grow with the largest matrix (Gemma 3 27B's gate_up: 462 MB whole; an NVFP4 lm_head of
@@ -112,15 +125,26 @@ int64_t tiles_per_slice(const DeviceNvfp4Linear& w) {
   return std::clamp<int64_t>(tiles, 1, std::max<int64_t>(1, w.row_tiles));
 }
 
+// FP4LLM_PREFILL_GATED_BF16=1 (not yet measured): prefill's gate/up GEMM writes its rows in BF16
+// instead of float32, rounding gate and up once before the activation as a BF16 transformers model
+// does; the pairing pass that follows, about 120 us a layer for Qwen3-8B's 2,048-token prompt
+// (4.4 of its 63.8 ms, kernel trace, H100, 2026-12-06), then reads half the bytes. Not with
+// FP4LLM_FP8_PREFILL, whose product writes float32.
+bool prefill_gated_bf16() {
+  static const bool on = knob_is("FP4LLM_PREFILL_GATED_BF16", "1") && !fp8_prefill_enabled();
+  return on;
+}
+
 // Rows above kMaxDecodeRows: the weight to BF16 scratch slice by slice, each multiplied by cuBLAS
 // into its columns of y (y = or += x W^T); with FP4LLM_FP8_PREFILL=1 the whole weight and x to
 // E4M3 and cuBLASLt FP8 (fp8_gemm.hpp).
-void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y, float beta,
+void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemmOut y, float beta,
                       LinearWorkspace& ws, cudaStream_t stream) {
   if (ws.dequantized.size() < size_t(prefill_scratch_elements(w))) throw_error("NVFP4 linear: dequantization scratch too small");
   if (fp8_prefill_enabled()) {  // E4M3 in the scratch's bytes (half of them), cuBLASLt FP8
     if (!ws.fp8) ws.fp8 = std::make_unique<Fp8Gemm>();
-    ws.fp8->multiply(w, x, rows, y, beta, reinterpret_cast<uint8_t*>(ws.dequantized.data()), stream);
+    if (y.type != CUDA_R_32F) throw_error("NVFP4 linear: the FP8 prefill product writes float32 rows only");
+    ws.fp8->multiply(w, x, rows, static_cast<float*>(y.y), beta, reinterpret_cast<uint8_t*>(ws.dequantized.data()), stream);
     return;
   }
   const int64_t ld = w.k_chunks * 64, step = tiles_per_slice(w), chunk_slots = w.k_chunks * 32;
@@ -131,27 +155,36 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
         reinterpret_cast<const uint4*>(w.packed.data()) + first * chunk_slots, w.scales.data() + first * chunk_slots,
         w.tile_scales.data() + 2 * first, int(w.k_chunks), slots, Bf16Rows{ws.dequantized.data(), size_t(ld)});
     FP4LLM_CUDA_LAUNCHED();
-    gemm_bf16(ws.cublas, ws.dequantized.data(), ld, n, w.in_features, x, rows, y + first * 16, w.out_features, beta,
-              stream);
+    gemm_bf16(ws.cublas, ws.dequantized.data(), ld, n, w.in_features, x, rows, y.column(first * 16), y.type, w.out_features,
+              beta, stream);
   }
 }
 
 unsigned device_sms();
 
-// FP4LLM_GEMV_BLOCK_WARPS=16 (not yet measured): a plain product of one token group whose K
-// already takes all 8 warps of a block (at least 64 chunks) and whose tiles fit in one wave of
-// 16-warp blocks (two a SM) takes one tile per block of 16 warps, K split 16 ways. The kernel
-// trace (H100, 2026-12-06) put Qwen3-8B's down projection, 24 chunks a warp, at 14.5 us a layer on
-// the step's critical path for 9.4 us of weights, and o_proj at 7.4 for 3.1: half the chunks a
-// warp halves each warp's chain of weight round trips and doubles the bytes in flight.
+// A plain product of one token group whose K already takes all 8 warps of a block (at least 64
+// chunks) and whose tiles fit in one wave of 16-warp blocks (two a SM) takes one tile per block of
+// 16 warps, K split 16 ways: half the chunks a warp halves each warp's chain of weight round trips
+// and doubles the bytes in flight. Measured (H100, 2026-12-06, same call): Qwen3-8B at batch 1
+// 354.3 -> 376.0 tok/s (its down projection 15.2 -> 12.2 us a layer on the step's critical path,
+// o_proj 7.4 -> 5.8), Qwen3-30B-A3B 403.8 -> 408.2 (o_proj). FP4LLM_GEMV_BLOCK_WARPS=8 keeps
+// 8-warp blocks; =16-all (not yet measured) drops the one-wave bound (Qwen3-8B's qkv and gate_up,
+// 384 and 1,536 tiles, then take 16-warp blocks of 4 chunks a warp too); =16-nt2 (not yet
+// measured) also takes products of 9-16 rows (two token groups; 64 registers, 20 bytes spilled),
+// the wave bound kept.
+template <int NT>
 bool wide_blocks_for(const GemvArgs& p) {
-  static const bool on = knob_is("FP4LLM_GEMV_BLOCK_WARPS", "16");
-  return on && p.splits == kWarps && p.k_chunks >= 4 * kWideWarps && p.row_tiles <= 2 * int(device_sms());
+  static const bool off = knob_is("FP4LLM_GEMV_BLOCK_WARPS", "8");
+  static const bool every = knob_is("FP4LLM_GEMV_BLOCK_WARPS", "16-all");
+  static const bool two_groups = knob_is("FP4LLM_GEMV_BLOCK_WARPS", "16-nt2");
+  if (off || (NT == 2 && !two_groups) || p.splits != kWarps || p.k_chunks < 4 * kWideWarps) return false;
+  return every || p.row_tiles <= 2 * int(device_sms());
 }
 
+template <int NT>
 void launch_wide_blocks(GemvArgs p, cudaStream_t stream) {
   set_splits(p, kWideWarps);
-  launch_dependent(early_launch_products(), nvfp4_gemv_direct_kernel<1, false, false, false, false, kWideWarps>,
+  launch_dependent(early_launch_products(), nvfp4_gemv_direct_kernel<NT, false, false, false, false, kWideWarps>,
                    gemv_grid(p, 1, 1, kWideWarps), dim3(kWideWarps * 32), 0, stream, p);
 }
 
@@ -184,8 +217,8 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream, unsign
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
-  if constexpr (NT == 1 && !kGrouped)
-    if (wide_blocks_for(p)) return launch_wide_blocks(p, stream);
+  if constexpr (NT <= 2 && !kGrouped)
+    if (wide_blocks_for<NT>(p)) return launch_wide_blocks<NT>(p, stream);
   if constexpr (NT == 1 && kGrouped) fill_one_wave(p, groups);
   auto* kernel = nvfp4_gemv_direct_kernel<NT, kGrouped, false, kRouteIn>;
   if constexpr (kGrouped && NT > 1 && !kRouteIn)
@@ -402,11 +435,11 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
 static_assert(kNormInRows == kMaxNormedRows);
 
 // Fewest chunks per warp of a normalising launch: fewer, larger blocks, each normalising its rows
-// once (gemv_norm_prologue.cuh). FP4LLM_NORMED_MIN_CHUNKS sets it, to compare: the kernel trace of
-// Qwen3-30B-A3B at batch 1 (H100, 2026-12-06) put its qkv, 80 blocks of 16 chunks a warp for
-// 5.9 MB, at 11 us a layer on the step's critical path, about 0.55 TB/s.
+// once (gemv_norm_prologue.cuh). 8 measured best (H100, 2026-12-06, same call, Qwen3-30B-A3B at
+// batch 1: 16 / 8 / 4 -> 403.8 / 411.0 / 406.5 tok/s; its qkv 80 / 160 / 320 blocks, 11.4 / 10.6 /
+// 11.1 us a layer on the step's critical path). FP4LLM_NORMED_MIN_CHUNKS sets it, to compare.
 int64_t normed_min_chunks() {
-  static const int64_t chunks = std::max<int64_t>(1, knob_int("FP4LLM_NORMED_MIN_CHUNKS", 16));
+  static const int64_t chunks = std::max<int64_t>(1, knob_int("FP4LLM_NORMED_MIN_CHUNKS", 8));
   return chunks;
 }
 
@@ -496,7 +529,7 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
                   LinearWorkspace& ws, cudaStream_t stream, LinearOutput mode) {
   if (rows <= 0) return;
   if (w.gated) throw_error("NVFP4 linear: gated tiles go through nvfp4_gated");
-  if (rows > kMaxDecodeRows) return dequantized_gemm(w, x, rows, y, mode == LinearOutput::Add ? 1.0f : 0.0f, ws, stream);
+  if (rows > kMaxDecodeRows) return dequantized_gemm(w, x, rows, {y}, mode == LinearOutput::Add ? 1.0f : 0.0f, ws, stream);
   GemvArgs p{};
   p.epilogue = mode == LinearOutput::Add ? kAdd : kStore;
   p.y = y;
@@ -539,9 +572,15 @@ void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t row
   if (!w.gated) throw_error("NVFP4 gated linear: the weight is not in the gated tile layout");
   if (rows > kMaxDecodeRows) {
     if (!scratch) throw_error("NVFP4 gated linear: more than 64 rows need a scratch buffer");
-    dequantized_gemm(w, x, rows, scratch, 0.0f, ws, stream);
-    gated_rows_kernel<<<grid_for(rows * w.out_features / 2, 256), 256, 0, stream>>>(scratch, rows, w.out_features,
-                                                                                    gelu, out);
+    const unsigned blocks = grid_for(rows * w.out_features / 2, 256);
+    if (prefill_gated_bf16()) {
+      auto* pairs = reinterpret_cast<__nv_bfloat16*>(scratch);
+      dequantized_gemm(w, x, rows, {pairs, CUDA_R_16BF}, 0.0f, ws, stream);
+      gated_rows_kernel<<<blocks, 256, 0, stream>>>(pairs, rows, w.out_features, gelu, out);
+    } else {
+      dequantized_gemm(w, x, rows, {scratch}, 0.0f, ws, stream);
+      gated_rows_kernel<<<blocks, 256, 0, stream>>>(scratch, rows, w.out_features, gelu, out);
+    }
     FP4LLM_CUDA_LAUNCHED();
     return;
   }
@@ -610,7 +649,7 @@ void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16*
 void bf16_linear(const __nv_bfloat16* w, int64_t out_features, int64_t in_features,
                  const __nv_bfloat16* x, int64_t rows, float* y, LinearWorkspace& ws,
                  cudaStream_t stream) {
-  gemm_bf16(ws.cublas, w, in_features, out_features, in_features, x, rows, y, out_features, 0.0f, stream);
+  gemm_bf16(ws.cublas, w, in_features, out_features, in_features, x, rows, y, CUDA_R_32F, out_features, 0.0f, stream);
 }
 
 }  // namespace fp4llm::cuda
