@@ -97,7 +97,7 @@ void prefill_table() {
     DeviceBuffer<float> y(size_t(rows * s.n));
     const double flops = 2.0 * double(rows) * double(s.n) * double(s.k);
     const auto with_path = [&] { nvfp4_linear(w, x.data(), rows, y.data(), ws, nullptr); };
-    const auto alone_call = [&] { gemm_bf16(ws.cublas, w16.data(), s.k, s.n, s.k, x.data(), rows, y.data(), s.n, 0.0f, nullptr); };
+    const auto alone_call = [&] { gemm_bf16(ws.cublas, w16.data(), s.k, s.n, s.k, x.data(), rows, y.data(), CUDA_R_32F, s.n, 0.0f, nullptr); };
     with_path(), alone_call();  // warm-up: cuBLAS picks its kernels
     const double path = time_us(with_path, 20), alone = time_us(alone_call, 20);
     std::printf("| %s | %.1f | %.0f | %.1f | %.0f | %.0f%% |\n", s.name, path, flops / path / 1e6, alone,

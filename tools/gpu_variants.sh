@@ -133,8 +133,14 @@
 #                                    same-call benches: Qwen3-8B, Qwen3-30B-A3B and Gemma3-27B
 #                                    against 8-warp blocks; a 2,048-token Qwen3-8B prompt with the
 #                                    gate/up GEMM writing BF16 (FP4LLM_PREFILL_GATED_BF16=1), twice
-#                                    each; 16-warp blocks everywhere (=16-all) and for 9-16 rows
-#                                    (=16-nt2)
+#                                    each; 16-warp blocks for 9-16 rows (=16-nt2). (It also ran
+#                                    16-warp blocks everywhere, =16-all, since removed.)
+#   tools/gpu_variants.sh ahead      FP4LLM_L2_AHEAD: the GEMV tests (AskingL2ForTheWeightsChangesNoBit)
+#                                    and the float32 gate/up's knob test, then kernel traces of
+#                                    Qwen3-30B-A3B batch 1 with the experts' down asking L2 for the
+#                                    next qkv (=qkv), o_proj for its own (=o_proj), both, against
+#                                    the defaults; Qwen3-8B batch 1 with =o_proj; last the whole
+#                                    models' bit-for-bit test of the scheduling knobs
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -163,7 +169,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           roles2) echo "fp4llm fp4llm_forward_dump" ;;
           moe2) echo "fp4llm fp4llm_forward_dump gpu_moe" ;;
           profile2|targets) echo "fp4llm" ;;
-          trace|s24) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;; esac)
+          trace|s24|ahead) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -942,22 +948,38 @@ fi
 if [ "$part" = s24 ]; then
   {
     tests_passed s24-tests.log \
-      '^(gpu_nvfp4_linear|gpu_moe|gpu_nvfp4_linear_(block_warps8|block_warps16_all|block_warps16_nt2|normed_min_chunks16|prefill_gated_bf16))$' \
-      "GEMV and MoE tests (new defaults), 8-warp blocks, 16-all, 16-nt2, normed 16, prefill gated BF16"
+      '^(gpu_nvfp4_linear|gpu_moe|gpu_nvfp4_linear_(block_warps8|block_warps16_nt2|normed_min_chunks16|prefill_gated_f32))$' \
+      "GEMV and MoE tests (defaults), 8-warp blocks, 16-nt2, normed 16, prefill gate/up in float32"
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
     bench_variant "$OUT" qwen3-8b-8warps qwen3-8b 1 FP4LLM_GEMV_BLOCK_WARPS=8
     bench_variant "$OUT" moe qwen3-30b-a3b 1,16
     bench_variant "$OUT" gemma3-27b gemma3-27b 1
     bench_variant "$OUT" gemma3-27b-8warps gemma3-27b 1 FP4LLM_GEMV_BLOCK_WARPS=8
     prefill_run qwen3-8b default
-    prefill_run qwen3-8b gated-bf16 FP4LLM_PREFILL_GATED_BF16=1
+    prefill_run qwen3-8b gated-f32 FP4LLM_PREFILL_GATED_BF16=0
     prefill_run qwen3-8b default-again
-    prefill_run qwen3-8b gated-bf16-again FP4LLM_PREFILL_GATED_BF16=1
-    bench_variant "$OUT" qwen3-8b-16all qwen3-8b 1 FP4LLM_GEMV_BLOCK_WARPS=16-all
+    prefill_run qwen3-8b gated-f32-again FP4LLM_PREFILL_GATED_BF16=0
     bench_variant "$OUT" qwen3-8b-nt2 qwen3-8b 16 FP4LLM_GEMV_BLOCK_WARPS=16-nt2
     bench_variant "$OUT" moe-nt2 qwen3-30b-a3b 16 FP4LLM_GEMV_BLOCK_WARPS=16-nt2
-    tests_passed s24-py.log '^py_gpu_forward_prefill_gated_bf16$' "whole models with prefill's gate/up in BF16 against the CPU"
+    tests_passed s24-py.log '^py_gpu_forward_prefill_gated_f32$' "whole models with prefill's gate/up in float32 against the CPU"
   } 2>&1 | tee "$OUT/variants-s24.md"
+fi
+if [ "$part" = ahead ]; then
+  {
+    tests_passed ahead-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_prefill_gated_f32)$' \
+      "GEMV tests (the L2 request among them), prefill gate/up in float32"
+    trace_variant moe qwen3-30b-a3b 1
+    [ "$(left)" -gt 60 ] && trace_variant moe-ahead-qkv qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv
+    [ "$(left)" -gt 60 ] && trace_variant moe-ahead-o-proj qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=o_proj
+    [ "$(left)" -gt 60 ] && trace_variant moe-ahead-both qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv,o_proj
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b qwen3-8b 1
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-ahead-o-proj qwen3-8b 1 FP4LLM_L2_AHEAD=o_proj
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
+    if [ "$(left)" -gt 150 ]; then
+      (cd build-gpu && timeout $(( $(left) - 20 )) ctest -R '^py_gpu_forward$' -V > "$OUT/ahead-py.log" 2>&1)
+      echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/ahead-py.log" | tail -1)"
+    fi
+  } 2>&1 | tee "$OUT/variants-ahead.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

@@ -12,6 +12,7 @@
 
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cuda/kv_cache_layout.hpp"
+#include "backend/cuda/l2_ahead.hpp"
 #include "backend/cuda/nvfp4_linear.hpp"
 #include "formats/number_formats.hpp"
 #include "gpu_test_support.hpp"
@@ -150,6 +151,31 @@ TEST(GpuNvfp4Linear, LargeMatricesAreExactAndDeterministic) {
       }
       ASSERT_EQ(0, std::memcmp(runs[0].data(), runs[1].data(), runs[0].size() * sizeof(float)))
           << s.out << "x" << s.in << " rows " << rows << ": two runs differ";
+    }
+  }
+}
+
+// FP4LLM_L2_AHEAD's request of a product's own weights (OwnWeightsToL2Scope, o_proj's part) is a
+// hint to L2: the products equal those without it bit for bit, on the direct kernel's shapes
+// (one and two token groups, 8- and 16-warp blocks, a ragged last chunk and an odd row count).
+TEST(GpuNvfp4Linear, AskingL2ForTheWeightsChangesNoBit) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(15);
+  Workspace w;
+  for (const Shape& s : std::vector<Shape>{{17, 80}, {1024, 4096}, {64, 4112}, {4096, 12288}}) {
+    const TestLinear lin = random_linear(s, rng, w);
+    for (int64_t rows : {1, 3, 9, 16}) {
+      const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(random_bf16_values(size_t(rows * s.in), rng)));
+      std::vector<float> runs[2];
+      for (int ahead = 0; ahead < 2; ++ahead) {
+        const cuda::OwnWeightsToL2Scope scope(ahead == 1);
+        auto yd = test_support::poisoned<float>(size_t(rows * s.out));
+        cuda::nvfp4_linear(lin.device, xd.data(), rows, yd.data(), w.ws, nullptr);
+        FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+        runs[ahead] = yd.to_host();
+      }
+      ASSERT_EQ(0, std::memcmp(runs[0].data(), runs[1].data(), runs[0].size() * sizeof(float)))
+          << s.out << "x" << s.in << " rows " << rows << ": the L2 request changed the product";
     }
   }
 }

@@ -116,14 +116,16 @@ def test_offloaded_embeddings_give_the_same_logits(model, chunk, tmp_path):
         assert np.array_equal(a, b), family
 
 
-@pytest.mark.parametrize("knob", ["FP4LLM_GEMV_SKIP_PADDED_TOKENS=0", "FP4LLM_PDL_TRIGGER=after_wait"])
-@pytest.mark.parametrize("chunk", [0, 12])
+@pytest.mark.parametrize("knob", ["FP4LLM_GEMV_SKIP_PADDED_TOKENS=0", "FP4LLM_PDL_TRIGGER=after_wait",
+                                  "FP4LLM_L2_AHEAD=qkv,o_proj"])
+@pytest.mark.parametrize("chunk", [0, 12, 1])
 def test_gemv_scheduling_knobs_give_the_same_logits(model, knob, chunk, tmp_path, monkeypatch):
-    """Knobs that change which token groups a GEMV block multiplies or when it lets the next
-    kernel in, not its arithmetic: the logits equal the default's bit for bit (a skipped group's
-    columns were never written out; every float32 sum keeps its order). Steps of 9 and 12 tokens
-    put Qwen3-MoE's expert groups of a few rows on the direct kernel sized for 16 rows, the
-    37-token prompt on its 16-row slices of groups sized for 64."""
+    """Knobs that change which token groups a GEMV block multiplies, when it lets the next
+    kernel in or what it asks L2 for ahead, not its arithmetic: the logits equal the default's
+    bit for bit (a skipped group's columns were never written out; every float32 sum keeps its
+    order). Steps of 9 and 12 tokens put Qwen3-MoE's expert groups of a few rows on the direct
+    kernel sized for 16 rows, the 37-token prompt on its 16-row slices of groups sized for 64;
+    one-token steps take the experts' down projection that asks for the next qkv's weights."""
     family, folder = model
     default = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "default.safetensors")
     name, value = knob.split("=")

@@ -37,6 +37,9 @@ TEST(TuningKnob, AListOfRolesIsKnownOnlyWhenEveryRoleIs) {
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "qkv,rope,o_proj,mlp,moe,lm_head"));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "o_proj,attention"));  // the attention is no role
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "rope,"));             // an empty role
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "qkv,o_proj"));
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "qkv,down"));  // no such part
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", ""));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", ""));
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "none"));              // no role early
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "none,rope"));

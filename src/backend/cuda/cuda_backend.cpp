@@ -11,6 +11,7 @@
 #include "backend/cpu/cpu_ops.hpp"
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/kv_cache_layout.hpp"
+#include "backend/cuda/l2_ahead.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/narrow_rows.hpp"
 #include "formats/number_formats.hpp"
@@ -462,6 +463,8 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   };
   {
     const EarlyLaunchScope early(early_launch_role("o_proj"));
+    static const bool o_proj_ahead = l2_ahead_requested("o_proj");
+    const OwnWeightsToL2Scope ahead(o_proj_ahead);
     if (omitted(OmittedStage::o_proj))
       ;
     else if (norm_in.ffn)
@@ -483,7 +486,9 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     return;
   }
   if (L.moe && norm_in.ffn && norm_in.qkv && !last) {  // the next qkv adds the experts' rows and takes the norm
-    moe_experts_for_next_product(*L.moe, h_.data(), T, residual_, norm, L.post_attention_norm.data(), moe_ws_, stream_);
+    static const bool qkv_ahead = l2_ahead_requested("qkv");
+    moe_experts_for_next_product(*L.moe, h_.data(), T, residual_, norm, L.post_attention_norm.data(), moe_ws_, stream_,
+                                 qkv_ahead ? &model_.layers[size_t(index + 1)].qkv : nullptr);
     experts_pending_ = true;
     profiler_.mark("moe_experts", stream_);
     return;

@@ -98,11 +98,12 @@ void moe_mlp(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, float* x, con
 }
 
 void moe_experts_for_next_product(const DeviceMoe& m, __nv_bfloat16* h, int64_t tokens, const float* x,
-                                  const NormParams& norm, const float* input_norm, MoeWorkspace& ws, cudaStream_t stream) {
+                                  const NormParams& norm, const float* input_norm, MoeWorkspace& ws, cudaStream_t stream,
+                                  const DeviceNvfp4Linear* next_qkv) {
   check_workspace(ws, tokens);
   const NormedRouterInput normed{x, input_norm, norm.eps, norm.one_plus, h};
   const ExpertRows rows = route_and_gate(m, h, tokens, ws, stream, &normed);
-  nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream);
+  nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream, next_qkv);
 }
 
 void moe_mlp_partial(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens, float* partial, MoeWorkspace& ws,

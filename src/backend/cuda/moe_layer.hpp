@@ -55,9 +55,11 @@ void moe_mlp(const DeviceMoe& moe, __nv_bfloat16* h, int64_t tokens, float* x, c
 // moe_mlp with h made from x (input_norm, as above) and without the combine: the chosen experts'
 // rows stay in ws.expert_out ([tokens][top_k][hidden]) beside their weights in ws.topk_weight, for
 // the next product to add to the stream and normalise itself (NormedInput's delta_weights; up to
-// kMaxNormedRouterTokens tokens).
+// kMaxNormedRouterTokens tokens). next_qkv: that product's weight, whose bytes the down
+// projection's blocks ask L2 for while they wait (FP4LLM_L2_AHEAD=qkv), or null.
 void moe_experts_for_next_product(const DeviceMoe& moe, __nv_bfloat16* h, int64_t tokens, const float* x,
-                                  const NormParams& norm, const float* input_norm, MoeWorkspace& ws, cudaStream_t stream);
+                                  const NormParams& norm, const float* input_norm, MoeWorkspace& ws, cudaStream_t stream,
+                                  const DeviceNvfp4Linear* next_qkv = nullptr);
 
 // Expert parallelism: partial[tokens, hidden] = this GPU's experts' share of MoE(h), to be summed
 // over the GPUs before the residual add.

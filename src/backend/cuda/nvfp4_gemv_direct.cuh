@@ -9,10 +9,12 @@
 // when launched early, dependent_launch.cuh); each block lets the next kernel be scheduled at its
 // start, or with FP4LLM_PDL_TRIGGER=after_wait once its wait is over (GemvArgs). kNormIn (plain products of up to kNormInRows rows):
 // x is normalised by the kernel itself from the residual stream (gemv_norm_prologue.cuh), into
-// dynamic shared memory.
+// dynamic shared memory. FP4LLM_L2_AHEAD: each block first asks L2 for its share of a weight
+// (its own, or the next product's; l2_ahead.hpp).
 #pragma once
 
 #include "backend/cuda/gemv_lean_loop.cuh"
+#include "backend/cuda/l2_prefetch.cuh"
 #include "backend/cuda/moe_select.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 
@@ -38,6 +40,7 @@ __global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM
   static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to kNormInRows rows");
   static_assert(!kRouteIn || (NT == 1 && kGrouped), "a block routes expert groups of a few tokens");
   extern __shared__ uint4 normed_rows[];  // kNormIn: [rows][normed_row_stride(k)] BF16
+  request_share_to_l2(p.l2_packed, p.l2_scales, p.l2_slots);  // before any wait: FP4LLM_L2_AHEAD
   Slice s;
   if constexpr (kRouteIn) {
     __shared__ BlockRoute route;

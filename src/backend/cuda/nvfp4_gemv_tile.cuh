@@ -70,6 +70,11 @@ struct GemvArgs {
   // FP4LLM_PDL_TRIGGER=after_wait: the direct kernel lets the next kernel be scheduled only once
   // its own wait is over, not at its start (dependent_launch.cuh).
   bool trigger_after_wait;
+  // FP4LLM_L2_AHEAD: a weight (its l2_slots 16-byte slots and their scales) whose bytes the
+  // direct kernel's blocks ask L2 for first thing, each its share (l2_prefetch.cuh); null: none.
+  const uint4* l2_packed;
+  const uint16_t* l2_scales;
+  uint32_t l2_slots;
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).

@@ -6,6 +6,7 @@
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/dequantize_tiles.cuh"
 #include "backend/cuda/dynamic_smem.cuh"
+#include "backend/cuda/l2_ahead.hpp"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/nvfp4_gemv_direct.cuh"
@@ -18,8 +19,8 @@ namespace fp4llm::cuda {
 
 namespace {
 
-// Prefill of gated tiles: cuBLAS wrote both halves of every tile (float32, or BF16 with
-// FP4LLM_PREFILL_GATED_BF16); pair them up.
+// Prefill of gated tiles: cuBLAS wrote both halves of every tile (BF16, or float32 with
+// FP4LLM_PREFILL_GATED_BF16=0); pair them up.
 template <class T>
 __global__ void gated_rows_kernel(const T* y, int64_t rows, int64_t n, bool gelu, __nv_bfloat16* out) {
   const int64_t width = n / 2;
@@ -125,13 +126,13 @@ int64_t tiles_per_slice(const DeviceNvfp4Linear& w) {
   return std::clamp<int64_t>(tiles, 1, std::max<int64_t>(1, w.row_tiles));
 }
 
-// FP4LLM_PREFILL_GATED_BF16=1 (not yet measured): prefill's gate/up GEMM writes its rows in BF16
-// instead of float32, rounding gate and up once before the activation as a BF16 transformers model
-// does; the pairing pass that follows, about 120 us a layer for Qwen3-8B's 2,048-token prompt
-// (4.4 of its 63.8 ms, kernel trace, H100, 2026-12-06), then reads half the bytes. Not with
-// FP4LLM_FP8_PREFILL, whose product writes float32.
+// Prefill's gate/up GEMM writes its rows in BF16, rounding gate and up once before the activation
+// as a BF16 transformers model does, so that the pairing pass that follows reads half the bytes: a
+// 2,048-token Qwen3-8B prompt 64.4 / 64.3 -> 63.4 / 63.3 ms, 461 -> 468 TFLOP/s with attention
+// (H100, 2026-12-06, same call, twice each; the pairing took 120 us a layer of float32).
+// FP4LLM_PREFILL_GATED_BF16=0 keeps float32 rows; FP4LLM_FP8_PREFILL's product writes float32.
 bool prefill_gated_bf16() {
-  static const bool on = knob_is("FP4LLM_PREFILL_GATED_BF16", "1") && !fp8_prefill_enabled();
+  static const bool on = !knob_is("FP4LLM_PREFILL_GATED_BF16", "0") && !fp8_prefill_enabled();
   return on;
 }
 
@@ -168,17 +169,16 @@ unsigned device_sms();
 // and doubles the bytes in flight. Measured (H100, 2026-12-06, same call): Qwen3-8B at batch 1
 // 354.3 -> 376.0 tok/s (its down projection 15.2 -> 12.2 us a layer on the step's critical path,
 // o_proj 7.4 -> 5.8), Qwen3-30B-A3B 403.8 -> 408.2 (o_proj). FP4LLM_GEMV_BLOCK_WARPS=8 keeps
-// 8-warp blocks; =16-all (not yet measured) drops the one-wave bound (Qwen3-8B's qkv and gate_up,
-// 384 and 1,536 tiles, then take 16-warp blocks of 4 chunks a warp too); =16-nt2 (not yet
-// measured) also takes products of 9-16 rows (two token groups; 64 registers, 20 bytes spilled),
-// the wave bound kept.
+// 8-warp blocks. Without the one-wave bound (Qwen3-8B's qkv and gate_up, 384 and 1,536 tiles, in
+// 16-warp blocks of 4 chunks a warp too) it measured slower: 376.8 -> 347.7 tok/s (same call).
+// =16-nt2 also takes products of 9-16 rows (two token groups; 64 registers, 20 bytes spilled):
+// mixed at batch 16, Qwen3-8B 4,877 -> 4,934 and Qwen3-30B-A3B 2,279 -> 2,256 tok/s (same call).
 template <int NT>
 bool wide_blocks_for(const GemvArgs& p) {
   static const bool off = knob_is("FP4LLM_GEMV_BLOCK_WARPS", "8");
-  static const bool every = knob_is("FP4LLM_GEMV_BLOCK_WARPS", "16-all");
   static const bool two_groups = knob_is("FP4LLM_GEMV_BLOCK_WARPS", "16-nt2");
   if (off || (NT == 2 && !two_groups) || p.splits != kWarps || p.k_chunks < 4 * kWideWarps) return false;
-  return every || p.row_tiles <= 2 * int(device_sms());
+  return p.row_tiles <= 2 * int(device_sms());
 }
 
 template <int NT>
@@ -425,9 +425,19 @@ void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64
   p.trigger_after_wait = trigger_after_wait;
 }
 
+// p's blocks ask L2 for w's bytes before they wait (the direct kernel; FP4LLM_L2_AHEAD).
+void ask_l2_for(GemvArgs& p, const DeviceNvfp4Linear& w) {
+  const int64_t slots = w.row_tiles * w.k_chunks * 32 * std::max<int64_t>(1, w.experts);
+  if (slots <= 0 || slots > int64_t(UINT32_MAX)) return;
+  p.l2_packed = reinterpret_cast<const uint4*>(w.packed.data());
+  p.l2_scales = w.scales.data();
+  p.l2_slots = uint32_t(slots);
+}
+
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
           unsigned groups = 1) {
   bind(p, w, x, rows);
+  if (own_weights_to_l2() && !p.group_offset) ask_l2_for(p, w);
   if (p.group_offset) launch_for_rows<true>(p, rows, groups, stream);
   else launch_for_rows<false>(p, rows, 1, stream);
 }
@@ -628,10 +638,11 @@ void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16*
 }
 
 void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, const DeviceNvfp4Linear* l2_next) {
   if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");
   if (r.max_rows <= 0 || r.max_groups <= 0) return;
   GemvArgs p{};
+  if (l2_next) ask_l2_for(p, *l2_next);
   set_groups(p, r);
   p.y_rows = r.row_slot;
   p.epilogue = kStore;

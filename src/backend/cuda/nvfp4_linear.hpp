@@ -142,9 +142,11 @@ void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16*
                                 const RouterShape& shape, const Routing& out, bool gelu, __nv_bfloat16* act,
                                 cudaStream_t stream);
 
-// Expert down projection: y[row_slot[r]] = act[r] W_e^T (float32, stored).
+// Expert down projection: y[row_slot[r]] = act[r] W_e^T (float32, stored). l2_next: a weight whose
+// bytes the projection's blocks ask L2 for before they wait (FP4LLM_L2_AHEAD=qkv: the next
+// layer's qkv; steps of up to 16 tokens, l2_ahead.hpp).
 void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& rows, float* y,
-                        cudaStream_t stream);
+                        cudaStream_t stream, const DeviceNvfp4Linear* l2_next = nullptr);
 
 // The MoE layer's combine after its down projection: for each token t, residual[t] +=
 // sum_c weights[t * top_k + c] * y[t * top_k + c] (choices with weight 0 skipped: another GPU's

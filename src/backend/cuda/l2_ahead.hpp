@@ -1,0 +1,63 @@
+// FP4LLM_L2_AHEAD (not yet measured): decode GEMVs whose blocks ask L2 for a weight's bytes before
+// they wait for the kernel ahead of them, so that those bytes cross from memory while it runs.
+// At batch 1 a Qwen3-30B-A3B layer spends most of its 45 us in kernels whose chains of dependent
+// weight round trips leave the memory idle (the attention, the router, the experts after their
+// routing; kernel trace, H100, 2026-12-06): its normalising qkv takes 10.6 us a layer for 2 us of
+// weight bytes at the copy bandwidth, and launches late (early it lost, docs/PERFORMANCE.md), so
+// only a kernel before it can request its weights. Parts: `qkv`, the experts' down projection asks
+// for the next layer's qkv weights (5.9 MB, in L2's 50 MB beside the experts' 21 MB); `o_proj`,
+// o_proj (launched early during the attention) for its own. The one earlier L2 prefetch, each
+// work item asking for its own range just before its loads (FP4LLM_GEMV_L2_PREFETCH, sixth
+// session), lost 1-5%: it ran while the memory was busy with the same kernel's loads.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "formats/number_formats.hpp"  // FP4LLM_HD
+#include "util/tuning_knob.hpp"
+
+namespace fp4llm::cuda {
+
+// A run of 16-byte weight slots (with their 2-byte scales) one block requests.
+struct L2Share {
+  uint32_t first, count;
+};
+
+// Block b of `blocks`' share of `slots` weight slots (a multiple of 32: whole chunks of a tile):
+// consecutive runs of whole chunks, so that the scales' share (2 bytes a slot) stays a multiple
+// of 16 bytes from a 16-byte boundary as the bulk prefetch needs, together exactly [0, slots); the
+// blocks past the last run get none.
+FP4LLM_HD constexpr L2Share l2_share(uint32_t slots, uint32_t blocks, uint32_t b) {
+  const uint32_t chunks = slots / 32, per_block = (chunks + blocks - 1) / blocks;
+  const uint32_t first = b * per_block < chunks ? b * per_block : chunks;
+  const uint32_t end = first + per_block < chunks ? first + per_block : chunks;
+  return {first * 32, (end - first) * 32};
+}
+
+// Whether FP4LLM_L2_AHEAD lists `part` (`qkv`, `o_proj`).
+inline bool l2_ahead_requested(std::string_view part) {
+  for (std::string_view item : knob_list_items(knob_text("FP4LLM_L2_AHEAD")))
+    if (item == part) return true;
+  return false;
+}
+
+// Set while the backend launches a part whose decode GEMVs request their own weights
+// (FP4LLM_L2_AHEAD=o_proj): read at launch time, so a captured graph keeps what it was captured with.
+inline bool& own_weights_to_l2() {
+  static thread_local bool on = false;
+  return on;
+}
+
+class OwnWeightsToL2Scope {
+ public:
+  explicit OwnWeightsToL2Scope(bool on) : before_(own_weights_to_l2()) { own_weights_to_l2() = on; }
+  ~OwnWeightsToL2Scope() { own_weights_to_l2() = before_; }
+  OwnWeightsToL2Scope(const OwnWeightsToL2Scope&) = delete;
+  OwnWeightsToL2Scope& operator=(const OwnWeightsToL2Scope&) = delete;
+
+ private:
+  bool before_;
+};
+
+}  // namespace fp4llm::cuda

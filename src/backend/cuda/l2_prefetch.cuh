@@ -1,0 +1,31 @@
+// A block's share of a weight asked of L2 ahead of its use (FP4LLM_L2_AHEAD, l2_ahead.hpp): one
+// thread, two bulk prefetches (sm_90's cp.async.bulk.prefetch.L2, a hint: nothing is returned
+// and nothing waits for it). Nothing on GPUs before sm_90.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/cuda/l2_ahead.hpp"
+
+namespace fp4llm::cuda {
+
+// `bytes` bytes from `p`: both 16-byte aligned, a multiple of 16.
+__device__ __forceinline__ void prefetch_l2_bulk(const void* p, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(__cvta_generic_to_global(p)), "r"(bytes) : "memory");
+#endif
+}
+
+// This block's share (l2_share over the whole grid) of the `slots` 16-byte weight slots at packed
+// and their 2-byte scales; nothing when packed is null.
+__device__ __forceinline__ void request_share_to_l2(const uint4* packed, const uint16_t* scales, uint32_t slots) {
+  if (!packed || threadIdx.x != 0) return;
+  const uint32_t blocks = gridDim.x * gridDim.y * gridDim.z;
+  const uint32_t block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  const L2Share share = l2_share(slots, blocks, block);
+  if (share.count == 0) return;
+  prefetch_l2_bulk(packed + share.first, share.count * uint32_t(sizeof(uint4)));
+  prefetch_l2_bulk(scales + share.first, share.count * uint32_t(sizeof(uint16_t)));
+}
+
+}  // namespace fp4llm::cuda
