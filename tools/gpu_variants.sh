@@ -138,8 +138,9 @@
 #   tools/gpu_variants.sh ahead      FP4LLM_L2_AHEAD: the GEMV tests (AskingL2ForTheWeightsChangesNoBit)
 #                                    and the float32 gate/up's knob test, then kernel traces of
 #                                    Qwen3-30B-A3B batch 1 with the experts' down asking L2 for the
-#                                    next qkv (=qkv), o_proj for its own (=o_proj), both, against
-#                                    the defaults; Qwen3-8B batch 1 with =o_proj; last the whole
+#                                    next qkv (=qkv), o_proj for its own (=o_proj), the routed
+#                                    gate/up for its experts' down weights (=down), all three,
+#                                    against the defaults; Qwen3-8B batch 1 with =o_proj; last the whole
 #                                    models' bit-for-bit test of the scheduling knobs
 #   device: carry [".deps"]
 set -uo pipefail
@@ -971,7 +972,8 @@ if [ "$part" = ahead ]; then
     trace_variant moe qwen3-30b-a3b 1
     [ "$(left)" -gt 60 ] && trace_variant moe-ahead-qkv qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv
     [ "$(left)" -gt 60 ] && trace_variant moe-ahead-o-proj qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=o_proj
-    [ "$(left)" -gt 60 ] && trace_variant moe-ahead-both qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv,o_proj
+    [ "$(left)" -gt 60 ] && trace_variant moe-ahead-down qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=down
+    [ "$(left)" -gt 60 ] && trace_variant moe-ahead-all qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv,o_proj,down
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b qwen3-8b 1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-ahead-o-proj qwen3-8b 1 FP4LLM_L2_AHEAD=o_proj
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1

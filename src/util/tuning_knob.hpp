@@ -68,7 +68,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_NORM_PROLOGUE") return value == "0" || value == "1" || value == "qkv";
   if (name == "FP4LLM_ATTN_EARLY_BLOCKS") return value == "0" || value == "1";
   if (name == "FP4LLM_L2_AHEAD")
-    return std::ranges::all_of(knob_list_items(value), [](std::string_view part) { return part == "qkv" || part == "o_proj"; });
+    return std::ranges::all_of(knob_list_items(value), [](std::string_view part) { return part == "qkv" || part == "o_proj" || part == "down"; });
   if (name == "FP4LLM_PDL_ROLES")
     return value == "none" || std::ranges::all_of(knob_list_items(value), [](std::string_view role) {
       return std::ranges::find(kPdlRoles, role) != std::end(kPdlRoles);

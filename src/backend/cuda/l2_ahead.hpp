@@ -6,7 +6,10 @@
 // weight bytes at the copy bandwidth, and launches late (early it lost, docs/PERFORMANCE.md), so
 // only a kernel before it can request its weights. Parts: `qkv`, the experts' down projection asks
 // for the next layer's qkv weights (5.9 MB, in L2's 50 MB beside the experts' 21 MB); `o_proj`,
-// o_proj (launched early during the attention) for its own. The one earlier L2 prefetch, each
+// o_proj (launched early during the attention) for its own; `down`, each block of the experts'
+// routed gate/up, once it knows its expert, for its share of that expert's down weights (7 MB in
+// all at batch 1), which the down projection (6.5 us a layer for 2.4 us of bytes, its chain of
+// weight round trips after its wait) then reads from L2. The one earlier L2 prefetch, each
 // work item asking for its own range just before its loads (FP4LLM_GEMV_L2_PREFETCH, sixth
 // session), lost 1-5%: it ran while the memory was busy with the same kernel's loads.
 #pragma once
@@ -35,7 +38,7 @@ FP4LLM_HD constexpr L2Share l2_share(uint32_t slots, uint32_t blocks, uint32_t b
   return {first * 32, (end - first) * 32};
 }
 
-// Whether FP4LLM_L2_AHEAD lists `part` (`qkv`, `o_proj`).
+// Whether FP4LLM_L2_AHEAD lists `part` (`qkv`, `o_proj`, `down`).
 inline bool l2_ahead_requested(std::string_view part) {
   for (std::string_view item : knob_list_items(knob_text("FP4LLM_L2_AHEAD")))
     if (item == part) return true;

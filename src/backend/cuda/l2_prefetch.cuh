@@ -28,4 +28,16 @@ __device__ __forceinline__ void request_share_to_l2(const uint4* packed, const u
   prefetch_l2_bulk(scales + share.first, share.count * uint32_t(sizeof(uint16_t)));
 }
 
+// This block's share (l2_share over grid x: the blocks of one expert group) of expert `expert`'s
+// `slots` weight slots in stacked experts' arrays (FP4LLM_L2_AHEAD=down).
+__device__ __forceinline__ void request_expert_share_to_l2(const uint4* packed, const uint16_t* scales, uint32_t slots,
+                                                           size_t expert) {
+  if (!packed || threadIdx.x != 0) return;
+  const L2Share share = l2_share(slots, gridDim.x, blockIdx.x);
+  if (share.count == 0) return;
+  const size_t first = expert * slots + share.first;
+  prefetch_l2_bulk(packed + first, share.count * uint32_t(sizeof(uint4)));
+  prefetch_l2_bulk(scales + first, share.count * uint32_t(sizeof(uint16_t)));
+}
+
 }  // namespace fp4llm::cuda

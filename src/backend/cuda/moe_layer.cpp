@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backend/cuda/l2_ahead.hpp"
 #include "util/error.hpp"
 #include "util/tuning_knob.hpp"
 
@@ -71,7 +72,10 @@ ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n,
   rows.row_slot = ws.row_slot.data();
   rows.max_groups = std::min(s.local(), n * s.top_k);
   rows.max_rows = n;
-  if (route_in_experts) nvfp4_experts_gated_routed(m.gate_up, h, n, s, ws.routing(), /*gelu=*/false, ws.act.data(), stream);
+  static const bool down_ahead = l2_ahead_requested("down");
+  if (route_in_experts)
+    nvfp4_experts_gated_routed(m.gate_up, h, n, s, ws.routing(), /*gelu=*/false, ws.act.data(), stream,
+                               down_ahead ? &m.down : nullptr);
   else nvfp4_experts_gated(m.gate_up, h, rows, /*gelu=*/false, ws.act.data(), stream);
   return rows;
 }

@@ -40,7 +40,7 @@ __global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM
   static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to kNormInRows rows");
   static_assert(!kRouteIn || (NT == 1 && kGrouped), "a block routes expert groups of a few tokens");
   extern __shared__ uint4 normed_rows[];  // kNormIn: [rows][normed_row_stride(k)] BF16
-  request_share_to_l2(p.l2_packed, p.l2_scales, p.l2_slots);  // before any wait: FP4LLM_L2_AHEAD
+  if (!p.l2_per_expert) request_share_to_l2(p.l2_packed, p.l2_scales, p.l2_slots);  // before any wait: FP4LLM_L2_AHEAD
   Slice s;
   if constexpr (kRouteIn) {
     __shared__ BlockRoute route;
@@ -48,6 +48,8 @@ __global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM
     route_in_block(p.route_logits, p.route_tokens, p.route_experts, p.route_top_k, p.route_norm_topk_prob, p.route_out,
                    route);
     if (!group_slice<NT>(p, {route.group_expert, route.group_offset, &route.num_groups, route.row_token}, s)) return;
+    if (p.l2_per_expert)  // FP4LLM_L2_AHEAD=down: this block's share of its expert's down weights
+      request_expert_share_to_l2(p.l2_packed, p.l2_scales, p.l2_slots, size_t(route.group_expert[blockIdx.y]));
   } else if (!enter_block<NT, kGrouped>(p, s)) {
     return;
   }

@@ -72,9 +72,12 @@ struct GemvArgs {
   bool trigger_after_wait;
   // FP4LLM_L2_AHEAD: a weight (its l2_slots 16-byte slots and their scales) whose bytes the
   // direct kernel's blocks ask L2 for first thing, each its share (l2_prefetch.cuh); null: none.
+  // l2_per_expert: the weights are stacked experts' of l2_slots slots each, and a block of the
+  // routed gate/up asks for its share of its group's expert's, once routed (FP4LLM_L2_AHEAD=down).
   const uint4* l2_packed;
   const uint16_t* l2_scales;
   uint32_t l2_slots;
+  bool l2_per_expert;
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).

@@ -434,6 +434,17 @@ void ask_l2_for(GemvArgs& p, const DeviceNvfp4Linear& w) {
   p.l2_slots = uint32_t(slots);
 }
 
+// The same for stacked experts' weights, each block of a routed gate/up asking for its share of
+// its group's expert's (l2_per_expert).
+void ask_l2_for_experts(GemvArgs& p, const DeviceNvfp4Linear& w) {
+  const int64_t slots = w.row_tiles * w.k_chunks * 32;
+  if (slots <= 0 || slots > int64_t(UINT32_MAX)) return;
+  p.l2_packed = reinterpret_cast<const uint4*>(w.packed.data());
+  p.l2_scales = w.scales.data();
+  p.l2_slots = uint32_t(slots);
+  p.l2_per_expert = true;
+}
+
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
           unsigned groups = 1) {
   bind(p, w, x, rows);
@@ -618,7 +629,7 @@ bool routing_in_experts_supported(int64_t tokens, const RouterShape& s) {
 
 void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t tokens,
                                 const RouterShape& shape, const Routing& out, bool gelu, __nv_bfloat16* act,
-                                cudaStream_t stream) {
+                                cudaStream_t stream, const DeviceNvfp4Linear* l2_down) {
   if (!w.gated) throw_error("NVFP4 expert gate/up: the weights are not in the gated tile layout");
   if (!routing_in_experts_supported(tokens, shape))
     throw_error("NVFP4 expert gate/up routing its own rows: " + std::to_string(tokens) + " tokens of top-" +
@@ -633,6 +644,7 @@ void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16*
   p.route_top_k = int(shape.top_k);
   p.route_norm_topk_prob = shape.norm_topk_prob;
   p.route_out = out;
+  if (l2_down) ask_l2_for_experts(p, *l2_down);
   bind(p, w, x, tokens);
   launch_gemv_direct<1, true, true>(p, unsigned(std::min(shape.experts, tokens * shape.top_k)), stream);
 }

@@ -136,11 +136,12 @@ void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, con
 // experts from the router's logits as the selection kernel would (moe_select.cuh), so that kernel
 // does not run, and the first block stores the routing in `out` (rows' tables and the chosen
 // experts' weights) for the down projection and the combine. Needs tokens * top_k <= 32 and every
-// expert local (routing_in_experts_supported).
+// expert local (routing_in_experts_supported). l2_down: the experts' down weights, whose share of
+// its expert each block asks L2 for once routed (FP4LLM_L2_AHEAD=down, l2_ahead.hpp), or null.
 bool routing_in_experts_supported(int64_t tokens, const RouterShape& shape);
 void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t tokens,
                                 const RouterShape& shape, const Routing& out, bool gelu, __nv_bfloat16* act,
-                                cudaStream_t stream);
+                                cudaStream_t stream, const DeviceNvfp4Linear* l2_down = nullptr);
 
 // Expert down projection: y[row_slot[r]] = act[r] W_e^T (float32, stored). l2_next: a weight whose
 // bytes the projection's blocks ask L2 for before they wait (FP4LLM_L2_AHEAD=qkv: the next
