@@ -139,7 +139,8 @@
 #                                    and the float32 gate/up's knob test, then kernel traces of
 #                                    Qwen3-30B-A3B batch 1 with the experts' down asking L2 for the
 #                                    next qkv (=qkv), o_proj for its own (=o_proj), the routed
-#                                    gate/up for its experts' down weights (=down), all three,
+#                                    gate/up for its experts' down weights (=down) and for its
+#                                    own once routed (=gate_up), all four,
 #                                    against the defaults; Qwen3-8B batch 1 with =o_proj; last the whole
 #                                    models' bit-for-bit test of the scheduling knobs
 #   device: carry [".deps"]
@@ -788,7 +789,9 @@ if [ "$part" = roles ]; then
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-ahead2 qwen3-30b-a3b 1,16 FP4LLM_ATTN_FP8_AHEAD=2
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b qwen3-8b 1
       [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-ahead2 qwen3-8b 1 FP4LLM_ATTN_FP8_AHEAD=2
-      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1,16
+      [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-b16 qwen3-30b-a3b 16,64
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-slice-loop qwen3-30b-a3b 16,64 FP4LLM_EXPERTS_SLICE_LOOP=1
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1,16
     fi
   } 2>&1 | tee "$OUT/variants-roles.md"
 fi
@@ -821,6 +824,8 @@ if [ "$part" = moe2 ]; then
     # weight round trips per warp; last measured globally on the H200 (2026-12-04).
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-min-chunks4 qwen3-30b-a3b 1,16 FP4LLM_GEMV_MIN_CHUNKS=4
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-min-chunks2 qwen3-30b-a3b 1,16 FP4LLM_GEMV_MIN_CHUNKS=2
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-b16 qwen3-30b-a3b 16,64
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-slice-loop qwen3-30b-a3b 16,64 FP4LLM_EXPERTS_SLICE_LOOP=1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1,16,64
   } 2>&1 | tee "$OUT/variants-moe2.md"
 fi
@@ -943,6 +948,8 @@ if [ "$part" = trace ]; then
     fi
     [ "$(left)" -gt 60 ] && trace_variant moe-wide qwen3-30b-a3b 1 FP4LLM_GEMV_BLOCK_WARPS=16
     [ "$(left)" -gt 60 ] && trace_variant qwen3-8b-norm-prologue qwen3-8b 1 FP4LLM_NORM_PROLOGUE=1
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-b16 qwen3-30b-a3b 16,64
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-slice-loop qwen3-30b-a3b 16,64 FP4LLM_EXPERTS_SLICE_LOOP=1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
   } 2>&1 | tee "$OUT/variants-trace.md"
 fi
@@ -967,15 +974,18 @@ if [ "$part" = s24 ]; then
 fi
 if [ "$part" = ahead ]; then
   {
-    tests_passed ahead-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_prefill_gated_f32)$' \
-      "GEMV tests (the L2 request among them), prefill gate/up in float32"
+    tests_passed ahead-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_prefill_gated_f32|gpu_moe_experts_slice_loop)$' \
+      "GEMV tests (the L2 request among them), prefill gate/up in float32, the experts' slice loop"
     trace_variant moe qwen3-30b-a3b 1
     [ "$(left)" -gt 60 ] && trace_variant moe-ahead-qkv qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv
     [ "$(left)" -gt 60 ] && trace_variant moe-ahead-o-proj qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=o_proj
     [ "$(left)" -gt 60 ] && trace_variant moe-ahead-down qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=down
-    [ "$(left)" -gt 60 ] && trace_variant moe-ahead-all qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv,o_proj,down
+    [ "$(left)" -gt 60 ] && trace_variant moe-ahead-gate-up qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=gate_up
+    [ "$(left)" -gt 60 ] && trace_variant moe-ahead-all qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv,o_proj,down,gate_up
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b qwen3-8b 1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-ahead-o-proj qwen3-8b 1 FP4LLM_L2_AHEAD=o_proj
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-b16 qwen3-30b-a3b 16,64
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-slice-loop qwen3-30b-a3b 16,64 FP4LLM_EXPERTS_SLICE_LOOP=1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
     if [ "$(left)" -gt 150 ]; then
       (cd build-gpu && timeout $(( $(left) - 20 )) ctest -R '^py_gpu_forward$' -V > "$OUT/ahead-py.log" 2>&1)

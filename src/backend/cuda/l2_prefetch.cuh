@@ -40,4 +40,14 @@ __device__ __forceinline__ void request_expert_share_to_l2(const uint4* packed, 
   prefetch_l2_bulk(scales + first, share.count * uint32_t(sizeof(uint16_t)));
 }
 
+// Tiles [first, first + count) of a weight (clamped to its row_tiles), every chunk, from one
+// thread: a block's own weights, contiguous in the tile layout (FP4LLM_L2_AHEAD=gate_up).
+__device__ __forceinline__ void request_tiles_to_l2(const uint4* packed, const uint16_t* scales, int first, int count,
+                                                    int row_tiles, int k_chunks) {
+  if (threadIdx.x != 0 || first >= row_tiles) return;
+  const size_t begin = size_t(first) * k_chunks * 32, slots = size_t(min(count, row_tiles - first)) * k_chunks * 32;
+  prefetch_l2_bulk(packed + begin, uint32_t(slots * sizeof(uint4)));
+  prefetch_l2_bulk(scales + begin, uint32_t(slots * sizeof(uint16_t)));
+}
+
 }  // namespace fp4llm::cuda

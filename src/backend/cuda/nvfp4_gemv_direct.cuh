@@ -33,10 +33,16 @@ namespace {
 // first block stores the routing for the kernels after it.
 // W: warps per block (kWarps; kWideWarps for plain products of one token group, by default where
 // they fit one wave, FP4LLM_GEMV_BLOCK_WARPS; of two with =16-nt2: two blocks per SM, 64 registers).
-template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false, bool kSkipPadded = false, int W = kWarps>
+// kSliceLoop (expert groups of more than 8 possible rows, FP4LLM_EXPERTS_SLICE_LOOP=1): one token
+// group's kernel (64 registers, 4 blocks a SM) whose block walks its group's rows 8 at a time,
+// the weights of the slices after the first read again (from L2), instead of a kernel sized for
+// every row the group might hold.
+template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false, bool kSkipPadded = false, int W = kWarps,
+          bool kSliceLoop = false>
 __global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3)
     nvfp4_gemv_direct_kernel(GemvArgs p) {
   static_assert(W == kWarps || (NT <= 2 && !kGrouped && !kNormIn), "wide blocks take plain products of one or two token groups");
+  static_assert(!kSliceLoop || (NT == 1 && kGrouped && !kRouteIn), "the slice loop walks expert groups 8 rows at a time");
   static_assert(!kNormIn || (NT == 1 && !kGrouped), "the norm prologue serves plain products of up to kNormInRows rows");
   static_assert(!kRouteIn || (NT == 1 && kGrouped), "a block routes expert groups of a few tokens");
   extern __shared__ uint4 normed_rows[];  // kNormIn: [rows][normed_row_stride(k)] BF16
@@ -50,6 +56,8 @@ __global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM
     if (!group_slice<NT>(p, {route.group_expert, route.group_offset, &route.num_groups, route.row_token}, s)) return;
     if (p.l2_per_expert)  // FP4LLM_L2_AHEAD=down: this block's share of its expert's down weights
       request_expert_share_to_l2(p.l2_packed, p.l2_scales, p.l2_slots, size_t(route.group_expert[blockIdx.y]));
+    if (p.l2_own_routed)  // FP4LLM_L2_AHEAD=gate_up: all of this block's own weights at once
+      request_tiles_to_l2(s.packed, s.scales, int(blockIdx.x) * (W / p.splits), W / p.splits, p.row_tiles, p.k_chunks);
   } else if (!enter_block<NT, kGrouped>(p, s)) {
     return;
   }
@@ -59,6 +67,16 @@ __global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM
   lean_item<NT, kGrouped, kNormIn, kSkipPadded>(p, s, item, s.packed + first, s.scales + first, acc,
                                    reinterpret_cast<__nv_bfloat16*>(normed_rows));
   finish_item<NT, kGrouped, W>(p, s, item, acc);
+  if constexpr (kSliceLoop) {
+    const int group_end = p.group_offset[blockIdx.y + 1];
+    for (s.begin += 8; s.begin < group_end; s.begin += 8) {
+      s.rows = min(group_end - s.begin, 8);
+      __syncthreads();  // the split sums of the slice before are read
+      float more[1][4] = {};
+      lean_item<1, true, false, kSkipPadded>(p, s, item, s.packed + first, s.scales + first, more);
+      finish_item<1, true, W>(p, s, item, more);
+    }
+  }
 }
 
 }  // namespace

@@ -78,6 +78,7 @@ struct GemvArgs {
   const uint16_t* l2_scales;
   uint32_t l2_slots;
   bool l2_per_expert;
+  bool l2_own_routed;  // a block of the routed gate/up asks for its own tiles once routed (=gate_up)
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).

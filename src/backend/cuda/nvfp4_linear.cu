@@ -377,6 +377,22 @@ bool experts_direct_requested() {
   return on;
 }
 
+// FP4LLM_EXPERTS_SLICE_LOOP=1 (not yet measured): expert groups of 9-64 possible rows (decode steps
+// of 9-64 tokens) on the one-token-group direct kernel, each block walking its group's rows 8 at a
+// time (kSliceLoop), instead of the two-group kernel (80 registers, 3 blocks a SM) over 16-row
+// slices. At batch 16 of Qwen3-30B-A3B an expert holds 1 to 5 rows, so almost every block runs one
+// slice, and the experts' two products are 97 of the layer's 142 us (kernel trace, H100,
+// 2026-12-06): a fourth block a SM puts a third more weight bytes in flight.
+bool experts_slice_loop_requested() {
+  static const bool on = knob_is("FP4LLM_EXPERTS_SLICE_LOOP", "1");
+  return on;
+}
+
+void launch_experts_slice_loop(const GemvArgs& p, unsigned groups, cudaStream_t stream) {
+  launch_dependent(true, nvfp4_gemv_direct_kernel<1, true, false, false, false, kWarps, true>, gemv_grid(p, groups, 1),
+                   dim3(kWarps * 32), 0, stream, p);
+}
+
 template <bool kGrouped>
 void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStream_t stream) {
   static const bool ring_only = knob_is("FP4LLM_GEMV_KERNEL", "ring");
@@ -389,6 +405,9 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
   }
   if constexpr (kGrouped) {
     if (!ring_only && rows > 64 && experts_wgmma_requested()) return launch_experts_wgmma(p, groups, rows, stream);
+  }
+  if constexpr (kGrouped) {
+    if (!ring_only && rows > 8 && rows <= 64 && experts_slice_loop_requested()) return launch_experts_slice_loop(p, groups, stream);
   }
   if (!ring_only && rows <= 16) {
     if (rows <= 8) launch_gemv_direct<1, kGrouped>(p, groups, stream);
@@ -645,6 +664,8 @@ void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16*
   p.route_norm_topk_prob = shape.norm_topk_prob;
   p.route_out = out;
   if (l2_down) ask_l2_for_experts(p, *l2_down);
+  static const bool own_ahead = l2_ahead_requested("gate_up");
+  p.l2_own_routed = own_ahead;
   bind(p, w, x, tokens);
   launch_gemv_direct<1, true, true>(p, unsigned(std::min(shape.experts, tokens * shape.top_k)), stream);
 }
