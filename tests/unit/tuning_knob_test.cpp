@@ -39,7 +39,7 @@ TEST(TuningKnob, AListOfRolesIsKnownOnlyWhenEveryRoleIs) {
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "rope,"));             // an empty role
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "qkv,o_proj"));
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "down,gate_up"));
-  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "qkv,gate_up"));  // no such part
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "qkv,router"));  // no such part
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", ""));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", ""));
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "none"));              // no role early

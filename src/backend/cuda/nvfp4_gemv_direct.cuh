@@ -34,9 +34,9 @@ namespace {
 // W: warps per block (kWarps; kWideWarps for plain products of one token group, by default where
 // they fit one wave, FP4LLM_GEMV_BLOCK_WARPS; of two with =16-nt2: two blocks per SM, 64 registers).
 // kSliceLoop (expert groups of more than 8 possible rows, FP4LLM_EXPERTS_SLICE_LOOP=1): one token
-// group's kernel (64 registers, 4 blocks a SM) whose block walks its group's rows 8 at a time,
-// the weights of the slices after the first read again (from L2), instead of a kernel sized for
-// every row the group might hold.
+// group's kernel (64 registers with 28 bytes spilled, 4 blocks a SM) whose block walks its
+// group's rows 8 at a time, the weights of the slices after the first read again (from L2),
+// instead of a kernel sized for every row the group might hold.
 template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false, bool kSkipPadded = false, int W = kWarps,
           bool kSliceLoop = false>
 __global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM_GEMV_DIRECT_BLOCKS : 3)
