@@ -984,6 +984,7 @@ if [ "$part" = ahead ]; then
     [ "$(left)" -gt 60 ] && trace_variant moe-ahead-all qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv,o_proj,down,gate_up
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b qwen3-8b 1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-ahead-o-proj qwen3-8b 1 FP4LLM_L2_AHEAD=o_proj
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" qwen3-8b-ahead-qkv-own qwen3-8b 1 FP4LLM_L2_AHEAD=qkv_own
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-b16 qwen3-30b-a3b 16,64
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-slice-loop qwen3-30b-a3b 16,64 FP4LLM_EXPERTS_SLICE_LOOP=1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1

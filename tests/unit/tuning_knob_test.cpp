@@ -38,7 +38,7 @@ TEST(TuningKnob, AListOfRolesIsKnownOnlyWhenEveryRoleIs) {
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "o_proj,attention"));  // the attention is no role
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "rope,"));             // an empty role
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "qkv,o_proj"));
-  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "down,gate_up"));
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "down,gate_up,qkv_own"));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "qkv,router"));  // no such part
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", ""));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", ""));

@@ -392,6 +392,8 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const auto omitted = [&](OmittedStage stage) { return omitted_ == stage; };
   {
     const EarlyLaunchScope early(early_launch_role("qkv"));  // FP4LLM_PDL_ROLES: a scope per part
+    static const bool qkv_own_ahead = l2_ahead_requested("qkv_own");
+    const OwnWeightsToL2Scope ahead(qkv_own_ahead);  // the plain qkv (after a norm kernel) asks for its own
     if (omitted(OmittedStage::qkv))
       ;
     else if (qkv_norm_in)

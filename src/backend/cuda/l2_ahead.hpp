@@ -11,7 +11,8 @@
 // all at batch 1), which the down projection (6.5 us a layer for 2.4 us of bytes, its chain of
 // weight round trips after its wait) then reads from L2; `gate_up`, each block of the routed
 // gate/up, once routed, for all of its own weights at once (its chain of 4 pairs of weight round
-// trips a warp then waits on memory once; the weights cannot be asked for before the routing). The one earlier L2 prefetch, each
+// trips a warp then waits on memory once; the weights cannot be asked for before the routing);
+// `qkv_own`, a plain qkv (after a norm kernel: dense models, launched early) for its own. The one earlier L2 prefetch, each
 // work item asking for its own range just before its loads (FP4LLM_GEMV_L2_PREFETCH, sixth
 // session), lost 1-5%: it ran while the memory was busy with the same kernel's loads.
 #pragma once
@@ -40,7 +41,7 @@ FP4LLM_HD constexpr L2Share l2_share(uint32_t slots, uint32_t blocks, uint32_t b
   return {first * 32, (end - first) * 32};
 }
 
-// Whether FP4LLM_L2_AHEAD lists `part` (`qkv`, `o_proj`, `down`, `gate_up`).
+// Whether FP4LLM_L2_AHEAD lists `part` (`qkv`, `qkv_own`, `o_proj`, `down`, `gate_up`).
 inline bool l2_ahead_requested(std::string_view part) {
   for (std::string_view item : knob_list_items(knob_text("FP4LLM_L2_AHEAD")))
     if (item == part) return true;
