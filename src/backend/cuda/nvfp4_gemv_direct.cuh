@@ -34,7 +34,7 @@ namespace {
 // W: warps per block (kWarps; kWideWarps for plain products of one token group, by default where
 // they fit one wave, FP4LLM_GEMV_BLOCK_WARPS; of two with =16-nt2: two blocks per SM, 64 registers).
 // kSliceLoop (expert groups of more than 8 possible rows, FP4LLM_EXPERTS_SLICE_LOOP=1): one token
-// group's kernel (64 registers with 28 bytes spilled, 4 blocks a SM) whose block walks its
+// group's kernel (64 registers with 16 bytes spilled, 4 blocks a SM) whose block walks its
 // group's rows 8 at a time, the weights of the slices after the first read again (from L2),
 // instead of a kernel sized for every row the group might hold.
 template <int NT, bool kGrouped, bool kNormIn = false, bool kRouteIn = false, bool kSkipPadded = false, int W = kWarps,
@@ -63,19 +63,18 @@ __global__ void __launch_bounds__(W * 32, W == kWideWarps ? 2 : NT == 1 ? FP4LLM
   }
   const WorkItem item(p, W);
   const size_t first = (size_t(item.tile) * p.k_chunks + item.begin) * 32 + item.lane;
-  float acc[NT][4] = {};
-  lean_item<NT, kGrouped, kNormIn, kSkipPadded>(p, s, item, s.packed + first, s.scales + first, acc,
-                                   reinterpret_cast<__nv_bfloat16*>(normed_rows));
-  finish_item<NT, kGrouped, W>(p, s, item, acc);
-  if constexpr (kSliceLoop) {
-    const int group_end = p.group_offset[blockIdx.y + 1];
-    for (s.begin += 8; s.begin < group_end; s.begin += 8) {
-      s.rows = min(group_end - s.begin, 8);
-      __syncthreads();  // the split sums of the slice before are read
-      float more[1][4] = {};
-      lean_item<1, true, false, kSkipPadded>(p, s, item, s.packed + first, s.scales + first, more);
-      finish_item<1, true, W>(p, s, item, more);
-    }
+  // kSliceLoop: the slices of the group one after another, one copy of the loop in the code.
+  const int group_end = kSliceLoop ? p.group_offset[blockIdx.y + 1] : 0;
+  for (;;) {
+    float acc[NT][4] = {};
+    lean_item<NT, kGrouped, kNormIn, kSkipPadded>(p, s, item, s.packed + first, s.scales + first, acc,
+                                                  reinterpret_cast<__nv_bfloat16*>(normed_rows));
+    finish_item<NT, kGrouped, W>(p, s, item, acc);
+    if constexpr (!kSliceLoop) break;
+    s.begin += 8;
+    if (s.begin >= group_end) break;
+    s.rows = min(group_end - s.begin, 8);
+    __syncthreads();  // the split sums of the slice before are read
   }
 }
 
