@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 namespace {
 
 using fp4llm::cuda::early_launch_role_bit;
@@ -52,6 +54,24 @@ TEST(EarlyLaunchPolicy, UnlistedTheModelsDefaultsApplyUnlessPdlAsksForExpertsOrP
   EXPECT_TRUE(role_launches_early(qkv, false, 0, false, kEveryEarlyLaunchRole));  // dense
   EXPECT_FALSE(role_launches_early(rope, false, 0, true, moe_model));             // FP4LLM_PDL=experts
   EXPECT_FALSE(role_launches_early(qkv, false, 0, true, kEveryEarlyLaunchRole));
+}
+
+// The backend's scopes around the parts of a step nest: each sets the policy for its launches and
+// gives back what the enclosing part had (outside every part: none).
+TEST(EarlyLaunchPolicy, ScopesNestAndRestore) {
+  using fp4llm::cuda::EarlyLaunchScope;
+  using fp4llm::cuda::early_launch_in_scope;
+  ASSERT_FALSE(early_launch_in_scope().has_value());
+  {
+    const EarlyLaunchScope outer(true);
+    EXPECT_EQ(early_launch_in_scope(), std::optional<bool>(true));
+    {
+      const EarlyLaunchScope inner(false);
+      EXPECT_EQ(early_launch_in_scope(), std::optional<bool>(false));
+    }
+    EXPECT_EQ(early_launch_in_scope(), std::optional<bool>(true));
+  }
+  EXPECT_FALSE(early_launch_in_scope().has_value());
 }
 
 }  // namespace

@@ -46,4 +46,21 @@ TEST(L2Share, BlocksPastTheLastChunkGetNothing) {
   EXPECT_EQ(l2_share(3 * 32, 8, 2).count, 32u);
 }
 
+// OwnWeightsToL2Scope (FP4LLM_L2_AHEAD=o_proj, qkv_own) holds for its part and no longer.
+TEST(L2Share, OwnWeightsScopeHoldsForItsPartOnly) {
+  using fp4llm::cuda::OwnWeightsToL2Scope;
+  using fp4llm::cuda::own_weights_to_l2;
+  ASSERT_FALSE(own_weights_to_l2());
+  {
+    const OwnWeightsToL2Scope part(true);
+    EXPECT_TRUE(own_weights_to_l2());
+    {
+      const OwnWeightsToL2Scope other(false);
+      EXPECT_FALSE(own_weights_to_l2());
+    }
+    EXPECT_TRUE(own_weights_to_l2());
+  }
+  EXPECT_FALSE(own_weights_to_l2());
+}
+
 }  // namespace

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "util/scoped_value.hpp"
 #include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
@@ -92,15 +93,9 @@ inline bool early_launch_role(std::string_view role) {
 
 // The kernels launched while it lives launch early when `on`, late when not (the backend's scope
 // around a part of a step).
-class EarlyLaunchScope {
+class EarlyLaunchScope : ScopedValue<std::optional<bool>> {
  public:
-  explicit EarlyLaunchScope(bool on) : before_(early_launch_in_scope()) { early_launch_in_scope() = on; }
-  ~EarlyLaunchScope() { early_launch_in_scope() = before_; }
-  EarlyLaunchScope(const EarlyLaunchScope&) = delete;
-  EarlyLaunchScope& operator=(const EarlyLaunchScope&) = delete;
-
- private:
-  std::optional<bool> before_;
+  explicit EarlyLaunchScope(bool on) : ScopedValue(early_launch_in_scope(), on) {}
 };
 
 // Whether the NVFP4 products (decode GEMVs) launch early: as the kernels around them, or every one

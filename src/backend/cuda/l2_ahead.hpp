@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "formats/number_formats.hpp"  // FP4LLM_HD
+#include "util/scoped_value.hpp"
 #include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
@@ -55,15 +56,9 @@ inline bool& own_weights_to_l2() {
   return on;
 }
 
-class OwnWeightsToL2Scope {
+class OwnWeightsToL2Scope : ScopedValue<bool> {
  public:
-  explicit OwnWeightsToL2Scope(bool on) : before_(own_weights_to_l2()) { own_weights_to_l2() = on; }
-  ~OwnWeightsToL2Scope() { own_weights_to_l2() = before_; }
-  OwnWeightsToL2Scope(const OwnWeightsToL2Scope&) = delete;
-  OwnWeightsToL2Scope& operator=(const OwnWeightsToL2Scope&) = delete;
-
- private:
-  bool before_;
+  explicit OwnWeightsToL2Scope(bool on) : ScopedValue(own_weights_to_l2(), on) {}
 };
 
 }  // namespace fp4llm::cuda
