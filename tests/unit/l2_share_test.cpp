@@ -22,7 +22,9 @@ void expect_exact_cover(uint32_t slots, uint32_t blocks) {
     ASSERT_EQ(s.first % 32, 0u) << slots << " slots, block " << b;
     ASSERT_EQ(s.count % 32, 0u) << slots << " slots, block " << b;
     ASSERT_EQ((s.first * 2) % 16, 0u);  // the scales' share starts on a 16-byte boundary
-    if (s.count > 0) ASSERT_EQ(s.first, next) << "shares in block order, " << slots << " slots, block " << b;
+    if (s.count > 0) {
+      ASSERT_EQ(s.first, next) << "shares in block order, " << slots << " slots, block " << b;
+    }
     ASSERT_LE(uint64_t(s.first) + s.count, slots) << slots << " slots, block " << b;
     for (uint32_t i = s.first; i < s.first + s.count; ++i) ++owners[i];
     next = s.first + s.count;

@@ -12,9 +12,10 @@
 // weight round trips after its wait) then reads from L2; `gate_up`, each block of the routed
 // gate/up, once routed, for all of its own weights at once (its chain of 4 pairs of weight round
 // trips a warp then waits on memory once; the weights cannot be asked for before the routing);
-// `qkv_own`, a plain qkv (after a norm kernel: dense models, launched early) for its own. The one earlier L2 prefetch, each
-// work item asking for its own range just before its loads (FP4LLM_GEMV_L2_PREFETCH, sixth
-// session), lost 1-5%: it ran while the memory was busy with the same kernel's loads.
+// `qkv_own`, a plain qkv (after a norm kernel: dense models, launched early) for its own. The one
+// earlier L2 prefetch, each work item asking for its own range just before its loads
+// (FP4LLM_GEMV_L2_PREFETCH, sixth session), lost 1-5%: it ran while the memory was busy with the
+// same kernel's loads.
 #pragma once
 
 #include <cstdint>

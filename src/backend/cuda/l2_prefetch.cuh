@@ -16,6 +16,12 @@ __device__ __forceinline__ void prefetch_l2_bulk(const void* p, uint32_t bytes) 
 #endif
 }
 
+// Slots [first, first + count) of a weight's 16-byte slots and their 2-byte scales.
+__device__ __forceinline__ void prefetch_slots_l2(const uint4* packed, const uint16_t* scales, size_t first, size_t count) {
+  prefetch_l2_bulk(packed + first, uint32_t(count * sizeof(uint4)));
+  prefetch_l2_bulk(scales + first, uint32_t(count * sizeof(uint16_t)));
+}
+
 // This block's share (l2_share over the whole grid) of the `slots` 16-byte weight slots at packed
 // and their 2-byte scales; nothing when packed is null.
 __device__ __forceinline__ void request_share_to_l2(const uint4* packed, const uint16_t* scales, uint32_t slots) {
@@ -23,9 +29,7 @@ __device__ __forceinline__ void request_share_to_l2(const uint4* packed, const u
   const uint32_t blocks = gridDim.x * gridDim.y * gridDim.z;
   const uint32_t block = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
   const L2Share share = l2_share(slots, blocks, block);
-  if (share.count == 0) return;
-  prefetch_l2_bulk(packed + share.first, share.count * uint32_t(sizeof(uint4)));
-  prefetch_l2_bulk(scales + share.first, share.count * uint32_t(sizeof(uint16_t)));
+  if (share.count > 0) prefetch_slots_l2(packed, scales, share.first, share.count);
 }
 
 // This block's share (l2_share over grid x: the blocks of one expert group) of expert `expert`'s
@@ -34,10 +38,7 @@ __device__ __forceinline__ void request_expert_share_to_l2(const uint4* packed, 
                                                            size_t expert) {
   if (!packed || threadIdx.x != 0) return;
   const L2Share share = l2_share(slots, gridDim.x, blockIdx.x);
-  if (share.count == 0) return;
-  const size_t first = expert * slots + share.first;
-  prefetch_l2_bulk(packed + first, share.count * uint32_t(sizeof(uint4)));
-  prefetch_l2_bulk(scales + first, share.count * uint32_t(sizeof(uint16_t)));
+  if (share.count > 0) prefetch_slots_l2(packed, scales, expert * slots + share.first, share.count);
 }
 
 // Tiles [first, first + count) of a weight (clamped to its row_tiles), every chunk, from one
@@ -45,9 +46,7 @@ __device__ __forceinline__ void request_expert_share_to_l2(const uint4* packed, 
 __device__ __forceinline__ void request_tiles_to_l2(const uint4* packed, const uint16_t* scales, int first, int count,
                                                     int row_tiles, int k_chunks) {
   if (threadIdx.x != 0 || first >= row_tiles) return;
-  const size_t begin = size_t(first) * k_chunks * 32, slots = size_t(min(count, row_tiles - first)) * k_chunks * 32;
-  prefetch_l2_bulk(packed + begin, uint32_t(slots * sizeof(uint4)));
-  prefetch_l2_bulk(scales + begin, uint32_t(slots * sizeof(uint16_t)));
+  prefetch_slots_l2(packed, scales, size_t(first) * k_chunks * 32, size_t(min(count, row_tiles - first)) * k_chunks * 32);
 }
 
 }  // namespace fp4llm::cuda

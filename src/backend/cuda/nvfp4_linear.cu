@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/dequantize_tiles.cuh"
@@ -105,14 +106,12 @@ void gemm_bf16(cublasHandle_t h, const __nv_bfloat16* w, int64_t ldw, int64_t n,
                                    y_type, int(ldy), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-// Where a prefill GEMM writes: float32 rows, or BF16 ones (the gated tiles' pairs).
-struct GemmOut {
-  void* y;
-  cudaDataType_t type = CUDA_R_32F;
-  void* column(int64_t c) const {
-    return static_cast<char*>(y) + size_t(c) * (type == CUDA_R_32F ? sizeof(float) : sizeof(__nv_bfloat16));
-  }
-};
+// The cuBLAS type of a prefill GEMM's output rows: float32, or BF16 (the gated tiles' pairs).
+template <class T>
+constexpr cudaDataType_t gemm_output_type() {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, __nv_bfloat16>);
+  return std::is_same_v<T, float> ? CUDA_R_32F : CUDA_R_16BF;
+}
 
 // Prefill's BF16 scratch: slices of whole tiles up to this many values (64 MB), so that it does
 // not grow with the largest matrix (Gemma 3 27B's gate_up: 462 MB whole; an NVFP4 lm_head of
@@ -139,13 +138,17 @@ bool prefill_gated_bf16() {
 // Rows above kMaxDecodeRows: the weight to BF16 scratch slice by slice, each multiplied by cuBLAS
 // into its columns of y (y = or += x W^T); with FP4LLM_FP8_PREFILL=1 the whole weight and x to
 // E4M3 and cuBLASLt FP8 (fp8_gemm.hpp).
-void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemmOut y, float beta,
+template <class T>
+void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, T* y, float beta,
                       LinearWorkspace& ws, cudaStream_t stream) {
   if (ws.dequantized.size() < size_t(prefill_scratch_elements(w))) throw_error("NVFP4 linear: dequantization scratch too small");
   if (fp8_prefill_enabled()) {  // E4M3 in the scratch's bytes (half of them), cuBLASLt FP8
-    if (!ws.fp8) ws.fp8 = std::make_unique<Fp8Gemm>();
-    if (y.type != CUDA_R_32F) throw_error("NVFP4 linear: the FP8 prefill product writes float32 rows only");
-    ws.fp8->multiply(w, x, rows, static_cast<float*>(y.y), beta, reinterpret_cast<uint8_t*>(ws.dequantized.data()), stream);
+    if constexpr (!std::is_same_v<T, float>) {
+      throw_error("NVFP4 linear: the FP8 prefill product writes float32 rows only");
+    } else {
+      if (!ws.fp8) ws.fp8 = std::make_unique<Fp8Gemm>();
+      ws.fp8->multiply(w, x, rows, y, beta, reinterpret_cast<uint8_t*>(ws.dequantized.data()), stream);
+    }
     return;
   }
   const int64_t ld = w.k_chunks * 64, step = tiles_per_slice(w), chunk_slots = w.k_chunks * 32;
@@ -156,9 +159,19 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
         reinterpret_cast<const uint4*>(w.packed.data()) + first * chunk_slots, w.scales.data() + first * chunk_slots,
         w.tile_scales.data() + 2 * first, int(w.k_chunks), slots, Bf16Rows{ws.dequantized.data(), size_t(ld)});
     FP4LLM_CUDA_LAUNCHED();
-    gemm_bf16(ws.cublas, ws.dequantized.data(), ld, n, w.in_features, x, rows, y.column(first * 16), y.type, w.out_features,
-              beta, stream);
+    gemm_bf16(ws.cublas, ws.dequantized.data(), ld, n, w.in_features, x, rows, y + first * 16, gemm_output_type<T>(),
+              w.out_features, beta, stream);
   }
+}
+
+// Prefill of gated tiles: both halves of every tile into `pairs` (T: float or BF16), then paired up
+// into `out`.
+template <class T>
+void gated_prefill(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, T* pairs, bool gelu,
+                   __nv_bfloat16* out, LinearWorkspace& ws, cudaStream_t stream) {
+  dequantized_gemm(w, x, rows, pairs, 0.0f, ws, stream);
+  gated_rows_kernel<<<grid_for(rows * w.out_features / 2, 256), 256, 0, stream>>>(pairs, rows, w.out_features, gelu, out);
+  FP4LLM_CUDA_LAUNCHED();
 }
 
 unsigned device_sms();
@@ -405,8 +418,6 @@ void launch_for_rows(const GemvArgs& p, int64_t rows, unsigned groups, cudaStrea
   }
   if constexpr (kGrouped) {
     if (!ring_only && rows > 64 && experts_wgmma_requested()) return launch_experts_wgmma(p, groups, rows, stream);
-  }
-  if constexpr (kGrouped) {
     if (!ring_only && rows > 8 && rows <= 64 && experts_slice_loop_requested()) return launch_experts_slice_loop(p, groups, stream);
   }
   if (!ring_only && rows <= 16) {
@@ -444,24 +455,16 @@ void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64
   p.trigger_after_wait = trigger_after_wait;
 }
 
-// p's blocks ask L2 for w's bytes before they wait (the direct kernel; FP4LLM_L2_AHEAD).
-void ask_l2_for(GemvArgs& p, const DeviceNvfp4Linear& w) {
-  const int64_t slots = w.row_tiles * w.k_chunks * 32 * std::max<int64_t>(1, w.experts);
+// p's blocks ask L2 for w's bytes before they wait (the direct kernel; FP4LLM_L2_AHEAD): all of
+// them, or with per_expert each block of a routed gate/up its share of its group's expert's
+// (stacked experts' weights; l2_per_expert).
+void ask_l2_for(GemvArgs& p, const DeviceNvfp4Linear& w, bool per_expert = false) {
+  const int64_t slots = w.row_tiles * w.k_chunks * 32 * (per_expert ? 1 : std::max<int64_t>(1, w.experts));
   if (slots <= 0 || slots > int64_t(UINT32_MAX)) return;
   p.l2_packed = reinterpret_cast<const uint4*>(w.packed.data());
   p.l2_scales = w.scales.data();
   p.l2_slots = uint32_t(slots);
-}
-
-// The same for stacked experts' weights, each block of a routed gate/up asking for its share of
-// its group's expert's (l2_per_expert).
-void ask_l2_for_experts(GemvArgs& p, const DeviceNvfp4Linear& w) {
-  const int64_t slots = w.row_tiles * w.k_chunks * 32;
-  if (slots <= 0 || slots > int64_t(UINT32_MAX)) return;
-  p.l2_packed = reinterpret_cast<const uint4*>(w.packed.data());
-  p.l2_scales = w.scales.data();
-  p.l2_slots = uint32_t(slots);
-  p.l2_per_expert = true;
+  p.l2_per_expert = per_expert;
 }
 
 void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream,
@@ -569,7 +572,7 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
                   LinearWorkspace& ws, cudaStream_t stream, LinearOutput mode) {
   if (rows <= 0) return;
   if (w.gated) throw_error("NVFP4 linear: gated tiles go through nvfp4_gated");
-  if (rows > kMaxDecodeRows) return dequantized_gemm(w, x, rows, {y}, mode == LinearOutput::Add ? 1.0f : 0.0f, ws, stream);
+  if (rows > kMaxDecodeRows) return dequantized_gemm(w, x, rows, y, mode == LinearOutput::Add ? 1.0f : 0.0f, ws, stream);
   GemvArgs p{};
   p.epilogue = mode == LinearOutput::Add ? kAdd : kStore;
   p.y = y;
@@ -612,17 +615,8 @@ void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t row
   if (!w.gated) throw_error("NVFP4 gated linear: the weight is not in the gated tile layout");
   if (rows > kMaxDecodeRows) {
     if (!scratch) throw_error("NVFP4 gated linear: more than 64 rows need a scratch buffer");
-    const unsigned blocks = grid_for(rows * w.out_features / 2, 256);
-    if (prefill_gated_bf16()) {
-      auto* pairs = reinterpret_cast<__nv_bfloat16*>(scratch);
-      dequantized_gemm(w, x, rows, {pairs, CUDA_R_16BF}, 0.0f, ws, stream);
-      gated_rows_kernel<<<blocks, 256, 0, stream>>>(pairs, rows, w.out_features, gelu, out);
-    } else {
-      dequantized_gemm(w, x, rows, {scratch}, 0.0f, ws, stream);
-      gated_rows_kernel<<<blocks, 256, 0, stream>>>(scratch, rows, w.out_features, gelu, out);
-    }
-    FP4LLM_CUDA_LAUNCHED();
-    return;
+    if (prefill_gated_bf16()) return gated_prefill(w, x, rows, reinterpret_cast<__nv_bfloat16*>(scratch), gelu, out, ws, stream);
+    return gated_prefill(w, x, rows, scratch, gelu, out, ws, stream);
   }
   GemvArgs p{};
   p.epilogue = gelu ? kGelu : kSilu;
@@ -663,7 +657,7 @@ void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16*
   p.route_top_k = int(shape.top_k);
   p.route_norm_topk_prob = shape.norm_topk_prob;
   p.route_out = out;
-  if (l2_down) ask_l2_for_experts(p, *l2_down);
+  if (l2_down) ask_l2_for(p, *l2_down, /*per_expert=*/true);
   static const bool own_ahead = l2_ahead_requested("gate_up");
   p.l2_own_routed = own_ahead;
   bind(p, w, x, tokens);
