@@ -143,6 +143,13 @@
 #                                    own once routed (=gate_up), all four,
 #                                    against the defaults; Qwen3-8B batch 1 with =o_proj; last the whole
 #                                    models' bit-for-bit test of the scheduling knobs
+#   tools/gpu_variants.sh s25        the flash prefill's grid with the head groups fastest over
+#                                    tiles sorted longest first: the attention tests (and the former
+#                                    grid's), the GEMV tests and the twenty-fourth session's untried
+#                                    ones, then a 2,048-token prompt of Qwen3-8B (twice each) and
+#                                    Gemma3-27B against FP4LLM_FLASH_TILES_FASTEST=1, then
+#                                    Qwen3-30B-A3B batch 1 with each FP4LLM_L2_AHEAD part against
+#                                    the defaults, while time lasts
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -171,7 +178,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           roles2) echo "fp4llm fp4llm_forward_dump" ;;
           moe2) echo "fp4llm fp4llm_forward_dump gpu_moe" ;;
           profile2|targets) echo "fp4llm" ;;
-          trace|s24|ahead) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;; esac)
+          trace|s24|ahead) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;;
+          s25) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear gpu_paged_attention" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -993,6 +1001,24 @@ if [ "$part" = ahead ]; then
       echo "py_gpu_forward: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/ahead-py.log" | tail -1)"
     fi
   } 2>&1 | tee "$OUT/variants-ahead.md"
+fi
+if [ "$part" = s25 ]; then
+  {
+    tests_passed s25-tests.log '^(gpu_paged_attention|gpu_paged_attention_flash_(tiles_fastest|first_tiles_fastest|first|heads1|heads2)|gpu_nvfp4_linear|gpu_nvfp4_linear_prefill_gated_f32|gpu_moe_experts_slice_loop)$' \
+      "attention tests (longest tiles first, and the former grid), GEMV tests (the L2 request among them), prefill gate/up in float32, the experts' slice loop"
+    prefill_run qwen3-8b default
+    prefill_run qwen3-8b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run qwen3-8b default-again
+    prefill_run qwen3-8b tiles-fastest-again FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
+    prefill_run gemma3-27b default
+    prefill_run gemma3-27b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
+    [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe qwen3-30b-a3b 1
+    for part25 in qkv o_proj down gate_up qkv,o_proj,down,gate_up; do
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" "moe-ahead-${part25//,/-}" qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=$part25
+    done
+    [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
+  } 2>&1 | tee "$OUT/variants-s25.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

@@ -203,13 +203,13 @@ void run_case(const Case& c, uint32_t seed) {
   p.min_split_keys = c.min_split_keys;
   p.split_merge = c.merge;
   if (c.flash) {
-    std::vector<cuda::QueryTile> tiles;
-    int32_t first = 0;
+    cuda::QueryTilePlan plan;  // the engine's order of the tiles (longest first)
+    int64_t first = 0;
     for (const Chunk& ch : c.chunks) {
-      for (int64_t i = 0; i < ch.count; i += cuda::kQueryTileTokens)
-        tiles.push_back({int32_t(first + i), int32_t(std::min<int64_t>(cuda::kQueryTileTokens, ch.count - i))});
-      first += int32_t(ch.count);
+      plan.add_sequence(first, ch.count, ch.start);
+      first += ch.count;
     }
+    const std::vector<cuda::QueryTile> tiles = plan.longest_first();
     cuda::DeviceBuffer<uint8_t> tiles_d(tiles.size() * sizeof(cuda::QueryTile));
     FP4LLM_CUDA_CHECK(cudaMemcpy(tiles_d.data(), tiles.data(), tiles_d.bytes(), cudaMemcpyHostToDevice));
     cuda::flash_prefill_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(),

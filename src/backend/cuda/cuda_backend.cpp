@@ -210,10 +210,10 @@ CudaBackend::Step CudaBackend::plan(const ForwardBatch& batch) const {
     s.max_blocks = std::max<int64_t>(s.max_blocks, int64_t(seq.block_table.size()));
   s.max_blocks = int64_t(std::bit_ceil(uint64_t(std::max<int64_t>(s.max_blocks, 16))));
   check_batch(batch, c, cache_);
+  QueryTilePlan tiles;
   for (size_t i = 0; i < batch.sequences.size(); ++i) {
     const SequenceChunk& seq = batch.sequences[i];
-    for (size_t j = 0; j < seq.tokens.size(); j += size_t(kQueryTileTokens))
-      s.tiles.push_back({int32_t(s.ids.size() + j), int32_t(std::min<size_t>(size_t(kQueryTileTokens), seq.tokens.size() - j))});
+    tiles.add_sequence(int64_t(s.ids.size()), int64_t(seq.tokens.size()), seq.start_position);
     for (size_t j = 0; j < seq.tokens.size(); ++j) {
       const int32_t id = seq.tokens[j];
       const int64_t pos = seq.start_position + int64_t(j);
@@ -229,6 +229,7 @@ CudaBackend::Step CudaBackend::plan(const ForwardBatch& batch) const {
     append_table_row(s.block_tables, seq.block_table, s.max_blocks);
     if (cache_.has_window_pool()) append_table_row(s.window_tables, seq.window_block_table, s.max_blocks);
   }
+  s.tiles = tiles.longest_first();
   s.tokens = int64_t(s.ids.size());
   s.one_token_per_sequence = std::all_of(batch.sequences.begin(), batch.sequences.end(),
                                          [](const SequenceChunk& seq) { return seq.tokens.size() == 1; });

@@ -40,8 +40,10 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
   __nv_bfloat16* vt = ks + kKeys * (D + kPad);
   constexpr int kRow = D + kPad, kVtRow = kKeys + kVtPad;
 
-  const QueryTile tile = a.tiles[blockIdx.x];
-  const int head = blockIdx.y, group = int(a.p.heads / a.p.kv_heads), kv_head = head / group;
+  QueryTile tile;
+  int head;
+  block_work(a, 1, tile, head);
+  const int group = int(a.p.heads / a.p.kv_heads), kv_head = head / group;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int32_t* table = a.block_tables + size_t(a.token_seq[tile.first_token]) * a.p.max_blocks;
   const int pos0 = a.positions[tile.first_token], last = pos0 + tile.count - 1;
@@ -114,7 +116,7 @@ constexpr int flash_smem(int d, int vt_pad) { return (2 * kKeys * (d + kPad) + d
 template <int D, int kVtPad>
 void launch_with(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   constexpr int kSmem = flash_smem(D, kVtPad);
-  const dim3 grid(unsigned(num_tiles), unsigned(a.p.heads));
+  const dim3 grid = flash_grid(a, num_tiles, 1);
   if (a.p.fp8) {
     allow_dynamic_smem<flash_kernel<D, true, kVtPad>>(kSmem);
     flash_kernel<D, true, kVtPad><<<grid, kWarps * 32, kSmem, stream>>>(a);
@@ -133,7 +135,7 @@ void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   constexpr int kSmem = PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
   constexpr auto kernel = flash_pipelined_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
   allow_dynamic_smem<kernel>(kSmem);
-  const dim3 grid(unsigned(num_tiles), unsigned(a.p.heads / kHeads));
+  const dim3 grid = flash_grid(a, num_tiles, kHeads);
   kernel<<<grid, 128 * kHeads, kSmem, stream>>>(a);
   FP4LLM_CUDA_LAUNCHED();
 }
@@ -221,8 +223,11 @@ void flash_prefill_attention(const float* q, const void* k_cache, const void* v_
                              int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream) {
   if (num_tiles == 0) return;
   if (p.heads % p.kv_heads != 0) throw_error("flash attention: heads must be a multiple of kv heads");
+  if (num_tiles > 65535) throw_error("flash attention: " + std::to_string(num_tiles) + " query tiles in one step; at most 65,535 are supported");
   static const bool mask_every_tile = knob_is("FP4LLM_FLASH_MASK_EVERY_TILE", "1");
-  const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), tiles, p, out, mask_every_tile};
+  static const bool tiles_fastest = knob_is("FP4LLM_FLASH_TILES_FASTEST", "1");
+  const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), tiles, p, out, mask_every_tile,
+               tiles_fastest};
   switch (p.head_dim) {
     case 64: launch<64>(a, num_tiles, stream); break;
     case 128: launch<128>(a, num_tiles, stream); break;

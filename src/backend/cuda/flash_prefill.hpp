@@ -11,18 +11,12 @@
 #include <cstdint>
 
 #include "backend/cuda/paged_attention.hpp"
+#include "backend/cuda/query_tiles.hpp"
 
 namespace fp4llm::cuda {
 
-// One query tile: `count` (<= 64) consecutive new tokens of one sequence, starting at flattened
-// token index `first_token`.
-struct QueryTile {
-  int32_t first_token, count;
-};
-
-constexpr int64_t kQueryTileTokens = 64;
-
-// Same inputs and output as paged_attention (AttentionParams.splits is ignored), plus the tiles.
+// Same inputs and output as paged_attention (AttentionParams.splits is ignored), plus the tiles
+// (QueryTilePlan::longest_first's order: blocks start in it).
 void flash_prefill_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
                              const int32_t* token_seq, const int32_t* block_tables, const QueryTile* tiles,
                              int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream);
