@@ -145,9 +145,10 @@
 #                                    models' bit-for-bit test of the scheduling knobs
 #   tools/gpu_variants.sh s25        the flash prefill's grid with the head groups fastest over
 #                                    tiles sorted longest first: the attention tests (and the former
-#                                    grid's), the GEMV tests and the twenty-fourth session's untried
+#                                    grid's, the staggered kernel's), the GEMV tests and the twenty-fourth session's untried
 #                                    ones, then a 2,048-token prompt of Qwen3-8B (twice each) and
-#                                    Gemma3-27B against FP4LLM_FLASH_TILES_FASTEST=1, then
+#                                    Gemma3-27B against FP4LLM_FLASH_TILES_FASTEST=1 and
+#                                    FP4LLM_FLASH_STAGGER=1, then
 #                                    Qwen3-30B-A3B batch 1 with each FP4LLM_L2_AHEAD part against
 #                                    the defaults, while time lasts
 #   device: carry [".deps"]
@@ -1004,15 +1005,19 @@ if [ "$part" = ahead ]; then
 fi
 if [ "$part" = s25 ]; then
   {
-    tests_passed s25-tests.log '^(gpu_paged_attention|gpu_paged_attention_flash_(tiles_fastest|first_tiles_fastest|first|heads1|heads2)|gpu_nvfp4_linear|gpu_nvfp4_linear_prefill_gated_f32|gpu_moe_experts_slice_loop)$' \
+    tests_passed s25-tests.log '^(gpu_paged_attention|gpu_paged_attention_flash_(tiles_fastest|first_tiles_fastest|first|heads1|heads2|stagger.*)|gpu_nvfp4_linear|gpu_nvfp4_linear_prefill_gated_f32|gpu_moe_experts_slice_loop)$' \
       "attention tests (longest tiles first, and the former grid), GEMV tests (the L2 request among them), prefill gate/up in float32, the experts' slice loop"
     prefill_run qwen3-8b default
     prefill_run qwen3-8b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
     prefill_run qwen3-8b default-again
     prefill_run qwen3-8b tiles-fastest-again FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run qwen3-8b stagger FP4LLM_FLASH_STAGGER=1
+    prefill_run qwen3-8b stagger-again FP4LLM_FLASH_STAGGER=1
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
+    prefill_run qwen3-8b stagger-heads2 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_HEADS=2
     prefill_run gemma3-27b default
     prefill_run gemma3-27b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run gemma3-27b stagger FP4LLM_FLASH_STAGGER=1
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe qwen3-30b-a3b 1
     for part25 in qkv o_proj down gate_up qkv,o_proj,down,gate_up; do
       [ "$(left)" -gt 45 ] && bench_variant "$OUT" "moe-ahead-${part25//,/-}" qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=$part25

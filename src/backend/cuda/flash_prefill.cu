@@ -7,6 +7,7 @@
 #include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/flash_prefill_pipelined.cuh"
+#include "backend/cuda/flash_prefill_staggered.cuh"
 #include "backend/cuda/flash_softmax.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
 #include "backend/cuda/kv_cache_layout.hpp"
@@ -130,13 +131,34 @@ void launch_with(const Args& a, int64_t num_tiles, cudaStream_t stream) {
 // Head_dim 64 and 128 on flash_prefill_pipelined.cuh: a 2,048-token prompt's attention took 13.4
 // against 19.2 ms on the first kernel (H100, 2026-12-05, Qwen3-8B; whole prefill 69.6 against
 // 75.2 ms, Gemma3-27B 230.4 against 237.0). FP4LLM_FLASH_PIPELINED=0 keeps the first kernel.
+bool flash_stagger_requested() {
+  static const bool on = knob_is("FP4LLM_FLASH_STAGGER", "1");
+  return on;
+}
+
+template <int D, bool kFp8, int kHeads>
+int pipelined_smem_bytes() {
+  return flash_stagger_requested() ? StaggeredTile<D, kFp8, kHeads>::kSmemBytes : PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
+}
+
 template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false>
 void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
-  constexpr int kSmem = PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
-  constexpr auto kernel = flash_pipelined_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
-  allow_dynamic_smem<kernel>(kSmem);
   const dim3 grid = flash_grid(a, num_tiles, kHeads);
-  kernel<<<grid, 128 * kHeads, kSmem, stream>>>(a);
+  if (flash_stagger_requested()) {
+    constexpr int kSmem = StaggeredTile<D, kFp8, kHeads>::kSmemBytes;
+    if (kSmem > max_dynamic_smem())
+      throw_error("FP4LLM_FLASH_STAGGER=1: head_dim " + std::to_string(D) + " with " + std::to_string(kHeads) +
+                  " heads a block needs " + std::to_string(kSmem) + " bytes of shared memory; this GPU allows " +
+                  std::to_string(max_dynamic_smem()));
+    constexpr auto kernel = flash_staggered_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
+    allow_dynamic_smem<kernel>(kSmem);
+    kernel<<<grid, 128 * kHeads, kSmem, stream>>>(a);
+  } else {
+    constexpr int kSmem = PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
+    constexpr auto kernel = flash_pipelined_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
+    allow_dynamic_smem<kernel>(kSmem);
+    kernel<<<grid, 128 * kHeads, kSmem, stream>>>(a);
+  }
   FP4LLM_CUDA_LAUNCHED();
 }
 
@@ -166,7 +188,7 @@ int flash_heads(const AttentionParams& p) {
   static const int64_t wanted = knob_int("FP4LLM_FLASH_HEADS", 4);
   const int64_t group = p.heads / p.kv_heads;
   for (int heads = int(wanted); heads > 1; heads /= 2) {
-    const int bytes = heads == 4 ? PipelinedTile<D, kFp8, 4>::kSmemBytes : PipelinedTile<D, kFp8, 2>::kSmemBytes;
+    const int bytes = heads == 4 ? pipelined_smem_bytes<D, kFp8, 4>() : pipelined_smem_bytes<D, kFp8, 2>();
     if ((heads == 2 || heads == 4) && group % heads == 0 && bytes <= max_dynamic_smem()) return heads;
   }
   return 1;

@@ -242,11 +242,88 @@ __device__ __forceinline__ void wgmma_values(const uint32_t (&pa)[4][4], const u
   wgmma_pin(o);
 }
 
+// What a thread needs of its warp's 16 query rows for each key tile.
+struct WarpRows {
+  int warp, lane, t;       // warp within its head's warpgroup; lane; lane % 4 (the C fragment's column pair)
+  int row0;                // this thread's rows: row0 and row0 + 8 of the tile
+  int pos_r[2];            // their positions
+  int pos0, last, window;  // the tile's first and last positions, the sliding window (0: none)
+  bool has_rows;           // whether the warp's rows hold any of the tile's tokens
+  float scale_log2;
+  // ldmatrix row addresses of this lane: A (Q) rows of the warp, B (K) keys, and V's keys.
+  int a_row, a_col, k_key, k_col, v_key, v_col;
+};
+
+__device__ __forceinline__ WarpRows warp_rows(const FlashArgs& a, const QueryTile& tile) {
+  WarpRows r;
+  r.lane = int(threadIdx.x) % 32, r.warp = (int(threadIdx.x) % 128) / 32, r.t = r.lane % 4;
+  r.row0 = r.warp * 16 + r.lane / 4;
+  r.pos0 = a.positions[tile.first_token], r.last = r.pos0 + tile.count - 1;
+  r.pos_r[0] = r.pos0 + r.row0, r.pos_r[1] = r.pos0 + r.row0 + 8;
+  r.window = int(a.p.window);
+  r.has_rows = r.warp * 16 < tile.count;
+  r.scale_log2 = score_scale_log2(a.p.scale, a.p.k_scale);
+  const int lane = r.lane;
+  r.a_row = r.warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, r.a_col = (lane >> 4) * 8;
+  r.k_key = (lane & 7) + (lane >> 4) * 8, r.k_col = ((lane >> 3) & 1) * 8;
+  r.v_key = (lane & 7) + ((lane >> 3) & 1) * 8, r.v_col = (lane >> 4) * 8;
+  return r;
+}
+
+// One key tile at k0 for the thread's rows: scores Q K^T, the online softmax, O += P V, from Q,
+// K and V in shared memory (16-bit). Under kWgmma the whole warpgroup calls it, rows or not (its
+// MMAs are the warpgroup's); without, a warp without rows skips it.
+template <int D, bool kFp8, bool kWgmma, bool kWgmmaPv>
+__device__ __forceinline__ void attend_tile(const FlashArgs& a, const WarpRows& r, const uint16_t* qs, const uint16_t* ks,
+                                            const uint16_t* vs, int k0, float (&m)[2], float (&l)[2], float (&o)[D / 8][4]) {
+  using T = PipelinedTile<D, kFp8>;
+  constexpr int kRow = T::kRow, kKeys = T::kKeys;
+  float s[kKeys / 8][4];
+  if constexpr (kWgmma) {
+    wgmma_scores<D, kFp8>(qs, ks, s);  // the whole warpgroup, rows or not
+    if (!r.has_rows && !kWgmmaPv) return;
+  } else {
+    if (!r.has_rows) return;
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t qa[4];
+      ldmatrix_x4(qa, qs + r.a_row * kRow + kk * 16 + r.a_col);
+#pragma unroll
+      for (int np = 0; np < kKeys / 16; ++np) {  // key n-tiles 2np and 2np + 1
+        uint32_t kb[4];
+        ldmatrix_x4(kb, ks + (np * 16 + r.k_key) * kRow + kk * 16 + r.k_col);
+        mma16816<kFp8>(s[2 * np], qa, kb[0], kb[1]);
+        mma16816<kFp8>(s[2 * np + 1], qa, kb[2], kb[3]);
+      }
+    }
+  }
+  uint32_t pa[kKeys / 16][4] = {};  // P as the A operand of PV (zero in a warp without rows)
+  if (r.has_rows) {  // always, but under kWgmmaPv
+    const bool mask = a.mask_every_tile || tile_needs_mask(k0, kKeys, r.pos0, r.last, r.window);
+    softmax_tile<kKeys, D, kFp8>(mask, s, k0, r.t, r.pos_r, r.window, r.scale_log2, m, l, o, pa);
+  }
+  if constexpr (kWgmmaPv) {
+    wgmma_values<D, kFp8>(pa, vs, o);  // the whole warpgroup, rows or not
+  } else {
+#pragma unroll
+    for (int dp = 0; dp < D / 16; ++dp)  // value dims n-tiles 2dp and 2dp + 1
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk) {
+        uint32_t vb[4];
+        ldmatrix_x4_trans(vb, vs + (kk * 16 + r.v_key) * kRow + dp * 16 + r.v_col);
+        mma16816<kFp8>(o[2 * dp], pa[kk], vb[0], vb[1]);
+        mma16816<kFp8>(o[2 * dp + 1], pa[kk], vb[2], vb[3]);
+      }
+  }
+}
+
 // Grid: flash_grid; 128 x kHeads threads.
 template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false>
 __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>::kMinBlocks)) flash_pipelined_kernel(FlashArgs a) {
   using T = PipelinedTile<D, kFp8, kHeads>;
-  constexpr int kRow = T::kRow, kKeys = T::kKeys;
+  constexpr int kKeys = T::kKeys;
   extern __shared__ __align__(16) uint8_t smem[];
   uint16_t* const q_planes = reinterpret_cast<uint16_t*>(smem);
   uint16_t* ks = q_planes + kHeads * T::kPlane;
@@ -258,14 +335,13 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
   int first_head;
   block_work(a, kHeads, tile, first_head);
   const int kv_head = first_head / int(a.p.heads / a.p.kv_heads);
-  // Warps 4h .. 4h + 3 take query head first_head + h; `warp` below is the warp within its head.
+  // Warps 4h .. 4h + 3 take query head first_head + h.
   const int head = first_head + int(threadIdx.x) / 128;
   const uint16_t* qs = q_planes + (int(threadIdx.x) / 128) * T::kPlane;
-  const int lane = threadIdx.x % 32, warp = (threadIdx.x % 128) / 32, g = lane / 4, t = lane % 4;
   const int32_t* table = a.block_tables + size_t(a.token_seq[tile.first_token]) * a.p.max_blocks;
-  const int pos0 = a.positions[tile.first_token], last = pos0 + tile.count - 1;
-  const int window = int(a.p.window);
-  const int lo = window > 0 ? max(0, pos0 - window + 1) : 0;
+  const WarpRows r = warp_rows(a, tile);
+  const int last = r.last;
+  const int lo = r.window > 0 ? max(0, r.pos0 - r.window + 1) : 0;
 
   // The first tile's entries are waited for here (one round trip, as before); the second's
   // travel with the first tile's rows.
@@ -279,18 +355,10 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
   stage_queries<D, kFp8, kHeads, kWgmma>(a, tile, first_head, q_planes);
   if constexpr (kWgmma) fence_shared_for_wgmma();  // Q is read by the MMAs after the loop's first barrier
 
-  const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
-  const int pos_r[2] = {pos0 + row0, pos0 + row0 + 8};
-  const bool has_rows = warp * 16 < tile.count;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  const float scale_log2 = score_scale_log2(a.p.scale, a.p.k_scale);
-  // ldmatrix row addresses of this lane: A (Q) rows of the warp, B (K) keys, and V's keys.
-  const int a_row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, a_col = (lane >> 4) * 8;
-  const int k_key = (lane & 7) + (lane >> 4) * 8, k_col = ((lane >> 3) & 1) * 8;
-  const int v_key = (lane & 7) + ((lane >> 3) & 1) * 8, v_col = (lane >> 4) * 8;
 
   for (int k0 = lo; k0 <= last; k0 += kKeys) {
     const int j = (k0 - lo) / kKeys;  // the tile's index: its entries are in buffer j % 2
@@ -308,49 +376,10 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
       request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries + ((j + 1) % 2) * T::kTileBlocks, kv_head, k0 + kKeys, last, raw);
       copy_async_commit();
     }
-
-    float s[kKeys / 8][4];
-    if constexpr (kWgmma) {
-      wgmma_scores<D, kFp8>(qs, ks, s);  // the whole warpgroup, rows or not
-      if (!has_rows && !kWgmmaPv) continue;
-    } else {
-      if (!has_rows) continue;
-#pragma unroll
-      for (int n = 0; n < kKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        uint32_t qa[4];
-        ldmatrix_x4(qa, qs + a_row * kRow + kk * 16 + a_col);
-#pragma unroll
-        for (int np = 0; np < kKeys / 16; ++np) {  // key n-tiles 2np and 2np + 1
-          uint32_t kb[4];
-          ldmatrix_x4(kb, ks + (np * 16 + k_key) * kRow + kk * 16 + k_col);
-          mma16816<kFp8>(s[2 * np], qa, kb[0], kb[1]);
-          mma16816<kFp8>(s[2 * np + 1], qa, kb[2], kb[3]);
-        }
-      }
-    }
-    uint32_t pa[kKeys / 16][4] = {};  // P as the A operand of PV (zero in a warp without rows)
-    if (has_rows) {  // always, but under kWgmmaPv
-      const bool mask = a.mask_every_tile || tile_needs_mask(k0, kKeys, pos0, last, window);
-      softmax_tile<kKeys, D, kFp8>(mask, s, k0, t, pos_r, window, scale_log2, m, l, o, pa);
-    }
-    if constexpr (kWgmmaPv) {
-      wgmma_values<D, kFp8>(pa, vs, o);  // the whole warpgroup, rows or not
-    } else {
-#pragma unroll
-      for (int dp = 0; dp < D / 16; ++dp)  // value dims n-tiles 2dp and 2dp + 1
-#pragma unroll
-        for (int kk = 0; kk < kKeys / 16; ++kk) {
-          uint32_t vb[4];
-          ldmatrix_x4_trans(vb, vs + (kk * 16 + v_key) * kRow + dp * 16 + v_col);
-          mma16816<kFp8>(o[2 * dp], pa[kk], vb[0], vb[1]);
-          mma16816<kFp8>(o[2 * dp + 1], pa[kk], vb[2], vb[3]);
-        }
-    }
+    attend_tile<D, kFp8, kWgmma, kWgmmaPv>(a, r, qs, ks, vs, k0, m, l, o);
   }
-  if (!has_rows) return;
-  store_rows<D>(o, l, row0, t, tile.first_token, tile.count, a.p.heads, head, a.p.v_scale, a.out);
+  if (!r.has_rows) return;
+  store_rows<D>(o, l, r.row0, r.t, tile.first_token, tile.count, a.p.heads, head, a.p.v_scale, a.out);
 }
 
 }  // namespace
