@@ -413,6 +413,18 @@ TEST(GpuFlashPrefill, CausalChunksOfSeveralSequences) {
   run_with_both_caches(c, 21);
 }
 
+// Query tiles over 4 to 7 key tiles (the kernels' steady state: block-table entries and raw and
+// widened buffers reused several times over), a prompt and a continued one, head_dim 128 and 64.
+TEST(GpuFlashPrefill, LongPromptsReuseEveryBuffer) {
+  FP4LLM_REQUIRE_GPU();
+  Case c{8, 2, 128, 0, true, 0.5f, 2.0f, {{0, 400}, {300, 100}}};
+  c.flash = true;
+  run_with_both_caches(c, 31);
+  Case d{8, 2, 64, 0, true, 1.0f, 1.0f, {{0, 333}}};
+  d.flash = true;
+  run_with_both_caches(d, 32);
+}
+
 TEST(GpuFlashPrefill, SlidingWindowHeadDim256And64) {
   FP4LLM_REQUIRE_GPU();
   Case c{4, 1, 256, 40, true, 1.0f, 1.0f, {{0, 200}, {100, 65}}};

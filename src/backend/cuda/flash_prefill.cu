@@ -128,9 +128,6 @@ void launch_with(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   FP4LLM_CUDA_LAUNCHED();
 }
 
-// Head_dim 64 and 128 on flash_prefill_pipelined.cuh: a 2,048-token prompt's attention took 13.4
-// against 19.2 ms on the first kernel (H100, 2026-12-05, Qwen3-8B; whole prefill 69.6 against
-// 75.2 ms, Gemma3-27B 230.4 against 237.0). FP4LLM_FLASH_PIPELINED=0 keeps the first kernel.
 bool flash_stagger_requested() {
   static const bool on = knob_is("FP4LLM_FLASH_STAGGER", "1");
   return on;
@@ -141,6 +138,10 @@ int pipelined_smem_bytes() {
   return flash_stagger_requested() ? StaggeredTile<D, kFp8, kHeads>::kSmemBytes : PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
 }
 
+// Head_dim 64 and 128 on flash_prefill_pipelined.cuh: a 2,048-token prompt's attention took 13.4
+// against 19.2 ms on the first kernel (H100, 2026-12-05, Qwen3-8B; whole prefill 69.6 against
+// 75.2 ms, Gemma3-27B 230.4 against 237.0). FP4LLM_FLASH_PIPELINED=0 keeps the first kernel.
+// FP4LLM_FLASH_STAGGER=1: flash_prefill_staggered.cuh instead.
 template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false>
 void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   const dim3 grid = flash_grid(a, num_tiles, kHeads);

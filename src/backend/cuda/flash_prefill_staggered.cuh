@@ -8,9 +8,11 @@
 // other, allow about 400. Here tile j + 1 is widened into the other stage during tile j, by the
 // odd warpgroups before their tile-j work and by the even ones after it: while the even
 // warpgroups compute scores the odd ones widen, while the even take the softmax the odd compute
-// scores, and so on, the two halves a phase apart (ping-pong between warpgroups). The raw copies
-// run two tiles ahead. Shared memory: Q planes, 2 x (K, V), 2 raw tiles (172 KB at head_dim 128,
-// 4 heads, FP8 cache): one block a SM, as the pipelined kernel at 4 heads.
+// scores, and so on, the two halves a phase apart (ping-pong between warpgroups). A tile's raw
+// copies are requested two tiles ahead of the one attended (one iteration before their
+// widening). Shared memory: Q planes, 2 x (K, V), 2 raw tiles (172 KB at head_dim 128, 4 heads,
+// FP8 cache): one block a SM, as the pipelined kernel at 4 heads; at 1 and 2 heads also one (the
+// pipelined kernel fits 3 and 2), and too much for Ada's 99 KB at head_dim 128.
 #pragma once
 
 #include "backend/cuda/flash_prefill_pipelined.cuh"
