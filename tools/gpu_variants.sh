@@ -1009,15 +1009,15 @@ if [ "$part" = s25 ]; then
       "attention tests (longest tiles first, and the former grid), GEMV tests (the L2 request among them), prefill gate/up in float32, the experts' slice loop"
     prefill_run qwen3-8b default
     prefill_run qwen3-8b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run qwen3-8b stagger FP4LLM_FLASH_STAGGER=1
     prefill_run qwen3-8b default-again
     prefill_run qwen3-8b tiles-fastest-again FP4LLM_FLASH_TILES_FASTEST=1
-    prefill_run qwen3-8b stagger FP4LLM_FLASH_STAGGER=1
     prefill_run qwen3-8b stagger-again FP4LLM_FLASH_STAGGER=1
-    prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
-    prefill_run qwen3-8b stagger-heads2 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_HEADS=2
     prefill_run gemma3-27b default
     prefill_run gemma3-27b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
     prefill_run gemma3-27b stagger FP4LLM_FLASH_STAGGER=1
+    prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
+    prefill_run qwen3-8b stagger-heads2 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_HEADS=2
     [ "$(left)" -gt 60 ] && bench_variant "$OUT" moe qwen3-30b-a3b 1
     for part25 in qkv o_proj down gate_up qkv,o_proj,down,gate_up; do
       [ "$(left)" -gt 45 ] && bench_variant "$OUT" "moe-ahead-${part25//,/-}" qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=$part25
