@@ -151,6 +151,9 @@
 #                                    FP4LLM_FLASH_STAGGER=1, then
 #                                    Qwen3-30B-A3B batch 1 with each FP4LLM_L2_AHEAD part against
 #                                    the defaults, while time lasts
+#   tools/gpu_variants.sh s25-short  with about 5 minutes: the flash tests of the default, the
+#                                    former grid and the staggered kernel, then one 2,048-token
+#                                    Qwen3-8B prompt with each
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -180,7 +183,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           moe2) echo "fp4llm fp4llm_forward_dump gpu_moe" ;;
           profile2|targets) echo "fp4llm" ;;
           trace|s24|ahead) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;;
-          s25) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe" ;; esac)
+          s25) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe" ;;
+          s25-short) echo "fp4llm gpu_paged_attention" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1026,6 +1030,18 @@ if [ "$part" = s25 ]; then
     done
     [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
   } 2>&1 | tee "$OUT/variants-s25.md"
+fi
+if [ "$part" = s25-short ]; then
+  {
+    (cd build-gpu && CTEST_PARALLEL_LEVEL=3 timeout $(( $(left) - 60 )) ctest --no-tests=error \
+      -R '^gpu_paged_attention_flash_(tiles_fastest|stagger|stagger_heads2)$' > "$OUT/s25-short-tests.log" 2>&1)
+    echo "flash tests (former grid, staggered kernel at 4 and 2 heads): exit $? | $(grep -E 'tests passed' "$OUT/s25-short-tests.log")"
+    grep -E "Failed|Timeout" "$OUT/s25-short-tests.log" | head -5
+    prefill_run qwen3-8b default
+    prefill_run qwen3-8b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run qwen3-8b stagger FP4LLM_FLASH_STAGGER=1
+    prefill_run qwen3-8b default-again
+  } 2>&1 | tee "$OUT/variants-s25-short.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
