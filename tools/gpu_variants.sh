@@ -210,8 +210,8 @@ tests_passed() {  # log, pattern, description
 # its files): one line of ms and TFLOP/s, then the prompt's stages (an extra eager prefill).
 prefill_run() {  # model, label, knob assignments...
   local model=$1 v=$2; shift 2
-  [ "$(left)" -gt 90 ] || { echo "$model prefill ($v): skipped (time)"; return; }
-  env "$@" timeout 150 ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 8 --prefill-len 2048 \
+  [ "$(left)" -gt "${PREFILL_MIN_LEFT:-90}" ] || { echo "$model prefill ($v): skipped (time)"; return; }
+  env "$@" timeout $(( $(left) < 150 ? $(left) : 150 )) ./build-gpu/fp4llm bench --synthetic $model --batch 1 --output-len 8 --prefill-len 2048 \
     --profile --json "$OUT/prefill-$model-$v.json" > "$OUT/prefill-$model-$v.txt" 2>&1
   python3 -c "import json,sys; p=json.load(open(sys.argv[1]))['prefill']; print(sys.argv[2], 'prefill 2048:', round(p['ms'], 1), 'ms,', round(p['linear_tflops']), 'TFLOP/s in the projections,', round(p['tflops_with_attention']), 'with attention')" \
     "$OUT/prefill-$model-$v.json" "$model $v" 2>/dev/null || echo "$model prefill ($v): FAILED (see $OUT/prefill-$model-$v.txt)"
@@ -1033,7 +1033,7 @@ if [ "$part" = s25 ]; then
 fi
 if [ "$part" = s25-short ]; then
   {
-    (cd build-gpu && CTEST_PARALLEL_LEVEL=3 timeout $(( $(left) - 60 )) ctest --no-tests=error \
+    (cd build-gpu && CTEST_PARALLEL_LEVEL=3 timeout 75 ctest --no-tests=error \
       -R '^gpu_paged_attention_flash_(tiles_fastest|stagger|stagger_heads2)$' > "$OUT/s25-short-tests.log" 2>&1)
     echo "flash tests (former grid, staggered kernel at 4 and 2 heads): exit $? | $(grep -E 'tests passed' "$OUT/s25-short-tests.log")"
     grep -E "Failed|Timeout" "$OUT/s25-short-tests.log" | head -5
