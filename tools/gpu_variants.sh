@@ -143,16 +143,17 @@
 #                                    own once routed (=gate_up), all four,
 #                                    against the defaults; Qwen3-8B batch 1 with =o_proj; last the whole
 #                                    models' bit-for-bit test of the scheduling knobs
-#   tools/gpu_variants.sh s25        the flash prefill's grid with the head groups fastest over
-#                                    tiles sorted longest first: the attention tests (and the former
-#                                    grid's, the staggered kernel's), the GEMV tests and the twenty-fourth session's untried
-#                                    ones, then a 2,048-token prompt of Qwen3-8B (twice each) and
-#                                    Gemma3-27B against FP4LLM_FLASH_TILES_FASTEST=1 and
-#                                    FP4LLM_FLASH_STAGGER=1, then
-#                                    Qwen3-30B-A3B batch 1 with each FP4LLM_L2_AHEAD part against
-#                                    the defaults, while time lasts
-#   tools/gpu_variants.sh s25-short  with about 5 minutes: the flash tests of the default, the
-#                                    former grid and the staggered kernel, then one 2,048-token
+#   tools/gpu_variants.sh s25        the twenty-fifth session's flash work, both off by default:
+#                                    the grid with the head groups fastest over tiles sorted
+#                                    longest first (FP4LLM_FLASH_LONGEST_FIRST=1) and the staggered
+#                                    kernel (FP4LLM_FLASH_STAGGER=1): the attention tests with each,
+#                                    then a 2,048-token prompt of Qwen3-8B (twice each) and
+#                                    Gemma3-27B against the defaults; then the GEMV tests and the
+#                                    twenty-fourth session's untried ones, and Qwen3-30B-A3B batch 1
+#                                    with each FP4LLM_L2_AHEAD part against the defaults, while
+#                                    time lasts
+#   tools/gpu_variants.sh s25-short  with about 5 minutes: the flash tests of the defaults, the
+#                                    longest tiles first and the staggered kernel, then one 2,048-token
 #                                    Qwen3-8B prompt with each
 #   device: carry [".deps"]
 set -uo pipefail
@@ -1009,16 +1010,16 @@ if [ "$part" = ahead ]; then
 fi
 if [ "$part" = s25 ]; then
   {
-    tests_passed s25-tests.log '^gpu_paged_attention(_flash_(tiles_fastest|first_tiles_fastest|first|heads1|heads2|stagger.*))?$' \
-      "attention tests (longest tiles first, the former grid, the staggered kernel)"
+    tests_passed s25-tests.log '^gpu_paged_attention(_flash_(longest_first|first_longest_first|first|heads1|heads2|stagger.*))?$' \
+      "attention tests (the defaults, longest tiles first, the staggered kernel)"
     prefill_run qwen3-8b default
-    prefill_run qwen3-8b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run qwen3-8b longest-first FP4LLM_FLASH_LONGEST_FIRST=1
     prefill_run qwen3-8b stagger FP4LLM_FLASH_STAGGER=1
     prefill_run qwen3-8b default-again
-    prefill_run qwen3-8b tiles-fastest-again FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run qwen3-8b longest-first-again FP4LLM_FLASH_LONGEST_FIRST=1
     prefill_run qwen3-8b stagger-again FP4LLM_FLASH_STAGGER=1
     prefill_run gemma3-27b default
-    prefill_run gemma3-27b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run gemma3-27b longest-first FP4LLM_FLASH_LONGEST_FIRST=1
     prefill_run gemma3-27b stagger FP4LLM_FLASH_STAGGER=1
     prefill_run qwen3-8b heads2 FP4LLM_FLASH_HEADS=2
     prefill_run qwen3-8b stagger-heads2 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_HEADS=2
@@ -1033,14 +1034,14 @@ if [ "$part" = s25 ]; then
 fi
 if [ "$part" = s25-short ]; then
   {
-    for v in "" FP4LLM_FLASH_TILES_FASTEST=1 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_STAGGER=1,FP4LLM_FLASH_HEADS=2; do
+    for v in "" FP4LLM_FLASH_LONGEST_FIRST=1 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_STAGGER=1,FP4LLM_FLASH_HEADS=2; do
       log="$OUT/flash-tests-${v:-default}.log"; log=${log//[=,]/-}
       (env ${v//,/ } timeout 60 ./build-gpu/gpu_paged_attention --gtest_filter='*Flash*' > "$log" 2>&1;
        echo "flash tests (${v:-default}): exit $? | $(grep -E 'PASSED|FAILED' "$log" | head -3 | tr '\n' ' ')") &
     done
     wait
     prefill_run qwen3-8b default
-    prefill_run qwen3-8b tiles-fastest FP4LLM_FLASH_TILES_FASTEST=1
+    prefill_run qwen3-8b longest-first FP4LLM_FLASH_LONGEST_FIRST=1
     prefill_run qwen3-8b stagger FP4LLM_FLASH_STAGGER=1
     prefill_run qwen3-8b default-again
   } 2>&1 | tee "$OUT/variants-s25-short.md"

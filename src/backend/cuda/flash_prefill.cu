@@ -248,9 +248,9 @@ void flash_prefill_attention(const float* q, const void* k_cache, const void* v_
   if (p.heads % p.kv_heads != 0) throw_error("flash attention: heads must be a multiple of kv heads");
   if (num_tiles > 65535) throw_error("flash attention: " + std::to_string(num_tiles) + " query tiles in one step; at most 65,535 are supported");
   static const bool mask_every_tile = knob_is("FP4LLM_FLASH_MASK_EVERY_TILE", "1");
-  static const bool tiles_fastest = knob_is("FP4LLM_FLASH_TILES_FASTEST", "1");
+  static const bool heads_fastest = knob_is("FP4LLM_FLASH_LONGEST_FIRST", "1");
   const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), tiles, p, out, mask_every_tile,
-               tiles_fastest};
+               heads_fastest};
   switch (p.head_dim) {
     case 64: launch<64>(a, num_tiles, stream); break;
     case 128: launch<128>(a, num_tiles, stream); break;

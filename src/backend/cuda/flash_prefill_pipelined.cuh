@@ -35,26 +35,26 @@ struct FlashArgs : AttentionInputs {
   AttentionParams p;
   __nv_bfloat16* out;
   bool mask_every_tile;  // FP4LLM_FLASH_MASK_EVERY_TILE=1: the per-element mask on every key tile
-  bool tiles_fastest;    // FP4LLM_FLASH_TILES_FASTEST=1: the grid's x is the tile, y the head group
+  bool heads_fastest;    // FP4LLM_FLASH_LONGEST_FIRST=1: the grid's x is the head group, y the tile
 };
 
 // The block's query tile and its first query head (of `heads_per_block`). The tiles come longest
-// first (CudaBackend::plan sorts them), and the grid's x runs over the head groups: blocks start
-// in linear order, so the first wave takes the longest tiles of every head and the last the
-// shortest (list scheduling, longest first). With the tiles fastest (the former grid) the first
-// wave held whole heads, short tiles included, and the longest tiles of the last heads started
-// late: for a 2,048-token prompt at one block an SM, a finish about 1.6 times the balanced one
-// (51 against 32 tiles of work per SM, simulated).
+// first (QueryTilePlan). Blocks start in linear grid order: with the tiles fastest (the default,
+// as before) the first wave holds whole heads, short tiles included, and the last heads' longest
+// tiles start late; a 2,048-token prompt at one block an SM then finishes at about 1.6 times the
+// balanced time (51 against 32 key tiles of work a SM, simulated). FP4LLM_FLASH_LONGEST_FIRST=1
+// (not yet measured) runs the head groups fastest, so the first wave takes the longest tiles of
+// every head (list scheduling, longest first).
 __device__ __forceinline__ void block_work(const FlashArgs& a, int heads_per_block, QueryTile& tile, int& first_head) {
-  const unsigned t = a.tiles_fastest ? blockIdx.x : blockIdx.y, h = a.tiles_fastest ? blockIdx.y : blockIdx.x;
+  const unsigned t = a.heads_fastest ? blockIdx.y : blockIdx.x, h = a.heads_fastest ? blockIdx.x : blockIdx.y;
   tile = a.tiles[t];
   first_head = int(h) * heads_per_block;
 }
 
-// The grid block_work reads: tiles x head groups, in the order FP4LLM_FLASH_TILES_FASTEST selects.
+// The grid block_work reads: tiles x head groups, in the order FP4LLM_FLASH_LONGEST_FIRST selects.
 inline dim3 flash_grid(const FlashArgs& a, int64_t num_tiles, int heads_per_block) {
   const unsigned tiles = unsigned(num_tiles), groups = unsigned(a.p.heads / heads_per_block);
-  return a.tiles_fastest ? dim3(tiles, groups) : dim3(groups, tiles);
+  return a.heads_fastest ? dim3(groups, tiles) : dim3(tiles, groups);
 }
 
 // kHeads: query heads of one kv head per block (FP4LLM_FLASH_HEADS), each on its own four warps
