@@ -270,6 +270,29 @@ __device__ __forceinline__ WarpRows warp_rows(const FlashArgs& a, const QueryTil
   return r;
 }
 
+// What a thread of a flash block works on: its block's query tile and heads (block_work), the
+// thread's own head (warps 4h .. 4h + 3 take first_head + h, with Q plane h), the sequence's
+// block table, its warp's rows and the first key it reads.
+struct FlashBlock {
+  QueryTile tile;
+  int first_head, kv_head, head, plane;
+  const int32_t* table;
+  WarpRows rows;
+  int lo;  // the first key: 0, or the window's start for the tile's first row
+};
+
+__device__ __forceinline__ FlashBlock flash_block(const FlashArgs& a, int heads_per_block) {
+  FlashBlock b;
+  block_work(a, heads_per_block, b.tile, b.first_head);
+  b.kv_head = b.first_head / int(a.p.heads / a.p.kv_heads);
+  b.plane = int(threadIdx.x) / 128;
+  b.head = b.first_head + b.plane;
+  b.table = a.block_tables + size_t(a.token_seq[b.tile.first_token]) * a.p.max_blocks;
+  b.rows = warp_rows(a, b.tile);
+  b.lo = b.rows.window > 0 ? max(0, b.rows.pos0 - b.rows.window + 1) : 0;
+  return b;
+}
+
 // One key tile at k0 for the thread's rows: scores Q K^T, the online softmax, O += P V, from Q,
 // K and V in shared memory (16-bit). Under kWgmma the whole warpgroup calls it, rows or not (its
 // MMAs are the warpgroup's); without, a warp without rows skips it.
@@ -331,17 +354,12 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
   uint8_t* raw = reinterpret_cast<uint8_t*>(vs + T::kPlane);
   __shared__ int32_t entries[2 * T::kTileBlocks];  // tile j's block-table entries in buffer j % 2
 
-  QueryTile tile;
-  int first_head;
-  block_work(a, kHeads, tile, first_head);
-  const int kv_head = first_head / int(a.p.heads / a.p.kv_heads);
-  // Warps 4h .. 4h + 3 take query head first_head + h.
-  const int head = first_head + int(threadIdx.x) / 128;
-  const uint16_t* qs = q_planes + (int(threadIdx.x) / 128) * T::kPlane;
-  const int32_t* table = a.block_tables + size_t(a.token_seq[tile.first_token]) * a.p.max_blocks;
-  const WarpRows r = warp_rows(a, tile);
-  const int last = r.last;
-  const int lo = r.window > 0 ? max(0, r.pos0 - r.window + 1) : 0;
+  const FlashBlock b = flash_block(a, kHeads);
+  const QueryTile& tile = b.tile;
+  const WarpRows& r = b.rows;
+  const int32_t* table = b.table;
+  const int kv_head = b.kv_head, last = r.last, lo = b.lo;
+  const uint16_t* qs = q_planes + b.plane * T::kPlane;
 
   // The first tile's entries are waited for here (one round trip, as before); the second's
   // travel with the first tile's rows.
@@ -352,7 +370,7 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
   if (lo + kKeys <= last) request_entries<D, kFp8>(table, lo + kKeys, last, entries + T::kTileBlocks);
   request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries, kv_head, lo, last, raw);
   copy_async_commit();
-  stage_queries<D, kFp8, kHeads, kWgmma>(a, tile, first_head, q_planes);
+  stage_queries<D, kFp8, kHeads, kWgmma>(a, tile, b.first_head, q_planes);
   if constexpr (kWgmma) fence_shared_for_wgmma();  // Q is read by the MMAs after the loop's first barrier
 
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
@@ -379,7 +397,7 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
     attend_tile<D, kFp8, kWgmma, kWgmmaPv>(a, r, qs, ks, vs, k0, m, l, o);
   }
   if (!r.has_rows) return;
-  store_rows<D>(o, l, r.row0, r.t, tile.first_token, tile.count, a.p.heads, head, a.p.v_scale, a.out);
+  store_rows<D>(o, l, r.row0, r.t, tile.first_token, tile.count, a.p.heads, b.head, a.p.v_scale, a.out);
 }
 
 }  // namespace

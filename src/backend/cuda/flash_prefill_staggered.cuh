@@ -40,16 +40,12 @@ __global__ void __launch_bounds__(128 * kHeads, 1) flash_staggered_kernel(FlashA
   uint8_t* const raws = reinterpret_cast<uint8_t*>(stages + 4 * T::kPlane);
   __shared__ int32_t entries[2 * T::kTileBlocks];
 
-  QueryTile tile;
-  int first_head;
-  block_work(a, kHeads, tile, first_head);
-  const int kv_head = first_head / int(a.p.heads / a.p.kv_heads);
-  const int head = first_head + int(threadIdx.x) / 128;
-  const uint16_t* qs = q_planes + (int(threadIdx.x) / 128) * T::kPlane;
-  const int32_t* table = a.block_tables + size_t(a.token_seq[tile.first_token]) * a.p.max_blocks;
-  const WarpRows r = warp_rows(a, tile);
-  const int last = r.last;
-  const int lo = r.window > 0 ? max(0, r.pos0 - r.window + 1) : 0;
+  const FlashBlock b = flash_block(a, kHeads);
+  const QueryTile& tile = b.tile;
+  const WarpRows& r = b.rows;
+  const int32_t* table = b.table;
+  const int kv_head = b.kv_head, last = r.last, lo = b.lo;
+  const uint16_t* qs = q_planes + b.plane * T::kPlane;
   const int tiles = (last - lo) / kKeys + 1;
   auto entries_of = [&](int j) { return entries + (j % 2) * T::kTileBlocks; };
   auto raw_of = [&](int j) { return raws + (j % 2) * T::kRawTile; };
@@ -64,7 +60,7 @@ __global__ void __launch_bounds__(128 * kHeads, 1) flash_staggered_kernel(FlashA
   if (tiles > 1) request_entries<D, kFp8>(table, lo + kKeys, last, entries_of(1));
   request_keys<D, kFp8, kThreads, kWgmma>(a, entries_of(0), kv_head, lo, last, raw_of(0));
   copy_async_commit();
-  stage_queries<D, kFp8, kHeads, kWgmma>(a, tile, first_head, q_planes);
+  stage_queries<D, kFp8, kHeads, kWgmma>(a, tile, b.first_head, q_planes);
   copy_async_wait<0>();
   __syncthreads();  // tile 0's rows and tile 1's entries are in; tile 0's entries no longer read
   if (tiles > 1) {
@@ -106,7 +102,7 @@ __global__ void __launch_bounds__(128 * kHeads, 1) flash_staggered_kernel(FlashA
     if constexpr (kWgmma) fence_shared_for_wgmma();  // stage (j + 1) % 2, read by the MMAs after the barrier
   }
   if (!r.has_rows) return;
-  store_rows<D>(o, l, r.row0, r.t, tile.first_token, tile.count, a.p.heads, head, a.p.v_scale, a.out);
+  store_rows<D>(o, l, r.row0, r.t, tile.first_token, tile.count, a.p.heads, b.head, a.p.v_scale, a.out);
 }
 
 }  // namespace
