@@ -355,22 +355,20 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
   __shared__ int32_t entries[2 * T::kTileBlocks];  // tile j's block-table entries in buffer j % 2
 
   const FlashBlock b = flash_block(a, kHeads);
-  const QueryTile& tile = b.tile;
   const WarpRows& r = b.rows;
-  const int32_t* table = b.table;
-  const int kv_head = b.kv_head, last = r.last, lo = b.lo;
+  const int last = r.last, lo = b.lo;
   const uint16_t* qs = q_planes + b.plane * T::kPlane;
 
   // The first tile's entries are waited for here (one round trip, as before); the second's
   // travel with the first tile's rows.
-  request_entries<D, kFp8>(table, lo, last, entries);
+  request_entries<D, kFp8>(b.table, lo, last, entries);
   copy_async_commit();
   copy_async_wait<0>();
   __syncthreads();
-  if (lo + kKeys <= last) request_entries<D, kFp8>(table, lo + kKeys, last, entries + T::kTileBlocks);
-  request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries, kv_head, lo, last, raw);
+  if (lo + kKeys <= last) request_entries<D, kFp8>(b.table, lo + kKeys, last, entries + T::kTileBlocks);
+  request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries, b.kv_head, lo, last, raw);
   copy_async_commit();
-  stage_queries<D, kFp8, kHeads, kWgmma>(a, tile, b.first_head, q_planes);
+  stage_queries<D, kFp8, kHeads, kWgmma>(a, b.tile, b.first_head, q_planes);
   if constexpr (kWgmma) fence_shared_for_wgmma();  // Q is read by the MMAs after the loop's first barrier
 
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
@@ -390,14 +388,14 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
     if (k0 + kKeys <= last) {
       // Tile j + 2's entries into tile j's buffer, whose last reader (the copies of tile j) came
       // before the barriers above.
-      if (k0 + 2 * kKeys <= last) request_entries<D, kFp8>(table, k0 + 2 * kKeys, last, entries + (j % 2) * T::kTileBlocks);
-      request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries + ((j + 1) % 2) * T::kTileBlocks, kv_head, k0 + kKeys, last, raw);
+      if (k0 + 2 * kKeys <= last) request_entries<D, kFp8>(b.table, k0 + 2 * kKeys, last, entries + (j % 2) * T::kTileBlocks);
+      request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries + ((j + 1) % 2) * T::kTileBlocks, b.kv_head, k0 + kKeys, last, raw);
       copy_async_commit();
     }
     attend_tile<D, kFp8, kWgmma, kWgmmaPv>(a, r, qs, ks, vs, k0, m, l, o);
   }
   if (!r.has_rows) return;
-  store_rows<D>(o, l, r.row0, r.t, tile.first_token, tile.count, a.p.heads, b.head, a.p.v_scale, a.out);
+  store_rows<D>(o, l, r.row0, r.t, b.tile.first_token, b.tile.count, a.p.heads, b.head, a.p.v_scale, a.out);
 }
 
 }  // namespace

@@ -41,10 +41,8 @@ __global__ void __launch_bounds__(128 * kHeads, 1) flash_staggered_kernel(FlashA
   __shared__ int32_t entries[2 * T::kTileBlocks];
 
   const FlashBlock b = flash_block(a, kHeads);
-  const QueryTile& tile = b.tile;
   const WarpRows& r = b.rows;
-  const int32_t* table = b.table;
-  const int kv_head = b.kv_head, last = r.last, lo = b.lo;
+  const int last = r.last, lo = b.lo;
   const uint16_t* qs = q_planes + b.plane * T::kPlane;
   const int tiles = (last - lo) / kKeys + 1;
   auto entries_of = [&](int j) { return entries + (j % 2) * T::kTileBlocks; };
@@ -53,19 +51,19 @@ __global__ void __launch_bounds__(128 * kHeads, 1) flash_staggered_kernel(FlashA
   auto values_of = [&](int j) { return stages + (j % 2) * 2 * T::kPlane + T::kPlane; };
 
   // Tile 0's entries, waited for; tile 1's travel with tile 0's rows, tile 2's with tile 1's.
-  request_entries<D, kFp8>(table, lo, last, entries_of(0));
+  request_entries<D, kFp8>(b.table, lo, last, entries_of(0));
   copy_async_commit();
   copy_async_wait<0>();
   __syncthreads();
-  if (tiles > 1) request_entries<D, kFp8>(table, lo + kKeys, last, entries_of(1));
-  request_keys<D, kFp8, kThreads, kWgmma>(a, entries_of(0), kv_head, lo, last, raw_of(0));
+  if (tiles > 1) request_entries<D, kFp8>(b.table, lo + kKeys, last, entries_of(1));
+  request_keys<D, kFp8, kThreads, kWgmma>(a, entries_of(0), b.kv_head, lo, last, raw_of(0));
   copy_async_commit();
-  stage_queries<D, kFp8, kHeads, kWgmma>(a, tile, b.first_head, q_planes);
+  stage_queries<D, kFp8, kHeads, kWgmma>(a, b.tile, b.first_head, q_planes);
   copy_async_wait<0>();
   __syncthreads();  // tile 0's rows and tile 1's entries are in; tile 0's entries no longer read
   if (tiles > 1) {
-    if (tiles > 2) request_entries<D, kFp8>(table, lo + 2 * kKeys, last, entries_of(2));
-    request_keys<D, kFp8, kThreads, kWgmma>(a, entries_of(1), kv_head, lo + kKeys, last, raw_of(1));
+    if (tiles > 2) request_entries<D, kFp8>(b.table, lo + 2 * kKeys, last, entries_of(2));
+    request_keys<D, kFp8, kThreads, kWgmma>(a, entries_of(1), b.kv_head, lo + kKeys, last, raw_of(1));
     copy_async_commit();
   }
   widen_keys<D, kFp8, kThreads, kWgmma, kWgmmaPv>(raw_of(0), keys_of(0), values_of(0));
@@ -84,8 +82,8 @@ __global__ void __launch_bounds__(128 * kHeads, 1) flash_staggered_kernel(FlashA
     // buffer (j + 1) % 2 (tile j + 1's, last read for its rows' requests) are free.
     __syncthreads();
     if (j + 2 < tiles) {
-      if (j + 3 < tiles) request_entries<D, kFp8>(table, lo + (j + 3) * kKeys, last, entries_of(j + 3));
-      request_keys<D, kFp8, kThreads, kWgmma>(a, entries_of(j + 2), kv_head, lo + (j + 2) * kKeys, last, raw_of(j + 2));
+      if (j + 3 < tiles) request_entries<D, kFp8>(b.table, lo + (j + 3) * kKeys, last, entries_of(j + 3));
+      request_keys<D, kFp8, kThreads, kWgmma>(a, entries_of(j + 2), b.kv_head, lo + (j + 2) * kKeys, last, raw_of(j + 2));
       copy_async_commit();
     }
     auto widen_next = [&] {
@@ -102,7 +100,7 @@ __global__ void __launch_bounds__(128 * kHeads, 1) flash_staggered_kernel(FlashA
     if constexpr (kWgmma) fence_shared_for_wgmma();  // stage (j + 1) % 2, read by the MMAs after the barrier
   }
   if (!r.has_rows) return;
-  store_rows<D>(o, l, r.row0, r.t, tile.first_token, tile.count, a.p.heads, b.head, a.p.v_scale, a.out);
+  store_rows<D>(o, l, r.row0, r.t, b.tile.first_token, b.tile.count, a.p.heads, b.head, a.p.v_scale, a.out);
 }
 
 }  // namespace
