@@ -150,7 +150,8 @@
 #                                    then a 2,048-token prompt of Qwen3-8B (twice each) and
 #                                    Gemma3-27B against the defaults; then the GEMV tests and the
 #                                    twenty-fourth session's untried ones, and Qwen3-30B-A3B batch 1
-#                                    with each FP4LLM_L2_AHEAD part against the defaults, while
+#                                    with each FP4LLM_L2_AHEAD part against the defaults, then
+#                                    Nsight Compute's stalls of the default flash kernel, while
 #                                    time lasts
 #   tools/gpu_variants.sh s25-short  with about 5 minutes: the flash tests of the defaults, the
 #                                    longest tiles first and the staggered kernel, then one 2,048-token
@@ -1030,6 +1031,9 @@ if [ "$part" = s25 ]; then
       [ "$(left)" -gt 45 ] && bench_variant "$OUT" "moe-ahead-${part25//,/-}" qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=$part25
     done
     [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
+    # Where the default flash kernel's time goes now (4 heads a block, scores on wgmma): stalls by SASS line.
+    [ "$(left)" -gt 90 ] && PROFILE_BENCH_ARGS="--input-len 2048 --output-len 5" timeout $(( $(left) - 10 )) \
+      bash tools/gpu_sass_profile.sh flash_pipelined qwen3-8b 1 10
   } 2>&1 | tee "$OUT/variants-s25.md"
 fi
 if [ "$part" = s25-short ]; then
