@@ -1016,9 +1016,11 @@ if [ "$part" = s25 ]; then
     prefill_run qwen3-8b default
     prefill_run qwen3-8b longest-first FP4LLM_FLASH_LONGEST_FIRST=1
     prefill_run qwen3-8b stagger FP4LLM_FLASH_STAGGER=1
+    prefill_run qwen3-8b stagger-wgmma-pv FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_WGMMA_PV=1
     prefill_run qwen3-8b default-again
     prefill_run qwen3-8b longest-first-again FP4LLM_FLASH_LONGEST_FIRST=1
     prefill_run qwen3-8b stagger-again FP4LLM_FLASH_STAGGER=1
+    prefill_run qwen3-8b stagger-wgmma-pv-again FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_WGMMA_PV=1
     prefill_run gemma3-27b default
     prefill_run gemma3-27b longest-first FP4LLM_FLASH_LONGEST_FIRST=1
     prefill_run gemma3-27b stagger FP4LLM_FLASH_STAGGER=1
@@ -1038,7 +1040,7 @@ if [ "$part" = s25 ]; then
 fi
 if [ "$part" = s25-short ]; then
   {
-    for v in "" FP4LLM_FLASH_LONGEST_FIRST=1 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_STAGGER=1,FP4LLM_FLASH_HEADS=2; do
+    for v in "" FP4LLM_FLASH_LONGEST_FIRST=1 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_STAGGER=1,FP4LLM_FLASH_WGMMA_PV=1; do
       log="$OUT/flash-tests-${v:-default}.log"; log=${log//[=,]/-}
       (env ${v//,/ } timeout 60 ./build-gpu/gpu_paged_attention --gtest_filter='*Flash*' > "$log" 2>&1;
        echo "flash tests (${v:-default}): exit $? | $(grep -E 'PASSED|FAILED' "$log" | head -3 | tr '\n' ' ')") &
@@ -1047,6 +1049,7 @@ if [ "$part" = s25-short ]; then
     prefill_run qwen3-8b default
     prefill_run qwen3-8b longest-first FP4LLM_FLASH_LONGEST_FIRST=1
     prefill_run qwen3-8b stagger FP4LLM_FLASH_STAGGER=1
+    prefill_run qwen3-8b stagger-wgmma-pv FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_WGMMA_PV=1
     prefill_run qwen3-8b default-again
   } 2>&1 | tee "$OUT/variants-s25-short.md"
 fi

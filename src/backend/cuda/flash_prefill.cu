@@ -196,10 +196,14 @@ int flash_heads(const AttentionParams& p) {
 }
 
 // With PV on warpgroup MMAs at head_dim 128 one head a block: at 2 and 4 (256 and 512 threads,
-// held to 128 registers) the accumulators spill and ptxas serialises the MMAs.
+// held to 128 registers) the accumulators spill and ptxas serialises the MMAs. The staggered
+// kernel (FP4LLM_FLASH_STAGGER=1), bounded at one block a SM, takes 2 heads in 165 registers
+// without spilling: two warpgroups a phase apart, each with its scores and PV on warpgroup MMAs
+// (the 4-head one, held to 128, spills 260 bytes).
 template <int D, bool kFp8, bool kWgmma, bool kWgmmaPv = false>
 void launch_pipelined_heads(const Args& a, int64_t num_tiles, int heads, cudaStream_t stream) {
   if constexpr (kWgmmaPv && D == 128) {
+    if (heads >= 2 && flash_stagger_requested()) return launch_pipelined<D, kFp8, 2, true, true>(a, num_tiles, stream);
     launch_pipelined<D, kFp8, 1, true, true>(a, num_tiles, stream);
   } else {
     if (heads == 4) return launch_pipelined<D, kFp8, 4, kWgmma, kWgmmaPv>(a, num_tiles, stream);
