@@ -141,25 +141,27 @@ int pipelined_smem_bytes() {
 // Head_dim 64 and 128 on flash_prefill_pipelined.cuh: a 2,048-token prompt's attention took 13.4
 // against 19.2 ms on the first kernel (H100, 2026-12-05, Qwen3-8B; whole prefill 69.6 against
 // 75.2 ms, Gemma3-27B 230.4 against 237.0). FP4LLM_FLASH_PIPELINED=0 keeps the first kernel.
-// FP4LLM_FLASH_STAGGER=1: flash_prefill_staggered.cuh instead.
+// FP4LLM_FLASH_STAGGER=1: flash_prefill_staggered.cuh instead (launch_staggered).
+template <int D, bool kFp8, int kHeads, bool kWgmma, bool kWgmmaPv>
+void launch_staggered(const Args& a, int64_t num_tiles, cudaStream_t stream) {
+  constexpr int kSmem = StaggeredTile<D, kFp8, kHeads>::kSmemBytes;
+  if (kSmem > max_dynamic_smem())
+    throw_error("FP4LLM_FLASH_STAGGER=1: head_dim " + std::to_string(D) + " with " + std::to_string(kHeads) +
+                " heads a block needs " + std::to_string(kSmem) + " bytes of shared memory; this GPU allows " +
+                std::to_string(max_dynamic_smem()));
+  constexpr auto kernel = flash_staggered_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
+  allow_dynamic_smem<kernel>(kSmem);
+  kernel<<<flash_grid(a, num_tiles, kHeads), 128 * kHeads, kSmem, stream>>>(a);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
 template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false>
 void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
-  const dim3 grid = flash_grid(a, num_tiles, kHeads);
-  if (flash_stagger_requested()) {
-    constexpr int kSmem = StaggeredTile<D, kFp8, kHeads>::kSmemBytes;
-    if (kSmem > max_dynamic_smem())
-      throw_error("FP4LLM_FLASH_STAGGER=1: head_dim " + std::to_string(D) + " with " + std::to_string(kHeads) +
-                  " heads a block needs " + std::to_string(kSmem) + " bytes of shared memory; this GPU allows " +
-                  std::to_string(max_dynamic_smem()));
-    constexpr auto kernel = flash_staggered_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
-    allow_dynamic_smem<kernel>(kSmem);
-    kernel<<<grid, 128 * kHeads, kSmem, stream>>>(a);
-  } else {
-    constexpr int kSmem = PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
-    constexpr auto kernel = flash_pipelined_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
-    allow_dynamic_smem<kernel>(kSmem);
-    kernel<<<grid, 128 * kHeads, kSmem, stream>>>(a);
-  }
+  if (flash_stagger_requested()) return launch_staggered<D, kFp8, kHeads, kWgmma, kWgmmaPv>(a, num_tiles, stream);
+  constexpr int kSmem = PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
+  constexpr auto kernel = flash_pipelined_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
+  allow_dynamic_smem<kernel>(kSmem);
+  kernel<<<flash_grid(a, num_tiles, kHeads), 128 * kHeads, kSmem, stream>>>(a);
   FP4LLM_CUDA_LAUNCHED();
 }
 
@@ -203,7 +205,7 @@ int flash_heads(const AttentionParams& p) {
 template <int D, bool kFp8, bool kWgmma, bool kWgmmaPv = false>
 void launch_pipelined_heads(const Args& a, int64_t num_tiles, int heads, cudaStream_t stream) {
   if constexpr (kWgmmaPv && D == 128) {
-    if (heads >= 2 && flash_stagger_requested()) return launch_pipelined<D, kFp8, 2, true, true>(a, num_tiles, stream);
+    if (heads >= 2 && flash_stagger_requested()) return launch_staggered<D, kFp8, 2, true, true>(a, num_tiles, stream);
     launch_pipelined<D, kFp8, 1, true, true>(a, num_tiles, stream);
   } else {
     if (heads == 4) return launch_pipelined<D, kFp8, 4, kWgmma, kWgmmaPv>(a, num_tiles, stream);
