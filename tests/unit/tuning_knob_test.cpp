@@ -27,6 +27,8 @@ TEST(TuningKnob, NamedValuesAreKnownOnlyWhereCodeSelectsOnThem) {
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_NORM_PROLOGUE", "qkv"));
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_NORM_PROLOGUE", "0"));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_NORM_PROLOGUE", "2"));
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_FLASH_STAGGER", "1"));
+  EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_FLASH_LONGEST_FIRST", "on"));  // only 1 selects it
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL", "experts"));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_GEMV_KERNEL", "tiled"));  // removed after measurement
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_GEMV_MIN_CHUNKS", "4"));  // integer knobs take any value
