@@ -41,38 +41,29 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
   __nv_bfloat16* vt = ks + kKeys * (D + kPad);
   constexpr int kRow = D + kPad, kVtRow = kKeys + kVtPad;
 
-  QueryTile tile;
-  int head;
-  block_work(a, 1, tile, head);
-  const int group = int(a.p.heads / a.p.kv_heads), kv_head = head / group;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
-  const int32_t* table = a.block_tables + size_t(a.token_seq[tile.first_token]) * a.p.max_blocks;
-  const int pos0 = a.positions[tile.first_token], last = pos0 + tile.count - 1;
-  const int window = int(a.p.window);
-  const int lo = window > 0 ? max(0, pos0 - window + 1) : 0;
+  const FlashBlock b = flash_block(a, 1);
+  const WarpRows& r = b.rows;
+  const int g = int(threadIdx.x % 32) / 4;  // the fragments' row within 8
 
   for (int i = threadIdx.x; i < kKeys * D; i += blockDim.x) {
-    const int r = i / D, d = i % D;
-    const float x = r < tile.count ? a.q[(size_t(tile.first_token + r) * a.p.heads + head) * D + d] : 0.0f;
-    qs[r * kRow + d] = __float2bfloat16_rn(x);
+    const int row = i / D, d = i % D;
+    const float x = row < b.tile.count ? a.q[(size_t(b.tile.first_token + row) * a.p.heads + b.head) * D + d] : 0.0f;
+    qs[row * kRow + d] = __float2bfloat16_rn(x);
   }
 
-  const int row0 = warp * 16 + g;  // this thread's rows: row0 and row0 + 8
-  const int pos_r[2] = {pos0 + row0, pos0 + row0 + 8};
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
-  const float scale_log2 = score_scale_log2(a.p.scale, a.p.k_scale);
 
-  for (int k0 = lo; k0 <= last; k0 += kKeys) {
+  for (int k0 = b.lo; k0 <= r.last; k0 += kKeys) {
     __syncthreads();  // the previous tile's K and V are no longer read
     for (int i = threadIdx.x; i < kKeys * (D / 16); i += blockDim.x) {
       const int key = i / (D / 16), c = (i % (D / 16)) * 16, abs_key = k0 + key;
       float kf[16], vf[16];
-      if (abs_key <= last) {
-        const size_t at = size_t(cache_row_offset(int64_t(table[abs_key / kBlockSize]) * kBlockSize + abs_key % kBlockSize,
-                                                  kv_head, a.p.kv_heads, D, a.p.head_major_cache) + c);
+      if (abs_key <= r.last) {
+        const size_t at = size_t(cache_row_offset(int64_t(b.table[abs_key / kBlockSize]) * kBlockSize + abs_key % kBlockSize,
+                                                  b.kv_head, a.p.kv_heads, D, a.p.head_major_cache) + c);
         load_cache<16, kFp8>(a.k, at, kf);
         load_cache<16, kFp8>(a.v, at, vf);
       } else {
@@ -85,31 +76,31 @@ __global__ void __launch_bounds__(kWarps * 32) flash_kernel(Args a) {
       for (int e = 0; e < 16; ++e) vt[(c + e) * kVtRow + key] = __float2bfloat16_rn(vf[e]);
     }
     __syncthreads();
-    if (warp * 16 >= tile.count) continue;
+    if (!r.has_rows) continue;
 
     float s[kKeys / 8][4];
 #pragma unroll
     for (int n = 0; n < kKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
 #pragma unroll
     for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t qa[4] = {word(qs, row0 * kRow + 16 * kk + 2 * t), word(qs, (row0 + 8) * kRow + 16 * kk + 2 * t),
-                              word(qs, row0 * kRow + 16 * kk + 2 * t + 8), word(qs, (row0 + 8) * kRow + 16 * kk + 2 * t + 8)};
+      const uint32_t qa[4] = {word(qs, r.row0 * kRow + 16 * kk + 2 * r.t), word(qs, (r.row0 + 8) * kRow + 16 * kk + 2 * r.t),
+                              word(qs, r.row0 * kRow + 16 * kk + 2 * r.t + 8), word(qs, (r.row0 + 8) * kRow + 16 * kk + 2 * r.t + 8)};
 #pragma unroll
       for (int n = 0; n < kKeys / 8; ++n)
-        mma_bf16_16x8x16(s[n], qa, word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t), word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * t + 8));
+        mma_bf16_16x8x16(s[n], qa, word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * r.t), word(ks, (n * 8 + g) * kRow + 16 * kk + 2 * r.t + 8));
     }
     uint32_t pa[kKeys / 16][4];
-    const bool mask = a.mask_every_tile || tile_needs_mask(k0, kKeys, pos0, last, window);
-    softmax_tile<kKeys, D, false>(mask, s, k0, t, pos_r, window, scale_log2, m, l, o, pa);
+    const bool mask = a.mask_every_tile || tile_needs_mask(k0, kKeys, r.pos0, r.last, r.window);
+    softmax_tile<kKeys, D, false>(mask, s, k0, r.t, r.pos_r, r.window, r.scale_log2, m, l, o, pa);
 #pragma unroll
     for (int dn = 0; dn < D / 8; ++dn) {
 #pragma unroll
       for (int kk = 0; kk < kKeys / 16; ++kk)
-        mma_bf16_16x8x16(o[dn], pa[kk], word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t), word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * t + 8));
+        mma_bf16_16x8x16(o[dn], pa[kk], word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * r.t), word(vt, (dn * 8 + g) * kVtRow + 16 * kk + 2 * r.t + 8));
     }
   }
-  if (warp * 16 >= tile.count) return;
-  store_rows<D>(o, l, row0, t, tile.first_token, tile.count, a.p.heads, head, a.p.v_scale, a.out);
+  if (!r.has_rows) return;
+  store_rows<D>(o, l, r.row0, r.t, b.tile.first_token, b.tile.count, a.p.heads, b.head, a.p.v_scale, a.out);
 }
 
 constexpr int flash_smem(int d, int vt_pad) { return (2 * kKeys * (d + kPad) + d * (kKeys + vt_pad)) * 2; }
@@ -252,7 +243,6 @@ void flash_prefill_attention(const float* q, const void* k_cache, const void* v_
                              int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream) {
   if (num_tiles == 0) return;
   if (p.heads % p.kv_heads != 0) throw_error("flash attention: heads must be a multiple of kv heads");
-  if (num_tiles > 65535) throw_error("flash attention: " + std::to_string(num_tiles) + " query tiles in one step; at most 65,535 are supported");
   static const bool mask_every_tile = knob_is("FP4LLM_FLASH_MASK_EVERY_TILE", "1");
   static const bool heads_fastest = knob_is("FP4LLM_FLASH_LONGEST_FIRST", "1");
   const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), tiles, p, out, mask_every_tile,

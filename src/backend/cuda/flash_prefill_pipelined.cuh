@@ -17,8 +17,10 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include <string>
 
 #include "backend/cuda/copy_async.cuh"
+#include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/flash_prefill.hpp"
 #include "backend/cuda/flash_softmax.cuh"
 #include "backend/cuda/kv_cache_load.cuh"
@@ -38,23 +40,19 @@ struct FlashArgs : AttentionInputs {
   bool heads_fastest;    // FP4LLM_FLASH_LONGEST_FIRST=1: the grid's x is the head group, y the tile
 };
 
-// The block's query tile and its first query head (of `heads_per_block`). The tiles come longest
-// first (QueryTilePlan). Blocks start in linear grid order: with the tiles fastest (the default,
-// as before) the first wave holds whole heads, short tiles included, and the last heads' longest
+// The grid flash_block reads: query tiles x head groups. The tiles come longest first
+// (QueryTilePlan), and blocks start in linear grid order: with the tiles fastest (the default, as
+// before) the first wave holds whole heads, short tiles included, and the last heads' longest
 // tiles start late; a 2,048-token prompt at one block an SM then finishes at about 1.6 times the
 // balanced time (51 against 32 key tiles of work a SM, simulated). FP4LLM_FLASH_LONGEST_FIRST=1
 // (not yet measured) runs the head groups fastest, so the first wave takes the longest tiles of
-// every head (list scheduling, longest first).
-__device__ __forceinline__ void block_work(const FlashArgs& a, int heads_per_block, QueryTile& tile, int& first_head) {
-  const unsigned t = a.heads_fastest ? blockIdx.y : blockIdx.x, h = a.heads_fastest ? blockIdx.x : blockIdx.y;
-  tile = a.tiles[t];
-  first_head = int(h) * heads_per_block;
-}
-
-// The grid block_work reads: tiles x head groups, in the order FP4LLM_FLASH_LONGEST_FIRST selects.
+// every head (list scheduling, longest first); the tiles are then the grid's y, at most 65,535.
 inline dim3 flash_grid(const FlashArgs& a, int64_t num_tiles, int heads_per_block) {
-  const unsigned tiles = unsigned(num_tiles), groups = unsigned(a.p.heads / heads_per_block);
-  return a.heads_fastest ? dim3(groups, tiles) : dim3(tiles, groups);
+  const int64_t groups = a.p.heads / heads_per_block;
+  if (!a.heads_fastest) return dim3(unsigned(num_tiles), unsigned(groups));
+  if (num_tiles > 65535)
+    throw_error("flash attention: " + std::to_string(num_tiles) + " query tiles in one step; with FP4LLM_FLASH_LONGEST_FIRST=1 at most 65,535");
+  return dim3(unsigned(groups), unsigned(num_tiles));
 }
 
 // kHeads: query heads of one kv head per block (FP4LLM_FLASH_HEADS), each on its own four warps
@@ -244,7 +242,7 @@ __device__ __forceinline__ void wgmma_values(const uint32_t (&pa)[4][4], const u
 
 // What a thread needs of its warp's 16 query rows for each key tile.
 struct WarpRows {
-  int warp, lane, t;       // warp within its head's warpgroup; lane; lane % 4 (the C fragment's column pair)
+  int t;                   // lane % 4 (the C fragment's column pair)
   int row0;                // this thread's rows: row0 and row0 + 8 of the tile
   int pos_r[2];            // their positions
   int pos0, last, window;  // the tile's first and last positions, the sliding window (0: none)
@@ -256,21 +254,21 @@ struct WarpRows {
 
 __device__ __forceinline__ WarpRows warp_rows(const FlashArgs& a, const QueryTile& tile) {
   WarpRows r;
-  r.lane = int(threadIdx.x) % 32, r.warp = (int(threadIdx.x) % 128) / 32, r.t = r.lane % 4;
-  r.row0 = r.warp * 16 + r.lane / 4;
+  const int lane = int(threadIdx.x) % 32, warp = (int(threadIdx.x) % 128) / 32;  // warp within its head's warpgroup
+  r.t = lane % 4;
+  r.row0 = warp * 16 + lane / 4;
   r.pos0 = a.positions[tile.first_token], r.last = r.pos0 + tile.count - 1;
   r.pos_r[0] = r.pos0 + r.row0, r.pos_r[1] = r.pos0 + r.row0 + 8;
   r.window = int(a.p.window);
-  r.has_rows = r.warp * 16 < tile.count;
+  r.has_rows = warp * 16 < tile.count;
   r.scale_log2 = score_scale_log2(a.p.scale, a.p.k_scale);
-  const int lane = r.lane;
-  r.a_row = r.warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, r.a_col = (lane >> 4) * 8;
+  r.a_row = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, r.a_col = (lane >> 4) * 8;
   r.k_key = (lane & 7) + (lane >> 4) * 8, r.k_col = ((lane >> 3) & 1) * 8;
   r.v_key = (lane & 7) + ((lane >> 3) & 1) * 8, r.v_col = (lane >> 4) * 8;
   return r;
 }
 
-// What a thread of a flash block works on: its block's query tile and heads (block_work), the
+// What a thread of a flash block works on: its block's query tile and heads (flash_grid), the
 // thread's own head (warps 4h .. 4h + 3 take first_head + h, with Q plane h), the sequence's
 // block table, its warp's rows and the first key it reads.
 struct FlashBlock {
@@ -283,7 +281,8 @@ struct FlashBlock {
 
 __device__ __forceinline__ FlashBlock flash_block(const FlashArgs& a, int heads_per_block) {
   FlashBlock b;
-  block_work(a, heads_per_block, b.tile, b.first_head);
+  b.tile = a.tiles[a.heads_fastest ? blockIdx.y : blockIdx.x];
+  b.first_head = int(a.heads_fastest ? blockIdx.x : blockIdx.y) * heads_per_block;
   b.kv_head = b.first_head / int(a.p.heads / a.p.kv_heads);
   b.plane = int(threadIdx.x) / 128;
   b.head = b.first_head + b.plane;
