@@ -63,7 +63,7 @@
 #                                    tests), 32k FP8 with splits aimed at 1 and 3 blocks a SM,
 #                                    Qwen3-30B-A3B and Gemma3-27B with the defaults, then Nsight
 #                                    Compute over the 32k key-rows attention
-#   tools/gpu_variants.sh ahead      the key-rows attention 2 and 3 FP8 cache blocks ahead: its
+#   tools/gpu_variants.sh attn-ahead the key-rows attention 2 and 3 FP8 cache blocks ahead: its
 #                                    tests, 32k FP8 (and BF16 for the ratio), batch 1/16 of
 #                                    Qwen3-8B and Qwen3-30B-A3B, 128-key splits at batch 1
 #   tools/gpu_variants.sh layout     the cache blocks in head-major order (FP4LLM_KV_LAYOUT): the
@@ -176,7 +176,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           splits) echo "fp4llm gpu_paged_attention" ;;
           merge) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
           merge2) echo "fp4llm gpu_paged_attention" ;;
-          ahead) echo "fp4llm gpu_paged_attention" ;;
+          attn-ahead) echo "fp4llm gpu_paged_attention" ;;
           layout) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear fp4llm_forward_dump" ;;
           next) echo "fp4llm gpu_paged_attention gpu_moe gpu_nvfp4_linear fp4llm_forward_dump" ;;
           early) echo "fp4llm gpu_paged_attention fp4llm_forward_dump" ;;
@@ -670,7 +670,7 @@ if [ "$part" = merge2 ]; then
     else echo "key-rows profile: skipped (time)"; fi
   } 2>&1 | tee "$OUT/variants-merge2.md"
 fi
-if [ "$part" = ahead ]; then
+if [ "$part" = attn-ahead ]; then
   {
     # The 32k FP8 key-rows attention waits on its cache loads (half the stall samples at the block's
     # first use, DRAM at 61%): more blocks in flight per warp.
