@@ -17,6 +17,7 @@
 #include "formats/number_formats.hpp"
 #include "gpu_test_support.hpp"
 #include "random_nvfp4.hpp"
+#include "util/error.hpp"
 
 using namespace fp4llm;
 
@@ -330,6 +331,134 @@ void check_updated_stream(const TestLinear& lin, cuda::NormedInput in, const cud
     ASSERT_LE(std::fabs(double(stored[i]) - want[i]), bound[i])
         << s.out << "x" << s.in << " rows " << rows << " stored at " << i << " got " << stored[i] << " want " << want[i];
   check_products_of_stored(lin, stored, gain, rows, s, in.eps, in.one_plus, y);
+}
+
+// FP4LLM_NORM_DEFERRED (gemv_deferred_norm.cuh): the reference of a product of the deferred norm's
+// rows, from the stream as the first product stored it. x = bf16(stream * gain), rounded in
+// float32 on the GPU (the step allowance as in normed_reference), and inv = 1 / rms of the stored
+// row, by which the second product scales its sums.
+struct DeferredReference {
+  NormedReference scaled;
+  std::vector<double> inv;  // [rows]
+};
+
+DeferredReference deferred_reference(const std::vector<float>& stream, const std::vector<float>& gain, int64_t rows,
+                                     int64_t k, float eps) {
+  DeferredReference r{{std::vector<float>(size_t(rows * k)), std::vector<double>(size_t(rows * k))},
+                      std::vector<double>(size_t(rows))};
+  for (int64_t m = 0; m < rows; ++m) {
+    double ss = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      const double v = double(stream[size_t(m * k + i)]) * gain[size_t(i)];
+      ss += double(stream[size_t(m * k + i)]) * stream[size_t(m * k + i)];
+      const float lo = bf16_to_float(float_to_bf16(float(v * (1 - std::ldexp(1.0, -16)))));
+      const float hi = bf16_to_float(float_to_bf16(float(v * (1 + std::ldexp(1.0, -16)))));
+      r.scaled.x[size_t(m * k + i)] = bf16_to_float(float_to_bf16(float(v)));
+      r.scaled.step[size_t(m * k + i)] = std::fabs(double(hi) - double(lo));
+    }
+    r.inv[size_t(m)] = 1.0 / std::sqrt(ss / double(k) + eps);
+  }
+  return r;
+}
+
+// The norm split between the products around it: the first (o_proj, down_proj) adds into the
+// stream and leaves the stream times the next norm's gains in BF16 with partial sums of squares; a
+// plain and a gated product then take those rows and scale each token's sums by 1 / rms. Against
+// float64: the stream as above, the BF16 rows, and both products of the stored stream normalised.
+// Shapes: one and two token groups, 8- and 16-warp blocks, a ragged hidden size (1,040: 65 tiles
+// of the first product, a ragged last chunk of the second) and a second product of one K split a
+// block (256 features: 4 chunks).
+TEST(GpuNvfp4Linear, DefersTheNormToTheNextProduct) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(19);
+  Workspace w;
+  const float eps = 1e-6f;
+  struct Case {
+    Shape first;   // out: the hidden size
+    int64_t next;  // the second products' rows
+  };
+  for (const Case& c : std::vector<Case>{{{1024, 4096}, 3072}, {{1040, 2048}, 80}, {{256, 512}, 1536}, {{4096, 12288}, 1024}}) {
+    const int64_t hidden = c.first.out;
+    const TestLinear first = random_linear(c.first, rng, w);
+    const Shape plain_shape{c.next, hidden};
+    const TestLinear plain = random_linear(plain_shape, rng, w);
+    const QuantizedLinear gate = test_support::random_nvfp4(c.next, hidden, rng), up = test_support::random_nvfp4(c.next, hidden, rng);
+    const cuda::Nvfp4Tiles gated_tiles = cuda::make_gated_nvfp4_tiles(gate, up);
+    const cuda::DeviceNvfp4Linear gated = cuda::upload_nvfp4(gated_tiles);
+    const std::vector<float> wg = dequantized(gate), wu = dequantized(up);
+    const std::vector<float> gain = random_bf16_values(size_t(hidden), rng);
+    const auto gain_d = cuda::DeviceBuffer<float>::from_host(gain);
+    const int64_t parts = cuda::deferred_norm_parts(first.device);
+    ASSERT_EQ(parts, (hidden + 15) / 16);
+    for (int64_t rows : {1, 3, 8, 9, 16}) {
+      const std::string where = std::to_string(hidden) + "x" + std::to_string(c.first.in) + " then " +
+                                std::to_string(c.next) + " rows " + std::to_string(rows);
+      const std::vector<float> x = random_bf16_values(size_t(rows * c.first.in), rng);
+      std::vector<float> before = random_bf16_values(size_t(rows * hidden), rng);
+      for (float& v : before) v *= 5.0f;
+      const auto xd = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(x));
+      auto stream_d = cuda::DeviceBuffer<float>::from_host(before);
+      auto scaled_d = test_support::poisoned<__nv_bfloat16>(size_t(rows * hidden));
+      auto sums_d = test_support::poisoned<float>(size_t(rows * parts));
+      auto y_d = test_support::poisoned<float>(size_t(rows * c.next));
+      auto act_d = test_support::poisoned<__nv_bfloat16>(size_t(rows * c.next));
+      const cuda::DeferredNorm norm{sums_d.data(), parts, eps};
+      cuda::nvfp4_linear_add_deferred_norm(first.device, xd.data(), rows, stream_d.data(), gain_d.data(), norm,
+                                           scaled_d.data(), nullptr);
+      cuda::nvfp4_linear_deferred_norm(plain.device, scaled_d.data(), rows, y_d.data(), norm, nullptr);
+      cuda::nvfp4_gated_deferred_norm(gated, scaled_d.data(), rows, /*gelu=*/false, act_d.data(), norm, nullptr);
+      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+      const std::vector<float> stream = stream_d.to_host(), y = y_d.to_host();
+      const std::vector<__nv_bfloat16> scaled = scaled_d.to_host(), act = act_d.to_host();
+      for (int64_t m = 0; m < rows; ++m)
+        for (int64_t n = 0; n < hidden; ++n) {
+          const auto [product, bound] = dot(first.values, x, c.first.in, n, m);
+          const double want = before[size_t(m * hidden + n)] + product;
+          ASSERT_LE(std::fabs(stream[size_t(m * hidden + n)] - want), 1e-4 * bound + 1e-6 * std::fabs(want) + 1e-30)
+              << where << ": stream at " << m << "," << n;
+        }
+      const DeferredReference ref = deferred_reference(stream, gain, rows, hidden, eps);
+      for (size_t i = 0; i < scaled.size(); ++i)
+        ASSERT_LE(std::fabs(double(__bfloat162float(scaled[i])) - ref.scaled.x[i]), ref.scaled.step[i])
+            << where << ": BF16 row value " << i;
+      for (int64_t m = 0; m < rows; ++m) {
+        const double inv = ref.inv[size_t(m)];
+        for (int64_t f = 0; f < c.next; ++f) {
+          const auto [v, bound, ambiguous] = normed_dot(plain.values, ref.scaled, hidden, f, m);
+          // float32 accumulation and ambiguous roundings, scaled by inv; inv's own float32 error.
+          const double err = inv * (1e-4 * bound + ambiguous) + 1e-5 * std::fabs(v * inv) + 1e-30;
+          ASSERT_LE(std::fabs(y[size_t(m * c.next + f)] - v * inv), err) << where << ": plain product at " << m << "," << f;
+          const auto [g0, gb, ga] = normed_dot(wg, ref.scaled, hidden, f, m);
+          const auto [u0, ub, ua] = normed_dot(wu, ref.scaled, hidden, f, m);
+          const double g = g0 * inv, u = u0 * inv;
+          const double act_want = g / (1.0 + std::exp(-g)), want = act_want * u;
+          const double eg = inv * (1e-4 * gb + ga) + 1e-5 * std::fabs(g), eu = inv * (1e-4 * ub + ua) + 1e-5 * std::fabs(u);
+          const double tol = 1.2 * eg * (std::fabs(u) + eu) + eu * (std::fabs(act_want) + 1e-3) + std::fabs(want) * 4e-3 + 1e-6;
+          const double got = double(__bfloat162float(act[size_t(m * c.next + f)]));
+          ASSERT_LE(std::fabs(got - want), tol) << where << ": gated at " << m << "," << f << " got " << got << " want " << want;
+        }
+      }
+    }
+  }
+}
+
+TEST(GpuNvfp4Linear, DeferredNormLimits) {
+  EXPECT_TRUE(cuda::deferred_norm_supported(1));
+  EXPECT_TRUE(cuda::deferred_norm_supported(cuda::kMaxDeferredNormRows));
+  EXPECT_FALSE(cuda::deferred_norm_supported(cuda::kMaxDeferredNormRows + 1));
+  EXPECT_FALSE(cuda::deferred_norm_supported(0));
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(20);
+  Workspace w;
+  const TestLinear lin = random_linear({64, 128}, rng, w);
+  auto buf = cuda::DeviceBuffer<float>(size_t(64 * 17));
+  auto bf = cuda::DeviceBuffer<__nv_bfloat16>(size_t(128 * 17));
+  const cuda::DeferredNorm right{buf.data(), 4, 1e-6f}, wrong{buf.data(), 5, 1e-6f};
+  EXPECT_THROW(cuda::nvfp4_linear_add_deferred_norm(lin.device, bf.data(), 17, buf.data(), buf.data(), right, bf.data(), nullptr),
+               Error);
+  EXPECT_THROW(cuda::nvfp4_linear_add_deferred_norm(lin.device, bf.data(), 1, buf.data(), buf.data(), wrong, bf.data(), nullptr),
+               Error);
+  EXPECT_THROW(cuda::nvfp4_linear_deferred_norm(lin.device, bf.data(), 1, buf.data(), {}, nullptr), Error);
 }
 
 TEST(GpuNvfp4Linear, NormedInputLimits) {

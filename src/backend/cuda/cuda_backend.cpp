@@ -53,6 +53,16 @@ NormsInProducts norm_prologue(const ModelConfig& c) {
   return {dense, dense || qkv_only};
 }
 
+// FP4LLM_NORM_DEFERRED=1 (not yet measured): dense Qwen3 decode steps of up to 16 tokens without
+// the norm kernels between o_proj and gate_up and between down_proj and the next qkv: the first
+// product of each pair leaves the stream times the gains and partial sums of squares, the second
+// scales its results by 1 / rms (gemv_deferred_norm.cuh). The kernel trace put each one-block norm
+// at 2.1-2.3 us a layer on Qwen3-8B's critical path (twenty-third session).
+bool norm_deferred_requested() {
+  static const bool on = knob_is("FP4LLM_NORM_DEFERRED", "1");
+  return on;
+}
+
 // FP4LLM_ROPE_IN_ATTENTION=1: decode steps (one token per sequence) leave q/k RMSNorm, RoPE and the
 // cache write to the decode attention kernel (the tensor-core one, or the CUDA-core one at
 // head_dim 256) instead of the rope kernel (attention_rope.cuh; off: with the key rows measured
@@ -198,7 +208,7 @@ GpuMemory CudaBackend::memory() const {
   for (size_t l = 0; l < k_cache_.size(); ++l) m.kv_cache += k_cache_[l].bytes() + v_cache_[l].bytes();
   m.workspace = linear_ws_.dequantized.bytes() + x_.bytes() + qkv_.bytes() +
                 q_.bytes() + o_.bytes() + gate_up_.bytes() + logits_.bytes() + h_.bytes() + attn_.bytes() +
-                act_.bytes() + rows_.bytes() + x_alt_.bytes() + moe_ws_.bytes() + lm_local_.bytes() + lm_gathered_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
+                act_.bytes() + rows_.bytes() + x_alt_.bytes() + norm_sums_.bytes() + moe_ws_.bytes() + lm_local_.bytes() + lm_gathered_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
   return m;
 }
 
@@ -295,6 +305,8 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   // norms and MoE layers' experts, whose rows the next product adds to the stream.
   if ((c.family == ModelFamily::Gemma3 || c.num_experts > 0) && norm_prologue(c).qkv && !comm_.active())
     x_alt_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxNormedRows)) * H);
+  if (norm_deferred_requested() && c.family == ModelFamily::Qwen3 && c.num_experts == 0)
+    norm_sums_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxDeferredNormRows) * ((c.hidden_size + 15) / 16)));
   qkv_ = DeviceBuffer<float>(T * (qd + 2 * kvd));
   q_ = DeviceBuffer<float>(T * qd);
   o_ = DeviceBuffer<float>(T * H);
@@ -337,6 +349,22 @@ NormsInProducts CudaBackend::norms_in_products(int64_t tokens) const {
       (c.num_experts > 0 && tokens > kMaxNormedRouterTokens))
     return {};
   return norm_prologue(c);
+}
+
+// Qwen3 dense models only (Gemma3's sandwich norms and the MoE layers' experts keep theirs), on one
+// GPU (tensor parallelism sums the products first), where the norms are not in the products.
+bool CudaBackend::norm_deferred(int64_t tokens) const {
+  const ModelConfig& c = model_.config;
+  if (!norm_deferred_requested() || c.family != ModelFamily::Qwen3 || c.num_experts > 0 || comm_.active() ||
+      !deferred_norm_supported(tokens))
+    return false;
+  const NormsInProducts in = norms_in_products(tokens);
+  return !in.ffn && !in.qkv;
+}
+
+DeferredNorm CudaBackend::deferred_norm() {
+  const ModelConfig& c = model_.config;
+  return {norm_sums_.data(), (c.hidden_size + 15) / 16, float(c.rms_norm_eps)};
 }
 
 void CudaBackend::layer(int64_t index, const Step& s) {
@@ -391,12 +419,16 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     return in;
   };
   const auto omitted = [&](OmittedStage stage) { return omitted_ == stage; };
+  const bool deferred = norm_deferred(T);
+  const bool qkv_deferred = std::exchange(norm_deferred_pending_, false);  // h_: the last down_proj's
   {
     const EarlyLaunchScope early(early_launch_role("qkv"));  // FP4LLM_PDL_ROLES: a scope per part
     static const bool qkv_own_ahead = l2_ahead_requested("qkv_own");
     const OwnWeightsToL2Scope ahead(qkv_own_ahead);  // the plain qkv (after a norm kernel) asks for its own
     if (omitted(OmittedStage::qkv))
       ;
+    else if (qkv_deferred)
+      nvfp4_linear_deferred_norm(L.qkv, h_.data(), T, qkv_.data(), deferred_norm(), stream_);
     else if (qkv_norm_in)
       nvfp4_linear_normed(L.qkv, normed_input(L.input_norm.data(), model_.layers[size_t(index - 1)].post_feedforward_norm.data()), T,
                           qkv_.data(), stream_);
@@ -472,6 +504,9 @@ void CudaBackend::layer(int64_t index, const Step& s) {
       ;
     else if (norm_in.ffn)
       hand_on(L.o, attn_.data());
+    else if (deferred)
+      nvfp4_linear_add_deferred_norm(L.o, attn_.data(), T, residual_, L.post_attention_norm.data(), deferred_norm(),
+                                     h_.data(), stream_);
     else
       residual(L.o, attn_.data(), L.post_attention_norm.data(),
                gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
@@ -507,6 +542,8 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     nvfp4_gated_normed(L.gate_up, normed_input(gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data(),
                                                L.post_attention_norm.data()),
                        T, gemma, act_.data(), stream_);
+  else if (deferred)
+    nvfp4_gated_deferred_norm(L.gate_up, h_.data(), T, false, act_.data(), deferred_norm(), stream_);
   else
     nvfp4_gated(L.gate_up, h_.data(), T, gemma, act_.data(), gate_up_.data(), linear_ws_, stream_);
   profiler_.mark("gate_up_activation", stream_);
@@ -515,7 +552,10 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     ;
   else if (next_qkv_norm_in)
     hand_on(L.down, act_.data());
-  else
+  else if (deferred && !last) {  // the last layer's final norm stays a kernel: cuBLAS's lm_head reads h_
+    nvfp4_linear_add_deferred_norm(L.down, act_.data(), T, residual_, next, deferred_norm(), h_.data(), stream_);
+    norm_deferred_pending_ = true;
+  } else
     residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
   profiler_.mark(!next_qkv_norm_in ? "down_proj_residual_norm" : gemma ? "down_proj" : "down_proj_residual", stream_);
 }
@@ -527,6 +567,7 @@ void CudaBackend::launch_step(const Step& s) {
   profiler_.begin(stream_);
   residual_ = x_.data();
   experts_pending_ = false;
+  norm_deferred_pending_ = false;
   const float embed_scale = c.family == ModelFamily::Gemma3 ? bf16_to_float(float_to_bf16(std::sqrt(float(c.hidden_size)))) : 1.0f;
   embed_tokens(model_.embedding_table(), offset_ptr<int32_t>(meta_.data(), s.ids_at), s.tokens, c.hidden_size, embed_scale,
                x_.data(), stream_);

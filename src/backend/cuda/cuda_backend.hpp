@@ -75,6 +75,8 @@ class CudaBackend final : public Backend {
   AttentionParams attention_params(int64_t layer, const Step& step) const;
   // Which of this step's products normalise their input themselves (nvfp4_linear_normed).
   NormsInProducts norms_in_products(int64_t tokens) const;
+  bool norm_deferred(int64_t tokens) const;
+  DeferredNorm deferred_norm();
   // Whether `layer` keeps its K/V in the window pool (a sliding layer, with a pool configured).
   bool windowed(int64_t layer) const {
     return cache_.has_window_pool() && model_.config.layer_sliding[size_t(layer)];
@@ -106,6 +108,10 @@ class CudaBackend final : public Backend {
   DeviceBuffer<float> x_alt_;      // Gemma3 and MoE with norms in the products: the residual stream's other buffer
   float* residual_ = nullptr;      // the buffer holding the residual stream now (x_ at a step's start)
   bool experts_pending_ = false;   // an MoE layer left its experts' rows for the next qkv to add
+  // FP4LLM_NORM_DEFERRED: the partial sums of squares the products that update the stream leave for
+  // the next product, and whether the next qkv takes them (h_ holds the stream times its gains).
+  DeviceBuffer<float> norm_sums_;
+  bool norm_deferred_pending_ = false;
   DeviceBuffer<__nv_bfloat16> h_, attn_, act_, rows_;
   DeviceBuffer<float> attn_partial_out_, attn_partial_ml_;
   DeviceBuffer<unsigned> attn_counters_;  // split-KV arrivals per (token, kv head)

@@ -10,9 +10,11 @@
 // start, or with FP4LLM_PDL_TRIGGER=after_wait once its wait is over (GemvArgs). kNormIn (plain products of up to kNormInRows rows):
 // x is normalised by the kernel itself from the residual stream (gemv_norm_prologue.cuh), into
 // dynamic shared memory. FP4LLM_L2_AHEAD: each block first asks L2 for its share of a weight
-// (its own, or the next product's; l2_ahead.hpp).
+// (its own, or the next product's; l2_ahead.hpp). FP4LLM_NORM_DEFERRED: plain products may end
+// with the deferred norm's epilogues (gemv_deferred_norm.cuh).
 #pragma once
 
+#include "backend/cuda/gemv_deferred_norm.cuh"
 #include "backend/cuda/gemv_lean_loop.cuh"
 #include "backend/cuda/l2_prefetch.cuh"
 #include "backend/cuda/moe_select.cuh"

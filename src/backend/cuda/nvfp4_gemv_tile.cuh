@@ -32,7 +32,9 @@ constexpr int kWideWarps = 16;
 #endif
 constexpr int kGroup = FP4LLM_GEMV_GROUP;
 
-enum Epilogue : int { kStore, kAdd, kSilu, kGelu };
+// kAddNorm: kAdd, and the next RMSNorm's input for a product that takes it scaled
+// (FP4LLM_NORM_DEFERRED, gemv_deferred_norm.cuh).
+enum Epilogue : int { kStore, kAdd, kSilu, kGelu, kAddNorm };
 
 struct GemvArgs {
   const uint4* packed;
@@ -79,6 +81,16 @@ struct GemvArgs {
   uint32_t l2_slots;
   bool l2_per_expert;
   bool l2_own_routed;  // a block of the routed gate/up asks for its own tiles once routed (=gate_up)
+  // FP4LLM_NORM_DEFERRED (gemv_deferred_norm.cuh). kAddNorm: besides y += x W^T, the updated rows
+  // times the next norm's gains in BF16 (deferred_x, [rows][n]) and each tile's sums of squares of
+  // them (deferred_sums_out, [rows][row_tiles]). A product after it (deferred_sums set) multiplies
+  // its sums by each row's 1 / rms from those sums (deferred_parts per row) before its epilogue.
+  const float* deferred_gain;
+  __nv_bfloat16* deferred_x;
+  float* deferred_sums_out;
+  const float* deferred_sums;
+  int deferred_parts;
+  float deferred_eps;
 };
 
 // The rows one block multiplies and the weights it reads (its expert's, for groups).
@@ -272,9 +284,10 @@ __device__ __forceinline__ bool sum_splits(float (&acc)[NT][4], int splits, int 
 // This lane's accumulators (rows g and g+8 of the tile, tokens 2t and 2t+1 of each 8-token group,
 // global scales applied) to their destination; for gated tiles row g is a gate row and row g+8
 // the matching up row, so the activation needs nothing from other lanes.
+// token_scale (shared memory, by token of the slice): each token's sums multiplied by it first.
 template <int NT, bool kGrouped>
 __device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, int tile, int g, int t,
-                                           const float (&acc)[NT][4]) {
+                                           const float (&acc)[NT][4], const float* token_scale = nullptr) {
   const float scale_lo = s.tile_scales[2 * tile] * kUnscale, scale_hi = s.tile_scales[2 * tile + 1] * kUnscale;
 #pragma unroll
   for (int nt = 0; nt < NT; ++nt)
@@ -283,7 +296,8 @@ __device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, in
       const int token = nt * 8 + 2 * t + j;
       if (token >= s.rows) continue;
       const int out = kGrouped && p.y_rows ? p.y_rows[s.begin + token] : s.begin + token;
-      const float lo = acc[nt][j] * scale_lo, hi = acc[nt][j + 2] * scale_hi;
+      const float by = token_scale ? token_scale[token] : 1.0f;
+      const float lo = acc[nt][j] * scale_lo * by, hi = acc[nt][j + 2] * scale_hi * by;
       if (p.epilogue == kSilu || p.epilogue == kGelu) {
         p.act[size_t(out) * (p.n / 2) + tile * 8 + g] = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
         continue;
@@ -348,12 +362,6 @@ __device__ __forceinline__ bool enter_block(const GemvArgs& p, Slice& s) {
   return block_slice<NT, kGrouped>(p, s);
 }
 
-// Its last step: the K splits summed and the tile written.
-template <int NT, bool kGrouped, int W = kWarps>
-__device__ __forceinline__ void finish_item(const GemvArgs& p, const Slice& s, const WorkItem& item, float (&acc)[NT][4]) {
-  if (!sum_splits<NT, W>(acc, p.splits, item.warp, item.split, item.lane)) return;
-  if (item.live) write_tile<NT, kGrouped>(p, s, item.tile, item.g, item.t, acc);
-}
 
 }  // namespace
 

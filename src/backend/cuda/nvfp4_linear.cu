@@ -475,6 +475,25 @@ void gemv(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, Gemv
   else launch_for_rows<false>(p, rows, 1, stream);
 }
 
+// The direct kernel whatever the rows (up to 16): the deferred norm's epilogues need a block to
+// hold whole tiles (gemv_deferred_norm.cuh).
+void gemv_direct_only(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, GemvArgs p, cudaStream_t stream) {
+  if (!deferred_norm_supported(rows))
+    throw_error("NVFP4 linear with a deferred norm: " + std::to_string(rows) + " rows (1 to " +
+                std::to_string(kMaxDeferredNormRows) + " are supported)");
+  bind(p, w, x, rows);
+  if (own_weights_to_l2()) ask_l2_for(p, w);
+  if (rows <= 8) launch_gemv_direct<1, false>(p, 1, stream);
+  else launch_gemv_direct<2, false>(p, 1, stream);
+}
+
+void take_deferred_norm(GemvArgs& p, const DeferredNorm& norm) {
+  if (!norm.sums || norm.parts < 1) throw_error("NVFP4 linear with a deferred norm: no partial sums given");
+  p.deferred_sums = norm.sums;
+  p.deferred_parts = int(norm.parts);
+  p.deferred_eps = norm.eps;
+}
+
 static_assert(kNormInRows == kMaxNormedRows);
 
 // Fewest chunks per warp of a normalising launch: fewer, larger blocks, each normalising its rows
@@ -599,6 +618,46 @@ void nvfp4_gated_normed(const DeviceNvfp4Linear& w, const NormedInput& x, int64_
   p.epilogue = gelu ? kGelu : kSilu;
   p.act = out;
   gemv_normed(w, x, rows, p, stream);
+}
+
+int64_t deferred_norm_parts(const DeviceNvfp4Linear& first) { return first.row_tiles; }
+
+bool deferred_norm_supported(int64_t rows) { return rows >= 1 && rows <= kMaxDeferredNormRows; }
+
+void nvfp4_linear_add_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* residual,
+                                    const float* gain, const DeferredNorm& norm, __nv_bfloat16* scaled,
+                                    cudaStream_t stream) {
+  if (w.gated) throw_error("NVFP4 linear with a deferred norm: gated tiles cannot add to the residual stream");
+  if (!norm.sums || norm.parts != w.row_tiles || !gain || !scaled)
+    throw_error("NVFP4 linear with a deferred norm: the partial sums must hold one per 16-row tile (" +
+                std::to_string(w.row_tiles) + " a row), with the gains and the scaled rows' buffer");
+  GemvArgs p{};
+  p.epilogue = kAddNorm;
+  p.y = residual;
+  p.deferred_gain = gain;
+  p.deferred_x = scaled;
+  p.deferred_sums_out = norm.sums;
+  gemv_direct_only(w, x, rows, p, stream);
+}
+
+void nvfp4_linear_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* scaled, int64_t rows, float* y,
+                                const DeferredNorm& norm, cudaStream_t stream) {
+  if (w.gated) throw_error("NVFP4 linear: gated tiles go through nvfp4_gated_deferred_norm");
+  GemvArgs p{};
+  p.epilogue = kStore;
+  p.y = y;
+  take_deferred_norm(p, norm);
+  gemv_direct_only(w, scaled, rows, p, stream);
+}
+
+void nvfp4_gated_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* scaled, int64_t rows, bool gelu,
+                               __nv_bfloat16* out, const DeferredNorm& norm, cudaStream_t stream) {
+  if (!w.gated) throw_error("NVFP4 gated linear: the weight is not in the gated tile layout");
+  GemvArgs p{};
+  p.epilogue = gelu ? kGelu : kSilu;
+  p.act = out;
+  take_deferred_norm(p, norm);
+  gemv_direct_only(w, scaled, rows, p, stream);
 }
 
 void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* product,

@@ -76,6 +76,30 @@ struct ResidualNorm {
 void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* product,
                            const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream);
 
+// The RMSNorm between two decode products split between them (FP4LLM_NORM_DEFERRED,
+// gemv_deferred_norm.cuh): the first adds its product to the residual stream and stores the
+// updated rows times the next norm's gains in BF16 (`scaled`) with partial sums of squares; the
+// second takes `scaled` as its x and scales each token's result by 1 / rms from those sums. Up to
+// kMaxDeferredNormRows rows (the direct GEMV, whose blocks hold whole tiles); Qwen3's gains w (not
+// Gemma3's 1 + w).
+constexpr int64_t kMaxDeferredNormRows = 16;
+struct DeferredNorm {
+  float* sums = nullptr;  // [rows][parts] float32
+  int64_t parts = 0;      // the first product's 16-row tiles: deferred_norm_parts(its weight)
+  float eps = 1e-6f;
+};
+int64_t deferred_norm_parts(const DeviceNvfp4Linear& first);
+bool deferred_norm_supported(int64_t rows);
+// residual += x W^T; scaled = residual * gain in BF16; norm.sums its partial sums of squares.
+void nvfp4_linear_add_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* residual,
+                                    const float* gain, const DeferredNorm& norm, __nv_bfloat16* scaled,
+                                    cudaStream_t stream);
+// nvfp4_linear (stored) and nvfp4_gated of `scaled`, each token's sums times its 1 / rms.
+void nvfp4_linear_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* scaled, int64_t rows, float* y,
+                                const DeferredNorm& norm, cudaStream_t stream);
+void nvfp4_gated_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* scaled, int64_t rows, bool gelu,
+                               __nv_bfloat16* out, const DeferredNorm& norm, cudaStream_t stream);
+
 // A product's input as an RMSNorm gives it, taken by the product itself: x = rmsnorm(residual
 // row) * gain(weight) in BF16, gain w (Qwen3) or 1 + w (Gemma3). With delta (Gemma3's sandwich
 // norms) the residual row is first updated: residual + rmsnorm(delta row) * gain(delta_w), stored
