@@ -156,6 +156,13 @@
 #   tools/gpu_variants.sh s25-short  with about 5 minutes: the flash tests of the defaults, the
 #                                    longest tiles first and the staggered kernel, then one 2,048-token
 #                                    Qwen3-8B prompt with each
+#   tools/gpu_variants.sh s26        when the device is scarce, the twenty-fifth and twenty-sixth
+#                                    sessions' work in one call: the deferred norm's GEMV tests and
+#                                    Qwen3 against the CPU with it, the flash knobs' tests, in
+#                                    parallel; then Qwen3-8B batch 1/16 with and without the deferred
+#                                    norm, the 2,048-token prompt with the defaults, the longest
+#                                    tiles first and the staggered kernel, Qwen3-30B-A3B batch 1
+#                                    with every FP4LLM_L2_AHEAD part, and the A/Bs again
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -186,7 +193,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           profile2|targets) echo "fp4llm" ;;
           trace|s24|ahead) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;;
           s25) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe" ;;
-          s25-short) echo "fp4llm gpu_paged_attention" ;; esac)
+          s25-short) echo "fp4llm gpu_paged_attention" ;;
+          s26) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1052,6 +1060,45 @@ if [ "$part" = s25-short ]; then
     prefill_run qwen3-8b stagger-wgmma-pv FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_WGMMA_PV=1
     prefill_run qwen3-8b default-again
   } 2>&1 | tee "$OUT/variants-s25-short.md"
+fi
+if [ "$part" = s26 ]; then
+  {
+    t26=$(( $(left) - 300 < 150 ? $(left) - 300 : 150 ))
+    [ $t26 -lt 90 ] && t26=90
+    (timeout $t26 ./build-gpu/gpu_nvfp4_linear --gtest_filter='*Defer*:*AskingL2*:*UpdatesAndNormalises*:*GatedEpilogue*' \
+       > "$OUT/s26-gemv.log" 2>&1; echo "GEMV tests (deferred norm, L2 requests): exit $?") &
+    (cd build-gpu && timeout $t26 ctest -R '^py_gpu_forward_norm_deferred$' -V > "$OUT/s26-py.log" 2>&1;
+     echo "py_gpu_forward_norm_deferred: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/s26-py.log" | tail -1)") &
+    for v in "" FP4LLM_FLASH_LONGEST_FIRST=1 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_STAGGER=1,FP4LLM_FLASH_WGMMA_PV=1; do
+      log="$OUT/flash-tests-${v:-default}.log"; log=${log//[=,]/-}
+      (env ${v//,/ } timeout $t26 ./build-gpu/gpu_paged_attention --gtest_filter='*Flash*' > "$log" 2>&1;
+       echo "flash tests (${v:-default}): exit $? | $(grep -E 'PASSED|FAILED' "$log" | head -3 | tr '\n' ' ')") &
+    done
+    wait
+    grep -E '^\[  FAILED' "$OUT"/s26-gemv.log "$OUT"/flash-tests-*.log | head -8
+    ok26() { grep -q "PASSED" "$1" && ! grep -q "FAILED" "$1"; }
+    deferred_ok=0
+    ok26 "$OUT/s26-gemv.log" && grep -qE '[0-9]+ passed' "$OUT/s26-py.log" && ! grep -qE '[0-9]+ failed' "$OUT/s26-py.log" && deferred_ok=1
+    if [ $deferred_ok = 1 ]; then
+      bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
+      bench_variant "$OUT" qwen3-8b-deferred qwen3-8b 1,16 FP4LLM_NORM_DEFERRED=1
+    else echo "deferred norm: not benched (its tests did not all pass)"; fi
+    prefill_run qwen3-8b default
+    ok26 "$OUT/flash-tests-FP4LLM_FLASH_LONGEST_FIRST-1.log" && prefill_run qwen3-8b longest-first FP4LLM_FLASH_LONGEST_FIRST=1
+    ok26 "$OUT/flash-tests-FP4LLM_FLASH_STAGGER-1.log" && prefill_run qwen3-8b stagger FP4LLM_FLASH_STAGGER=1
+    ok26 "$OUT/flash-tests-FP4LLM_FLASH_STAGGER-1-FP4LLM_FLASH_WGMMA_PV-1.log" &&
+      prefill_run qwen3-8b stagger-wgmma-pv FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_WGMMA_PV=1
+    if ok26 "$OUT/s26-gemv.log"; then
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe qwen3-30b-a3b 1
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-ahead-all qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv,o_proj,down,gate_up
+    fi
+    if [ $deferred_ok = 1 ]; then
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" qwen3-8b-again qwen3-8b 1
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" qwen3-8b-deferred-again qwen3-8b 1 FP4LLM_NORM_DEFERRED=1
+    fi
+    PREFILL_MIN_LEFT=60 prefill_run qwen3-8b default-again
+    ok26 "$OUT/flash-tests-FP4LLM_FLASH_STAGGER-1.log" && PREFILL_MIN_LEFT=60 prefill_run qwen3-8b stagger-again FP4LLM_FLASH_STAGGER=1
+  } 2>&1 | tee "$OUT/variants-s26.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
