@@ -194,7 +194,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           trace|s24|ahead) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;;
           s25) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe" ;;
           s25-short) echo "fp4llm gpu_paged_attention" ;;
-          s26) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear fp4llm_forward_dump" ;; esac)
+          s26) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1067,6 +1067,8 @@ if [ "$part" = s26 ]; then
     [ $t26 -lt 90 ] && t26=90
     (timeout $t26 ./build-gpu/gpu_nvfp4_linear --gtest_filter='*Defer*:*AskingL2*:*UpdatesAndNormalises*:*GatedEpilogue*' \
        > "$OUT/s26-gemv.log" 2>&1; echo "GEMV tests (deferred norm, L2 requests): exit $?") &
+    (timeout $t26 ./build-gpu/gpu_moe --gtest_filter='*Defer*:*NormaliseTheirInput*' > "$OUT/s26-moe.log" 2>&1;
+     echo "MoE tests (deferred norm, router norm): exit $?") &
     (cd build-gpu && timeout $t26 ctest -R '^py_gpu_forward_norm_deferred$' -V > "$OUT/s26-py.log" 2>&1;
      echo "py_gpu_forward_norm_deferred: exit $? | $(grep -E '[0-9]+ (passed|failed)' "$OUT/s26-py.log" | tail -1)") &
     for v in "" FP4LLM_FLASH_LONGEST_FIRST=1 FP4LLM_FLASH_STAGGER=1 FP4LLM_FLASH_STAGGER=1,FP4LLM_FLASH_WGMMA_PV=1; do
@@ -1075,7 +1077,8 @@ if [ "$part" = s26 ]; then
        echo "flash tests (${v:-default}): exit $? | $(grep -E 'PASSED|FAILED' "$log" | head -3 | tr '\n' ' ')") &
     done
     wait
-    grep -E '^\[  FAILED' "$OUT"/s26-gemv.log "$OUT"/flash-tests-*.log | head -8
+    grep -E '^\[  FAILED' "$OUT"/s26-gemv.log "$OUT"/s26-moe.log "$OUT"/flash-tests-*.log | head -8
+    grep -E '(FAILED|PASSED|failed|passed)' "$OUT/s26-py.log" | tail -4
     ok26() { grep -q "PASSED" "$1" && ! grep -q "FAILED" "$1"; }
     deferred_ok=0
     ok26 "$OUT/s26-gemv.log" && grep -qE '[0-9]+ passed' "$OUT/s26-py.log" && ! grep -qE '[0-9]+ failed' "$OUT/s26-py.log" && deferred_ok=1
@@ -1091,6 +1094,12 @@ if [ "$part" = s26 ]; then
     if ok26 "$OUT/s26-gemv.log"; then
       [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe qwen3-30b-a3b 1
       [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-ahead-all qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv,o_proj,down,gate_up
+    fi
+    if [ $deferred_ok = 1 ] && ok26 "$OUT/s26-moe.log"; then
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-deferred qwen3-30b-a3b 1 FP4LLM_NORM_DEFERRED=1
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-deferred-qkv-early qwen3-30b-a3b 1 FP4LLM_NORM_DEFERRED=1 \
+        FP4LLM_PDL_ROLES=qkv,rope,o_proj
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-deferred-ahead qwen3-30b-a3b 1 FP4LLM_NORM_DEFERRED=1 FP4LLM_L2_AHEAD=qkv
     fi
     if [ $deferred_ok = 1 ]; then
       [ "$(left)" -gt 45 ] && bench_variant "$OUT" qwen3-8b-again qwen3-8b 1

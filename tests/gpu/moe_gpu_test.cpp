@@ -274,8 +274,10 @@ TEST(GpuMoe, RoutingMatchesTheReference) {
 // moe_mlp's results for every `stride`-th token against the float64 reference: the updated
 // residual rows `got` and, in `normed`, their next norm (weights `gain`). Tokens whose routing is a
 // near tie are skipped: either expert is right (RoutingMatchesTheReference).
+// deferred (FP4LLM_NORM_DEFERRED): normed holds the stream times the gains, not normalised.
 static void check_layer(const MoeCase& m, DenseExperts& dense, const std::vector<float>& got,
-                 const std::vector<__nv_bfloat16>& normed, const std::vector<float>& gain, int64_t stride) {
+                 const std::vector<__nv_bfloat16>& normed, const std::vector<float>& gain, int64_t stride,
+                 bool deferred = false) {
   const Case& c = m.c;
   for (int64_t t = 0; t < c.tokens; t += stride) {
     const Route r = reference_route(m, t);
@@ -283,7 +285,7 @@ static void check_layer(const MoeCase& m, DenseExperts& dense, const std::vector
     const auto [want, bound] = reference_output(m, dense, t, r);
     double ss = 0;
     for (int64_t d = 0; d < c.hidden; ++d) ss += double(got[size_t(t * c.hidden + d)]) * got[size_t(t * c.hidden + d)];
-    const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
+    const double inv = deferred ? 1.0 : 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
     for (int64_t d = 0; d < c.hidden; ++d) {
       const double want_h = got[size_t(t * c.hidden + d)] * inv * gain[size_t(d)];
       ASSERT_NEAR(__bfloat162float(normed[size_t(t * c.hidden + d)]), want_h, 5e-3 * std::fabs(want_h) + 1e-6)
@@ -332,12 +334,34 @@ TEST(GpuMoe, ExpertsMatchTheReference) {
   }
 }
 
-// The layer taking its input norm itself (moe_mlp with input_norm, MoE models' default): the
-// router kernel makes h = bf16(rmsnorm(x) * gain) from the residual stream and stores it for the
-// experts. The case's h is replaced by that norm computed in float64 and rounded to BF16 (a value
-// within float32 reach of a BF16 rounding boundary may round the other way on the GPU: one step
-// of one activation, inside the bound below), and everything is checked as above: the h the
-// router stored, the residual update, and the next norm.
+// The layer taking its input norm itself (MoE models' default): the router kernel makes h =
+// bf16(rmsnorm(x) * gain) from the residual stream and stores it for the experts. m.h is replaced
+// by that norm computed in float64 and rounded to BF16, checked against what the router stores
+// (routing alone, on a copy), and then by what it stored (a value within float32 reach of a BF16
+// rounding boundary may round the other way on the GPU: a BF16 step of one activation moves a
+// logit by about 1e-4, the routing checks' own tolerance).
+static void take_the_routers_norm(MoeCase& m, const std::vector<float>& input_gain, const cuda::DeviceBuffer<float>& input_w,
+                                  const cuda::DeviceBuffer<float>& x, cuda::MoeWorkspace& ws) {
+  const Case& c = m.c;
+  for (int64_t t = 0; t < c.tokens; ++t) {
+    double ss = 0;
+    for (int64_t d = 0; d < c.hidden; ++d) ss += double(m.x[size_t(t * c.hidden + d)]) * m.x[size_t(t * c.hidden + d)];
+    const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
+    for (int64_t d = 0; d < c.hidden; ++d)
+      m.h[size_t(t * c.hidden + d)] = bf16_round(float(m.x[size_t(t * c.hidden + d)] * inv * input_gain[size_t(d)]));
+  }
+  auto h_seen = test_support::poisoned<__nv_bfloat16>(size_t(c.tokens * c.hidden));
+  const cuda::NormedRouterInput in{x.data(), input_w.data(), 1e-6f, false, h_seen.data()};
+  cuda::moe_route_normed(m.device.router.data(), in, c.tokens, m.device.shape, ws.routing(), nullptr);
+  FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<__nv_bfloat16> stored = h_seen.to_host();
+  for (size_t i = 0; i < stored.size(); ++i)
+    ASSERT_NEAR(__bfloat162float(stored[i]), m.h[i], std::ldexp(std::fabs(m.h[i]), -7) + 1e-30) << name(c) << " stored h at " << i;
+  for (size_t i = 0; i < stored.size(); ++i) m.h[i] = __bfloat162float(stored[i]);
+}
+
+// The layer with its input norm in the router: the h the router stored (above), the residual
+// update, and the next norm.
 TEST(GpuMoe, ExpertsNormaliseTheirInput) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(25);
@@ -348,33 +372,14 @@ TEST(GpuMoe, ExpertsNormaliseTheirInput) {
     std::vector<float> input_gain(static_cast<size_t>(c.hidden)), next_gain(static_cast<size_t>(c.hidden));
     for (float& g : input_gain) g = bf16_round(0.5f + float(rng() % 1024) / 1024.0f);
     for (float& g : next_gain) g = 0.5f + float(rng() % 1024) / 1024.0f;
-    for (int64_t t = 0; t < c.tokens; ++t) {
-      double ss = 0;
-      for (int64_t d = 0; d < c.hidden; ++d) ss += double(m.x[size_t(t * c.hidden + d)]) * m.x[size_t(t * c.hidden + d)];
-      const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
-      for (int64_t d = 0; d < c.hidden; ++d)
-        m.h[size_t(t * c.hidden + d)] = bf16_round(float(m.x[size_t(t * c.hidden + d)] * inv * input_gain[size_t(d)]));
-    }
     DenseExperts dense{m, {}};
     cuda::MoeWorkspace ws;
     ws.ensure(c.tokens, m.device.shape, c.inter);
     const auto input_w = cuda::DeviceBuffer<float>::from_host(input_gain), next_w = cuda::DeviceBuffer<float>::from_host(next_gain);
     auto h = test_support::poisoned<__nv_bfloat16>(size_t(c.tokens * c.hidden));  // written by the router, then the next norm
     auto x = cuda::DeviceBuffer<float>::from_host(m.x);
-    auto h_seen = test_support::poisoned<__nv_bfloat16>(size_t(c.tokens * c.hidden));
-    // What the router stored, seen before the combine overwrites it: routing alone on a copy.
-    {
-      const cuda::NormedRouterInput in{x.data(), input_w.data(), 1e-6f, false, h_seen.data()};
-      cuda::moe_route_normed(m.device.router.data(), in, c.tokens, m.device.shape, ws.routing(), nullptr);
-      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-      const std::vector<__nv_bfloat16> stored = h_seen.to_host();
-      for (size_t i = 0; i < stored.size(); ++i)
-        ASSERT_NEAR(__bfloat162float(stored[i]), m.h[i], std::ldexp(std::fabs(m.h[i]), -7) + 1e-30)
-            << name(c) << " stored h at " << i;
-      // From here the references take the h the router made (checked just above): a BF16 step of
-      // one activation moves a logit by about 1e-4, the routing checks' own tolerance.
-      for (size_t i = 0; i < stored.size(); ++i) m.h[i] = __bfloat162float(stored[i]);
-    }
+    take_the_routers_norm(m, input_gain, input_w, x, ws);
+    if (HasFatalFailure()) return;
     poison_routing(ws);
     cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), next_w.data(), {c.hidden, 1e-6f, false}, ws, nullptr,
                   input_w.data());
@@ -383,6 +388,44 @@ TEST(GpuMoe, ExpertsNormaliseTheirInput) {
     const std::vector<__nv_bfloat16> normed = h.to_host();
     check_layer(m, dense, got, normed, next_gain, 1);
     check_routing(m, ws, c.tokens);
+  }
+}
+
+// One token's layer with the experts' weighted sum added by their down projection and the next
+// norm deferred to the next qkv (FP4LLM_NORM_DEFERRED, moe_experts_deferred_norm): the residual
+// update as above, h as the stream times the next gains in BF16, and each 16-row tile's sum of
+// squares of the stored stream. Top-8 at the test's and Qwen3-30B-A3B's shapes, top-2 of 64
+// experts, top-1.
+TEST(GpuMoe, ExpertsDeferTheNextNorm) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(26);
+  for (const Case& c : std::vector<Case>{{16, 8, 1, 208, 48}, {128, 8, 1, 2048, 768}, {64, 2, 1, 208, 48}, {16, 1, 1, 200, 32}}) {
+    MoeCase m(c, rng);
+    std::vector<float> input_gain(static_cast<size_t>(c.hidden)), next_gain(static_cast<size_t>(c.hidden));
+    for (float& g : input_gain) g = bf16_round(0.5f + float(rng() % 1024) / 1024.0f);
+    for (float& g : next_gain) g = 0.5f + float(rng() % 1024) / 1024.0f;
+    DenseExperts dense{m, {}};
+    cuda::MoeWorkspace ws;
+    ws.ensure(c.tokens, m.device.shape, c.inter);
+    const auto input_w = cuda::DeviceBuffer<float>::from_host(input_gain), next_w = cuda::DeviceBuffer<float>::from_host(next_gain);
+    auto h = test_support::poisoned<__nv_bfloat16>(size_t(c.hidden));
+    auto x = cuda::DeviceBuffer<float>::from_host(m.x);
+    take_the_routers_norm(m, input_gain, input_w, x, ws);
+    if (HasFatalFailure()) return;
+    poison_routing(ws);
+    const int64_t parts = (c.hidden + 15) / 16;
+    auto sums = test_support::poisoned<float>(size_t(parts));
+    cuda::moe_experts_deferred_norm(m.device, h.data(), x.data(), {c.hidden, 1e-6f, false}, input_w.data(), next_w.data(),
+                                    {sums.data(), parts, 1e-6f}, ws, nullptr, nullptr);
+    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got = x.to_host(), got_sums = sums.to_host();
+    check_layer(m, dense, got, h.to_host(), next_gain, 1, /*deferred=*/true);
+    check_routing(m, ws, c.tokens);
+    for (int64_t p = 0; p < parts; ++p) {
+      double want = 0;
+      for (int64_t d = p * 16; d < std::min(c.hidden, p * 16 + 16); ++d) want += double(got[size_t(d)]) * got[size_t(d)];
+      ASSERT_NEAR(got_sums[size_t(p)], want, 1e-5 * want + 1e-30) << name(c) << " sum of squares of tile " << p;
+    }
   }
 }
 

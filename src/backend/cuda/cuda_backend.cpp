@@ -305,7 +305,7 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   // norms and MoE layers' experts, whose rows the next product adds to the stream.
   if ((c.family == ModelFamily::Gemma3 || c.num_experts > 0) && norm_prologue(c).qkv && !comm_.active())
     x_alt_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxNormedRows)) * H);
-  if (norm_deferred_requested() && c.family == ModelFamily::Qwen3 && c.num_experts == 0)
+  if (norm_deferred_requested() && c.family != ModelFamily::Gemma3)
     norm_sums_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxDeferredNormRows) * ((c.hidden_size + 15) / 16)));
   qkv_ = DeviceBuffer<float>(T * (qd + 2 * kvd));
   q_ = DeviceBuffer<float>(T * qd);
@@ -360,6 +360,15 @@ bool CudaBackend::norm_deferred(int64_t tokens) const {
     return false;
   const NormsInProducts in = norms_in_products(tokens);
   return !in.ffn && !in.qkv;
+}
+
+// Qwen3-MoE's steps of one token: the experts' down projection adds their weighted sum to the
+// stream itself and leaves the next qkv the deferred norm (nvfp4_experts_down_combined.cuh), instead
+// of the qkv combining the experts' rows and normalising them in every block.
+bool CudaBackend::moe_norm_deferred(int64_t tokens) const {
+  const ModelConfig& c = model_.config;
+  return norm_deferred_requested() && c.family == ModelFamily::Qwen3Moe && !comm_.active() && tokens == 1 &&
+         norms_in_products(tokens).ffn;
 }
 
 DeferredNorm CudaBackend::deferred_norm() {
@@ -521,6 +530,14 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     profiler_.mark("moe_experts", stream_);
     add_shares(nullptr, next);
     profiler_.mark("residual_norm", stream_);
+    return;
+  }
+  if (L.moe && moe_norm_deferred(T) && !last) {  // the down projection adds the experts' rows, the next qkv scales
+    static const bool qkv_ahead = l2_ahead_requested("qkv");
+    moe_experts_deferred_norm(*L.moe, h_.data(), residual_, norm, L.post_attention_norm.data(), next, deferred_norm(),
+                              moe_ws_, stream_, qkv_ahead ? &model_.layers[size_t(index + 1)].qkv : nullptr);
+    norm_deferred_pending_ = true;
+    profiler_.mark("moe_experts_residual", stream_);
     return;
   }
   if (L.moe && norm_in.ffn && norm_in.qkv && !last) {  // the next qkv adds the experts' rows and takes the norm

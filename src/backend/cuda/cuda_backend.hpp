@@ -76,6 +76,7 @@ class CudaBackend final : public Backend {
   // Which of this step's products normalise their input themselves (nvfp4_linear_normed).
   NormsInProducts norms_in_products(int64_t tokens) const;
   bool norm_deferred(int64_t tokens) const;
+  bool moe_norm_deferred(int64_t tokens) const;
   DeferredNorm deferred_norm();
   // Whether `layer` keeps its K/V in the window pool (a sliding layer, with a pool configured).
   bool windowed(int64_t layer) const {

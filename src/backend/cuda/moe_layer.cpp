@@ -110,6 +110,17 @@ void moe_experts_for_next_product(const DeviceMoe& m, __nv_bfloat16* h, int64_t 
   nvfp4_experts_down(m.down, ws.act.data(), rows, ws.expert_out.data(), stream, next_qkv);
 }
 
+void moe_experts_deferred_norm(const DeviceMoe& m, __nv_bfloat16* h, float* x, const NormParams& norm,
+                               const float* input_norm, const float* next_w, const DeferredNorm& deferred,
+                               MoeWorkspace& ws, cudaStream_t stream, const DeviceNvfp4Linear* next_qkv) {
+  check_workspace(ws, 1);
+  const NormedRouterInput normed{x, input_norm, norm.eps, norm.one_plus, h};
+  const ExpertRows rows = route_and_gate(m, h, 1, ws, stream, &normed);
+  // h is the gate/up's input until the down projection's wait for it is over; then its output.
+  nvfp4_experts_down_deferred_norm(m.down, ws.act.data(), rows, {x, ws.topk_weight.data(), m.shape.top_k}, next_w, deferred,
+                                   h, stream, next_qkv);
+}
+
 void moe_mlp_partial(const DeviceMoe& m, const __nv_bfloat16* h, int64_t tokens, float* partial, MoeWorkspace& ws,
                      cudaStream_t stream) {
   check_workspace(ws, tokens);

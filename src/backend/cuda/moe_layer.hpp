@@ -61,6 +61,14 @@ void moe_experts_for_next_product(const DeviceMoe& moe, __nv_bfloat16* h, int64_
                                   const NormParams& norm, const float* input_norm, MoeWorkspace& ws, cudaStream_t stream,
                                   const DeviceNvfp4Linear* next_qkv = nullptr);
 
+// One token's MoE layer with h made from x (input_norm, as above), the experts' weighted sum added
+// to x by their down projection itself, and the next layer's norm deferred to its qkv
+// (FP4LLM_NORM_DEFERRED, nvfp4_experts_down_deferred_norm): h ends as x times next_w in BF16, and
+// deferred.sums as that qkv takes them (nvfp4_linear_deferred_norm).
+void moe_experts_deferred_norm(const DeviceMoe& moe, __nv_bfloat16* h, float* x, const NormParams& norm,
+                               const float* input_norm, const float* next_w, const DeferredNorm& deferred,
+                               MoeWorkspace& ws, cudaStream_t stream, const DeviceNvfp4Linear* next_qkv);
+
 // Expert parallelism: partial[tokens, hidden] = this GPU's experts' share of MoE(h), to be summed
 // over the GPUs before the residual add.
 void moe_mlp_partial(const DeviceMoe& moe, const __nv_bfloat16* h, int64_t tokens, float* partial, MoeWorkspace& ws,

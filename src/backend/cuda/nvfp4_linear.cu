@@ -10,6 +10,7 @@
 #include "backend/cuda/l2_ahead.hpp"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
+#include "backend/cuda/nvfp4_experts_down_combined.cuh"
 #include "backend/cuda/nvfp4_gemv_direct.cuh"
 #include "backend/cuda/nvfp4_gemv_ring.cuh"
 #include "backend/cuda/nvfp4_gemv_wgmma.cuh"
@@ -734,6 +735,29 @@ void nvfp4_experts_down(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, co
   p.epilogue = kStore;
   p.y = y;
   gemv(w, act, r.max_rows, p, stream, unsigned(r.max_groups));
+}
+
+void nvfp4_experts_down_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r,
+                                      const ExpertSum& sum, const float* gain, const DeferredNorm& norm,
+                                      __nv_bfloat16* scaled, cudaStream_t stream, const DeviceNvfp4Linear* l2_next) {
+  if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");
+  if (r.max_rows != 1 || sum.top_k < 1 || sum.top_k > kWarps)
+    throw_error("NVFP4 expert down projection with a deferred norm: one token of 1 to " + std::to_string(kWarps) +
+                " experts (given " + std::to_string(r.max_rows) + " tokens, top-" + std::to_string(sum.top_k) + ")");
+  if (!norm.sums || norm.parts != w.row_tiles || !gain || !scaled || !sum.residual || !sum.weights)
+    throw_error("NVFP4 expert down projection with a deferred norm: the partial sums must hold one per 16-row tile (" +
+                std::to_string(w.row_tiles) + "), with the stream, the weights, the gains and the scaled row's buffer");
+  GemvArgs p{};
+  bind(p, w, act, 1);
+  if (l2_next) ask_l2_for(p, *l2_next);
+  set_groups(p, r);
+  p.y_rows = r.row_slot;
+  p.y = sum.residual;
+  p.deferred_gain = gain;
+  p.deferred_x = scaled;
+  p.deferred_sums_out = norm.sums;
+  launch_dependent(true, nvfp4_experts_down_combined_kernel, dim3(unsigned(w.row_tiles)), dim3(kWarps * 32), 0, stream, p,
+                   CombinedDown{sum.weights, int(sum.top_k)});
 }
 
 void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r, float* y,

@@ -186,6 +186,21 @@ struct ExpertCombine {
   __nv_bfloat16* normed = nullptr;
 };
 
+// One token's experts' down projection, their weighted sum added to the residual stream, and the
+// next norm deferred (FP4LLM_NORM_DEFERRED; nvfp4_experts_down_combined.cuh): residual +=
+// sum_k weights[k] act[k] W_e(k)^T, then scaled and norm.sums as nvfp4_linear_add_deferred_norm
+// leaves them, for the next qkv (nvfp4_linear_deferred_norm). r: the routing of a step of one token
+// (max_rows 1), its row_slot indexing the weights.
+struct ExpertSum {
+  float* residual = nullptr;        // [hidden] the stream, updated
+  const float* weights = nullptr;   // [top_k] the token's routing weights
+  int64_t top_k = 0;
+};
+void nvfp4_experts_down_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& r,
+                                      const ExpertSum& sum, const float* gain, const DeferredNorm& norm,
+                                      __nv_bfloat16* scaled, cudaStream_t stream,
+                                      const DeviceNvfp4Linear* l2_next = nullptr);
+
 // nvfp4_experts_down, then the combine (add_weighted_and_norm, layer_kernels.hpp).
 void nvfp4_experts_down_combine(const DeviceNvfp4Linear& w, const __nv_bfloat16* act, const ExpertRows& rows, float* y,
                                 const ExpertCombine& combine, cudaStream_t stream);
