@@ -459,6 +459,8 @@ TEST(GpuNvfp4Linear, DeferredNormLimits) {
   EXPECT_THROW(cuda::nvfp4_linear_add_deferred_norm(lin.device, bf.data(), 1, buf.data(), buf.data(), wrong, bf.data(), nullptr),
                Error);
   EXPECT_THROW(cuda::nvfp4_linear_deferred_norm(lin.device, bf.data(), 1, buf.data(), {}, nullptr), Error);
+  // As the next product, its 128 input features take 8 partial sums, not the 4 of its own rows.
+  EXPECT_THROW(cuda::nvfp4_linear_deferred_norm(lin.device, bf.data(), 1, buf.data(), right, nullptr), Error);
 }
 
 TEST(GpuNvfp4Linear, NormedInputLimits) {

@@ -368,7 +368,7 @@ bool CudaBackend::norm_deferred(int64_t tokens) const {
 bool CudaBackend::moe_norm_deferred(int64_t tokens) const {
   const ModelConfig& c = model_.config;
   return norm_deferred_requested() && c.family == ModelFamily::Qwen3Moe && !comm_.active() && tokens == 1 &&
-         norms_in_products(tokens).ffn;
+         c.experts_per_token <= kMaxCombinedExperts && norms_in_products(tokens).ffn;
 }
 
 DeferredNorm CudaBackend::deferred_norm() {

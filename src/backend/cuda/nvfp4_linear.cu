@@ -488,8 +488,11 @@ void gemv_direct_only(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   else launch_gemv_direct<2, false>(p, 1, stream);
 }
 
-void take_deferred_norm(GemvArgs& p, const DeferredNorm& norm) {
-  if (!norm.sums || norm.parts < 1) throw_error("NVFP4 linear with a deferred norm: no partial sums given");
+// The partial sums are one per 16-row tile of the product before, whose rows are this one's K.
+void take_deferred_norm(GemvArgs& p, const DeviceNvfp4Linear& w, const DeferredNorm& norm) {
+  if (!norm.sums || norm.parts != (w.in_features + 15) / 16)
+    throw_error("NVFP4 linear with a deferred norm: the partial sums must hold one per 16 of its " +
+                std::to_string(w.in_features) + " input features (given " + std::to_string(norm.parts) + ")");
   p.deferred_sums = norm.sums;
   p.deferred_parts = int(norm.parts);
   p.deferred_eps = norm.eps;
@@ -647,7 +650,7 @@ void nvfp4_linear_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16*
   GemvArgs p{};
   p.epilogue = kStore;
   p.y = y;
-  take_deferred_norm(p, norm);
+  take_deferred_norm(p, w, norm);
   gemv_direct_only(w, scaled, rows, p, stream);
 }
 
@@ -657,7 +660,7 @@ void nvfp4_gated_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfloat16* 
   GemvArgs p{};
   p.epilogue = gelu ? kGelu : kSilu;
   p.act = out;
-  take_deferred_norm(p, norm);
+  take_deferred_norm(p, w, norm);
   gemv_direct_only(w, scaled, rows, p, stream);
 }
 
@@ -741,8 +744,9 @@ void nvfp4_experts_down_deferred_norm(const DeviceNvfp4Linear& w, const __nv_bfl
                                       const ExpertSum& sum, const float* gain, const DeferredNorm& norm,
                                       __nv_bfloat16* scaled, cudaStream_t stream, const DeviceNvfp4Linear* l2_next) {
   if (w.gated) throw_error("NVFP4 expert down projection: gated tiles go through nvfp4_experts_gated");
-  if (r.max_rows != 1 || sum.top_k < 1 || sum.top_k > kWarps)
-    throw_error("NVFP4 expert down projection with a deferred norm: one token of 1 to " + std::to_string(kWarps) +
+  static_assert(kMaxCombinedExperts == kWarps);
+  if (r.max_rows != 1 || sum.top_k < 1 || sum.top_k > kMaxCombinedExperts)
+    throw_error("NVFP4 expert down projection with a deferred norm: one token of 1 to " + std::to_string(kMaxCombinedExperts) +
                 " experts (given " + std::to_string(r.max_rows) + " tokens, top-" + std::to_string(sum.top_k) + ")");
   if (!norm.sums || norm.parts != w.row_tiles || !gain || !scaled || !sum.residual || !sum.weights)
     throw_error("NVFP4 expert down projection with a deferred norm: the partial sums must hold one per 16-row tile (" +

@@ -191,6 +191,7 @@ struct ExpertCombine {
 // sum_k weights[k] act[k] W_e(k)^T, then scaled and norm.sums as nvfp4_linear_add_deferred_norm
 // leaves them, for the next qkv (nvfp4_linear_deferred_norm). r: the routing of a step of one token
 // (max_rows 1), its row_slot indexing the weights.
+constexpr int64_t kMaxCombinedExperts = 8;  // one warp of a block each
 struct ExpertSum {
   float* residual = nullptr;        // [hidden] the stream, updated
   const float* weights = nullptr;   // [top_k] the token's routing weights
