@@ -163,6 +163,13 @@
 #                                    norm, the 2,048-token prompt with the defaults, the longest
 #                                    tiles first and the staggered kernel, Qwen3-30B-A3B batch 1
 #                                    with every FP4LLM_L2_AHEAD part, and the A/Bs again
+#                                    (ran before the deferred norm and the longest tiles first
+#                                    became the defaults)
+#   tools/gpu_variants.sh s26-defaults  the deferred norm and the longest tiles first as defaults:
+#                                    the GEMV, MoE and attention tests, whole models against the
+#                                    CPU (and with the norm kernels), in parallel; then batch
+#                                    1/16/64 of Qwen3-8B and Qwen3-30B-A3B against the former
+#                                    paths, and the 2,048-token prompts of Qwen3-8B and Gemma3-27B
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -194,7 +201,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           trace|s24|ahead) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;;
           s25) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe" ;;
           s25-short) echo "fp4llm gpu_paged_attention" ;;
-          s26) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; esac)
+          s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1108,6 +1115,33 @@ if [ "$part" = s26 ]; then
     PREFILL_MIN_LEFT=60 prefill_run qwen3-8b default-again
     ok26 "$OUT/flash-tests-FP4LLM_FLASH_STAGGER-1.log" && PREFILL_MIN_LEFT=60 prefill_run qwen3-8b stagger-again FP4LLM_FLASH_STAGGER=1
   } 2>&1 | tee "$OUT/variants-s26.md"
+fi
+if [ "$part" = s26-defaults ]; then
+  {
+    t=$(( $(left) - 90 < 240 ? $(left) - 90 : 240 ))
+    for b in gpu_nvfp4_linear gpu_moe gpu_paged_attention; do
+      (timeout $t ./build-gpu/$b > "$OUT/defaults-$b.log" 2>&1;
+       echo "$b: exit $? | $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/defaults-$b.log" | tr '\n' ' ')") &
+    done
+    (cd build-gpu && timeout $t ctest -R '^(py_gpu_forward|py_gpu_forward_norm_kernels|gpu_paged_attention_flash_tiles_fastest)$' \
+       > "$OUT/defaults-ctest.log" 2>&1; echo "whole models, the norm kernels, the tiles fastest: exit $?";
+     grep -E 'tests passed|Failed|Timeout' "$OUT/defaults-ctest.log" | head -5) &
+    wait
+    grep -E '^\[  FAILED' "$OUT"/defaults-*.log | head -8
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,64
+    bench_variant "$OUT" qwen3-8b-norm-kernels qwen3-8b 1,16,64 FP4LLM_NORM_DEFERRED=0
+    bench_variant "$OUT" moe qwen3-30b-a3b 1,16,64
+    bench_variant "$OUT" moe-norm-kernels qwen3-30b-a3b 1,16,64 FP4LLM_NORM_DEFERRED=0
+    bench_variant "$OUT" moe-ahead-qkv qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv
+    bench_variant "$OUT" gemma3-27b gemma3-27b 1,16
+    PREFILL_MIN_LEFT=30 prefill_run qwen3-8b default
+    PREFILL_MIN_LEFT=30 prefill_run qwen3-8b tiles-fastest FP4LLM_FLASH_LONGEST_FIRST=0
+    PREFILL_MIN_LEFT=30 prefill_run gemma3-27b default
+    PREFILL_MIN_LEFT=30 prefill_run gemma3-27b tiles-fastest FP4LLM_FLASH_LONGEST_FIRST=0
+    bench_variant "$OUT" qwen3-8b-again qwen3-8b 1
+    bench_variant "$OUT" moe-again qwen3-30b-a3b 1
+    bench_variant "$OUT" moe-ahead-qkv-again qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv
+  } 2>&1 | tee "$OUT/variants-s26-defaults.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

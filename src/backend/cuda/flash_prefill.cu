@@ -244,9 +244,10 @@ void flash_prefill_attention(const float* q, const void* k_cache, const void* v_
   if (num_tiles == 0) return;
   if (p.heads % p.kv_heads != 0) throw_error("flash attention: heads must be a multiple of kv heads");
   static const bool mask_every_tile = knob_is("FP4LLM_FLASH_MASK_EVERY_TILE", "1");
-  static const bool heads_fastest = knob_is("FP4LLM_FLASH_LONGEST_FIRST", "1");
+  // The head groups fastest (flash_grid) where the tiles fit the grid's y, as any step's do.
+  static const bool heads_fastest = knob_flag("FP4LLM_FLASH_LONGEST_FIRST", true);
   const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), tiles, p, out, mask_every_tile,
-               heads_fastest};
+               heads_fastest && num_tiles <= 65535};
   switch (p.head_dim) {
     case 64: launch<64>(a, num_tiles, stream); break;
     case 128: launch<128>(a, num_tiles, stream); break;
