@@ -73,7 +73,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
     return value == "0" || value == "1";
   if (name == "FP4LLM_L2_AHEAD")
     return std::ranges::all_of(knob_list_items(value), [](std::string_view part) {
-      return part == "qkv" || part == "qkv_own" || part == "o_proj" || part == "down" || part == "gate_up";
+      return part == "qkv" || part == "qkv_own" || part == "o_proj" || part == "down" || part == "gate_up" || part == "none";
     });
   if (name == "FP4LLM_PDL_ROLES")
     return value == "none" || std::ranges::all_of(knob_list_items(value), [](std::string_view role) {

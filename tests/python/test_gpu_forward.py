@@ -117,7 +117,8 @@ def test_offloaded_embeddings_give_the_same_logits(model, chunk, tmp_path):
 
 
 @pytest.mark.parametrize("knob", ["FP4LLM_GEMV_SKIP_PADDED_TOKENS=0", "FP4LLM_PDL_TRIGGER=after_wait",
-                                  "FP4LLM_L2_AHEAD=qkv,qkv_own,o_proj,down,gate_up", "FP4LLM_EXPERTS_SLICE_LOOP=1"])
+                                  "FP4LLM_L2_AHEAD=qkv,qkv_own,o_proj,down,gate_up", "FP4LLM_L2_AHEAD=none",
+                                  "FP4LLM_EXPERTS_SLICE_LOOP=1"])
 @pytest.mark.parametrize("chunk", [0, 12, 1])
 def test_gemv_scheduling_knobs_give_the_same_logits(model, knob, chunk, tmp_path, monkeypatch):
     """Knobs that change which token groups a GEMV block multiplies, when it lets the next

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "backend/cuda/l2_ahead.hpp"
@@ -63,6 +65,25 @@ TEST(L2Share, OwnWeightsScopeHoldsForItsPartOnly) {
     EXPECT_TRUE(own_weights_to_l2());
   }
   EXPECT_FALSE(own_weights_to_l2());
+}
+
+// FP4LLM_L2_AHEAD's parts: unset, `qkv` alone (measured faster with the deferred norm); a list
+// replaces it; `none` asks for nothing.
+TEST(L2Share, PartsDefaultToTheQkv) {
+  using fp4llm::cuda::l2_ahead_requested;
+  const char* before = std::getenv("FP4LLM_L2_AHEAD");
+  const std::string saved = before ? before : "";
+  unsetenv("FP4LLM_L2_AHEAD");
+  EXPECT_TRUE(l2_ahead_requested("qkv"));
+  EXPECT_FALSE(l2_ahead_requested("o_proj"));
+  EXPECT_FALSE(l2_ahead_requested("qkv_own"));
+  setenv("FP4LLM_L2_AHEAD", "none", 1);
+  EXPECT_FALSE(l2_ahead_requested("qkv"));
+  setenv("FP4LLM_L2_AHEAD", "o_proj,down", 1);
+  EXPECT_FALSE(l2_ahead_requested("qkv"));
+  EXPECT_TRUE(l2_ahead_requested("down"));
+  if (before) setenv("FP4LLM_L2_AHEAD", saved.c_str(), 1);
+  else unsetenv("FP4LLM_L2_AHEAD");
 }
 
 }  // namespace

@@ -43,6 +43,7 @@ TEST(TuningKnob, AListOfRolesIsKnownOnlyWhenEveryRoleIs) {
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "down,gate_up,qkv_own"));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "qkv,router"));  // no such part
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", ""));
+  EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_L2_AHEAD", "none"));
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", ""));
   EXPECT_TRUE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "none"));              // no role early
   EXPECT_FALSE(fp4llm::knob_value_known("FP4LLM_PDL_ROLES", "none,rope"));

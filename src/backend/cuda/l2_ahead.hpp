@@ -1,19 +1,18 @@
-// FP4LLM_L2_AHEAD (not yet measured): decode GEMVs whose blocks ask L2 for a weight's bytes before
-// they wait for the kernel ahead of them, so that those bytes cross from memory while it runs.
-// At batch 1 a Qwen3-30B-A3B layer spends most of its 45 us in kernels whose chains of dependent
-// weight round trips leave the memory idle (the attention, the router, the experts after their
-// routing; kernel trace, H100, 2026-12-06): its normalising qkv takes 10.6 us a layer for 2 us of
-// weight bytes at the copy bandwidth, and launches late (early it lost, docs/PERFORMANCE.md), so
-// only a kernel before it can request its weights. Parts: `qkv`, the experts' down projection asks
-// for the next layer's qkv weights (5.9 MB, in L2's 50 MB beside the experts' 21 MB); `o_proj`,
-// o_proj (launched early during the attention) for its own; `down`, each block of the experts'
-// routed gate/up, once it knows its expert, for its share of that expert's down weights (7 MB in
-// all at batch 1), which the down projection (6.5 us a layer for 2.4 us of bytes, its chain of
-// weight round trips after its wait) then reads from L2; `gate_up`, each block of the routed
-// gate/up, once routed, for all of its own weights at once (its chain of 4 pairs of weight round
-// trips a warp then waits on memory once; the weights cannot be asked for before the routing);
-// `qkv_own`, a plain qkv (after a norm kernel: dense models, launched early) for its own. The one
-// earlier L2 prefetch, each work item asking for its own range just before its loads
+// FP4LLM_L2_AHEAD: decode GEMVs whose blocks ask L2 for a weight's bytes before they wait for the
+// kernel ahead of them, so that those bytes cross from memory while it runs. At batch 1 a
+// Qwen3-30B-A3B layer spends most of its 45 us in kernels whose chains of dependent weight round
+// trips leave the memory idle (the attention, the router, the experts after their routing; kernel
+// trace, H100, 2026-12-06). Parts: `qkv` (the default), the experts' down projection asks for the
+// next layer's qkv weights (5.9 MB, in L2's 50 MB beside the experts' 21 MB): with the deferred
+// norm that qkv is a plain product launched late, and it gained 0.9-1.5% at batch 1 in three
+// same-call A/Bs (H100, 2026-12-07: 437.4 -> 441.3, 430.8 -> 437.7, 431.2 -> 437.3 tok/s; nothing
+// while the qkv still normalised its input itself, 412.2 -> 412.3); `o_proj`, o_proj (launched
+// early during the attention) for its own; `down`, each block of the experts' routed gate/up, once
+// it knows its expert, for its share of that expert's down weights; `gate_up`, each block of the
+// routed gate/up, once routed, for all of its own weights at once; `qkv_own`, a plain qkv (after a
+// norm kernel) for its own. With every part but `qkv_own` Qwen3-30B-A3B lost 5% at batch 1
+// (413.8 -> 393.0), and `qkv_own` lost 1.7% on Qwen3-8B (391.5 -> 384.7; same calls). `none`: no
+// part. The one earlier L2 prefetch, each work item asking for its own range just before its loads
 // (FP4LLM_GEMV_L2_PREFETCH, sixth session), lost 1-5%: it ran while the memory was busy with the
 // same kernel's loads.
 #pragma once
@@ -43,9 +42,10 @@ FP4LLM_HD constexpr L2Share l2_share(uint32_t slots, uint32_t blocks, uint32_t b
   return {first * 32, (end - first) * 32};
 }
 
-// Whether FP4LLM_L2_AHEAD lists `part` (`qkv`, `qkv_own`, `o_proj`, `down`, `gate_up`).
+// Whether FP4LLM_L2_AHEAD lists `part` (`qkv`, `qkv_own`, `o_proj`, `down`, `gate_up`); unset or empty: `qkv`.
 inline bool l2_ahead_requested(std::string_view part) {
-  for (std::string_view item : knob_list_items(knob_text("FP4LLM_L2_AHEAD")))
+  const std::string_view set = knob_text("FP4LLM_L2_AHEAD");
+  for (std::string_view item : knob_list_items(set.empty() ? std::string_view("qkv") : set))
     if (item == part) return true;
   return false;
 }
