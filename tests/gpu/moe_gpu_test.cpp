@@ -360,6 +360,26 @@ static void take_the_routers_norm(MoeCase& m, const std::vector<float>& input_ga
   for (size_t i = 0; i < stored.size(); ++i) m.h[i] = __bfloat162float(stored[i]);
 }
 
+// A case of the layer with its input norm in the router: the gains of that norm and the next,
+// the workspace, and the residual stream on the device.
+struct NormedLayer {
+  MoeCase m;
+  std::vector<float> input_gain, next_gain;
+  DenseExperts dense;
+  cuda::MoeWorkspace ws;
+  cuda::DeviceBuffer<float> input_w, next_w, x;
+  NormedLayer(const Case& c, std::mt19937& rng)
+      : m(c, rng), input_gain(size_t(c.hidden)), next_gain(size_t(c.hidden)), dense{m, {}} {
+    for (float& g : input_gain) g = bf16_round(0.5f + float(rng() % 1024) / 1024.0f);
+    for (float& g : next_gain) g = 0.5f + float(rng() % 1024) / 1024.0f;
+    ws.ensure(c.tokens, m.device.shape, c.inter);
+    input_w = cuda::DeviceBuffer<float>::from_host(input_gain);
+    next_w = cuda::DeviceBuffer<float>::from_host(next_gain);
+    x = cuda::DeviceBuffer<float>::from_host(m.x);
+  }
+  NormedLayer(const NormedLayer&) = delete;  // dense refers to m
+};
+
 // The layer with its input norm in the router: the h the router stored (above), the residual
 // update, and the next norm.
 TEST(GpuMoe, ExpertsNormaliseTheirInput) {
@@ -368,26 +388,19 @@ TEST(GpuMoe, ExpertsNormaliseTheirInput) {
   // Hidden 208, 2048 and 4096: one, eight and sixteen 16-byte pieces of the router row per lane.
   for (const Case& c :
        std::vector<Case>{{16, 8, 1, 208, 48}, {16, 8, 2, 208, 48}, {128, 8, 2, 2048, 64}, {16, 8, 2, 4096, 32}}) {
-    MoeCase m(c, rng);
-    std::vector<float> input_gain(static_cast<size_t>(c.hidden)), next_gain(static_cast<size_t>(c.hidden));
-    for (float& g : input_gain) g = bf16_round(0.5f + float(rng() % 1024) / 1024.0f);
-    for (float& g : next_gain) g = 0.5f + float(rng() % 1024) / 1024.0f;
-    DenseExperts dense{m, {}};
-    cuda::MoeWorkspace ws;
-    ws.ensure(c.tokens, m.device.shape, c.inter);
-    const auto input_w = cuda::DeviceBuffer<float>::from_host(input_gain), next_w = cuda::DeviceBuffer<float>::from_host(next_gain);
+    NormedLayer l(c, rng);
+    MoeCase& m = l.m;
     auto h = test_support::poisoned<__nv_bfloat16>(size_t(c.tokens * c.hidden));  // written by the router, then the next norm
-    auto x = cuda::DeviceBuffer<float>::from_host(m.x);
-    take_the_routers_norm(m, input_gain, input_w, x, ws);
+    take_the_routers_norm(m, l.input_gain, l.input_w, l.x, l.ws);
     if (HasFatalFailure()) return;
-    poison_routing(ws);
-    cuda::moe_mlp(m.device, h.data(), c.tokens, x.data(), next_w.data(), {c.hidden, 1e-6f, false}, ws, nullptr,
-                  input_w.data());
+    poison_routing(l.ws);
+    cuda::moe_mlp(m.device, h.data(), c.tokens, l.x.data(), l.next_w.data(), {c.hidden, 1e-6f, false}, l.ws, nullptr,
+                  l.input_w.data());
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-    const std::vector<float> got = x.to_host();
+    const std::vector<float> got = l.x.to_host();
     const std::vector<__nv_bfloat16> normed = h.to_host();
-    check_layer(m, dense, got, normed, next_gain, 1);
-    check_routing(m, ws, c.tokens);
+    check_layer(m, l.dense, got, normed, l.next_gain, 1);
+    check_routing(m, l.ws, c.tokens);
   }
 }
 
@@ -400,27 +413,20 @@ TEST(GpuMoe, ExpertsDeferTheNextNorm) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(26);
   for (const Case& c : std::vector<Case>{{16, 8, 1, 208, 48}, {128, 8, 1, 2048, 768}, {64, 2, 1, 208, 48}, {16, 1, 1, 208, 32}}) {
-    MoeCase m(c, rng);
-    std::vector<float> input_gain(static_cast<size_t>(c.hidden)), next_gain(static_cast<size_t>(c.hidden));
-    for (float& g : input_gain) g = bf16_round(0.5f + float(rng() % 1024) / 1024.0f);
-    for (float& g : next_gain) g = 0.5f + float(rng() % 1024) / 1024.0f;
-    DenseExperts dense{m, {}};
-    cuda::MoeWorkspace ws;
-    ws.ensure(c.tokens, m.device.shape, c.inter);
-    const auto input_w = cuda::DeviceBuffer<float>::from_host(input_gain), next_w = cuda::DeviceBuffer<float>::from_host(next_gain);
+    NormedLayer l(c, rng);
+    MoeCase& m = l.m;
     auto h = test_support::poisoned<__nv_bfloat16>(size_t(c.hidden));
-    auto x = cuda::DeviceBuffer<float>::from_host(m.x);
-    take_the_routers_norm(m, input_gain, input_w, x, ws);
+    take_the_routers_norm(m, l.input_gain, l.input_w, l.x, l.ws);
     if (HasFatalFailure()) return;
-    poison_routing(ws);
+    poison_routing(l.ws);
     const int64_t parts = (c.hidden + 15) / 16;
     auto sums = test_support::poisoned<float>(size_t(parts));
-    cuda::moe_experts_deferred_norm(m.device, h.data(), x.data(), {c.hidden, 1e-6f, false}, input_w.data(), next_w.data(),
-                                    {sums.data(), parts, 1e-6f}, ws, nullptr, nullptr);
+    cuda::moe_experts_deferred_norm(m.device, h.data(), l.x.data(), {c.hidden, 1e-6f, false}, l.input_w.data(), l.next_w.data(),
+                                    {sums.data(), parts, 1e-6f}, l.ws, nullptr, nullptr);
     FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-    const std::vector<float> got = x.to_host(), got_sums = sums.to_host();
-    check_layer(m, dense, got, h.to_host(), next_gain, 1, /*deferred=*/true);
-    check_routing(m, ws, c.tokens);
+    const std::vector<float> got = l.x.to_host(), got_sums = sums.to_host();
+    check_layer(m, l.dense, got, h.to_host(), l.next_gain, 1, /*deferred=*/true);
+    check_routing(m, l.ws, c.tokens);
     for (int64_t p = 0; p < parts; ++p) {
       double want = 0;
       for (int64_t d = p * 16; d < std::min(c.hidden, p * 16 + 16); ++d) want += double(got[size_t(d)]) * got[size_t(d)];
