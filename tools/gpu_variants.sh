@@ -170,6 +170,12 @@
 #                                    CPU (and with the norm kernels), in parallel; then batch
 #                                    1/16/64 of Qwen3-8B and Qwen3-30B-A3B against the former
 #                                    paths, and the 2,048-token prompts of Qwen3-8B and Gemma3-27B
+#   tools/gpu_variants.sh s27        after the deferred norm became the default: its kernels under
+#                                    memcheck and racecheck, the kernel traces of Qwen3-8B and
+#                                    Qwen3-30B-A3B at batch 1 (where a layer's time goes now), each
+#                                    FP4LLM_L2_AHEAD part on Qwen3-30B-A3B against the default
+#                                    (qkv), the experts' slice loop at batch 16/64, and the staggered
+#                                    kernel's remaining knob tests
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -201,7 +207,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           trace|s24|ahead) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp4_linear" ;;
           s25) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe" ;;
           s25-short) echo "fp4llm gpu_paged_attention" ;;
-          s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; esac)
+          s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
+          s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1142,6 +1149,28 @@ if [ "$part" = s26-defaults ]; then
     bench_variant "$OUT" moe-again qwen3-30b-a3b 1
     bench_variant "$OUT" moe-ahead-qkv-again qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=qkv
   } 2>&1 | tee "$OUT/variants-s26-defaults.md"
+fi
+if [ "$part" = s27 ]; then
+  {
+    for t in memcheck:gpu_nvfp4_linear:'*Defer*' racecheck:gpu_nvfp4_linear:'*Defer*' memcheck:gpu_moe:'*Defer*' \
+             racecheck:gpu_moe:'*Defer*'; do
+      IFS=: read -r tool bin filter <<< "$t"
+      [ "$(left)" -gt 200 ] || { echo "$tool $bin: skipped (time)"; continue; }
+      timeout 120 compute-sanitizer --tool $tool build-gpu/$bin --gtest_filter="$filter" > "$OUT/$tool-$bin.log" 2>&1
+      echo "$tool $bin $filter: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/$tool-$bin.log" | tail -1)"
+    done
+    trace_variant qwen3-8b qwen3-8b 1
+    trace_variant moe qwen3-30b-a3b 1
+    for part27 in none o_proj down gate_up qkv,o_proj qkv,down qkv,gate_up; do
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" "moe-ahead-${part27//,/-}" qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=$part27
+    done
+    [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-again qwen3-30b-a3b 1
+    if tests_passed s27-slice.log '^gpu_moe_experts_slice_loop$' "the experts' slice loop"; then
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-b16 qwen3-30b-a3b 16,64
+      [ "$(left)" -gt 45 ] && bench_variant "$OUT" moe-slice-loop qwen3-30b-a3b 16,64 FP4LLM_EXPERTS_SLICE_LOOP=1
+    fi
+    tests_passed s27-stagger.log '^gpu_paged_attention_flash_stagger_(heads2|heads1|mma)$' "the staggered kernel at 2 and 1 heads, on mma.sync"
+  } 2>&1 | tee "$OUT/variants-s27.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
