@@ -175,7 +175,8 @@
 #                                    Qwen3-30B-A3B at batch 1 (where a layer's time goes now), each
 #                                    FP4LLM_L2_AHEAD part on Qwen3-30B-A3B against the default
 #                                    (qkv), the experts' slice loop at batch 16/64, and the staggered
-#                                    kernel's remaining knob tests
+#                                    kernel's remaining knob tests; Qwen3-30B-A3B with the router's
+#                                    norm deferred (FP4LLM_NORM_DEFERRED=router) after its tests
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -1161,6 +1162,11 @@ if [ "$part" = s27 ]; then
     done
     trace_variant qwen3-8b qwen3-8b 1
     trace_variant moe qwen3-30b-a3b 1
+    if tests_passed s27-router.log '^py_gpu_forward_norm_deferred_router$' "Qwen3-MoE against the CPU with the router's norm deferred"; then
+      (timeout 100 ./build-gpu/gpu_moe --gtest_filter='*Deferred*:*Defer*' > "$OUT/s27-moe.log" 2>&1;
+       echo "MoE deferred-norm tests: exit $? | $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/s27-moe.log" | tr '\n' ' ')")
+      trace_variant moe-router-deferred qwen3-30b-a3b 1 FP4LLM_NORM_DEFERRED=router
+    fi
     for part27 in none o_proj down gate_up qkv,o_proj qkv,down qkv,gate_up; do
       [ "$(left)" -gt 45 ] && bench_variant "$OUT" "moe-ahead-${part27//,/-}" qwen3-30b-a3b 1 FP4LLM_L2_AHEAD=$part27
     done

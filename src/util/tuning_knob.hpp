@@ -69,8 +69,8 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_NORM_PROLOGUE") return value == "0" || value == "1" || value == "qkv";
   if (name == "FP4LLM_ATTN_EARLY_BLOCKS") return value == "0" || value == "1";
   if (name == "FP4LLM_EXPERTS_SLICE_LOOP") return value == "0" || value == "1";
-  if (name == "FP4LLM_FLASH_STAGGER" || name == "FP4LLM_FLASH_LONGEST_FIRST" || name == "FP4LLM_NORM_DEFERRED")
-    return value == "0" || value == "1";
+  if (name == "FP4LLM_FLASH_STAGGER" || name == "FP4LLM_FLASH_LONGEST_FIRST") return value == "0" || value == "1";
+  if (name == "FP4LLM_NORM_DEFERRED") return value == "0" || value == "1" || value == "router";
   if (name == "FP4LLM_L2_AHEAD")
     return std::ranges::all_of(knob_list_items(value), [](std::string_view part) {
       return part == "qkv" || part == "qkv_own" || part == "o_proj" || part == "down" || part == "gate_up" || part == "none";

@@ -404,6 +404,16 @@ TEST(GpuMoe, ExpertsNormaliseTheirInput) {
   }
 }
 
+// The deferred norm's partial sums a one-token layer left: each 16 features' sum of squares of the
+// stream as stored (float64 of the stored floats).
+static void check_tile_sums(const Case& c, const std::vector<float>& stream, const std::vector<float>& sums) {
+  for (int64_t p = 0; p < (c.hidden + 15) / 16; ++p) {
+    double want = 0;
+    for (int64_t d = p * 16; d < std::min(c.hidden, p * 16 + 16); ++d) want += double(stream[size_t(d)]) * stream[size_t(d)];
+    ASSERT_NEAR(sums[size_t(p)], want, 1e-5 * want + 1e-30) << name(c) << " sum of squares of tile " << p;
+  }
+}
+
 // One token's layer with the experts' weighted sum added by their down projection and the next
 // norm deferred to the next qkv (FP4LLM_NORM_DEFERRED, moe_experts_deferred_norm): the residual
 // update as above, h as the stream times the next gains in BF16, and each 16-row tile's sum of
@@ -427,11 +437,44 @@ TEST(GpuMoe, ExpertsDeferTheNextNorm) {
     const std::vector<float> got = l.x.to_host(), got_sums = sums.to_host();
     check_layer(m, l.dense, got, h.to_host(), l.next_gain, 1, /*deferred=*/true);
     check_routing(m, l.ws, c.tokens);
-    for (int64_t p = 0; p < parts; ++p) {
-      double want = 0;
-      for (int64_t d = p * 16; d < std::min(c.hidden, p * 16 + 16); ++d) want += double(got[size_t(d)]) * got[size_t(d)];
-      ASSERT_NEAR(got_sums[size_t(p)], want, 1e-5 * want + 1e-30) << name(c) << " sum of squares of tile " << p;
+    check_tile_sums(c, got, got_sums);
+  }
+}
+
+// The same with the layer's own input norm deferred too (FP4LLM_NORM_DEFERRED=router), by the
+// o_proj before it: h holds bf16(x * input gains) and the partial sums hold x's squares per 16
+// features; the router's logits and the experts' gate/up sums are scaled by 1 / rms. The
+// reference takes h = inv * bf16(x * gains), unrounded, which is what those products compute. The
+// down projection writes its sums into the buffer the router and gate/up read, as the backend's.
+TEST(GpuMoe, ExpertsTakeADeferredInputNorm) {
+  FP4LLM_REQUIRE_GPU();
+  std::mt19937 rng(27);
+  for (const Case& c : std::vector<Case>{{16, 8, 1, 208, 48}, {128, 8, 1, 2048, 768}, {64, 2, 1, 208, 48}, {16, 1, 1, 208, 32}}) {
+    NormedLayer l(c, rng);
+    MoeCase& m = l.m;
+    const int64_t parts = (c.hidden + 15) / 16;
+    std::vector<__nv_bfloat16> scaled(static_cast<size_t>(c.hidden));
+    std::vector<double> squares(static_cast<size_t>(parts));
+    double ss = 0;
+    for (int64_t d = 0; d < c.hidden; ++d) {
+      const float v = m.x[size_t(d)];
+      scaled[size_t(d)] = __float2bfloat16_rn(v * l.input_gain[size_t(d)]);
+      squares[size_t(d / 16)] += double(v) * v;
+      ss += double(v) * v;
     }
+    const double inv = 1.0 / std::sqrt(ss / double(c.hidden) + 1e-6);
+    for (int64_t d = 0; d < c.hidden; ++d) m.h[size_t(d)] = float(inv * __bfloat162float(scaled[size_t(d)]));
+    auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(scaled);
+    auto sums = cuda::DeviceBuffer<float>::from_host(std::vector<float>(squares.begin(), squares.end()));
+    poison_routing(l.ws);
+    const cuda::DeferredNorm deferred{sums.data(), parts, 1e-6f};
+    cuda::moe_experts_deferred_norm(m.device, h.data(), l.x.data(), {c.hidden, 1e-6f, false}, l.input_w.data(),
+                                    l.next_w.data(), deferred, l.ws, nullptr, nullptr, &deferred);
+    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+    const std::vector<float> got = l.x.to_host(), got_sums = sums.to_host();
+    check_layer(m, l.dense, got, h.to_host(), l.next_gain, 1, /*deferred=*/true);
+    check_routing(m, l.ws, c.tokens);
+    check_tile_sums(c, got, got_sums);
   }
 }
 

@@ -62,7 +62,16 @@ NormsInProducts norm_prologue(const ModelConfig& c) {
 // 413.8 -> 432.5 and 412.2 -> 437.4. FP4LLM_NORM_DEFERRED=0: the norm kernels (and the MoE
 // qkv's prologue), as before.
 bool norm_deferred_requested() {
-  static const bool on = knob_flag("FP4LLM_NORM_DEFERRED", true);
+  static const bool on = !knob_is("FP4LLM_NORM_DEFERRED", "0");
+  return on;
+}
+
+// FP4LLM_NORM_DEFERRED=router (not yet measured): in Qwen3-MoE's one-token steps o_proj defers the
+// MoE layer's input norm too, so that the router (16 blocks, each normalising the stream before
+// its dot products: 5.1 us a layer on the step's critical path, twenty-fourth session's trace)
+// and the experts' gate/up read the stream times the gains and scale by 1 / rms.
+bool router_norm_deferred_requested() {
+  static const bool on = knob_is("FP4LLM_NORM_DEFERRED", "router");
   return on;
 }
 
@@ -508,12 +517,18 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     if (gemma) nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
     else nvfp4_linear(w, in, T, residual_, linear_ws_, stream_, LinearOutput::Add);
   };
+  const bool last = index + 1 == c.num_layers;
+  // FP4LLM_NORM_DEFERRED=router: o_proj leaves the MoE layer's input norm to the router and experts.
+  const bool moe_input_deferred = L.moe && !last && moe_norm_deferred(T) && router_norm_deferred_requested();
   {
     const EarlyLaunchScope early(early_launch_role("o_proj"));
     static const bool o_proj_ahead = l2_ahead_requested("o_proj");
     const OwnWeightsToL2Scope ahead(o_proj_ahead);
     if (omitted(OmittedStage::o_proj))
       ;
+    else if (moe_input_deferred)
+      nvfp4_linear_add_deferred_norm(L.o, attn_.data(), T, residual_, L.post_attention_norm.data(), deferred_norm(),
+                                     h_.data(), stream_);
     else if (norm_in.ffn)
       hand_on(L.o, attn_.data());
     else if (deferred)
@@ -524,7 +539,6 @@ void CudaBackend::layer(int64_t index, const Step& s) {
                gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
   }
   profiler_.mark(!norm_in.ffn ? "o_proj_residual_norm" : gemma ? "o_proj" : "o_proj_residual", stream_);
-  const bool last = index + 1 == c.num_layers;
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
   if (L.moe && omitted(OmittedStage::ffn_in)) return;  // the whole MoE block
   const EarlyLaunchScope ffn_early(early_launch_role(L.moe ? "moe" : "mlp"));  // to the end of the layer
@@ -537,8 +551,10 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   }
   if (L.moe && moe_norm_deferred(T) && !last) {  // the down projection adds the experts' rows, the next qkv scales
     static const bool qkv_ahead = l2_ahead_requested("qkv");
+    const DeferredNorm input = deferred_norm();
     moe_experts_deferred_norm(*L.moe, h_.data(), residual_, norm, L.post_attention_norm.data(), next, deferred_norm(),
-                              moe_ws_, stream_, qkv_ahead ? &model_.layers[size_t(index + 1)].qkv : nullptr);
+                              moe_ws_, stream_, qkv_ahead ? &model_.layers[size_t(index + 1)].qkv : nullptr,
+                              moe_input_deferred ? &input : nullptr);
     norm_deferred_pending_ = true;
     profiler_.mark("moe_experts_residual", stream_);
     return;

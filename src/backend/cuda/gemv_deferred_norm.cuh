@@ -13,6 +13,7 @@
 // rounding of x and r after the product, as for any per-token scale.
 #pragma once
 
+#include "backend/cuda/deferred_norm.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/warp_reduce.cuh"
 
@@ -59,26 +60,27 @@ __device__ __forceinline__ void write_tile_add_norm(const GemvArgs& p, const Sli
     }
 }
 
-// Each token's r = 1 / rms from the producer's partial sums, one warp a token (in a fixed order,
-// so results never depend on timing), into scale (shared memory). Every warp of the block calls
-// it; a block barrier must follow before scale is read.
+// Each of the slice's rows' r = 1 / rms of its row of x (expert groups: through x_rows) from the
+// producer's partial sums, one warp a row (in a fixed order, so results never depend on timing),
+// into scale (shared memory). Every warp of the block calls it; a block barrier must follow
+// before scale is read.
 template <int W>
 __device__ __forceinline__ void deferred_norm_scales(const GemvArgs& p, const Slice& s, int warp, int lane, float* scale) {
-  for (int token = warp; token < s.rows; token += W) {
-    const float* part = p.deferred_sums + size_t(s.begin + token) * p.deferred_parts;
-    float sum = 0.0f;
-    for (int i = lane; i < p.deferred_parts; i += 32) sum += part[i];
-    sum = warp_sum(sum);
-    if (lane == 0) scale[token] = rsqrtf(sum / float(p.k) + p.deferred_eps);
+  for (int r = warp; r < s.rows; r += W) {
+    const int row = s.x_rows ? s.x_rows[s.begin + r] : s.begin + r;
+    const float inv = deferred_inv_rms(p.deferred_sums, p.deferred_parts, row, p.k, p.deferred_eps, lane);
+    if (lane == 0) scale[r] = inv;
   }
 }
 
 // The direct kernel's last step: the K splits summed and the tile written (with the deferred
-// norm's scale, or as kAddNorm, for plain products that take them).
+// norm's scale, or as kAddNorm for plain products).
 template <int NT, bool kGrouped, int W = kWarps>
 __device__ __forceinline__ void finish_item(const GemvArgs& p, const Slice& s, const WorkItem& item, float (&acc)[NT][4]) {
   __shared__ float token_scale[NT * 8];
-  const bool scaled = !kGrouped && p.deferred_sums;  // uniform over the block
+  // Expert groups take it in steps of up to 8 tokens (nvfp4_experts_gated): their two-group
+  // kernels keep their registers.
+  const bool scaled = (!kGrouped || NT == 1) && p.deferred_sums;  // uniform over the block
   if (scaled) {
     deferred_norm_scales<W>(p, s, item.warp, item.lane, token_scale);
     if (p.splits == 1) __syncthreads();  // else sum_splits' barrier orders the scales first

@@ -55,15 +55,16 @@ bool routing_in_experts_requested() {
 // One routing pass of `n` tokens: route, group, the gate/up grouped GEMV; returns the rows for
 // the down projection (the chosen experts' rows then go to ws.expert_out, weights in ws.topk_weight).
 // With `normed` (up to kMaxNormedRouterTokens tokens, checked by the routing), the router kernel
-// makes h (normed->h_out) from the residual stream first.
+// makes h (normed->h_out) from the residual stream first; with `deferred` h is the stream times
+// the norm's gains, and the router and the gate/up scale by each token's 1 / rms.
 ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n, MoeWorkspace& ws, cudaStream_t stream,
-                          const NormedRouterInput* normed = nullptr) {
+                          const NormedRouterInput* normed = nullptr, const DeferredNorm* deferred = nullptr) {
   const RouterShape& s = m.shape;
   const bool route_in_experts = routing_in_experts_requested() && n <= kRoutedInExpertsTokens &&
                                 routing_in_experts_supported(n, s);
-  if (route_in_experts) moe_router_logits(m.router.data(), h, normed, n, s, ws.routing(), stream);
+  if (route_in_experts) moe_router_logits(m.router.data(), h, normed, n, s, ws.routing(), stream, deferred);
   else if (normed) moe_route_normed(m.router.data(), *normed, n, s, ws.routing(), stream);
-  else moe_route(m.router.data(), h, n, s, ws.routing(), stream);
+  else moe_route(m.router.data(), h, n, s, ws.routing(), stream, deferred);
   ExpertRows rows;
   rows.group_expert = ws.group_expert.data();
   rows.group_offset = ws.group_offset.data();
@@ -75,8 +76,8 @@ ExpertRows route_and_gate(const DeviceMoe& m, const __nv_bfloat16* h, int64_t n,
   static const bool down_ahead = l2_ahead_requested("down");
   if (route_in_experts)
     nvfp4_experts_gated_routed(m.gate_up, h, n, s, ws.routing(), /*gelu=*/false, ws.act.data(), stream,
-                               down_ahead ? &m.down : nullptr);
-  else nvfp4_experts_gated(m.gate_up, h, rows, /*gelu=*/false, ws.act.data(), stream);
+                               down_ahead ? &m.down : nullptr, deferred);
+  else nvfp4_experts_gated(m.gate_up, h, rows, /*gelu=*/false, ws.act.data(), stream, deferred);
   return rows;
 }
 
@@ -112,10 +113,12 @@ void moe_experts_for_next_product(const DeviceMoe& m, __nv_bfloat16* h, int64_t 
 
 void moe_experts_deferred_norm(const DeviceMoe& m, __nv_bfloat16* h, float* x, const NormParams& norm,
                                const float* input_norm, const float* next_w, const DeferredNorm& deferred,
-                               MoeWorkspace& ws, cudaStream_t stream, const DeviceNvfp4Linear* next_qkv) {
+                               MoeWorkspace& ws, cudaStream_t stream, const DeviceNvfp4Linear* next_qkv,
+                               const DeferredNorm* input_deferred) {
   check_workspace(ws, 1);
   const NormedRouterInput normed{x, input_norm, norm.eps, norm.one_plus, h};
-  const ExpertRows rows = route_and_gate(m, h, 1, ws, stream, &normed);
+  const ExpertRows rows = input_deferred ? route_and_gate(m, h, 1, ws, stream, nullptr, input_deferred)
+                                         : route_and_gate(m, h, 1, ws, stream, &normed);
   // h is the gate/up's input until the down projection's wait for it is over; then its output.
   nvfp4_experts_down_deferred_norm(m.down, ws.act.data(), rows, {x, ws.topk_weight.data(), m.shape.top_k}, next_w, deferred,
                                    h, stream, next_qkv);

@@ -64,10 +64,15 @@ void moe_experts_for_next_product(const DeviceMoe& moe, __nv_bfloat16* h, int64_
 // One token's MoE layer with h made from x (input_norm, as above), the experts' weighted sum added
 // to x by their down projection itself, and the next layer's norm deferred to its qkv
 // (FP4LLM_NORM_DEFERRED, nvfp4_experts_down_deferred_norm): h ends as x times next_w in BF16, and
-// deferred.sums as that qkv takes them (nvfp4_linear_deferred_norm).
+// deferred.sums as that qkv takes them (nvfp4_linear_deferred_norm). input_deferred
+// (FP4LLM_NORM_DEFERRED=router): the layer's own input norm deferred too, by o_proj
+// (nvfp4_linear_add_deferred_norm): h holds x times input_norm, and the router and the experts'
+// gate/up scale by 1 / rms from input_deferred's sums (the same buffer as deferred's: the down
+// projection writes it once the gate/up has read it).
 void moe_experts_deferred_norm(const DeviceMoe& moe, __nv_bfloat16* h, float* x, const NormParams& norm,
                                const float* input_norm, const float* next_w, const DeferredNorm& deferred,
-                               MoeWorkspace& ws, cudaStream_t stream, const DeviceNvfp4Linear* next_qkv);
+                               MoeWorkspace& ws, cudaStream_t stream, const DeviceNvfp4Linear* next_qkv,
+                               const DeferredNorm* input_deferred = nullptr);
 
 // Expert parallelism: partial[tokens, hidden] = this GPU's experts' share of MoE(h), to be summed
 // over the GPUs before the residual add.

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/deferred_norm.cuh"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/moe_routing.hpp"
 #include "backend/cuda/moe_select.cuh"
@@ -31,11 +32,13 @@ __device__ __forceinline__ float dot8(uint4 a, uint4 b, float sum) {
 // and takes the dot product with each of the block's tokens (blockIdx.y picks them). kNormIn: h
 // is first made by the block itself from the residual stream (rms_norm.cuh, up to
 // kMaxNormedRouterTokens tokens) into shared memory, and the first block also stores it for the
-// experts' gate/up product.
+// experts' gate/up product. deferred.sums (FP4LLM_NORM_DEFERRED=router): h is the stream times the
+// gains, and each token's logits are scaled by its 1 / rms from those partial sums.
 template <int V, bool kNormIn>
 __global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const uint4* router, const uint4* h, int tokens,
                                                                          int vecs, int experts, float* logits,
-                                                                         NormSource norm, uint4* h_out) {
+                                                                         NormSource norm, uint4* h_out,
+                                                                         DeferredNorm deferred) {
   let_dependents_start();
   const int lane = threadIdx.x & 31, expert = blockIdx.x * kLogitWarps + (threadIdx.x >> 5);
   uint4 w[V];  // the expert's row, requested before the wait: it is no kernel's output
@@ -66,6 +69,7 @@ __global__ void __launch_bounds__(kLogitWarps * 32) router_logits_kernel(const u
       }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (!kNormIn && deferred.sums) sum *= deferred_inv_rms(deferred.sums, int(deferred.parts), t, vecs * 8, deferred.eps, lane);
     if (lane == 0) logits[size_t(t) * experts + expert] = sum;
   }
 }
@@ -138,34 +142,39 @@ __global__ void __launch_bounds__(1024) select_and_group_kernel(int tokens, Rout
 
 template <int V>
 void launch_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
-                  const Routing& out, const NormedRouterInput* normed, bool select, cudaStream_t stream) {
+                  const Routing& out, const NormedRouterInput* normed, const DeferredNorm& deferred, bool select,
+                  cudaStream_t stream) {
   const dim3 grid(unsigned((s.experts + kLogitWarps - 1) / kLogitWarps), unsigned((tokens + kLogitTokens - 1) / kLogitTokens));
   const auto* w = reinterpret_cast<const uint4*>(router);
   if (normed)
     launch_dependent(early_launch_all(), router_logits_kernel<V, true>, grid, dim3(kLogitWarps * 32), 0, stream, w,
                      static_cast<const uint4*>(nullptr), int(tokens), int(s.hidden / 8), int(s.experts), out.logits,
                      NormSource{normed->residual, normed->weight, normed->eps, normed->one_plus},
-                     reinterpret_cast<uint4*>(normed->h_out));
+                     reinterpret_cast<uint4*>(normed->h_out), DeferredNorm{});
   else
     launch_dependent(early_launch_all(), router_logits_kernel<V, false>, grid, dim3(kLogitWarps * 32), 0, stream, w,
                      reinterpret_cast<const uint4*>(h), int(tokens), int(s.hidden / 8), int(s.experts), out.logits,
-                     NormSource{}, static_cast<uint4*>(nullptr));
+                     NormSource{}, static_cast<uint4*>(nullptr), deferred);
   if (select) launch_dependent(early_launch_all(), select_and_group_kernel, dim3(1), dim3(1024), 0, stream, int(tokens), s, out);
 }
 
 void route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s, const Routing& out,
-           const NormedRouterInput* normed, bool select, cudaStream_t stream) {
+           const NormedRouterInput* normed, bool select, cudaStream_t stream, const DeferredNorm* deferred_in = nullptr) {
   check_router_shape(s);
   if (tokens <= 0) return;
+  const DeferredNorm deferred = deferred_in ? *deferred_in : DeferredNorm{};
+  if (deferred_in && (normed || !deferred.sums || deferred.parts != (s.hidden + 15) / 16))
+    throw_error("MoE routing with a deferred norm: the partial sums must hold one per 16 of the " + std::to_string(s.hidden) +
+                " features (given " + std::to_string(deferred.parts) + "), and the router not normalise h itself");
   if (normed && tokens > kMaxNormedRouterTokens)
     throw_error("MoE routing with its input norm: " + std::to_string(tokens) + " tokens (at most " +
                 std::to_string(kMaxNormedRouterTokens) + ")");
   const int64_t per_lane = (s.hidden / 8 + 31) / 32;
-  if (per_lane <= 1) launch_route<1>(router, h, tokens, s, out, normed, select, stream);
-  else if (per_lane <= 2) launch_route<2>(router, h, tokens, s, out, normed, select, stream);
-  else if (per_lane <= 4) launch_route<4>(router, h, tokens, s, out, normed, select, stream);
-  else if (per_lane <= 8) launch_route<8>(router, h, tokens, s, out, normed, select, stream);
-  else launch_route<16>(router, h, tokens, s, out, normed, select, stream);
+  if (per_lane <= 1) launch_route<1>(router, h, tokens, s, out, normed, deferred, select, stream);
+  else if (per_lane <= 2) launch_route<2>(router, h, tokens, s, out, normed, deferred, select, stream);
+  else if (per_lane <= 4) launch_route<4>(router, h, tokens, s, out, normed, deferred, select, stream);
+  else if (per_lane <= 8) launch_route<8>(router, h, tokens, s, out, normed, deferred, select, stream);
+  else launch_route<16>(router, h, tokens, s, out, normed, deferred, select, stream);
 }
 
 }  // namespace
@@ -182,8 +191,8 @@ void check_router_shape(const RouterShape& s) {
 }
 
 void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& s,
-               const Routing& out, cudaStream_t stream) {
-  route(router, h, tokens, s, out, nullptr, true, stream);
+               const Routing& out, cudaStream_t stream, const DeferredNorm* deferred) {
+  route(router, h, tokens, s, out, nullptr, true, stream, deferred);
 }
 
 void moe_route_normed(const __nv_bfloat16* router, const NormedRouterInput& in, int64_t tokens, const RouterShape& s,
@@ -192,8 +201,9 @@ void moe_route_normed(const __nv_bfloat16* router, const NormedRouterInput& in, 
 }
 
 void moe_router_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, const NormedRouterInput* normed,
-                       int64_t tokens, const RouterShape& s, const Routing& out, cudaStream_t stream) {
-  route(router, h, tokens, s, out, normed, false, stream);
+                       int64_t tokens, const RouterShape& s, const Routing& out, cudaStream_t stream,
+                       const DeferredNorm* deferred) {
+  route(router, h, tokens, s, out, normed, false, stream, deferred);
 }
 
 }  // namespace fp4llm::cuda

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/deferred_norm.hpp"
+
 namespace fp4llm::cuda {
 
 constexpr int64_t kMaxExperts = 512;  // register bound of the selection kernel (16 per lane)
@@ -46,8 +48,10 @@ void check_router_shape(const RouterShape& shape);
 // first on ties, as a stable sort), renormalised to sum 1 when norm_topk_prob, and a counting
 // sort of the routed rows by expert (groups in increasing expert order) for ExpertRows; with
 // expert parallelism only the local experts' rows, the other choices' weights set to 0.
+// deferred (FP4LLM_NORM_DEFERRED=router): h is the stream times the norm's gains, and each token's
+// logits are scaled by 1 / rms from the partial sums o_proj left (deferred_norm.hpp).
 void moe_route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, const RouterShape& shape,
-               const Routing& out, cudaStream_t stream);
+               const Routing& out, cudaStream_t stream, const DeferredNorm* deferred = nullptr);
 
 // The same with h made by the router kernel itself: h = rmsnorm(residual row) * gain(weight) in
 // BF16, stored to h_out for the experts' products, so that no norm kernel runs before the
@@ -67,6 +71,7 @@ void moe_route_normed(const __nv_bfloat16* router, const NormedRouterInput& in, 
 // residual stream): the experts' gate/up product then routes the step itself
 // (nvfp4_experts_gated_routed, FP4LLM_ROUTING_IN_EXPERTS=1).
 void moe_router_logits(const __nv_bfloat16* router, const __nv_bfloat16* h, const NormedRouterInput* normed,
-                       int64_t tokens, const RouterShape& shape, const Routing& out, cudaStream_t stream);
+                       int64_t tokens, const RouterShape& shape, const Routing& out, cudaStream_t stream,
+                       const DeferredNorm* deferred = nullptr);
 
 }  // namespace fp4llm::cuda

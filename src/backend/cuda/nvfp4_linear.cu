@@ -688,7 +688,7 @@ void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t row
 }
 
 void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, const ExpertRows& r, bool gelu,
-                         __nv_bfloat16* out, cudaStream_t stream) {
+                         __nv_bfloat16* out, cudaStream_t stream, const DeferredNorm* deferred) {
   if (!w.gated) throw_error("NVFP4 expert gate/up: the weights are not in the gated tile layout");
   if (r.max_rows <= 0 || r.max_groups <= 0) return;
   GemvArgs p{};
@@ -696,7 +696,13 @@ void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, con
   p.x_rows = r.row_token;
   p.epilogue = gelu ? kGelu : kSilu;
   p.act = out;
-  gemv(w, x, r.max_rows, p, stream, unsigned(r.max_groups));
+  if (!deferred) return gemv(w, x, r.max_rows, p, stream, unsigned(r.max_groups));
+  // The deferred norm's scale is the direct kernel's (gemv_deferred_norm.cuh), whatever the knobs.
+  if (r.max_rows > 8)
+    throw_error("NVFP4 expert gate/up with a deferred norm: " + std::to_string(r.max_rows) + " tokens (1 to 8 are supported)");
+  take_deferred_norm(p, w, *deferred);
+  bind(p, w, x, r.max_rows);
+  launch_gemv_direct<1, true>(p, unsigned(r.max_groups), stream);
 }
 
 bool routing_in_experts_supported(int64_t tokens, const RouterShape& s) {
@@ -705,7 +711,7 @@ bool routing_in_experts_supported(int64_t tokens, const RouterShape& s) {
 
 void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t tokens,
                                 const RouterShape& shape, const Routing& out, bool gelu, __nv_bfloat16* act,
-                                cudaStream_t stream, const DeviceNvfp4Linear* l2_down) {
+                                cudaStream_t stream, const DeviceNvfp4Linear* l2_down, const DeferredNorm* deferred) {
   if (!w.gated) throw_error("NVFP4 expert gate/up: the weights are not in the gated tile layout");
   if (!routing_in_experts_supported(tokens, shape))
     throw_error("NVFP4 expert gate/up routing its own rows: " + std::to_string(tokens) + " tokens of top-" +
@@ -723,6 +729,7 @@ void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16*
   if (l2_down) ask_l2_for(p, *l2_down, /*per_expert=*/true);
   static const bool own_ahead = l2_ahead_requested("gate_up");
   p.l2_own_routed = own_ahead;
+  if (deferred) take_deferred_norm(p, w, *deferred);
   bind(p, w, x, tokens);
   launch_gemv_direct<1, true, true>(p, unsigned(std::min(shape.experts, tokens * shape.top_k)), stream);
 }

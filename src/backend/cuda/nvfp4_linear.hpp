@@ -11,6 +11,7 @@
 
 #include <memory>
 
+#include "backend/cuda/deferred_norm.hpp"
 #include "backend/cuda/device_buffer.hpp"
 #include "backend/cuda/fp8_gemm.hpp"
 #include "backend/cuda/layer_kernels.hpp"
@@ -83,11 +84,6 @@ void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, i
 // kMaxDeferredNormRows rows (the direct GEMV, whose blocks hold whole tiles); Qwen3's gains w (not
 // Gemma3's 1 + w).
 constexpr int64_t kMaxDeferredNormRows = 16;
-struct DeferredNorm {
-  float* sums = nullptr;  // [rows][parts] float32
-  int64_t parts = 0;      // the first product's 16-row tiles: deferred_norm_parts(its weight)
-  float eps = 1e-6f;
-};
 int64_t deferred_norm_parts(const DeviceNvfp4Linear& first);
 bool deferred_norm_supported(int64_t rows);
 // residual += x W^T; scaled = residual * gain in BF16; norm.sums its partial sums of squares.
@@ -152,9 +148,11 @@ struct ExpertRows {
 };
 
 // Expert gate/up (gated tiles): out[r] = act(x[row_token[r]] Wg_e^T) * (x[row_token[r]] Wu_e^T)
-// for every routed row r, e its group's expert. Reads only the experts that have rows.
+// for every routed row r, e its group's expert. Reads only the experts that have rows. deferred
+// (FP4LLM_NORM_DEFERRED=router; up to 8 tokens): x is the stream times the
+// norm's gains, each token's sums scaled by its 1 / rms before the activation.
 void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, const ExpertRows& rows, bool gelu,
-                         __nv_bfloat16* out, cudaStream_t stream);
+                         __nv_bfloat16* out, cudaStream_t stream, const DeferredNorm* deferred = nullptr);
 
 // The same for a step of one or two tokens routed by the product itself: every block chooses the
 // experts from the router's logits as the selection kernel would (moe_select.cuh), so that kernel
@@ -165,7 +163,8 @@ void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, con
 bool routing_in_experts_supported(int64_t tokens, const RouterShape& shape);
 void nvfp4_experts_gated_routed(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t tokens,
                                 const RouterShape& shape, const Routing& out, bool gelu, __nv_bfloat16* act,
-                                cudaStream_t stream, const DeviceNvfp4Linear* l2_down = nullptr);
+                                cudaStream_t stream, const DeviceNvfp4Linear* l2_down = nullptr,
+                                const DeferredNorm* deferred = nullptr);
 
 // Expert down projection: y[row_slot[r]] = act[r] W_e^T (float32, stored). l2_next: a weight whose
 // bytes the projection's blocks ask L2 for before they wait (FP4LLM_L2_AHEAD=qkv: the next
