@@ -452,6 +452,9 @@ TEST(GpuMoe, ExpertsTakeADeferredInputNorm) {
   for (const Case& c : std::vector<Case>{{16, 8, 1, 208, 48}, {128, 8, 1, 2048, 768}, {64, 2, 1, 208, 48}, {16, 1, 1, 208, 32}}) {
     NormedLayer l(c, rng);
     MoeCase& m = l.m;
+    // A stream of rms about 8, so that a missing or doubled 1 / rms (about 1/8) shows in every output.
+    for (float& v : m.x) v *= 8.0f;
+    l.x = cuda::DeviceBuffer<float>::from_host(m.x);
     const int64_t parts = (c.hidden + 15) / 16;
     std::vector<__nv_bfloat16> scaled(static_cast<size_t>(c.hidden));
     std::vector<double> squares(static_cast<size_t>(parts));

@@ -62,7 +62,8 @@ NormsInProducts norm_prologue(const ModelConfig& c) {
 // 413.8 -> 432.5 and 412.2 -> 437.4. FP4LLM_NORM_DEFERRED=0: the norm kernels (and the MoE
 // qkv's prologue), as before.
 bool norm_deferred_requested() {
-  static const bool on = !knob_is("FP4LLM_NORM_DEFERRED", "0");
+  static const std::string_view value = knob_text("FP4LLM_NORM_DEFERRED");
+  static const bool on = value.empty() || value == "1" || value == "router";
   return on;
 }
 

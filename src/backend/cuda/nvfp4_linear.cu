@@ -228,6 +228,8 @@ void fill_one_wave(GemvArgs& p, unsigned groups) {
 // group; the slices past a group's rows exit at once.
 template <int NT, bool kGrouped, bool kRouteIn = false>
 void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream, unsigned slices = 1) {
+  if constexpr (kGrouped && NT > 1)  // gemv_deferred_norm.cuh: one token group's expert kernels only
+    if (p.deferred_sums) throw_error("NVFP4 expert groups of more than 8 rows cannot take a deferred norm");
   // Early start measured on the H200 (2026-12-04, same-call A/B): Qwen3-30B-A3B's expert groups
   // 313.1 against 298.8 tok/s at batch 1, 1,910 against 1,872 at 16; plain products follow the
   // model's policy (early_launch.hpp).
