@@ -414,30 +414,45 @@ static void check_tile_sums(const Case& c, const std::vector<float>& stream, con
   }
 }
 
+// The one-token steps the deferred norm's MoE path takes: top-8 at a small and at Qwen3-30B-A3B's
+// shape, top-2 of 64 experts, top-1.
+static const std::vector<Case>& one_token_cases() {
+  static const std::vector<Case> cases = {{16, 8, 1, 208, 48}, {128, 8, 1, 2048, 768}, {64, 2, 1, 208, 48}, {16, 1, 1, 208, 32}};
+  return cases;
+}
+
+// One token's layer run with the next norm deferred (moe_experts_deferred_norm; input_deferred: the
+// layer's own input norm too, from `sums`, which the down projection then overwrites), then the
+// stream, h, the routing and the tile sums checked against the references.
+static void run_and_check_deferred_layer(NormedLayer& l, cuda::DeviceBuffer<__nv_bfloat16>& h, cuda::DeviceBuffer<float>& sums,
+                                         bool input_deferred) {
+  const Case& c = l.m.c;
+  poison_routing(l.ws);
+  const cuda::DeferredNorm deferred{sums.data(), (c.hidden + 15) / 16, 1e-6f};
+  cuda::moe_experts_deferred_norm(l.m.device, h.data(), l.x.data(), {c.hidden, 1e-6f, false}, l.input_w.data(),
+                                  l.next_w.data(), deferred, l.ws, nullptr, nullptr, input_deferred ? &deferred : nullptr);
+  FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<float> got = l.x.to_host(), got_sums = sums.to_host();
+  check_layer(l.m, l.dense, got, h.to_host(), l.next_gain, 1, /*deferred=*/true);
+  check_routing(l.m, l.ws, c.tokens);
+  check_tile_sums(c, got, got_sums);
+}
+
 // One token's layer with the experts' weighted sum added by their down projection and the next
 // norm deferred to the next qkv (FP4LLM_NORM_DEFERRED, moe_experts_deferred_norm): the residual
 // update as above, h as the stream times the next gains in BF16, and each 16-row tile's sum of
-// squares of the stored stream. Top-8 at the test's and Qwen3-30B-A3B's shapes, top-2 of 64
-// experts, top-1.
+// squares of the stored stream.
 TEST(GpuMoe, ExpertsDeferTheNextNorm) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(26);
-  for (const Case& c : std::vector<Case>{{16, 8, 1, 208, 48}, {128, 8, 1, 2048, 768}, {64, 2, 1, 208, 48}, {16, 1, 1, 208, 32}}) {
+  for (const Case& c : one_token_cases()) {
     NormedLayer l(c, rng);
     MoeCase& m = l.m;
     auto h = test_support::poisoned<__nv_bfloat16>(size_t(c.hidden));
     take_the_routers_norm(m, l.input_gain, l.input_w, l.x, l.ws);
     if (HasFatalFailure()) return;
-    poison_routing(l.ws);
-    const int64_t parts = (c.hidden + 15) / 16;
-    auto sums = test_support::poisoned<float>(size_t(parts));
-    cuda::moe_experts_deferred_norm(m.device, h.data(), l.x.data(), {c.hidden, 1e-6f, false}, l.input_w.data(), l.next_w.data(),
-                                    {sums.data(), parts, 1e-6f}, l.ws, nullptr, nullptr);
-    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-    const std::vector<float> got = l.x.to_host(), got_sums = sums.to_host();
-    check_layer(m, l.dense, got, h.to_host(), l.next_gain, 1, /*deferred=*/true);
-    check_routing(m, l.ws, c.tokens);
-    check_tile_sums(c, got, got_sums);
+    auto sums = test_support::poisoned<float>(size_t((c.hidden + 15) / 16));
+    run_and_check_deferred_layer(l, h, sums, /*input_deferred=*/false);
   }
 }
 
@@ -449,7 +464,7 @@ TEST(GpuMoe, ExpertsDeferTheNextNorm) {
 TEST(GpuMoe, ExpertsTakeADeferredInputNorm) {
   FP4LLM_REQUIRE_GPU();
   std::mt19937 rng(27);
-  for (const Case& c : std::vector<Case>{{16, 8, 1, 208, 48}, {128, 8, 1, 2048, 768}, {64, 2, 1, 208, 48}, {16, 1, 1, 208, 32}}) {
+  for (const Case& c : one_token_cases()) {
     NormedLayer l(c, rng);
     MoeCase& m = l.m;
     // A stream of rms about 8, so that a missing or doubled 1 / rms (about 1/8) shows in every output.
@@ -469,15 +484,7 @@ TEST(GpuMoe, ExpertsTakeADeferredInputNorm) {
     for (int64_t d = 0; d < c.hidden; ++d) m.h[size_t(d)] = float(inv * __bfloat162float(scaled[size_t(d)]));
     auto h = cuda::DeviceBuffer<__nv_bfloat16>::from_host(scaled);
     auto sums = cuda::DeviceBuffer<float>::from_host(std::vector<float>(squares.begin(), squares.end()));
-    poison_routing(l.ws);
-    const cuda::DeferredNorm deferred{sums.data(), parts, 1e-6f};
-    cuda::moe_experts_deferred_norm(m.device, h.data(), l.x.data(), {c.hidden, 1e-6f, false}, l.input_w.data(),
-                                    l.next_w.data(), deferred, l.ws, nullptr, nullptr, &deferred);
-    FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
-    const std::vector<float> got = l.x.to_host(), got_sums = sums.to_host();
-    check_layer(m, l.dense, got, h.to_host(), l.next_gain, 1, /*deferred=*/true);
-    check_routing(m, l.ws, c.tokens);
-    check_tile_sums(c, got, got_sums);
+    run_and_check_deferred_layer(l, h, sums, /*input_deferred=*/true);
   }
 }
 
