@@ -270,6 +270,14 @@ TEST(GpuNvfp4Linear, UpdatesAndNormalisesTheResidualStream) {
 struct NormedReference {
   std::vector<float> x;          // [rows][k] the BF16 input as the reference rounds it
   std::vector<double> step;      // [rows][k] |the other rounding - x| where ambiguous, else 0
+
+  // Element i: v rounded to BF16, and the step to the other rounding where v is that close to a boundary.
+  void set(size_t i, double v) {
+    const float lo = bf16_to_float(float_to_bf16(float(v * (1 - std::ldexp(1.0, -16)))));
+    const float hi = bf16_to_float(float_to_bf16(float(v * (1 + std::ldexp(1.0, -16)))));
+    x[i] = bf16_to_float(float_to_bf16(float(v)));
+    step[i] = std::fabs(double(hi) - double(lo));
+  }
 };
 
 NormedReference normed_reference(const std::vector<float>& residual, const std::vector<float>& gain, int64_t rows,
@@ -281,11 +289,7 @@ NormedReference normed_reference(const std::vector<float>& residual, const std::
     const double inv = 1.0 / std::sqrt(ss / double(k) + eps);
     for (int64_t i = 0; i < k; ++i) {
       const double g = one_plus ? 1.0 + gain[size_t(i)] : double(gain[size_t(i)]);
-      const double v = residual[size_t(m * k + i)] * inv * g;
-      const float lo = bf16_to_float(float_to_bf16(float(v * (1 - std::ldexp(1.0, -16)))));
-      const float hi = bf16_to_float(float_to_bf16(float(v * (1 + std::ldexp(1.0, -16)))));
-      r.x[size_t(m * k + i)] = bf16_to_float(float_to_bf16(float(v)));
-      r.step[size_t(m * k + i)] = std::fabs(double(hi) - double(lo));
+      r.set(size_t(m * k + i), residual[size_t(m * k + i)] * inv * g);
     }
   }
   return r;
@@ -349,12 +353,8 @@ DeferredReference deferred_reference(const std::vector<float>& stream, const std
   for (int64_t m = 0; m < rows; ++m) {
     double ss = 0;
     for (int64_t i = 0; i < k; ++i) {
-      const double v = double(stream[size_t(m * k + i)]) * gain[size_t(i)];
       ss += double(stream[size_t(m * k + i)]) * stream[size_t(m * k + i)];
-      const float lo = bf16_to_float(float_to_bf16(float(v * (1 - std::ldexp(1.0, -16)))));
-      const float hi = bf16_to_float(float_to_bf16(float(v * (1 + std::ldexp(1.0, -16)))));
-      r.scaled.x[size_t(m * k + i)] = bf16_to_float(float_to_bf16(float(v)));
-      r.scaled.step[size_t(m * k + i)] = std::fabs(double(hi) - double(lo));
+      r.scaled.set(size_t(m * k + i), double(stream[size_t(m * k + i)]) * gain[size_t(i)]);
     }
     r.inv[size_t(m)] = 1.0 / std::sqrt(ss / double(k) + eps);
   }

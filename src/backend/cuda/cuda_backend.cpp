@@ -319,7 +319,7 @@ void CudaBackend::ensure_capacity(int64_t tokens, int64_t logit_rows) {
   if ((c.family == ModelFamily::Gemma3 || c.num_experts > 0) && norm_prologue(c).qkv && !comm_.active())
     x_alt_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxNormedRows)) * H);
   if (norm_deferred_requested() && c.family != ModelFamily::Gemma3)
-    norm_sums_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxDeferredNormRows) * ((c.hidden_size + 15) / 16)));
+    norm_sums_ = DeviceBuffer<float>(size_t(std::min<int64_t>(tokens, kMaxDeferredNormRows) * deferred_norm_parts(c.hidden_size)));
   qkv_ = DeviceBuffer<float>(T * (qd + 2 * kvd));
   q_ = DeviceBuffer<float>(T * qd);
   o_ = DeviceBuffer<float>(T * H);
@@ -386,7 +386,7 @@ bool CudaBackend::moe_norm_deferred(int64_t tokens) const {
 
 DeferredNorm CudaBackend::deferred_norm() {
   const ModelConfig& c = model_.config;
-  return {norm_sums_.data(), (c.hidden_size + 15) / 16, float(c.rms_norm_eps)};
+  return {norm_sums_.data(), deferred_norm_parts(c.hidden_size), float(c.rms_norm_eps)};
 }
 
 void CudaBackend::layer(int64_t index, const Step& s) {
@@ -527,14 +527,11 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     const OwnWeightsToL2Scope ahead(o_proj_ahead);
     if (omitted(OmittedStage::o_proj))
       ;
-    else if (moe_input_deferred)
+    else if (deferred || moe_input_deferred)  // (deferred: the norms are not in the products)
       nvfp4_linear_add_deferred_norm(L.o, attn_.data(), T, residual_, L.post_attention_norm.data(), deferred_norm(),
                                      h_.data(), stream_);
     else if (norm_in.ffn)
       hand_on(L.o, attn_.data());
-    else if (deferred)
-      nvfp4_linear_add_deferred_norm(L.o, attn_.data(), T, residual_, L.post_attention_norm.data(), deferred_norm(),
-                                     h_.data(), stream_);
     else
       residual(L.o, attn_.data(), L.post_attention_norm.data(),
                gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
@@ -552,10 +549,10 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   }
   if (L.moe && moe_norm_deferred(T) && !last) {  // the down projection adds the experts' rows, the next qkv scales
     static const bool qkv_ahead = l2_ahead_requested("qkv");
-    const DeferredNorm input = deferred_norm();
-    moe_experts_deferred_norm(*L.moe, h_.data(), residual_, norm, L.post_attention_norm.data(), next, deferred_norm(),
-                              moe_ws_, stream_, qkv_ahead ? &model_.layers[size_t(index + 1)].qkv : nullptr,
-                              moe_input_deferred ? &input : nullptr);
+    const DeferredNorm sums = deferred_norm();  // o_proj's for the router and gate/up, then the down projection's
+    moe_experts_deferred_norm(*L.moe, h_.data(), residual_, norm, L.post_attention_norm.data(), next, sums, moe_ws_,
+                              stream_, qkv_ahead ? &model_.layers[size_t(index + 1)].qkv : nullptr,
+                              moe_input_deferred ? &sums : nullptr);
     norm_deferred_pending_ = true;
     profiler_.mark("moe_experts_residual", stream_);
     return;

@@ -8,6 +8,9 @@
 
 namespace fp4llm::cuda {
 
+// Partial sums per row of `features` values (one per 16: the producing GEMV's row tiles).
+constexpr int64_t deferred_norm_parts(int64_t features) { return (features + 15) / 16; }
+
 struct DeferredNorm {
   float* sums = nullptr;  // [rows][parts] float32
   int64_t parts = 0;      // the first product's 16-row tiles: deferred_norm_parts(its weight)

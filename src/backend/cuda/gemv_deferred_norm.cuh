@@ -15,7 +15,6 @@
 
 #include "backend/cuda/deferred_norm.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
-#include "backend/cuda/warp_reduce.cuh"
 
 namespace fp4llm::cuda {
 

@@ -163,7 +163,7 @@ void route(const __nv_bfloat16* router, const __nv_bfloat16* h, int64_t tokens, 
   check_router_shape(s);
   if (tokens <= 0) return;
   const DeferredNorm deferred = deferred_in ? *deferred_in : DeferredNorm{};
-  if (deferred_in && (normed || !deferred.sums || deferred.parts != (s.hidden + 15) / 16))
+  if (deferred_in && (normed || !deferred.sums || deferred.parts != deferred_norm_parts(s.hidden)))
     throw_error("MoE routing with a deferred norm: the partial sums must hold one per 16 of the " + std::to_string(s.hidden) +
                 " features (given " + std::to_string(deferred.parts) + "), and the router not normalise h itself");
   if (normed && tokens > kMaxNormedRouterTokens)

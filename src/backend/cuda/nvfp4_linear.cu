@@ -492,7 +492,7 @@ void gemv_direct_only(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
 
 // The partial sums are one per 16-row tile of the product before, whose rows are this one's K.
 void take_deferred_norm(GemvArgs& p, const DeviceNvfp4Linear& w, const DeferredNorm& norm) {
-  if (!norm.sums || norm.parts != (w.in_features + 15) / 16)
+  if (!norm.sums || norm.parts != deferred_norm_parts(w.in_features))
     throw_error("NVFP4 linear with a deferred norm: the partial sums must hold one per 16 of its " +
                 std::to_string(w.in_features) + " input features (given " + std::to_string(norm.parts) + ")");
   p.deferred_sums = norm.sums;
@@ -626,7 +626,7 @@ void nvfp4_gated_normed(const DeviceNvfp4Linear& w, const NormedInput& x, int64_
   gemv_normed(w, x, rows, p, stream);
 }
 
-int64_t deferred_norm_parts(const DeviceNvfp4Linear& first) { return first.row_tiles; }
+int64_t deferred_norm_parts(const DeviceNvfp4Linear& first) { return deferred_norm_parts(first.out_features); }
 
 bool deferred_norm_supported(int64_t rows) { return rows >= 1 && rows <= kMaxDeferredNormRows; }
 
