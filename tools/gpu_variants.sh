@@ -177,6 +177,13 @@
 #                                    (qkv), the experts' slice loop at batch 16/64, and the staggered
 #                                    kernel's remaining knob tests; Qwen3-30B-A3B with the router's
 #                                    norm deferred (FP4LLM_NORM_DEFERRED=router) after its tests
+#   tools/gpu_variants.sh b64        batch 64 of Qwen3-8B and Gemma3-27B (the products on warpgroup
+#                                    MMAs): the shared-x kernel with 3 row blocks a block and with
+#                                    wide x stages, and 2-warpgroup clusters for qkv, after their
+#                                    tests; then where a step goes: the layer's trace at batch 16
+#                                    and 64, Nsight Compute's table of one step's wgmma products,
+#                                    and the per-instruction stall samples of the shared-x
+#                                    (gate_up) and clustered kernels
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -209,7 +216,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s25) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe" ;;
           s25-short) echo "fp4llm gpu_paged_attention" ;;
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
-          s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; esac)
+          s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
+          b64) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1177,6 +1185,28 @@ if [ "$part" = s27 ]; then
     fi
     tests_passed s27-stagger.log '^gpu_paged_attention_flash_stagger_(heads2|heads1|mma)$' "the staggered kernel at 2 and 1 heads, on mma.sync"
   } 2>&1 | tee "$OUT/variants-s27.md"
+fi
+if [ "$part" = b64 ]; then
+  {
+    if tests_passed b64-tests.log '^gpu_nvfp4_linear_wgmma_(share_x3|wide_stages4|wide_stages3|cluster_wide)$' \
+        "the shared-x kernel at 3 row blocks, its wide stages at 3 and 4, the 2-warpgroup clusters"; then
+      for m in qwen3-8b gemma3-27b; do
+        bench_variant "$OUT" "$m-b64" $m 64
+        bench_variant "$OUT" "$m-b64-share3" $m 64 FP4LLM_WGMMA_SHARE_X=3
+        bench_variant "$OUT" "$m-b64-wide" $m 64 FP4LLM_WGMMA_WIDE_STAGES=1
+        bench_variant "$OUT" "$m-b64-share3-wide" $m 64 FP4LLM_WGMMA_SHARE_X=3 FP4LLM_WGMMA_WIDE_STAGES=1
+        bench_variant "$OUT" "$m-b64-cluster-wide" $m 64 FP4LLM_WGMMA_CLUSTER=2-wide
+        bench_variant "$OUT" "$m-b64-again" $m 64
+      done
+    fi
+    trace_variant qwen3-8b-b64 qwen3-8b 16,64
+    # Only the wgmma products count for the skip (prefill never launches them): 4 a layer, 36
+    # layers, so 288 skips two decode steps and 8 launches cover two layers of the third.
+    [ "$(left)" -gt 150 ] && PROFILE_KERNELS='nvfp4_gemv_wgmma' FP4LLM_REBUILD=0 timeout 150 bash tools/gpu_profile.sh qwen3-8b 64 288 8
+    for k in nvfp4_gemv_wgmma_shared_x nvfp4_gemv_wgmma_kernel; do
+      [ "$(left)" -gt 90 ] && timeout 90 bash tools/gpu_sass_profile.sh "$k" qwen3-8b 64 20
+    done
+  } 2>&1 | tee "$OUT/variants-b64.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

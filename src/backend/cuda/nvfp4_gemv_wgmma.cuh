@@ -39,11 +39,11 @@ constexpr int kWgmmaGroupBytes = 2 * kWgmmaStageBytes;
 
 __host__ __device__ constexpr int wgmma_smem_bytes(int groups) { return groups * kWgmmaGroupBytes; }
 
-// The x stages of a block of kGroups warpgroups (one set when they share x); a weight ring
-// (FP4LLM_WGMMA_RING) follows them.
-template <int kGroups, bool kShareX>
+// The x stages of a block of kGroups warpgroups (one set when they share x, kGroups times wider
+// with kWide); a weight ring (FP4LLM_WGMMA_RING) follows them.
+template <int kGroups, bool kShareX, bool kWide = false>
 __host__ __device__ constexpr int wgmma_stage_bytes() {
-  return wgmma_smem_bytes(kShareX ? 1 : kGroups);
+  return wgmma_smem_bytes(kShareX && !kWide ? 1 : kGroups);
 }
 
 template <int N>
@@ -183,11 +183,19 @@ __device__ __forceinline__ void cluster_sum(float (&acc)[N / 8][4], float* mine,
 // L2 once per 64 x kGroups rows (gate_up of Qwen3-8B at batch 64: 201 MB of x a layer with one
 // row block per block, against 57 MB of weights).
 // kRing: the weights through WgmmaWeightRing after the x stages (plain products).
-template <int N, int kGroups, bool kGrouped, bool kWait, int kCluster = 1, bool kShareX = false, bool kRing = false>
+// kWide (with kShareX; FP4LLM_WGMMA_WIDE_STAGES): every warpgroup stages x, into stages kGroups
+// times as long, so that the block meets at a barrier (and waits on x from L2) once per
+// kGroups x 128 / N chunks instead of once per 128 / N: at N = 64 a stage of 2 chunks hides
+// an L2 round trip behind two chunks' MMAs only.
+template <int N, int kGroups, bool kGrouped, bool kWait, int kCluster = 1, bool kShareX = false, bool kRing = false,
+          bool kWide = false>
 __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice, int row_block, int rank = 0) {
   static_assert(!kShareX || (kCluster == 1 && !kGrouped), "shared x: plain products, no clusters");
+  static_assert(!kWide || kShareX, "wide stages: shared x only");
   using Shape = WgmmaShape<N>;
-  constexpr int S = Shape::kStageChunks, kChunkBytes = Shape::kChunkBytes, kStepBytes = Shape::kStepBytes;
+  constexpr int kStagers = kWide ? kGroups : 1;  // warpgroups that stage x
+  constexpr int S = kStagers * Shape::kStageChunks, kStageBytes = kStagers * kWgmmaStageBytes;
+  constexpr int kChunkBytes = Shape::kChunkBytes, kStepBytes = Shape::kStepBytes;
   constexpr int kShares = kShareX ? 1 : kGroups * kCluster;  // K shares
   extern __shared__ __align__(128) uint8_t wgmma_smem[];
   const int group = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
@@ -201,7 +209,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
   const uint4* wl = slice.packed + first_slot;
   const uint16_t* sl = slice.scales + first_slot;
   uint8_t* stages = wgmma_smem + (kShareX ? 0 : group * kWgmmaGroupBytes);  // [2][S chunks]
-  const bool stager = !kShareX || group == 0;  // the threads that stage x
+  const bool stager = !kShareX || kWide || group == 0;  // the threads that stage x
   // Stage barriers: the warpgroup's own, or the whole block's when it shares x.
   const auto stage_barrier = [&] {
     if constexpr (kShareX) __syncthreads();
@@ -209,14 +217,15 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
   };
   // This thread stages token xn of chunk xc of each stage (rows past the slice repeat its last:
   // their MMA columns are never written out).
-  const int xn = tid % N, xc = tid / N, xr = min(xn, slice.rows - 1);
+  const int stage_tid = kWide ? int(threadIdx.x) : tid;
+  const int xn = stage_tid % N, xc = stage_tid / N, xr = min(xn, slice.rows - 1);
   const int x_index = kGrouped && slice.x_rows ? slice.x_rows[slice.begin + xr] : slice.begin + xr;
   const __nv_bfloat16* x_row = p.x + size_t(x_index) * p.k;
 
   static_assert(S % 2 == 0, "a stage starts at an even chunk, so chunk c's weights are in slot c % 2 = u % 2");
   WgmmaWeights weights;
   [[maybe_unused]] const WgmmaWeightRing ring{
-      wgmma_smem + wgmma_stage_bytes<kGroups, kShareX>() + (threadIdx.x / 32) * WgmmaWeightRing::kWarpBytes, wl,
+      wgmma_smem + wgmma_stage_bytes<kGroups, kShareX, kWide>() + (threadIdx.x / 32) * WgmmaWeightRing::kWarpBytes, wl,
       sl - lane, n, lane, live};
   if constexpr (kRing) {
 #pragma unroll
@@ -236,7 +245,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
 
   float acc[N / 8][4] = {};
   for (int s = 0, c0 = 0; c0 < n; ++s, c0 += S) {
-    uint8_t* buffer = stages + (s % 2) * kWgmmaStageBytes;
+    uint8_t* buffer = stages + (s % 2) * kStageBytes;
     // The descriptor's address field counts 16 bytes and stays below 2^14 in shared memory, so
     // each k-step's descriptor is the stage's plus its offset / 16.
     const uint64_t stage_descriptor = wgmma_descriptor(buffer, 128, 256);
@@ -269,7 +278,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
       wgmma_pin(a);
     }
     if (more) {
-      if (stager && next_c + xc < n) x.store<N>(stages + ((s + 1) % 2) * kWgmmaStageBytes + xc * kChunkBytes, xn);
+      if (stager && next_c + xc < n) x.store<N>(stages + ((s + 1) % 2) * kStageBytes + xc * kChunkBytes, xn);
       fence_shared_for_wgmma();
     }
     stage_barrier();  // this stage read by every warp; the next one written
@@ -311,11 +320,11 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
 }
 
 // kGroups consecutive row blocks a block, sharing x (FP4LLM_WGMMA_SHARE_X): grid (row blocks / kGroups).
-template <int N, int kGroups, bool kRing = false>
+template <int N, int kGroups, bool kRing = false, bool kWide = false>
 __global__ void __launch_bounds__(kGroups * 128, 4 / kGroups) nvfp4_gemv_wgmma_shared_x_kernel(GemvArgs p) {
   let_dependents_start();
-  wgmma_slice<N, kGroups, false, true, 1, true, kRing>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows},
-                                                       int(blockIdx.x) * kGroups);
+  wgmma_slice<N, kGroups, false, true, 1, true, kRing, kWide>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows},
+                                                              int(blockIdx.x) * kGroups);
 }
 
 // Expert groups of more than 64 rows (prefill; FP4LLM_EXPERTS_WGMMA=1): block (x, y, z) takes

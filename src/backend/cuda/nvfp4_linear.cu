@@ -276,9 +276,9 @@ bool wgmma_ring_requested() {
 }
 
 // The dynamic shared memory of a wgmma GEMV block: its x stages, and with kRing a weight ring per warp.
-template <int kGroups, bool kShareX, bool kRing>
+template <int kGroups, bool kShareX, bool kRing, bool kWide = false>
 constexpr int wgmma_block_smem() {
-  return wgmma_stage_bytes<kGroups, kShareX>() + (kRing ? 4 * kGroups * WgmmaWeightRing::kWarpBytes : 0);
+  return wgmma_stage_bytes<kGroups, kShareX, kWide>() + (kRing ? 4 * kGroups * WgmmaWeightRing::kWarpBytes : 0);
 }
 
 template <int N, int kGroups, int kCluster, bool kRing>
@@ -305,24 +305,42 @@ bool wgmma_cluster_requested() {
   return on;
 }
 
+// FP4LLM_WGMMA_CLUSTER=2-wide: where the 64-row blocks are fewer than the SMs but more than half
+// of them (Qwen3-8B's qkv: 96 of 132), clusters of two blocks of two warpgroups each (K split four
+// ways, as with one block of four), so that 192 blocks of 8 warps spread over every SM instead of
+// 96 blocks of 16 warps leaving 36 SMs idle. Not yet measured, so off.
+bool wgmma_wide_clusters_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_CLUSTER", "2-wide");
+  return on;
+}
+
 // Where the 64-row blocks are at least twice the SMs (Qwen3-8B's gate_up: 384), each block takes
 // 4 row blocks with one copy of x (nvfp4_gemv_wgmma_shared_x_kernel), reading x from L2 a quarter
 // as often: Qwen3-8B at batch 64 7,912 tok/s against 6,640 (2 a block: 7,611; H100, 2026-12-06,
-// same call). FP4LLM_WGMMA_SHARE_X=0 turns it off, =2 takes 2; with "-every" (tests) every
-// product on the wgmma kernel. Row blocks per block, 0 when off.
+// same call). FP4LLM_WGMMA_SHARE_X=0 turns it off, =2 or =3 takes 2 or 3 (3: Qwen3-8B's gate_up
+// in 128 blocks, one for each of 128 SMs of 132, instead of 96; not yet measured); with "-every"
+// (tests) every product on the wgmma kernel. Row blocks per block, 0 when off.
 int wgmma_share_x(unsigned blocks) {
-  static const int groups = [] {  // "2-every" and "4-every" read as 2 and 4
+  static const int groups = [] {  // "2-every", "3-every" and "4-every" read as 2, 3 and 4
     const int64_t v = knob_int("FP4LLM_WGMMA_SHARE_X", 4);
-    return v == 2 || v == 4 ? int(v) : 0;
+    return v >= 2 && v <= 4 ? int(v) : 0;
   }();
-  static const bool everywhere = knob_is("FP4LLM_WGMMA_SHARE_X", "2-every") || knob_is("FP4LLM_WGMMA_SHARE_X", "4-every");
+  static const bool everywhere = knob_text("FP4LLM_WGMMA_SHARE_X").ends_with("-every");
   return everywhere || blocks >= 2 * device_sms() ? groups : 0;
 }
 
-template <int N, int kGroups, bool kRing>
+// FP4LLM_WGMMA_WIDE_STAGES=1: the shared-x kernel's x stages filled by every warpgroup and as
+// many times longer (kWide in wgmma_slice): one block barrier per 8 chunks at N = 64 instead of
+// per 2. Not yet measured, so off.
+bool wgmma_wide_stages_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_WIDE_STAGES", "1");
+  return on;
+}
+
+template <int N, int kGroups, bool kRing, bool kWide>
 void launch_wgmma_shared_x_with(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
-  constexpr int smem = wgmma_block_smem<kGroups, true, kRing>();
-  constexpr auto kernel = nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups, kRing>;
+  constexpr int smem = wgmma_block_smem<kGroups, true, kRing, kWide>();
+  constexpr auto kernel = nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups, kRing, kWide>;
   allow_dynamic_smem<kernel>(smem);
   launch_dependent(early_launch_products(), kernel, dim3((blocks + kGroups - 1) / kGroups), dim3(kGroups * 128), smem,
                    stream, p);
@@ -330,8 +348,11 @@ void launch_wgmma_shared_x_with(const GemvArgs& p, unsigned blocks, cudaStream_t
 
 template <int N, int kGroups>
 void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
-  if (wgmma_ring_requested()) launch_wgmma_shared_x_with<N, kGroups, true>(p, blocks, stream);
-  else launch_wgmma_shared_x_with<N, kGroups, false>(p, blocks, stream);
+  const bool ring = wgmma_ring_requested(), wide = wgmma_wide_stages_requested();
+  if (ring) return wide ? launch_wgmma_shared_x_with<N, kGroups, true, true>(p, blocks, stream)
+                        : launch_wgmma_shared_x_with<N, kGroups, true, false>(p, blocks, stream);
+  if (wide) launch_wgmma_shared_x_with<N, kGroups, false, true>(p, blocks, stream);
+  else launch_wgmma_shared_x_with<N, kGroups, false, false>(p, blocks, stream);
 }
 
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
@@ -341,9 +362,11 @@ void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
   const unsigned blocks = wgmma_blocks(p), sms = device_sms();
   if (const int share = wgmma_share_x(blocks)) {
     if (share == 4) return launch_wgmma_shared_x<N, 4>(p, blocks, stream);
+    if (share == 3) return launch_wgmma_shared_x<N, 3>(p, blocks, stream);
     return launch_wgmma_shared_x<N, 2>(p, blocks, stream);
   }
   if (wgmma_cluster_requested() && 2 * blocks <= sms) launch_wgmma_groups<N, 4, 2>(p, blocks, stream);
+  else if (wgmma_wide_clusters_requested() && blocks < sms) launch_wgmma_groups<N, 2, 2>(p, blocks, stream);
   else if (blocks < sms) launch_wgmma_groups<N, 4>(p, blocks, stream);
   else launch_wgmma_groups<N, 2>(p, blocks, stream);
 }
