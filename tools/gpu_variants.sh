@@ -1198,6 +1198,16 @@ if [ "$part" = b64 ]; then
         bench_variant "$OUT" "$m-b64-cluster-wide" $m 64 FP4LLM_WGMMA_CLUSTER=2-wide
         bench_variant "$OUT" "$m-b64-again" $m 64
       done
+      # Batch 16: gate_up on the shared-x kernel (N = 16, x in shared memory once per 256 rows)
+      # instead of the direct kernel, which reads x from L2 once per 16-row tile; the deferred
+      # norm is the direct kernel's, so off in these.
+      bench_variant "$OUT" qwen3-8b-b16 qwen3-8b 16
+      bench_variant "$OUT" qwen3-8b-b16-norm0 qwen3-8b 16 FP4LLM_NORM_DEFERRED=0
+      bench_variant "$OUT" qwen3-8b-b16-wgmma-wide qwen3-8b 16 FP4LLM_NORM_DEFERRED=0 FP4LLM_GEMV_KERNEL=wgmma_wide
+      bench_variant "$OUT" qwen3-8b-b16-wgmma-wide-stages qwen3-8b 16 FP4LLM_NORM_DEFERRED=0 FP4LLM_GEMV_KERNEL=wgmma_wide \
+        FP4LLM_WGMMA_WIDE_STAGES=1
+      bench_variant "$OUT" qwen3-8b-b16-wgmma-wide-share3 qwen3-8b 16 FP4LLM_NORM_DEFERRED=0 FP4LLM_GEMV_KERNEL=wgmma_wide \
+        FP4LLM_WGMMA_WIDE_STAGES=1 FP4LLM_WGMMA_SHARE_X=3
     fi
     trace_variant qwen3-8b-b64 qwen3-8b 16,64
     # Only the wgmma products count for the skip (prefill never launches them): 4 a layer, 36
