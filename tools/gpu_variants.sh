@@ -178,8 +178,9 @@
 #                                    kernel's remaining knob tests; Qwen3-30B-A3B with the router's
 #                                    norm deferred (FP4LLM_NORM_DEFERRED=router) after its tests
 #   tools/gpu_variants.sh b64        batch 64 of Qwen3-8B and Gemma3-27B (the products on warpgroup
-#                                    MMAs): the shared-x kernel with 3 row blocks a block and with
-#                                    wide x stages, and 2-warpgroup clusters for qkv, after their
+#                                    MMAs): the shared-x kernel with 3 row blocks a block, with
+#                                    wide x stages, with overlapped chunks, and 2-warpgroup
+#                                    clusters for qkv, after their
 #                                    tests; then where a step goes: the layer's trace at batch 16
 #                                    and 64, Nsight Compute's table of one step's wgmma products,
 #                                    and the per-instruction stall samples of the shared-x
@@ -1188,13 +1189,15 @@ if [ "$part" = s27 ]; then
 fi
 if [ "$part" = b64 ]; then
   {
-    if tests_passed b64-tests.log '^gpu_nvfp4_linear_wgmma_(share_x3|wide_stages4|wide_stages3|cluster_wide)$' \
+    if tests_passed b64-tests.log '^gpu_nvfp4_linear_wgmma_(share_x3|wide_stages4|wide_stages3|overlap|overlap_wide|cluster_wide)$' \
         "the shared-x kernel at 3 row blocks, its wide stages at 3 and 4, the 2-warpgroup clusters"; then
       for m in qwen3-8b gemma3-27b; do
         bench_variant "$OUT" "$m-b64" $m 64
         bench_variant "$OUT" "$m-b64-share3" $m 64 FP4LLM_WGMMA_SHARE_X=3
         bench_variant "$OUT" "$m-b64-wide" $m 64 FP4LLM_WGMMA_WIDE_STAGES=1
         bench_variant "$OUT" "$m-b64-share3-wide" $m 64 FP4LLM_WGMMA_SHARE_X=3 FP4LLM_WGMMA_WIDE_STAGES=1
+        bench_variant "$OUT" "$m-b64-share3-overlap" $m 64 FP4LLM_WGMMA_SHARE_X=3 FP4LLM_WGMMA_OVERLAP=1
+        bench_variant "$OUT" "$m-b64-share3-wide-overlap" $m 64 FP4LLM_WGMMA_SHARE_X=3 FP4LLM_WGMMA_WIDE_STAGES=1 FP4LLM_WGMMA_OVERLAP=1
         bench_variant "$OUT" "$m-b64-cluster-wide" $m 64 FP4LLM_WGMMA_CLUSTER=2-wide
         bench_variant "$OUT" "$m-b64-again" $m 64
       done

@@ -187,11 +187,16 @@ __device__ __forceinline__ void cluster_sum(float (&acc)[N / 8][4], float* mine,
 // times as long, so that the block meets at a barrier (and waits on x from L2) once per
 // kGroups x 128 / N chunks instead of once per 128 / N: at N = 64 a stage of 2 chunks hides
 // an L2 round trip behind two chunks' MMAs only.
+// kOverlap (FP4LLM_WGMMA_OVERLAP): two sets of A fragments, so that a chunk's dequantization runs
+// while the previous chunk's MMAs do (wait for all but the last group) instead of after them;
+// the MMAs are drained before each stage barrier, since another warpgroup may refill the stage
+// they read once past it. 16 more registers a thread: blocks of 3 warpgroups (168 allowed).
 template <int N, int kGroups, bool kGrouped, bool kWait, int kCluster = 1, bool kShareX = false, bool kRing = false,
-          bool kWide = false>
+          bool kWide = false, bool kOverlap = false>
 __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice, int row_block, int rank = 0) {
   static_assert(!kShareX || (kCluster == 1 && !kGrouped), "shared x: plain products, no clusters");
   static_assert(!kWide || kShareX, "wide stages: shared x only");
+  static_assert(!kOverlap || kShareX, "overlapped chunks: shared x only");
   using Shape = WgmmaShape<N>;
   constexpr int kStagers = kWide ? kGroups : 1;  // warpgroups that stage x
   constexpr int S = kStagers * Shape::kStageChunks, kStageBytes = kStagers * kWgmmaStageBytes;
@@ -244,6 +249,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
   stage_barrier();
 
   float acc[N / 8][4] = {};
+  uint32_t fragments[kOverlap ? 2 : 1][4][4];
   for (int s = 0, c0 = 0; c0 < n; ++s, c0 += S) {
     uint8_t* buffer = stages + (s % 2) * kStageBytes;
     // The descriptor's address field counts 16 bytes and stays below 2^14 in shared memory, so
@@ -255,7 +261,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
 #pragma unroll
     for (int u = 0; u < S; ++u) {
       if (c0 + u >= n) break;  // uniform over the warpgroup
-      uint32_t a[4][4];
+      uint32_t(&a)[4][4] = fragments[kOverlap ? u % 2 : 0];
       if constexpr (kRing) {
         uint4 w;
         uint32_t scales;
@@ -273,9 +279,14 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
       for (int i = 0; i < 4; ++i)
         wgmma_64xNx16<N>(acc, a[i], stage_descriptor + uint64_t((u * kChunkBytes + i * kStepBytes) >> 4));
       wgmma_commit();
-      wgmma_wait<0>();  // a is rewritten by the next chunk's dequantization
+      if constexpr (kOverlap) wgmma_wait<1>();  // the other fragments are rewritten next
+      else wgmma_wait<0>();                     // a is rewritten by the next chunk's dequantization
       wgmma_pin(acc);
       wgmma_pin(a);
+    }
+    if constexpr (kOverlap) {
+      wgmma_wait<0>();
+      wgmma_pin(acc);
     }
     if (more) {
       if (stager && next_c + xc < n) x.store<N>(stages + ((s + 1) % 2) * kStageBytes + xc * kChunkBytes, xn);
@@ -320,11 +331,11 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
 }
 
 // kGroups consecutive row blocks a block, sharing x (FP4LLM_WGMMA_SHARE_X): grid (row blocks / kGroups).
-template <int N, int kGroups, bool kRing = false, bool kWide = false>
+template <int N, int kGroups, bool kRing = false, bool kWide = false, bool kOverlap = false>
 __global__ void __launch_bounds__(kGroups * 128, 4 / kGroups) nvfp4_gemv_wgmma_shared_x_kernel(GemvArgs p) {
   let_dependents_start();
-  wgmma_slice<N, kGroups, false, true, 1, true, kRing, kWide>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows},
-                                                              int(blockIdx.x) * kGroups);
+  wgmma_slice<N, kGroups, false, true, 1, true, kRing, kWide, kOverlap>(
+      p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x) * kGroups);
 }
 
 // Expert groups of more than 64 rows (prefill; FP4LLM_EXPERTS_WGMMA=1): block (x, y, z) takes
