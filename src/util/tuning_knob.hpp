@@ -20,14 +20,15 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_ATTN_MIN_SPLIT_KEYS",     "FP4LLM_ATTN_PADDED_MERGE",       "FP4LLM_ATTN_SPLIT_BLOCKS",       "FP4LLM_ATTN_SPLIT_MERGE",
     "FP4LLM_ATTN_WARPS",              "FP4LLM_EXPERTS_DIRECT",          "FP4LLM_EXPERTS_SLICE_LOOP",      "FP4LLM_EXPERTS_SPLITS",
     "FP4LLM_EXPERTS_WGMMA",           "FP4LLM_FLASH_HEADS",             "FP4LLM_FLASH_LONGEST_FIRST",     "FP4LLM_FLASH_MASK_EVERY_TILE",
-    "FP4LLM_FLASH_PIPELINED",         "FP4LLM_FLASH_STAGGER",           "FP4LLM_FLASH_UNPADDED",          "FP4LLM_FLASH_WGMMA",
-    "FP4LLM_FLASH_WGMMA_PV",          "FP4LLM_FP8_PREFILL",             "FP4LLM_GEMV_BLOCK_WARPS",        "FP4LLM_GEMV_KERNEL",
-    "FP4LLM_GEMV_MIN_CHUNKS",         "FP4LLM_GEMV_MIN_CHUNKS_WIDE",    "FP4LLM_GEMV_SKIP_PADDED_TOKENS", "FP4LLM_GPU_NARROWING",
-    "FP4LLM_KV_LAYOUT",               "FP4LLM_L2_AHEAD",                "FP4LLM_MMA_ATTENTION",           "FP4LLM_NORMED_MIN_CHUNKS",
-    "FP4LLM_NORM_DEFERRED",           "FP4LLM_NORM_PROLOGUE",           "FP4LLM_OMIT_STAGE",              "FP4LLM_PDL",
-    "FP4LLM_PDL_ROLES",               "FP4LLM_PDL_TRIGGER",             "FP4LLM_PREFILL_GATED_BF16",      "FP4LLM_PREFILL_SLICE_ROWS",
-    "FP4LLM_ROPE_IN_ATTENTION",       "FP4LLM_ROPE_WARPS",              "FP4LLM_ROUTING_IN_EXPERTS",      "FP4LLM_WGMMA_CLUSTER",
-    "FP4LLM_WGMMA_OVERLAP",           "FP4LLM_WGMMA_RING",              "FP4LLM_WGMMA_SHARE_X",           "FP4LLM_WGMMA_WIDE_STAGES"};
+    "FP4LLM_FLASH_PIPELINED",         "FP4LLM_FLASH_ROPE",              "FP4LLM_FLASH_STAGGER",           "FP4LLM_FLASH_UNPADDED",
+    "FP4LLM_FLASH_WGMMA",             "FP4LLM_FLASH_WGMMA_PV",          "FP4LLM_FP8_PREFILL",             "FP4LLM_GEMV_BLOCK_WARPS",
+    "FP4LLM_GEMV_KERNEL",             "FP4LLM_GEMV_MIN_CHUNKS",         "FP4LLM_GEMV_MIN_CHUNKS_WIDE",    "FP4LLM_GEMV_SKIP_PADDED_TOKENS",
+    "FP4LLM_GPU_NARROWING",           "FP4LLM_KV_LAYOUT",               "FP4LLM_L2_AHEAD",                "FP4LLM_MMA_ATTENTION",
+    "FP4LLM_NORMED_MIN_CHUNKS",       "FP4LLM_NORM_DEFERRED",           "FP4LLM_NORM_PROLOGUE",           "FP4LLM_OMIT_STAGE",
+    "FP4LLM_PDL",                     "FP4LLM_PDL_ROLES",               "FP4LLM_PDL_TRIGGER",             "FP4LLM_PREFILL_GATED_BF16",
+    "FP4LLM_PREFILL_SLICE_ROWS",      "FP4LLM_ROPE_IN_ATTENTION",       "FP4LLM_ROPE_WARPS",              "FP4LLM_ROUTING_IN_EXPERTS",
+    "FP4LLM_WGMMA_CLUSTER",           "FP4LLM_WGMMA_OVERLAP",           "FP4LLM_WGMMA_RING",              "FP4LLM_WGMMA_SHARE_X",
+    "FP4LLM_WGMMA_WIDE_STAGES"};
 
 // The parts of a decode step that FP4LLM_PDL_ROLES names (backend/cuda/early_launch.hpp): `mlp` is a
 // dense layer's gate/up and down products with their norms, `moe` an MoE layer's router, experts
@@ -72,7 +73,8 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_NORM_PROLOGUE") return value == "0" || value == "1" || value == "qkv";
   if (name == "FP4LLM_ATTN_EARLY_BLOCKS") return value == "0" || value == "1";
   if (name == "FP4LLM_EXPERTS_SLICE_LOOP") return value == "0" || value == "1";
-  if (name == "FP4LLM_FLASH_STAGGER" || name == "FP4LLM_FLASH_LONGEST_FIRST") return value == "0" || value == "1";
+  if (name == "FP4LLM_FLASH_STAGGER" || name == "FP4LLM_FLASH_LONGEST_FIRST" || name == "FP4LLM_FLASH_ROPE")
+    return value == "0" || value == "1";
   if (name == "FP4LLM_NORM_DEFERRED") return value == "0" || value == "1" || value == "router";
   if (name == "FP4LLM_L2_AHEAD")
     return std::ranges::all_of(knob_list_items(value), [](std::string_view part) {

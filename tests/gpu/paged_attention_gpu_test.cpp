@@ -165,8 +165,8 @@ void run_case(const Case& c, uint32_t seed) {
   std::vector<int64_t> slots;
   std::vector<std::vector<double>> roped;
   if (c.rope) {
-    ASSERT_TRUE(!c.flash && std::all_of(c.chunks.begin(), c.chunks.end(), [](const Chunk& ch) { return ch.count == 1; }))
-        << "rope cases are decode steps";
+    ASSERT_TRUE(c.flash || std::all_of(c.chunks.begin(), c.chunks.end(), [](const Chunk& ch) { return ch.count == 1; }))
+        << "decode-kernel rope cases are decode steps";
     qkv.resize(size_t(T * width));
     for (float& x : qkv) x = 3.0f * normal(rng);
     for (auto* w : {&q_norm, &k_norm})
@@ -202,19 +202,20 @@ void run_case(const Case& c, uint32_t seed) {
   p.splits = c.splits;
   p.min_split_keys = c.min_split_keys;
   p.split_merge = c.merge;
-  if (c.flash) {
-    cuda::QueryTilePlan plan;  // the engine's order of the tiles (longest first)
-    int64_t first = 0;
-    for (const Chunk& ch : c.chunks) {
-      plan.add_sequence(first, ch.count, ch.start);
-      first += ch.count;
-    }
-    const std::vector<cuda::QueryTile> tiles = plan.longest_first();
-    cuda::DeviceBuffer<uint8_t> tiles_d(tiles.size() * sizeof(cuda::QueryTile));
-    FP4LLM_CUDA_CHECK(cudaMemcpy(tiles_d.data(), tiles.data(), tiles_d.bytes(), cudaMemcpyHostToDevice));
-    cuda::flash_prefill_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(),
-                                  reinterpret_cast<const cuda::QueryTile*>(tiles_d.data()), int64_t(tiles.size()), p,
-                                  out.data(), nullptr);
+  // The flash kernel's query tiles, in the engine's order (longest first).
+  cuda::QueryTilePlan plan;
+  for (int64_t first = 0; const Chunk& ch : c.chunks) {
+    plan.add_sequence(first, ch.count, ch.start);
+    first += ch.count;
+  }
+  const std::vector<cuda::QueryTile> tiles = c.flash ? plan.longest_first() : std::vector<cuda::QueryTile>{};
+  cuda::DeviceBuffer<uint8_t> tiles_bytes(std::max<size_t>(1, tiles.size() * sizeof(cuda::QueryTile)));
+  if (!tiles.empty())
+    FP4LLM_CUDA_CHECK(cudaMemcpy(tiles_bytes.data(), tiles.data(), tiles.size() * sizeof(cuda::QueryTile), cudaMemcpyHostToDevice));
+  const auto* tiles_d = reinterpret_cast<const cuda::QueryTile*>(tiles_bytes.data());
+  if (c.flash && !c.rope) {
+    cuda::flash_prefill_attention(qd.data(), kd.data(), vd.data(), pd.data(), sd.data(), td.data(), tiles_d,
+                                  int64_t(tiles.size()), p, out.data(), nullptr);
   } else if (c.rope) {
     const auto qkv_d = cuda::DeviceBuffer<float>::from_host(qkv);
     const auto slots_d = cuda::DeviceBuffer<int64_t>::from_host(slots);
@@ -228,7 +229,11 @@ void run_case(const Case& c, uint32_t seed) {
     const cuda::RopeCacheIo io{pd.data(), slots_d.data(), qn_d.data(), kn_d.data(), freq_d.data(), nullptr,
                                kd.data(), vd.data()};
     const cuda::AttentionWorkspace ws{part_out.data(), part_ml.data(), counters.data()};
-    if (c.blocks_before_rope) {
+    if (c.flash) {  // the rope kernel for the keys and values only (io.q is null), the queries in the flash kernel
+      cuda::rope_and_cache(qkv_d.data(), T, rp, io, nullptr);
+      cuda::flash_prefill_attention_with_rope(qkv_d.data(), rp, io, sd.data(), td.data(), tiles_d, int64_t(tiles.size()), p,
+                                              out.data(), nullptr);
+    } else if (c.blocks_before_rope) {
       cuda::DeviceBuffer<float> roped_q(q.size());
       cuda::RopeCacheIo io_q = io;
       io_q.q = roped_q.data();
@@ -455,6 +460,33 @@ TEST(GpuFlashPrefill, LongWindowsSkipTheMaskInside) {
   Case d{4, 1, 256, 200, true, 1.0f, 1.0f, {{0, 330}, {150, 129}}};
   d.flash = true;
   run_case(d, 28);
+}
+
+// The flash kernel taking in the rope kernel's work on the queries (FP4LLM_FLASH_ROPE): q raw
+// from q|k|v rows, normalised and rotated by the kernel; the new keys and values by the rope kernel
+// alone, with its query output null. Both against float64 (roped_row), the cache rows checked
+// within their format's rounding and every other cache byte unchanged. Prompts, a continued one
+// and a decode token in one step, head_dim 128 and 64, a sliding window, both caches, Gemma3's
+// gains. With the first flash kernel (FP4LLM_FLASH_PIPELINED=0), which does not take the queries'
+// rope, the call is refused with an error.
+TEST(GpuFlashPrefill, TakesInTheRopeKernelsQueries) {
+  FP4LLM_REQUIRE_GPU();
+  cuda::AttentionParams p;
+  p.heads = 8, p.kv_heads = 2, p.head_dim = 128;
+  if (!cuda::flash_prefill_takes_rope(p)) {
+    cuda::RopeCacheParams rp;
+    rp.heads = 8, rp.kv_heads = 2, rp.head_dim = 128;
+    EXPECT_THROW(cuda::flash_prefill_attention_with_rope(nullptr, rp, cuda::RopeCacheIo{}, nullptr, nullptr, nullptr, 1, p,
+                                                         nullptr, nullptr),
+                 std::exception);
+    return;
+  }
+  Case c{8, 2, 128, 0, true, 0.5f, 2.0f, {{0, 150}, {30, 70}, {5, 1}}};
+  c.flash = c.rope = true;
+  run_with_both_caches(c, 41);
+  Case d{8, 2, 64, 40, true, 1.0f, 1.0f, {{0, 150}, {20, 90}}};
+  d.flash = d.rope = d.one_plus = true;
+  run_with_both_caches(d, 43);
 }
 
 // The tensor-core decode kernel taking in the rope kernel's work: q and the new key and value of

@@ -85,6 +85,16 @@ bool rope_in_attention_requested() {
   return on;
 }
 
+// FP4LLM_FLASH_ROPE=1: prefill-sized steps leave the queries' norm and RoPE to the flash kernel,
+// which reads them raw from the q|k|v rows (flash_prefill_attention_with_rope); the rope kernel
+// writes only the keys and values. A 2,048-token Qwen3-8B prompt's rope kernel moves 88 MB a
+// layer (q|k|v read as float32, q written as float32 and read again by the flash kernel), 40 us
+// of its 1.46 ms; two thirds of that are the queries. Not yet measured, so off.
+bool flash_rope_requested() {
+  static const bool on = knob_is("FP4LLM_FLASH_ROPE", "1");
+  return on;
+}
+
 // Fewest keys per decode-attention split (FP4LLM_ATTN_MIN_SPLIT_KEYS, a multiple of 32, to
 // compare). Fewer keys per block shorten its chain of dependent instructions, but each extra split
 // adds the merge of partial results; on the H200 (2026-12-04, Qwen3-8B shape, 128-256 keys) 256
@@ -465,13 +475,19 @@ void CudaBackend::layer(int64_t index, const Step& s) {
   const bool mma = use_mma_attention() && mma_decode_attention_supports(ap);
   const bool rope_in_attention = rope_in_attention_requested() && s.one_token_per_sequence && T <= kMaxDecodeRows &&
                                  (mma || paged_attention_takes_rope(ap));
+  const bool flash_rope = T > kMaxDecodeRows && flash_rope_requested() && flash_prefill_takes_rope(ap);
   if (!rope_in_attention && !omitted(OmittedStage::attention) && !omitted(OmittedStage::rope)) {
     const EarlyLaunchScope rope_early(early_launch_role("rope"));
-    rope_and_cache(qkv_.data(), T, rp, io, stream_);
+    RopeCacheIo keys_io = io;
+    if (flash_rope) keys_io.q = nullptr;  // the keys and values only
+    rope_and_cache(qkv_.data(), T, rp, keys_io, stream_);
     profiler_.mark("rope_kv_write", stream_);
   }
   if (omitted(OmittedStage::attention) || omitted(OmittedStage::attention_only))
     ;
+  else if (flash_rope)
+    flash_prefill_attention_with_rope(qkv_.data(), rp, io, token_seq, tables, offset_ptr<QueryTile>(meta_.data(), s.tiles_at),
+                                      int64_t(s.tiles.size()), ap, attn_.data(), stream_);
   else if (T > kMaxDecodeRows)  // prefill-sized steps: tensor cores
     flash_prefill_attention(q_.data(), k_cache_[size_t(index)].data(), v_cache_[size_t(index)].data(), positions,
                             token_seq, tables, offset_ptr<QueryTile>(meta_.data(), s.tiles_at), int64_t(s.tiles.size()),

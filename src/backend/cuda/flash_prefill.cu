@@ -146,14 +146,25 @@ void launch_staggered(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   FP4LLM_CUDA_LAUNCHED();
 }
 
-template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false>
-void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
-  if (flash_stagger_requested()) return launch_staggered<D, kFp8, kHeads, kWgmma, kWgmmaPv>(a, num_tiles, stream);
+template <int D, bool kFp8, int kHeads, bool kWgmma, bool kWgmmaPv, bool kRope>
+void launch_pipelined_with(const Args& a, int64_t num_tiles, cudaStream_t stream) {
   constexpr int kSmem = PipelinedTile<D, kFp8, kHeads>::kSmemBytes;
-  constexpr auto kernel = flash_pipelined_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv>;
+  constexpr auto kernel = flash_pipelined_kernel<D, kFp8, kHeads, kWgmma, kWgmmaPv, kRope>;
   allow_dynamic_smem<kernel>(kSmem);
   kernel<<<flash_grid(a, num_tiles, kHeads), 128 * kHeads, kSmem, stream>>>(a);
   FP4LLM_CUDA_LAUNCHED();
+}
+
+// The queries' rope (a.rope) is instantiated only on the default sm_90 kernel (scores on
+// warpgroup MMAs, PV on mma.sync, not staggered): flash_prefill_takes_rope.
+template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false>
+void launch_pipelined(const Args& a, int64_t num_tiles, cudaStream_t stream) {
+  if constexpr (kWgmma && !kWgmmaPv) {
+    if (a.rope.qkv) return launch_pipelined_with<D, kFp8, kHeads, true, false, true>(a, num_tiles, stream);
+  }
+  if (a.rope.qkv) throw_error("flash attention: the queries' rope is the default sm_90 kernel's");
+  if (flash_stagger_requested()) return launch_staggered<D, kFp8, kHeads, kWgmma, kWgmmaPv>(a, num_tiles, stream);
+  launch_pipelined_with<D, kFp8, kHeads, kWgmma, kWgmmaPv, false>(a, num_tiles, stream);
 }
 
 // The pipelined kernel's scores on warpgroup MMAs (sm_90; wgmma_scores in
@@ -227,6 +238,7 @@ void launch(const Args& a, int64_t num_tiles, cudaStream_t stream) {
       return launch_pipelined_heads<D, false>(a, num_tiles, stream);
     }
   }
+  if (a.rope.qkv) throw_error("flash attention: the queries' norm and RoPE are the pipelined kernel's (head_dim 64 or 128)");
   static const bool unpadded = knob_is("FP4LLM_FLASH_UNPADDED", "1");
   const int limit = max_dynamic_smem();
   if (flash_smem(D, kPad) <= limit && !(D == 256 && unpadded)) return launch_with<D, kPad>(a, num_tiles, stream);
@@ -236,24 +248,46 @@ void launch(const Args& a, int64_t num_tiles, cudaStream_t stream) {
               " bytes of shared memory per block; this GPU allows " + std::to_string(limit));
 }
 
-}  // namespace
-
-void flash_prefill_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
-                             const int32_t* token_seq, const int32_t* block_tables, const QueryTile* tiles,
-                             int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream) {
+void flash_prefill(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
+                   const int32_t* token_seq, const int32_t* block_tables, const QueryTile* tiles, int64_t num_tiles,
+                   const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream, const RopeInAttentionArgs& rope) {
   if (num_tiles == 0) return;
   if (p.heads % p.kv_heads != 0) throw_error("flash attention: heads must be a multiple of kv heads");
   static const bool mask_every_tile = knob_is("FP4LLM_FLASH_MASK_EVERY_TILE", "1");
   // The head groups fastest (flash_grid) where the tiles fit the grid's y, as any step's do.
   static const bool heads_fastest = knob_flag("FP4LLM_FLASH_LONGEST_FIRST", true);
   const Args a{attention_inputs(q, k_cache, v_cache, positions, token_seq, block_tables), tiles, p, out, mask_every_tile,
-               heads_fastest && num_tiles <= 65535};
+               heads_fastest && num_tiles <= 65535, rope};
   switch (p.head_dim) {
     case 64: launch<64>(a, num_tiles, stream); break;
     case 128: launch<128>(a, num_tiles, stream); break;
     case 256: launch<256>(a, num_tiles, stream); break;
     default: throw_error("flash attention: head_dim " + std::to_string(p.head_dim) + " is not supported (64, 128 or 256 are)");
   }
+}
+
+}  // namespace
+
+bool flash_prefill_takes_rope(const AttentionParams& p) {
+  return p.head_dim <= 128 && pipelined_requested() && flash_wgmma_requested() && !flash_wgmma_pv_requested() &&
+         !flash_stagger_requested();
+}
+
+void flash_prefill_attention(const float* q, const void* k_cache, const void* v_cache, const int32_t* positions,
+                             const int32_t* token_seq, const int32_t* block_tables, const QueryTile* tiles,
+                             int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out, cudaStream_t stream) {
+  flash_prefill(q, k_cache, v_cache, positions, token_seq, block_tables, tiles, num_tiles, p, out, stream, {});
+}
+
+void flash_prefill_attention_with_rope(const float* qkv, const RopeCacheParams& rp, const RopeCacheIo& io,
+                                       const int32_t* token_seq, const int32_t* block_tables, const QueryTile* tiles,
+                                       int64_t num_tiles, const AttentionParams& p, __nv_bfloat16* out,
+                                       cudaStream_t stream) {
+  if (!flash_prefill_takes_rope(p))
+    throw_error("flash attention: the queries' norm and RoPE are the default sm_90 kernel's (head_dim 64 or 128; FP4LLM_FLASH_PIPELINED, "
+                "FP4LLM_FLASH_WGMMA on; FP4LLM_FLASH_WGMMA_PV, FP4LLM_FLASH_STAGGER off)");
+  flash_prefill(nullptr, io.k_cache, io.v_cache, io.positions, token_seq, block_tables, tiles, num_tiles, p, out, stream,
+                rope_in_attention_args(qkv, rp, io, p));
 }
 
 }  // namespace fp4llm::cuda

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <string>
 
+#include "backend/cuda/attention_rope.cuh"
 #include "backend/cuda/copy_async.cuh"
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/flash_prefill.hpp"
@@ -38,6 +39,9 @@ struct FlashArgs : AttentionInputs {
   __nv_bfloat16* out;
   bool mask_every_tile;  // FP4LLM_FLASH_MASK_EVERY_TILE=1: the per-element mask on every key tile
   bool heads_fastest;    // the grid's x is the head group, y the tile (FP4LLM_FLASH_LONGEST_FIRST)
+  // rope.qkv set (FP4LLM_FLASH_ROPE): the queries come raw from q|k|v rows and stage_queries
+  // normalises and rotates them (q is not read); the rope kernel wrote only the keys and values.
+  RopeInAttentionArgs rope;
 };
 
 // The grid flash_block reads: head groups x query tiles (heads_fastest), or query tiles x head
@@ -182,8 +186,61 @@ __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uin
 // rows, one plane per head, zero past its count. Unrolled over the block's constant size (as
 // request_keys): 32 loads per thread at head_dim 128, each stored before the next was requested
 // when the loop ran one iteration at a time.
-template <int D, bool kFp8, int kHeads, bool kWgmma = false>
+// One query element (row r, dim d) of plane h in the layout the scores read.
+template <int D, bool kFp8, bool kWgmma>
+__device__ __forceinline__ void store_query(uint16_t* qs, int h, int r, int d, float x) {
+  using T = PipelinedTile<D, kFp8>;
+  const auto bits = uint16_t(pack2<kFp8>(x, 0.0f) & 0xFFFFu);
+  if constexpr (kWgmma) *reinterpret_cast<uint16_t*>(reinterpret_cast<uint8_t*>(qs + h * T::kPlane) + T::core_offset(r, d)) = bits;
+  else qs[h * T::kPlane + r * T::kRow + d] = bits;
+}
+
+// The same rows from the raw q|k|v products (a.rope): one warp a (row, head), normalised with the
+// q gains and rotated at the row's position with the rope kernel's arithmetic (rope_cache_warps_kernel),
+// so that a prompt's queries are read once, here, instead of read, rotated, written as float32 and
+// read again. Lane l holds the pairs (l + 32j, l + 32j + D/2).
+template <int D, bool kFp8, int kHeads, bool kWgmma>
+__device__ __forceinline__ void stage_roped_queries(const FlashArgs& a, const QueryTile& tile, int head, uint16_t* qs) {
+  using T = PipelinedTile<D, kFp8>;
+  constexpr int kWarps = 4 * kHeads, kPairs = D / 64, kHalf = D / 2;
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+  const size_t width = size_t(a.p.heads + 2 * a.p.kv_heads) * D;
+  for (int rh = warp; rh < kHeads * T::kKeys; rh += kWarps) {  // warp-uniform: the reduction below
+    const int h = rh / T::kKeys, r = rh % T::kKeys;
+    float x[kPairs] = {}, y[kPairs] = {};
+    if (r < tile.count) {
+      const int token = tile.first_token + r;
+      const float* src = a.rope.qkv + size_t(token) * width + size_t(head + h) * D;
+      float ss = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kPairs; ++j) {
+        x[j] = src[lane + 32 * j], y[j] = src[lane + 32 * j + kHalf];
+        ss += x[j] * x[j] + y[j] * y[j];
+      }
+      const float inv = rsqrtf(warp_sum(ss) / float(D) + a.rope.eps);
+      const int32_t position = a.positions[token];
+#pragma unroll
+      for (int j = 0; j < kPairs; ++j) {
+        const int i = lane + 32 * j;
+        x[j] *= inv * norm_gain(a.rope.q_norm, i, a.rope.one_plus);
+        y[j] *= inv * norm_gain(a.rope.q_norm, i + kHalf, a.rope.one_plus);
+        rotate_half(x[j], y[j], position, a.rope.inv_freq[i]);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kPairs; ++j) {
+      store_query<D, kFp8, kWgmma>(qs, h, r, lane + 32 * j, x[j]);
+      store_query<D, kFp8, kWgmma>(qs, h, r, lane + 32 * j + kHalf, y[j]);
+    }
+  }
+}
+
+// kRope: the queries from a.rope (stage_roped_queries) instead of a.q; a template parameter, not
+// a branch on a.rope.qkv, so that the kernels without it keep their register allocation (a branch
+// cost the 4-head kernel 44 bytes of spill at head_dim 128).
+template <int D, bool kFp8, int kHeads, bool kWgmma = false, bool kRope = false>
 __device__ __forceinline__ void stage_queries(const FlashArgs& a, const QueryTile& tile, int head, uint16_t* qs) {
+  if constexpr (kRope) return stage_roped_queries<D, kFp8, kHeads, kWgmma>(a, tile, head, qs);
   using T = PipelinedTile<D, kFp8>;
   constexpr int kThreads = 128 * kHeads;
   static_assert(kHeads * T::kKeys * (D / 2) % kThreads == 0);
@@ -341,8 +398,8 @@ __device__ __forceinline__ void attend_tile(const FlashArgs& a, const WarpRows& 
   }
 }
 
-// Grid: flash_grid; 128 x kHeads threads.
-template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false>
+// Grid: flash_grid; 128 x kHeads threads. kRope: the queries' norm and RoPE too (a.rope).
+template <int D, bool kFp8, int kHeads = 1, bool kWgmma = false, bool kWgmmaPv = false, bool kRope = false>
 __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>::kMinBlocks)) flash_pipelined_kernel(FlashArgs a) {
   using T = PipelinedTile<D, kFp8, kHeads>;
   constexpr int kKeys = T::kKeys;
@@ -367,7 +424,7 @@ __global__ void __launch_bounds__(128 * kHeads, (PipelinedTile<D, kFp8, kHeads>:
   if (lo + kKeys <= last) request_entries<D, kFp8>(b.table, lo + kKeys, last, entries + T::kTileBlocks);
   request_keys<D, kFp8, 128 * kHeads, kWgmma>(a, entries, b.kv_head, lo, last, raw);
   copy_async_commit();
-  stage_queries<D, kFp8, kHeads, kWgmma>(a, b.tile, b.first_head, q_planes);
+  stage_queries<D, kFp8, kHeads, kWgmma, kRope>(a, b.tile, b.first_head, q_planes);
   if constexpr (kWgmma) fence_shared_for_wgmma();  // Q is read by the MMAs after the loop's first barrier
 
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};

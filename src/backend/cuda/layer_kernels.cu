@@ -158,12 +158,13 @@ __device__ __forceinline__ void store_head_pair(const RopeCacheParams& p, int64_
 
 // Block = one head of one token, head_dim / 2 threads; thread i owns elements i and i + D/2,
 // the pair RoPE rotates together.
+// first_head: 0, or the query heads' count when they are left to the attention (q_out null).
 __global__ void rope_cache_kernel(const float* qkv, const int32_t* positions, const int64_t* slots,
                                   const float* q_norm, const float* k_norm, const float* inv_freq,
-                                  RopeCacheParams p, float* q_out, void* k_cache, void* v_cache) {
+                                  RopeCacheParams p, float* q_out, void* k_cache, void* v_cache, int first_head) {
   let_dependents_start();
   wait_for_producer();  // launched early (FP4LLM_PDL=all): qkv is the previous kernel's
-  const int64_t t = blockIdx.x, head = blockIdx.y, D = p.head_dim, half = D / 2, i = threadIdx.x;
+  const int64_t t = blockIdx.x, head = first_head + int64_t(blockIdx.y), D = p.head_dim, half = D / 2, i = threadIdx.x;
   const int64_t width = (p.heads + 2 * p.kv_heads) * D;
   const float* src = qkv + t * width + head * D;
   float a = src[i], b = src[i + half];
@@ -202,12 +203,12 @@ __global__ void __launch_bounds__(kRopeWarps * 32) rope_cache_warps_kernel(const
                                                                            const int64_t* slots, const float* q_norm,
                                                                            const float* k_norm, const float* inv_freq,
                                                                            RopeCacheParams p, float* q_out, void* k_cache,
-                                                                           void* v_cache) {
+                                                                           void* v_cache, int first_head) {
   constexpr int kPairs = D / 64, kHalf = D / 2;
   let_dependents_start();
   wait_for_producer();  // launched early (FP4LLM_PDL=all): qkv is the previous kernel's
   const int64_t t = blockIdx.x;
-  const int head = int(blockIdx.y) * kRopeWarps + int(threadIdx.x / 32), lane = int(threadIdx.x % 32);
+  const int head = first_head + int(blockIdx.y) * kRopeWarps + int(threadIdx.x / 32), lane = int(threadIdx.x % 32);
   if (head >= p.heads + 2 * p.kv_heads) return;  // no barrier follows
   const float* src = qkv + t * (p.heads + 2 * p.kv_heads) * D + int64_t(head) * D;
   float a[kPairs], b[kPairs];
@@ -244,12 +245,17 @@ bool rope_warps_for(int64_t tokens) {
   return always || (!never && tokens > kRopeWarpsTokens);
 }
 
+// The first head the rope kernels take: the query heads are left to the flash attention where
+// io.q is null (flash_prefill_attention with its RopeInAttentionArgs).
+int first_roped_head(const RopeCacheParams& p, const RopeCacheIo& io) { return io.q ? 0 : int(p.heads); }
+
 template <int D>
 void launch_rope_warps(const float* qkv, int64_t tokens, const RopeCacheParams& p, const RopeCacheIo& io,
                        cudaStream_t stream) {
-  const dim3 grid(unsigned(tokens), unsigned((p.heads + 2 * p.kv_heads + kRopeWarps - 1) / kRopeWarps));
+  const int first = first_roped_head(p, io);
+  const dim3 grid(unsigned(tokens), unsigned((p.heads + 2 * p.kv_heads - first + kRopeWarps - 1) / kRopeWarps));
   launch_dependent(early_launch_all(), rope_cache_warps_kernel<D>, grid, dim3(kRopeWarps * 32), 0, stream, qkv,
-                   io.positions, io.slots, io.q_norm, io.k_norm, io.inv_freq, p, io.q, io.k_cache, io.v_cache);
+                   io.positions, io.slots, io.q_norm, io.k_norm, io.inv_freq, p, io.q, io.k_cache, io.v_cache, first);
 }
 
 __global__ void gather_kernel(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,
@@ -363,9 +369,10 @@ void rope_and_cache(const float* qkv, int64_t tokens, const RopeCacheParams& p, 
       default: break;  // the block kernel takes the other multiples of 64
     }
   }
-  const dim3 grid(unsigned(tokens), unsigned(p.heads + 2 * p.kv_heads));
+  const int first = first_roped_head(p, io);
+  const dim3 grid(unsigned(tokens), unsigned(p.heads + 2 * p.kv_heads - first));
   launch_dependent(early_launch_all(), rope_cache_kernel, grid, dim3(unsigned(p.head_dim / 2)), 0, stream, qkv,
-                   io.positions, io.slots, io.q_norm, io.k_norm, io.inv_freq, p, io.q, io.k_cache, io.v_cache);
+                   io.positions, io.slots, io.q_norm, io.k_norm, io.inv_freq, p, io.q, io.k_cache, io.v_cache, first);
 }
 
 void gather_rows(const __nv_bfloat16* src, const int32_t* rows, int64_t count, int64_t width,

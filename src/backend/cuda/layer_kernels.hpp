@@ -56,7 +56,7 @@ struct RopeCacheIo {
   const float* q_norm = nullptr;
   const float* k_norm = nullptr;
   const float* inv_freq = nullptr;     // [head_dim / 2]
-  float* q = nullptr;
+  float* q = nullptr;  // null: only keys and values are written (the flash attention takes the queries)
   void* k_cache = nullptr;
   void* v_cache = nullptr;
 };
