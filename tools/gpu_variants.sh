@@ -180,7 +180,9 @@
 #   tools/gpu_variants.sh b64        batch 64 of Qwen3-8B and Gemma3-27B (the products on warpgroup
 #                                    MMAs): the shared-x kernel with 3 row blocks a block, with
 #                                    wide x stages, with overlapped chunks, and 2-warpgroup
-#                                    clusters for qkv, after their
+#                                    clusters for qkv, after their tests; the flash kernel with the
+#                                    queries' rope (FP4LLM_FLASH_ROPE) on a 2,048-token prompt,
+#                                    after its
 #                                    tests; then where a step goes: the layer's trace at batch 16
 #                                    and 64, Nsight Compute's table of one step's wgmma products,
 #                                    and the per-instruction stall samples of the shared-x
@@ -218,7 +220,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s25-short) echo "fp4llm gpu_paged_attention" ;;
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
-          b64) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1189,9 +1191,17 @@ if [ "$part" = s27 ]; then
 fi
 if [ "$part" = b64 ]; then
   {
-    passed=0
+    passed=0 rope=0
     tests_passed b64-tests.log '^gpu_nvfp4_linear_wgmma_(share_x3|wide_stages4|wide_stages3|overlap|overlap_wide|cluster_wide)$' \
       "the shared-x kernel at 3 row blocks, its wide stages at 3 and 4, its overlapped chunks, the 2-warpgroup clusters" && passed=1
+    (timeout 100 ./build-gpu/gpu_paged_attention --gtest_filter='*Rope*' > "$OUT/b64-rope.log" 2>&1
+     echo "rope tests (flash and decode): exit $? | $(grep -E '^\[  (PASSED|FAILED) ' "$OUT/b64-rope.log" | tr '\n' ' ')")
+    grep -q '^\[  PASSED  \] [0-9]* test' "$OUT/b64-rope.log" && ! grep -q '^\[  FAILED' "$OUT/b64-rope.log" && rope=1
+    if [ $rope = 1 ]; then
+      prefill_run qwen3-8b default
+      prefill_run qwen3-8b flash-rope FP4LLM_FLASH_ROPE=1
+      prefill_run qwen3-8b default-again
+    fi
     if [ $passed = 1 ]; then
       m=qwen3-8b
       bench_variant "$OUT" "$m-b64" $m 64
@@ -1216,6 +1226,9 @@ if [ "$part" = b64 ]; then
     # layers, so 288 skips two decode steps and 8 launches cover two layers of the third.
     [ "$(left)" -gt 150 ] && PROFILE_KERNELS='nvfp4_gemv_wgmma' FP4LLM_REBUILD=0 timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 8
     [ "$(left)" -gt 100 ] && timeout 90 bash tools/gpu_sass_profile.sh nvfp4_gemv_wgmma_shared_x qwen3-8b 64 20
+    if [ $rope = 1 ]; then
+      tests_passed b64-forward.log '^py_gpu_forward_flash_rope$' "whole models against the CPU with the queries' rope in the flash kernel"
+    fi
     if [ $passed = 1 ]; then
       m=gemma3-27b
       bench_variant "$OUT" "$m-b64" $m 64
