@@ -1208,7 +1208,6 @@ if [ "$part" = b64 ]; then
       bench_variant "$OUT" "$m-b64-share3" $m 64 FP4LLM_WGMMA_SHARE_X=3
       bench_variant "$OUT" "$m-b64-wide" $m 64 FP4LLM_WGMMA_WIDE_STAGES=1
       bench_variant "$OUT" "$m-b64-share3-wide" $m 64 FP4LLM_WGMMA_SHARE_X=3 FP4LLM_WGMMA_WIDE_STAGES=1
-      bench_variant "$OUT" "$m-b64-share3-overlap" $m 64 FP4LLM_WGMMA_SHARE_X=3 FP4LLM_WGMMA_OVERLAP=1
       bench_variant "$OUT" "$m-b64-share3-wide-overlap" $m 64 FP4LLM_WGMMA_SHARE_X=3 FP4LLM_WGMMA_WIDE_STAGES=1 FP4LLM_WGMMA_OVERLAP=1
       bench_variant "$OUT" "$m-b64-cluster-wide" $m 64 FP4LLM_WGMMA_CLUSTER=2-wide
       bench_variant "$OUT" "$m-b64-again" $m 64
@@ -1216,7 +1215,6 @@ if [ "$part" = b64 ]; then
       # rows) instead of the direct kernel, which reads x from L2 once per 16-row tile; the
       # deferred norm is the direct kernel's, so off in these.
       bench_variant "$OUT" $m-b16 $m 16
-      bench_variant "$OUT" $m-b16-norm0 $m 16 FP4LLM_NORM_DEFERRED=0
       bench_variant "$OUT" $m-b16-wgmma-wide $m 16 FP4LLM_NORM_DEFERRED=0 FP4LLM_GEMV_KERNEL=wgmma_wide
       bench_variant "$OUT" $m-b16-wgmma-wide-stages $m 16 FP4LLM_NORM_DEFERRED=0 FP4LLM_GEMV_KERNEL=wgmma_wide \
         FP4LLM_WGMMA_WIDE_STAGES=1 FP4LLM_WGMMA_SHARE_X=3 FP4LLM_WGMMA_OVERLAP=1
