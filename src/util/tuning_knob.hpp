@@ -50,7 +50,7 @@ inline std::vector<std::string_view> knob_list_items(std::string_view value) {
 // False for a value of a knob with named values that no code selects on (a retired variant);
 // true for every other knob and value.
 inline bool knob_value_known(std::string_view name, std::string_view value) {
-  if (name == "FP4LLM_GEMV_KERNEL") return value == "ring" || value == "wgmma" || value == "wgmma_wide";
+  if (name == "FP4LLM_GEMV_KERNEL") return value == "ring" || value == "ring32" || value == "wgmma" || value == "wgmma_wide";
   if (name == "FP4LLM_ATTN_CLUSTER") return value == "1" || value == "2" || value == "4" || value == "8";
   if (name == "FP4LLM_ATTN_WARPS") return value == "4" || value == "8";
   if (name == "FP4LLM_KV_LAYOUT") return value == "slot_major" || value == "head_major";

@@ -1,5 +1,6 @@
-// The decode GEMV on warpgroup MMAs (sm_90): the default for plain products of 33-64 rows
-// (measured on the H100, 2026-12-05: +12% at batch 64 on Qwen3-8B, +31% on Gemma3-27B), 9-64
+// The decode GEMV on warpgroup MMAs (sm_90): the default for plain products of 17-64 rows
+// (33-64 measured on the H100, 2026-12-05: +12% at batch 64 on Qwen3-8B, +31% on Gemma3-27B;
+// 17-32 on 2026-12-07 with the shared-x kernel's wide stages: +19% at batch 32 on Qwen3-8B), 9-64
 // with FP4LLM_GEMV_KERNEL=wgmma. Written against what bounds the copy ring at 64 rows: every
 // warp re-reads its K range of x for all 64 rows from L2 (64 x 4,096 x 2 B = 512 KB per 16-row
 // tile, 786 MB for Qwen3-8B's gate_up against 57 MB of weights; docs/PERFORMANCE.md), and each

@@ -244,7 +244,7 @@ void launch_gemv_direct(GemvArgs p, unsigned groups, cudaStream_t stream, unsign
 }
 
 // FP4LLM_GEMV_KERNEL=wgmma: plain products of 9-64 rows on warpgroup MMAs (nvfp4_gemv_wgmma.cuh,
-// sm_90), not only 33-64. =wgmma_wide: for 9-32 rows only the matrices with a 64-row group for
+// sm_90), not only 17-64. =wgmma_wide: for 9-16 rows only the matrices with a 64-row group for
 // every SM (Qwen3-8B: gate_up alone), since a block per row group leaves SMs idle on the others
 // (o_proj and down_proj fill 64 of 132).
 bool wgmma_requested() {
@@ -308,40 +308,47 @@ bool wgmma_cluster_requested() {
 // FP4LLM_WGMMA_CLUSTER=2-wide: where the 64-row blocks are fewer than the SMs but more than half
 // of them (Qwen3-8B's qkv: 96 of 132), clusters of two blocks of two warpgroups each (K split four
 // ways, as with one block of four), so that 192 blocks of 8 warps spread over every SM instead of
-// 96 blocks of 16 warps leaving 36 SMs idle. Not yet measured, so off.
+// 96 blocks of 16 warps leaving 36 SMs idle. Measured slower, so off (H100, 2026-12-07, same
+// call: Qwen3-8B batch 64 8,100 -> 8,041 tok/s).
 bool wgmma_wide_clusters_requested() {
   static const bool on = knob_is("FP4LLM_WGMMA_CLUSTER", "2-wide");
   return on;
 }
 
 // Where the 64-row blocks are at least twice the SMs (Qwen3-8B's gate_up: 384), each block takes
-// 4 row blocks with one copy of x (nvfp4_gemv_wgmma_shared_x_kernel), reading x from L2 a quarter
-// as often: Qwen3-8B at batch 64 7,912 tok/s against 6,640 (2 a block: 7,611; H100, 2026-12-06,
-// same call). FP4LLM_WGMMA_SHARE_X=0 turns it off, =2 or =3 takes 2 or 3 (3: Qwen3-8B's gate_up
-// in 128 blocks, one for each of 128 SMs of 132, instead of 96; not yet measured); with "-every"
-// (tests) every product on the wgmma kernel. Row blocks per block, 0 when off.
+// 3 row blocks with one copy of x (nvfp4_gemv_wgmma_shared_x_kernel), reading x from L2 a third as
+// often; 3 rather than 4 so that Qwen3-8B's gate_up takes 128 blocks, one for each of 128 SMs of
+// 132, instead of 96 (Gemma3-27B's: 224 in two waves instead of 168), and a 384-thread block has
+// the registers for overlapped chunks (below). Measured (H100): 4 against none, Qwen3-8B at batch
+// 64 7,912 against 6,640 tok/s (2 a block: 7,611; 2026-12-06, same call); 3 against 4 with wide
+// stages and overlapped chunks, 8,431 and 8,460 against 8,100 and 8,104 (4 with wide stages:
+// 8,391 and 8,361; 3 alone: 8,245), Gemma3-27B 2,548 and 2,549 against 2,340 and 2,342
+// (2026-12-07, same calls). FP4LLM_WGMMA_SHARE_X=0 turns it off, =2 or =4 takes 2 or 4; with
+// "-every" (tests) every product on the wgmma kernel. Row blocks per block, 0 when off.
 int wgmma_share_x(unsigned blocks) {
   static const int groups = [] {  // "2-every", "3-every" and "4-every" read as 2, 3 and 4
-    const int64_t v = knob_int("FP4LLM_WGMMA_SHARE_X", 4);
+    const int64_t v = knob_int("FP4LLM_WGMMA_SHARE_X", 3);
     return v >= 2 && v <= 4 ? int(v) : 0;
   }();
   static const bool everywhere = knob_text("FP4LLM_WGMMA_SHARE_X").ends_with("-every");
   return everywhere || blocks >= 2 * device_sms() ? groups : 0;
 }
 
-// FP4LLM_WGMMA_WIDE_STAGES=1: the shared-x kernel's x stages filled by every warpgroup and as
-// many times longer (kWide in wgmma_slice): one block barrier per 8 chunks at N = 64 instead of
-// per 2. Not yet measured, so off.
+// The shared-x kernel's x stages filled by every warpgroup and as many times longer (kWide in
+// wgmma_slice): one block barrier per 6 chunks at N = 64 and 3 warpgroups instead of per 2.
+// Measured with 4 row blocks a block (H100, 2026-12-07, same calls): Qwen3-8B at batch 64 8,100
+// -> 8,391 and 8,104 -> 8,361 tok/s. FP4LLM_WGMMA_WIDE_STAGES=0: warpgroup 0 stages x alone.
 bool wgmma_wide_stages_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_WIDE_STAGES", "1");
+  static const bool on = !knob_is("FP4LLM_WGMMA_WIDE_STAGES", "0");
   return on;
 }
 
-// FP4LLM_WGMMA_OVERLAP=1: the shared-x kernel of 3 row blocks dequantizes each chunk while the
-// previous chunk's MMAs run (kOverlap in wgmma_slice; two sets of A fragments fit the 168
-// registers of a 384-thread block, not the 128 of 512 threads). Not yet measured, so off.
+// The shared-x kernel of 3 row blocks dequantizes each chunk while the previous chunk's MMAs run
+// (kOverlap in wgmma_slice; two sets of A fragments fit the 168 registers of a 384-thread block,
+// not the 128 of 512 threads). With wide stages, Qwen3-8B at batch 64 8,403 -> 8,431 tok/s
+// (H100, 2026-12-07, same call). FP4LLM_WGMMA_OVERLAP=0: one set, each chunk's MMAs waited for.
 bool wgmma_overlap_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_OVERLAP", "1");
+  static const bool on = !knob_is("FP4LLM_WGMMA_OVERLAP", "0");
   return on;
 }
 
@@ -407,15 +414,20 @@ void launch_experts_wgmma(const GemvArgs& p, unsigned groups, int64_t rows, cuda
 // four projections 57.2 against 66.5 us per layer at batch 1, 65.5 against 81.0 at batch 16;
 // Qwen3-30B-A3B's expert groups 304.3 against 301.2 tok/s at batch 1, 1,887 against 1,783 at 16),
 // more to the copy ring, and for more than 64 rows (expert groups only) slices of 64 over grid z.
-// Plain products of 33-64 rows on sm_90 take warpgroup MMAs instead of the ring (measured on the
-// H100, 2026-12-05, same call: Qwen3-8B 5,704 against 5,073 tok/s at batch 64, Gemma3-27B 2,115
-// against 1,612; at 16 and 32 rows they lost to the direct kernel and the ring).
-// FP4LLM_GEMV_KERNEL=ring keeps every product on the copy ring (tests, comparisons); =wgmma puts
-// plain products of 9-64 rows on warpgroup MMAs.
+// Plain products of 17-64 rows on sm_90 take warpgroup MMAs instead of the ring. 33-64 measured
+// on the H100, 2026-12-05, same call: Qwen3-8B 5,704 against 5,073 tok/s at batch 64, Gemma3-27B
+// 2,115 against 1,612 (at 16 and 32 rows they then lost). 17-32 since the shared-x kernel's
+// wide stages and overlapped chunks (H100, 2026-12-07, same calls): Qwen3-8B at batch 24 4,393
+// -> 5,060, at 32 5,220 -> 6,200; Gemma3-27B at 32 1,808 -> 1,862; Qwen3-30B-A3B (attention
+// products only) at 32 3,232 -> 3,185. At 16 rows they still lose to the direct kernel: 4,842 ->
+// 3,856 (norm kernels in both). FP4LLM_GEMV_KERNEL=ring keeps every product on the copy ring
+// (tests, comparisons), =ring32 17-32 rows on it as before; =wgmma puts plain products of 9-64
+// rows on warpgroup MMAs.
 bool takes_wgmma(const GemvArgs& p, int64_t rows, bool ring_only) {
   static const bool sm90 = device_is_sm90_or_later();
+  static const bool ring32 = knob_is("FP4LLM_GEMV_KERNEL", "ring32");
   if (ring_only || !sm90) return false;
-  return rows > 32 || (rows > 8 && wgmma_requested() && wgmma_fills_the_gpu(p));
+  return rows > (ring32 ? 32 : 16) || (rows > 8 && wgmma_requested() && wgmma_fills_the_gpu(p));
 }
 
 // Expert groups of 17-64 possible rows (decode steps of 17-64 tokens) on the direct kernel in
