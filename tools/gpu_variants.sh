@@ -187,6 +187,11 @@
 #                                    and the per-instruction stall samples of the shared-x
 #                                    (gate_up) and clustered kernels. B64_FORWARD_DUMP= leaves
 #                                    the whole-model test's tool unbuilt, for a short call
+#   tools/gpu_variants.sh s28        after the twenty-seventh session's defaults (share 3, wide stages,
+#                                    overlapped chunks, 17-32 rows on wgmma): the whole GEMV binary
+#                                    and its former-path knob tests, whole models against the CPU,
+#                                    the new kernels under memcheck and racecheck, then batch
+#                                    1/16/24/32/64 of the three models against the former paths
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -220,7 +225,8 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s25-short) echo "fp4llm gpu_paged_attention" ;;
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
-          b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;; esac)
+          b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
+          s28) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1234,6 +1240,23 @@ if [ "$part" = b64 ]; then
       bench_variant "$OUT" "$m-b64-share3-wide-overlap" $m 64 FP4LLM_WGMMA_SHARE_X=3 FP4LLM_WGMMA_WIDE_STAGES=1 FP4LLM_WGMMA_OVERLAP=1
     fi
   } 2>&1 | tee "$OUT/variants-b64.md"
+fi
+if [ "$part" = s28 ]; then
+  {
+    tests_passed s28-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_(ring32|wgmma_narrow_stages3|wgmma_no_overlap|wgmma_narrow_no_overlap|wgmma_share_x4)|py_gpu_forward)$' \
+      "the GEMV tests under the new defaults and their former paths, whole models against the CPU"
+    for t in memcheck racecheck; do
+      [ "$(left)" -gt 200 ] || { echo "$t: skipped (time)"; continue; }
+      timeout 120 compute-sanitizer --tool $t build-gpu/gpu_nvfp4_linear --gtest_filter='*LargeMatrices*:*MatchesFloat64*' > "$OUT/s28-$t.log" 2>&1
+      echo "$t gpu_nvfp4_linear: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/s28-$t.log" | tail -1)"
+    done
+    bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,24,32,64
+    bench_variant "$OUT" qwen3-8b-former qwen3-8b 24,32,64 FP4LLM_GEMV_KERNEL=ring32 FP4LLM_WGMMA_SHARE_X=4 \
+      FP4LLM_WGMMA_WIDE_STAGES=0 FP4LLM_WGMMA_OVERLAP=0
+    bench_variant "$OUT" gemma3-27b gemma3-27b 1,32,64
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16,32,64
+    bench_variant "$OUT" qwen3-30b-a3b-ring32 qwen3-30b-a3b 32 FP4LLM_GEMV_KERNEL=ring32
+  } 2>&1 | tee "$OUT/variants-s28.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
