@@ -1206,7 +1206,7 @@ if [ "$part" = b64 ]; then
       prefill_run qwen3-8b flash-rope FP4LLM_FLASH_ROPE=1
       prefill_run qwen3-8b default-again
     fi
-    tests_passed b64-tests.log '^gpu_nvfp4_linear_wgmma_(share_x3|wide_stages4|wide_stages3|overlap|overlap_wide|cluster_wide)$' \
+    tests_passed b64-tests.log '^gpu_nvfp4_linear_wgmma_(share_x3|narrow_stages4|narrow_stages3|no_overlap|narrow_no_overlap|cluster_wide)$' \
       "the shared-x kernel at 3 row blocks, its wide stages at 3 and 4, its overlapped chunks, the 2-warpgroup clusters" && passed=1
     if [ $passed = 1 ]; then
       m=qwen3-8b
