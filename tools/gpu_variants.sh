@@ -191,7 +191,8 @@
 #                                    overlapped chunks, 17-32 rows on wgmma): the whole GEMV binary
 #                                    and its former-path knob tests, whole models against the CPU,
 #                                    the new kernels under memcheck and racecheck, then batch
-#                                    1/16/24/32/64 of the three models against the former paths
+#                                    1/16/24/32/64 of the three models against the former paths, and
+#                                    FP4LLM_WGMMA_X_PREFETCH=1 at batch 32/64
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -1243,8 +1244,9 @@ if [ "$part" = b64 ]; then
 fi
 if [ "$part" = s28 ]; then
   {
-    tests_passed s28-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_(ring32|wgmma_narrow_stages3|wgmma_no_overlap|wgmma_narrow_no_overlap|wgmma_share_x4)|py_gpu_forward)$' \
-      "the GEMV tests under the new defaults and their former paths, whole models against the CPU"
+    prefetch=0
+    tests_passed s28-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_(ring32|wgmma_narrow_stages3|wgmma_no_overlap|wgmma_narrow_no_overlap|wgmma_share_x4|wgmma_x_prefetch)|py_gpu_forward)$' \
+      "the GEMV tests under the new defaults, their former paths and x asked of L1 early, whole models against the CPU" && prefetch=1
     for t in memcheck racecheck; do
       [ "$(left)" -gt 200 ] || { echo "$t: skipped (time)"; continue; }
       timeout 120 compute-sanitizer --tool $t build-gpu/gpu_nvfp4_linear --gtest_filter='*LargeMatrices*:*MatchesFloat64*' > "$OUT/s28-$t.log" 2>&1
@@ -1253,7 +1255,9 @@ if [ "$part" = s28 ]; then
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,24,32,64
     bench_variant "$OUT" qwen3-8b-former qwen3-8b 24,32,64 FP4LLM_GEMV_KERNEL=ring32 FP4LLM_WGMMA_SHARE_X=4 \
       FP4LLM_WGMMA_WIDE_STAGES=0 FP4LLM_WGMMA_OVERLAP=0
+    [ $prefetch = 1 ] && bench_variant "$OUT" qwen3-8b-x-prefetch qwen3-8b 32,64 FP4LLM_WGMMA_X_PREFETCH=1
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,32,64
+    [ $prefetch = 1 ] && bench_variant "$OUT" gemma3-27b-x-prefetch gemma3-27b 64 FP4LLM_WGMMA_X_PREFETCH=1
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16,32,64
     bench_variant "$OUT" qwen3-30b-a3b-ring32 qwen3-30b-a3b 32 FP4LLM_GEMV_KERNEL=ring32
   } 2>&1 | tee "$OUT/variants-s28.md"

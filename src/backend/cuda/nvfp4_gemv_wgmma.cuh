@@ -94,6 +94,11 @@ struct XChunkRow {
   }
 };
 
+// Asks L1 for the 128-byte line of x at `p` (a hint: nothing is returned or waited for).
+__device__ __forceinline__ void prefetch_l1(const void* p) {
+  asm volatile("prefetch.global.L1 [%0];" ::"l"(__cvta_generic_to_global(p)));
+}
+
 // A warp's weights of two chunks in flight (zero past its share of K or past the last tile):
 // slot c % 2 holds chunk c, refilled with chunk c + 2 as soon as chunk c is dequantized, two
 // chunks ahead of the arithmetic as in the direct kernel, whatever the stage size.
@@ -242,6 +247,11 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
   }
   if constexpr (kWait) wait_for_producer();  // weights are in flight; x is the producer's output
   XChunkRow x;
+  // p.x_prefetch: this thread's x line of stage `stage` asked of L1 ahead of its register load.
+  const auto prefetch_stage = [&](int stage) {
+    if (p.x_prefetch && stager && stage * S + xc < n) prefetch_l1(x_row + size_t(begin + stage * S + xc) * 64);
+  };
+  prefetch_stage(1);
   if (stager && xc < n) {
     x.load(x_row, begin + xc, p.k);
     x.store<N>(stages + xc * kChunkBytes, xn);
@@ -259,6 +269,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
     const int next_c = c0 + S;
     const bool more = next_c < n;
     if (stager && more && next_c + xc < n) x.load(x_row, begin + next_c + xc, p.k);
+    prefetch_stage(s + 2);
 #pragma unroll
     for (int u = 0; u < S; ++u) {
       if (c0 + u >= n) break;  // uniform over the warpgroup

@@ -503,6 +503,11 @@ void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64
   p.expert_slots = size_t(w.row_tiles * w.k_chunks * 32);
   static const bool trigger_after_wait = knob_is("FP4LLM_PDL_TRIGGER", "after_wait");
   p.trigger_after_wait = trigger_after_wait;
+  // FP4LLM_WGMMA_X_PREFETCH=1: the wgmma GEMV's x lines asked of L1 a stage early (at batch 64 the
+  // stage barrier, where warps wait for x from L2, held 40% of the shared-x kernel's stall samples;
+  // H100, 2026-12-07). Not yet measured, so off.
+  static const bool x_prefetch = knob_is("FP4LLM_WGMMA_X_PREFETCH", "1");
+  p.x_prefetch = x_prefetch;
 }
 
 // p's blocks ask L2 for w's bytes before they wait (the direct kernel; FP4LLM_L2_AHEAD): all of
