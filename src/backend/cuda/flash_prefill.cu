@@ -238,7 +238,6 @@ void launch(const Args& a, int64_t num_tiles, cudaStream_t stream) {
       return launch_pipelined_heads<D, false>(a, num_tiles, stream);
     }
   }
-  if (a.rope.qkv) throw_error("flash attention: the queries' norm and RoPE are the pipelined kernel's (head_dim 64 or 128)");
   static const bool unpadded = knob_is("FP4LLM_FLASH_UNPADDED", "1");
   const int limit = max_dynamic_smem();
   if (flash_smem(D, kPad) <= limit && !(D == 256 && unpadded)) return launch_with<D, kPad>(a, num_tiles, stream);

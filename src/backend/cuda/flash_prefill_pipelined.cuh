@@ -182,10 +182,6 @@ __device__ __forceinline__ void widen_keys(const uint8_t* raw, uint16_t* ks, uin
   }
 }
 
-// The tile's query rows (float32 [token][head][D]) of heads [head, head + kHeads) as 16-bit
-// rows, one plane per head, zero past its count. Unrolled over the block's constant size (as
-// request_keys): 32 loads per thread at head_dim 128, each stored before the next was requested
-// when the loop ran one iteration at a time.
 // One query element (row r, dim d) of plane h in the layout the scores read.
 template <int D, bool kFp8, bool kWgmma>
 __device__ __forceinline__ void store_query(uint16_t* qs, int h, int r, int d, float x) {
@@ -211,21 +207,9 @@ __device__ __forceinline__ void stage_roped_queries(const FlashArgs& a, const Qu
     if (r < tile.count) {
       const int token = tile.first_token + r;
       const float* src = a.rope.qkv + size_t(token) * width + size_t(head + h) * D;
-      float ss = 0.0f;
 #pragma unroll
-      for (int j = 0; j < kPairs; ++j) {
-        x[j] = src[lane + 32 * j], y[j] = src[lane + 32 * j + kHalf];
-        ss += x[j] * x[j] + y[j] * y[j];
-      }
-      const float inv = rsqrtf(warp_sum(ss) / float(D) + a.rope.eps);
-      const int32_t position = a.positions[token];
-#pragma unroll
-      for (int j = 0; j < kPairs; ++j) {
-        const int i = lane + 32 * j;
-        x[j] *= inv * norm_gain(a.rope.q_norm, i, a.rope.one_plus);
-        y[j] *= inv * norm_gain(a.rope.q_norm, i + kHalf, a.rope.one_plus);
-        rotate_half(x[j], y[j], position, a.rope.inv_freq[i]);
-      }
+      for (int j = 0; j < kPairs; ++j) x[j] = src[lane + 32 * j], y[j] = src[lane + 32 * j + kHalf];
+      warp_norm_rope<D>(x, y, a.rope.q_norm, a.rope.eps, a.rope.one_plus, a.positions[token], a.rope.inv_freq);
     }
 #pragma unroll
     for (int j = 0; j < kPairs; ++j) {
@@ -235,6 +219,10 @@ __device__ __forceinline__ void stage_roped_queries(const FlashArgs& a, const Qu
   }
 }
 
+// The tile's query rows (float32 [token][head][D]) of heads [head, head + kHeads) as 16-bit
+// rows, one plane per head, zero past its count. Unrolled over the block's constant size (as
+// request_keys): 32 loads per thread at head_dim 128, each stored before the next was requested
+// when the loop ran one iteration at a time.
 // kRope: the queries from a.rope (stage_roped_queries) instead of a.q; a template parameter, not
 // a branch on a.rope.qkv, so that the kernels without it keep their register allocation (a branch
 // cost the 4-head kernel 44 bytes of spill at head_dim 128).

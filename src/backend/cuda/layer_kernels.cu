@@ -215,21 +215,7 @@ __global__ void __launch_bounds__(kRopeWarps * 32) rope_cache_warps_kernel(const
 #pragma unroll
   for (int j = 0; j < kPairs; ++j) a[j] = src[lane + 32 * j], b[j] = src[lane + 32 * j + kHalf];
   const bool is_q = head < p.heads, is_k = !is_q && head < p.heads + p.kv_heads;
-  if (is_q || is_k) {
-    const float* w = is_q ? q_norm : k_norm;
-    const int32_t position = positions[t];
-    float ss = 0.0f;
-#pragma unroll
-    for (int j = 0; j < kPairs; ++j) ss += a[j] * a[j] + b[j] * b[j];
-    const float inv = rsqrtf(warp_sum(ss) / float(D) + p.eps);
-#pragma unroll
-    for (int j = 0; j < kPairs; ++j) {
-      const int i = lane + 32 * j;
-      a[j] *= inv * norm_gain(w, i, p.one_plus);
-      b[j] *= inv * norm_gain(w, i + kHalf, p.one_plus);
-      rotate_half(a[j], b[j], position, inv_freq[i]);
-    }
-  }
+  if (is_q || is_k) warp_norm_rope<D>(a, b, is_q ? q_norm : k_norm, p.eps, p.one_plus, positions[t], inv_freq);
   const int64_t slot = is_q ? 0 : slots[t];
 #pragma unroll
   for (int j = 0; j < kPairs; ++j) store_head_pair(p, t, head, slot, lane + 32 * j, a[j], b[j], q_out, k_cache, v_cache);

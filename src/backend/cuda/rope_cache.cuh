@@ -7,6 +7,9 @@
 
 #include <cstdint>
 
+#include "backend/cuda/rms_norm.cuh"
+#include "backend/cuda/warp_reduce.cuh"
+
 namespace fp4llm::cuda {
 
 // cos and sin of pair i's angle at a position (freq = inv_freq[i]).
@@ -26,6 +29,27 @@ __device__ __forceinline__ void rotate_pair(float& a, float& b, float c, float s
 __device__ __forceinline__ void rotate_half(float& a, float& b, int32_t position, float freq) {
   const float2 cs = rope_cos_sin(position, freq);
   rotate_pair(a, b, cs.x, cs.y);
+}
+
+// One warp's q/k RMSNorm (gains w) and RoPE at `position` of a head of D values, lane l holding
+// the pairs (a[j], b[j]) = elements (l + 32j, l + 32j + D/2): the rope kernel's arithmetic, which
+// the flash kernel's roped queries (FP4LLM_FLASH_ROPE) share.
+template <int D>
+__device__ __forceinline__ void warp_norm_rope(float (&a)[D / 64], float (&b)[D / 64], const float* w, float eps,
+                                               bool one_plus, int32_t position, const float* inv_freq) {
+  constexpr int kPairs = D / 64, kHalf = D / 2;
+  const int lane = int(threadIdx.x % 32);
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kPairs; ++j) ss += a[j] * a[j] + b[j] * b[j];
+  const float inv = rsqrtf(warp_sum(ss) / float(D) + eps);
+#pragma unroll
+  for (int j = 0; j < kPairs; ++j) {
+    const int i = lane + 32 * j;
+    a[j] *= inv * norm_gain(w, i, one_plus);
+    b[j] *= inv * norm_gain(w, i + kHalf, one_plus);
+    rotate_half(a[j], b[j], position, inv_freq[i]);
+  }
 }
 
 // FP8 E4M3 as sat(v / scale), or BF16.
