@@ -192,7 +192,8 @@
 #                                    and its former-path knob tests, whole models against the CPU,
 #                                    the new kernels under memcheck and racecheck, then batch
 #                                    1/16/24/32/64 of the three models against the former paths, and
-#                                    FP4LLM_WGMMA_X_PREFETCH=1 at batch 32/64
+#                                    FP4LLM_WGMMA_X_PREFETCH=1 at batch 32/64, the weights' ring of
+#                                    bulk copies (FP4LLM_WGMMA_RING=1) after its tests
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -1252,12 +1253,17 @@ if [ "$part" = s28 ]; then
       timeout 120 compute-sanitizer --tool $t build-gpu/gpu_nvfp4_linear --gtest_filter='*LargeMatrices*:*MatchesFloat64*' > "$OUT/s28-$t.log" 2>&1
       echo "$t gpu_nvfp4_linear: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/s28-$t.log" | tail -1)"
     done
+    ring=0
+    tests_passed s28-ring.log '^gpu_nvfp4_linear_wgmma_ring(_share_x3|_share_x4)?$' \
+      "the wgmma GEMV's weights through a ring of bulk copies" && ring=1
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,24,32,64
+    [ $ring = 1 ] && bench_variant "$OUT" qwen3-8b-ring qwen3-8b 32,64 FP4LLM_WGMMA_RING=1
     bench_variant "$OUT" qwen3-8b-former qwen3-8b 24,32,64 FP4LLM_GEMV_KERNEL=ring32 FP4LLM_WGMMA_SHARE_X=4 \
       FP4LLM_WGMMA_WIDE_STAGES=0 FP4LLM_WGMMA_OVERLAP=0
     [ $prefetch = 1 ] && bench_variant "$OUT" qwen3-8b-x-prefetch qwen3-8b 32,64 FP4LLM_WGMMA_X_PREFETCH=1
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,32,64
     [ $prefetch = 1 ] && bench_variant "$OUT" gemma3-27b-x-prefetch gemma3-27b 64 FP4LLM_WGMMA_X_PREFETCH=1
+    [ $ring = 1 ] && bench_variant "$OUT" gemma3-27b-ring gemma3-27b 64 FP4LLM_WGMMA_RING=1
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16,32,64
     bench_variant "$OUT" qwen3-30b-a3b-ring32 qwen3-30b-a3b 32 FP4LLM_GEMV_KERNEL=ring32
   } 2>&1 | tee "$OUT/variants-s28.md"

@@ -15,6 +15,7 @@
 #include "backend/cuda/nvfp4_gemv_ring.cuh"
 #include "backend/cuda/nvfp4_gemv_wgmma.cuh"
 #include "backend/cuda/nvfp4_linear.hpp"
+#include "util/bool_dispatch.hpp"
 #include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
@@ -267,9 +268,9 @@ bool wgmma_fills_the_gpu(const GemvArgs& p) {
   return !wide_only || wgmma_blocks(p) >= device_sms();
 }
 
-// FP4LLM_WGMMA_RING=1: the wgmma GEMV's weights through a cp.async ring in shared memory, 8
-// chunks ahead instead of 2 in registers (WgmmaWeightRing; measured slower at batch 64, H100,
-// 2026-12-06: Qwen3-8B 8,181 -> 7,605 tok/s).
+// FP4LLM_WGMMA_RING=1: the wgmma GEMV's weights through a ring of bulk copies in shared memory, 8
+// chunks ahead instead of 2 in registers (WgmmaWeightRing; not yet measured; its cp.async
+// predecessor was slower at batch 64, H100, 2026-12-06: Qwen3-8B 8,181 -> 7,605 tok/s).
 bool wgmma_ring_requested() {
   static const bool on = knob_is("FP4LLM_WGMMA_RING", "1");
   return on;
@@ -363,15 +364,14 @@ void launch_wgmma_shared_x_with(const GemvArgs& p, unsigned blocks, cudaStream_t
 
 template <int N, int kGroups>
 void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
-  const bool ring = wgmma_ring_requested(), wide = wgmma_wide_stages_requested();
-  if constexpr (kGroups == 3)
-    if (!ring && wgmma_overlap_requested())
-      return wide ? launch_wgmma_shared_x_with<N, kGroups, false, true, true>(p, blocks, stream)
-                  : launch_wgmma_shared_x_with<N, kGroups, false, false, true>(p, blocks, stream);
-  if (ring) return wide ? launch_wgmma_shared_x_with<N, kGroups, true, true>(p, blocks, stream)
-                        : launch_wgmma_shared_x_with<N, kGroups, true, false>(p, blocks, stream);
-  if (wide) launch_wgmma_shared_x_with<N, kGroups, false, true>(p, blocks, stream);
-  else launch_wgmma_shared_x_with<N, kGroups, false, false>(p, blocks, stream);
+  const bool overlap = kGroups == 3 && wgmma_overlap_requested();  // the registers of 384-thread blocks
+  dispatch_bools(
+      [&](auto ring, auto wide, auto overlapped) {
+        constexpr bool kRing = decltype(ring)::value, kWide = decltype(wide)::value;
+        constexpr bool kOverlap = decltype(overlapped)::value;
+        if constexpr (kGroups == 3 || !kOverlap) launch_wgmma_shared_x_with<N, kGroups, kRing, kWide, kOverlap>(p, blocks, stream);
+      },
+      wgmma_ring_requested(), wgmma_wide_stages_requested(), overlap);
 }
 
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
