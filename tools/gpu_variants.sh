@@ -194,6 +194,9 @@
 #                                    1/16/24/32/64 of the three models against the former paths, and
 #                                    FP4LLM_WGMMA_X_PREFETCH=1 at batch 32/64, the weights' ring of
 #                                    bulk copies (FP4LLM_WGMMA_RING=1) after its tests
+#   tools/gpu_variants.sh s28b       after s28 on the same machine: Nsight Compute's table of batch
+#                                    64's wgmma products with and without the ring, and the stall
+#                                    samples of the clustered and (ring) shared-x kernels
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -228,7 +231,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; esac)
+          s28) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1267,6 +1270,21 @@ if [ "$part" = s28 ]; then
       echo "$t gpu_nvfp4_linear: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/s28-$t.log" | tail -1)"
     done
   } 2>&1 | tee "$OUT/variants-s28.md"
+fi
+if [ "$part" = s28b ]; then
+  {
+    # Where batch 64's wgmma products wait, with the weights in registers and through the ring of
+    # bulk copies: one step's table of them, then the stall samples of the clustered kernel
+    # (o_proj, down_proj) and of the shared-x kernel with the ring.
+    for v in default ring; do
+      [ "$(left)" -gt 150 ] || { echo "profile $v: skipped (time)"; continue; }
+      mkdir -p "$OUT/$v"
+      env $([ $v = ring ] && echo FP4LLM_WGMMA_RING=1) OUT="$OUT/$v" PROFILE_KERNELS='nvfp4_gemv_wgmma' FP4LLM_REBUILD=0 \
+        timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 8
+    done
+    [ "$(left)" -gt 100 ] && timeout 90 bash tools/gpu_sass_profile.sh nvfp4_gemv_wgmma_kernel qwen3-8b 64 20
+    [ "$(left)" -gt 100 ] && FP4LLM_WGMMA_RING=1 timeout 90 bash tools/gpu_sass_profile.sh nvfp4_gemv_wgmma_shared_x qwen3-8b 64 20
+  } 2>&1 | tee "$OUT/variants-s28b.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
