@@ -1259,6 +1259,7 @@ if [ "$part" = s28 ]; then
     bench_variant "$OUT" qwen3-8b-former qwen3-8b 24,32,64 FP4LLM_GEMV_KERNEL=ring32 FP4LLM_WGMMA_SHARE_X=4 \
       FP4LLM_WGMMA_WIDE_STAGES=0 FP4LLM_WGMMA_OVERLAP=0
     [ $prefetch = 1 ] && bench_variant "$OUT" qwen3-8b-x-prefetch qwen3-8b 32,64 FP4LLM_WGMMA_X_PREFETCH=1
+    [ $prefetch = 1 ] && [ $ring = 1 ] && bench_variant "$OUT" qwen3-8b-ring-x-prefetch qwen3-8b 64 FP4LLM_WGMMA_RING=1 FP4LLM_WGMMA_X_PREFETCH=1
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,32,64
     [ $prefetch = 1 ] && bench_variant "$OUT" gemma3-27b-x-prefetch gemma3-27b 64 FP4LLM_WGMMA_X_PREFETCH=1
     [ $ring = 1 ] && bench_variant "$OUT" gemma3-27b-ring gemma3-27b 64 FP4LLM_WGMMA_RING=1
