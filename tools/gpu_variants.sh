@@ -193,7 +193,9 @@
 #                                    the new kernels under memcheck and racecheck, then batch
 #                                    1/16/24/32/64 of the three models against the former paths, and
 #                                    FP4LLM_WGMMA_X_PREFETCH=1 at batch 32/64, the weights' ring of
-#                                    bulk copies (FP4LLM_WGMMA_RING=1) after its tests
+#                                    bulk copies (FP4LLM_WGMMA_RING=1) and blocks of 2 row blocks
+#                                    sharing x in clusters (FP4LLM_WGMMA_SHARE_X_CLUSTER=1) after
+#                                    their tests
 #   tools/gpu_variants.sh s28b       after s28 on the same machine: Nsight Compute's table of batch
 #                                    64's wgmma products with and without the ring, and the stall
 #                                    samples of the clustered and (ring) shared-x kernels
@@ -1254,7 +1256,12 @@ if [ "$part" = s28 ]; then
     ring=0
     tests_passed s28-ring.log '^gpu_nvfp4_linear_wgmma_ring(_share_x3|_share_x4)?$' \
       "the wgmma GEMV's weights through a ring of bulk copies" && ring=1
+    cluster=0
+    tests_passed s28-cluster.log '^gpu_nvfp4_linear_wgmma_share_x_cluster(_narrow|_ring)?$' \
+      "blocks of 2 row blocks sharing x in clusters that split K" && cluster=1
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,24,32,64
+    [ $cluster = 1 ] && bench_variant "$OUT" qwen3-8b-share-x-cluster qwen3-8b 32,64 FP4LLM_WGMMA_SHARE_X_CLUSTER=1
+    [ $cluster = 1 ] && [ $ring = 1 ] && bench_variant "$OUT" qwen3-8b-share-x-cluster-ring qwen3-8b 64 FP4LLM_WGMMA_SHARE_X_CLUSTER=1 FP4LLM_WGMMA_RING=1
     [ $ring = 1 ] && bench_variant "$OUT" qwen3-8b-ring qwen3-8b 32,64 FP4LLM_WGMMA_RING=1
     bench_variant "$OUT" qwen3-8b-former qwen3-8b 24,32,64 FP4LLM_GEMV_KERNEL=ring32 FP4LLM_WGMMA_SHARE_X=4 \
       FP4LLM_WGMMA_WIDE_STAGES=0 FP4LLM_WGMMA_OVERLAP=0
@@ -1263,6 +1270,7 @@ if [ "$part" = s28 ]; then
     bench_variant "$OUT" gemma3-27b gemma3-27b 1,32,64
     [ $prefetch = 1 ] && bench_variant "$OUT" gemma3-27b-x-prefetch gemma3-27b 64 FP4LLM_WGMMA_X_PREFETCH=1
     [ $ring = 1 ] && bench_variant "$OUT" gemma3-27b-ring gemma3-27b 64 FP4LLM_WGMMA_RING=1
+    [ $cluster = 1 ] && bench_variant "$OUT" gemma3-27b-share-x-cluster gemma3-27b 64 FP4LLM_WGMMA_SHARE_X_CLUSTER=1
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16,32,64
     bench_variant "$OUT" qwen3-30b-a3b-ring32 qwen3-30b-a3b 32 FP4LLM_GEMV_KERNEL=ring32
     for t in memcheck racecheck; do

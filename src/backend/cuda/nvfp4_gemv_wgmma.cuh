@@ -170,11 +170,11 @@ struct WgmmaWeightRing {
   }
 };
 
-// Block `rank` > 0 of a cluster hands its sums (acc of warpgroup 0, in `mine`: that warpgroup's
-// stage memory, no longer read) to block 0, which adds them in rank order. Every thread of every
-// block passes both cluster barriers; the second keeps each block's memory alive until block 0
-// has read it.
-template <int N, int kCluster>
+// Block `rank` > 0 of a cluster hands its sums (acc of warpgroup 0, or with kEveryGroup of each
+// warpgroup, each its own rows: in `mine`, stage memory no longer read, kValues x 128 floats a
+// warpgroup) to block 0, which adds them in rank order. Every thread of every block passes both
+// cluster barriers; the second keeps each block's memory alive until block 0 has read it.
+template <int N, int kCluster, bool kEveryGroup = false>
 __device__ __forceinline__ void cluster_sum(float (&acc)[N / 8][4], float* mine, int rank, int group, int tid) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
   __trap();  // clusters are sm_90's, as is the wgmma kernel
@@ -182,12 +182,14 @@ __device__ __forceinline__ void cluster_sum(float (&acc)[N / 8][4], float* mine,
   constexpr int kValues = N / 2;
   namespace cg = cooperative_groups;
   cg::cluster_group cluster = cg::this_cluster();
-  if (rank > 0 && group == 0) {
+  const bool sums = kEveryGroup || group == 0;
+  if constexpr (kEveryGroup) mine += group * kValues * 128;
+  if (rank > 0 && sums) {
 #pragma unroll
     for (int j = 0; j < kValues; ++j) mine[j * 128 + tid] = acc[j / 4][j % 4];
   }
   cluster.sync();
-  if (rank == 0 && group == 0) {
+  if (rank == 0 && sums) {
 #pragma unroll 1
     for (int r = 1; r < kCluster; ++r) {
       const float* theirs = cluster.map_shared_rank(mine, r);
@@ -219,21 +221,23 @@ __device__ __forceinline__ void cluster_sum(float (&acc)[N / 8][4], float* mine,
 template <int N, int kGroups, bool kGrouped, bool kWait, int kCluster = 1, bool kShareX = false, bool kRing = false,
           bool kWide = false, bool kOverlap = false>
 __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slice, int row_block, int rank = 0) {
-  static_assert(!kShareX || (kCluster == 1 && !kGrouped), "shared x: plain products, no clusters");
+  static_assert(!kShareX || !kGrouped, "shared x: plain products");
   static_assert(!kWide || kShareX, "wide stages: shared x only");
   static_assert(!kOverlap || kShareX, "overlapped chunks: shared x only");
+  static_assert(!kShareX || kCluster == 1 || kGroups * (N / 2) * 128 * 4 <= wgmma_stage_bytes<kGroups, kShareX, kWide>(),
+                "the cluster's sums of every warpgroup fit the stage memory");
   using Shape = WgmmaShape<N>;
   constexpr int kStagers = kWide ? kGroups : 1;  // warpgroups that stage x
   constexpr int S = kStagers * Shape::kStageChunks, kStageBytes = kStagers * kWgmmaStageBytes;
   constexpr int kChunkBytes = Shape::kChunkBytes, kStepBytes = Shape::kStepBytes;
-  constexpr int kShares = kShareX ? 1 : kGroups * kCluster;  // K shares
+  constexpr int kShares = kShareX ? kCluster : kGroups * kCluster;  // K shares
   extern __shared__ __align__(128) uint8_t wgmma_smem[];
   const int group = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
   const int warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
   const int tile = (kShareX ? row_block + group : row_block) * 4 + warp;
   const bool live = tile < p.row_tiles;
   const int per_group = (p.k_chunks + kShares - 1) / kShares;
-  const int share = kShareX ? 0 : rank * kGroups + group;
+  const int share = kShareX ? rank : rank * kGroups + group;
   const int begin = min(p.k_chunks, share * per_group), end = min(p.k_chunks, begin + per_group), n = end - begin;
   const size_t first_slot = (size_t(live ? tile : 0) * p.k_chunks + begin) * 32 + lane;
   const uint4* wl = slice.packed + first_slot;
@@ -324,8 +328,9 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
     stage_barrier();  // this stage read by every warp; the next one written
   }
 
-  if constexpr (kShareX) {  // each warpgroup's own rows, all of K
-    if (live) write_tile<N / 8, kGrouped>(p, slice, tile, g, t, acc);
+  if constexpr (kShareX) {  // each warpgroup's own rows, the cluster's K shares summed by block 0
+    if constexpr (kCluster > 1) cluster_sum<N, kCluster, true>(acc, reinterpret_cast<float*>(wgmma_smem), rank, group, tid);
+    if (live && rank == 0) write_tile<N / 8, kGrouped>(p, slice, tile, g, t, acc);
     return;
   }
   // The warpgroups' shares of K summed in a fixed order by warpgroup 0, in the stage memory.
@@ -358,12 +363,15 @@ __global__ void __launch_bounds__(kGroups * 128, 1) nvfp4_gemv_wgmma_kernel(Gemv
                                                                int(blockIdx.x), int(blockIdx.z));
 }
 
-// kGroups consecutive row blocks a block, sharing x (FP4LLM_WGMMA_SHARE_X): grid (row blocks / kGroups).
-template <int N, int kGroups, bool kRing = false, bool kWide = false, bool kOverlap = false>
-__global__ void __launch_bounds__(kGroups * 128, 4 / kGroups) nvfp4_gemv_wgmma_shared_x_kernel(GemvArgs p) {
+// kGroups consecutive row blocks a block, sharing x (FP4LLM_WGMMA_SHARE_X): grid (row blocks /
+// kGroups, 1, kCluster). With kCluster > 1 (FP4LLM_WGMMA_SHARE_X_CLUSTER) a cluster of that many
+// blocks takes the same row blocks, K split over the blocks (blockIdx.z, the rank), one block a SM
+// (the clusters' grid is sized for the SMs), so every register a thread may take.
+template <int N, int kGroups, bool kRing = false, bool kWide = false, bool kOverlap = false, int kCluster = 1>
+__global__ void __launch_bounds__(kGroups * 128, kCluster > 1 ? 1 : 4 / kGroups) nvfp4_gemv_wgmma_shared_x_kernel(GemvArgs p) {
   let_dependents_start();
-  wgmma_slice<N, kGroups, false, true, 1, true, kRing, kWide, kOverlap>(
-      p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x) * kGroups);
+  wgmma_slice<N, kGroups, false, true, kCluster, true, kRing, kWide, kOverlap>(
+      p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x) * kGroups, int(blockIdx.z));
 }
 
 // Expert groups of more than 64 rows (prefill; FP4LLM_EXPERTS_WGMMA=1): block (x, y, z) takes

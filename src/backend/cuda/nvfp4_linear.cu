@@ -353,25 +353,43 @@ bool wgmma_overlap_requested() {
   return on;
 }
 
-template <int N, int kGroups, bool kRing, bool kWide, bool kOverlap = false>
+template <int N, int kGroups, bool kRing, bool kWide, bool kOverlap, int kCluster>
 void launch_wgmma_shared_x_with(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
   constexpr int smem = wgmma_block_smem<kGroups, true, kRing, kWide>();
-  constexpr auto kernel = nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups, kRing, kWide, kOverlap>;
+  constexpr auto kernel = nvfp4_gemv_wgmma_shared_x_kernel<N, kGroups, kRing, kWide, kOverlap, kCluster>;
   allow_dynamic_smem<kernel>(smem);
-  launch_dependent(early_launch_products(), kernel, dim3((blocks + kGroups - 1) / kGroups), dim3(kGroups * 128), smem,
-                   stream, p);
+  launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel,
+                               dim3((blocks + kGroups - 1) / kGroups, 1, unsigned(kCluster)), dim3(kGroups * 128), smem,
+                               stream, p);
 }
 
-template <int N, int kGroups>
+// Overlapped chunks where the block's registers allow them: 3 row blocks a block (168 registers a
+// thread), or the clusters' 2 (255).
+template <int N, int kGroups, int kCluster = 1>
 void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
-  const bool overlap = kGroups == 3 && wgmma_overlap_requested();  // the registers of 384-thread blocks
+  constexpr bool kOverlapFits = kGroups == 3 || kCluster > 1;
   dispatch_bools(
       [&](auto ring, auto wide, auto overlapped) {
         constexpr bool kRing = decltype(ring)::value, kWide = decltype(wide)::value;
         constexpr bool kOverlap = decltype(overlapped)::value;
-        if constexpr (kGroups == 3 || !kOverlap) launch_wgmma_shared_x_with<N, kGroups, kRing, kWide, kOverlap>(p, blocks, stream);
+        if constexpr (kOverlapFits || !kOverlap)
+          launch_wgmma_shared_x_with<N, kGroups, kRing, kWide, kOverlap, kCluster>(p, blocks, stream);
       },
-      wgmma_ring_requested(), wgmma_wide_stages_requested(), overlap);
+      wgmma_ring_requested(), wgmma_wide_stages_requested(), kOverlapFits && wgmma_overlap_requested());
+}
+
+// FP4LLM_WGMMA_SHARE_X_CLUSTER=1: where the 64-row blocks are fewer than twice the SMs (Qwen3-8B's
+// o_proj and down_proj: 64; qkv: 96), blocks of 2 row blocks sharing x (the shared-x kernel) in
+// clusters of 4 (or 2, where 4 would pass the SMs) that split K, block 0 adding the others' sums
+// through distributed shared memory: x is read from L2 once per 128 rows instead of once per 64.
+// At batch 64 the clustered kernel of 64 rows reads 3.5 times as many bytes of x as of weights for
+// down_proj (1.5 MB of x for 442 KB of weights a row block), and took 76 us a layer for 28 MB
+// (H100, 2026-12-07 trace). Not yet measured, so off. Cluster size, 0 when not taken.
+int wgmma_shared_x_cluster(unsigned blocks, unsigned sms) {
+  static const bool on = knob_is("FP4LLM_WGMMA_SHARE_X_CLUSTER", "1");
+  if (!on) return 0;
+  const unsigned pairs = (blocks + 1) / 2;
+  return pairs * 4 <= sms ? 4 : pairs * 2 <= sms ? 2 : 0;
 }
 
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
@@ -383,6 +401,10 @@ void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
     if (share == 4) return launch_wgmma_shared_x<N, 4>(p, blocks, stream);
     if (share == 3) return launch_wgmma_shared_x<N, 3>(p, blocks, stream);
     return launch_wgmma_shared_x<N, 2>(p, blocks, stream);
+  }
+  if (const int cluster = wgmma_shared_x_cluster(blocks, sms)) {
+    if (cluster == 4) return launch_wgmma_shared_x<N, 2, 4>(p, blocks, stream);
+    return launch_wgmma_shared_x<N, 2, 2>(p, blocks, stream);
   }
   if (wgmma_cluster_requested() && 2 * blocks <= sms) launch_wgmma_groups<N, 4, 2>(p, blocks, stream);
   else if (wgmma_wide_clusters_requested() && blocks < sms) launch_wgmma_groups<N, 2, 2>(p, blocks, stream);
