@@ -1252,7 +1252,9 @@ if [ "$part" = s28 ]; then
   {
     # Every test of the call in one ctest run (4 at a time); each variant is benched only if its
     # own tests passed (a wrong kernel still reports tok/s).
-    gate s28-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_(ring32|wgmma_narrow_stages3|wgmma_no_overlap|wgmma_narrow_no_overlap|wgmma_share_x4|wgmma_x_prefetch|wgmma_ring|wgmma_ring_share_x3|wgmma_ring_share_x4|wgmma_share_x_cluster|wgmma_share_x_cluster_narrow|wgmma_share_x_cluster_ring)|py_gpu_forward)$' > /dev/null
+    # (The former paths' knob tests are left out for time: the new defaults' paths passed as knob
+    # tests in the twenty-seventh session.)
+    gate s28-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_(wgmma_x_prefetch|wgmma_ring|wgmma_ring_share_x3|wgmma_share_x_cluster|wgmma_share_x_cluster_ring)|py_gpu_forward)$' > /dev/null
     grep -E "tests passed|Failed|Timeout|Not Run" "$OUT/s28-tests.log" | head -12
     variant_passed() { [ -s "$OUT/s28-tests.log" ] && ! grep -E "$1" "$OUT/s28-tests.log" | grep -qE "Failed|Timeout|Not Run"; }
     ok() { grep -qE "$1 .*Passed" "$OUT/s28-tests.log" && variant_passed "$1"; }
