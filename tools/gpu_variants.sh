@@ -196,6 +196,9 @@
 #                                    bulk copies (FP4LLM_WGMMA_RING=1) and blocks of 2 row blocks
 #                                    sharing x in clusters (FP4LLM_WGMMA_SHARE_X_CLUSTER=1) after
 #                                    their tests
+#   tools/gpu_variants.sh s28-short  with little device time: the ring's and the shared-x clusters'
+#                                    GEMV tests, then each at batch 64 (and 32) of Qwen3-8B and at 64
+#                                    of Gemma3-27B against the defaults
 #   tools/gpu_variants.sh s28b       after s28 on the same machine: Nsight Compute's table of batch
 #                                    64's wgmma products with and without the ring, and the stall
 #                                    samples of the clustered and (ring) shared-x kernels
@@ -233,7 +236,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; esac)
+          s28) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1280,6 +1283,27 @@ if [ "$part" = s28 ]; then
       echo "$t gpu_nvfp4_linear: exit $? | $(grep -h 'RACECHECK SUMMARY\|ERROR SUMMARY' "$OUT/s28-$t.log" | tail -1)"
     done
   } 2>&1 | tee "$OUT/variants-s28.md"
+fi
+if [ "$part" = s28-short ]; then
+  {
+    # With little device time: the ring's and the shared-x clusters' GEMV tests, then batch 64 of
+    # Qwen3-8B with each against the defaults, then batch 32 and Gemma3-27B.
+    ring=0 cluster=0
+    tests_passed s28-ring.log '^gpu_nvfp4_linear_wgmma_ring(_share_x3)?$' "the weights' ring of bulk copies" && ring=1
+    tests_passed s28-cluster.log '^gpu_nvfp4_linear_wgmma_share_x_cluster(_ring)?$' "the shared-x clusters" && cluster=1
+    m=qwen3-8b
+    bench_variant "$OUT" $m-b64 $m 64
+    [ $ring = 1 ] && bench_variant "$OUT" $m-b64-ring $m 64 FP4LLM_WGMMA_RING=1
+    [ $cluster = 1 ] && bench_variant "$OUT" $m-b64-share-x-cluster $m 64 FP4LLM_WGMMA_SHARE_X_CLUSTER=1
+    [ $cluster = 1 ] && [ $ring = 1 ] && bench_variant "$OUT" $m-b64-share-x-cluster-ring $m 64 FP4LLM_WGMMA_SHARE_X_CLUSTER=1 FP4LLM_WGMMA_RING=1
+    bench_variant "$OUT" $m-b64-again $m 64
+    bench_variant "$OUT" $m-b32 $m 32
+    [ $ring = 1 ] && bench_variant "$OUT" $m-b32-ring $m 32 FP4LLM_WGMMA_RING=1
+    [ $cluster = 1 ] && bench_variant "$OUT" $m-b32-share-x-cluster $m 32 FP4LLM_WGMMA_SHARE_X_CLUSTER=1
+    bench_variant "$OUT" gemma3-27b-b64 gemma3-27b 64
+    [ $ring = 1 ] && bench_variant "$OUT" gemma3-27b-b64-ring gemma3-27b 64 FP4LLM_WGMMA_RING=1
+    [ $cluster = 1 ] && bench_variant "$OUT" gemma3-27b-b64-share-x-cluster gemma3-27b 64 FP4LLM_WGMMA_SHARE_X_CLUSTER=1
+  } 2>&1 | tee "$OUT/variants-s28-short.md"
 fi
 if [ "$part" = s28b ]; then
   {
