@@ -193,7 +193,7 @@
 #                                    the new kernels under memcheck and racecheck, then batch
 #                                    1/16/24/32/64 of the three models against the former paths, and
 #                                    FP4LLM_WGMMA_X_PREFETCH=1 at batch 32/64, the weights' ring of
-#                                    bulk copies (FP4LLM_WGMMA_RING=1) and blocks of 2 row blocks
+#                                    copies (FP4LLM_WGMMA_RING=1; bulk copies when first run) and blocks of 2 row blocks
 #                                    sharing x in clusters (FP4LLM_WGMMA_SHARE_X_CLUSTER=1) after
 #                                    their tests
 #   tools/gpu_variants.sh s28-short  with little device time: the ring's and the shared-x clusters'
@@ -1289,7 +1289,7 @@ if [ "$part" = s28-short ]; then
     # With little device time: the ring's and the shared-x clusters' GEMV tests, then batch 64 of
     # Qwen3-8B with each against the defaults, then batch 32 and Gemma3-27B.
     ring=0 cluster=0
-    tests_passed s28-ring.log '^gpu_nvfp4_linear_wgmma_ring(_share_x3)?$' "the weights' ring of bulk copies" && ring=1
+    tests_passed s28-ring.log '^gpu_nvfp4_linear_wgmma_ring(_share_x3)?$' "the weights' ring (of bulk copies when first run, 2026-12-07)" && ring=1
     tests_passed s28-cluster.log '^gpu_nvfp4_linear_wgmma_share_x_cluster(_ring)?$' "the shared-x clusters" && cluster=1
     m=qwen3-8b
     bench_variant "$OUT" $m-b64 $m 64
@@ -1308,7 +1308,7 @@ fi
 if [ "$part" = s28b ]; then
   {
     # Where batch 64's wgmma products wait, with the weights in registers and through the ring of
-    # bulk copies: one step's table of them, then the stall samples of the clustered kernel
+    # copies: one step's table of them, then the stall samples of the clustered kernel
     # (o_proj, down_proj) and of the shared-x kernel with the ring.
     for v in default ring; do
       [ "$(left)" -gt 150 ] || { echo "profile $v: skipped (time)"; continue; }

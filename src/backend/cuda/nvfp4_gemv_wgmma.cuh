@@ -22,7 +22,7 @@
 
 #include <cooperative_groups.h>
 
-#include "backend/cuda/bulk_copy.cuh"
+#include "backend/cuda/copy_async.cuh"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
@@ -112,61 +112,42 @@ struct WgmmaWeights {
   }
 };
 
-// A warp's weights in flight through shared memory instead (FP4LLM_WGMMA_RING=1): a ring of
-// kWgmmaRing chunks, each the 32 lanes' 16 packed bytes and the warp's 64 bytes of scales, filled by
-// bulk copies (bulk_copy.cuh) kWgmmaRing chunks ahead of the one dequantized, each slot on its own
-// barrier. The register path holds two chunks (about 1 KB a warp, 14-16 KB a SM); at batch 64 the
-// products waited on global loads most of the time (long scoreboard 57-63%, Nsight Compute,
-// eighteenth session), and more chunks in registers do not fit. A warp's chunks are contiguous in
-// the tile layout, so one lane issues two copies a chunk and no lane holds registers for them.
-// The former ring of per-lane cp.async copies (16 bytes each, commit groups, a warp barrier a
-// chunk) was measured slower at batch 64 (H100, 2026-12-06: Qwen3-8B 8,181 -> 7,605 tok/s).
+// A warp's weights in flight through shared memory instead (FP4LLM_WGMMA_RING=1; measured slower at
+// batch 64, nvfp4_linear.cu): a ring of kWgmmaRing chunks, each the 32 lanes' 16 packed bytes and
+// the warp's 64 bytes of scales, filled by cp.async kWgmmaRing - 1 chunks ahead of the one
+// dequantized. The register path holds two chunks (about 1 KB a warp, 16 KB a SM of 16 warps); at
+// batch 64 the products wait on global loads most of the time (long scoreboard 57-63%, Nsight
+// Compute, eighteenth session), and more chunks in registers would not fit the 128 a thread of
+// 512-thread blocks. 8 chunks: 4.5 KB a warp, 72 KB for 16 warps, after the x stages.
 constexpr int kWgmmaRing = 8;
 struct WgmmaWeightRing {
-  static constexpr int kPackedBytes = 32 * 16, kScaleBytes = 32 * 2, kSlotBytes = kPackedBytes + kScaleBytes;
-  static constexpr int kWarpBytes = kWgmmaRing * (kSlotBytes + 8);  // the slots, then their barriers
-  static_assert(kSlotBytes % 16 == 0 && kWarpBytes % 16 == 0, "bulk copies move 16-byte aligned multiples of 16");
+  static constexpr int kSlotBytes = 32 * 16 + 64;
+  static constexpr int kWarpBytes = kWgmmaRing * kSlotBytes;
   uint8_t* ring;             // this warp's slots
-  const uint4* warp_wl;      // the warp's packed words of chunk 0 (lane 0's; 32 a chunk)
+  const uint4* wl;           // this lane's packed words of chunk 0 (stride 32 a chunk)
   const uint16_t* warp_sl;   // the warp's scales of chunk 0 (lane 0's; 32 a chunk)
   int end, lane;
   bool live;
-  __device__ __forceinline__ uint64_t* barrier(int chunk) const {
-    return reinterpret_cast<uint64_t*>(ring + kWgmmaRing * kSlotBytes) + chunk % kWgmmaRing;
-  }
-  // The slots' barriers, then the first kWgmmaRing chunks requested.
-  __device__ __forceinline__ void start() const {
-    if (!live) return;  // a warp past the last tile multiplies zeros, reading nothing
-    if (lane == 0) {
-      for (int c = 0; c < kWgmmaRing; ++c) barrier_init_single(barrier(c));
-      barrier_init_fence();
-      for (int c = 0; c < kWgmmaRing; ++c) issue(c);
-    }
-    __syncwarp();
-  }
-  // Chunk `chunk` into slot chunk % kWgmmaRing, by lane 0, unless past the warp's share of K.
+  // Chunk `chunk` into slot chunk % kWgmmaRing (zeros past the warp's share of K or past the last
+  // tile), one commit group whatever it holds, so that the count of groups in flight is fixed.
   __device__ __forceinline__ void issue(int chunk) const {
-    if (chunk >= end) return;
     uint8_t* slot = ring + (chunk % kWgmmaRing) * kSlotBytes;
-    uint64_t* done = barrier(chunk);
-    barrier_expect_bytes(done, kSlotBytes);
-    bulk_copy(slot, warp_wl + size_t(chunk) * 32, kPackedBytes, done);
-    bulk_copy(slot + kPackedBytes, warp_sl + size_t(chunk) * 32, kScaleBytes, done);
+    const bool ok = live && chunk < end;
+    const size_t at = size_t(ok ? chunk : 0) * 32;  // nothing is read when !ok; the address stays in range anyway
+    copy_async16_or_zero(slot + lane * 16, wl + at, ok);
+    if (lane < 4) copy_async16_or_zero(slot + 512 + lane * 16, warp_sl + at + lane * 8, ok);
+    copy_async_commit();
   }
-  // Chunk `chunk`'s words for this lane once they have landed, then its slot refilled with chunk
-  // + kWgmmaRing: the warp barrier orders every lane's reads before lane 0's copy into the slot.
+  // Chunk `chunk`'s words for this lane, once chunks up to it have landed: the issues run
+  // kWgmmaRing - 1 ahead, so kWgmmaRing - 2 later groups may still be in flight. The scales are
+  // copied by lanes 0-3, hence the warp barrier before any lane reads them; it also orders every
+  // lane's reads of the previous chunk before the issue that refills its slot.
   __device__ __forceinline__ void take(int chunk, uint4& w, uint32_t& s) const {
-    if (!live) {
-      w = make_uint4(0, 0, 0, 0);
-      s = 0;
-      return;
-    }
-    barrier_wait(barrier(chunk), uint32_t(chunk / kWgmmaRing) & 1u);
+    copy_async_wait<kWgmmaRing - 2>();
+    __syncwarp();
     const uint8_t* slot = ring + (chunk % kWgmmaRing) * kSlotBytes;
     w = *reinterpret_cast<const uint4*>(slot + lane * 16);
-    s = *reinterpret_cast<const uint16_t*>(slot + kPackedBytes + lane * 2);
-    __syncwarp();
-    if (lane == 0) issue(chunk + kWgmmaRing);
+    s = *reinterpret_cast<const uint16_t*>(slot + 512 + lane * 2);
   }
 };
 
@@ -259,10 +240,11 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
   static_assert(S % 2 == 0, "a stage starts at an even chunk, so chunk c's weights are in slot c % 2 = u % 2");
   WgmmaWeights weights;
   [[maybe_unused]] const WgmmaWeightRing ring{
-      wgmma_smem + wgmma_stage_bytes<kGroups, kShareX, kWide>() + (threadIdx.x / 32) * WgmmaWeightRing::kWarpBytes,
-      wl - lane, sl - lane, n, lane, live};
+      wgmma_smem + wgmma_stage_bytes<kGroups, kShareX, kWide>() + (threadIdx.x / 32) * WgmmaWeightRing::kWarpBytes, wl,
+      sl - lane, n, lane, live};
   if constexpr (kRing) {
-    ring.start();
+#pragma unroll
+    for (int c = 0; c < kWgmmaRing - 1; ++c) ring.issue(c);
   } else {
     weights.load(0, wl, sl, 0, n, live);
     weights.load(1, wl, sl, 1, n, live);
@@ -300,6 +282,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
         uint4 w;
         uint32_t scales;
         ring.take(c0 + u, w, scales);
+        ring.issue(c0 + u + kWgmmaRing - 1);
         dequant_chunk(w, scales, a);
       } else {
         dequant_chunk(weights.w[u % 2], weights.s[u % 2], a);
@@ -327,6 +310,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
     }
     stage_barrier();  // this stage read by every warp; the next one written
   }
+  if constexpr (kRing) copy_async_wait<0>();  // the zero fills past the end, before the block exits
 
   if constexpr (kShareX) {  // each warpgroup's own rows, the cluster's K shares summed by block 0
     if constexpr (kCluster > 1) cluster_sum<N, kCluster, true>(acc, reinterpret_cast<float*>(wgmma_smem), rank, group, tid);
@@ -371,7 +355,7 @@ template <int N, int kGroups, bool kRing = false, bool kWide = false, bool kOver
 __global__ void __launch_bounds__(kGroups * 128, kCluster > 1 ? 1 : 4 / kGroups) nvfp4_gemv_wgmma_shared_x_kernel(GemvArgs p) {
   let_dependents_start();
   wgmma_slice<N, kGroups, false, true, kCluster, true, kRing, kWide, kOverlap>(
-      p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x) * kGroups, int(blockIdx.z));
+      p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, int(blockIdx.x) * kGroups, kCluster > 1 ? int(blockIdx.z) : 0);
 }
 
 // Expert groups of more than 64 rows (prefill; FP4LLM_EXPERTS_WGMMA=1): block (x, y, z) takes

@@ -268,9 +268,9 @@ bool wgmma_fills_the_gpu(const GemvArgs& p) {
   return !wide_only || wgmma_blocks(p) >= device_sms();
 }
 
-// FP4LLM_WGMMA_RING=1: the wgmma GEMV's weights through a ring of bulk copies in shared memory, 8
-// chunks ahead instead of 2 in registers (WgmmaWeightRing; not yet measured; its cp.async
-// predecessor was slower at batch 64, H100, 2026-12-06: Qwen3-8B 8,181 -> 7,605 tok/s).
+// FP4LLM_WGMMA_RING=1: the wgmma GEMV's weights through a cp.async ring in shared memory, 8
+// chunks ahead instead of 2 in registers (WgmmaWeightRing; measured slower at batch 64, H100,
+// 2026-12-06: Qwen3-8B 8,181 -> 7,605 tok/s).
 bool wgmma_ring_requested() {
   static const bool on = knob_is("FP4LLM_WGMMA_RING", "1");
   return on;
@@ -364,7 +364,7 @@ void launch_wgmma_shared_x_with(const GemvArgs& p, unsigned blocks, cudaStream_t
 }
 
 // Overlapped chunks where the block's registers allow them: 3 row blocks a block (168 registers a
-// thread), or the clusters' 2 (255).
+// thread), or the clusters' 2 (255); not with the ring (never run together).
 template <int N, int kGroups, int kCluster = 1>
 void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stream) {
   constexpr bool kOverlapFits = kGroups == 3 || kCluster > 1;
@@ -372,10 +372,11 @@ void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stre
       [&](auto ring, auto wide, auto overlapped) {
         constexpr bool kRing = decltype(ring)::value, kWide = decltype(wide)::value;
         constexpr bool kOverlap = decltype(overlapped)::value;
-        if constexpr (kOverlapFits || !kOverlap)
+        if constexpr ((kOverlapFits || !kOverlap) && !(kRing && kOverlap))
           launch_wgmma_shared_x_with<N, kGroups, kRing, kWide, kOverlap, kCluster>(p, blocks, stream);
       },
-      wgmma_ring_requested(), wgmma_wide_stages_requested(), kOverlapFits && wgmma_overlap_requested());
+      wgmma_ring_requested(), wgmma_wide_stages_requested(),
+      kOverlapFits && wgmma_overlap_requested() && !wgmma_ring_requested());
 }
 
 // FP4LLM_WGMMA_SHARE_X_CLUSTER=1: where the 64-row blocks are fewer than twice the SMs (Qwen3-8B's
@@ -384,7 +385,8 @@ void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stre
 // through distributed shared memory: x is read from L2 once per 128 rows instead of once per 64.
 // At batch 64 the clustered kernel of 64 rows reads 3.5 times as many bytes of x as of weights for
 // down_proj (1.5 MB of x for 442 KB of weights a row block), and took 76 us a layer for 28 MB
-// (H100, 2026-12-07 trace). Not yet measured, so off. Cluster size, 0 when not taken.
+// (H100, 2026-12-07 trace). Measured slower, so off (H100, 2026-12-07, same call: Qwen3-8B at
+// batch 64 8,277 -> 6,701 and 6,768 tok/s). Cluster size, 0 when not taken.
 int wgmma_shared_x_cluster(unsigned blocks, unsigned sms) {
   static const bool on = knob_is("FP4LLM_WGMMA_SHARE_X_CLUSTER", "1");
   if (!on) return 0;
