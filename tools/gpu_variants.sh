@@ -188,14 +188,12 @@
 #                                    (gate_up) and clustered kernels. B64_FORWARD_DUMP= leaves
 #                                    the whole-model test's tool unbuilt, for a short call
 #   tools/gpu_variants.sh s28        after the twenty-seventh session's defaults (share 3, wide stages,
-#                                    overlapped chunks, 17-32 rows on wgmma): the whole GEMV binary
-#                                    and its former-path knob tests, whole models against the CPU,
-#                                    the new kernels under memcheck and racecheck, then batch
-#                                    1/16/24/32/64 of the three models against the former paths, and
-#                                    FP4LLM_WGMMA_X_PREFETCH=1 at batch 32/64, the weights' ring of
-#                                    copies (FP4LLM_WGMMA_RING=1; bulk copies when first run) and blocks of 2 row blocks
-#                                    sharing x in clusters (FP4LLM_WGMMA_SHARE_X_CLUSTER=1) after
-#                                    their tests
+#                                    overlapped chunks, 17-32 rows on wgmma): the whole GEMV binary,
+#                                    whole models against the CPU, then batch 1/16/32/64 of Qwen3-8B,
+#                                    64 of Gemma3-27B, 1/32/64 of Qwen3-30B-A3B, with
+#                                    FP4LLM_WGMMA_X_PREFETCH=1 and the weights' ring of bulk copies
+#                                    (FP4LLM_WGMMA_RING=bulk) after their tests, then the new
+#                                    kernels under memcheck and racecheck
 #   tools/gpu_variants.sh s28-short  with little device time: the ring's and the shared-x clusters'
 #                                    GEMV tests, then each at batch 64 (and 32) of Qwen3-8B and at 64
 #                                    of Gemma3-27B against the defaults
@@ -1257,26 +1255,22 @@ if [ "$part" = s28 ]; then
     # own tests passed (a wrong kernel still reports tok/s).
     # (The former paths' knob tests are left out for time: the new defaults' paths passed as knob
     # tests in the twenty-seventh session.)
-    gate s28-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_(wgmma_x_prefetch|wgmma_ring|wgmma_ring_share_x3|wgmma_share_x_cluster|wgmma_share_x_cluster_ring)|py_gpu_forward)$' > /dev/null
+    gate s28-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_(wgmma_x_prefetch|wgmma_ring_bulk|wgmma_ring_bulk_share_x3)|py_gpu_forward)$' > /dev/null
     grep -E "tests passed|Failed|Timeout|Not Run" "$OUT/s28-tests.log" | head -12
     variant_passed() { [ -s "$OUT/s28-tests.log" ] && ! grep -E "$1" "$OUT/s28-tests.log" | grep -qE "Failed|Timeout|Not Run"; }
     ok() { grep -qE "$1 .*Passed" "$OUT/s28-tests.log" && variant_passed "$1"; }
     prefetch=0 ring=0 cluster=0
     ok 'gpu_nvfp4_linear_wgmma_x_prefetch' && prefetch=1
-    ok 'gpu_nvfp4_linear_wgmma_ring' && ok 'gpu_nvfp4_linear_wgmma_ring_share_x3' && ring=1
-    ok 'gpu_nvfp4_linear_wgmma_share_x_cluster' && ok 'gpu_nvfp4_linear_wgmma_share_x_cluster_ring' && cluster=1
-    echo "variants whose tests passed: x prefetch $prefetch, ring $ring, shared-x clusters $cluster"
+    ok 'gpu_nvfp4_linear_wgmma_ring_bulk' && ok 'gpu_nvfp4_linear_wgmma_ring_bulk_share_x3' && ring=1
+    echo "variants whose tests passed: x prefetch $prefetch, bulk ring $ring"
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16,32,64
-    [ $ring = 1 ] && bench_variant "$OUT" qwen3-8b-ring qwen3-8b 32,64 FP4LLM_WGMMA_RING=1
-    [ $cluster = 1 ] && bench_variant "$OUT" qwen3-8b-share-x-cluster qwen3-8b 32,64 FP4LLM_WGMMA_SHARE_X_CLUSTER=1
-    [ $cluster = 1 ] && [ $ring = 1 ] && bench_variant "$OUT" qwen3-8b-share-x-cluster-ring qwen3-8b 64 FP4LLM_WGMMA_SHARE_X_CLUSTER=1 FP4LLM_WGMMA_RING=1
+    [ $ring = 1 ] && bench_variant "$OUT" qwen3-8b-ring-bulk qwen3-8b 32,64 FP4LLM_WGMMA_RING=bulk
     [ $prefetch = 1 ] && bench_variant "$OUT" qwen3-8b-x-prefetch qwen3-8b 64 FP4LLM_WGMMA_X_PREFETCH=1
     bench_variant "$OUT" qwen3-8b-again qwen3-8b 64
     bench_variant "$OUT" gemma3-27b gemma3-27b 64
-    [ $ring = 1 ] && bench_variant "$OUT" gemma3-27b-ring gemma3-27b 64 FP4LLM_WGMMA_RING=1
-    [ $cluster = 1 ] && bench_variant "$OUT" gemma3-27b-share-x-cluster gemma3-27b 64 FP4LLM_WGMMA_SHARE_X_CLUSTER=1
+    [ $ring = 1 ] && bench_variant "$OUT" gemma3-27b-ring-bulk gemma3-27b 64 FP4LLM_WGMMA_RING=bulk
     bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,32,64
-    [ $ring = 1 ] && bench_variant "$OUT" qwen3-30b-a3b-ring qwen3-30b-a3b 64 FP4LLM_WGMMA_RING=1
+    [ $ring = 1 ] && bench_variant "$OUT" qwen3-30b-a3b-ring-bulk qwen3-30b-a3b 64 FP4LLM_WGMMA_RING=bulk
     for t in memcheck racecheck; do
       [ "$(left)" -gt 150 ] || { echo "$t: skipped (time)"; continue; }
       timeout 120 compute-sanitizer --tool $t build-gpu/gpu_nvfp4_linear --gtest_filter='*LargeMatrices*:*MatchesFloat64*' > "$OUT/s28-$t.log" 2>&1

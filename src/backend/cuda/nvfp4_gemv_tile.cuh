@@ -75,6 +75,9 @@ struct GemvArgs {
   // FP4LLM_WGMMA_X_PREFETCH: the wgmma GEMV asks L1 for each stager's x line of the stage after
   // next (nvfp4_gemv_wgmma.cuh), so that the register load of the next stage finds it there.
   bool x_prefetch;
+  // FP4LLM_WGMMA_RING=bulk: the wgmma GEMV's ring kernels fill their weight ring by bulk copies
+  // (WgmmaBulkRing) instead of per-lane cp.async (WgmmaWeightRing).
+  bool ring_bulk;
   // FP4LLM_L2_AHEAD: a weight (its l2_slots 16-byte slots and their scales) whose bytes the
   // direct kernel's blocks ask L2 for first thing, each its share (l2_prefetch.cuh); null: none.
   // l2_per_expert: the weights are stacked experts' of l2_slots slots each, and a block of the

@@ -22,6 +22,7 @@
 
 #include <cooperative_groups.h>
 
+#include "backend/cuda/bulk_copy.cuh"
 #include "backend/cuda/copy_async.cuh"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
@@ -122,7 +123,6 @@ struct WgmmaWeights {
 constexpr int kWgmmaRing = 8;
 struct WgmmaWeightRing {
   static constexpr int kSlotBytes = 32 * 16 + 64;
-  static constexpr int kWarpBytes = kWgmmaRing * kSlotBytes;
   uint8_t* ring;             // this warp's slots
   const uint4* wl;           // this lane's packed words of chunk 0 (stride 32 a chunk)
   const uint16_t* warp_sl;   // the warp's scales of chunk 0 (lane 0's; 32 a chunk)
@@ -150,6 +150,65 @@ struct WgmmaWeightRing {
     s = *reinterpret_cast<const uint16_t*>(slot + 512 + lane * 2);
   }
 };
+
+// The same ring filled by bulk copies (FP4LLM_WGMMA_RING=bulk; bulk_copy.cuh): a warp's chunks are
+// contiguous in the tile layout, so lane 0 moves a chunk's 512 packed bytes and 64 bytes of scales
+// with two copies onto the slot's barrier, and no lane issues per-16-byte copies or commit groups.
+// A slot is refilled only once the chunk it held has been dequantized (the refill of chunk c - 1's
+// slot is issued when chunk c is taken): the lanes' loads of it have then returned, since their
+// registers were read. The first version refilled a slot right after the lanes' loads and a warp
+// barrier, with nothing ordering those generic-proxy loads before the copy engine's writes, and
+// failed its tests wherever a slot was refilled (H100, 2026-12-07; commit 24ff304).
+struct WgmmaBulkRing {
+  static constexpr int kPackedBytes = 32 * 16, kScaleBytes = 32 * 2;
+  uint8_t* ring;             // this warp's slots, then their barriers
+  const uint4* warp_wl;      // the warp's packed words of chunk 0 (lane 0's; 32 a chunk)
+  const uint16_t* warp_sl;   // the warp's scales of chunk 0 (lane 0's; 32 a chunk)
+  int end, lane;
+  bool live;
+  __device__ __forceinline__ uint64_t* barrier(int chunk) const {
+    return reinterpret_cast<uint64_t*>(ring + kWgmmaRing * WgmmaWeightRing::kSlotBytes) + chunk % kWgmmaRing;
+  }
+  // The slots' barriers, then the first kWgmmaRing chunks requested.
+  __device__ __forceinline__ void start() const {
+    if (!live) return;  // a warp past the last tile multiplies zeros, reading nothing
+    if (lane == 0) {
+      for (int c = 0; c < kWgmmaRing; ++c) barrier_init_single(barrier(c));
+      barrier_init_fence();
+      for (int c = 0; c < kWgmmaRing; ++c) issue(c);
+    }
+    __syncwarp();
+  }
+  // Chunk `chunk` into slot chunk % kWgmmaRing (lane 0), unless past the warp's share of K.
+  __device__ __forceinline__ void issue(int chunk) const {
+    if (chunk >= end) return;
+    uint8_t* slot = ring + (chunk % kWgmmaRing) * WgmmaWeightRing::kSlotBytes;
+    uint64_t* done = barrier(chunk);
+    barrier_expect_bytes(done, WgmmaWeightRing::kSlotBytes);
+    bulk_copy(slot, warp_wl + size_t(chunk) * 32, kPackedBytes, done);
+    bulk_copy(slot + kPackedBytes, warp_sl + size_t(chunk) * 32, kScaleBytes, done);
+  }
+  // Chunk `chunk`'s words for this lane once they have landed. Chunk - 1 was dequantized before
+  // this call, so its slot is refilled (with chunk - 1 + kWgmmaRing) after the warp barrier that
+  // orders every lane's use of it.
+  __device__ __forceinline__ void take(int chunk, uint4& w, uint32_t& s) const {
+    if (!live) {
+      w = make_uint4(0, 0, 0, 0);
+      s = 0;
+      return;
+    }
+    __syncwarp();
+    if (lane == 0 && chunk > 0) issue(chunk - 1 + kWgmmaRing);
+    barrier_wait(barrier(chunk), uint32_t(chunk / kWgmmaRing) & 1u);
+    const uint8_t* slot = ring + (chunk % kWgmmaRing) * WgmmaWeightRing::kSlotBytes;
+    w = *reinterpret_cast<const uint4*>(slot + lane * 16);
+    s = *reinterpret_cast<const uint16_t*>(slot + kPackedBytes + lane * 2);
+  }
+};
+
+// Shared memory a warp's ring takes (either kind): the slots and the bulk ring's barriers.
+constexpr int kWgmmaRingWarpBytes = kWgmmaRing * (WgmmaWeightRing::kSlotBytes + 8);
+static_assert(kWgmmaRingWarpBytes % 16 == 0, "each warp's slots start 16-byte aligned");
 
 // Block `rank` > 0 of a cluster hands its sums (acc of warpgroup 0, or with kEveryGroup of each
 // warpgroup, each its own rows: in `mine`, stage memory no longer read, kValues x 128 floats a
@@ -239,12 +298,17 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
 
   static_assert(S % 2 == 0, "a stage starts at an even chunk, so chunk c's weights are in slot c % 2 = u % 2");
   WgmmaWeights weights;
-  [[maybe_unused]] const WgmmaWeightRing ring{
-      wgmma_smem + wgmma_stage_bytes<kGroups, kShareX, kWide>() + (threadIdx.x / 32) * WgmmaWeightRing::kWarpBytes, wl,
-      sl - lane, n, lane, live};
+  uint8_t* const ring_smem =
+      wgmma_smem + wgmma_stage_bytes<kGroups, kShareX, kWide>() + (threadIdx.x / 32) * kWgmmaRingWarpBytes;
+  [[maybe_unused]] const WgmmaWeightRing ring{ring_smem, wl, sl - lane, n, lane, live};
+  [[maybe_unused]] const WgmmaBulkRing bulk{ring_smem, wl - lane, sl - lane, n, lane, live};
   if constexpr (kRing) {
+    if (p.ring_bulk) {
+      bulk.start();
+    } else {
 #pragma unroll
-    for (int c = 0; c < kWgmmaRing - 1; ++c) ring.issue(c);
+      for (int c = 0; c < kWgmmaRing - 1; ++c) ring.issue(c);
+    }
   } else {
     weights.load(0, wl, sl, 0, n, live);
     weights.load(1, wl, sl, 1, n, live);
@@ -281,8 +345,12 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
       if constexpr (kRing) {
         uint4 w;
         uint32_t scales;
-        ring.take(c0 + u, w, scales);
-        ring.issue(c0 + u + kWgmmaRing - 1);
+        if (p.ring_bulk) {
+          bulk.take(c0 + u, w, scales);
+        } else {
+          ring.take(c0 + u, w, scales);
+          ring.issue(c0 + u + kWgmmaRing - 1);
+        }
         dequant_chunk(w, scales, a);
       } else {
         dequant_chunk(weights.w[u % 2], weights.s[u % 2], a);
@@ -311,6 +379,7 @@ __device__ __forceinline__ void wgmma_slice(const GemvArgs& p, const Slice& slic
     stage_barrier();  // this stage read by every warp; the next one written
   }
   if constexpr (kRing) copy_async_wait<0>();  // the zero fills past the end, before the block exits
+  // (The bulk ring issues nothing past the end: every chunk it requests is taken.)
 
   if constexpr (kShareX) {  // each warpgroup's own rows, the cluster's K shares summed by block 0
     if constexpr (kCluster > 1) cluster_sum<N, kCluster, true>(acc, reinterpret_cast<float*>(wgmma_smem), rank, group, tid);

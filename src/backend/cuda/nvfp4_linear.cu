@@ -271,15 +271,18 @@ bool wgmma_fills_the_gpu(const GemvArgs& p) {
 // FP4LLM_WGMMA_RING=1: the wgmma GEMV's weights through a cp.async ring in shared memory, 8
 // chunks ahead instead of 2 in registers (WgmmaWeightRing; measured slower at batch 64, H100,
 // 2026-12-06: Qwen3-8B 8,181 -> 7,605 tok/s).
+// =bulk: the same ring filled by bulk copies (WgmmaBulkRing; its first version failed its tests,
+// H100, 2026-12-07; this one refills a slot only after the chunk it held was dequantized; not yet
+// run).
 bool wgmma_ring_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_RING", "1");
+  static const bool on = knob_is("FP4LLM_WGMMA_RING", "1") || knob_is("FP4LLM_WGMMA_RING", "bulk");
   return on;
 }
 
 // The dynamic shared memory of a wgmma GEMV block: its x stages, and with kRing a weight ring per warp.
 template <int kGroups, bool kShareX, bool kRing, bool kWide = false>
 constexpr int wgmma_block_smem() {
-  return wgmma_stage_bytes<kGroups, kShareX, kWide>() + (kRing ? 4 * kGroups * WgmmaWeightRing::kWarpBytes : 0);
+  return wgmma_stage_bytes<kGroups, kShareX, kWide>() + (kRing ? 4 * kGroups * kWgmmaRingWarpBytes : 0);
 }
 
 template <int N, int kGroups, int kCluster, bool kRing>
@@ -532,6 +535,8 @@ void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64
   // H100, 2026-12-07). Not yet measured, so off.
   static const bool x_prefetch = knob_is("FP4LLM_WGMMA_X_PREFETCH", "1");
   p.x_prefetch = x_prefetch;
+  static const bool ring_bulk = knob_is("FP4LLM_WGMMA_RING", "bulk");
+  p.ring_bulk = ring_bulk;
 }
 
 // p's blocks ask L2 for w's bytes before they wait (the direct kernel; FP4LLM_L2_AHEAD): all of
