@@ -119,10 +119,11 @@ struct WgmmaWeights {
 // dequantized. The register path holds two chunks (about 1 KB a warp, 16 KB a SM of 16 warps); at
 // batch 64 the products wait on global loads most of the time (long scoreboard 57-63%, Nsight
 // Compute, eighteenth session), and more chunks in registers would not fit the 128 a thread of
-// 512-thread blocks. 8 chunks: 4.5 KB a warp, 72 KB for 16 warps, after the x stages.
+// 512-thread blocks. 8 chunks: 4.6 KB a warp (kWgmmaRingWarpBytes), 73 KB for 16 warps, after
+// the x stages. A slot: the packed words, then the scales (the bulk ring's too).
 constexpr int kWgmmaRing = 8;
 struct WgmmaWeightRing {
-  static constexpr int kSlotBytes = 32 * 16 + 64;
+  static constexpr int kPackedBytes = 32 * 16, kScaleBytes = 32 * 2, kSlotBytes = kPackedBytes + kScaleBytes;
   uint8_t* ring;             // this warp's slots
   const uint4* wl;           // this lane's packed words of chunk 0 (stride 32 a chunk)
   const uint16_t* warp_sl;   // the warp's scales of chunk 0 (lane 0's; 32 a chunk)
@@ -135,7 +136,7 @@ struct WgmmaWeightRing {
     const bool ok = live && chunk < end;
     const size_t at = size_t(ok ? chunk : 0) * 32;  // nothing is read when !ok; the address stays in range anyway
     copy_async16_or_zero(slot + lane * 16, wl + at, ok);
-    if (lane < 4) copy_async16_or_zero(slot + 512 + lane * 16, warp_sl + at + lane * 8, ok);
+    if (lane < 4) copy_async16_or_zero(slot + kPackedBytes + lane * 16, warp_sl + at + lane * 8, ok);
     copy_async_commit();
   }
   // Chunk `chunk`'s words for this lane, once chunks up to it have landed: the issues run
@@ -147,7 +148,7 @@ struct WgmmaWeightRing {
     __syncwarp();
     const uint8_t* slot = ring + (chunk % kWgmmaRing) * kSlotBytes;
     w = *reinterpret_cast<const uint4*>(slot + lane * 16);
-    s = *reinterpret_cast<const uint16_t*>(slot + 512 + lane * 2);
+    s = *reinterpret_cast<const uint16_t*>(slot + kPackedBytes + lane * 2);
   }
 };
 
@@ -160,7 +161,7 @@ struct WgmmaWeightRing {
 // barrier, with nothing ordering those generic-proxy loads before the copy engine's writes, and
 // failed its tests wherever a slot was refilled (H100, 2026-12-07; commit 24ff304).
 struct WgmmaBulkRing {
-  static constexpr int kPackedBytes = 32 * 16, kScaleBytes = 32 * 2;
+  static constexpr int kPackedBytes = WgmmaWeightRing::kPackedBytes, kScaleBytes = WgmmaWeightRing::kScaleBytes;
   uint8_t* ring;             // this warp's slots, then their barriers
   const uint4* warp_wl;      // the warp's packed words of chunk 0 (lane 0's; 32 a chunk)
   const uint16_t* warp_sl;   // the warp's scales of chunk 0 (lane 0's; 32 a chunk)

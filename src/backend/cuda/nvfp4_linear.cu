@@ -271,11 +271,16 @@ bool wgmma_fills_the_gpu(const GemvArgs& p) {
 // FP4LLM_WGMMA_RING=1: the wgmma GEMV's weights through a cp.async ring in shared memory, 8
 // chunks ahead instead of 2 in registers (WgmmaWeightRing; measured slower at batch 64, H100,
 // 2026-12-06: Qwen3-8B 8,181 -> 7,605 tok/s).
-// =bulk: the same ring filled by bulk copies (WgmmaBulkRing; its first version failed its tests,
-// H100, 2026-12-07; this one refills a slot only after the chunk it held was dequantized; not yet
-// run).
+// =bulk: the same ring filled by bulk copies (WgmmaBulkRing, chosen at run time by
+// GemvArgs::ring_bulk; its first version failed its tests, H100, 2026-12-07; this one refills a
+// slot only after the chunk it held was dequantized; not yet run).
+bool wgmma_ring_bulk_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_RING", "bulk");
+  return on;
+}
+
 bool wgmma_ring_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_RING", "1") || knob_is("FP4LLM_WGMMA_RING", "bulk");
+  static const bool on = knob_is("FP4LLM_WGMMA_RING", "1") || wgmma_ring_bulk_requested();
   return on;
 }
 
@@ -377,6 +382,8 @@ void launch_wgmma_shared_x(const GemvArgs& p, unsigned blocks, cudaStream_t stre
         constexpr bool kOverlap = decltype(overlapped)::value;
         if constexpr ((kOverlapFits || !kOverlap) && !(kRing && kOverlap))
           launch_wgmma_shared_x_with<N, kGroups, kRing, kWide, kOverlap, kCluster>(p, blocks, stream);
+        else  // the flags below never ask for these: no launch is ever skipped silently
+          throw_error("wgmma GEMV: overlapped chunks without the registers for them, or with the weight ring");
       },
       wgmma_ring_requested(), wgmma_wide_stages_requested(),
       kOverlapFits && wgmma_overlap_requested() && !wgmma_ring_requested());
@@ -535,8 +542,7 @@ void bind(GemvArgs& p, const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64
   // H100, 2026-12-07). Not yet measured, so off.
   static const bool x_prefetch = knob_is("FP4LLM_WGMMA_X_PREFETCH", "1");
   p.x_prefetch = x_prefetch;
-  static const bool ring_bulk = knob_is("FP4LLM_WGMMA_RING", "bulk");
-  p.ring_bulk = ring_bulk;
+  p.ring_bulk = wgmma_ring_bulk_requested();
 }
 
 // p's blocks ask L2 for w's bytes before they wait (the direct kernel; FP4LLM_L2_AHEAD): all of
