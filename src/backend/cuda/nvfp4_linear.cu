@@ -474,14 +474,14 @@ bool experts_direct_requested() {
   return on;
 }
 
-// FP4LLM_EXPERTS_SLICE_LOOP=1 (not yet measured): expert groups of 9-64 possible rows (decode steps
-// of 9-64 tokens) on the one-token-group direct kernel, each block walking its group's rows 8 at a
-// time (kSliceLoop), instead of the two-group kernel (80 registers, 3 blocks a SM) over 16-row
-// slices. At batch 16 of Qwen3-30B-A3B an expert holds 1 to 5 rows, so almost every block runs one
-// slice, and the experts' two products are 97 of the layer's 142 us (kernel trace, H100,
-// 2026-12-06): a fourth block a SM puts a third more weight bytes in flight.
+// Expert groups of 9-64 possible rows (decode steps of 9-64 tokens) on the one-token-group direct
+// kernel, each block walking its group's rows 8 at a time (kSliceLoop), instead of the two-group
+// kernel (80 registers, 3 blocks a SM) over 16-row slices: at batch 16 of Qwen3-30B-A3B an expert
+// holds 1 to 5 rows, so almost every block runs one slice, and a fourth block a SM puts a third
+// more weight bytes in flight. Measured 2,234 -> 2,340 tok/s at batch 16 and 5,006 -> 5,662 at
+// batch 64 (H100, 2026-12-07, same call). FP4LLM_EXPERTS_SLICE_LOOP=0: the two-group kernel.
 bool experts_slice_loop_requested() {
-  static const bool on = knob_is("FP4LLM_EXPERTS_SLICE_LOOP", "1");
+  static const bool on = !knob_is("FP4LLM_EXPERTS_SLICE_LOOP", "0");
   return on;
 }
 
