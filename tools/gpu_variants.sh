@@ -200,6 +200,12 @@
 #   tools/gpu_variants.sh s28b       after s28 on the same machine: Nsight Compute's table of batch
 #                                    64's wgmma products with and without the ring, and the stall
 #                                    samples of the clustered and (ring) shared-x kernels
+#   tools/gpu_variants.sh s29        the pipelined wgmma GEMV (FP4LLM_WGMMA_PIPELINE=1): its GEMV
+#                                    tests, then batch 64 and 48 of Qwen3-8B, 64 of Gemma3-27B and
+#                                    Qwen3-30B-A3B against the defaults in the same call; the new
+#                                    MoE defaults' tests (slice loop, router norm deferred) and
+#                                    batch 1/16/64; whole models against the CPU (defaults and the
+#                                    pipeline); racecheck of the pipelined kernel; its Nsight table
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -234,7 +240,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1313,6 +1319,35 @@ if [ "$part" = s28b ]; then
     [ "$(left)" -gt 100 ] && timeout 90 bash tools/gpu_sass_profile.sh nvfp4_gemv_wgmma_kernel qwen3-8b 64 20
     [ "$(left)" -gt 100 ] && FP4LLM_WGMMA_RING=1 timeout 90 bash tools/gpu_sass_profile.sh nvfp4_gemv_wgmma_shared_x qwen3-8b 64 20
   } 2>&1 | tee "$OUT/variants-s28b.md"
+fi
+if [ "$part" = s29 ]; then
+  {
+    # Each variant is benched only if its own tests passed (a wrong kernel still reports tok/s).
+    pipe=0
+    tests_passed s29-pipe.log '^gpu_nvfp4_linear_wgmma_pipeline$' "the pipelined wgmma GEMV" && pipe=1
+    m=qwen3-8b
+    bench_variant "$OUT" $m $m 48,64
+    [ $pipe = 1 ] && bench_variant "$OUT" $m-pipeline $m 48,64 FP4LLM_WGMMA_PIPELINE=1
+    bench_variant "$OUT" gemma3-27b gemma3-27b 64
+    [ $pipe = 1 ] && bench_variant "$OUT" gemma3-27b-pipeline gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=1
+    [ $pipe = 1 ] && bench_variant "$OUT" $m-pipeline-again $m 64 FP4LLM_WGMMA_PIPELINE=1
+    bench_variant "$OUT" $m-again $m 64
+    if [ $pipe = 1 ] && [ "$(left)" -gt 200 ]; then
+      FP4LLM_WGMMA_PIPELINE=1 timeout 100 compute-sanitizer --tool racecheck build-gpu/gpu_nvfp4_linear \
+        --gtest_filter='*MatchesFloat64*' > "$OUT/s29-racecheck.log" 2>&1
+      echo "racecheck (pipeline) gpu_nvfp4_linear: exit $? | $(grep -h 'RACECHECK SUMMARY' "$OUT/s29-racecheck.log" | tail -1)"
+    fi
+    tests_passed s29-moe.log '^(gpu_moe|gpu_moe_experts_slice_loop_off)$' "MoE GPU tests (the new defaults and the slice loop off)"
+    bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 1,16,64
+    [ $pipe = 1 ] && bench_variant "$OUT" qwen3-30b-a3b-pipeline qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=1
+    tests_passed s29-forward.log '^(py_gpu_forward_wgmma_pipeline|py_gpu_forward_norm_deferred_not_router|py_gpu_forward)$' \
+      "whole models against the CPU (defaults, the router normalising, the pipeline)"
+    if [ $pipe = 1 ] && [ "$(left)" -gt 150 ]; then
+      mkdir -p "$OUT/profile"
+      FP4LLM_WGMMA_PIPELINE=1 OUT="$OUT/profile" PROFILE_KERNELS='nvfp4_gemv_pipelined' FP4LLM_REBUILD=0 \
+        timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 4
+    fi
+  } 2>&1 | tee "$OUT/variants-s29.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

@@ -27,8 +27,8 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_NORMED_MIN_CHUNKS",       "FP4LLM_NORM_DEFERRED",           "FP4LLM_NORM_PROLOGUE",           "FP4LLM_OMIT_STAGE",
     "FP4LLM_PDL",                     "FP4LLM_PDL_ROLES",               "FP4LLM_PDL_TRIGGER",             "FP4LLM_PREFILL_GATED_BF16",
     "FP4LLM_PREFILL_SLICE_ROWS",      "FP4LLM_ROPE_IN_ATTENTION",       "FP4LLM_ROPE_WARPS",              "FP4LLM_ROUTING_IN_EXPERTS",
-    "FP4LLM_WGMMA_CLUSTER",           "FP4LLM_WGMMA_OVERLAP",           "FP4LLM_WGMMA_RING",              "FP4LLM_WGMMA_SHARE_X",
-    "FP4LLM_WGMMA_SHARE_X_CLUSTER",   "FP4LLM_WGMMA_WIDE_STAGES",       "FP4LLM_WGMMA_X_PREFETCH"};
+    "FP4LLM_WGMMA_CLUSTER",           "FP4LLM_WGMMA_OVERLAP",           "FP4LLM_WGMMA_PIPELINE",          "FP4LLM_WGMMA_RING",
+    "FP4LLM_WGMMA_SHARE_X",           "FP4LLM_WGMMA_SHARE_X_CLUSTER",   "FP4LLM_WGMMA_WIDE_STAGES",       "FP4LLM_WGMMA_X_PREFETCH"};
 
 // The parts of a decode step that FP4LLM_PDL_ROLES names (backend/cuda/early_launch.hpp): `mlp` is a
 // dense layer's gate/up and down products with their norms, `moe` an MoE layer's router, experts
@@ -63,7 +63,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
     return value == "0" || value == "2" || value == "3" || value == "4" || value == "2-every" || value == "3-every" ||
            value == "4-every";
   if (name == "FP4LLM_WGMMA_WIDE_STAGES" || name == "FP4LLM_WGMMA_OVERLAP" || name == "FP4LLM_WGMMA_X_PREFETCH" ||
-      name == "FP4LLM_WGMMA_SHARE_X_CLUSTER")
+      name == "FP4LLM_WGMMA_SHARE_X_CLUSTER" || name == "FP4LLM_WGMMA_PIPELINE")
     return value == "0" || value == "1";
   if (name == "FP4LLM_PDL") return value == "0" || value == "all" || value == "experts" || value == "products";
   if (name == "FP4LLM_EXPERTS_SPLITS") return value == "wave";

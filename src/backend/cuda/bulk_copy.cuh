@@ -24,6 +24,22 @@ __device__ __forceinline__ void barrier_init_single(uint64_t* barrier) {
 #endif
 }
 
+// A barrier that `count` arrivals (and the bytes announced among them) complete.
+__device__ __forceinline__ void barrier_init(uint64_t* barrier, uint32_t count) {
+#ifdef FP4LLM_BULK_COPY
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(shared_address(barrier)), "r"(count) : "memory");
+#else
+  __trap();
+#endif
+}
+
+// One arrival (release: this thread's earlier writes and reads are ordered before the phase ends).
+__device__ __forceinline__ void barrier_arrive(uint64_t* barrier) {
+#ifdef FP4LLM_BULK_COPY
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(shared_address(barrier)) : "memory");
+#endif
+}
+
 // Makes barriers initialised by this thread visible to the copy engine (the async proxy).
 __device__ __forceinline__ void barrier_init_fence() {
 #ifdef FP4LLM_BULK_COPY

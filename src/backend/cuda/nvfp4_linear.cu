@@ -12,9 +12,11 @@
 #include "backend/cuda/layer_kernels.hpp"
 #include "backend/cuda/nvfp4_experts_down_combined.cuh"
 #include "backend/cuda/nvfp4_gemv_direct.cuh"
+#include "backend/cuda/nvfp4_gemv_pipelined.cuh"
 #include "backend/cuda/nvfp4_gemv_ring.cuh"
 #include "backend/cuda/nvfp4_gemv_wgmma.cuh"
 #include "backend/cuda/nvfp4_linear.hpp"
+#include "backend/cuda/pipelined_gemv_shape.hpp"
 #include "util/bool_dispatch.hpp"
 #include "util/tuning_knob.hpp"
 
@@ -404,10 +406,44 @@ int wgmma_shared_x_cluster(unsigned blocks, unsigned sms) {
   return pairs * 4 <= sms ? 4 : pairs * 2 <= sms ? 2 : 0;
 }
 
+// FP4LLM_WGMMA_PIPELINE=1 (not yet measured): plain products of 33-64 rows on the pipelined
+// kernel (nvfp4_gemv_pipelined.cuh), a producer warpgroup keeping stages of weights and x ahead of
+// 2 or 3 consumer warpgroups, in the block shape that fills the SMs best (pipelined_gemv_shape).
+bool wgmma_pipeline_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "1");
+  return on;
+}
+
+template <int N, int kConsumers, int kCluster>
+void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
+  constexpr int smem = PipelineLayout<N, kConsumers>::kBytes;
+  constexpr auto kernel = nvfp4_gemv_pipelined_kernel<N, kConsumers, kCluster>;
+  allow_dynamic_smem<kernel>(smem);
+  const unsigned blocks = unsigned((p.row_tiles + 4 * kConsumers - 1) / (4 * kConsumers));
+  launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
+                               dim3((kConsumers + 1) * 128), smem, stream, p);
+}
+
+template <int N>
+void launch_gemv_pipelined(const GemvArgs& p, cudaStream_t stream) {
+  const PipelinedGemvShape shape =
+      pipelined_gemv_shape(p.row_tiles, p.k_chunks, device_sms(), PipelineLayout<N, 3>::kStageChunks);
+  const auto with_cluster = [&]<int kConsumers>() {
+    if (shape.cluster == 4) return launch_gemv_pipelined_with<N, kConsumers, 4>(p, stream);
+    if (shape.cluster == 2) return launch_gemv_pipelined_with<N, kConsumers, 2>(p, stream);
+    launch_gemv_pipelined_with<N, kConsumers, 1>(p, stream);
+  };
+  if (shape.consumers == 3) with_cluster.template operator()<3>();
+  else with_cluster.template operator()<2>();
+}
+
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
 // (o_proj, down_proj, qkv), two otherwise.
 template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
+  if constexpr (N == 64) {
+    if (wgmma_pipeline_requested()) return launch_gemv_pipelined<N>(p, stream);
+  }
   const unsigned blocks = wgmma_blocks(p), sms = device_sms();
   if (const int share = wgmma_share_x(blocks)) {
     if (share == 4) return launch_wgmma_shared_x<N, 4>(p, blocks, stream);

@@ -1,0 +1,240 @@
+// The decode GEMV on warpgroup MMAs with a warpgroup that only moves bytes (FP4LLM_WGMMA_PIPELINE=1,
+// plain products of 33-64 rows on sm_90; not yet measured). Written against what bounds the
+// wgmma kernels at batch 64 (Nsight Compute, H100, 2026-12-07): they reach 10-28% of DRAM
+// bandwidth, their warps stalled on global loads 51-64% of the time, because each warp keeps
+// two chunks of weights in flight (about 16 KB a SM) and stages x from L2 between its MMAs; with
+// the weights 8 chunks ahead through a ring the loads of x and the ring's polling took over
+// (MIO throttle 20-27%). Here a block is kConsumers warpgroups that dequantize and multiply
+// (64 weight rows each, as in nvfp4_gemv_wgmma.cuh, all on the same K range and x) and one
+// producer warpgroup that keeps up to kStages stages ahead of them: the weights of a stage by
+// bulk copies onto the stage's barrier (one thread), x by cp.async into row-major staging
+// kRawStages stages ahead, then rewritten into the MMA's layout (XChunkRow) and announced on the
+// same barrier. A stage holds 128 / N chunks, one (token, chunk) of x for each producer thread.
+// Consumers release a stage once its MMAs are done; the producer refills it.
+//
+// Bound: at 64 rows x costs 128 bytes a column per block against 0.5625 x 64 per warpgroup, so
+// 3 consumer warpgroups read 1.2 bytes of x (from L2) per byte of weights (from DRAM); with up to
+// 6 stages of 30 KB a SM holds about 180 KB in flight. Clusters of kCluster blocks split K,
+// block 0 adding the others' sums through distributed shared memory (cluster_sum), so that
+// products of few rows still fill the SMs.
+#pragma once
+
+#include <cooperative_groups.h>
+
+#include "backend/cuda/bulk_copy.cuh"
+#include "backend/cuda/copy_async.cuh"
+#include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/nvfp4_gemv_tile.cuh"
+#include "backend/cuda/nvfp4_gemv_wgmma.cuh"
+#include "backend/cuda/wgmma_bf16.cuh"
+
+namespace fp4llm::cuda {
+
+namespace {
+
+// A block's shared memory: kStages stages (x in the MMA layout, then each tile's packed words of
+// the stage's chunks, then their scales), kRawStages row-major x stages, the stages' barriers.
+template <int N, int kConsumers>
+struct PipelineLayout {
+  static constexpr int kStageChunks = WgmmaShape<N>::kStageChunks;
+  static constexpr int kTiles = 4 * kConsumers;  // 16-row tiles a block
+  static constexpr int kXBytes = kWgmmaStageBytes;
+  static constexpr int kPackedBytes = kTiles * kStageChunks * 512;
+  static constexpr int kScaleBytes = kTiles * kStageChunks * 64;
+  static constexpr int kStageBytes = kXBytes + kPackedBytes + kScaleBytes;
+  static constexpr int kRawStages = 3;
+  static constexpr int kRawBytes = kWgmmaStageBytes;  // 128 rows of 128 bytes
+  static constexpr int kSmemLimit = 227 * 1024;       // sm_90's dynamic shared memory a block
+  static constexpr int kFit = (kSmemLimit - kRawStages * kRawBytes - 256) / kStageBytes;
+  static constexpr int kStages = kFit < 6 ? kFit : 6;
+  static constexpr int kRawOffset = kStages * kStageBytes;
+  static constexpr int kBarrierOffset = kRawOffset + kRawStages * kRawBytes;
+  static constexpr int kBytes = kBarrierOffset + 2 * kStages * 8;
+  static_assert(kStages >= 2, "a stage is filled while the one before is multiplied");
+  static_assert(kStageBytes % 128 == 0, "each stage's x starts 128-byte aligned");
+  static_assert(kBytes <= kSmemLimit);
+};
+
+// The producer warpgroup's side (tid: 0-127 within it).
+template <int N, int kConsumers>
+struct PipelineProducer {
+  using L = PipelineLayout<N, kConsumers>;
+  static constexpr int S = L::kStageChunks;
+  const GemvArgs& p;
+  uint8_t* smem;
+  uint64_t* full;
+  int begin, end, first_tile, tid;
+
+  // Stage s's weights (thread 0): the bytes announced on its barrier, then two copies a live tile.
+  __device__ __forceinline__ void request_weights(int s) const {
+    uint8_t* stage = smem + (s % L::kStages) * L::kStageBytes;
+    uint64_t* done = full + s % L::kStages;
+    const int c0 = begin + s * S, chunks = min(S, end - c0);
+    const int live_tiles = min(L::kTiles, p.row_tiles - first_tile);
+    barrier_expect_bytes(done, uint32_t(live_tiles * chunks * (512 + 64)));
+    for (int lt = 0; lt < live_tiles; ++lt) {
+      const size_t slot = (size_t(first_tile + lt) * p.k_chunks + c0) * 32;
+      bulk_copy(stage + L::kXBytes + lt * S * 512, p.packed + slot, uint32_t(chunks * 512), done);
+      bulk_copy(stage + L::kXBytes + L::kPackedBytes + lt * S * 64, p.scales + slot, uint32_t(chunks * 64), done);
+    }
+  }
+
+  // Stage s's x into its row-major staging, one commit group (empty past the last stage, so that
+  // the count of groups in flight stays fixed). A warp reads four 128-byte rows per copy; row r's
+  // 16-byte piece j lands at piece j ^ (r % 8), so that the rewrite's reads spread over the banks.
+  __device__ __forceinline__ void request_x(int s, int stages) const {
+    if (s < stages) {
+      uint8_t* raw = smem + L::kRawOffset + (s % L::kRawStages) * L::kRawBytes;
+      const int c0 = begin + s * S;
+#pragma unroll
+      for (int it = 0; it < 8; ++it) {
+        const int piece = it * 128 + tid, row = piece / 8, j = piece % 8;
+        const int token = row % N, chunk = c0 + row / N, col = chunk * 64 + j * 8;
+        const bool ok = chunk < end && col < p.k;
+        const __nv_bfloat16* src = p.x + size_t(min(token, p.rows - 1)) * p.k + (ok ? col : 0);
+        copy_async16_or_zero(raw + row * 128 + ((j ^ (row & 7)) * 16), src, ok);
+      }
+    }
+    copy_async_commit();
+  }
+
+  // Stage s's x from staging into the MMA layout (this thread: token tid % N of chunk tid / N).
+  __device__ __forceinline__ void rewrite_x(int s) const {
+    const uint8_t* raw = smem + L::kRawOffset + (s % L::kRawStages) * L::kRawBytes + tid * 128;
+    XChunkRow x;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) x.v[j] = *reinterpret_cast<const uint4*>(raw + ((j ^ (tid & 7)) * 16));
+    x.store<N>(smem + (s % L::kStages) * L::kStageBytes + (tid / N) * WgmmaShape<N>::kChunkBytes, tid % N);
+  }
+
+  __device__ __forceinline__ void run(int stages, uint64_t* empty) const {
+    constexpr int KS = L::kStages, DX = L::kRawStages;
+    if (tid == 0)
+      for (int s = 0; s < min(KS, stages); ++s) request_weights(s);
+    wait_for_producer();  // weights are in flight; x is the producer kernel's output
+#pragma unroll
+    for (int s = 0; s < DX; ++s) request_x(s, stages);
+    for (int s = 0; s < stages; ++s) {
+      if (s >= KS) {  // the consumers are done with stage s - KS
+        barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));
+        if (tid == 0) request_weights(s);
+      }
+      copy_async_wait<DX - 1>();
+      warpgroup_barrier(kConsumers);  // every thread's copies of stage s have landed
+      rewrite_x(s);
+      fence_shared_for_wgmma();
+      barrier_arrive(full + s % KS);
+      warpgroup_barrier(kConsumers);  // every thread has read the staging before it is refilled
+      request_x(s + DX, stages);
+    }
+    copy_async_wait<0>();
+  }
+};
+
+// A consumer warp's side: its tile's chunks of each stage dequantized and multiplied, two sets of
+// A fragments so that a chunk's dequantization runs while the previous chunk's MMAs do; the
+// stage released once its MMAs are done.
+template <int N, int kConsumers>
+__device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const uint8_t* smem, uint64_t* full,
+                                                 uint64_t* empty, int stages, int n, int local_tile, bool live,
+                                                 int lane) {
+  using L = PipelineLayout<N, kConsumers>;
+  using Shape = WgmmaShape<N>;
+  constexpr int S = L::kStageChunks, KS = L::kStages;
+  static_assert(S % 2 == 0, "chunk c uses fragments c % 2 = u % 2");
+  uint32_t fragments[2][4][4];
+  for (int s = 0; s < stages; ++s) {
+    const uint8_t* stage = smem + (s % KS) * L::kStageBytes;
+    barrier_wait(full + s % KS, uint32_t((s / KS) & 1));
+    const uint64_t descriptor = wgmma_descriptor(stage, 128, 256);
+#pragma unroll
+    for (int u = 0; u < S; ++u) {
+      if (s * S + u >= n) break;  // uniform over the block
+      uint32_t(&a)[4][4] = fragments[u % 2];
+      uint4 w = make_uint4(0, 0, 0, 0);
+      uint32_t scales = 0;
+      if (live) {
+        w = *reinterpret_cast<const uint4*>(stage + L::kXBytes + (local_tile * S + u) * 512 + lane * 16);
+        scales = *reinterpret_cast<const uint16_t*>(stage + L::kXBytes + L::kPackedBytes + (local_tile * S + u) * 64 +
+                                                    lane * 2);
+      }
+      dequant_chunk(w, scales, a);
+      wgmma_pin(a);
+      wgmma_pin(acc);
+      wgmma_fence();
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        wgmma_64xNx16<N>(acc, a[i], descriptor + uint64_t((u * Shape::kChunkBytes + i * Shape::kStepBytes) >> 4));
+      wgmma_commit();
+      wgmma_wait<1>();  // the previous chunk's MMAs are done: its fragments may be rewritten
+      wgmma_pin(acc);
+      wgmma_pin(a);
+    }
+    // Drained at each stage's end (none in flight across the loop's back edge, where ptxas would
+    // serialize every MMA), then the stage is released to the producer.
+    wgmma_wait<0>();
+    wgmma_pin(acc);
+    __syncwarp();
+    if (lane == 0) barrier_arrive(empty + s % KS);
+  }
+}
+
+// Every thread of the cluster's blocks meets here (clusters are sm_90's, as is this kernel).
+__device__ __forceinline__ void cluster_barrier() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  __trap();
+#else
+  cooperative_groups::this_cluster().sync();
+#endif
+}
+
+// Grid (row blocks of 64 x kConsumers rows, 1, kCluster); clusters of kCluster blocks along z
+// split K (blockIdx.z is the rank).
+template <int N, int kConsumers, int kCluster>
+__global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipelined_kernel(GemvArgs p) {
+  using L = PipelineLayout<N, kConsumers>;
+  extern __shared__ __align__(128) uint8_t pipeline_smem[];
+  let_dependents_start();
+  const int group = int(threadIdx.x) / 128, tid = int(threadIdx.x) % 128;
+  const int rank = kCluster > 1 ? int(blockIdx.z) : 0;
+  const int per_share = (p.k_chunks + kCluster - 1) / kCluster;
+  const int begin = min(p.k_chunks, rank * per_share), end = min(p.k_chunks, begin + per_share), n = end - begin;
+  const int stages = (n + L::kStageChunks - 1) / L::kStageChunks;
+  const int first_tile = int(blockIdx.x) * L::kTiles;
+  uint64_t* full = reinterpret_cast<uint64_t*>(pipeline_smem + L::kBarrierOffset);
+  uint64_t* empty = full + L::kStages;
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < L::kStages; ++i) {
+      barrier_init(full + i, 128 + 1);       // the producer's threads and the weights' bytes
+      barrier_init(empty + i, 4 * kConsumers);  // one lane a consumer warp
+    }
+    barrier_init_fence();
+  }
+  __syncthreads();
+
+  const bool producer = group == kConsumers;
+  const int warp = tid / 32, lane = tid % 32, g = lane >> 2, t = lane & 3;
+  const int local_tile = group * 4 + warp, tile = first_tile + local_tile;
+  const bool live = !producer && tile < p.row_tiles;
+  float acc[N / 8][4] = {};
+  if (producer) {
+    PipelineProducer<N, kConsumers>{p, pipeline_smem, full, begin, end, first_tile, tid}.run(stages, empty);
+  } else {
+    wait_for_producer();  // the epilogue writes what earlier kernels may still read
+    pipeline_consume<N, kConsumers>(acc, pipeline_smem, full, empty, stages, n, local_tile, live, lane);
+  }
+  if constexpr (kCluster > 1) {
+    __syncthreads();  // every warpgroup's MMAs are done before the stages hold sums
+    if (producer) {
+      cluster_barrier();  // the two barriers of cluster_sum
+      cluster_barrier();
+    } else {
+      cluster_sum<N, kCluster, true>(acc, reinterpret_cast<float*>(pipeline_smem), rank, group, tid);
+    }
+  }
+  if (live && rank == 0) write_tile<N / 8, false>(p, Slice{p.packed, p.scales, p.tile_scales, 0, p.rows}, tile, g, t, acc);
+}
+
+}  // namespace
+
+}  // namespace fp4llm::cuda

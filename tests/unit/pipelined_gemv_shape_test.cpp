@@ -1,0 +1,45 @@
+// pipelined_gemv_shape (backend/cuda/pipelined_gemv_shape.hpp): the pipelined wgmma GEMV's block
+// shape for the products of the models it serves, on the H100's 132 SMs. The expected shapes were
+// worked out by hand from the weights' sizes (16-row tiles, 64-column chunks) and the rule: the
+// fullest waves of one block a SM, then more rows a block, then fewer K shares.
+#include <gtest/gtest.h>
+
+#include "backend/cuda/pipelined_gemv_shape.hpp"
+
+namespace {
+
+using fp4llm::cuda::pipelined_gemv_shape;
+
+void expect_shape(int64_t rows, int64_t k, int consumers, int cluster, const char* what) {
+  const auto shape = pipelined_gemv_shape(rows / 16, k / 64, 132, 2);
+  EXPECT_EQ(shape.consumers, consumers) << what;
+  EXPECT_EQ(shape.cluster, cluster) << what;
+}
+
+TEST(PipelinedGemvShape, Qwen3_8B) {
+  expect_shape(6144, 4096, 3, 4, "qkv: 32 row blocks of 192 in clusters of 4 = 128 blocks");
+  expect_shape(4096, 4096, 2, 4, "o_proj: 32 of 128 rows x 4 = 128 (22 of 192 x 4 = 88)");
+  expect_shape(2 * 12288, 4096, 3, 1, "gate_up: 128 blocks of 192 rows");
+  expect_shape(4096, 12288, 2, 4, "down_proj: as o_proj");
+}
+
+TEST(PipelinedGemvShape, Gemma3_27B) {
+  expect_shape(8192, 5376, 2, 2, "qkv: 64 of 128 rows x 2 = 128 (43 of 192: 86 or 172)");
+  expect_shape(5376, 4096, 3, 4, "o_proj: 28 of 192 x 4 = 112 (42 of 128: 84 or 168)");
+  expect_shape(2 * 21504, 5376, 3, 1, "gate_up: 224 of 192 in two waves ties 336 of 128 in three; no split");
+}
+
+TEST(PipelinedGemvShape, SplitsKOnlyForIdleSMs) {
+  // 132 row blocks of 192 rows fill one wave exactly; 140 of 192 rows (210 of 128) leave none idle.
+  EXPECT_EQ(pipelined_gemv_shape(132 * 12, 4096 / 64, 132, 2).cluster, 1);
+  EXPECT_EQ(pipelined_gemv_shape(140 * 12, 4096 / 64, 132, 2).cluster, 1);
+}
+
+TEST(PipelinedGemvShape, SharesKeepTwoStages) {
+  // 8 chunks of K: clusters of 4 would leave 2 chunks (one stage) a block, so at most 2.
+  const auto shape = pipelined_gemv_shape(16, 8, 132, 2);
+  EXPECT_LE(shape.cluster, 2);
+  EXPECT_EQ(pipelined_gemv_shape(16, 3, 132, 2).cluster, 1) << "fewer chunks than two stages: no split";
+}
+
+}  // namespace
