@@ -117,6 +117,12 @@ int main(int argc, char** argv) {
     }
     const double bw = copy_bandwidth();
     std::printf("stages %d x chunks %d; copy bandwidth %.0f GB/s\n", kStages, kStageChunks, bw);
+    if (wgmma_pipeline_requested()) {
+      const ClusterCapacity c = pipeline_cluster_capacity<64>();
+      const auto [stages, raw] = pipeline_stage_counts();
+      std::printf("pipelined GEMV: %d stages, %d of x; clusters at once: %lld of 2, %lld of 4 (%lld SMs)\n", stages, raw,
+                  (long long)c.two, (long long)c.four, (long long)c.one);
+    }
     std::printf("| shape | rows | us | GB/s | of copy bandwidth |\n|---|---|---|---|---|\n");
     LinearWorkspace ws;
     FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));

@@ -206,6 +206,10 @@
 #                                    MoE defaults' tests (slice loop, router norm deferred) and
 #                                    batch 1/16/64; whole models against the CPU (defaults and the
 #                                    pipeline); racecheck of the pipelined kernel; its Nsight table
+#   tools/gpu_variants.sh s29b       the pipelined GEMV's shapes and stage counts on the GEMV
+#                                    micro-benchmark (Qwen3-8B's four products, batch 64), after
+#                                    its tests; then batch 64 of Qwen3-8B and Gemma3-27B with the
+#                                    best of them against the defaults
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -240,7 +244,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1349,6 +1353,27 @@ if [ "$part" = s29 ]; then
         timeout 120 bash tools/gpu_profile.sh qwen3-8b 64 288 4
     fi
   } 2>&1 | tee "$OUT/variants-s29.md"
+fi
+if [ "$part" = s29b ]; then
+  {
+    pipe=0
+    GATE_CTEST_ARGS="--timeout 90" tests_passed s29b-pipe.log '^gpu_nvfp4_linear_wgmma_pipeline$' "the pipelined wgmma GEMV" && pipe=1
+    # One line a variant: the four products' microseconds at 64 rows and their sum.
+    gemv() {  # label, knob assignments...
+      local label=$1; shift
+      [ "$(left)" -gt 40 ] || { echo "gemv $label: skipped (time)"; return; }
+      env "$@" timeout 60 build-gpu/gemv_bench > "$OUT/gemv-$label.md" 2>&1
+      echo "gemv $label: $(grep -h 'clusters at once' "$OUT/gemv-$label.md") $(awk -F'|' '$3+0 == 64 {printf "%s %s us; ", $2, $4}' "$OUT/gemv-$label.md") $(grep -h 'per layer' "$OUT/gemv-$label.md" | sed 's/.*rows 64/rows 64/')"
+    }
+    gemv default
+    if [ $pipe = 1 ]; then
+      gemv pipeline FP4LLM_WGMMA_PIPELINE=1
+      for shape in 3,1 2,1 3,2 2,2 3,4 2,4; do gemv pipeline-$shape FP4LLM_WGMMA_PIPELINE=1 FP4LLM_WGMMA_PIPELINE_SHAPE=$shape; done
+      for stages in 4,6 6,2 3,8 2,4; do gemv pipeline-stages-$stages FP4LLM_WGMMA_PIPELINE=1 FP4LLM_WGMMA_PIPELINE_STAGES=$stages; done
+      bench_variant "$OUT" qwen3-8b-pipeline qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=1
+    fi
+    bench_variant "$OUT" qwen3-8b qwen3-8b 64
+  } 2>&1 | tee "$OUT/variants-s29b.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

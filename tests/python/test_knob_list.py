@@ -12,7 +12,7 @@ def knobs_read_by_the_sources():
     found = set()
     for path in (ROOT / "src").rglob("*"):
         if path.suffix in {".cpp", ".hpp", ".cu", ".cuh"}:
-            found |= set(re.findall(r'knob_(?:int|is|on|flag|text)\(\s*"(FP4LLM_\w+)"', path.read_text()))
+            found |= set(re.findall(r'knob_(?:int|is|on|flag|text|pair)\(\s*"(FP4LLM_\w+)"', path.read_text()))
     return found
 
 

@@ -8,10 +8,14 @@
 
 namespace {
 
+using fp4llm::cuda::ClusterCapacity;
 using fp4llm::cuda::pipelined_gemv_shape;
 
-void expect_shape(int64_t rows, int64_t k, int consumers, int cluster, const char* what) {
-  const auto shape = pipelined_gemv_shape(rows / 16, k / 64, 132, 2);
+constexpr ClusterCapacity kEvery{132, 66, 33};  // every SM in clusters of 2 and of 4
+
+void expect_shape(int64_t rows, int64_t k, int consumers, int cluster, const char* what,
+                  const ClusterCapacity& capacity = kEvery) {
+  const auto shape = pipelined_gemv_shape(rows / 16, k / 64, capacity, 2);
   EXPECT_EQ(shape.consumers, consumers) << what;
   EXPECT_EQ(shape.cluster, cluster) << what;
 }
@@ -31,15 +35,24 @@ TEST(PipelinedGemvShape, Gemma3_27B) {
 
 TEST(PipelinedGemvShape, SplitsKOnlyForIdleSMs) {
   // 132 row blocks of 192 rows fill one wave exactly; 140 of 192 rows (210 of 128) leave none idle.
-  EXPECT_EQ(pipelined_gemv_shape(132 * 12, 4096 / 64, 132, 2).cluster, 1);
-  EXPECT_EQ(pipelined_gemv_shape(140 * 12, 4096 / 64, 132, 2).cluster, 1);
+  EXPECT_EQ(pipelined_gemv_shape(132 * 12, 4096 / 64, kEvery, 2).cluster, 1);
+  EXPECT_EQ(pipelined_gemv_shape(140 * 12, 4096 / 64, kEvery, 2).cluster, 1);
 }
 
 TEST(PipelinedGemvShape, SharesKeepTwoStages) {
   // 8 chunks of K: clusters of 4 would leave 2 chunks (one stage) a block, so at most 2.
-  const auto shape = pipelined_gemv_shape(16, 8, 132, 2);
+  const auto shape = pipelined_gemv_shape(16, 8, kEvery, 2);
   EXPECT_LE(shape.cluster, 2);
-  EXPECT_EQ(pipelined_gemv_shape(16, 3, 132, 2).cluster, 1) << "fewer chunks than two stages: no split";
+  EXPECT_EQ(pipelined_gemv_shape(16, 3, kEvery, 2).cluster, 1) << "fewer chunks than two stages: no split";
+}
+
+TEST(PipelinedGemvShape, CountsTheClustersThatFitAtOnce) {
+  // Only 30 clusters of 4 at once (GPCs of 18 SMs hold 4, leaving 2 idle): Qwen3-8B's qkv in 32
+  // clusters of 4 would take two waves (fill 128 / 264); 48 row blocks of 128 rows in clusters of
+  // 2 fit one wave (96 / 132), as do 32 of 192 in clusters of 2 (64 / 132, less).
+  expect_shape(6144, 4096, 2, 2, "qkv", ClusterCapacity{132, 66, 30});
+  // Clusters of 2 reported as not fitting at all: those of 4 still do.
+  expect_shape(6144, 4096, 3, 4, "qkv", ClusterCapacity{132, 0, 33});
 }
 
 }  // namespace

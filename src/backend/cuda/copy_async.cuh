@@ -30,4 +30,18 @@ __device__ __forceinline__ void copy_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// The same with a count known only at run time (0-7; more waits for every group).
+__device__ __forceinline__ void copy_async_wait_at_most(int pending) {
+  switch (pending) {
+    case 7: return copy_async_wait<7>();
+    case 6: return copy_async_wait<6>();
+    case 5: return copy_async_wait<5>();
+    case 4: return copy_async_wait<4>();
+    case 3: return copy_async_wait<3>();
+    case 2: return copy_async_wait<2>();
+    case 1: return copy_async_wait<1>();
+    default: return copy_async_wait<0>();
+  }
+}
+
 }  // namespace fp4llm::cuda

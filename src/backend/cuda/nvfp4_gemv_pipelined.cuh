@@ -6,9 +6,9 @@
 // the weights 8 chunks ahead through a ring the loads of x and the ring's polling took over
 // (MIO throttle 20-27%). Here a block is kConsumers warpgroups that dequantize and multiply
 // (64 weight rows each, as in nvfp4_gemv_wgmma.cuh, all on the same K range and x) and one
-// producer warpgroup that keeps up to kStages stages ahead of them: the weights of a stage by
+// producer warpgroup that keeps up to 6 stages ahead of them (by default): the weights of a stage by
 // bulk copies onto the stage's barrier (one thread), x by cp.async into row-major staging
-// kRawStages stages ahead, then rewritten into the MMA's layout (XChunkRow) and announced on the
+// 3 stages ahead, then rewritten into the MMA's layout (XChunkRow) and announced on the
 // same barrier. A stage holds 128 / N chunks, one (token, chunk) of x for each producer thread.
 // Consumers release a stage once its MMAs are done; the producer refills it.
 //
@@ -32,8 +32,9 @@ namespace fp4llm::cuda {
 
 namespace {
 
-// A block's shared memory: kStages stages (x in the MMA layout, then each tile's packed words of
-// the stage's chunks, then their scales), kRawStages row-major x stages, the stages' barriers.
+// A block's shared memory: `stages` stages (x in the MMA layout, then each tile's packed words of
+// the stage's chunks, then their scales), `raw` row-major x stages, the stages' barriers. The
+// counts are GemvArgs::pipeline_stages and ::pipeline_raw_stages (the host checks they fit).
 template <int N, int kConsumers>
 struct PipelineLayout {
   static constexpr int kStageChunks = WgmmaShape<N>::kStageChunks;
@@ -42,17 +43,13 @@ struct PipelineLayout {
   static constexpr int kPackedBytes = kTiles * kStageChunks * 512;
   static constexpr int kScaleBytes = kTiles * kStageChunks * 64;
   static constexpr int kStageBytes = kXBytes + kPackedBytes + kScaleBytes;
-  static constexpr int kRawStages = 3;
   static constexpr int kRawBytes = kWgmmaStageBytes;  // 128 rows of 128 bytes
-  static constexpr int kSmemLimit = 227 * 1024;       // sm_90's dynamic shared memory a block
-  static constexpr int kFit = (kSmemLimit - kRawStages * kRawBytes - 256) / kStageBytes;
-  static constexpr int kStages = kFit < 6 ? kFit : 6;
-  static constexpr int kRawOffset = kStages * kStageBytes;
-  static constexpr int kBarrierOffset = kRawOffset + kRawStages * kRawBytes;
-  static constexpr int kBytes = kBarrierOffset + 2 * kStages * 8;
-  static_assert(kStages >= 2, "a stage is filled while the one before is multiplied");
   static_assert(kStageBytes % 128 == 0, "each stage's x starts 128-byte aligned");
-  static_assert(kBytes <= kSmemLimit);
+  __host__ __device__ static constexpr int raw_offset(int stages) { return stages * kStageBytes; }
+  __host__ __device__ static constexpr int barrier_offset(int stages, int raw) {
+    return raw_offset(stages) + raw * kRawBytes;
+  }
+  __host__ __device__ static constexpr int bytes(int stages, int raw) { return barrier_offset(stages, raw) + 2 * stages * 8; }
 };
 
 // The producer warpgroup's side (tid: 0-127 within it).
@@ -63,12 +60,12 @@ struct PipelineProducer {
   const GemvArgs& p;
   uint8_t* smem;
   uint64_t* full;
-  int begin, end, first_tile, tid;
+  int begin, end, first_tile, tid, stages_held, raw_held;  // the ring's stage counts
 
   // Stage s's weights (thread 0): the bytes announced on its barrier, then two copies a live tile.
   __device__ __forceinline__ void request_weights(int s) const {
-    uint8_t* stage = smem + (s % L::kStages) * L::kStageBytes;
-    uint64_t* done = full + s % L::kStages;
+    uint8_t* stage = smem + (s % stages_held) * L::kStageBytes;
+    uint64_t* done = full + s % stages_held;
     const int c0 = begin + s * S, chunks = min(S, end - c0);
     const int live_tiles = min(L::kTiles, p.row_tiles - first_tile);
     barrier_expect_bytes(done, uint32_t(live_tiles * chunks * (512 + 64)));
@@ -84,7 +81,7 @@ struct PipelineProducer {
   // 16-byte piece j lands at piece j ^ (r % 8), so that the rewrite's reads spread over the banks.
   __device__ __forceinline__ void request_x(int s, int stages) const {
     if (s < stages) {
-      uint8_t* raw = smem + L::kRawOffset + (s % L::kRawStages) * L::kRawBytes;
+      uint8_t* raw = smem + L::raw_offset(stages_held) + (s % raw_held) * L::kRawBytes;
       const int c0 = begin + s * S;
 #pragma unroll
       for (int it = 0; it < 8; ++it) {
@@ -100,26 +97,25 @@ struct PipelineProducer {
 
   // Stage s's x from staging into the MMA layout (this thread: token tid % N of chunk tid / N).
   __device__ __forceinline__ void rewrite_x(int s) const {
-    const uint8_t* raw = smem + L::kRawOffset + (s % L::kRawStages) * L::kRawBytes + tid * 128;
+    const uint8_t* raw = smem + L::raw_offset(stages_held) + (s % raw_held) * L::kRawBytes + tid * 128;
     XChunkRow x;
 #pragma unroll
     for (int j = 0; j < 8; ++j) x.v[j] = *reinterpret_cast<const uint4*>(raw + ((j ^ (tid & 7)) * 16));
-    x.store<N>(smem + (s % L::kStages) * L::kStageBytes + (tid / N) * WgmmaShape<N>::kChunkBytes, tid % N);
+    x.store<N>(smem + (s % stages_held) * L::kStageBytes + (tid / N) * WgmmaShape<N>::kChunkBytes, tid % N);
   }
 
   __device__ __forceinline__ void run(int stages, uint64_t* empty) const {
-    constexpr int KS = L::kStages, DX = L::kRawStages;
+    const int KS = stages_held, DX = raw_held;
     if (tid == 0)
       for (int s = 0; s < min(KS, stages); ++s) request_weights(s);
     wait_for_producer();  // weights are in flight; x is the producer kernel's output
-#pragma unroll
     for (int s = 0; s < DX; ++s) request_x(s, stages);
     for (int s = 0; s < stages; ++s) {
       if (s >= KS) {  // the consumers are done with stage s - KS
         barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));
         if (tid == 0) request_weights(s);
       }
-      copy_async_wait<DX - 1>();
+      copy_async_wait_at_most(DX - 1);
       warpgroup_barrier(kConsumers);  // every thread's copies of stage s have landed
       rewrite_x(s);
       fence_shared_for_wgmma();
@@ -136,11 +132,11 @@ struct PipelineProducer {
 // stage released once its MMAs are done.
 template <int N, int kConsumers>
 __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const uint8_t* smem, uint64_t* full,
-                                                 uint64_t* empty, int stages, int n, int local_tile, bool live,
+                                                 uint64_t* empty, int stages, int KS, int n, int local_tile, bool live,
                                                  int lane) {
   using L = PipelineLayout<N, kConsumers>;
   using Shape = WgmmaShape<N>;
-  constexpr int S = L::kStageChunks, KS = L::kStages;
+  constexpr int S = L::kStageChunks;
   static_assert(S % 2 == 0, "chunk c uses fragments c % 2 = u % 2");
   uint32_t fragments[2][4][4];
   for (int s = 0; s < stages; ++s) {
@@ -201,10 +197,11 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipeline
   const int begin = min(p.k_chunks, rank * per_share), end = min(p.k_chunks, begin + per_share), n = end - begin;
   const int stages = (n + L::kStageChunks - 1) / L::kStageChunks;
   const int first_tile = int(blockIdx.x) * L::kTiles;
-  uint64_t* full = reinterpret_cast<uint64_t*>(pipeline_smem + L::kBarrierOffset);
-  uint64_t* empty = full + L::kStages;
+  const int KS = p.pipeline_stages, DX = p.pipeline_raw_stages;
+  uint64_t* full = reinterpret_cast<uint64_t*>(pipeline_smem + L::barrier_offset(KS, DX));
+  uint64_t* empty = full + KS;
   if (threadIdx.x == 0) {
-    for (int i = 0; i < L::kStages; ++i) {
+    for (int i = 0; i < KS; ++i) {
       barrier_init(full + i, 128 + 1);       // the producer's threads and the weights' bytes
       barrier_init(empty + i, 4 * kConsumers);  // one lane a consumer warp
     }
@@ -218,10 +215,10 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipeline
   const bool live = !producer && tile < p.row_tiles;
   float acc[N / 8][4] = {};
   if (producer) {
-    PipelineProducer<N, kConsumers>{p, pipeline_smem, full, begin, end, first_tile, tid}.run(stages, empty);
+    PipelineProducer<N, kConsumers>{p, pipeline_smem, full, begin, end, first_tile, tid, KS, DX}.run(stages, empty);
   } else {
     wait_for_producer();  // the epilogue writes what earlier kernels may still read
-    pipeline_consume<N, kConsumers>(acc, pipeline_smem, full, empty, stages, n, local_tile, live, lane);
+    pipeline_consume<N, kConsumers>(acc, pipeline_smem, full, empty, stages, KS, n, local_tile, live, lane);
   }
   if constexpr (kCluster > 1) {
     __syncthreads();  // every warpgroup's MMAs are done before the stages hold sums

@@ -1,7 +1,10 @@
 #include <string>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <tuple>
+#include <utility>
 #include <type_traits>
 
 #include "backend/cuda/dependent_launch.cuh"
@@ -414,20 +417,89 @@ bool wgmma_pipeline_requested() {
   return on;
 }
 
-template <int N, int kConsumers, int kCluster>
-void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
-  constexpr int smem = PipelineLayout<N, kConsumers>::kBytes;
-  constexpr auto kernel = nvfp4_gemv_pipelined_kernel<N, kConsumers, kCluster>;
+// Two small integers "a,b" of a knob (for comparisons); `fallback` when unset.
+std::pair<int, int> knob_pair(const char* name, std::pair<int, int> fallback) {
+  const std::string text(knob_text(name));
+  if (text.empty()) return fallback;
+  int a = 0, b = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "%d,%d%c", &a, &b, &tail) != 2)
+    throw_error(std::string(name) + ": expected two numbers \"a,b\", got \"" + text + "\"");
+  return {a, b};
+}
+
+// FP4LLM_WGMMA_PIPELINE_STAGES=S,R: the pipelined kernel's stages of weights and x in the MMA
+// layout and of row-major x (unset: 6,3, the most that fit a block of 3 consumer warpgroups).
+std::pair<int, int> pipeline_stage_counts() {
+  static const std::pair<int, int> counts = [] {
+    const auto [stages, raw] = knob_pair("FP4LLM_WGMMA_PIPELINE_STAGES", {6, 3});
+    if (stages < 2 || raw < 1 || raw > 8)
+      throw_error("FP4LLM_WGMMA_PIPELINE_STAGES: at least 2 stages and 1-8 row-major stages of x");
+    const int bytes = PipelineLayout<64, 3>::bytes(stages, raw);
+    if (bytes > max_dynamic_smem())
+      throw_error("FP4LLM_WGMMA_PIPELINE_STAGES: " + std::to_string(stages) + " stages and " + std::to_string(raw) +
+                  " of x need " + std::to_string(bytes) + " bytes of shared memory a block, more than the " +
+                  std::to_string(max_dynamic_smem()) + " this GPU gives");
+    return std::pair<int, int>{stages, raw};
+  }();
+  return counts;
+}
+
+template <int N, int kConsumers>
+int pipeline_smem_bytes() {
+  const auto [stages, raw] = pipeline_stage_counts();
+  return PipelineLayout<N, kConsumers>::bytes(stages, raw);
+}
+
+// How many clusters of kCluster blocks of the 3-warpgroup kernel run at once.
+template <int N, int kCluster>
+int64_t pipeline_clusters_at_once() {
+  constexpr auto kernel = nvfp4_gemv_pipelined_kernel<N, 3, kCluster>;
+  const int smem = pipeline_smem_bytes<N, 3>();
   allow_dynamic_smem<kernel>(smem);
-  const unsigned blocks = unsigned((p.row_tiles + 4 * kConsumers - 1) / (4 * kConsumers));
-  launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
-                               dim3((kConsumers + 1) * 128), smem, stream, p);
+  cudaLaunchAttribute attribute{};
+  attribute.id = cudaLaunchAttributeClusterDimension;
+  attribute.val.clusterDim = {1, 1, unsigned(kCluster)};
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(1, 1, unsigned(kCluster));
+  config.blockDim = dim3(4 * 128);
+  config.dynamicSmemBytes = size_t(smem);
+  config.attrs = &attribute;
+  config.numAttrs = 1;
+  int clusters = 0;
+  FP4LLM_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &config));
+  return clusters;
 }
 
 template <int N>
+ClusterCapacity pipeline_cluster_capacity() {
+  static const ClusterCapacity capacity{int64_t(device_sms()), pipeline_clusters_at_once<N, 2>(),
+                                        pipeline_clusters_at_once<N, 4>()};
+  return capacity;
+}
+
+template <int N, int kConsumers, int kCluster>
+void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
+  const int smem = pipeline_smem_bytes<N, kConsumers>();
+  constexpr auto kernel = nvfp4_gemv_pipelined_kernel<N, kConsumers, kCluster>;
+  allow_dynamic_smem<kernel>(smem);
+  GemvArgs q = p;
+  std::tie(q.pipeline_stages, q.pipeline_raw_stages) = pipeline_stage_counts();
+  const unsigned blocks = unsigned((p.row_tiles + 4 * kConsumers - 1) / (4 * kConsumers));
+  launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
+                               dim3((kConsumers + 1) * 128), size_t(smem), stream, q);
+}
+
+// FP4LLM_WGMMA_PIPELINE_SHAPE=C,Z (comparisons): C consumer warpgroups (2 or 3) in clusters of Z
+// (1, 2 or 4) for every product, instead of pipelined_gemv_shape's choice.
+template <int N>
 void launch_gemv_pipelined(const GemvArgs& p, cudaStream_t stream) {
-  const PipelinedGemvShape shape =
-      pipelined_gemv_shape(p.row_tiles, p.k_chunks, device_sms(), PipelineLayout<N, 3>::kStageChunks);
+  static const auto forced = knob_pair("FP4LLM_WGMMA_PIPELINE_SHAPE", {0, 0});
+  PipelinedGemvShape shape{forced.first, forced.second};
+  if (forced.first == 0)
+    shape = pipelined_gemv_shape(p.row_tiles, p.k_chunks, pipeline_cluster_capacity<N>(), PipelineLayout<N, 3>::kStageChunks);
+  else if ((shape.consumers != 2 && shape.consumers != 3) || (shape.cluster != 1 && shape.cluster != 2 && shape.cluster != 4))
+    throw_error("FP4LLM_WGMMA_PIPELINE_SHAPE: 2 or 3 consumer warpgroups in clusters of 1, 2 or 4 (\"3,1\")");
   const auto with_cluster = [&]<int kConsumers>() {
     if (shape.cluster == 4) return launch_gemv_pipelined_with<N, kConsumers, 4>(p, stream);
     if (shape.cluster == 2) return launch_gemv_pipelined_with<N, kConsumers, 2>(p, stream);
