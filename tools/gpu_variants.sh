@@ -1357,7 +1357,7 @@ fi
 if [ "$part" = s29b ]; then
   {
     pipe=0
-    GATE_CTEST_ARGS="--timeout 90" tests_passed s29b-pipe.log '^gpu_nvfp4_linear_wgmma_pipeline$' "the pipelined wgmma GEMV" && pipe=1
+    GATE_CTEST_ARGS="--timeout 90" tests_passed s29b-pipe.log '^gpu_nvfp4_linear_wgmma_pipeline(_bulk)?$' "the pipelined wgmma GEMV (cp.async and bulk weights)" && pipe=1
     # One line a variant: the four products' microseconds at 64 rows and their sum.
     gemv() {  # label, knob assignments...
       local label=$1; shift
@@ -1368,6 +1368,7 @@ if [ "$part" = s29b ]; then
     gemv default
     if [ $pipe = 1 ]; then
       gemv pipeline FP4LLM_WGMMA_PIPELINE=1
+      gemv pipeline-bulk FP4LLM_WGMMA_PIPELINE=bulk
       for shape in 3,1 2,1 3,2 2,2 3,4 2,4; do gemv pipeline-$shape FP4LLM_WGMMA_PIPELINE=1 FP4LLM_WGMMA_PIPELINE_SHAPE=$shape; done
       for stages in 4,6 6,2 3,8 2,4; do gemv pipeline-stages-$stages FP4LLM_WGMMA_PIPELINE=1 FP4LLM_WGMMA_PIPELINE_STAGES=$stages; done
       bench_variant "$OUT" qwen3-8b-pipeline qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=1

@@ -30,6 +30,12 @@ __device__ __forceinline__ void copy_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// An arrival on `barrier` once every cp.async this thread issued so far has landed (counted in the
+// barrier's expected arrivals: .noinc).
+__device__ __forceinline__ void copy_async_arrive(uint64_t* barrier) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(shared_address(barrier)) : "memory");
+}
+
 // The same with a count known only at run time (0-7; more waits for every group).
 __device__ __forceinline__ void copy_async_wait_at_most(int pending) {
   switch (pending) {

@@ -7,8 +7,9 @@
 // (MIO throttle 20-27%). Here a block is kConsumers warpgroups that dequantize and multiply
 // (64 weight rows each, as in nvfp4_gemv_wgmma.cuh, all on the same K range and x) and one
 // producer warpgroup that keeps up to 6 stages ahead of them (by default): the weights of a stage by
-// bulk copies onto the stage's barrier (one thread), x by cp.async into row-major staging
-// 3 stages ahead, then rewritten into the MMA's layout (XChunkRow) and announced on the
+// cp.async spread over its threads, each arriving on the stage's barrier once its copies landed
+// (=bulk: one thread's bulk copies onto it, the first version), x by cp.async into row-major
+// staging 3 stages ahead, then rewritten into the MMA's layout (XChunkRow) and announced on the
 // same barrier. A stage holds 128 / N chunks, one (token, chunk) of x for each producer thread.
 // Consumers release a stage once its MMAs are done; the producer refills it.
 //
@@ -62,8 +63,9 @@ struct PipelineProducer {
   uint64_t* full;
   int begin, end, first_tile, tid, stages_held, raw_held;  // the ring's stage counts
 
-  // Stage s's weights (thread 0): the bytes announced on its barrier, then two copies a live tile.
-  __device__ __forceinline__ void request_weights(int s) const {
+  // Stage s's weights by bulk copies (thread 0; GemvArgs::pipeline_bulk): the bytes announced on
+  // its barrier, then two copies a live tile.
+  __device__ __forceinline__ void request_weights_bulk(int s) const {
     uint8_t* stage = smem + (s % stages_held) * L::kStageBytes;
     uint64_t* done = full + s % stages_held;
     const int c0 = begin + s * S, chunks = min(S, end - c0);
@@ -73,6 +75,35 @@ struct PipelineProducer {
       const size_t slot = (size_t(first_tile + lt) * p.k_chunks + c0) * 32;
       bulk_copy(stage + L::kXBytes + lt * S * 512, p.packed + slot, uint32_t(chunks * 512), done);
       bulk_copy(stage + L::kXBytes + L::kPackedBytes + lt * S * 64, p.scales + slot, uint32_t(chunks * 64), done);
+    }
+  }
+
+  // Stage s's weights by cp.async, spread over the producer's threads (each 16-byte piece: the
+  // packed words of tile lt's chunk u for 32 lanes, then the scales 8 lanes at a time; zeros past
+  // the share's chunks or the last tile), then each thread's arrival once its copies so far have
+  // landed. One thread issuing a stage's 24 bulk copies may not keep up (the first version).
+  __device__ __forceinline__ void request_weights_async(int s) const {
+    uint8_t* stage = smem + (s % stages_held) * L::kStageBytes + L::kXBytes;
+    const int c0 = begin + s * S;
+    constexpr int kPackedPieces = L::kTiles * S * 32, kPieces = kPackedPieces + L::kTiles * S * 4;
+    for (int i = tid; i < kPieces; i += 128) {
+      const bool packed = i < kPackedPieces;
+      const int j = packed ? i : i - kPackedPieces, per_tile = packed ? S * 32 : S * 4;
+      const int lt = j / per_tile, u = (j % per_tile) / (packed ? 32 : 4), part = j % (packed ? 32 : 4);
+      const int tile = first_tile + lt, chunk = c0 + u;
+      const bool ok = tile < p.row_tiles && chunk < end;
+      const size_t slot = (size_t(ok ? tile : 0) * p.k_chunks + (ok ? chunk : 0)) * 32;
+      if (packed) copy_async16_or_zero(stage + (lt * S + u) * 512 + part * 16, p.packed + slot + part, ok);
+      else copy_async16_or_zero(stage + L::kPackedBytes + (lt * S + u) * 64 + part * 16, p.scales + slot + part * 8, ok);
+    }
+    copy_async_arrive(full + s % stages_held);
+  }
+
+  __device__ __forceinline__ void request_weights(int s) const {
+    if (p.pipeline_bulk) {
+      if (tid == 0) request_weights_bulk(s);
+    } else {
+      request_weights_async(s);
     }
   }
 
@@ -106,14 +137,13 @@ struct PipelineProducer {
 
   __device__ __forceinline__ void run(int stages, uint64_t* empty) const {
     const int KS = stages_held, DX = raw_held;
-    if (tid == 0)
-      for (int s = 0; s < min(KS, stages); ++s) request_weights(s);
+    for (int s = 0; s < min(KS, stages); ++s) request_weights(s);
     wait_for_producer();  // weights are in flight; x is the producer kernel's output
     for (int s = 0; s < DX; ++s) request_x(s, stages);
     for (int s = 0; s < stages; ++s) {
       if (s >= KS) {  // the consumers are done with stage s - KS
         barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));
-        if (tid == 0) request_weights(s);
+        request_weights(s);
       }
       copy_async_wait_at_most(DX - 1);
       warpgroup_barrier(kConsumers);  // every thread's copies of stage s have landed
@@ -202,7 +232,8 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipeline
   uint64_t* empty = full + KS;
   if (threadIdx.x == 0) {
     for (int i = 0; i < KS; ++i) {
-      barrier_init(full + i, 128 + 1);       // the producer's threads and the weights' bytes
+      // The producer's threads, and the weights' bytes (bulk) or each thread's copies (cp.async).
+      barrier_init(full + i, p.pipeline_bulk ? 128 + 1 : 2 * 128);
       barrier_init(empty + i, 4 * kConsumers);  // one lane a consumer warp
     }
     barrier_init_fence();

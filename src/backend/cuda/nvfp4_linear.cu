@@ -412,8 +412,15 @@ int wgmma_shared_x_cluster(unsigned blocks, unsigned sms) {
 // FP4LLM_WGMMA_PIPELINE=1 (not yet measured): plain products of 33-64 rows on the pipelined
 // kernel (nvfp4_gemv_pipelined.cuh), a producer warpgroup keeping stages of weights and x ahead of
 // 2 or 3 consumer warpgroups, in the block shape that fills the SMs best (pipelined_gemv_shape).
+// =bulk: the weights by one thread's bulk copies (the first version, H100, 2026-12-07: its Nsight
+// samples had the consumers waiting on full stages a third of the time).
+bool wgmma_pipeline_bulk_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "bulk");
+  return on;
+}
+
 bool wgmma_pipeline_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "1");
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "1") || wgmma_pipeline_bulk_requested();
   return on;
 }
 
@@ -485,6 +492,7 @@ void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
   allow_dynamic_smem<kernel>(smem);
   GemvArgs q = p;
   std::tie(q.pipeline_stages, q.pipeline_raw_stages) = pipeline_stage_counts();
+  q.pipeline_bulk = wgmma_pipeline_bulk_requested();
   const unsigned blocks = unsigned((p.row_tiles + 4 * kConsumers - 1) / (4 * kConsumers));
   launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
                                dim3((kConsumers + 1) * 128), size_t(smem), stream, q);
