@@ -1369,11 +1369,14 @@ if [ "$part" = s29b ]; then
     if [ $pipe = 1 ]; then
       gemv pipeline FP4LLM_WGMMA_PIPELINE=1
       gemv pipeline-bulk FP4LLM_WGMMA_PIPELINE=bulk
-      for shape in 3,1 2,1 3,2 2,2 3,4 2,4; do gemv pipeline-$shape FP4LLM_WGMMA_PIPELINE=1 FP4LLM_WGMMA_PIPELINE_SHAPE=$shape; done
-      for stages in 4,6 6,2 3,8 2,4; do gemv pipeline-stages-$stages FP4LLM_WGMMA_PIPELINE=1 FP4LLM_WGMMA_PIPELINE_STAGES=$stages; done
+      for shape in ${PIPELINE_SHAPES-3,1 2,2}; do gemv pipeline-bulk-$shape FP4LLM_WGMMA_PIPELINE=bulk FP4LLM_WGMMA_PIPELINE_SHAPE=$shape; done
+      for stages in ${PIPELINE_STAGES-2,2 5,1 3,4}; do gemv pipeline-bulk-stages-$stages FP4LLM_WGMMA_PIPELINE=bulk FP4LLM_WGMMA_PIPELINE_STAGES=$stages; done
+      bench_variant "$OUT" qwen3-8b-pipeline-bulk qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=bulk
       bench_variant "$OUT" qwen3-8b-pipeline qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=1
     fi
     bench_variant "$OUT" qwen3-8b qwen3-8b 64
+    [ $pipe = 1 ] && bench_variant "$OUT" gemma3-27b-pipeline-bulk gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=bulk
+    [ $pipe = 1 ] && bench_variant "$OUT" gemma3-27b gemma3-27b 64
   } 2>&1 | tee "$OUT/variants-s29b.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.

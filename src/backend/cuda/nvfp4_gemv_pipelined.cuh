@@ -6,16 +6,14 @@
 // the weights 8 chunks ahead through a ring the loads of x and the ring's polling took over
 // (MIO throttle 20-27%). Here a block is kConsumers warpgroups that dequantize and multiply
 // (64 weight rows each, as in nvfp4_gemv_wgmma.cuh, all on the same K range and x) and one
-// producer warpgroup that keeps up to 6 stages ahead of them (by default): the weights of a stage by
-// cp.async spread over its threads, each arriving on the stage's barrier once its copies landed
-// (=bulk: one thread's bulk copies onto it, the first version), x by cp.async into row-major
-// staging 3 stages ahead, then rewritten into the MMA's layout (XChunkRow) and announced on the
-// same barrier. A stage holds 128 / N chunks, one (token, chunk) of x for each producer thread.
+// producer warpgroup that keeps up to 5 stages ahead of them (by default): the weights of a stage
+// and x into row-major staging 4 stages ahead (by cp.async or bulk copies, PipelineProducer), x
+// then rewritten into the MMA's layout (XChunkRow) and announced on the stage's barrier. A stage holds 128 / N chunks, one (token, chunk) of x for each producer thread.
 // Consumers release a stage once its MMAs are done; the producer refills it.
 //
 // Bound: at 64 rows x costs 128 bytes a column per block against 0.5625 x 64 per warpgroup, so
 // 3 consumer warpgroups read 1.2 bytes of x (from L2) per byte of weights (from DRAM); with up to
-// 6 stages of 30 KB a SM holds about 180 KB in flight. Clusters of kCluster blocks split K,
+// 5 stages of 30 KB and 4 of x a SM holds about 220 KB in flight. Clusters of kCluster blocks split K,
 // block 0 adding the others' sums through distributed shared memory (cluster_sum), so that
 // products of few rows still fill the SMs.
 #pragma once
@@ -44,16 +42,25 @@ struct PipelineLayout {
   static constexpr int kPackedBytes = kTiles * kStageChunks * 512;
   static constexpr int kScaleBytes = kTiles * kStageChunks * 64;
   static constexpr int kStageBytes = kXBytes + kPackedBytes + kScaleBytes;
-  static constexpr int kRawBytes = kWgmmaStageBytes;  // 128 rows of 128 bytes
+  static constexpr int kRawRowBytes = 144;  // 128 bytes of x, padded so that a lane a row spreads over the banks
+  static constexpr int kRawBytes = 128 * kRawRowBytes;
   static_assert(kStageBytes % 128 == 0, "each stage's x starts 128-byte aligned");
   __host__ __device__ static constexpr int raw_offset(int stages) { return stages * kStageBytes; }
   __host__ __device__ static constexpr int barrier_offset(int stages, int raw) {
     return raw_offset(stages) + raw * kRawBytes;
   }
-  __host__ __device__ static constexpr int bytes(int stages, int raw) { return barrier_offset(stages, raw) + 2 * stages * 8; }
+  // Barriers: full and empty a stage, then one a row-major stage (bulk copies).
+  __host__ __device__ static constexpr int bytes(int stages, int raw) {
+    return barrier_offset(stages, raw) + (2 * stages + raw) * 8;
+  }
 };
 
-// The producer warpgroup's side (tid: 0-127 within it).
+// The producer warpgroup's side (tid: 0-127 within it). Two ways to move the bytes, chosen at run
+// time (GemvArgs::pipeline_bulk): cp.async, the weights spread over the threads 16 bytes at a time
+// and x a warp's four rows per copy, tracked by commit groups and each thread's arrival once its
+// copies landed; or bulk copies (FP4LLM_WGMMA_PIPELINE=bulk), each thread moving its own row of x
+// (128 bytes) onto the row-major stage's barrier and 2 x kTiles threads a tile's packed words or
+// scales onto the stage's, so that no copy takes a load slot of the SM.
 template <int N, int kConsumers>
 struct PipelineProducer {
   using L = PipelineLayout<N, kConsumers>;
@@ -61,29 +68,34 @@ struct PipelineProducer {
   const GemvArgs& p;
   uint8_t* smem;
   uint64_t* full;
+  uint64_t* raw_full;  // the row-major stages' barriers (bulk copies)
   int begin, end, first_tile, tid, stages_held, raw_held;  // the ring's stage counts
 
-  // Stage s's weights by bulk copies (thread 0; GemvArgs::pipeline_bulk): the bytes announced on
-  // its barrier, then two copies a live tile.
-  __device__ __forceinline__ void request_weights_bulk(int s) const {
-    uint8_t* stage = smem + (s % stages_held) * L::kStageBytes;
-    uint64_t* done = full + s % stages_held;
-    const int c0 = begin + s * S, chunks = min(S, end - c0);
-    const int live_tiles = min(L::kTiles, p.row_tiles - first_tile);
-    barrier_expect_bytes(done, uint32_t(live_tiles * chunks * (512 + 64)));
-    for (int lt = 0; lt < live_tiles; ++lt) {
-      const size_t slot = (size_t(first_tile + lt) * p.k_chunks + c0) * 32;
-      bulk_copy(stage + L::kXBytes + lt * S * 512, p.packed + slot, uint32_t(chunks * 512), done);
-      bulk_copy(stage + L::kXBytes + L::kPackedBytes + lt * S * 64, p.scales + slot, uint32_t(chunks * 64), done);
-    }
+  __device__ __forceinline__ uint8_t* stage_weights(int s) const { return smem + (s % stages_held) * L::kStageBytes + L::kXBytes; }
+  __device__ __forceinline__ uint8_t* raw_row(int s) const {
+    return smem + L::raw_offset(stages_held) + (s % raw_held) * L::kRawBytes + tid * L::kRawRowBytes;
   }
 
-  // Stage s's weights by cp.async, spread over the producer's threads (each 16-byte piece: the
-  // packed words of tile lt's chunk u for 32 lanes, then the scales 8 lanes at a time; zeros past
-  // the share's chunks or the last tile), then each thread's arrival once its copies so far have
-  // landed. One thread issuing a stage's 24 bulk copies may not keep up (the first version).
+  // Stage s's weights: thread 2 lt + 0 / 1 moves tile lt's packed words / scales of the stage's
+  // chunks, announcing their bytes (none past the last tile or the share) on the stage's barrier.
+  __device__ __forceinline__ void request_weights_bulk(int s) const {
+    if (tid >= 2 * L::kTiles) return;
+    uint64_t* done = full + s % stages_held;
+    const int lt = tid / 2, c0 = begin + s * S, chunks = min(S, end - c0), tile = first_tile + lt;
+    const bool scales = tid % 2 == 1, ok = tile < p.row_tiles && chunks > 0;
+    const uint32_t bytes = ok ? uint32_t(chunks * (scales ? 64 : 512)) : 0u;
+    barrier_expect_bytes(done, bytes);
+    if (!ok) return;
+    const size_t slot = (size_t(tile) * p.k_chunks + c0) * 32;
+    if (scales) bulk_copy(stage_weights(s) + L::kPackedBytes + lt * S * 64, p.scales + slot, bytes, done);
+    else bulk_copy(stage_weights(s) + lt * S * 512, p.packed + slot, bytes, done);
+  }
+
+  // The same by cp.async, 16-byte pieces spread over the threads (the packed words of tile lt's
+  // chunk u for 32 lanes, then the scales 8 lanes at a time; zeros past the share's chunks or the
+  // last tile), then each thread's arrival once its copies so far have landed.
   __device__ __forceinline__ void request_weights_async(int s) const {
-    uint8_t* stage = smem + (s % stages_held) * L::kStageBytes + L::kXBytes;
+    uint8_t* stage = stage_weights(s);
     const int c0 = begin + s * S;
     constexpr int kPackedPieces = L::kTiles * S * 32, kPieces = kPackedPieces + L::kTiles * S * 4;
     for (int i = tid; i < kPieces; i += 128) {
@@ -100,17 +112,31 @@ struct PipelineProducer {
   }
 
   __device__ __forceinline__ void request_weights(int s) const {
-    if (p.pipeline_bulk) {
-      if (tid == 0) request_weights_bulk(s);
-    } else {
-      request_weights_async(s);
-    }
+    if (p.pipeline_bulk) request_weights_bulk(s);
+    else request_weights_async(s);
   }
 
-  // Stage s's x into its row-major staging, one commit group (empty past the last stage, so that
-  // the count of groups in flight stays fixed). A warp reads four 128-byte rows per copy; row r's
-  // 16-byte piece j lands at piece j ^ (r % 8), so that the rewrite's reads spread over the banks.
+  // This thread's row of x in stage s: token tid % N of chunk tid / N, the columns below K.
+  __device__ __forceinline__ const __nv_bfloat16* x_row(int s, int& columns) const {
+    const int chunk = begin + s * S + tid / N;
+    columns = chunk < end ? min(64, p.k - chunk * 64) : 0;
+    return p.x + size_t(min(tid % N, p.rows - 1)) * p.k + (columns > 0 ? chunk * 64 : 0);
+  }
+
+  // Stage s's x into its row-major staging (rows kRawRowBytes apart, so that the rewrite's reads
+  // of a row a lane spread over the banks). Bulk: this thread's row, its bytes announced on the
+  // stage's barrier. cp.async: a warp's four rows a copy, one commit group (empty past the last
+  // stage, so that the count of groups in flight stays fixed).
   __device__ __forceinline__ void request_x(int s, int stages) const {
+    if (p.pipeline_bulk) {
+      if (s >= stages) return;
+      int columns = 0;
+      const __nv_bfloat16* src = x_row(s, columns);
+      uint64_t* landed = raw_full + s % raw_held;
+      barrier_expect_bytes(landed, uint32_t(columns * 2));
+      if (columns > 0) bulk_copy(raw_row(s), src, uint32_t(columns * 2), landed);
+      return;
+    }
     if (s < stages) {
       uint8_t* raw = smem + L::raw_offset(stages_held) + (s % raw_held) * L::kRawBytes;
       const int c0 = begin + s * S;
@@ -120,18 +146,22 @@ struct PipelineProducer {
         const int token = row % N, chunk = c0 + row / N, col = chunk * 64 + j * 8;
         const bool ok = chunk < end && col < p.k;
         const __nv_bfloat16* src = p.x + size_t(min(token, p.rows - 1)) * p.k + (ok ? col : 0);
-        copy_async16_or_zero(raw + row * 128 + ((j ^ (row & 7)) * 16), src, ok);
+        copy_async16_or_zero(raw + row * L::kRawRowBytes + j * 16, src, ok);
       }
     }
     copy_async_commit();
   }
 
-  // Stage s's x from staging into the MMA layout (this thread: token tid % N of chunk tid / N).
+  // Stage s's x from staging into the MMA layout (zeros past K or the share: bulk copies move
+  // only the columns below K).
   __device__ __forceinline__ void rewrite_x(int s) const {
-    const uint8_t* raw = smem + L::raw_offset(stages_held) + (s % raw_held) * L::kRawBytes + tid * 128;
+    int columns = 0;
+    x_row(s, columns);
+    const uint8_t* raw = raw_row(s);
     XChunkRow x;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) x.v[j] = *reinterpret_cast<const uint4*>(raw + ((j ^ (tid & 7)) * 16));
+    for (int j = 0; j < 8; ++j)
+      x.v[j] = j * 8 < columns ? *reinterpret_cast<const uint4*>(raw + j * 16) : make_uint4(0, 0, 0, 0);
     x.store<N>(smem + (s % stages_held) * L::kStageBytes + (tid / N) * WgmmaShape<N>::kChunkBytes, tid % N);
   }
 
@@ -145,15 +175,21 @@ struct PipelineProducer {
         barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));
         request_weights(s);
       }
-      copy_async_wait_at_most(DX - 1);
-      warpgroup_barrier(kConsumers);  // every thread's copies of stage s have landed
+      if (p.pipeline_bulk) {
+        barrier_wait(raw_full + s % DX, uint32_t((s / DX) & 1));
+      } else {
+        copy_async_wait_at_most(DX - 1);
+        warpgroup_barrier(kConsumers);  // every thread's copies of stage s have landed
+      }
       rewrite_x(s);
       fence_shared_for_wgmma();
       barrier_arrive(full + s % KS);
-      warpgroup_barrier(kConsumers);  // every thread has read the staging before it is refilled
+      // cp.async: every thread has read the staging before any refills it (a bulk copy refills
+      // only this thread's row, read above).
+      if (!p.pipeline_bulk) warpgroup_barrier(kConsumers);
       request_x(s + DX, stages);
     }
-    copy_async_wait<0>();
+    if (!p.pipeline_bulk) copy_async_wait<0>();
   }
 };
 
@@ -230,10 +266,12 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipeline
   const int KS = p.pipeline_stages, DX = p.pipeline_raw_stages;
   uint64_t* full = reinterpret_cast<uint64_t*>(pipeline_smem + L::barrier_offset(KS, DX));
   uint64_t* empty = full + KS;
+  uint64_t* raw_full = empty + KS;
   if (threadIdx.x == 0) {
+    for (int i = 0; i < DX; ++i) barrier_init(raw_full + i, 128);  // each producer thread's row
     for (int i = 0; i < KS; ++i) {
-      // The producer's threads, and the weights' bytes (bulk) or each thread's copies (cp.async).
-      barrier_init(full + i, p.pipeline_bulk ? 128 + 1 : 2 * 128);
+      // The producer's threads, and the weights' threads (bulk) or each thread's copies (cp.async).
+      barrier_init(full + i, p.pipeline_bulk ? 128 + 2 * L::kTiles : 2 * 128);
       barrier_init(empty + i, 4 * kConsumers);  // one lane a consumer warp
     }
     barrier_init_fence();
@@ -246,7 +284,7 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipeline
   const bool live = !producer && tile < p.row_tiles;
   float acc[N / 8][4] = {};
   if (producer) {
-    PipelineProducer<N, kConsumers>{p, pipeline_smem, full, begin, end, first_tile, tid, KS, DX}.run(stages, empty);
+    PipelineProducer<N, kConsumers>{p, pipeline_smem, full, raw_full, begin, end, first_tile, tid, KS, DX}.run(stages, empty);
   } else {
     wait_for_producer();  // the epilogue writes what earlier kernels may still read
     pipeline_consume<N, kConsumers>(acc, pipeline_smem, full, empty, stages, KS, n, local_tile, live, lane);

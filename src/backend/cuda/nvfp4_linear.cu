@@ -412,8 +412,9 @@ int wgmma_shared_x_cluster(unsigned blocks, unsigned sms) {
 // FP4LLM_WGMMA_PIPELINE=1 (not yet measured): plain products of 33-64 rows on the pipelined
 // kernel (nvfp4_gemv_pipelined.cuh), a producer warpgroup keeping stages of weights and x ahead of
 // 2 or 3 consumer warpgroups, in the block shape that fills the SMs best (pipelined_gemv_shape).
-// =bulk: the weights by one thread's bulk copies (the first version, H100, 2026-12-07: its Nsight
-// samples had the consumers waiting on full stages a third of the time).
+// =bulk: the weights and x by bulk copies, spread over the producer's threads, instead of cp.async
+// (whose stage time did not change with 2 to 8 stages in flight, H100, 2026-12-07: what bounds it
+// is not the depth).
 bool wgmma_pipeline_bulk_requested() {
   static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "bulk");
   return on;
@@ -436,10 +437,10 @@ std::pair<int, int> knob_pair(const char* name, std::pair<int, int> fallback) {
 }
 
 // FP4LLM_WGMMA_PIPELINE_STAGES=S,R: the pipelined kernel's stages of weights and x in the MMA
-// layout and of row-major x (unset: 6,3, the most that fit a block of 3 consumer warpgroups).
+// layout and of row-major x (unset: 5,4, about the most that fit a block of 3 consumer warpgroups).
 std::pair<int, int> pipeline_stage_counts() {
   static const std::pair<int, int> counts = [] {
-    const auto [stages, raw] = knob_pair("FP4LLM_WGMMA_PIPELINE_STAGES", {6, 3});
+    const auto [stages, raw] = knob_pair("FP4LLM_WGMMA_PIPELINE_STAGES", {5, 4});
     if (stages < 2 || raw < 1 || raw > 8)
       throw_error("FP4LLM_WGMMA_PIPELINE_STAGES: at least 2 stages and 1-8 row-major stages of x");
     const int bytes = PipelineLayout<64, 3>::bytes(stages, raw);
