@@ -210,6 +210,12 @@
 #                                    micro-benchmark (Qwen3-8B's four products, batch 64), after
 #                                    its tests; then batch 64 of Qwen3-8B and Gemma3-27B with the
 #                                    best of them against the defaults
+#   tools/gpu_variants.sh s30        how fast a SM pulls bytes by each way of copying (l2_read_probe:
+#                                    ldg, cp.async, 128-byte and 16 KB bulk copies, from L2 and DRAM),
+#                                    then the pipelined GEMV with x laid out first
+#                                    (FP4LLM_WGMMA_PIPELINE=layout) after its tests, on gemv_bench
+#                                    against the defaults and =1, and at batch 64 of Qwen3-8B and
+#                                    Gemma3-27B; whole models against the CPU under it last
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -244,7 +250,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1378,6 +1384,32 @@ if [ "$part" = s29b ]; then
     [ $pipe = 1 ] && bench_variant "$OUT" gemma3-27b-pipeline-bulk gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=bulk
     [ $pipe = 1 ] && bench_variant "$OUT" gemma3-27b gemma3-27b 64
   } 2>&1 | tee "$OUT/variants-s29b.md"
+fi
+if [ "$part" = s30 ]; then
+  {
+    timeout 60 build-gpu/l2_read_probe > "$OUT/l2-read-probe.md" 2>&1
+    cat "$OUT/l2-read-probe.md"
+    layout=0
+    GATE_CTEST_ARGS="--timeout 90" tests_passed s30-layout.log '^gpu_nvfp4_linear_wgmma_pipeline_layout$' "the pipelined GEMV with x laid out first" && layout=1
+    gemv() {  # label, knob assignments...
+      local label=$1; shift
+      [ "$(left)" -gt 40 ] || { echo "gemv $label: skipped (time)"; return; }
+      env "$@" timeout 60 build-gpu/gemv_bench > "$OUT/gemv-$label.md" 2>&1
+      echo "gemv $label: $(awk -F'|' '$3+0 == 64 {printf "%s %s us; ", $2, $4}' "$OUT/gemv-$label.md") $(grep -h 'per layer' "$OUT/gemv-$label.md" | sed 's/.*rows 64/rows 64/')"
+    }
+    gemv default
+    gemv pipeline FP4LLM_WGMMA_PIPELINE=1
+    if [ $layout = 1 ]; then
+      gemv layout FP4LLM_WGMMA_PIPELINE=layout
+      gemv layout-stages-3-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_STAGES=3,1
+      gemv layout-3-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_SHAPE=3,1
+      bench_variant "$OUT" qwen3-8b-layout qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout
+    fi
+    bench_variant "$OUT" qwen3-8b qwen3-8b 64
+    [ $layout = 1 ] && bench_variant "$OUT" gemma3-27b-layout gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout
+    [ $layout = 1 ] && bench_variant "$OUT" gemma3-27b gemma3-27b 64
+    [ $layout = 1 ] && tests_passed s30-forward.log '^py_gpu_forward_wgmma_pipeline_layout$' "whole models against the CPU with x laid out first"
+  } 2>&1 | tee "$OUT/variants-s30.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

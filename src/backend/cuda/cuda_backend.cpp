@@ -669,6 +669,7 @@ int64_t CudaBackend::run(const ForwardBatch& batch) {
   const Step s = plan(batch);
   const int64_t rows = int64_t(s.logit_rows.size());
   ensure_capacity(s.tokens, rows);
+  prepare_gemv_scratch();  // before any capture below
   upload(s);
   // Decode steps (one token per sequence, the shape that repeats) replay a captured graph.
   const bool decode = s.one_token_per_sequence && s.tokens <= kMaxDecodeRows;

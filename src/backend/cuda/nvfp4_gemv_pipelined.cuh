@@ -165,7 +165,40 @@ struct PipelineProducer {
     x.store<N>(smem + (s % stages_held) * L::kStageBytes + (tid / N) * WgmmaShape<N>::kChunkBytes, tid % N);
   }
 
+  // x laid out already (GemvArgs::x_laid_out): thread 0 moves a stage's x with one bulk copy and
+  // threads 1 .. 2 x kTiles the weights, each announcing its bytes on the stage's barrier; nothing
+  // is rewritten, so no generic store precedes the MMAs' reads.
+  __device__ __forceinline__ void request_laid_out(int s) const {
+    if (tid == 0) {
+      uint64_t* done = full + s % stages_held;
+      const int c0 = begin + s * S, chunks = min(S, end - c0);
+      constexpr int kChunkBytes = WgmmaShape<N>::kChunkBytes;
+      barrier_expect_bytes(done, uint32_t(chunks * kChunkBytes));
+      bulk_copy(smem + (s % stages_held) * L::kStageBytes, p.x_laid_out + size_t(c0) * kChunkBytes,
+                uint32_t(chunks * kChunkBytes), done);
+    } else if (tid <= 2 * L::kTiles) {
+      PipelineProducer shifted = *this;
+      shifted.tid = tid - 1;
+      shifted.request_weights_bulk(s);
+    }
+  }
+
+  __device__ __forceinline__ void run_laid_out(int stages, uint64_t* empty) const {
+    const int KS = stages_held;
+    if (tid > 2 * L::kTiles) return;
+    if (tid > 0)
+      for (int s = 0; s < min(KS, stages); ++s) request_laid_out(s);
+    wait_for_producer();  // x is the layout kernel's output
+    if (tid == 0)
+      for (int s = 0; s < min(KS, stages); ++s) request_laid_out(s);
+    for (int s = KS; s < stages; ++s) {
+      barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));  // the consumers are done with stage s - KS
+      request_laid_out(s);
+    }
+  }
+
   __device__ __forceinline__ void run(int stages, uint64_t* empty) const {
+    if (p.x_laid_out) return run_laid_out(stages, empty);
     const int KS = stages_held, DX = raw_held;
     for (int s = 0; s < min(KS, stages); ++s) request_weights(s);
     wait_for_producer();  // weights are in flight; x is the producer kernel's output
@@ -241,6 +274,21 @@ __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const u
   }
 }
 
+// x (rows x k BF16) into the MMA's layout for the pipelined kernel's laid-out path: chunk c at
+// c x kChunkBytes, each (token, chunk) as XChunkRow stages it in shared memory (rows past `rows`
+// repeat the last; columns past k are zeros). One thread a (token, chunk).
+template <int N>
+__global__ void __launch_bounds__(128) x_to_mma_layout_kernel(const __nv_bfloat16* x, int rows, int k, int k_chunks,
+                                                             uint8_t* out) {
+  let_dependents_start();
+  wait_for_producer();  // x is the previous kernel's; `out` may still be read by the product two before
+  const int i = int(blockIdx.x) * 128 + int(threadIdx.x), n = i % N, c = i / N;
+  if (c >= k_chunks) return;
+  XChunkRow row;
+  row.load(x + size_t(min(n, rows - 1)) * k, c, k);
+  row.store<N>(out + size_t(c) * WgmmaShape<N>::kChunkBytes, n);
+}
+
 // Every thread of the cluster's blocks meets here (clusters are sm_90's, as is this kernel).
 __device__ __forceinline__ void cluster_barrier() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
@@ -271,7 +319,7 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipeline
     for (int i = 0; i < DX; ++i) barrier_init(raw_full + i, 128);  // each producer thread's row
     for (int i = 0; i < KS; ++i) {
       // The producer's threads, and the weights' threads (bulk) or each thread's copies (cp.async).
-      barrier_init(full + i, p.pipeline_bulk ? 128 + 2 * L::kTiles : 2 * 128);
+      barrier_init(full + i, p.x_laid_out ? 1 + 2 * L::kTiles : p.pipeline_bulk ? 128 + 2 * L::kTiles : 2 * 128);
       barrier_init(empty + i, 4 * kConsumers);  // one lane a consumer warp
     }
     barrier_init_fence();

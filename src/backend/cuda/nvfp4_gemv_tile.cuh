@@ -81,7 +81,10 @@ struct GemvArgs {
   // The pipelined wgmma GEMV's stages (nvfp4_gemv_pipelined.cuh; FP4LLM_WGMMA_PIPELINE_STAGES): of
   // weights and x in the MMA layout, and of x staged row-major from L2 before its rewrite.
   int pipeline_stages, pipeline_raw_stages;
-  bool pipeline_bulk;  // FP4LLM_WGMMA_PIPELINE=bulk: the weights by one thread's bulk copies
+  bool pipeline_bulk;  // FP4LLM_WGMMA_PIPELINE=bulk: x and the weights by bulk copies
+  // FP4LLM_WGMMA_PIPELINE=layout: x already in the MMA's layout (x_to_mma_layout_kernel), k_chunks
+  // chunks of N x 128 bytes, each stage one bulk copy.
+  const uint8_t* x_laid_out;
   // FP4LLM_L2_AHEAD: a weight (its l2_slots 16-byte slots and their scales) whose bytes the
   // direct kernel's blocks ask L2 for first thing, each its share (l2_prefetch.cuh); null: none.
   // l2_per_expert: the weights are stacked experts' of l2_slots slots each, and a block of the

@@ -1,8 +1,10 @@
 #include <string>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <tuple>
 #include <utility>
 #include <type_traits>
@@ -420,9 +422,43 @@ bool wgmma_pipeline_bulk_requested() {
   return on;
 }
 
-bool wgmma_pipeline_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "1") || wgmma_pipeline_bulk_requested();
+// =layout (not yet run): x written in the MMA's layout by a kernel of its own first
+// (x_to_mma_layout_kernel), so that a stage's x is one 16 KB bulk copy and the weights 2 x 4 x C
+// more: no per-row copies, no rewrite. Both bulk variants measured slower than cp.async with
+// 128-byte copies of x; whether a SM pulls more bytes by fewer, larger copies is what
+// tools/l2_read_probe.cu measures.
+bool wgmma_pipeline_layout_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout");
   return on;
+}
+
+bool wgmma_pipeline_requested() {
+  static const bool on =
+      knob_is("FP4LLM_WGMMA_PIPELINE", "1") || wgmma_pipeline_bulk_requested() || wgmma_pipeline_layout_requested();
+  return on;
+}
+
+// The laid-out x of =layout: two buffers a device, used in turn by consecutive products, so that
+// a product's layout kernel never writes what the product before it is still reading (launched
+// early, it waits for its predecessor, which waited for the one before). Allocated outside any
+// graph capture (prepare_gemv_scratch), never freed.
+constexpr size_t kLaidOutBytes = size_t(4) << 20;  // K up to 32,768 at N = 64
+struct LaidOutX {
+  uint8_t* buffers[2] = {};
+  unsigned next = 0;
+};
+
+LaidOutX& laid_out_x() {
+  static std::mutex mutex;
+  static std::array<LaidOutX, 64> per_device;
+  int device = 0;
+  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
+  if (device < 0 || device >= int(per_device.size())) throw_error("CUDA: device ordinal out of range");
+  LaidOutX& mine = per_device[size_t(device)];
+  const std::lock_guard lock(mutex);
+  for (uint8_t*& b : mine.buffers)
+    if (!b) FP4LLM_CUDA_CHECK(cudaMalloc(&b, kLaidOutBytes));
+  return mine;
 }
 
 // Two small integers "a,b" of a knob (for comparisons); `fallback` when unset.
@@ -494,6 +530,18 @@ void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
   GemvArgs q = p;
   std::tie(q.pipeline_stages, q.pipeline_raw_stages) = pipeline_stage_counts();
   q.pipeline_bulk = wgmma_pipeline_bulk_requested();
+  if (wgmma_pipeline_layout_requested()) {
+    constexpr int kChunkBytes = WgmmaShape<N>::kChunkBytes;
+    if (size_t(p.k_chunks) * kChunkBytes > kLaidOutBytes)
+      throw_error("FP4LLM_WGMMA_PIPELINE=layout: " + std::to_string(p.k) + " input features need " +
+                  std::to_string(size_t(p.k_chunks) * kChunkBytes) + " bytes of laid-out x, more than its " +
+                  std::to_string(kLaidOutBytes));
+    LaidOutX& laid = laid_out_x();
+    uint8_t* out = laid.buffers[laid.next++ % 2];
+    launch_dependent(early_launch_products(), x_to_mma_layout_kernel<N>, dim3(unsigned((p.k_chunks * N + 127) / 128)),
+                     dim3(128), 0, stream, p.x, p.rows, p.k, p.k_chunks, out);
+    q.x_laid_out = out;
+  }
   const unsigned blocks = unsigned((p.row_tiles + 4 * kConsumers - 1) / (4 * kConsumers));
   launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
                                dim3((kConsumers + 1) * 128), size_t(smem), stream, q);
@@ -795,6 +843,10 @@ void upload_expert(DeviceNvfp4Linear& d, int64_t expert, const Nvfp4Tiles& t) {
   put(d.packed.data(), t.packed);
   put(d.scales.data(), t.scales);
   put(d.tile_scales.data(), t.tile_scales);
+}
+
+void prepare_gemv_scratch() {
+  if (wgmma_pipeline_layout_requested()) laid_out_x();
 }
 
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
