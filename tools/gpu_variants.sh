@@ -400,6 +400,15 @@ fi
 bench_variant() {
   if [ "$(left)" -lt 60 ]; then echo "$2: skipped (time)"; else bench_variant_timed "$@"; fi
 }
+# The GEMV micro-benchmark (gemv_bench) under the knob assignments given, in one line: the four
+# products' microseconds at 64 rows and their sum (LABEL names its file; no commas: the device
+# returns no file whose name has one).
+gemv_variant() {  # label, knob assignments...
+  local label=${1//,/-}; shift
+  [ "$(left)" -gt 40 ] || { echo "gemv $label: skipped (time)"; return; }
+  env "$@" timeout 60 build-gpu/gemv_bench > "$OUT/gemv-$label.md" 2>&1
+  echo "gemv $label: $(grep -h 'clusters at once' "$OUT/gemv-$label.md") $(awk -F'|' '$3+0 == 64 {printf "%s %s us; ", $2, $4}' "$OUT/gemv-$label.md") $(grep -h 'per layer' "$OUT/gemv-$label.md" | sed 's/.*rows 64/rows 64/')"
+}
 if [ "$part" = bench ]; then
   {
     bench_variant "$OUT" qwen3-8b qwen3-8b 1,16
@@ -1364,19 +1373,12 @@ if [ "$part" = s29b ]; then
   {
     pipe=0
     GATE_CTEST_ARGS="--timeout 90" tests_passed s29b-pipe.log '^gpu_nvfp4_linear_wgmma_pipeline(_bulk)?$' "the pipelined wgmma GEMV (cp.async and bulk weights)" && pipe=1
-    # One line a variant: the four products' microseconds at 64 rows and their sum.
-    gemv() {  # label, knob assignments...
-      local label=$1; shift
-      [ "$(left)" -gt 40 ] || { echo "gemv $label: skipped (time)"; return; }
-      env "$@" timeout 60 build-gpu/gemv_bench > "$OUT/gemv-$label.md" 2>&1
-      echo "gemv $label: $(grep -h 'clusters at once' "$OUT/gemv-$label.md") $(awk -F'|' '$3+0 == 64 {printf "%s %s us; ", $2, $4}' "$OUT/gemv-$label.md") $(grep -h 'per layer' "$OUT/gemv-$label.md" | sed 's/.*rows 64/rows 64/')"
-    }
-    gemv default
+    gemv_variant default
     if [ $pipe = 1 ]; then
-      gemv pipeline FP4LLM_WGMMA_PIPELINE=1
-      gemv pipeline-bulk FP4LLM_WGMMA_PIPELINE=bulk
-      for shape in ${PIPELINE_SHAPES-3,1 2,2}; do gemv pipeline-bulk-$shape FP4LLM_WGMMA_PIPELINE=bulk FP4LLM_WGMMA_PIPELINE_SHAPE=$shape; done
-      for stages in ${PIPELINE_STAGES-2,2 5,1 3,4}; do gemv pipeline-bulk-stages-$stages FP4LLM_WGMMA_PIPELINE=bulk FP4LLM_WGMMA_PIPELINE_STAGES=$stages; done
+      gemv_variant pipeline FP4LLM_WGMMA_PIPELINE=1
+      gemv_variant pipeline-bulk FP4LLM_WGMMA_PIPELINE=bulk
+      for shape in ${PIPELINE_SHAPES-3,1 2,2}; do gemv_variant pipeline-bulk-$shape FP4LLM_WGMMA_PIPELINE=bulk FP4LLM_WGMMA_PIPELINE_SHAPE=$shape; done
+      for stages in ${PIPELINE_STAGES-2,2 5,1 3,4}; do gemv_variant pipeline-bulk-stages-$stages FP4LLM_WGMMA_PIPELINE=bulk FP4LLM_WGMMA_PIPELINE_STAGES=$stages; done
       bench_variant "$OUT" qwen3-8b-pipeline-bulk qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=bulk
       bench_variant "$OUT" qwen3-8b-pipeline qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=1
     fi
@@ -1391,18 +1393,12 @@ if [ "$part" = s30 ]; then
     cat "$OUT/l2-read-probe.md"
     layout=0
     GATE_CTEST_ARGS="--timeout 90" tests_passed s30-layout.log '^gpu_nvfp4_linear_wgmma_pipeline_layout$' "the pipelined GEMV with x laid out first" && layout=1
-    gemv() {  # label, knob assignments...
-      local label=$1; shift
-      [ "$(left)" -gt 40 ] || { echo "gemv $label: skipped (time)"; return; }
-      env "$@" timeout 60 build-gpu/gemv_bench > "$OUT/gemv-$label.md" 2>&1
-      echo "gemv $label: $(awk -F'|' '$3+0 == 64 {printf "%s %s us; ", $2, $4}' "$OUT/gemv-$label.md") $(grep -h 'per layer' "$OUT/gemv-$label.md" | sed 's/.*rows 64/rows 64/')"
-    }
-    gemv default
-    gemv pipeline FP4LLM_WGMMA_PIPELINE=1
+    gemv_variant default
+    gemv_variant pipeline FP4LLM_WGMMA_PIPELINE=1
     if [ $layout = 1 ]; then
-      gemv layout FP4LLM_WGMMA_PIPELINE=layout
-      gemv layout-stages-3-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_STAGES=3,1
-      gemv layout-3-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_SHAPE=3,1
+      gemv_variant layout FP4LLM_WGMMA_PIPELINE=layout
+      gemv_variant layout-stages-3-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_STAGES=3,1
+      gemv_variant layout-3-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_SHAPE=3,1
       bench_variant "$OUT" qwen3-8b-layout qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout
     fi
     bench_variant "$OUT" qwen3-8b qwen3-8b 64
