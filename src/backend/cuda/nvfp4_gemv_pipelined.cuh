@@ -1,21 +1,21 @@
-// The decode GEMV on warpgroup MMAs with a warpgroup that only moves bytes (FP4LLM_WGMMA_PIPELINE=1,
-// plain products of 33-64 rows on sm_90; not yet measured). Written against what bounds the
-// wgmma kernels at batch 64 (Nsight Compute, H100, 2026-12-07): they reach 10-28% of DRAM
-// bandwidth, their warps stalled on global loads 51-64% of the time, because each warp keeps
-// two chunks of weights in flight (about 16 KB a SM) and stages x from L2 between its MMAs; with
-// the weights 8 chunks ahead through a ring the loads of x and the ring's polling took over
-// (MIO throttle 20-27%). Here a block is kConsumers warpgroups that dequantize and multiply
-// (64 weight rows each, as in nvfp4_gemv_wgmma.cuh, all on the same K range and x) and one
-// producer warpgroup that keeps up to 5 stages ahead of them (by default): the weights of a stage
-// and x into row-major staging 4 stages ahead (by cp.async or bulk copies, PipelineProducer), x
-// then rewritten into the MMA's layout (XChunkRow) and announced on the stage's barrier. A stage holds 128 / N chunks, one (token, chunk) of x for each producer thread.
-// Consumers release a stage once its MMAs are done; the producer refills it.
+// The decode GEMV on warpgroup MMAs with a warpgroup that only moves bytes (FP4LLM_WGMMA_PIPELINE,
+// plain products of 33-64 rows on sm_90; measured slower than the default kernels, H100,
+// 2026-12-07, docs/PERFORMANCE.md). Written against what the Nsight table of batch 64 showed of
+// the wgmma kernels (10-28% of DRAM bandwidth, warps stalled on global loads 51-64% of the time,
+// two chunks of weights in flight a warp): a block is kConsumers warpgroups that dequantize and
+// multiply (64 weight rows each, as in nvfp4_gemv_wgmma.cuh, all on the same K range and x) and
+// one producer warpgroup that keeps up to 5 stages ahead of them (by default): each stage's
+// weights, and x into row-major staging 4 stages ahead, then rewritten into the MMA's layout
+// (XChunkRow) and announced on the stage's barrier (PipelineProducer: by cp.async, by bulk
+// copies, or with x laid out beforehand by x_to_mma_layout_kernel). A stage holds 128 / N chunks,
+// one (token, chunk) of x for each producer thread. Consumers release a stage once its MMAs are
+// done; the producer refills it.
 //
-// Bound: at 64 rows x costs 128 bytes a column per block against 0.5625 x 64 per warpgroup, so
-// 3 consumer warpgroups read 1.2 bytes of x (from L2) per byte of weights (from DRAM); with up to
-// 5 stages of 30 KB and 4 of x a SM holds about 220 KB in flight. Clusters of kCluster blocks split K,
-// block 0 adding the others' sums through distributed shared memory (cluster_sum), so that
-// products of few rows still fill the SMs.
+// Bound, as measured: the time a stage does not change with 2 to 6 stages in flight; it follows
+// the bytes each SM pulls from L2 a stage (about 13 GB/s a SM by cp.async), of which x (16 KB a
+// stage for every block) is more than half, the weights 9-14 KB. Clusters of kCluster blocks
+// split K, block 0 adding the others' sums through distributed shared memory (cluster_sum), so
+// that products of few rows still fill the SMs.
 #pragma once
 
 #include <cooperative_groups.h>
