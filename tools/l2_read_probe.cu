@@ -1,11 +1,11 @@
 // How fast one SM pulls bytes into itself, by the four ways the decode GEMVs use (twenty-ninth
 // session: the wgmma GEMVs at batch 64 move 13-22 GB/s a SM, whatever their pipelines' depth; is
-// that a ceiling of the way, of L2, or of DRAM?). One block a SM (128 threads) reads 16 KB stages,
-// `depth` of them in flight, and throws them away:
-//   ldg       eight 16-byte loads a thread a stage into registers, `depth` stages issued before use
-//   cp.async  eight 16-byte copies a thread into a shared ring of `depth` stages (commit groups)
-//   bulk128   one 128-byte bulk copy a thread a stage onto the stage's mbarrier
-//   bulk16k   one 16 KB bulk copy a stage by one thread onto its mbarrier
+// that a ceiling of the way, of L2, or of DRAM?). One block a SM (4 or 16 warps) reads 16 KB
+// stages, `depth` of them in flight, and throws them away:
+//   ldg       16-byte loads into registers, 4 stages issued before any is used
+//   cp.async  16-byte copies into a shared ring of `depth` stages (commit groups)
+//   bulk      one 128-byte bulk copy a thread (4 warps) a stage onto the stage's mbarrier, or one
+//             16 KB bulk copy a stage by one thread
 // from an L2-resident 512 KB buffer that every block reads (as x) or from a 2 GB buffer split
 // among the blocks (as weights, from DRAM). Prints GB/s in all and a SM.
 //   nvcc -O3 -std=c++20 -gencode=arch=compute_90a,code=sm_90a -Isrc tools/l2_read_probe.cu -o l2_read_probe
@@ -37,31 +37,34 @@ __device__ __forceinline__ size_t stage_offset(int i, size_t bytes, bool own) {
   return (size_t(blockIdx.x) * share + size_t(i) % share) * kStageBytes;
 }
 
-__global__ void __launch_bounds__(kThreads, 1) read_ldg(const uint8_t* src, size_t bytes, bool own, int stages, uint32_t* sink) {
+template <int kBlock>
+__global__ void __launch_bounds__(kBlock, 1) read_ldg(const uint8_t* src, size_t bytes, bool own, int stages, uint32_t* sink) {
+  constexpr int kPieces = kStageBytes / 16 / kBlock;  // 16-byte loads a thread a stage
   uint32_t acc = 0;
   for (int i = 0; i < stages; i += 4) {
-    uint4 v[4][8];
+    uint4 v[4][kPieces];
 #pragma unroll
     for (int d = 0; d < 4; ++d)
 #pragma unroll
-      for (int j = 0; j < 8; ++j)
-        v[d][j] = __ldcg(reinterpret_cast<const uint4*>(src + stage_offset(i + d, bytes, own) + (j * kThreads + threadIdx.x) * 16));
+      for (int j = 0; j < kPieces; ++j)
+        v[d][j] = __ldcg(reinterpret_cast<const uint4*>(src + stage_offset(i + d, bytes, own) + (j * kBlock + threadIdx.x) * 16));
 #pragma unroll
     for (int d = 0; d < 4; ++d)
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc ^= v[d][j].x ^ v[d][j].w;
+      for (int j = 0; j < kPieces; ++j) acc ^= v[d][j].x ^ v[d][j].w;
   }
   if (acc == 0x12345678u) sink[0] = acc;  // keeps the loads
 }
 
-template <int kDepth>
-__global__ void __launch_bounds__(kThreads, 1) read_cp_async(const uint8_t* src, size_t bytes, bool own, int stages) {
+template <int kDepth, int kBlock>
+__global__ void __launch_bounds__(kBlock, 1) read_cp_async(const uint8_t* src, size_t bytes, bool own, int stages) {
   extern __shared__ __align__(128) uint8_t ring[];
+  constexpr int kPieces = kStageBytes / 16 / kBlock;
   for (int i = 0; i < stages; ++i) {
     uint8_t* slot = ring + (i % kDepth) * kStageBytes;
 #pragma unroll
-    for (int j = 0; j < 8; ++j) {
-      const int at = (j * kThreads + int(threadIdx.x)) * 16;
+    for (int j = 0; j < kPieces; ++j) {
+      const int at = (j * kBlock + int(threadIdx.x)) * 16;
       copy_async16(slot + at, src + stage_offset(i, bytes, own) + at);
     }
     copy_async_commit();
@@ -132,18 +135,26 @@ int main() {
     };
     for (const bool own : {false, true}) {
       const size_t bytes = own ? kOwn : kShared;
-      row("ldg", 4, own, [&] { read_ldg<<<sms, kThreads>>>(buf, bytes, own, stages, sink); });
-      const auto cp = [&]<int D>() {
-        check(cudaFuncSetAttribute(read_cp_async<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, D * kStageBytes), "attr");
-        row("cp.async", D, own, [&] { read_cp_async<D><<<sms, kThreads, D * kStageBytes>>>(buf, bytes, own, stages); });
+      const auto ldg = [&]<int B>() {
+        row(B == 128 ? "ldg, 4 warps" : "ldg, 16 warps", 4, own, [&] { read_ldg<B><<<sms, B>>>(buf, bytes, own, stages, sink); });
       };
-      cp.template operator()<2>();
-      cp.template operator()<4>();
-      cp.template operator()<8>();
+      ldg.template operator()<128>();
+      ldg.template operator()<512>();
+      const auto cp = [&]<int D, int B>() {
+        check(cudaFuncSetAttribute(read_cp_async<D, B>, cudaFuncAttributeMaxDynamicSharedMemorySize, D * kStageBytes), "attr");
+        row(B == 128 ? "cp.async, 4 warps" : "cp.async, 16 warps", D, own,
+            [&] { read_cp_async<D, B><<<sms, B, D * kStageBytes>>>(buf, bytes, own, stages); });
+      };
+      cp.template operator()<2, 128>();
+      cp.template operator()<4, 128>();
+      cp.template operator()<8, 128>();
+      cp.template operator()<4, 512>();
+      cp.template operator()<8, 512>();
       const auto bulk = [&]<int D, bool kPerThread>() {
         const int smem = D * kStageBytes + 8 * D;
         check(cudaFuncSetAttribute(read_bulk<D, kPerThread>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem), "attr");
-        row(kPerThread ? "bulk128" : "bulk16k", D, own, [&] { read_bulk<D, kPerThread><<<sms, kThreads, smem>>>(buf, bytes, own, stages); });
+        row(kPerThread ? "bulk, 128 B a thread" : "bulk, 16 KB by one thread", D, own,
+            [&] { read_bulk<D, kPerThread><<<sms, kThreads, smem>>>(buf, bytes, own, stages); });
       };
       bulk.template operator()<2, true>();
       bulk.template operator()<8, true>();
