@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
+#include <stdexcept>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fp4llm {
@@ -102,6 +106,18 @@ inline int64_t knob_int(const char* name, int64_t fallback) {
 inline std::string_view knob_text(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string_view(v) : std::string_view();
+}
+
+// Two integers "a,b" (comparisons: stage counts, block shapes); `fallback` when unset. Anything
+// else is refused with a message naming the knob.
+inline std::pair<int, int> knob_pair(const char* name, std::pair<int, int> fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  int a = 0, b = 0;
+  char tail = 0;
+  if (std::sscanf(v, "%d,%d%c", &a, &b, &tail) != 2)
+    throw std::invalid_argument(std::string(name) + ": expected two numbers \"a,b\", got \"" + v + "\"");
+  return {a, b};
 }
 
 // True when the knob is set to exactly `value`.

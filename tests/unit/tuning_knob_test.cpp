@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <stdexcept>
+#include <utility>
 
 namespace {
 
@@ -54,6 +56,18 @@ TEST(TuningKnob, TextIsEmptyWhenUnset) {
   EXPECT_TRUE(fp4llm::knob_text(kName).empty());
   setenv(kName, "qkv,rope", 1);
   EXPECT_EQ(fp4llm::knob_text(kName), "qkv,rope");
+  unsetenv(kName);
+}
+
+TEST(TuningKnob, APairIsTwoNumbersOrRefused) {
+  unsetenv(kName);
+  EXPECT_EQ(fp4llm::knob_pair(kName, {5, 4}), std::make_pair(5, 4));
+  setenv(kName, "3,1", 1);
+  EXPECT_EQ(fp4llm::knob_pair(kName, {5, 4}), std::make_pair(3, 1));
+  for (const char* bad : {"3", "3,", "3,1,2", "3;1", "a,b", "3,1x"}) {
+    setenv(kName, bad, 1);
+    EXPECT_THROW(fp4llm::knob_pair(kName, {5, 4}), std::invalid_argument) << bad;
+  }
   unsetenv(kName);
 }
 

@@ -71,18 +71,22 @@ struct PipelineProducer {
   uint64_t* raw_full;  // the row-major stages' barriers (bulk copies)
   int begin, end, first_tile, tid, stages_held, raw_held;  // the ring's stage counts
 
-  __device__ __forceinline__ uint8_t* stage_weights(int s) const { return smem + (s % stages_held) * L::kStageBytes + L::kXBytes; }
-  __device__ __forceinline__ uint8_t* raw_row(int s) const {
-    return smem + L::raw_offset(stages_held) + (s % raw_held) * L::kRawBytes + tid * L::kRawRowBytes;
+  // Stage s's slot (x in the MMA layout, then the weights) and its row-major x staging.
+  __device__ __forceinline__ uint8_t* stage(int s) const { return smem + (s % stages_held) * L::kStageBytes; }
+  __device__ __forceinline__ uint8_t* stage_weights(int s) const { return stage(s) + L::kXBytes; }
+  __device__ __forceinline__ uint8_t* raw_stage(int s) const {
+    return smem + L::raw_offset(stages_held) + (s % raw_held) * L::kRawBytes;
   }
+  __device__ __forceinline__ uint8_t* raw_row(int s) const { return raw_stage(s) + tid * L::kRawRowBytes; }
 
-  // Stage s's weights: thread 2 lt + 0 / 1 moves tile lt's packed words / scales of the stage's
-  // chunks, announcing their bytes (none past the last tile or the share) on the stage's barrier.
-  __device__ __forceinline__ void request_weights_bulk(int s) const {
-    if (tid >= 2 * L::kTiles) return;
+  // Stage s's weights: mover 2 lt + 0 / 1 (of 2 x kTiles threads) moves tile lt's packed words /
+  // scales of the stage's chunks, announcing their bytes (none past the last tile or the share) on
+  // the stage's barrier.
+  __device__ __forceinline__ void request_weights_bulk(int s, int mover) const {
+    if (mover >= 2 * L::kTiles) return;
     uint64_t* done = full + s % stages_held;
-    const int lt = tid / 2, c0 = begin + s * S, chunks = min(S, end - c0), tile = first_tile + lt;
-    const bool scales = tid % 2 == 1, ok = tile < p.row_tiles && chunks > 0;
+    const int lt = mover / 2, c0 = begin + s * S, chunks = min(S, end - c0), tile = first_tile + lt;
+    const bool scales = mover % 2 == 1, ok = tile < p.row_tiles && chunks > 0;
     const uint32_t bytes = ok ? uint32_t(chunks * (scales ? 64 : 512)) : 0u;
     barrier_expect_bytes(done, bytes);
     if (!ok) return;
@@ -112,7 +116,7 @@ struct PipelineProducer {
   }
 
   __device__ __forceinline__ void request_weights(int s) const {
-    if (p.pipeline_bulk) request_weights_bulk(s);
+    if (p.pipeline_bulk) request_weights_bulk(s, tid);
     else request_weights_async(s);
   }
 
@@ -138,7 +142,7 @@ struct PipelineProducer {
       return;
     }
     if (s < stages) {
-      uint8_t* raw = smem + L::raw_offset(stages_held) + (s % raw_held) * L::kRawBytes;
+      uint8_t* raw = raw_stage(s);
       const int c0 = begin + s * S;
 #pragma unroll
       for (int it = 0; it < 8; ++it) {
@@ -162,7 +166,7 @@ struct PipelineProducer {
 #pragma unroll
     for (int j = 0; j < 8; ++j)
       x.v[j] = j * 8 < columns ? *reinterpret_cast<const uint4*>(raw + j * 16) : make_uint4(0, 0, 0, 0);
-    x.store<N>(smem + (s % stages_held) * L::kStageBytes + (tid / N) * WgmmaShape<N>::kChunkBytes, tid % N);
+    x.store<N>(stage(s) + (tid / N) * WgmmaShape<N>::kChunkBytes, tid % N);
   }
 
   // x laid out already (GemvArgs::x_laid_out): thread 0 moves a stage's x with one bulk copy and
@@ -174,12 +178,9 @@ struct PipelineProducer {
       const int c0 = begin + s * S, chunks = min(S, end - c0);
       constexpr int kChunkBytes = WgmmaShape<N>::kChunkBytes;
       barrier_expect_bytes(done, uint32_t(chunks * kChunkBytes));
-      bulk_copy(smem + (s % stages_held) * L::kStageBytes, p.x_laid_out + size_t(c0) * kChunkBytes,
-                uint32_t(chunks * kChunkBytes), done);
-    } else if (tid <= 2 * L::kTiles) {
-      PipelineProducer shifted = *this;
-      shifted.tid = tid - 1;
-      shifted.request_weights_bulk(s);
+      bulk_copy(stage(s), p.x_laid_out + size_t(c0) * kChunkBytes, uint32_t(chunks * kChunkBytes), done);
+    } else {
+      request_weights_bulk(s, tid - 1);
     }
   }
 

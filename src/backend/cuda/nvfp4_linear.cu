@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <tuple>
@@ -411,9 +410,10 @@ int wgmma_shared_x_cluster(unsigned blocks, unsigned sms) {
   return pairs * 4 <= sms ? 4 : pairs * 2 <= sms ? 2 : 0;
 }
 
-// FP4LLM_WGMMA_PIPELINE=1 (not yet measured): plain products of 33-64 rows on the pipelined
-// kernel (nvfp4_gemv_pipelined.cuh), a producer warpgroup keeping stages of weights and x ahead of
-// 2 or 3 consumer warpgroups, in the block shape that fills the SMs best (pipelined_gemv_shape).
+// FP4LLM_WGMMA_PIPELINE=1: plain products of 33-64 rows on the pipelined kernel
+// (nvfp4_gemv_pipelined.cuh), a producer warpgroup keeping stages of weights and x ahead of 2 or 3
+// consumer warpgroups, in the block shape that fills the SMs best (pipelined_gemv_shape).
+// Measured slower (H100, 2026-12-07, same calls: Qwen3-8B batch 64 8,379 -> 6,830 tok/s), so off.
 // =bulk: the weights and x by bulk copies, spread over the producer's threads, instead of cp.async
 // (whose stage time did not change with 2 to 8 stages in flight, H100, 2026-12-07: what bounds it
 // is not the depth).
@@ -459,17 +459,6 @@ LaidOutX& laid_out_x() {
   for (uint8_t*& b : mine.buffers)
     if (!b) FP4LLM_CUDA_CHECK(cudaMalloc(&b, kLaidOutBytes));
   return mine;
-}
-
-// Two small integers "a,b" of a knob (for comparisons); `fallback` when unset.
-std::pair<int, int> knob_pair(const char* name, std::pair<int, int> fallback) {
-  const std::string text(knob_text(name));
-  if (text.empty()) return fallback;
-  int a = 0, b = 0;
-  char tail = 0;
-  if (std::sscanf(text.c_str(), "%d,%d%c", &a, &b, &tail) != 2)
-    throw_error(std::string(name) + ": expected two numbers \"a,b\", got \"" + text + "\"");
-  return {a, b};
 }
 
 // FP4LLM_WGMMA_PIPELINE_STAGES=S,R: the pipelined kernel's stages of weights and x in the MMA
