@@ -7,6 +7,7 @@
 // path instead (2,048 rows: dequantize to BF16 scratch + cuBLAS) against cuBLAS alone on a BF16
 // weight, as TFLOP/s, to split the prefill target's gap between the extra pass and the GEMM.
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <stdexcept>
 #include <vector>
@@ -128,8 +129,15 @@ int main(int argc, char** argv) {
     FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
     struct Shape { const char* name; int64_t n, k; bool gated; };
     double total_us[3] = {};
-    for (const Shape& s : {Shape{"qkv 6144x4096", 6144, 4096, false}, Shape{"o 4096x4096", 4096, 4096, false},
-                           Shape{"gate_up 24576x4096", 24576, 4096, true}, Shape{"down 4096x12288", 4096, 12288, false}}) {
+    // GEMV_BENCH_SHAPES=gemma3-27b: Gemma3-27B's four products instead of Qwen3-8B's.
+    const char* shapes_env = std::getenv("GEMV_BENCH_SHAPES");
+    const bool gemma = shapes_env && std::string(shapes_env) == "gemma3-27b";
+    const std::vector<Shape> shapes =
+        gemma ? std::vector<Shape>{{"qkv 8192x5376", 8192, 5376, false}, {"o 5376x4096", 5376, 4096, false},
+                                   {"gate_up 43008x5376", 43008, 5376, true}, {"down 5376x21504", 5376, 21504, false}}
+              : std::vector<Shape>{{"qkv 6144x4096", 6144, 4096, false}, {"o 4096x4096", 4096, 4096, false},
+                                   {"gate_up 24576x4096", 24576, 4096, true}, {"down 4096x12288", 4096, 12288, false}};
+    for (const Shape& s : shapes) {
       const double bytes = double(s.n) * double(s.k) * 0.5625;
       const int copies = int(std::max(2.0, 512e6 / bytes));
       std::vector<DeviceNvfp4Linear> ws_copies;

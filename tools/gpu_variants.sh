@@ -216,6 +216,15 @@
 #                                    (FP4LLM_WGMMA_PIPELINE=layout) after its tests, on gemv_bench
 #                                    against the defaults and =1, and at batch 64 of Qwen3-8B and
 #                                    Gemma3-27B; whole models against the CPU under it last
+#   tools/gpu_variants.sh s30b       where batch 64 gains (Gemma3-27B) and loses (Qwen3-8B) with
+#                                    x laid out first: kernel traces of both models with and
+#                                    without it, gemv_bench on Gemma3-27B's shapes, and Nsight
+#                                    Compute's stall view of the pipelined kernel (Qwen3-8B)
+#   tools/gpu_variants.sh s30c       the pipelined GEMV with x by tensor copies
+#                                    (FP4LLM_WGMMA_PIPELINE=tma) after its tests: gemv_bench on
+#                                    Qwen3-8B's and Gemma3-27B's shapes, batch 64 of Qwen3-8B,
+#                                    Gemma3-27B and Qwen3-30B-A3B against the defaults, whole models
+#                                    against the CPU, then Qwen3-8B's trace under it
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -250,7 +259,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1406,6 +1415,39 @@ if [ "$part" = s30 ]; then
     [ $layout = 1 ] && bench_variant "$OUT" gemma3-27b gemma3-27b 64
     [ $layout = 1 ] && tests_passed s30-forward.log '^py_gpu_forward_wgmma_pipeline_layout$' "whole models against the CPU with x laid out first"
   } 2>&1 | tee "$OUT/variants-s30.md"
+fi
+if [ "$part" = s30b ]; then
+  {
+    gemv_variant gemma-default GEMV_BENCH_SHAPES=gemma3-27b
+    gemv_variant gemma-layout GEMV_BENCH_SHAPES=gemma3-27b FP4LLM_WGMMA_PIPELINE=layout
+    trace_variant q8-default qwen3-8b 64
+    trace_variant q8-layout qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout
+    trace_variant g27-default gemma3-27b 64
+    trace_variant g27-layout gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout
+    if [ "$(left)" -gt 100 ]; then
+      FP4LLM_WGMMA_PIPELINE=layout timeout $(( $(left) - 10 )) bash tools/gpu_sass_profile.sh nvfp4_gemv_pipelined qwen3-8b 64 40 2>&1 | head -45
+    fi
+  } 2>&1 | tee "$OUT/variants-s30b.md"
+fi
+if [ "$part" = s30c ]; then
+  {
+    tma=0
+    GATE_CTEST_ARGS="--timeout 90" tests_passed s30c-tma.log '^gpu_nvfp4_linear_wgmma_pipeline_tma$' "the pipelined GEMV with x by tensor copies" && tma=1
+    if [ $tma = 1 ]; then
+      gemv_variant default
+      gemv_variant tma FP4LLM_WGMMA_PIPELINE=tma
+      gemv_variant gemma-default GEMV_BENCH_SHAPES=gemma3-27b
+      gemv_variant gemma-tma GEMV_BENCH_SHAPES=gemma3-27b FP4LLM_WGMMA_PIPELINE=tma
+      bench_variant "$OUT" qwen3-8b-tma qwen3-8b 48,64 FP4LLM_WGMMA_PIPELINE=tma
+      bench_variant "$OUT" qwen3-8b qwen3-8b 48,64
+      bench_variant "$OUT" gemma3-27b-tma gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=tma
+      bench_variant "$OUT" gemma3-27b gemma3-27b 64
+      bench_variant "$OUT" qwen3-30b-a3b-tma qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=tma
+      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
+      tests_passed s30c-forward.log '^py_gpu_forward_wgmma_pipeline_tma$' "whole models against the CPU with x by tensor copies"
+      [ "$(left)" -gt 90 ] && trace_variant q8-tma qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=tma
+    fi
+  } 2>&1 | tee "$OUT/variants-s30c.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

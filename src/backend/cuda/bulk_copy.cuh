@@ -68,6 +68,22 @@ __device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t b
 #endif
 }
 
+// The box at (column c0, row c1) of the 2-D tensor `map` describes (a kernel parameter declared
+// __grid_constant__, so that its address is the parameter's) into shared `dst` (aligned as the
+// map's swizzle needs: 1,024 bytes for 128-byte swizzle), its bytes counted onto `barrier`. The
+// whole box's bytes count, elements outside the tensor filled with zeros.
+__device__ __forceinline__ void tensor_copy_2d(void* dst, const void* map, int c0, int c1, uint64_t* barrier) {
+#ifdef FP4LLM_BULK_COPY
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          shared_address(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(shared_address(barrier))
+      : "memory");
+#else
+  __trap();
+#endif
+}
+
 // Waits until the barrier's phase of parity `parity` (0 for its first completion, then 1, 0, ...)
 // has completed.
 __device__ __forceinline__ void barrier_wait(uint64_t* barrier, uint32_t parity) {

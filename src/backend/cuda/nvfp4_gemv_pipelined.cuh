@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cooperative_groups.h>
+#include <cuda.h>  // CUtensorMap
 
 #include "backend/cuda/bulk_copy.cuh"
 #include "backend/cuda/copy_async.cuh"
@@ -44,10 +45,16 @@ struct PipelineLayout {
   static constexpr int kStageBytes = kXBytes + kPackedBytes + kScaleBytes;
   static constexpr int kRawRowBytes = 144;  // 128 bytes of x, padded so that a lane a row spreads over the banks
   static constexpr int kRawBytes = 128 * kRawRowBytes;
+  // A tensor copy's box (=tma): N rows of one chunk's 64 columns, 128-byte swizzled.
+  static constexpr int kBoxBytes = N * 128;
+  // The row-major stages start at the next 1,024-byte boundary (the swizzle's period), and each
+  // is a multiple of it long; the barriers follow a kiB on, whatever the base's alignment.
+  static constexpr int kRawAlign = 1024;
   static_assert(kStageBytes % 128 == 0, "each stage's x starts 128-byte aligned");
+  static_assert(kRawBytes % kRawAlign == 0 && kStageChunks * kBoxBytes <= kRawBytes, "a stage's boxes fit its staging");
   __host__ __device__ static constexpr int raw_offset(int stages) { return stages * kStageBytes; }
   __host__ __device__ static constexpr int barrier_offset(int stages, int raw) {
-    return raw_offset(stages) + raw * kRawBytes;
+    return raw_offset(stages) + raw * kRawBytes + kRawAlign;
   }
   // Barriers: full and empty a stage, then one a row-major stage (bulk copies).
   __host__ __device__ static constexpr int bytes(int stages, int raw) {
@@ -55,12 +62,14 @@ struct PipelineLayout {
   }
 };
 
-// The producer warpgroup's side (tid: 0-127 within it). Two ways to move the bytes, chosen at run
-// time (GemvArgs::pipeline_bulk): cp.async, the weights spread over the threads 16 bytes at a time
-// and x a warp's four rows per copy, tracked by commit groups and each thread's arrival once its
-// copies landed; or bulk copies (FP4LLM_WGMMA_PIPELINE=bulk), each thread moving its own row of x
-// (128 bytes) onto the row-major stage's barrier and 2 x kTiles threads a tile's packed words or
-// scales onto the stage's, so that no copy takes a load slot of the SM.
+// The producer warpgroup's side (tid: 0-127 within it). Ways to move the bytes, chosen at run
+// time (GemvArgs::pipeline_bulk, ::pipeline_tma, ::x_laid_out): cp.async, the weights spread over
+// the threads 16 bytes at a time and x a warp's four rows per copy, tracked by commit groups and
+// each thread's arrival once its copies landed; or bulk copies (FP4LLM_WGMMA_PIPELINE=bulk), each
+// thread moving its own row of x (128 bytes) onto the row-major stage's barrier and 2 x kTiles
+// threads a tile's packed words or scales onto the stage's, so that no copy takes a load slot of
+// the SM; or (=tma) the weights so and x by one tensor copy a chunk (l2_read_probe, H100: a SM
+// pulls 85 GB/s from L2 by 16 KB bulk copies, 17 by 128-byte ones, 19 by a warpgroup's cp.async).
 template <int N, int kConsumers>
 struct PipelineProducer {
   using L = PipelineLayout<N, kConsumers>;
@@ -69,13 +78,16 @@ struct PipelineProducer {
   uint8_t* smem;
   uint64_t* full;
   uint64_t* raw_full;  // the row-major stages' barriers (bulk copies)
+  const CUtensorMap* x_map;  // =tma: x as rows x k BF16, boxes of N rows x 64 columns
   int begin, end, first_tile, tid, stages_held, raw_held;  // the ring's stage counts
 
   // Stage s's slot (x in the MMA layout, then the weights) and its row-major x staging.
   __device__ __forceinline__ uint8_t* stage(int s) const { return smem + (s % stages_held) * L::kStageBytes; }
   __device__ __forceinline__ uint8_t* stage_weights(int s) const { return stage(s) + L::kXBytes; }
   __device__ __forceinline__ uint8_t* raw_stage(int s) const {
-    return smem + L::raw_offset(stages_held) + (s % raw_held) * L::kRawBytes;
+    const uint32_t offset = shared_address(smem + L::raw_offset(stages_held));
+    const uint32_t aligned = (offset + L::kRawAlign - 1) & ~uint32_t(L::kRawAlign - 1);
+    return smem + L::raw_offset(stages_held) + (aligned - offset) + (s % raw_held) * L::kRawBytes;
   }
   __device__ __forceinline__ uint8_t* raw_row(int s) const { return raw_stage(s) + tid * L::kRawRowBytes; }
 
@@ -198,8 +210,51 @@ struct PipelineProducer {
     }
   }
 
+  // =tma: thread 0 moves stage s's x, one box a chunk of the stage (none past the share's end),
+  // onto the row-major stage's barrier.
+  __device__ __forceinline__ void request_x_tma(int s, int stages) const {
+    if (tid != 0 || s >= stages) return;
+    uint64_t* landed = raw_full + s % raw_held;
+    const int c0 = begin + s * S, chunks = min(S, end - c0);
+    barrier_expect_bytes(landed, uint32_t(chunks * L::kBoxBytes));
+    for (int u = 0; u < chunks; ++u) tensor_copy_2d(raw_stage(s) + u * L::kBoxBytes, x_map, (c0 + u) * 64, 0, landed);
+  }
+
+  // =tma: this thread's (token, chunk) of stage s from its swizzled box into the MMA layout. The
+  // tensor copy puts a row's 16-byte piece j at piece j ^ (row % 8) of its 128 bytes; columns past
+  // K and rows past `rows` arrive as zeros; chunks past the share are zeros here.
+  __device__ __forceinline__ void rewrite_x_tma(int s) const {
+    const int u = tid / N, n = tid % N, chunk = begin + s * S + u;
+    const uint8_t* row = raw_stage(s) + u * L::kBoxBytes + n * 128;
+    XChunkRow x;
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      x.v[j] = chunk < end ? *reinterpret_cast<const uint4*>(row + ((j ^ (n & 7)) * 16)) : make_uint4(0, 0, 0, 0);
+    x.store<N>(stage(s) + u * WgmmaShape<N>::kChunkBytes, n);
+  }
+
+  __device__ __forceinline__ void run_tma(int stages, uint64_t* empty) const {
+    const int KS = stages_held, DX = raw_held;
+    for (int s = 0; s < min(KS, stages); ++s) request_weights_bulk(s, tid);
+    wait_for_producer();  // weights are in flight; x is the producer kernel's output
+    for (int s = 0; s < DX; ++s) request_x_tma(s, stages);
+    for (int s = 0; s < stages; ++s) {
+      if (s >= KS) {  // the consumers are done with stage s - KS
+        barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));
+        request_weights_bulk(s, tid);
+      }
+      barrier_wait(raw_full + s % DX, uint32_t((s / DX) & 1));
+      rewrite_x_tma(s);
+      fence_shared_for_wgmma();  // also orders this thread's reads of the staging before its refill
+      barrier_arrive(full + s % KS);
+      warpgroup_barrier(kConsumers);  // every thread has read the staging before thread 0 refills it
+      request_x_tma(s + DX, stages);
+    }
+  }
+
   __device__ __forceinline__ void run(int stages, uint64_t* empty) const {
     if (p.x_laid_out) return run_laid_out(stages, empty);
+    if (p.pipeline_tma) return run_tma(stages, empty);
     const int KS = stages_held, DX = raw_held;
     for (int s = 0; s < min(KS, stages); ++s) request_weights(s);
     wait_for_producer();  // weights are in flight; x is the producer kernel's output
@@ -302,7 +357,8 @@ __device__ __forceinline__ void cluster_barrier() {
 // Grid (row blocks of 64 x kConsumers rows, 1, kCluster); clusters of kCluster blocks along z
 // split K (blockIdx.z is the rank).
 template <int N, int kConsumers, int kCluster>
-__global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipelined_kernel(GemvArgs p) {
+__global__ void __launch_bounds__((kConsumers + 1) * 128, 1)
+    nvfp4_gemv_pipelined_kernel(GemvArgs p, const __grid_constant__ CUtensorMap x_map) {
   using L = PipelineLayout<N, kConsumers>;
   extern __shared__ __align__(128) uint8_t pipeline_smem[];
   let_dependents_start();
@@ -317,7 +373,7 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipeline
   uint64_t* empty = full + KS;
   uint64_t* raw_full = empty + KS;
   if (threadIdx.x == 0) {
-    for (int i = 0; i < DX; ++i) barrier_init(raw_full + i, 128);  // each producer thread's row
+    for (int i = 0; i < DX; ++i) barrier_init(raw_full + i, p.pipeline_tma ? 1 : 128);  // thread 0's boxes, or each thread's row
     for (int i = 0; i < KS; ++i) {
       // The producer's threads, and the weights' threads (bulk) or each thread's copies (cp.async).
       barrier_init(full + i, p.x_laid_out ? 1 + 2 * L::kTiles : p.pipeline_bulk ? 128 + 2 * L::kTiles : 2 * 128);
@@ -333,7 +389,8 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1) nvfp4_gemv_pipeline
   const bool live = !producer && tile < p.row_tiles;
   float acc[N / 8][4] = {};
   if (producer) {
-    PipelineProducer<N, kConsumers>{p, pipeline_smem, full, raw_full, begin, end, first_tile, tid, KS, DX}.run(stages, empty);
+    PipelineProducer<N, kConsumers>{p, pipeline_smem, full, raw_full, &x_map, begin, end, first_tile, tid, KS, DX}.run(stages,
+                                                                                                                empty);
   } else {
     wait_for_producer();  // the epilogue writes what earlier kernels may still read
     pipeline_consume<N, kConsumers>(acc, pipeline_smem, full, empty, stages, KS, n, local_tile, live, lane);

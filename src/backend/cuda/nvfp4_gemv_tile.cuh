@@ -82,6 +82,9 @@ struct GemvArgs {
   // weights and x in the MMA layout, and of x staged row-major from L2 before its rewrite.
   int pipeline_stages, pipeline_raw_stages;
   bool pipeline_bulk;  // FP4LLM_WGMMA_PIPELINE=bulk: x and the weights by bulk copies
+  // FP4LLM_WGMMA_PIPELINE=tma: the weights by bulk copies, and each stage's x by one tensor copy a
+  // chunk (the kernel's x_map) into 128-byte-swizzled row-major staging, then rewritten.
+  bool pipeline_tma;
   // FP4LLM_WGMMA_PIPELINE=layout: x already in the MMA's layout (x_to_mma_layout_kernel), k_chunks
   // chunks of N x 128 bytes, each stage one bulk copy.
   const uint8_t* x_laid_out;

@@ -21,6 +21,7 @@
 #include "backend/cuda/nvfp4_gemv_wgmma.cuh"
 #include "backend/cuda/nvfp4_linear.hpp"
 #include "backend/cuda/pipelined_gemv_shape.hpp"
+#include "backend/cuda/tensor_map.hpp"
 #include "util/bool_dispatch.hpp"
 #include "util/tuning_knob.hpp"
 
@@ -432,9 +433,19 @@ bool wgmma_pipeline_layout_requested() {
   return on;
 }
 
+// =tma (not yet run): x moved by tensor copies from its rows as the product before wrote them, one
+// box of 64 rows x 64 columns a chunk (a 128-byte-swizzled 8 KB), then rewritten in the block:
+// what =layout gained on the products (H100, 2026-12-07, thirtieth session: Qwen3-8B 167.8 ->
+// 156.0 us a layer in the step's trace, Gemma3-27B 24.8 -> 18.8 ms a step) without its layout
+// kernel, which added 36 us a Qwen3-8B layer.
+bool wgmma_pipeline_tma_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "tma");
+  return on;
+}
+
 bool wgmma_pipeline_requested() {
-  static const bool on =
-      knob_is("FP4LLM_WGMMA_PIPELINE", "1") || wgmma_pipeline_bulk_requested() || wgmma_pipeline_layout_requested();
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "1") || wgmma_pipeline_bulk_requested() ||
+                         wgmma_pipeline_layout_requested() || wgmma_pipeline_tma_requested();
   return on;
 }
 
@@ -518,7 +529,10 @@ void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
   allow_dynamic_smem<kernel>(smem);
   GemvArgs q = p;
   std::tie(q.pipeline_stages, q.pipeline_raw_stages) = pipeline_stage_counts();
-  q.pipeline_bulk = wgmma_pipeline_bulk_requested();
+  // Tensor copies need 16-byte aligned rows; other x (K not a multiple of 8) takes cp.async.
+  q.pipeline_tma = wgmma_pipeline_tma_requested() && p.k % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+  q.pipeline_bulk = wgmma_pipeline_bulk_requested() || q.pipeline_tma;  // =tma moves the weights so too
+  const CUtensorMap x_map = q.pipeline_tma ? bf16_row_chunks_tensor_map(p.x, p.rows, p.k, N) : CUtensorMap{};
   if (wgmma_pipeline_layout_requested()) {
     constexpr int kChunkBytes = WgmmaShape<N>::kChunkBytes;
     if (size_t(p.k_chunks) * kChunkBytes > kLaidOutBytes)
@@ -533,7 +547,7 @@ void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
   }
   const unsigned blocks = unsigned((p.row_tiles + 4 * kConsumers - 1) / (4 * kConsumers));
   launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
-                               dim3((kConsumers + 1) * 128), size_t(smem), stream, q);
+                               dim3((kConsumers + 1) * 128), size_t(smem), stream, q, x_map);
 }
 
 // FP4LLM_WGMMA_PIPELINE_SHAPE=C,Z (comparisons): C consumer warpgroups (2 or 3) in clusters of Z
