@@ -225,6 +225,9 @@
 #                                    Qwen3-8B's and Gemma3-27B's shapes, batch 64 of Qwen3-8B,
 #                                    Gemma3-27B and Qwen3-30B-A3B against the defaults, whole models
 #                                    against the CPU, then Qwen3-8B's trace under it
+#   tools/gpu_variants.sh s30d       =tma's second version (a copier lane and 96 rewriters) after
+#                                    its tests: gemv_bench against the defaults and =layout, its
+#                                    stage counts, batch 64 of the three models, whole models
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -259,7 +262,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1448,6 +1451,29 @@ if [ "$part" = s30c ]; then
       [ "$(left)" -gt 90 ] && trace_variant q8-tma qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=tma
     fi
   } 2>&1 | tee "$OUT/variants-s30c.md"
+fi
+if [ "$part" = s30d ]; then
+  {
+    tma=0
+    GATE_CTEST_ARGS="--timeout 90" tests_passed s30d-tma.log '^gpu_nvfp4_linear_wgmma_pipeline_tma$' "the pipelined GEMV with x by tensor copies (v2)" && tma=1
+    if [ $tma = 1 ]; then
+      gemv_variant default
+      gemv_variant tma FP4LLM_WGMMA_PIPELINE=tma
+      gemv_variant layout FP4LLM_WGMMA_PIPELINE=layout
+      gemv_variant tma-stages-4-4 FP4LLM_WGMMA_PIPELINE=tma FP4LLM_WGMMA_PIPELINE_STAGES=4,4
+      gemv_variant tma-stages-6-2 FP4LLM_WGMMA_PIPELINE=tma FP4LLM_WGMMA_PIPELINE_STAGES=6,2
+      gemv_variant gemma-default GEMV_BENCH_SHAPES=gemma3-27b
+      gemv_variant gemma-tma GEMV_BENCH_SHAPES=gemma3-27b FP4LLM_WGMMA_PIPELINE=tma
+      bench_variant "$OUT" qwen3-8b-tma qwen3-8b 48,64 FP4LLM_WGMMA_PIPELINE=tma
+      bench_variant "$OUT" qwen3-8b qwen3-8b 48,64
+      bench_variant "$OUT" gemma3-27b-tma gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=tma
+      bench_variant "$OUT" gemma3-27b gemma3-27b 64
+      bench_variant "$OUT" qwen3-30b-a3b-tma qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=tma
+      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
+      tests_passed s30d-forward.log '^py_gpu_forward_wgmma_pipeline_tma$' "whole models against the CPU with x by tensor copies (v2)"
+      [ "$(left)" -gt 90 ] && trace_variant q8-tma qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=tma
+    fi
+  } 2>&1 | tee "$OUT/variants-s30d.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

@@ -56,9 +56,10 @@ struct PipelineLayout {
   __host__ __device__ static constexpr int barrier_offset(int stages, int raw) {
     return raw_offset(stages) + raw * kRawBytes + kRawAlign;
   }
-  // Barriers: full and empty a stage, then one a row-major stage (bulk copies).
+  // Barriers: full and empty a stage, then full (bulk and tensor copies) and empty (=tma) a
+  // row-major stage.
   __host__ __device__ static constexpr int bytes(int stages, int raw) {
-    return barrier_offset(stages, raw) + (2 * stages + raw) * 8;
+    return barrier_offset(stages, raw) + (2 * stages + 2 * raw) * 8;
   }
 };
 
@@ -210,46 +211,86 @@ struct PipelineProducer {
     }
   }
 
-  // =tma: thread 0 moves stage s's x, one box a chunk of the stage (none past the share's end),
-  // onto the row-major stage's barrier.
-  __device__ __forceinline__ void request_x_tma(int s, int stages) const {
-    if (tid != 0 || s >= stages) return;
+  // =tma: the producer's warp 0 moves every byte, from its lane 0 alone, and warps 1-3 only
+  // rewrite x and release stages, so that no thread that fences its stores for the MMAs has
+  // copies of its own in flight (written against =tma's first version, where the weights' threads
+  // also rewrote x: 2.2 us a stage against =layout's 1.7, H100, 2026-12-07).
+  static constexpr int kRewriters = 96;
+
+  // Stage s's weights by the copier alone: one announcement of their bytes, then each tile's
+  // packed words and scales (none past the last tile or the share).
+  __device__ __forceinline__ void request_weights_copier(int s) const {
+    uint64_t* done = full + s % stages_held;
+    const int c0 = begin + s * S, chunks = min(S, end - c0);
+    const int tiles = chunks > 0 ? max(0, min(L::kTiles, p.row_tiles - first_tile)) : 0;
+    barrier_expect_bytes(done, uint32_t(tiles * chunks * (512 + 64)));
+    for (int lt = 0; lt < tiles; ++lt) {
+      const size_t slot = (size_t(first_tile + lt) * p.k_chunks + c0) * 32;
+      bulk_copy(stage_weights(s) + lt * S * 512, p.packed + slot, uint32_t(chunks * 512), done);
+      bulk_copy(stage_weights(s) + L::kPackedBytes + lt * S * 64, p.scales + slot, uint32_t(chunks * 64), done);
+    }
+  }
+
+  // Stage s's x, one box a chunk of the stage (none past the share's end), onto the row-major
+  // stage's barrier.
+  __device__ __forceinline__ void request_x_tma(int s) const {
     uint64_t* landed = raw_full + s % raw_held;
     const int c0 = begin + s * S, chunks = min(S, end - c0);
-    barrier_expect_bytes(landed, uint32_t(chunks * L::kBoxBytes));
+    barrier_expect_bytes(landed, uint32_t(max(chunks, 0) * L::kBoxBytes));
     for (int u = 0; u < chunks; ++u) tensor_copy_2d(raw_stage(s) + u * L::kBoxBytes, x_map, (c0 + u) * 64, 0, landed);
   }
 
-  // =tma: this thread's (token, chunk) of stage s from its swizzled box into the MMA layout. The
+  // (token, chunk) row `row` (0-127) of stage s from its swizzled box into the MMA layout. The
   // tensor copy puts a row's 16-byte piece j at piece j ^ (row % 8) of its 128 bytes; columns past
-  // K and rows past `rows` arrive as zeros; chunks past the share are zeros here.
-  __device__ __forceinline__ void rewrite_x_tma(int s) const {
-    const int u = tid / N, n = tid % N, chunk = begin + s * S + u;
-    const uint8_t* row = raw_stage(s) + u * L::kBoxBytes + n * 128;
+  // K and tokens past `rows` arrive as zeros; chunks past the share are zeros here.
+  __device__ __forceinline__ void rewrite_x_tma(int s, int row) const {
+    const int u = row / N, n = row % N, chunk = begin + s * S + u;
+    const uint8_t* raw = raw_stage(s) + u * L::kBoxBytes + n * 128;
     XChunkRow x;
 #pragma unroll
     for (int j = 0; j < 8; ++j)
-      x.v[j] = chunk < end ? *reinterpret_cast<const uint4*>(row + ((j ^ (n & 7)) * 16)) : make_uint4(0, 0, 0, 0);
+      x.v[j] = chunk < end ? *reinterpret_cast<const uint4*>(raw + ((j ^ (n & 7)) * 16)) : make_uint4(0, 0, 0, 0);
     x.store<N>(stage(s) + u * WgmmaShape<N>::kChunkBytes, n);
   }
 
-  __device__ __forceinline__ void run_tma(int stages, uint64_t* empty) const {
+  // The copier: each slot refilled as soon as its readers released it (x: the rewriters; the
+  // weights: the consumers).
+  __device__ __forceinline__ void copy_tma(int stages, uint64_t* empty, uint64_t* raw_empty) const {
     const int KS = stages_held, DX = raw_held;
-    for (int s = 0; s < min(KS, stages); ++s) request_weights_bulk(s, tid);
+    for (int s = 0; s < min(KS, stages); ++s) request_weights_copier(s);
     wait_for_producer();  // weights are in flight; x is the producer kernel's output
-    for (int s = 0; s < DX; ++s) request_x_tma(s, stages);
-    for (int s = 0; s < stages; ++s) {
-      if (s >= KS) {  // the consumers are done with stage s - KS
-        barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));
-        request_weights_bulk(s, tid);
+    for (int s = 0; s < min(DX, stages); ++s) request_x_tma(s);
+    for (int s = min(DX, KS); s < stages; ++s) {
+      if (s >= DX) {
+        barrier_wait(raw_empty + s % DX, uint32_t((s / DX - 1) & 1));
+        request_x_tma(s);
       }
-      barrier_wait(raw_full + s % DX, uint32_t((s / DX) & 1));
-      rewrite_x_tma(s);
-      fence_shared_for_wgmma();  // also orders this thread's reads of the staging before its refill
-      barrier_arrive(full + s % KS);
-      warpgroup_barrier(kConsumers);  // every thread has read the staging before thread 0 refills it
-      request_x_tma(s + DX, stages);
+      if (s >= KS) {
+        barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));
+        request_weights_copier(s);
+      }
     }
+  }
+
+  // The rewriters (r: 0-95): rows r and, for r < 32, 96 + r of every stage, each into its slot
+  // once the consumers released it.
+  __device__ __forceinline__ void rewrite_tma(int stages, uint64_t* empty, uint64_t* raw_empty, int r) const {
+    const int KS = stages_held, DX = raw_held;
+    for (int s = 0; s < stages; ++s) {
+      if (s >= KS) barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));
+      barrier_wait(raw_full + s % DX, uint32_t((s / DX) & 1));
+      rewrite_x_tma(s, r);
+      if (r + kRewriters < 128) rewrite_x_tma(s, r + kRewriters);
+      fence_shared_for_wgmma();
+      barrier_arrive(full + s % KS);
+      barrier_arrive(raw_empty + s % DX);
+    }
+  }
+
+  __device__ __forceinline__ void run_tma(int stages, uint64_t* empty) const {
+    uint64_t* raw_empty = raw_full + raw_held;
+    if (tid >= 32) return rewrite_tma(stages, empty, raw_empty, tid - 32);
+    if (tid == 0) copy_tma(stages, empty, raw_empty);
   }
 
   __device__ __forceinline__ void run(int stages, uint64_t* empty) const {
@@ -373,10 +414,18 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1)
   uint64_t* empty = full + KS;
   uint64_t* raw_full = empty + KS;
   if (threadIdx.x == 0) {
-    for (int i = 0; i < DX; ++i) barrier_init(raw_full + i, p.pipeline_tma ? 1 : 128);  // thread 0's boxes, or each thread's row
+    using Producer = PipelineProducer<N, kConsumers>;
+    for (int i = 0; i < DX; ++i) {
+      barrier_init(raw_full + i, p.pipeline_tma ? 1 : 128);  // the copier's boxes, or each thread's row
+      barrier_init(raw_full + DX + i, Producer::kRewriters);  // =tma: the rewriters are done with it
+    }
     for (int i = 0; i < KS; ++i) {
-      // The producer's threads, and the weights' threads (bulk) or each thread's copies (cp.async).
-      barrier_init(full + i, p.x_laid_out ? 1 + 2 * L::kTiles : p.pipeline_bulk ? 128 + 2 * L::kTiles : 2 * 128);
+      // The copier and the rewriters (=tma), the producer's threads and the weights' threads
+      // (bulk), or each thread's copies (cp.async).
+      barrier_init(full + i, p.pipeline_tma    ? 1 + Producer::kRewriters
+                             : p.x_laid_out    ? 1 + 2 * L::kTiles
+                             : p.pipeline_bulk ? 128 + 2 * L::kTiles
+                                               : 2 * 128);
       barrier_init(empty + i, 4 * kConsumers);  // one lane a consumer warp
     }
     barrier_init_fence();
