@@ -64,7 +64,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_FLASH_HEADS") return value == "1" || value == "2" || value == "4";
   if (name == "FP4LLM_WGMMA_RING") return value == "0" || value == "1" || value == "bulk";
   if (name == "FP4LLM_WGMMA_PIPELINE")
-    return value == "0" || value == "1" || value == "bulk" || value == "layout" || value == "tma";
+    return value == "0" || value == "1" || value == "bulk" || value == "layout" || value == "tma" || value == "tma-plain";
   if (name == "FP4LLM_WGMMA_CLUSTER") return value == "1" || value == "2" || value == "2-wide";
   if (name == "FP4LLM_WGMMA_SHARE_X")
     return value == "0" || value == "2" || value == "3" || value == "4" || value == "2-every" || value == "3-every" ||

@@ -439,7 +439,16 @@ bool wgmma_pipeline_layout_requested() {
 // 156.0 us a layer in the step's trace, Gemma3-27B 24.8 -> 18.8 ms a step) without its layout
 // kernel, which added 36 us a Qwen3-8B layer.
 bool wgmma_pipeline_tma_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "tma");
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "tma") || knob_is("FP4LLM_WGMMA_PIPELINE", "tma-plain");
+  return on;
+}
+
+// =tma-plain: the tensor-copy pipeline only for the products that the default would give one
+// plain block a 64 rows (neither shared x nor clusters: their row blocks between half the SMs and
+// twice them), where =tma was faster on gemv_bench (H100, 2026-12-07: Gemma3-27B's down_proj
+// 139.2 -> 84.7 us, o_proj 32.5 -> 23.9, qkv 43.7 -> 35.8; Qwen3-8B's qkv 32.5 -> 29.4).
+bool wgmma_pipeline_plain_only() {
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "tma-plain");
   return on;
 }
 
@@ -573,7 +582,8 @@ void launch_gemv_pipelined(const GemvArgs& p, cudaStream_t stream) {
 // (o_proj, down_proj, qkv), two otherwise.
 template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
-  if constexpr (N == 64) {
+  constexpr bool kPipelined = N == 64;  // the pipelined kernel takes 64 tokens
+  if constexpr (kPipelined) {
     if (wgmma_pipeline_requested()) return launch_gemv_pipelined<N>(p, stream);
   }
   const unsigned blocks = wgmma_blocks(p), sms = device_sms();
@@ -586,9 +596,12 @@ void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
     if (cluster == 4) return launch_wgmma_shared_x<N, 2, 4>(p, blocks, stream);
     return launch_wgmma_shared_x<N, 2, 2>(p, blocks, stream);
   }
-  if (wgmma_cluster_requested() && 2 * blocks <= sms) launch_wgmma_groups<N, 4, 2>(p, blocks, stream);
-  else if (wgmma_wide_clusters_requested() && blocks < sms) launch_wgmma_groups<N, 2, 2>(p, blocks, stream);
-  else if (blocks < sms) launch_wgmma_groups<N, 4>(p, blocks, stream);
+  if (wgmma_cluster_requested() && 2 * blocks <= sms) return launch_wgmma_groups<N, 4, 2>(p, blocks, stream);
+  if (wgmma_wide_clusters_requested() && blocks < sms) return launch_wgmma_groups<N, 2, 2>(p, blocks, stream);
+  if constexpr (kPipelined) {
+    if (wgmma_pipeline_plain_only()) return launch_gemv_pipelined<N>(p, stream);
+  }
+  if (blocks < sms) launch_wgmma_groups<N, 4>(p, blocks, stream);
   else launch_wgmma_groups<N, 2>(p, blocks, stream);
 }
 
