@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
     }
     const double bw = copy_bandwidth();
     std::printf("stages %d x chunks %d; copy bandwidth %.0f GB/s\n", kStages, kStageChunks, bw);
-    if (wgmma_pipeline_requested()) {
+    if (wgmma_pipeline_requested() || wgmma_pipeline_plain_only()) {
       const ClusterCapacity c = pipeline_cluster_capacity<64>();
       const auto [stages, raw] = pipeline_stage_counts();
       std::printf("pipelined GEMV: %d stages, %d of x; clusters at once: %lld of 2, %lld of 4 (%lld SMs)\n", stages, raw,

@@ -231,6 +231,7 @@
 #   tools/gpu_variants.sh s30e       =tma-plain (the tensor-copy pipeline only where the default
 #                                    runs plain blocks) after its tests: gemv_bench and batch 48
 #                                    and 64 of the three models against the defaults
+#   tools/gpu_variants.sh s30f       s30e again after its fix (=tma-plain had taken every product)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -265,7 +266,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30e) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30e|s30f) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1496,6 +1497,22 @@ if [ "$part" = s30e ]; then
       bench_variant "$OUT" gemma3-27b-layout gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout
     fi
   } 2>&1 | tee "$OUT/variants-s30e.md"
+fi
+if [ "$part" = s30f ]; then
+  {
+    ok=0
+    GATE_CTEST_ARGS="--timeout 90" tests_passed s30f-tests.log '^gpu_nvfp4_linear_wgmma_pipeline_tma_plain$' "the tensor-copy pipeline where plain" && ok=1
+    if [ $ok = 1 ]; then
+      gemv_variant tma-plain FP4LLM_WGMMA_PIPELINE=tma-plain
+      gemv_variant gemma-tma-plain GEMV_BENCH_SHAPES=gemma3-27b FP4LLM_WGMMA_PIPELINE=tma-plain
+      bench_variant "$OUT" qwen3-8b-tma-plain qwen3-8b 48,64 FP4LLM_WGMMA_PIPELINE=tma-plain
+      bench_variant "$OUT" qwen3-8b qwen3-8b 48,64
+      bench_variant "$OUT" gemma3-27b-tma-plain gemma3-27b 48,64 FP4LLM_WGMMA_PIPELINE=tma-plain
+      bench_variant "$OUT" gemma3-27b gemma3-27b 48,64
+      bench_variant "$OUT" qwen3-30b-a3b-tma-plain qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=tma-plain
+      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
+    fi
+  } 2>&1 | tee "$OUT/variants-s30f.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
