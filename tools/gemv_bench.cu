@@ -6,6 +6,7 @@
 // (tools/gpu_gemv_sweep.sh builds and runs the variants). With --prefill it times the prefill
 // path instead (2,048 rows: dequantize to BF16 scratch + cuBLAS) against cuBLAS alone on a BF16
 // weight, as TFLOP/s, to split the prefill target's gap between the extra pass and the GEMM.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -81,6 +82,67 @@ double time_us(F&& call, int reps) {
   return ms * 1e3 / reps;
 }
 
+struct Shape {
+  const char* name;
+  int64_t n, k;
+  bool gated;
+};
+
+// A layer's four products in their order, over enough layers of distinct weights that L2 holds
+// none, on a stream of its own and replayed from a CUDA graph as a decode step is, so that what
+// one product's kernel does to the next (dependent launch, the SMs' shared-memory carveout)
+// counts, which timing each product alone does not. Microseconds a layer.
+double sequence_us(const std::vector<Shape>& shapes, int64_t rows, LinearWorkspace& ws) {
+  double layer_bytes = 0;
+  int64_t max_n = 0, max_k = 0;
+  for (const Shape& s : shapes) {
+    layer_bytes += double(s.n) * double(s.k) * 0.5625;
+    max_n = std::max(max_n, s.n), max_k = std::max(max_k, s.k);
+  }
+  const int layers = std::max(4, int(1.2e9 / layer_bytes));
+  std::vector<std::vector<DeviceNvfp4Linear>> weights(size_t(layers));
+  for (int l = 0; l < layers; ++l)
+    for (size_t i = 0; i < shapes.size(); ++i)
+      weights[size_t(l)].push_back(random_weight(shapes[i].n, shapes[i].k, shapes[i].gated, uint32_t(101 + 17 * l + int(i))));
+  DeviceBuffer<__nv_bfloat16> x(size_t(rows * max_k)), act(size_t(rows * max_n / 2));
+  DeviceBuffer<float> y(size_t(rows * max_n));
+  fill_words<<<256, 256>>>(reinterpret_cast<uint32_t*>(x.data()), x.size() / 2, 3, 0x3F7F3F7Fu, 0);
+  cudaStream_t stream = nullptr;
+  FP4LLM_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  early_launch_all_default().store(true);  // as the CUDA backend sets it for dense models
+  const auto step = [&] {
+    for (int l = 0; l < layers; ++l)
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        const DeviceNvfp4Linear& w = weights[size_t(l)][i];
+        if (shapes[i].gated) nvfp4_gated(w, x.data(), rows, false, act.data(), nullptr, ws, stream);
+        else nvfp4_linear(w, x.data(), rows, y.data(), ws, stream);
+      }
+  };
+  step();  // first launches: attributes set, scratch allocated outside the capture
+  FP4LLM_CUDA_CHECK(cudaStreamSynchronize(stream));
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  FP4LLM_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  step();
+  FP4LLM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  FP4LLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  FP4LLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0), cudaEventCreate(&e1);
+  constexpr int kReplays = 5;
+  cudaEventRecord(e0, stream);
+  for (int r = 0; r < kReplays; ++r) FP4LLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+  cudaEventRecord(e1, stream);
+  FP4LLM_CUDA_CHECK(cudaEventSynchronize(e1));
+  float ms = 0;
+  cudaEventElapsedTime(&ms, e0, e1);
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
+  cudaGraphExecDestroy(exec), cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  early_launch_all_default().store(false);
+  return ms * 1e3 / (kReplays * layers);
+}
+
 void prefill_table() {
   const int64_t rows = 2048;
   LinearWorkspace ws;
@@ -127,7 +189,6 @@ int main(int argc, char** argv) {
     std::printf("| shape | rows | us | GB/s | of copy bandwidth |\n|---|---|---|---|---|\n");
     LinearWorkspace ws;
     FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
-    struct Shape { const char* name; int64_t n, k; bool gated; };
     double total_us[3] = {};
     // GEMV_BENCH_SHAPES=gemma3-27b: Gemma3-27B's four products instead of Qwen3-8B's.
     const char* shapes_env = std::getenv("GEMV_BENCH_SHAPES");
@@ -163,6 +224,8 @@ int main(int argc, char** argv) {
     }
     std::printf("per layer (4 projections): rows 1 %.1f us, rows 16 %.1f us, rows 64 %.1f us\n", total_us[0], total_us[1],
                 total_us[2]);
+    std::printf("in sequence (a layer's products in order, replayed from a graph): rows 64 %.1f us a layer, rows 48 %.1f\n",
+                sequence_us(shapes, 64, ws), sequence_us(shapes, 48, ws));
     cublasDestroy(ws.cublas);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

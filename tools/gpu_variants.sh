@@ -232,6 +232,11 @@
 #                                    runs plain blocks) after its tests: gemv_bench and batch 48
 #                                    and 64 of the three models against the defaults
 #   tools/gpu_variants.sh s30f       s30e again after its fix (=tma-plain had taken every product)
+#   tools/gpu_variants.sh s31        why the pipelined kernel slows the products after it in a
+#                                    step: gemv_bench in sequence (a layer's four products from a
+#                                    graph) and batch 64 under the defaults, =tma-plain, =layout
+#                                    and =tma, each also with FP4LLM_SMEM_CARVEOUT=100 (one
+#                                    shared-memory preference for every kernel)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -266,7 +271,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30e|s30f) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30e|s30f|s31) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -423,7 +428,7 @@ gemv_variant() {  # label, knob assignments...
   local label=${1//,/-}; shift
   [ "$(left)" -gt 40 ] || { echo "gemv $label: skipped (time)"; return; }
   env "$@" timeout 60 build-gpu/gemv_bench > "$OUT/gemv-$label.md" 2>&1
-  echo "gemv $label: $(grep -h 'clusters at once' "$OUT/gemv-$label.md") $(awk -F'|' '$3+0 == 64 {printf "%s %s us; ", $2, $4}' "$OUT/gemv-$label.md") $(grep -h 'per layer' "$OUT/gemv-$label.md" | sed 's/.*rows 64/rows 64/')"
+  echo "gemv $label: $(grep -h 'clusters at once' "$OUT/gemv-$label.md") $(awk -F'|' '$3+0 == 64 {printf "%s %s us; ", $2, $4}' "$OUT/gemv-$label.md") $(grep -h 'per layer' "$OUT/gemv-$label.md" | sed 's/.*rows 64/rows 64/'); in sequence: $(grep -h 'in sequence' "$OUT/gemv-$label.md" | sed 's/.*graph): //')"
 }
 if [ "$part" = bench ]; then
   {
@@ -1513,6 +1518,27 @@ if [ "$part" = s30f ]; then
       bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
     fi
   } 2>&1 | tee "$OUT/variants-s30f.md"
+fi
+if [ "$part" = s31 ]; then
+  {
+    ok=0
+    GATE_CTEST_ARGS="--timeout 90" tests_passed s31-tests.log '^gpu_nvfp4_linear_wgmma_pipeline_tma_plain$' "the tensor-copy pipeline where plain" && ok=1
+    gemv_variant default
+    gemv_variant default-carveout FP4LLM_SMEM_CARVEOUT=100
+    if [ $ok = 1 ]; then
+      gemv_variant tma-plain FP4LLM_WGMMA_PIPELINE=tma-plain
+      gemv_variant tma-plain-carveout FP4LLM_WGMMA_PIPELINE=tma-plain FP4LLM_SMEM_CARVEOUT=100
+      gemv_variant layout-carveout FP4LLM_WGMMA_PIPELINE=layout FP4LLM_SMEM_CARVEOUT=100
+      gemv_variant tma-carveout FP4LLM_WGMMA_PIPELINE=tma FP4LLM_SMEM_CARVEOUT=100
+      bench_variant "$OUT" qwen3-8b qwen3-8b 64
+      bench_variant "$OUT" qwen3-8b-carveout qwen3-8b 64 FP4LLM_SMEM_CARVEOUT=100
+      bench_variant "$OUT" qwen3-8b-tma-plain-carveout qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=tma-plain FP4LLM_SMEM_CARVEOUT=100
+      bench_variant "$OUT" qwen3-8b-layout-carveout qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_SMEM_CARVEOUT=100
+      bench_variant "$OUT" gemma3-27b gemma3-27b 64
+      bench_variant "$OUT" gemma3-27b-tma-plain-carveout gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=tma-plain FP4LLM_SMEM_CARVEOUT=100
+      bench_variant "$OUT" gemma3-27b-layout-carveout gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_SMEM_CARVEOUT=100
+    fi
+  } 2>&1 | tee "$OUT/variants-s31.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

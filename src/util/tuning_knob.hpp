@@ -31,9 +31,9 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_NORMED_MIN_CHUNKS",       "FP4LLM_NORM_DEFERRED",           "FP4LLM_NORM_PROLOGUE",           "FP4LLM_OMIT_STAGE",
     "FP4LLM_PDL",                     "FP4LLM_PDL_ROLES",               "FP4LLM_PDL_TRIGGER",             "FP4LLM_PREFILL_GATED_BF16",
     "FP4LLM_PREFILL_SLICE_ROWS",      "FP4LLM_ROPE_IN_ATTENTION",       "FP4LLM_ROPE_WARPS",              "FP4LLM_ROUTING_IN_EXPERTS",
-    "FP4LLM_WGMMA_CLUSTER",           "FP4LLM_WGMMA_OVERLAP",           "FP4LLM_WGMMA_PIPELINE",          "FP4LLM_WGMMA_PIPELINE_SHAPE",
-    "FP4LLM_WGMMA_PIPELINE_STAGES",   "FP4LLM_WGMMA_RING",              "FP4LLM_WGMMA_SHARE_X",           "FP4LLM_WGMMA_SHARE_X_CLUSTER",
-    "FP4LLM_WGMMA_WIDE_STAGES",       "FP4LLM_WGMMA_X_PREFETCH"};
+    "FP4LLM_SMEM_CARVEOUT",           "FP4LLM_WGMMA_CLUSTER",           "FP4LLM_WGMMA_OVERLAP",           "FP4LLM_WGMMA_PIPELINE",
+    "FP4LLM_WGMMA_PIPELINE_SHAPE",    "FP4LLM_WGMMA_PIPELINE_STAGES",   "FP4LLM_WGMMA_RING",              "FP4LLM_WGMMA_SHARE_X",
+    "FP4LLM_WGMMA_SHARE_X_CLUSTER",   "FP4LLM_WGMMA_WIDE_STAGES",       "FP4LLM_WGMMA_X_PREFETCH"};
 
 // The parts of a decode step that FP4LLM_PDL_ROLES names (backend/cuda/early_launch.hpp): `mlp` is a
 // dense layer's gate/up and down products with their norms, `moe` an MoE layer's router, experts

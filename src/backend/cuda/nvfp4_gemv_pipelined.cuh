@@ -11,9 +11,10 @@
 // one (token, chunk) of x for each producer thread. Consumers release a stage once its MMAs are
 // done; the producer refills it.
 //
-// Bound, as measured: the time a stage does not change with 2 to 6 stages in flight; it follows
-// the bytes each SM pulls from L2 a stage (about 13 GB/s a SM by cp.async), of which x (16 KB a
-// stage for every block) is more than half, the weights 9-14 KB. Clusters of kCluster blocks
+// Bound, as measured: the time a stage does not change with 2 to 6 stages in flight; a warpgroup
+// moving bytes by cp.async or 128-byte bulk copies stops near 19 and 17 GB/s a SM whatever its
+// depth, 16 KB bulk copies reach 85 (tools/l2_read_probe.cu, H100, 2026-12-07), so =layout's and
+// =tma's fewer, larger copies are the faster ways to fill a stage. Clusters of kCluster blocks
 // split K, block 0 adding the others' sums through distributed shared memory (cluster_sum), so
 // that products of few rows still fill the SMs.
 #pragma once

@@ -423,21 +423,20 @@ bool wgmma_pipeline_bulk_requested() {
   return on;
 }
 
-// =layout (not yet run): x written in the MMA's layout by a kernel of its own first
-// (x_to_mma_layout_kernel), so that a stage's x is one 16 KB bulk copy and the weights 2 x 4 x C
-// more: no per-row copies, no rewrite. Both bulk variants measured slower than cp.async with
-// 128-byte copies of x; whether a SM pulls more bytes by fewer, larger copies is what
-// tools/l2_read_probe.cu measures.
+// =layout: x written in the MMA's layout by a kernel of its own first (x_to_mma_layout_kernel), so
+// that a stage's x is one 16 KB bulk copy and the weights 2 x 4 x C more: no per-row copies, no
+// rewrite. The fastest products yet, but its layout kernels cost more on Qwen3-8B (H100,
+// 2026-12-07, thirtieth session: batch 64 8,405 -> 7,829 tok/s; Gemma3-27B 2,542 -> 3,292).
 bool wgmma_pipeline_layout_requested() {
   static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout");
   return on;
 }
 
-// =tma (not yet run): x moved by tensor copies from its rows as the product before wrote them, one
-// box of 64 rows x 64 columns a chunk (a 128-byte-swizzled 8 KB), then rewritten in the block:
-// what =layout gained on the products (H100, 2026-12-07, thirtieth session: Qwen3-8B 167.8 ->
-// 156.0 us a layer in the step's trace, Gemma3-27B 24.8 -> 18.8 ms a step) without its layout
-// kernel, which added 36 us a Qwen3-8B layer.
+// =tma: x moved by tensor copies from its rows as the product before wrote them, one box of 64
+// rows x 64 columns a chunk (a 128-byte-swizzled 8 KB), then rewritten in the block, for what
+// =layout gained on the products (Qwen3-8B 167.8 -> 156.0 us a layer in the step's trace) without
+// its layout kernel (36 us a layer). Measured (H100, 2026-12-07, thirtieth session): the rewrite
+// costs more than =layout's copies, Qwen3-8B batch 64 8,479 -> 7,842, Gemma3-27B 2,564 -> 2,999.
 bool wgmma_pipeline_tma_requested() {
   static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "tma") || knob_is("FP4LLM_WGMMA_PIPELINE", "tma-plain");
   return on;
@@ -446,7 +445,9 @@ bool wgmma_pipeline_tma_requested() {
 // =tma-plain: the tensor-copy pipeline only for the products that the default would give one
 // plain block a 64 rows (neither shared x nor clusters: their row blocks between half the SMs and
 // twice them), where =tma was faster on gemv_bench (H100, 2026-12-07: Gemma3-27B's down_proj
-// 139.2 -> 84.7 us, o_proj 32.5 -> 23.9, qkv 43.7 -> 35.8; Qwen3-8B's qkv 32.5 -> 29.4).
+// 139.2 -> 84.7 us, o_proj 32.5 -> 23.9, qkv 43.7 -> 35.8; Qwen3-8B's qkv 32.5 -> 29.4). In the
+// step the products after it slowed instead (Qwen3-8B batch 64 8,424 -> 7,719; Gemma3-27B 2,539 ->
+// 2,828), so off.
 bool wgmma_pipeline_plain_only() {
   static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "tma-plain");
   return on;
