@@ -236,7 +236,9 @@
 #                                    step: gemv_bench in sequence (a layer's four products from a
 #                                    graph) and batch 64 under the defaults, =tma-plain, =layout
 #                                    and =tma, each also with FP4LLM_SMEM_CARVEOUT=100 (one
-#                                    shared-memory preference for every kernel)
+#                                    shared-memory preference for every kernel); =layout on
+#                                    gemv_bench without x's copies, the weights' or the MMAs
+#                                    (FP4LLM_WGMMA_PIPELINE_ABLATE)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -1530,6 +1532,10 @@ if [ "$part" = s31 ]; then
       gemv_variant tma-plain-carveout FP4LLM_WGMMA_PIPELINE=tma-plain FP4LLM_SMEM_CARVEOUT=100
       gemv_variant layout-carveout FP4LLM_WGMMA_PIPELINE=layout FP4LLM_SMEM_CARVEOUT=100
       gemv_variant tma-carveout FP4LLM_WGMMA_PIPELINE=tma FP4LLM_SMEM_CARVEOUT=100
+      gemv_variant layout FP4LLM_WGMMA_PIPELINE=layout
+      for a in x weights mma x,weights weights,mma; do
+        gemv_variant layout-without-$a FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_ABLATE=$a
+      done
       bench_variant "$OUT" qwen3-8b qwen3-8b 64
       bench_variant "$OUT" qwen3-8b-carveout qwen3-8b 64 FP4LLM_SMEM_CARVEOUT=100
       bench_variant "$OUT" qwen3-8b-tma-plain-carveout qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=tma-plain FP4LLM_SMEM_CARVEOUT=100

@@ -100,7 +100,7 @@ struct PipelineProducer {
     if (mover >= 2 * L::kTiles) return;
     uint64_t* done = full + s % stages_held;
     const int lt = mover / 2, c0 = begin + s * S, chunks = min(S, end - c0), tile = first_tile + lt;
-    const bool scales = mover % 2 == 1, ok = tile < p.row_tiles && chunks > 0;
+    const bool scales = mover % 2 == 1, ok = tile < p.row_tiles && chunks > 0 && !(p.pipeline_ablate & 2);
     const uint32_t bytes = ok ? uint32_t(chunks * (scales ? 64 : 512)) : 0u;
     barrier_expect_bytes(done, bytes);
     if (!ok) return;
@@ -191,8 +191,9 @@ struct PipelineProducer {
       uint64_t* done = full + s % stages_held;
       const int c0 = begin + s * S, chunks = min(S, end - c0);
       constexpr int kChunkBytes = WgmmaShape<N>::kChunkBytes;
-      barrier_expect_bytes(done, uint32_t(chunks * kChunkBytes));
-      bulk_copy(stage(s), p.x_laid_out + size_t(c0) * kChunkBytes, uint32_t(chunks * kChunkBytes), done);
+      const bool copy = !(p.pipeline_ablate & 1);
+      barrier_expect_bytes(done, copy ? uint32_t(chunks * kChunkBytes) : 0u);
+      if (copy) bulk_copy(stage(s), p.x_laid_out + size_t(c0) * kChunkBytes, uint32_t(chunks * kChunkBytes), done);
     } else {
       request_weights_bulk(s, tid - 1);
     }
@@ -223,7 +224,7 @@ struct PipelineProducer {
   __device__ __forceinline__ void request_weights_copier(int s) const {
     uint64_t* done = full + s % stages_held;
     const int c0 = begin + s * S, chunks = min(S, end - c0);
-    const int tiles = chunks > 0 ? max(0, min(L::kTiles, p.row_tiles - first_tile)) : 0;
+    const int tiles = chunks > 0 && !(p.pipeline_ablate & 2) ? max(0, min(L::kTiles, p.row_tiles - first_tile)) : 0;
     barrier_expect_bytes(done, uint32_t(tiles * chunks * (512 + 64)));
     for (int lt = 0; lt < tiles; ++lt) {
       const size_t slot = (size_t(first_tile + lt) * p.k_chunks + c0) * 32;
@@ -236,7 +237,7 @@ struct PipelineProducer {
   // stage's barrier.
   __device__ __forceinline__ void request_x_tma(int s) const {
     uint64_t* landed = raw_full + s % raw_held;
-    const int c0 = begin + s * S, chunks = min(S, end - c0);
+    const int c0 = begin + s * S, chunks = p.pipeline_ablate & 1 ? 0 : min(S, end - c0);
     barrier_expect_bytes(landed, uint32_t(max(chunks, 0) * L::kBoxBytes));
     for (int u = 0; u < chunks; ++u) tensor_copy_2d(raw_stage(s) + u * L::kBoxBytes, x_map, (c0 + u) * 64, 0, landed);
   }
@@ -330,7 +331,7 @@ struct PipelineProducer {
 template <int N, int kConsumers>
 __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const uint8_t* smem, uint64_t* full,
                                                  uint64_t* empty, int stages, int KS, int n, int local_tile, bool live,
-                                                 int lane) {
+                                                 int lane, bool mma) {
   using L = PipelineLayout<N, kConsumers>;
   using Shape = WgmmaShape<N>;
   constexpr int S = L::kStageChunks;
@@ -355,9 +356,14 @@ __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const u
       wgmma_pin(a);
       wgmma_pin(acc);
       wgmma_fence();
+      if (mma) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i)
-        wgmma_64xNx16<N>(acc, a[i], descriptor + uint64_t((u * Shape::kChunkBytes + i * Shape::kStepBytes) >> 4));
+        for (int i = 0; i < 4; ++i)
+          wgmma_64xNx16<N>(acc, a[i], descriptor + uint64_t((u * Shape::kChunkBytes + i * Shape::kStepBytes) >> 4));
+      } else {  // FP4LLM_WGMMA_PIPELINE_ABLATE=mma: the fragments only folded in, so that they are computed
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[0][i] += __uint_as_float(a[i][0] ^ a[i][1] ^ a[i][2] ^ a[i][3]);
+      }
       wgmma_commit();
       wgmma_wait<1>();  // the previous chunk's MMAs are done: its fragments may be rewritten
       wgmma_pin(acc);
@@ -443,7 +449,8 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1)
                                                                                                                 empty);
   } else {
     wait_for_producer();  // the epilogue writes what earlier kernels may still read
-    pipeline_consume<N, kConsumers>(acc, pipeline_smem, full, empty, stages, KS, n, local_tile, live, lane);
+    pipeline_consume<N, kConsumers>(acc, pipeline_smem, full, empty, stages, KS, n, local_tile, live, lane,
+                                    !(p.pipeline_ablate & 4));
   }
   if constexpr (kCluster > 1) {
     __syncthreads();  // every warpgroup's MMAs are done before the stages hold sums

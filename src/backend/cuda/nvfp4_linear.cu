@@ -483,6 +483,25 @@ LaidOutX& laid_out_x() {
   return mine;
 }
 
+// FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,mma (any of them; gemv_bench only, the results are
+// wrong): the pipelined kernel's bulk and tensor-copy paths leave out x's copies, the weights'
+// copies or the MMAs, so that what a stage's time is made of shows (GemvArgs::pipeline_ablate).
+int pipeline_ablation() {
+  static const int bits = [] {
+    const std::string_view value = knob_text("FP4LLM_WGMMA_PIPELINE_ABLATE");
+    int b = 0;
+    if (value.empty()) return b;
+    for (const std::string_view item : knob_list_items(value)) {
+      if (item == "x") b |= 1;
+      else if (item == "weights") b |= 2;
+      else if (item == "mma") b |= 4;
+      else throw_error("FP4LLM_WGMMA_PIPELINE_ABLATE: a list of x, weights and mma, got \"" + std::string(value) + "\"");
+    }
+    return b;
+  }();
+  return bits;
+}
+
 // FP4LLM_WGMMA_PIPELINE_STAGES=S,R: the pipelined kernel's stages of weights and x in the MMA
 // layout and of row-major x (unset: 5,4, about the most that fit a block of 3 consumer warpgroups).
 std::pair<int, int> pipeline_stage_counts() {
@@ -543,6 +562,7 @@ void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
   // Tensor copies need 16-byte aligned rows; other x (K not a multiple of 8) takes cp.async.
   q.pipeline_tma = wgmma_pipeline_tma_requested() && p.k % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
   q.pipeline_bulk = wgmma_pipeline_bulk_requested() || q.pipeline_tma;  // =tma moves the weights so too
+  q.pipeline_ablate = pipeline_ablation();
   const CUtensorMap x_map = q.pipeline_tma ? bf16_row_chunks_tensor_map(p.x, p.rows, p.k, N) : CUtensorMap{};
   if (wgmma_pipeline_layout_requested()) {
     constexpr int kChunkBytes = WgmmaShape<N>::kChunkBytes;
