@@ -237,7 +237,7 @@
 #                                    graph) and batch 64 under the defaults, =tma-plain, =layout
 #                                    and =tma, each also with FP4LLM_SMEM_CARVEOUT=100 (one
 #                                    shared-memory preference for every kernel); =layout on
-#                                    gemv_bench without x's copies, the weights' or the MMAs
+#                                    gemv_bench without x's copies, the weights' or the consumers' work
 #                                    (FP4LLM_WGMMA_PIPELINE_ABLATE)
 #   device: carry [".deps"]
 set -uo pipefail
@@ -1533,7 +1533,7 @@ if [ "$part" = s31 ]; then
       gemv_variant layout-carveout FP4LLM_WGMMA_PIPELINE=layout FP4LLM_SMEM_CARVEOUT=100
       gemv_variant tma-carveout FP4LLM_WGMMA_PIPELINE=tma FP4LLM_SMEM_CARVEOUT=100
       gemv_variant layout FP4LLM_WGMMA_PIPELINE=layout
-      for a in x weights mma x,weights weights,mma; do
+      for a in x weights compute x,weights x,weights,compute; do
         gemv_variant layout-without-$a FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_ABLATE=$a
       done
       bench_variant "$OUT" qwen3-8b qwen3-8b 64

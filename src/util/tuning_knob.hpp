@@ -67,7 +67,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
     return value == "0" || value == "1" || value == "bulk" || value == "layout" || value == "tma" || value == "tma-plain";
   if (name == "FP4LLM_WGMMA_PIPELINE_ABLATE")
     return std::ranges::all_of(knob_list_items(value),
-                               [](std::string_view item) { return item == "x" || item == "weights" || item == "mma"; });
+                               [](std::string_view item) { return item == "x" || item == "weights" || item == "compute"; });
   if (name == "FP4LLM_WGMMA_CLUSTER") return value == "1" || value == "2" || value == "2-wide";
   if (name == "FP4LLM_WGMMA_SHARE_X")
     return value == "0" || value == "2" || value == "3" || value == "4" || value == "2-every" || value == "3-every" ||

@@ -331,7 +331,7 @@ struct PipelineProducer {
 template <int N, int kConsumers>
 __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const uint8_t* smem, uint64_t* full,
                                                  uint64_t* empty, int stages, int KS, int n, int local_tile, bool live,
-                                                 int lane, bool mma) {
+                                                 int lane, bool compute) {
   using L = PipelineLayout<N, kConsumers>;
   using Shape = WgmmaShape<N>;
   constexpr int S = L::kStageChunks;
@@ -340,6 +340,11 @@ __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const u
   for (int s = 0; s < stages; ++s) {
     const uint8_t* stage = smem + (s % KS) * L::kStageBytes;
     barrier_wait(full + s % KS, uint32_t((s / KS) & 1));
+    if (!compute) {  // FP4LLM_WGMMA_PIPELINE_ABLATE=compute: the stage released untouched
+      __syncwarp();
+      if (lane == 0) barrier_arrive(empty + s % KS);
+      continue;
+    }
     const uint64_t descriptor = wgmma_descriptor(stage, 128, 256);
 #pragma unroll
     for (int u = 0; u < S; ++u) {
@@ -356,14 +361,9 @@ __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const u
       wgmma_pin(a);
       wgmma_pin(acc);
       wgmma_fence();
-      if (mma) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
-          wgmma_64xNx16<N>(acc, a[i], descriptor + uint64_t((u * Shape::kChunkBytes + i * Shape::kStepBytes) >> 4));
-      } else {  // FP4LLM_WGMMA_PIPELINE_ABLATE=mma: the fragments only folded in, so that they are computed
-#pragma unroll
-        for (int i = 0; i < 4; ++i) acc[0][i] += __uint_as_float(a[i][0] ^ a[i][1] ^ a[i][2] ^ a[i][3]);
-      }
+      for (int i = 0; i < 4; ++i)
+        wgmma_64xNx16<N>(acc, a[i], descriptor + uint64_t((u * Shape::kChunkBytes + i * Shape::kStepBytes) >> 4));
       wgmma_commit();
       wgmma_wait<1>();  // the previous chunk's MMAs are done: its fragments may be rewritten
       wgmma_pin(acc);

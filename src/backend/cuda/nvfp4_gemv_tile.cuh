@@ -86,7 +86,7 @@ struct GemvArgs {
   // chunk (the kernel's x_map) into 128-byte-swizzled row-major staging, then rewritten.
   bool pipeline_tma;
   // FP4LLM_WGMMA_PIPELINE_ABLATE (a diagnosis, wrong results): bits of what the pipelined kernel's
-  // bulk and tensor paths leave out: 1 x's copies, 2 the weights' copies, 4 the MMAs.
+  // bulk and tensor paths leave out: 1 x's copies, 2 the weights' copies, 4 the consumers' work.
   int pipeline_ablate;
   // FP4LLM_WGMMA_PIPELINE=layout: x already in the MMA's layout (x_to_mma_layout_kernel), k_chunks
   // chunks of N x 128 bytes, each stage one bulk copy.

@@ -483,9 +483,9 @@ LaidOutX& laid_out_x() {
   return mine;
 }
 
-// FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,mma (any of them; gemv_bench only, the results are
+// FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,compute (any of them; gemv_bench only, the results are
 // wrong): the pipelined kernel's bulk and tensor-copy paths leave out x's copies, the weights'
-// copies or the MMAs, so that what a stage's time is made of shows (GemvArgs::pipeline_ablate).
+// copies or the consumers' dequantization and MMAs, so that what a stage's time is made of shows (GemvArgs::pipeline_ablate).
 int pipeline_ablation() {
   static const int bits = [] {
     const std::string_view value = knob_text("FP4LLM_WGMMA_PIPELINE_ABLATE");
@@ -494,8 +494,8 @@ int pipeline_ablation() {
     for (const std::string_view item : knob_list_items(value)) {
       if (item == "x") b |= 1;
       else if (item == "weights") b |= 2;
-      else if (item == "mma") b |= 4;
-      else throw_error("FP4LLM_WGMMA_PIPELINE_ABLATE: a list of x, weights and mma, got \"" + std::string(value) + "\"");
+      else if (item == "compute") b |= 4;
+      else throw_error("FP4LLM_WGMMA_PIPELINE_ABLATE: a list of x, weights and compute, got \"" + std::string(value) + "\"");
     }
     return b;
   }();
