@@ -100,10 +100,10 @@ double sequence_us(const std::vector<Shape>& shapes, int64_t rows, LinearWorkspa
     max_n = std::max(max_n, s.n), max_k = std::max(max_k, s.k);
   }
   const int layers = std::max(4, int(1.2e9 / layer_bytes));
-  std::vector<std::vector<DeviceNvfp4Linear>> weights(size_t(layers));
+  std::vector<std::vector<DeviceNvfp4Linear>> layer_weights(static_cast<size_t>(layers));
   for (int l = 0; l < layers; ++l)
     for (size_t i = 0; i < shapes.size(); ++i)
-      weights[size_t(l)].push_back(random_weight(shapes[i].n, shapes[i].k, shapes[i].gated, uint32_t(101 + 17 * l + int(i))));
+      layer_weights[size_t(l)].push_back(random_weight(shapes[i].n, shapes[i].k, shapes[i].gated, uint32_t(101 + 17 * l + int(i))));
   DeviceBuffer<__nv_bfloat16> x(size_t(rows * max_k)), act(size_t(rows * max_n / 2));
   DeviceBuffer<float> y(size_t(rows * max_n));
   fill_words<<<256, 256>>>(reinterpret_cast<uint32_t*>(x.data()), x.size() / 2, 3, 0x3F7F3F7Fu, 0);
@@ -113,7 +113,7 @@ double sequence_us(const std::vector<Shape>& shapes, int64_t rows, LinearWorkspa
   const auto step = [&] {
     for (int l = 0; l < layers; ++l)
       for (size_t i = 0; i < shapes.size(); ++i) {
-        const DeviceNvfp4Linear& w = weights[size_t(l)][i];
+        const DeviceNvfp4Linear& w = layer_weights[size_t(l)][i];
         if (shapes[i].gated) nvfp4_gated(w, x.data(), rows, false, act.data(), nullptr, ws, stream);
         else nvfp4_linear(w, x.data(), rows, y.data(), ws, stream);
       }
