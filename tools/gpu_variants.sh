@@ -228,10 +228,10 @@
 #   tools/gpu_variants.sh s30d       =tma's second version (a copier lane and 96 rewriters) after
 #                                    its tests: gemv_bench against the defaults and =layout, its
 #                                    stage counts, batch 64 of the three models, whole models
-#   tools/gpu_variants.sh s30e       =tma-plain (the tensor-copy pipeline only where the default
+#   tools/gpu_variants.sh s30f       =tma-plain (the tensor-copy pipeline only where the default
 #                                    runs plain blocks) after its tests: gemv_bench and batch 48
-#                                    and 64 of the three models against the defaults
-#   tools/gpu_variants.sh s30f       s30e again after its fix (=tma-plain had taken every product)
+#                                    and 64 of the three models against the defaults (s30e, at
+#                                    d8b019f, was the same before the knob's fix)
 #   tools/gpu_variants.sh s31        why the pipelined kernel slows the products after it in a
 #                                    step: gemv_bench in sequence (a layer's four products from a
 #                                    graph) and batch 64 under the defaults, =tma-plain, =layout
@@ -273,7 +273,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30e|s30f|s31) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1443,13 +1443,19 @@ if [ "$part" = s30b ]; then
     fi
   } 2>&1 | tee "$OUT/variants-s30b.md"
 fi
-if [ "$part" = s30c ]; then
+# s30c and s30d: the same runs on =tma's first and second versions (s30d also =layout and stage counts).
+if [ "$part" = s30c ] || [ "$part" = s30d ]; then
   {
     tma=0
-    GATE_CTEST_ARGS="--timeout 90" tests_passed s30c-tma.log '^gpu_nvfp4_linear_wgmma_pipeline_tma$' "the pipelined GEMV with x by tensor copies" && tma=1
+    GATE_CTEST_ARGS="--timeout 90" tests_passed $part-tma.log '^gpu_nvfp4_linear_wgmma_pipeline_tma$' "the pipelined GEMV with x by tensor copies" && tma=1
     if [ $tma = 1 ]; then
       gemv_variant default
       gemv_variant tma FP4LLM_WGMMA_PIPELINE=tma
+      if [ $part = s30d ]; then
+        gemv_variant layout FP4LLM_WGMMA_PIPELINE=layout
+        gemv_variant tma-stages-4-4 FP4LLM_WGMMA_PIPELINE=tma FP4LLM_WGMMA_PIPELINE_STAGES=4,4
+        gemv_variant tma-stages-6-2 FP4LLM_WGMMA_PIPELINE=tma FP4LLM_WGMMA_PIPELINE_STAGES=6,2
+      fi
       gemv_variant gemma-default GEMV_BENCH_SHAPES=gemma3-27b
       gemv_variant gemma-tma GEMV_BENCH_SHAPES=gemma3-27b FP4LLM_WGMMA_PIPELINE=tma
       bench_variant "$OUT" qwen3-8b-tma qwen3-8b 48,64 FP4LLM_WGMMA_PIPELINE=tma
@@ -1458,52 +1464,10 @@ if [ "$part" = s30c ]; then
       bench_variant "$OUT" gemma3-27b gemma3-27b 64
       bench_variant "$OUT" qwen3-30b-a3b-tma qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=tma
       bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
-      tests_passed s30c-forward.log '^py_gpu_forward_wgmma_pipeline_tma$' "whole models against the CPU with x by tensor copies"
+      tests_passed $part-forward.log '^py_gpu_forward_wgmma_pipeline_tma$' "whole models against the CPU with x by tensor copies"
       [ "$(left)" -gt 90 ] && trace_variant q8-tma qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=tma
     fi
-  } 2>&1 | tee "$OUT/variants-s30c.md"
-fi
-if [ "$part" = s30d ]; then
-  {
-    tma=0
-    GATE_CTEST_ARGS="--timeout 90" tests_passed s30d-tma.log '^gpu_nvfp4_linear_wgmma_pipeline_tma$' "the pipelined GEMV with x by tensor copies (v2)" && tma=1
-    if [ $tma = 1 ]; then
-      gemv_variant default
-      gemv_variant tma FP4LLM_WGMMA_PIPELINE=tma
-      gemv_variant layout FP4LLM_WGMMA_PIPELINE=layout
-      gemv_variant tma-stages-4-4 FP4LLM_WGMMA_PIPELINE=tma FP4LLM_WGMMA_PIPELINE_STAGES=4,4
-      gemv_variant tma-stages-6-2 FP4LLM_WGMMA_PIPELINE=tma FP4LLM_WGMMA_PIPELINE_STAGES=6,2
-      gemv_variant gemma-default GEMV_BENCH_SHAPES=gemma3-27b
-      gemv_variant gemma-tma GEMV_BENCH_SHAPES=gemma3-27b FP4LLM_WGMMA_PIPELINE=tma
-      bench_variant "$OUT" qwen3-8b-tma qwen3-8b 48,64 FP4LLM_WGMMA_PIPELINE=tma
-      bench_variant "$OUT" qwen3-8b qwen3-8b 48,64
-      bench_variant "$OUT" gemma3-27b-tma gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=tma
-      bench_variant "$OUT" gemma3-27b gemma3-27b 64
-      bench_variant "$OUT" qwen3-30b-a3b-tma qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=tma
-      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
-      tests_passed s30d-forward.log '^py_gpu_forward_wgmma_pipeline_tma$' "whole models against the CPU with x by tensor copies (v2)"
-      [ "$(left)" -gt 90 ] && trace_variant q8-tma qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=tma
-    fi
-  } 2>&1 | tee "$OUT/variants-s30d.md"
-fi
-if [ "$part" = s30e ]; then
-  {
-    ok=0
-    GATE_CTEST_ARGS="--timeout 90" tests_passed s30e-tests.log '^gpu_nvfp4_linear_wgmma_pipeline_tma(_plain)?$' "the tensor-copy pipeline, everywhere and where plain" && ok=1
-    if [ $ok = 1 ]; then
-      gemv_variant default
-      gemv_variant tma-plain FP4LLM_WGMMA_PIPELINE=tma-plain
-      gemv_variant gemma-default GEMV_BENCH_SHAPES=gemma3-27b
-      gemv_variant gemma-tma-plain GEMV_BENCH_SHAPES=gemma3-27b FP4LLM_WGMMA_PIPELINE=tma-plain
-      bench_variant "$OUT" qwen3-8b-tma-plain qwen3-8b 48,64 FP4LLM_WGMMA_PIPELINE=tma-plain
-      bench_variant "$OUT" qwen3-8b qwen3-8b 48,64
-      bench_variant "$OUT" gemma3-27b-tma-plain gemma3-27b 48,64 FP4LLM_WGMMA_PIPELINE=tma-plain
-      bench_variant "$OUT" gemma3-27b gemma3-27b 48,64
-      bench_variant "$OUT" qwen3-30b-a3b-tma-plain qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=tma-plain
-      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
-      bench_variant "$OUT" gemma3-27b-layout gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout
-    fi
-  } 2>&1 | tee "$OUT/variants-s30e.md"
+  } 2>&1 | tee "$OUT/variants-$part.md"
 fi
 if [ "$part" = s30f ]; then
   {
