@@ -240,6 +240,10 @@
 #                                    memory) and with FP4LLM_SMEM_CARVEOUT=100; then =layout on
 #                                    gemv_bench without x's copies, the weights' or the consumers'
 #                                    work (FP4LLM_WGMMA_PIPELINE_ABLATE)
+#   tools/gpu_variants.sh s31b       prefill's gate/up pairing with 16-byte loads, after the last
+#                                    slice and after each (FP4LLM_PREFILL_PAIR=vec, =slices) after
+#                                    their tests: a 2,048-token prompt of Qwen3-8B and Gemma3-27B
+#                                    against the defaults, each twice
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -274,7 +278,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1513,6 +1517,19 @@ if [ "$part" = s31 ]; then
       done
     fi
   } 2>&1 | tee "$OUT/variants-s31.md"
+fi
+if [ "$part" = s31b ]; then
+  {
+    if tests_passed s31b-tests.log '^(gpu_nvfp4_linear_prefill_pair_(vec|slices)|py_gpu_forward_prefill_pair_slices)$' "prefill's pairing, 8 a thread, after the last slice and after each"; then
+      for m in qwen3-8b gemma3-27b; do
+        prefill_run $m default
+        prefill_run $m slices FP4LLM_PREFILL_PAIR=slices
+        prefill_run $m vec FP4LLM_PREFILL_PAIR=vec
+        prefill_run $m default-again
+        prefill_run $m slices-again FP4LLM_PREFILL_PAIR=slices
+      done
+    fi
+  } 2>&1 | tee "$OUT/variants-s31b.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

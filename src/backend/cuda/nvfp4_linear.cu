@@ -20,6 +20,7 @@
 #include "backend/cuda/nvfp4_gemv_ring.cuh"
 #include "backend/cuda/nvfp4_gemv_wgmma.cuh"
 #include "backend/cuda/nvfp4_linear.hpp"
+#include "backend/cuda/gated_pairs.cuh"
 #include "backend/cuda/pipelined_gemv_shape.hpp"
 #include "backend/cuda/tensor_map.hpp"
 #include "util/bool_dispatch.hpp"
@@ -28,18 +29,6 @@
 namespace fp4llm::cuda {
 
 namespace {
-
-// Prefill of gated tiles: cuBLAS wrote both halves of every tile (BF16, or float32 with
-// FP4LLM_PREFILL_GATED_BF16=0); pair them up.
-template <class T>
-__global__ void gated_rows_kernel(const T* y, int64_t rows, int64_t n, bool gelu, __nv_bfloat16* out) {
-  const int64_t width = n / 2;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < size_t(rows * width); i += size_t(gridDim.x) * blockDim.x) {
-    const size_t token = i / width, f = i % width;
-    const T* row = y + token * n + f / 8 * 16 + f % 8;
-    out[i] = __float2bfloat16_rn(gated_value(float(row[0]), float(row[8]), gelu));
-  }
-}
 
 // Fewest chunks per warp (FP4LLM_GEMV_MIN_CHUNKS, to compare; default 8). Longer items measured
 // no faster at 1 and 16 rows (H200, 2026-12-04: 4, 16 and 32 against 8). Above 16 rows
@@ -145,11 +134,11 @@ bool prefill_gated_bf16() {
 }
 
 // Rows above kMaxDecodeRows: the weight to BF16 scratch slice by slice, each multiplied by cuBLAS
-// into its columns of y (y = or += x W^T); with FP4LLM_FP8_PREFILL=1 the whole weight and x to
-// E4M3 and cuBLASLt FP8 (fp8_gemm.hpp).
-template <class T>
+// into its columns of y (y = or += x W^T), then after_slice(first tile, tiles); with
+// FP4LLM_FP8_PREFILL=1 the whole weight and x to E4M3 and cuBLASLt FP8 (fp8_gemm.hpp), one slice.
+template <class T, class AfterSlice = void (*)(int64_t, int64_t)>
 void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, T* y, float beta,
-                      LinearWorkspace& ws, cudaStream_t stream) {
+                      LinearWorkspace& ws, cudaStream_t stream, AfterSlice after_slice = [](int64_t, int64_t) {}) {
   if (ws.dequantized.size() < size_t(prefill_scratch_elements(w))) throw_error("NVFP4 linear: dequantization scratch too small");
   if (fp8_prefill_enabled()) {  // E4M3 in the scratch's bytes (half of them), cuBLASLt FP8
     if constexpr (!std::is_same_v<T, float>) {
@@ -157,6 +146,7 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
     } else {
       if (!ws.fp8) ws.fp8 = std::make_unique<Fp8Gemm>();
       ws.fp8->multiply(w, x, rows, y, beta, reinterpret_cast<uint8_t*>(ws.dequantized.data()), stream);
+      after_slice(0, w.row_tiles);
     }
     return;
   }
@@ -170,15 +160,44 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
     FP4LLM_CUDA_LAUNCHED();
     gemm_bf16(ws.cublas, ws.dequantized.data(), ld, n, w.in_features, x, rows, y + first * 16, gemm_output_type<T>(),
               w.out_features, beta, stream);
+    after_slice(first, tiles);
   }
 }
 
 // Prefill of gated tiles: both halves of every tile into `pairs` (T: float or BF16), then paired up
 // into `out`.
+// FP4LLM_PREFILL_PAIR (not yet run): `vec` pairs with 16-byte loads and stores, 8 activations a
+// thread (gated_tiles_kernel), after the last slice; `slices` so, but each slice right after its
+// GEMM, while L2 may still hold the slice's rows (a Qwen3-8B gate/up slice: 2,048 x 8,192 BF16,
+// 32 MB). Unset: one activation a thread after the last slice (gated_rows_kernel). Written
+// against the prompt's trace (twenty-fourth session): the pairing 120 us a layer in float32,
+// halved in BF16, all of it read back from DRAM.
+enum class PrefillPairing { rows, tiles, slices };
+PrefillPairing prefill_pairing() {
+  static const PrefillPairing way = knob_is("FP4LLM_PREFILL_PAIR", "slices") ? PrefillPairing::slices
+                                    : knob_is("FP4LLM_PREFILL_PAIR", "vec")  ? PrefillPairing::tiles
+                                                                             : PrefillPairing::rows;
+  return way;
+}
+
+template <class T>
+void pair_tiles(const T* pairs, int64_t rows, int64_t n, int64_t first_tile, int64_t tiles, bool gelu,
+                __nv_bfloat16* out, cudaStream_t stream) {
+  gated_tiles_kernel<<<grid_for(rows * tiles, 256), 256, 0, stream>>>(pairs, rows, n, first_tile, tiles, gelu, out);
+  FP4LLM_CUDA_LAUNCHED();
+}
+
 template <class T>
 void gated_prefill(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, T* pairs, bool gelu,
                    __nv_bfloat16* out, LinearWorkspace& ws, cudaStream_t stream) {
+  const PrefillPairing way = prefill_pairing();
+  if (way == PrefillPairing::slices) {
+    return dequantized_gemm(w, x, rows, pairs, 0.0f, ws, stream, [&](int64_t first, int64_t tiles) {
+      pair_tiles(pairs, rows, w.out_features, first, tiles, gelu, out, stream);
+    });
+  }
   dequantized_gemm(w, x, rows, pairs, 0.0f, ws, stream);
+  if (way == PrefillPairing::tiles) return pair_tiles(pairs, rows, w.out_features, 0, w.row_tiles, gelu, out, stream);
   gated_rows_kernel<<<grid_for(rows * w.out_features / 2, 256), 256, 0, stream>>>(pairs, rows, w.out_features, gelu, out);
   FP4LLM_CUDA_LAUNCHED();
 }
