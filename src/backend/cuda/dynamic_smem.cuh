@@ -13,11 +13,12 @@
 namespace fp4llm::cuda {
 
 // FP4LLM_SMEM_CARVEOUT=P (0-100; unset: the driver's choice): the share of each SM's unified L1 /
-// shared memory that every kernel raising its limit here prefers as shared memory. A diagnosis
-// (H100, 2026-12-07): with the pipelined GEMV (226 KB a block) on Qwen3-8B's qkv alone, o_proj,
-// gate/up and down_proj, unchanged, each took 5-12 us more in the step's trace; if the SMs'
-// carveout changing between kernels (or L1 shrunk to 28 KB after it) is why, one preference for
-// all of them shows it.
+// shared memory that every kernel raising its limit here, and the decode step's kernels without
+// shared memory (the norm, rope and x layout kernels: prefer_smem_carveout), prefer as shared
+// memory. A diagnosis (H100, 2026-12-07): with the pipelined GEMV (226 KB a block) on Qwen3-8B's
+// qkv alone, o_proj, gate/up and down_proj, unchanged, each took 5-12 us more in the step's trace;
+// if the SMs' configuration changing between kernels (or L1 shrunk to 28 KB after it) is why, one
+// preference for all of them shows it.
 inline int preferred_smem_carveout() {
   static const int percent = [] {
     const int64_t p = knob_int("FP4LLM_SMEM_CARVEOUT", -1);
@@ -25,6 +26,22 @@ inline int preferred_smem_carveout() {
     return int(p);
   }();
   return percent;
+}
+
+// kKernel's carveout preference (FP4LLM_SMEM_CARVEOUT), set once a device; nothing when unset.
+template <auto kKernel>
+void prefer_smem_carveout() {
+  const int carveout = preferred_smem_carveout();
+  if (carveout < 0) return;
+  static std::mutex mutex;
+  static std::array<bool, 64> set{};
+  int device = 0;
+  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
+  if (device < 0 || device >= int(set.size())) throw_error("CUDA: device ordinal out of range");
+  const std::lock_guard lock(mutex);
+  if (set[size_t(device)]) return;
+  FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributePreferredSharedMemoryCarveout, carveout));
+  set[size_t(device)] = true;
 }
 
 // Raises kKernel's dynamic shared-memory limit to at least `bytes` on the current device. The
@@ -43,8 +60,7 @@ void allow_dynamic_smem(int bytes) {
   const std::lock_guard lock(mutex);
   if (mine.load(std::memory_order_relaxed) >= bytes) return;
   FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-  if (const int carveout = preferred_smem_carveout(); carveout >= 0)
-    FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributePreferredSharedMemoryCarveout, carveout));
+  prefer_smem_carveout<kKernel>();
   mine.store(bytes, std::memory_order_release);
 }
 

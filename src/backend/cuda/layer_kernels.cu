@@ -5,6 +5,7 @@
 
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/dynamic_smem.cuh"
 #include "backend/cuda/kv_cache_layout.hpp"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
@@ -240,6 +241,7 @@ void launch_rope_warps(const float* qkv, int64_t tokens, const RopeCacheParams& 
                        cudaStream_t stream) {
   const int first = first_roped_head(p, io);
   const dim3 grid(unsigned(tokens), unsigned((p.heads + 2 * p.kv_heads - first + kRopeWarps - 1) / kRopeWarps));
+  prefer_smem_carveout<rope_cache_warps_kernel<D>>();
   launch_dependent(early_launch_all(), rope_cache_warps_kernel<D>, grid, dim3(kRopeWarps * 32), 0, stream, qkv,
                    io.positions, io.slots, io.q_norm, io.k_norm, io.inv_freq, p, io.q, io.k_cache, io.v_cache, first);
 }
@@ -319,6 +321,7 @@ void launch_add_norm(float* x, const float* delta, const float* delta_weights, i
                 std::to_string(kNormThreads * kNormVec * 4) + " is)");
   // Fewer threads for narrow rows, so each holds kNormVec float4 and none idles.
   const int threads = int(std::clamp<int64_t>((n.width / 4 + kNormVec - 1) / kNormVec + 31, 32, kNormThreads)) / 32 * 32;
+  prefer_smem_carveout<add_norm_kernel>();
   launch_dependent(early_launch_all(), add_norm_kernel, dim3(unsigned(rows)), dim3(unsigned(threads)), 0, stream, x,
                    delta, delta_weights, int(delta_count), post_w, next_w, n, out);
 }
@@ -357,6 +360,7 @@ void rope_and_cache(const float* qkv, int64_t tokens, const RopeCacheParams& p, 
   }
   const int first = first_roped_head(p, io);
   const dim3 grid(unsigned(tokens), unsigned(p.heads + 2 * p.kv_heads - first));
+  prefer_smem_carveout<rope_cache_kernel>();
   launch_dependent(early_launch_all(), rope_cache_kernel, grid, dim3(unsigned(p.head_dim / 2)), 0, stream, qkv,
                    io.positions, io.slots, io.q_norm, io.k_norm, io.inv_freq, p, io.q, io.k_cache, io.v_cache, first);
 }

@@ -591,6 +591,7 @@ void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
                   std::to_string(kLaidOutBytes));
     LaidOutX& laid = laid_out_x();
     uint8_t* out = laid.buffers[laid.next++ % 2];
+    prefer_smem_carveout<x_to_mma_layout_kernel<N>>();
     launch_dependent(early_launch_products(), x_to_mma_layout_kernel<N>, dim3(unsigned((p.k_chunks * N + 127) / 128)),
                      dim3(128), 0, stream, p.x, p.rows, p.k, p.k_chunks, out);
     q.x_laid_out = out;
