@@ -239,7 +239,8 @@
 #                                    x (110 KB a block, as small as the default kernels' shared
 #                                    memory) and with FP4LLM_SMEM_CARVEOUT=100; then =layout on
 #                                    gemv_bench without x's copies, the weights' or the consumers'
-#                                    work (FP4LLM_WGMMA_PIPELINE_ABLATE)
+#                                    work (FP4LLM_WGMMA_PIPELINE_ABLATE); =layout-written (x laid
+#                                    out by the norm and the gated epilogue) after its tests
 #   tools/gpu_variants.sh s31b       prefill's gate/up pairing with 16-byte loads, after the last
 #                                    slice and after each (FP4LLM_PREFILL_PAIR=vec, =slices) after
 #                                    their tests: a 2,048-token prompt of Qwen3-8B and Gemma3-27B
@@ -1493,7 +1494,7 @@ fi
 if [ "$part" = s31 ]; then
   {
     ok=0
-    GATE_CTEST_ARGS="--timeout 90" tests_passed s31-tests.log '^gpu_nvfp4_linear_wgmma_pipeline_(tma_plain|layout)$' "the pipelined GEMV, =tma-plain and =layout" && ok=1
+    GATE_CTEST_ARGS="--timeout 90" tests_passed s31-tests.log '^gpu_nvfp4_linear_wgmma_pipeline_(tma_plain|layout|layout_written)$' "the pipelined GEMV, =tma-plain, =layout and =layout-written" && ok=1
     gemv_variant default
     if [ $ok = 1 ]; then
       # The carveout suspect: with 3 stages and 1 of x (110 KB a block) the pipelined kernel fits
@@ -1508,9 +1509,13 @@ if [ "$part" = s31 ]; then
       bench_variant "$OUT" qwen3-8b-tma-plain-stages-3-1 qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=tma-plain FP4LLM_WGMMA_PIPELINE_STAGES=3,1
       bench_variant "$OUT" qwen3-8b-layout-stages-3-1 qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_STAGES=3,1
       bench_variant "$OUT" qwen3-8b-tma-plain-carveout qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=tma-plain FP4LLM_SMEM_CARVEOUT=100
+      bench_variant "$OUT" qwen3-8b-layout-written qwen3-8b 48,64 FP4LLM_WGMMA_PIPELINE=layout-written
+      bench_variant "$OUT" qwen3-8b-layout-written-stages-3-1 qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-written FP4LLM_WGMMA_PIPELINE_STAGES=3,1
       bench_variant "$OUT" gemma3-27b gemma3-27b 64
+      bench_variant "$OUT" gemma3-27b-layout-written gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout-written
       bench_variant "$OUT" gemma3-27b-tma-plain-stages-3-1 gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=tma-plain FP4LLM_WGMMA_PIPELINE_STAGES=3,1
       bench_variant "$OUT" gemma3-27b-layout-stages-3-1 gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_STAGES=3,1
+      tests_passed s31-forward.log '^py_gpu_forward_wgmma_pipeline_layout_written$' "whole models against the CPU with x laid out by its writers"
       # What a stage of =layout is made of (gemv_bench only; the results are wrong).
       for a in x weights compute x,weights x,weights,compute; do
         gemv_variant layout-without-$a FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_ABLATE=$a

@@ -3,6 +3,7 @@
 // shapes with padding in rows and columns and row counts on both sides of every tile boundary.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <algorithm>
 #include <limits>
@@ -746,6 +747,62 @@ TEST(GpuNvfp4Linear, QkvRopeAndCacheWriteMatchFloat64) {
                   << t << " head " << head << " dim " << i << " got " << got << " want " << ref;
             }
       }
+    }
+  }
+}
+
+// FP4LLM_WGMMA_PIPELINE=layout-written: a layer's chain of products (o_proj's residual and norm,
+// gate/up, down_proj's residual and norm, the next qkv) with each norm and the gated epilogue
+// also writing their outputs in the pipelined GEMV's x layout for the next product, against the
+// same chain with every product laying its x out itself (=layout's kernel, which the other GEMV
+// tests check against float64): the same x values reach the same kernel, so every output must be
+// identical to the bit. Without that knob both runs take the same path (and must agree too).
+TEST(GpuNvfp4Linear, InputsLaidOutByTheirWritersChangeNoBit) {
+  FP4LLM_REQUIRE_GPU();
+  const char* knob = std::getenv("FP4LLM_WGMMA_PIPELINE");
+  int device = 0, major = 0;
+  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
+  FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  const bool written = knob && std::string(knob) == "layout-written" && major >= 9;
+  std::mt19937 rng(29);
+  Workspace w;
+  const int64_t hidden = 512, attn = 384, inter = 704, qkv_out = 640;
+  const TestLinear o = random_linear({hidden, attn}, rng, w), down = random_linear({hidden, inter}, rng, w);
+  const TestLinear qkv = random_linear({qkv_out, hidden}, rng, w);
+  const QuantizedLinear gate = test_support::random_nvfp4(inter, hidden, rng), up = test_support::random_nvfp4(inter, hidden, rng);
+  const cuda::Nvfp4Tiles gated_tiles = cuda::make_gated_nvfp4_tiles(gate, up);
+  const cuda::DeviceNvfp4Linear gate_up = cuda::upload_nvfp4(gated_tiles);
+  w.fit(gated_tiles);
+  const auto gains = cuda::DeviceBuffer<float>::from_host(random_bf16_values(size_t(hidden), rng));
+  for (int64_t rows : {33, 48, 64}) {
+    const auto attn_d = cuda::DeviceBuffer<__nv_bfloat16>::from_host(to_bf16(random_bf16_values(size_t(rows * attn), rng)));
+    const std::vector<float> stream0 = random_bf16_values(size_t(rows * hidden), rng);
+    std::vector<float> results[2];
+    for (int run = 0; run < 2; ++run) {
+      const bool writers = run == 1;
+      auto stream_d = cuda::DeviceBuffer<float>::from_host(stream0);
+      auto h = test_support::poisoned<__nv_bfloat16>(size_t(rows * hidden));
+      auto act = test_support::poisoned<__nv_bfloat16>(size_t(rows * inter));
+      auto y = test_support::poisoned<float>(size_t(rows * qkv_out));
+      cuda::DeviceBuffer<float> product(size_t(rows * hidden));
+      const cuda::ResidualNorm r{stream_d.data(), nullptr, gains.data(), 1e-6f, false, h.data(), writers};
+      cuda::nvfp4_linear_residual(o.device, attn_d.data(), rows, product.data(), r, w.ws, nullptr);
+      if (writers && written) EXPECT_NE(w.ws.next_input.laid_out, nullptr) << "rows " << rows << ": the norm laid h out";
+      cuda::nvfp4_gated(gate_up, h.data(), rows, /*gelu=*/false, act.data(), nullptr, w.ws, nullptr);
+      if (written) EXPECT_NE(w.ws.next_input.laid_out, nullptr) << "rows " << rows << ": the epilogue laid act out";
+      if (!writers) w.ws.next_input = {};  // the layout kernel's path for down_proj too
+      cuda::nvfp4_linear_residual(down.device, act.data(), rows, product.data(), r, w.ws, nullptr);
+      cuda::nvfp4_linear(qkv.device, h.data(), rows, y.data(), w.ws, nullptr);
+      FP4LLM_CUDA_CHECK(cudaDeviceSynchronize());
+      for (const float v : stream_d.to_host()) results[run].push_back(v);
+      for (const float v : y.to_host()) results[run].push_back(v);
+      for (const __nv_bfloat16 v : act.to_host()) results[run].push_back(__bfloat162float(v));
+    }
+    ASSERT_EQ(results[0].size(), results[1].size());
+    for (size_t i = 0; i < results[0].size(); ++i) {
+      ASSERT_TRUE(std::isfinite(results[1][i])) << "rows " << rows << " at " << i;
+      ASSERT_EQ(std::memcmp(&results[0][i], &results[1][i], sizeof(float)), 0)
+          << "rows " << rows << " at " << i << ": " << results[0][i] << " against " << results[1][i];
     }
   }
 }

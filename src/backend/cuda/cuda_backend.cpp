@@ -523,13 +523,17 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     }
     add_and_norm(residual_, o_.data(), gemma ? post_w : nullptr, next_w, T, norm, h_.data(), stream_);
   };
-  const auto residual = [&](const DeviceNvfp4Linear& w, const __nv_bfloat16* in, const float* post_w, const float* next_w) {
+  // next_reads: the next product reads the norm's output (FP4LLM_WGMMA_PIPELINE=layout-written
+  // then has the norm also write it laid out for that product).
+  const auto residual = [&](const DeviceNvfp4Linear& w, const __nv_bfloat16* in, const float* post_w, const float* next_w,
+                            bool next_reads) {
     if (comm_.active()) {
       nvfp4_linear(w, in, T, o_.data(), linear_ws_, stream_);
       profiler_.mark("row_parallel_proj", stream_);
       add_shares(post_w, next_w);
     } else {
-      nvfp4_linear_residual(w, in, T, o_.data(), {residual_, gemma ? post_w : nullptr, next_w, norm.eps, gemma, h_.data()},
+      nvfp4_linear_residual(w, in, T, o_.data(),
+                            {residual_, gemma ? post_w : nullptr, next_w, norm.eps, gemma, h_.data(), next_reads},
                             linear_ws_, stream_);
     }
   };
@@ -555,7 +559,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
       hand_on(L.o, attn_.data());
     else
       residual(L.o, attn_.data(), L.post_attention_norm.data(),
-               gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data());
+               gemma ? L.pre_feedforward_norm.data() : L.post_attention_norm.data(), !L.moe);
   }
   profiler_.mark(!norm_in.ffn ? "o_proj_residual_norm" : gemma ? "o_proj" : "o_proj_residual", stream_);
   const float* next = last ? model_.final_norm.data() : model_.layers[size_t(index + 1)].input_norm.data();
@@ -611,7 +615,7 @@ void CudaBackend::layer(int64_t index, const Step& s) {
     nvfp4_linear_add_deferred_norm(L.down, act_.data(), T, residual_, next, deferred_norm(), h_.data(), stream_);
     norm_deferred_pending_ = true;
   } else
-    residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next);
+    residual(L.down, act_.data(), gemma ? L.post_feedforward_norm.data() : nullptr, next, !last);
   profiler_.mark(!next_qkv_norm_in ? "down_proj_residual_norm" : gemma ? "down_proj" : "down_proj_residual", stream_);
 }
 
@@ -622,6 +626,7 @@ void CudaBackend::launch_step(const Step& s) {
   profiler_.begin(stream_);
   residual_ = x_.data();
   experts_pending_ = false;
+  linear_ws_.next_input = {};  // no laid-out input survives from the step before
   norm_deferred_pending_ = false;
   const float embed_scale = c.family == ModelFamily::Gemma3 ? bf16_to_float(float_to_bf16(std::sqrt(float(c.hidden_size)))) : 1.0f;
   embed_tokens(model_.embedding_table(), offset_ptr<int32_t>(meta_.data(), s.ids_at), s.tokens, c.hidden_size, embed_scale,

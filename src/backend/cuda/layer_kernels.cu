@@ -12,6 +12,7 @@
 #include "backend/cuda/rms_norm.cuh"
 #include "backend/cuda/rope_cache.cuh"
 #include "backend/cuda/warp_reduce.cuh"
+#include "backend/cuda/wgmma_x_layout.cuh"
 #include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
@@ -87,10 +88,13 @@ __global__ void weighted_sum_kernel(WeightedRows d, int64_t tokens, int64_t widt
   }
 }
 
-// delta_weights: delta holds delta_count rows per token, summed with these weights.
+// delta_weights: delta holds delta_count rows per token, summed with these weights. laid_out (or
+// null): `out` also written in the pipelined GEMV's x layout for 64 tokens (wgmma_x_layout.cuh;
+// FP4LLM_WGMMA_PIPELINE=layout-written), this block's token's column pairs each to its word.
 __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const float* delta, const float* delta_weights,
                                                                int delta_count, const float* post_w,
-                                                               const float* next_w, NormParams n, __nv_bfloat16* out) {
+                                                               const float* next_w, NormParams n, __nv_bfloat16* out,
+                                                               uint8_t* laid_out) {
   let_dependents_start();  // the next kernel may be scheduled now (dependent_launch.cuh)
   wait_for_producer();     // launched early (FP4LLM_PDL=all): the inputs are the previous kernel's
   const int64_t quads = n.width / 4;
@@ -132,8 +136,14 @@ __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const 
   for (int k = 0; k < kNormVec; ++k) {
     const int64_t i = threadIdx.x + int64_t(k) * blockDim.x;
     if (i >= quads) continue;
-    o[2 * i] = __floats2bfloat162_rn(v[k].x * inv * nw[k].x, v[k].y * inv * nw[k].y);
-    o[2 * i + 1] = __floats2bfloat162_rn(v[k].z * inv * nw[k].z, v[k].w * inv * nw[k].w);
+    const __nv_bfloat162 lo = __floats2bfloat162_rn(v[k].x * inv * nw[k].x, v[k].y * inv * nw[k].y);
+    const __nv_bfloat162 hi = __floats2bfloat162_rn(v[k].z * inv * nw[k].z, v[k].w * inv * nw[k].w);
+    o[2 * i] = lo;
+    o[2 * i + 1] = hi;
+    if (laid_out) {
+      *reinterpret_cast<__nv_bfloat162*>(laid_out + laid_out_pair_offset<64>(int(blockIdx.x), 4 * i)) = lo;
+      *reinterpret_cast<__nv_bfloat162*>(laid_out + laid_out_pair_offset<64>(int(blockIdx.x), 4 * i + 2)) = hi;
+    }
   }
 }
 
@@ -314,8 +324,11 @@ namespace {
 
 void launch_add_norm(float* x, const float* delta, const float* delta_weights, int64_t delta_count,
                      const float* post_w, const float* next_w, int64_t rows, const NormParams& n,
-                     __nv_bfloat16* out, cudaStream_t stream) {
+                     __nv_bfloat16* out, cudaStream_t stream, uint8_t* laid_out = nullptr) {
   if (rows == 0) return;
+  if (laid_out && (rows > 64 || n.width % 64 != 0))
+    throw_error("RMSNorm: x laid out for the pipelined GEMV needs at most 64 rows of whole 64-column chunks, not " +
+                std::to_string(rows) + " x " + std::to_string(n.width));
   if (n.width % 4 != 0 || n.width > int64_t(kNormThreads) * kNormVec * 4)
     throw_error("RMSNorm: hidden size " + std::to_string(n.width) + " is not supported (a multiple of 4 up to " +
                 std::to_string(kNormThreads * kNormVec * 4) + " is)");
@@ -323,14 +336,14 @@ void launch_add_norm(float* x, const float* delta, const float* delta_weights, i
   const int threads = int(std::clamp<int64_t>((n.width / 4 + kNormVec - 1) / kNormVec + 31, 32, kNormThreads)) / 32 * 32;
   prefer_smem_carveout<add_norm_kernel>();
   launch_dependent(early_launch_all(), add_norm_kernel, dim3(unsigned(rows)), dim3(unsigned(threads)), 0, stream, x,
-                   delta, delta_weights, int(delta_count), post_w, next_w, n, out);
+                   delta, delta_weights, int(delta_count), post_w, next_w, n, out, laid_out);
 }
 
 }  // namespace
 
 void add_and_norm(float* x, const float* delta, const float* post_w, const float* next_w,
-                  int64_t rows, const NormParams& n, __nv_bfloat16* out, cudaStream_t stream) {
-  launch_add_norm(x, delta, nullptr, 0, post_w, next_w, rows, n, out, stream);
+                  int64_t rows, const NormParams& n, __nv_bfloat16* out, cudaStream_t stream, uint8_t* out_laid_out) {
+  launch_add_norm(x, delta, nullptr, 0, post_w, next_w, rows, n, out, stream, out_laid_out);
 }
 
 void add_weighted_and_norm(float* x, const WeightedRows& delta, const float* next_w, int64_t rows,

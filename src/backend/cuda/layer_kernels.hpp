@@ -22,8 +22,11 @@ struct NormParams {
   float eps = 1e-6f;
   bool one_plus = false;
 };
+// out_laid_out (or null; at most 64 rows of whole 64-column chunks): out also in the pipelined
+// GEMV's x layout (wgmma_x_layout.cuh), for the product that reads it next.
 void add_and_norm(float* x, const float* delta, const float* post_w, const float* next_w,
-                  int64_t rows, const NormParams& n, __nv_bfloat16* out, cudaStream_t stream);
+                  int64_t rows, const NormParams& n, __nv_bfloat16* out, cudaStream_t stream,
+                  uint8_t* out_laid_out = nullptr);
 
 // The same with delta the weighted sum of `count` rows per token (an MoE layer's chosen experts):
 // delta[t] = sum over c of weights[t * count + c] * rows[t * count + c].

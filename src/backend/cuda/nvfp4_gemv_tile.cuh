@@ -15,6 +15,7 @@
 #include "backend/cuda/e2m1_pairs.hpp"
 #include "backend/cuda/mma_bf16.cuh"
 #include "backend/cuda/moe_routing.hpp"
+#include "backend/cuda/wgmma_x_layout.cuh"
 
 namespace fp4llm::cuda {
 
@@ -91,6 +92,9 @@ struct GemvArgs {
   // FP4LLM_WGMMA_PIPELINE=layout: x already in the MMA's layout (x_to_mma_layout_kernel), k_chunks
   // chunks of N x 128 bytes, each stage one bulk copy.
   const uint8_t* x_laid_out;
+  // FP4LLM_WGMMA_PIPELINE=layout-written: gated products also write their activations in that
+  // layout (64 tokens, wgmma_x_layout.cuh) here, for the down projection that reads them next.
+  uint8_t* act_laid_out;
   // FP4LLM_L2_AHEAD: a weight (its l2_slots 16-byte slots and their scales) whose bytes the
   // direct kernel's blocks ask L2 for first thing, each its share (l2_prefetch.cuh); null: none.
   // l2_per_expert: the weights are stacked experts' of l2_slots slots each, and a block of the
@@ -318,7 +322,11 @@ __device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, in
       const float by = token_scale ? token_scale[token] : 1.0f;
       const float lo = acc[nt][j] * scale_lo * by, hi = acc[nt][j + 2] * scale_hi * by;
       if (p.epilogue == kSilu || p.epilogue == kGelu) {
-        p.act[size_t(out) * (p.n / 2) + tile * 8 + g] = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
+        const int feature = tile * 8 + g;
+        const __nv_bfloat16 a = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
+        p.act[size_t(out) * (p.n / 2) + feature] = a;
+        if (p.act_laid_out)
+          *reinterpret_cast<__nv_bfloat16*>(p.act_laid_out + laid_out_pair_offset<64>(out, feature & ~1) + 2 * (feature & 1)) = a;
         continue;
       }
       const int row = tile * 16 + g;

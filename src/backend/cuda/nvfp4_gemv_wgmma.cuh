@@ -28,15 +28,13 @@
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/streaming_load.cuh"
 #include "backend/cuda/wgmma_bf16.cuh"
+#include "backend/cuda/wgmma_x_layout.cuh"
 
 namespace fp4llm::cuda {
 
 namespace {
 
-// A warpgroup's x stages: two buffers of 16 KB, each kStageChunks = 128 / N chunks of N tokens
-// (N the MMA's N: 16, 32 or 64 tokens, padded), so each of the 128 threads stages one
-// (token, chunk) per stage.
-constexpr int kWgmmaStageBytes = 16 * 1024;
+// A warpgroup's x stages: two buffers of kWgmmaStageBytes (wgmma_x_layout.cuh).
 constexpr int kWgmmaGroupBytes = 2 * kWgmmaStageBytes;
 
 __host__ __device__ constexpr int wgmma_smem_bytes(int groups) { return groups * kWgmmaGroupBytes; }
@@ -48,21 +46,6 @@ __host__ __device__ constexpr int wgmma_stage_bytes() {
   return wgmma_smem_bytes(kShareX && !kWide ? 1 : kGroups);
 }
 
-template <int N>
-struct WgmmaShape {
-  static_assert(N == 16 || N == 32 || N == 64, "the wgmma GEMV takes N = 16, 32 or 64 tokens");
-  static constexpr int kStageChunks = 128 / N;
-  static constexpr int kStepBytes = N * 32;          // one k-step's B: N tokens x 16 values
-  static constexpr int kChunkBytes = 4 * kStepBytes;  // one chunk of x
-  static_assert(kStageChunks * kChunkBytes == kWgmmaStageBytes);
-
-  // Byte offset within a chunk's x of core row (token n, k-step i, K half hi): in each k-step the
-  // two K halves 128 bytes apart (the descriptor's K stride) and the 8-token core matrices 256
-  // bytes apart (its N stride).
-  static __device__ __forceinline__ int core_row_offset(int n, int i, int hi) {
-    return i * kStepBytes + hi * 128 + (n / 8) * 256 + (n % 8) * 16;
-  }
-};
 
 // One (token, chunk) of x from global memory (64 columns: eight 16-byte loads, zero past K) ...
 struct XChunkRow {

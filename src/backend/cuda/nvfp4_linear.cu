@@ -447,7 +447,17 @@ bool wgmma_pipeline_bulk_requested() {
 // rewrite. The fastest products yet, but its layout kernels cost more on Qwen3-8B (H100,
 // 2026-12-07, thirtieth session: batch 64 8,405 -> 7,829 tok/s; Gemma3-27B 2,542 -> 3,292).
 bool wgmma_pipeline_layout_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout");
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout") || knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written");
+  return on;
+}
+
+// =layout-written (not yet run): =layout, but where the kernel that writes a product's x can also
+// write it in the MMA's layout (the norm after o_proj and down_proj, read by gate/up and the next
+// qkv; the gated epilogue, read by down_proj), it does, and that product needs no layout kernel:
+// the three of a Qwen3-8B layer that added 7.9, 11.3 and 14.9 us in the step's trace at batch 64
+// (H100, 2026-12-07, thirtieth session). o_proj's input (the attention's) keeps its kernel (1.8).
+bool layout_written_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written") && device_is_sm90_or_later();
   return on;
 }
 
@@ -487,6 +497,10 @@ constexpr size_t kLaidOutBytes = size_t(4) << 20;  // K up to 32,768 at N = 64
 struct LaidOutX {
   uint8_t* buffers[2] = {};
   unsigned next = 0;
+  // =layout-written: the norm's output and the gated activations (each read by the next product
+  // only, which the next writer of the same buffer waits for through the products between).
+  uint8_t* normed = nullptr;
+  uint8_t* act = nullptr;
 };
 
 LaidOutX& laid_out_x() {
@@ -499,7 +513,23 @@ LaidOutX& laid_out_x() {
   const std::lock_guard lock(mutex);
   for (uint8_t*& b : mine.buffers)
     if (!b) FP4LLM_CUDA_CHECK(cudaMalloc(&b, kLaidOutBytes));
+  for (uint8_t** b : {&mine.normed, &mine.act})
+    if (!*b) FP4LLM_CUDA_CHECK(cudaMalloc(b, kLaidOutBytes));
   return mine;
+}
+
+// =layout-written: whether a writer of `rows` x `k` inputs writes them laid out too (33-64 rows,
+// the pipelined kernel's; whole chunks, so that no column of the buffer is stale).
+bool writes_laid_out(int64_t rows, int64_t k) {
+  return layout_written_requested() && rows > 32 && rows <= kMaxDecodeRows && k % 64 == 0 &&
+         size_t(k / 64) * WgmmaShape<64>::kChunkBytes <= kLaidOutBytes;
+}
+
+// The laid-out copy of x, if its writer left one for this product; forgotten either way.
+const uint8_t* take_laid_out(LinearWorkspace& ws, const void* x, int64_t rows) {
+  const LaidOutInput ready = ws.next_input;
+  ws.next_input = {};
+  return ready.x == x && ready.rows == rows ? ready.laid_out : nullptr;
 }
 
 // FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,compute (any of them; gemv_bench only, the results are
@@ -589,12 +619,14 @@ void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
       throw_error("FP4LLM_WGMMA_PIPELINE=layout: " + std::to_string(p.k) + " input features need " +
                   std::to_string(size_t(p.k_chunks) * kChunkBytes) + " bytes of laid-out x, more than its " +
                   std::to_string(kLaidOutBytes));
-    LaidOutX& laid = laid_out_x();
-    uint8_t* out = laid.buffers[laid.next++ % 2];
-    prefer_smem_carveout<x_to_mma_layout_kernel<N>>();
-    launch_dependent(early_launch_products(), x_to_mma_layout_kernel<N>, dim3(unsigned((p.k_chunks * N + 127) / 128)),
-                     dim3(128), 0, stream, p.x, p.rows, p.k, p.k_chunks, out);
-    q.x_laid_out = out;
+    if (!p.x_laid_out) {  // (=layout-written: x's writer laid it out already)
+      LaidOutX& laid = laid_out_x();
+      uint8_t* out = laid.buffers[laid.next++ % 2];
+      prefer_smem_carveout<x_to_mma_layout_kernel<N>>();
+      launch_dependent(early_launch_products(), x_to_mma_layout_kernel<N>, dim3(unsigned((p.k_chunks * N + 127) / 128)),
+                       dim3(128), 0, stream, p.x, p.rows, p.k, p.k_chunks, out);
+      q.x_laid_out = out;
+    }
   }
   const unsigned blocks = unsigned((p.row_tiles + 4 * kConsumers - 1) / (4 * kConsumers));
   launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
@@ -909,10 +941,12 @@ void prepare_gemv_scratch() {
 
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
                   LinearWorkspace& ws, cudaStream_t stream, LinearOutput mode) {
+  const uint8_t* laid_out = take_laid_out(ws, x, rows);
   if (rows <= 0) return;
   if (w.gated) throw_error("NVFP4 linear: gated tiles go through nvfp4_gated");
   if (rows > kMaxDecodeRows) return dequantized_gemm(w, x, rows, y, mode == LinearOutput::Add ? 1.0f : 0.0f, ws, stream);
   GemvArgs p{};
+  p.x_laid_out = laid_out;
   p.epilogue = mode == LinearOutput::Add ? kAdd : kStore;
   p.y = y;
   gemv(w, x, rows, p, stream);
@@ -984,12 +1018,15 @@ void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, i
                            const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream) {
   if (rows <= 0) return;
   nvfp4_linear(w, x, rows, r.post_w ? product : r.residual, ws, stream, r.post_w ? LinearOutput::Store : LinearOutput::Add);
+  uint8_t* laid_out = r.next_reads_normed && writes_laid_out(rows, w.out_features) ? laid_out_x().normed : nullptr;
   add_and_norm(r.residual, r.post_w ? product : nullptr, r.post_w, r.next_w, rows, NormParams{w.out_features, r.eps, r.one_plus},
-               r.normed, stream);
+               r.normed, stream, laid_out);
+  if (laid_out) ws.next_input = {r.normed, rows, laid_out};
 }
 
 void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, bool gelu,
                  __nv_bfloat16* out, float* scratch, LinearWorkspace& ws, cudaStream_t stream) {
+  const uint8_t* laid_out = take_laid_out(ws, x, rows);
   if (rows <= 0) return;
   if (!w.gated) throw_error("NVFP4 gated linear: the weight is not in the gated tile layout");
   if (rows > kMaxDecodeRows) {
@@ -1000,7 +1037,10 @@ void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t row
   GemvArgs p{};
   p.epilogue = gelu ? kGelu : kSilu;
   p.act = out;
+  p.x_laid_out = laid_out;
+  if (writes_laid_out(rows, w.out_features / 2)) p.act_laid_out = laid_out_x().act;
   gemv(w, x, rows, p, stream);
+  if (p.act_laid_out) ws.next_input = {out, rows, p.act_laid_out};
 }
 
 void nvfp4_experts_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, const ExpertRows& r, bool gelu,

@@ -41,10 +41,20 @@ void upload_expert(DeviceNvfp4Linear& stacked, int64_t expert, const Nvfp4Tiles&
 
 // Scratch the linear kernels need, sized once for the largest layer (no allocation inside a
 // step, so steps can be captured in CUDA graphs).
+// FP4LLM_WGMMA_PIPELINE=layout-written: an input that the kernel writing it (the norm after a
+// residual product, a gated product's epilogue) also wrote in the pipelined GEMV's x layout.
+struct LaidOutInput {
+  const void* x = nullptr;
+  int64_t rows = 0;
+  const uint8_t* laid_out = nullptr;
+};
+
 struct LinearWorkspace {
   DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16 (or E4M3: fp8)
   std::unique_ptr<Fp8Gemm> fp8;               // FP4LLM_FP8_PREFILL=1: made on first use
   cublasHandle_t cublas = nullptr;
+  // The next product reading `next_input.x` takes its laid-out copy; any product forgets it first.
+  LaidOutInput next_input;
 };
 
 constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
@@ -72,6 +82,9 @@ struct ResidualNorm {
   float eps = 1e-6f;
   bool one_plus = false;           // Gemma3's (1 + w) gains
   __nv_bfloat16* normed = nullptr; // [rows][n] rmsnorm(residual) * gain(next_w)
+  // The next product reads `normed` (FP4LLM_WGMMA_PIPELINE=layout-written: the norm then also
+  // writes it in the pipelined GEMV's x layout for that product).
+  bool next_reads_normed = false;
 };
 
 // residual += post_w ? rmsnorm(x W^T) * gain(post_w) : x W^T, then normed as above; `product`
