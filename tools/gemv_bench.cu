@@ -67,14 +67,14 @@ double copy_bandwidth() {
 
 namespace gemv_bench {
 
-// Microseconds per call of `call`, averaged over `reps` (warmed up by the caller).
+// Microseconds per call of `call`, averaged over `reps` (warmed up by the caller), timed on `stream`.
 template <typename F>
-double time_us(F&& call, int reps) {
+double time_us(F&& call, int reps, cudaStream_t stream = nullptr) {
   cudaEvent_t e0, e1;
   cudaEventCreate(&e0), cudaEventCreate(&e1);
-  cudaEventRecord(e0);
+  cudaEventRecord(e0, stream);
   for (int r = 0; r < reps; ++r) call();
-  cudaEventRecord(e1);
+  cudaEventRecord(e1, stream);
   FP4LLM_CUDA_CHECK(cudaEventSynchronize(e1));
   float ms = 0;
   cudaEventElapsedTime(&ms, e0, e1);
@@ -127,20 +127,11 @@ double sequence_us(const std::vector<Shape>& shapes, int64_t rows, LinearWorkspa
   FP4LLM_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
   FP4LLM_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
   FP4LLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0), cudaEventCreate(&e1);
-  constexpr int kReplays = 5;
-  cudaEventRecord(e0, stream);
-  for (int r = 0; r < kReplays; ++r) FP4LLM_CUDA_CHECK(cudaGraphLaunch(exec, stream));
-  cudaEventRecord(e1, stream);
-  FP4LLM_CUDA_CHECK(cudaEventSynchronize(e1));
-  float ms = 0;
-  cudaEventElapsedTime(&ms, e0, e1);
-  cudaEventDestroy(e0), cudaEventDestroy(e1);
+  const double us = time_us([&] { FP4LLM_CUDA_CHECK(cudaGraphLaunch(exec, stream)); }, 5, stream);
   cudaGraphExecDestroy(exec), cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
   early_launch_all_default().store(false);
-  return ms * 1e3 / (kReplays * layers);
+  return us / layers;
 }
 
 void prefill_table() {

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/device_slot.hpp"
 #include "util/tuning_knob.hpp"
 
 namespace fp4llm::cuda {
@@ -35,13 +36,11 @@ void prefer_smem_carveout() {
   if (carveout < 0) return;
   static std::mutex mutex;
   static std::array<bool, 64> set{};
-  int device = 0;
-  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
-  if (device < 0 || device >= int(set.size())) throw_error("CUDA: device ordinal out of range");
+  bool& mine = set[current_device_slot(set.size())];
   const std::lock_guard lock(mutex);
-  if (set[size_t(device)]) return;
+  if (mine) return;
   FP4LLM_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributePreferredSharedMemoryCarveout, carveout));
-  set[size_t(device)] = true;
+  mine = true;
 }
 
 // Raises kKernel's dynamic shared-memory limit to at least `bytes` on the current device. The
@@ -52,10 +51,7 @@ template <auto kKernel>
 void allow_dynamic_smem(int bytes) {
   static std::mutex mutex;
   static std::array<std::atomic<int>, 64> raised{};  // per device ordinal: the limit set so far
-  int device = 0;
-  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
-  if (device < 0 || device >= int(raised.size())) throw_error("CUDA: device ordinal out of range");
-  std::atomic<int>& mine = raised[size_t(device)];
+  std::atomic<int>& mine = raised[current_device_slot(raised.size())];
   if (mine.load(std::memory_order_acquire) >= bytes) return;
   const std::lock_guard lock(mutex);
   if (mine.load(std::memory_order_relaxed) >= bytes) return;

@@ -9,8 +9,10 @@
 #include <type_traits>
 
 #include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/device_slot.hpp"
 #include "backend/cuda/dequantize_tiles.cuh"
 #include "backend/cuda/dynamic_smem.cuh"
+#include "backend/cuda/gated_pairs.cuh"
 #include "backend/cuda/l2_ahead.hpp"
 #include "backend/cuda/launch_grid.hpp"
 #include "backend/cuda/layer_kernels.hpp"
@@ -20,7 +22,6 @@
 #include "backend/cuda/nvfp4_gemv_ring.cuh"
 #include "backend/cuda/nvfp4_gemv_wgmma.cuh"
 #include "backend/cuda/nvfp4_linear.hpp"
-#include "backend/cuda/gated_pairs.cuh"
 #include "backend/cuda/pipelined_gemv_shape.hpp"
 #include "backend/cuda/tensor_map.hpp"
 #include "util/bool_dispatch.hpp"
@@ -164,8 +165,6 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   }
 }
 
-// Prefill of gated tiles: both halves of every tile into `pairs` (T: float or BF16), then paired up
-// into `out`.
 // FP4LLM_PREFILL_PAIR (not yet run): `vec` pairs with 16-byte loads and stores, 8 activations a
 // thread (gated_tiles_kernel), after the last slice; `slices` so, but each slice right after its
 // GEMM, while L2 may still hold the slice's rows (a Qwen3-8B gate/up slice: 2,048 x 8,192 BF16,
@@ -187,6 +186,8 @@ void pair_tiles(const T* pairs, int64_t rows, int64_t n, int64_t first_tile, int
   FP4LLM_CUDA_LAUNCHED();
 }
 
+// Prefill of gated tiles: both halves of every tile into `pairs` (T: float or BF16), then paired up
+// into `out`.
 template <class T>
 void gated_prefill(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, T* pairs, bool gelu,
                    __nv_bfloat16* out, LinearWorkspace& ws, cudaStream_t stream) {
@@ -497,8 +498,8 @@ constexpr size_t kLaidOutBytes = size_t(4) << 20;  // K up to 32,768 at N = 64
 struct LaidOutX {
   uint8_t* buffers[2] = {};
   unsigned next = 0;
-  // =layout-written: the norm's output and the gated activations (each read by the next product
-  // only, which the next writer of the same buffer waits for through the products between).
+  // =layout-written only: the norm's output and the gated activations (each read by the next
+  // product only, which the next writer of the same buffer waits for through the products between).
   uint8_t* normed = nullptr;
   uint8_t* act = nullptr;
 };
@@ -506,15 +507,13 @@ struct LaidOutX {
 LaidOutX& laid_out_x() {
   static std::mutex mutex;
   static std::array<LaidOutX, 64> per_device;
-  int device = 0;
-  FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
-  if (device < 0 || device >= int(per_device.size())) throw_error("CUDA: device ordinal out of range");
-  LaidOutX& mine = per_device[size_t(device)];
+  LaidOutX& mine = per_device[current_device_slot(per_device.size())];
   const std::lock_guard lock(mutex);
   for (uint8_t*& b : mine.buffers)
     if (!b) FP4LLM_CUDA_CHECK(cudaMalloc(&b, kLaidOutBytes));
-  for (uint8_t** b : {&mine.normed, &mine.act})
-    if (!*b) FP4LLM_CUDA_CHECK(cudaMalloc(b, kLaidOutBytes));
+  if (layout_written_requested())
+    for (uint8_t** b : {&mine.normed, &mine.act})
+      if (!*b) FP4LLM_CUDA_CHECK(cudaMalloc(b, kLaidOutBytes));
   return mine;
 }
 
@@ -534,7 +533,8 @@ const uint8_t* take_laid_out(LinearWorkspace& ws, const void* x, int64_t rows) {
 
 // FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,compute (any of them; gemv_bench only, the results are
 // wrong): the pipelined kernel's bulk and tensor-copy paths leave out x's copies, the weights'
-// copies or the consumers' dequantization and MMAs, so that what a stage's time is made of shows (GemvArgs::pipeline_ablate).
+// copies or the consumers' dequantization and MMAs, so that what a stage's time is made of shows
+// (GemvArgs::pipeline_ablate).
 int pipeline_ablation() {
   static const int bits = [] {
     const std::string_view value = knob_text("FP4LLM_WGMMA_PIPELINE_ABLATE");

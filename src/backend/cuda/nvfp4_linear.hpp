@@ -39,8 +39,6 @@ DeviceNvfp4Linear upload_nvfp4(const Nvfp4Tiles& tiles);
 DeviceNvfp4Linear allocate_experts(const Nvfp4Tiles& first, int64_t experts);
 void upload_expert(DeviceNvfp4Linear& stacked, int64_t expert, const Nvfp4Tiles& tiles);
 
-// Scratch the linear kernels need, sized once for the largest layer (no allocation inside a
-// step, so steps can be captured in CUDA graphs).
 // FP4LLM_WGMMA_PIPELINE=layout-written: an input that the kernel writing it (the norm after a
 // residual product, a gated product's epilogue) also wrote in the pipelined GEMV's x layout.
 struct LaidOutInput {
@@ -49,6 +47,8 @@ struct LaidOutInput {
   const uint8_t* laid_out = nullptr;
 };
 
+// Scratch the linear kernels need, sized once for the largest layer (no allocation inside a
+// step, so steps can be captured in CUDA graphs).
 struct LinearWorkspace {
   DeviceBuffer<__nv_bfloat16> dequantized;    // prefill: one weight matrix in BF16 (or E4M3: fp8)
   std::unique_ptr<Fp8Gemm> fp8;               // FP4LLM_FP8_PREFILL=1: made on first use
