@@ -242,9 +242,14 @@
 #                                    work (FP4LLM_WGMMA_PIPELINE_ABLATE); =layout-written (x laid
 #                                    out by the norm and the gated epilogue) after its tests
 #   tools/gpu_variants.sh s31b       prefill's gate/up pairing with 16-byte loads, after the last
-#                                    slice and after each (FP4LLM_PREFILL_PAIR=vec, =slices) after
-#                                    their tests: a 2,048-token prompt of Qwen3-8B and Gemma3-27B
-#                                    against the defaults, each twice
+#                                    slice (now the default) and after each (=slices), against one
+#                                    activation a thread (=rows) after their tests: a 2,048-token
+#                                    prompt of Qwen3-8B and Gemma3-27B, each twice
+#   tools/gpu_variants.sh s32        the GEMV, prefill and whole-model tests with the pairing 8 a
+#                                    thread by default, a 2,048-token prompt against =rows (three
+#                                    and two times), Gemma3-27B's products on gemv_bench, kernel
+#                                    traces of batch 64 of both dense models with the defaults and
+#                                    =layout-written, the pipelined kernel with nothing to do
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -279,7 +284,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1525,19 +1530,46 @@ if [ "$part" = s31 ]; then
 fi
 if [ "$part" = s31b ]; then
   {
-    if tests_passed s31b-tests.log '^(gpu_nvfp4_linear_prefill_pair_(vec|slices)|py_gpu_forward_prefill_pair_slices)$' "prefill's pairing, 8 a thread, after the last slice and after each"; then
+    if tests_passed s31b-tests.log '^(gpu_nvfp4_linear_prefill_pair_(rows|slices)|py_gpu_forward_prefill_pair_slices)$' "prefill's pairing, 8 a thread, after the last slice and after each"; then
       for m in qwen3-8b gemma3-27b; do
         prefill_run $m default
         prefill_run $m slices FP4LLM_PREFILL_PAIR=slices
-        prefill_run $m vec FP4LLM_PREFILL_PAIR=vec
+        prefill_run $m rows FP4LLM_PREFILL_PAIR=rows
         prefill_run $m default-again
         prefill_run $m slices-again FP4LLM_PREFILL_PAIR=slices
       done
     fi
   } 2>&1 | tee "$OUT/variants-s31b.md"
 fi
+if [ "$part" = s32 ]; then
+  {
+    if tests_passed s32-tests.log '^(gpu_nvfp4_linear|gpu_nvfp4_linear_prefill_pair_rows|py_gpu_forward|py_gpu_forward_prefill_pair_rows)$' \
+        "the GEMV and prefill tests, whole models, with the pairing 8 a thread (default) and one a thread"; then
+      prefill_run qwen3-8b default
+      prefill_run qwen3-8b rows FP4LLM_PREFILL_PAIR=rows
+      prefill_run qwen3-8b default-2
+      prefill_run qwen3-8b rows-2 FP4LLM_PREFILL_PAIR=rows
+      prefill_run qwen3-8b default-3
+      prefill_run gemma3-27b default
+      prefill_run gemma3-27b rows FP4LLM_PREFILL_PAIR=rows
+      prefill_run gemma3-27b default-2
+    fi
+    # Which of Gemma3-27B's products the pipelined kernel wins in a step, and which it slows.
+    gemv_variant gemma-default GEMV_BENCH_SHAPES=gemma3-27b
+    gemv_variant gemma-layout-written GEMV_BENCH_SHAPES=gemma3-27b FP4LLM_WGMMA_PIPELINE=layout-written
+    gemv_variant gemma-tma-plain-stages-3-1 GEMV_BENCH_SHAPES=gemma3-27b FP4LLM_WGMMA_PIPELINE=tma-plain FP4LLM_WGMMA_PIPELINE_STAGES=3,1
+    trace_variant gemma-default gemma3-27b 64
+    trace_variant gemma-layout-written gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout-written
+    trace_variant qwen-default qwen3-8b 64
+    trace_variant qwen-layout-written qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-written
+    # The pipelined kernel with nothing to move or multiply: without clusters, and with the least
+    # shared memory.
+    gemv_variant layout-empty-shape-3-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,compute FP4LLM_WGMMA_PIPELINE_SHAPE=3,1
+    gemv_variant layout-empty-stages-2-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,compute FP4LLM_WGMMA_PIPELINE_STAGES=2,1
+  } 2>&1 | tee "$OUT/variants-s32.md"
+fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
-  tar czf "/tmp/variants-$part.tgz" -C "$OUT" --exclude '*.tgz' --exclude '*.md' . &&
-    find "$OUT" -type f ! -name '*.md' ! -name '*.tgz' -delete && mv "/tmp/variants-$part.tgz" "$OUT/"
+  tar czf "/tmp/variants-$part.tgz" -C "$OUT" --exclude '*.tgz' --exclude 'variants-*.md' . &&
+    find "$OUT" -type f ! -name 'variants-*.md' ! -name '*.tgz' -delete && mv "/tmp/variants-$part.tgz" "$OUT/"
 fi

@@ -81,7 +81,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_EXPERTS_SPLITS") return value == "wave";
   if (name == "FP4LLM_GEMV_BLOCK_WARPS") return value == "8" || value == "16" || value == "16-nt2";
   if (name == "FP4LLM_PREFILL_GATED_BF16") return value == "0" || value == "1";
-  if (name == "FP4LLM_PREFILL_PAIR") return value == "vec" || value == "slices";
+  if (name == "FP4LLM_PREFILL_PAIR") return value == "rows" || value == "slices";
   if (name == "FP4LLM_PDL_TRIGGER") return value == "start" || value == "after_wait";
   if (name == "FP4LLM_OMIT_STAGE")
     return value == "qkv" || value == "attention" || value == "rope" || value == "attention_only" || value == "o_proj" ||

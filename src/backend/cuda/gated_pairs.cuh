@@ -12,7 +12,7 @@
 
 namespace fp4llm::cuda {
 
-// One activation a thread, the whole product.
+// One activation a thread, the whole product (FP4LLM_PREFILL_PAIR=rows, measured slower).
 template <class T>
 __global__ void gated_rows_kernel(const T* y, int64_t rows, int64_t n, bool gelu, __nv_bfloat16* out) {
   const int64_t width = n / 2;
@@ -42,7 +42,8 @@ __device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
 
 // One tile's eight activations of one token a thread (16-byte loads and one 16-byte store), tiles
 // [first_tile, first_tile + tiles) of the product: a slice's columns right after its GEMM
-// (FP4LLM_PREFILL_PAIR=slices), or all of them (=vec). n: the product's columns (a multiple of 16).
+// (FP4LLM_PREFILL_PAIR=slices), or all of them (the default). n: the product's columns (a multiple
+// of 16).
 template <class T>
 __global__ void gated_tiles_kernel(const T* y, int64_t rows, int64_t n, int64_t first_tile, int64_t tiles, bool gelu,
                                    __nv_bfloat16* out) {

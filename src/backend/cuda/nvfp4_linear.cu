@@ -165,17 +165,18 @@ void dequantized_gemm(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_
   }
 }
 
-// FP4LLM_PREFILL_PAIR (not yet run): `vec` pairs with 16-byte loads and stores, 8 activations a
-// thread (gated_tiles_kernel), after the last slice; `slices` so, but each slice right after its
-// GEMM, while L2 may still hold the slice's rows (a Qwen3-8B gate/up slice: 2,048 x 8,192 BF16,
-// 32 MB). Unset: one activation a thread after the last slice (gated_rows_kernel). Written
-// against the prompt's trace (twenty-fourth session): the pairing 120 us a layer in float32,
-// halved in BF16, all of it read back from DRAM.
+// Prefill's gate/up pairing, 8 activations a thread with 16-byte loads and stores
+// (gated_tiles_kernel) after the last slice: measured (H100, 2026-12-07, same call), a 2,048-token
+// prompt of Qwen3-8B 60.9 / 61.1 -> 59.0 ms (487 -> 503 TFLOP/s with attention), of Gemma3-27B
+// 214.4 / 215.6 -> 210.5 ms (497 -> 506), against one activation a thread
+// (FP4LLM_PREFILL_PAIR=rows, gated_rows_kernel). =slices pairs each slice right after its GEMM,
+// while L2 may still hold the slice's rows (a Qwen3-8B gate/up slice: 2,048 x 8,192 BF16, 32 MB):
+// 59.5 / 59.6 and 212.0 / 212.7 ms in the same call, no better.
 enum class PrefillPairing { rows, tiles, slices };
 PrefillPairing prefill_pairing() {
   static const PrefillPairing way = knob_is("FP4LLM_PREFILL_PAIR", "slices") ? PrefillPairing::slices
-                                    : knob_is("FP4LLM_PREFILL_PAIR", "vec")  ? PrefillPairing::tiles
-                                                                             : PrefillPairing::rows;
+                                    : knob_is("FP4LLM_PREFILL_PAIR", "rows") ? PrefillPairing::rows
+                                                                             : PrefillPairing::tiles;
   return way;
 }
 
