@@ -1566,6 +1566,16 @@ if [ "$part" = s32 ]; then
     # shared memory.
     gemv_variant layout-empty-shape-3-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,compute FP4LLM_WGMMA_PIPELINE_SHAPE=3,1
     gemv_variant layout-empty-stages-2-1 FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,compute FP4LLM_WGMMA_PIPELINE_STAGES=2,1
+    # Each kernel's own time (Nsight Compute serialises the launches): what of gemv_bench's
+    # 14-18 us an empty product is the kernels' and what is between them.
+    for a in none x,weights,compute; do
+      [ "$(left)" -gt 60 ] || break
+      echo "ncu, =layout, ablate $a (first qkv launches at 64 rows):"
+      env FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_ABLATE=${a/none/} timeout 90 ncu --clock-control none --csv --page raw \
+        --kernel-name "regex:pipelined|x_to_mma" --launch-skip 40 --launch-count 6 \
+        --metrics gpu__time_duration.sum,launch__grid_size,dram__bytes_read.sum build-gpu/gemv_bench 2>&1 |
+        grep -E '^"[0-9]' | awk -F'","' '{print $(NF-2), $(NF-1), $NF, substr($5, 1, 70)}'
+    done
   } 2>&1 | tee "$OUT/variants-s32.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
