@@ -250,6 +250,9 @@
 #                                    and two times), Gemma3-27B's products on gemv_bench, kernel
 #                                    traces of batch 64 of both dense models with the defaults and
 #                                    =layout-written, the pipelined kernel with nothing to do
+#   tools/gpu_variants.sh s33        =layout-unclustered's tests, then batch 64 of the three
+#                                    models against the defaults (Qwen3-8B's traced), and the
+#                                    prefill products on gemv_bench
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -284,7 +287,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1577,6 +1580,23 @@ if [ "$part" = s32 ]; then
         grep -E '^"[0-9]' | awk -F'","' '{print $(NF-2), $(NF-1), $NF, substr($5, 1, 70)}'
     done
   } 2>&1 | tee "$OUT/variants-s32.md"
+fi
+if [ "$part" = s33 ]; then
+  {
+    if tests_passed s33-tests.log '^(gpu_nvfp4_linear_wgmma_pipeline_layout_unclustered|py_gpu_forward_wgmma_pipeline_layout_unclustered)$' \
+        "the pipelined GEMV only where the default takes no clusters, and whole models so"; then
+      bench_variant "$OUT" qwen3-8b qwen3-8b 64
+      trace_variant qwen-unclustered qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
+      bench_variant "$OUT" qwen3-8b-unclustered-stages-3-1 qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered FP4LLM_WGMMA_PIPELINE_STAGES=3,1
+      bench_variant "$OUT" gemma3-27b gemma3-27b 64
+      bench_variant "$OUT" gemma3-27b-unclustered gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
+      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
+      bench_variant "$OUT" qwen3-30b-a3b-unclustered qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
+      bench_variant "$OUT" qwen3-8b-again qwen3-8b 64
+    fi
+    # The prefill path's products alone: dequantization + cuBLAS against cuBLAS on BF16 weights.
+    [ "$(left)" -gt 60 ] && timeout 60 build-gpu/gemv_bench --prefill > "$OUT/gemv-prefill.md" 2>&1; tail -12 "$OUT/gemv-prefill.md"
+  } 2>&1 | tee "$OUT/variants-s33.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

@@ -449,7 +449,19 @@ bool wgmma_pipeline_bulk_requested() {
 // rewrite. The fastest products yet, but its layout kernels cost more on Qwen3-8B (H100,
 // 2026-12-07, thirtieth session: batch 64 8,405 -> 7,829 tok/s; Gemma3-27B 2,542 -> 3,292).
 bool wgmma_pipeline_layout_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout") || knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written");
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout") || knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written") ||
+                         knob_is("FP4LLM_WGMMA_PIPELINE", "layout-unclustered");
+  return on;
+}
+
+// =layout-unclustered (not yet run): =layout-written, but only for the products that the default
+// runs without clusters (one block, or the shared-x kernel, a 64 rows). Written against the
+// batch-64 traces (H100, 2026-12-07, thirty-first session, us a layer, defaults -> =layout-written):
+// Gemma3-27B, whose products all run so, qkv 41.9 -> 31.4, o_proj 30.4 -> 25.5, gate_up 143.6 ->
+// 137.7, down 133.2 -> 71.1 (2,555 -> 3,178 tok/s); Qwen3-8B qkv 30.7 -> 27.6 and gate_up 57.9 ->
+// 55.6, but its clustered o_proj 27.1 -> 32.8 and down 52.3 -> 57.9 (8,450 -> 8,252).
+bool wgmma_pipeline_unclustered() {
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout-unclustered");
   return on;
 }
 
@@ -459,7 +471,8 @@ bool wgmma_pipeline_layout_requested() {
 // the three of a Qwen3-8B layer that added 7.9, 11.3 and 14.9 us in the step's trace at batch 64
 // (H100, 2026-12-07, thirtieth session). o_proj's input (the attention's) keeps its kernel (1.8).
 bool layout_written_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written") && device_is_sm90_or_later();
+  static const bool on = (knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written") || wgmma_pipeline_unclustered()) &&
+                         device_is_sm90_or_later();
   return on;
 }
 
@@ -653,6 +666,13 @@ void launch_gemv_pipelined(const GemvArgs& p, cudaStream_t stream) {
   else with_cluster.template operator()<2>();
 }
 
+// Whether launch_gemv_wgmma below runs `blocks` row blocks of 64 in clusters.
+bool wgmma_default_clusters(unsigned blocks, unsigned sms) {
+  if (wgmma_share_x(blocks)) return false;
+  return wgmma_shared_x_cluster(blocks, sms) || (wgmma_cluster_requested() && 2 * blocks <= sms) ||
+         (wgmma_wide_clusters_requested() && blocks < sms);
+}
+
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
 // (o_proj, down_proj, qkv), two otherwise.
 template <int N>
@@ -662,6 +682,9 @@ void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
     if (wgmma_pipeline_requested()) return launch_gemv_pipelined<N>(p, stream);
   }
   const unsigned blocks = wgmma_blocks(p), sms = device_sms();
+  if constexpr (kPipelined) {
+    if (wgmma_pipeline_unclustered() && !wgmma_default_clusters(blocks, sms)) return launch_gemv_pipelined<N>(p, stream);
+  }
   if (const int share = wgmma_share_x(blocks)) {
     if (share == 4) return launch_wgmma_shared_x<N, 4>(p, blocks, stream);
     if (share == 3) return launch_wgmma_shared_x<N, 3>(p, blocks, stream);
