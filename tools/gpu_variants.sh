@@ -252,7 +252,9 @@
 #                                    =layout-written, the pipelined kernel with nothing to do
 #   tools/gpu_variants.sh s33        =layout-unclustered's tests, then batch 64 of the three
 #                                    models against the defaults (Qwen3-8B's traced), and the
-#                                    prefill products on gemv_bench
+#                                    prefill products on gemv_bench (its mode was every product:
+#                                    wgmma_pipeline_requested took it)
+#   tools/gpu_variants.sh s33b       the same, mended: its tests, batch 64 of the three models
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -287,7 +289,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1597,6 +1599,21 @@ if [ "$part" = s33 ]; then
     # The prefill path's products alone: dequantization + cuBLAS against cuBLAS on BF16 weights.
     [ "$(left)" -gt 60 ] && timeout 60 build-gpu/gemv_bench --prefill > "$OUT/gemv-prefill.md" 2>&1; tail -12 "$OUT/gemv-prefill.md"
   } 2>&1 | tee "$OUT/variants-s33.md"
+fi
+if [ "$part" = s33b ]; then
+  {
+    if tests_passed s33b-tests.log '^(gpu_nvfp4_linear_wgmma_pipeline_layout_unclustered|py_gpu_forward_wgmma_pipeline_layout_unclustered)$' \
+        "the pipelined GEMV only where the default takes no clusters (mended), and whole models so"; then
+      bench_variant "$OUT" qwen3-8b qwen3-8b 64
+      bench_variant "$OUT" qwen3-8b-unclustered qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
+      bench_variant "$OUT" gemma3-27b-unclustered gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
+      bench_variant "$OUT" qwen3-30b-a3b-unclustered qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
+      bench_variant "$OUT" qwen3-8b-unclustered-again qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
+      bench_variant "$OUT" qwen3-8b-again qwen3-8b 64
+      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
+      bench_variant "$OUT" gemma3-27b gemma3-27b 64
+    fi
+  } 2>&1 | tee "$OUT/variants-s33b.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

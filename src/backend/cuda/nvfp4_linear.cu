@@ -497,10 +497,12 @@ bool wgmma_pipeline_plain_only() {
   return on;
 }
 
-// Every product of 33-64 rows on the pipelined kernel (=tma-plain only some: launch_gemv_wgmma).
+// Every product of 33-64 rows on the pipelined kernel (=tma-plain and =layout-unclustered only
+// some: launch_gemv_wgmma).
 bool wgmma_pipeline_requested() {
   static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "1") || wgmma_pipeline_bulk_requested() ||
-                         wgmma_pipeline_layout_requested() || knob_is("FP4LLM_WGMMA_PIPELINE", "tma");
+                         (wgmma_pipeline_layout_requested() && !wgmma_pipeline_unclustered()) ||
+                         knob_is("FP4LLM_WGMMA_PIPELINE", "tma");
   return on;
 }
 
