@@ -254,7 +254,11 @@
 #                                    models against the defaults (Qwen3-8B's traced), and the
 #                                    prefill products on gemv_bench (its mode was every product:
 #                                    wgmma_pipeline_requested took it)
-#   tools/gpu_variants.sh s33b       the same, mended: its tests, batch 64 of the three models
+#   tools/gpu_variants.sh s33b       the same, mended, after the tests of every pipelined path
+#                                    (the producers by cp.async and 128-byte bulk copies are gone:
+#                                    s29-s30b ask for them and no longer run): batch 64 of the
+#                                    three models, also with no row-major stages (5,0), and
+#                                    Qwen3-8B's trace
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -1602,16 +1606,21 @@ if [ "$part" = s33 ]; then
 fi
 if [ "$part" = s33b ]; then
   {
-    if tests_passed s33b-tests.log '^(gpu_nvfp4_linear_wgmma_pipeline_layout_unclustered|py_gpu_forward_wgmma_pipeline_layout_unclustered)$' \
-        "the pipelined GEMV only where the default takes no clusters (mended), and whole models so"; then
+    # Every pipelined path after its producers by cp.async and 128-byte bulk copies went.
+    if GATE_CTEST_ARGS="--timeout 90" tests_passed s33b-tests.log \
+        '^(gpu_nvfp4_linear_wgmma_pipeline_(layout|layout_written|layout_unclustered|tma|tma_plain)|py_gpu_forward_wgmma_pipeline_(layout_unclustered|tma))$' \
+        "the pipelined GEMV's five ways (=layout-unclustered mended), and whole models so"; then
       bench_variant "$OUT" qwen3-8b qwen3-8b 64
       bench_variant "$OUT" qwen3-8b-unclustered qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
       bench_variant "$OUT" gemma3-27b-unclustered gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
       bench_variant "$OUT" qwen3-30b-a3b-unclustered qwen3-30b-a3b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
-      bench_variant "$OUT" qwen3-8b-unclustered-again qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
+      # Without the row-major stages that only =tma uses (152 KB a block instead of 218).
+      bench_variant "$OUT" qwen3-8b-unclustered-stages-5-0 qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered FP4LLM_WGMMA_PIPELINE_STAGES=5,0
+      bench_variant "$OUT" gemma3-27b-unclustered-stages-5-0 gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered FP4LLM_WGMMA_PIPELINE_STAGES=5,0
       bench_variant "$OUT" qwen3-8b-again qwen3-8b 64
       bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
       bench_variant "$OUT" gemma3-27b gemma3-27b 64
+      trace_variant qwen-unclustered qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
     fi
   } 2>&1 | tee "$OUT/variants-s33b.md"
 fi

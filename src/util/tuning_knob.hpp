@@ -65,8 +65,8 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_FLASH_HEADS") return value == "1" || value == "2" || value == "4";
   if (name == "FP4LLM_WGMMA_RING") return value == "0" || value == "1" || value == "bulk";
   if (name == "FP4LLM_WGMMA_PIPELINE")
-    return value == "0" || value == "1" || value == "bulk" || value == "layout" || value == "layout-written" ||
-           value == "layout-unclustered" || value == "tma" || value == "tma-plain";
+    return value == "0" || value == "layout" || value == "layout-written" || value == "layout-unclustered" || value == "tma" ||
+           value == "tma-plain";
   if (name == "FP4LLM_WGMMA_PIPELINE_ABLATE")
     return std::ranges::all_of(knob_list_items(value),
                                [](std::string_view item) { return item == "x" || item == "weights" || item == "compute"; });

@@ -1,29 +1,27 @@
 // The decode GEMV on warpgroup MMAs with a warpgroup that only moves bytes (FP4LLM_WGMMA_PIPELINE,
-// plain products of 33-64 rows on sm_90; measured slower than the default kernels, H100,
-// 2026-12-07, docs/PERFORMANCE.md). Written against what the Nsight table of batch 64 showed of
-// the wgmma kernels (10-28% of DRAM bandwidth, warps stalled on global loads 51-64% of the time,
-// two chunks of weights in flight a warp): a block is kConsumers warpgroups that dequantize and
-// multiply (64 weight rows each, as in nvfp4_gemv_wgmma.cuh, all on the same K range and x) and
-// one producer warpgroup that keeps up to 5 stages ahead of them (by default): each stage's
-// weights, and x into row-major staging 4 stages ahead, then rewritten into the MMA's layout
-// (XChunkRow) and announced on the stage's barrier (PipelineProducer: by cp.async, by bulk
-// copies, or with x laid out beforehand by x_to_mma_layout_kernel). A stage holds 128 / N chunks,
-// one (token, chunk) of x for each producer thread. Consumers release a stage once its MMAs are
-// done; the producer refills it.
+// products of 33-64 rows on sm_90; off by default, docs/PERFORMANCE.md). Written against what the
+// Nsight table of batch 64 showed of the wgmma kernels (10-28% of DRAM bandwidth, warps stalled on
+// global loads 51-64% of the time, two chunks of weights in flight a warp): a block is kConsumers
+// warpgroups that dequantize and multiply (64 weight rows each, as in nvfp4_gemv_wgmma.cuh, all on
+// the same K range and x) and one producer warpgroup that keeps up to 5 stages ahead of them (by
+// default): each stage's weights and x in the MMA's layout, announced on the stage's barrier. x
+// comes laid out already (by x_to_mma_layout_kernel, or by the kernel that wrote it), or (=tma)
+// by tensor copies into row-major staging, rewritten in the block (PipelineProducer). A stage
+// holds 128 / N chunks. Consumers release a stage once its MMAs are done; the producer refills it.
 //
-// Bound, as measured: the time a stage does not change with 2 to 6 stages in flight; a warpgroup
-// moving bytes by cp.async or 128-byte bulk copies stops near 19 and 17 GB/s a SM whatever its
-// depth, 16 KB bulk copies reach 85 (tools/l2_read_probe.cu, H100, 2026-12-07), so =layout's and
-// =tma's fewer, larger copies are the faster ways to fill a stage. Clusters of kCluster blocks
-// split K, block 0 adding the others' sums through distributed shared memory (cluster_sum), so
-// that products of few rows still fill the SMs.
+// Bound, as measured: a warpgroup moving bytes by cp.async or 128-byte bulk copies stops near 19
+// and 17 GB/s a SM whatever its depth, 16 KB bulk copies reach 85 (tools/l2_read_probe.cu, H100,
+// 2026-12-07), hence these few, large copies. What is left (thirty-first session): the weights'
+// copies alone and the consumers' work alone each take about 70% of a product's time, and they
+// overlap little.
+// Clusters of kCluster blocks split K, block 0 adding the others' sums through distributed shared
+// memory (cluster_sum), so that products of few rows still fill the SMs.
 #pragma once
 
 #include <cooperative_groups.h>
 #include <cuda.h>  // CUtensorMap
 
 #include "backend/cuda/bulk_copy.cuh"
-#include "backend/cuda/copy_async.cuh"
 #include "backend/cuda/dependent_launch.cuh"
 #include "backend/cuda/nvfp4_gemv_tile.cuh"
 #include "backend/cuda/nvfp4_gemv_wgmma.cuh"
@@ -34,7 +32,7 @@ namespace fp4llm::cuda {
 namespace {
 
 // A block's shared memory: `stages` stages (x in the MMA layout, then each tile's packed words of
-// the stage's chunks, then their scales), `raw` row-major x stages, the stages' barriers. The
+// the stage's chunks, then their scales), `raw` row-major x stages (=tma), the stages' barriers. The
 // counts are GemvArgs::pipeline_stages and ::pipeline_raw_stages (the host checks they fit).
 template <int N, int kConsumers>
 struct PipelineLayout {
@@ -44,34 +42,30 @@ struct PipelineLayout {
   static constexpr int kPackedBytes = kTiles * kStageChunks * 512;
   static constexpr int kScaleBytes = kTiles * kStageChunks * 64;
   static constexpr int kStageBytes = kXBytes + kPackedBytes + kScaleBytes;
-  static constexpr int kRawRowBytes = 144;  // 128 bytes of x, padded so that a lane a row spreads over the banks
-  static constexpr int kRawBytes = 128 * kRawRowBytes;
   // A tensor copy's box (=tma): N rows of one chunk's 64 columns, 128-byte swizzled.
   static constexpr int kBoxBytes = N * 128;
-  // The row-major stages start at the next 1,024-byte boundary (the swizzle's period), and each
-  // is a multiple of it long; the barriers follow a kiB on, whatever the base's alignment.
+  // The row-major stages (=tma's boxes) start at the next 1,024-byte boundary (the swizzle's
+  // period), and each is a multiple of it long; the barriers follow a kiB on, whatever the base's
+  // alignment.
   static constexpr int kRawAlign = 1024;
+  static constexpr int kRawBytes = (kStageChunks * kBoxBytes + kRawAlign - 1) / kRawAlign * kRawAlign;
   static_assert(kStageBytes % 128 == 0, "each stage's x starts 128-byte aligned");
-  static_assert(kRawBytes % kRawAlign == 0 && kStageChunks * kBoxBytes <= kRawBytes, "a stage's boxes fit its staging");
   __host__ __device__ static constexpr int raw_offset(int stages) { return stages * kStageBytes; }
   __host__ __device__ static constexpr int barrier_offset(int stages, int raw) {
     return raw_offset(stages) + raw * kRawBytes + kRawAlign;
   }
-  // Barriers: full and empty a stage, then full (bulk and tensor copies) and empty (=tma) a
-  // row-major stage.
+  // Barriers: full and empty a stage, then full and empty a row-major stage.
   __host__ __device__ static constexpr int bytes(int stages, int raw) {
     return barrier_offset(stages, raw) + (2 * stages + 2 * raw) * 8;
   }
 };
 
-// The producer warpgroup's side (tid: 0-127 within it). Ways to move the bytes, chosen at run
-// time (GemvArgs::pipeline_bulk, ::pipeline_tma, ::x_laid_out): cp.async, the weights spread over
-// the threads 16 bytes at a time and x a warp's four rows per copy, tracked by commit groups and
-// each thread's arrival once its copies landed; or bulk copies (FP4LLM_WGMMA_PIPELINE=bulk), each
-// thread moving its own row of x (128 bytes) onto the row-major stage's barrier and 2 x kTiles
-// threads a tile's packed words or scales onto the stage's, so that no copy takes a load slot of
-// the SM; or (=tma) the weights so and x by one tensor copy a chunk (l2_read_probe, H100: a SM
-// pulls 85 GB/s from L2 by 16 KB bulk copies, 17 by 128-byte ones, 19 by a warpgroup's cp.async).
+// The producer warpgroup's side (tid: 0-127 within it), every byte by bulk copies (l2_read_probe,
+// H100: a SM pulls 85 GB/s from L2 by 16 KB bulk copies, 17 by 128-byte ones, 19 by a warpgroup's
+// cp.async; the cp.async and 128-byte-bulk producers measured slower, thirtieth session, and are
+// gone). Two ways, chosen at run time (GemvArgs::x_laid_out, else =tma): x laid out already, one
+// copy a stage, and 2 x kTiles threads a tile's packed words or scales; or (=tma) a copier lane
+// moving the weights and x by one tensor copy a chunk, and 96 threads rewriting x.
 template <int N, int kConsumers>
 struct PipelineProducer {
   using L = PipelineLayout<N, kConsumers>;
@@ -91,7 +85,6 @@ struct PipelineProducer {
     const uint32_t aligned = (offset + L::kRawAlign - 1) & ~uint32_t(L::kRawAlign - 1);
     return smem + L::raw_offset(stages_held) + (aligned - offset) + (s % raw_held) * L::kRawBytes;
   }
-  __device__ __forceinline__ uint8_t* raw_row(int s) const { return raw_stage(s) + tid * L::kRawRowBytes; }
 
   // Stage s's weights: mover 2 lt + 0 / 1 (of 2 x kTiles threads) moves tile lt's packed words /
   // scales of the stage's chunks, announcing their bytes (none past the last tile or the share) on
@@ -107,80 +100,6 @@ struct PipelineProducer {
     const size_t slot = (size_t(tile) * p.k_chunks + c0) * 32;
     if (scales) bulk_copy(stage_weights(s) + L::kPackedBytes + lt * S * 64, p.scales + slot, bytes, done);
     else bulk_copy(stage_weights(s) + lt * S * 512, p.packed + slot, bytes, done);
-  }
-
-  // The same by cp.async, 16-byte pieces spread over the threads (the packed words of tile lt's
-  // chunk u for 32 lanes, then the scales 8 lanes at a time; zeros past the share's chunks or the
-  // last tile), then each thread's arrival once its copies so far have landed.
-  __device__ __forceinline__ void request_weights_async(int s) const {
-    uint8_t* stage = stage_weights(s);
-    const int c0 = begin + s * S;
-    constexpr int kPackedPieces = L::kTiles * S * 32, kPieces = kPackedPieces + L::kTiles * S * 4;
-    for (int i = tid; i < kPieces; i += 128) {
-      const bool packed = i < kPackedPieces;
-      const int j = packed ? i : i - kPackedPieces, per_tile = packed ? S * 32 : S * 4;
-      const int lt = j / per_tile, u = (j % per_tile) / (packed ? 32 : 4), part = j % (packed ? 32 : 4);
-      const int tile = first_tile + lt, chunk = c0 + u;
-      const bool ok = tile < p.row_tiles && chunk < end;
-      const size_t slot = (size_t(ok ? tile : 0) * p.k_chunks + (ok ? chunk : 0)) * 32;
-      if (packed) copy_async16_or_zero(stage + (lt * S + u) * 512 + part * 16, p.packed + slot + part, ok);
-      else copy_async16_or_zero(stage + L::kPackedBytes + (lt * S + u) * 64 + part * 16, p.scales + slot + part * 8, ok);
-    }
-    copy_async_arrive(full + s % stages_held);
-  }
-
-  __device__ __forceinline__ void request_weights(int s) const {
-    if (p.pipeline_bulk) request_weights_bulk(s, tid);
-    else request_weights_async(s);
-  }
-
-  // This thread's row of x in stage s: token tid % N of chunk tid / N, the columns below K.
-  __device__ __forceinline__ const __nv_bfloat16* x_row(int s, int& columns) const {
-    const int chunk = begin + s * S + tid / N;
-    columns = chunk < end ? min(64, p.k - chunk * 64) : 0;
-    return p.x + size_t(min(tid % N, p.rows - 1)) * p.k + (columns > 0 ? chunk * 64 : 0);
-  }
-
-  // Stage s's x into its row-major staging (rows kRawRowBytes apart, so that the rewrite's reads
-  // of a row a lane spread over the banks). Bulk: this thread's row, its bytes announced on the
-  // stage's barrier. cp.async: a warp's four rows a copy, one commit group (empty past the last
-  // stage, so that the count of groups in flight stays fixed).
-  __device__ __forceinline__ void request_x(int s, int stages) const {
-    if (p.pipeline_bulk) {
-      if (s >= stages) return;
-      int columns = 0;
-      const __nv_bfloat16* src = x_row(s, columns);
-      uint64_t* landed = raw_full + s % raw_held;
-      barrier_expect_bytes(landed, uint32_t(columns * 2));
-      if (columns > 0) bulk_copy(raw_row(s), src, uint32_t(columns * 2), landed);
-      return;
-    }
-    if (s < stages) {
-      uint8_t* raw = raw_stage(s);
-      const int c0 = begin + s * S;
-#pragma unroll
-      for (int it = 0; it < 8; ++it) {
-        const int piece = it * 128 + tid, row = piece / 8, j = piece % 8;
-        const int token = row % N, chunk = c0 + row / N, col = chunk * 64 + j * 8;
-        const bool ok = chunk < end && col < p.k;
-        const __nv_bfloat16* src = p.x + size_t(min(token, p.rows - 1)) * p.k + (ok ? col : 0);
-        copy_async16_or_zero(raw + row * L::kRawRowBytes + j * 16, src, ok);
-      }
-    }
-    copy_async_commit();
-  }
-
-  // Stage s's x from staging into the MMA layout (zeros past K or the share: bulk copies move
-  // only the columns below K).
-  __device__ __forceinline__ void rewrite_x(int s) const {
-    int columns = 0;
-    x_row(s, columns);
-    const uint8_t* raw = raw_row(s);
-    XChunkRow x;
-#pragma unroll
-    for (int j = 0; j < 8; ++j)
-      x.v[j] = j * 8 < columns ? *reinterpret_cast<const uint4*>(raw + j * 16) : make_uint4(0, 0, 0, 0);
-    x.store<N>(stage(s) + (tid / N) * WgmmaShape<N>::kChunkBytes, tid % N);
   }
 
   // x laid out already (GemvArgs::x_laid_out): thread 0 moves a stage's x with one bulk copy and
@@ -297,31 +216,7 @@ struct PipelineProducer {
 
   __device__ __forceinline__ void run(int stages, uint64_t* empty) const {
     if (p.x_laid_out) return run_laid_out(stages, empty);
-    if (p.pipeline_tma) return run_tma(stages, empty);
-    const int KS = stages_held, DX = raw_held;
-    for (int s = 0; s < min(KS, stages); ++s) request_weights(s);
-    wait_for_producer();  // weights are in flight; x is the producer kernel's output
-    for (int s = 0; s < DX; ++s) request_x(s, stages);
-    for (int s = 0; s < stages; ++s) {
-      if (s >= KS) {  // the consumers are done with stage s - KS
-        barrier_wait(empty + s % KS, uint32_t((s / KS - 1) & 1));
-        request_weights(s);
-      }
-      if (p.pipeline_bulk) {
-        barrier_wait(raw_full + s % DX, uint32_t((s / DX) & 1));
-      } else {
-        copy_async_wait_at_most(DX - 1);
-        warpgroup_barrier(kConsumers);  // every thread's copies of stage s have landed
-      }
-      rewrite_x(s);
-      fence_shared_for_wgmma();
-      barrier_arrive(full + s % KS);
-      // cp.async: every thread has read the staging before any refills it (a bulk copy refills
-      // only this thread's row, read above).
-      if (!p.pipeline_bulk) warpgroup_barrier(kConsumers);
-      request_x(s + DX, stages);
-    }
-    if (!p.pipeline_bulk) copy_async_wait<0>();
+    run_tma(stages, empty);
   }
 };
 
@@ -422,17 +317,13 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1)
   uint64_t* raw_full = empty + KS;
   if (threadIdx.x == 0) {
     using Producer = PipelineProducer<N, kConsumers>;
-    for (int i = 0; i < DX; ++i) {
-      barrier_init(raw_full + i, p.pipeline_tma ? 1 : 128);  // the copier's boxes, or each thread's row
-      barrier_init(raw_full + DX + i, Producer::kRewriters);  // =tma: the rewriters are done with it
+    for (int i = 0; i < DX; ++i) {  // =tma's row-major stages
+      barrier_init(raw_full + i, 1);                          // the copier's boxes
+      barrier_init(raw_full + DX + i, Producer::kRewriters);  // the rewriters are done with it
     }
     for (int i = 0; i < KS; ++i) {
-      // The copier and the rewriters (=tma), the producer's threads and the weights' threads
-      // (bulk), or each thread's copies (cp.async).
-      barrier_init(full + i, p.pipeline_tma    ? 1 + Producer::kRewriters
-                             : p.x_laid_out    ? 1 + 2 * L::kTiles
-                             : p.pipeline_bulk ? 128 + 2 * L::kTiles
-                                               : 2 * 128);
+      // x's thread and the weights' threads (x laid out), or the copier and the rewriters (=tma).
+      barrier_init(full + i, p.x_laid_out ? 1 + 2 * L::kTiles : 1 + Producer::kRewriters);
       barrier_init(empty + i, 4 * kConsumers);  // one lane a consumer warp
     }
     barrier_init_fence();

@@ -80,14 +80,13 @@ struct GemvArgs {
   // (WgmmaBulkRing) instead of per-lane cp.async (WgmmaWeightRing).
   bool ring_bulk;
   // The pipelined wgmma GEMV's stages (nvfp4_gemv_pipelined.cuh; FP4LLM_WGMMA_PIPELINE_STAGES): of
-  // weights and x in the MMA layout, and of x staged row-major from L2 before its rewrite.
+  // weights and x in the MMA layout, and (=tma) of x staged row-major from L2 before its rewrite.
   int pipeline_stages, pipeline_raw_stages;
-  bool pipeline_bulk;  // FP4LLM_WGMMA_PIPELINE=bulk: x and the weights by bulk copies
   // FP4LLM_WGMMA_PIPELINE=tma: the weights by bulk copies, and each stage's x by one tensor copy a
   // chunk (the kernel's x_map) into 128-byte-swizzled row-major staging, then rewritten.
   bool pipeline_tma;
-  // FP4LLM_WGMMA_PIPELINE_ABLATE (a diagnosis, wrong results): bits of what the pipelined kernel's
-  // bulk and tensor paths leave out: 1 x's copies, 2 the weights' copies, 4 the consumers' work.
+  // FP4LLM_WGMMA_PIPELINE_ABLATE (a diagnosis, wrong results): bits of what the pipelined kernel
+  // leaves out: 1 x's copies, 2 the weights' copies, 4 the consumers' work.
   int pipeline_ablate;
   // FP4LLM_WGMMA_PIPELINE=layout: x already in the MMA's layout (x_to_mma_layout_kernel), k_chunks
   // chunks of N x 128 bytes, each stage one bulk copy.

@@ -432,18 +432,12 @@ int wgmma_shared_x_cluster(unsigned blocks, unsigned sms) {
   return pairs * 4 <= sms ? 4 : pairs * 2 <= sms ? 2 : 0;
 }
 
-// FP4LLM_WGMMA_PIPELINE=1: plain products of 33-64 rows on the pipelined kernel
-// (nvfp4_gemv_pipelined.cuh), a producer warpgroup keeping stages of weights and x ahead of 2 or 3
-// consumer warpgroups, in the block shape that fills the SMs best (pipelined_gemv_shape).
-// Measured slower (H100, 2026-12-07, same calls: Qwen3-8B batch 64 8,379 -> 6,830 tok/s), so off.
-// =bulk: the weights and x by bulk copies, spread over the producer's threads, instead of cp.async
-// (whose stage time did not change with 2 to 8 stages in flight, H100, 2026-12-07: what bounds it
-// is not the depth).
-bool wgmma_pipeline_bulk_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "bulk");
-  return on;
-}
-
+// FP4LLM_WGMMA_PIPELINE (every value measured slower on Qwen3-8B, so off): products of 33-64 rows
+// on the pipelined kernel (nvfp4_gemv_pipelined.cuh), a producer warpgroup keeping stages of
+// weights and x ahead of 2 or 3 consumer warpgroups, in the block shape that fills the SMs best
+// (pipelined_gemv_shape). Its first producers, by cp.async (=1: Qwen3-8B batch 64 8,379 -> 6,830
+// tok/s, H100, 2026-12-07, same call) and by 128-byte bulk copies (=bulk), are gone (code at
+// 161cbff).
 // =layout: x written in the MMA's layout by a kernel of its own first (x_to_mma_layout_kernel), so
 // that a stage's x is one 16 KB bulk copy and the weights 2 x 4 x C more: no per-row copies, no
 // rewrite. The fastest products yet, but its layout kernels cost more on Qwen3-8B (H100,
@@ -465,11 +459,12 @@ bool wgmma_pipeline_unclustered() {
   return on;
 }
 
-// =layout-written (not yet run): =layout, but where the kernel that writes a product's x can also
+// =layout-written: =layout, but where the kernel that writes a product's x can also
 // write it in the MMA's layout (the norm after o_proj and down_proj, read by gate/up and the next
 // qkv; the gated epilogue, read by down_proj), it does, and that product needs no layout kernel:
 // the three of a Qwen3-8B layer that added 7.9, 11.3 and 14.9 us in the step's trace at batch 64
 // (H100, 2026-12-07, thirtieth session). o_proj's input (the attention's) keeps its kernel (1.8).
+// Measured (thirty-first session): Qwen3-8B batch 64 8,450 -> 8,252, Gemma3-27B 2,555 -> 3,178.
 bool layout_written_requested() {
   static const bool on = (knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written") || wgmma_pipeline_unclustered()) &&
                          device_is_sm90_or_later();
@@ -500,8 +495,7 @@ bool wgmma_pipeline_plain_only() {
 // Every product of 33-64 rows on the pipelined kernel (=tma-plain and =layout-unclustered only
 // some: launch_gemv_wgmma).
 bool wgmma_pipeline_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "1") || wgmma_pipeline_bulk_requested() ||
-                         (wgmma_pipeline_layout_requested() && !wgmma_pipeline_unclustered()) ||
+  static const bool on = (wgmma_pipeline_layout_requested() && !wgmma_pipeline_unclustered()) ||
                          knob_is("FP4LLM_WGMMA_PIPELINE", "tma");
   return on;
 }
@@ -569,11 +563,13 @@ int pipeline_ablation() {
 
 // FP4LLM_WGMMA_PIPELINE_STAGES=S,R: the pipelined kernel's stages of weights and x in the MMA
 // layout and of row-major x (unset: 5,4, about the most that fit a block of 3 consumer warpgroups).
+// Only =tma uses the row-major stages: with x laid out, R = 0 leaves 64 KB a block unallocated
+// (5,0: 152 KB instead of 218), nearer the default kernels' 96-128 KB and their L1 configuration.
 std::pair<int, int> pipeline_stage_counts() {
   static const std::pair<int, int> counts = [] {
     const auto [stages, raw] = knob_pair("FP4LLM_WGMMA_PIPELINE_STAGES", {5, 4});
-    if (stages < 2 || raw < 1 || raw > 8)
-      throw_error("FP4LLM_WGMMA_PIPELINE_STAGES: at least 2 stages and 1-8 row-major stages of x");
+    if (stages < 2 || raw < (wgmma_pipeline_tma_requested() ? 1 : 0) || raw > 8)
+      throw_error("FP4LLM_WGMMA_PIPELINE_STAGES: at least 2 stages and 0-8 row-major stages of x (=tma: 1-8)");
     const int bytes = PipelineLayout<64, 3>::bytes(stages, raw);
     if (bytes > max_dynamic_smem())
       throw_error("FP4LLM_WGMMA_PIPELINE_STAGES: " + std::to_string(stages) + " stages and " + std::to_string(raw) +
@@ -624,25 +620,22 @@ void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
   allow_dynamic_smem<kernel>(smem);
   GemvArgs q = p;
   std::tie(q.pipeline_stages, q.pipeline_raw_stages) = pipeline_stage_counts();
-  // Tensor copies need 16-byte aligned rows; other x (K not a multiple of 8) takes cp.async.
+  // Tensor copies need 16-byte aligned rows; other x (K not a multiple of 8) takes the layout kernel.
   q.pipeline_tma = wgmma_pipeline_tma_requested() && p.k % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
-  q.pipeline_bulk = wgmma_pipeline_bulk_requested() || q.pipeline_tma;  // =tma moves the weights so too
   q.pipeline_ablate = pipeline_ablation();
   const CUtensorMap x_map = q.pipeline_tma ? bf16_row_chunks_tensor_map(p.x, p.rows, p.k, N) : CUtensorMap{};
-  if (wgmma_pipeline_layout_requested()) {
+  if (!q.pipeline_tma && !p.x_laid_out) {  // (=layout-written: x's writer may have laid it out already)
     constexpr int kChunkBytes = WgmmaShape<N>::kChunkBytes;
     if (size_t(p.k_chunks) * kChunkBytes > kLaidOutBytes)
-      throw_error("FP4LLM_WGMMA_PIPELINE=layout: " + std::to_string(p.k) + " input features need " +
+      throw_error("FP4LLM_WGMMA_PIPELINE: " + std::to_string(p.k) + " input features need " +
                   std::to_string(size_t(p.k_chunks) * kChunkBytes) + " bytes of laid-out x, more than its " +
                   std::to_string(kLaidOutBytes));
-    if (!p.x_laid_out) {  // (=layout-written: x's writer laid it out already)
-      LaidOutX& laid = laid_out_x();
-      uint8_t* out = laid.buffers[laid.next++ % 2];
-      prefer_smem_carveout<x_to_mma_layout_kernel<N>>();
-      launch_dependent(early_launch_products(), x_to_mma_layout_kernel<N>, dim3(unsigned((p.k_chunks * N + 127) / 128)),
-                       dim3(128), 0, stream, p.x, p.rows, p.k, p.k_chunks, out);
-      q.x_laid_out = out;
-    }
+    LaidOutX& laid = laid_out_x();
+    uint8_t* out = laid.buffers[laid.next++ % 2];
+    prefer_smem_carveout<x_to_mma_layout_kernel<N>>();
+    launch_dependent(early_launch_products(), x_to_mma_layout_kernel<N>, dim3(unsigned((p.k_chunks * N + 127) / 128)),
+                     dim3(128), 0, stream, p.x, p.rows, p.k, p.k_chunks, out);
+    q.x_laid_out = out;
   }
   const unsigned blocks = unsigned((p.row_tiles + 4 * kConsumers - 1) / (4 * kConsumers));
   launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
@@ -962,7 +955,7 @@ void upload_expert(DeviceNvfp4Linear& d, int64_t expert, const Nvfp4Tiles& t) {
 }
 
 void prepare_gemv_scratch() {
-  if (wgmma_pipeline_layout_requested()) laid_out_x();
+  if (wgmma_pipeline_layout_requested() || wgmma_pipeline_tma_requested()) laid_out_x();
 }
 
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
