@@ -259,6 +259,9 @@
 #                                    s29-s30b ask for them and no longer run): batch 64 of the
 #                                    three models, also with no row-major stages (5,0), and
 #                                    Qwen3-8B's trace
+#   tools/gpu_variants.sh s33c       prefill in slices of equal size (FP4LLM_PREFILL_EVEN_SLICES)
+#                                    after its test: gemv_bench --prefill and a 2,048-token prompt
+#                                    of Qwen3-8B and Gemma3-27B against the defaults, twice each
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -293,7 +296,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b|s33c) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1623,6 +1626,23 @@ if [ "$part" = s33b ]; then
       trace_variant qwen-unclustered qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
     fi
   } 2>&1 | tee "$OUT/variants-s33b.md"
+fi
+if [ "$part" = s33c ]; then
+  {
+    if tests_passed s33c-tests.log '^gpu_nvfp4_linear_prefill_even_slices$' "prefill in slices of equal size"; then
+      for v in default even; do
+        [ $v = even ] && set -- FP4LLM_PREFILL_EVEN_SLICES=1 || set --
+        echo "gemv_bench --prefill ($v):"; env "$@" timeout 60 build-gpu/gemv_bench --prefill > "$OUT/gemv-prefill-$v.md" 2>&1
+        tail -6 "$OUT/gemv-prefill-$v.md"
+      done
+      for m in qwen3-8b gemma3-27b; do
+        prefill_run $m default
+        prefill_run $m even FP4LLM_PREFILL_EVEN_SLICES=1
+        prefill_run $m default-again
+        prefill_run $m even-again FP4LLM_PREFILL_EVEN_SLICES=1
+      done
+    fi
+  } 2>&1 | tee "$OUT/variants-s33c.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

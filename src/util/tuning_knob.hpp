@@ -29,12 +29,12 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_GEMV_KERNEL",             "FP4LLM_GEMV_MIN_CHUNKS",         "FP4LLM_GEMV_MIN_CHUNKS_WIDE",    "FP4LLM_GEMV_SKIP_PADDED_TOKENS",
     "FP4LLM_GPU_NARROWING",           "FP4LLM_KV_LAYOUT",               "FP4LLM_L2_AHEAD",                "FP4LLM_MMA_ATTENTION",
     "FP4LLM_NORMED_MIN_CHUNKS",       "FP4LLM_NORM_DEFERRED",           "FP4LLM_NORM_PROLOGUE",           "FP4LLM_OMIT_STAGE",
-    "FP4LLM_PDL",                     "FP4LLM_PDL_ROLES",               "FP4LLM_PDL_TRIGGER",             "FP4LLM_PREFILL_GATED_BF16",
-    "FP4LLM_PREFILL_PAIR",            "FP4LLM_PREFILL_SLICE_ROWS",      "FP4LLM_ROPE_IN_ATTENTION",       "FP4LLM_ROPE_WARPS",
-    "FP4LLM_ROUTING_IN_EXPERTS",      "FP4LLM_SMEM_CARVEOUT",           "FP4LLM_WGMMA_CLUSTER",           "FP4LLM_WGMMA_OVERLAP",
-    "FP4LLM_WGMMA_PIPELINE",          "FP4LLM_WGMMA_PIPELINE_ABLATE",   "FP4LLM_WGMMA_PIPELINE_SHAPE",    "FP4LLM_WGMMA_PIPELINE_STAGES",
-    "FP4LLM_WGMMA_RING",              "FP4LLM_WGMMA_SHARE_X",           "FP4LLM_WGMMA_SHARE_X_CLUSTER",   "FP4LLM_WGMMA_WIDE_STAGES",
-    "FP4LLM_WGMMA_X_PREFETCH"};
+    "FP4LLM_PDL",                     "FP4LLM_PDL_ROLES",               "FP4LLM_PDL_TRIGGER",             "FP4LLM_PREFILL_EVEN_SLICES",
+    "FP4LLM_PREFILL_GATED_BF16",      "FP4LLM_PREFILL_PAIR",            "FP4LLM_PREFILL_SLICE_ROWS",      "FP4LLM_ROPE_IN_ATTENTION",
+    "FP4LLM_ROPE_WARPS",              "FP4LLM_ROUTING_IN_EXPERTS",      "FP4LLM_SMEM_CARVEOUT",           "FP4LLM_WGMMA_CLUSTER",
+    "FP4LLM_WGMMA_OVERLAP",           "FP4LLM_WGMMA_PIPELINE",          "FP4LLM_WGMMA_PIPELINE_ABLATE",   "FP4LLM_WGMMA_PIPELINE_SHAPE",
+    "FP4LLM_WGMMA_PIPELINE_STAGES",   "FP4LLM_WGMMA_RING",              "FP4LLM_WGMMA_SHARE_X",           "FP4LLM_WGMMA_SHARE_X_CLUSTER",
+    "FP4LLM_WGMMA_WIDE_STAGES",       "FP4LLM_WGMMA_X_PREFETCH"};
 
 // The parts of a decode step that FP4LLM_PDL_ROLES names (backend/cuda/early_launch.hpp): `mlp` is a
 // dense layer's gate/up and down products with their norms, `moe` an MoE layer's router, experts
@@ -82,6 +82,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
   if (name == "FP4LLM_GEMV_BLOCK_WARPS") return value == "8" || value == "16" || value == "16-nt2";
   if (name == "FP4LLM_PREFILL_GATED_BF16") return value == "0" || value == "1";
   if (name == "FP4LLM_PREFILL_PAIR") return value == "rows" || value == "slices";
+  if (name == "FP4LLM_PREFILL_EVEN_SLICES") return value == "0" || value == "1";
   if (name == "FP4LLM_PDL_TRIGGER") return value == "start" || value == "after_wait";
   if (name == "FP4LLM_OMIT_STAGE")
     return value == "qkv" || value == "attention" || value == "rope" || value == "attention_only" || value == "o_proj" ||

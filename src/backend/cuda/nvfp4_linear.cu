@@ -117,11 +117,27 @@ constexpr cudaDataType_t gemm_output_type() {
 // 262k rows: 2.8 GB). A slice of 8,192 rows at K = 4,096 keeps each GEMM large.
 constexpr int64_t kScratchSliceElements = int64_t(32) << 20;
 
-// FP4LLM_PREFILL_SLICE_ROWS=R (tests): slices of R rows (rounded down to whole tiles) instead.
+// FP4LLM_PREFILL_EVEN_SLICES=1 (not yet run): as few slices as the scratch allows, but of equal
+// size, instead of full slices and a ragged last one. Written against the slices' GEMMs as waves
+// of output tiles on 132 SMs: Qwen3-8B's down_proj (4,096 rows at K = 12,288) is 2,720 + 1,376
+// rows, whose second GEMM leaves SMs idle; even, 2 x 2,048; Gemma3-27B's qkv 6,240 + 1,952 ->
+// 2 x 4,096, its down_proj 3 x 1,552 + 720 -> 4 x 1,344. gemv_bench --prefill timed the NVFP4
+// path's down_proj 29% above cuBLAS on the whole BF16 weight, the other products 20-23% (H200,
+// 2026-12-07).
+bool prefill_even_slices() {
+  static const bool on = knob_is("FP4LLM_PREFILL_EVEN_SLICES", "1");
+  return on;
+}
+
+// FP4LLM_PREFILL_SLICE_ROWS=R (tests): slices of at most R rows (rounded down to whole tiles)
+// instead.
 int64_t tiles_per_slice(const DeviceNvfp4Linear& w) {
   static const int64_t rows = knob_int("FP4LLM_PREFILL_SLICE_ROWS", 0);
-  const int64_t tiles = rows > 0 ? rows / 16 : kScratchSliceElements / (16 * w.k_chunks * 64);
-  return std::clamp<int64_t>(tiles, 1, std::max<int64_t>(1, w.row_tiles));
+  const int64_t most = std::clamp<int64_t>(rows > 0 ? rows / 16 : kScratchSliceElements / (16 * w.k_chunks * 64), 1,
+                                           std::max<int64_t>(1, w.row_tiles));
+  if (!prefill_even_slices() || w.row_tiles <= 0) return most;
+  const int64_t slices = (w.row_tiles + most - 1) / most;
+  return (w.row_tiles + slices - 1) / slices;
 }
 
 // Prefill's gate/up GEMM writes its rows in BF16, rounding gate and up once before the activation
