@@ -86,20 +86,28 @@ struct PipelineProducer {
     return smem + L::raw_offset(stages_held) + (aligned - offset) + (s % raw_held) * L::kRawBytes;
   }
 
+  // Bytes of a tile's packed words or scales for `chunks` chunks.
+  __device__ __forceinline__ static uint32_t tile_bytes(int chunks, bool scales) {
+    return uint32_t(chunks * (scales ? 64 : 512));
+  }
+
+  // Tile lt's packed words or scales of stage s's chunks (from c0) into the stage, onto `done`.
+  __device__ __forceinline__ void copy_tile(int s, int lt, int c0, int chunks, bool scales, uint64_t* done) const {
+    const size_t slot = (size_t(first_tile + lt) * p.k_chunks + c0) * 32;
+    if (scales) bulk_copy(stage_weights(s) + L::kPackedBytes + lt * S * 64, p.scales + slot, tile_bytes(chunks, true), done);
+    else bulk_copy(stage_weights(s) + lt * S * 512, p.packed + slot, tile_bytes(chunks, false), done);
+  }
+
   // Stage s's weights: mover 2 lt + 0 / 1 (of 2 x kTiles threads) moves tile lt's packed words /
   // scales of the stage's chunks, announcing their bytes (none past the last tile or the share) on
   // the stage's barrier.
   __device__ __forceinline__ void request_weights_bulk(int s, int mover) const {
     if (mover >= 2 * L::kTiles) return;
     uint64_t* done = full + s % stages_held;
-    const int lt = mover / 2, c0 = begin + s * S, chunks = min(S, end - c0), tile = first_tile + lt;
-    const bool scales = mover % 2 == 1, ok = tile < p.row_tiles && chunks > 0 && !(p.pipeline_ablate & 2);
-    const uint32_t bytes = ok ? uint32_t(chunks * (scales ? 64 : 512)) : 0u;
-    barrier_expect_bytes(done, bytes);
-    if (!ok) return;
-    const size_t slot = (size_t(tile) * p.k_chunks + c0) * 32;
-    if (scales) bulk_copy(stage_weights(s) + L::kPackedBytes + lt * S * 64, p.scales + slot, bytes, done);
-    else bulk_copy(stage_weights(s) + lt * S * 512, p.packed + slot, bytes, done);
+    const int lt = mover / 2, c0 = begin + s * S, chunks = min(S, end - c0);
+    const bool scales = mover % 2 == 1, ok = first_tile + lt < p.row_tiles && chunks > 0 && !(p.pipeline_ablate & 2);
+    barrier_expect_bytes(done, ok ? tile_bytes(chunks, scales) : 0u);
+    if (ok) copy_tile(s, lt, c0, chunks, scales, done);
   }
 
   // x laid out already (GemvArgs::x_laid_out): thread 0 moves a stage's x with one bulk copy and
@@ -144,11 +152,10 @@ struct PipelineProducer {
     uint64_t* done = full + s % stages_held;
     const int c0 = begin + s * S, chunks = min(S, end - c0);
     const int tiles = chunks > 0 && !(p.pipeline_ablate & 2) ? max(0, min(L::kTiles, p.row_tiles - first_tile)) : 0;
-    barrier_expect_bytes(done, uint32_t(tiles * chunks * (512 + 64)));
+    barrier_expect_bytes(done, uint32_t(tiles) * (tile_bytes(chunks, false) + tile_bytes(chunks, true)));
     for (int lt = 0; lt < tiles; ++lt) {
-      const size_t slot = (size_t(first_tile + lt) * p.k_chunks + c0) * 32;
-      bulk_copy(stage_weights(s) + lt * S * 512, p.packed + slot, uint32_t(chunks * 512), done);
-      bulk_copy(stage_weights(s) + L::kPackedBytes + lt * S * 64, p.scales + slot, uint32_t(chunks * 64), done);
+      copy_tile(s, lt, c0, chunks, false, done);
+      copy_tile(s, lt, c0, chunks, true, done);
     }
   }
 
