@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
     }
     const double bw = copy_bandwidth();
     std::printf("stages %d x chunks %d; copy bandwidth %.0f GB/s\n", kStages, kStageChunks, bw);
-    if (wgmma_pipeline_requested() || wgmma_pipeline_plain_only()) {
+    if (wgmma_pipeline_requested() || wgmma_pipeline_plain_only() || wgmma_pipeline_unclustered()) {
       const ClusterCapacity c = pipeline_cluster_capacity<64>();
       const auto [stages, raw] = pipeline_stage_counts();
       std::printf("pipelined GEMV: %d stages, %d of x; clusters at once: %lld of 2, %lld of 4 (%lld SMs)\n", stages, raw,
@@ -189,13 +189,16 @@ int main(int argc, char** argv) {
                                    {"gate_up 43008x5376", 43008, 5376, true}, {"down 5376x21504", 5376, 21504, false}}
               : std::vector<Shape>{{"qkv 6144x4096", 6144, 4096, false}, {"o 4096x4096", 4096, 4096, false},
                                    {"gate_up 24576x4096", 24576, 4096, true}, {"down 4096x12288", 4096, 12288, false}};
+    // GEMV_BENCH_PROFILE=1 (under Nsight Compute, which profiles every launch): 64 rows only, two
+    // copies of each weight, a few calls each, no sequence mode; its times are not the table's.
+    const bool profile = std::getenv("GEMV_BENCH_PROFILE") != nullptr;
     for (const Shape& s : shapes) {
       const double bytes = double(s.n) * double(s.k) * 0.5625;
-      const int copies = int(std::max(2.0, 512e6 / bytes));
+      const int copies = profile ? 2 : int(std::max(2.0, 512e6 / bytes));
       std::vector<DeviceNvfp4Linear> ws_copies;
       for (int c = 0; c < copies; ++c) ws_copies.push_back(random_weight(s.n, s.k, s.gated, uint32_t(7 + 13 * c)));
       const int64_t rows_list[3] = {1, 16, 64};
-      for (int ri = 0; ri < 3; ++ri) {
+      for (int ri = profile ? 2 : 0; ri < 3; ++ri) {
         const int64_t rows = rows_list[ri];
         DeviceBuffer<__nv_bfloat16> x(size_t(rows * s.k));
         fill_words<<<256, 256>>>(reinterpret_cast<uint32_t*>(x.data()), x.size() / 2, 3, 0x3F7F3F7Fu, 0);
@@ -207,7 +210,7 @@ int main(int argc, char** argv) {
         };
         for (int c = 0; c < copies; ++c) call(ws_copies[size_t(c)]);
         int next = 0;
-        const double us = time_us([&] { call(ws_copies[size_t(next++ % copies)]); }, 20 * copies);
+        const double us = time_us([&] { call(ws_copies[size_t(next++ % copies)]); }, (profile ? 2 : 20) * copies);
         total_us[ri] += us;
         std::printf("| %s | %lld | %.1f | %.0f | %.1f%% |\n", s.name, (long long)rows, us, bytes / us / 1e3,
                     100.0 * bytes / us / 1e3 / bw);
@@ -215,8 +218,9 @@ int main(int argc, char** argv) {
     }
     std::printf("per layer (4 projections): rows 1 %.1f us, rows 16 %.1f us, rows 64 %.1f us\n", total_us[0], total_us[1],
                 total_us[2]);
-    std::printf("in sequence (a layer's products in order, replayed from a graph): rows 64 %.1f us a layer, rows 48 %.1f\n",
-                sequence_us(shapes, 64, ws), sequence_us(shapes, 48, ws));
+    if (!profile)
+      std::printf("in sequence (a layer's products in order, replayed from a graph): rows 64 %.1f us a layer, rows 48 %.1f\n",
+                  sequence_us(shapes, 64, ws), sequence_us(shapes, 48, ws));
     cublasDestroy(ws.cublas);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -258,7 +258,8 @@
 #                                    (the producers by cp.async and 128-byte bulk copies are gone:
 #                                    s29-s30b ask for them and no longer run): batch 64 of the
 #                                    three models, also with no row-major stages (5,0), and
-#                                    Qwen3-8B's trace
+#                                    Qwen3-8B's trace; then each GEMV kernel's own time under
+#                                    Nsight Compute (ncu_gemv)
 #   tools/gpu_variants.sh s33c       prefill in slices of equal size (FP4LLM_PREFILL_EVEN_SLICES)
 #                                    after its test: gemv_bench --prefill and a 2,048-token prompt
 #                                    of Qwen3-8B and Gemma3-27B against the defaults, twice each
@@ -454,6 +455,17 @@ gemv_variant() {  # label, knob assignments...
   [ "$(left)" -gt 40 ] || { echo "gemv $label: skipped (time)"; return; }
   env "$@" timeout 60 build-gpu/gemv_bench > "$OUT/gemv-$label.md" 2>&1
   echo "gemv $label: $(grep -h 'clusters at once' "$OUT/gemv-$label.md") $(awk -F'|' '$3+0 == 64 {printf "%s %s us; ", $2, $4}' "$OUT/gemv-$label.md") $(grep -h 'per layer' "$OUT/gemv-$label.md" | sed 's/.*rows 64/rows 64/'); in sequence: $(grep -h 'in sequence' "$OUT/gemv-$label.md" | sed 's/.*graph): //')"
+}
+# Each GEMV kernel's own time on gemv_bench's products at 64 rows (GEMV_BENCH_PROFILE: two
+# copies, a few calls each), from Nsight Compute's per-kernel summary (it serialises the launches,
+# so this is the kernel alone, without the launches and waits between them).
+ncu_gemv() {  # label, knob assignments...
+  local label=$1; shift
+  [ "$(left)" -gt 60 ] || { echo "ncu $label: skipped (time)"; return; }
+  env GEMV_BENCH_PROFILE=1 "$@" timeout 90 ncu --clock-control none --print-summary per-kernel --kernel-name "regex:gemv|x_to_mma" \
+    --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed build-gpu/gemv_bench > "$OUT/ncu-$label.txt" 2>&1
+  echo "ncu $label ($*; min, max, average):"
+  grep -E "^ +(Invocations|gpu__time_duration|dram__throughput)|gemv|x_to_mma" "$OUT/ncu-$label.txt" | grep -v "^==PROF==" | sed -E 's/\(fp4llm::cuda::GemvArgs[^)]*\)//; s/ +/ /g' | cut -c1-170 | head -48
 }
 if [ "$part" = bench ]; then
   {
@@ -1625,6 +1637,9 @@ if [ "$part" = s33b ]; then
       bench_variant "$OUT" gemma3-27b gemma3-27b 64
       trace_variant qwen-unclustered qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
     fi
+    ncu_gemv qwen-default
+    ncu_gemv qwen-unclustered FP4LLM_WGMMA_PIPELINE=layout-unclustered
+    ncu_gemv gemma-default GEMV_BENCH_SHAPES=gemma3-27b
   } 2>&1 | tee "$OUT/variants-s33b.md"
 fi
 if [ "$part" = s33c ]; then
