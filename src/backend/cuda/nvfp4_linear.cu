@@ -122,7 +122,7 @@ constexpr int64_t kScratchSliceElements = int64_t(32) << 20;
 // of output tiles on 132 SMs: Qwen3-8B's down_proj (4,096 rows at K = 12,288) is 2,720 + 1,376
 // rows, whose second GEMM leaves SMs idle; even, 2 x 2,048; Gemma3-27B's qkv 6,240 + 1,952 ->
 // 2 x 4,096, its down_proj 3 x 1,552 + 720 -> 4 x 1,344. gemv_bench --prefill timed the NVFP4
-// path's down_proj 29% above cuBLAS on the whole BF16 weight, the other products 20-23% (H200,
+// path's down_proj 29% above cuBLAS on the whole BF16 weight, the other products 20-22% (H200,
 // 2026-12-07).
 bool prefill_even_slices() {
   static const bool on = knob_is("FP4LLM_PREFILL_EVEN_SLICES", "1");
