@@ -263,6 +263,8 @@
 #   tools/gpu_variants.sh s33c       prefill in slices of equal size (FP4LLM_PREFILL_EVEN_SLICES)
 #                                    after its test: gemv_bench --prefill and a 2,048-token prompt
 #                                    of Qwen3-8B and Gemma3-27B against the defaults, twice each
+#   tools/gpu_variants.sh s33d       where the pipelined kernel's warps wait at batch 64 and the
+#                                    default gate_up kernel's (Nsight Compute, SASS stall samples)
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -297,7 +299,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b|s33c) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b|s33c|s33d) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1658,6 +1660,20 @@ if [ "$part" = s33c ]; then
       done
     fi
   } 2>&1 | tee "$OUT/variants-s33c.md"
+fi
+if [ "$part" = s33d ]; then
+  {
+    # Where the pipelined kernel's warps wait in a batch-64 step (=layout-unclustered: Qwen3-8B's
+    # qkv and gate_up), against the default gate_up kernel's: Nsight Compute's headline figures and
+    # hottest SASS lines by stall samples, one launch each.
+    for k in nvfp4_gemv_pipelined nvfp4_gemv_wgmma_shared_x; do
+      [ "$(left)" -gt 90 ] || { echo "$k: skipped (time)"; continue; }
+      echo "== $k, Qwen3-8B batch 64 =="
+      [ $k = nvfp4_gemv_pipelined ] && export FP4LLM_WGMMA_PIPELINE=layout-unclustered || unset FP4LLM_WGMMA_PIPELINE
+      timeout 150 bash tools/gpu_sass_profile.sh $k qwen3-8b 64 50 2>&1 | tail -45
+    done
+    unset FP4LLM_WGMMA_PIPELINE
+  } 2>&1 | tee "$OUT/variants-s33d.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
