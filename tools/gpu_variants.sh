@@ -1670,7 +1670,7 @@ if [ "$part" = s33d ]; then
       [ "$(left)" -gt 90 ] || { echo "$k: skipped (time)"; continue; }
       echo "== $k, Qwen3-8B batch 64 =="
       [ $k = nvfp4_gemv_pipelined ] && export FP4LLM_WGMMA_PIPELINE=layout-unclustered || unset FP4LLM_WGMMA_PIPELINE
-      timeout 150 bash tools/gpu_sass_profile.sh $k qwen3-8b 64 50 2>&1 | tail -45
+      OUT="$OUT" timeout 150 bash tools/gpu_sass_profile.sh $k qwen3-8b 64 50 2>&1 | tail -45
     done
     unset FP4LLM_WGMMA_PIPELINE
   } 2>&1 | tee "$OUT/variants-s33d.md"
