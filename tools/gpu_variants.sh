@@ -258,7 +258,9 @@
 #                                    (the producers by cp.async and 128-byte bulk copies are gone:
 #                                    s29-s30b ask for them and no longer run): batch 64 of the
 #                                    three models, also with no row-major stages (5,0), and
-#                                    Qwen3-8B's trace; then each GEMV kernel's own time under
+#                                    the consumers draining every 2 and 4 stages
+#                                    (FP4LLM_WGMMA_PIPELINE_DRAIN), Qwen3-8B's trace; then each
+#                                    GEMV kernel's own time under
 #                                    Nsight Compute (ncu_gemv)
 #   tools/gpu_variants.sh s33c       prefill in slices of equal size (FP4LLM_PREFILL_EVEN_SLICES)
 #                                    after its test: gemv_bench --prefill and a 2,048-token prompt
@@ -1625,7 +1627,7 @@ if [ "$part" = s33b ]; then
   {
     # Every pipelined path after its producers by cp.async and 128-byte bulk copies went.
     if GATE_CTEST_ARGS="--timeout 90" tests_passed s33b-tests.log \
-        '^(gpu_nvfp4_linear_wgmma_pipeline_(layout|layout_written|layout_unclustered|tma|tma_plain)|py_gpu_forward_wgmma_pipeline_(layout_unclustered|tma))$' \
+        '^(gpu_nvfp4_linear_wgmma_pipeline_(layout|layout_written|layout_unclustered|tma|tma_plain|drain2|drain4)|py_gpu_forward_wgmma_pipeline_(layout_unclustered|tma))$' \
         "the pipelined GEMV's five ways (=layout-unclustered mended), and whole models so"; then
       bench_variant "$OUT" qwen3-8b qwen3-8b 64
       bench_variant "$OUT" qwen3-8b-unclustered qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
@@ -1637,6 +1639,11 @@ if [ "$part" = s33b ]; then
       bench_variant "$OUT" qwen3-8b-again qwen3-8b 64
       bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
       bench_variant "$OUT" gemma3-27b gemma3-27b 64
+      # The consumers draining their MMAs every 2 and 4 stages.
+      for d in 1 2 4; do gemv_variant layout-drain-$d FP4LLM_WGMMA_PIPELINE=layout FP4LLM_WGMMA_PIPELINE_DRAIN=$d; done
+      bench_variant "$OUT" qwen3-8b-unclustered-drain-2 qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered FP4LLM_WGMMA_PIPELINE_DRAIN=2
+      bench_variant "$OUT" gemma3-27b-unclustered-drain-2 gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered FP4LLM_WGMMA_PIPELINE_DRAIN=2
+      bench_variant "$OUT" gemma3-27b-unclustered-drain-4 gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered FP4LLM_WGMMA_PIPELINE_DRAIN=4
       trace_variant qwen-unclustered qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-unclustered
     fi
     ncu_gemv qwen-default

@@ -228,9 +228,15 @@ struct PipelineProducer {
 };
 
 // A consumer warp's side: its tile's chunks of each stage dequantized and multiplied, two sets of
-// A fragments so that a chunk's dequantization runs while the previous chunk's MMAs do; the
-// stage released once its MMAs are done.
-template <int N, int kConsumers>
+// A fragments so that a chunk's dequantization runs while the previous chunk's MMAs do. The MMAs
+// are drained every kDrainStages stages (none in flight across the loop's back edge, where ptxas
+// would serialize every MMA); within those, a stage is released to the producer once the next
+// stage's first chunk is issued and the stage's own MMAs are done. kDrainStages > 1
+// (FP4LLM_WGMMA_PIPELINE_DRAIN; not yet run) keeps the tensor pipe fed across stage boundaries:
+// written against the thirty-first session's ablation, where the consumers' work alone took 70%
+// of a product's time, at 2 chunks a stage, and each drain left the tensor pipe idle while the
+// next chunk was dequantized.
+template <int N, int kConsumers, int kDrainStages>
 __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const uint8_t* smem, uint64_t* full,
                                                  uint64_t* empty, int stages, int KS, int n, int local_tile, bool live,
                                                  int lane, bool compute) {
@@ -238,45 +244,56 @@ __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const u
   using Shape = WgmmaShape<N>;
   constexpr int S = L::kStageChunks;
   static_assert(S % 2 == 0, "chunk c uses fragments c % 2 = u % 2");
-  uint32_t fragments[2][4][4];
-  for (int s = 0; s < stages; ++s) {
-    const uint8_t* stage = smem + (s % KS) * L::kStageBytes;
-    barrier_wait(full + s % KS, uint32_t((s / KS) & 1));
-    if (!compute) {  // FP4LLM_WGMMA_PIPELINE_ABLATE=compute: the stage released untouched
-      __syncwarp();
-      if (lane == 0) barrier_arrive(empty + s % KS);
-      continue;
-    }
-    const uint64_t descriptor = wgmma_descriptor(stage, 128, 256);
-#pragma unroll
-    for (int u = 0; u < S; ++u) {
-      if (s * S + u >= n) break;  // uniform over the block
-      uint32_t(&a)[4][4] = fragments[u % 2];
-      uint4 w = make_uint4(0, 0, 0, 0);
-      uint32_t scales = 0;
-      if (live) {
-        w = *reinterpret_cast<const uint4*>(stage + L::kXBytes + (local_tile * S + u) * 512 + lane * 16);
-        scales = *reinterpret_cast<const uint16_t*>(stage + L::kXBytes + L::kPackedBytes + (local_tile * S + u) * 64 +
-                                                    lane * 2);
-      }
-      dequant_chunk(w, scales, a);
-      wgmma_pin(a);
-      wgmma_pin(acc);
-      wgmma_fence();
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        wgmma_64xNx16<N>(acc, a[i], descriptor + uint64_t((u * Shape::kChunkBytes + i * Shape::kStepBytes) >> 4));
-      wgmma_commit();
-      wgmma_wait<1>();  // the previous chunk's MMAs are done: its fragments may be rewritten
-      wgmma_pin(acc);
-      wgmma_pin(a);
-    }
-    // Drained at each stage's end (none in flight across the loop's back edge, where ptxas would
-    // serialize every MMA), then the stage is released to the producer.
-    wgmma_wait<0>();
-    wgmma_pin(acc);
+  const auto release = [&](int s) {
     __syncwarp();
     if (lane == 0) barrier_arrive(empty + s % KS);
+  };
+  uint32_t fragments[2][4][4];
+  for (int s0 = 0; s0 < stages; s0 += kDrainStages) {
+    int pending = -1;  // the stage whose MMAs may still be in flight
+#pragma unroll
+    for (int d = 0; d < kDrainStages; ++d) {
+      const int s = s0 + d;
+      if (s >= stages) break;  // uniform over the block
+      const uint8_t* stage = smem + (s % KS) * L::kStageBytes;
+      barrier_wait(full + s % KS, uint32_t((s / KS) & 1));
+      if (!compute) {  // FP4LLM_WGMMA_PIPELINE_ABLATE=compute: the stage released untouched
+        release(s);
+        continue;
+      }
+      const uint64_t descriptor = wgmma_descriptor(stage, 128, 256);
+#pragma unroll
+      for (int u = 0; u < S; ++u) {
+        if (s * S + u >= n) break;  // uniform over the block (every stage below `stages` has a chunk)
+        uint32_t(&a)[4][4] = fragments[u % 2];
+        uint4 w = make_uint4(0, 0, 0, 0);
+        uint32_t scales = 0;
+        if (live) {
+          w = *reinterpret_cast<const uint4*>(stage + L::kXBytes + (local_tile * S + u) * 512 + lane * 16);
+          scales = *reinterpret_cast<const uint16_t*>(stage + L::kXBytes + L::kPackedBytes + (local_tile * S + u) * 64 +
+                                                      lane * 2);
+        }
+        dequant_chunk(w, scales, a);
+        wgmma_pin(a);
+        wgmma_pin(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+          wgmma_64xNx16<N>(acc, a[i], descriptor + uint64_t((u * Shape::kChunkBytes + i * Shape::kStepBytes) >> 4));
+        wgmma_commit();
+        wgmma_wait<1>();  // the previous chunk's MMAs are done: its fragments may be rewritten
+        wgmma_pin(acc);
+        wgmma_pin(a);
+        if (u == 0 && pending >= 0) {  // ... and so are the previous stage's
+          release(pending);
+          pending = -1;
+        }
+      }
+      pending = s;
+    }
+    wgmma_wait<0>();
+    wgmma_pin(acc);
+    if (pending >= 0) release(pending);
   }
 }
 
@@ -305,8 +322,8 @@ __device__ __forceinline__ void cluster_barrier() {
 }
 
 // Grid (row blocks of 64 x kConsumers rows, 1, kCluster); clusters of kCluster blocks along z
-// split K (blockIdx.z is the rank).
-template <int N, int kConsumers, int kCluster>
+// split K (blockIdx.z is the rank). kDrainStages: pipeline_consume's.
+template <int N, int kConsumers, int kCluster, int kDrainStages = 1>
 __global__ void __launch_bounds__((kConsumers + 1) * 128, 1)
     nvfp4_gemv_pipelined_kernel(GemvArgs p, const __grid_constant__ CUtensorMap x_map) {
   using L = PipelineLayout<N, kConsumers>;
@@ -347,7 +364,7 @@ __global__ void __launch_bounds__((kConsumers + 1) * 128, 1)
                                                                                                                 empty);
   } else {
     wait_for_producer();  // the epilogue writes what earlier kernels may still read
-    pipeline_consume<N, kConsumers>(acc, pipeline_smem, full, empty, stages, KS, n, local_tile, live, lane,
+    pipeline_consume<N, kConsumers, kDrainStages>(acc, pipeline_smem, full, empty, stages, KS, n, local_tile, live, lane,
                                     !(p.pipeline_ablate & 4));
   }
   if constexpr (kCluster > 1) {

@@ -629,10 +629,21 @@ ClusterCapacity pipeline_cluster_capacity() {
   return capacity;
 }
 
-template <int N, int kConsumers, int kCluster>
-void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
+// FP4LLM_WGMMA_PIPELINE_DRAIN=D (1, 2 or 4; unset 1): the pipelined kernel's consumers drain
+// their MMAs every D stages instead of every stage (pipeline_consume; not yet run).
+int pipeline_drain_stages() {
+  static const int d = [] {
+    const int64_t v = knob_int("FP4LLM_WGMMA_PIPELINE_DRAIN", 1);
+    if (v != 1 && v != 2 && v != 4) throw_error("FP4LLM_WGMMA_PIPELINE_DRAIN: 1, 2 or 4 stages");
+    return int(v);
+  }();
+  return d;
+}
+
+template <int N, int kConsumers, int kCluster, int kDrainStages>
+void launch_gemv_pipelined_drained(const GemvArgs& p, cudaStream_t stream) {
   const int smem = pipeline_smem_bytes<N, kConsumers>();
-  constexpr auto kernel = nvfp4_gemv_pipelined_kernel<N, kConsumers, kCluster>;
+  constexpr auto kernel = nvfp4_gemv_pipelined_kernel<N, kConsumers, kCluster, kDrainStages>;
   allow_dynamic_smem<kernel>(smem);
   GemvArgs q = p;
   std::tie(q.pipeline_stages, q.pipeline_raw_stages) = pipeline_stage_counts();
@@ -656,6 +667,14 @@ void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
   const unsigned blocks = unsigned((p.row_tiles + 4 * kConsumers - 1) / (4 * kConsumers));
   launch_dependent_in_clusters(early_launch_products(), unsigned(kCluster), kernel, dim3(blocks, 1, unsigned(kCluster)),
                                dim3((kConsumers + 1) * 128), size_t(smem), stream, q, x_map);
+}
+
+template <int N, int kConsumers, int kCluster>
+void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
+  const int drain = pipeline_drain_stages();
+  if (drain == 4) return launch_gemv_pipelined_drained<N, kConsumers, kCluster, 4>(p, stream);
+  if (drain == 2) return launch_gemv_pipelined_drained<N, kConsumers, kCluster, 2>(p, stream);
+  launch_gemv_pipelined_drained<N, kConsumers, kCluster, 1>(p, stream);
 }
 
 // FP4LLM_WGMMA_PIPELINE_SHAPE=C,Z (comparisons): C consumer warpgroups (2 or 3) in clusters of Z
