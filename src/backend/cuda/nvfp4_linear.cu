@@ -558,8 +558,8 @@ const uint8_t* take_laid_out(LinearWorkspace& ws, const void* x, int64_t rows) {
 }
 
 // FP4LLM_WGMMA_PIPELINE_ABLATE=x,weights,compute (any of them; gemv_bench only, the results are
-// wrong): the pipelined kernel's bulk and tensor-copy paths leave out x's copies, the weights'
-// copies or the consumers' dequantization and MMAs, so that what a stage's time is made of shows
+// wrong): the pipelined kernel leaves out x's copies, the weights' copies or the consumers'
+// dequantization and MMAs, so that what a stage's time is made of shows
 // (GemvArgs::pipeline_ablate).
 int pipeline_ablation() {
   static const int bits = [] {
@@ -696,11 +696,20 @@ void launch_gemv_pipelined(const GemvArgs& p, cudaStream_t stream) {
   else with_cluster.template operator()<2>();
 }
 
-// Whether launch_gemv_wgmma below runs `blocks` row blocks of 64 in clusters.
-bool wgmma_default_clusters(unsigned blocks, unsigned sms) {
-  if (wgmma_share_x(blocks)) return false;
-  return wgmma_shared_x_cluster(blocks, sms) || (wgmma_cluster_requested() && 2 * blocks <= sms) ||
-         (wgmma_wide_clusters_requested() && blocks < sms);
+// The default wgmma kernel for `blocks` row blocks of 64, in launch_gemv_wgmma's order: `size` is
+// the row blocks a block (shared x) or the blocks a cluster (shared-x clusters).
+struct WgmmaChoice {
+  enum Kind { shared_x, shared_x_cluster, cluster, wide_cluster, plain } kind;
+  int size = 0;
+  bool clustered() const { return kind == shared_x_cluster || kind == cluster || kind == wide_cluster; }
+};
+
+WgmmaChoice wgmma_choice(unsigned blocks, unsigned sms) {
+  if (const int share = wgmma_share_x(blocks)) return {WgmmaChoice::shared_x, share};
+  if (const int cluster = wgmma_shared_x_cluster(blocks, sms)) return {WgmmaChoice::shared_x_cluster, cluster};
+  if (wgmma_cluster_requested() && 2 * blocks <= sms) return {WgmmaChoice::cluster};
+  if (wgmma_wide_clusters_requested() && blocks < sms) return {WgmmaChoice::wide_cluster};
+  return {WgmmaChoice::plain};
 }
 
 // Blocks of 64 rows; four warpgroups share a block's K where the blocks are fewer than the SMs
@@ -712,22 +721,23 @@ void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
     if (wgmma_pipeline_requested()) return launch_gemv_pipelined<N>(p, stream);
   }
   const unsigned blocks = wgmma_blocks(p), sms = device_sms();
+  const WgmmaChoice choice = wgmma_choice(blocks, sms);
   if constexpr (kPipelined) {
-    if (wgmma_pipeline_unclustered() && !wgmma_default_clusters(blocks, sms)) return launch_gemv_pipelined<N>(p, stream);
+    if ((wgmma_pipeline_unclustered() && !choice.clustered()) ||
+        (wgmma_pipeline_plain_only() && choice.kind == WgmmaChoice::plain))
+      return launch_gemv_pipelined<N>(p, stream);
   }
-  if (const int share = wgmma_share_x(blocks)) {
-    if (share == 4) return launch_wgmma_shared_x<N, 4>(p, blocks, stream);
-    if (share == 3) return launch_wgmma_shared_x<N, 3>(p, blocks, stream);
-    return launch_wgmma_shared_x<N, 2>(p, blocks, stream);
-  }
-  if (const int cluster = wgmma_shared_x_cluster(blocks, sms)) {
-    if (cluster == 4) return launch_wgmma_shared_x<N, 2, 4>(p, blocks, stream);
-    return launch_wgmma_shared_x<N, 2, 2>(p, blocks, stream);
-  }
-  if (wgmma_cluster_requested() && 2 * blocks <= sms) return launch_wgmma_groups<N, 4, 2>(p, blocks, stream);
-  if (wgmma_wide_clusters_requested() && blocks < sms) return launch_wgmma_groups<N, 2, 2>(p, blocks, stream);
-  if constexpr (kPipelined) {
-    if (wgmma_pipeline_plain_only()) return launch_gemv_pipelined<N>(p, stream);
+  switch (choice.kind) {
+    case WgmmaChoice::shared_x:
+      if (choice.size == 4) return launch_wgmma_shared_x<N, 4>(p, blocks, stream);
+      if (choice.size == 3) return launch_wgmma_shared_x<N, 3>(p, blocks, stream);
+      return launch_wgmma_shared_x<N, 2>(p, blocks, stream);
+    case WgmmaChoice::shared_x_cluster:
+      if (choice.size == 4) return launch_wgmma_shared_x<N, 2, 4>(p, blocks, stream);
+      return launch_wgmma_shared_x<N, 2, 2>(p, blocks, stream);
+    case WgmmaChoice::cluster: return launch_wgmma_groups<N, 4, 2>(p, blocks, stream);
+    case WgmmaChoice::wide_cluster: return launch_wgmma_groups<N, 2, 2>(p, blocks, stream);
+    case WgmmaChoice::plain: break;
   }
   if (blocks < sms) launch_wgmma_groups<N, 4>(p, blocks, stream);
   else launch_wgmma_groups<N, 2>(p, blocks, stream);
