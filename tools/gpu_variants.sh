@@ -267,6 +267,10 @@
 #                                    of Qwen3-8B and Gemma3-27B against the defaults, twice each
 #   tools/gpu_variants.sh s33d       where the pipelined kernel's warps wait at batch 64 and the
 #                                    default gate_up kernel's (Nsight Compute, SASS stall samples)
+#   tools/gpu_variants.sh s34        the pipelined kernel's stages (none of row-major x now unless
+#                                    =tma), after their tests: =layout-unclustered with 5, 4 and 3
+#                                    stages and =layout-written at batch 64 of the three models
+#                                    against the defaults, Qwen3-8B's trace
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -301,7 +305,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b|s33c|s33d) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b|s33c|s33d|s34) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1681,6 +1685,31 @@ if [ "$part" = s33d ]; then
     done
     unset FP4LLM_WGMMA_PIPELINE
   } 2>&1 | tee "$OUT/variants-s33d.md"
+fi
+if [ "$part" = s34 ]; then
+  {
+    if GATE_CTEST_ARGS="--timeout 90" tests_passed s34-tests.log \
+        '^(gpu_nvfp4_linear_wgmma_pipeline_(layout_unclustered|layout_written|stages3|tma_stages2|tma)|py_gpu_forward_wgmma_pipeline_layout_unclustered)$' \
+        "the pipelined GEMV without row-major stages (5,0), with 3 stages, =tma with 2,1; whole models so"; then
+      u=FP4LLM_WGMMA_PIPELINE=layout-unclustered
+      bench_variant "$OUT" qwen3-8b qwen3-8b 64
+      bench_variant "$OUT" qwen3-8b-unclustered qwen3-8b 64 $u
+      bench_variant "$OUT" qwen3-8b-unclustered-stages-4 qwen3-8b 64 $u FP4LLM_WGMMA_PIPELINE_STAGES=4,0
+      bench_variant "$OUT" qwen3-8b-unclustered-stages-3 qwen3-8b 64 $u FP4LLM_WGMMA_PIPELINE_STAGES=3,0
+      bench_variant "$OUT" qwen3-8b-written qwen3-8b 64 FP4LLM_WGMMA_PIPELINE=layout-written
+      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
+      bench_variant "$OUT" qwen3-30b-a3b-unclustered qwen3-30b-a3b 64 $u
+      bench_variant "$OUT" qwen3-30b-a3b-unclustered-stages-4 qwen3-30b-a3b 64 $u FP4LLM_WGMMA_PIPELINE_STAGES=4,0
+      bench_variant "$OUT" gemma3-27b gemma3-27b 64
+      bench_variant "$OUT" gemma3-27b-unclustered gemma3-27b 64 $u
+      bench_variant "$OUT" gemma3-27b-unclustered-stages-4 gemma3-27b 64 $u FP4LLM_WGMMA_PIPELINE_STAGES=4,0
+      bench_variant "$OUT" gemma3-27b-written gemma3-27b 64 FP4LLM_WGMMA_PIPELINE=layout-written
+      bench_variant "$OUT" qwen3-8b-unclustered-again qwen3-8b 64 $u
+      bench_variant "$OUT" qwen3-8b-again qwen3-8b 64
+      bench_variant "$OUT" qwen3-30b-a3b-unclustered-again qwen3-30b-a3b 64 $u
+      trace_variant qwen-unclustered qwen3-8b 64 $u
+    fi
+  } 2>&1 | tee "$OUT/variants-s34.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
