@@ -171,7 +171,8 @@ int main(int argc, char** argv) {
     }
     const double bw = copy_bandwidth();
     std::printf("stages %d x chunks %d; copy bandwidth %.0f GB/s\n", kStages, kStageChunks, bw);
-    if (wgmma_pipeline_requested() || wgmma_pipeline_plain_only() || wgmma_pipeline_unclustered()) {
+    if (wgmma_pipeline_requested() || wgmma_pipeline_plain_only() || wgmma_pipeline_unclustered() ||
+        pipelined_gemv_default(false)) {
       const ClusterCapacity c = pipeline_cluster_capacity<64>();
       const auto [stages, raw] = pipeline_stage_counts();
       std::printf("pipelined GEMV: %d stages, %d of x; clusters at once: %lld of 2, %lld of 4 (%lld SMs)\n", stages, raw,
@@ -179,6 +180,7 @@ int main(int argc, char** argv) {
     }
     std::printf("| shape | rows | us | GB/s | of copy bandwidth |\n|---|---|---|---|---|\n");
     LinearWorkspace ws;
+    ws.pipeline_unclustered = pipelined_gemv_default(false);  // both shape sets are dense models'
     FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
     double total_us[3] = {};
     // GEMV_BENCH_SHAPES=gemma3-27b: Gemma3-27B's four products instead of Qwen3-8B's.

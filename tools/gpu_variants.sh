@@ -271,6 +271,11 @@
 #                                    =tma), after their tests: =layout-unclustered with 5, 4 and 3
 #                                    stages and =layout-written at batch 64 of the three models
 #                                    against the defaults, Qwen3-8B's trace
+#   tools/gpu_variants.sh s35        the new defaults (dense models: the pipelined GEMV where
+#                                    unclustered; prefill in even slices) after their tests:
+#                                    batch 64 (and Qwen3-8B 48) of the three models against
+#                                    FP4LLM_WGMMA_PIPELINE=0, a 2,048-token prompt of Qwen3-8B and
+#                                    Gemma3-27B against FP4LLM_PREFILL_EVEN_SLICES=0
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -305,7 +310,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b|s33c|s33d|s34) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b|s33c|s33d|s34|s35) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1710,6 +1715,27 @@ if [ "$part" = s34 ]; then
       trace_variant qwen-unclustered qwen3-8b 64 $u
     fi
   } 2>&1 | tee "$OUT/variants-s34.md"
+fi
+if [ "$part" = s35 ]; then
+  {
+    if GATE_CTEST_ARGS="--timeout 120" tests_passed s35-tests.log \
+        '^(gpu_nvfp4_linear(_wgmma_pipeline_(off|layout_unclustered|stages3))?|gpu_nvfp4_linear_(sliced_prefill|prefill_(even|ragged)_slices(48)?)|py_gpu_forward(_wgmma_pipeline_off)?)$' \
+        "the new defaults (pipelined where unclustered for dense models, even prefill slices), =0 of each, whole models"; then
+      off=FP4LLM_WGMMA_PIPELINE=0
+      bench_variant "$OUT" qwen3-8b qwen3-8b 48,64
+      bench_variant "$OUT" qwen3-8b-pipeline-off qwen3-8b 48,64 $off
+      bench_variant "$OUT" gemma3-27b gemma3-27b 64
+      bench_variant "$OUT" gemma3-27b-pipeline-off gemma3-27b 64 $off
+      bench_variant "$OUT" qwen3-30b-a3b qwen3-30b-a3b 64
+      bench_variant "$OUT" qwen3-8b-again qwen3-8b 48,64
+      bench_variant "$OUT" qwen3-8b-pipeline-off-again qwen3-8b 48,64 $off
+      for m in qwen3-8b gemma3-27b; do
+        prefill_run $m default
+        prefill_run $m ragged FP4LLM_PREFILL_EVEN_SLICES=0
+      done
+      trace_variant qwen-default qwen3-8b 64
+    fi
+  } 2>&1 | tee "$OUT/variants-s35.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then

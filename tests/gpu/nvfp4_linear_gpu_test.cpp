@@ -58,10 +58,13 @@ std::pair<double, double> dot(const std::vector<float>& w, const std::vector<flo
   return {ref, bound};
 }
 
+// The workspace a dense model's backend makes (the pipelined GEMV where unclustered on sm_90;
+// FP4LLM_WGMMA_PIPELINE=0 tests the kernels it replaces).
 struct Workspace {
   cuda::LinearWorkspace ws;
   Workspace() {
     FP4LLM_CUBLAS_CHECK(cublasCreate(&ws.cublas));
+    ws.pipeline_unclustered = cuda::pipelined_gemv_default(/*moe=*/false);
   }
   ~Workspace() { cublasDestroy(ws.cublas); }
   void fit(const cuda::Nvfp4Tiles& t) {
@@ -763,10 +766,12 @@ TEST(GpuNvfp4Linear, InputsLaidOutByTheirWritersChangeNoBit) {
   int device = 0, major = 0;
   FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
   FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  // (=layout-unclustered lays them out too, whether the next product takes them or not.)
-  const bool written = knob && (std::string(knob) == "layout-written" || std::string(knob) == "layout-unclustered") && major >= 9;
+  // (=layout-unclustered, the dense models' default, lays them out too, whether the next product
+  // takes them or not.)
   std::mt19937 rng(29);
   Workspace w;
+  const bool written = ((knob && (std::string(knob) == "layout-written" || std::string(knob) == "layout-unclustered")) ||
+                        w.ws.pipeline_unclustered) && major >= 9;
   const int64_t hidden = 512, attn = 384, inter = 704, qkv_out = 640;
   const TestLinear o = random_linear({hidden, attn}, rng, w), down = random_linear({hidden, inter}, rng, w);
   const TestLinear qkv = random_linear({qkv_out, hidden}, rng, w);

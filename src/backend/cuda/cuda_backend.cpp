@@ -198,6 +198,7 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   cublas_workspace_ = DeviceBuffer<uint8_t>(size_t(32) << 20);
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
   early_launch_all_default() = c.num_experts == 0;  // measured per model kind (early_launch.hpp)
+  linear_ws_.pipeline_unclustered = pipelined_gemv_default(c.num_experts > 0);
   early_launch_default_roles() =
       c.num_experts == 0 ? kEveryEarlyLaunchRole : early_launch_role_bit("rope") | early_launch_role_bit("o_proj");
   if (cache.num_blocks <= 0) fail("CUDA backend: the KV cache needs at least one block");
@@ -674,7 +675,7 @@ int64_t CudaBackend::run(const ForwardBatch& batch) {
   const Step s = plan(batch);
   const int64_t rows = int64_t(s.logit_rows.size());
   ensure_capacity(s.tokens, rows);
-  prepare_gemv_scratch();  // before any capture below
+  prepare_gemv_scratch(linear_ws_);  // before any capture below
   upload(s);
   // Decode steps (one token per sequence, the shape that repeats) replay a captured graph.
   const bool decode = s.one_token_per_sequence && s.tokens <= kMaxDecodeRows;

@@ -85,6 +85,9 @@ struct GemvArgs {
   // FP4LLM_WGMMA_PIPELINE=tma: the weights by bulk copies, and each stage's x by one tensor copy a
   // chunk (the kernel's x_map) into 128-byte-swizzled row-major staging, then rewritten.
   bool pipeline_tma;
+  // Host side: the pipelined GEMV where the default kernels would run no clusters
+  // (LinearWorkspace::pipeline_unclustered).
+  bool pipeline_unclustered;
   // FP4LLM_WGMMA_PIPELINE_ABLATE (a diagnosis, wrong results): bits of what the pipelined kernel
   // leaves out: 1 x's copies, 2 the weights' copies, 4 the consumers' work.
   int pipeline_ablate;

@@ -117,15 +117,14 @@ constexpr cudaDataType_t gemm_output_type() {
 // 262k rows: 2.8 GB). A slice of 8,192 rows at K = 4,096 keeps each GEMM large.
 constexpr int64_t kScratchSliceElements = int64_t(32) << 20;
 
-// FP4LLM_PREFILL_EVEN_SLICES=1 (not yet run): as few slices as the scratch allows, but of equal
-// size, instead of full slices and a ragged last one. Written against the slices' GEMMs as waves
-// of output tiles on 132 SMs: Qwen3-8B's down_proj (4,096 rows at K = 12,288) is 2,720 + 1,376
-// rows, whose second GEMM leaves SMs idle; even, 2 x 2,048; Gemma3-27B's qkv 6,240 + 1,952 ->
-// 2 x 4,096, its down_proj 3 x 1,552 + 720 -> 4 x 1,344. gemv_bench --prefill timed the NVFP4
-// path's down_proj 29% above cuBLAS on the whole BF16 weight, the other products 20-22% (H200,
-// 2026-12-07).
+// Prefill's slices: as few as the scratch allows, but of equal size, instead of full slices and a
+// ragged last one (FP4LLM_PREFILL_EVEN_SLICES=0), whose GEMM leaves SMs idle: Qwen3-8B's down_proj
+// (4,096 rows at K = 12,288) is 2 x 2,048 rows instead of 2,720 + 1,376; Gemma3-27B's qkv 2 x
+// 4,096 instead of 6,240 + 1,952, its down_proj 4 x 1,344 instead of 3 x 1,552 + 720. Measured
+// (H100, 2026-12-07, same call, a 2,048-token prompt twice each, TFLOP/s with attention): Qwen3-8B
+// 513 / 513 -> 523 / 521, Gemma3-27B 512 / 513 -> 527 / 528 (down_proj 59.9 -> 55.9-56.2 ms).
 bool prefill_even_slices() {
-  static const bool on = knob_is("FP4LLM_PREFILL_EVEN_SLICES", "1");
+  static const bool on = !knob_is("FP4LLM_PREFILL_EVEN_SLICES", "0");
   return on;
 }
 
@@ -448,7 +447,8 @@ int wgmma_shared_x_cluster(unsigned blocks, unsigned sms) {
   return pairs * 4 <= sms ? 4 : pairs * 2 <= sms ? 2 : 0;
 }
 
-// FP4LLM_WGMMA_PIPELINE (every value measured slower on Qwen3-8B, so off): products of 33-64 rows
+// FP4LLM_WGMMA_PIPELINE (unset: =layout-unclustered for dense models, pipelined_gemv_default; off
+// for MoE models): products of 33-64 rows
 // on the pipelined kernel (nvfp4_gemv_pipelined.cuh), a producer warpgroup keeping stages of
 // weights and x ahead of 2 or 3 consumer warpgroups, in the block shape that fills the SMs best
 // (pipelined_gemv_shape). Its first producers, by cp.async (=1: Qwen3-8B batch 64 8,379 -> 6,830
@@ -464,7 +464,8 @@ bool wgmma_pipeline_layout_requested() {
   return on;
 }
 
-// =layout-unclustered (not yet run): =layout-written, but only for the products that the default
+// =layout-unclustered (the dense models' default since the thirty-second session; this value sets it
+// for MoE models too): =layout-written, but only for the products that the default
 // runs without clusters (one block, or the shared-x kernel, a 64 rows). Written against the
 // batch-64 traces (H100, 2026-12-07, thirty-first session, us a layer, defaults -> =layout-written):
 // Gemma3-27B, whose products all run so, qkv 41.9 -> 31.4, o_proj 30.4 -> 25.5, gate_up 143.6 ->
@@ -530,23 +531,24 @@ struct LaidOutX {
   uint8_t* act = nullptr;
 };
 
-LaidOutX& laid_out_x() {
+LaidOutX& laid_out_x(bool written = layout_written_requested()) {
   static std::mutex mutex;
   static std::array<LaidOutX, 64> per_device;
   LaidOutX& mine = per_device[current_device_slot(per_device.size())];
   const std::lock_guard lock(mutex);
   for (uint8_t*& b : mine.buffers)
     if (!b) FP4LLM_CUDA_CHECK(cudaMalloc(&b, kLaidOutBytes));
-  if (layout_written_requested())
+  if (written)
     for (uint8_t** b : {&mine.normed, &mine.act})
       if (!*b) FP4LLM_CUDA_CHECK(cudaMalloc(b, kLaidOutBytes));
   return mine;
 }
 
-// =layout-written: whether a writer of `rows` x `k` inputs writes them laid out too (33-64 rows,
-// the pipelined kernel's; whole chunks, so that no column of the buffer is stale).
-bool writes_laid_out(int64_t rows, int64_t k) {
-  return layout_written_requested() && rows > 32 && rows <= kMaxDecodeRows && k % 64 == 0 &&
+// =layout-written (and the pipelined default, LinearWorkspace::pipeline_unclustered): whether a
+// writer of `rows` x `k` inputs writes them laid out too (33-64 rows, the pipelined kernel's; whole
+// chunks, so that no column of the buffer is stale).
+bool writes_laid_out(const LinearWorkspace& ws, int64_t rows, int64_t k) {
+  return (layout_written_requested() || ws.pipeline_unclustered) && rows > 32 && rows <= kMaxDecodeRows && k % 64 == 0 &&
          size_t(k / 64) * WgmmaShape<64>::kChunkBytes <= kLaidOutBytes;
 }
 
@@ -726,7 +728,7 @@ void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
   const unsigned blocks = wgmma_blocks(p), sms = device_sms();
   const WgmmaChoice choice = wgmma_choice(blocks, sms);
   if constexpr (kPipelined) {
-    if ((wgmma_pipeline_unclustered() && !choice.clustered()) ||
+    if (((wgmma_pipeline_unclustered() || p.pipeline_unclustered) && !choice.clustered()) ||
         (wgmma_pipeline_plain_only() && choice.kind == WgmmaChoice::plain))
       return launch_gemv_pipelined<N>(p, stream);
   }
@@ -1002,8 +1004,13 @@ void upload_expert(DeviceNvfp4Linear& d, int64_t expert, const Nvfp4Tiles& t) {
   put(d.tile_scales.data(), t.tile_scales);
 }
 
-void prepare_gemv_scratch() {
-  if (wgmma_pipeline_layout_requested() || wgmma_pipeline_tma_requested()) laid_out_x();
+bool pipelined_gemv_default(bool moe) {
+  return knob_text("FP4LLM_WGMMA_PIPELINE").empty() && !moe && device_is_sm90_or_later();
+}
+
+void prepare_gemv_scratch(const LinearWorkspace& ws) {
+  if (wgmma_pipeline_layout_requested() || wgmma_pipeline_tma_requested() || ws.pipeline_unclustered)
+    laid_out_x(layout_written_requested() || ws.pipeline_unclustered);
 }
 
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
@@ -1014,6 +1021,7 @@ void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t ro
   if (rows > kMaxDecodeRows) return dequantized_gemm(w, x, rows, y, mode == LinearOutput::Add ? 1.0f : 0.0f, ws, stream);
   GemvArgs p{};
   p.x_laid_out = laid_out;
+  p.pipeline_unclustered = ws.pipeline_unclustered;
   p.epilogue = mode == LinearOutput::Add ? kAdd : kStore;
   p.y = y;
   gemv(w, x, rows, p, stream);
@@ -1085,7 +1093,7 @@ void nvfp4_linear_residual(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, i
                            const ResidualNorm& r, LinearWorkspace& ws, cudaStream_t stream) {
   if (rows <= 0) return;
   nvfp4_linear(w, x, rows, r.post_w ? product : r.residual, ws, stream, r.post_w ? LinearOutput::Store : LinearOutput::Add);
-  uint8_t* laid_out = r.next_reads_normed && writes_laid_out(rows, w.out_features) ? laid_out_x().normed : nullptr;
+  uint8_t* laid_out = r.next_reads_normed && writes_laid_out(ws, rows, w.out_features) ? laid_out_x(true).normed : nullptr;
   add_and_norm(r.residual, r.post_w ? product : nullptr, r.post_w, r.next_w, rows, NormParams{w.out_features, r.eps, r.one_plus},
                r.normed, stream, laid_out);
   if (laid_out) ws.next_input = {r.normed, rows, laid_out};
@@ -1105,7 +1113,8 @@ void nvfp4_gated(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t row
   p.epilogue = gelu ? kGelu : kSilu;
   p.act = out;
   p.x_laid_out = laid_out;
-  if (writes_laid_out(rows, w.out_features / 2)) p.act_laid_out = laid_out_x().act;
+  p.pipeline_unclustered = ws.pipeline_unclustered;
+  if (writes_laid_out(ws, rows, w.out_features / 2)) p.act_laid_out = laid_out_x(true).act;
   gemv(w, x, rows, p, stream);
   if (p.act_laid_out) ws.next_input = {out, rows, p.act_laid_out};
 }

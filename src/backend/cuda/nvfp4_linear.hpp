@@ -55,7 +55,17 @@ struct LinearWorkspace {
   cublasHandle_t cublas = nullptr;
   // The next product reading `next_input.x` takes its laid-out copy; any product forgets it first.
   LaidOutInput next_input;
+  // The model's products of 33-64 rows take the pipelined GEMV where the default kernels would run
+  // no clusters, their x laid out by its writers (pipelined_gemv_default; FP4LLM_WGMMA_PIPELINE
+  // =layout-unclustered sets it for every model).
+  bool pipeline_unclustered = false;
 };
+
+// Whether a model's decode products take the pipelined GEMV where unclustered: with
+// FP4LLM_WGMMA_PIPELINE unset, dense models on sm_90 (measured, H100, 2026-12-07, same call, batch
+// 64: Qwen3-8B 8,467 -> 8,617-8,641 tok/s, Gemma3-27B 2,569 -> 3,278; Qwen3-30B-A3B 5,420 -> 5,369,
+// so not MoE models).
+bool pipelined_gemv_default(bool moe);
 
 constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
 
@@ -68,7 +78,7 @@ enum class LinearOutput { Store, Add };
 
 // Allocates the device scratch a decode GEMV variant needs (FP4LLM_WGMMA_PIPELINE=layout's laid-out
 // x) on the current device; call before capturing a graph (a first use otherwise allocates).
-void prepare_gemv_scratch();
+void prepare_gemv_scratch(const LinearWorkspace& ws);
 
 // x: [rows, in_features] BF16; y: [rows, out_features] float32, overwritten or added to.
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
