@@ -199,6 +199,7 @@ CudaBackend::CudaBackend(DeviceModel model, const KvCacheConfig& cache, bool enf
   FP4LLM_CUBLAS_CHECK(cublasSetWorkspace(linear_ws_.cublas, cublas_workspace_.data(), cublas_workspace_.bytes()));
   early_launch_all_default() = c.num_experts == 0;  // measured per model kind (early_launch.hpp)
   linear_ws_.pipeline_unclustered = pipelined_gemv_default(c.num_experts > 0);
+  prepare_gemv_scratch(linear_ws_);  // now, so that the memory report counts it
   early_launch_default_roles() =
       c.num_experts == 0 ? kEveryEarlyLaunchRole : early_launch_role_bit("rope") | early_launch_role_bit("o_proj");
   if (cache.num_blocks <= 0) fail("CUDA backend: the KV cache needs at least one block");
@@ -237,7 +238,7 @@ GpuMemory CudaBackend::memory() const {
   for (size_t l = 0; l < k_cache_.size(); ++l) m.kv_cache += k_cache_[l].bytes() + v_cache_[l].bytes();
   m.workspace = linear_ws_.dequantized.bytes() + x_.bytes() + qkv_.bytes() +
                 q_.bytes() + o_.bytes() + gate_up_.bytes() + logits_.bytes() + h_.bytes() + attn_.bytes() +
-                act_.bytes() + rows_.bytes() + x_alt_.bytes() + norm_sums_.bytes() + moe_ws_.bytes() + lm_local_.bytes() + lm_gathered_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
+                act_.bytes() + gemv_scratch_bytes() + rows_.bytes() + x_alt_.bytes() + norm_sums_.bytes() + moe_ws_.bytes() + lm_local_.bytes() + lm_gathered_.bytes() + attn_partial_out_.bytes() + attn_partial_ml_.bytes() + attn_counters_.bytes() + meta_.bytes();
   return m;
 }
 

@@ -531,11 +531,17 @@ struct LaidOutX {
   uint8_t* act = nullptr;
 };
 
-LaidOutX& laid_out_x(bool written = layout_written_requested()) {
-  static std::mutex mutex;
+std::mutex laid_out_mutex;
+
+// The current device's buffers, as allocated so far.
+LaidOutX& laid_out_slot() {
   static std::array<LaidOutX, 64> per_device;
-  LaidOutX& mine = per_device[current_device_slot(per_device.size())];
-  const std::lock_guard lock(mutex);
+  return per_device[current_device_slot(per_device.size())];
+}
+
+LaidOutX& laid_out_x(bool written = layout_written_requested()) {
+  LaidOutX& mine = laid_out_slot();
+  const std::lock_guard lock(laid_out_mutex);
   for (uint8_t*& b : mine.buffers)
     if (!b) FP4LLM_CUDA_CHECK(cudaMalloc(&b, kLaidOutBytes));
   if (written)
@@ -1002,6 +1008,15 @@ void upload_expert(DeviceNvfp4Linear& d, int64_t expert, const Nvfp4Tiles& t) {
   put(d.packed.data(), t.packed);
   put(d.scales.data(), t.scales);
   put(d.tile_scales.data(), t.tile_scales);
+}
+
+uint64_t gemv_scratch_bytes() {
+  const LaidOutX& laid = laid_out_slot();
+  const std::lock_guard lock(laid_out_mutex);
+  uint64_t bytes = 0;
+  for (const uint8_t* b : {laid.buffers[0], laid.buffers[1], laid.normed, laid.act})
+    if (b) bytes += kLaidOutBytes;
+  return bytes;
 }
 
 bool pipelined_gemv_default(bool moe) {

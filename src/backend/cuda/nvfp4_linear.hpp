@@ -79,6 +79,8 @@ enum class LinearOutput { Store, Add };
 // Allocates the device scratch a decode GEMV variant needs (FP4LLM_WGMMA_PIPELINE=layout's laid-out
 // x) on the current device; call before capturing a graph (a first use otherwise allocates).
 void prepare_gemv_scratch(const LinearWorkspace& ws);
+// Bytes of that scratch allocated on the current device (for the memory report).
+uint64_t gemv_scratch_bytes();
 
 // x: [rows, in_features] BF16; y: [rows, out_features] float32, overwritten or added to.
 void nvfp4_linear(const DeviceNvfp4Linear& w, const __nv_bfloat16* x, int64_t rows, float* y,
