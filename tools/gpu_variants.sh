@@ -276,6 +276,12 @@
 #                                    batch 64 (and Qwen3-8B 48) of the three models against
 #                                    FP4LLM_WGMMA_PIPELINE=0, a 2,048-token prompt of Qwen3-8B and
 #                                    Gemma3-27B against FP4LLM_PREFILL_EVEN_SLICES=0
+#   tools/gpu_variants.sh s36        (not yet run) after the GEMV and whole-model tests (the laid-out
+#                                    x now allocated at the backend's start): the dense default
+#                                    against FP4LLM_WGMMA_PIPELINE=0 at 33-64 rows (Qwen3-8B 33,
+#                                    40, 48, 56, 64; Gemma3-27B 33, 48, 64), what a stage of the
+#                                    default is made of (FP4LLM_WGMMA_PIPELINE_ABLATE on
+#                                    gemv_bench), then s33d's SASS stall samples
 #   device: carry [".deps"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -310,7 +316,7 @@ targets=$(case $part in first) echo "fp4llm fp4llm_forward_dump gpu_moe gpu_nvfp
           s26|s26-defaults) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           s27) echo "fp4llm gpu_paged_attention gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;;
           b64) echo "fp4llm gpu_nvfp4_linear gpu_paged_attention ${B64_FORWARD_DUMP-fp4llm_forward_dump}" ;;
-          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b|s33c|s33d|s34|s35) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
+          s28|s29) echo "fp4llm gpu_nvfp4_linear gpu_moe fp4llm_forward_dump" ;; s29b) echo "fp4llm gpu_nvfp4_linear gemv_bench" ;; s30) echo "fp4llm gpu_nvfp4_linear gemv_bench l2_read_probe fp4llm_forward_dump" ;; s30b) echo "fp4llm gemv_bench" ;; s30c|s30d|s30f|s31|s31b|s32|s33|s33b|s33c|s33d|s34|s35|s36) echo "fp4llm gpu_nvfp4_linear gemv_bench fp4llm_forward_dump" ;; s28b) echo "fp4llm" ;; s28-short) echo "fp4llm gpu_nvfp4_linear" ;; esac)
 gpu_build $targets || exit 1
 echo "ready after $(( $(date +%s) - started )) s"
 # Seconds left of the call's budget (about 9 minutes of its 10; CALL_SECONDS when the device time left is less).
@@ -1685,7 +1691,7 @@ if [ "$part" = s33d ]; then
     for k in nvfp4_gemv_pipelined nvfp4_gemv_wgmma_shared_x; do
       [ "$(left)" -gt 90 ] || { echo "$k: skipped (time)"; continue; }
       echo "== $k, Qwen3-8B batch 64 =="
-      [ $k = nvfp4_gemv_pipelined ] && export FP4LLM_WGMMA_PIPELINE=layout-unclustered || unset FP4LLM_WGMMA_PIPELINE
+      [ $k = nvfp4_gemv_pipelined ] && export FP4LLM_WGMMA_PIPELINE=layout-unclustered || export FP4LLM_WGMMA_PIPELINE=0
       OUT="$OUT" timeout 150 bash tools/gpu_sass_profile.sh $k qwen3-8b 64 50 2>&1 | tail -45
     done
     unset FP4LLM_WGMMA_PIPELINE
@@ -1736,6 +1742,27 @@ if [ "$part" = s35 ]; then
       trace_variant qwen-default qwen3-8b 64
     fi
   } 2>&1 | tee "$OUT/variants-s35.md"
+fi
+if [ "$part" = s36 ]; then
+  {
+    if GATE_CTEST_ARGS="--timeout 150" tests_passed s36-tests.log '^(gpu_nvfp4_linear|py_gpu_forward)$' \
+        "the GEMV tests and whole models (GPU against CPU) with the laid-out x allocated at start"; then
+      bench_variant "$OUT" qwen3-8b qwen3-8b 33,40,48,56,64
+      bench_variant "$OUT" qwen3-8b-pipeline-off qwen3-8b 33,40,48,56,64 FP4LLM_WGMMA_PIPELINE=0
+      bench_variant "$OUT" gemma3-27b gemma3-27b 33,48,64
+      bench_variant "$OUT" gemma3-27b-pipeline-off gemma3-27b 33,48,64 FP4LLM_WGMMA_PIPELINE=0
+      grep -h "memory" "$OUT/bench-qwen3-8b.txt" | head -3
+      # What a stage of the default's pipelined products is made of (results wrong by design).
+      for a in none x weights compute x,weights,compute; do
+        gemv_variant "ablate-${a//,/-}" FP4LLM_WGMMA_PIPELINE_ABLATE=${a/none/}
+      done
+    fi
+    for k in nvfp4_gemv_pipelined nvfp4_gemv_wgmma_kernel; do
+      [ "$(left)" -gt 90 ] || { echo "$k: skipped (time)"; continue; }
+      echo "== $k, Qwen3-8B batch 64 (the default) =="
+      OUT="$OUT" timeout 150 bash tools/gpu_sass_profile.sh $k qwen3-8b 64 50 2>&1 | tail -45
+    done
+  } 2>&1 | tee "$OUT/variants-s36.md"
 fi
 # The device returns at most 8 files: the logs and JSON in one archive, the summaries beside it.
 if [ "$OUT" != build-gpu/logs ]; then
