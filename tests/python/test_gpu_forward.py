@@ -3,7 +3,12 @@ of each architecture the GPU runs, with shapes the kernels must pad (hidden 208,
 400: not multiples of 64), Qwen3-MoE with 16 experts, top-8 and a dense layer, Gemma3 with a sliding window shorter than the prompts and both layer
 types, prompts long enough for the prefill path (> 64 tokens), chunked steps and batches.
 Label gpu: skipped, with the reason, where the CUDA backend cannot run."""
+import functools
+import hashlib
 import json
+import os
+import pathlib
+import shutil
 import subprocess
 
 import numpy as np
@@ -71,6 +76,50 @@ def forward_dump(folder, prompts, kv, chunk, device, out, *extra):
     return [d[f"logits_{i}"] for i in range(len(prompts))]
 
 
+# FP4LLM_CPU_REFERENCE_CACHE (set by CMake): a folder where the CPU backend's logits are kept
+# between this file's ctest entries, which differ only in the CUDA backend's knobs (the CPU backend
+# reads none): each entry would otherwise recompute the same 30 references. Keyed by the dump
+# tool's bytes (the CPU backend is linked into it), the model's files, the prompts and arguments.
+CPU_REFERENCE_CACHE = os.environ.get("FP4LLM_CPU_REFERENCE_CACHE")
+
+
+@functools.lru_cache(maxsize=None)
+def file_digest(path, size, mtime_ns):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def digest_of(path):
+    st = os.stat(path)
+    return file_digest(str(path), st.st_size, st.st_mtime_ns)
+
+
+def cpu_reference(folder, prompts, kv, chunk, out, *extra):
+    """The CPU backend's logits for these arguments, as forward_dump gives them, from the cache
+    when an earlier entry computed them."""
+    if not CPU_REFERENCE_CACHE:
+        return forward_dump(folder, prompts, kv, chunk, "cpu", out, *extra)
+    key = hashlib.sha256(json.dumps([prompts, kv, chunk, list(extra)]).encode())
+    key.update(digest_of(TOOLS / "fp4llm_forward_dump").encode())
+    for f in sorted(pathlib.Path(folder).rglob("*")):
+        if f.is_file():
+            key.update(f"{f.relative_to(folder)}:{digest_of(f)}".encode())
+    kept = pathlib.Path(CPU_REFERENCE_CACHE) / f"{key.hexdigest()}.safetensors"
+    if not kept.exists():
+        logits = forward_dump(folder, prompts, kv, chunk, "cpu", out, *extra)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_name(f"{kept.name}.{os.getpid()}.partial")
+        shutil.copyfile(out, partial)
+        os.replace(partial, kept)  # whole or absent for the entries running beside this one
+        return logits
+    from safetensors.numpy import load_file
+    d = load_file(str(kept))
+    return [d[f"logits_{i}"] for i in range(len(prompts))]
+
+
 rng = np.random.default_rng(5)
 PROMPTS = [[7], [int(t) for t in rng.integers(0, VOCAB, 9)], [int(t) for t in rng.integers(0, VOCAB, 50)],
            [int(t) for t in rng.integers(0, VOCAB, 130)], [int(t) for t in rng.integers(0, VOCAB, 200)],
@@ -90,7 +139,7 @@ def model(request, tmp_path_factory):
 def test_cuda_logits_match_cpu(model, kv, chunk, tmp_path):
     family, folder = model
     gpu = forward_dump(folder, PROMPTS, kv, chunk, "cuda", tmp_path / "gpu.safetensors")  # first: skips fast
-    cpu = forward_dump(folder, PROMPTS, kv, chunk, "cpu", tmp_path / "cpu.safetensors")
+    cpu = cpu_reference(folder, PROMPTS, kv, chunk, tmp_path / "cpu.safetensors")
     compare(family, kv, chunk, cpu, gpu)
 
 
@@ -99,7 +148,7 @@ def test_nvfp4_lm_head_matches_cpu(model, chunk, tmp_path):
     """--quantize-lm-head: the lm_head goes through the NVFP4 GEMV (512 x 208: padded columns)."""
     family, folder = model
     gpu = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "gpu.safetensors", "nvfp4-head")
-    cpu = forward_dump(folder, PROMPTS, "bf16", chunk, "cpu", tmp_path / "cpu.safetensors", "nvfp4-head")
+    cpu = cpu_reference(folder, PROMPTS, "bf16", chunk, tmp_path / "cpu.safetensors", "nvfp4-head")
     compare(family, "bf16", chunk, cpu, gpu)
 
 
@@ -179,12 +228,12 @@ def test_fp8_prefill_matches_cpu(model, chunk, tmp_path):
     if gpu_compute_major() not in (None, 9):
         pytest.skip("cuBLASLt's outer-vector FP8 scales exist on sm_90 only")
     gpu = forward_dump(folder, PROMPTS, "bf16", chunk, "cuda", tmp_path / "gpu.safetensors", "fp8-prefill")
-    cpu = forward_dump(folder, PROMPTS, "bf16", chunk, "cpu", tmp_path / "cpu.safetensors", "fp8-prefill")
+    cpu = cpu_reference(folder, PROMPTS, "bf16", chunk, tmp_path / "cpu.safetensors", "fp8-prefill")
     # E4M3 rounds activations 16x coarser than BF16, so the backends' small differences upstream
     # (float32 sums in another order) tip more values to the neighbouring E4M3 code: the same
     # checks with wider bounds; a wrong layout or scale gives errors of order 1.
     compare(family, "bf16", chunk, cpu, gpu, tol=0.15, min_agreement=0.9)
-    plain = forward_dump(folder, PROMPTS, "bf16", chunk, "cpu", tmp_path / "plain.safetensors")
+    plain = cpu_reference(folder, PROMPTS, "bf16", chunk, tmp_path / "plain.safetensors")
     # The option changes the long prompts' logits (it is on) and leaves the short ones alone.
     assert any(np.abs(a - b).max() > 0 for ids, a, b in zip(PROMPTS, cpu, plain) if len(ids) > 64 or chunk == -1)
     if chunk == 0:
