@@ -277,7 +277,9 @@
 #                                    FP4LLM_WGMMA_PIPELINE=0, a 2,048-token prompt of Qwen3-8B and
 #                                    Gemma3-27B against FP4LLM_PREFILL_EVEN_SLICES=0
 #   tools/gpu_variants.sh s36        (not yet run) after the GEMV and whole-model tests (the laid-out
-#                                    x now allocated at the backend's start): the dense default
+#                                    x now allocated at the backend's start; 17-32 rows pipelined,
+#                                    FP4LLM_WGMMA_PIPELINE_N32=1): batch 24 and 32 of Qwen3-8B and
+#                                    Gemma3-27B with and without N32; the dense default
 #                                    against FP4LLM_WGMMA_PIPELINE=0 at 33-64 rows (Qwen3-8B 33,
 #                                    40, 48, 56, 64; Gemma3-27B 33, 48, 64), what a stage of the
 #                                    default is made of (FP4LLM_WGMMA_PIPELINE_ABLATE on
@@ -1745,8 +1747,14 @@ if [ "$part" = s35 ]; then
 fi
 if [ "$part" = s36 ]; then
   {
-    if GATE_CTEST_ARGS="--timeout 150" tests_passed s36-tests.log '^(gpu_nvfp4_linear|py_gpu_forward)$' \
-        "the GEMV tests and whole models (GPU against CPU) with the laid-out x allocated at start"; then
+    if GATE_CTEST_ARGS="--timeout 150" tests_passed s36-tests.log \
+        '^(gpu_nvfp4_linear(_wgmma_pipeline_n32(_every)?)?|py_gpu_forward(_wgmma_pipeline_n32)?)$' \
+        "the GEMV tests and whole models (GPU against CPU) with the laid-out x allocated at start, and 17-32 rows pipelined"; then
+      n32=FP4LLM_WGMMA_PIPELINE_N32=1
+      bench_variant "$OUT" qwen3-8b-b24-32 qwen3-8b 24,32
+      bench_variant "$OUT" qwen3-8b-b24-32-n32 qwen3-8b 24,32 $n32
+      bench_variant "$OUT" gemma3-27b-b32 gemma3-27b 24,32
+      bench_variant "$OUT" gemma3-27b-b32-n32 gemma3-27b 24,32 $n32
       bench_variant "$OUT" qwen3-8b qwen3-8b 33,40,48,56,64
       bench_variant "$OUT" qwen3-8b-pipeline-off qwen3-8b 33,40,48,56,64 FP4LLM_WGMMA_PIPELINE=0
       bench_variant "$OUT" gemma3-27b gemma3-27b 33,48,64

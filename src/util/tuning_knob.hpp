@@ -33,8 +33,8 @@ inline constexpr const char* kKernelKnobs[] = {
     "FP4LLM_PREFILL_GATED_BF16",      "FP4LLM_PREFILL_PAIR",            "FP4LLM_PREFILL_SLICE_ROWS",      "FP4LLM_ROPE_IN_ATTENTION",
     "FP4LLM_ROPE_WARPS",              "FP4LLM_ROUTING_IN_EXPERTS",      "FP4LLM_SMEM_CARVEOUT",           "FP4LLM_WGMMA_CLUSTER",
     "FP4LLM_WGMMA_OVERLAP",           "FP4LLM_WGMMA_PIPELINE",          "FP4LLM_WGMMA_PIPELINE_ABLATE",   "FP4LLM_WGMMA_PIPELINE_DRAIN",
-    "FP4LLM_WGMMA_PIPELINE_SHAPE",    "FP4LLM_WGMMA_PIPELINE_STAGES",   "FP4LLM_WGMMA_RING",              "FP4LLM_WGMMA_SHARE_X",
-    "FP4LLM_WGMMA_SHARE_X_CLUSTER",   "FP4LLM_WGMMA_WIDE_STAGES",       "FP4LLM_WGMMA_X_PREFETCH"};
+    "FP4LLM_WGMMA_PIPELINE_N32",      "FP4LLM_WGMMA_PIPELINE_SHAPE",    "FP4LLM_WGMMA_PIPELINE_STAGES",   "FP4LLM_WGMMA_RING",
+    "FP4LLM_WGMMA_SHARE_X",           "FP4LLM_WGMMA_SHARE_X_CLUSTER",   "FP4LLM_WGMMA_WIDE_STAGES",       "FP4LLM_WGMMA_X_PREFETCH"};
 
 // The parts of a decode step that FP4LLM_PDL_ROLES names (backend/cuda/early_launch.hpp): `mlp` is a
 // dense layer's gate/up and down products with their norms, `moe` an MoE layer's router, experts
@@ -68,6 +68,7 @@ inline bool knob_value_known(std::string_view name, std::string_view value) {
     return value == "0" || value == "layout" || value == "layout-written" || value == "layout-unclustered" || value == "tma" ||
            value == "tma-plain";
   if (name == "FP4LLM_WGMMA_PIPELINE_DRAIN") return value == "1" || value == "2" || value == "4";
+  if (name == "FP4LLM_WGMMA_PIPELINE_N32") return value == "0" || value == "1";
   if (name == "FP4LLM_WGMMA_PIPELINE_ABLATE")
     return std::ranges::all_of(knob_list_items(value),
                                [](std::string_view item) { return item == "x" || item == "weights" || item == "compute"; });

@@ -607,9 +607,30 @@ std::pair<int, int> pipeline_stage_counts() {
   return counts;
 }
 
+// FP4LLM_WGMMA_PIPELINE_N32=1 (not yet run): products of 17-32 rows take the pipelined kernel too,
+// where the mode in force takes those of 33-64 rows (the dense models' default: where unclustered),
+// on N = 32 tokens, x through the layout kernel (the norm and the gated epilogue lay out 33-64 rows
+// only). Written against batch 64, where the pipelined products gained most on Gemma3-27B (its
+// down_proj 133 -> 71 us a layer, thirty-first session): Gemma3-27B's batch 32 runs the wgmma
+// kernel at 1,862 tok/s (H100, 2026-12-07).
+bool pipeline_n32_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE_N32", "1") && device_is_sm90_or_later();
+  return on;
+}
+
+// The stage counts for N tokens: a stage of N = 32 holds twice the chunks of N = 64's, so about
+// half as many stages (at least 2), and none of row-major x (=tma takes 64 tokens only).
+template <int N>
+std::pair<int, int> pipeline_stage_counts_for() {
+  static_assert(N == 32 || N == 64, "the pipelined kernel takes 32 or 64 tokens");
+  const auto [stages, raw] = pipeline_stage_counts();
+  if constexpr (N == 64) return {stages, raw};
+  else return {std::max(2, (stages + 1) / 2), 0};
+}
+
 template <int N, int kConsumers>
 int pipeline_smem_bytes() {
-  const auto [stages, raw] = pipeline_stage_counts();
+  const auto [stages, raw] = pipeline_stage_counts_for<N>();
   return PipelineLayout<N, kConsumers>::bytes(stages, raw);
 }
 
@@ -657,9 +678,10 @@ void launch_gemv_pipelined_drained(const GemvArgs& p, cudaStream_t stream) {
   constexpr auto kernel = nvfp4_gemv_pipelined_kernel<N, kConsumers, kCluster, kDrainStages>;
   allow_dynamic_smem<kernel>(smem);
   GemvArgs q = p;
-  std::tie(q.pipeline_stages, q.pipeline_raw_stages) = pipeline_stage_counts();
-  // Tensor copies need 16-byte aligned rows; other x (K not a multiple of 8) takes the layout kernel.
-  q.pipeline_tma = wgmma_pipeline_tma_requested() && p.k % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
+  std::tie(q.pipeline_stages, q.pipeline_raw_stages) = pipeline_stage_counts_for<N>();
+  // Tensor copies need 16-byte aligned rows; other x (K not a multiple of 8) takes the layout kernel,
+  // as does x of N = 32 tokens.
+  q.pipeline_tma = N == 64 && wgmma_pipeline_tma_requested() && p.k % 8 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0;
   q.pipeline_ablate = pipeline_ablation();
   const CUtensorMap x_map = q.pipeline_tma ? bf16_row_chunks_tensor_map(p.x, p.rows, p.k, N) : CUtensorMap{};
   if (!q.pipeline_tma && !p.x_laid_out) {  // (=layout-written: x's writer may have laid it out already)
@@ -682,9 +704,11 @@ void launch_gemv_pipelined_drained(const GemvArgs& p, cudaStream_t stream) {
 
 template <int N, int kConsumers, int kCluster>
 void launch_gemv_pipelined_with(const GemvArgs& p, cudaStream_t stream) {
-  const int drain = pipeline_drain_stages();
-  if (drain == 4) return launch_gemv_pipelined_drained<N, kConsumers, kCluster, 4>(p, stream);
-  if (drain == 2) return launch_gemv_pipelined_drained<N, kConsumers, kCluster, 2>(p, stream);
+  if constexpr (N == 64) {  // (N = 32: every stage drained)
+    const int drain = pipeline_drain_stages();
+    if (drain == 4) return launch_gemv_pipelined_drained<N, kConsumers, kCluster, 4>(p, stream);
+    if (drain == 2) return launch_gemv_pipelined_drained<N, kConsumers, kCluster, 2>(p, stream);
+  }
   launch_gemv_pipelined_drained<N, kConsumers, kCluster, 1>(p, stream);
 }
 
@@ -727,16 +751,17 @@ WgmmaChoice wgmma_choice(unsigned blocks, unsigned sms) {
 // (o_proj, down_proj, qkv), two otherwise.
 template <int N>
 void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
-  constexpr bool kPipelined = N == 64;  // the pipelined kernel takes 64 tokens
+  constexpr bool kPipelined = N == 64 || N == 32;  // the pipelined kernel takes 64 tokens, or 32
+  const bool pipelined = N == 64 || pipeline_n32_requested();
   if constexpr (kPipelined) {
-    if (wgmma_pipeline_requested()) return launch_gemv_pipelined<N>(p, stream);
+    if (pipelined && wgmma_pipeline_requested()) return launch_gemv_pipelined<N>(p, stream);
   }
   const unsigned blocks = wgmma_blocks(p), sms = device_sms();
   const WgmmaChoice choice = wgmma_choice(blocks, sms);
   if constexpr (kPipelined) {
-    if (((wgmma_pipeline_unclustered() || p.pipeline_unclustered) && !choice.clustered()) ||
-        (wgmma_pipeline_plain_only() && choice.kind == WgmmaChoice::plain))
-      return launch_gemv_pipelined<N>(p, stream);
+    const bool unclustered = (wgmma_pipeline_unclustered() || p.pipeline_unclustered) && !choice.clustered();
+    const bool plain = wgmma_pipeline_plain_only() && choice.kind == WgmmaChoice::plain;
+    if (pipelined && (unclustered || plain)) return launch_gemv_pipelined<N>(p, stream);
   }
   switch (choice.kind) {
     case WgmmaChoice::shared_x:
