@@ -89,8 +89,9 @@ __global__ void weighted_sum_kernel(WeightedRows d, int64_t tokens, int64_t widt
 }
 
 // delta_weights: delta holds delta_count rows per token, summed with these weights. laid_out (or
-// null): `out` also written in the pipelined GEMV's x layout for 64 tokens (wgmma_x_layout.cuh;
-// FP4LLM_WGMMA_PIPELINE=layout-written), this block's token's column pairs each to its word.
+// null): `out` also written in the pipelined GEMV's x layout for 64 tokens, or 32 for up to 32 rows
+// (wgmma_x_layout.cuh; FP4LLM_WGMMA_PIPELINE=layout-written), this block's token's column pairs
+// each to its word.
 __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const float* delta, const float* delta_weights,
                                                                int delta_count, const float* post_w,
                                                                const float* next_w, NormParams n, __nv_bfloat16* out,
@@ -141,8 +142,8 @@ __global__ void __launch_bounds__(kNormThreads) add_norm_kernel(float* x, const 
     o[2 * i] = lo;
     o[2 * i + 1] = hi;
     if (laid_out) {
-      *reinterpret_cast<__nv_bfloat162*>(laid_out + laid_out_pair_offset<64>(int(blockIdx.x), 4 * i)) = lo;
-      *reinterpret_cast<__nv_bfloat162*>(laid_out + laid_out_pair_offset<64>(int(blockIdx.x), 4 * i + 2)) = hi;
+      *reinterpret_cast<__nv_bfloat162*>(laid_out + laid_out_pair_offset_for_rows(gridDim.x, int(blockIdx.x), 4 * i)) = lo;
+      *reinterpret_cast<__nv_bfloat162*>(laid_out + laid_out_pair_offset_for_rows(gridDim.x, int(blockIdx.x), 4 * i + 2)) = hi;
     }
   }
 }

@@ -95,7 +95,8 @@ struct GemvArgs {
   // chunks of N x 128 bytes, each stage one bulk copy.
   const uint8_t* x_laid_out;
   // FP4LLM_WGMMA_PIPELINE=layout-written: gated products also write their activations in that
-  // layout (64 tokens, wgmma_x_layout.cuh) here, for the down projection that reads them next.
+  // layout (64 tokens, or 32 for up to 32 rows: laid_out_tokens, wgmma_x_layout.cuh) here, for the
+  // down projection that reads them next.
   uint8_t* act_laid_out;
   // FP4LLM_L2_AHEAD: a weight (its l2_slots 16-byte slots and their scales) whose bytes the
   // direct kernel's blocks ask L2 for first thing, each its share (l2_prefetch.cuh); null: none.
@@ -328,7 +329,8 @@ __device__ __forceinline__ void write_tile(const GemvArgs& p, const Slice& s, in
         const __nv_bfloat16 a = __float2bfloat16_rn(gated_value(lo, hi, p.epilogue == kGelu));
         p.act[size_t(out) * (p.n / 2) + feature] = a;
         if (p.act_laid_out)
-          *reinterpret_cast<__nv_bfloat16*>(p.act_laid_out + laid_out_pair_offset<64>(out, feature & ~1) + 2 * (feature & 1)) = a;
+          *reinterpret_cast<__nv_bfloat16*>(p.act_laid_out + laid_out_pair_offset_for_rows(p.rows, out, feature & ~1) +
+                                            2 * (feature & 1)) = a;
         continue;
       }
       const int row = tile * 16 + g;

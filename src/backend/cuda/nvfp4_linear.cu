@@ -550,12 +550,24 @@ LaidOutX& laid_out_x(bool written = layout_written_requested()) {
   return mine;
 }
 
+// FP4LLM_WGMMA_PIPELINE_N32=1 (not yet run): products of 17-32 rows take the pipelined kernel too,
+// where the mode in force takes those of 33-64 rows (the dense models' default: where unclustered),
+// on N = 32 tokens; the norm and the gated epilogue then lay out 17-64 rows (writes_laid_out), the
+// others go through the layout kernel. Written against batch 64, where the pipelined products
+// gained most on Gemma3-27B (its down_proj 133 -> 71 us a layer, thirty-first session):
+// Gemma3-27B's batch 32 runs the wgmma kernel at 1,862 tok/s (H100, 2026-12-07).
+bool pipeline_n32_requested() {
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE_N32", "1") && device_is_sm90_or_later();
+  return on;
+}
+
 // =layout-written (and the pipelined default, LinearWorkspace::pipeline_unclustered): whether a
-// writer of `rows` x `k` inputs writes them laid out too (33-64 rows, the pipelined kernel's; whole
-// chunks, so that no column of the buffer is stale).
+// writer of `rows` x `k` inputs writes them laid out too (33-64 rows, the pipelined kernel's, or
+// 17-64 with FP4LLM_WGMMA_PIPELINE_N32; whole chunks, so that no column of the buffer is stale).
 bool writes_laid_out(const LinearWorkspace& ws, int64_t rows, int64_t k) {
-  return (layout_written_requested() || ws.pipeline_unclustered) && rows > 32 && rows <= kMaxDecodeRows && k % 64 == 0 &&
-         size_t(k / 64) * WgmmaShape<64>::kChunkBytes <= kLaidOutBytes;
+  const int64_t fewest = pipeline_n32_requested() ? 17 : 33;
+  return (layout_written_requested() || ws.pipeline_unclustered) && rows >= fewest && rows <= kMaxDecodeRows &&
+         k % 64 == 0 && size_t(k / 64) * WgmmaShape<64>::kChunkBytes <= kLaidOutBytes;
 }
 
 // The laid-out copy of x, if its writer left one for this product; forgotten either way.
@@ -605,17 +617,6 @@ std::pair<int, int> pipeline_stage_counts() {
     return std::pair<int, int>{stages, raw};
   }();
   return counts;
-}
-
-// FP4LLM_WGMMA_PIPELINE_N32=1 (not yet run): products of 17-32 rows take the pipelined kernel too,
-// where the mode in force takes those of 33-64 rows (the dense models' default: where unclustered),
-// on N = 32 tokens, x through the layout kernel (the norm and the gated epilogue lay out 33-64 rows
-// only). Written against batch 64, where the pipelined products gained most on Gemma3-27B (its
-// down_proj 133 -> 71 us a layer, thirty-first session): Gemma3-27B's batch 32 runs the wgmma
-// kernel at 1,862 tok/s (H100, 2026-12-07).
-bool pipeline_n32_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE_N32", "1") && device_is_sm90_or_later();
-  return on;
 }
 
 // The stage counts for N tokens: a stage of N = 32 holds twice the chunks of N = 64's, so about

@@ -41,4 +41,13 @@ __device__ __forceinline__ size_t laid_out_pair_offset(int n, int64_t col) {
          size_t(4 * (j / 16));
 }
 
+// The tokens of the layout that a product of `rows` rows (17-64) reads: launch_gemv_wgmma's N,
+// which the kernels writing x laid out beforehand match.
+__host__ __device__ constexpr int laid_out_tokens(int64_t rows) { return rows > 32 ? 64 : 32; }
+
+// laid_out_pair_offset for x of `rows` rows.
+__device__ __forceinline__ size_t laid_out_pair_offset_for_rows(int64_t rows, int n, int64_t col) {
+  return laid_out_tokens(rows) == 64 ? laid_out_pair_offset<64>(n, col) : laid_out_pair_offset<32>(n, col);
+}
+
 }  // namespace fp4llm::cuda
