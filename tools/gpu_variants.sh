@@ -468,6 +468,12 @@ fi
 bench_variant() {
   if [ "$(left)" -lt 60 ]; then echo "$2: skipped (time)"; else bench_variant_timed "$@"; fi
 }
+# The defaults, then the knob assignments given (LABEL and LABEL-SUFFIX), one line each.
+bench_ab() {  # label, model, batches, suffix, knob assignments...
+  local label=$1 model=$2 batches=$3 suffix=$4; shift 4
+  bench_variant "$OUT" "$label" "$model" "$batches"
+  bench_variant "$OUT" "$label-$suffix" "$model" "$batches" "$@"
+}
 # The GEMV micro-benchmark (gemv_bench) under the knob assignments given, in one line: the four
 # products' microseconds at 64 rows and their sum (LABEL names its file; no commas: the device
 # returns no file whose name has one).
@@ -1750,15 +1756,10 @@ if [ "$part" = s36 ]; then
     if GATE_CTEST_ARGS="--timeout 150" tests_passed s36-tests.log \
         '^(gpu_nvfp4_linear(_wgmma_pipeline_n32(_every)?)?|py_gpu_forward(_wgmma_pipeline_n32)?)$' \
         "the GEMV tests and whole models (GPU against CPU) with the laid-out x allocated at start, and 17-32 rows pipelined"; then
-      n32=FP4LLM_WGMMA_PIPELINE_N32=1
-      bench_variant "$OUT" qwen3-8b-b24-32 qwen3-8b 24,32
-      bench_variant "$OUT" qwen3-8b-b24-32-n32 qwen3-8b 24,32 $n32
-      bench_variant "$OUT" gemma3-27b-b32 gemma3-27b 24,32
-      bench_variant "$OUT" gemma3-27b-b32-n32 gemma3-27b 24,32 $n32
-      bench_variant "$OUT" qwen3-8b qwen3-8b 33,40,48,56,64
-      bench_variant "$OUT" qwen3-8b-pipeline-off qwen3-8b 33,40,48,56,64 FP4LLM_WGMMA_PIPELINE=0
-      bench_variant "$OUT" gemma3-27b gemma3-27b 33,48,64
-      bench_variant "$OUT" gemma3-27b-pipeline-off gemma3-27b 33,48,64 FP4LLM_WGMMA_PIPELINE=0
+      bench_ab qwen3-8b-b24-32 qwen3-8b 24,32 n32 FP4LLM_WGMMA_PIPELINE_N32=1
+      bench_ab gemma3-27b-b24-32 gemma3-27b 24,32 n32 FP4LLM_WGMMA_PIPELINE_N32=1
+      bench_ab qwen3-8b qwen3-8b 33,40,48,56,64 pipeline-off FP4LLM_WGMMA_PIPELINE=0
+      bench_ab gemma3-27b gemma3-27b 33,48,64 pipeline-off FP4LLM_WGMMA_PIPELINE=0
       grep -h "memory" "$OUT/bench-qwen3-8b.txt" | head -3
       # What a stage of the default's pipelined products is made of (results wrong by design).
       for a in none x weights compute x,weights,compute; do
