@@ -171,8 +171,7 @@ int main(int argc, char** argv) {
     }
     const double bw = copy_bandwidth();
     std::printf("stages %d x chunks %d; copy bandwidth %.0f GB/s\n", kStages, kStageChunks, bw);
-    if (wgmma_pipeline_requested() || wgmma_pipeline_plain_only() || wgmma_pipeline_unclustered() ||
-        pipelined_gemv_default(false)) {
+    if (wgmma_pipeline_requested() || wgmma_pipeline_plain_only() || pipelined_gemv_default(false)) {
       const ClusterCapacity c = pipeline_cluster_capacity<64>();
       const auto [stages, raw] = pipeline_stage_counts();
       std::printf("pipelined GEMV: %d stages, %d of x; clusters at once: %lld of 2, %lld of 4 (%lld SMs)\n", stages, raw,

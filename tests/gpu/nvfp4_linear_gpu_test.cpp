@@ -766,12 +766,11 @@ TEST(GpuNvfp4Linear, InputsLaidOutByTheirWritersChangeNoBit) {
   int device = 0, major = 0;
   FP4LLM_CUDA_CHECK(cudaGetDevice(&device));
   FP4LLM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  // (=layout-unclustered, the dense models' default, lays them out too, whether the next product
-  // takes them or not.)
+  // (The unclustered mode, the dense models' default or =layout-unclustered, lays them out too,
+  // whether the next product takes them or not.)
   std::mt19937 rng(29);
   Workspace w;
-  const bool written = ((knob && (std::string(knob) == "layout-written" || std::string(knob) == "layout-unclustered")) ||
-                        w.ws.pipeline_unclustered) && major >= 9;
+  const bool written = ((knob && std::string(knob) == "layout-written") || w.ws.pipeline_unclustered) && major >= 9;
   // FP4LLM_WGMMA_PIPELINE_N32=1: 17-32 rows too, in the layout of 32 tokens.
   const char* n32 = std::getenv("FP4LLM_WGMMA_PIPELINE_N32");
   const int64_t fewest_written = n32 && std::string(n32) == "1" ? 17 : 33;

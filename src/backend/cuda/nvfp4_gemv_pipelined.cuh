@@ -1,6 +1,7 @@
 // The decode GEMV on warpgroup MMAs with a warpgroup that only moves bytes (FP4LLM_WGMMA_PIPELINE,
-// products of 33-64 rows on sm_90; off by default, docs/PERFORMANCE.md). Written against what the
-// Nsight table of batch 64 showed of the wgmma kernels (10-28% of DRAM bandwidth, warps stalled on
+// products of 33-64 rows on sm_90, or 17-64 with FP4LLM_WGMMA_PIPELINE_N32; dense models' default
+// where the other kernels run no clusters, docs/PERFORMANCE.md). Written against what the Nsight
+// table of batch 64 showed of the wgmma kernels (10-28% of DRAM bandwidth, warps stalled on
 // global loads 51-64% of the time, two chunks of weights in flight a warp): a block is kConsumers
 // warpgroups that dequantize and multiply (64 weight rows each, as in nvfp4_gemv_wgmma.cuh, all on
 // the same K range and x) and one producer warpgroup that keeps up to 5 stages ahead of them (by
@@ -232,10 +233,10 @@ struct PipelineProducer {
 // are drained every kDrainStages stages (none in flight across the loop's back edge, where ptxas
 // would serialize every MMA); within those, a stage is released to the producer once the next
 // stage's first chunk is issued and the stage's own MMAs are done. kDrainStages > 1
-// (FP4LLM_WGMMA_PIPELINE_DRAIN; not yet run) keeps the tensor pipe fed across stage boundaries:
-// written against the thirty-first session's ablation, where the consumers' work alone took 70%
-// of a product's time, at 2 chunks a stage, and each drain left the tensor pipe idle while the
-// next chunk was dequantized.
+// (FP4LLM_WGMMA_PIPELINE_DRAIN) keeps the tensor pipe fed across stage boundaries: written against
+// the thirty-first session's ablation, where the consumers' work alone took 70% of a product's
+// time, at 2 chunks a stage, and each drain left the tensor pipe idle while the next chunk was
+// dequantized; measured slower (thirty-second session), so 1 by default.
 template <int N, int kConsumers, int kDrainStages>
 __device__ __forceinline__ void pipeline_consume(float (&acc)[N / 8][4], const uint8_t* smem, uint64_t* full,
                                                  uint64_t* empty, int stages, int KS, int n, int local_tile, bool live,

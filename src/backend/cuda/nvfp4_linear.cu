@@ -459,8 +459,7 @@ int wgmma_shared_x_cluster(unsigned blocks, unsigned sms) {
 // rewrite. The fastest products yet, but its layout kernels cost more on Qwen3-8B (H100,
 // 2026-12-07, thirtieth session: batch 64 8,405 -> 7,829 tok/s; Gemma3-27B 2,542 -> 3,292).
 bool wgmma_pipeline_layout_requested() {
-  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout") || knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written") ||
-                         knob_is("FP4LLM_WGMMA_PIPELINE", "layout-unclustered");
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout") || knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written");
   return on;
 }
 
@@ -470,7 +469,8 @@ bool wgmma_pipeline_layout_requested() {
 // batch-64 traces (H100, 2026-12-07, thirty-first session, us a layer, defaults -> =layout-written):
 // Gemma3-27B, whose products all run so, qkv 41.9 -> 31.4, o_proj 30.4 -> 25.5, gate_up 143.6 ->
 // 137.7, down 133.2 -> 71.1 (2,555 -> 3,178 tok/s); Qwen3-8B qkv 30.7 -> 27.6 and gate_up 57.9 ->
-// 55.6, but its clustered o_proj 27.1 -> 32.8 and down 52.3 -> 57.9 (8,450 -> 8,252).
+// 55.6, but its clustered o_proj 27.1 -> 32.8 and down 52.3 -> 57.9 (8,450 -> 8,252). Taken
+// through LinearWorkspace::pipeline_unclustered (pipelined_gemv_default), like the default.
 bool wgmma_pipeline_unclustered() {
   static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout-unclustered");
   return on;
@@ -483,8 +483,7 @@ bool wgmma_pipeline_unclustered() {
 // (H100, 2026-12-07, thirtieth session). o_proj's input (the attention's) keeps its kernel (1.8).
 // Measured (thirty-first session): Qwen3-8B batch 64 8,450 -> 8,252, Gemma3-27B 2,555 -> 3,178.
 bool layout_written_requested() {
-  static const bool on = (knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written") || wgmma_pipeline_unclustered()) &&
-                         device_is_sm90_or_later();
+  static const bool on = knob_is("FP4LLM_WGMMA_PIPELINE", "layout-written") && device_is_sm90_or_later();
   return on;
 }
 
@@ -509,11 +508,10 @@ bool wgmma_pipeline_plain_only() {
   return on;
 }
 
-// Every product of 33-64 rows on the pipelined kernel (=tma-plain and =layout-unclustered only
+// Every product of 33-64 rows on the pipelined kernel (=tma-plain and the unclustered mode only
 // some: launch_gemv_wgmma).
 bool wgmma_pipeline_requested() {
-  static const bool on = (wgmma_pipeline_layout_requested() && !wgmma_pipeline_unclustered()) ||
-                         knob_is("FP4LLM_WGMMA_PIPELINE", "tma");
+  static const bool on = wgmma_pipeline_layout_requested() || knob_is("FP4LLM_WGMMA_PIPELINE", "tma");
   return on;
 }
 
@@ -663,7 +661,8 @@ ClusterCapacity pipeline_cluster_capacity() {
 }
 
 // FP4LLM_WGMMA_PIPELINE_DRAIN=D (1, 2 or 4; unset 1): the pipelined kernel's consumers drain
-// their MMAs every D stages instead of every stage (pipeline_consume; not yet run).
+// their MMAs every D stages instead of every stage (pipeline_consume; measured slower, H100,
+// 2026-12-07: Qwen3-8B batch 64 with =layout-unclustered 8,082 -> 7,950 tok/s at 2).
 int pipeline_drain_stages() {
   static const int d = [] {
     const int64_t v = knob_int("FP4LLM_WGMMA_PIPELINE_DRAIN", 1);
@@ -760,7 +759,7 @@ void launch_gemv_wgmma(const GemvArgs& p, cudaStream_t stream) {
   const unsigned blocks = wgmma_blocks(p), sms = device_sms();
   const WgmmaChoice choice = wgmma_choice(blocks, sms);
   if constexpr (kPipelined) {
-    const bool unclustered = (wgmma_pipeline_unclustered() || p.pipeline_unclustered) && !choice.clustered();
+    const bool unclustered = p.pipeline_unclustered && !choice.clustered();
     const bool plain = wgmma_pipeline_plain_only() && choice.kind == WgmmaChoice::plain;
     if (pipelined && (unclustered || plain)) return launch_gemv_pipelined<N>(p, stream);
   }
@@ -1046,7 +1045,8 @@ uint64_t gemv_scratch_bytes() {
 }
 
 bool pipelined_gemv_default(bool moe) {
-  return knob_text("FP4LLM_WGMMA_PIPELINE").empty() && !moe && device_is_sm90_or_later();
+  if (!device_is_sm90_or_later()) return false;
+  return wgmma_pipeline_unclustered() || (knob_text("FP4LLM_WGMMA_PIPELINE").empty() && !moe);
 }
 
 void prepare_gemv_scratch(const LinearWorkspace& ws) {

@@ -61,10 +61,10 @@ struct LinearWorkspace {
   bool pipeline_unclustered = false;
 };
 
-// Whether a model's decode products take the pipelined GEMV where unclustered: with
-// FP4LLM_WGMMA_PIPELINE unset, dense models on sm_90 (measured, H100, 2026-12-07, same call, batch
-// 64: Qwen3-8B 8,467 -> 8,617-8,641 tok/s, Gemma3-27B 2,569 -> 3,278; Qwen3-30B-A3B 5,420 -> 5,369,
-// so not MoE models).
+// Whether a model's decode products take the pipelined GEMV where unclustered, on sm_90: with
+// FP4LLM_WGMMA_PIPELINE=layout-unclustered every model's, with it unset dense models' (measured,
+// H100, 2026-12-07, same call, batch 64: Qwen3-8B 8,467 -> 8,617-8,641 tok/s, Gemma3-27B 2,569 ->
+// 3,278; Qwen3-30B-A3B 5,420 -> 5,369, so not MoE models).
 bool pipelined_gemv_default(bool moe);
 
 constexpr int64_t kMaxDecodeRows = 64;  // rows handled by the tensor-core GEMV kernel
